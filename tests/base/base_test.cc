@@ -1,0 +1,68 @@
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cmath>
+
+#include "base/dtype.h"
+#include "base/status.h"
+#include "base/strings.h"
+#include "base/thread_pool.h"
+
+namespace spool {
+namespace {
+
+TEST(Status, ResultCarriesValueOrError) {
+  Result<int> good = 3;
+  ASSERT_TRUE(good.ok());
+  EXPECT_EQ(*good, 3);
+  Result<int> bad = InvalidArgument("nope");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(bad.status().WithContext("file.gguf").message(), "file.gguf: nope");
+}
+
+TEST(Strings, ParseSize) {
+  EXPECT_EQ(*ParseSize("4G"), 4ull << 30);
+  EXPECT_EQ(*ParseSize("512M"), 512ull << 20);
+  EXPECT_EQ(*ParseSize("1.5GiB"), 3ull << 29);
+  EXPECT_EQ(*ParseSize("100k"), 102400u);
+  EXPECT_EQ(*ParseSize("123"), 123u);
+  EXPECT_FALSE(ParseSize("").ok());
+  EXPECT_FALSE(ParseSize("4X").ok());
+  EXPECT_FALSE(ParseSize("-1G").ok());
+  EXPECT_FALSE(ParseSize("abc").ok());
+}
+
+TEST(DType, HalfConversionsRoundTrip) {
+  for (uint32_t h = 0; h < 65536; ++h) {
+    float f = F16ToF32(static_cast<uint16_t>(h));
+    if (std::isnan(f)) continue;
+    EXPECT_EQ(F32ToF16(f), h) << h;
+  }
+  EXPECT_EQ(F16ToF32(0x3c00), 1.0f);
+  EXPECT_EQ(F32ToF16(65504.f), 0x7bff);
+  EXPECT_EQ(F32ToF16(1e6f), 0x7c00);  // overflow → inf
+  EXPECT_EQ(BF16ToF32(F32ToBF16(1.0f)), 1.0f);
+  EXPECT_EQ(F32ToBF16(1.00390625f), 0x3f80);  // tie rounds to even
+  EXPECT_EQ(F32ToBF16(1.01171875f), 0x3f82);
+}
+
+TEST(DType, BytesRespectsBlocks) {
+  EXPECT_EQ(*DTypeBytes(DType::kQ4_K, 512), 288u);
+  EXPECT_FALSE(DTypeBytes(DType::kQ4_K, 100).has_value());
+  EXPECT_FALSE(DTypeBytes(DType::kF32, ~0ull).has_value());
+}
+
+TEST(ThreadPool, CoversRangeExactlyOnce) {
+  ThreadPool pool(4);
+  for (size_t n : {1u, 3u, 4u, 7u, 1000u}) {
+    std::vector<std::atomic<int>> hits(n);
+    pool.ParallelFor(n, [&](size_t b, size_t e, int) {
+      for (size_t i = b; i < e; ++i) hits[i]++;
+    });
+    for (size_t i = 0; i < n; ++i) EXPECT_EQ(hits[i].load(), 1);
+  }
+}
+
+}  // namespace
+}  // namespace spool
