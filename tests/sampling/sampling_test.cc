@@ -1,0 +1,115 @@
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <map>
+
+#include "sampling/sampler.h"
+
+namespace spool::sampling {
+namespace {
+
+TEST(Sampler, GreedyPicksMaxLowestIdOnTies) {
+  Sampler s(SamplingParams::Greedy());
+  std::vector<float> logits = {0.1f, 3.0f, -1.0f, 3.0f};
+  EXPECT_EQ(s.Sample(logits), 1);
+}
+
+TEST(Sampler, RepeatPenaltyFollowsLlamaCppSemantics) {
+  SamplingParams p = SamplingParams::Greedy();
+  p.repeat_penalty = 2.0f;
+  Sampler s(p);
+  // token 0 positive logit 4 → 2; token 1 stays 3 → token 1 wins after penalty.
+  s.Accept(0);
+  EXPECT_EQ(s.Sample(std::vector<float>{4.0f, 3.0f}), 1);
+  // Negative logits are multiplied: -1 → -2, so token 1 (-1.5) wins.
+  Sampler s2(p);
+  s2.Accept(0);
+  EXPECT_EQ(s2.Sample(std::vector<float>{-1.0f, -1.5f}), 1);
+}
+
+TEST(Sampler, FrequencyAndPresencePenalties) {
+  SamplingParams p = SamplingParams::Greedy();
+  p.frequency_penalty = 0.5f;
+  p.presence_penalty = 0.25f;
+  Sampler s(p);
+  s.AcceptMany(std::vector<int32_t>{0, 0});  // token 0: 2.0 - 2*0.5 - 0.25 = 0.75 < 1
+  EXPECT_EQ(s.Sample(std::vector<float>{2.0f, 1.0f}), 1);
+}
+
+TEST(Sampler, PenaltyWindowForgetsOldTokens) {
+  SamplingParams p = SamplingParams::Greedy();
+  p.repeat_penalty = 10.0f;
+  p.penalty_last_n = 1;
+  Sampler s(p);
+  s.AcceptMany(std::vector<int32_t>{0, 1});  // only token 1 is in the window
+  EXPECT_EQ(s.Sample(std::vector<float>{2.0f, 1.9f}), 0);
+}
+
+TEST(Sampler, TopKOneIsGreedy) {
+  SamplingParams p;
+  p.temperature = 1.0f;
+  p.top_k = 1;
+  Sampler s(p);
+  for (int i = 0; i < 20; ++i) EXPECT_EQ(s.Sample(std::vector<float>{0.0f, 0.5f, 0.4f}), 1);
+}
+
+TEST(Sampler, SeedDeterminesDraws) {
+  SamplingParams p;
+  p.temperature = 1.0f;
+  p.top_k = 0;
+  p.top_p = 1.0f;
+  p.min_p = 0.0f;
+  std::vector<float> logits = {0.0f, 0.0f, 0.0f, 0.0f};
+  Sampler a(p), b(p);
+  p.seed = 999;
+  Sampler c(p);
+  std::vector<int32_t> ra, rb, rc;
+  for (int i = 0; i < 50; ++i) {
+    ra.push_back(a.Sample(logits));
+    rb.push_back(b.Sample(logits));
+    rc.push_back(c.Sample(logits));
+  }
+  EXPECT_EQ(ra, rb);
+  EXPECT_NE(ra, rc);
+}
+
+TEST(Sampler, DistributionFollowsSoftmax) {
+  SamplingParams p;
+  p.temperature = 1.0f;
+  p.top_k = 0;
+  p.top_p = 1.0f;
+  p.min_p = 0.0f;
+  Sampler s(p);
+  std::vector<float> logits = {0.0f, std::log(3.0f)};  // p = 0.25 / 0.75
+  int ones = 0, n = 20000;
+  for (int i = 0; i < n; ++i) ones += s.Sample(logits);
+  EXPECT_NEAR(static_cast<double>(ones) / n, 0.75, 0.02);
+}
+
+TEST(Sampler, TopPAndMinPTruncate) {
+  SamplingParams p;
+  p.temperature = 1.0f;
+  p.top_k = 0;
+  p.min_p = 0.0f;
+  p.top_p = 0.5f;  // the first candidate alone (p=0.7) covers 0.5
+  Sampler s(p);
+  std::vector<float> logits = {std::log(0.7f), std::log(0.2f), std::log(0.1f)};
+  for (int i = 0; i < 100; ++i) EXPECT_EQ(s.Sample(logits), 0);
+  p.top_p = 1.0f;
+  p.min_p = 0.5f;  // keeps tokens with p >= 0.35: only token 0
+  Sampler m(p);
+  for (int i = 0; i < 100; ++i) EXPECT_EQ(m.Sample(logits), 0);
+}
+
+TEST(SamplingParams, ValidateRejectsOutOfRange) {
+  SamplingParams p;
+  p.top_p = 1.5f;
+  EXPECT_FALSE(p.Validate().ok());
+  p = SamplingParams();
+  p.repeat_penalty = 0;
+  EXPECT_FALSE(p.Validate().ok());
+  EXPECT_TRUE(SamplingParams().Validate().ok());
+}
+
+}  // namespace
+}  // namespace spool::sampling
