@@ -10,6 +10,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <variant>
 #include <vector>
 
@@ -48,6 +49,7 @@ struct GgufFile {
   std::vector<std::string> keys;      // metadata keys in file order
   std::map<std::string, GgufValue> metadata;
   std::vector<TensorInfo> tensors;    // file order; file_index == 0; offsets absolute
+  std::unordered_map<std::string, size_t> tensor_by_name;  // name -> index into tensors
 
   const GgufValue* Find(const std::string& key) const;
   // Typed getters: NotFound if absent, InvalidFile (naming key, expected vs actual type) if wrong.
@@ -62,6 +64,18 @@ struct GgufFile {
 };
 
 // Parses the header of a GGUF file. A vocabulary-only GGUF (no tensors) is valid.
+// Errors: NotFound/Io (file), Unsupported (GGUF v1, big-endian, split GGUF, unknown
+// tensor type), InvalidFile (anything malformed); every message starts with the path.
+// Cost: one sequential pass over the header with 1 MiB preads; no mmap.
 Result<GgufFile> ReadGguf(const std::string& path);
+
+// Same parser over an in-memory copy of a whole file (fuzzing, tests). `name` is
+// used in error messages and as GgufFile::path.
+Result<GgufFile> ReadGgufFromMemory(const void* data, uint64_t size, const std::string& name);
+
+// GGML tensor type id <-> spool DType (only the types spool computes with).
+std::optional<DType> DTypeFromGgmlType(uint32_t ggml_type);
+uint32_t GgmlTypeFromDType(DType t);  // kI32 -> GGML I32 (26), which the reader rejects
+const char* GgufTypeName(GgufType t);
 
 }  // namespace spool::formats
