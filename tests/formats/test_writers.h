@@ -139,4 +139,37 @@ inline std::vector<uint8_t> SafetensorsBytes(const std::string& header_json, con
   return b.data;
 }
 
+// A valid safetensors file from (name, dtype, shape) triples; element bytes are a
+// pattern derived from the tensor index so tests can verify offsets by reading.
+struct StTensor {
+  std::string name;
+  std::string dtype;            // "F32", "F16", "BF16", ...
+  std::vector<uint64_t> shape;
+};
+inline size_t StElemBytes(const std::string& dtype) { return dtype == "F32" || dtype == "I32" ? 4 : dtype == "I64" || dtype == "F64" ? 8 : 2; }
+inline std::vector<uint8_t> SafetensorsFile(const std::vector<StTensor>& tensors,
+                                            const std::string& metadata_json = "") {
+  std::string header = "{";
+  if (!metadata_json.empty()) header += "\"__metadata__\":" + metadata_json;
+  std::vector<uint8_t> data;
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    const auto& t = tensors[i];
+    uint64_t n = 1;
+    for (auto d : t.shape) n *= d;
+    uint64_t begin = data.size();
+    uint64_t bytes = n * StElemBytes(t.dtype);
+    for (uint64_t k = 0; k < bytes; ++k) data.push_back(static_cast<uint8_t>(i + 1));
+    if (header.size() > 1) header += ",";
+    header += "\"" + t.name + "\":{\"dtype\":\"" + t.dtype + "\",\"shape\":[";
+    for (size_t d = 0; d < t.shape.size(); ++d) {
+      if (d) header += ',';
+      header += std::to_string(t.shape[d]);
+    }
+    header += "],\"data_offsets\":[" + std::to_string(begin) + "," + std::to_string(begin + bytes) + "]}";
+  }
+  header += "}";
+  while ((header.size() + 8) % 8) header += ' ';  // padded like the reference writer
+  return SafetensorsBytes(header, data);
+}
+
 }  // namespace spool::formats::testing
