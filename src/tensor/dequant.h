@@ -1,0 +1,25 @@
+// Conversion of stored weight rows (any DType spool reads) to f32.
+//
+// Numerics: bit-exact with gguf-py's `gguf.quants.dequantize` (and GGML's
+// dequantize_row_*): every value is computed with the same f32 operations in the
+// same order, without FMA contraction. tests/tensor/dequant_test.cc checks this
+// against committed fixtures from tools/gen_dequant_fixtures.py.
+#pragma once
+
+#include <cstdint>
+
+#include "base/dtype.h"
+
+namespace spool {
+
+// Converts n elements stored as `t` to f32.
+// Preconditions (checked): t is not kI32; n is a multiple of t's block_elems;
+// src is aligned to 2 bytes (4 for f32).
+// src: [n / block_elems blocks of t]   dst: [n]
+void DequantizeRow(DType t, const void* src, float* dst, int64_t n);
+
+// Same, rounded to bf16 (round-to-nearest-even) — used to build GEMM tiles.
+// src: [n / block_elems blocks of t]   dst: [n] bf16 bits
+void DequantizeRowToBF16(DType t, const void* src, uint16_t* dst, int64_t n);
+
+}  // namespace spool

@@ -1,0 +1,62 @@
+// y = x · Wᵀ for a weight matrix stored in any weight DType.
+//
+// Dispatch (MatMul): m <= kGemvMaxRows uses the GEMV kernels of vec_dot.h (memory-bound
+// decode: llama.cpp's integer numerics for quantised weights, f32 FMA for float
+// weights); larger m uses GEMM (gemm.cc: oneDNN bf16 → AMX; f32 weights in f32).
+// Both parallelise over n_out rows with the given ThreadPool.
+//
+// Tolerances (tests/tensor/matmul_test.cc):
+//   GEMV vs MatMulRef (same math, scalar): |Δ| <= 1e-5 · Σ|w·x| per output.
+//   GEMM vs f32 dot of dequantised weights: bf16 rounding of activations (and of
+//   weights other than bf16/f32): |Δ| <= 1e-2 · Σ|w·x| per output.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include "base/dtype.h"
+#include "base/thread_pool.h"
+
+namespace spool {
+
+// A weight matrix W [n_out, n_in]: n_out rows of n_in elements of `dtype`, each row
+// contiguous and rows back to back (a quantised row is n_in / block_elems blocks).
+// Non-owning. data must be aligned to 4 bytes for f32, 2 bytes otherwise.
+struct WeightView {
+  DType dtype;
+  const void* data;  // [n_out, n_in] in dtype
+  int64_t n_out;
+  int64_t n_in;      // a multiple of dtype's block size
+};
+
+inline constexpr int64_t kGemvMaxRows = 4;
+
+// Scratch space and cached oneDNN primitives. One per thread that calls MatMul; not
+// thread-safe. Grows to the largest shapes seen (activation rows, weight tiles).
+class MatMulContext {
+ public:
+  MatMulContext();
+  ~MatMulContext();
+  MatMulContext(const MatMulContext&) = delete;
+  MatMulContext& operator=(const MatMulContext&) = delete;
+
+  struct Impl;
+  Impl& impl() { return *impl_; }
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+// y[m, n_out] = x[m, n_in] · Wᵀ. x and y must not overlap.
+// x: [m, n_in] row-major f32   y: [m, n_out] row-major f32
+void MatMul(MatMulContext& ctx, ThreadPool& pool, const WeightView& w, const float* x, int64_t m, float* y);
+
+// The two paths, callable directly (tests, benchmarks). Same shapes as MatMul.
+void MatMulGemv(MatMulContext& ctx, ThreadPool& pool, const WeightView& w, const float* x, int64_t m, float* y);
+void MatMulGemm(MatMulContext& ctx, ThreadPool& pool, const WeightView& w, const float* x, int64_t m, float* y);
+
+// Reference: single-threaded scalar version of the GEMV math (PrepareActivationRowRef +
+// DotRowRef). x: [m, n_in]   y: [m, n_out]
+void MatMulRef(const WeightView& w, const float* x, int64_t m, float* y);
+
+}  // namespace spool

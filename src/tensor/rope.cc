@@ -1,0 +1,69 @@
+#include "tensor/rope.h"
+
+#include <cmath>
+#include <numbers>
+
+#include "base/check.h"
+
+namespace spool {
+
+std::vector<float> RopeFrequencies(int64_t head_dim, int64_t rope_dim, float theta, const RopeScaling& s) {
+  SPOOL_CHECK(rope_dim > 0 && rope_dim % 2 == 0 && rope_dim <= head_dim);
+  std::vector<float> inv(static_cast<size_t>(rope_dim / 2));
+  for (int64_t i = 0; i < rope_dim / 2; ++i) {
+    const float exponent = static_cast<float>(2 * i) / static_cast<float>(rope_dim);
+    inv[i] = 1.0f / std::pow(theta, exponent);
+  }
+  switch (s.kind) {
+    case RopeScaling::Kind::kNone: break;
+    case RopeScaling::Kind::kLinear:
+      for (float& f : inv) f /= s.factor;
+      break;
+    case RopeScaling::Kind::kLlama3: {
+      // Python scalars are doubles; torch casts them to f32 when combined with the f32 tensor.
+      const double old_ctx = static_cast<double>(s.original_max_position);
+      const float low_freq_wavelen = static_cast<float>(old_ctx / s.low_freq_factor);
+      const float high_freq_wavelen = static_cast<float>(old_ctx / s.high_freq_factor);
+      const float two_pi = static_cast<float>(2.0 * std::numbers::pi);
+      const float span = static_cast<float>(static_cast<double>(s.high_freq_factor) - s.low_freq_factor);
+      for (float& f : inv) {
+        const float wavelen = two_pi / f;
+        float scaled = wavelen > low_freq_wavelen ? f / s.factor : f;
+        const bool medium = !(wavelen < high_freq_wavelen) && !(wavelen > low_freq_wavelen);
+        if (medium) {
+          const float smooth = (static_cast<float>(old_ctx) / wavelen - s.low_freq_factor) / span;
+          scaled = (1.0f - smooth) * scaled / s.factor + smooth * scaled;
+        }
+        f = scaled;
+      }
+      break;
+    }
+  }
+  return inv;
+}
+
+void ApplyRope(RopeStyle style, float* x, int64_t n_tok, int64_t n_head, int64_t head_dim, int64_t rope_dim,
+               const int64_t* pos, const float* inv_freq) {
+  SPOOL_CHECK(rope_dim > 0 && rope_dim % 2 == 0 && rope_dim <= head_dim);
+  const int64_t half = rope_dim / 2;
+  std::vector<float> cos_t(static_cast<size_t>(half)), sin_t(static_cast<size_t>(half));
+  for (int64_t t = 0; t < n_tok; ++t) {
+    for (int64_t i = 0; i < half; ++i) {
+      const float angle = static_cast<float>(pos[t]) * inv_freq[i];
+      cos_t[i] = std::cos(angle);
+      sin_t[i] = std::sin(angle);
+    }
+    for (int64_t h = 0; h < n_head; ++h) {
+      float* v = x + (t * n_head + h) * head_dim;
+      for (int64_t i = 0; i < half; ++i) {
+        const int64_t ia = style == RopeStyle::kNeox ? i : 2 * i;
+        const int64_t ib = style == RopeStyle::kNeox ? i + half : 2 * i + 1;
+        const float a = v[ia], b = v[ib];
+        v[ia] = a * cos_t[i] - b * sin_t[i];
+        v[ib] = b * cos_t[i] + a * sin_t[i];
+      }
+    }
+  }
+}
+
+}  // namespace spool

@@ -1,0 +1,43 @@
+// Rotary position embeddings.
+//
+// Two pairings of the rotated dimensions (of the first rope_dim dims of each head;
+// the rest pass through unchanged):
+//   kInterleaved ("normal", GGML's default): pairs (2i, 2i+1), frequency i. GGUF llama
+//                models use it (the converter permuted Q/K weights to match).
+//   kNeox ("half", HF transformers' rotate_half): pairs (i, i + rope_dim/2), frequency i.
+//                HF Llama/Qwen and GGUF qwen2/qwen3 use it.
+// For a pair (a, b) at position p with angle θ = p * inv_freq[i]:
+//   a' = a*cos θ - b*sin θ,   b' = b*cos θ + a*sin θ   (f32, no FMA, as HF computes).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+namespace spool {
+
+enum class RopeStyle : uint8_t { kInterleaved, kNeox };
+
+// HF transformers' rope_scaling variants (modeling_rope_utils.py).
+struct RopeScaling {
+  enum class Kind : uint8_t { kNone, kLinear, kLlama3 } kind = Kind::kNone;
+  float factor = 1.0f;                 // linear and llama3
+  float low_freq_factor = 1.0f;        // llama3
+  float high_freq_factor = 4.0f;       // llama3
+  int64_t original_max_position = 8192;  // llama3: original_max_position_embeddings
+};
+
+// Inverse frequencies inv_freq[i], i < rope_dim/2, computed as HF transformers does in
+// f32: inv_freq[i] = 1 / theta^((2i)/rope_dim), then scaled:
+//   linear: inv_freq / factor
+//   llama3: wavelengths above original_max_position/low_freq_factor divided by factor,
+//           below original_max_position/high_freq_factor kept, smoothly mixed between.
+// rope_dim: the rotated dims (head_dim * partial_rotary_factor), even, <= head_dim.
+// Returns [rope_dim / 2].
+std::vector<float> RopeFrequencies(int64_t head_dim, int64_t rope_dim, float theta, const RopeScaling& scaling);
+
+// Rotates x in place: token t is at absolute position pos[t].
+// x: [n_tok, n_head, head_dim]   pos: [n_tok]   inv_freq: [rope_dim / 2]
+void ApplyRope(RopeStyle style, float* x, int64_t n_tok, int64_t n_head, int64_t head_dim, int64_t rope_dim,
+               const int64_t* pos, const float* inv_freq);
+
+}  // namespace spool

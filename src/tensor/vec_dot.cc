@@ -1,0 +1,255 @@
+// AVX-512 (F, BW, VL, VNNI, F16C) row dot products. Requires a CPU with these
+// extensions; the build uses -march=native (see docs/parts/tensor.md).
+#include "tensor/vec_dot.h"
+#include "tensor/simd_util.h"  // first: wraps <immintrin.h>
+
+
+#include <cstring>
+
+#include "base/check.h"
+#include "tensor/quant_blocks.h"
+#include "tensor/quantize_act.h"
+
+namespace spool {
+namespace {
+
+using namespace quant;
+
+inline float F(uint16_t h) { return _cvtsh_ss(h); }
+
+// ---- float weights ----------------------------------------------------------------
+
+// Loads 16 weights as f32; `mask` selects lanes for the tail.
+inline __m512 LoadF32(const float* p, __mmask16 mask) { return _mm512_maskz_loadu_ps(mask, p); }
+inline __m512 LoadBF16(const uint16_t* p, __mmask16 mask) {
+  const __m512i u = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(mask, p));
+  return _mm512_castsi512_ps(_mm512_slli_epi32(u, 16));
+}
+inline __m512 LoadF16(const uint16_t* p, __mmask16 mask) {
+  return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask, p));
+}
+
+template <typename T, __m512 (*Load)(const T*, __mmask16)>
+float DotFloat(const T* w, const float* x, int64_t n) {
+  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+  int64_t j = 0;
+  for (; j + 32 <= n; j += 32) {
+    acc0 = _mm512_fmadd_ps(Load(w + j, 0xFFFF), _mm512_loadu_ps(x + j), acc0);
+    acc1 = _mm512_fmadd_ps(Load(w + j + 16, 0xFFFF), _mm512_loadu_ps(x + j + 16), acc1);
+  }
+  for (; j < n; j += 16) {
+    const int64_t left = n - j;
+    const __mmask16 mask = left >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << left) - 1);
+    acc0 = _mm512_fmadd_ps(Load(w + j, mask), _mm512_maskz_loadu_ps(mask, x + j), acc0);
+  }
+  return simd::ReduceAdd(_mm512_add_ps(acc0, acc1));
+}
+
+// ---- 32-element blocks --------------------------------------------------------------
+
+// The 32 4-bit values of a Q4/Q5 block in element order (low nibbles, then high).
+inline __m256i Nibbles32(const uint8_t* qs) {
+  const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
+  const __m128i m4 = _mm_set1_epi8(0x0F);
+  return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(q, 4), m4), _mm_and_si128(q, m4));
+}
+// Adds 16 to element j where bit j of the block's qh is set (Q5's fifth bit).
+inline __m256i AddHighBit(__m256i w, const uint8_t* qh) {
+  uint32_t bits;
+  std::memcpy(&bits, qh, 4);
+  return _mm256_mask_add_epi8(w, static_cast<__mmask32>(bits), w, _mm256_set1_epi8(16));
+}
+inline __m256i LoadQ8(const int8_t* qs) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs)); }
+// Per-lane (8 lanes of 4 elements) integer dot of unsigned w and signed x.
+inline __m256i DotU8S8(__m256i w, __m256i x) { return _mm256_dpbusd_epi32(_mm256_setzero_si256(), w, x); }
+
+// Loops over nb blocks with two accumulators; block(i, acc) returns acc + block i's
+// contribution as 8 f32 lanes. `extra` collects scalar terms (the Q*_1 offsets).
+template <typename BlockFn>
+float BlockLoop(int64_t nb, BlockFn block) {
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 2 <= nb; i += 2) {
+    acc0 = block(i, acc0);
+    acc1 = block(i + 1, acc1);
+  }
+  if (i < nb) acc0 = block(i, acc0);
+  return simd::ReduceAdd(_mm256_add_ps(acc0, acc1));
+}
+
+float DotQ4_0(const BlockQ4_0* w, const BlockQ8_0* x, int64_t nb) {
+  const __m256i eight = _mm256_set1_epi8(8);
+  return BlockLoop(nb, [&](int64_t i, __m256 acc) {
+    const __m256i xq = LoadQ8(x[i].qs);
+    const __m256i dot = _mm256_sub_epi32(DotU8S8(Nibbles32(w[i].qs), xq), DotU8S8(eight, xq));
+    return _mm256_fmadd_ps(_mm256_set1_ps(F(w[i].d) * F(x[i].d)), _mm256_cvtepi32_ps(dot), acc);
+  });
+}
+float DotQ5_0(const BlockQ5_0* w, const BlockQ8_0* x, int64_t nb) {
+  const __m256i sixteen = _mm256_set1_epi8(16);
+  return BlockLoop(nb, [&](int64_t i, __m256 acc) {
+    const __m256i xq = LoadQ8(x[i].qs);
+    const __m256i wq = AddHighBit(Nibbles32(w[i].qs), w[i].qh);
+    const __m256i dot = _mm256_sub_epi32(DotU8S8(wq, xq), DotU8S8(sixteen, xq));
+    return _mm256_fmadd_ps(_mm256_set1_ps(F(w[i].d) * F(x[i].d)), _mm256_cvtepi32_ps(dot), acc);
+  });
+}
+float DotQ4_1(const BlockQ4_1* w, const BlockQ8_1* x, int64_t nb) {
+  float offsets = 0.0f;
+  const float s = BlockLoop(nb, [&](int64_t i, __m256 acc) {
+    offsets += F(w[i].m) * F(x[i].s);
+    const __m256i dot = DotU8S8(Nibbles32(w[i].qs), LoadQ8(x[i].qs));
+    return _mm256_fmadd_ps(_mm256_set1_ps(F(w[i].d) * F(x[i].d)), _mm256_cvtepi32_ps(dot), acc);
+  });
+  return s + offsets;
+}
+float DotQ5_1(const BlockQ5_1* w, const BlockQ8_1* x, int64_t nb) {
+  float offsets = 0.0f;
+  const float s = BlockLoop(nb, [&](int64_t i, __m256 acc) {
+    offsets += F(w[i].m) * F(x[i].s);
+    const __m256i dot = DotU8S8(AddHighBit(Nibbles32(w[i].qs), w[i].qh), LoadQ8(x[i].qs));
+    return _mm256_fmadd_ps(_mm256_set1_ps(F(w[i].d) * F(x[i].d)), _mm256_cvtepi32_ps(dot), acc);
+  });
+  return s + offsets;
+}
+float DotQ8_0(const BlockQ8_0* w, const BlockQ8_0* x, int64_t nb) {
+  return BlockLoop(nb, [&](int64_t i, __m256 acc) {
+    const __m256i wq = LoadQ8(w[i].qs);
+    // |w| (unsigned) · (x with w's sign): exact while x != -128, which Q8_0 activations never are.
+    const __m256i dot = DotU8S8(_mm256_abs_epi8(wq), _mm256_sign_epi8(LoadQ8(x[i].qs), wq));
+    return _mm256_fmadd_ps(_mm256_set1_ps(F(w[i].d) * F(x[i].d)), _mm256_cvtepi32_ps(dot), acc);
+  });
+}
+
+// ---- K-quants ----------------------------------------------------------------------
+
+// Σ over 32 elements of u·x (u unsigned ≤ 63) times an int16 scale, as 8 int32 lanes.
+inline __m256i ScaledDot32(__m256i u, __m256i x, __m256i scale16) {
+  return _mm256_madd_epi16(_mm256_maddubs_epi16(u, x), scale16);
+}
+
+template <typename Block, bool kHasHigh>
+float DotQ45_K(const Block* w, const BlockQ8_K* x, int64_t nb) {
+  const __m256i m4 = _mm256_set1_epi8(0x0F);
+  const __m256i sixteen = _mm256_set1_epi8(16);
+  float min_terms = 0.0f;
+  const float s = BlockLoop(nb, [&](int64_t i, __m256 acc) {
+    uint8_t sc[8], m[8];
+    for (int k = 0; k < 8; ++k) UnpackScaleMinK4(k, w[i].scales, &sc[k], &m[k]);
+    int msum = 0;
+    for (int k = 0; k < 8; ++k) msum += m[k] * (x[i].bsums[2 * k] + x[i].bsums[2 * k + 1]);
+    __m256i qh;
+    if constexpr (kHasHigh) qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[i].qh));
+    __m256i isum = _mm256_setzero_si256();
+    for (int c = 0; c < 4; ++c) {
+      const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[i].qs + 32 * c));
+      __m256i lo = _mm256_and_si256(q, m4);
+      __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+      if constexpr (kHasHigh) {
+        lo = _mm256_mask_add_epi8(lo, _mm256_test_epi8_mask(qh, _mm256_set1_epi8(static_cast<char>(1 << (2 * c)))), lo, sixteen);
+        hi = _mm256_mask_add_epi8(hi, _mm256_test_epi8_mask(qh, _mm256_set1_epi8(static_cast<char>(2 << (2 * c)))), hi, sixteen);
+      }
+      isum = _mm256_add_epi32(isum, ScaledDot32(lo, LoadQ8(x[i].qs + 64 * c), _mm256_set1_epi16(sc[2 * c])));
+      isum = _mm256_add_epi32(isum, ScaledDot32(hi, LoadQ8(x[i].qs + 64 * c + 32), _mm256_set1_epi16(sc[2 * c + 1])));
+    }
+    const float d = F(w[i].d) * x[i].d;
+    min_terms += F(w[i].dmin) * x[i].d * static_cast<float>(msum);
+    return _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(isum), acc);
+  });
+  return s - min_terms;
+}
+
+float DotQ6_K(const BlockQ6_K* w, const BlockQ8_K* x, int64_t nb) {
+  const __m256i m4 = _mm256_set1_epi8(0x0F);
+  return BlockLoop(nb, [&](int64_t i, __m256 acc) {
+    // Stored q is unsigned 0..63 meaning q-32: Σ(q-32)x·s = Σ q·x·s - 32 Σ s·bsum.
+    int corr = 0;
+    for (int g = 0; g < 16; ++g) corr += w[i].scales[g] * x[i].bsums[g];
+    __m256i isum = _mm256_setzero_si256();
+    for (int half = 0; half < 2; ++half) {
+      const __m256i ql0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[i].ql + 64 * half));
+      const __m256i ql1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[i].ql + 64 * half + 32));
+      const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[i].qh + 32 * half));
+      const __m256i q[4] = {
+          _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_slli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8(0x03)), 4)),
+          _mm256_or_si256(_mm256_and_si256(ql1, m4), _mm256_slli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8(0x0C)), 2)),
+          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4), _mm256_and_si256(qh, _mm256_set1_epi8(0x30))),
+          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
+                          _mm256_srli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8(static_cast<char>(0xC0))), 2)),
+      };
+      const int8_t* sc = w[i].scales + 8 * half;
+      for (int k = 0; k < 4; ++k) {
+        const __m256i scale = _mm256_set_m128i(_mm_set1_epi16(sc[2 * k + 1]), _mm_set1_epi16(sc[2 * k]));
+        isum = _mm256_add_epi32(isum, ScaledDot32(q[k], LoadQ8(x[i].qs + 128 * half + 32 * k), scale));
+      }
+    }
+    const float d = F(w[i].d) * x[i].d;
+    isum = _mm256_sub_epi32(isum, _mm256_setr_epi32(32 * corr, 0, 0, 0, 0, 0, 0, 0));
+    return _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(isum), acc);
+  });
+}
+
+}  // namespace
+
+ActFormat ActFormatFor(DType t) {
+  switch (t) {
+    case DType::kF32:
+    case DType::kF16:
+    case DType::kBF16: return ActFormat::kF32;
+    case DType::kQ4_0:
+    case DType::kQ5_0:
+    case DType::kQ8_0: return ActFormat::kQ8_0;
+    case DType::kQ4_1:
+    case DType::kQ5_1: return ActFormat::kQ8_1;
+    case DType::kQ4_K:
+    case DType::kQ5_K:
+    case DType::kQ6_K: return ActFormat::kQ8_K;
+    case DType::kI32: break;
+  }
+  SPOOL_CHECK_MSG(false, "ActFormatFor: not a weight dtype");
+  return ActFormat::kF32;
+}
+
+size_t ActRowBytes(ActFormat f, int64_t n) {
+  switch (f) {
+    case ActFormat::kF32: return static_cast<size_t>(n) * 4;
+    case ActFormat::kQ8_0: return static_cast<size_t>(n / kQK) * sizeof(BlockQ8_0);
+    case ActFormat::kQ8_1: return static_cast<size_t>(n / kQK) * sizeof(BlockQ8_1);
+    case ActFormat::kQ8_K: return static_cast<size_t>(n / kQK_K) * sizeof(BlockQ8_K);
+  }
+  return 0;
+}
+
+void PrepareActivationRow(ActFormat f, const float* x, void* out, int64_t n) {
+  switch (f) {
+    case ActFormat::kF32: std::memcpy(out, x, static_cast<size_t>(n) * 4); return;
+    case ActFormat::kQ8_0: QuantizeRowQ8_0(x, static_cast<BlockQ8_0*>(out), n); return;
+    case ActFormat::kQ8_1: QuantizeRowQ8_1(x, static_cast<BlockQ8_1*>(out), n); return;
+    case ActFormat::kQ8_K: QuantizeRowQ8_K(x, static_cast<BlockQ8_K*>(out), n); return;
+  }
+}
+
+float DotRow(DType t, const void* w, const void* a, int64_t n) {
+  const int64_t nb32 = n / kQK, nb256 = n / kQK_K;
+  const float* xf = static_cast<const float*>(a);
+  switch (t) {
+    case DType::kF32: return DotFloat<float, LoadF32>(static_cast<const float*>(w), xf, n);
+    case DType::kF16: return DotFloat<uint16_t, LoadF16>(static_cast<const uint16_t*>(w), xf, n);
+    case DType::kBF16: return DotFloat<uint16_t, LoadBF16>(static_cast<const uint16_t*>(w), xf, n);
+    case DType::kQ4_0: return DotQ4_0(static_cast<const BlockQ4_0*>(w), static_cast<const BlockQ8_0*>(a), nb32);
+    case DType::kQ4_1: return DotQ4_1(static_cast<const BlockQ4_1*>(w), static_cast<const BlockQ8_1*>(a), nb32);
+    case DType::kQ5_0: return DotQ5_0(static_cast<const BlockQ5_0*>(w), static_cast<const BlockQ8_0*>(a), nb32);
+    case DType::kQ5_1: return DotQ5_1(static_cast<const BlockQ5_1*>(w), static_cast<const BlockQ8_1*>(a), nb32);
+    case DType::kQ8_0: return DotQ8_0(static_cast<const BlockQ8_0*>(w), static_cast<const BlockQ8_0*>(a), nb32);
+    case DType::kQ4_K:
+      return DotQ45_K<BlockQ4_K, false>(static_cast<const BlockQ4_K*>(w), static_cast<const BlockQ8_K*>(a), nb256);
+    case DType::kQ5_K:
+      return DotQ45_K<BlockQ5_K, true>(static_cast<const BlockQ5_K*>(w), static_cast<const BlockQ8_K*>(a), nb256);
+    case DType::kQ6_K: return DotQ6_K(static_cast<const BlockQ6_K*>(w), static_cast<const BlockQ8_K*>(a), nb256);
+    case DType::kI32: break;
+  }
+  SPOOL_CHECK_MSG(false, "DotRow: not a weight dtype");
+  return 0.0f;
+}
+
+}  // namespace spool

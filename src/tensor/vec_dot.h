@@ -1,0 +1,37 @@
+// Row dot products: one stored weight row · one prepared activation row.
+//
+// Float weights (f32/bf16/f16) dot an f32 activation row in f32. Quantised weights
+// follow llama.cpp's CPU numerics: the activation row is first quantised to the
+// weight type's partner format (ActFormatFor), then each block's dot product is an
+// exact integer sum scaled by the block scales and accumulated in f32:
+//   q4_0/q5_0/q8_0 · q8_0,  q4_1/q5_1 · q8_1,  q4_k/q5_k/q6_k · q8_k.
+// The optimised (AVX-512 VNNI) and reference versions compute identical integer
+// block sums; they differ only in f32 summation order (tested within 1e-5 relative).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "base/dtype.h"
+
+namespace spool {
+
+enum class ActFormat : uint8_t { kF32, kQ8_0, kQ8_1, kQ8_K };
+
+// The activation format weights of type t are multiplied with. Checks t is a weight type.
+ActFormat ActFormatFor(DType t);
+// Bytes of one prepared activation row of n elements (n a multiple of the block size).
+size_t ActRowBytes(ActFormat f, int64_t n);
+
+// Converts an f32 activation row to format f (a copy for kF32).
+// x: [n]   out: [ActRowBytes(f, n) bytes]
+void PrepareActivationRow(ActFormat f, const float* x, void* out, int64_t n);
+void PrepareActivationRowRef(ActFormat f, const float* x, void* out, int64_t n);
+
+// Returns Σ_j w[j] * a[j] for a weight row stored as t and an activation row prepared
+// with ActFormatFor(t). n: elements, a multiple of t's block size.
+// w_row: [n elements of t]   act_row: [n elements of ActFormatFor(t)]
+float DotRow(DType t, const void* w_row, const void* act_row, int64_t n);
+float DotRowRef(DType t, const void* w_row, const void* act_row, int64_t n);
+
+}  // namespace spool

@@ -1,0 +1,96 @@
+// MatMul paths against references.
+//   GEMV (any m, several threads) vs MatMulRef: |Δ| <= 1e-5 · Σ_j|w_j·x_j| + 1e-6.
+//   GEMM vs f32 dot of dequantised weights with unquantised x (double accumulation):
+//   inputs are rounded to bf16 (x always; weights unless bf16/f32/f16), so
+//   |Δ| <= 2^-7 · Σ_j|w_j·x_j| + 1e-5 (f32 and f16 weights: 1e-4 · Σ|w·x|).
+#include "tensor/matmul.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "base/aligned_buffer.h"
+#include "tensor/dequant.h"
+#include "test_util.h"
+
+namespace spool {
+namespace {
+
+struct Case {
+  DType t;
+  int64_t n_out, n_in, m;
+};
+
+struct Data {
+  AlignedBuffer w;
+  std::vector<float> x, wf;
+};
+
+Data MakeData(const Case& c, std::mt19937& rng) {
+  Data d;
+  auto bytes = testing::RandomWeights(rng, c.t, c.n_out * c.n_in);
+  d.w.Reset(bytes.size(), 64);
+  std::memcpy(d.w.data(), bytes.data(), bytes.size());
+  d.x = testing::RandomFloats(rng, c.m * c.n_in);
+  d.wf.resize(c.n_out * c.n_in);
+  DequantizeRow(c.t, d.w.data(), d.wf.data(), c.n_out * c.n_in);
+  return d;
+}
+
+double Magnitude(const Data& d, const Case& c, int64_t i, int64_t r) {
+  double mag = 0;
+  for (int64_t j = 0; j < c.n_in; ++j) mag += std::fabs(static_cast<double>(d.wf[r * c.n_in + j]) * d.x[i * c.n_in + j]);
+  return mag;
+}
+
+class MatMulTest : public ::testing::TestWithParam<DType> {};
+
+TEST_P(MatMulTest, GemvMatchesReference) {
+  const DType t = GetParam();
+  std::mt19937 rng(11);
+  ThreadPool pool(2);
+  MatMulContext ctx;
+  for (Case c : {Case{t, 37, 512, 1}, Case{t, 64, 768, 3}, Case{t, 5, 256, 4}}) {
+    Data d = MakeData(c, rng);
+    WeightView w{t, d.w.data(), c.n_out, c.n_in};
+    std::vector<float> y(c.m * c.n_out), y_ref(c.m * c.n_out);
+    MatMulGemv(ctx, pool, w, d.x.data(), c.m, y.data());
+    MatMulRef(w, d.x.data(), c.m, y_ref.data());
+    for (int64_t i = 0; i < c.m; ++i)
+      for (int64_t r = 0; r < c.n_out; ++r)
+        ASSERT_NEAR(y[i * c.n_out + r], y_ref[i * c.n_out + r], 1e-5 * Magnitude(d, c, i, r) + 1e-6)
+            << DTypeName(t) << " row " << r << " m " << i;
+  }
+}
+
+TEST_P(MatMulTest, GemmMatchesDequantisedF32) {
+  const DType t = GetParam();
+  std::mt19937 rng(12);
+  ThreadPool pool(2);
+  MatMulContext ctx;
+  const bool exact_weights = t == DType::kF32 || t == DType::kF16;
+  // n_out not a multiple of the tile, m > kGemvMaxRows; run twice to hit the primitive cache.
+  for (Case c : {Case{t, 300, 512, 7}, Case{t, 300, 512, 7}, Case{t, 40, 256, 33}}) {
+    Data d = MakeData(c, rng);
+    WeightView w{t, d.w.data(), c.n_out, c.n_in};
+    std::vector<float> y(c.m * c.n_out, NAN);
+    MatMul(ctx, pool, w, d.x.data(), c.m, y.data());
+    for (int64_t i = 0; i < c.m; ++i)
+      for (int64_t r = 0; r < c.n_out; ++r) {
+        double exact = 0;
+        for (int64_t j = 0; j < c.n_in; ++j) exact += static_cast<double>(d.wf[r * c.n_in + j]) * d.x[i * c.n_in + j];
+        const double tol = (exact_weights ? 1e-4 : 1.0 / 128) * Magnitude(d, c, i, r) + 1e-5;
+        ASSERT_NEAR(y[i * c.n_out + r], exact, tol) << DTypeName(t) << " row " << r << " m " << i;
+      }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(AllTypes, MatMulTest, ::testing::ValuesIn(testing::kWeightTypes),
+                         [](const auto& info) { return std::string(DTypeName(info.param)); });
+
+}  // namespace
+}  // namespace spool
