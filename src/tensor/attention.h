@@ -1,0 +1,72 @@
+// Causal multi-head attention with grouped KV heads over KV pages, flash-attention
+// style: an online softmax folds one page at a time into per-(query, head) running
+// states, so only one page's scores for one (query, head) exist at a time and pages
+// may be loaded (e.g. from disk) one by one.
+//
+// Usage:
+//   AttentionState st;  st.Reset(n_q, shape);
+//   for each page (any order): AttentionFoldPage(pool, shape, q, pos_q, n_q, page, st);
+//   AttentionFinalize(shape, st, out);
+// Numerics: scores and the softmax are f32; K/V stored as bf16 are widened exactly.
+// Versus AttentionRef (materialised scores, double softmax): |Δ| <= 1e-5 · max|v| + 1e-6.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "base/dtype.h"
+#include "base/thread_pool.h"
+
+namespace spool {
+
+struct AttentionShape {
+  int64_t n_head;     // query heads
+  int64_t n_kv_head;  // key/value heads; n_head % n_kv_head == 0 (query head h uses kv head h / (n_head / n_kv_head))
+  int64_t head_dim;
+  float scale;        // score = scale · q·k, usually 1/sqrt(head_dim)
+};
+
+// One page of cached keys and values (non-owning). Token t of the page is at absolute
+// position first_pos + t.
+struct KvPageView {
+  DType dtype;        // kF32 or kBF16
+  const void* k;      // [n_tokens, n_kv_head, head_dim]
+  const void* v;      // [n_tokens, n_kv_head, head_dim]
+  int64_t n_tokens;
+  int64_t first_pos;
+};
+
+// Running softmax state of every (query, head) pair. Reset before the first page.
+class AttentionState {
+ public:
+  void Reset(int64_t n_q, const AttentionShape& shape);
+
+  int64_t n_q() const { return n_q_; }
+  float* max() { return max_.data(); }  // [n_q, n_head]: largest score so far (-inf: none)
+  float* sum() { return sum_.data(); }  // [n_q, n_head]: Σ exp(score - max)
+  float* acc() { return acc_.data(); }  // [n_q, n_head, head_dim]: Σ exp(score - max) · v
+  const float* max() const { return max_.data(); }
+  const float* sum() const { return sum_.data(); }
+  const float* acc() const { return acc_.data(); }
+
+ private:
+  int64_t n_q_ = 0;
+  std::vector<float> max_, sum_, acc_;
+};
+
+// Folds one page into st: for query i and head h, keys with position <= pos_q[i] take
+// part (others are masked). Parallel over (query, head) pairs.
+// q: [n_q, n_head, head_dim]   pos_q: [n_q]
+void AttentionFoldPage(ThreadPool& pool, const AttentionShape& shape, const float* q, const int64_t* pos_q,
+                       int64_t n_q, const KvPageView& page, AttentionState& st);
+
+// out = acc / sum per (query, head); a pair that saw no key gets zeros.
+// out: [n_q, n_head * head_dim]
+void AttentionFinalize(const AttentionShape& shape, const AttentionState& st, float* out);
+
+// Reference: materialises the scores over all pages, softmax in double.
+// Same shapes as above; out: [n_q, n_head * head_dim]
+void AttentionRef(const AttentionShape& shape, const float* q, const int64_t* pos_q, int64_t n_q,
+                  const std::vector<KvPageView>& pages, float* out);
+
+}  // namespace spool
