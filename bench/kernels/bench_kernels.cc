@@ -1,0 +1,120 @@
+// Micro-benchmarks of spool_tensor's matmuls at Llama-3.2-1B shapes.
+//   GEMV (m=1): GB/s = weight bytes / time. Copies of the weights are cycled so the
+//   working set (>= 256 MiB) exceeds the last-level cache: this measures DRAM streaming.
+//   GEMM (m=512, bf16): GFLOP/s = 2·m·n_out·n_in / time.
+// Usage: bench_kernels [--threads N] [--seconds S]
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "base/aligned_buffer.h"
+#include "base/dtype.h"
+#include "base/thread_pool.h"
+#include "tensor/matmul.h"
+
+namespace spool {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Random stored weights: random bytes, then valid small f16/bf16 scale fields.
+AlignedBuffer RandomWeights(DType t, int64_t n_out, int64_t n_in, std::mt19937& rng) {
+  const size_t bytes = *DTypeBytes(t, static_cast<uint64_t>(n_out * n_in));
+  AlignedBuffer b(bytes, 64);
+  for (size_t i = 0; i < bytes; i += 4) {
+    const uint32_t r = rng();
+    std::memcpy(b.data() + i, &r, std::min<size_t>(4, bytes - i));
+  }
+  if (t == DType::kBF16) {
+    uint16_t* p = b.as<uint16_t>();
+    std::normal_distribution<float> nd(0.0f, 0.02f);
+    for (int64_t i = 0; i < n_out * n_in; ++i) p[i] = F32ToBF16(nd(rng));
+  } else if (t == DType::kQ4_1) {  // d and m of each 20-byte block
+    for (size_t off = 0; off < bytes; off += 20) {
+      const uint16_t d = F32ToF16(0.01f), m = F32ToF16(-0.08f);
+      std::memcpy(b.data() + off, &d, 2);
+      std::memcpy(b.data() + off + 2, &m, 2);
+    }
+  }
+  return b;
+}
+
+struct Result {
+  double seconds_per_call;
+  int calls;
+};
+
+template <typename Fn>
+Result TimeIt(double min_seconds, Fn fn) {
+  fn(0);  // warm-up (oneDNN primitive creation, page faults)
+  int calls = 0;
+  const auto start = Clock::now();
+  double elapsed = 0;
+  while (elapsed < min_seconds) {
+    fn(++calls);
+    elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+  }
+  return {elapsed / calls, calls};
+}
+
+void BenchGemv(ThreadPool& pool, MatMulContext& ctx, DType t, const char* name, int64_t n_out, int64_t n_in,
+               double seconds) {
+  std::mt19937 rng(1);
+  const size_t bytes = *DTypeBytes(t, static_cast<uint64_t>(n_out * n_in));
+  const int copies = static_cast<int>(std::max<size_t>(1, (256u << 20) / bytes + 1));
+  std::vector<AlignedBuffer> w;
+  for (int i = 0; i < copies; ++i) w.push_back(RandomWeights(t, n_out, n_in, rng));
+  std::vector<float> x(n_in), y(n_out);
+  std::normal_distribution<float> nd;
+  for (float& v : x) v = nd(rng);
+  const Result r = TimeIt(seconds, [&](int call) {
+    MatMulGemv(ctx, pool, {t, w[call % copies].data(), n_out, n_in}, x.data(), 1, y.data());
+  });
+  std::printf("gemv %-5s %-10s [%6lld x %5lld] m=1  %8.1f us  %6.1f GB/s\n", DTypeName(t).data(), name,
+              static_cast<long long>(n_out), static_cast<long long>(n_in), r.seconds_per_call * 1e6,
+              static_cast<double>(bytes) / r.seconds_per_call / 1e9);
+}
+
+void BenchGemm(ThreadPool& pool, MatMulContext& ctx, DType t, const char* name, int64_t n_out, int64_t n_in,
+               int64_t m, double seconds) {
+  std::mt19937 rng(2);
+  AlignedBuffer w = RandomWeights(t, n_out, n_in, rng);
+  std::vector<float> x(m * n_in), y(m * n_out);
+  std::normal_distribution<float> nd;
+  for (float& v : x) v = nd(rng);
+  const Result r = TimeIt(seconds, [&](int) { MatMulGemm(ctx, pool, {t, w.data(), n_out, n_in}, x.data(), m, y.data()); });
+  std::printf("gemm %-5s %-10s [%6lld x %5lld] m=%lld %8.1f ms  %7.1f GFLOP/s\n", DTypeName(t).data(), name,
+              static_cast<long long>(n_out), static_cast<long long>(n_in), static_cast<long long>(m),
+              r.seconds_per_call * 1e3, 2.0 * m * n_out * n_in / r.seconds_per_call / 1e9);
+}
+
+int Main(int argc, char** argv) {
+  int threads = 2;
+  double seconds = 1.0;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    if (std::strcmp(argv[i], "--threads") == 0) threads = std::atoi(argv[i + 1]);
+    else if (std::strcmp(argv[i], "--seconds") == 0) seconds = std::atof(argv[i + 1]);
+  }
+  ThreadPool pool(threads);
+  MatMulContext ctx;
+  std::printf("threads=%d (Llama-3.2-1B shapes: dim 2048, kv 512, ffn 8192)\n", threads);
+  struct Shape {
+    const char* name;
+    int64_t n_out, n_in;
+  };
+  const Shape shapes[] = {{"q/o", 2048, 2048}, {"k/v", 512, 2048}, {"gate/up", 8192, 2048}, {"down", 2048, 8192}};
+  for (DType t : {DType::kBF16, DType::kQ4_1})
+    for (const Shape& s : shapes) BenchGemv(pool, ctx, t, s.name, s.n_out, s.n_in, seconds);
+  for (DType t : {DType::kBF16, DType::kQ4_1})
+    for (const Shape& s : shapes) BenchGemm(pool, ctx, t, s.name, s.n_out, s.n_in, 512, seconds);
+  return 0;
+}
+
+}  // namespace
+}  // namespace spool
+
+int main(int argc, char** argv) { return spool::Main(argc, argv); }
