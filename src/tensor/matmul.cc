@@ -54,7 +54,7 @@ void MatMulGemv(MatMulContext& ctx, ThreadPool& pool, const WeightView& w, const
 }
 
 void MatMul(MatMulContext& ctx, ThreadPool& pool, const WeightView& w, const float* x, int64_t m, float* y) {
-  if (m <= kGemvMaxRows) return MatMulGemv(ctx, pool, w, x, m, y);
+  if (m <= GemvMaxRows(w.dtype)) return MatMulGemv(ctx, pool, w, x, m, y);
   MatMulGemm(ctx, pool, w, x, m, y);
 }
 

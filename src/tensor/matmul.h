@@ -1,8 +1,11 @@
 // y = x · Wᵀ for a weight matrix stored in any weight DType.
 //
-// Dispatch (MatMul): m <= kGemvMaxRows uses the GEMV kernels of vec_dot.h (memory-bound
-// decode: llama.cpp's integer numerics for quantised weights, f32 FMA for float
+// Dispatch (MatMul): m <= GemvMaxRows(dtype) uses the GEMV kernels of vec_dot.h
+// (decode: llama.cpp's integer numerics for quantised weights, f32 FMA for float
 // weights); larger m uses GEMM (gemm.cc: oneDNN bf16 → AMX; f32 weights in f32).
+// The thresholds are measured crossovers (docs/parts/tensor.md): AMX beats the f32
+// GEMV from m = 2 for float weights; the integer GEMV wins up to m ≈ 12 for quantised.
+// Callers wanting batch-size-independent results (decode) call MatMulGemv directly.
 // Both parallelise over n_out rows with the given ThreadPool.
 //
 // Tolerances (tests/tensor/matmul_test.cc):
@@ -29,7 +32,10 @@ struct WeightView {
   int64_t n_in;      // a multiple of dtype's block size
 };
 
-inline constexpr int64_t kGemvMaxRows = 4;
+inline constexpr int64_t kGemvMaxRows = 4;            // small-m bound used by tests/benchmarks
+inline constexpr int64_t kGemvMaxRowsQuantized = 12;  // MatMul's crossover for quantised weights
+// Largest m for which MatMul takes the GEMV path for weights of type t.
+inline int64_t GemvMaxRows(DType t) { return GetDTypeInfo(t).quantized ? kGemvMaxRowsQuantized : 1; }
 
 // Scratch space and cached oneDNN primitives. One per thread that calls MatMul; not
 // thread-safe. Grows to the largest shapes seen (activation rows, weight tiles).

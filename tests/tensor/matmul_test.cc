@@ -78,7 +78,7 @@ TEST_P(MatMulTest, GemmMatchesDequantisedF32) {
     Data d = MakeData(c, rng);
     WeightView w{t, d.w.data(), c.n_out, c.n_in};
     std::vector<float> y(c.m * c.n_out, NAN);
-    MatMul(ctx, pool, w, d.x.data(), c.m, y.data());
+    MatMulGemm(ctx, pool, w, d.x.data(), c.m, y.data());
     for (int64_t i = 0; i < c.m; ++i)
       for (int64_t r = 0; r < c.n_out; ++r) {
         double exact = 0;
@@ -86,6 +86,24 @@ TEST_P(MatMulTest, GemmMatchesDequantisedF32) {
         const double tol = (exact_weights ? 1e-4 : 1.0 / 128) * Magnitude(d, c, i, r) + 1e-5;
         ASSERT_NEAR(y[i * c.n_out + r], exact, tol) << DTypeName(t) << " row " << r << " m " << i;
       }
+  }
+}
+
+TEST_P(MatMulTest, DispatchPicksGemvThenGemm) {
+  const DType t = GetParam();
+  std::mt19937 rng(13);
+  ThreadPool pool(2);
+  MatMulContext ctx;
+  const int64_t limit = GemvMaxRows(t);
+  for (int64_t m : {int64_t{1}, limit, limit + 1}) {
+    Case c{t, 40, 256, m};
+    Data d = MakeData(c, rng);
+    WeightView w{t, d.w.data(), c.n_out, c.n_in};
+    std::vector<float> y(m * c.n_out), want(m * c.n_out);
+    MatMul(ctx, pool, w, d.x.data(), m, y.data());
+    if (m <= limit) MatMulGemv(ctx, pool, w, d.x.data(), m, want.data());
+    else MatMulGemm(ctx, pool, w, d.x.data(), m, want.data());
+    EXPECT_EQ(y, want) << DTypeName(t) << " m=" << m;
   }
 }
 
