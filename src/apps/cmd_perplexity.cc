@@ -1,0 +1,88 @@
+// spool perplexity MODEL --file F --ctx N: llama.cpp's perplexity method.
+//
+// The whole text is tokenized with BOS; it is cut into floor(n_tokens / N) windows of
+// N tokens; in each window the first token is replaced by BOS (when the model adds
+// one), the cache starts empty, and the logits at positions N/2 .. N-2 score the next
+// token. PPL = exp(mean negative log-likelihood over all scored tokens).
+#include <cmath>
+#include <cstdio>
+#include <vector>
+
+#include "apps/command.h"
+#include "apps/common_flags.h"
+#include "base/progress.h"
+#include "base/strings.h"
+#include "runtime/engine.h"
+
+namespace spool::apps {
+namespace {
+
+int RunPerplexity(int argc, char** argv) {
+  ArgParser p("spool perplexity", "MODEL --file F");
+  EngineFlags ef = AddEngineFlags(p);
+  std::string& file = p.String("-f,--file", "", "text file to score");
+  int64_t& max_chunks = p.Int("--chunks", 0, "score at most this many windows (0: all)");
+  int code;
+  if (HandleParse(p, argc, argv, &code)) return code;
+  if (p.positional().size() != 1 || file.empty()) {
+    std::fputs(p.Usage().c_str(), stderr);
+    return 2;
+  }
+  auto opts = ef.ToOptions();
+  if (!opts.ok()) return Fail(opts.status().message());
+  if (opts->ctx == 0) opts->ctx = 512;
+  const int64_t n_ctx = opts->ctx;
+  if (n_ctx < 8) return Fail("--ctx must be at least 8 for perplexity");
+  auto text = ReadFileToString(file);
+  if (!text.ok()) return Fail(text.status().message());
+  auto engine_r = runtime::Engine::Open(p.positional()[0], *opts);
+  if (!engine_r.ok()) return Fail(engine_r.status().message());
+  runtime::Engine& engine = **engine_r;
+  const tokenizer::Tokenizer* tok = engine.tokenizer();
+  if (!tok) return Fail("the model has no tokenizer");
+  auto ids = tok->Encode(*text, /*add_special=*/true, /*parse_special=*/false);
+  if (!ids.ok()) return Fail(ids.status().message());
+  const int64_t n_tokens = static_cast<int64_t>(ids->size());
+  int64_t n_chunks = n_tokens / n_ctx;
+  if (max_chunks > 0) n_chunks = std::min(n_chunks, max_chunks);
+  if (n_chunks == 0)
+    return Fail("the text has " + std::to_string(n_tokens) + " tokens, fewer than one window of " + std::to_string(n_ctx));
+  const bool add_bos = !ids->empty() && tok->bos_id() >= 0 && (*ids)[0] == tok->bos_id();
+  const int64_t V = engine.n_vocab();
+  const int64_t first = n_ctx / 2;
+  std::printf("perplexity: %lld tokens, %lld windows of %lld, scoring %lld tokens each\n",
+              static_cast<long long>(n_tokens), static_cast<long long>(n_chunks), static_cast<long long>(n_ctx),
+              static_cast<long long>(n_ctx - 1 - first));
+  std::vector<float> logits(static_cast<size_t>(n_ctx) * V);
+  double nll = 0;
+  int64_t scored = 0;
+  ProgressLine progress("perplexity", "windows", n_chunks);
+  for (int64_t c = 0; c < n_chunks; ++c) {
+    std::vector<int32_t> window(ids->begin() + c * n_ctx, ids->begin() + (c + 1) * n_ctx);
+    if (add_bos) window[0] = tok->bos_id();
+    auto seq = engine.NewSequence();
+    Status st = engine.Prefill(*seq, window, logits.data(), /*all_logits=*/true);
+    if (!st.ok()) return Fail(st.message());
+    for (int64_t j = first; j < n_ctx - 1; ++j) {
+      const float* row = logits.data() + j * V;
+      float mx = row[0];
+      for (int64_t v = 1; v < V; ++v) mx = std::max(mx, row[v]);
+      double sum = 0;
+      for (int64_t v = 0; v < V; ++v) sum += std::exp(static_cast<double>(row[v]) - mx);
+      const int32_t target = (*ids)[c * n_ctx + j + 1];
+      nll += -(static_cast<double>(row[target]) - mx - std::log(sum));
+      ++scored;
+    }
+    std::printf("[%lld]%.4f\n", static_cast<long long>(c + 1), std::exp(nll / static_cast<double>(scored)));
+    std::fflush(stdout);
+    progress.Update(c + 1);
+  }
+  progress.Finish();
+  std::printf("ppl %.4f\n", std::exp(nll / static_cast<double>(scored)));
+  return 0;
+}
+
+}  // namespace
+}  // namespace spool::apps
+
+SPOOL_COMMAND("perplexity", "score a text file (llama.cpp's perplexity method)", spool::apps::RunPerplexity);

@@ -1,0 +1,137 @@
+// spool run MODEL [PROMPT]: generate text from a prompt, streaming it to stdout.
+#include <cstdio>
+#include <iostream>
+#include <iterator>
+#include <nlohmann/json.hpp>
+
+#include "apps/command.h"
+#include "apps/common_flags.h"
+#include "apps/prompt.h"
+#include "base/progress.h"
+#include "base/strings.h"
+#include "base/sysinfo.h"
+#include "runtime/generate.h"
+
+namespace spool::apps {
+namespace {
+
+int RunRun(int argc, char** argv) {
+  ArgParser p("spool run", "MODEL [PROMPT]");
+  EngineFlags ef = AddEngineFlags(p);
+  SamplingFlags sf = AddSamplingFlags(p);
+  int64_t& n_predict = p.Int("-n,--max-tokens", 128, "tokens to generate at most");
+  bool& chat = p.Flag("--chat", "wrap the prompt as a user message in the model's chat template");
+  std::string& system = p.String("--system", "", "system message (with --chat)");
+  std::string& file = p.String("-f,--file", "", "read the prompt from a file");
+  bool& stats = p.Flag("--stats", "print timings and memory after the run (stderr)");
+  bool& json = p.Flag("--json", "print one JSON object (prompt_ids, ids, text, stats) instead of streaming");
+  bool& ignore_eos = p.Flag("--ignore-eos", "keep generating after end-of-sequence tokens");
+  bool& no_special = p.Flag("--no-parse-special", "treat special-token text in the prompt as plain text");
+  std::string& ids_text = p.String("--prompt-ids", "", "comma-separated token ids instead of a text prompt");
+  int code;
+  if (HandleParse(p, argc, argv, &code)) return code;
+  if (p.positional().empty() || p.positional().size() > 2) {
+    std::fputs(p.Usage().c_str(), stderr);
+    return 2;
+  }
+  const std::string model = p.positional()[0];
+  std::string prompt_text;
+  bool have_text = false;
+  if (p.positional().size() == 2) {
+    prompt_text = p.positional()[1];
+    have_text = true;
+  } else if (!file.empty()) {
+    auto r = ReadFileToString(file);
+    if (!r.ok()) return Fail(r.status().message());
+    prompt_text = *r;
+    have_text = true;
+  } else if (ids_text.empty() && !IsTerminal(stdin)) {
+    prompt_text.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
+    have_text = true;
+  }
+  if (!have_text && ids_text.empty()) return Fail("no prompt: give PROMPT, --file, --prompt-ids or pipe text on stdin");
+  if (n_predict < 0) return Fail("--max-tokens must be >= 0");
+
+  auto opts = ef.ToOptions();
+  if (!opts.ok()) return Fail(opts.status().message());
+  auto sp = sf.ToParams();
+  if (!sp.ok()) return Fail(sp.status().message());
+  auto engine_r = runtime::Engine::Open(model, *opts);
+  if (!engine_r.ok()) return Fail(engine_r.status().message());
+  runtime::Engine& engine = **engine_r;
+
+  runtime::GenerateRequest req;
+  req.sampling = *sp;
+  req.max_tokens = n_predict;
+  req.ignore_eos = ignore_eos;
+  if (!ids_text.empty()) {
+    auto ids = ParseIdList(ids_text);
+    if (!ids.ok()) return Fail(ids.status().message());
+    req.prompt = *ids;
+  } else {
+    PromptOptions po;
+    po.chat = chat;
+    po.system = system;
+    po.parse_special = !no_special;
+    auto ids = BuildPrompt(engine, prompt_text, po);
+    if (!ids.ok()) return Fail(ids.status().message());
+    req.prompt = *ids;
+  }
+
+  auto seq = engine.NewSequence();
+  ProgressLine progress("prefill", "tok", static_cast<int64_t>(req.prompt.size()));
+  progress.set_enabled(!json && req.prompt.size() >= 1024);
+  auto on_progress = [&](int64_t done, int64_t) {
+    progress.Update(done);
+    return true;
+  };
+  bool first_text = true;
+  auto on_text = [&](const std::string& chunk) {
+    if (json) return true;
+    if (first_text) {
+      progress.Finish();
+      first_text = false;
+    }
+    std::fwrite(chunk.data(), 1, chunk.size(), stdout);
+    std::fflush(stdout);
+    return true;
+  };
+  auto res = runtime::Generate(engine, *seq, req, on_text, on_progress);
+  if (!res.ok()) return Fail(res.status().message());
+
+  const double prefill_tps = res->prefill_seconds > 0 ? res->prompt_tokens / res->prefill_seconds : 0;
+  const int64_t decoded = static_cast<int64_t>(res->ids.size()) - 1;  // the first token came from prefill
+  const double decode_tps = decoded > 0 && res->decode_seconds > 0 ? decoded / res->decode_seconds : 0;
+  nlohmann::ordered_json st = {
+      {"prompt_tokens", res->prompt_tokens},
+      {"generated_tokens", res->ids.size()},
+      {"time_to_first_token_s", res->prefill_seconds},
+      {"prefill_tokens_per_s", prefill_tps},
+      {"decode_tokens_per_s", decode_tps},
+      {"load_s", engine.stats().load_seconds},
+      {"peak_rss_bytes", PeakRssBytes()},
+      {"resident_weight_bytes", engine.stats().resident_bytes},
+      {"finish_reason", res->finish_reason},
+  };
+  if (json) {
+    nlohmann::ordered_json out = {{"prompt_ids", req.prompt}, {"ids", res->ids}, {"text", res->text}, {"stats", st}};
+    std::printf("%s\n", out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+    return 0;
+  }
+  std::printf("\n");
+  if (stats) {
+    std::fprintf(stderr,
+                 "\nprompt %lld tok, generated %zu tok (%s)\n"
+                 "time to first token %.3f s, prefill %.1f tok/s, decode %.2f tok/s\n"
+                 "load %.2f s, weights resident %s, peak RSS %s\n",
+                 static_cast<long long>(res->prompt_tokens), res->ids.size(), res->finish_reason.c_str(),
+                 res->prefill_seconds, prefill_tps, decode_tps, engine.stats().load_seconds,
+                 FormatBytes(engine.stats().resident_bytes).c_str(), FormatBytes(PeakRssBytes()).c_str());
+  }
+  return 0;
+}
+
+}  // namespace
+}  // namespace spool::apps
+
+SPOOL_COMMAND("run", "generate text from a prompt", spool::apps::RunRun);

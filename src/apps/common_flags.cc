@@ -1,0 +1,75 @@
+#include "apps/common_flags.h"
+
+#include <cstdio>
+
+namespace spool::apps {
+
+EngineFlags AddEngineFlags(ArgParser& p) {
+  EngineFlags f;
+  f.threads = &p.Int("-t,--threads", 0, "compute threads (0: all cores)");
+  f.ctx = &p.Int("-c,--ctx", 0, "context length in tokens (0: min(model maximum, 4096))");
+  f.prefill_chunk = &p.Int("--prefill-chunk", 512, "prompt tokens per prefill step");
+  f.kv_type = &p.String("--kv-type", "bf16", "KV cache element type: bf16 or f32");
+  return f;
+}
+
+Result<runtime::EngineOptions> EngineFlags::ToOptions() const {
+  runtime::EngineOptions o;
+  if (*threads < 0 || *threads > 1024) return InvalidArgument("--threads must be in [0, 1024]");
+  o.threads = static_cast<int>(*threads);
+  if (*ctx < 0) return InvalidArgument("--ctx must be >= 0");
+  o.ctx = *ctx;
+  if (*prefill_chunk <= 0 || *prefill_chunk > 65536) return InvalidArgument("--prefill-chunk must be in [1, 65536]");
+  o.prefill_chunk = *prefill_chunk;
+  if (*kv_type == "bf16") o.kv_dtype = DType::kBF16;
+  else if (*kv_type == "f32") o.kv_dtype = DType::kF32;
+  else return InvalidArgument("--kv-type must be bf16 or f32, got '" + *kv_type + "'");
+  return o;
+}
+
+SamplingFlags AddSamplingFlags(ArgParser& p) {
+  sampling::SamplingParams d;
+  SamplingFlags f;
+  f.temp = &p.Float("--temp,--temperature", d.temperature, "sampling temperature (0: greedy)");
+  f.top_k = &p.Int("--top-k", d.top_k, "keep the k most likely tokens (0: off)");
+  f.top_p = &p.Float("--top-p", d.top_p, "nucleus sampling threshold (1: off)");
+  f.min_p = &p.Float("--min-p", d.min_p, "drop tokens below min-p × the best probability (0: off)");
+  f.repeat_penalty = &p.Float("--repeat-penalty", d.repeat_penalty, "penalise repeated tokens (1: off)");
+  f.repeat_last_n = &p.Int("--repeat-last-n", d.penalty_last_n, "tokens the penalties look back over (-1: all)");
+  f.presence_penalty = &p.Float("--presence-penalty", d.presence_penalty, "subtract from tokens already present");
+  f.frequency_penalty = &p.Float("--frequency-penalty", d.frequency_penalty, "subtract count × this from tokens");
+  f.seed = &p.Int("-s,--seed", static_cast<int64_t>(d.seed), "random seed");
+  return f;
+}
+
+Result<sampling::SamplingParams> SamplingFlags::ToParams() const {
+  sampling::SamplingParams s;
+  s.temperature = static_cast<float>(*temp);
+  s.top_k = static_cast<int32_t>(*top_k);
+  s.top_p = static_cast<float>(*top_p);
+  s.min_p = static_cast<float>(*min_p);
+  s.repeat_penalty = static_cast<float>(*repeat_penalty);
+  s.penalty_last_n = static_cast<int32_t>(*repeat_last_n);
+  s.presence_penalty = static_cast<float>(*presence_penalty);
+  s.frequency_penalty = static_cast<float>(*frequency_penalty);
+  s.seed = static_cast<uint64_t>(*seed);
+  SPOOL_TRY(s.Validate());
+  return s;
+}
+
+bool HandleParse(ArgParser& p, int argc, char** argv, int* exit_code) {
+  Status st = p.Parse(argc, argv);
+  if (p.help_requested()) {
+    std::fputs(p.Usage().c_str(), stdout);
+    *exit_code = 0;
+    return true;
+  }
+  if (!st.ok()) {
+    std::fprintf(stderr, "spool: %s\n", st.message().c_str());
+    *exit_code = 2;
+    return true;
+  }
+  return false;
+}
+
+}  // namespace spool::apps

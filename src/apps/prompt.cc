@@ -1,0 +1,49 @@
+#include "apps/prompt.h"
+
+#include <cerrno>
+#include <cstdlib>
+
+#include "base/strings.h"
+#include "chat/chat_template.h"
+
+namespace spool::apps {
+
+Result<std::vector<int32_t>> ParseIdList(const std::string& text) {
+  std::vector<int32_t> ids;
+  for (const std::string& part : Split(text, ',')) {
+    if (part.empty()) continue;
+    char* end = nullptr;
+    errno = 0;
+    long v = std::strtol(part.c_str(), &end, 10);
+    if (*end != '\0' || errno != 0 || v < 0 || v > INT32_MAX)
+      return InvalidArgument("bad token id '" + part + "' (expected a non-negative integer)");
+    ids.push_back(static_cast<int32_t>(v));
+  }
+  return ids;
+}
+
+Result<std::string> RenderConversation(const runtime::Engine& engine, const nlohmann::ordered_json& messages,
+                                       const nlohmann::ordered_json& tools, bool add_generation_prompt) {
+  SPOOL_ASSIGN_OR_RETURN(std::string source, chat::LoadChatTemplate(engine.source().root));
+  SPOOL_ASSIGN_OR_RETURN(chat::SpecialTokens special, chat::LoadSpecialTokens(engine.source().root));
+  chat::ChatTemplateInputs in;
+  in.messages = messages;
+  in.tools = tools;
+  in.add_generation_prompt = add_generation_prompt;
+  in.bos_token = special.bos_token;
+  in.eos_token = special.eos_token;
+  return chat::RenderChatTemplate(source, in);
+}
+
+Result<std::vector<int32_t>> BuildPrompt(const runtime::Engine& engine, const std::string& text, const PromptOptions& opts) {
+  const tokenizer::Tokenizer* tok = engine.tokenizer();
+  if (!tok) return Unsupported(engine.source().root + ": the model has no tokenizer; pass token ids with --prompt-ids");
+  if (!opts.chat) return tok->Encode(text, /*add_special=*/true, opts.parse_special);
+  nlohmann::ordered_json messages = nlohmann::ordered_json::array();
+  if (!opts.system.empty()) messages.push_back({{"role", "system"}, {"content", opts.system}});
+  messages.push_back({{"role", "user"}, {"content", text}});
+  SPOOL_ASSIGN_OR_RETURN(std::string rendered, RenderConversation(engine, messages, nullptr, true));
+  return tok->Encode(rendered, /*add_special=*/false, /*parse_special=*/true);
+}
+
+}  // namespace spool::apps

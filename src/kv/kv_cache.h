@@ -1,0 +1,78 @@
+// The KV cache of one sequence: per layer, K and V in pages of `page_tokens` tokens.
+//
+// Page layout (what the attention kernel reads): K page [page_tokens, n_head_kv, head_dim]
+// and V page [page_tokens, n_head_kv, head_dim], rows in the cache's dtype (f32 or bf16),
+// token i of the sequence at page i / page_tokens, row i % page_tokens.
+//
+// Writing happens per layer during a forward step (Write), and the step's new tokens
+// become visible to later steps with Commit. Implementations: in RAM (this file) and
+// disk-backed with a hot window (kv/disk_kv.h, for long contexts).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "base/aligned_buffer.h"
+#include "base/dtype.h"
+#include "base/status.h"
+#include "tensor/attention.h"  // KvPageView: one page as the attention kernel reads it
+
+namespace spool::kv {
+
+struct KvLayout {
+  int64_t n_layer = 0;
+  int64_t n_head_kv = 0;
+  int64_t head_dim = 0;
+  int64_t page_tokens = 256;
+  DType dtype = DType::kBF16;  // kF32 or kBF16
+
+  int64_t row_elems() const { return n_head_kv * head_dim; }
+  uint64_t row_bytes() const { return static_cast<uint64_t>(row_elems()) * (dtype == DType::kF32 ? 4 : 2); }
+  uint64_t page_bytes() const { return row_bytes() * static_cast<uint64_t>(page_tokens); }  // one of K or V
+};
+
+class SequenceKv {
+ public:
+  virtual ~SequenceKv() = default;
+  virtual const KvLayout& layout() const = 0;
+  // Tokens whose K/V are stored and committed.
+  virtual int64_t n_tokens() const = 0;
+  // Stores K/V rows for positions [pos, pos + n) of `layer`, converting from f32.
+  // k, v: [n, n_head_kv * head_dim]. pos must equal n_tokens() (append only).
+  virtual Status Write(int64_t layer, int64_t pos, int64_t n, const float* k, const float* v) = 0;
+  // Makes `n` written tokens visible (after every layer wrote them).
+  virtual Status Commit(int64_t n) = 0;
+  // Calls fn for each page of `layer` covering positions [0, end), in order. Pages may
+  // include rows written but not yet committed (the current step's own tokens).
+  // The views are valid only during the call.
+  virtual Status ForEachPage(int64_t layer, int64_t end, const std::function<void(const KvPageView&)>& fn) = 0;
+  // Drops every token at position >= n (for prefix reuse).
+  virtual Status Truncate(int64_t n) = 0;
+};
+
+// Everything in RAM: pages allocated as the sequence grows.
+class InRamKv final : public SequenceKv {
+ public:
+  explicit InRamKv(const KvLayout& layout);
+  const KvLayout& layout() const override { return layout_; }
+  int64_t n_tokens() const override { return n_tokens_; }
+  Status Write(int64_t layer, int64_t pos, int64_t n, const float* k, const float* v) override;
+  Status Commit(int64_t n) override;
+  Status ForEachPage(int64_t layer, int64_t end, const std::function<void(const KvPageView&)>& fn) override;
+  Status Truncate(int64_t n) override;
+
+ private:
+  struct Page {
+    AlignedBuffer k, v;
+  };
+  KvLayout layout_;
+  int64_t n_tokens_ = 0;
+  std::vector<std::vector<Page>> pages_;  // [layer][page]
+};
+
+// Converts one row of f32 to the cache dtype (f32 copy or bf16 round-to-nearest-even).
+void StoreRow(DType dtype, const float* src, int64_t n, void* dst);
+
+}  // namespace spool::kv

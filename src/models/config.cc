@@ -1,0 +1,255 @@
+#include "models/config.h"
+
+#include <cmath>
+
+namespace spool::models {
+
+namespace {
+
+struct ArchEntry {
+  const char* gguf_arch;  // general.architecture
+  const char* hf_class;   // config.json architectures[0]
+  RopeStyle gguf_rope;    // rope pairing of the GGUF conversion (HF is always kHalf)
+  bool qkv_bias;
+  bool qk_norm;
+};
+
+// The one table of supported architectures.
+constexpr ArchEntry kArchs[] = {
+    {"llama", "LlamaForCausalLM", RopeStyle::kInterleaved, false, false},
+    {"mistral", "MistralForCausalLM", RopeStyle::kInterleaved, false, false},
+    {"qwen2", "Qwen2ForCausalLM", RopeStyle::kNeox, true, false},
+    {"qwen3", "Qwen3ForCausalLM", RopeStyle::kNeox, false, true},
+};
+
+std::string SupportedList() {
+  std::string s;
+  for (auto& a : kArchs) s += std::string(s.empty() ? "" : ", ") + a.gguf_arch + " (" + a.hf_class + ")";
+  return s;
+}
+
+Result<ModelConfig> FromGguf(const formats::ModelSource& src) {
+  const formats::GgufFile& g = *src.gguf;
+  ModelConfig c;
+  SPOOL_ASSIGN_OR_RETURN(c.arch, g.GetString("general.architecture"));
+  const ArchEntry* entry = nullptr;
+  for (auto& a : kArchs)
+    if (c.arch == a.gguf_arch) entry = &a;
+  if (!entry)
+    return Unsupported(src.root + ": architecture '" + c.arch + "' is not supported (supported: " + SupportedList() + ")");
+  c.hf_class = entry->hf_class;
+  const std::string p = c.arch + ".";
+  auto get_int = [&](const std::string& key, int64_t* out) -> Status {
+    auto r = g.GetInt(p + key);
+    if (!r.ok()) return r.status().WithContext(src.root);
+    *out = *r;
+    return Status::Ok();
+  };
+  SPOOL_TRY(get_int("block_count", &c.n_layer));
+  SPOOL_TRY(get_int("embedding_length", &c.n_embd));
+  SPOOL_TRY(get_int("feed_forward_length", &c.n_ff));
+  SPOOL_TRY(get_int("attention.head_count", &c.n_head));
+  c.n_head_kv = c.n_head;
+  if (g.Find(p + "attention.head_count_kv")) SPOOL_TRY(get_int("attention.head_count_kv", &c.n_head_kv));
+  c.n_ctx_train = 2048;
+  if (g.Find(p + "context_length")) SPOOL_TRY(get_int("context_length", &c.n_ctx_train));
+  if (auto r = g.GetFloat(p + "attention.layer_norm_rms_epsilon"); r.ok()) c.rms_eps = static_cast<float>(*r);
+  if (auto r = g.GetFloat(p + "rope.freq_base"); r.ok()) c.rope_theta = static_cast<float>(*r);
+  c.head_dim = c.n_head > 0 ? c.n_embd / c.n_head : 0;
+  if (g.Find(p + "attention.key_length")) SPOOL_TRY(get_int("attention.key_length", &c.head_dim));
+  c.rope_dim = c.head_dim;
+  if (g.Find(p + "rope.dimension_count")) SPOOL_TRY(get_int("rope.dimension_count", &c.rope_dim));
+  // Vocabulary size: the metadata key if present, else the embedding table's rows.
+  if (g.Find(p + "vocab_size")) {
+    SPOOL_TRY(get_int("vocab_size", &c.n_vocab));
+  } else if (auto* t = src.FindTensor("token_embd.weight"); t && t->shape.size() == 2) {
+    c.n_vocab = static_cast<int64_t>(t->shape[0]);
+  } else if (auto toks = g.GetStringArray("tokenizer.ggml.tokens"); toks.ok()) {
+    c.n_vocab = static_cast<int64_t>(toks->size());
+  }
+  if (auto r = g.GetString(p + "rope.scaling.type"); r.ok()) {
+    if (*r == "linear") {
+      c.rope_scaling.kind = RopeScaling::Kind::kLinear;
+      if (auto f = g.GetFloat(p + "rope.scaling.factor"); f.ok()) c.rope_scaling.factor = static_cast<float>(*f);
+    } else if (*r != "none") {
+      return Unsupported(src.root + ": rope scaling type '" + *r + "' is not supported (supported: none, linear)");
+    }
+  }
+  // llama3-style scaling in GGUF is baked into a `rope_freqs.weight` tensor; not read yet.
+  if (src.FindTensor("rope_freqs.weight"))
+    return Unsupported(src.root + ": GGUF rope_freqs (llama3 rope scaling) tensors are not supported yet");
+  c.rope_style = entry->gguf_rope;
+  c.qkv_bias = entry->qkv_bias && src.FindTensor("blk.0.attn_q.bias") != nullptr;
+  c.qk_norm = entry->qk_norm;
+  c.tied_embeddings = src.FindTensor("output.weight") == nullptr;
+  return c;
+}
+
+Result<ModelConfig> FromHf(const formats::ModelSource& src) {
+  const auto& j = src.hf_config;
+  const std::string where = src.root + "/config.json";
+  if (!j.is_object()) return InvalidFile(where + ": not a JSON object");
+  std::string cls;
+  if (j.contains("architectures") && j["architectures"].is_array() && !j["architectures"].empty() &&
+      j["architectures"][0].is_string())
+    cls = j["architectures"][0].get<std::string>();
+  const ArchEntry* entry = nullptr;
+  for (auto& a : kArchs)
+    if (cls == a.hf_class) entry = &a;
+  if (!entry) {
+    std::string mt = j.contains("model_type") && j["model_type"].is_string() ? j["model_type"].get<std::string>() : "";
+    for (auto& a : kArchs)
+      if (cls.empty() && mt == a.gguf_arch) entry = &a;
+    if (!entry)
+      return Unsupported(where + ": architecture '" + (cls.empty() ? mt : cls) + "' is not supported (supported: " +
+                         SupportedList() + ")");
+  }
+  ModelConfig c;
+  c.arch = entry->gguf_arch;
+  c.hf_class = entry->hf_class;
+  auto get_int = [&](const char* key, int64_t* out, bool required) -> Status {
+    if (!j.contains(key) || j[key].is_null()) {
+      if (required) return InvalidFile(where + ": missing field '" + key + "'");
+      return Status::Ok();
+    }
+    if (!j[key].is_number_integer()) return InvalidFile(where + ": field '" + key + "' must be an integer");
+    *out = j[key].get<int64_t>();
+    return Status::Ok();
+  };
+  auto get_float = [&](const char* key, float* out) -> Status {
+    if (!j.contains(key) || j[key].is_null()) return Status::Ok();
+    if (!j[key].is_number()) return InvalidFile(where + ": field '" + key + "' must be a number");
+    *out = j[key].get<float>();
+    return Status::Ok();
+  };
+  SPOOL_TRY(get_int("num_hidden_layers", &c.n_layer, true));
+  SPOOL_TRY(get_int("hidden_size", &c.n_embd, true));
+  SPOOL_TRY(get_int("intermediate_size", &c.n_ff, true));
+  SPOOL_TRY(get_int("num_attention_heads", &c.n_head, true));
+  c.n_head_kv = c.n_head;
+  SPOOL_TRY(get_int("num_key_value_heads", &c.n_head_kv, false));
+  SPOOL_TRY(get_int("vocab_size", &c.n_vocab, true));
+  c.n_ctx_train = 2048;
+  SPOOL_TRY(get_int("max_position_embeddings", &c.n_ctx_train, false));
+  c.head_dim = c.n_head > 0 ? c.n_embd / c.n_head : 0;
+  SPOOL_TRY(get_int("head_dim", &c.head_dim, false));
+  c.rope_dim = c.head_dim;
+  SPOOL_TRY(get_float("rms_norm_eps", &c.rms_eps));
+  SPOOL_TRY(get_float("rope_theta", &c.rope_theta));
+  // transformers 5 may nest rope parameters under rope_parameters.
+  const nlohmann::ordered_json* rs = nullptr;
+  if (j.contains("rope_scaling") && j["rope_scaling"].is_object()) rs = &j["rope_scaling"];
+  if (j.contains("rope_parameters") && j["rope_parameters"].is_object()) {
+    const auto& rp = j["rope_parameters"];
+    if (rp.contains("rope_theta") && rp["rope_theta"].is_number()) c.rope_theta = rp["rope_theta"].get<float>();
+    if (!rs) rs = &rp;
+  }
+  if (rs) {
+    std::string type;
+    for (const char* k : {"rope_type", "type"})
+      if (rs->contains(k) && (*rs)[k].is_string()) type = (*rs)[k].get<std::string>();
+    auto num = [&](const char* k, float def) {
+      return rs->contains(k) && (*rs)[k].is_number() ? (*rs)[k].get<float>() : def;
+    };
+    if (type == "llama3") {
+      c.rope_scaling.kind = RopeScaling::Kind::kLlama3;
+      c.rope_scaling.factor = num("factor", 8.0f);
+      c.rope_scaling.low_freq_factor = num("low_freq_factor", 1.0f);
+      c.rope_scaling.high_freq_factor = num("high_freq_factor", 4.0f);
+      c.rope_scaling.original_max_position = static_cast<int64_t>(num("original_max_position_embeddings", 8192));
+    } else if (type == "linear") {
+      c.rope_scaling.kind = RopeScaling::Kind::kLinear;
+      c.rope_scaling.factor = num("factor", 1.0f);
+    } else if (!type.empty() && type != "default") {
+      return Unsupported(where + ": rope scaling type '" + type + "' is not supported (supported: default, linear, llama3)");
+    }
+  }
+  c.rope_style = RopeStyle::kNeox;
+  c.qkv_bias = entry->qkv_bias;
+  if (j.contains("attention_bias") && j["attention_bias"].is_boolean()) c.qkv_bias = j["attention_bias"].get<bool>();
+  c.qk_norm = entry->qk_norm;
+  c.tied_embeddings = j.contains("tie_word_embeddings") && j["tie_word_embeddings"].is_boolean()
+                          ? j["tie_word_embeddings"].get<bool>()
+                          : false;
+  if (!c.tied_embeddings && !src.FindTensor("lm_head.weight")) c.tied_embeddings = true;  // HF loads it tied
+  return c;
+}
+
+}  // namespace
+
+Status ModelConfig::Validate(const std::string& source) const {
+  auto bad = [&](const std::string& what) { return InvalidFile(source + ": " + what); };
+  if (n_layer <= 0 || n_layer > 1024) return bad("layer count " + std::to_string(n_layer) + " is out of range [1, 1024]");
+  if (n_embd <= 0 || n_embd > (1 << 20)) return bad("hidden size " + std::to_string(n_embd) + " is out of range");
+  if (n_ff <= 0 || n_ff > (1 << 22)) return bad("feed-forward size " + std::to_string(n_ff) + " is out of range");
+  if (n_head <= 0 || n_head > 4096) return bad("head count " + std::to_string(n_head) + " is out of range");
+  if (n_head_kv <= 0 || n_head % n_head_kv != 0)
+    return bad("KV head count " + std::to_string(n_head_kv) + " must divide head count " + std::to_string(n_head));
+  if (head_dim <= 0 || head_dim > 1024 || head_dim % 2 != 0) return bad("head dimension " + std::to_string(head_dim) + " must be even and in [2, 1024]");
+  if (rope_dim <= 0 || rope_dim > head_dim || rope_dim % 2 != 0) return bad("rope dimension " + std::to_string(rope_dim) + " is invalid");
+  if (n_vocab <= 0 || n_vocab > (1 << 24)) return bad("vocabulary size " + std::to_string(n_vocab) + " is out of range");
+  if (n_ctx_train <= 0) return bad("context length must be positive");
+  if (!(rms_eps > 0) || !std::isfinite(rms_eps)) return bad("rms epsilon must be positive");
+  if (!(rope_theta > 0) || !std::isfinite(rope_theta)) return bad("rope theta must be positive");
+  if (rope_scaling.kind != RopeScaling::Kind::kNone && !(rope_scaling.factor > 0)) return bad("rope scaling factor must be positive");
+  return Status::Ok();
+}
+
+Result<ModelConfig> ReadModelConfig(const formats::ModelSource& src) {
+  Result<ModelConfig> r = src.kind == formats::ModelSource::Kind::kGguf ? FromGguf(src) : FromHf(src);
+  if (!r.ok()) return r;
+  SPOOL_TRY(r->Validate(src.root));
+  return r;
+}
+
+const char* RoleName(TensorRole role) {
+  switch (role) {
+    case TensorRole::kTokenEmbd: return "token_embd";
+    case TensorRole::kOutputNorm: return "output_norm";
+    case TensorRole::kOutput: return "output";
+    case TensorRole::kAttnNorm: return "attn_norm";
+    case TensorRole::kWq: return "attn_q";
+    case TensorRole::kWk: return "attn_k";
+    case TensorRole::kWv: return "attn_v";
+    case TensorRole::kWo: return "attn_output";
+    case TensorRole::kBq: return "attn_q.bias";
+    case TensorRole::kBk: return "attn_k.bias";
+    case TensorRole::kBv: return "attn_v.bias";
+    case TensorRole::kQNorm: return "attn_q_norm";
+    case TensorRole::kKNorm: return "attn_k_norm";
+    case TensorRole::kFfnNorm: return "ffn_norm";
+    case TensorRole::kWGate: return "ffn_gate";
+    case TensorRole::kWUp: return "ffn_up";
+    case TensorRole::kWDown: return "ffn_down";
+  }
+  return "?";
+}
+
+std::string TensorName(formats::ModelSource::Kind kind, TensorRole role, int64_t layer) {
+  const bool gguf = kind == formats::ModelSource::Kind::kGguf;
+  const std::string l = std::to_string(layer);
+  const std::string gb = "blk." + l + ".";
+  const std::string hb = "model.layers." + l + ".";
+  switch (role) {
+    case TensorRole::kTokenEmbd: return gguf ? "token_embd.weight" : "model.embed_tokens.weight";
+    case TensorRole::kOutputNorm: return gguf ? "output_norm.weight" : "model.norm.weight";
+    case TensorRole::kOutput: return gguf ? "output.weight" : "lm_head.weight";
+    case TensorRole::kAttnNorm: return gguf ? gb + "attn_norm.weight" : hb + "input_layernorm.weight";
+    case TensorRole::kWq: return gguf ? gb + "attn_q.weight" : hb + "self_attn.q_proj.weight";
+    case TensorRole::kWk: return gguf ? gb + "attn_k.weight" : hb + "self_attn.k_proj.weight";
+    case TensorRole::kWv: return gguf ? gb + "attn_v.weight" : hb + "self_attn.v_proj.weight";
+    case TensorRole::kWo: return gguf ? gb + "attn_output.weight" : hb + "self_attn.o_proj.weight";
+    case TensorRole::kBq: return gguf ? gb + "attn_q.bias" : hb + "self_attn.q_proj.bias";
+    case TensorRole::kBk: return gguf ? gb + "attn_k.bias" : hb + "self_attn.k_proj.bias";
+    case TensorRole::kBv: return gguf ? gb + "attn_v.bias" : hb + "self_attn.v_proj.bias";
+    case TensorRole::kQNorm: return gguf ? gb + "attn_q_norm.weight" : hb + "self_attn.q_norm.weight";
+    case TensorRole::kKNorm: return gguf ? gb + "attn_k_norm.weight" : hb + "self_attn.k_norm.weight";
+    case TensorRole::kFfnNorm: return gguf ? gb + "ffn_norm.weight" : hb + "post_attention_layernorm.weight";
+    case TensorRole::kWGate: return gguf ? gb + "ffn_gate.weight" : hb + "mlp.gate_proj.weight";
+    case TensorRole::kWUp: return gguf ? gb + "ffn_up.weight" : hb + "mlp.up_proj.weight";
+    case TensorRole::kWDown: return gguf ? gb + "ffn_down.weight" : hb + "mlp.down_proj.weight";
+  }
+  return "";
+}
+
+}  // namespace spool::models

@@ -1,0 +1,182 @@
+#include "models/transformer.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "base/timer.h"
+#include "tensor/attention.h"
+#include "tensor/ops.h"
+#include "tensor/rope.h"
+
+namespace spool::models {
+
+namespace {
+WeightView View(const MatrixRef& m, const uint8_t* group_base) {
+  return WeightView{m.dtype, group_base + m.group_offset, m.n_out, m.n_in};
+}
+}  // namespace
+
+Transformer::Transformer(const ModelWeights& weights, ThreadPool& pool)
+    : w_(weights), c_(weights.config()), pool_(pool) {
+  inv_freq_ = RopeFrequencies(c_.head_dim, c_.rope_dim, c_.rope_theta, c_.rope_scaling);
+}
+
+int64_t Transformer::LogitRows(std::span<const SeqStep> batch) {
+  int64_t n = 0;
+  for (auto& s : batch) n += s.all_logits ? static_cast<int64_t>(s.tokens.size()) : 1;
+  return n;
+}
+
+void Transformer::EnsureScratch(int64_t n) {
+  if (n <= cap_rows_) return;
+  cap_rows_ = n;
+  const int64_t mlp_rows = std::min(n, kMlpRowBlock);
+  x_.resize(n * c_.n_embd);
+  h_.resize(n * std::max(c_.n_embd, c_.q_dim()));
+  q_.resize(n * c_.q_dim());
+  k_.resize(n * c_.kv_dim());
+  v_.resize(n * c_.kv_dim());
+  attn_.resize(n * c_.q_dim());
+  gate_.resize(mlp_rows * c_.n_ff);
+  up_.resize(mlp_rows * c_.n_ff);
+  pos_.resize(n);
+}
+
+Status Transformer::Attention(const SeqStep& s, int64_t layer, int64_t row0, const float* q, float* out) {
+  const int64_t n = static_cast<int64_t>(s.tokens.size());
+  const int64_t pos0 = s.kv->n_tokens();
+  const AttentionShape shape{c_.n_head, c_.n_head_kv, c_.head_dim, 1.0f / std::sqrt(static_cast<float>(c_.head_dim))};
+  att_state_.Reset(n, shape);
+  const float* qs = q + row0 * c_.q_dim();
+  const int64_t* ps = pos_.data() + row0;
+  SPOOL_TRY(s.kv->ForEachPage(layer, pos0 + n, [&](const KvPageView& page) {
+    AttentionFoldPage(pool_, shape, qs, ps, n, page, att_state_);
+  }));
+  AttentionFinalize(shape, att_state_, out + row0 * c_.q_dim());
+  return Status::Ok();
+}
+
+Status Transformer::Forward(std::span<const SeqStep> batch, WeightProvider& provider, float* logits) {
+  int64_t n = 0;
+  bool decode = true;
+  for (auto& s : batch) {
+    n += static_cast<int64_t>(s.tokens.size());
+    decode = decode && s.tokens.size() == 1;
+  }
+  if (n == 0) return Status::Ok();
+  EnsureScratch(n);
+  // Decode steps always take the GEMV path (whatever the batch size), so that a
+  // sequence's tokens do not depend on how many others share its step.
+  auto matmul = [&](const WeightView& wv, const float* x, int64_t m, float* y) {
+    if (decode) MatMulGemv(mm_, pool_, wv, x, m, y);
+    else MatMul(mm_, pool_, wv, x, m, y);
+  };
+  const int64_t D = c_.n_embd, QD = c_.q_dim(), KD = c_.kv_dim();
+
+  // Row bookkeeping: row r belongs to sequence seq_of[r] at position pos_[r].
+  {
+    int64_t r = 0;
+    for (auto& s : batch) {
+      int64_t p0 = s.kv->n_tokens();
+      for (size_t i = 0; i < s.tokens.size(); ++i) pos_[r++] = p0 + static_cast<int64_t>(i);
+    }
+  }
+  Stopwatch total;
+  double waited = 0;
+  auto acquire = [&](int g) -> Result<const uint8_t*> {
+    Stopwatch sw;
+    auto r = provider.Acquire(g);
+    waited += sw.Seconds();
+    return r;
+  };
+
+  provider.BeginStep();
+  // Embeddings.
+  {
+    std::vector<int32_t> ids;
+    ids.reserve(n);
+    for (auto& s : batch) ids.insert(ids.end(), s.tokens.begin(), s.tokens.end());
+    SPOOL_TRY(provider.EmbeddingRows(ids.data(), n, x_.data()));
+  }
+
+  for (int64_t l = 0; l < c_.n_layer; ++l) {
+    const LayerWeights& L = w_.layer(l);
+    SPOOL_ASSIGN_OR_RETURN(const uint8_t* g, acquire(static_cast<int>(l)));
+
+    // Attention block.
+    RmsNorm(x_.data(), L.attn_norm.data(), c_.rms_eps, n, D, h_.data());
+    matmul(View(L.wq, g), h_.data(), n, q_.data());
+    matmul(View(L.wk, g), h_.data(), n, k_.data());
+    matmul(View(L.wv, g), h_.data(), n, v_.data());
+    if (c_.qkv_bias) {
+      for (int64_t r = 0; r < n; ++r) {
+        Add(q_.data() + r * QD, L.bq.data(), QD, q_.data() + r * QD);
+        Add(k_.data() + r * KD, L.bk.data(), KD, k_.data() + r * KD);
+        Add(v_.data() + r * KD, L.bv.data(), KD, v_.data() + r * KD);
+      }
+    }
+    if (c_.qk_norm) {
+      RmsNorm(q_.data(), L.q_norm.data(), c_.rms_eps, n * c_.n_head, c_.head_dim, q_.data());
+      RmsNorm(k_.data(), L.k_norm.data(), c_.rms_eps, n * c_.n_head_kv, c_.head_dim, k_.data());
+    }
+    ApplyRope(c_.rope_style, q_.data(), n, c_.n_head, c_.head_dim, c_.rope_dim, pos_.data(), inv_freq_.data());
+    ApplyRope(c_.rope_style, k_.data(), n, c_.n_head_kv, c_.head_dim, c_.rope_dim, pos_.data(), inv_freq_.data());
+    {
+      int64_t r = 0;
+      for (auto& s : batch) {
+        const int64_t m = static_cast<int64_t>(s.tokens.size());
+        SPOOL_TRY(s.kv->Write(l, s.kv->n_tokens(), m, k_.data() + r * KD, v_.data() + r * KD));
+        r += m;
+      }
+      r = 0;
+      for (auto& s : batch) {
+        SPOOL_TRY(Attention(s, l, r, q_.data(), attn_.data()));
+        r += static_cast<int64_t>(s.tokens.size());
+      }
+    }
+    matmul(View(L.wo, g), attn_.data(), n, h_.data());
+    Add(x_.data(), h_.data(), n * D, x_.data());
+
+    // MLP block, in row blocks so that [rows, n_ff] buffers stay bounded.
+    RmsNorm(x_.data(), L.ffn_norm.data(), c_.rms_eps, n, D, h_.data());
+    for (int64_t r0 = 0; r0 < n; r0 += kMlpRowBlock) {
+      const int64_t m = std::min(kMlpRowBlock, n - r0);
+      matmul(View(L.w_gate, g), h_.data() + r0 * D, m, gate_.data());
+      matmul(View(L.w_up, g), h_.data() + r0 * D, m, up_.data());
+      SwiGLU(gate_.data(), up_.data(), m * c_.n_ff, gate_.data());
+      matmul(View(L.w_down, g), gate_.data(), m, up_.data());
+      Add(x_.data() + r0 * D, up_.data(), m * D, x_.data() + r0 * D);
+    }
+    provider.Release(static_cast<int>(l));
+  }
+
+  // Output: gather the rows that need logits, normalise, project.
+  const int64_t n_out = LogitRows(batch);
+  {
+    int64_t r = 0, o = 0;
+    for (auto& s : batch) {
+      const int64_t m = static_cast<int64_t>(s.tokens.size());
+      if (s.all_logits) {
+        std::copy(x_.begin() + r * D, x_.begin() + (r + m) * D, h_.begin() + o * D);
+        o += m;
+      } else {
+        std::copy(x_.begin() + (r + m - 1) * D, x_.begin() + (r + m) * D, h_.begin() + o * D);
+        o += 1;
+      }
+      r += m;
+    }
+  }
+  RmsNorm(h_.data(), w_.output_norm().data(), c_.rms_eps, n_out, D, h_.data());
+  SPOOL_ASSIGN_OR_RETURN(const uint8_t* head, acquire(w_.head_group()));
+  matmul(View(w_.output(), head), h_.data(), n_out, logits);
+  provider.Release(w_.head_group());
+
+  for (auto& s : batch) SPOOL_TRY(s.kv->Commit(static_cast<int64_t>(s.tokens.size())));
+  stats_.seconds_weight_wait += waited;
+  stats_.seconds_compute += total.Seconds() - waited;
+  stats_.tokens += static_cast<uint64_t>(n);
+  stats_.steps += 1;
+  return Status::Ok();
+}
+
+}  // namespace spool::models

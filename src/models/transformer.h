@@ -1,0 +1,79 @@
+// The forward pass shared by every supported architecture (Llama, Mistral, Qwen2,
+// Qwen3): pre-norm decoder blocks with GQA attention and a SwiGLU MLP. Variants are
+// ModelConfig flags (QKV bias, q/k norm, rope style/scaling, tied embeddings).
+//
+// One call runs one *step*: a batch of sequences, each contributing a run of new
+// tokens (a prefill chunk, or one decode token). All rows go through each weight
+// group together, so a group is read once per step however many tokens it serves.
+//
+//   for each layer l:                       x: [n_rows, n_embd]
+//     h = rmsnorm(x) · attn_norm
+//     q = h·Wqᵀ (+bq) [n_rows, q_dim]; k, v = h·Wkᵀ, h·Wvᵀ (+bias) [n_rows, kv_dim]
+//     (qwen3) per-head rmsnorm of q and k; RoPE on q, k at each row's position
+//     K/V appended to each sequence's cache; attention per sequence over its pages
+//     x += attn·Woᵀ
+//     h = rmsnorm(x) · ffn_norm;  x += (silu(h·Wgᵀ) ⊙ h·Wuᵀ)·Wdᵀ   (in row blocks)
+//   logits = rmsnorm(x[selected rows]) · output_norm · Woutᵀ
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "base/thread_pool.h"
+#include "kv/kv_cache.h"
+#include "models/weight_provider.h"
+#include "models/weights.h"
+#include "tensor/attention.h"
+#include "tensor/matmul.h"
+
+namespace spool::models {
+
+struct SeqStep {
+  kv::SequenceKv* kv = nullptr;       // the sequence's cache; new tokens start at kv->n_tokens()
+  std::span<const int32_t> tokens;    // new tokens (ids already range-checked by the caller)
+  bool all_logits = false;            // logits for every token (perplexity) or only the last
+};
+
+// Counters of one Transformer, cumulative.
+struct ForwardStats {
+  double seconds_compute = 0;    // inside kernels (excludes waiting for weights)
+  double seconds_weight_wait = 0;  // blocked in WeightProvider::Acquire
+  uint64_t tokens = 0;
+  uint64_t steps = 0;
+};
+
+class Transformer {
+ public:
+  Transformer(const ModelWeights& weights, ThreadPool& pool);
+
+  // Rows of logits this batch produces: Σ (all_logits ? tokens.size() : 1).
+  static int64_t LogitRows(std::span<const SeqStep> batch);
+
+  // Runs one step. logits: [LogitRows(batch), n_vocab]. Each sequence's KV cache gets
+  // its new tokens appended and committed. On failure (I/O error while streaming) the
+  // caches are left without the step's tokens.
+  Status Forward(std::span<const SeqStep> batch, WeightProvider& provider, float* logits);
+
+  const ForwardStats& stats() const { return stats_; }
+  // Rows per MLP block: bounds activation memory for long prefill chunks.
+  static constexpr int64_t kMlpRowBlock = 512;
+
+ private:
+  void EnsureScratch(int64_t n_rows);
+  Status Attention(const SeqStep& s, int64_t layer, int64_t row0, const float* q, float* out);
+
+  const ModelWeights& w_;
+  const ModelConfig& c_;
+  ThreadPool& pool_;
+  MatMulContext mm_;
+  std::vector<float> inv_freq_;  // [rope_dim / 2]
+  AttentionState att_state_;
+  ForwardStats stats_;
+  // Scratch, grown to the largest step seen.
+  int64_t cap_rows_ = 0;
+  std::vector<float> x_, h_, q_, k_, v_, attn_, gate_, up_;
+  std::vector<int64_t> pos_;
+};
+
+}  // namespace spool::models

@@ -1,0 +1,82 @@
+// Where every weight of a model lives, and how weights are grouped for streaming.
+//
+// Big matrices are organised in *weight groups* that are used together and can be
+// read with one batch of I/O: group l < n_layer holds layer l's seven projections;
+// group n_layer ("head") holds the output projection (which is token_embd itself when
+// embeddings are tied). A WeightProvider (runtime/) decides which groups stay resident
+// and which are streamed; the forward pass only sees group base pointers.
+//
+// Small tensors (norm weights, biases) are converted to f32 once at load and kept in
+// RAM: they are a few KiB per layer.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "base/dtype.h"
+#include "base/status.h"
+#include "formats/model_source.h"
+#include "models/config.h"
+
+namespace spool::models {
+
+// A weight matrix y = W x stored in the files: W is [n_out, n_in], rows contiguous.
+struct MatrixRef {
+  const formats::TensorInfo* info = nullptr;
+  DType dtype = DType::kF32;
+  int64_t n_out = 0;
+  int64_t n_in = 0;
+  uint64_t group_offset = 0;  // byte offset of this matrix inside its group's buffer
+  uint64_t row_bytes() const { return info ? info->nbytes / static_cast<uint64_t>(n_out) : 0; }
+};
+
+struct LayerWeights {
+  MatrixRef wq, wk, wv, wo;                 // [q_dim, n_embd], [kv_dim, n_embd] x2, [n_embd, q_dim]
+  MatrixRef w_gate, w_up, w_down;           // [n_ff, n_embd] x2, [n_embd, n_ff]
+  std::vector<float> attn_norm, ffn_norm;   // [n_embd]
+  std::vector<float> q_norm, k_norm;        // [head_dim] (qk_norm models only)
+  std::vector<float> bq, bk, bv;            // [q_dim], [kv_dim], [kv_dim] (qkv_bias models only)
+};
+
+struct WeightGroup {
+  std::string name;                         // "layer 3", "head"
+  std::vector<const MatrixRef*> matrices;   // in read order; offsets below are theirs
+  uint64_t bytes = 0;                       // buffer size (sum of matrices, each 64-byte aligned)
+};
+
+// Everything about a model except the big matrices' bytes. Immutable after Load.
+class ModelWeights {
+ public:
+  static Result<std::unique_ptr<ModelWeights>> Load(formats::ModelSource source);
+
+  const ModelConfig& config() const { return config_; }
+  const formats::ModelSource& source() const { return source_; }
+  const LayerWeights& layer(int64_t l) const { return layers_[l]; }
+  const MatrixRef& token_embd() const { return token_embd_; }  // [n_vocab, n_embd]
+  const MatrixRef& output() const { return output_; }          // [n_vocab, n_embd] (== token_embd if tied)
+  const std::vector<float>& output_norm() const { return output_norm_; }
+
+  int n_groups() const { return static_cast<int>(groups_.size()); }
+  int head_group() const { return static_cast<int>(config_.n_layer); }
+  const WeightGroup& group(int g) const { return groups_[g]; }
+  uint64_t total_matrix_bytes() const;  // sum of group sizes
+  uint64_t n_params() const;            // every stored element (embedding counted once)
+
+ private:
+  ModelWeights() = default;
+  Status Init();
+
+  formats::ModelSource source_;
+  ModelConfig config_;
+  std::vector<LayerWeights> layers_;
+  MatrixRef token_embd_, output_;
+  std::vector<float> output_norm_;
+  std::vector<WeightGroup> groups_;
+};
+
+// Reads a small tensor (any dtype, dequantised) into f32. Used for norms and biases.
+Result<std::vector<float>> ReadTensorF32(const formats::ModelSource& src, const formats::TensorInfo& info);
+
+}  // namespace spool::models

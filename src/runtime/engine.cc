@@ -1,0 +1,118 @@
+#include "runtime/engine.h"
+
+#include <algorithm>
+
+#include "base/timer.h"
+#include "runtime/resident_weights.h"
+
+namespace spool::runtime {
+
+Engine::~Engine() = default;
+
+Result<std::unique_ptr<Engine>> Engine::Open(const std::string& model, const EngineOptions& options) {
+  Stopwatch sw;
+  std::unique_ptr<Engine> e(new Engine());
+  e->options_ = options;
+  if (options.kv_dtype != DType::kF32 && options.kv_dtype != DType::kBF16)
+    return InvalidArgument("KV cache type must be f32 or bf16");
+  if (options.prefill_chunk <= 0) return InvalidArgument("prefill chunk must be positive");
+  if (options.kv_page_tokens <= 0) return InvalidArgument("KV page size must be positive");
+  SPOOL_ASSIGN_OR_RETURN(formats::ModelSource src, formats::OpenModelSource(model));
+  SPOOL_ASSIGN_OR_RETURN(e->weights_, models::ModelWeights::Load(std::move(src)));
+  const auto& c = e->weights_->config();
+  if (options.ctx < 0) return InvalidArgument("context length must be positive, got " + std::to_string(options.ctx));
+  if (options.ctx > c.n_ctx_train)
+    return InvalidArgument("context length " + std::to_string(options.ctx) + " exceeds the model's maximum of " +
+                           std::to_string(c.n_ctx_train));
+  e->ctx_ = options.ctx > 0 ? options.ctx : std::min<int64_t>(c.n_ctx_train, 4096);
+  e->pool_ = std::make_unique<ThreadPool>(options.threads);
+  SPOOL_ASSIGN_OR_RETURN(auto resident, ResidentWeights::Load(*e->weights_));
+  e->stats_.resident_bytes = resident->bytes();
+  e->provider_ = std::move(resident);
+  e->transformer_ = std::make_unique<models::Transformer>(*e->weights_, *e->pool_);
+  if (options.load_tokenizer) {
+    const auto& s = e->weights_->source();
+    if (s.kind == formats::ModelSource::Kind::kGguf) {
+      SPOOL_ASSIGN_OR_RETURN(e->tokenizer_, tokenizer::LoadTokenizerFromGguf(*s.gguf));
+    } else if (!s.tokenizer_json_path.empty()) {
+      SPOOL_ASSIGN_OR_RETURN(e->tokenizer_, tokenizer::LoadTokenizerFromJson(s.tokenizer_json_path, s.tokenizer_config_path));
+    }
+  }
+  e->stats_.load_seconds = sw.Seconds();
+  return e;
+}
+
+std::unique_ptr<Sequence> Engine::NewSequence() {
+  const auto& c = config();
+  kv::KvLayout layout{c.n_layer, c.n_head_kv, c.head_dim, options_.kv_page_tokens, options_.kv_dtype};
+  auto s = std::unique_ptr<Sequence>(new Sequence());
+  s->kv_ = std::make_unique<kv::InRamKv>(layout);
+  return s;
+}
+
+Status Engine::CheckTokens(std::span<const int32_t> tokens) const {
+  for (size_t i = 0; i < tokens.size(); ++i)
+    if (tokens[i] < 0 || tokens[i] >= n_vocab())
+      return InvalidArgument("token id " + std::to_string(tokens[i]) + " at index " + std::to_string(i) +
+                             " is outside the vocabulary [0, " + std::to_string(n_vocab()) + ")");
+  return Status::Ok();
+}
+
+Status Engine::Prefill(Sequence& seq, std::span<const int32_t> tokens, float* logits, bool all_logits,
+                       const ProgressFn& progress) {
+  SPOOL_TRY(CheckTokens(tokens));
+  if (seq.n_tokens() + static_cast<int64_t>(tokens.size()) > ctx_)
+    return ResourceExhausted("the prompt needs " + std::to_string(seq.n_tokens() + tokens.size()) +
+                             " tokens but the context holds " + std::to_string(ctx_) + " (raise --ctx)");
+  Stopwatch sw;
+  const int64_t n = static_cast<int64_t>(tokens.size());
+  const int64_t start_tokens = seq.n_tokens();
+  for (int64_t done = 0; done < n;) {
+    const int64_t m = std::min(options_.prefill_chunk, n - done);
+    const bool last = done + m == n;
+    models::SeqStep step{seq.kv_.get(), tokens.subspan(done, m), all_logits};
+    std::vector<float> discard;
+    float* out = nullptr;
+    if (all_logits) out = logits + done * n_vocab();
+    else if (last) out = logits;
+    else {
+      discard.resize(n_vocab());
+      out = discard.data();
+    }
+    Status st = transformer_->Forward(std::span<const models::SeqStep>(&step, 1), *provider_, out);
+    if (!st.ok()) {
+      (void)seq.kv_->Truncate(start_tokens);
+      seq.tokens_.resize(start_tokens);
+      return st;
+    }
+    seq.tokens_.insert(seq.tokens_.end(), tokens.begin() + done, tokens.begin() + done + m);
+    done += m;
+    if (progress && !progress(done, n)) return Cancelled("prefill cancelled");
+  }
+  stats_.prefill_tokens += n;
+  stats_.prefill_seconds += sw.Seconds();
+  return Status::Ok();
+}
+
+Status Engine::Decode(std::span<Sequence* const> seqs, std::span<const int32_t> tokens, float* logits) {
+  SPOOL_CHECK(seqs.size() == tokens.size());
+  SPOOL_TRY(CheckTokens(tokens));
+  for (auto* s : seqs)
+    if (s->n_tokens() + 1 > ctx_) return ResourceExhausted("context full (" + std::to_string(ctx_) + " tokens; raise --ctx)");
+  Stopwatch sw;
+  std::vector<models::SeqStep> steps(seqs.size());
+  for (size_t i = 0; i < seqs.size(); ++i) steps[i] = models::SeqStep{seqs[i]->kv_.get(), tokens.subspan(i, 1), false};
+  SPOOL_TRY(transformer_->Forward(steps, *provider_, logits));
+  for (size_t i = 0; i < seqs.size(); ++i) seqs[i]->tokens_.push_back(tokens[i]);
+  stats_.decode_tokens += seqs.size();
+  stats_.decode_seconds += sw.Seconds();
+  return Status::Ok();
+}
+
+Status Engine::Truncate(Sequence& seq, int64_t n) {
+  SPOOL_TRY(seq.kv_->Truncate(n));
+  seq.tokens_.resize(n);
+  return Status::Ok();
+}
+
+}  // namespace spool::runtime

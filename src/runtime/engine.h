@@ -1,0 +1,106 @@
+// spool's public engine API: open a model, create sequences, feed and decode tokens.
+// The CLI, the server and the batch runner use only this (and runtime/generate.h).
+//
+// Threading: an Engine runs one step at a time; calls must not overlap (the server
+// serialises them through its scheduler). Sequences belong to one engine.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "base/dtype.h"
+#include "base/status.h"
+#include "base/thread_pool.h"
+#include "formats/model_source.h"
+#include "kv/kv_cache.h"
+#include "models/config.h"
+#include "models/transformer.h"
+#include "models/weights.h"
+#include "tokenizer/tokenizer.h"
+
+namespace spool::runtime {
+
+struct EngineOptions {
+  int threads = 0;               // <= 0: all cores
+  int64_t ctx = 0;               // context length per sequence; 0: min(model maximum, 4096)
+  int64_t prefill_chunk = 512;   // tokens per prefill step (weights read once per chunk)
+  DType kv_dtype = DType::kBF16; // kF32 or kBF16
+  int64_t kv_page_tokens = 256;
+  bool load_tokenizer = true;    // false: ids only (tests on tokenizer-less fixtures)
+};
+
+// One conversation / document: its tokens and their KV cache.
+class Sequence {
+ public:
+  const std::vector<int32_t>& tokens() const { return tokens_; }
+  int64_t n_tokens() const { return static_cast<int64_t>(tokens_.size()); }
+  kv::SequenceKv& kv() { return *kv_; }
+
+ private:
+  friend class Engine;
+  std::unique_ptr<kv::SequenceKv> kv_;
+  std::vector<int32_t> tokens_;  // every token whose K/V is in the cache
+};
+
+struct EngineStats {
+  uint64_t prefill_tokens = 0, decode_tokens = 0;
+  double prefill_seconds = 0, decode_seconds = 0;
+  double load_seconds = 0;
+  uint64_t resident_bytes = 0;
+};
+
+// done/total tokens of a long prefill; return false to cancel (→ kCancelled).
+using ProgressFn = std::function<bool(int64_t done, int64_t total)>;
+
+class Engine {
+ public:
+  static Result<std::unique_ptr<Engine>> Open(const std::string& model, const EngineOptions& options);
+  ~Engine();
+
+  const models::ModelConfig& config() const { return weights_->config(); }
+  const models::ModelWeights& weights() const { return *weights_; }
+  const formats::ModelSource& source() const { return weights_->source(); }
+  const EngineOptions& options() const { return options_; }
+  int64_t ctx() const { return ctx_; }
+  int64_t n_vocab() const { return config().n_vocab; }
+  // nullptr when the model ships no tokenizer (or load_tokenizer was false).
+  const tokenizer::Tokenizer* tokenizer() const { return tokenizer_.get(); }
+  ThreadPool& pool() { return *pool_; }
+
+  std::unique_ptr<Sequence> NewSequence();
+
+  // Appends `tokens` to the sequence in chunks of options.prefill_chunk.
+  // logits: [n_vocab] for the last token, or [tokens.size(), n_vocab] when all_logits.
+  // Fails (sequence unchanged) when an id is out of range or the context would overflow.
+  Status Prefill(Sequence& seq, std::span<const int32_t> tokens, float* logits, bool all_logits = false,
+                 const ProgressFn& progress = nullptr);
+
+  // One decode step for many sequences at once: seqs[i] gets tokens[i].
+  // logits: [seqs.size(), n_vocab]. One pass over the weights serves all of them.
+  Status Decode(std::span<Sequence* const> seqs, std::span<const int32_t> tokens, float* logits);
+
+  // Drops tokens at position >= n from the sequence (prefix reuse).
+  Status Truncate(Sequence& seq, int64_t n);
+
+  const EngineStats& stats() const { return stats_; }
+  const models::ForwardStats& forward_stats() const { return transformer_->stats(); }
+
+ private:
+  Engine() = default;
+  Status CheckTokens(std::span<const int32_t> tokens) const;
+
+  EngineOptions options_;
+  int64_t ctx_ = 0;
+  std::unique_ptr<ThreadPool> pool_;
+  std::unique_ptr<models::ModelWeights> weights_;
+  std::unique_ptr<models::WeightProvider> provider_;
+  std::unique_ptr<models::Transformer> transformer_;
+  std::unique_ptr<tokenizer::Tokenizer> tokenizer_;
+  EngineStats stats_;
+};
+
+}  // namespace spool::runtime
