@@ -128,7 +128,7 @@ Result<TokenizerSpec> SpecFromGguf(const formats::GgufFile& g) {
   if (g.Find("tokenizer.ggml.scores")) {
     SPOOL_ASSIGN_OR_RETURN(std::vector<double> scores, g.GetFloatArray("tokenizer.ggml.scores"));
     if (scores.size() != n) return length_error("tokenizer.ggml.scores", scores.size());
-    spec.scores.assign(scores.begin(), scores.end());
+    spec.scores = std::move(scores);
   }
   if (g.Find("tokenizer.ggml.token_type")) {
     SPOOL_ASSIGN_OR_RETURN(std::vector<int64_t> types, g.GetIntArray("tokenizer.ggml.token_type"));

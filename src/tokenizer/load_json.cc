@@ -242,6 +242,7 @@ Status ParseDecoder(const Reader& r, const Json& d, const std::string& path, Dec
   } else if (type == "WordPiece") {
     SPOOL_ASSIGN_OR_RETURN(out.wordpiece_prefix, r.OptString(d, path, "prefix", "##"));
     if (out.wordpiece_prefix.empty()) return r.Error(path + ".prefix", "must not be empty");
+    SPOOL_ASSIGN_OR_RETURN(out.wordpiece_cleanup, r.OptBool(d, path, "cleanup", true));
     out.strip_leading = 1;
   } else {
     return r.Unsupported(path, "decoder type '" + type + "' is not supported");
@@ -335,7 +336,7 @@ Status ParseModel(const Reader& r, const Json& m, TokenizerSpec& spec) {
         return r.Error(path + ".vocab[" + std::to_string(i) + "]", "expected [piece, score]");
       spec.tokens.push_back(e[0].get<std::string>());
       spec.types.push_back(TokenType::kNormal);
-      spec.scores.push_back(e[1].get<float>());
+      spec.scores.push_back(e[1].get<double>());
     }
     SPOOL_ASSIGN_OR_RETURN(int64_t unk, r.OptInt(m, path, "unk_id", -1));
     if (unk < -1 || unk >= static_cast<int64_t>(spec.tokens.size()))
@@ -444,7 +445,7 @@ Result<TokenizerSpec> SpecFromJson(const std::string& tokenizer_json_text, const
         if (idx >= spec.tokens.size()) {
           spec.tokens.resize(idx + 1);
           spec.types.resize(idx + 1, TokenType::kUnused);
-          if (!spec.scores.empty()) spec.scores.resize(idx + 1, 0.0f);
+          if (!spec.scores.empty()) spec.scores.resize(idx + 1, 0.0);
         }
         spec.tokens[idx] = a.content;
       }
@@ -457,7 +458,7 @@ Result<TokenizerSpec> SpecFromJson(const std::string& tokenizer_json_text, const
     if (spec.types[i] == TokenType::kUnused && spec.tokens[i].empty())
       return r.Error("model.vocab", "no token has id " + std::to_string(i) + " (ids must be contiguous)");
   if (spec.model == ModelKind::kUnigram && spec.scores.size() != spec.tokens.size())
-    spec.scores.resize(spec.tokens.size(), 0.0f);
+    spec.scores.resize(spec.tokens.size(), 0.0);
   if (spec.unk_id >= 0 && static_cast<size_t>(spec.unk_id) < spec.types.size() &&
       spec.types[static_cast<size_t>(spec.unk_id)] == TokenType::kNormal)
     spec.types[static_cast<size_t>(spec.unk_id)] = TokenType::kUnknown;

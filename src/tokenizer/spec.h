@@ -93,6 +93,7 @@ struct DecoderSpec {
   std::string replace_to;          // e.g. " "
   int strip_leading = 0;           // spaces removed from the start of the output
   std::string wordpiece_prefix;    // non-empty: WordPiece decoder ("##"): others get a space
+  bool wordpiece_cleanup = false;  // HF cleanup: " ." -> ".", " n't" -> "n't", ...
 };
 
 // An added token: matched in the raw text before normalisation and the model.
@@ -111,7 +112,7 @@ struct TokenizerSpec {
   // The vocabulary: tokens[i] is the text of id i in the model's own alphabet
   // (byte-level chars for BPE, "▁" for spaces in SentencePiece).
   std::vector<std::string> tokens;
-  std::vector<float> scores;        // kSpm, kUnigram: one per token (may be empty otherwise)
+  std::vector<double> scores;       // kSpm, kUnigram: one per token (may be empty otherwise)
   std::vector<TokenType> types;     // one per token (empty: all kNormal)
   std::vector<std::pair<std::string, std::string>> merges;  // kBpe, in rank order
 

@@ -36,7 +36,7 @@ class SpmModel : public Model {
     if (symbols.empty()) return;
 
     struct Candidate {
-      float score;
+      double score;
       int32_t left, right;
       uint32_t size;
     };
@@ -44,7 +44,7 @@ class SpmModel : public Model {
       return a.score < b.score || (a.score == b.score && a.left > b.left);
     };
     std::priority_queue<Candidate, std::vector<Candidate>, decltype(worse)> heap(worse);
-    const std::vector<float>& scores = vocab_.spec->scores;
+    const std::vector<double>& scores = vocab_.spec->scores;
     auto consider = [&](int32_t left, int32_t right) {
       if (left < 0 || right < 0) return;
       const uint32_t size = symbols[left].len + symbols[right].len;

@@ -124,11 +124,18 @@ Status Tokenizer::Init() {
       piece = text;
     }
     if (!d.replace_from.empty()) piece = ReplaceAll(std::move(piece), d.replace_from, d.replace_to);
-    if (!d.wordpiece_prefix.empty() && !IsControl(static_cast<int32_t>(i))) {
+    if (!d.wordpiece_prefix.empty()) {
       if (piece.compare(0, d.wordpiece_prefix.size(), d.wordpiece_prefix) == 0) {
         piece.erase(0, d.wordpiece_prefix.size());
       } else {
         piece.insert(piece.begin(), ' ');
+      }
+      if (d.wordpiece_cleanup) {
+        // HF's per-token cleanup of tokenisation spaces.
+        for (const auto& [from, to] : std::initializer_list<std::pair<const char*, const char*>>{
+                 {" .", "."}, {" ?", "?"}, {" !", "!"}, {" ,", ","}, {" ' ", "'"}, {" n't", "n't"}, {" 'm", "'m"},
+                 {" do not", " don't"}, {" 's", "'s"}, {" 've", "'ve"}, {" 're", "'re"}})
+          piece = ReplaceAll(std::move(piece), from, to);
       }
     }
     pieces_[i] = std::move(piece);
