@@ -46,21 +46,6 @@ Value AttrPath(const Value& item, const Value& attribute) {
 
 Value Generator(std::vector<Value> items) { return Value::List(std::move(items), "generator"); }
 
-std::string HtmlEscape(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&#34;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out += c;
-    }
-  }
-  return out;
-}
-
 // Sort key used by dictsort/sort/unique/min/max when case_sensitive is false.
 Value FoldCase(const Value& v, bool case_sensitive) {
   return (!case_sensitive && v.is_string()) ? Value::Str(PyLower(v.s)) : v;
@@ -125,6 +110,7 @@ bool ParsePyFloat(const std::string& raw, double& out) {
 
 // select/reject/selectattr/rejectattr.
 Value SelectOrReject(Interp& interp, const Value& seq, CallArgs& a, bool use_attr, bool keep_if) {
+  if (!Truthy(seq)) return Generator({});  // jinja2: `if value:` before iterating
   size_t off = use_attr ? 1 : 0;
   Value attr = use_attr ? Arg(a, 0, "attribute", Value::Undefined("")) : Value();
   std::string test;
@@ -148,6 +134,7 @@ Value SelectOrReject(Interp& interp, const Value& seq, CallArgs& a, bool use_att
 
 Value MapFilter(Interp& interp, const Value& seq, CallArgs& a) {
   std::vector<Value> out;
+  if (!Truthy(seq)) return Generator({});  // jinja2: `if value:` before iterating
   if (a.positional.empty()) {
     Value attr = Arg(a, 99, "attribute", Value::Undefined(""));
     if (attr.is_undefined()) Throw("FilterArgumentError", "map requires a filter argument");
@@ -205,7 +192,11 @@ bool IsKnownTest(const std::string& name) { return kTests.count(name) > 0; }
 
 Value ApplyFilter(Interp& interp, const std::string& name, const Value& v, CallArgs& a) {
   if (name == "tojson") return ToJson(v, a);
-  if (name == "safe") return v;
+  if (name == "safe") {
+    Value out = Value::Str(ToStr(v));
+    out.markup = true;
+    return out;
+  }
   if (name == "string") return Value::Str(ToStr(v));
   if (name == "length" || name == "count") return Value::Int(Length(v));
   if (name == "list") return Value::List(Iterate(v));
@@ -217,7 +208,12 @@ Value ApplyFilter(Interp& interp, const std::string& name, const Value& v, CallA
   if (name == "lower") return Value::Str(PyLower(ToStr(v)));
   if (name == "title") return Value::Str(JinjaTitle(ToStr(v)));
   if (name == "capitalize") return Value::Str(PyCapitalize(ToStr(v)));
-  if (name == "escape" || name == "e" || name == "forceescape") return Value::Str(HtmlEscape(ToStr(v)));
+  if (name == "escape" || name == "e" || name == "forceescape") {
+    if (v.is_string() && v.markup && name != "forceescape") return v;
+    Value out = Value::Str(HtmlEscape(ToStr(v)));
+    out.markup = true;
+    return out;
+  }
   if (name == "default" || name == "d") {
     Value def = Arg(a, 0, "default_value", Value::Str(""));
     bool boolean = Truthy(Arg(a, 1, "boolean", Value::Bool(false)));

@@ -73,11 +73,16 @@ Value BinaryOp(const std::string& op, const Value& a, const Value& b, Interp& in
     if (IsNum(a) && IsNum(b)) {
       if (IsFloatOp(a, b)) return Value::Float(D(a) + D(b));
       int64_t r = 0;
-      return IntResult(__builtin_add_overflow(I(a), I(b), &r), r);
+      bool overflow = __builtin_add_overflow(I(a), I(b), &r);
+      return IntResult(overflow, r);
     }
     if (a.is_string() && b.is_string()) {
       interp.CheckStringSize(a.s.size() + b.s.size());
-      return Value::Str(a.s + b.s);
+      if (!a.markup && !b.markup) return Value::Str(a.s + b.s);
+      // Markup + str (either order) HTML-escapes the plain side, as markupsafe does.
+      Value out = Value::Str((a.markup ? a.s : HtmlEscape(a.s)) + (b.markup ? b.s : HtmlEscape(b.s)));
+      out.markup = true;
+      return out;
     }
     if (a.is_sequence_list() && b.is_sequence_list() && a.list->type_name == b.list->type_name) {
       std::vector<Value> items = a.list->items;
@@ -94,13 +99,15 @@ Value BinaryOp(const std::string& op, const Value& a, const Value& b, Interp& in
     if (!IsNum(a) || !IsNum(b)) Unsupported("-", a, b);
     if (IsFloatOp(a, b)) return Value::Float(D(a) - D(b));
     int64_t r = 0;
-    return IntResult(__builtin_sub_overflow(I(a), I(b), &r), r);
+    bool overflow = __builtin_sub_overflow(I(a), I(b), &r);
+      return IntResult(overflow, r);
   }
   if (op == "*") {
     if (IsNum(a) && IsNum(b)) {
       if (IsFloatOp(a, b)) return Value::Float(D(a) * D(b));
       int64_t r = 0;
-      return IntResult(__builtin_mul_overflow(I(a), I(b), &r), r);
+      bool overflow = __builtin_mul_overflow(I(a), I(b), &r);
+      return IntResult(overflow, r);
     }
     const Value* seq = (a.is_string() || a.is_sequence_list()) ? &a : (b.is_string() || b.is_sequence_list()) ? &b : nullptr;
     const Value* count = seq == &a ? &b : &a;

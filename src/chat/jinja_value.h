@@ -53,6 +53,7 @@ struct Value {
   int64_t i = 0;
   double f = 0;
   std::string s;                   // string; for undefined: the error message raised on use
+  bool markup = false;             // string marked safe (markupsafe.Markup): `+` escapes the other side
   std::string undefined_error;     // for undefined: error type raised on use ("UndefinedError")
   std::shared_ptr<ListData> list;  // kList
   std::shared_ptr<DictData> dict;  // kDict and kNamespace
@@ -137,5 +138,7 @@ std::vector<uint32_t> DecodeUtf8(const std::string& s);
 std::string EncodeUtf8(const std::vector<uint32_t>& cps, size_t begin, size_t end);
 void AppendUtf8(std::string& out, uint32_t cp);
 bool IsPySpace(uint32_t cp);
+// markupsafe.escape: & < > " ' as &amp; &lt; &gt; &#34; &#39;.
+std::string HtmlEscape(const std::string& s);
 
 }  // namespace spool::chat::jinja
