@@ -171,6 +171,93 @@ def conversations():
             for (n, m, t, g, x) in cases]
 
 
+# Small templates that pin down Python/Jinja semantics the big templates may not reach.
+# Each is rendered with VARS below; outputs (or errors) go to snippets.json.
+SNIPPET_VARS = {
+    "d": {"b": 1, "a": [1, 2.5, None, True, "x'y"], "s": "Hello World"},
+    "l": [3, 1, 2], "s": "  Mixed Case, words-here  ", "n": None, "f": 1.0, "i": 7, "u": "héllo wörld ✓",
+    "msgs": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo", "x": 1},
+             {"role": "user", "content": ""}],
+}
+SNIPPETS = [
+    "{{ 1.0 }} {{ 1e16 }} {{ 0.00001 }} {{ 3/2 }} {{ 4/2 }} {{ 7//2 }} {{ -7//2 }} {{ -7 % 3 }} {{ 2**10 }} {{ 2**-1 }}",
+    "{{ d }} {{ l }} {{ n }} {{ f }} {{ true }} {{ ('a',) }} {{ (1, 'b') }} {{ [] }} {{ {} }}",
+    "{{ d|tojson }}|{{ d|tojson(indent=2) }}|{{ d|tojson(separators=(',', ':')) }}|{{ d|tojson(sort_keys=true) }}",
+    "{{ u|tojson }} {{ u|tojson(ensure_ascii=true) }} {{ '\\n\\t\"\\\\'|tojson }}",
+    "{{ d|string }} {{ l|string }} {{ n|string }} {{ 'it\\'s'|string }} {{ [\"it's\"] }} {{ ['a\\nb'] }}",
+    "{{ s|trim }}|{{ s.strip() }}|{{ s.lstrip() }}|{{ s.rstrip() }}|{{ s.strip(' M') }}|{{ s|trim(' ') }}",
+    "{{ s.split() }} {{ s.split(',') }} {{ s.split(' ', 2) }} {{ s.rsplit(' ', 1) }} {{ 'a,b,,c'.split(',') }}",
+    "{{ s|upper }} {{ s|lower }} {{ s|title }} {{ s.title() }} {{ s|capitalize }} {{ u|upper }} {{ u.title() }}",
+    "{{ s.startswith('  M') }} {{ s.endswith(('x', ' ')) }} {{ s.replace(' ', '_') }} {{ s|replace('e', 'E', 1) }}",
+    "{{ '{} and {}'.format(1, 'two') }} {{ '{0}{0}'.format('x') }} {{ '%s=%d' % ('a', 3) }} {{ '%s'|format(i) }}",
+    "{{ l|length }} {{ u|length }} {{ d|length }} {{ l|first }} {{ l|last }} {{ l|sort }} {{ l|sort(reverse=true) }} {{ l|sum }} {{ l|min }} {{ l|max }}",
+    "{{ l|join(', ') }} {{ msgs|map(attribute='role')|join('|') }} {{ msgs|selectattr('content')|list|length }} {{ msgs|rejectattr('role', 'equalto', 'user')|list }}",
+    "{{ msgs|selectattr('x', 'defined')|map(attribute='content')|list }} {{ msgs|map(attribute='x', default='-')|list }} {{ l|select('odd')|list }} {{ l|reject('==', 1)|list }}",
+    "{{ d|items|list }} {{ d.items() }} {{ d.keys()|list }} {{ d.values()|list }} {{ d.get('zz', 'dflt') }} {{ d.get('b') }} {{ d|dictsort }}",
+    "{{ u[1:4] }} {{ u[::-1] }} {{ l[-1] }} {{ l[1:] }} {{ l[::2] }} {{ 'abc'[5:] }} {{ u[0] }}",
+    "{{ 'a' in 'cat' }} {{ 1 in l }} {{ 'b' in d }} {{ 'z' not in d }} {{ n is none }} {{ n is not none }} {{ zz is defined }} {{ zz is undefined }}",
+    "{{ d is mapping }} {{ l is sequence }} {{ s is string }} {{ i is number }} {{ f is float }} {{ i is integer }} {{ true is boolean }} {{ l is iterable }} {{ zz is iterable }} {{ i is divisibleby 7 }} {{ i is odd }}",
+    "{{ 'x' ~ 1 ~ none ~ true ~ zz ~ 1.5 }} {{ 'a' + 'b' }} {{ [1] + [2] }} {{ 'ab' * 3 }} {{ i > 3 and i < 10 }} {{ 1 < i < 5 }} {{ 1 == 1.0 }}",
+    "{{ zz|default('dflt') }} {{ ''|default('e', true) }} {{ n|default('nn') }} {{ zz|length }} {{ zz|string }}|{{ zz }}|{{ zz|list }} {{ zz|trim }}",
+    "{{ '42'|int }} {{ '4.7'|int }} {{ 'x'|int }} {{ 'x'|int(5) }} {{ 3.9|int }} {{ '2.5'|float }} {{ 2|float }} {{ -3|abs }} {{ 2.567|round(2) }} {{ 2.5|round }}",
+    "{{ 'a\\nb\\n\\nc'|indent }}|{{ 'a\\nb'|indent(2, true) }}|{{ 'a\\n\\nb'|indent(width='> ', blank=true) }}",
+    "{% for x in l %}{{ loop.index }}{{ loop.index0 }}{{ loop.first }}{{ loop.last }}{{ loop.length }}{{ loop.revindex }}{{ loop.previtem|default('-') }}{{ loop.nextitem|default('-') }}{{ loop.cycle('a', 'b') }};{% endfor %}",
+    "{% for x in l if x > 1 %}{{ x }}{{ loop.length }}{% else %}empty{% endfor %}|{% for x in [] %}{{ x }}{% else %}empty{% endfor %}",
+    "{% for x in l %}{% if x == 1 %}{% continue %}{% endif %}{% if x == 2 %}{% break %}{% endif %}{{ x }}{% endfor %}",
+    "{% for k, v in d.items() %}{{ k }}={{ v }};{% endfor %}{% for k in d %}{{ k }}{% endfor %}{% for c in 'ab' %}{{ c }}{% endfor %}",
+    "{% set x = 1 %}{% for i in l %}{% set x = x + i %}{{ x }}{% endfor %}{{ x }}|{% set ns = namespace(t=0) %}{% for i in l %}{% set ns.t = ns.t + i %}{% endfor %}{{ ns.t }}",
+    "{% set a, b = 1, 2 %}{{ a }}{{ b }}{% set blk %}  inner {{ a }}  {% endset %}[{{ blk }}]{% set t = (1, 2) %}{{ t }}",
+    "{% macro m(a, b='B') %}<{{ a }}{{ b }}{{ varargs }}{{ kwargs }}>{% endmacro %}{{ m(1) }}{{ m(1, 2) }}{{ m(1, 2, 3) }}{{ m(b=5, a=4) }}",
+    "{% macro outer() %}[{{ caller() }}]{% endmacro %}{% call outer() %}inside{% endcall %}{% filter upper %}shout {{ i }}{% endfilter %}",
+    "{% macro f(n) %}{% if n > 0 %}{{ n }}{{ f(n - 1) }}{% endif %}{% endmacro %}{{ f(5) }}",
+    "a\n  {% if true %}\n    b\n  {% endif %}\n  c {{- ' d ' -}} e\n{# comment #}\nf\n  {%- if true -%}  g  {%- endif %}\n{%+ if true %}h{% endif %}\n",
+    "{{ 'x' if i > 3 else 'y' }}{{ 'z' if false }}|{{ n or 'fallback' }} {{ i and 'yes' }} {{ not n }} {{ -i }} {{ +f }}",
+    "{{ range(3)|list }} {{ range(1, 10, 3)|list }} {{ dict(a=1, b=2) }} {{ namespace(a=1).a }} {{ strftime_now('%Y-%m-%d %H:%M:%S %d %b %Y') }}",
+    "{{ msgs[0].role }} {{ msgs[0]['content'] }} {{ msgs[5] is defined }} {{ msgs[0].missing is defined }} {{ d.s.lower() }} {{ d['a'][1] }}",
+    "{{ l|unique|list }} {{ ['A', 'a', 'b']|unique|list }} {{ l|reverse|list }} {{ 'abc'|reverse }} {{ 'hello world'|wordcount }}",
+    "{{ 'Hello'|e }} {{ '<a href=\"x\">'|e }} {{ '<b>'|safe }} {{ ('<b>'|safe) + '<i>' }} {{ '<i>' + ('<b>'|safe) }} {{ ('<b>'|safe) ~ '<i>' }}",
+    "{{ raise_exception('custom failure: ' ~ i) }}",
+    "{{ zz.attr }}",
+    "{{ d.b.c.d }}",
+    "{{ n.x }}",
+    "{{ zz + 1 }}",
+    "{{ 'a' + 1 }}",
+    "{{ 1 + 'a' }}",
+    "{{ 'a' < 1 }}",
+    "{{ l.append(4) }}",
+    "{{ d.update({}) }}",
+    "{% for x in n %}{% endfor %}",
+    "{{ i|length }}",
+    "{{ msgs|selectattr('role')|length }}",
+    "{{ range(200000)|length }}",
+    "{{ 1 // 0 }}",
+    "{% set ns = namespace() %}{% set ns._x = 1 %}",
+    "{% set q = 1 %}{% set q.x = 2 %}",
+    "{{ l[10] + 1 }}",
+    "{% if %}",
+    "{% for x in l %}{{ x }}",
+    "{{ 1 + }}",
+    "line one\n{{ foo( }}",
+    "{% endif %}",
+    "{{ x|nosuchfilter }}",
+    "{{ 'abc",
+    "{% frobnicate %}",
+]
+
+
+def snippets(env):
+    out = []
+    for src in SNIPPETS:
+        try:
+            res = {"output": env.from_string(src).render(**SNIPPET_VARS)}
+        except jinja2.exceptions.TemplateSyntaxError as e:
+            res = {"error_type": type(e).__name__, "error": e.message, "line": e.lineno}
+        except Exception as e:  # noqa: BLE001
+            res = {"error_type": type(e).__name__, "error": str(e)}
+        out.append({"template": src, **res})
+    return out
+
+
 def smollm2_template():
     import gguf
     reader = gguf.GGUFReader(SMOL_GGUF)
@@ -202,6 +289,9 @@ def main():
     with open(os.path.join(FIXTURES, "conversations.json"), "w", encoding="utf-8") as f:
         json.dump({"bos_token": BOS, "eos_token": EOS, "now_unix": FIXED_NOW_UNIX,
                    "conversations": convs}, f, ensure_ascii=False, indent=1)
+    with open(os.path.join(FIXTURES, "snippets.json"), "w", encoding="utf-8") as f:
+        json.dump({"vars": SNIPPET_VARS, "now_unix": FIXED_NOW_UNIX, "snippets": snippets(env)}, f,
+                  ensure_ascii=False, indent=1)
     with open(os.path.join(FIXTURES, "smollm2.jinja"), "w", encoding="utf-8") as f:
         f.write(smollm2_template())
 
