@@ -42,6 +42,17 @@ std::string ReplaceAll(std::string text, const std::string& from, const std::str
   return text;
 }
 
+// True if every piece is "▁"* followed by text without "▁".
+bool SpmCanSplitAtSpaces(const std::vector<std::string>& tokens) {
+  static const std::string kSpace = "\xE2\x96\x81";
+  for (const std::string& t : tokens) {
+    size_t pos = 0;
+    while (t.compare(pos, kSpace.size(), kSpace) == 0) pos += kSpace.size();
+    if (t.find(kSpace, pos) != std::string::npos) return false;
+  }
+  return true;
+}
+
 using WordCache = std::unordered_map<std::string, std::vector<int32_t>, StringHash, std::equal_to<>>;
 
 }  // namespace
@@ -103,7 +114,17 @@ Status Tokenizer::Init() {
   }
   SPOOL_ASSIGN_OR_RETURN(model_, CreateModel(view));
   SPOOL_ASSIGN_OR_RETURN(normalizer_, Normalizer::Create(spec_.normalizer));
-  SPOOL_ASSIGN_OR_RETURN(pre_tokenizer_, PreTokenizer::Create(spec_.pre_tokenizer));
+  std::vector<PreTokenizerStep> pre_steps = spec_.pre_tokenizer;
+  if (spec_.model == ModelKind::kSpm && pre_steps.empty() && SpmCanSplitAtSpaces(spec_.tokens)) {
+    // Speed: cut the segment before each run of "▁" so that words are encoded
+    // (and cached) separately. Exact, because no piece has "▁" after another
+    // character, so no merge can cross such a cut.
+    PreTokenizerStep cut;
+    cut.kind = PreTokenizerStep::Kind::kSplit;
+    cut.pattern = R"(\x{2581}*[^\x{2581}]+|\x{2581}+)";
+    pre_steps.push_back(cut);
+  }
+  SPOOL_ASSIGN_OR_RETURN(pre_tokenizer_, PreTokenizer::Create(pre_steps));
   added_ = std::make_unique<AddedTokenMatcher>(spec_.added_tokens);
 
   // Decoded bytes of every token.
@@ -113,7 +134,10 @@ Status Tokenizer::Init() {
     const std::string& text = spec_.tokens[i];
     std::string piece;
     const int byte = d.byte_fallback ? ParseByteToken(text) : -1;
-    if (byte >= 0) {
+    const TokenType type = spec_.types[i];
+    if (type == TokenType::kUserDefined || type == TokenType::kControl) {
+      piece = text;  // added tokens are literal text (llama.cpp token_to_piece)
+    } else if (byte >= 0) {
       piece.assign(1, static_cast<char>(byte));
     } else if (d.byte_level) {
       // HF ByteLevel decoder: a token whose chars are all in the byte alphabet

@@ -92,8 +92,11 @@ class Tokenizer {
 // same ids. Not thread-safe; one per sequence. The tokenizer must outlive it.
 class StreamingDecoder {
  public:
-  explicit StreamingDecoder(const Tokenizer& tokenizer, bool skip_special = false)
-      : tok_(tokenizer), skip_special_(skip_special) {}
+  // at_sequence_start=false: the ids continue earlier text (e.g. generated text after
+  // a prompt), so the decoder's leading-space stripping does not apply (llama.cpp
+  // prints token pieces as they are).
+  explicit StreamingDecoder(const Tokenizer& tokenizer, bool skip_special = false, bool at_sequence_start = true)
+      : tok_(tokenizer), skip_special_(skip_special), leading_to_strip_(at_sequence_start ? -1 : 0) {}
   // Returns the text that became complete with this token (possibly empty).
   // Fails with kInvalidArgument for an out-of-range id (state unchanged).
   Result<std::string> Push(int32_t id);
