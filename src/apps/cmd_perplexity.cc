@@ -12,7 +12,7 @@
 #include "apps/common_flags.h"
 #include "base/progress.h"
 #include "base/strings.h"
-#include "runtime/engine.h"
+#include "runtime/perplexity.h"
 
 namespace spool::apps {
 namespace {
@@ -43,42 +43,22 @@ int RunPerplexity(int argc, char** argv) {
   auto ids = tok->Encode(*text, /*add_special=*/true, /*parse_special=*/false);
   if (!ids.ok()) return Fail(ids.status().message());
   const int64_t n_tokens = static_cast<int64_t>(ids->size());
-  int64_t n_chunks = n_tokens / n_ctx;
-  if (max_chunks > 0) n_chunks = std::min(n_chunks, max_chunks);
-  if (n_chunks == 0)
-    return Fail("the text has " + std::to_string(n_tokens) + " tokens, fewer than one window of " + std::to_string(n_ctx));
   const bool add_bos = !ids->empty() && tok->bos_id() >= 0 && (*ids)[0] == tok->bos_id();
-  const int64_t V = engine.n_vocab();
-  const int64_t first = n_ctx / 2;
+  const int64_t n_windows = max_chunks > 0 ? std::min(max_chunks, n_tokens / n_ctx) : n_tokens / n_ctx;
   std::printf("perplexity: %lld tokens, %lld windows of %lld, scoring %lld tokens each\n",
-              static_cast<long long>(n_tokens), static_cast<long long>(n_chunks), static_cast<long long>(n_ctx),
-              static_cast<long long>(n_ctx - 1 - first));
-  std::vector<float> logits(static_cast<size_t>(n_ctx) * V);
-  double nll = 0;
-  int64_t scored = 0;
-  ProgressLine progress("perplexity", "windows", n_chunks);
-  for (int64_t c = 0; c < n_chunks; ++c) {
-    std::vector<int32_t> window(ids->begin() + c * n_ctx, ids->begin() + (c + 1) * n_ctx);
-    if (add_bos) window[0] = tok->bos_id();
-    auto seq = engine.NewSequence();
-    Status st = engine.Prefill(*seq, window, logits.data(), /*all_logits=*/true);
-    if (!st.ok()) return Fail(st.message());
-    for (int64_t j = first; j < n_ctx - 1; ++j) {
-      const float* row = logits.data() + j * V;
-      float mx = row[0];
-      for (int64_t v = 1; v < V; ++v) mx = std::max(mx, row[v]);
-      double sum = 0;
-      for (int64_t v = 0; v < V; ++v) sum += std::exp(static_cast<double>(row[v]) - mx);
-      const int32_t target = (*ids)[c * n_ctx + j + 1];
-      nll += -(static_cast<double>(row[target]) - mx - std::log(sum));
-      ++scored;
-    }
-    std::printf("[%lld]%.4f\n", static_cast<long long>(c + 1), std::exp(nll / static_cast<double>(scored)));
-    std::fflush(stdout);
-    progress.Update(c + 1);
-  }
+              static_cast<long long>(n_tokens), static_cast<long long>(n_windows), static_cast<long long>(n_ctx),
+              static_cast<long long>(n_ctx - 1 - n_ctx / 2));
+  ProgressLine progress("perplexity", "windows", n_windows);
+  auto res = runtime::Perplexity(engine, *ids, n_ctx, add_bos ? tok->bos_id() : -1, max_chunks,
+                                 [&](int64_t w, double running) {
+                                   std::printf("[%lld]%.4f\n", static_cast<long long>(w + 1), running);
+                                   std::fflush(stdout);
+                                   progress.Update(w + 1);
+                                   return true;
+                                 });
+  if (!res.ok()) return Fail(res.status().message());
   progress.Finish();
-  std::printf("ppl %.4f\n", std::exp(nll / static_cast<double>(scored)));
+  std::printf("ppl %.4f\n", res->ppl);
   return 0;
 }
 

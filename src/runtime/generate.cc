@@ -49,7 +49,7 @@ Result<GenerateResult> Generate(Engine& engine, Sequence& seq, const GenerateReq
   sw.Reset();
 
   std::unique_ptr<tokenizer::StreamingDecoder> decoder;
-  if (tok) decoder = std::make_unique<tokenizer::StreamingDecoder>(*tok, /*skip_special=*/true);
+  if (tok) decoder = std::make_unique<tokenizer::StreamingDecoder>(*tok, /*skip_special=*/true, /*at_sequence_start=*/false);
   std::string pending;  // decoded text not yet emitted (held for stop-string matching)
   size_t emitted = 0;   // bytes of res.text already passed to on_text
   auto emit = [&](bool final) -> bool {

@@ -96,16 +96,21 @@ class StreamingDecoder {
   // a prompt), so the decoder's leading-space stripping does not apply (llama.cpp
   // prints token pieces as they are).
   explicit StreamingDecoder(const Tokenizer& tokenizer, bool skip_special = false, bool at_sequence_start = true)
-      : tok_(tokenizer), skip_special_(skip_special), leading_to_strip_(at_sequence_start ? -1 : 0) {}
+      : tok_(tokenizer),
+        skip_special_(skip_special),
+        at_sequence_start_(at_sequence_start),
+        leading_to_strip_(at_sequence_start ? -1 : 0) {}
   // Returns the text that became complete with this token (possibly empty).
   // Fails with kInvalidArgument for an out-of-range id (state unchanged).
   Result<std::string> Push(int32_t id);
-  // Returns whatever is held back (an incomplete character becomes U+FFFD) and resets.
+  // Returns whatever is held back (an incomplete character becomes U+FFFD) and
+  // resets to the state after construction.
   std::string Flush();
 
  private:
   const Tokenizer& tok_;
   bool skip_special_;
+  bool at_sequence_start_;
   std::string pending_;     // bytes not yet emitted
   int leading_to_strip_ = -1;  // -1: not started
 };
