@@ -14,16 +14,23 @@ void StoreRow(DType dtype, const float* src, int64_t n, void* dst) {
   for (int64_t i = 0; i < n; ++i) d[i] = F32ToBF16(src[i]);
 }
 
-InRamKv::InRamKv(const KvLayout& layout) : layout_(layout), pages_(layout.n_layer) {
+Status CheckWritePos(int64_t layer, int64_t pos, int64_t n_tokens, int64_t written) {
+  if (pos == n_tokens || pos == written) return Status::Ok();
+  return InternalError("KV write to layer " + std::to_string(layer) + " at position " + std::to_string(pos) +
+                       " but the cache holds " + std::to_string(n_tokens) + " committed and " +
+                       std::to_string(written) + " written tokens");
+}
+
+InRamKv::InRamKv(const KvLayout& layout) : layout_(layout), pages_(layout.n_layer), written_(layout.n_layer, 0) {
   SPOOL_CHECK(layout.dtype == DType::kF32 || layout.dtype == DType::kBF16);
   SPOOL_CHECK(layout.page_tokens > 0);
 }
 
-Status InRamKv::Write(int64_t layer, int64_t pos, int64_t n, const float* k, const float* v) {
+template <typename StoreFn>
+Status InRamKv::WriteRows(int64_t layer, int64_t pos, int64_t n, StoreFn store) {
   SPOOL_CHECK(layer >= 0 && layer < layout_.n_layer);
-  if (pos != n_tokens_) return InternalError("KV write at position " + std::to_string(pos) + " but cache holds " + std::to_string(n_tokens_));
+  SPOOL_TRY(CheckWritePos(layer, pos, n_tokens_, written_[layer]));
   auto& pages = pages_[layer];
-  const int64_t row = layout_.row_elems();
   const uint64_t row_bytes = layout_.row_bytes();
   for (int64_t i = 0; i < n; ++i) {
     int64_t p = (pos + i) / layout_.page_tokens, r = (pos + i) % layout_.page_tokens;
@@ -33,13 +40,33 @@ Status InRamKv::Write(int64_t layer, int64_t pos, int64_t n, const float* k, con
       page.v.Reset(layout_.page_bytes());
       pages.push_back(std::move(page));
     }
-    StoreRow(layout_.dtype, k + i * row, row, pages[p].k.data() + r * row_bytes);
-    StoreRow(layout_.dtype, v + i * row, row, pages[p].v.data() + r * row_bytes);
+    store(i, pages[p].k.data() + r * row_bytes, pages[p].v.data() + r * row_bytes);
   }
+  written_[layer] = pos + n;
   return Status::Ok();
 }
 
+Status InRamKv::Write(int64_t layer, int64_t pos, int64_t n, const float* k, const float* v) {
+  const int64_t row = layout_.row_elems();
+  return WriteRows(layer, pos, n, [&](int64_t i, uint8_t* kd, uint8_t* vd) {
+    StoreRow(layout_.dtype, k + i * row, row, kd);
+    StoreRow(layout_.dtype, v + i * row, row, vd);
+  });
+}
+
+Status InRamKv::WriteRaw(int64_t layer, int64_t pos, int64_t n, const void* k, const void* v) {
+  const uint64_t rb = layout_.row_bytes();
+  return WriteRows(layer, pos, n, [&](int64_t i, uint8_t* kd, uint8_t* vd) {
+    std::memcpy(kd, static_cast<const uint8_t*>(k) + i * rb, rb);
+    std::memcpy(vd, static_cast<const uint8_t*>(v) + i * rb, rb);
+  });
+}
+
 Status InRamKv::Commit(int64_t n) {
+  for (int64_t l = 0; l < layout_.n_layer; ++l)
+    if (written_[l] < n_tokens_ + n)
+      return InternalError("KV commit of " + std::to_string(n) + " tokens but layer " + std::to_string(l) + " holds only " +
+                           std::to_string(written_[l] - n_tokens_) + " new rows");
   n_tokens_ += n;
   return Status::Ok();
 }
@@ -57,6 +84,7 @@ Status InRamKv::ForEachPage(int64_t layer, int64_t end, const std::function<void
 Status InRamKv::Truncate(int64_t n) {
   if (n < 0 || n > n_tokens_) return InvalidArgument("cannot truncate KV cache of " + std::to_string(n_tokens_) + " tokens to " + std::to_string(n));
   n_tokens_ = n;
+  for (auto& w : written_) w = n;
   int64_t keep = (n + layout_.page_tokens - 1) / layout_.page_tokens;
   for (auto& pages : pages_)
     if (static_cast<int64_t>(pages.size()) > keep) pages.resize(keep);

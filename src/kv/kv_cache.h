@@ -40,8 +40,15 @@ class SequenceKv {
   // Tokens whose K/V are stored and committed.
   virtual int64_t n_tokens() const = 0;
   // Stores K/V rows for positions [pos, pos + n) of `layer`, converting from f32.
-  // k, v: [n, n_head_kv * head_dim]. pos must equal n_tokens() (append only).
+  // k, v: [n, n_head_kv * head_dim]. Append only: pos must be n_tokens() (starting a
+  // step; rows of `layer` written since the last Commit are dropped) or the end of the
+  // rows already written to `layer` since the last Commit (appending within a step, as a
+  // session restore does). Errors: InternalError for another pos; kIo/kResourceExhausted
+  // when a disk-backed cache cannot spill.
   virtual Status Write(int64_t layer, int64_t pos, int64_t n, const float* k, const float* v) = 0;
+  // As Write, with rows already in the cache dtype (restoring a saved session).
+  // k, v: [n, row_bytes()] bytes.
+  virtual Status WriteRaw(int64_t layer, int64_t pos, int64_t n, const void* k, const void* v) = 0;
   // Makes `n` written tokens visible (after every layer wrote them).
   virtual Status Commit(int64_t n) = 0;
   // Calls fn for each page of `layer` covering positions [0, end), in order. Pages may
@@ -59,6 +66,7 @@ class InRamKv final : public SequenceKv {
   const KvLayout& layout() const override { return layout_; }
   int64_t n_tokens() const override { return n_tokens_; }
   Status Write(int64_t layer, int64_t pos, int64_t n, const float* k, const float* v) override;
+  Status WriteRaw(int64_t layer, int64_t pos, int64_t n, const void* k, const void* v) override;
   Status Commit(int64_t n) override;
   Status ForEachPage(int64_t layer, int64_t end, const std::function<void(const KvPageView&)>& fn) override;
   Status Truncate(int64_t n) override;
@@ -67,10 +75,18 @@ class InRamKv final : public SequenceKv {
   struct Page {
     AlignedBuffer k, v;
   };
+  // Shared by Write and WriteRaw: store(i, k_dst, v_dst) writes row i of the batch.
+  template <typename StoreFn>
+  Status WriteRows(int64_t layer, int64_t pos, int64_t n, StoreFn store);
+
   KvLayout layout_;
   int64_t n_tokens_ = 0;
   std::vector<std::vector<Page>> pages_;  // [layer][page]
+  std::vector<int64_t> written_;          // [layer]: end of the rows written (committed or not)
 };
+
+// Checks a Write position against the contract above; InternalError otherwise.
+Status CheckWritePos(int64_t layer, int64_t pos, int64_t n_tokens, int64_t written);
 
 // Converts one row of f32 to the cache dtype (f32 copy or bf16 round-to-nearest-even).
 void StoreRow(DType dtype, const float* src, int64_t n, void* dst);

@@ -17,6 +17,8 @@ Result<std::unique_ptr<Engine>> Engine::Open(const std::string& model, const Eng
     return InvalidArgument("KV cache type must be f32 or bf16");
   if (options.prefill_chunk <= 0) return InvalidArgument("prefill chunk must be positive");
   if (options.kv_page_tokens <= 0) return InvalidArgument("KV page size must be positive");
+  if (options.kv_window < 0) return InvalidArgument("KV window must be >= 0, got " + std::to_string(options.kv_window));
+  e->kv_quota_ = std::make_shared<kv::DiskQuota>(options.kv_max_disk);
   SPOOL_ASSIGN_OR_RETURN(formats::ModelSource src, formats::OpenModelSource(model));
   SPOOL_ASSIGN_OR_RETURN(e->weights_, models::ModelWeights::Load(std::move(src)));
   const auto& c = e->weights_->config();
@@ -46,7 +48,16 @@ std::unique_ptr<Sequence> Engine::NewSequence() {
   const auto& c = config();
   kv::KvLayout layout{c.n_layer, c.n_head_kv, c.head_dim, options_.kv_page_tokens, options_.kv_dtype};
   auto s = std::unique_ptr<Sequence>(new Sequence());
-  s->kv_ = std::make_unique<kv::InRamKv>(layout);
+  if (options_.kv_window > 0 && ctx_ > options_.kv_window) {
+    kv::DiskKvOptions d;
+    d.window_tokens = options_.kv_window;
+    d.max_tokens = ctx_;
+    d.dir = options_.kv_dir.empty() ? kv::SpoolHome() + "/kv" : options_.kv_dir;
+    d.quota = kv_quota_;
+    s->kv_ = std::make_unique<kv::DiskKv>(layout, d);
+  } else {
+    s->kv_ = std::make_unique<kv::InRamKv>(layout);
+  }
   return s;
 }
 

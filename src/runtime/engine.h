@@ -16,6 +16,7 @@
 #include "base/status.h"
 #include "base/thread_pool.h"
 #include "formats/model_source.h"
+#include "kv/disk_kv.h"
 #include "kv/kv_cache.h"
 #include "models/config.h"
 #include "models/transformer.h"
@@ -31,6 +32,12 @@ struct EngineOptions {
   DType kv_dtype = DType::kBF16; // kF32 or kBF16
   int64_t kv_page_tokens = 256;
   bool load_tokenizer = true;    // false: ids only (tests on tokenizer-less fixtures)
+  // KV placement (kv/disk_kv.h): when the context exceeds kv_window tokens, each layer
+  // keeps its last kv_window tokens' pages in RAM and spills older pages to a scratch
+  // file under kv_dir. 0: everything in RAM.
+  int64_t kv_window = 2048;
+  std::string kv_dir;            // "": $SPOOL_HOME/kv (else ~/.spool/kv)
+  uint64_t kv_max_disk = 0;      // bytes all sequences may spill; 0: unlimited
 };
 
 // One conversation / document: its tokens and their KV cache.
@@ -86,6 +93,20 @@ class Engine {
   // Drops tokens at position >= n from the sequence (prefix reuse).
   Status Truncate(Sequence& seq, int64_t n);
 
+  // Sessions (kv/session.h; defined in runtime/engine_session.cc). SaveSession writes
+  // seq's tokens and KV plus `pending` (generated tokens not yet fed) to `path`,
+  // atomically. LoadSession validates the file (format, checksums, this model's
+  // fingerprint, KV type, context) and returns a sequence holding the saved tokens;
+  // *pending gets the saved pending tokens. Errors: NotFound, InvalidFile (corrupt,
+  // truncated, other model), InvalidArgument (settings mismatch), Io/ResourceExhausted.
+  Status SaveSession(const std::string& path, Sequence& seq, std::span<const int32_t> pending,
+                     const nlohmann::ordered_json& settings);
+  Result<std::unique_ptr<Sequence>> LoadSession(const std::string& path, std::vector<int32_t>* pending);
+  // Identity of the model's files and config (kv::ModelFingerprint), computed once.
+  Result<std::string> ModelFingerprint();
+  // Bytes of KV pages currently spilled to disk by all sequences.
+  uint64_t kv_disk_bytes() const;
+
   const EngineStats& stats() const { return stats_; }
   const models::ForwardStats& forward_stats() const { return transformer_->stats(); }
 
@@ -101,6 +122,8 @@ class Engine {
   std::unique_ptr<models::Transformer> transformer_;
   std::unique_ptr<tokenizer::Tokenizer> tokenizer_;
   EngineStats stats_;
+  std::shared_ptr<kv::DiskQuota> kv_quota_;  // --kv-max-disk, shared by all sequences
+  std::string fingerprint_;                  // cached ModelFingerprint()
 };
 
 }  // namespace spool::runtime

@@ -1,0 +1,432 @@
+#include "kv/session.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <ctime>
+#include <thread>
+
+#include "base/aligned_buffer.h"
+#include "base/strings.h"
+#include "kv/checksum.h"
+#include "kv/disk_kv.h"
+#include "storage/file.h"
+
+namespace spool::kv {
+
+namespace {
+constexpr char kMagic[8] = {'S', 'P', 'O', 'O', 'L', 'S', 'E', 'S'};
+constexpr char kTrailer[8] = {'S', 'P', 'O', 'O', 'L', 'E', 'N', 'D'};
+constexpr uint64_t kHeaderBytes = 32;
+constexpr uint64_t kMaxMetaBytes = 512ull << 20;
+constexpr int64_t kMaxTokens = int64_t{1} << 26;
+constexpr int64_t kMaxDim = 1 << 16;
+
+void PutU32(uint8_t* p, uint32_t v) { std::memcpy(p, &v, 4); }
+void PutU64(uint8_t* p, uint64_t v) { std::memcpy(p, &v, 8); }
+uint32_t GetU32(const uint8_t* p) {
+  uint32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+uint64_t GetU64(const uint8_t* p) {
+  uint64_t v;
+  std::memcpy(&v, p, 8);
+  return v;
+}
+
+// Checksum of one record, seeded with its place in the file.
+uint32_t RecordCrc(int64_t layer, int64_t record, const void* k, const void* v, uint64_t bytes) {
+  uint64_t where[2] = {static_cast<uint64_t>(layer), static_cast<uint64_t>(record)};
+  uint32_t c = Crc32c(where, sizeof(where));
+  c = Crc32c(k, bytes, c);
+  return Crc32c(v, bytes, c);
+}
+
+// Total file size for info, or an error when the numbers overflow.
+Result<uint64_t> ExpectedFileBytes(const SessionInfo& info, uint64_t meta_len, const std::string& path) {
+  const uint64_t n = info.tokens.size();
+  const uint64_t records = (n + info.record_tokens - 1) / info.record_tokens;
+  uint64_t per_layer, total;
+  if (__builtin_mul_overflow(n, 2 * info.row_bytes(), &per_layer) ||
+      __builtin_add_overflow(per_layer, records * 4, &per_layer) ||
+      __builtin_mul_overflow(per_layer, static_cast<uint64_t>(info.n_layer), &total) ||
+      __builtin_add_overflow(total, kHeaderBytes + meta_len + sizeof(kTrailer), &total))
+    return InvalidFile(path + ": session sizes overflow (" + std::to_string(n) + " tokens × " +
+                       std::to_string(info.n_layer) + " layers)");
+  return total;
+}
+
+const char* DTypeText(DType d) { return d == DType::kF32 ? "f32" : "bf16"; }
+
+nlohmann::ordered_json MetaJson(const SessionInfo& info) {
+  return nlohmann::ordered_json{
+      {"format", "spool-session"},
+      {"model", info.model},
+      {"fingerprint", info.fingerprint},
+      {"kv_dtype", DTypeText(info.kv_dtype)},
+      {"n_layer", info.n_layer},
+      {"n_head_kv", info.n_head_kv},
+      {"head_dim", info.head_dim},
+      {"record_tokens", info.record_tokens},
+      {"n_tokens", info.tokens.size()},
+      {"tokens", info.tokens},
+      {"pending", info.pending},
+      {"settings", info.settings},
+      {"created_unix", info.created_unix},
+  };
+}
+
+// Buffered writer over a file descriptor; the first error sticks.
+class Writer {
+ public:
+  Writer(int fd, std::string path) : fd_(fd), path_(std::move(path)) { buf_.reserve(kBuf); }
+  void Put(const void* p, size_t n) {
+    if (!st_.ok()) return;
+    const auto* b = static_cast<const uint8_t*>(p);
+    if (buf_.size() + n > kBuf) Flush();
+    if (n >= kBuf) {
+      WriteAll(b, n);
+      return;
+    }
+    buf_.insert(buf_.end(), b, b + n);
+  }
+  void Flush() {
+    if (!st_.ok() || buf_.empty()) return;
+    WriteAll(buf_.data(), buf_.size());
+    buf_.clear();
+  }
+  const Status& status() const { return st_; }
+  void Fail(Status s) {
+    if (st_.ok()) st_ = std::move(s);
+  }
+
+ private:
+  static constexpr size_t kBuf = 4 << 20;
+  void WriteAll(const uint8_t* p, size_t n) {
+    while (n > 0 && st_.ok()) {
+      ssize_t w = ::write(fd_, p, n);
+      if (w < 0 && errno == EINTR) continue;
+      if (w <= 0) {
+        int e = w < 0 ? errno : ENOSPC;
+        std::string msg = path_ + ": writing the session failed: " + storage::ErrnoText(e);
+        if (e == ENOSPC || e == EDQUOT) st_ = ResourceExhausted(msg + " (the disk is full; the previous session is kept)");
+        else st_ = IoError(msg);
+        return;
+      }
+      p += w;
+      n -= static_cast<size_t>(w);
+    }
+  }
+  int fd_;
+  std::string path_;
+  std::vector<uint8_t> buf_;
+  Status st_;
+};
+
+std::string DirName(const std::string& path) {
+  size_t s = path.rfind('/');
+  if (s == std::string::npos) return ".";
+  if (s == 0) return "/";
+  return path.substr(0, s);
+}
+
+// Removes PATH.tmp.PID files left by processes that no longer exist.
+void RemoveStaleTemporaries(const std::string& path) {
+  const std::string dir = DirName(path);
+  const std::string base = path.substr(path.rfind('/') == std::string::npos ? 0 : path.rfind('/') + 1) + ".tmp.";
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) return;
+  while (dirent* e = ::readdir(d)) {
+    std::string name = e->d_name;
+    if (!StartsWith(name, base)) continue;
+    const std::string pid_text = name.substr(base.size());
+    if (pid_text.empty() || pid_text.find_first_not_of("0123456789") != std::string::npos || pid_text.size() > 9) continue;
+    const pid_t pid = static_cast<pid_t>(std::stol(pid_text));
+    if (::kill(pid, 0) != 0 && errno == ESRCH) ::unlink((dir + "/" + name).c_str());
+  }
+  ::closedir(d);
+}
+
+Status GetInt(const nlohmann::json& j, const char* key, int64_t lo, int64_t hi, int64_t* out, const std::string& path) {
+  auto it = j.find(key);
+  if (it == j.end() || !it->is_number_integer())
+    return InvalidFile(path + ": session metadata field '" + key + "' is missing or not an integer");
+  int64_t v = it->get<int64_t>();
+  if (v < lo || v > hi)
+    return InvalidFile(path + ": session metadata field '" + key + "' = " + std::to_string(v) + " is outside [" +
+                       std::to_string(lo) + ", " + std::to_string(hi) + "]");
+  *out = v;
+  return Status::Ok();
+}
+
+Status GetIds(const nlohmann::json& j, const char* key, size_t max, std::vector<int32_t>* out, const std::string& path) {
+  auto it = j.find(key);
+  if (it == j.end() || !it->is_array()) return InvalidFile(path + ": session metadata field '" + key + "' is missing or not an array");
+  if (it->size() > max) return InvalidFile(path + ": session metadata field '" + key + "' has " + std::to_string(it->size()) +
+                                           " entries, at most " + std::to_string(max) + " allowed");
+  out->clear();
+  out->reserve(it->size());
+  for (size_t i = 0; i < it->size(); ++i) {
+    const auto& e = (*it)[i];
+    if (!e.is_number_integer() || e.get<int64_t>() < 0 || e.get<int64_t>() > INT32_MAX)
+      return InvalidFile(path + ": session metadata '" + key + "'[" + std::to_string(i) + "] is not a token id");
+    out->push_back(static_cast<int32_t>(e.get<int64_t>()));
+  }
+  return Status::Ok();
+}
+
+uint64_t HashBytes(uint64_t h, const void* p, size_t n) {  // FNV-1a, 64-bit
+  const auto* b = static_cast<const uint8_t*>(p);
+  for (size_t i = 0; i < n; ++i) h = (h ^ b[i]) * 0x100000001b3ull;
+  return h;
+}
+}  // namespace
+
+Status ValidateSessionName(const std::string& name) {
+  if (name.empty() || name.size() > 128)
+    return InvalidArgument("session name must have 1 to 128 characters, got " + std::to_string(name.size()));
+  if (name[0] == '.') return InvalidArgument("session name '" + name + "' must not start with '.'");
+  for (char c : name)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-'))
+      return InvalidArgument("session name '" + name + "' may contain only letters, digits, '.', '_' and '-'");
+  return Status::Ok();
+}
+
+std::string DefaultSessionsDir() { return SpoolHome() + "/sessions"; }
+std::string SessionPath(const std::string& dir, const std::string& name) { return dir + "/" + name + ".session"; }
+
+Status SaveSession(const std::string& path, const SessionInfo& info, SequenceKv& kv) {
+  const KvLayout& L = kv.layout();
+  SPOOL_CHECK(kv.n_tokens() == static_cast<int64_t>(info.tokens.size()));
+  SPOOL_CHECK(L.n_layer == info.n_layer && L.n_head_kv == info.n_head_kv && L.head_dim == info.head_dim &&
+              L.dtype == info.kv_dtype && L.page_tokens == info.record_tokens);
+  SPOOL_TRY(MakeDirs(DirName(path)));
+  RemoveStaleTemporaries(path);
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return IoError(tmp + ": cannot create: " + storage::ErrnoText(errno));
+  auto fail = [&](Status st) {
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    return st;
+  };
+
+  const std::string meta = MetaJson(info).dump();
+  uint8_t header[kHeaderBytes] = {};
+  std::memcpy(header, kMagic, 8);
+  PutU32(header + 8, kSessionVersion);
+  PutU32(header + 12, Crc32c(meta.data(), meta.size()));
+  PutU64(header + 16, meta.size());
+  PutU32(header + 24, Crc32c(header, 24));
+  Writer w(fd, tmp);
+  w.Put(header, sizeof(header));
+  w.Put(meta.data(), meta.size());
+
+  const int64_t n = kv.n_tokens();
+  const uint64_t rb = L.row_bytes();
+  const char* pause = std::getenv("SPOOL_TEST_SESSION_SAVE_PAUSE_S");
+  for (int64_t l = 0; l < L.n_layer && w.status().ok(); ++l) {
+    if (pause && l == L.n_layer / 2) {
+      w.Flush();
+      std::this_thread::sleep_for(std::chrono::seconds(std::atoi(pause)));
+    }
+    int64_t record = 0;
+    Status st = kv.ForEachPage(l, n, [&](const KvPageView& page) {
+      const uint64_t bytes = static_cast<uint64_t>(page.n_tokens) * rb;
+      w.Put(page.k, bytes);
+      w.Put(page.v, bytes);
+      uint8_t crc[4];
+      PutU32(crc, RecordCrc(l, record++, page.k, page.v, bytes));
+      w.Put(crc, 4);
+    });
+    if (!st.ok()) w.Fail(st.WithContext("reading the KV cache to save it"));
+  }
+  w.Put(kTrailer, sizeof(kTrailer));
+  w.Flush();
+  if (!w.status().ok()) return fail(w.status());
+  if (::fsync(fd) != 0) return fail(IoError(tmp + ": fsync failed: " + storage::ErrnoText(errno)));
+  ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);  // written and durable: no need to keep it cached
+  if (::close(fd) != 0) {
+    ::unlink(tmp.c_str());
+    return IoError(tmp + ": close failed: " + storage::ErrnoText(errno));
+  }
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    int e = errno;
+    ::unlink(tmp.c_str());
+    return IoError(path + ": cannot replace the session file: " + storage::ErrnoText(e));
+  }
+  int dfd = ::open(DirName(path).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    ::fsync(dfd);  // makes the rename durable
+    ::close(dfd);
+  }
+  return Status::Ok();
+}
+
+Result<SessionInfo> ReadSessionInfo(const std::string& path) {
+  auto file_r = storage::File::Open(path, storage::OpenMode{});
+  if (!file_r.ok()) {
+    if (file_r.status().code() == ErrorCode::kNotFound) return NotFound(path + ": no such session");
+    return file_r.status();
+  }
+  const storage::File& f = *file_r;
+  const uint64_t size = f.size();
+  if (size < kHeaderBytes)
+    return InvalidFile(path + ": truncated session file: the header needs " + std::to_string(kHeaderBytes) +
+                       " bytes, the file has " + std::to_string(size));
+  uint8_t h[kHeaderBytes];
+  SPOOL_TRY(f.ReadAt(h, 0, kHeaderBytes));
+  if (std::memcmp(h, kMagic, 8) != 0) return InvalidFile(path + ": not a spool session file (bad magic)");
+  const uint32_t version = GetU32(h + 8);
+  if (version != kSessionVersion)
+    return Unsupported(path + ": session format version " + std::to_string(version) + ", this spool reads version " +
+                       std::to_string(kSessionVersion));
+  if (GetU32(h + 24) != Crc32c(h, 24) || GetU32(h + 28) != 0)
+    return InvalidFile(path + ": corrupt session header (checksum mismatch)");
+  const uint64_t meta_len = GetU64(h + 16);
+  if (meta_len > kMaxMetaBytes || meta_len > size - kHeaderBytes)
+    return InvalidFile(path + ": session metadata length " + std::to_string(meta_len) + " exceeds the file (" +
+                       std::to_string(size) + " bytes)");
+  std::string meta(meta_len, '\0');
+  SPOOL_TRY(f.ReadAt(meta.data(), kHeaderBytes, meta_len));
+  if (GetU32(h + 12) != Crc32c(meta.data(), meta.size()))
+    return InvalidFile(path + ": corrupt session metadata (checksum mismatch)");
+  auto j = nlohmann::json::parse(meta, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) return InvalidFile(path + ": session metadata is not a JSON object");
+  if (j.value("format", "") != "spool-session") return InvalidFile(path + ": session metadata has no format 'spool-session'");
+
+  SessionInfo info;
+  auto str = [&](const char* key, std::string* out) -> Status {
+    auto it = j.find(key);
+    if (it == j.end() || !it->is_string()) return InvalidFile(path + ": session metadata field '" + key + "' is missing or not a string");
+    *out = it->get<std::string>();
+    return Status::Ok();
+  };
+  SPOOL_TRY(str("model", &info.model));
+  SPOOL_TRY(str("fingerprint", &info.fingerprint));
+  std::string dtype;
+  SPOOL_TRY(str("kv_dtype", &dtype));
+  if (dtype == "bf16") info.kv_dtype = DType::kBF16;
+  else if (dtype == "f32") info.kv_dtype = DType::kF32;
+  else return InvalidFile(path + ": session kv_dtype '" + dtype + "', expected bf16 or f32");
+  SPOOL_TRY(GetInt(j, "n_layer", 1, kMaxDim, &info.n_layer, path));
+  SPOOL_TRY(GetInt(j, "n_head_kv", 1, kMaxDim, &info.n_head_kv, path));
+  SPOOL_TRY(GetInt(j, "head_dim", 1, kMaxDim, &info.head_dim, path));
+  SPOOL_TRY(GetInt(j, "record_tokens", 1, 1 << 20, &info.record_tokens, path));
+  int64_t n_tokens = 0;
+  SPOOL_TRY(GetInt(j, "n_tokens", 0, kMaxTokens, &n_tokens, path));
+  SPOOL_TRY(GetIds(j, "tokens", kMaxTokens, &info.tokens, path));
+  if (static_cast<int64_t>(info.tokens.size()) != n_tokens)
+    return InvalidFile(path + ": session n_tokens = " + std::to_string(n_tokens) + " but 'tokens' lists " +
+                       std::to_string(info.tokens.size()));
+  SPOOL_TRY(GetIds(j, "pending", 1 << 20, &info.pending, path));
+  SPOOL_TRY(GetInt(j, "created_unix", 0, INT64_MAX, &info.created_unix, path));
+  if (auto it = j.find("settings"); it != j.end() && it->is_object()) info.settings = *it;
+  SPOOL_ASSIGN_OR_RETURN(uint64_t expected, ExpectedFileBytes(info, meta_len, path));
+  if (size != expected)
+    return InvalidFile(path + ": session file is " + std::string(size < expected ? "truncated" : "too long") + ": expected " +
+                       std::to_string(expected) + " bytes for " + std::to_string(n_tokens) + " tokens, found " +
+                       std::to_string(size));
+  info.file_bytes = size;
+  return info;
+}
+
+Status LoadSessionKv(const std::string& path, const SessionInfo& info, SequenceKv& kv) {
+  const KvLayout& L = kv.layout();
+  if (L.n_layer != info.n_layer || L.n_head_kv != info.n_head_kv || L.head_dim != info.head_dim)
+    return InvalidArgument(path + ": the session's KV shape (" + std::to_string(info.n_layer) + " layers × " +
+                           std::to_string(info.n_head_kv) + " heads × " + std::to_string(info.head_dim) +
+                           ") does not match the model's (" + std::to_string(L.n_layer) + " × " +
+                           std::to_string(L.n_head_kv) + " × " + std::to_string(L.head_dim) + ")");
+  if (L.dtype != info.kv_dtype)
+    return InvalidArgument(path + ": the session's KV cache is " + DTypeText(info.kv_dtype) + " but --kv-type is " +
+                           DTypeText(L.dtype) + " (use --kv-type " + DTypeText(info.kv_dtype) + ")");
+  SPOOL_CHECK(kv.n_tokens() == 0);
+  SPOOL_ASSIGN_OR_RETURN(storage::File f, storage::File::Open(path, storage::OpenMode{.direct = true}));
+  uint8_t h[kHeaderBytes];
+  SPOOL_TRY(f.ReadAt(h, 0, kHeaderBytes));
+  const uint64_t meta_len = GetU64(h + 16);
+  SPOOL_ASSIGN_OR_RETURN(uint64_t expected, ExpectedFileBytes(info, meta_len, path));
+  if (f.size() != expected)
+    return InvalidFile(path + ": session file changed size: expected " + std::to_string(expected) + " bytes, found " +
+                       std::to_string(f.size()));
+  const int64_t n = static_cast<int64_t>(info.tokens.size());
+  const uint64_t rb = info.row_bytes();
+  AlignedBuffer buf(2 * static_cast<uint64_t>(info.record_tokens) * rb + 4);
+  uint64_t off = kHeaderBytes + meta_len;
+  for (int64_t l = 0; l < info.n_layer; ++l) {
+    for (int64_t first = 0, record = 0; first < n; first += info.record_tokens, ++record) {
+      const int64_t rows = std::min(info.record_tokens, n - first);
+      const uint64_t bytes = static_cast<uint64_t>(rows) * rb;
+      SPOOL_TRY(f.ReadAt(buf.data(), off, 2 * bytes + 4));
+      off += 2 * bytes + 4;
+      if (GetU32(buf.data() + 2 * bytes) != RecordCrc(l, record, buf.data(), buf.data() + bytes, bytes))
+        return InvalidFile(path + ": corrupt session: checksum mismatch in layer " + std::to_string(l) + ", tokens [" +
+                           std::to_string(first) + ", " + std::to_string(first + rows) + ")");
+      SPOOL_TRY(kv.WriteRaw(l, first, rows, buf.data(), buf.data() + bytes));
+    }
+  }
+  char trailer[8];
+  SPOOL_TRY(f.ReadAt(trailer, off, 8));
+  if (std::memcmp(trailer, kTrailer, 8) != 0) return InvalidFile(path + ": corrupt session: bad trailer");
+  return kv.Commit(n);
+}
+
+Result<std::vector<SessionEntry>> ListSessions(const std::string& dir) {
+  std::vector<SessionEntry> out;
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) {
+    if (errno == ENOENT) return out;
+    return IoError(dir + ": cannot list sessions: " + storage::ErrnoText(errno));
+  }
+  std::vector<std::string> names;
+  while (dirent* e = ::readdir(d)) {
+    std::string name = e->d_name;
+    if (EndsWith(name, ".session") && name.size() > 8) names.push_back(name.substr(0, name.size() - 8));
+  }
+  ::closedir(d);
+  std::sort(names.begin(), names.end());
+  for (auto& name : names) {
+    SessionEntry e;
+    e.name = name;
+    e.path = SessionPath(dir, name);
+    e.info = ReadSessionInfo(e.path);
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+Result<std::string> ModelFingerprint(const std::vector<std::string>& files, const std::string& description) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  uint32_t crc = 0;
+  h = HashBytes(h, description.data(), description.size());
+  constexpr uint64_t kEdge = 1 << 20;
+  std::vector<uint8_t> buf;
+  for (const auto& path : files) {
+    SPOOL_ASSIGN_OR_RETURN(storage::File f, storage::File::Open(path, storage::OpenMode{}));
+    const uint64_t size = f.size();
+    h = HashBytes(h, &size, sizeof(size));
+    const uint64_t head = std::min(size, kEdge);
+    buf.resize(head);
+    SPOOL_TRY(f.ReadAt(buf.data(), 0, head));
+    crc = Crc32c(buf.data(), head, crc);
+    const uint64_t tail = std::min(size - head, kEdge);
+    buf.resize(tail);
+    SPOOL_TRY(f.ReadAt(buf.data(), size - tail, tail));
+    crc = Crc32c(buf.data(), tail, crc);
+  }
+  char text[32];
+  std::snprintf(text, sizeof(text), "%016llx%08x", static_cast<unsigned long long>(h), crc);
+  return std::string(text);
+}
+
+}  // namespace spool::kv

@@ -1,0 +1,90 @@
+// Sessions on disk: a sequence's tokens, its KV cache and the settings needed to
+// continue it later, in one file per session (DESIGN.md, "A restored session continues
+// exactly as the uninterrupted run would have").
+//
+// File format (version 1, little-endian):
+//   [0, 8)    magic "SPOOLSES"
+//   [8, 12)   u32 version = 1
+//   [12, 16)  u32 CRC-32C of the metadata bytes
+//   [16, 24)  u64 metadata length
+//   [24, 28)  u32 CRC-32C of bytes [0, 24)
+//   [28, 32)  u32 zero
+//   metadata: UTF-8 JSON (SessionInfo's fields)
+//   records, layer-major: for each layer, the tokens in runs of record_tokens (the last
+//     run shorter): K rows [rows, row_bytes], V rows [rows, row_bytes], u32 CRC-32C
+//     seeded with (layer, record index) so misplaced records are caught too
+//   trailer "SPOOLEND"
+// The file size follows from the metadata; anything else is a truncated or padded file.
+//
+// Crash safety: SaveSession writes NAME.session.tmp.PID, fsyncs it, renames it over
+// NAME.session and fsyncs the directory. A process killed at any point leaves either
+// the previous session or the new one, never a mix; stale temporaries of dead
+// processes are removed by the next save.
+//
+// Trust: session files are untrusted input. Every size, count, checksum and the model
+// fingerprint are checked; failures are kInvalidFile (or kUnsupported for a newer
+// version) naming the file and saying expected vs actual. Nothing is used before it
+// has been checked.
+#pragma once
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "base/status.h"
+#include "kv/kv_cache.h"
+
+namespace spool::kv {
+
+inline constexpr uint32_t kSessionVersion = 1;
+
+struct SessionInfo {
+  std::string model;        // the model as the user named it (informational)
+  std::string fingerprint;  // identity of the model's files and config (see ModelFingerprint)
+  DType kv_dtype = DType::kBF16;
+  int64_t n_layer = 0, n_head_kv = 0, head_dim = 0;
+  int64_t record_tokens = 0;      // tokens per KV record
+  std::vector<int32_t> tokens;    // tokens whose K/V are stored, in order
+  std::vector<int32_t> pending;   // generated but not yet fed (their K/V are not stored)
+  nlohmann::ordered_json settings = nlohmann::ordered_json::object();  // informational (ctx, sampling, ...)
+  int64_t created_unix = 0;
+  uint64_t file_bytes = 0;        // filled in by ReadSessionInfo
+
+  uint64_t row_bytes() const { return static_cast<uint64_t>(n_head_kv * head_dim) * (kv_dtype == DType::kF32 ? 4 : 2); }
+};
+
+// Names are 1..128 characters of [A-Za-z0-9._-], not starting with '.'.
+Status ValidateSessionName(const std::string& name);
+// $SPOOL_HOME/sessions (kv::SpoolHome()).
+std::string DefaultSessionsDir();
+std::string SessionPath(const std::string& dir, const std::string& name);  // dir/NAME.session
+
+// Writes `kv`'s first info.tokens.size() tokens (kv.n_tokens() must equal it) with
+// info's metadata, atomically replacing `path`. Errors: kResourceExhausted when the
+// disk fills (ENOSPC), kIo otherwise; the previous file is left untouched either way.
+// Test hook: environment SPOOL_TEST_SESSION_SAVE_PAUSE_S=N sleeps N seconds halfway
+// through the records (the kill -9 test uses it to die mid-save deterministically).
+Status SaveSession(const std::string& path, const SessionInfo& info, SequenceKv& kv);
+
+// Reads and validates the header and metadata and the file size (not the records'
+// checksums: LoadSessionKv checks those as it reads them).
+Result<SessionInfo> ReadSessionInfo(const std::string& path);
+
+// Reads every record of `path` (as described by info, from ReadSessionInfo) into the
+// empty cache `kv`, checking each checksum before its rows are used, then commits.
+// On failure kv may hold partial rows: discard it.
+Status LoadSessionKv(const std::string& path, const SessionInfo& info, SequenceKv& kv);
+
+struct SessionEntry {
+  std::string name, path;
+  Result<SessionInfo> info = InvalidFile("unread");  // the session or why it is unusable
+};
+// Every NAME.session in dir, sorted by name; an absent dir is an empty list.
+Result<std::vector<SessionEntry>> ListSessions(const std::string& dir);
+
+// Identity of a model for sessions: sizes plus the first and last MiB of each file,
+// and `description` (the caller's config and tensor index). Hex string.
+Result<std::string> ModelFingerprint(const std::vector<std::string>& files, const std::string& description);
+
+}  // namespace spool::kv

@@ -1,0 +1,67 @@
+// Engine's session methods (declared in runtime/engine.h): the glue between a Sequence
+// and the session files of kv/session.h, plus the model fingerprint they carry.
+#include <ctime>
+#include <sstream>
+
+#include "kv/session.h"
+#include "runtime/engine.h"
+
+namespace spool::runtime {
+
+Result<std::string> Engine::ModelFingerprint() {
+  if (!fingerprint_.empty()) return fingerprint_;
+  const auto& c = config();
+  const auto& src = source();
+  // Config and tensor index: what the KV cache's meaning depends on.
+  std::ostringstream d;
+  d << c.arch << ' ' << c.n_layer << ' ' << c.n_embd << ' ' << c.n_ff << ' ' << c.n_head << ' ' << c.n_head_kv << ' '
+    << c.head_dim << ' ' << c.n_vocab << ' ' << c.rope_theta << ' ' << c.rope_dim << ' ' << c.rms_eps << '\n';
+  for (const auto& t : src.tensors) {
+    d << t.name << ' ' << static_cast<int>(t.dtype) << ' ' << t.file_index << ' ' << t.offset << ' ' << t.nbytes;
+    for (auto s : t.shape) d << ' ' << s;
+    d << '\n';
+  }
+  SPOOL_ASSIGN_OR_RETURN(fingerprint_, kv::ModelFingerprint(src.files, d.str()));
+  return fingerprint_;
+}
+
+uint64_t Engine::kv_disk_bytes() const { return kv_quota_ ? kv_quota_->used() : 0; }
+
+Status Engine::SaveSession(const std::string& path, Sequence& seq, std::span<const int32_t> pending,
+                           const nlohmann::ordered_json& settings) {
+  SPOOL_ASSIGN_OR_RETURN(std::string fp, ModelFingerprint());
+  const auto& L = seq.kv_->layout();
+  kv::SessionInfo info;
+  info.model = source().display_name;
+  info.fingerprint = fp;
+  info.kv_dtype = L.dtype;
+  info.n_layer = L.n_layer;
+  info.n_head_kv = L.n_head_kv;
+  info.head_dim = L.head_dim;
+  info.record_tokens = L.page_tokens;
+  info.tokens = seq.tokens_;
+  info.pending.assign(pending.begin(), pending.end());
+  info.settings = settings;
+  info.created_unix = static_cast<int64_t>(std::time(nullptr));
+  return kv::SaveSession(path, info, *seq.kv_);
+}
+
+Result<std::unique_ptr<Sequence>> Engine::LoadSession(const std::string& path, std::vector<int32_t>* pending) {
+  SPOOL_ASSIGN_OR_RETURN(kv::SessionInfo info, kv::ReadSessionInfo(path));
+  SPOOL_ASSIGN_OR_RETURN(std::string fp, ModelFingerprint());
+  if (info.fingerprint != fp)
+    return InvalidFile(path + ": the session was saved with another model ('" + info.model + "', fingerprint " +
+                       info.fingerprint + "); this model '" + source().display_name + "' has fingerprint " + fp);
+  const int64_t n = static_cast<int64_t>(info.tokens.size());
+  if (n + static_cast<int64_t>(info.pending.size()) > ctx_)
+    return InvalidArgument(path + ": the session holds " + std::to_string(n + info.pending.size()) +
+                           " tokens but the context is " + std::to_string(ctx_) + " (raise --ctx)");
+  for (auto* ids : {&info.tokens, &info.pending}) SPOOL_TRY(CheckTokens(*ids).WithContext(path));
+  auto seq = NewSequence();
+  SPOOL_TRY(kv::LoadSessionKv(path, info, *seq->kv_));
+  seq->tokens_ = std::move(info.tokens);
+  *pending = std::move(info.pending);
+  return seq;
+}
+
+}  // namespace spool::runtime

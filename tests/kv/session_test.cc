@@ -1,0 +1,224 @@
+// Sessions: save → restore continues exactly like an uninterrupted run (InRamKv and
+// DiskKv, either side); every kind of damaged or foreign session file is a clear
+// error, never a crash or a silently wrong cache.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+#include "kv/checksum.h"
+#include "kv/disk_kv.h"
+#include "kv/session.h"
+#include "runtime/engine.h"
+#include "runtime/generate.h"
+
+namespace spool {
+namespace {
+
+std::string Fixture(const std::string& name) { return std::string(SPOOL_TEST_FIXTURES) + "/models/" + name; }
+
+std::string TempDir(const std::string& tag) {
+  auto p = std::filesystem::temp_directory_path() / ("spool-sess-" + tag + "-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(p);
+  return p.string();
+}
+
+std::unique_ptr<runtime::Engine> Open(const std::string& model, int64_t window, DType dtype = DType::kBF16) {
+  runtime::EngineOptions o;
+  o.threads = 2;
+  o.load_tokenizer = false;
+  o.ctx = 256;
+  o.prefill_chunk = 32;
+  o.kv_page_tokens = 16;
+  o.kv_window = window;
+  o.kv_dtype = dtype;
+  o.kv_dir = TempDir("kv");
+  auto e = runtime::Engine::Open(model, o);
+  EXPECT_TRUE(e.ok()) << e.status().message();
+  return std::move(*e);
+}
+
+std::vector<int32_t> Prompt(int64_t n, int64_t vocab) {
+  std::vector<int32_t> p(n);
+  std::mt19937 rng(11);
+  for (auto& t : p) t = static_cast<int32_t>(rng() % vocab);
+  return p;
+}
+
+runtime::GenerateRequest Greedy(std::vector<int32_t> prompt, int64_t n) {
+  runtime::GenerateRequest r;
+  r.prompt = std::move(prompt);
+  r.sampling.temperature = 0;
+  r.max_tokens = n;
+  r.ignore_eos = true;
+  return r;
+}
+
+// One run of 2n tokens equals n tokens, save, restore (in a fresh engine), n more.
+void CheckSplitRun(int64_t window_save, int64_t window_load) {
+  const std::string model = Fixture("llama-gqa-tied-bf16");
+  const std::string path = TempDir("split") + "/s.session";
+  auto e1 = Open(model, 0);
+  const auto prompt = Prompt(70, e1->n_vocab());
+  auto whole_seq = e1->NewSequence();
+  auto whole = runtime::Generate(*e1, *whole_seq, Greedy(prompt, 24));
+  ASSERT_TRUE(whole.ok()) << whole.status().message();
+
+  auto e2 = Open(model, window_save);
+  auto seq = e2->NewSequence();
+  auto first = runtime::Generate(*e2, *seq, Greedy(prompt, 12));
+  ASSERT_TRUE(first.ok());
+  const std::vector<int32_t> pending{first->ids.back()};
+  ASSERT_TRUE(e2->SaveSession(path, *seq, pending, {{"note", "test"}}).ok());
+
+  auto e3 = Open(model, window_load);
+  std::vector<int32_t> restored_pending;
+  auto restored = e3->LoadSession(path, &restored_pending);
+  ASSERT_TRUE(restored.ok()) << restored.status().message();
+  EXPECT_EQ((*restored)->tokens(), seq->tokens());
+  EXPECT_EQ(restored_pending, pending);
+  auto second = runtime::Generate(*e3, **restored, Greedy(restored_pending, 12));
+  ASSERT_TRUE(second.ok());
+  std::vector<int32_t> joined = first->ids;
+  joined.insert(joined.end(), second->ids.begin(), second->ids.end());
+  EXPECT_EQ(joined, whole->ids);
+  // The restore did not recompute the saved prefix: only the pending token was fed.
+  EXPECT_EQ(e3->stats().prefill_tokens, 1u);
+}
+
+TEST(Session, SplitRunEqualsWholeRunInRam) { CheckSplitRun(0, 0); }
+TEST(Session, SplitRunEqualsWholeRunDiskToRam) { CheckSplitRun(20, 0); }
+TEST(Session, SplitRunEqualsWholeRunRamToDisk) { CheckSplitRun(0, 20); }
+
+class Damaged : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = TempDir("damaged");
+    path_ = dir_ + "/good.session";
+    engine_ = Open(Fixture("llama-gqa-tied-bf16"), 0);
+    auto seq = engine_->NewSequence();
+    std::vector<float> logits(engine_->n_vocab());
+    ASSERT_TRUE(engine_->Prefill(*seq, Prompt(40, engine_->n_vocab()), logits.data()).ok());
+    const int32_t pending = 5;
+    ASSERT_TRUE(engine_->SaveSession(path_, *seq, std::span<const int32_t>(&pending, 1), {}).ok());
+    std::ifstream f(path_, std::ios::binary);
+    bytes_.assign(std::istreambuf_iterator<char>(f), {});
+  }
+  std::string Write(const std::string& name, const std::string& bytes) {
+    std::string p = dir_ + "/" + name + ".session";
+    std::ofstream(p, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    return p;
+  }
+  Status Load(const std::string& path) {
+    std::vector<int32_t> pending;
+    auto r = engine_->LoadSession(path, &pending);
+    return r.ok() ? Status::Ok() : r.status();
+  }
+  std::string dir_, path_, bytes_;
+  std::unique_ptr<runtime::Engine> engine_;
+};
+
+void ExpectError(const Status& st, ErrorCode code, const std::string& needle) {
+  ASSERT_FALSE(st.ok()) << "damaged session accepted (wanted: " << needle << ")";
+  EXPECT_EQ(st.code(), code) << st.message();
+  EXPECT_NE(st.message().find(needle), std::string::npos) << st.message();
+}
+
+TEST_F(Damaged, GoodFileLoads) { EXPECT_TRUE(Load(path_).ok()); }
+
+TEST_F(Damaged, TruncatedAnywhere) {
+  for (size_t n : {size_t{0}, size_t{10}, size_t{31}, size_t{40}, bytes_.size() / 2, bytes_.size() - 1}) {
+    Status st = Load(Write("trunc", bytes_.substr(0, n)));
+    ASSERT_FALSE(st.ok()) << n;
+    EXPECT_EQ(st.code(), ErrorCode::kInvalidFile) << st.message();
+    EXPECT_NE(st.message().find("trunc"), std::string::npos) << st.message();
+  }
+  ExpectError(Load(Write("long", bytes_ + "x")), ErrorCode::kInvalidFile, "too long");
+}
+
+TEST_F(Damaged, CorruptPageIsCaughtByItsChecksum) {
+  std::string b = bytes_;
+  b[b.size() - 100] ^= 0x01;  // inside the last layer's last record
+  ExpectError(Load(Write("flip", b)), ErrorCode::kInvalidFile, "checksum mismatch in layer 1");
+}
+
+TEST_F(Damaged, EveryByteIsCovered) {
+  // Flipping any single byte is detected (sampled every 7 bytes to keep it quick).
+  for (size_t i = 0; i < bytes_.size(); i += 7) {
+    std::string b = bytes_;
+    b[i] ^= 0x20;
+    Status st = Load(Write("any", b));
+    EXPECT_FALSE(st.ok()) << "flip at byte " << i << " went unnoticed";
+  }
+}
+
+TEST_F(Damaged, HeaderAndMetadata) {
+  std::string b = bytes_;
+  b[0] = 'X';
+  ExpectError(Load(Write("magic", b)), ErrorCode::kInvalidFile, "bad magic");
+  b = bytes_;
+  b[8] = 9;  // version 9
+  ExpectError(Load(Write("version", b)), ErrorCode::kUnsupported, "version 9");
+  b = bytes_;
+  b[40] ^= 1;  // inside the JSON
+  ExpectError(Load(Write("meta", b)), ErrorCode::kInvalidFile, "metadata");
+  ExpectError(Load(dir_ + "/absent.session"), ErrorCode::kNotFound, "no such session");
+}
+
+// Rewrites the metadata (with valid checksums) to check the semantic validation.
+std::string WithMeta(const std::string& bytes, const std::function<void(nlohmann::json&)>& edit) {
+  uint64_t len;
+  std::memcpy(&len, bytes.data() + 16, 8);
+  auto j = nlohmann::json::parse(bytes.substr(32, len));
+  edit(j);
+  std::string meta = j.dump();
+  std::string out = bytes.substr(0, 32) + meta + bytes.substr(32 + len);
+  uint64_t n = meta.size();
+  std::memcpy(out.data() + 16, &n, 8);
+  uint32_t c = kv::Crc32c(meta.data(), meta.size());
+  std::memcpy(out.data() + 12, &c, 4);
+  c = kv::Crc32c(out.data(), 24);
+  std::memcpy(out.data() + 24, &c, 4);
+  return out;
+}
+
+TEST_F(Damaged, ForeignOrInconsistentMetadata) {
+  ExpectError(Load(Write("model", WithMeta(bytes_, [](auto& j) { j["fingerprint"] = "0123"; }))),
+              ErrorCode::kInvalidFile, "another model");
+  ExpectError(Load(Write("ntok", WithMeta(bytes_, [](auto& j) { j["n_tokens"] = 41; }))), ErrorCode::kInvalidFile,
+              "n_tokens");
+  ExpectError(Load(Write("shape", WithMeta(bytes_, [](auto& j) { j["n_layer"] = 1; }))), ErrorCode::kInvalidFile,
+              "expected");  // the sizes no longer add up
+  ExpectError(Load(Write("huge", WithMeta(bytes_, [](auto& j) { j["head_dim"] = 1 << 30; }))),
+              ErrorCode::kInvalidFile, "head_dim");
+  ExpectError(Load(Write("ids", WithMeta(bytes_, [](auto& j) { j["pending"] = {-1}; }))), ErrorCode::kInvalidFile,
+              "pending");
+  ExpectError(Load(Write("vocab", WithMeta(bytes_, [](auto& j) { j["pending"] = {100000}; }))),
+              ErrorCode::kInvalidArgument, "outside the vocabulary");
+  ExpectError(Load(Write("dtype", WithMeta(bytes_, [](auto& j) { j["kv_dtype"] = "f16"; }))),
+              ErrorCode::kInvalidFile, "kv_dtype");
+}
+
+TEST_F(Damaged, OtherModelOrSettings) {
+  auto other = Open(Fixture("mistral-gqa-f16"), 0);
+  std::vector<int32_t> pending;
+  auto r = other->LoadSession(path_, &pending);
+  ExpectError(r.status(), ErrorCode::kInvalidFile, "another model");
+  auto f32 = Open(Fixture("llama-gqa-tied-bf16"), 0, DType::kF32);
+  r = f32->LoadSession(path_, &pending);
+  ExpectError(r.status(), ErrorCode::kInvalidArgument, "--kv-type bf16");
+}
+
+TEST(SessionNames, Validation) {
+  EXPECT_TRUE(kv::ValidateSessionName("chat-1_a.b").ok());
+  EXPECT_FALSE(kv::ValidateSessionName("").ok());
+  EXPECT_FALSE(kv::ValidateSessionName("../x").ok());
+  EXPECT_FALSE(kv::ValidateSessionName(".hidden").ok());
+  EXPECT_FALSE(kv::ValidateSessionName("a/b").ok());
+  EXPECT_FALSE(kv::ValidateSessionName(std::string(129, 'a')).ok());
+}
+
+}  // namespace
+}  // namespace spool
