@@ -1,0 +1,121 @@
+"""`spool run`, `show` and `perplexity` driven as a user would, including bad input."""
+import json
+import pathlib
+import shutil
+
+from conftest import SHARED, run
+
+
+def test_run_greedy_json_matches_llamacpp_reference(spool_bin, stories):
+    ref = json.loads((SHARED / "refs" / "generate-stories260K.json").read_text())
+    case = ref["cases"][0]
+    r = run(spool_bin, "run", stories, case["prompt"], "--temp", "0", "-n", "100", "--ctx", "128", "--json",
+            "--kv-type", "f32")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["prompt_ids"] == case["prompt_ids"]
+    assert out["ids"] == case["generated_ids"]
+    assert out["text"] == case["generated_text"]
+    assert out["stats"]["peak_rss_bytes"] > 0
+
+
+def test_run_streams_text_and_stats(spool_bin, stories):
+    r = run(spool_bin, "run", stories, "Once upon a time", "--temp", "0", "-n", "20", "--ctx", "128", "--stats")
+    assert r.returncode == 0, r.stderr
+    assert "there was a little girl" in r.stdout
+    assert "time to first token" in r.stderr and "decode" in r.stderr and "peak RSS" in r.stderr
+
+
+def test_run_seed_is_deterministic(spool_bin, stories):
+    args = ["run", stories, "Once", "--temp", "1.0", "-n", "30", "--ctx", "128", "--json"]
+    a = json.loads(run(spool_bin, *args, "--seed", "7").stdout)["ids"]
+    b = json.loads(run(spool_bin, *args, "--seed", "7").stdout)["ids"]
+    c = json.loads(run(spool_bin, *args, "--seed", "8").stdout)["ids"]
+    assert a == b
+    assert a != c
+
+
+def test_show_describes_model(spool_bin, stories):
+    r = run(spool_bin, "show", stories)
+    assert r.returncode == 0, r.stderr
+    assert "llama" in r.stdout and "layers         5" in r.stdout and "vocabulary     512" in r.stdout
+
+
+def test_perplexity_last_line(spool_bin, stories):
+    r = run(spool_bin, "perplexity", stories, "--file", str(SHARED / "refs" / "story.txt"), "--ctx", "128",
+            "--kv-type", "f32")
+    assert r.returncode == 0, r.stderr
+    last = r.stdout.strip().splitlines()[-1]
+    assert last.startswith("ppl ")
+    want = json.loads((SHARED / "refs" / "perplexity.json").read_text())["runs"][0]["ppl_with_f32_kv_cache"]
+    assert abs(float(last.split()[1]) - want) <= 1e-3 * want
+
+
+# ---- bad input: a clear error naming the problem, non-zero exit, no crash ----
+
+def assert_clean_failure(r, *needles):
+    assert r.returncode in (1, 2), (r.returncode, r.stderr)  # not a signal (negative) or abort (134)
+    assert r.stderr.startswith("spool: "), r.stderr
+    for n in needles:
+        assert n in r.stderr, r.stderr
+
+
+def test_missing_model(spool_bin, tmp_path):
+    r = run(spool_bin, "run", str(tmp_path / "nope.gguf"), "hi")
+    assert_clean_failure(r, "nope.gguf")
+
+
+def test_truncated_model(spool_bin, stories, tmp_path):
+    data = pathlib.Path(stories).read_bytes()
+    for cut in (10, 200, 5000, len(data) // 2, len(data) - 1):
+        p = tmp_path / f"cut{cut}.gguf"
+        p.write_bytes(data[:cut])
+        r = run(spool_bin, "run", str(p), "hi", "-n", "2")
+        assert_clean_failure(r, str(p))
+
+
+def test_unknown_architecture(spool_bin, stories, tmp_path):
+    data = pathlib.Path(stories).read_bytes()
+    i = data.index(b"general.architecture")
+    j = data.index(b"llama", i)
+    p = tmp_path / "arch.gguf"
+    p.write_bytes(data[:j] + b"zzzzz" + data[j + 5:])
+    r = run(spool_bin, "run", str(p), "hi")
+    assert_clean_failure(r, "zzzzz", "not supported")
+
+
+def test_not_a_model(spool_bin, tmp_path):
+    p = tmp_path / "text.gguf"
+    p.write_text("hello, I am not a model\n" * 10)
+    assert_clean_failure(run(spool_bin, "run", str(p), "hi"), str(p))
+
+
+def test_hf_folder_missing_tensor(spool_bin, tmp_path):
+    src = pathlib.Path(__file__).resolve().parents[1] / "fixtures" / "models" / "llama-mha-f32"
+    dst = tmp_path / "m"
+    shutil.copytree(src, dst)
+    cfg = json.loads((dst / "config.json").read_text())
+    cfg["num_hidden_layers"] = 4
+    (dst / "config.json").write_text(json.dumps(cfg))
+    assert_clean_failure(run(spool_bin, "run", str(dst), "--prompt-ids", "1,2"), "missing tensor")
+
+
+def test_prompt_longer_than_context(spool_bin, stories):
+    r = run(spool_bin, "run", stories, "Once upon a time " * 60, "--ctx", "64", "-n", "4")
+    assert_clean_failure(r, "context")
+
+
+def test_context_above_model_maximum(spool_bin, stories):
+    assert_clean_failure(run(spool_bin, "run", stories, "hi", "--ctx", "100000"), "maximum")
+
+
+def test_token_id_out_of_range(spool_bin, stories):
+    assert_clean_failure(run(spool_bin, "run", stories, "--prompt-ids", "1,99999"), "99999")
+
+
+def test_bad_flags(spool_bin, stories):
+    assert run(spool_bin, "run", stories, "hi", "--bogus").returncode == 2
+    assert run(spool_bin, "run", stories, "hi", "-n", "abc").returncode == 2
+    assert_clean_failure(run(spool_bin, "run", stories, "hi", "--top-p", "3"), "top_p")
+    assert_clean_failure(run(spool_bin, "run", stories, "hi", "--kv-type", "q4"), "kv-type")
+    assert run(spool_bin, "bogus-command").returncode == 2
