@@ -7,6 +7,7 @@
 #include "apps/command.h"
 #include "apps/common_flags.h"
 #include "apps/prompt.h"
+#include "apps/run_session.h"
 #include "base/progress.h"
 #include "base/strings.h"
 #include "base/sysinfo.h"
@@ -28,6 +29,12 @@ int RunRun(int argc, char** argv) {
   bool& ignore_eos = p.Flag("--ignore-eos", "keep generating after end-of-sequence tokens");
   bool& no_special = p.Flag("--no-parse-special", "treat special-token text in the prompt as plain text");
   std::string& ids_text = p.String("--prompt-ids", "", "comma-separated token ids instead of a text prompt");
+  std::string& session = p.String("--session", "", "continue the saved session NAME (created if absent) and save it "
+                                                   "afterwards; see spool sessions");
+  bool& reuse_prefix = p.Flag("--reuse-prefix", "with --session: the prompt is the whole text again; reuse the "
+                                                 "longest cached prefix instead of appending");
+  bool& truncate = p.Flag("--truncate", "if the prompt does not fit the context, keep its first token and its end "
+                                         "(ctx - n_predict tokens in all)");
   int code;
   if (HandleParse(p, argc, argv, &code)) return code;
   if (p.positional().empty() || p.positional().size() > 2) {
@@ -78,7 +85,11 @@ int RunRun(int argc, char** argv) {
     req.prompt = *ids;
   }
 
-  auto seq = engine.NewSequence();
+  RunSequenceOptions rso{session, reuse_prefix, ids_text.empty(), truncate, n_predict};
+  RunSequenceState rss;
+  auto seq_r = PrepareRunSequence(engine, rso, &req.prompt, &rss);
+  if (!seq_r.ok()) return Fail(seq_r.status().message());
+  auto seq = std::move(*seq_r);
   ProgressLine progress("prefill", "tok", static_cast<int64_t>(req.prompt.size()));
   progress.set_enabled(!json && req.prompt.size() >= 1024);
   auto on_progress = [&](int64_t done, int64_t) {
@@ -98,6 +109,7 @@ int RunRun(int argc, char** argv) {
   };
   auto res = runtime::Generate(engine, *seq, req, on_text, on_progress);
   if (!res.ok()) return Fail(res.status().message());
+  if (Status st = SaveRunSession(engine, *seq, rss, res->ids); !st.ok()) return Fail(st.message());
 
   const double prefill_tps = res->prefill_seconds > 0 ? res->prompt_tokens / res->prefill_seconds : 0;
   const int64_t decoded = static_cast<int64_t>(res->ids.size()) - 1;  // the first token came from prefill
@@ -112,6 +124,9 @@ int RunRun(int argc, char** argv) {
       {"peak_rss_bytes", PeakRssBytes()},
       {"resident_weight_bytes", engine.stats().resident_bytes},
       {"finish_reason", res->finish_reason},
+      {"prompt_tokens_reused", rss.prompt_tokens_reused},
+      {"prompt_tokens_truncated", rss.prompt_tokens_truncated},
+      {"kv_disk_bytes", engine.kv_disk_bytes()},
   };
   if (json) {
     nlohmann::ordered_json out = {{"prompt_ids", req.prompt}, {"ids", res->ids}, {"text", res->text}, {"stats", st}};

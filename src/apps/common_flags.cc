@@ -2,6 +2,8 @@
 
 #include <cstdio>
 
+#include "base/strings.h"
+
 namespace spool::apps {
 
 EngineFlags AddEngineFlags(ArgParser& p) {
@@ -10,6 +12,9 @@ EngineFlags AddEngineFlags(ArgParser& p) {
   f.ctx = &p.Int("-c,--ctx", 0, "context length in tokens (0: min(model maximum, 4096))");
   f.prefill_chunk = &p.Int("--prefill-chunk", 512, "prompt tokens per prefill step");
   f.kv_type = &p.String("--kv-type", "bf16", "KV cache element type: bf16 or f32");
+  f.kv_window = &p.Int("--kv-window", 2048, "KV tokens per layer kept in RAM; older pages go to --kv-dir (0: all in RAM)");
+  f.kv_dir = &p.String("--kv-dir", "", "folder for spilled KV pages (default $SPOOL_HOME/kv, else ~/.spool/kv)");
+  f.kv_max_disk = &p.String("--kv-max-disk", "0", "most disk the spilled KV pages may use, e.g. 20G (0: no limit)");
   return f;
 }
 
@@ -24,6 +29,14 @@ Result<runtime::EngineOptions> EngineFlags::ToOptions() const {
   if (*kv_type == "bf16") o.kv_dtype = DType::kBF16;
   else if (*kv_type == "f32") o.kv_dtype = DType::kF32;
   else return InvalidArgument("--kv-type must be bf16 or f32, got '" + *kv_type + "'");
+  if (*kv_window < 0) return InvalidArgument("--kv-window must be >= 0, got " + std::to_string(*kv_window));
+  o.kv_window = *kv_window;
+  o.kv_dir = *kv_dir;
+  {
+    auto b = ParseSize(*kv_max_disk);
+    if (!b.ok()) return InvalidArgument("--kv-max-disk: " + b.status().message());
+    o.kv_max_disk = *b;
+  }
   return o;
 }
 

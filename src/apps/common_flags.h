@@ -15,6 +15,9 @@ struct EngineFlags {
   int64_t* ctx;
   int64_t* prefill_chunk;
   std::string* kv_type;
+  int64_t* kv_window;         // --kv-window TOKENS (0: all KV in RAM)
+  std::string* kv_dir;        // --kv-dir DIR ("": $SPOOL_HOME/kv)
+  std::string* kv_max_disk;   // --kv-max-disk SIZE ("0": unlimited)
   // Converts to EngineOptions; InvalidArgument naming the flag on bad values.
   Result<runtime::EngineOptions> ToOptions() const;
 };

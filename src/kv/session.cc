@@ -340,8 +340,8 @@ Result<SessionInfo> ReadSessionInfo(const std::string& path) {
   return info;
 }
 
-Status LoadSessionKv(const std::string& path, const SessionInfo& info, SequenceKv& kv) {
-  const KvLayout& L = kv.layout();
+namespace {
+Status CheckLayout(const std::string& path, const SessionInfo& info, const KvLayout& L) {
   if (L.n_layer != info.n_layer || L.n_head_kv != info.n_head_kv || L.head_dim != info.head_dim)
     return InvalidArgument(path + ": the session's KV shape (" + std::to_string(info.n_layer) + " layers × " +
                            std::to_string(info.n_head_kv) + " heads × " + std::to_string(info.head_dim) +
@@ -350,7 +350,21 @@ Status LoadSessionKv(const std::string& path, const SessionInfo& info, SequenceK
   if (L.dtype != info.kv_dtype)
     return InvalidArgument(path + ": the session's KV cache is " + DTypeText(info.kv_dtype) + " but --kv-type is " +
                            DTypeText(L.dtype) + " (use --kv-type " + DTypeText(info.kv_dtype) + ")");
-  SPOOL_CHECK(kv.n_tokens() == 0);
+  return Status::Ok();
+}
+Status ReadRecords(const std::string& path, const SessionInfo& info, SequenceKv* kv_or_null);
+}  // namespace
+
+Status LoadSessionKv(const std::string& path, const SessionInfo& info, SequenceKv& kv) {
+  return ReadRecords(path, info, &kv);
+}
+
+Status VerifySession(const std::string& path, const SessionInfo& info) { return ReadRecords(path, info, nullptr); }
+
+namespace {
+Status ReadRecords(const std::string& path, const SessionInfo& info, SequenceKv* kv_or_null) {
+  if (kv_or_null) SPOOL_TRY(CheckLayout(path, info, kv_or_null->layout()));
+  if (kv_or_null) SPOOL_CHECK(kv_or_null->n_tokens() == 0);
   SPOOL_ASSIGN_OR_RETURN(storage::File f, storage::File::Open(path, storage::OpenMode{.direct = true}));
   uint8_t h[kHeaderBytes];
   SPOOL_TRY(f.ReadAt(h, 0, kHeaderBytes));
@@ -372,14 +386,15 @@ Status LoadSessionKv(const std::string& path, const SessionInfo& info, SequenceK
       if (GetU32(buf.data() + 2 * bytes) != RecordCrc(l, record, buf.data(), buf.data() + bytes, bytes))
         return InvalidFile(path + ": corrupt session: checksum mismatch in layer " + std::to_string(l) + ", tokens [" +
                            std::to_string(first) + ", " + std::to_string(first + rows) + ")");
-      SPOOL_TRY(kv.WriteRaw(l, first, rows, buf.data(), buf.data() + bytes));
+      if (kv_or_null) SPOOL_TRY(kv_or_null->WriteRaw(l, first, rows, buf.data(), buf.data() + bytes));
     }
   }
   char trailer[8];
   SPOOL_TRY(f.ReadAt(trailer, off, 8));
   if (std::memcmp(trailer, kTrailer, 8) != 0) return InvalidFile(path + ": corrupt session: bad trailer");
-  return kv.Commit(n);
+  return kv_or_null ? kv_or_null->Commit(n) : Status::Ok();
 }
+}  // namespace
 
 Result<std::vector<SessionEntry>> ListSessions(const std::string& dir) {
   std::vector<SessionEntry> out;

@@ -75,6 +75,8 @@ Result<SessionInfo> ReadSessionInfo(const std::string& path);
 // empty cache `kv`, checking each checksum before its rows are used, then commits.
 // On failure kv may hold partial rows: discard it.
 Status LoadSessionKv(const std::string& path, const SessionInfo& info, SequenceKv& kv);
+// Checks every record's checksum and the trailer without loading anything.
+Status VerifySession(const std::string& path, const SessionInfo& info);
 
 struct SessionEntry {
   std::string name, path;
