@@ -1,0 +1,381 @@
+#include "runtime/scheduler.h"
+
+#include <algorithm>
+
+#include "base/timer.h"
+#include "tokenizer/tokenizer.h"
+
+namespace spool::runtime {
+
+// ---- RequestHandle ----
+
+bool RequestHandle::Next(Event* event, int timeout_ms) {
+  std::unique_lock<std::mutex> lock(mu_);
+  if (!cv_.wait_for(lock, std::chrono::milliseconds(timeout_ms), [&] { return !events_.empty(); })) return false;
+  *event = std::move(events_.front());
+  events_.pop_front();
+  return true;
+}
+
+void RequestHandle::Push(Event e) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    events_.push_back(std::move(e));
+  }
+  cv_.notify_all();
+}
+
+// ---- per-request state on the scheduler thread ----
+
+struct Scheduler::Active {
+  ScheduledRequest req;
+  std::shared_ptr<RequestHandle> handle;
+  std::unique_ptr<Sequence> seq;
+  std::unique_ptr<sampling::Sampler> sampler;
+  std::unique_ptr<tokenizer::StreamingDecoder> decoder;
+  Completion result;
+  size_t emitted = 0;       // bytes of result.text already sent as kText
+  int32_t next_token = -1;  // sampled but not yet fed to the model
+  double decode_start = 0;
+};
+
+namespace {
+
+// Earliest position >= from where a stop string starts, or npos.
+size_t FindStop(const std::string& text, const std::vector<std::string>& stops, size_t from) {
+  size_t best = std::string::npos;
+  for (const auto& s : stops) {
+    if (s.empty()) continue;
+    size_t p = text.find(s, from);
+    if (p < best) best = p;
+  }
+  return best;
+}
+
+// Length of the longest suffix of `text` that is a proper prefix of a stop string:
+// held back until we know whether the stop string follows.
+size_t HeldBack(const std::string& text, const std::vector<std::string>& stops) {
+  size_t hold = 0;
+  for (const auto& s : stops) {
+    if (s.empty()) continue;
+    for (size_t k = std::min(s.size() - 1, text.size()); k > hold; --k)
+      if (text.compare(text.size() - k, k, s, 0, k) == 0) {
+        hold = k;
+        break;
+      }
+  }
+  return hold;
+}
+
+}  // namespace
+
+// ---- Scheduler ----
+
+Scheduler::Scheduler(Engine& engine, SchedulerOptions options) : engine_(engine), options_(options) {
+  if (options_.max_active < 1) options_.max_active = 1;
+  if (options_.prefix_cache_entries < 0) options_.prefix_cache_entries = 0;
+  thread_ = std::thread([this] { Loop(); });
+}
+
+Scheduler::~Scheduler() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  thread_.join();
+}
+
+std::shared_ptr<RequestHandle> Scheduler::Submit(ScheduledRequest request) {
+  auto handle = std::make_shared<RequestHandle>();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    queue_.push_back(Pending{std::move(request), handle, NowSeconds()});
+    stats_.queued = static_cast<int64_t>(queue_.size());
+  }
+  cv_.notify_all();
+  return handle;
+}
+
+SchedulerStats Scheduler::stats() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return stats_;
+}
+
+void Scheduler::Loop() {
+  for (;;) {
+    Pending next;
+    bool have = false;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [&] { return stop_ || !queue_.empty() || !active_.empty(); });
+      if (stop_) break;
+      if (!queue_.empty() && static_cast<int>(active_.size()) < options_.max_active) {
+        next = std::move(queue_.front());
+        queue_.pop_front();
+        have = true;
+      }
+      stats_.queued = static_cast<int64_t>(queue_.size());
+    }
+    if (have) Admit(std::move(next));
+    if (!active_.empty()) Step();
+    std::lock_guard<std::mutex> lock(mu_);
+    stats_.active = static_cast<int64_t>(active_.size());
+  }
+  // Shutting down: everything still waiting or running ends with an error event.
+  std::deque<Pending> rest;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    rest.swap(queue_);
+  }
+  RequestHandle::Event e;
+  e.kind = RequestHandle::Event::Kind::kError;
+  e.error = Cancelled("the server is shutting down");
+  for (auto& p : rest) p.handle->Push(e);
+  for (auto& a : active_) a->handle->Push(e);
+  active_.clear();
+}
+
+std::unique_ptr<Sequence> Scheduler::TakeCached(const std::vector<int32_t>& prompt, const std::string& key,
+                                                int64_t* reused) {
+  *reused = 0;
+  auto best = cache_.end();
+  int64_t best_common = 0;
+  bool best_key = false;
+  // At least the last prompt token is always fed: its logits pick the first new token.
+  const int64_t limit = static_cast<int64_t>(prompt.size()) - 1;
+  const int64_t chunk = std::max<int64_t>(1, engine_.options().prefill_chunk);
+  for (auto it = cache_.begin(); it != cache_.end(); ++it) {
+    const auto& toks = it->seq->tokens();
+    int64_t n = std::min<int64_t>(limit, static_cast<int64_t>(toks.size()));
+    int64_t common = 0;
+    while (common < n && toks[common] == prompt[common]) ++common;
+    // Reuse whole prefill chunks only: the rest is fed in the same chunks a fresh
+    // prefill would use, so a reused prefix gives bit-identical logits.
+    common -= common % chunk;
+    bool key_match = !key.empty() && it->key == key;
+    if (common > best_common || (common == best_common && common > 0 && key_match && !best_key)) {
+      best = it;
+      best_common = common;
+      best_key = key_match;
+    }
+  }
+  if (best == cache_.end() || best_common == 0) return engine_.NewSequence();
+  std::unique_ptr<Sequence> seq = std::move(best->seq);
+  cache_.erase(best);
+  if (!engine_.Truncate(*seq, best_common).ok()) return engine_.NewSequence();
+  *reused = best_common;
+  return seq;
+}
+
+void Scheduler::Retire(std::unique_ptr<Sequence> seq, const std::string& key) {
+  if (options_.prefix_cache_entries == 0 || !seq || seq->n_tokens() == 0) return;
+  // An entry whose tokens are a prefix of this sequence is superseded by it.
+  const auto& toks = seq->tokens();
+  cache_.remove_if([&](const CacheEntry& e) {
+    const auto& t = e.seq->tokens();
+    return t.size() <= toks.size() && std::equal(t.begin(), t.end(), toks.begin());
+  });
+  cache_.push_front(CacheEntry{std::move(seq), key});
+  while (static_cast<int>(cache_.size()) > options_.prefix_cache_entries) cache_.pop_back();
+}
+
+void Scheduler::Admit(Pending p) {
+  auto fail = [&](Status st) {
+    RequestHandle::Event e;
+    e.kind = RequestHandle::Event::Kind::kError;
+    e.error = std::move(st);
+    p.handle->Push(std::move(e));
+    std::lock_guard<std::mutex> lock(mu_);
+    ++stats_.requests_failed;
+  };
+  const ScheduledRequest& r = p.request;
+  if (r.prompt.empty()) return fail(InvalidArgument("the prompt is empty (at least one token is needed)"));
+  if (r.max_tokens < 0) return fail(InvalidArgument("max_tokens must be >= 0, got " + std::to_string(r.max_tokens)));
+  if (Status st = r.sampling.Validate(); !st.ok()) return fail(st);
+  if (static_cast<int64_t>(r.prompt.size()) > engine_.ctx())
+    return fail(InvalidArgument("the prompt has " + std::to_string(r.prompt.size()) + " tokens but the context holds " +
+                                std::to_string(engine_.ctx())));
+
+  auto a = std::make_unique<Active>();
+  a->handle = p.handle;
+  a->result.prompt_tokens = static_cast<int64_t>(r.prompt.size());
+  a->result.queue_seconds = NowSeconds() - p.submit_time;
+  if (p.handle->cancelled()) {
+    a->req = std::move(p.request);
+    Finish(*a, "cancelled");
+    return;
+  }
+  int64_t reused = 0;
+  a->seq = r.reuse_prefix ? TakeCached(r.prompt, r.cache_key, &reused) : engine_.NewSequence();
+  a->result.cached_prompt_tokens = reused;
+  a->sampler = std::make_unique<sampling::Sampler>(r.sampling);
+  a->sampler->AcceptMany(r.prompt);
+  if (const tokenizer::Tokenizer* tok = engine_.tokenizer())
+    a->decoder = std::make_unique<tokenizer::StreamingDecoder>(*tok, /*skip_special=*/true, /*at_sequence_start=*/false);
+
+  std::vector<float> logits(engine_.n_vocab());
+  Stopwatch sw;
+  auto handle = p.handle;
+  Status st = engine_.Prefill(*a->seq, std::span<const int32_t>(r.prompt).subspan(reused), logits.data(), false,
+                              [handle](int64_t, int64_t) { return !handle->cancelled(); });
+  a->result.prefill_seconds = sw.Seconds();
+  a->req = std::move(p.request);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stats_.prompt_tokens += a->result.prompt_tokens;
+    stats_.cached_prompt_tokens += reused;
+    stats_.prefill_seconds += a->result.prefill_seconds;
+  }
+  if (st.code() == ErrorCode::kCancelled) {
+    Finish(*a, "cancelled");
+    return;
+  }
+  if (!st.ok()) {
+    a->req.prompt.clear();
+    RequestHandle::Event e;
+    e.kind = RequestHandle::Event::Kind::kError;
+    e.error = st;
+    a->handle->Push(std::move(e));
+    std::lock_guard<std::mutex> lock(mu_);
+    ++stats_.requests_failed;
+    return;
+  }
+  a->decode_start = NowSeconds();
+  if (a->req.max_tokens == 0) {
+    Finish(*a, "length");
+    Retire(std::move(a->seq), a->req.cache_key);
+    return;
+  }
+  if (Advance(*a, logits.data())) {
+    active_.push_back(std::move(a));
+  } else {
+    Retire(std::move(a->seq), a->req.cache_key);
+  }
+}
+
+void Scheduler::Step() {
+  // Requests whose client went away end here, before spending a step on them.
+  for (size_t i = 0; i < active_.size();) {
+    if (active_[i]->handle->cancelled()) {
+      Finish(*active_[i], "cancelled");
+      Retire(std::move(active_[i]->seq), active_[i]->req.cache_key);
+      active_.erase(active_.begin() + static_cast<std::ptrdiff_t>(i));
+    } else {
+      ++i;
+    }
+  }
+  if (active_.empty()) return;
+  const size_t n = active_.size();
+  std::vector<Sequence*> seqs(n);
+  std::vector<int32_t> tokens(n);
+  for (size_t i = 0; i < n; ++i) {
+    seqs[i] = active_[i]->seq.get();
+    tokens[i] = active_[i]->next_token;
+  }
+  const int64_t n_vocab = engine_.n_vocab();
+  std::vector<float> logits(n * n_vocab);  // [n, n_vocab]
+  Stopwatch sw;
+  Status st = engine_.Decode(seqs, tokens, logits.data());
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stats_.decode_seconds += sw.Seconds();
+    if (st.ok()) {
+      ++stats_.decode_steps;
+      stats_.decode_batch_tokens += static_cast<int64_t>(n);
+    }
+  }
+  if (!st.ok()) {
+    // Cannot happen for validated requests (ids in range, context checked in Advance);
+    // fail the whole batch rather than loop on it.
+    for (auto& a : active_) {
+      RequestHandle::Event e;
+      e.kind = RequestHandle::Event::Kind::kError;
+      e.error = st;
+      a->handle->Push(std::move(e));
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    stats_.requests_failed += static_cast<int64_t>(active_.size());
+    active_.clear();
+    return;
+  }
+  std::vector<std::unique_ptr<Active>> still;
+  for (size_t i = 0; i < n; ++i) {
+    if (Advance(*active_[i], logits.data() + i * n_vocab)) {
+      still.push_back(std::move(active_[i]));
+    } else {
+      Retire(std::move(active_[i]->seq), active_[i]->req.cache_key);
+    }
+  }
+  active_.swap(still);
+}
+
+bool Scheduler::Advance(Active& a, const float* logits) {
+  const tokenizer::Tokenizer* tok = engine_.tokenizer();
+  int32_t next = a.sampler->Sample(std::span<const float>(logits, static_cast<size_t>(engine_.n_vocab())));
+  a.sampler->Accept(next);
+  a.result.ids.push_back(next);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++stats_.generated_tokens;
+  }
+  if (tok && tok->eos_ids().count(next) > 0 && !a.req.ignore_eos) {
+    Finish(a, "stop");
+    return false;
+  }
+  if (a.decoder) {
+    auto piece = a.decoder->Push(next);
+    if (piece.ok()) a.result.text += *piece;
+    // Text that can no longer be part of a stop string goes out now.
+    std::string& text = a.result.text;
+    size_t stop_at = FindStop(text, a.req.stop, a.emitted);
+    if (stop_at != std::string::npos) {
+      text.resize(stop_at);
+      Finish(a, "stop");
+      return false;
+    }
+    size_t upto = text.size() - HeldBack(text, a.req.stop);
+    if (upto > a.emitted) {
+      RequestHandle::Event e;
+      e.text = text.substr(a.emitted, upto - a.emitted);
+      a.emitted = upto;
+      a.handle->Push(std::move(e));
+    }
+  }
+  if (static_cast<int64_t>(a.result.ids.size()) >= a.req.max_tokens || a.seq->n_tokens() + 1 > engine_.ctx()) {
+    Finish(a, "length");
+    return false;
+  }
+  a.next_token = next;
+  return true;
+}
+
+void Scheduler::Finish(Active& a, const std::string& reason) {
+  a.result.finish_reason = reason;
+  if (reason != "cancelled") {
+    if (a.decoder && reason == "length") {
+      a.result.text += a.decoder->Flush();
+      size_t stop_at = FindStop(a.result.text, a.req.stop, a.emitted);
+      if (stop_at != std::string::npos) {
+        a.result.text.resize(stop_at);
+        a.result.finish_reason = "stop";
+      }
+    }
+    if (a.result.text.size() > a.emitted) {
+      RequestHandle::Event e;
+      e.text = a.result.text.substr(a.emitted);
+      a.emitted = a.result.text.size();
+      a.handle->Push(std::move(e));
+    }
+  }
+  a.result.decode_seconds = a.decode_start > 0 ? NowSeconds() - a.decode_start : 0;
+  RequestHandle::Event e;
+  e.kind = RequestHandle::Event::Kind::kDone;
+  e.completion = a.result;
+  a.handle->Push(std::move(e));
+  std::lock_guard<std::mutex> lock(mu_);
+  if (reason == "cancelled") ++stats_.requests_cancelled;
+  else ++stats_.requests_done;
+}
+
+}  // namespace spool::runtime

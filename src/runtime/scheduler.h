@@ -1,0 +1,143 @@
+// The step scheduler: many generation requests share one Engine. Active sequences
+// are decoded together (one Engine::Decode per step: one pass over the weights
+// serves all of them); new requests are prefilled one at a time between decode
+// steps and then join the batch. Finished sequences stay in a small LRU so a later
+// request whose prompt shares a prefix (the same conversation, one turn later)
+// skips that part of the prefill. Reuse is cut to a multiple of the engine's
+// prefill chunk, so the remaining prompt is fed in exactly the chunks a fresh
+// prefill would use: cached or not, a request gets bit-identical logits as long as
+// the cached prefix itself came from a prefill with the same chunking.
+//
+// Threading: the scheduler owns one thread, the only one that calls the Engine.
+// Submit, Cancel and the RequestHandle methods are thread-safe; results come back
+// through each request's RequestHandle (a small event queue), so a slow client never
+// blocks the scheduler.
+//
+// Determinism: a request's sampler is its own (seeded per request), and the engine's
+// decode path computes each sequence independently of the batch, so with greedy
+// sampling or a fixed seed a request gives the same tokens alone or beside others.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "runtime/engine.h"
+#include "sampling/sampler.h"
+
+namespace spool::runtime {
+
+struct SchedulerOptions {
+  int max_active = 4;          // sequences decoded together (--parallel)
+  int prefix_cache_entries = 4;  // finished sequences kept for prefix reuse (0: off)
+};
+
+struct ScheduledRequest {
+  std::vector<int32_t> prompt;       // the whole prompt (at least one token)
+  sampling::SamplingParams sampling;
+  int64_t max_tokens = 128;          // new tokens at most (0: prefill only)
+  bool ignore_eos = false;
+  std::vector<std::string> stop;     // stop strings (not included in the text)
+  bool reuse_prefix = true;          // may start from a cached sequence with a common prefix
+  std::string cache_key;             // prefer the cached sequence last used with this key ("" = any)
+};
+
+struct Completion {
+  std::string text;                  // generated text (EOS and stop strings excluded)
+  std::vector<int32_t> ids;          // generated ids (an EOS that ended generation included)
+  std::string finish_reason;         // "stop", "length" or "cancelled"
+  int64_t prompt_tokens = 0;
+  int64_t cached_prompt_tokens = 0;  // prompt tokens whose KV came from the prefix cache
+  double queue_seconds = 0;          // submit → prefill start
+  double prefill_seconds = 0;        // prefill (time to the first token's logits)
+  double decode_seconds = 0;         // first token → finish
+};
+
+// One request's view of its progress. Events arrive in order: zero or more kText,
+// then exactly one kDone or kError.
+class RequestHandle {
+ public:
+  struct Event {
+    enum class Kind { kText, kDone, kError } kind = Kind::kText;
+    std::string text;       // kText
+    Completion completion;  // kDone
+    Status error;           // kError
+  };
+  // Blocks until an event is available or `timeout_ms` passes (false on timeout).
+  bool Next(Event* event, int timeout_ms);
+  // Asks the scheduler to stop this request at its next step (finish "cancelled").
+  void Cancel() { cancelled_.store(true); }
+  bool cancelled() const { return cancelled_.load(); }
+
+ private:
+  friend class Scheduler;
+  void Push(Event e);
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Event> events_;
+  std::atomic<bool> cancelled_{false};
+};
+
+struct SchedulerStats {
+  int64_t queued = 0, active = 0;      // now
+  int64_t requests_done = 0, requests_failed = 0, requests_cancelled = 0;
+  int64_t prompt_tokens = 0, cached_prompt_tokens = 0, generated_tokens = 0;
+  int64_t decode_steps = 0, decode_batch_tokens = 0;  // mean batch = tokens / steps
+  double prefill_seconds = 0, decode_seconds = 0;
+};
+
+class Scheduler {
+ public:
+  // `engine` must outlive the scheduler; no one else may call it while it runs.
+  Scheduler(Engine& engine, SchedulerOptions options);
+  ~Scheduler();  // stops the thread; pending requests end with kError (kCancelled)
+  Scheduler(const Scheduler&) = delete;
+  Scheduler& operator=(const Scheduler&) = delete;
+
+  // Queues a request. Bad requests (empty prompt, bad sampling) come back as a kError
+  // event, never as an exception.
+  std::shared_ptr<RequestHandle> Submit(ScheduledRequest request);
+  SchedulerStats stats() const;
+
+ private:
+  struct Active;
+  struct Pending {
+    ScheduledRequest request;
+    std::shared_ptr<RequestHandle> handle;
+    double submit_time;
+  };
+  struct CacheEntry {
+    std::unique_ptr<Sequence> seq;
+    std::string key;
+  };
+
+  void Loop();
+  void Admit(Pending p);
+  void Step();
+  // Samples the next token of `a` from `logits` [n_vocab] and streams its text;
+  // returns false when the request finished (then the caller retires it).
+  bool Advance(Active& a, const float* logits);
+  void Finish(Active& a, const std::string& reason);
+  void Retire(std::unique_ptr<Sequence> seq, const std::string& key);
+  std::unique_ptr<Sequence> TakeCached(const std::vector<int32_t>& prompt, const std::string& key, int64_t* reused);
+
+  Engine& engine_;
+  SchedulerOptions options_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Pending> queue_;
+  bool stop_ = false;
+  SchedulerStats stats_;
+  std::vector<std::unique_ptr<Active>> active_;  // scheduler thread only
+  std::list<CacheEntry> cache_;                  // scheduler thread only; front = most recent
+  std::thread thread_;
+};
+
+}  // namespace spool::runtime

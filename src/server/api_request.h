@@ -1,0 +1,66 @@
+// Request bodies of the HTTP API (OpenAI and Ollama), parsed and validated into one
+// GenerationSpec. Bodies are untrusted: every field is type- and range-checked and a
+// failure comes back as an ApiError that names the field and says expected vs actual.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "sampling/sampler.h"
+
+namespace spool::server {
+
+using Json = nlohmann::ordered_json;
+
+// An error as OpenAI reports it: HTTP status + {"error": {message, type, param, code}}.
+struct ApiError {
+  ApiError() = default;
+  ApiError(int status_, std::string message_, std::string type_ = "invalid_request_error", std::string param_ = "",
+           std::string code_ = "")
+      : status(status_), message(std::move(message_)), type(std::move(type_)), param(std::move(param_)), code(std::move(code_)) {}
+  int status = 400;
+  std::string message;
+  std::string type = "invalid_request_error";
+  std::string param;  // "" → null
+  std::string code;   // "" → null
+  Json ToJson() const;
+};
+
+enum class ApiKind { kOpenAIChat, kOpenAICompletion, kOllamaChat, kOllamaGenerate };
+
+struct GenerationSpec {
+  ApiKind kind = ApiKind::kOpenAIChat;
+  std::string model;                 // "" when the request names none
+  bool chat = true;                  // true: render `messages` with the chat template
+  Json messages = Json::array();     // [{role, content(string), ...}] (content parts joined)
+  Json tools;                        // null or an array
+  std::string prompt_text;           // completion prompt (when !chat and !has_prompt_ids)
+  std::vector<int32_t> prompt_ids;   // completion prompt given as token ids
+  bool has_prompt_ids = false;
+  bool stream = false;
+  bool include_usage = false;        // stream_options.include_usage
+  int64_t max_tokens = -1;           // -1: not given (up to the context)
+  sampling::SamplingParams sampling;
+  bool seed_given = false;
+  std::vector<std::string> stop;
+  std::string session;               // prefix-cache key: "session", else "user"
+  bool cache_prompt = true;          // false: never start from a cached prefix
+  bool ignore_eos = false;
+};
+
+// OpenAI POST /v1/chat/completions and /v1/completions bodies.
+std::optional<ApiError> ParseOpenAIRequest(const Json& body, ApiKind kind, GenerationSpec* out);
+// Ollama POST /api/chat and /api/generate bodies (sampling fields under "options").
+std::optional<ApiError> ParseOllamaRequest(const Json& body, ApiKind kind, GenerationSpec* out);
+
+// Parses a request body; a malformed body or a non-object gives the ApiError.
+std::optional<ApiError> ParseJsonBody(const std::string& text, Json* out);
+
+// "JSON type name" of a value for error messages ("string", "number", "array", ...).
+std::string JsonTypeName(const Json& v);
+
+}  // namespace spool::server

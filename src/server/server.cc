@@ -1,0 +1,532 @@
+#include "server/server.h"
+
+#include <sys/stat.h>
+
+#include <atomic>
+#include <cstdio>
+#include <ctime>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <random>
+
+#include <httplib.h>
+
+#include "base/timer.h"
+#include "chat/chat_template.h"
+#include "runtime/scheduler.h"
+#include "server/api_request.h"
+#include "server/api_response.h"
+#include "server/metrics.h"
+
+namespace spool::server {
+
+std::string DefaultModelId(const std::string& model) {
+  struct stat st{};
+  if (::stat(model.c_str(), &st) != 0) return model;  // a hub id or alias: as given
+  std::string name = model;
+  while (name.size() > 1 && name.back() == '/') name.pop_back();
+  size_t slash = name.rfind('/');
+  if (slash != std::string::npos) name = name.substr(slash + 1);
+  if (name.size() > 5 && name.compare(name.size() - 5, 5, ".gguf") == 0) name.resize(name.size() - 5);
+  return name;
+}
+
+namespace {
+
+using Event = runtime::RequestHandle::Event;
+
+std::string RandomId(const char* prefix) {
+  static const char kAlphabet[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  std::string id = prefix;
+  for (int i = 0; i < 24; ++i) id += kAlphabet[rng() % (sizeof kAlphabet - 1)];
+  return id;
+}
+
+bool IsOllama(ApiKind k) { return k == ApiKind::kOllamaChat || k == ApiKind::kOllamaGenerate; }
+bool IsChat(ApiKind k) { return k == ApiKind::kOpenAIChat || k == ApiKind::kOllamaChat; }
+
+// A scheduler error as an HTTP error.
+ApiError FromStatus(const Status& st) {
+  switch (st.code()) {
+    case ErrorCode::kInvalidArgument:
+    case ErrorCode::kResourceExhausted:
+      return ApiError{400, st.message()};
+    case ErrorCode::kCancelled:
+      return ApiError{503, st.message(), "server_error"};
+    default:
+      return ApiError{500, st.message(), "server_error"};
+  }
+}
+
+}  // namespace
+
+struct Server::Impl {
+  ServerOptions opts;
+  httplib::Server http;
+  std::atomic<bool> ready{false};
+  std::atomic<int> bound_port{0};
+  std::unique_ptr<runtime::Engine> engine;
+  std::unique_ptr<runtime::Scheduler> scheduler;
+  std::optional<chat::ChatTemplate> chat_template;
+  std::string chat_template_error;
+  chat::SpecialTokens special;
+  std::string model_id, fingerprint;
+  int64_t model_created = 0;
+  uint64_t model_bytes = 0;
+  double start_time = NowSeconds();
+  Metrics metrics;
+
+  // ---- helpers ----
+  static void SendJson(httplib::Response& res, int status, const Json& j) {
+    res.status = status;
+    res.set_content(Dump(j), "application/json");
+  }
+  static void SendError(httplib::Response& res, const ApiError& e, bool ollama) {
+    if (ollama) SendJson(res, e.status, Json{{"error", e.message}});
+    else SendJson(res, e.status, e.ToJson());
+  }
+  bool CheckReady(httplib::Response& res, bool ollama) {
+    if (ready.load()) return true;
+    SendError(res, ApiError{503, "The model is still loading; retry shortly.", "server_error", "", "model_loading"}, ollama);
+    return false;
+  }
+  bool ModelMatches(const std::string& name) const {
+    return name == model_id || name == opts.model || name == DefaultModelId(opts.model);
+  }
+
+  // Prompt tokens of a request, validated against the vocabulary and the context;
+  // fills spec->max_tokens when the request left it open.
+  std::optional<ApiError> BuildPrompt(GenerationSpec* spec, std::vector<int32_t>* out) {
+    const tokenizer::Tokenizer* tok = engine->tokenizer();
+    if (!tok && !spec->has_prompt_ids)
+      return ApiError{400, "The model has no tokenizer: pass the prompt as token ids to /v1/completions."};
+    if (spec->chat) {
+      if (!chat_template)
+        return ApiError{400, "The model has no usable chat template (" + chat_template_error +
+                                 "); use /v1/completions with a plain prompt."};
+      chat::ChatTemplateInputs in;
+      in.messages = spec->messages;
+      in.tools = spec->tools;
+      in.add_generation_prompt = true;
+      in.bos_token = special.bos_token;
+      in.eos_token = special.eos_token;
+      auto text = chat_template->Render(in);
+      if (!text.ok()) return ApiError{400, "The chat template could not render these messages: " + text.status().message(), "invalid_request_error", "messages"};
+      auto ids = tok->Encode(*text, /*add_special=*/false, /*parse_special=*/true);
+      if (!ids.ok()) return ApiError{400, ids.status().message(), "invalid_request_error", "messages"};
+      *out = std::move(ids).value();
+    } else if (spec->has_prompt_ids) {
+      for (size_t i = 0; i < spec->prompt_ids.size(); ++i)
+        if (spec->prompt_ids[i] >= engine->n_vocab())
+          return ApiError{400, "Invalid token id " + std::to_string(spec->prompt_ids[i]) + " at prompt[" + std::to_string(i) +
+                                   "]: the vocabulary has " + std::to_string(engine->n_vocab()) + " tokens.",
+                          "invalid_request_error", "prompt"};
+      *out = spec->prompt_ids;
+    } else {
+      auto ids = tok->Encode(spec->prompt_text, /*add_special=*/true, /*parse_special=*/true);
+      if (!ids.ok()) return ApiError{400, ids.status().message(), "invalid_request_error", "prompt"};
+      *out = std::move(ids).value();
+    }
+    if (out->empty()) return ApiError{400, "The prompt is empty (it encodes to no tokens).", "invalid_request_error", spec->chat ? "messages" : "prompt"};
+    const int64_t n = static_cast<int64_t>(out->size());
+    const int64_t ctx = engine->ctx();
+    if (n >= ctx || (spec->max_tokens > 0 && n + spec->max_tokens > ctx)) {
+      std::string msg = "This model's maximum context length is " + std::to_string(ctx) + " tokens. However, you requested " +
+                        std::to_string(n + std::max<int64_t>(spec->max_tokens, 0)) + " tokens (" + std::to_string(n) +
+                        " in the " + (spec->chat ? "messages" : "prompt") + ", " +
+                        std::to_string(std::max<int64_t>(spec->max_tokens, 0)) +
+                        " in the completion). Please reduce the length of the prompt or completion.";
+      return ApiError{400, msg, "invalid_request_error", spec->chat ? "messages" : "prompt", "context_length_exceeded"};
+    }
+    if (spec->max_tokens < 0) spec->max_tokens = ctx - n;
+    return std::nullopt;
+  }
+
+  // ---- generation endpoints ----
+  void HandleGenerate(const httplib::Request& req, httplib::Response& res, ApiKind kind) {
+    const bool ollama = IsOllama(kind), chat = IsChat(kind);
+    if (!CheckReady(res, ollama)) return;
+    Json body;
+    if (auto e = ParseJsonBody(req.body, &body)) return SendError(res, *e, ollama);
+    GenerationSpec spec;
+    auto perr = ollama ? ParseOllamaRequest(body, kind, &spec) : ParseOpenAIRequest(body, kind, &spec);
+    if (perr) return SendError(res, *perr, ollama);
+    if (!spec.model.empty() && !ModelMatches(spec.model)) {
+      ApiError e{404, "The model `" + spec.model + "` does not exist or is not loaded (this server serves `" + model_id + "`).",
+                 "invalid_request_error", "model", "model_not_found"};
+      return SendError(res, e, ollama);
+    }
+    runtime::ScheduledRequest sr;
+    if (auto e = BuildPrompt(&spec, &sr.prompt)) return SendError(res, *e, ollama);
+    sr.sampling = spec.sampling;
+    sr.max_tokens = spec.max_tokens;
+    sr.ignore_eos = spec.ignore_eos;
+    sr.stop = spec.stop;
+    sr.reuse_prefix = spec.cache_prompt;
+    sr.cache_key = spec.session;
+    const double t0 = NowSeconds();
+    auto handle = scheduler->Submit(std::move(sr));
+
+    // The first event decides the status code: an error before any text is an HTTP error.
+    Event first;
+    while (!handle->Next(&first, 1000)) {
+    }
+    if (first.kind == Event::Kind::kError) return SendError(res, FromStatus(first.error), ollama);
+
+    ResponseMeta meta{RandomId(chat ? "chatcmpl-" : "cmpl-"), static_cast<int64_t>(std::time(nullptr)), spec.model.empty() ? model_id : spec.model,
+                      fingerprint};
+    if (!spec.stream) {
+      std::string text;
+      Event ev = std::move(first);
+      for (;;) {
+        if (ev.kind == Event::Kind::kText) text += ev.text;
+        if (ev.kind == Event::Kind::kError) return SendError(res, FromStatus(ev.error), ollama);
+        if (ev.kind == Event::Kind::kDone) break;
+        while (!handle->Next(&ev, 1000)) {
+        }
+      }
+      metrics.AddRequestTimings(ev.completion);
+      if (ollama) return SendJson(res, 200, OllamaFinal(meta.model, chat, ev.completion.text, ev.completion, NowSeconds() - t0));
+      return SendJson(res, 200, OpenAIResponse(meta, chat, ev.completion));
+    }
+
+    struct StreamState {
+      std::shared_ptr<runtime::RequestHandle> handle;
+      std::optional<Event> first;
+      bool started = false;
+    };
+    auto st = std::make_shared<StreamState>();
+    st->handle = handle;
+    st->first = std::move(first);
+    const bool include_usage = spec.include_usage;
+    res.set_header("Cache-Control", "no-cache");
+    res.set_chunked_content_provider(
+        ollama ? "application/x-ndjson" : "text/event-stream",
+        [this, st, meta, chat, ollama, include_usage, t0](size_t, httplib::DataSink& sink) -> bool {
+          auto write = [&](const std::string& s) {
+            if (sink.write(s.data(), s.size())) return true;
+            st->handle->Cancel();
+            return false;
+          };
+          if (!st->started) {
+            st->started = true;
+            if (chat && !ollama && !write(SseData(OpenAIChunk(meta, true, "", /*role_chunk=*/true, "", include_usage)))) return false;
+          }
+          Event ev;
+          if (st->first) {
+            ev = std::move(*st->first);
+            st->first.reset();
+          } else if (!st->handle->Next(&ev, 250)) {
+            if (!sink.is_writable()) {
+              st->handle->Cancel();
+              return false;
+            }
+            return true;  // called again
+          }
+          if (ev.kind == Event::Kind::kText) {
+            if (ollama) return write(Dump(OllamaChunk(meta.model, chat, ev.text)) + "\n");
+            return write(SseData(OpenAIChunk(meta, chat, ev.text, false, "", include_usage)));
+          }
+          if (ev.kind == Event::Kind::kError) {
+            ApiError e = FromStatus(ev.error);
+            write(ollama ? Dump(Json{{"error", e.message}}) + "\n" : SseData(e.ToJson()));
+            sink.done();
+            return true;
+          }
+          metrics.AddRequestTimings(ev.completion);
+          if (ollama) {
+            if (!write(Dump(OllamaFinal(meta.model, chat, "", ev.completion, NowSeconds() - t0)) + "\n")) return false;
+          } else {
+            if (!write(SseData(OpenAIChunk(meta, chat, "", false, ev.completion.finish_reason, include_usage)))) return false;
+            if (include_usage && !write(SseData(OpenAIUsageChunk(meta, chat, ev.completion)))) return false;
+            if (!write("data: [DONE]\n\n")) return false;
+          }
+          sink.done();
+          return true;
+        },
+        [handle](bool success) {
+          if (!success) handle->Cancel();
+        });
+  }
+
+  // ---- other endpoints ----
+  Json ModelObject() const {
+    return Json{{"id", model_id}, {"object", "model"}, {"created", model_created}, {"owned_by", "spool"}};
+  }
+
+  Json OllamaModelObject(bool ps) const {
+    const auto& src = engine->source();
+    std::string family = engine->config().arch;
+    Json j{{"name", model_id}, {"model", model_id}};
+    if (!ps) j["modified_at"] = IsoTimeNow();
+    j["size"] = model_bytes;
+    j["digest"] = fingerprint;
+    j["details"] = Json{{"parent_model", ""},
+                        {"format", src.kind == formats::ModelSource::Kind::kGguf ? "gguf" : "safetensors"},
+                        {"family", family},
+                        {"families", Json::array({family})},
+                        {"parameter_size", ""},
+                        {"quantization_level", ""}};
+    if (ps) {
+      j["size_vram"] = 0;
+      j["expires_at"] = "0001-01-01T00:00:00Z";
+      j["context_length"] = engine->ctx();
+    }
+    return j;
+  }
+
+  void Routes() {
+    http.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
+      if (ready.load()) SendJson(res, 200, Json{{"status", "ok"}});
+      else SendJson(res, 503, Json{{"status", "loading"}});
+    });
+    http.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+      runtime::SchedulerStats s;
+      if (scheduler && ready.load()) s = scheduler->stats();
+      res.set_content(metrics.Render(s, ready.load(), NowSeconds() - start_time), "text/plain; version=0.0.4");
+    });
+    http.Get("/v1/models", [this](const httplib::Request&, httplib::Response& res) {
+      if (!CheckReady(res, false)) return;
+      SendJson(res, 200, Json{{"object", "list"}, {"data", Json::array({ModelObject()})}});
+    });
+    http.Get(R"(/v1/models/(.+))", [this](const httplib::Request& req, httplib::Response& res) {
+      if (!CheckReady(res, false)) return;
+      std::string name = req.matches[1];
+      if (!ModelMatches(name))
+        return SendError(res, ApiError{404, "The model `" + name + "` does not exist", "invalid_request_error", "model", "model_not_found"}, false);
+      SendJson(res, 200, ModelObject());
+    });
+    http.Post("/v1/chat/completions", [this](const httplib::Request& q, httplib::Response& r) { HandleGenerate(q, r, ApiKind::kOpenAIChat); });
+    http.Post("/v1/completions", [this](const httplib::Request& q, httplib::Response& r) { HandleGenerate(q, r, ApiKind::kOpenAICompletion); });
+    http.Post("/api/chat", [this](const httplib::Request& q, httplib::Response& r) { HandleGenerate(q, r, ApiKind::kOllamaChat); });
+    http.Post("/api/generate", [this](const httplib::Request& q, httplib::Response& r) { HandleGenerate(q, r, ApiKind::kOllamaGenerate); });
+    http.Get("/api/tags", [this](const httplib::Request&, httplib::Response& res) {
+      if (!CheckReady(res, true)) return;
+      SendJson(res, 200, Json{{"models", Json::array({OllamaModelObject(false)})}});
+    });
+    http.Get("/api/ps", [this](const httplib::Request&, httplib::Response& res) {
+      if (!ready.load()) return SendJson(res, 200, Json{{"models", Json::array()}, {"loading", opts.model}});
+      SendJson(res, 200, Json{{"models", Json::array({OllamaModelObject(true)})}});
+    });
+    http.Get("/api/version", [](const httplib::Request&, httplib::Response& res) { SendJson(res, 200, Json{{"version", "0.1.0"}}); });
+    http.Post("/tokenize", [this](const httplib::Request& req, httplib::Response& res) { HandleTokenize(req, res); });
+    http.Post("/detokenize", [this](const httplib::Request& req, httplib::Response& res) { HandleDetokenize(req, res); });
+    http.Post("/apply-template", [this](const httplib::Request& req, httplib::Response& res) { HandleApplyTemplate(req, res); });
+  }
+
+  void HandleTokenize(const httplib::Request& req, httplib::Response& res) {
+    if (!CheckReady(res, false)) return;
+    Json body;
+    if (auto e = ParseJsonBody(req.body, &body)) return SendError(res, *e, false);
+    const tokenizer::Tokenizer* tok = engine->tokenizer();
+    if (!tok) return SendError(res, ApiError{400, "The model has no tokenizer."}, false);
+    auto content = body.find("content");
+    if (content == body.end() || !content->is_string())
+      return SendError(res, ApiError{400, "'content' must be a string", "invalid_request_error", "content"}, false);
+    bool add_special = false, with_pieces = false;
+    for (auto [name, target] : {std::pair{"add_special", &add_special}, std::pair{"with_pieces", &with_pieces}}) {
+      auto it = body.find(name);
+      if (it == body.end() || it->is_null()) continue;
+      if (!it->is_boolean()) return SendError(res, ApiError{400, std::string("'") + name + "' must be a boolean, got " + JsonTypeName(*it), "invalid_request_error", name}, false);
+      *target = it->get<bool>();
+    }
+    auto ids = tok->Encode(content->get<std::string>(), add_special, /*parse_special=*/true);
+    if (!ids.ok()) return SendError(res, ApiError{400, ids.status().message(), "invalid_request_error", "content"}, false);
+    Json tokens = Json::array();
+    for (int32_t id : *ids) {
+      if (with_pieces) tokens.push_back(Json{{"id", id}, {"piece", tok->TokenToPiece(id)}});
+      else tokens.push_back(id);
+    }
+    SendJson(res, 200, Json{{"tokens", tokens}});
+  }
+
+  void HandleDetokenize(const httplib::Request& req, httplib::Response& res) {
+    if (!CheckReady(res, false)) return;
+    Json body;
+    if (auto e = ParseJsonBody(req.body, &body)) return SendError(res, *e, false);
+    const tokenizer::Tokenizer* tok = engine->tokenizer();
+    if (!tok) return SendError(res, ApiError{400, "The model has no tokenizer."}, false);
+    auto tokens = body.find("tokens");
+    if (tokens == body.end() || !tokens->is_array())
+      return SendError(res, ApiError{400, "'tokens' must be an array of token ids", "invalid_request_error", "tokens"}, false);
+    std::vector<int32_t> ids;
+    for (size_t i = 0; i < tokens->size(); ++i) {
+      const Json& v = (*tokens)[i];
+      if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() >= tok->n_vocab())
+        return SendError(res, ApiError{400, "tokens[" + std::to_string(i) + "]: expected a token id in [0, " + std::to_string(tok->n_vocab()) + "), got " + Dump(v), "invalid_request_error", "tokens"}, false);
+      ids.push_back(static_cast<int32_t>(v.get<int64_t>()));
+    }
+    auto text = tok->Decode(ids);
+    if (!text.ok()) return SendError(res, ApiError{400, text.status().message(), "invalid_request_error", "tokens"}, false);
+    SendJson(res, 200, Json{{"content", *text}});
+  }
+
+  // Same inputs as `spool template render`: messages, tools, add_generation_prompt,
+  // vars (extra template variables), bos/eos overrides, now (unix seconds).
+  void HandleApplyTemplate(const httplib::Request& req, httplib::Response& res) {
+    if (!CheckReady(res, false)) return;
+    Json body;
+    if (auto e = ParseJsonBody(req.body, &body)) return SendError(res, *e, false);
+    if (!chat_template) return SendError(res, ApiError{400, "The model has no usable chat template (" + chat_template_error + ")."}, false);
+    GenerationSpec spec;
+    Json chat_body = Json{{"messages", body.contains("messages") ? body["messages"] : Json(nullptr)}};
+    if (auto e = ParseOpenAIRequest(chat_body, ApiKind::kOpenAIChat, &spec)) return SendError(res, *e, false);
+    chat::ChatTemplateInputs in;
+    in.messages = spec.messages;
+    in.bos_token = special.bos_token;
+    in.eos_token = special.eos_token;
+    in.add_generation_prompt = true;
+    auto bad = [&](const char* field, const char* expected) {
+      SendError(res, ApiError{400, std::string("'") + field + "' must be " + expected + ", got " + JsonTypeName(body[field]), "invalid_request_error", field}, false);
+    };
+    if (body.contains("tools") && !body["tools"].is_null()) {
+      if (!body["tools"].is_array()) return bad("tools", "an array");
+      in.tools = body["tools"];
+    }
+    if (body.contains("add_generation_prompt")) {
+      if (!body["add_generation_prompt"].is_boolean()) return bad("add_generation_prompt", "a boolean");
+      in.add_generation_prompt = body["add_generation_prompt"].get<bool>();
+    }
+    for (const char* f : {"vars", "chat_template_kwargs"}) {
+      if (!body.contains(f) || body[f].is_null()) continue;
+      if (!body[f].is_object()) return bad(f, "an object");
+      for (auto& [k, v] : body[f].items()) in.extra_vars[k] = v;
+    }
+    if (body.contains("bos")) {
+      if (!body["bos"].is_string()) return bad("bos", "a string");
+      in.bos_token = body["bos"].get<std::string>();
+    }
+    if (body.contains("eos")) {
+      if (!body["eos"].is_string()) return bad("eos", "a string");
+      in.eos_token = body["eos"].get<std::string>();
+    }
+    if (body.contains("now")) {
+      if (!body["now"].is_number_integer()) return bad("now", "an integer");
+      in.now_unix_seconds = body["now"].get<int64_t>();
+    }
+    auto text = chat_template->Render(in);
+    if (!text.ok()) return SendError(res, ApiError{400, text.status().message(), "invalid_request_error", "messages"}, false);
+    SendJson(res, 200, Json{{"prompt", *text}});
+  }
+
+  void Hooks() {
+    http.set_payload_max_length(opts.max_body_bytes);
+    const int threads = opts.http_threads > 0 ? opts.http_threads : 4 * opts.parallel + 8;
+    http.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
+    http.set_read_timeout(60, 0);
+    http.set_write_timeout(60, 0);
+    http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+      if (opts.api_key.empty() || req.path == "/health") return httplib::Server::HandlerResponse::Unhandled;
+      std::string auth = req.get_header_value("Authorization");
+      if (auth == "Bearer " + opts.api_key) return httplib::Server::HandlerResponse::Unhandled;
+      SendError(res,
+                ApiError{401, auth.empty() ? "You didn't provide an API key. Provide it in the Authorization header as 'Bearer KEY'."
+                                           : "Incorrect API key provided.",
+                         "invalid_request_error", "", "invalid_api_key"},
+                req.path.rfind("/api/", 0) == 0);
+      return httplib::Server::HandlerResponse::Handled;
+    });
+    http.set_error_handler(httplib::Server::HandlerWithResponse([](const httplib::Request& req, httplib::Response& res) {
+      if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+      ApiError e{res.status, "HTTP error " + std::to_string(res.status)};
+      if (res.status == 404) {
+        e.message = "Unknown request URL: " + req.method + " " + req.path;
+        e.code = "unknown_url";
+      } else if (res.status == 413) {
+        e = ApiError{400, "The request body is larger than this server's limit (--max-body)."};
+        e.code = "request_too_large";
+      } else if (res.status == 405) {
+        e.message = "Method " + req.method + " is not allowed for " + req.path;
+      }
+      SendJson(res, e.status, e.ToJson());
+      return httplib::Server::HandlerResponse::Handled;
+    }));
+    http.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
+      std::string what = "internal error";
+      try {
+        if (ep) std::rethrow_exception(ep);
+      } catch (const std::exception& ex) {
+        what = ex.what();
+      } catch (...) {
+      }
+      SendJson(res, 500, ApiError{500, "Internal server error: " + what, "server_error"}.ToJson());
+    });
+    http.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
+      metrics.CountRequest(req.path, res.status);
+      if (opts.log_requests) std::fprintf(stderr, "spool serve: %s %s -> %d\n", req.method.c_str(), req.path.c_str(), res.status);
+    });
+  }
+
+  Status LoadModel() {
+    SPOOL_ASSIGN_OR_RETURN(engine, runtime::Engine::Open(opts.model, opts.engine));
+    auto source = chat::LoadChatTemplate(engine->source().root);
+    if (source.ok()) {
+      auto parsed = chat::ChatTemplate::Parse(*source);
+      if (parsed.ok()) chat_template = std::move(parsed).value();
+      else chat_template_error = parsed.status().message();
+    } else {
+      chat_template_error = source.status().message();
+    }
+    if (auto sp = chat::LoadSpecialTokens(engine->source().root); sp.ok()) special = *sp;
+    struct stat st{};
+    if (::stat(engine->source().root.c_str(), &st) == 0) model_created = static_cast<int64_t>(st.st_mtime);
+    model_bytes = engine->source().total_tensor_bytes();
+    char fp[32];
+    std::snprintf(fp, sizeof fp, "fp_%010llx",
+                  static_cast<unsigned long long>(std::hash<std::string>{}(engine->source().root + std::to_string(model_bytes)) & 0xffffffffffull));
+    fingerprint = fp;
+    runtime::SchedulerOptions so;
+    so.max_active = opts.parallel;
+    so.prefix_cache_entries = opts.prefix_cache_entries;
+    scheduler = std::make_unique<runtime::Scheduler>(*engine, so);
+    return Status::Ok();
+  }
+};
+
+Server::Server(ServerOptions options) : impl_(std::make_unique<Impl>()) {
+  impl_->opts = std::move(options);
+  impl_->model_id = impl_->opts.model_id.empty() ? DefaultModelId(impl_->opts.model) : impl_->opts.model_id;
+}
+
+Server::~Server() {
+  Stop();
+  impl_->scheduler.reset();  // before the engine it uses
+}
+
+int Server::port() const { return impl_->bound_port.load(); }
+
+void Server::Stop() {
+  if (impl_->http.is_running()) impl_->http.stop();
+}
+
+Status Server::Run() {
+  Impl& s = *impl_;
+  if (s.opts.parallel < 1) return InvalidArgument("--parallel must be >= 1, got " + std::to_string(s.opts.parallel));
+  s.Hooks();
+  s.Routes();
+  int port = s.opts.port;
+  if (port == 0) {
+    port = s.http.bind_to_any_port(s.opts.host);
+    if (port < 0) return IoError("cannot bind to " + s.opts.host + " (any port)");
+  } else if (!s.http.bind_to_port(s.opts.host, port)) {
+    return IoError("cannot bind to " + s.opts.host + ":" + std::to_string(port) + " (in use, or a bad --host?)");
+  }
+  s.bound_port = port;
+  std::fprintf(stderr, "spool serve: listening on http://%s:%d (loading %s)\n", s.opts.host.c_str(), port, s.opts.model.c_str());
+  std::thread listener([&s] { s.http.listen_after_bind(); });
+  Status st = s.LoadModel();
+  if (!st.ok()) {
+    s.http.stop();
+    listener.join();
+    return st;
+  }
+  s.ready = true;
+  std::fprintf(stderr, "spool serve: model %s ready (ctx %lld, parallel %d)\n", s.model_id.c_str(),
+               static_cast<long long>(s.engine->ctx()), s.opts.parallel);
+  listener.join();
+  return Status::Ok();
+}
+
+}  // namespace spool::server
