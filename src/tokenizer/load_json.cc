@@ -252,7 +252,7 @@ Status ParseDecoder(const Reader& r, const Json& d, const std::string& path, Dec
 
 // Sets tokens[id] = text, growing the table.
 Status PlaceToken(const Reader& r, TokenizerSpec& spec, int64_t id, const std::string& text, const std::string& path) {
-  if (id < 0 || id >= (1 << 24)) return r.Error(path, "token id " + std::to_string(id) + " is out of range [0, 2^24)");
+  if (id < 0 || id >= (1 << 22)) return r.Error(path, "token id " + std::to_string(id) + " is out of range [0, 2^22)");
   if (static_cast<size_t>(id) >= spec.tokens.size()) {
     spec.tokens.resize(static_cast<size_t>(id) + 1);
     spec.types.resize(static_cast<size_t>(id) + 1, TokenType::kUnused);
@@ -435,7 +435,7 @@ Result<TokenizerSpec> SpecFromJson(const std::string& tokenizer_json_text, const
       SPOOL_ASSIGN_OR_RETURN(a.lstrip, r.OptBool(t, path, "lstrip", false));
       SPOOL_ASSIGN_OR_RETURN(a.rstrip, r.OptBool(t, path, "rstrip", false));
       SPOOL_ASSIGN_OR_RETURN(a.single_word, r.OptBool(t, path, "single_word", false));
-      if (id64 < 0 || id64 >= (1 << 24)) return r.Error(path + ".id", std::to_string(id64) + " is out of range");
+      if (id64 < 0 || id64 >= (1 << 22)) return r.Error(path + ".id", std::to_string(id64) + " is out of range [0, 2^22)");
       const size_t idx = static_cast<size_t>(id64);
       if (idx >= spec.tokens.size() || spec.tokens[idx] != a.content) {
         if (idx < spec.tokens.size() && spec.types[idx] != TokenType::kUnused && spec.model != ModelKind::kUnigram &&

@@ -281,7 +281,7 @@ Result<std::string> StreamingDecoder::Push(int32_t id) {
 std::string StreamingDecoder::Flush() {
   std::string rest = LossyUtf8(pending_);
   pending_.clear();
-  leading_to_strip_ = -1;
+  leading_to_strip_ = at_sequence_start_ ? -1 : 0;
   return rest;
 }
 
