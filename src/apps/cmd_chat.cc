@@ -211,6 +211,7 @@ int RunChat(int argc, char** argv) {
     if (Status s = LoadJson(st, load); !s.ok()) return Fail(s.message());
 
   const std::string history = SpoolHome() + "/history";
+  rl_catch_signals = 0;
   read_history(history.c_str());
   stifle_history(1000);
   struct sigaction sa{};
@@ -270,7 +271,7 @@ int RunChat(int argc, char** argv) {
       st.messages.erase(st.messages.size() - 1);
       continue;
     }
-    g_interrupted = false;
+    sigaction(SIGINT, &sa, nullptr);  // libedit may have replaced the handler while reading
     auto on_text = [](const std::string& chunk) {
       std::fwrite(chunk.data(), 1, chunk.size(), stdout);
       std::fflush(stdout);

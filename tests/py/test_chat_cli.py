@@ -72,7 +72,8 @@ def test_chat_session(tmp_path):
 def test_ctrl_c_stops_the_answer_not_the_chat(tmp_path):
     child = start(tmp_path, "-n", "2000")
     child.sendline("Write a very long story about a dragon.")
-    child.expect(r"\w+ \w+ \w+")  # some text has streamed
+    child.expect_exact("dragon.\r\n")  # the echoed input
+    child.expect(r"\w+ \w+ \w+")  # some of the answer has streamed
     child.sendintr()
     child.expect_exact(">>> ", timeout=30)
     assert child.isalive()

@@ -137,7 +137,7 @@ TEST(ApiRequest, ErrorJsonShape) {
   EXPECT_EQ(j["error"]["message"], "nope");
   EXPECT_EQ(j["error"]["param"], "model");
   EXPECT_EQ(j["error"]["code"], "model_not_found");
-  EXPECT_TRUE(ApiError{400, "x"}.ToJson()["error"]["code"].is_null());
+  EXPECT_TRUE(ApiError(400, "x").ToJson()["error"]["code"].is_null());
 }
 
 }  // namespace
