@@ -12,6 +12,7 @@
 #include "base/strings.h"
 #include "base/sysinfo.h"
 #include "runtime/generate.h"
+#include "runtime/planner.h"
 
 namespace spool::apps {
 namespace {
@@ -35,6 +36,8 @@ int RunRun(int argc, char** argv) {
                                                  "longest cached prefix instead of appending");
   bool& truncate = p.Flag("--truncate", "if the prompt does not fit the context, keep its first token and its end "
                                          "(ctx - n_predict tokens in all)");
+  std::string& disk_bw_text = p.String("--disk-bw", "", "disk read speed for the --stats prediction, bytes/s (e.g. 1.5G); "
+                                                       "default: measured with a short O_DIRECT read when weights stream");
   int code;
   if (HandleParse(p, argc, argv, &code)) return code;
   if (p.positional().empty() || p.positional().size() > 2) {
@@ -111,6 +114,20 @@ int RunRun(int argc, char** argv) {
   if (!res.ok()) return Fail(res.status().message());
   if (Status st = SaveRunSession(engine, *seq, rss, res->ids); !st.ok()) return Fail(st.message());
 
+  const auto& es = engine.stats();
+  const auto& fs = engine.forward_stats();
+  const auto& ss = engine.stream_stats();
+  const auto& plan = engine.plan();
+  const uint64_t peak_rss = PeakRssBytes();  // before the disk measurement's buffer
+  double disk_bw = 0;
+  if (!disk_bw_text.empty()) {
+    auto b = ParseSize(disk_bw_text);
+    if (!b.ok()) return Fail("--disk-bw: " + b.status().message());
+    disk_bw = static_cast<double>(*b);
+  } else if (stats && !plan.all_resident()) {
+    auto b = runtime::MeasureDiskBandwidth(engine.source(), 256ull << 20);
+    if (b.ok()) disk_bw = *b;
+  }
   const double prefill_tps = res->prefill_seconds > 0 ? res->prompt_tokens / res->prefill_seconds : 0;
   const int64_t decoded = static_cast<int64_t>(res->ids.size()) - 1;  // the first token came from prefill
   const double decode_tps = decoded > 0 && res->decode_seconds > 0 ? decoded / res->decode_seconds : 0;
@@ -121,12 +138,19 @@ int RunRun(int argc, char** argv) {
       {"prefill_tokens_per_s", prefill_tps},
       {"decode_tokens_per_s", decode_tps},
       {"load_s", engine.stats().load_seconds},
-      {"peak_rss_bytes", PeakRssBytes()},
+      {"peak_rss_bytes", peak_rss},
       {"resident_weight_bytes", engine.stats().resident_bytes},
       {"finish_reason", res->finish_reason},
       {"prompt_tokens_reused", rss.prompt_tokens_reused},
       {"prompt_tokens_truncated", rss.prompt_tokens_truncated},
       {"kv_disk_bytes", engine.kv_disk_bytes()},
+      {"weight_bytes_read", ss.bytes_read()},
+      {"prefill_weight_bytes", es.prefill_weight_bytes},
+      {"decode_weight_bytes", es.decode_weight_bytes},
+      {"decode_weight_gb_per_s", es.decode_seconds > 0 ? es.decode_weight_bytes / es.decode_seconds / 1e9 : 0.0},
+      {"io_wait_s", fs.seconds_weight_wait},
+      {"compute_s", fs.seconds_compute},
+      {"plan", runtime::PlanToJson(engine.weights(), plan, disk_bw)},
   };
   if (json) {
     nlohmann::ordered_json out = {{"prompt_ids", req.prompt}, {"ids", res->ids}, {"text", res->text}, {"stats", st}};
@@ -141,7 +165,14 @@ int RunRun(int argc, char** argv) {
                  "load %.2f s, weights resident %s, peak RSS %s\n",
                  static_cast<long long>(res->prompt_tokens), res->ids.size(), res->finish_reason.c_str(),
                  res->prefill_seconds, prefill_tps, decode_tps, engine.stats().load_seconds,
-                 FormatBytes(engine.stats().resident_bytes).c_str(), FormatBytes(PeakRssBytes()).c_str());
+                 FormatBytes(engine.stats().resident_bytes).c_str(), FormatBytes(peak_rss).c_str());
+    std::fprintf(stderr,
+                 "weights read %s (prefill %s, decode %s = %.2f GB/s while decoding); "
+                 "waiting on I/O %.3f s, computing %.3f s\nresidency plan:\n%s",
+                 FormatBytes(ss.bytes_read()).c_str(), FormatBytes(es.prefill_weight_bytes).c_str(),
+                 FormatBytes(es.decode_weight_bytes).c_str(),
+                 es.decode_seconds > 0 ? es.decode_weight_bytes / es.decode_seconds / 1e9 : 0.0, fs.seconds_weight_wait,
+                 fs.seconds_compute, runtime::FormatPlan(engine.weights(), plan, disk_bw).c_str());
   }
   return 0;
 }

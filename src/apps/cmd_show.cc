@@ -1,7 +1,9 @@
 // spool show MODEL: what a model is (architecture, sizes, dtypes, context), its chat
 // template (--template), or its tensors (--tensors).
+#include <algorithm>
 #include <cstdio>
 #include <map>
+#include <thread>
 
 #include "apps/command.h"
 #include "base/strings.h"
@@ -9,6 +11,7 @@
 #include "chat/chat_template.h"
 #include "formats/model_source.h"
 #include "models/weights.h"
+#include "runtime/planner.h"
 
 namespace spool::apps {
 namespace {
@@ -17,6 +20,10 @@ int RunShow(int argc, char** argv) {
   ArgParser p("spool show", "MODEL");
   bool& show_template = p.Flag("--template", "print the chat template");
   bool& show_tensors = p.Flag("--tensors", "list every tensor (name, dtype, shape, bytes)");
+  bool& show_plan = p.Flag("--plan", "print the residency plan for --mem-budget (with the engine flags below)");
+  std::string& disk_bw_text = p.String("--disk-bw", "", "disk read speed for --plan's prediction, bytes/s (e.g. 1.5G); "
+                                                       "default: measured with a short O_DIRECT read of the model");
+  EngineFlags ef = AddEngineFlags(p);
   int code;
   if (HandleParse(p, argc, argv, &code)) return code;
   if (p.positional().size() != 1) {
@@ -44,6 +51,34 @@ int RunShow(int argc, char** argv) {
   auto w = models::ModelWeights::Load(std::move(*src));
   if (!w.ok()) return Fail(w.status().message());
   const auto& c = (*w)->config();
+  if (show_plan) {
+    auto opts = ef.ToOptions();
+    if (!opts.ok()) return Fail(opts.status().message());
+    runtime::PlannerOptions po;
+    po.budget_bytes = opts->mem_budget;
+    po.ctx = opts->ctx > 0 ? std::min(opts->ctx, c.n_ctx_train) : std::min<int64_t>(c.n_ctx_train, 4096);
+    po.kv_dtype = opts->kv_dtype;
+    po.kv_page_tokens = opts->kv_page_tokens;
+    po.prefill_chunk = opts->prefill_chunk;
+    po.prefetch_depth = opts->prefetch_depth;
+    po.threads = opts->threads > 0 ? opts->threads : static_cast<int>(std::thread::hardware_concurrency());
+    auto plan = runtime::PlanResidency(**w, po);
+    if (!plan.ok()) return Fail(plan.status().message());
+    double bw = 0;
+    if (!disk_bw_text.empty()) {
+      auto b = ParseSize(disk_bw_text);
+      if (!b.ok()) return Fail("--disk-bw: " + b.status().message());
+      bw = static_cast<double>(*b);
+    } else {
+      auto b = runtime::MeasureDiskBandwidth((*w)->source());
+      if (!b.ok()) return Fail(b.status().message());
+      bw = *b;
+    }
+    std::printf("  model                  %s (%s of weight groups, ctx %lld)\n", model.c_str(),
+                FormatBytes((*w)->total_matrix_bytes()).c_str(), static_cast<long long>(po.ctx));
+    std::fputs(runtime::FormatPlan(**w, *plan, bw).c_str(), stdout);
+    return 0;
+  }
   std::map<std::string, uint64_t> by_dtype;
   for (auto& t : (*w)->source().tensors) by_dtype[std::string(DTypeName(t.dtype))] += t.nbytes;
   std::printf("  model          %s\n", model.c_str());

@@ -15,6 +15,10 @@ EngineFlags AddEngineFlags(ArgParser& p) {
   f.kv_window = &p.Int("--kv-window", 2048, "KV tokens per layer kept in RAM; older pages go to --kv-dir (0: all in RAM)");
   f.kv_dir = &p.String("--kv-dir", "", "folder for spilled KV pages (default $SPOOL_HOME/kv, else ~/.spool/kv)");
   f.kv_max_disk = &p.String("--kv-max-disk", "0", "most disk the spilled KV pages may use, e.g. 20G (0: no limit)");
+  f.mem_budget = &p.String("--mem-budget", "auto",
+                           "memory budget for the whole process (e.g. 4G, 512M); weights that do not fit are "
+                           "streamed from disk every step. auto or 0: 70% of available RAM");
+  f.io = &p.String("--io", "auto", "weight streaming I/O: auto (io_uring, else pread; SPOOL_IO=pread), io_uring, pread");
   return f;
 }
 
@@ -37,6 +41,17 @@ Result<runtime::EngineOptions> EngineFlags::ToOptions() const {
     if (!b.ok()) return InvalidArgument("--kv-max-disk: " + b.status().message());
     o.kv_max_disk = *b;
   }
+  if (*mem_budget == "auto") {
+    o.mem_budget = 0;
+  } else {
+    auto b = ParseSize(*mem_budget);
+    if (!b.ok()) return InvalidArgument("--mem-budget: " + b.status().message());
+    o.mem_budget = *b;
+  }
+  if (*io == "auto") o.io_backend = storage::IoBackend::kAuto;
+  else if (*io == "io_uring") o.io_backend = storage::IoBackend::kIoUring;
+  else if (*io == "pread") o.io_backend = storage::IoBackend::kPread;
+  else return InvalidArgument("--io must be auto, io_uring or pread, got '" + *io + "'");
   return o;
 }
 

@@ -18,6 +18,8 @@ struct EngineFlags {
   int64_t* kv_window;         // --kv-window TOKENS (0: all KV in RAM)
   std::string* kv_dir;        // --kv-dir DIR ("": $SPOOL_HOME/kv)
   std::string* kv_max_disk;   // --kv-max-disk SIZE ("0": unlimited)
+  std::string* mem_budget;  // "auto", "0" (= auto) or a size ("4G", "512M")
+  std::string* io;          // "auto", "io_uring" or "pread"
   // Converts to EngineOptions; InvalidArgument naming the flag on bad values.
   Result<runtime::EngineOptions> ToOptions() const;
 };

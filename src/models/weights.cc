@@ -6,7 +6,6 @@
 namespace spool::models {
 
 namespace {
-constexpr uint64_t kMatrixAlign = 64;
 
 uint64_t AlignUp(uint64_t x, uint64_t a) { return (x + a - 1) / a * a; }
 }  // namespace
@@ -92,23 +91,26 @@ Status ModelWeights::Init() {
     }
   }
 
-  // Groups: one per layer, then the head. Offsets are assigned in read order.
+  // Groups: one per layer, then the head. Offsets are assigned in read order. Each
+  // matrix starts at the same offset inside a 4096-byte page as it has in its file
+  // (group_offset ≡ info->offset mod kGroupPage), so the weight streamer can read the
+  // page-aligned superset of the tensor with O_DIRECT straight into place, no copy.
   groups_.resize(c.n_layer + 1);
+  auto place = [](WeightGroup& g, MatrixRef* m) {
+    m->group_offset = AlignUp(g.bytes, kGroupPage) + m->info->offset % kGroupPage;
+    g.bytes = AlignUp(m->group_offset + m->info->nbytes, kGroupPage);
+    g.matrices.push_back(m);
+  };
   for (int64_t l = 0; l < c.n_layer; ++l) {
     LayerWeights& L = layers_[l];
     WeightGroup& g = groups_[l];
     g.name = "layer " + std::to_string(l);
-    for (MatrixRef* m : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) {
-      m->group_offset = g.bytes;
-      g.bytes = AlignUp(g.bytes + m->info->nbytes, kMatrixAlign);
-      g.matrices.push_back(m);
-    }
+    for (MatrixRef* m : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) place(g, m);
   }
   WeightGroup& head = groups_[c.n_layer];
   head.name = "head";
-  output_.group_offset = 0;
-  head.bytes = AlignUp(output_.info->nbytes, kMatrixAlign);
-  head.matrices.push_back(&output_);
+  place(head, &output_);
+  if (c.tied_embeddings) token_embd_.group_offset = output_.group_offset;
   return Status::Ok();
 }
 

@@ -28,7 +28,9 @@ struct MatrixRef {
   DType dtype = DType::kF32;
   int64_t n_out = 0;
   int64_t n_in = 0;
-  uint64_t group_offset = 0;  // byte offset of this matrix inside its group's buffer
+  // Byte offset of this matrix inside its group's buffer; group_offset % kGroupPage ==
+  // info->offset % kGroupPage (page-aligned reads land in place, see WeightGroup).
+  uint64_t group_offset = 0;
   uint64_t row_bytes() const { return info ? info->nbytes / static_cast<uint64_t>(n_out) : 0; }
 };
 
@@ -40,10 +42,16 @@ struct LayerWeights {
   std::vector<float> bq, bk, bv;            // [q_dim], [kv_dim], [kv_dim] (qkv_bias models only)
 };
 
+// Group buffers are laid out in pages: every matrix keeps its in-page file offset,
+// and a group's size is a whole number of pages. A provider that reads the page-aligned
+// superset [floor(offset), ceil(offset + nbytes)) of a tensor into
+// buffer + floor(group_offset) gets the tensor at buffer + group_offset.
+inline constexpr uint64_t kGroupPage = 4096;
+
 struct WeightGroup {
   std::string name;                         // "layer 3", "head"
   std::vector<const MatrixRef*> matrices;   // in read order; offsets below are theirs
-  uint64_t bytes = 0;                       // buffer size (sum of matrices, each 64-byte aligned)
+  uint64_t bytes = 0;                       // buffer size (a multiple of kGroupPage)
 };
 
 // Everything about a model except the big matrices' bytes. Immutable after Load.

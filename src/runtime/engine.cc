@@ -3,7 +3,6 @@
 #include <algorithm>
 
 #include "base/timer.h"
-#include "runtime/resident_weights.h"
 
 namespace spool::runtime {
 
@@ -28,10 +27,7 @@ Result<std::unique_ptr<Engine>> Engine::Open(const std::string& model, const Eng
                            std::to_string(c.n_ctx_train));
   e->ctx_ = options.ctx > 0 ? options.ctx : std::min<int64_t>(c.n_ctx_train, 4096);
   e->pool_ = std::make_unique<ThreadPool>(options.threads);
-  SPOOL_ASSIGN_OR_RETURN(auto resident, ResidentWeights::Load(*e->weights_));
-  e->stats_.resident_bytes = resident->bytes();
-  e->provider_ = std::move(resident);
-  e->transformer_ = std::make_unique<models::Transformer>(*e->weights_, *e->pool_);
+  // The tokenizer first, so that the planner's measured baseline RSS includes it.
   if (options.load_tokenizer) {
     const auto& s = e->weights_->source();
     if (s.kind == formats::ModelSource::Kind::kGguf) {
@@ -40,6 +36,24 @@ Result<std::unique_ptr<Engine>> Engine::Open(const std::string& model, const Eng
       SPOOL_ASSIGN_OR_RETURN(e->tokenizer_, tokenizer::LoadTokenizerFromJson(s.tokenizer_json_path, s.tokenizer_config_path));
     }
   }
+  PlannerOptions po;
+  po.budget_bytes = options.mem_budget;
+  po.ctx = e->ctx_;
+  po.kv_dtype = options.kv_dtype;
+  po.kv_page_tokens = options.kv_page_tokens;
+  po.kv_window_tokens = options.kv_window;  // disk-backed KV keeps only this window in RAM (kv/disk_kv.h)
+  po.prefill_chunk = options.prefill_chunk;
+  po.max_logit_rows = options.max_logit_rows;
+  po.threads = e->pool_->num_threads();
+  po.prefetch_depth = options.prefetch_depth;
+  SPOOL_ASSIGN_OR_RETURN(ResidencyPlan plan, PlanResidency(*e->weights_, po));
+  StreamingOptions so;
+  so.reader.backend = options.io_backend;
+  SPOOL_ASSIGN_OR_RETURN(auto streaming, StreamingWeights::Open(*e->weights_, plan, so));
+  e->stats_.resident_bytes = streaming->stats().resident_bytes;
+  e->streaming_ = streaming.get();
+  e->provider_ = std::move(streaming);
+  e->transformer_ = std::make_unique<models::Transformer>(*e->weights_, *e->pool_);
   e->stats_.load_seconds = sw.Seconds();
   return e;
 }
@@ -76,6 +90,7 @@ Status Engine::Prefill(Sequence& seq, std::span<const int32_t> tokens, float* lo
     return ResourceExhausted("the prompt needs " + std::to_string(seq.n_tokens() + tokens.size()) +
                              " tokens but the context holds " + std::to_string(ctx_) + " (raise --ctx)");
   Stopwatch sw;
+  const uint64_t bytes0 = streaming_->stats().bytes_read();
   const int64_t n = static_cast<int64_t>(tokens.size());
   const int64_t start_tokens = seq.n_tokens();
   for (int64_t done = 0; done < n;) {
@@ -102,6 +117,7 @@ Status Engine::Prefill(Sequence& seq, std::span<const int32_t> tokens, float* lo
   }
   stats_.prefill_tokens += n;
   stats_.prefill_seconds += sw.Seconds();
+  stats_.prefill_weight_bytes += streaming_->stats().bytes_read() - bytes0;
   return Status::Ok();
 }
 
@@ -111,12 +127,14 @@ Status Engine::Decode(std::span<Sequence* const> seqs, std::span<const int32_t> 
   for (auto* s : seqs)
     if (s->n_tokens() + 1 > ctx_) return ResourceExhausted("context full (" + std::to_string(ctx_) + " tokens; raise --ctx)");
   Stopwatch sw;
+  const uint64_t bytes0 = streaming_->stats().bytes_read();
   std::vector<models::SeqStep> steps(seqs.size());
   for (size_t i = 0; i < seqs.size(); ++i) steps[i] = models::SeqStep{seqs[i]->kv_.get(), tokens.subspan(i, 1), false};
   SPOOL_TRY(transformer_->Forward(steps, *provider_, logits));
   for (size_t i = 0; i < seqs.size(); ++i) seqs[i]->tokens_.push_back(tokens[i]);
   stats_.decode_tokens += seqs.size();
   stats_.decode_seconds += sw.Seconds();
+  stats_.decode_weight_bytes += streaming_->stats().bytes_read() - bytes0;
   return Status::Ok();
 }
 

@@ -21,6 +21,9 @@
 #include "models/config.h"
 #include "models/transformer.h"
 #include "models/weights.h"
+#include "runtime/planner.h"
+#include "runtime/streaming_weights.h"
+#include "storage/reader.h"
 #include "tokenizer/tokenizer.h"
 
 namespace spool::runtime {
@@ -38,6 +41,12 @@ struct EngineOptions {
   int64_t kv_window = 2048;
   std::string kv_dir;            // "": $SPOOL_HOME/kv (else ~/.spool/kv)
   uint64_t kv_max_disk = 0;      // bytes all sequences may spill; 0: unlimited
+  // Weight residency (runtime/planner.h): the whole process's memory budget in bytes;
+  // 0 = auto (70% of MemAvailable). Groups that do not fit are streamed from the files.
+  uint64_t mem_budget = 0;
+  int prefetch_depth = 2;                            // ring slots for streamed groups
+  int64_t max_logit_rows = 1;                        // logit rows a caller keeps per chunk (planning)
+  storage::IoBackend io_backend = storage::IoBackend::kAuto;  // kAuto honours SPOOL_IO=pread
 };
 
 // One conversation / document: its tokens and their KV cache.
@@ -58,6 +67,9 @@ struct EngineStats {
   double prefill_seconds = 0, decode_seconds = 0;
   double load_seconds = 0;
   uint64_t resident_bytes = 0;
+  // Weight bytes read from disk while prefilling / decoding (streamed groups and
+  // embedding rows; device bytes incl. page alignment).
+  uint64_t prefill_weight_bytes = 0, decode_weight_bytes = 0;
 };
 
 // done/total tokens of a long prefill; return false to cancel (→ kCancelled).
@@ -109,6 +121,8 @@ class Engine {
 
   const EngineStats& stats() const { return stats_; }
   const models::ForwardStats& forward_stats() const { return transformer_->stats(); }
+  const ResidencyPlan& plan() const { return streaming_->plan(); }
+  const StreamStats& stream_stats() const { return streaming_->stats(); }
 
  private:
   Engine() = default;
@@ -119,6 +133,7 @@ class Engine {
   std::unique_ptr<ThreadPool> pool_;
   std::unique_ptr<models::ModelWeights> weights_;
   std::unique_ptr<models::WeightProvider> provider_;
+  StreamingWeights* streaming_ = nullptr;  // == provider_
   std::unique_ptr<models::Transformer> transformer_;
   std::unique_ptr<tokenizer::Tokenizer> tokenizer_;
   EngineStats stats_;

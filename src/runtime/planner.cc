@@ -1,0 +1,305 @@
+#include "runtime/planner.h"
+
+#include <algorithm>
+#include <cstdio>
+
+#include "base/aligned_buffer.h"
+#include "base/strings.h"
+#include "base/sysinfo.h"
+#include "base/timer.h"
+#include "models/transformer.h"
+#include "storage/reader.h"
+
+namespace spool::runtime {
+
+namespace {
+
+uint64_t AlignUp(uint64_t x, uint64_t a) { return (x + a - 1) / a * a; }
+uint64_t U(int64_t x) { return static_cast<uint64_t>(std::max<int64_t>(x, 0)); }
+
+// "0-3, 5, 7-15" for the groups whose flag equals `want` (head shown as "head").
+std::string GroupRanges(const models::ModelWeights& w, const std::vector<bool>& resident, bool want) {
+  std::string out;
+  const int n_layer = w.head_group();
+  for (int l = 0; l < n_layer;) {
+    if (resident[l] != want) {
+      ++l;
+      continue;
+    }
+    int e = l;
+    while (e + 1 < n_layer && resident[e + 1] == want) ++e;
+    if (!out.empty()) out += ", ";
+    out += e == l ? std::to_string(l) : std::to_string(l) + "-" + std::to_string(e);
+    l = e + 1;
+  }
+  std::string s = out.empty() ? "" : "layers " + out;
+  if (resident[w.head_group()] == want) s += std::string(s.empty() ? "" : ", ") + "head";
+  return s.empty() ? "none" : s;
+}
+
+}  // namespace
+
+uint64_t EstimateActivationBytes(const models::ModelConfig& c, int64_t rows, int64_t max_logit_rows, int threads) {
+  const uint64_t n = U(rows), r = U(std::min<int64_t>(rows, models::Transformer::kMlpRowBlock));
+  const uint64_t D = U(c.n_embd), QD = U(c.q_dim()), KD = U(c.kv_dim()), F = U(c.n_ff), V = U(c.n_vocab);
+  const uint64_t max_in = std::max({D, QD, F});
+  uint64_t b = 0;
+  // Transformer scratch (models/transformer.cc EnsureScratch): x, h, q, k, v, attn, gate, up, pos.
+  b += n * D * 4 + n * std::max(D, QD) * 4 + n * QD * 4 + 2 * n * KD * 4 + n * QD * 4 + 2 * r * F * 4 + n * 8;
+  // Attention state: running max/sum per (row, head) and the accumulator [rows, q_dim].
+  b += n * U(c.n_head) * 8 + n * QD * 4;
+  // MatMul: prepared activations (≤ 4 bytes per input element) for the widest input.
+  b += std::max(n * std::max(D, QD), r * F) * 4;
+  // GEMM per-thread weight tiles (256 rows of the widest input in f32) + oneDNN scratchpad.
+  b += U(std::max(threads, 1)) * (256 * max_in * 4 + (4ull << 20));
+  // Logits: the caller's rows, the engine's per-chunk row, the sampler's copy and ids.
+  b += (U(std::max<int64_t>(max_logit_rows, 1)) + 3) * V * 4;
+  // Token ids of the step.
+  b += n * 4;
+  return b;
+}
+
+uint64_t EstimateKvBytes(const models::ModelConfig& c, int64_t tokens, int64_t page_tokens, DType dtype) {
+  const uint64_t pt = U(std::max<int64_t>(page_tokens, 1));
+  const uint64_t t = AlignUp(U(tokens), pt);
+  const uint64_t elem = dtype == DType::kF32 ? 4 : 2;
+  return U(c.n_layer) * t * U(c.kv_dim()) * 2 * elem;
+}
+
+uint64_t GroupReadBytes(const models::ModelWeights& w, int g) {
+  uint64_t b = 0;
+  for (const models::MatrixRef* m : w.group(g).matrices) {
+    const uint64_t a = m->info->offset / models::kGroupPage * models::kGroupPage;
+    b += AlignUp(m->info->offset + m->info->nbytes, models::kGroupPage) - a;
+  }
+  return b;
+}
+
+Result<ResidencyPlan> PlanResidency(const models::ModelWeights& w, const PlannerOptions& o) {
+  const models::ModelConfig& c = w.config();
+  if (o.prefetch_depth < 2 || o.prefetch_depth > 64)
+    return InvalidArgument("prefetch depth must be in [2, 64], got " + std::to_string(o.prefetch_depth));
+  if (o.ctx <= 0 || o.n_seq <= 0 || o.prefill_chunk <= 0 || o.kv_window_tokens < 0)
+    return InvalidArgument("planner: ctx, n_seq and prefill_chunk must be positive");
+  ResidencyPlan p;
+  p.budget_auto = o.budget_bytes == 0;
+  if (p.budget_auto) {
+    const uint64_t avail = AvailableRamBytes();
+    if (avail == 0) return IoError("--mem-budget auto: cannot read MemAvailable from /proc/meminfo; give --mem-budget SIZE");
+    p.budget_bytes = static_cast<uint64_t>(static_cast<double>(avail) * kAutoBudgetFraction);
+  } else {
+    p.budget_bytes = o.budget_bytes;
+  }
+  p.baseline_bytes = o.baseline_bytes > 0 ? o.baseline_bytes : CurrentRssBytes();
+  p.reserve_bytes = kRuntimeReserveBytes;
+  p.activation_bytes = EstimateActivationBytes(c, o.prefill_chunk, o.max_logit_rows, o.threads);
+  const int64_t kv_tokens = o.kv_window_tokens > 0 ? std::min(o.kv_window_tokens, o.ctx) : o.ctx;
+  p.kv_bytes = U(o.n_seq) * EstimateKvBytes(c, kv_tokens, o.kv_page_tokens, o.kv_dtype);
+
+  const auto& embd = w.token_embd();
+  p.embedding_row_bytes = embd.row_bytes();
+  const int n_groups = w.n_groups(), head = w.head_group();
+  std::vector<uint64_t> gbytes(n_groups);
+  for (int g = 0; g < n_groups; ++g) gbytes[g] = w.group(g).bytes;
+  const uint64_t embd_table = c.tied_embeddings ? 0 : AlignUp(embd.info->nbytes + models::kGroupPage, models::kGroupPage);
+  // Row scratch: one row's page-aligned superset (rows are read one at a time).
+  const uint64_t row_scratch = AlignUp(p.embedding_row_bytes, models::kGroupPage) + models::kGroupPage;
+
+  const uint64_t base = p.fixed_bytes() + p.kv_bytes;  // without the embedding scratch
+  uint64_t all = 0;
+  for (uint64_t b : gbytes) all += b;
+  p.resident.assign(n_groups, false);
+
+  if (p.budget_bytes >= base + all + embd_table) {
+    // Everything fits: no ring, no row reads.
+    p.resident.assign(n_groups, true);
+    p.embedding_resident = !c.tied_embeddings;
+    p.resident_bytes = all + embd_table;
+    return p;
+  }
+  // Streaming. Each option fixes the head's residency; layers fill what is left.
+  const uint64_t fixed = base + row_scratch;
+  uint64_t max_layer = 0;
+  for (int l = 0; l < head; ++l) max_layer = std::max(max_layer, gbytes[l]);
+  const uint64_t depth = U(o.prefetch_depth);
+  struct Option {
+    bool feasible = false;
+    bool head_resident = false;
+    int n_layers = 0;
+    uint64_t resident = 0, ring_slot = 0;
+  };
+  auto evaluate = [&](bool head_resident) {
+    Option op;
+    op.head_resident = head_resident;
+    // The ring must hold the largest streamed group; with k < n_layer resident layers
+    // at least one layer streams (layers are nearly equal in size: use the largest).
+    op.ring_slot = head_resident ? max_layer : std::max(max_layer, gbytes[head]);
+    uint64_t need = fixed + depth * op.ring_slot + (head_resident ? gbytes[head] : 0);
+    if (need > p.budget_bytes) return op;
+    op.feasible = true;
+    uint64_t left = p.budget_bytes - need;
+    op.resident = head_resident ? gbytes[head] : 0;
+    // Resident layers, counted in spread order (all layers the same size in practice).
+    std::vector<uint64_t> sizes(gbytes.begin(), gbytes.begin() + head);
+    std::sort(sizes.begin(), sizes.end());
+    for (uint64_t s : sizes) {
+      if (s > left) break;
+      left -= s;
+      op.resident += s;
+      ++op.n_layers;
+    }
+    if (op.n_layers == head) {
+      // Every layer resident: the ring only serves the head (or nothing).
+      op.ring_slot = head_resident ? 0 : gbytes[head];
+    }
+    return op;
+  };
+  Option a = evaluate(true), b = evaluate(false);
+  Option best = a.feasible && (!b.feasible || a.resident >= b.resident) ? a : b;
+  if (!best.feasible) {
+    const uint64_t ring = depth * max_layer;
+    return ResourceExhausted(
+        "--mem-budget " + FormatBytes(p.budget_bytes) + " is too small for " + w.source().display_name +
+        ": it needs at least " + FormatBytes(fixed + ring + gbytes[head]) + " = process baseline " +
+        FormatBytes(p.baseline_bytes) + " + reserve " + FormatBytes(p.reserve_bytes) + " + activations " +
+        FormatBytes(p.activation_bytes) + " (prefill chunk " + std::to_string(o.prefill_chunk) + ") + KV cache " +
+        FormatBytes(p.kv_bytes) + " (" + std::to_string(kv_tokens) + " tokens) + embedding row scratch " +
+        FormatBytes(row_scratch) + " + streaming ring " + std::to_string(depth) + " x " + FormatBytes(max_layer) +
+        " (largest layer) + resident head " + FormatBytes(gbytes[head]) +
+        " (or a ring of head-sized slots); raise --mem-budget or lower --ctx / --prefill-chunk");
+  }
+  p.embedding_scratch_bytes = row_scratch;
+  p.resident[head] = best.head_resident;
+  // Spread the resident layers evenly: layer l is resident iff ⌊(l+1)k/L⌋ > ⌊lk/L⌋.
+  const int64_t L = head, k = best.n_layers;
+  for (int64_t l = 0; l < L; ++l) p.resident[l] = (l + 1) * k / L > l * k / L;
+  // Sizes can differ (exotic models): recount from the actual choice.
+  p.resident_bytes = 0;
+  p.ring_slot_bytes = 0;
+  for (int g = 0; g < n_groups; ++g) {
+    if (p.resident[g]) {
+      p.resident_bytes += gbytes[g];
+    } else {
+      ++p.n_streamed;
+      p.ring_slot_bytes = std::max(p.ring_slot_bytes, gbytes[g]);
+      p.streamed_bytes_per_step += GroupReadBytes(w, g);
+    }
+  }
+  p.ring_slots = static_cast<int>(std::min<uint64_t>(depth, U(p.n_streamed)));
+  p.streamed_bytes_per_step += AlignUp(p.embedding_row_bytes, models::kGroupPage);  // one decode token's row
+  if (p.planned_bytes() > p.budget_bytes) {
+    // Uneven group sizes spread differently than counted: drop resident layers until it fits.
+    for (int64_t l = L - 1; l >= 0 && p.planned_bytes() > p.budget_bytes; --l) {
+      if (!p.resident[l]) continue;
+      p.resident[l] = false;
+      p.resident_bytes -= gbytes[l];
+      ++p.n_streamed;
+      p.streamed_bytes_per_step += GroupReadBytes(w, static_cast<int>(l));
+      p.ring_slot_bytes = std::max(p.ring_slot_bytes, gbytes[l]);
+      p.ring_slots = static_cast<int>(std::min<uint64_t>(depth, U(p.n_streamed)));
+    }
+    if (p.planned_bytes() > p.budget_bytes)
+      return ResourceExhausted("--mem-budget " + FormatBytes(p.budget_bytes) + " is too small for " +
+                               w.source().display_name + " (planned " + FormatBytes(p.planned_bytes()) + ")");
+  }
+  return p;
+}
+
+Result<double> MeasureDiskBandwidth(const formats::ModelSource& src, uint64_t max_bytes) {
+  if (src.files.empty()) return InvalidArgument("model has no data files");
+  size_t best = 0;
+  uint64_t best_size = 0;
+  for (size_t i = 0; i < src.files.size(); ++i) {
+    SPOOL_ASSIGN_OR_RETURN(storage::File f, storage::File::Open(src.files[i]));
+    if (f.size() > best_size) best_size = f.size(), best = i;
+  }
+  const uint64_t len = std::min(max_bytes, best_size / storage::kDirectAlign * storage::kDirectAlign);
+  if (len == 0) return InvalidArgument(src.files[best] + ": too small to measure disk speed");
+  // 32 MiB batches into two buffers used in turn: the next batch is queued before the
+  // previous one is waited on, so the queue never drains (RSS: 64 MiB at most). The
+  // buffers outlive the reader (its destructor waits for reads in flight).
+  const uint64_t chunk = std::min<uint64_t>(len, 32ull << 20);
+  AlignedBuffer buf[2] = {AlignedBuffer(chunk), AlignedBuffer(chunk)};
+  storage::ReaderOptions ro;
+  ro.direct = true;
+  SPOOL_ASSIGN_OR_RETURN(auto reader, storage::Reader::Open({src.files[best]}, ro));
+  Stopwatch sw;
+  storage::Ticket pending = 0;
+  int k = 0;
+  for (uint64_t off = 0; off < len; off += chunk, k ^= 1) {
+    storage::ReadRequest rq{0, off, std::min(chunk, len - off), buf[k].data()};
+    SPOOL_ASSIGN_OR_RETURN(storage::Ticket t, reader->Submit(std::span<const storage::ReadRequest>(&rq, 1)));
+    if (pending) SPOOL_TRY(reader->Wait(pending));
+    pending = t;
+  }
+  if (pending) SPOOL_TRY(reader->Wait(pending));
+  const double s = sw.Seconds();
+  return s > 0 ? static_cast<double>(len) / s : 0.0;
+}
+
+std::string FormatPlan(const models::ModelWeights& w, const ResidencyPlan& p, double bw) {
+  std::string s;
+  char line[512];
+  auto add = [&](const char* k, const std::string& v) {
+    std::snprintf(line, sizeof line, "  %-22s %s\n", k, v.c_str());
+    s += line;
+  };
+  add("memory budget", FormatBytes(p.budget_bytes) + (p.budget_auto ? " (auto: 70% of MemAvailable)" : ""));
+  add("process baseline", FormatBytes(p.baseline_bytes) + " + reserve " + FormatBytes(p.reserve_bytes));
+  add("activations", FormatBytes(p.activation_bytes));
+  add("KV cache", FormatBytes(p.kv_bytes));
+  add("streaming ring", p.ring_slots == 0 ? std::string("none")
+                                          : std::to_string(p.ring_slots) + " x " + FormatBytes(p.ring_slot_bytes) +
+                                                " = " + FormatBytes(p.ring_bytes()));
+  const int n = w.n_groups();
+  add("resident groups", std::to_string(n - p.n_streamed) + "/" + std::to_string(n) + ": " +
+                             GroupRanges(w, p.resident, true) + " (" + FormatBytes(p.resident_bytes) + ")");
+  add("streamed groups", std::to_string(p.n_streamed) + "/" + std::to_string(n) + ": " + GroupRanges(w, p.resident, false));
+  add("embedding table", w.config().tied_embeddings ? (p.resident[w.head_group()] ? "tied, in the resident head"
+                                                                                   : "tied, rows read per token")
+                         : p.embedding_resident ? "resident"
+                                                : "rows read per token (" + FormatBytes(p.embedding_row_bytes) + "/row)");
+  add("planned total", FormatBytes(p.planned_bytes()));
+  add("streamed per step", FormatBytes(p.streamed_bytes_per_step));
+  if (bw > 0) {
+    std::snprintf(line, sizeof line, "%.2f GB/s", bw / 1e9);
+    add("disk read speed", line);
+    if (p.n_streamed > 0) {
+      std::snprintf(line, sizeof line, "%.2f tok/s (I/O bound: streamed bytes / disk speed)",
+                    bw / static_cast<double>(p.streamed_bytes_per_step));
+      add("predicted decode", line);
+    } else {
+      add("predicted decode", "not I/O bound (all weights resident)");
+    }
+  }
+  return s;
+}
+
+nlohmann::ordered_json PlanToJson(const models::ModelWeights& w, const ResidencyPlan& p, double bw) {
+  nlohmann::ordered_json resident = nlohmann::ordered_json::array(), streamed = nlohmann::ordered_json::array();
+  for (int g = 0; g < w.n_groups(); ++g) (p.resident[g] ? resident : streamed).push_back(w.group(g).name);
+  nlohmann::ordered_json j = {
+      {"budget_bytes", p.budget_bytes},
+      {"budget_auto", p.budget_auto},
+      {"baseline_bytes", p.baseline_bytes},
+      {"reserve_bytes", p.reserve_bytes},
+      {"activation_bytes", p.activation_bytes},
+      {"kv_bytes", p.kv_bytes},
+      {"ring_slots", p.ring_slots},
+      {"ring_slot_bytes", p.ring_slot_bytes},
+      {"resident_bytes", p.resident_bytes},
+      {"planned_bytes", p.planned_bytes()},
+      {"resident_groups", resident},
+      {"streamed_groups", streamed},
+      {"embedding_resident", p.embedding_resident},
+      {"streamed_bytes_per_step", p.streamed_bytes_per_step},
+  };
+  if (bw > 0) {
+    j["disk_bytes_per_s"] = bw;
+    j["predicted_decode_tokens_per_s"] =
+        p.n_streamed > 0 ? nlohmann::ordered_json(bw / static_cast<double>(p.streamed_bytes_per_step)) : nullptr;
+  }
+  return j;
+}
+
+}  // namespace spool::runtime

@@ -1,0 +1,100 @@
+// The residency planner: divides the memory budget (--mem-budget) between what every
+// step needs and the weight groups that stay resident; the rest are streamed.
+//
+// Fill order (DESIGN.md, "The memory budget"):
+//   1. fixed: the process baseline (code, libraries, model metadata, tokenizer: the
+//      RSS measured when planning) + a runtime reserve (thread stacks, oneDNN state,
+//      allocator slack) + activations for one prefill chunk (counted term by term in
+//      EstimateActivationBytes) + the embedding row scratch;
+//   2. the streaming ring: prefetch_depth slots × the largest streamed group (0 when
+//      everything is resident);
+//   3. the KV cache: for now the whole context of each sequence in RAM (the hot window
+//      of a disk-backed KV store will take its place: PlannerOptions::kv_window_tokens);
+//   4. resident weight groups until the budget is full.
+// Which groups are resident: the head first when keeping it makes more bytes resident
+// (it is usually the largest group, and a streamed head forces every ring slot to its
+// size), then layers spread evenly over the depth of the model (resident layers
+// interleave with streamed ones, so the disk keeps reading while resident layers
+// compute). The token embedding table (untied models) is resident only when every
+// group is; otherwise only the rows a step needs are read from the file.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "base/dtype.h"
+#include "base/status.h"
+#include "models/weights.h"
+
+namespace spool::runtime {
+
+struct PlannerOptions {
+  uint64_t budget_bytes = 0;      // 0: auto = kAutoBudgetFraction of MemAvailable
+  int64_t ctx = 4096;             // tokens of KV per sequence
+  int64_t n_seq = 1;              // sequences with a KV cache at once
+  int64_t kv_window_tokens = 0;   // KV tokens kept in RAM per sequence; 0: all of ctx
+  DType kv_dtype = DType::kBF16;
+  int64_t kv_page_tokens = 256;
+  int64_t prefill_chunk = 512;    // rows of the largest step
+  int64_t max_logit_rows = 1;     // logit rows the caller keeps per chunk (perplexity: chunk)
+  int threads = 1;
+  int prefetch_depth = 2;         // ring slots (>= 2)
+  uint64_t baseline_bytes = 0;    // process RSS before the engine allocates; 0: measure now
+};
+
+inline constexpr double kAutoBudgetFraction = 0.7;
+// Reserve for what the process allocates besides the terms counted explicitly.
+inline constexpr uint64_t kRuntimeReserveBytes = 48ull << 20;
+
+struct ResidencyPlan {
+  uint64_t budget_bytes = 0;
+  bool budget_auto = false;
+  // Fixed part.
+  uint64_t baseline_bytes = 0;     // RSS measured at planning time
+  uint64_t reserve_bytes = 0;      // kRuntimeReserveBytes
+  uint64_t activation_bytes = 0;   // EstimateActivationBytes
+  uint64_t embedding_scratch_bytes = 0;
+  // Ring.
+  int ring_slots = 0;
+  uint64_t ring_slot_bytes = 0;
+  uint64_t ring_bytes() const { return static_cast<uint64_t>(ring_slots) * ring_slot_bytes; }
+  // KV.
+  uint64_t kv_bytes = 0;
+  // Weights.
+  std::vector<bool> resident;      // [n_groups]
+  bool embedding_resident = false; // untied table held in RAM (tied: the head group's rows)
+  uint64_t resident_bytes = 0;     // resident groups + resident embedding table
+  uint64_t streamed_bytes_per_step = 0;  // device bytes per step (page-aligned reads)
+  uint64_t embedding_row_bytes = 0;      // bytes read per token when the table is not in RAM
+  int n_streamed = 0;
+
+  uint64_t fixed_bytes() const { return baseline_bytes + reserve_bytes + activation_bytes + embedding_scratch_bytes; }
+  uint64_t planned_bytes() const { return fixed_bytes() + ring_bytes() + kv_bytes + resident_bytes; }
+  bool all_resident() const { return n_streamed == 0; }
+};
+
+// Bytes of transformer scratch, matmul scratch and logits for a step of `rows` rows.
+uint64_t EstimateActivationBytes(const models::ModelConfig& c, int64_t rows, int64_t max_logit_rows, int threads);
+// In-RAM KV bytes: n_layer × (tokens rounded up to pages) × kv_dim × 2 (K, V) × dtype.
+uint64_t EstimateKvBytes(const models::ModelConfig& c, int64_t tokens, int64_t page_tokens, DType dtype);
+// Device bytes read for a group: page-aligned supersets of its matrices.
+uint64_t GroupReadBytes(const models::ModelWeights& w, int g);
+
+// Errors: ResourceExhausted when the budget cannot hold the fixed part, the KV cache
+// and a ring for the largest group (the message lists every term); InvalidArgument for
+// bad options; Unavailable-style Io when auto cannot read MemAvailable.
+Result<ResidencyPlan> PlanResidency(const models::ModelWeights& w, const PlannerOptions& options);
+
+// Sequential O_DIRECT read speed of the model's largest file, in bytes/s: reads up to
+// `max_bytes` with the async reader (1 MiB pieces, 32 in flight).
+Result<double> MeasureDiskBandwidth(const formats::ModelSource& src, uint64_t max_bytes = 512ull << 20);
+
+// Human-readable plan (one line per fact; streamed/resident groups as ranges) and the
+// decode speed the disk allows (disk_bytes_per_s <= 0: not predicted).
+std::string FormatPlan(const models::ModelWeights& w, const ResidencyPlan& plan, double disk_bytes_per_s);
+nlohmann::ordered_json PlanToJson(const models::ModelWeights& w, const ResidencyPlan& plan, double disk_bytes_per_s);
+
+}  // namespace spool::runtime

@@ -1,0 +1,206 @@
+#include "runtime/streaming_weights.h"
+
+#include <algorithm>
+
+#include "base/timer.h"
+#include "storage/file.h"
+#include "tensor/dequant.h"
+
+namespace spool::runtime {
+
+namespace {
+constexpr uint64_t kPage = models::kGroupPage;
+uint64_t AlignDown(uint64_t x) { return x / kPage * kPage; }
+uint64_t AlignUp(uint64_t x) { return (x + kPage - 1) / kPage * kPage; }
+}  // namespace
+
+Result<std::unique_ptr<StreamingWeights>> StreamingWeights::Open(const models::ModelWeights& w, const ResidencyPlan& plan,
+                                                                 const StreamingOptions& options) {
+  const int n_groups = w.n_groups();
+  if (static_cast<int>(plan.resident.size()) != n_groups)
+    return InvalidArgument("residency plan has " + std::to_string(plan.resident.size()) + " groups, the model " +
+                           std::to_string(n_groups));
+  std::unique_ptr<StreamingWeights> s(new StreamingWeights(w, plan));
+  SPOOL_ASSIGN_OR_RETURN(s->reader_, storage::Reader::Open(w.source().files, options.reader));
+  s->stream_index_.assign(n_groups, -1);
+  for (int g = 0; g < n_groups; ++g) {
+    if (plan.resident[g]) continue;
+    s->stream_index_[g] = static_cast<int>(s->streamed_.size());
+    s->streamed_.push_back(g);
+  }
+  // Resident groups: one batch of page-aligned reads for all of them.
+  Stopwatch sw;
+  s->resident_.resize(n_groups);
+  std::vector<storage::ReadRequest> reqs, one;
+  for (int g = 0; g < n_groups; ++g) {
+    if (!plan.resident[g]) continue;
+    s->resident_[g].Reset(w.group(g).bytes);
+    s->GroupRequests(g, s->resident_[g].data(), &one);
+    reqs.insert(reqs.end(), one.begin(), one.end());
+    s->stats_.resident_bytes += w.group(g).bytes;
+  }
+  const auto& embd = w.token_embd();
+  if (w.config().tied_embeddings) {
+    if (plan.resident[w.head_group()]) s->embd_data_ = s->resident_[w.head_group()].data() + w.output().group_offset;
+  } else if (plan.embedding_resident) {
+    const auto& info = *embd.info;
+    const uint64_t a = AlignDown(info.offset);
+    const uint64_t end = std::min(AlignUp(info.offset + info.nbytes), s->reader_->file(info.file_index).size());
+    s->embd_table_.Reset(end - a);
+    reqs.push_back(storage::ReadRequest{info.file_index, a, end - a, s->embd_table_.data()});
+    s->embd_data_ = s->embd_table_.data() + (info.offset - a);
+    s->stats_.resident_bytes += end - a;
+  }
+  if (!reqs.empty()) SPOOL_TRY(s->reader_->ReadAll(reqs));
+  s->stats_.load_seconds = sw.Seconds();
+  // The ring, allocated once.
+  s->slots_.resize(static_cast<size_t>(plan.ring_slots));
+  s->requests_.resize(s->slots_.size());
+  for (size_t i = 0; i < s->slots_.size(); ++i) {
+    s->slots_[i].buf.Reset(plan.ring_slot_bytes);
+    s->requests_[i].reserve(8);
+  }
+  if (!s->streamed_.empty() && s->slots_.empty())
+    return InvalidArgument("residency plan streams " + std::to_string(s->streamed_.size()) + " groups but has no ring");
+  for (int g : s->streamed_)
+    if (w.group(g).bytes > plan.ring_slot_bytes)
+      return InvalidArgument("residency plan: ring slot of " + std::to_string(plan.ring_slot_bytes) +
+                             " bytes cannot hold " + w.group(g).name + " (" + std::to_string(w.group(g).bytes) + " bytes)");
+  s->Fill();  // the first step's reads start now
+  return s;
+}
+
+StreamingWeights::~StreamingWeights() { Drain(); }
+
+void StreamingWeights::GroupRequests(int g, uint8_t* base, std::vector<storage::ReadRequest>* out) const {
+  out->clear();
+  for (const models::MatrixRef* m : w_.group(g).matrices) {
+    const auto& info = *m->info;
+    const uint64_t a = AlignDown(info.offset);
+    // The superset may end past EOF when the tensor is the file's last: clamp (the
+    // reader bounces that last unaligned piece).
+    const uint64_t end = std::min(AlignUp(info.offset + info.nbytes), reader_->file(info.file_index).size());
+    out->push_back(storage::ReadRequest{info.file_index, a, end - a, base + (m->group_offset - (info.offset - a))});
+  }
+}
+
+void StreamingWeights::Fill() {
+  const uint64_t m = streamed_.size(), d = slots_.size();
+  while (m > 0 && next_submit_ - next_acquire_ < d) {
+    const uint64_t pos = next_submit_++;
+    Slot& s = slots_[pos % d];
+    auto& reqs = requests_[pos % d];
+    s.group = streamed_[pos % m];
+    GroupRequests(s.group, s.buf.data(), &reqs);
+    auto t = reader_->Submit(reqs);
+    if (t.ok()) {
+      s.ticket = *t;
+      s.in_flight = true;
+      s.status = Status::Ok();
+    } else {
+      s.in_flight = false;
+      s.status = t.status();
+    }
+  }
+}
+
+void StreamingWeights::Drain() {
+  for (Slot& s : slots_) {
+    if (!s.in_flight) continue;
+    Status st = reader_->Wait(s.ticket);
+    if (st.ok()) stats_.streamed_bytes += GroupReadBytes(w_, s.group);
+    s.in_flight = false;
+    s.status = Status::Ok();
+  }
+}
+
+void StreamingWeights::Restart(int64_t at) {
+  Drain();
+  next_submit_ = next_acquire_ = static_cast<uint64_t>(at);
+  acquired_ = false;
+  for (Slot& s : slots_) s.status = Status::Ok();
+  Fill();
+}
+
+void StreamingWeights::BeginStep() {
+  if (streamed_.empty()) return;
+  // A step that stopped early (an error) leaves the cycle mid-way: start over.
+  if (acquired_ || next_acquire_ % streamed_.size() != 0) Restart(0);
+  else Fill();
+}
+
+Result<const uint8_t*> StreamingWeights::Acquire(int g) {
+  SPOOL_CHECK(g >= 0 && g < w_.n_groups());
+  if (resident_[g].data() != nullptr) return static_cast<const uint8_t*>(resident_[g].data());
+  const uint64_t m = streamed_.size(), d = slots_.size();
+  const int idx = stream_index_[g];
+  SPOOL_CHECK_MSG(idx >= 0 && !acquired_, "streamed weight group acquired twice without Release");
+  // Out of the cyclic order (a caller that skips groups): restart the cycle at g.
+  if (next_acquire_ % m != static_cast<uint64_t>(idx)) Restart(idx);
+  Fill();
+  Slot& s = slots_[next_acquire_ % d];
+  SPOOL_CHECK(s.group == g);
+  if (s.in_flight) {
+    Stopwatch sw;
+    s.status = reader_->Wait(s.ticket);
+    s.in_flight = false;
+    stats_.wait_seconds += sw.Seconds();
+    if (s.status.ok()) {
+      stats_.streamed_bytes += GroupReadBytes(w_, g);
+      ++stats_.groups_streamed;
+    }
+  }
+  if (!s.status.ok()) {
+    Status err(s.status.code(), "streaming weight group '" + w_.group(g).name + "': " + s.status.message());
+    // Leave the cycle mid-way: the next BeginStep restarts it (and re-reads this group).
+    acquired_ = true;
+    return err;
+  }
+  acquired_ = true;
+  return static_cast<const uint8_t*>(s.buf.data());
+}
+
+void StreamingWeights::Release(int g) {
+  if (resident_[g].data() != nullptr) return;
+  SPOOL_CHECK_MSG(acquired_ && streamed_[next_acquire_ % streamed_.size()] == g,
+                  "Release of a streamed weight group that is not the one acquired");
+  acquired_ = false;
+  ++next_acquire_;
+  Fill();
+}
+
+Status StreamingWeights::EmbeddingRows(const int32_t* ids, int64_t n, float* out) {
+  const auto& e = w_.token_embd();
+  const uint64_t row_bytes = e.row_bytes();
+  if (embd_data_ != nullptr) {
+    for (int64_t i = 0; i < n; ++i) {
+      SPOOL_CHECK(ids[i] >= 0 && ids[i] < e.n_out);
+      DequantizeRow(e.dtype, embd_data_ + static_cast<uint64_t>(ids[i]) * row_bytes, out + i * e.n_in, e.n_in);
+    }
+    return Status::Ok();
+  }
+  // Rows from the file, one page-aligned superset at a time into the scratch buffer.
+  const auto& info = *e.info;
+  const storage::File& f = reader_->file(info.file_index);
+  const uint64_t span = AlignUp(row_bytes) + kPage;
+  if (row_scratch_.size() < span) row_scratch_.Reset(span);
+  for (int64_t i = 0; i < n; ++i) {
+    SPOOL_CHECK(ids[i] >= 0 && ids[i] < e.n_out);
+    const uint64_t o = info.offset + static_cast<uint64_t>(ids[i]) * row_bytes;
+    const uint64_t a = AlignDown(o);
+    const uint64_t len = AlignUp(o + row_bytes) - a;  // may pass EOF: a short read there is fine
+    const int64_t got = f.PreadFull(row_scratch_.data(), a, len);
+    if (got < 0)
+      return IoError(f.path() + ": reading the embedding row of token " + std::to_string(ids[i]) + " at offset " +
+                     std::to_string(o) + ": " + storage::ErrnoText(static_cast<int>(-got)));
+    if (static_cast<uint64_t>(got) < o + row_bytes - a)
+      return IoError(f.path() + ": file truncated while reading the embedding row of token " + std::to_string(ids[i]) +
+                     " (offset " + std::to_string(o) + ", file now ends at " + std::to_string(a + got) + ")");
+    f.DropCache(a, len);
+    stats_.embedding_bytes += static_cast<uint64_t>(got);
+    DequantizeRow(e.dtype, row_scratch_.data() + (o - a), out + i * e.n_in, e.n_in);
+  }
+  return Status::Ok();
+}
+
+}  // namespace spool::runtime

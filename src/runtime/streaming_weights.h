@@ -1,0 +1,106 @@
+// A WeightProvider that keeps the groups a ResidencyPlan marks resident in RAM and
+// streams the others from the model's own files (safetensors shards or GGUF, no
+// converted copy) on every step.
+//
+// I/O: one storage::Reader (io_uring, or a pread thread pool with SPOOL_IO=pread or
+// StreamingOptions::reader.backend), files opened with O_DIRECT (buffered reads +
+// POSIX_FADV_DONTNEED where the filesystem refuses it). Each matrix is read as its
+// page-aligned superset straight into its place in a ring slot (models/weights.h lays
+// groups out so that this lands in place): no copy, no allocation per step.
+//
+// Ring: plan.ring_slots slots of plan.ring_slot_bytes, allocated once. Streamed groups
+// are read in the cyclic order the forward pass uses them (layer 0..L-1, head, then the
+// next step's layer 0 ...): Release(g) frees g's slot and at once submits the read of
+// the streamed group `ring_slots` positions later, so the next groups (also those of
+// the next step) are read while the current one computes. Quantised GGUF weights are
+// streamed as stored; the kernels dequantise on the fly.
+//
+// Embedding rows: when the table is not in RAM (untied and not resident, or tied to a
+// streamed head) EmbeddingRows reads only the rows of the step's tokens (page-aligned
+// supersets, synchronous pread on the reader's files, so they do not queue behind the
+// ring's reads) into a scratch buffer sized for the largest step.
+//
+// Errors: a failed read (I/O error, file truncated since open) is returned by the
+// Acquire that needs it, naming the group, file and offset; the next BeginStep drains
+// the ring and starts over, so a later step can succeed if the file is readable again.
+// A file replaced (renamed over) after open keeps being read from the open file.
+//
+// Not thread-safe: one forward pass at a time (the Engine's contract).
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "base/aligned_buffer.h"
+#include "models/weight_provider.h"
+#include "models/weights.h"
+#include "runtime/planner.h"
+#include "storage/reader.h"
+
+namespace spool::runtime {
+
+struct StreamingOptions {
+  storage::ReaderOptions reader;   // backend, O_DIRECT, queue depth, piece size
+};
+
+// Cumulative counters.
+struct StreamStats {
+  uint64_t resident_bytes = 0;         // loaded once at open
+  uint64_t streamed_bytes = 0;         // device bytes read for streamed groups since open
+  uint64_t embedding_bytes = 0;        // device bytes read for embedding rows
+  uint64_t groups_streamed = 0;        // group reads completed
+  double wait_seconds = 0;             // Acquire blocked on a streamed group's read
+  double load_seconds = 0;             // reading the resident groups at open
+  uint64_t bytes_read() const { return streamed_bytes + embedding_bytes; }
+};
+
+class StreamingWeights final : public models::WeightProvider {
+ public:
+  // Allocates the ring and the resident groups and reads the latter. Errors: the
+  // reader's open errors, read errors of resident groups (naming file and offset).
+  static Result<std::unique_ptr<StreamingWeights>> Open(const models::ModelWeights& weights, const ResidencyPlan& plan,
+                                                        const StreamingOptions& options = {});
+  ~StreamingWeights() override;  // waits for reads in flight
+
+  void BeginStep() override;
+  Result<const uint8_t*> Acquire(int g) override;
+  void Release(int g) override;
+  Status EmbeddingRows(const int32_t* ids, int64_t n, float* out) override;
+
+  const StreamStats& stats() const { return stats_; }
+  const ResidencyPlan& plan() const { return plan_; }
+  storage::Reader& reader() { return *reader_; }  // tests: fault injection, backend
+
+ private:
+  struct Slot {
+    AlignedBuffer buf;           // [plan.ring_slot_bytes]
+    int group = -1;
+    storage::Ticket ticket = 0;
+    bool in_flight = false;      // submitted, not yet waited on
+    Status status;               // result of the read once waited on
+  };
+  StreamingWeights(const models::ModelWeights& w, const ResidencyPlan& plan) : w_(w), plan_(plan) {}
+  // Page-aligned reads of group g into base (group layout).
+  void GroupRequests(int g, uint8_t* base, std::vector<storage::ReadRequest>* out) const;
+  void Fill();           // submits reads until ring_slots are outstanding
+  void Drain();          // waits for every outstanding read, discarding results
+  void Restart(int64_t at);  // drains and restarts the cycle at streamed index `at`
+
+  const models::ModelWeights& w_;
+  ResidencyPlan plan_;
+  std::unique_ptr<storage::Reader> reader_;
+  std::vector<AlignedBuffer> resident_;          // [n_groups]; empty buffers for streamed groups
+  AlignedBuffer embd_table_;                      // untied resident table (page-aligned superset)
+  const uint8_t* embd_data_ = nullptr;            // table start when rows are in RAM
+  std::vector<int> streamed_;                     // streamed group ids in forward order
+  std::vector<int> stream_index_;                 // [n_groups] index into streamed_, or -1
+  std::vector<Slot> slots_;
+  std::vector<std::vector<storage::ReadRequest>> requests_;  // per slot, reused
+  uint64_t next_submit_ = 0;   // cycle position of the next read to submit (slot = pos % slots)
+  uint64_t next_acquire_ = 0;  // cycle position of the next group the forward pass uses
+  bool acquired_ = false;      // the slot at next_acquire_ is held by the forward pass
+  AlignedBuffer row_scratch_;  // embedding row supersets, grown to the largest step
+  StreamStats stats_;
+};
+
+}  // namespace spool::runtime

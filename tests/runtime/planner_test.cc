@@ -1,0 +1,130 @@
+// The residency planner: plans never exceed the budget, residency grows with the
+// budget, the order of preference is the documented one, and a budget too small for
+// even one group + the ring is a clear ResourceExhausted error.
+#include <gtest/gtest.h>
+
+#include "runtime/engine.h"
+#include "runtime/planner.h"
+
+namespace spool::runtime {
+namespace {
+
+std::unique_ptr<models::ModelWeights> Load(const std::string& path) {
+  auto src = formats::OpenModelSource(path);
+  SPOOL_CHECK_MSG(src.ok(), src.status().message().c_str());
+  auto w = models::ModelWeights::Load(std::move(*src));
+  SPOOL_CHECK_MSG(w.ok(), w.status().message().c_str());
+  return std::move(*w);
+}
+
+PlannerOptions Opts(uint64_t budget) {
+  PlannerOptions o;
+  o.budget_bytes = budget;
+  o.baseline_bytes = 10 << 20;  // fixed, so plans do not depend on this process's RSS
+  o.ctx = 256;
+  o.prefill_chunk = 64;
+  o.threads = 2;
+  return o;
+}
+
+const std::string kSharded = std::string(SPOOL_TEST_FIXTURES) + "/models/llama3-scaled-sharded-bf16";
+const std::string kUntied = std::string(SPOOL_TEST_FIXTURES) + "/models/llama-mha-f32";
+
+TEST(Planner, EverythingResidentWhenItFits) {
+  auto w = Load(kUntied);
+  auto p = PlanResidency(*w, Opts(8ull << 30));
+  ASSERT_TRUE(p.ok()) << p.status().message();
+  EXPECT_TRUE(p->all_resident());
+  EXPECT_TRUE(p->embedding_resident);
+  EXPECT_EQ(p->ring_slots, 0);
+  EXPECT_EQ(p->streamed_bytes_per_step, 0u);
+  EXPECT_LE(p->planned_bytes(), p->budget_bytes);
+}
+
+TEST(Planner, BudgetSweepNeverExceedsBudgetAndResidencyGrows) {
+  for (const std::string& path : {kSharded, kUntied}) {
+    auto w = Load(path);
+    auto all = PlanResidency(*w, Opts(8ull << 30));
+    ASSERT_TRUE(all.ok());
+    const uint64_t floor = all->fixed_bytes() + all->kv_bytes;
+    const uint64_t top = floor + w->total_matrix_bytes() + (64 << 10) * 4;
+    int feasible = 0, streaming = 0;
+    uint64_t last_resident = 0;
+    for (uint64_t b = floor; b <= top; b += 512) {
+      auto p = PlanResidency(*w, Opts(b));
+      if (!p.ok()) {
+        EXPECT_EQ(p.status().code(), ErrorCode::kResourceExhausted) << p.status().message();
+        EXPECT_EQ(feasible, 0) << "a larger budget failed after a smaller one succeeded, at " << b;
+        continue;
+      }
+      ++feasible;
+      EXPECT_LE(p->planned_bytes(), b) << path << " budget " << b;
+      EXPECT_GE(p->resident_bytes, last_resident) << path << " budget " << b;
+      last_resident = p->resident_bytes;
+      if (!p->all_resident()) {
+        ++streaming;
+        EXPECT_GE(p->ring_slots, 1);
+        uint64_t largest_streamed = 0;
+        for (int g = 0; g < w->n_groups(); ++g)
+          if (!p->resident[g]) largest_streamed = std::max(largest_streamed, w->group(g).bytes);
+        EXPECT_EQ(p->ring_slot_bytes, largest_streamed);
+        EXPECT_GT(p->streamed_bytes_per_step, 0u);
+      }
+    }
+    EXPECT_GT(feasible, 0);
+    EXPECT_GT(streaming, 10) << path << ": the sweep should cover plans that stream";
+    EXPECT_TRUE(PlanResidency(*w, Opts(top))->all_resident());
+  }
+}
+
+TEST(Planner, ResidentLayersAreSpreadAndHeadPreferred) {
+  auto w = Load(kSharded);
+  const int L = w->head_group();
+  ASSERT_GE(L, 2);
+  auto all = PlanResidency(*w, Opts(8ull << 30));
+  ASSERT_TRUE(all.ok());
+  uint64_t layer = w->group(0).bytes, head = w->group(L).bytes;
+  const uint64_t row_scratch = (w->token_embd().row_bytes() + 4095) / 4096 * 4096 + 4096;
+  // Room for the head, a 2-slot ring of layers and exactly one resident layer.
+  const uint64_t b = all->fixed_bytes() + all->kv_bytes + row_scratch + 2 * layer + head + layer;
+  auto p = PlanResidency(*w, Opts(b));
+  ASSERT_TRUE(p.ok()) << p.status().message();
+  if (head >= layer) {
+    EXPECT_TRUE(p->resident[L]) << "the head should be resident first";
+    int n_res = 0;
+    for (int l = 0; l < L; ++l) n_res += p->resident[l];
+    EXPECT_EQ(n_res, 1);
+  }
+}
+
+TEST(Planner, TooSmallBudgetIsAClearError) {
+  auto w = Load(kSharded);
+  auto p = PlanResidency(*w, Opts(1 << 20));
+  ASSERT_FALSE(p.ok());
+  EXPECT_EQ(p.status().code(), ErrorCode::kResourceExhausted);
+  const std::string& m = p.status().message();
+  EXPECT_NE(m.find("too small"), std::string::npos) << m;
+  EXPECT_NE(m.find("streaming ring"), std::string::npos) << m;
+  EXPECT_NE(m.find("activations"), std::string::npos) << m;
+}
+
+TEST(Planner, EngineRejectsTooSmallBudget) {
+  EngineOptions o;
+  o.load_tokenizer = false;
+  o.threads = 2;
+  o.mem_budget = 1 << 20;
+  auto e = Engine::Open(kSharded, o);
+  ASSERT_FALSE(e.ok());
+  EXPECT_EQ(e.status().code(), ErrorCode::kResourceExhausted);
+  EXPECT_NE(e.status().message().find("--mem-budget"), std::string::npos) << e.status().message();
+}
+
+TEST(Planner, BadOptions) {
+  auto w = Load(kSharded);
+  auto o = Opts(1ull << 30);
+  o.prefetch_depth = 1;
+  EXPECT_EQ(PlanResidency(*w, o).status().code(), ErrorCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace spool::runtime

@@ -1,0 +1,232 @@
+#!/usr/bin/env python3
+"""Random-weight Llama models with real shapes, for weight-streaming benchmarks.
+
+  tools/gen_synthetic_model.py --shape llama-3.2-1b --format gguf --out bench/out/llama-3.2-1b-bf16.gguf
+  tools/gen_synthetic_model.py --shape llama-3.1-8b --format safetensors --out bench/out/llama-3.1-8b-bf16/
+
+Shapes are the published configs of meta-llama/Llama-3.2-1B (tied embeddings) and
+meta-llama/Llama-3.1-8B (untied): same tensor names, dtypes (bf16) and sizes, so
+I/O and compute cost what the real models cost. The weights are random (normal,
+std 0.02) and the outputs meaningless: for speed measurements only.
+
+GGUF output carries the real Llama-3 vocabulary (copied from the shared test data's
+ggml-vocab-llama-bpe.rebuilt.gguf when present) so that llama.cpp and spool both load
+it; llama3 rope scaling is left out (spool does not read GGUF rope_freqs tensors yet;
+it does not change the cost of a step). safetensors output is an HF folder
+(config.json + 5 GB shards) without a tokenizer: run it with --prompt-ids.
+
+Memory: one tensor at a time (at most the 1 GB embedding table), never the model.
+"""
+import argparse
+import json
+import os
+import struct
+import sys
+
+import numpy as np
+
+SHAPES = {
+    "llama-3.2-1b": dict(n_layer=16, n_embd=2048, n_ff=8192, n_head=32, n_head_kv=8, n_vocab=128256, tied=True,
+                         ctx=131072, rope_theta=500000.0, rms_eps=1e-5),
+    "llama-3.1-8b": dict(n_layer=32, n_embd=4096, n_ff=14336, n_head=32, n_head_kv=8, n_vocab=128256, tied=False,
+                         ctx=131072, rope_theta=500000.0, rms_eps=1e-5),
+    # Small shape for quick checks of this script.
+    "tiny": dict(n_layer=2, n_embd=256, n_ff=512, n_head=4, n_head_kv=2, n_vocab=128256, tied=True, ctx=4096,
+                 rope_theta=500000.0, rms_eps=1e-5),
+}
+
+VOCAB = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data", "vocab",
+                     "ggml-vocab-llama-bpe.rebuilt.gguf")
+
+
+class RandomBF16:
+    """bf16 bit patterns of N(0, 0.02) values: a 64 MiB pool read cyclically from a random start."""
+
+    def __init__(self, seed):
+        rng = np.random.default_rng(seed)
+        f = (rng.standard_normal(32 << 20, dtype=np.float32) * 0.02).astype(np.float32)
+        self.pool = (f.view(np.uint32) >> 16).astype(np.uint16)
+        self.rng = rng
+
+    def tensor(self, n):
+        s = int(self.rng.integers(0, len(self.pool)))
+        rolled = np.concatenate([self.pool[s:], self.pool[:s]])
+        return np.resize(rolled, n)
+
+
+def tensors(cfg, hf):
+    """(name, shape [n_out, n_in] or [n], is_norm) in file order."""
+    D, F, L = cfg["n_embd"], cfg["n_ff"], cfg["n_layer"]
+    hd = D // cfg["n_head"]
+    KV = hd * cfg["n_head_kv"]
+    out = []
+    if hf:
+        out.append(("model.embed_tokens.weight", [cfg["n_vocab"], D], False))
+        for l in range(L):
+            p = f"model.layers.{l}."
+            out += [(p + "input_layernorm.weight", [D], True),
+                    (p + "self_attn.q_proj.weight", [D, D], False),
+                    (p + "self_attn.k_proj.weight", [KV, D], False),
+                    (p + "self_attn.v_proj.weight", [KV, D], False),
+                    (p + "self_attn.o_proj.weight", [D, D], False),
+                    (p + "post_attention_layernorm.weight", [D], True),
+                    (p + "mlp.gate_proj.weight", [F, D], False),
+                    (p + "mlp.up_proj.weight", [F, D], False),
+                    (p + "mlp.down_proj.weight", [D, F], False)]
+        out.append(("model.norm.weight", [D], True))
+        if not cfg["tied"]:
+            out.append(("lm_head.weight", [cfg["n_vocab"], D], False))
+    else:
+        out.append(("token_embd.weight", [cfg["n_vocab"], D], False))
+        for l in range(L):
+            p = f"blk.{l}."
+            out += [(p + "attn_norm.weight", [D], True),
+                    (p + "attn_q.weight", [D, D], False),
+                    (p + "attn_k.weight", [KV, D], False),
+                    (p + "attn_v.weight", [KV, D], False),
+                    (p + "attn_output.weight", [D, D], False),
+                    (p + "ffn_norm.weight", [D], True),
+                    (p + "ffn_gate.weight", [F, D], False),
+                    (p + "ffn_up.weight", [F, D], False),
+                    (p + "ffn_down.weight", [D, F], False)]
+        out.append(("output_norm.weight", [D], True))
+        if not cfg["tied"]:
+            out.append(("output.weight", [cfg["n_vocab"], D], False))
+    return out
+
+
+def numel(shape):
+    n = 1
+    for d in shape:
+        n *= d
+    return n
+
+
+def data_for(gen, shape, is_norm):
+    if is_norm:
+        return np.ones(numel(shape), dtype=np.float32)  # norms in f32 (as llama.cpp writes them)
+    return gen.tensor(numel(shape))
+
+
+def write_gguf(cfg, out, seed):
+    import gguf
+    w = gguf.GGUFWriter(out, "llama")
+    w.add_name("synthetic-" + cfg["name"])
+    w.add_context_length(cfg["ctx"])
+    w.add_embedding_length(cfg["n_embd"])
+    w.add_block_count(cfg["n_layer"])
+    w.add_feed_forward_length(cfg["n_ff"])
+    w.add_head_count(cfg["n_head"])
+    w.add_head_count_kv(cfg["n_head_kv"])
+    w.add_rope_freq_base(cfg["rope_theta"])
+    w.add_layer_norm_rms_eps(cfg["rms_eps"])
+    w.add_rope_dimension_count(cfg["n_embd"] // cfg["n_head"])
+    w.add_vocab_size(cfg["n_vocab"])
+    w.add_file_type(gguf.LlamaFileType.MOSTLY_BF16)
+    add_vocab(w)
+    tlist = tensors(cfg, hf=False)
+    for name, shape, is_norm in tlist:
+        if is_norm:
+            w.add_tensor_info(name, shape, np.dtype(np.float32), numel(shape) * 4)
+        else:
+            w.add_tensor_info(name, shape, np.dtype(np.uint16), numel(shape) * 2, raw_dtype=gguf.GGMLQuantizationType.BF16)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_ti_data_to_file()
+    gen = RandomBF16(seed)
+    for i, (name, shape, is_norm) in enumerate(tlist):
+        w.write_tensor_data(data_for(gen, shape, is_norm))
+        print(f"\r{i + 1}/{len(tlist)} tensors", end="", file=sys.stderr, flush=True)
+    print(file=sys.stderr)
+    w.close()
+
+
+def add_vocab(w):
+    """Copies the Llama-3 tokenizer metadata (tokens, types, merges, special ids)."""
+    if not os.path.exists(VOCAB):
+        print(f"warning: {VOCAB} not found: GGUF written without a tokenizer", file=sys.stderr)
+        return
+    import gguf
+    r = gguf.GGUFReader(VOCAB)
+    f = r.fields
+
+    def strings(key):
+        fld = f[key]
+        return [bytes(fld.parts[i]).decode("utf-8") for i in fld.data]
+
+    def scalar(key):
+        fld = f[key]
+        return fld.parts[fld.data[0]][0]
+
+    w.add_tokenizer_model(bytes(f["tokenizer.ggml.model"].parts[f["tokenizer.ggml.model"].data[0]]).decode())
+    if "tokenizer.ggml.pre" in f:
+        w.add_tokenizer_pre(bytes(f["tokenizer.ggml.pre"].parts[f["tokenizer.ggml.pre"].data[0]]).decode())
+    w.add_token_list(strings("tokenizer.ggml.tokens"))
+    types = f["tokenizer.ggml.token_type"]
+    w.add_token_types([int(types.parts[i][0]) for i in types.data])
+    w.add_token_merges(strings("tokenizer.ggml.merges"))
+    for key, fn in (("tokenizer.ggml.bos_token_id", w.add_bos_token_id), ("tokenizer.ggml.eos_token_id", w.add_eos_token_id)):
+        if key in f:
+            fn(int(scalar(key)))
+
+
+def write_safetensors(cfg, out, seed, shard_bytes=5 << 30):
+    os.makedirs(out, exist_ok=True)
+    tlist = tensors(cfg, hf=True)
+    shards, cur, size = [], [], 0
+    for t in tlist:
+        nb = numel(t[1]) * (4 if t[2] else 2)
+        if cur and size + nb > shard_bytes:
+            shards.append(cur)
+            cur, size = [], 0
+        cur.append(t)
+        size += nb
+    shards.append(cur)
+    gen = RandomBF16(seed)
+    weight_map = {}
+    for si, shard in enumerate(shards):
+        fname = f"model-{si + 1:05d}-of-{len(shards):05d}.safetensors"
+        header, off = {}, 0
+        for name, shape, is_norm in shard:
+            nb = numel(shape) * (4 if is_norm else 2)
+            header[name] = {"dtype": "F32" if is_norm else "BF16", "shape": shape, "data_offsets": [off, off + nb]}
+            off += nb
+            weight_map[name] = fname
+        h = json.dumps(header).encode()
+        h += b" " * ((8 - len(h) % 8) % 8)
+        with open(os.path.join(out, fname), "wb") as fo:
+            fo.write(struct.pack("<Q", len(h)))
+            fo.write(h)
+            for name, shape, is_norm in shard:
+                data_for(gen, shape, is_norm).tofile(fo)
+        print(f"{fname}: {len(shard)} tensors", file=sys.stderr)
+    with open(os.path.join(out, "model.safetensors.index.json"), "w") as fo:
+        json.dump({"metadata": {}, "weight_map": weight_map}, fo, indent=1)
+    hd = cfg["n_embd"] // cfg["n_head"]
+    config = {
+        "architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": cfg["n_embd"],
+        "intermediate_size": cfg["n_ff"], "num_hidden_layers": cfg["n_layer"], "num_attention_heads": cfg["n_head"],
+        "num_key_value_heads": cfg["n_head_kv"], "head_dim": hd, "vocab_size": cfg["n_vocab"],
+        "max_position_embeddings": cfg["ctx"], "rms_norm_eps": cfg["rms_eps"], "rope_theta": cfg["rope_theta"],
+        "tie_word_embeddings": cfg["tied"], "bos_token_id": 128000, "eos_token_id": 128001, "torch_dtype": "bfloat16",
+    }
+    with open(os.path.join(out, "config.json"), "w") as fo:
+        json.dump(config, fo, indent=1)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--shape", choices=sorted(SHAPES), required=True)
+    ap.add_argument("--format", choices=["gguf", "safetensors"], default="gguf")
+    ap.add_argument("--out", required=True, help="GGUF file, or folder for safetensors")
+    ap.add_argument("--seed", type=int, default=1)
+    a = ap.parse_args()
+    cfg = dict(SHAPES[a.shape], name=a.shape)
+    if a.format == "gguf":
+        write_gguf(cfg, a.out, a.seed)
+    else:
+        write_safetensors(cfg, a.out, a.seed)
+
+
+if __name__ == "__main__":
+    main()
