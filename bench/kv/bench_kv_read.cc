@@ -2,6 +2,7 @@
 //
 //   bench_kv_read --dir /path/on/the/ssd [--tokens 32768] [--layers 16] [--kv-heads 8]
 //                 [--heads 32] [--head-dim 64] [--window 2048] [--threads 0] [--reps 3]
+//                 [--prefetch-mib 8]
 //
 // 1. Fills a DiskKv (bf16, 256-token pages) with `tokens` random rows per layer: all but
 //    the hot window go to disk (reports the spill write rate).
@@ -89,6 +90,7 @@ int main(int argc, char** argv) {
   o.window_tokens = window;
   o.max_tokens = tokens + 1;
   o.dir = dir;
+  o.prefetch_bytes = static_cast<uint64_t>(Arg(argc, argv, "--prefetch-mib", 8)) << 20;
   kv::DiskKv disk(layout, o);
   kv::InRamKv ram(layout);
   const int64_t row = layout.row_elems(), chunk = 512;
