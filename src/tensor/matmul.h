@@ -3,8 +3,12 @@
 // Dispatch (MatMul): m <= GemvMaxRows(dtype) uses the GEMV kernels of vec_dot.h
 // (decode: llama.cpp's integer numerics for quantised weights, f32 FMA for float
 // weights); larger m uses GEMM (gemm.cc: oneDNN bf16 → AMX; f32 weights in f32).
-// The thresholds are measured crossovers (docs/parts/tensor.md): AMX beats the f32
-// GEMV from m = 2 for float weights; the integer GEMV wins up to m ≈ 12 for quantised.
+// Float weights: AMX beats the f32 GEMV from m = 2 (measured, docs/parts/tensor.md).
+// Quantised weights always take the integer GEMV path, at every m: it is llama.cpp's
+// CPU math (Q8 activations, integer block dots) for prefill and decode alike, and
+// llama.cpp parity of the default Q4_1 model needs it (bf16 GEMM of dequantised tiles
+// was faster above m ≈ 12 but diverged from llama.cpp's greedy output after a few
+// tokens). MatMulGemm still accepts quantised weights when called directly.
 // Callers wanting batch-size-independent results (decode) call MatMulGemv directly.
 // Both parallelise over n_out rows with the given ThreadPool.
 //
@@ -33,7 +37,7 @@ struct WeightView {
 };
 
 inline constexpr int64_t kGemvMaxRows = 4;            // small-m bound used by tests/benchmarks
-inline constexpr int64_t kGemvMaxRowsQuantized = 12;  // MatMul's crossover for quantised weights
+inline constexpr int64_t kGemvMaxRowsQuantized = int64_t{1} << 40;  // i.e. always GEMV (see above)
 // Largest m for which MatMul takes the GEMV path for weights of type t.
 inline int64_t GemvMaxRows(DType t) { return GetDTypeInfo(t).quantized ? kGemvMaxRowsQuantized : 1; }
 
