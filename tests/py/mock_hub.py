@@ -6,8 +6,8 @@ Routes (what huggingface_hub and spool use):
        LFS files (*.safetensors, *.gguf): 302 to /blobs/{sha256} with X-Linked-Etag (sha256) and
        X-Linked-Size, like the hub's CDN redirect. Always X-Repo-Commit.
   GET  /blobs/{sha256}?repo=..&file=..           the content, with Range support.
-Repos can be gated (401 without "Authorization: Bearer <token>") or carry a wrong
-X-Linked-Etag (bad checksum). `cut_after[(repo, file)] = N` makes the next GET of that
+Repos can be gated (401 without "Authorization: Bearer <token>"), carry a wrong
+X-Linked-Etag (bad checksum) or ignore Range requests. `cut_after[(repo, file)] = N` makes the next GET of that
 file's content send N bytes and drop the connection. Every request's Range header is
 recorded in `requests`.
 """
@@ -26,11 +26,12 @@ def git_sha1(data: bytes) -> str:
 
 
 class Repo:
-    def __init__(self, files, commit=None, gated_token=None, bad_checksum=False):
+    def __init__(self, files, commit=None, gated_token=None, bad_checksum=False, ignore_range=False):
         self.files = dict(files)  # name -> bytes
         self.commit = commit or hashlib.sha1(repr(sorted(self.files)).encode()).hexdigest()
         self.gated_token = gated_token
         self.bad_checksum = bad_checksum
+        self.ignore_range = ignore_range  # answer Range requests with the whole file (200)
 
 
 class MockHub:
@@ -99,7 +100,7 @@ class MockHub:
             name = q.get("file", [""])[0]
             if repo is None or name not in repo.files:
                 return self._error(h, 404, "EntryNotFound", head)
-            return self._content(h, q["repo"][0], name, repo.files[name], {}, head)
+            return self._content(h, q["repo"][0], repo, name, {}, head)
         self._error(h, 404, "RepoNotFound", head)
 
     def _repo_rev(self, h, repo_id, rev, head):
@@ -139,11 +140,12 @@ class MockHub:
                            "Location": f"{self.url}/blobs/{sha}?{q}"})
             return self._send(h, 302, common, b"", head)
         common["ETag"] = f'"{git_sha1(data)}"'
-        self._content(h, repo_id, name, data, common, head)
+        self._content(h, repo_id, repo, name, common, head)
 
-    def _content(self, h, repo_id, name, data, headers, head):
+    def _content(self, h, repo_id, repo, name, headers, head):
+        data = repo.files[name]
         start = 0
-        rng = h.headers.get("Range")
+        rng = None if repo.ignore_range else h.headers.get("Range")
         status = 200
         if rng:
             m = re.fullmatch(r"bytes=(\d+)-", rng)

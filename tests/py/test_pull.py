@@ -130,6 +130,18 @@ def test_pull_interrupted_then_resumed(spool_bin, hub, env):
                    {k: files[k] for k in ("config.json", "model.safetensors")})
 
 
+def test_pull_resume_when_server_ignores_range(spool_bin, hub, env):
+    files = repo_files(TINY)
+    repo = hub.add("tiny/norange", files, ignore_range=True)
+    hub.cut_after[("tiny/norange", "model.safetensors")] = 300_000
+    r = spool(spool_bin, env, "pull", "tiny/norange")
+    assert r.returncode != 0 and "interrupted" in r.stderr, r.stderr
+    r = spool(spool_bin, env, "pull", "tiny/norange")  # asks for bytes=300000-, gets the whole file
+    assert r.returncode == 0, r.stderr
+    assert any(rng == "bytes=300000-" for _, _, rng in hub.requests)
+    check_snapshot(env, "tiny/norange", repo.commit, {k: files[k] for k in ("config.json", "model.safetensors")})
+
+
 def test_pull_bad_checksum_registers_nothing(spool_bin, hub, env):
     hub.add("tiny/corrupt", repo_files(TINY), bad_checksum=True)
     r = spool(spool_bin, env, "pull", "tiny/corrupt")
