@@ -63,25 +63,37 @@ class Downloader {
     return Status::Ok();
   }
 
-  // Downloads every planned file that has no blob yet.
+  // Downloads every planned file that has no blob yet. The progress line counts the
+  // bytes this run still has to fetch (finished blobs and resumable .incomplete
+  // prefixes excluded), so speed and ETA are this run's.
   Status Fetch(PullResult* result) {
-    uint64_t total = 0, present = 0;
-    for (const auto& [file, meta] : plan_) {
-      total += meta.size;
-      if (fs::exists(BlobPath(meta))) present += meta.size;
-    }
-    ProgressUnit unit = UnitFor(total);
-    ProgressLine progress("pull " + spec_.repo, unit.name, static_cast<int64_t>(total / unit.scale), options_.log,
-                          5.0);
-    progress.set_enabled(options_.progress && total > present);
-    uint64_t done = present;
+    uint64_t to_fetch = 0;
     for (const auto& [file, meta] : plan_) {
       if (fs::exists(BlobPath(meta))) continue;
-      SPOOL_TRY(FetchBlob(file, meta, done, [&](uint64_t d) { progress.Update(static_cast<int64_t>(d / unit.scale)); },
-                          result));
-      done += meta.size;
+      std::error_code ec;
+      uint64_t partial = fs::file_size(BlobPath(meta) + ".incomplete", ec);
+      if (ec || partial > meta.size) partial = 0;
+      to_fetch += meta.size - partial;
     }
-    if (total > present) progress.Finish();
+    ProgressUnit unit = UnitFor(to_fetch);
+    ProgressLine progress("pull " + spec_.repo, unit.name, static_cast<int64_t>(to_fetch / unit.scale), options_.log,
+                          5.0);
+    progress.set_enabled(options_.progress && to_fetch > 0);
+    const uint64_t downloaded_before = result->bytes_downloaded;
+    int64_t shown = -1;
+    auto on_progress = [&] {  // only when the shown number changes (ProgressLine redraws at 100% every call)
+      int64_t now = static_cast<int64_t>((result->bytes_downloaded - downloaded_before) / unit.scale);
+      if (now != shown) progress.Update(shown = now);
+    };
+    for (const auto& [file, meta] : plan_) {
+      if (fs::exists(BlobPath(meta))) continue;
+      Status st = FetchBlob(file, meta, on_progress, result);
+      if (!st.ok()) {
+        progress.Finish();  // end the live line before the error is printed
+        return st;
+      }
+    }
+    progress.Finish();
     return Status::Ok();
   }
 
@@ -131,8 +143,7 @@ class Downloader {
   std::string BlobPath(const FileMeta& meta) const { return repo_dir_ + "/blobs/" + meta.etag; }
 
   template <typename OnProgress>
-  Status FetchBlob(const std::string& file, const FileMeta& meta, uint64_t done_before, OnProgress on_progress,
-                   PullResult* result) {
+  Status FetchBlob(const std::string& file, const FileMeta& meta, OnProgress on_progress, PullResult* result) {
     const std::string blob = BlobPath(meta);
     const std::string partial = blob + ".incomplete";
     std::error_code ec;
@@ -195,7 +206,7 @@ class Downloader {
       digest.Update(data, n);
       written += n;
       result->bytes_downloaded += n;
-      on_progress(done_before + written);
+      on_progress();
       return true;
     };
     const std::string url = hub_.ResolveUrl(spec_.repo, commit_, file);
