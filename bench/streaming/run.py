@@ -28,7 +28,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 CGROUP = "/sys/fs/cgroup/memory/spool-bench"
 
 MODELS = {
-    "llama-3.2-1b": dict(file="llama-3.2-1b-bf16.gguf", decode_tokens=8),
+    "llama-3.2-1b": dict(file="llama-3.2-1b-bf16.gguf", decode_tokens=6),
     "llama-3.1-8b": dict(file="llama-3.1-8b-bf16.gguf", decode_tokens=3),
 }
 
@@ -59,22 +59,29 @@ def drop_caches():
         return False
 
 
-def fio_bw(path, seconds):
-    out = sh(f"fio --name=seq --filename={path} --rw=read --direct=1 --bs=4M --iodepth=32 --ioengine=io_uring "
+def fio_bw(path, seconds, bs="4M"):
+    out = sh(f"fio --name=seq --filename={path} --rw=read --direct=1 --bs={bs} --iodepth=32 --ioengine=io_uring "
              f"--readonly --runtime={seconds} --time_based=0 --output-format=json")
     j = json.loads(out[out.index("{"):])
     return j["jobs"][0]["read"]["bw_bytes"]
 
 
 def make_cgroup(limit):
+    """memory (+ memsw where accounted) limit = `limit`. memsw must stay >= memory, so the
+    order of the writes depends on whether the limit goes up or down: try both orders."""
     os.makedirs(CGROUP, exist_ok=True)
-    with open(CGROUP + "/memory.limit_in_bytes", "w") as f:
-        f.write(str(limit))
-    try:
-        with open(CGROUP + "/memory.memsw.limit_in_bytes", "w") as f:
-            f.write(str(limit))
-    except OSError:
-        pass  # no swap accounting: the machine has no swap anyway
+
+    def write(name):
+        try:
+            with open(f"{CGROUP}/{name}", "w") as f:
+                f.write(str(limit))
+            return True
+        except OSError:
+            return False
+    write("memory.memsw.limit_in_bytes")  # raising: memsw first (fails harmlessly when lowering)
+    if not write("memory.limit_in_bytes"):
+        raise RuntimeError(f"cannot set {CGROUP}/memory.limit_in_bytes to {limit}")
+    write("memory.memsw.limit_in_bytes")  # lowering: memsw after memory
 
 
 def in_cgroup(cmd):
@@ -141,6 +148,9 @@ def main():
     rep = [f"machine: {m['cpu']}, {m['cpus']} CPUs, {m['ram_gib']} GiB RAM, disk {m['disk']}, "
            f"Linux {m['kernel']}, {m['date']}", ""]
     results = {"machine": m, "models": {}}
+    prev = os.path.join(a.out, "streaming-results.json")
+    if os.path.exists(prev):  # keep the other models' results of an earlier run
+        results["models"] = json.load(open(prev)).get("models", {})
     for name in a.models.split(","):
         cfg = MODELS[name]
         path = os.path.join(a.out, cfg["file"])
@@ -157,7 +167,9 @@ def main():
         # 1. fio.
         drop_caches()
         r["fio_bytes_per_s"] = fio_bw(path, a.fio_seconds)
-        log(f"  fio {r['fio_bytes_per_s'] / 1e9:.2f} GB/s")
+        drop_caches()
+        r["fio_1m_bytes_per_s"] = fio_bw(path, a.fio_seconds, "1M")  # spool's piece size, for reference
+        log(f"  fio {r['fio_bytes_per_s'] / 1e9:.2f} GB/s (bs 4M), {r['fio_1m_bytes_per_s'] / 1e9:.2f} GB/s (bs 1M)")
         # 2. spool decode under the budget (cold page cache; O_DIRECT anyway).
         runs = []
         for i in range(a.runs):
