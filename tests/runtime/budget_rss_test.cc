@@ -76,20 +76,43 @@ TEST_F(BigModel, PeakRssStaysUnderBudgetWhileStreaming) {
   EXPECT_GT(model_bytes, 2 * budget);
 }
 
-TEST_F(BigModel, BudgetTooSmallIsAClearError) {
-  ASSERT_EQ(error_, "");
-  const std::string cmd = std::string(SPOOL_BINARY) + " run " + dir_ + " --prompt-ids 1,2,3 -n 1 --mem-budget 40M 2>&1";
+// Runs a spool command line; returns (exit status as from pclose, stdout+stderr).
+std::pair<int, std::string> Spool(const std::string& args) {
+  const std::string cmd = std::string(SPOOL_BINARY) + " " + args + " 2>&1";
   std::FILE* p = ::popen(cmd.c_str(), "r");
-  ASSERT_NE(p, nullptr);
+  if (!p) return {-1, ""};
   std::string out;
   char buf[4096];
   size_t n;
   while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  const int rc = ::pclose(p);
+  return {::pclose(p), out};
+}
+
+TEST_F(BigModel, BudgetTooSmallIsAClearError) {
+  ASSERT_EQ(error_, "");
+  auto [rc, out] = Spool("run " + dir_ + " --prompt-ids 1,2,3 -n 1 --mem-budget 40M");
   EXPECT_NE(rc, 0);
   EXPECT_TRUE(WIFEXITED(rc)) << "must exit, not crash";
   EXPECT_NE(out.find("--mem-budget"), std::string::npos) << out;
   EXPECT_NE(out.find("too small"), std::string::npos) << out;
+}
+
+TEST_F(BigModel, MalformedBudgetIsAClearError) {
+  ASSERT_EQ(error_, "");
+  for (const char* bad : {"abc", "12Q", "-5G", ""}) {
+    auto [rc, out] = Spool("run " + dir_ + " --prompt-ids 1,2 -n 1 --mem-budget '" + bad + "'");
+    EXPECT_TRUE(WIFEXITED(rc) && WEXITSTATUS(rc) != 0) << bad << ": " << out;
+    EXPECT_NE(out.find("--mem-budget"), std::string::npos) << bad << ": " << out;
+  }
+}
+
+TEST_F(BigModel, ShowPlanPrintsThePlan) {
+  ASSERT_EQ(error_, "");
+  auto [rc, out] = Spool("show " + dir_ + " --plan --mem-budget 180M --ctx 256 --prefill-chunk 32 --disk-bw 1G");
+  ASSERT_EQ(rc, 0) << out;
+  for (const char* want : {"resident groups", "streamed groups", "streaming ring      ", "streamed per step",
+                           "predicted decode", "tok/s"})
+    EXPECT_NE(out.find(want), std::string::npos) << want << " missing in:\n" << out;
 }
 
 }  // namespace
