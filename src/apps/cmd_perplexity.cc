@@ -31,6 +31,7 @@ int RunPerplexity(int argc, char** argv) {
   auto opts = ef.ToOptions();
   if (!opts.ok()) return Fail(opts.status().message());
   if (opts->ctx == 0) opts->ctx = 512;
+  opts->max_logit_rows = opts->ctx;  // every window position keeps its logits (planner budgets them)
   const int64_t n_ctx = opts->ctx;
   if (n_ctx < 8) return Fail("--ctx must be at least 8 for perplexity");
   auto text = ReadFileToString(file);
