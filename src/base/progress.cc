@@ -37,8 +37,12 @@ void ProgressLine::Update(int64_t done) {
   if (!enabled_) return;
   double now = NowSeconds();
   double interval = tty_ ? 0.1 : plain_interval_;
-  if (now - last_draw_ < interval && done < total_) return;
-  if (!tty_ && now - start_ < plain_interval_ && done < total_) return;  // short work stays quiet
+  if (!tty_) {
+    // Plain lines: one per interval; the final line is Finish()'s (short work stays quiet).
+    if (now - (drawn_ ? last_draw_ : start_) < plain_interval_ || done >= total_) return;
+  } else if (now - last_draw_ < interval && done < total_) {
+    return;
+  }
   last_draw_ = now;
   std::string line = Render(done, now);
   if (tty_) std::fprintf(out_, "\r\033[K%s", line.c_str());

@@ -4,6 +4,8 @@
 #include <cmath>
 
 #include "base/dtype.h"
+#include "base/progress.h"
+#include "base/timer.h"
 #include "base/status.h"
 #include "base/strings.h"
 #include "base/thread_pool.h"
@@ -62,6 +64,21 @@ TEST(ThreadPool, CoversRangeExactlyOnce) {
     });
     for (size_t i = 0; i < n; ++i) EXPECT_EQ(hits[i].load(), 1);
   }
+}
+
+TEST(ProgressLine, RendersDoneTotalRateEta) {
+  std::FILE* devnull = std::fopen("/dev/null", "w");
+  ProgressLine p("prefill", "tok", 100, devnull);
+  const double t0 = NowSeconds();
+  std::string line = p.Render(50, t0 + 10.0);  // 50 tokens in ~10 s: 5 tok/s, 10 s left
+  EXPECT_NE(line.find("prefill  50/100 tok (50%)"), std::string::npos) << line;
+  EXPECT_NE(line.find("tok/s"), std::string::npos) << line;
+  EXPECT_NE(line.find("ETA 0:10"), std::string::npos) << line;
+  // Non-terminal output: short work prints nothing at all (not even on Finish).
+  p.Update(100);
+  p.Finish();
+  EXPECT_EQ(std::ftell(devnull), 0);
+  std::fclose(devnull);
 }
 
 }  // namespace
