@@ -215,6 +215,7 @@ int RunBatch(int argc, char** argv) {
   if (!runnable.empty()) {
     auto resolved = ResolveModelName(p.positional()[0]);
     if (!resolved.ok()) return Fail(resolved.status().message());
+    runtime::PlanForScheduler(&*opts, static_cast<int>(batch_size));
     auto engine = runtime::Engine::Open(resolved->path, *opts);
     if (!engine.ok()) return Fail(engine.status().message());
     PromptBuilder pb{engine->get(), std::nullopt, "", {}};
@@ -244,6 +245,10 @@ int RunBatch(int argc, char** argv) {
     std::deque<InFlight> flight;
     size_t next = 0;
     while (next < runnable.size() || !flight.empty()) {
+      // New jobs go to the scheduler together, so that they are admitted (and their
+      // prompts prefilled) in one step rather than one per step.
+      std::vector<runtime::ScheduledRequest> fresh;
+      const size_t fresh_from = flight.size();
       while (next < runnable.size() && flight.size() < window) {
         const BatchLine* l = runnable[next++];
         InFlight f{l, l->spec, nullptr};
@@ -259,8 +264,12 @@ int RunBatch(int argc, char** argv) {
         sr.ignore_eos = f.spec.ignore_eos;
         sr.stop = f.spec.stop;
         sr.reuse_prefix = false;
-        f.handle = scheduler.Submit(std::move(sr));
+        fresh.push_back(std::move(sr));
         flight.push_back(std::move(f));
+      }
+      if (!fresh.empty()) {
+        auto handles = scheduler.SubmitMany(std::move(fresh));
+        for (size_t i = 0; i < handles.size(); ++i) flight[fresh_from + i].handle = std::move(handles[i]);
       }
       bool any = false;
       for (auto it = flight.begin(); it != flight.end();) {

@@ -21,6 +21,21 @@ Transformer::Transformer(const ModelWeights& weights, ThreadPool& pool)
   inv_freq_ = RopeFrequencies(c_.head_dim, c_.rope_dim, c_.rope_theta, c_.rope_scaling);
 }
 
+std::vector<Transformer::RowSegment> Transformer::Segments(std::span<const SeqStep> batch, bool logit_rows) {
+  std::vector<RowSegment> out;
+  int64_t r = 0;
+  for (auto& s : batch) {
+    const int64_t m = static_cast<int64_t>(s.tokens.size());
+    const int64_t rows = logit_rows ? (s.all_logits ? m : 1) : m;
+    const bool gemv = m == 1;
+    if (rows == 0) continue;
+    if (gemv && !out.empty() && out.back().gemv && out.back().row0 + out.back().rows == r) out.back().rows += rows;
+    else out.push_back(RowSegment{r, rows, gemv});
+    r += rows;
+  }
+  return out;
+}
+
 int64_t Transformer::LogitRows(std::span<const SeqStep> batch) {
   int64_t n = 0;
   for (auto& s : batch) n += s.all_logits ? static_cast<int64_t>(s.tokens.size()) : 1;
@@ -58,19 +73,31 @@ Status Transformer::Attention(const SeqStep& s, int64_t layer, int64_t row0, con
 
 Status Transformer::Forward(std::span<const SeqStep> batch, WeightProvider& provider, float* logits) {
   int64_t n = 0;
-  bool decode = true;
-  for (auto& s : batch) {
-    n += static_cast<int64_t>(s.tokens.size());
-    decode = decode && s.tokens.size() == 1;
-  }
+  for (auto& s : batch) n += static_cast<int64_t>(s.tokens.size());
   if (n == 0) return Status::Ok();
   EnsureScratch(n);
-  // Decode steps always take the GEMV path (whatever the batch size), so that a
-  // sequence's tokens do not depend on how many others share its step.
-  auto matmul = [&](const WeightView& wv, const float* x, int64_t m, float* y) {
-    if (decode) MatMulGemv(mm_, pool_, wv, x, m, y);
-    else MatMul(mm_, pool_, wv, x, m, y);
+  // Row segments, one matmul call each, so that every row's numerics depend only on
+  // its own step: a single-token step (decode) takes the GEMV path, which is
+  // row-independent, so consecutive ones share one call; a multi-token step (a prefill
+  // chunk) gets its own call with its own m, exactly as if it ran alone. Hence a
+  // sequence's logits never depend on what else shares the step.
+  const std::vector<RowSegment> segs = Segments(batch, /*logit_rows=*/false);
+  const std::vector<RowSegment> out_segs = Segments(batch, /*logit_rows=*/true);
+  auto matmul_segs = [&](const WeightView& wv, const float* x, float* y, const std::vector<RowSegment>& ss) {
+    // Quantised weights always take the row-independent GEMV path: one call for all rows.
+    if (GemvMaxRows(wv.dtype) == kGemvMaxRowsQuantized && !ss.empty()) {
+      const int64_t rows = ss.back().row0 + ss.back().rows;
+      MatMulGemv(mm_, pool_, wv, x, rows, y);
+      return;
+    }
+    for (const RowSegment& sg : ss) {
+      const float* xs = x + sg.row0 * wv.n_in;
+      float* ys = y + sg.row0 * wv.n_out;
+      if (sg.gemv) MatMulGemv(mm_, pool_, wv, xs, sg.rows, ys);
+      else MatMul(mm_, pool_, wv, xs, sg.rows, ys);
+    }
   };
+  auto matmul = [&](const WeightView& wv, const float* x, float* y) { matmul_segs(wv, x, y, segs); };
   const int64_t D = c_.n_embd, QD = c_.q_dim(), KD = c_.kv_dim();
 
   // Row bookkeeping: row r belongs to sequence seq_of[r] at position pos_[r].
@@ -105,9 +132,9 @@ Status Transformer::Forward(std::span<const SeqStep> batch, WeightProvider& prov
 
     // Attention block.
     RmsNorm(x_.data(), L.attn_norm.data(), c_.rms_eps, n, D, h_.data());
-    matmul(View(L.wq, g), h_.data(), n, q_.data());
-    matmul(View(L.wk, g), h_.data(), n, k_.data());
-    matmul(View(L.wv, g), h_.data(), n, v_.data());
+    matmul(View(L.wq, g), h_.data(), q_.data());
+    matmul(View(L.wk, g), h_.data(), k_.data());
+    matmul(View(L.wv, g), h_.data(), v_.data());
     if (c_.qkv_bias) {
       for (int64_t r = 0; r < n; ++r) {
         Add(q_.data() + r * QD, L.bq.data(), QD, q_.data() + r * QD);
@@ -134,18 +161,22 @@ Status Transformer::Forward(std::span<const SeqStep> batch, WeightProvider& prov
         r += static_cast<int64_t>(s.tokens.size());
       }
     }
-    matmul(View(L.wo, g), attn_.data(), n, h_.data());
+    matmul(View(L.wo, g), attn_.data(), h_.data());
     Add(x_.data(), h_.data(), n * D, x_.data());
 
     // MLP block, in row blocks so that [rows, n_ff] buffers stay bounded.
     RmsNorm(x_.data(), L.ffn_norm.data(), c_.rms_eps, n, D, h_.data());
-    for (int64_t r0 = 0; r0 < n; r0 += kMlpRowBlock) {
-      const int64_t m = std::min(kMlpRowBlock, n - r0);
-      matmul(View(L.w_gate, g), h_.data() + r0 * D, m, gate_.data());
-      matmul(View(L.w_up, g), h_.data() + r0 * D, m, up_.data());
-      SwiGLU(gate_.data(), up_.data(), m * c_.n_ff, gate_.data());
-      matmul(View(L.w_down, g), gate_.data(), m, up_.data());
-      Add(x_.data() + r0 * D, up_.data(), m * D, x_.data() + r0 * D);
+    // Blocks never straddle a segment and start at its first row, as they would alone.
+    for (const RowSegment& sg : segs) {
+      for (int64_t b0 = 0; b0 < sg.rows; b0 += kMlpRowBlock) {
+        const int64_t r0 = sg.row0 + b0, m = std::min(kMlpRowBlock, sg.rows - b0);
+        const std::vector<RowSegment> block{RowSegment{0, m, sg.gemv}};
+        matmul_segs(View(L.w_gate, g), h_.data() + r0 * D, gate_.data(), block);
+        matmul_segs(View(L.w_up, g), h_.data() + r0 * D, up_.data(), block);
+        SwiGLU(gate_.data(), up_.data(), m * c_.n_ff, gate_.data());
+        matmul_segs(View(L.w_down, g), gate_.data(), up_.data(), block);
+        Add(x_.data() + r0 * D, up_.data(), m * D, x_.data() + r0 * D);
+      }
     }
     provider.Release(static_cast<int>(l));
   }
@@ -168,7 +199,7 @@ Status Transformer::Forward(std::span<const SeqStep> batch, WeightProvider& prov
   }
   RmsNorm(h_.data(), w_.output_norm().data(), c_.rms_eps, n_out, D, h_.data());
   SPOOL_ASSIGN_OR_RETURN(const uint8_t* head, acquire(w_.head_group()));
-  matmul(View(w_.output(), head), h_.data(), n_out, logits);
+  matmul_segs(View(w_.output(), head), h_.data(), logits, out_segs);
   provider.Release(w_.head_group());
 
   for (auto& s : batch) SPOOL_TRY(s.kv->Commit(static_cast<int64_t>(s.tokens.size())));

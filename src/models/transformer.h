@@ -50,7 +50,9 @@ class Transformer {
   // Rows of logits this batch produces: Σ (all_logits ? tokens.size() : 1).
   static int64_t LogitRows(std::span<const SeqStep> batch);
 
-  // Runs one step. logits: [LogitRows(batch), n_vocab]. Each sequence's KV cache gets
+  // Runs one step. logits: [LogitRows(batch), n_vocab]. Steps may mix prefill chunks
+  // and decode tokens of different sequences; each row's result is bit-identical to
+  // running its step alone (see Segments). Each sequence's KV cache gets
   // its new tokens appended and committed. On failure (I/O error while streaming) the
   // caches are left without the step's tokens.
   Status Forward(std::span<const SeqStep> batch, WeightProvider& provider, float* logits);
@@ -60,6 +62,13 @@ class Transformer {
   static constexpr int64_t kMlpRowBlock = 512;
 
  private:
+  // Rows [row0, row0 + rows) computed by one matmul call; gemv: single-token steps.
+  struct RowSegment {
+    int64_t row0, rows;
+    bool gemv;
+  };
+  // Segments of the step's activation rows (logit_rows false) or of its logit rows.
+  static std::vector<RowSegment> Segments(std::span<const SeqStep> batch, bool logit_rows);
   void EnsureScratch(int64_t n_rows);
   Status Attention(const SeqStep& s, int64_t layer, int64_t row0, const float* q, float* out);
 

@@ -42,7 +42,7 @@ Result<std::unique_ptr<Engine>> Engine::Open(const std::string& model, const Eng
   po.kv_dtype = options.kv_dtype;
   po.kv_page_tokens = options.kv_page_tokens;
   po.kv_window_tokens = options.kv_window;  // disk-backed KV keeps only this window in RAM (kv/disk_kv.h)
-  po.prefill_chunk = options.prefill_chunk;
+  po.prefill_chunk = std::max(options.prefill_chunk, options.max_step_rows);
   po.max_logit_rows = options.max_logit_rows;
   po.threads = e->pool_->num_threads();
   po.prefetch_depth = options.prefetch_depth;
@@ -123,18 +123,39 @@ Status Engine::Prefill(Sequence& seq, std::span<const int32_t> tokens, float* lo
 
 Status Engine::Decode(std::span<Sequence* const> seqs, std::span<const int32_t> tokens, float* logits) {
   SPOOL_CHECK(seqs.size() == tokens.size());
-  SPOOL_TRY(CheckTokens(tokens));
-  for (auto* s : seqs)
-    if (s->n_tokens() + 1 > ctx_) return ResourceExhausted("context full (" + std::to_string(ctx_) + " tokens; raise --ctx)");
+  std::vector<StepItem> items(seqs.size());
+  for (size_t i = 0; i < seqs.size(); ++i) items[i] = StepItem{seqs[i], tokens.subspan(i, 1), false};
+  return Step(items, logits);
+}
+
+Status Engine::Step(std::span<const StepItem> items, float* logits) {
+  int64_t prefill_tokens = 0, decode_tokens = 0;
+  for (const StepItem& it : items) {
+    SPOOL_CHECK(it.seq != nullptr);
+    if (it.tokens.empty()) return InvalidArgument("a step item has no tokens");
+    SPOOL_TRY(CheckTokens(it.tokens));
+    const int64_t m = static_cast<int64_t>(it.tokens.size());
+    if (it.seq->n_tokens() + m > ctx_)
+      return ResourceExhausted(m == 1 ? "context full (" + std::to_string(ctx_) + " tokens; raise --ctx)"
+                                      : "the prompt needs " + std::to_string(it.seq->n_tokens() + m) +
+                                            " tokens but the context holds " + std::to_string(ctx_) + " (raise --ctx)");
+    for (const StepItem& other : items)
+      if (&other != &it && other.seq == it.seq) return InvalidArgument("a sequence appears twice in one step");
+    (m == 1 ? decode_tokens : prefill_tokens) += m;
+  }
   Stopwatch sw;
   const uint64_t bytes0 = streaming_->stats().bytes_read();
-  std::vector<models::SeqStep> steps(seqs.size());
-  for (size_t i = 0; i < seqs.size(); ++i) steps[i] = models::SeqStep{seqs[i]->kv_.get(), tokens.subspan(i, 1), false};
+  std::vector<models::SeqStep> steps(items.size());
+  for (size_t i = 0; i < items.size(); ++i) steps[i] = models::SeqStep{items[i].seq->kv_.get(), items[i].tokens, items[i].all_logits};
   SPOOL_TRY(transformer_->Forward(steps, *provider_, logits));
-  for (size_t i = 0; i < seqs.size(); ++i) seqs[i]->tokens_.push_back(tokens[i]);
-  stats_.decode_tokens += seqs.size();
-  stats_.decode_seconds += sw.Seconds();
-  stats_.decode_weight_bytes += streaming_->stats().bytes_read() - bytes0;
+  for (const StepItem& it : items) it.seq->tokens_.insert(it.seq->tokens_.end(), it.tokens.begin(), it.tokens.end());
+  // A mixed step's time and bytes are counted as decode when it decodes anything.
+  const double secs = sw.Seconds();
+  const uint64_t bytes = streaming_->stats().bytes_read() - bytes0;
+  stats_.decode_tokens += static_cast<uint64_t>(decode_tokens);
+  stats_.prefill_tokens += static_cast<uint64_t>(prefill_tokens);
+  (decode_tokens > 0 ? stats_.decode_seconds : stats_.prefill_seconds) += secs;
+  (decode_tokens > 0 ? stats_.decode_weight_bytes : stats_.prefill_weight_bytes) += bytes;
   return Status::Ok();
 }
 

@@ -46,6 +46,9 @@ struct EngineOptions {
   uint64_t mem_budget = 0;
   int prefetch_depth = 2;                            // ring slots for streamed groups
   int64_t max_logit_rows = 1;                        // logit rows a caller keeps per chunk (planning)
+  // Rows of the largest Step() a caller will run (scheduler: decode tokens plus prefill
+  // chunks of several sequences); 0: prefill_chunk. Planning only.
+  int64_t max_step_rows = 0;
   storage::IoBackend io_backend = storage::IoBackend::kAuto;  // kAuto honours SPOOL_IO=pread
 };
 
@@ -101,6 +104,20 @@ class Engine {
   // One decode step for many sequences at once: seqs[i] gets tokens[i].
   // logits: [seqs.size(), n_vocab]. One pass over the weights serves all of them.
   Status Decode(std::span<Sequence* const> seqs, std::span<const int32_t> tokens, float* logits);
+
+  // One step over several sequences at once, mixing prefill chunks and decode tokens:
+  // items[i].seq gets items[i].tokens appended (at most max(prefill_chunk, max_step_rows)
+  // tokens in all is what the planner budgeted). One pass over the weights serves every
+  // item, and each item's logits are bit-identical to running it alone (a chunk through
+  // Prefill's path with the same m, a single token through Decode's).
+  // logits: [Σ (all_logits ? tokens.size() : 1), n_vocab] in item order.
+  // On failure no sequence changes.
+  struct StepItem {
+    Sequence* seq = nullptr;
+    std::span<const int32_t> tokens;  // at least one
+    bool all_logits = false;
+  };
+  Status Step(std::span<const StepItem> items, float* logits);
 
   // Drops tokens at position >= n from the sequence (prefix reuse).
   Status Truncate(Sequence& seq, int64_t n);

@@ -37,6 +37,11 @@ struct Scheduler::Active {
   size_t emitted = 0;       // bytes of result.text already sent as kText
   int32_t next_token = -1;  // sampled but not yet fed to the model
   double decode_start = 0;
+  double admit_time = 0;
+  // Prefill progress: prompt tokens [0, prefill_next) are in seq; the rest go in one
+  // chunk per step. Decoding starts when the whole prompt is in.
+  bool prefilling = true;
+  int64_t prefill_next = 0;
 };
 
 namespace {
@@ -97,6 +102,21 @@ std::shared_ptr<RequestHandle> Scheduler::Submit(ScheduledRequest request) {
   return handle;
 }
 
+std::vector<std::shared_ptr<RequestHandle>> Scheduler::SubmitMany(std::vector<ScheduledRequest> requests) {
+  std::vector<std::shared_ptr<RequestHandle>> handles;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    const double now = NowSeconds();
+    for (auto& r : requests) {
+      handles.push_back(std::make_shared<RequestHandle>());
+      queue_.push_back(Pending{std::move(r), handles.back(), now});
+    }
+    stats_.queued = static_cast<int64_t>(queue_.size());
+  }
+  cv_.notify_all();
+  return handles;
+}
+
 SchedulerStats Scheduler::stats() const {
   std::lock_guard<std::mutex> lock(mu_);
   return stats_;
@@ -104,20 +124,19 @@ SchedulerStats Scheduler::stats() const {
 
 void Scheduler::Loop() {
   for (;;) {
-    Pending next;
-    bool have = false;
+    std::vector<Pending> admitted;
     {
       std::unique_lock<std::mutex> lock(mu_);
       cv_.wait(lock, [&] { return stop_ || !queue_.empty() || !active_.empty(); });
       if (stop_) break;
-      if (!queue_.empty() && static_cast<int>(active_.size()) < options_.max_active) {
-        next = std::move(queue_.front());
+      // Every waiting request that fits joins now: their prefills share steps.
+      while (!queue_.empty() && static_cast<int>(active_.size() + admitted.size()) < options_.max_active) {
+        admitted.push_back(std::move(queue_.front()));
         queue_.pop_front();
-        have = true;
       }
       stats_.queued = static_cast<int64_t>(queue_.size());
     }
-    if (have) Admit(std::move(next));
+    for (Pending& p : admitted) Admit(std::move(p));
     if (!active_.empty()) Step();
     std::lock_guard<std::mutex> lock(mu_);
     stats_.active = static_cast<int64_t>(active_.size());
@@ -182,12 +201,14 @@ void Scheduler::Retire(std::unique_ptr<Sequence> seq, const std::string& key) {
 
 void Scheduler::Admit(Pending p) {
   auto fail = [&](Status st) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      ++stats_.requests_failed;
+    }
     RequestHandle::Event e;
     e.kind = RequestHandle::Event::Kind::kError;
     e.error = std::move(st);
     p.handle->Push(std::move(e));
-    std::lock_guard<std::mutex> lock(mu_);
-    ++stats_.requests_failed;
   };
   const ScheduledRequest& r = p.request;
   if (r.prompt.empty()) return fail(InvalidArgument("the prompt is empty (at least one token is needed)"));
@@ -196,11 +217,16 @@ void Scheduler::Admit(Pending p) {
   if (static_cast<int64_t>(r.prompt.size()) > engine_.ctx())
     return fail(InvalidArgument("the prompt has " + std::to_string(r.prompt.size()) + " tokens but the context holds " +
                                 std::to_string(engine_.ctx())));
+  for (size_t i = 0; i < r.prompt.size(); ++i)
+    if (r.prompt[i] < 0 || r.prompt[i] >= engine_.n_vocab())
+      return fail(InvalidArgument("token id " + std::to_string(r.prompt[i]) + " at index " + std::to_string(i) +
+                                  " is outside the vocabulary [0, " + std::to_string(engine_.n_vocab()) + ")"));
 
   auto a = std::make_unique<Active>();
   a->handle = p.handle;
+  a->admit_time = NowSeconds();
   a->result.prompt_tokens = static_cast<int64_t>(r.prompt.size());
-  a->result.queue_seconds = NowSeconds() - p.submit_time;
+  a->result.queue_seconds = a->admit_time - p.submit_time;
   if (p.handle->cancelled()) {
     a->req = std::move(p.request);
     Finish(*a, "cancelled");
@@ -209,49 +235,24 @@ void Scheduler::Admit(Pending p) {
   int64_t reused = 0;
   a->seq = r.reuse_prefix ? TakeCached(r.prompt, r.cache_key, &reused) : engine_.NewSequence();
   a->result.cached_prompt_tokens = reused;
+  a->prefill_next = reused;
   a->sampler = std::make_unique<sampling::Sampler>(r.sampling);
   a->sampler->AcceptMany(r.prompt);
   if (const tokenizer::Tokenizer* tok = engine_.tokenizer())
     a->decoder = std::make_unique<tokenizer::StreamingDecoder>(*tok, /*skip_special=*/true, /*at_sequence_start=*/false);
-
-  std::vector<float> logits(engine_.n_vocab());
-  Stopwatch sw;
-  auto handle = p.handle;
-  Status st = engine_.Prefill(*a->seq, std::span<const int32_t>(r.prompt).subspan(reused), logits.data(), false,
-                              [handle](int64_t, int64_t) { return !handle->cancelled(); });
-  a->result.prefill_seconds = sw.Seconds();
   a->req = std::move(p.request);
+  active_.push_back(std::move(a));
+}
+
+void Scheduler::FailActive(Active& a, const Status& st) {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    stats_.prompt_tokens += a->result.prompt_tokens;
-    stats_.cached_prompt_tokens += reused;
-    stats_.prefill_seconds += a->result.prefill_seconds;
-  }
-  if (st.code() == ErrorCode::kCancelled) {
-    Finish(*a, "cancelled");
-    return;
-  }
-  if (!st.ok()) {
-    a->req.prompt.clear();
-    RequestHandle::Event e;
-    e.kind = RequestHandle::Event::Kind::kError;
-    e.error = st;
-    a->handle->Push(std::move(e));
-    std::lock_guard<std::mutex> lock(mu_);
     ++stats_.requests_failed;
-    return;
   }
-  a->decode_start = NowSeconds();
-  if (a->req.max_tokens == 0) {
-    Finish(*a, "length");
-    Retire(std::move(a->seq), a->req.cache_key);
-    return;
-  }
-  if (Advance(*a, logits.data())) {
-    active_.push_back(std::move(a));
-  } else {
-    Retire(std::move(a->seq), a->req.cache_key);
-  }
+  RequestHandle::Event e;
+  e.kind = RequestHandle::Event::Kind::kError;
+  e.error = st;
+  a.handle->Push(std::move(e));
 }
 
 void Scheduler::Step() {
@@ -266,45 +267,93 @@ void Scheduler::Step() {
     }
   }
   if (active_.empty()) return;
-  const size_t n = active_.size();
-  std::vector<Sequence*> seqs(n);
-  std::vector<int32_t> tokens(n);
-  for (size_t i = 0; i < n; ++i) {
-    seqs[i] = active_[i]->seq.get();
-    tokens[i] = active_[i]->next_token;
+
+  // The step: every decoding sequence's next token first, then the next prefill
+  // chunk of as many prefilling sequences as the row budget allows (at least one).
+  // Chunks follow Engine::Prefill's boundaries (prefill_chunk tokens from where the
+  // prompt's uncached part starts), so a prompt's logits do not depend on the company.
+  const int64_t chunk = std::max<int64_t>(1, engine_.options().prefill_chunk);
+  const int64_t budget = std::max(chunk, engine_.options().max_step_rows);
+  std::vector<Engine::StepItem> items;
+  std::vector<Active*> owners;
+  int64_t rows = 0, n_decode = 0;
+  for (auto& a : active_) {
+    if (a->prefilling) continue;
+    items.push_back(Engine::StepItem{a->seq.get(), std::span<const int32_t>(&a->next_token, 1), false});
+    owners.push_back(a.get());
+    ++rows;
+    ++n_decode;
   }
+  bool any_prefill = false;
+  for (auto& a : active_) {
+    if (!a->prefilling) continue;
+    const int64_t m = std::min<int64_t>(chunk, static_cast<int64_t>(a->req.prompt.size()) - a->prefill_next);
+    if (any_prefill && rows + m > budget) continue;
+    items.push_back(Engine::StepItem{a->seq.get(), std::span<const int32_t>(a->req.prompt).subspan(a->prefill_next, m), false});
+    owners.push_back(a.get());
+    rows += m;
+    any_prefill = true;
+  }
+
   const int64_t n_vocab = engine_.n_vocab();
-  std::vector<float> logits(n * n_vocab);  // [n, n_vocab]
+  std::vector<float> logits(items.size() * static_cast<size_t>(n_vocab));  // [items, n_vocab]
+  std::vector<Status> status(items.size());
   Stopwatch sw;
-  Status st = engine_.Decode(seqs, tokens, logits.data());
+  Status st = engine_.Step(items, logits.data());
+  if (!st.ok()) {
+    // Find whose item failed: each alone (same numerics as together; see Engine::Step).
+    for (size_t i = 0; i < items.size(); ++i)
+      status[i] = engine_.Step(std::span<const Engine::StepItem>(&items[i], 1), logits.data() + i * n_vocab);
+  }
   {
     std::lock_guard<std::mutex> lock(mu_);
-    stats_.decode_seconds += sw.Seconds();
-    if (st.ok()) {
+    ++stats_.steps;
+    if (n_decode > 0) {
+      stats_.decode_seconds += sw.Seconds();  // a mixed step counts as decode time
       ++stats_.decode_steps;
-      stats_.decode_batch_tokens += static_cast<int64_t>(n);
+      stats_.decode_batch_tokens += n_decode;
     }
   }
-  if (!st.ok()) {
-    // Cannot happen for validated requests (ids in range, context checked in Advance);
-    // fail the whole batch rather than loop on it.
-    for (auto& a : active_) {
-      RequestHandle::Event e;
-      e.kind = RequestHandle::Event::Kind::kError;
-      e.error = st;
-      a->handle->Push(std::move(e));
+
+  std::vector<Active*> done;  // finished or failed this step
+  for (size_t i = 0; i < items.size(); ++i) {
+    Active& a = *owners[i];
+    const float* row = logits.data() + i * n_vocab;
+    if (!status[i].ok()) {
+      if (status[i].code() == ErrorCode::kCancelled) Finish(a, "cancelled");
+      else FailActive(a, status[i]);
+      a.seq.reset();  // its cache may hold part of a failed prefill: not reusable
+      done.push_back(&a);
+      continue;
     }
-    std::lock_guard<std::mutex> lock(mu_);
-    stats_.requests_failed += static_cast<int64_t>(active_.size());
-    active_.clear();
-    return;
+    if (a.prefilling) {
+      a.prefill_next += static_cast<int64_t>(items[i].tokens.size());
+      if (a.prefill_next < static_cast<int64_t>(a.req.prompt.size())) continue;
+      // The whole prompt is in: this row's logits pick the first new token.
+      a.prefilling = false;
+      a.decode_start = NowSeconds();
+      a.result.prefill_seconds = a.decode_start - a.admit_time;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        stats_.prompt_tokens += a.result.prompt_tokens;
+        stats_.cached_prompt_tokens += a.result.cached_prompt_tokens;
+        stats_.prefill_seconds += a.result.prefill_seconds;
+      }
+      if (a.req.max_tokens == 0) {
+        Finish(a, "length");
+        done.push_back(&a);
+        continue;
+      }
+    }
+    if (!Advance(a, row)) done.push_back(&a);
   }
+  if (done.empty()) return;
   std::vector<std::unique_ptr<Active>> still;
-  for (size_t i = 0; i < n; ++i) {
-    if (Advance(*active_[i], logits.data() + i * n_vocab)) {
-      still.push_back(std::move(active_[i]));
-    } else {
-      Retire(std::move(active_[i]->seq), active_[i]->req.cache_key);
+  for (auto& a : active_) {
+    if (std::find(done.begin(), done.end(), a.get()) == done.end()) {
+      still.push_back(std::move(a));
+    } else if (a->seq) {
+      Retire(std::move(a->seq), a->req.cache_key);
     }
   }
   active_.swap(still);
@@ -369,13 +418,16 @@ void Scheduler::Finish(Active& a, const std::string& reason) {
     }
   }
   a.result.decode_seconds = a.decode_start > 0 ? NowSeconds() - a.decode_start : 0;
+  {
+    // Counted before the event goes out: a client that sees kDone sees the stats too.
+    std::lock_guard<std::mutex> lock(mu_);
+    if (reason == "cancelled") ++stats_.requests_cancelled;
+    else ++stats_.requests_done;
+  }
   RequestHandle::Event e;
   e.kind = RequestHandle::Event::Kind::kDone;
   e.completion = a.result;
   a.handle->Push(std::move(e));
-  std::lock_guard<std::mutex> lock(mu_);
-  if (reason == "cancelled") ++stats_.requests_cancelled;
-  else ++stats_.requests_done;
 }
 
 }  // namespace spool::runtime

@@ -1,7 +1,10 @@
-// The step scheduler: many generation requests share one Engine. Active sequences
-// are decoded together (one Engine::Decode per step: one pass over the weights
-// serves all of them); new requests are prefilled one at a time between decode
-// steps and then join the batch. Finished sequences stay in a small LRU so a later
+// The step scheduler: many generation requests share one Engine. Each step is one
+// Engine::Step (one pass over the weights) that carries the next token of every
+// decoding sequence plus the next prefill chunk of as many newly admitted requests
+// as the engine's row budget (max(prefill_chunk, max_step_rows)) allows; every
+// waiting request is admitted as soon as a slot (max_active) is free, so a burst of
+// N requests is prefilled in about one weight pass, not N, and long prompts are
+// prefilled chunk by chunk while the others keep decoding. Finished sequences stay in a small LRU so a later
 // request whose prompt shares a prefix (the same conversation, one turn later)
 // skips that part of the prefill. Reuse is cut to a multiple of the engine's
 // prefill chunk, so the remaining prompt is fed in exactly the chunks a fresh
@@ -18,6 +21,7 @@
 // sampling or a fixed seed a request gives the same tokens alone or beside others.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
@@ -89,9 +93,18 @@ struct SchedulerStats {
   int64_t queued = 0, active = 0;      // now
   int64_t requests_done = 0, requests_failed = 0, requests_cancelled = 0;
   int64_t prompt_tokens = 0, cached_prompt_tokens = 0, generated_tokens = 0;
+  int64_t steps = 0;                   // engine steps (weight passes)
   int64_t decode_steps = 0, decode_batch_tokens = 0;  // mean batch = tokens / steps
   double prefill_seconds = 0, decode_seconds = 0;
 };
+
+// Engine options a scheduler with `max_active` sequences plans for: steps of up to
+// 4 prefill chunks of rows (several new prompts share one weight pass) and one logit
+// row per sequence. Call before Engine::Open.
+inline void PlanForScheduler(EngineOptions* o, int max_active) {
+  o->max_step_rows = std::max<int64_t>(o->max_step_rows, 4 * o->prefill_chunk);
+  o->max_logit_rows = std::max<int64_t>(o->max_logit_rows, max_active);
+}
 
 class Scheduler {
  public:
@@ -104,6 +117,9 @@ class Scheduler {
   // Queues a request. Bad requests (empty prompt, bad sampling) come back as a kError
   // event, never as an exception.
   std::shared_ptr<RequestHandle> Submit(ScheduledRequest request);
+  // Queues several requests at once: all of them are seen by the same admission round
+  // (as many as there are free slots), so their prefills share steps.
+  std::vector<std::shared_ptr<RequestHandle>> SubmitMany(std::vector<ScheduledRequest> requests);
   SchedulerStats stats() const;
 
  private:
@@ -119,8 +135,10 @@ class Scheduler {
   };
 
   void Loop();
+  // Validates a request and makes it active (prefilling); errors go to its handle.
   void Admit(Pending p);
   void Step();
+  void FailActive(Active& a, const Status& st);
   // Samples the next token of `a` from `logits` [n_vocab] and streams its text;
   // returns false when the request finished (then the caller retires it).
   bool Advance(Active& a, const float* logits);

@@ -460,6 +460,7 @@ struct Server::Impl {
   }
 
   Status LoadModel() {
+    runtime::PlanForScheduler(&opts.engine, opts.parallel);
     SPOOL_ASSIGN_OR_RETURN(engine, runtime::Engine::Open(opts.model, opts.engine));
     auto source = chat::LoadChatTemplate(engine->source().root);
     if (source.ok()) {
