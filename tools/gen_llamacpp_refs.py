@@ -3,7 +3,8 @@
 default model, SmolLM2-135M-Instruct Q4_1, into tests/fixtures/smollm2/llamacpp_refs.json.
 
 Not run in CI (needs llama-cpp-python): `python3 tools/gen_llamacpp_refs.py [MODEL]`.
-Greedy = temperature 0 (argmax), every penalty off, f32 KV cache; 64 new tokens per
+Greedy = temperature 0 (argmax), every penalty off, f32 KV cache, no flash attention
+(llama-cpp-python's default, stated explicitly); 64 new tokens per
 prompt; prompts tokenized by llama.cpp with add_bos per the model (SmolLM2: none) and
 special tokens parsed. Perplexity follows llama-perplexity (see runtime/perplexity.h),
 computed here from llama.cpp's logits so that both sides use the same method.
@@ -46,7 +47,7 @@ def no_extra_buffers():
 def main():
     no_extra_buffers()
     llm = llama_cpp.Llama(model_path=MODEL, n_ctx=2048, n_threads=2, logits_all=True, verbose=False,
-                          type_k=llama_cpp.GGML_TYPE_F32, type_v=llama_cpp.GGML_TYPE_F32)
+                          flash_attn=False, type_k=llama_cpp.GGML_TYPE_F32, type_v=llama_cpp.GGML_TYPE_F32)
     cases = []
     for prompt in PROMPTS:
         ids = llm.tokenize(prompt.encode(), add_bos=True, special=True)

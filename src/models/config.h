@@ -35,6 +35,10 @@ struct ModelConfig {
   bool qkv_bias = false;     // Qwen2
   bool qk_norm = false;      // Qwen3: RMSNorm over each head's q and k before RoPE
   bool tied_embeddings = false;  // lm_head shares token_embd
+  // GGUF models: RoPE, SwiGLU and attention round exactly as llama.cpp's CPU backend
+  // (ApplyRopeGgml, SwiGLUGgml, AttentionGgml), so that greedy output matches
+  // llama.cpp's token for token; HF models keep transformers' formulation.
+  bool ggml_numerics = false;
 
   int64_t q_dim() const { return n_head * head_dim; }
   int64_t kv_dim() const { return n_head_kv * head_dim; }

@@ -5,6 +5,7 @@
 
 #include "base/timer.h"
 #include "tensor/attention.h"
+#include "tensor/attention_ggml.h"
 #include "tensor/ops.h"
 #include "tensor/rope.h"
 
@@ -64,6 +65,14 @@ Status Transformer::Attention(const SeqStep& s, int64_t layer, int64_t row0, con
   att_state_.Reset(n, shape);
   const float* qs = q + row0 * c_.q_dim();
   const int64_t* ps = pos_.data() + row0;
+  if (c_.ggml_numerics) {
+    // llama.cpp's kernels: its batched GEMM for a prefill chunk, its dot for one token.
+    const GgmlAttnKernel kernel = n > 1 ? GgmlAttnKernel::kBatch : GgmlAttnKernel::kSingle;
+    return AttentionGgml(
+        pool_, shape, qs, ps, n, kernel,
+        [&](const std::function<void(const KvPageView&)>& fn) { return s.kv->ForEachPage(layer, pos0 + n, fn); },
+        out + row0 * c_.q_dim());
+  }
   SPOOL_TRY(s.kv->ForEachPage(layer, pos0 + n, [&](const KvPageView& page) {
     AttentionFoldPage(pool_, shape, qs, ps, n, page, att_state_);
   }));
@@ -146,8 +155,15 @@ Status Transformer::Forward(std::span<const SeqStep> batch, WeightProvider& prov
       RmsNorm(q_.data(), L.q_norm.data(), c_.rms_eps, n * c_.n_head, c_.head_dim, q_.data());
       RmsNorm(k_.data(), L.k_norm.data(), c_.rms_eps, n * c_.n_head_kv, c_.head_dim, k_.data());
     }
-    ApplyRope(c_.rope_style, q_.data(), n, c_.n_head, c_.head_dim, c_.rope_dim, pos_.data(), inv_freq_.data());
-    ApplyRope(c_.rope_style, k_.data(), n, c_.n_head_kv, c_.head_dim, c_.rope_dim, pos_.data(), inv_freq_.data());
+    if (c_.ggml_numerics) {
+      const float freq_scale = c_.rope_scaling.kind == RopeScaling::Kind::kLinear ? 1.0f / c_.rope_scaling.factor : 1.0f;
+      ApplyRopeGgml(c_.rope_style, q_.data(), n, c_.n_head, c_.head_dim, c_.rope_dim, pos_.data(), c_.rope_theta, freq_scale);
+      ApplyRopeGgml(c_.rope_style, k_.data(), n, c_.n_head_kv, c_.head_dim, c_.rope_dim, pos_.data(), c_.rope_theta,
+                    freq_scale);
+    } else {
+      ApplyRope(c_.rope_style, q_.data(), n, c_.n_head, c_.head_dim, c_.rope_dim, pos_.data(), inv_freq_.data());
+      ApplyRope(c_.rope_style, k_.data(), n, c_.n_head_kv, c_.head_dim, c_.rope_dim, pos_.data(), inv_freq_.data());
+    }
     {
       int64_t r = 0;
       for (auto& s : batch) {
@@ -173,7 +189,8 @@ Status Transformer::Forward(std::span<const SeqStep> batch, WeightProvider& prov
         const std::vector<RowSegment> block{RowSegment{0, m, sg.gemv}};
         matmul_segs(View(L.w_gate, g), h_.data() + r0 * D, gate_.data(), block);
         matmul_segs(View(L.w_up, g), h_.data() + r0 * D, up_.data(), block);
-        SwiGLU(gate_.data(), up_.data(), m * c_.n_ff, gate_.data());
+        if (c_.ggml_numerics) SwiGLUGgml(gate_.data(), up_.data(), m, c_.n_ff, gate_.data());
+        else SwiGLU(gate_.data(), up_.data(), m * c_.n_ff, gate_.data());
         matmul_segs(View(L.w_down, g), gate_.data(), up_.data(), block);
         Add(x_.data() + r0 * D, up_.data(), m * D, x_.data() + r0 * D);
       }

@@ -12,7 +12,8 @@ void RmsNorm(const float* x, const float* weight, float eps, int64_t n_rows, int
     const float* xr = x + r * dim;
     float* yr = y + r * dim;
     double sum = 0.0;
-    for (int64_t i = 0; i < dim; ++i) sum += static_cast<double>(xr[i]) * xr[i];
+    // Each square rounded to f32, summed in double (llama.cpp's rms_norm, bit for bit).
+    for (int64_t i = 0; i < dim; ++i) sum += static_cast<double>(xr[i] * xr[i]);
     const float mean = static_cast<float>(sum / static_cast<double>(dim));
     const float scale = 1.0f / std::sqrt(mean + eps);
     for (int64_t i = 0; i < dim; ++i) yr[i] = (xr[i] * scale) * weight[i];
@@ -43,6 +44,34 @@ void Softmax(float* x, int64_t n_rows, int64_t n) {
     }
     const float inv = static_cast<float>(1.0 / sum);
     for (int64_t i = 0; i < n; ++i) row[i] *= inv;
+  }
+}
+
+float ExpfGgml(float x) {
+  // exp(x) = 2^n · (1 + poly(b)), n = round(x·log2 e) by the 1.5·2^23 shift trick,
+  // b = x - n·ln2 in two parts; |n| > 192 saturates to 0 or +inf.
+  constexpr float kShift = 0x1.8p23f;
+  const float z = std::fma(x, 0x1.715476p+0f, kShift);
+  const float n = z - kShift;
+  if (std::isnan(n)) return x;
+  if (std::fabs(n) > 192.0f) return n <= 0.0f ? 0.0f : INFINITY;
+  const float b = std::fma(-n, 0x1.7f7d1cp-20f, std::fma(-n, 0x1.62e4p-1f, x));
+  const float u = b * b;
+  const float j = std::fma(std::fma(std::fma(0x1.0e4020p-7f, b, 0x1.573e2ep-5f), u,
+                                    std::fma(0x1.555e66p-3f, b, 0x1.fffdb6p-2f)),
+                           u, std::fma(0x1.ffffecp-1f, b, 1.0f));
+  return std::ldexp(j, static_cast<int>(n));
+}
+
+void SwiGLUGgml(const float* gate, const float* up, int64_t n_rows, int64_t n, float* out) {
+  for (int64_t r = 0; r < n_rows; ++r) {
+    const float* g = gate + r * n;
+    const float* u = up + r * n;
+    float* o = out + r * n;
+    const int64_t body = n - n % 16;  // ggml's 16-lane loop
+    int64_t i = 0;
+    for (; i < body; ++i) o[i] = g[i] / (1.0f + ExpfGgml(0.0f - g[i])) * u[i];
+    for (; i < n; ++i) o[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];              // its scalar tail
   }
 }
 

@@ -8,14 +8,25 @@
 
 namespace spool {
 
-// y[r] = x[r] / sqrt(mean(x[r]²) + eps) * weight, per row. The mean of squares is
-// accumulated in double (as llama.cpp's CPU rms_norm). y may equal x.
+// y[r] = x[r] / sqrt(mean(x[r]²) + eps) * weight, per row. Each square is rounded to
+// f32 and accumulated in double, then scale = 1/sqrtf(mean + eps) and y = (x·scale)·w:
+// llama.cpp's CPU rms_norm + mul, bit for bit. y may equal x.
 // x: [n_rows, dim]   weight: [dim]   y: [n_rows, dim]
 void RmsNorm(const float* x, const float* weight, float eps, int64_t n_rows, int64_t dim, float* y);
 
 // out[i] = silu(gate[i]) * up[i], silu(v) = v / (1 + exp(-v)). out may equal gate or up.
 // gate, up, out: [n]
 void SwiGLU(const float* gate, const float* up, int64_t n, float* out);
+
+// llama.cpp's SIMD expf (ggml-cpu vec.h ggml_v_expf on AVX-512, from ARM's optimized
+// routines: max error 1.45 ulp + 0.5), in scalar form with the same fma sequence, so
+// that it returns exactly what ggml's vector code returns lane by lane.
+float ExpfGgml(float x);
+
+// SwiGLU as llama.cpp's CPU swiglu computes it, per row of n: silu by ExpfGgml
+// (g / (1 + e(0 - g)), then · u) for the 16-wide body of each row, libm expf for the
+// tail. gate, up, out: [n_rows, n]; out may equal gate or up.
+void SwiGLUGgml(const float* gate, const float* up, int64_t n_rows, int64_t n, float* out);
 
 // out[i] = a[i] + b[i]. out may equal a or b.   a, b, out: [n]
 void Add(const float* a, const float* b, int64_t n, float* out);

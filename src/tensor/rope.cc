@@ -66,4 +66,31 @@ void ApplyRope(RopeStyle style, float* x, int64_t n_tok, int64_t n_head, int64_t
   }
 }
 
+void ApplyRopeGgml(RopeStyle style, float* x, int64_t n_tok, int64_t n_head, int64_t head_dim, int64_t rope_dim,
+                   const int64_t* pos, float freq_base, float freq_scale) {
+  SPOOL_CHECK(rope_dim > 0 && rope_dim % 2 == 0 && rope_dim <= head_dim);
+  const int64_t half = rope_dim / 2;
+  const float theta_scale = std::pow(freq_base, -2.0f / static_cast<float>(rope_dim));
+  std::vector<float> cos_t(static_cast<size_t>(half)), sin_t(static_cast<size_t>(half));
+  for (int64_t t = 0; t < n_tok; ++t) {
+    float theta = static_cast<float>(pos[t]);
+    for (int64_t i = 0; i < half; ++i) {
+      const float angle = freq_scale * theta;
+      cos_t[i] = std::cos(angle);
+      sin_t[i] = std::sin(angle);
+      theta *= theta_scale;
+    }
+    for (int64_t h = 0; h < n_head; ++h) {
+      float* v = x + (t * n_head + h) * head_dim;
+      for (int64_t i = 0; i < half; ++i) {
+        const int64_t ia = style == RopeStyle::kNeox ? i : 2 * i;
+        const int64_t ib = style == RopeStyle::kNeox ? i + half : 2 * i + 1;
+        const float a = v[ia], b = v[ib];
+        v[ia] = std::fma(a, cos_t[i], -(b * sin_t[i]));
+        v[ib] = std::fma(a, sin_t[i], b * cos_t[i]);
+      }
+    }
+  }
+}
+
 }  // namespace spool

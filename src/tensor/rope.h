@@ -40,4 +40,14 @@ std::vector<float> RopeFrequencies(int64_t head_dim, int64_t rope_dim, float the
 void ApplyRope(RopeStyle style, float* x, int64_t n_tok, int64_t n_head, int64_t head_dim, int64_t rope_dim,
                const int64_t* pos, const float* inv_freq);
 
+// RoPE as llama.cpp's CPU rope computes it (GGUF models), bit for bit: per token at
+// position p the angles are θ_0 = p·freq_scale, then θ_{i+1} from θ_i·theta_scale with
+// theta_scale = powf(freq_base, -2/rope_dim) (a running product, each step rounded to
+// f32 — not p·inv_freq[i]); cos/sin by libm cosf/sinf; and the pair rotation with one
+// fused multiply-add each (as GCC contracts ggml's expressions):
+//   a' = fma(a, cos θ, -(b·sin θ)),   b' = fma(a, sin θ, b·cos θ).
+// freq_scale: 1, or 1/factor for linear scaling. Same shapes and pairings as ApplyRope.
+void ApplyRopeGgml(RopeStyle style, float* x, int64_t n_tok, int64_t n_head, int64_t head_dim, int64_t rope_dim,
+                   const int64_t* pos, float freq_base, float freq_scale);
+
 }  // namespace spool

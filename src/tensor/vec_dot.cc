@@ -63,18 +63,17 @@ inline __m256i LoadQ8(const int8_t* qs) { return _mm256_loadu_si256(reinterpret_
 // Per-lane (8 lanes of 4 elements) integer dot of unsigned w and signed x.
 inline __m256i DotU8S8(__m256i w, __m256i x) { return _mm256_dpbusd_epi32(_mm256_setzero_si256(), w, x); }
 
-// Loops over nb blocks with two accumulators; block(i, acc) returns acc + block i's
-// contribution as 8 f32 lanes. `extra` collects scalar terms (the Q*_1 offsets).
+// Loops over nb blocks with one accumulator of 8 f32 lanes (lane k holds the products
+// of elements 4k..4k+3 of every block): block(i, acc) returns acc + block i's
+// contribution. One accumulator, blocks in order, then hsum ((hi+lo), then pairs) is
+// llama.cpp's AVX2/AVX-512 order for the 32-element block dots (ggml-cpu x86
+// quants.c), so these dots are bit-identical to llama.cpp's (tests/models/
+// smollm2_parity_test.cc checks the whole forward pass against its intermediates).
 template <typename BlockFn>
 float BlockLoop(int64_t nb, BlockFn block) {
-  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-  int64_t i = 0;
-  for (; i + 2 <= nb; i += 2) {
-    acc0 = block(i, acc0);
-    acc1 = block(i + 1, acc1);
-  }
-  if (i < nb) acc0 = block(i, acc0);
-  return simd::ReduceAdd(_mm256_add_ps(acc0, acc1));
+  __m256 acc = _mm256_setzero_ps();
+  for (int64_t i = 0; i < nb; ++i) acc = block(i, acc);
+  return simd::ReduceAdd(acc);
 }
 
 float DotQ4_0(const BlockQ4_0* w, const BlockQ8_0* x, int64_t nb) {

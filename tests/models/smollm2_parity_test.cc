@@ -1,18 +1,16 @@
 // The default model, SmolLM2-135M-Instruct (Q4_1 GGUF), against llama.cpp
-// (llama-cpp-python, fixtures by tools/gen_llamacpp_refs.py): prompt tokenization
-// identical; perplexity within 0.5%; greedy continuations identical up to the first
-// step where llama.cpp's own best-vs-second logit margin is below kTieMargin (after a
-// near-tie the two implementations may legitimately take different branches).
+// (llama-cpp-python 0.3.36, CPU, f32 KV cache, no flash attention; fixtures by
+// tools/gen_llamacpp_refs.py): prompt tokenization identical; every greedy token of the
+// three 64-token continuations identical (the first ends with EOS after 30); perplexity
+// equal to 1e-6 (relative).
 //
-// KNOWN GAP (docs/testing.md): the issue asks for 64 identical greedy tokens. Both
-// implementations quantise activations to 8 bits (Q8_1/Q8_0 blocks) for every matmul,
-// which on this model moves logits by 0.5-0.7 from an exact f64 forward pass of the
-// same dequantised weights (measured for token 504 at position 0: spool 0.51,
-// llama.cpp 0.71). spool follows the same block math but not llama.cpp's exact
-// float summation order, so the two land up to ~0.9 apart (measured on the first
-// prompt's 5 positions), and the continuations branch at near-ties (llama.cpp margins
-// 0.03, 0.26, 0.16 at steps 5, 11, 2). kTieMargin is that measured difference bound.
-// Both sides use an f32 KV cache. The model comes from `make model` (models/).
+// No tolerance is needed because spool's GGUF path computes llama.cpp's forward pass
+// bit for bit (ModelConfig::ggml_numerics; measured op by op with tools/llamacpp_dump.py,
+// docs/testing.md): Q8_1/Q8_0 activation blocks and one-accumulator block dots, f32
+// squares in rms_norm, ggml's RoPE angle recurrence with fused rotation, ggml's expf
+// in softmax and SiLU, and its attention reduction orders. llama.cpp's own best-vs-
+// second margins go down to 0.005 on these prompts, so anything short of that would
+// branch. Both sides use an f32 KV cache. The model comes from `make model` (models/).
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -27,8 +25,6 @@ namespace spool {
 namespace {
 
 const std::string kModel = std::string(SPOOL_TEST_FIXTURES) + "/../../models/SmolLM2-135M-Instruct.Q4_1.gguf";
-
-constexpr double kTieMargin = 1.0;  // logits: the measured spool-vs-llama.cpp difference bound
 
 nlohmann::json Refs() {
   std::ifstream f(std::string(SPOOL_TEST_FIXTURES) + "/smollm2/llamacpp_refs.json");
@@ -63,20 +59,14 @@ TEST(SmolLM2, GreedyMatchesLlamaCpp) {
     auto res = runtime::Generate(*e, *seq, req);
     ASSERT_TRUE(res.ok()) << res.status().message();
     auto want = c["generated_ids"].get<std::vector<int32_t>>();
-    auto margins = c["greedy_margins"].get<std::vector<double>>();
-    size_t compared = 0;
-    for (size_t j = 0; j < want.size(); ++j) {
-      ASSERT_LT(j, res->ids.size());
-      if (margins[j] < kTieMargin && res->ids[j] != want[j]) break;  // branch at a near-tie
-      ASSERT_EQ(res->ids[j], want[j]) << "step " << j << ", llama.cpp margin " << margins[j];
-      ++compared;
-    }
-    std::printf("identical greedy tokens: %zu of %zu\n", compared, want.size());
-    EXPECT_GE(compared, 2u);
+    size_t same = 0;
+    while (same < want.size() && same < res->ids.size() && res->ids[same] == want[same]) ++same;
+    std::printf("identical greedy tokens: %zu of %zu\n", same, want.size());
+    EXPECT_EQ(res->ids, want);
   }
 }
 
-TEST(SmolLM2, PerplexityWithinHalfPercent) {
+TEST(SmolLM2, PerplexityEqual) {
   if (!std::ifstream(kModel).good()) GTEST_SKIP() << "run `make model` first";
   auto ref = Refs()["perplexity"];
   auto e = OpenModel();
@@ -89,8 +79,8 @@ TEST(SmolLM2, PerplexityWithinHalfPercent) {
   auto res = runtime::Perplexity(*e, *ids, ref["n_ctx"].get<int64_t>(), -1);
   ASSERT_TRUE(res.ok()) << res.status().message();
   const double want = ref["ppl"].get<double>();
-  EXPECT_NEAR(res->ppl, want, 0.005 * want);
-  std::printf("spool ppl %.4f, llama.cpp %.4f\n", res->ppl, want);
+  EXPECT_NEAR(res->ppl, want, 1e-6 * want);
+  std::printf("spool ppl %.9f, llama.cpp %.9f\n", res->ppl, want);
 }
 
 }  // namespace

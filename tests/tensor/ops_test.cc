@@ -112,5 +112,65 @@ TEST(Rope, InterleavedAndNeoxPairings) {
   }
 }
 
+// The ggml flavour of RoPE (rope.h): the same rotation as the exact formula within
+// f32 rounding of the angles (a running product, so the bound grows with position);
+// pass-through dims untouched; linear scaling = positions divided by the factor.
+TEST(Rope, GgmlFlavourMatchesExactRotation) {
+  std::mt19937 rng(4);
+  const int64_t n_tok = 3, n_head = 2, head_dim = 64, rope_dim = 60;
+  const int64_t pos[3] = {0, 5, 300};
+  for (float freq_scale : {1.0f, 0.25f})
+    for (RopeStyle style : {RopeStyle::kInterleaved, RopeStyle::kNeox}) {
+      auto x = testing::RandomFloats(rng, n_tok * n_head * head_dim);
+      auto y = x;
+      ApplyRopeGgml(style, y.data(), n_tok, n_head, head_dim, rope_dim, pos, 100000.0f, freq_scale);
+      for (int64_t t = 0; t < n_tok; ++t)
+        for (int64_t h = 0; h < n_head; ++h) {
+          const float* a = x.data() + (t * n_head + h) * head_dim;
+          const float* b = y.data() + (t * n_head + h) * head_dim;
+          for (int64_t i = 0; i < rope_dim / 2; ++i) {
+            const int64_t ia = style == RopeStyle::kNeox ? i : 2 * i, ib = style == RopeStyle::kNeox ? i + rope_dim / 2 : 2 * i + 1;
+            const double th = freq_scale * double(pos[t]) * std::pow(100000.0, -2.0 * double(i) / rope_dim);
+            EXPECT_NEAR(b[ia], a[ia] * std::cos(th) - a[ib] * std::sin(th), 1e-5 + 2e-7 * pos[t]);
+            EXPECT_NEAR(b[ib], a[ib] * std::cos(th) + a[ia] * std::sin(th), 1e-5 + 2e-7 * pos[t]);
+          }
+          for (int64_t i = rope_dim; i < head_dim; ++i) EXPECT_EQ(b[i], a[i]);
+        }
+    }
+}
+
+// ExpfGgml: within 2 ulp of exp over the range softmax and silu use; exact at 0;
+// saturates like ggml (0 below about -104, +inf above about 88.7, 0 at -inf).
+TEST(Ops, ExpfGgml) {
+  for (float x = -103.0f; x < 88.0f; x += 0.0137f) {
+    const double e = std::exp(double(x));
+    EXPECT_NEAR(ExpfGgml(x), e, 2.5e-7 * e + 1e-45) << x;
+  }
+  EXPECT_EQ(ExpfGgml(0.0f), 1.0f);
+  EXPECT_EQ(ExpfGgml(-INFINITY), 0.0f);
+  EXPECT_EQ(ExpfGgml(-200.0f), 0.0f);
+  EXPECT_EQ(ExpfGgml(200.0f), INFINITY);
+  EXPECT_TRUE(std::isnan(ExpfGgml(NAN)));
+}
+
+// SwiGLUGgml vs the plain SwiGLU: the same values within expf's rounding; rows whose
+// length is not a multiple of 16 take libm expf for their tail, as ggml does.
+TEST(Ops, SwiGLUGgml) {
+  std::mt19937 rng(6);
+  for (int64_t n : {64, 37}) {
+    const int64_t rows = 3;
+    auto g = testing::RandomFloats(rng, rows * n, 4.0f), u = testing::RandomFloats(rng, rows * n);
+    std::vector<float> a(rows * n), b(rows * n);
+    SwiGLUGgml(g.data(), u.data(), rows, n, a.data());
+    SwiGLU(g.data(), u.data(), rows * n, b.data());
+    for (int64_t i = 0; i < rows * n; ++i) {
+      EXPECT_NEAR(a[i], b[i], 1e-6 * std::fabs(b[i]) + 1e-7) << i;
+      if (i % n >= n - n % 16) EXPECT_EQ(a[i], b[i]) << i;  // libm tail
+    }
+    SwiGLUGgml(g.data(), u.data(), rows, n, g.data());  // in place
+    EXPECT_EQ(g, a);
+  }
+}
+
 }  // namespace
 }  // namespace spool
