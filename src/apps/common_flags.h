@@ -20,6 +20,7 @@ struct EngineFlags {
   std::string* kv_max_disk;   // --kv-max-disk SIZE ("0": unlimited)
   std::string* mem_budget;  // "auto", "0" (= auto) or a size ("4G", "512M")
   std::string* io;          // "auto", "io_uring" or "pread"
+  std::string* numerics;    // "spool" or "ggml"
   // Converts to EngineOptions; InvalidArgument naming the flag on bad values.
   Result<runtime::EngineOptions> ToOptions() const;
 };

@@ -82,7 +82,6 @@ Result<ModelConfig> FromGguf(const formats::ModelSource& src) {
   c.qkv_bias = entry->qkv_bias && src.FindTensor("blk.0.attn_q.bias") != nullptr;
   c.qk_norm = entry->qk_norm;
   c.tied_embeddings = src.FindTensor("output.weight") == nullptr;
-  c.ggml_numerics = true;
   return c;
 }
 

@@ -35,9 +35,11 @@ struct ModelConfig {
   bool qkv_bias = false;     // Qwen2
   bool qk_norm = false;      // Qwen3: RMSNorm over each head's q and k before RoPE
   bool tied_embeddings = false;  // lm_head shares token_embd
-  // GGUF models: RoPE, SwiGLU and attention round exactly as llama.cpp's CPU backend
+  // RoPE, SwiGLU and attention round exactly as llama.cpp's CPU backend
   // (ApplyRopeGgml, SwiGLUGgml, AttentionGgml), so that greedy output matches
-  // llama.cpp's token for token; HF models keep transformers' formulation.
+  // llama.cpp's token for token. Off by default (spool's own kernels: one pass over the
+  // KV pages, memory flat in the context); set by EngineOptions::ggml_numerics
+  // (`--numerics ggml`) for GGUF models without llama3 rope scaling.
   bool ggml_numerics = false;
 
   int64_t q_dim() const { return n_head * head_dim; }

@@ -60,6 +60,8 @@ class ModelWeights {
   static Result<std::unique_ptr<ModelWeights>> Load(formats::ModelSource source);
 
   const ModelConfig& config() const { return config_; }
+  // Numerics switches the engine sets before building its Transformer (ggml_numerics).
+  ModelConfig& mutable_config() { return config_; }
   const formats::ModelSource& source() const { return source_; }
   const LayerWeights& layer(int64_t l) const { return layers_[l]; }
   const MatrixRef& token_embd() const { return token_embd_; }  // [n_vocab, n_embd]

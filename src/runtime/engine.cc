@@ -20,6 +20,14 @@ Result<std::unique_ptr<Engine>> Engine::Open(const std::string& model, const Eng
   e->kv_quota_ = std::make_shared<kv::DiskQuota>(options.kv_max_disk);
   SPOOL_ASSIGN_OR_RETURN(formats::ModelSource src, formats::OpenModelSource(model));
   SPOOL_ASSIGN_OR_RETURN(e->weights_, models::ModelWeights::Load(std::move(src)));
+  if (options.ggml_numerics) {
+    models::ModelConfig& mc = e->weights_->mutable_config();
+    if (e->weights_->source().kind != formats::ModelSource::Kind::kGguf)
+      return InvalidArgument("--numerics ggml applies to GGUF models only");
+    if (mc.rope_scaling.kind != RopeScaling::Kind::kNone && mc.rope_scaling.kind != RopeScaling::Kind::kLinear)
+      return InvalidArgument("--numerics ggml does not support this model's rope scaling (llama3); use the default numerics");
+    mc.ggml_numerics = true;
+  }
   const auto& c = e->weights_->config();
   if (options.ctx < 0) return InvalidArgument("context length must be positive, got " + std::to_string(options.ctx));
   if (options.ctx > c.n_ctx_train)

@@ -119,3 +119,25 @@ def test_bad_flags(spool_bin, stories):
     assert_clean_failure(run(spool_bin, "run", stories, "hi", "--top-p", "3"), "top_p")
     assert_clean_failure(run(spool_bin, "run", stories, "hi", "--kv-type", "q4"), "kv-type")
     assert run(spool_bin, "bogus-command").returncode == 2
+
+
+def test_run_numerics_ggml_equals_llamacpp_on_smollm2(spool_bin, smollm2):
+    """`--numerics ggml --kv-type f32`: the default model's 64-token greedy continuation is
+    llama-cpp-python's (f32 KV, fixture from tools/gen_llamacpp_refs.py), token for token."""
+    model = smollm2
+    ref = json.loads((pathlib.Path(__file__).resolve().parents[1] / "fixtures" / "smollm2" / "llamacpp_refs.json").read_text())
+    case = ref["cases"][1]
+    r = run(spool_bin, "run", str(model), case["prompt"], "--temp", "0", "-n", str(ref["n_predict"]), "--json",
+            "--kv-type", "f32", "--numerics", "ggml", "--ctx", "1024")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["prompt_ids"] == case["prompt_ids"]
+    assert out["ids"] == case["generated_ids"]
+
+
+def test_numerics_ggml_rejects_hf_models_and_bad_values(spool_bin, stories):
+    r = run(spool_bin, "run", stories, "Hi", "-n", "1", "--numerics", "fast")
+    assert r.returncode != 0 and "--numerics must be spool or ggml" in r.stderr
+    hf = pathlib.Path(__file__).resolve().parents[1] / "fixtures" / "models" / "llama-mha-f32"
+    r = run(spool_bin, "run", str(hf), "--prompt-ids", "1,2", "-n", "1", "--numerics", "ggml")
+    assert r.returncode != 0 and "GGUF models only" in r.stderr
