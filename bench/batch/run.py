@@ -9,7 +9,9 @@ For each batch size B: B completion jobs (short distinct prompts, greedy, ignore
 every job makes exactly --max-tokens tokens) run with `--batch B`. The figure is the
 summary's "tok/s while decoding" = tokens decoded / seconds in decode steps (prefill
 excluded; the first tokens of a job come from its prefill). Also reported: mean decode
-batch (jobs join one at a time as their prefill finishes, so it is below B), wall time.
+batch (below B when jobs finish at different steps or wait for a slot), the time of steps
+that only prefilled (all B prompts share the first step when they fit its row budget),
+wall time.
 Models come from tools/gen_synthetic_model.py (random weights: speed only).
 Prints a Markdown table and writes JSON next to it (--json).
 """
@@ -26,7 +28,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-SUMMARY = re.compile(r"(\d+) prompt tokens \(prefill ([\d.]+) s\), (\d+) generated tokens \(decode ([\d.]+) s\): "
+SUMMARY = re.compile(r"(\d+) prompt tokens \(prefill-only steps ([\d.]+) s\), (\d+) generated tokens \(decode ([\d.]+) s\): "
                      r"([\d.]+) generated tok/s overall, ([\d.]+) tok/s while decoding; (\d+) decode steps, mean batch ([\d.]+)")
 
 

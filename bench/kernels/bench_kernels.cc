@@ -62,21 +62,22 @@ Result TimeIt(double min_seconds, Fn fn) {
 }
 
 void BenchGemv(ThreadPool& pool, MatMulContext& ctx, DType t, const char* name, int64_t n_out, int64_t n_in,
-               double seconds) {
+               double seconds, int64_t m = 1) {
   std::mt19937 rng(1);
   const size_t bytes = *DTypeBytes(t, static_cast<uint64_t>(n_out * n_in));
   const int copies = static_cast<int>(std::max<size_t>(1, (256u << 20) / bytes + 1));
   std::vector<AlignedBuffer> w;
   for (int i = 0; i < copies; ++i) w.push_back(RandomWeights(t, n_out, n_in, rng));
-  std::vector<float> x(n_in), y(n_out);
+  std::vector<float> x(m * n_in), y(m * n_out);
   std::normal_distribution<float> nd;
   for (float& v : x) v = nd(rng);
   const Result r = TimeIt(seconds, [&](int call) {
-    MatMulGemv(ctx, pool, {t, w[call % copies].data(), n_out, n_in}, x.data(), 1, y.data());
+    MatMulGemv(ctx, pool, {t, w[call % copies].data(), n_out, n_in}, x.data(), m, y.data());
   });
-  std::printf("gemv %-5s %-10s [%6lld x %5lld] m=1  %8.1f us  %6.1f GB/s\n", DTypeName(t).data(), name,
-              static_cast<long long>(n_out), static_cast<long long>(n_in), r.seconds_per_call * 1e6,
-              static_cast<double>(bytes) / r.seconds_per_call / 1e9);
+  std::printf("gemv %-5s %-10s [%6lld x %5lld] m=%-3lld %8.1f us  %6.1f GB/s  %7.1f GFLOP/s\n", DTypeName(t).data(), name,
+              static_cast<long long>(n_out), static_cast<long long>(n_in), static_cast<long long>(m),
+              r.seconds_per_call * 1e6, static_cast<double>(bytes) / r.seconds_per_call / 1e9,
+              2.0 * m * n_out * n_in / r.seconds_per_call / 1e9);
 }
 
 void BenchGemm(ThreadPool& pool, MatMulContext& ctx, DType t, const char* name, int64_t n_out, int64_t n_in,
@@ -109,6 +110,8 @@ int Main(int argc, char** argv) {
   const Shape shapes[] = {{"q/o", 2048, 2048}, {"k/v", 512, 2048}, {"gate/up", 8192, 2048}, {"down", 2048, 8192}};
   for (DType t : {DType::kBF16, DType::kQ4_1})
     for (const Shape& s : shapes) BenchGemv(pool, ctx, t, s.name, s.n_out, s.n_in, seconds);
+  // Batched decode (one step of m sequences): the float GEMV reads each weight once.
+  for (int64_t m : {4, 16, 64}) BenchGemv(pool, ctx, DType::kBF16, "gate/up", 8192, 2048, seconds, m);
   for (DType t : {DType::kBF16, DType::kQ4_1})
     for (const Shape& s : shapes) BenchGemm(pool, ctx, t, s.name, s.n_out, s.n_in, 512, seconds);
   return 0;

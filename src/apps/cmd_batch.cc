@@ -322,9 +322,9 @@ int RunBatch(int argc, char** argv) {
                                                                  static_cast<double>(sched_stats.decode_steps)
                                                            : 0.0;
     std::fprintf(stderr,
-                 "spool batch: %lld prompt tokens (prefill %.1f s), %lld generated tokens (decode %.1f s): "
+                 "spool batch: %lld prompt tokens (prefill-only steps %.1f s), %lld generated tokens (decode %.1f s): "
                  "%.2f generated tok/s overall, %.2f tok/s while decoding; %lld decode steps, mean batch %.2f\n",
-                 static_cast<long long>(prompt_tokens), sched_stats.prefill_seconds, static_cast<long long>(gen_tokens),
+                 static_cast<long long>(prompt_tokens), sched_stats.prefill_step_seconds, static_cast<long long>(gen_tokens),
                  sched_stats.decode_seconds, static_cast<double>(gen_tokens) / run_s,
                  sched_stats.decode_seconds > 0 ? static_cast<double>(sched_stats.decode_batch_tokens) / sched_stats.decode_seconds : 0.0,
                  static_cast<long long>(sched_stats.decode_steps), mean_batch);

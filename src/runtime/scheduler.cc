@@ -308,6 +308,7 @@ void Scheduler::Step() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     ++stats_.steps;
+    if (n_decode == 0) stats_.prefill_step_seconds += sw.Seconds();
     if (n_decode > 0) {
       stats_.decode_seconds += sw.Seconds();  // a mixed step counts as decode time
       ++stats_.decode_steps;

@@ -95,7 +95,9 @@ struct SchedulerStats {
   int64_t prompt_tokens = 0, cached_prompt_tokens = 0, generated_tokens = 0;
   int64_t steps = 0;                   // engine steps (weight passes)
   int64_t decode_steps = 0, decode_batch_tokens = 0;  // mean batch = tokens / steps
-  double prefill_seconds = 0, decode_seconds = 0;
+  double prefill_seconds = 0;         // Σ over requests of admission → first token (overlapping)
+  double decode_seconds = 0;          // steps that decoded at least one token
+  double prefill_step_seconds = 0;    // steps that only prefilled
 };
 
 // Engine options a scheduler with `max_active` sequences plans for: steps of up to

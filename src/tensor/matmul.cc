@@ -1,5 +1,8 @@
 #include "tensor/matmul.h"
 
+#include "tensor/simd_util.h"  // first: wraps <immintrin.h>
+
+#include <algorithm>
 #include <vector>
 
 #include "base/check.h"
@@ -23,6 +26,103 @@ void CheckShapes(const WeightView& w, int64_t m) {
   SPOOL_CHECK_MSG(w.n_in % info.block_elems == 0, "n_in must be a whole number of blocks");
   SPOOL_CHECK(reinterpret_cast<uintptr_t>(w.data) % (w.dtype == DType::kF32 ? 4 : 2) == 0);
 }
+// ---- float weights, several activation rows per weight-row read -------------------
+//
+// Batched GEMV for f32/bf16/f16 weights (a decode step of m sequences): register tiles
+// of 4 weight rows × 3 activation rows, so each weight chunk is loaded and widened once
+// per 3 sequences and each activation chunk once per 4 weight rows. Every (weight row, activation
+// row) dot uses exactly DotRow's float order (two accumulators over 32-element steps,
+// masked tail into the first, then acc0 + acc1 and simd::ReduceAdd), so results are
+// bit-identical to DotRow and independent of m (tests/tensor/matmul_test.cc).
+
+inline __m512 WidenF32(const float* p, __mmask16 mask) { return _mm512_maskz_loadu_ps(mask, p); }
+inline __m512 WidenBF16(const uint16_t* p, __mmask16 mask) {
+  const __m512i u = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(mask, p));
+  return _mm512_castsi512_ps(_mm512_slli_epi32(u, 16));
+}
+inline __m512 WidenF16(const uint16_t* p, __mmask16 mask) { return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask, p)); }
+
+// out[r·RX + i] = w_r · x_i for RW weight rows (stride w_stride elements) and RX
+// activation rows (stride x_stride), n elements. Each loaded weight chunk serves RX
+// activation rows and each activation chunk RW weight rows (2·RW·RX accumulators live in
+// registers), so the loads per FMA stay low enough for L2-resident activations.
+template <typename T, __m512 (*Widen)(const T*, __mmask16), int RW, int RX>
+void DotTile(const T* w, int64_t w_stride, const float* x, int64_t x_stride, int64_t n, float* out) {
+  __m512 a0[RW][RX], a1[RW][RX];
+#pragma GCC unroll 4
+  for (int r = 0; r < RW; ++r)
+#pragma GCC unroll 4
+    for (int i = 0; i < RX; ++i) a0[r][i] = a1[r][i] = _mm512_setzero_ps();
+  int64_t j = 0;
+  for (; j + 32 <= n; j += 32) {
+    __m512 w0[RW], w1[RW];
+#pragma GCC unroll 4
+    for (int r = 0; r < RW; ++r) {
+      w0[r] = Widen(w + r * w_stride + j, 0xFFFF);
+      w1[r] = Widen(w + r * w_stride + j + 16, 0xFFFF);
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < RX; ++i) {
+      const __m512 x0 = _mm512_loadu_ps(x + i * x_stride + j), x1 = _mm512_loadu_ps(x + i * x_stride + j + 16);
+#pragma GCC unroll 4
+      for (int r = 0; r < RW; ++r) {
+        a0[r][i] = _mm512_fmadd_ps(w0[r], x0, a0[r][i]);
+        a1[r][i] = _mm512_fmadd_ps(w1[r], x1, a1[r][i]);
+      }
+    }
+  }
+  for (; j < n; j += 16) {
+    const int64_t left = n - j;
+    const __mmask16 mask = left >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << left) - 1);
+#pragma GCC unroll 4
+    for (int r = 0; r < RW; ++r) {
+      const __m512 w0 = Widen(w + r * w_stride + j, mask);
+#pragma GCC unroll 4
+      for (int i = 0; i < RX; ++i)
+        a0[r][i] = _mm512_fmadd_ps(w0, _mm512_maskz_loadu_ps(mask, x + i * x_stride + j), a0[r][i]);
+    }
+  }
+#pragma GCC unroll 4
+  for (int r = 0; r < RW; ++r)
+#pragma GCC unroll 4
+    for (int i = 0; i < RX; ++i) out[r * RX + i] = simd::ReduceAdd(_mm512_add_ps(a0[r][i], a1[r][i]));
+}
+
+// y[i, r] for weight rows [begin, end) and all m activation rows, in tiles of 4 weight
+// rows × 3 activation rows (edges with smaller tiles: same per-pair arithmetic).
+template <typename T, __m512 (*Widen)(const T*, __mmask16)>
+void GemvFloatRows(const WeightView& w, const float* x, int64_t m, float* y, size_t begin, size_t end) {
+  const T* wdata = static_cast<const T*>(w.data);
+  const int64_t k = w.n_in, n_out = w.n_out;
+  constexpr int RW = 4, RX = 3;
+  float tile[RW * RX];
+  auto store = [&](int64_t r0, int64_t i0, int rw, int rx) {
+    for (int r = 0; r < rw; ++r)
+      for (int i = 0; i < rx; ++i) y[(i0 + i) * n_out + r0 + r] = tile[r * rx + i];
+  };
+  auto rows_of = [&](int64_t r0, int rw) {
+    int64_t i0 = 0;
+    for (; i0 + RX <= m; i0 += RX) {
+      if (rw == RW) DotTile<T, Widen, RW, RX>(wdata + r0 * k, k, x + i0 * k, k, k, tile);
+      else DotTile<T, Widen, 1, RX>(wdata + r0 * k, k, x + i0 * k, k, k, tile);
+      store(r0, i0, rw, RX);
+    }
+    const int rest = static_cast<int>(m - i0);
+    if (rest == 2) {
+      if (rw == RW) DotTile<T, Widen, RW, 2>(wdata + r0 * k, k, x + i0 * k, k, k, tile);
+      else DotTile<T, Widen, 1, 2>(wdata + r0 * k, k, x + i0 * k, k, k, tile);
+      store(r0, i0, rw, 2);
+    } else if (rest == 1) {
+      if (rw == RW) DotTile<T, Widen, RW, 1>(wdata + r0 * k, k, x + i0 * k, k, k, tile);
+      else DotTile<T, Widen, 1, 1>(wdata + r0 * k, k, x + i0 * k, k, k, tile);
+      store(r0, i0, rw, 1);
+    }
+  };
+  int64_t r0 = static_cast<int64_t>(begin);
+  for (; r0 + RW <= static_cast<int64_t>(end); r0 += RW) rows_of(r0, RW);
+  for (; r0 < static_cast<int64_t>(end); ++r0) rows_of(r0, 1);
+}
+
 }  // namespace
 
 void MatMulGemv(MatMulContext& ctx, ThreadPool& pool, const WeightView& w, const float* x, int64_t m, float* y) {
@@ -38,6 +138,20 @@ void MatMulGemv(MatMulContext& ctx, ThreadPool& pool, const WeightView& w, const
     uint8_t* buf = ctx.impl().act.data();
     for (int64_t i = 0; i < m; ++i) PrepareActivationRow(fmt, x + i * w.n_in, buf + i * act_bytes, w.n_in);
     act = buf;
+  }
+  if (fmt == ActFormat::kF32 && m > 1) {
+    pool.ParallelFor(
+        static_cast<size_t>(w.n_out),
+        [&](size_t begin, size_t end, int) {
+          switch (w.dtype) {
+            case DType::kF32: return GemvFloatRows<float, WidenF32>(w, x, m, y, begin, end);
+            case DType::kBF16: return GemvFloatRows<uint16_t, WidenBF16>(w, x, m, y, begin, end);
+            case DType::kF16: return GemvFloatRows<uint16_t, WidenF16>(w, x, m, y, begin, end);
+            default: SPOOL_CHECK_MSG(false, "float GEMV: not a float weight type");
+          }
+        },
+        /*grain=*/16);
+    return;
   }
   const size_t row_bytes = *DTypeBytes(w.dtype, static_cast<uint64_t>(w.n_in));
   const uint8_t* wdata = static_cast<const uint8_t*>(w.data);

@@ -54,7 +54,7 @@ TEST_P(MatMulTest, GemvMatchesReference) {
   std::mt19937 rng(11);
   ThreadPool pool(2);
   MatMulContext ctx;
-  for (Case c : {Case{t, 37, 512, 1}, Case{t, 64, 768, 3}, Case{t, 5, 256, 4}}) {
+  for (Case c : {Case{t, 37, 512, 1}, Case{t, 64, 768, 3}, Case{t, 5, 256, 4}, Case{t, 19, 512, 9}}) {
     Data d = MakeData(c, rng);
     WeightView w{t, d.w.data(), c.n_out, c.n_in};
     std::vector<float> y(c.m * c.n_out), y_ref(c.m * c.n_out);
@@ -64,6 +64,31 @@ TEST_P(MatMulTest, GemvMatchesReference) {
       for (int64_t r = 0; r < c.n_out; ++r)
         ASSERT_NEAR(y[i * c.n_out + r], y_ref[i * c.n_out + r], 1e-5 * Magnitude(d, c, i, r) + 1e-6)
             << DTypeName(t) << " row " << r << " m " << i;
+  }
+}
+
+// Batch invariance, which decode relies on (a sequence's tokens must not depend on how
+// many others share its step): every GEMV row is bit-identical to computing that row
+// alone, for any m (float weights take a multi-row kernel for m > 1) and odd n_in
+// (masked tails).
+TEST_P(MatMulTest, GemvRowsAreBitIdenticalWhateverM) {
+  const DType t = GetParam();
+  std::mt19937 rng(23);
+  ThreadPool pool(2);
+  MatMulContext ctx;
+  const int64_t block = GetDTypeInfo(t).block_elems;
+  const int64_t n_in = block == 1 ? 16 * 7 + 5 : block * 5;  // tails for float types
+  for (int64_t m : {2, 3, 4, 5, 8, 9, 17}) {
+    Case c{t, 29, n_in, m};
+    Data d = MakeData(c, rng);
+    WeightView w{t, d.w.data(), c.n_out, c.n_in};
+    std::vector<float> y(m * c.n_out), one(c.n_out);
+    MatMulGemv(ctx, pool, w, d.x.data(), m, y.data());
+    for (int64_t i = 0; i < m; ++i) {
+      MatMulGemv(ctx, pool, w, d.x.data() + i * c.n_in, 1, one.data());
+      ASSERT_EQ(0, std::memcmp(one.data(), y.data() + i * c.n_out, one.size() * sizeof(float)))
+          << DTypeName(t) << " m=" << m << " row " << i;
+    }
   }
 }
 
