@@ -7,8 +7,11 @@
 //   AttentionState st;  st.Reset(n_q, shape);
 //   for each page (any order): AttentionFoldPage(pool, shape, q, pos_q, n_q, page, st);
 //   AttentionFinalize(shape, st, out);
-// Numerics: scores and the softmax are f32; K/V stored as bf16 are widened exactly.
+// Numerics: scores and the softmax are f32; K/V stored as bf16 are widened exactly;
+// exp is simd::Exp (within 1 ulp of the rounded exact value).
 // Versus AttentionRef (materialised scores, double softmax): |Δ| <= 1e-5 · max|v| + 1e-6.
+// Each (query, head) result depends only on its q, position and the pages folded (and
+// their order): not on n_q, the thread count, or the pages' addresses (bit for bit).
 #pragma once
 
 #include <cstdint>
@@ -55,7 +58,9 @@ class AttentionState {
 };
 
 // Folds one page into st: for query i and head h, keys with position <= pos_q[i] take
-// part (others are masked). Parallel over (query, head) pairs.
+// part (others are masked). Parallel over (kv head × query block × head block) items;
+// each item widens and transposes its kv head's page once (f32 scratch per thread,
+// O(page tokens × head_dim)) for all the query heads of the group and all its queries.
 // q: [n_q, n_head, head_dim]   pos_q: [n_q]
 void AttentionFoldPage(ThreadPool& pool, const AttentionShape& shape, const float* q, const int64_t* pos_q,
                        int64_t n_q, const KvPageView& page, AttentionState& st);
