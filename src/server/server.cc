@@ -17,6 +17,7 @@
 #include "runtime/scheduler.h"
 #include "server/api_request.h"
 #include "server/api_response.h"
+#include "server/connection_probe.h"
 #include "server/metrics.h"
 
 namespace spool::server {
@@ -168,11 +169,27 @@ struct Server::Impl {
     sr.cache_key = spec.session;
     const double t0 = NowSeconds();
     auto handle = scheduler->Submit(std::move(sr));
+    // While waiting (queue, prefill, decode), a client that went away cancels its request.
+    const ConnectionProbe probe = ConnectionProbe::Find(req.local_addr, req.local_port, req.remote_addr, req.remote_port);
+    // The probe is polled every 250 ms, whether or not tokens arrive in between.
+    double last_probe = NowSeconds();
+    auto wait = [&](Event* ev) {  // false: the client is gone and the request was cancelled
+      for (;;) {
+        const bool got = handle->Next(ev, 250);
+        if (!got || NowSeconds() - last_probe >= 0.25) {
+          last_probe = NowSeconds();
+          if (probe.ClientGone()) {
+            handle->Cancel();
+            return false;
+          }
+        }
+        if (got) return true;
+      }
+    };
 
     // The first event decides the status code: an error before any text is an HTTP error.
     Event first;
-    while (!handle->Next(&first, 1000)) {
-    }
+    if (!wait(&first)) return;
     if (first.kind == Event::Kind::kError) return SendError(res, FromStatus(first.error), ollama);
 
     ResponseMeta meta{RandomId(chat ? "chatcmpl-" : "cmpl-"), static_cast<int64_t>(std::time(nullptr)), spec.model.empty() ? model_id : spec.model,
@@ -184,8 +201,7 @@ struct Server::Impl {
         if (ev.kind == Event::Kind::kText) text += ev.text;
         if (ev.kind == Event::Kind::kError) return SendError(res, FromStatus(ev.error), ollama);
         if (ev.kind == Event::Kind::kDone) break;
-        while (!handle->Next(&ev, 1000)) {
-        }
+        if (!wait(&ev)) return;
       }
       metrics.AddRequestTimings(ev.completion);
       if (ollama) return SendJson(res, 200, OllamaFinal(meta.model, chat, ev.completion.text, ev.completion, NowSeconds() - t0));
@@ -204,7 +220,7 @@ struct Server::Impl {
     res.set_header("Cache-Control", "no-cache");
     res.set_chunked_content_provider(
         ollama ? "application/x-ndjson" : "text/event-stream",
-        [this, st, meta, chat, ollama, include_usage, t0](size_t, httplib::DataSink& sink) -> bool {
+        [this, st, meta, chat, ollama, include_usage, t0, probe](size_t, httplib::DataSink& sink) -> bool {
           auto write = [&](const std::string& s) {
             if (sink.write(s.data(), s.size())) return true;
             st->handle->Cancel();
@@ -219,7 +235,7 @@ struct Server::Impl {
             ev = std::move(*st->first);
             st->first.reset();
           } else if (!st->handle->Next(&ev, 250)) {
-            if (!sink.is_writable()) {
+            if (probe.ClientGone() || !sink.is_writable()) {
               st->handle->Cancel();
               return false;
             }
