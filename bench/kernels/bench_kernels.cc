@@ -112,8 +112,18 @@ int Main(int argc, char** argv) {
     for (const Shape& s : shapes) BenchGemv(pool, ctx, t, s.name, s.n_out, s.n_in, seconds);
   // Batched decode (one step of m sequences): the float GEMV reads each weight once.
   for (int64_t m : {4, 16, 64}) BenchGemv(pool, ctx, DType::kBF16, "gate/up", 8192, 2048, seconds, m);
+  // Llama-3.1-8B shapes (dim 4096, ffn 14336): the batch benchmark's compute-bound steps.
+  for (int64_t m : {1, 16, 64}) {
+    BenchGemv(pool, ctx, DType::kBF16, "8b up", 14336, 4096, seconds, m);
+    BenchGemv(pool, ctx, DType::kBF16, "8b down", 4096, 14336, seconds, m);
+  }
   for (DType t : {DType::kBF16, DType::kQ4_1})
     for (const Shape& s : shapes) BenchGemm(pool, ctx, t, s.name, s.n_out, s.n_in, 512, seconds);
+  // Small prefill chunks (many short prompts in one step): GEMM vs the batched GEMV.
+  for (int64_t m : {9, 16, 32, 64, 128}) {
+    BenchGemm(pool, ctx, DType::kBF16, "8b up", 14336, 4096, m, seconds);
+    BenchGemv(pool, ctx, DType::kBF16, "8b up", 14336, 4096, seconds, m);
+  }
   return 0;
 }
 
