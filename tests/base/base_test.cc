@@ -1,7 +1,10 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <cmath>
+#include <thread>
+#include <vector>
 
 #include "base/dtype.h"
 #include "base/progress.h"
@@ -64,6 +67,31 @@ TEST(ThreadPool, CoversRangeExactlyOnce) {
     });
     for (size_t i = 0; i < n; ++i) EXPECT_EQ(hits[i].load(), 1);
   }
+}
+
+// The hand-off either way: back-to-back calls (workers still spinning) and calls after
+// the pool went to sleep (longer than ThreadPool::kSpinMicros idle), with every worker
+// taking part; and a pool destroyed while its workers spin or sleep.
+TEST(ThreadPool, SpinAndSleepHandOffs) {
+  for (int threads : {2, 3, 8}) {
+    ThreadPool pool(threads);
+    std::atomic<int64_t> total{0};
+    std::vector<std::atomic<int>> used(threads);
+    for (int call = 0; call < 2000; ++call) {
+      if (call % 500 == 499) std::this_thread::sleep_for(std::chrono::microseconds(3 * ThreadPool::kSpinMicros));
+      pool.ParallelFor(static_cast<size_t>(threads) * 16, [&](size_t b, size_t e, int t) {
+        total += static_cast<int64_t>(e - b);
+        used[t]++;
+      }, /*grain=*/16);
+    }
+    EXPECT_EQ(total.load(), 2000 * threads * 16);
+    for (int t = 0; t < threads; ++t) EXPECT_EQ(used[t].load(), 2000) << "thread " << t;
+  }
+  { ThreadPool spinning(2); spinning.ParallelFor(64, [](size_t, size_t, int) {}); }  // destroyed while spinning
+  {
+    ThreadPool sleeping(2);
+    std::this_thread::sleep_for(std::chrono::microseconds(3 * ThreadPool::kSpinMicros));
+  }  // destroyed while asleep
 }
 
 TEST(ProgressLine, RendersDoneTotalRateEta) {

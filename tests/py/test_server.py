@@ -201,49 +201,50 @@ def test_prefix_reuse_gives_the_same_text(server, client):
     assert again.choices[0].message.content == first.choices[0].message.content
 
 
-def test_disconnect_cancels(server):
-    def cancelled():
-        _, text = server.request("GET", "/metrics")
-        line = [l for l in text.splitlines() if l.startswith("spool_generations_cancelled_total ")]
-        return float(line[0].split()[1])
+def cancelled_count(server):
+    _, text = server.request("GET", "/metrics")
+    line = [l for l in text.splitlines() if l.startswith("spool_generations_cancelled_total ")]
+    return float(line[0].split()[1])
 
-    before = cancelled()
-    body = json.dumps({"prompt": "Once upon a time", "max_tokens": 900, "ignore_eos": True, "stream": True}).encode()
+
+def open_completion(server, stream):
+    """A raw socket that has sent one long completion request (900 tokens)."""
+    body = json.dumps({"prompt": "Once upon a time", "max_tokens": 900, "ignore_eos": True, "stream": stream}).encode()
     s = socket.create_connection(("127.0.0.1", server.port))
     s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
               b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+    return s
+
+
+def wait_cancelled(server, before, seconds=20):
+    """Seconds until the cancelled counter passes `before` (fails after `seconds`)."""
+    t0 = time.time()
+    while cancelled_count(server) == before and time.time() < t0 + seconds:
+        time.sleep(0.1)
+    assert cancelled_count(server) == before + 1
+    return time.time() - t0
+
+
+def test_disconnect_cancels(server):
+    before = cancelled_count(server)
+    s = open_completion(server, stream=True)
     got, t0 = b"", time.time()
     while b"data:" not in got and time.time() < t0 + 30:  # headers and chunks may come in separate reads
         got += s.recv(4096)
     assert b"data:" in got
     s.close()
-    deadline = time.time() + 20
-    while cancelled() == before and time.time() < deadline:
-        time.sleep(0.2)
-    assert cancelled() == before + 1
+    wait_cancelled(server, before)
 
 
 def test_disconnect_cancels_non_streaming(server):
     # A non-streaming client gets no bytes until the end, so only the connection probe
     # (server/connection_probe.h) can tell that it left.
-    def cancelled():
-        _, text = server.request("GET", "/metrics")
-        line = [l for l in text.splitlines() if l.startswith("spool_generations_cancelled_total ")]
-        return float(line[0].split()[1])
-
-    before = cancelled()
-    body = json.dumps({"prompt": "Once upon a time", "max_tokens": 900, "ignore_eos": True}).encode()
-    s = socket.create_connection(("127.0.0.1", server.port))
-    s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-              b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+    before = cancelled_count(server)
+    s = open_completion(server, stream=False)
     time.sleep(1.0)
     s.close()
-    t0 = time.time()
-    while cancelled() == before and time.time() < t0 + 20:
-        time.sleep(0.1)
-    assert cancelled() == before + 1
     # Noticed within the 250 ms polling interval, far before 900 tokens are done.
-    assert time.time() - t0 < 5
+    assert wait_cancelled(server, before) < 5
     # And the server still answers.
     status, health = server.request("GET", "/health")
     assert status == 200 and health["status"] == "ok"
