@@ -24,6 +24,7 @@
 #include "apps/model_names.h"
 #include "apps/prompt.h"
 #include "base/strings.h"
+#include "kv/session.h"
 #include "runtime/generate.h"
 
 namespace spool::apps {
@@ -105,10 +106,10 @@ Json SaveJson(const ChatState& st) {
                 {"num_predict", st.max_tokens}}}};
 }
 
-Status LoadJson(ChatState& st, const std::string& path) {
-  SPOOL_ASSIGN_OR_RETURN(std::string text, ReadFileToString(path));
-  Json j = Json::parse(text, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) return InvalidArgument(path + ": not a JSON object");
+// Applies a conversation saved by SaveJson (from /save, or a chat session's settings);
+// `path` names it in errors.
+Status LoadJsonObject(ChatState& st, const Json& j, const std::string& path) {
+  if (!j.is_object()) return InvalidArgument(path + ": not a JSON object");
   if (!j.contains("messages") || !j["messages"].is_array()) return InvalidArgument(path + ": 'messages' must be an array");
   for (const auto& m : j["messages"])
     if (!m.is_object() || !m.contains("role") || !m["role"].is_string() || !m.contains("content") || !m["content"].is_string())
@@ -126,6 +127,44 @@ Status LoadJson(ChatState& st, const std::string& path) {
   st = next;
   return Status::Ok();
 }
+
+Status LoadJson(ChatState& st, const std::string& path) {
+  SPOOL_ASSIGN_OR_RETURN(std::string text, ReadFileToString(path));
+  Json j = Json::parse(text, nullptr, false);
+  if (j.is_discarded()) return InvalidArgument(path + ": not a JSON object");
+  return LoadJsonObject(st, j, path);
+}
+
+// --session NAME: the conversation (settings["chat"], as SaveJson) and its KV cache in
+// spool's sessions/ (kv/session.h), saved after every answer, so a later `spool chat
+// --session NAME` continues without recomputing what the cache holds.
+struct ChatSession {
+  std::string path;  // "" = none
+
+  // Loads an existing session into st and returns its sequence; a new name gives a fresh one.
+  Result<std::unique_ptr<runtime::Sequence>> Open(runtime::Engine& engine, const std::string& name, ChatState& st) {
+    if (name.empty()) return engine.NewSequence();
+    SPOOL_TRY(kv::ValidateSessionName(name));
+    path = kv::SessionPath(kv::DefaultSessionsDir(), name);
+    struct stat sb{};
+    if (::stat(path.c_str(), &sb) != 0) return engine.NewSequence();
+    SPOOL_ASSIGN_OR_RETURN(kv::SessionInfo info, kv::ReadSessionInfo(path));
+    if (!info.settings.contains("chat"))
+      return InvalidArgument(path + ": not a chat session (it was saved by spool run; continue it there)");
+    SPOOL_TRY(LoadJsonObject(st, info.settings["chat"], path));
+    std::vector<int32_t> pending;
+    SPOOL_ASSIGN_OR_RETURN(auto seq, engine.LoadSession(path, &pending));
+    std::printf("Resumed session %s: %zu messages, %lld tokens cached.\n", name.c_str(), st.messages.size(),
+                static_cast<long long>(seq->n_tokens()));
+    return seq;
+  }
+
+  void Save(runtime::Engine& engine, runtime::Sequence& seq, const ChatState& st) const {
+    if (path.empty()) return;
+    Status s = engine.SaveSession(path, seq, {}, Json{{"chat", SaveJson(st)}});
+    if (!s.ok()) std::printf("warning: the session was not saved: %s\n", s.message().c_str());
+  }
+};
 
 // Reads one user message: a line, or a """-delimited block. Returns false on EOF.
 bool ReadMessage(std::string* out) {
@@ -179,6 +218,8 @@ int RunChat(int argc, char** argv) {
   int64_t& n_predict = p.Int("-n,--max-tokens", 512, "tokens per answer at most");
   std::string& system = p.String("--system", "", "system message");
   std::string& load = p.String("--load", "", "start from a conversation saved with /save");
+  std::string& session = p.String("--session", "", "keep the conversation and its KV cache in spool's sessions/ under NAME, "
+                                                   "saved after every answer; an existing NAME is resumed");
   int code;
   if (HandleParse(p, argc, argv, &code)) return code;
   if (p.positional().size() != 1) {
@@ -222,7 +263,10 @@ int RunChat(int argc, char** argv) {
 
   std::printf("spool chat: %s (ctx %lld). /help for commands, /bye to leave.\n", p.positional()[0].c_str(),
               static_cast<long long>(engine.ctx()));
-  auto seq = engine.NewSequence();
+  ChatSession chat_session;
+  auto seq_r = chat_session.Open(engine, session, st);
+  if (!seq_r.ok()) return Fail(seq_r.status().message());
+  std::unique_ptr<runtime::Sequence> seq = std::move(seq_r).value();
   std::string input;
   while (ReadMessage(&input)) {
     if (input[0] == '/') {
@@ -292,6 +336,7 @@ int RunChat(int argc, char** argv) {
     if (res->finish_reason == "cancelled") std::printf("^C");
     std::printf("\n\n");
     st.messages.push_back({{"role", "assistant"}, {"content", res->text}});
+    chat_session.Save(engine, *seq, st);
   }
   std::string dir = SpoolHome();
   if (::mkdir(dir.c_str(), 0755) == 0 || errno == EEXIST) write_history(history.c_str());

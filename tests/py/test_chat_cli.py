@@ -81,3 +81,49 @@ def test_ctrl_c_stops_the_answer_not_the_chat(tmp_path):
     assert "num_predict" in answer
     child.sendline("/bye")
     child.expect(pexpect.EOF)
+
+
+def test_chat_session_survives_a_restart(tmp_path):
+    """--session NAME: a conversation continued in a new process gives exactly the answer
+    of one uninterrupted chat, from the restored KV cache (greedy)."""
+    q1, q2 = "What is the capital of France?", "And of Italy?"
+    child = start(tmp_path, "-n", "12")
+    a1, a2 = ask(child, q1), ask(child, q2)
+    child.sendline("/bye")
+    child.expect(pexpect.EOF)
+
+    child = start(tmp_path, "-n", "12", "--session", "trip")
+    assert ask(child, q1) == a1
+    child.sendline("/bye")
+    child.expect(pexpect.EOF)
+    assert (tmp_path / "home" / "sessions" / "trip.session").exists()
+
+    env = {**os.environ, "SPOOL_HOME": str(tmp_path / "home"), "TERM": "dumb"}
+    child = pexpect.spawn(binary(), ["chat", MODEL, "--temp", "0", "--threads", "2", "-n", "12", "--session", "trip"],
+                          env=env, encoding="utf-8", timeout=60, dimensions=(50, 400))
+    child.expect(r"Resumed session trip: 2 messages, (\d+) tokens cached\.")
+    assert int(child.match.group(1)) > 20
+    child.expect_exact(">>> ")
+    assert ask(child, q2) == a2
+    child.sendline("/bye")
+    child.expect(pexpect.EOF)
+
+
+def test_chat_refuses_a_session_made_by_run(tmp_path):
+    env = {**os.environ, "SPOOL_HOME": str(tmp_path / "home")}
+    r = subprocess.run([binary(), "run", MODEL, "Once upon a time", "-n", "2", "--temp", "0", "--session", "story"],
+                       env=env, capture_output=True, timeout=120)
+    assert r.returncode == 0, r.stderr.decode()
+    r = subprocess.run([binary(), "chat", MODEL, "--session", "story"], env=env, capture_output=True, timeout=60,
+                       stdin=subprocess.DEVNULL)
+    assert r.returncode != 0
+    assert b"not a chat session" in r.stderr
+    # A damaged session file: a clear error naming it, and the file is left alone.
+    bad = tmp_path / "home" / "sessions" / "bad.session"
+    bad.write_bytes(b"SPOOLSES" + b"\0" * 40)
+    r = subprocess.run([binary(), "chat", MODEL, "--session", "bad"], env=env, capture_output=True, timeout=60,
+                       stdin=subprocess.DEVNULL)
+    assert r.returncode != 0
+    assert b"bad.session" in r.stderr
+    assert bad.read_bytes() == b"SPOOLSES" + b"\0" * 40
+
