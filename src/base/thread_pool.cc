@@ -40,8 +40,7 @@ ThreadPool::ThreadPool(int n_threads) {
 ThreadPool::~ThreadPool() {
   {
     std::lock_guard<std::mutex> lk(mu_);
-    stop_ = true;
-    stop_flag_.store(true, std::memory_order_release);
+    stop_.store(true, std::memory_order_release);
   }
   cv_work_.notify_all();
   for (auto& t : workers_) t.join();
@@ -81,7 +80,7 @@ void ThreadPool::WorkerLoop(int index) {
   uint64_t seen = 0;
   for (;;) {
     auto has_work = [&] {
-      return stop_flag_.load(std::memory_order_acquire) || generation_.load(std::memory_order_acquire) != seen;
+      return stop_.load(std::memory_order_acquire) || generation_.load(std::memory_order_acquire) != seen;
     };
     if (!SpinFor(has_work, spin_micros_)) {
       std::unique_lock<std::mutex> lk(mu_);
@@ -92,7 +91,7 @@ void ThreadPool::WorkerLoop(int index) {
     int parts;
     {
       std::lock_guard<std::mutex> lk(mu_);
-      if (stop_) return;
+      if (stop_.load(std::memory_order_relaxed)) return;
       seen = generation_.load(std::memory_order_relaxed);
       fn = fn_;
       n = n_;

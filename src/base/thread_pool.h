@@ -56,8 +56,7 @@ class ThreadPool {
   int n_parts_ = 0;
   std::atomic<uint64_t> generation_{0};
   std::atomic<int> pending_{0};  // workers' ranges not done yet
-  bool stop_ = false;            // guarded by mu_
-  std::atomic<bool> stop_flag_{false};
+  std::atomic<bool> stop_{false};  // set under mu_ (so sleeping workers see it)
 };
 
 }  // namespace spool

@@ -19,7 +19,6 @@ class ConnectionProbe {
   static ConnectionProbe Find(const std::string& local_addr, int local_port, const std::string& remote_addr,
                               int remote_port);
 
-  bool found() const { return fd_ >= 0; }
   // True once the client has closed or reset the connection. Cheap (one poll, no wait).
   bool ClientGone() const;
 
