@@ -11,7 +11,7 @@ APT_PACKAGES=(
   libgtest-dev nlohmann-json3-dev
   liburing-dev libpcre2-dev libutf8proc-dev libdnnl-dev
   libcpp-httplib-dev libcurl4-openssl-dev libedit-dev libssl-dev zlib1g-dev
-  fio tmux
+  fio tmux ccache
 )
 PIP_PACKAGES=(pytest pexpect openai)
 
