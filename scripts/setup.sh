@@ -10,7 +10,7 @@ APT_PACKAGES=(
   build-essential cmake ninja-build pkg-config git python3 python3-pip unzip
   libgtest-dev nlohmann-json3-dev
   liburing-dev libpcre2-dev libutf8proc-dev libdnnl-dev
-  libcpp-httplib-dev libcurl4-openssl-dev libedit-dev libssl-dev zlib1g-dev
+  libcpp-httplib-dev libboost1.74-dev libcurl4-openssl-dev libedit-dev libssl-dev zlib1g-dev
   fio tmux ccache
 )
 PIP_PACKAGES=(pytest pexpect openai)

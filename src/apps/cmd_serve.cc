@@ -20,11 +20,18 @@ int RunServe(int argc, char** argv) {
   EngineFlags ef = AddEngineFlags(p);
   std::string& host = p.String("--host", "127.0.0.1", "address to listen on");
   int64_t& port = p.Int("--port", 8080, "TCP port (0: any free port)");
-  std::string& api_key = p.String("--api-key", "", "require 'Authorization: Bearer KEY' (default: $SPOOL_API_KEY)");
+  std::string& api_key = p.String("--api-key", "",
+                                  "require 'Authorization: Bearer KEY' (visible in ps: prefer $SPOOL_API_KEY or --api-key-file)");
+  std::string& api_key_file = p.String("--api-key-file", "", "read the API key from this file (first line)");
   int64_t& parallel = p.Int("-np,--parallel", 4, "sequences decoded together in one step");
   int64_t& cache_entries = p.Int("--cache-entries", 4, "finished sequences kept for prefix reuse (0: off)");
   std::string& alias = p.String("--alias", "", "model id that clients use (default: derived from MODEL)");
-  std::string& max_body = p.String("--max-body", "8M", "largest request body accepted");
+  std::string& max_body = p.String("--max-body", "8M", "largest request body accepted (any transfer encoding)");
+  std::string& max_header = p.String("--max-header-bytes", "64K", "largest request line + header block (431/414 beyond)");
+  int64_t& max_connections = p.Int("--max-connections", 512, "open connections; more get 503 + Retry-After");
+  int64_t& max_queue = p.Int("--max-queue", 64, "requests waiting for an HTTP thread; more get 503 + Retry-After");
+  double& request_timeout = p.Float("--request-timeout", 30, "seconds to receive a whole request from its first byte (408)");
+  int64_t& http_threads = p.Int("--http-threads", 0, "threads that run request handlers (0: 4 x parallel + 8)");
   bool& log_requests = p.Flag("--log-requests", "print one line per request on stderr");
   int code;
   if (HandleParse(p, argc, argv, &code)) return code;
@@ -39,6 +46,14 @@ int RunServe(int argc, char** argv) {
   if (cache_entries < 0 || cache_entries > 1024) return Fail("--cache-entries must be in [0, 1024]");
   auto body = ParseSize(max_body);
   if (!body.ok() || *body < 1024) return Fail("--max-body must be a size of at least 1K, got '" + max_body + "'");
+  auto header = ParseSize(max_header);
+  if (!header.ok() || *header < 1024 || *header > (64u << 20))
+    return Fail("--max-header-bytes must be a size in [1K, 64M], got '" + max_header + "'");
+  if (max_connections < 1 || max_connections > 100000) return Fail("--max-connections must be in [1, 100000]");
+  if (max_queue < 0 || max_queue > 100000) return Fail("--max-queue must be in [0, 100000]");
+  if (!(request_timeout > 0 && request_timeout <= 3600)) return Fail("--request-timeout must be in (0, 3600] seconds");
+  if (http_threads < 0 || http_threads > 4096) return Fail("--http-threads must be in [0, 4096]");
+  if (!api_key.empty() && !api_key_file.empty()) return Fail("give --api-key or --api-key-file, not both");
   auto resolved = ResolveModelName(p.positional()[0]);
   if (!resolved.ok()) return Fail(resolved.status().message());
 
@@ -46,6 +61,12 @@ int RunServe(int argc, char** argv) {
   so.host = host;
   so.port = static_cast<int>(port);
   so.api_key = api_key;
+  if (!api_key_file.empty()) {
+    auto text = ReadFileToString(api_key_file);
+    if (!text.ok()) return Fail("--api-key-file: " + text.status().message());
+    so.api_key = text->substr(0, text->find_first_of("\r\n"));
+    if (so.api_key.empty()) return Fail("--api-key-file: " + api_key_file + " holds no key on its first line");
+  }
   if (so.api_key.empty())
     if (const char* k = std::getenv("SPOOL_API_KEY")) so.api_key = k;
   so.model = resolved->path;
@@ -54,6 +75,11 @@ int RunServe(int argc, char** argv) {
   so.parallel = static_cast<int>(parallel);
   so.prefix_cache_entries = static_cast<int>(cache_entries);
   so.max_body_bytes = *body;
+  so.max_header_bytes = *header;
+  so.max_connections = static_cast<int>(max_connections);
+  so.max_queue = static_cast<int>(max_queue);
+  so.request_timeout_s = request_timeout;
+  so.http_threads = static_cast<int>(http_threads);
   so.log_requests = log_requests;
 
   // Signals go to one watcher thread (created before any other thread so that every

@@ -10,14 +10,12 @@
 #include <optional>
 #include <random>
 
-#include <httplib.h>
-
 #include "base/timer.h"
 #include "chat/chat_template.h"
 #include "runtime/scheduler.h"
 #include "server/api_request.h"
 #include "server/api_response.h"
-#include "server/connection_probe.h"
+#include "server/http_server.h"
 #include "server/metrics.h"
 
 namespace spool::server {
@@ -45,6 +43,16 @@ std::string RandomId(const char* prefix) {
   return id;
 }
 
+// "Bearer KEY" against the key, in time that does not depend on where they differ.
+bool ApiKeyMatches(const std::string& authorization, const std::string& key) {
+  static const std::string kBearer = "Bearer ";
+  const std::string given = authorization.compare(0, kBearer.size(), kBearer) == 0 ? authorization.substr(kBearer.size()) : "";
+  unsigned diff = given.size() != key.size() ? 1u : 0u;
+  for (size_t i = 0; i < key.size(); ++i)
+    diff |= static_cast<unsigned char>(key[i]) ^ static_cast<unsigned char>(i < given.size() ? given[i] : 0);
+  return diff == 0;
+}
+
 bool IsOllama(ApiKind k) { return k == ApiKind::kOllamaChat || k == ApiKind::kOllamaGenerate; }
 bool IsChat(ApiKind k) { return k == ApiKind::kOpenAIChat || k == ApiKind::kOllamaChat; }
 
@@ -65,7 +73,7 @@ ApiError FromStatus(const Status& st) {
 
 struct Server::Impl {
   ServerOptions opts;
-  httplib::Server http;
+  http::Server http;
   std::atomic<bool> ready{false};
   std::atomic<int> bound_port{0};
   std::unique_ptr<runtime::Engine> engine;
@@ -80,15 +88,15 @@ struct Server::Impl {
   Metrics metrics;
 
   // ---- helpers ----
-  static void SendJson(httplib::Response& res, int status, const Json& j) {
+  static void SendJson(http::Response& res, int status, const Json& j) {
     res.status = status;
     res.set_content(Dump(j), "application/json");
   }
-  static void SendError(httplib::Response& res, const ApiError& e, bool ollama) {
+  static void SendError(http::Response& res, const ApiError& e, bool ollama) {
     if (ollama) SendJson(res, e.status, Json{{"error", e.message}});
     else SendJson(res, e.status, e.ToJson());
   }
-  bool CheckReady(httplib::Response& res, bool ollama) {
+  bool CheckReady(http::Response& res, bool ollama) {
     if (ready.load()) return true;
     SendError(res, ApiError{503, "The model is still loading; retry shortly.", "server_error", "", "model_loading"}, ollama);
     return false;
@@ -146,7 +154,7 @@ struct Server::Impl {
   }
 
   // ---- generation endpoints ----
-  void HandleGenerate(const httplib::Request& req, httplib::Response& res, ApiKind kind) {
+  void HandleGenerate(const http::Request& req, http::Response& res, ApiKind kind) {
     const bool ollama = IsOllama(kind), chat = IsChat(kind);
     if (!CheckReady(res, ollama)) return;
     Json body;
@@ -170,15 +178,14 @@ struct Server::Impl {
     const double t0 = NowSeconds();
     auto handle = scheduler->Submit(std::move(sr));
     // While waiting (queue, prefill, decode), a client that went away cancels its request.
-    const ConnectionProbe probe = ConnectionProbe::Find(req.local_addr, req.local_port, req.remote_addr, req.remote_port);
-    // The probe is polled every 250 ms, whether or not tokens arrive in between.
+    // The connection is polled every 250 ms, whether or not tokens arrive in between.
     double last_probe = NowSeconds();
     auto wait = [&](Event* ev) {  // false: the client is gone and the request was cancelled
       for (;;) {
         const bool got = handle->Next(ev, 250);
         if (!got || NowSeconds() - last_probe >= 0.25) {
           last_probe = NowSeconds();
-          if (probe.ClientGone()) {
+          if (req.is_connection_closed()) {
             handle->Cancel();
             return false;
           }
@@ -220,7 +227,7 @@ struct Server::Impl {
     res.set_header("Cache-Control", "no-cache");
     res.set_chunked_content_provider(
         ollama ? "application/x-ndjson" : "text/event-stream",
-        [this, st, meta, chat, ollama, include_usage, t0, probe](size_t, httplib::DataSink& sink) -> bool {
+        [this, st, meta, chat, ollama, include_usage, t0, &req](size_t, http::DataSink& sink) -> bool {
           auto write = [&](const std::string& s) {
             if (sink.write(s.data(), s.size())) return true;
             st->handle->Cancel();
@@ -235,7 +242,7 @@ struct Server::Impl {
             ev = std::move(*st->first);
             st->first.reset();
           } else if (!st->handle->Next(&ev, 250)) {
-            if (probe.ClientGone() || !sink.is_writable()) {
+            if (req.is_connection_closed() || !sink.is_writable()) {
               st->handle->Cancel();
               return false;
             }
@@ -294,45 +301,45 @@ struct Server::Impl {
   }
 
   void Routes() {
-    http.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
+    http.Get("/health", [this](const http::Request&, http::Response& res) {
       if (ready.load()) SendJson(res, 200, Json{{"status", "ok"}});
       else SendJson(res, 503, Json{{"status", "loading"}});
     });
-    http.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+    http.Get("/metrics", [this](const http::Request&, http::Response& res) {
       runtime::SchedulerStats s;
       if (scheduler && ready.load()) s = scheduler->stats();
       res.set_content(metrics.Render(s, ready.load(), NowSeconds() - start_time), "text/plain; version=0.0.4");
     });
-    http.Get("/v1/models", [this](const httplib::Request&, httplib::Response& res) {
+    http.Get("/v1/models", [this](const http::Request&, http::Response& res) {
       if (!CheckReady(res, false)) return;
       SendJson(res, 200, Json{{"object", "list"}, {"data", Json::array({ModelObject()})}});
     });
-    http.Get(R"(/v1/models/(.+))", [this](const httplib::Request& req, httplib::Response& res) {
+    http.Get(R"(/v1/models/(.+))", [this](const http::Request& req, http::Response& res) {
       if (!CheckReady(res, false)) return;
       std::string name = req.matches[1];
       if (!ModelMatches(name))
         return SendError(res, ApiError{404, "The model `" + name + "` does not exist", "invalid_request_error", "model", "model_not_found"}, false);
       SendJson(res, 200, ModelObject());
     });
-    http.Post("/v1/chat/completions", [this](const httplib::Request& q, httplib::Response& r) { HandleGenerate(q, r, ApiKind::kOpenAIChat); });
-    http.Post("/v1/completions", [this](const httplib::Request& q, httplib::Response& r) { HandleGenerate(q, r, ApiKind::kOpenAICompletion); });
-    http.Post("/api/chat", [this](const httplib::Request& q, httplib::Response& r) { HandleGenerate(q, r, ApiKind::kOllamaChat); });
-    http.Post("/api/generate", [this](const httplib::Request& q, httplib::Response& r) { HandleGenerate(q, r, ApiKind::kOllamaGenerate); });
-    http.Get("/api/tags", [this](const httplib::Request&, httplib::Response& res) {
+    http.Post("/v1/chat/completions", [this](const http::Request& q, http::Response& r) { HandleGenerate(q, r, ApiKind::kOpenAIChat); });
+    http.Post("/v1/completions", [this](const http::Request& q, http::Response& r) { HandleGenerate(q, r, ApiKind::kOpenAICompletion); });
+    http.Post("/api/chat", [this](const http::Request& q, http::Response& r) { HandleGenerate(q, r, ApiKind::kOllamaChat); });
+    http.Post("/api/generate", [this](const http::Request& q, http::Response& r) { HandleGenerate(q, r, ApiKind::kOllamaGenerate); });
+    http.Get("/api/tags", [this](const http::Request&, http::Response& res) {
       if (!CheckReady(res, true)) return;
       SendJson(res, 200, Json{{"models", Json::array({OllamaModelObject(false)})}});
     });
-    http.Get("/api/ps", [this](const httplib::Request&, httplib::Response& res) {
+    http.Get("/api/ps", [this](const http::Request&, http::Response& res) {
       if (!ready.load()) return SendJson(res, 200, Json{{"models", Json::array()}, {"loading", opts.model}});
       SendJson(res, 200, Json{{"models", Json::array({OllamaModelObject(true)})}});
     });
-    http.Get("/api/version", [](const httplib::Request&, httplib::Response& res) { SendJson(res, 200, Json{{"version", "0.1.0"}}); });
-    http.Post("/tokenize", [this](const httplib::Request& req, httplib::Response& res) { HandleTokenize(req, res); });
-    http.Post("/detokenize", [this](const httplib::Request& req, httplib::Response& res) { HandleDetokenize(req, res); });
-    http.Post("/apply-template", [this](const httplib::Request& req, httplib::Response& res) { HandleApplyTemplate(req, res); });
+    http.Get("/api/version", [](const http::Request&, http::Response& res) { SendJson(res, 200, Json{{"version", "0.1.0"}}); });
+    http.Post("/tokenize", [this](const http::Request& req, http::Response& res) { HandleTokenize(req, res); });
+    http.Post("/detokenize", [this](const http::Request& req, http::Response& res) { HandleDetokenize(req, res); });
+    http.Post("/apply-template", [this](const http::Request& req, http::Response& res) { HandleApplyTemplate(req, res); });
   }
 
-  void HandleTokenize(const httplib::Request& req, httplib::Response& res) {
+  void HandleTokenize(const http::Request& req, http::Response& res) {
     if (!CheckReady(res, false)) return;
     Json body;
     if (auto e = ParseJsonBody(req.body, &body)) return SendError(res, *e, false);
@@ -358,7 +365,7 @@ struct Server::Impl {
     SendJson(res, 200, Json{{"tokens", tokens}});
   }
 
-  void HandleDetokenize(const httplib::Request& req, httplib::Response& res) {
+  void HandleDetokenize(const http::Request& req, http::Response& res) {
     if (!CheckReady(res, false)) return;
     Json body;
     if (auto e = ParseJsonBody(req.body, &body)) return SendError(res, *e, false);
@@ -381,7 +388,7 @@ struct Server::Impl {
 
   // Same inputs as `spool template render`: messages, tools, add_generation_prompt,
   // vars (extra template variables), bos/eos overrides, now (unix seconds).
-  void HandleApplyTemplate(const httplib::Request& req, httplib::Response& res) {
+  void HandleApplyTemplate(const http::Request& req, http::Response& res) {
     if (!CheckReady(res, false)) return;
     Json body;
     if (auto e = ParseJsonBody(req.body, &body)) return SendError(res, *e, false);
@@ -428,24 +435,28 @@ struct Server::Impl {
   }
 
   void Hooks() {
-    http.set_payload_max_length(opts.max_body_bytes);
-    const int threads = opts.http_threads > 0 ? opts.http_threads : 4 * opts.parallel + 8;
-    http.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
-    http.set_read_timeout(60, 0);
-    http.set_write_timeout(60, 0);
-    http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
-      if (opts.api_key.empty() || req.path == "/health") return httplib::Server::HandlerResponse::Unhandled;
+    http::Limits limits;
+    limits.max_body_bytes = opts.max_body_bytes;
+    limits.max_header_bytes = opts.max_header_bytes;
+    limits.max_request_line_bytes = std::min(limits.max_request_line_bytes, opts.max_header_bytes);
+    limits.max_connections = opts.max_connections;
+    limits.max_queue = opts.max_queue;
+    limits.request_timeout_s = opts.request_timeout_s;
+    limits.worker_threads = opts.http_threads > 0 ? opts.http_threads : 4 * opts.parallel + 8;
+    http.set_limits(limits);
+    http.set_pre_routing_handler([this](const http::Request& req, http::Response& res) {
+      if (opts.api_key.empty() || req.path == "/health") return http::Server::HandlerResponse::Unhandled;
       std::string auth = req.get_header_value("Authorization");
-      if (auth == "Bearer " + opts.api_key) return httplib::Server::HandlerResponse::Unhandled;
+      if (ApiKeyMatches(auth, opts.api_key)) return http::Server::HandlerResponse::Unhandled;
       SendError(res,
                 ApiError{401, auth.empty() ? "You didn't provide an API key. Provide it in the Authorization header as 'Bearer KEY'."
                                            : "Incorrect API key provided.",
                          "invalid_request_error", "", "invalid_api_key"},
                 req.path.rfind("/api/", 0) == 0);
-      return httplib::Server::HandlerResponse::Handled;
+      return http::Server::HandlerResponse::Handled;
     });
-    http.set_error_handler(httplib::Server::HandlerWithResponse([](const httplib::Request& req, httplib::Response& res) {
-      if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+    http.set_error_handler(http::Server::HandlerWithResponse([](const http::Request& req, http::Response& res) {
+      if (!res.body.empty()) return http::Server::HandlerResponse::Unhandled;
       ApiError e{res.status, "HTTP error " + std::to_string(res.status)};
       if (res.status == 404) {
         e.message = "Unknown request URL: " + req.method + " " + req.path;
@@ -455,21 +466,23 @@ struct Server::Impl {
         e.code = "request_too_large";
       } else if (res.status == 405) {
         e.message = "Method " + req.method + " is not allowed for " + req.path;
+      } else if (res.status == 408) {
+        e.message = "The request was not received completely within this server's limit (--request-timeout).";
+        e.code = "request_timeout";
+      } else if (res.status == 414) {
+        e.message = "The request line is longer than this server accepts.";
+        e.code = "uri_too_long";
+      } else if (res.status == 431) {
+        e.message = "The request headers are larger, or more numerous, than this server accepts (--max-header-bytes).";
+        e.code = "headers_too_large";
+      } else if (res.status == 503) {
+        e = ApiError{503, "The server is busy (--max-connections / --max-queue); retry after the Retry-After delay.",
+                     "server_error", "", "server_busy"};
       }
       SendJson(res, e.status, e.ToJson());
-      return httplib::Server::HandlerResponse::Handled;
+      return http::Server::HandlerResponse::Handled;
     }));
-    http.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
-      std::string what = "internal error";
-      try {
-        if (ep) std::rethrow_exception(ep);
-      } catch (const std::exception& ex) {
-        what = ex.what();
-      } catch (...) {
-      }
-      SendJson(res, 500, ApiError{500, "Internal server error: " + what, "server_error"}.ToJson());
-    });
-    http.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
+    http.set_logger([this](const http::Request& req, const http::Response& res) {
       metrics.CountRequest(req.path, res.status);
       if (opts.log_requests) std::fprintf(stderr, "spool serve: %s %s -> %d\n", req.method.c_str(), req.path.c_str(), res.status);
     });
@@ -514,28 +527,22 @@ Server::~Server() {
 
 int Server::port() const { return impl_->bound_port.load(); }
 
-void Server::Stop() {
-  if (impl_->http.is_running()) impl_->http.stop();
-}
+void Server::Stop() { impl_->http.Stop(); }
 
 Status Server::Run() {
   Impl& s = *impl_;
   if (s.opts.parallel < 1) return InvalidArgument("--parallel must be >= 1, got " + std::to_string(s.opts.parallel));
   s.Hooks();
   s.Routes();
-  int port = s.opts.port;
-  if (port == 0) {
-    port = s.http.bind_to_any_port(s.opts.host);
-    if (port < 0) return IoError("cannot bind to " + s.opts.host + " (any port)");
-  } else if (!s.http.bind_to_port(s.opts.host, port)) {
-    return IoError("cannot bind to " + s.opts.host + ":" + std::to_string(port) + " (in use, or a bad --host?)");
-  }
-  s.bound_port = port;
-  std::fprintf(stderr, "spool serve: listening on http://%s:%d (loading %s)\n", s.opts.host.c_str(), port, s.opts.model.c_str());
-  std::thread listener([&s] { s.http.listen_after_bind(); });
+  auto port = s.http.Bind(s.opts.host, s.opts.port);
+  if (!port.ok()) return port.status();
+  s.bound_port = *port;
+  std::fprintf(stderr, "spool serve: listening on http://%s:%d (loading %s)\n", s.opts.host.c_str(), *port, s.opts.model.c_str());
+  Status http_status;
+  std::thread listener([&s, &http_status] { http_status = s.http.Run(); });
   Status st = s.LoadModel();
   if (!st.ok()) {
-    s.http.stop();
+    s.http.Stop();
     listener.join();
     return st;
   }
@@ -543,7 +550,7 @@ Status Server::Run() {
   std::fprintf(stderr, "spool serve: model %s ready (ctx %lld, parallel %d)\n", s.model_id.c_str(),
                static_cast<long long>(s.engine->ctx()), s.opts.parallel);
   listener.join();
-  return Status::Ok();
+  return http_status;
 }
 
 }  // namespace spool::server

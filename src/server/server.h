@@ -3,9 +3,15 @@
 // endpoint list, request fields and limits.
 //
 // Lifecycle: Run() binds the port first (so /health answers 503 "loading" while the
-// model loads), then opens the model, then serves until Stop() or a fatal error.
-// Every HTTP handler runs on cpp-httplib's worker threads; only the scheduler thread
-// touches the Engine.
+// model loads), then opens the model, then serves until Stop(). A model that fails to
+// load makes Run() return that error at once (the listener is closed first).
+// Stop() (any thread, e.g. cmd_serve's SIGTERM/SIGINT watcher): the listener and every
+// connection are closed, queued requests are dropped, running handlers see their client
+// gone and return (a generation is cancelled within its 250 ms poll), and then Run()
+// returns. The Engine and Scheduler stay alive until ~Server, so work that needs the
+// model after serving (e.g. saving state) runs after Run() returns.
+// HTTP handlers run on the transport's handler threads (server/http_server.h); only the
+// scheduler thread touches the Engine.
 #pragma once
 
 #include <cstdint>
@@ -26,8 +32,13 @@ struct ServerOptions {
   runtime::EngineOptions engine;
   int parallel = 4;                    // sequences decoded together
   int prefix_cache_entries = 4;        // finished sequences kept for prefix reuse
-  size_t max_body_bytes = 8u << 20;    // larger bodies → 400
-  int http_threads = 0;                // 0: 4 × parallel + 8
+  // Transport limits (server/http_server.h Limits; the flags of `spool serve`).
+  size_t max_body_bytes = 8u << 20;    // larger bodies (any transfer encoding) → 400 request_too_large
+  size_t max_header_bytes = 64u << 10; // request line + header fields; larger → 431 (414: request line)
+  int max_connections = 512;           // open connections; more → 503 + Retry-After
+  int max_queue = 64;                  // complete requests waiting for an HTTP thread; more → 503 + Retry-After
+  double request_timeout_s = 30;       // the whole request, from its first byte; slower → 408
+  int http_threads = 0;                // handler threads; 0: 4 × parallel + 8
   bool log_requests = false;           // one line per request on stderr
 };
 
