@@ -80,7 +80,77 @@ const char* ReasonText(int status) {
 
 bool IsHttpError(const error_code& ec) { return ec.category() == bhttp::make_error_code(bhttp::error::bad_target).category(); }
 
+using Parser = bhttp::request_parser<bhttp::string_body>;
+
+void InitParser(Parser* p, const Limits& L) {
+  p->header_limit(static_cast<uint32_t>(std::min<size_t>(L.max_header_bytes, UINT32_MAX)));
+  p->body_limit(static_cast<uint64_t>(L.max_body_bytes));
+}
+
+// The refusal for a parse error (400/413/414/431). Over the header limit: 414 when Beast
+// has not parsed the request line yet (no target), else 431.
+int RefusalForParseError(const error_code& ec, const Parser& p) {
+  if (ec == bhttp::error::header_limit || ec == bhttp::error::buffer_overflow) return p.get().target().empty() ? 414 : 431;
+  if (ec == bhttp::error::body_limit) return 413;
+  return 400;
+}
+
+// The refusal for a parsed header (414/431/413), or 0 when it is within the limits.
+int RefusalForHeader(const Parser& p, const Limits& L) {
+  const auto& msg = p.get();
+  if (msg.method_string().size() + msg.target().size() + 10 > L.max_request_line_bytes) return 414;
+  if (std::distance(msg.begin(), msg.end()) > L.max_header_fields) return 431;
+  if (auto len = p.content_length(); len && *len > L.max_body_bytes) return 413;
+  return 0;
+}
+
+// The request (all but the body, unless with_body: then moved out) as a Request.
+void FillRequest(Parser& p, Request* req, bool with_body) {
+  auto& msg = p.get();
+  req->method = std::string(msg.method_string());
+  req->target = std::string(msg.target());
+  req->path = DecodePath(req->target);
+  req->version = msg.version() == 10 ? "HTTP/1.0" : "HTTP/1.1";
+  for (const auto& f : msg) req->headers.emplace(std::string(f.name_string()), std::string(f.value()));
+  if (with_body) req->body = std::move(msg.body());
+}
+
 }  // namespace
+
+ParseResult ParseRequest(std::string_view bytes, const Limits& limits) {
+  ParseResult r;
+  Parser p;
+  InitParser(&p, limits);
+  p.eager(true);
+  bool header_checked = false;
+  while (!p.is_done()) {
+    error_code ec;
+    const size_t used = p.put(asio::const_buffer(bytes.data() + r.consumed, bytes.size() - r.consumed), ec);
+    r.consumed += used;
+    if (ec == bhttp::error::need_more) {  // Beast wants more than is left
+      if (r.consumed == bytes.size() || used == 0) {
+        r.need_more = true;
+        return r;
+      }
+      continue;
+    }
+    if (ec) {
+      r.status = RefusalForParseError(ec, p);
+      return r;
+    }
+    if (p.is_header_done() && !header_checked) {
+      header_checked = true;
+      if ((r.status = RefusalForHeader(p, limits)) != 0) return r;
+    }
+    if (used == 0 && !p.is_done()) {
+      r.need_more = true;
+      return r;
+    }
+  }
+  FillRequest(p, &r.request, /*with_body=*/true);
+  r.keep_alive = p.get().keep_alive();
+  return r;
+}
 
 bool HeaderLess::operator()(const std::string& a, const std::string& b) const {
   return std::lexicographical_compare(a.begin(), a.end(), b.begin(), b.end(), [](char x, char y) {
@@ -145,6 +215,8 @@ struct Server::Impl {
   std::mutex queue_mu;
   std::condition_variable queue_cv;
   std::deque<std::function<void()>> queue;
+  int idle_workers = 0;  // each takes one queued task at once, so it is not "waiting"
+  std::condition_variable workers_idle_cv;
   bool queue_closed = false;
 
   // Open connections, for Stop() (I/O thread only).
@@ -319,38 +391,27 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void ReadHeader() {
     const Limits& L = server_->limits;
     parser_.emplace();
-    parser_->header_limit(static_cast<uint32_t>(std::min<size_t>(L.max_header_bytes, UINT32_MAX)));
-    parser_->body_limit(static_cast<uint64_t>(L.max_body_bytes));
+    InitParser(&*parser_, L);
     timed_out_ = false;
     Arm(L.request_timeout_s, Expiry::kCancel);
     bhttp::async_read_header(socket_, buffer_, *parser_,
                              [self = shared_from_this()](error_code ec, size_t) { self->OnHeader(ec); });
   }
 
-  // 414 when the request line alone is too long (Beast has not parsed it: no target
-  // yet), else 431 (the header fields are).
-  int HeaderTooLargeStatus() const { return parser_->get().target().empty() ? 414 : 431; }
-
   // A read ended with `ec`: answer or close. True when the caller should stop.
   bool ReadFailed(error_code ec) {
     if (!ec) return false;
     if (timed_out_) return Refuse(408), true;
-    if (ec == bhttp::error::header_limit || ec == bhttp::error::buffer_overflow) return Refuse(HeaderTooLargeStatus()), true;
-    if (ec == bhttp::error::body_limit) return Refuse(413), true;
     if (ec == bhttp::error::end_of_stream || ec == bhttp::error::partial_message || !IsHttpError(ec)) return Close(), true;
-    Refuse(400);  // anything else Beast could not parse
+    Refuse(RefusalForParseError(ec, *parser_));
     return true;
   }
 
   void OnHeader(error_code ec) {
     if (closed_ || ReadFailed(ec)) return;
-    const Limits& L = server_->limits;
-    auto& msg = parser_->get();
-    if (msg.method_string().size() + msg.target().size() + 10 > L.max_request_line_bytes) return Refuse(414);
-    if (std::distance(msg.begin(), msg.end()) > L.max_header_fields) return Refuse(431);
-    if (auto len = parser_->content_length(); len && *len > L.max_body_bytes) return Refuse(413);
+    if (int status = RefusalForHeader(*parser_, server_->limits)) return Refuse(status);
     if (parser_->is_done()) return OnRequest();
-    if (beast::iequals(msg[bhttp::field::expect], "100-continue")) {
+    if (beast::iequals(parser_->get()[bhttp::field::expect], "100-continue")) {
       auto cont = std::make_shared<bhttp::response<bhttp::empty_body>>(bhttp::status::continue_, 11);
       bhttp::async_write(socket_, *cont, [self = shared_from_this(), cont](error_code ec, size_t) {
         if (ec || self->closed_) return self->Close();
@@ -368,20 +429,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
     });
   }
 
-  void FillRequest(Request* req, bool with_body) {
-    auto& msg = parser_->get();
-    req->method = std::string(msg.method_string());
-    req->target = std::string(msg.target());
-    req->path = DecodePath(req->target);
-    req->version = msg.version() == 10 ? "HTTP/1.0" : "HTTP/1.1";
-    for (const auto& f : msg) req->headers.emplace(std::string(f.name_string()), std::string(f.value()));
-    if (with_body) req->body = std::move(msg.body());
-  }
-
   void OnRequest() {
     Disarm();
     auto req = std::make_shared<Request>();
-    FillRequest(req.get(), /*with_body=*/true);
+    FillRequest(*parser_, req.get(), /*with_body=*/true);
     req->remote_addr = remote_addr_;
     req->remote_port = remote_port_;
     req->connection_ = shared_from_this();
@@ -395,7 +446,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void Refuse(int status) {
     Disarm();
     Request req;
-    if (parser_ && parser_->is_header_done()) FillRequest(&req, /*with_body=*/false);
+    if (parser_ && parser_->is_header_done()) FillRequest(*parser_, &req, /*with_body=*/false);
     req.remote_addr = remote_addr_;
     req.remote_port = remote_port_;
     Response res;
@@ -456,7 +507,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   uint64_t timer_gen_ = 0;
   bool timed_out_ = false;
   const bool counted_;
-  std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
+  std::optional<Parser> parser_;
   std::string remote_addr_;
   int remote_port_ = 0;
   std::vector<char> drain_;
@@ -523,7 +574,7 @@ void Server::Impl::CloseAll() {
 bool Server::Impl::Enqueue(std::function<void()> task) {
   {
     std::lock_guard<std::mutex> lock(queue_mu);
-    if (queue_closed || static_cast<int>(queue.size()) >= limits.max_queue) return false;
+    if (queue_closed || static_cast<int>(queue.size()) >= limits.max_queue + idle_workers) return false;
     queue.push_back(std::move(task));
   }
   queue_cv.notify_one();
@@ -535,7 +586,10 @@ void Server::Impl::WorkerLoop() {
     std::function<void()> task;
     {
       std::unique_lock<std::mutex> lock(queue_mu);
+      ++idle_workers;
+      workers_idle_cv.notify_all();
       queue_cv.wait(lock, [&] { return queue_closed || !queue.empty(); });
+      --idle_workers;
       if (queue_closed) return;
       task = std::move(queue.front());
       queue.pop_front();
@@ -644,11 +698,18 @@ Status Server::Run() {
     if (s.stopping) return Status::Ok();
     s.running = true;
   }
+  // Handler threads first, all waiting before the first accept (so max_queue counts
+  // requests that really wait).
+  const int n_workers = std::max(1, s.limits.worker_threads);
+  std::vector<std::thread> workers;
+  for (int i = 0; i < n_workers; ++i) workers.emplace_back([&s] { s.WorkerLoop(); });
+  {
+    std::unique_lock<std::mutex> lock(s.queue_mu);
+    s.workers_idle_cv.wait(lock, [&] { return s.idle_workers == n_workers; });
+  }
   auto guard = asio::make_work_guard(s.ioc);
   asio::post(s.ioc, [&s] { s.DoAccept(); });
   std::thread io([&s] { s.ioc.run(); });
-  std::vector<std::thread> workers;
-  for (int i = 0; i < std::max(1, s.limits.worker_threads); ++i) workers.emplace_back([&s] { s.WorkerLoop(); });
   {
     std::unique_lock<std::mutex> lock(s.run_mu);
     s.run_cv.wait(lock, [&] { return s.stopping.load(); });

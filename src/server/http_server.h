@@ -34,6 +34,7 @@
 #include <memory>
 #include <regex>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -124,6 +125,17 @@ struct Response {
   ContentProvider content_provider_;
   ContentProviderResourceReleaser content_releaser_;
 };
+
+// One request parsed from `bytes` (what a client sent on a connection) under `limits`,
+// exactly as the server parses and checks it, without a socket: for tests and the fuzzer.
+struct ParseResult {
+  int status = 0;          // 0: parsed (or need_more); else the refusal: 400, 413, 414 or 431
+  bool need_more = false;  // the bytes end inside the request
+  size_t consumed = 0;     // bytes used; a complete request's are followed by the next one's
+  bool keep_alive = false; // of a complete request
+  Request request;         // of a complete request (no connection: is_connection_closed() is true)
+};
+ParseResult ParseRequest(std::string_view bytes, const Limits& limits);
 
 class Server {
  public:
