@@ -15,7 +15,8 @@ constexpr uint64_t kChunk = 1 << 20;  // pread granularity for file sources
 }  // namespace
 
 Result<ByteReader> ByteReader::OpenFile(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused below.
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) {
     int e = errno;
     if (e == ENOENT) return NotFound(path + ": no such file");
@@ -29,8 +30,9 @@ Result<ByteReader> ByteReader::OpenFile(const std::string& path) {
   }
   if (!S_ISREG(st.st_mode)) {
     ::close(fd);
-    return InvalidArgument(path + ": not a regular file");
+    return InvalidArgument(path + ": not a regular file (a model must be a file or a model folder)");
   }
+  ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
   ByteReader r;
   r.name_ = path;
   r.fd_ = fd;

@@ -39,7 +39,7 @@ std::string ErrnoText(int err) {
 Result<File> File::Open(const std::string& path, OpenMode mode) {
   File f;
   f.path_ = path;
-  int flags = O_RDONLY | O_CLOEXEC;
+  int flags = O_RDONLY | O_CLOEXEC | O_NONBLOCK;  // a FIFO must not block open(); refused below
   if (mode.direct && mode.simulate_direct_refused) {
     f.drop_cache_ = true;
   } else if (mode.direct) {
@@ -61,6 +61,7 @@ Result<File> File::Open(const std::string& path, OpenMode mode) {
   struct stat st;
   if (::fstat(f.fd_, &st) != 0) return IoError(path + ": fstat failed: " + ErrnoText(errno));
   if (!S_ISREG(st.st_mode)) return InvalidArgument(path + ": not a regular file");
+  ::fcntl(f.fd_, F_SETFL, ::fcntl(f.fd_, F_GETFL) & ~O_NONBLOCK);
   f.size_ = static_cast<uint64_t>(st.st_size);
   if (f.direct_ && f.size_ > 0) {
     // Some filesystems accept O_DIRECT at open and refuse it at read time: probe once.
@@ -73,6 +74,7 @@ Result<File> File::Open(const std::string& path, OpenMode mode) {
       ::close(f.fd_);
       f.fd_ = ::open(path.c_str(), flags);
       if (f.fd_ < 0) return IoError(path + ": cannot reopen without O_DIRECT: " + ErrnoText(errno));
+      ::fcntl(f.fd_, F_SETFL, ::fcntl(f.fd_, F_GETFL) & ~O_NONBLOCK);
       f.direct_ = false;
       f.drop_cache_ = true;
     }

@@ -18,6 +18,10 @@ Result<std::unique_ptr<Tokenizer>> LoadTokenizer(const std::string& model_path) 
     const fs::path config = dir / "tokenizer_config.json";
     return LoadTokenizerFromJson(json.string(), fs::exists(config, ec) ? config.string() : "");
   }
+  // Only regular files are read (a FIFO or device would block or never end).
+  if (!fs::is_regular_file(model_path, ec))
+    return fs::exists(model_path, ec) ? InvalidArgument(model_path + ": not a regular file or a model folder")
+                                      : NotFound(model_path + ": no such file");
   std::ifstream in(model_path, std::ios::binary);
   if (!in) return NotFound(model_path + ": cannot open");
   char magic[4] = {};

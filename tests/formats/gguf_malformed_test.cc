@@ -3,6 +3,11 @@
 #include <gtest/gtest.h>
 
 #include "formats/gguf.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "formats/model_source.h"
 #include "test_writers.h"
 
 namespace spool::formats {
@@ -238,6 +243,21 @@ TEST(GgufMalformed, RandomByteFlipsNeverCrash) {
     }
   }
   EXPECT_GT(errors, 0);  // the file is truncated after one tensor, so most flips still fail
+}
+
+// Non-regular paths are refused at once: a FIFO must not block open() (issue 20).
+TEST(GgufMalformed, FifoDeviceAndFolderAreRefused) {
+  std::string fifo = ::testing::TempDir() + "/spool_gguf_test_fifo.gguf";
+  ::unlink(fifo.c_str());
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  for (const std::string& path : {fifo, std::string("/dev/zero")}) {
+    EXPECT_FALSE(ReadGguf(path).ok()) << path;
+    auto src = OpenModelSource(path);
+    ASSERT_FALSE(src.ok()) << path;
+    EXPECT_NE(src.status().message().find(path), std::string::npos) << src.status().message();
+  }
+  EXPECT_FALSE(OpenModelSource(::testing::TempDir()).ok());  // a folder without config.json
+  ::unlink(fifo.c_str());
 }
 
 }  // namespace

@@ -1,6 +1,9 @@
 // storage::File: buffered, O_DIRECT, and the O_DIRECT-refused fallback.
 #include "storage/file.h"
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 
 #include "base/aligned_buffer.h"
@@ -96,6 +99,21 @@ TEST(File, MissingFileIsNotFound) {
   EXPECT_NE(f.status().message().find("/nonexistent/weights.bin"), std::string::npos);
   auto dir = File::Open("/tmp");
   ASSERT_FALSE(dir.ok());
+}
+
+// A FIFO (no writer) must be refused at once, not block in open() (issue 20).
+TEST(File, FifoIsRefusedWithoutBlocking) {
+  std::string path = ::testing::TempDir() + "/spool_file_test_fifo";
+  ::unlink(path.c_str());
+  ASSERT_EQ(::mkfifo(path.c_str(), 0600), 0);
+  for (bool direct : {false, true}) {
+    auto f = File::Open(path, OpenMode{direct, false});
+    ASSERT_FALSE(f.ok());
+    EXPECT_NE(f.status().message().find("not a regular file"), std::string::npos) << f.status().message();
+  }
+  auto dev = File::Open("/dev/zero", OpenMode{});
+  EXPECT_FALSE(dev.ok());
+  ::unlink(path.c_str());
 }
 
 }  // namespace
