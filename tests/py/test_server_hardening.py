@@ -117,9 +117,11 @@ def test_chunked_body_obeys_max_body(server):
             b"Transfer-Encoding: chunked\r\n\r\n")
     status, sent = send_until_answered(s, head, piece, 300 << 20)
     s.close()
+    print(f"chunked: answered {status} after {sent} bytes sent")
     assert status in (400, 413), f"status {status} after {sent} bytes"
     assert sent < (16 << 20), f"the server read {sent} bytes before answering"
     honest(server)
+    print(f"chunked: RSS {before} -> {rss_kb(server)} kB")
     assert rss_kb(server) - before < RSS_BOUND_KB
 
 
@@ -140,6 +142,7 @@ def test_a_million_header_lines(server):
     s.close()
     assert status == 431, f"status {status} after {sent} header bytes"
     honest(server)
+    print(f"header lines: answered {status} after {sent} bytes; RSS {before} -> {rss_kb(server)} kB")
     assert rss_kb(server) - before < RSS_BOUND_KB
 
 
@@ -278,6 +281,7 @@ def test_slow_loris_does_not_stall_health():
             time.sleep(0.02)
         latencies.sort()
         p99 = latencies[int(0.99 * (len(latencies) - 1))]
+        print(f"/health p50 {latencies[len(latencies) // 2] * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms with 256 slow connections")
         assert p99 < 1.0, f"/health p99 {p99:.2f} s with 256 slow connections open"
         t = time.time()
         status, body = server.request("POST", "/v1/chat/completions",
@@ -286,6 +290,7 @@ def test_slow_loris_does_not_stall_health():
         loris.stop()
         loris = None
         honest(server)
+        print(f"slow-loris: RSS {before} -> {rss_kb(server)} kB")
         assert rss_kb(server) - before < RSS_BOUND_KB
     finally:
         if loris:
