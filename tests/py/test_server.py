@@ -237,8 +237,8 @@ def test_disconnect_cancels(server):
 
 
 def test_disconnect_cancels_non_streaming(server):
-    # A non-streaming client gets no bytes until the end, so only the connection probe
-    # (server/connection_probe.h) can tell that it left.
+    # A non-streaming client gets no bytes until the end, so only the transport's
+    # connection check (http::Request::is_connection_closed) can tell that it left.
     before = cancelled_count(server)
     s = open_completion(server, stream=False)
     time.sleep(1.0)
