@@ -83,11 +83,12 @@ TEST(ParseRequest, RequestLineLimits) {
 }
 
 TEST(ParseRequest, MalformedIs400) {
-  for (const char* bad : {"\x00\x01\x02 nonsense\r\n\r\n", "GET\r\n\r\n", "GET / HTTP/9.9\r\n\r\n",
-                          "GET / HTTP/1.1\r\nNo colon here\r\n\r\n", "GET / HTTP/1.1\r\nX: a\rb\r\n\r\n",
-                          "POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n", "POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
-                          "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"}) {
-    std::string s(bad, bad[0] == '\0' ? 24 : std::char_traits<char>::length(bad));
+  using namespace std::string_literals;
+  for (const std::string& s : {"\x00\x01\x02 nonsense\r\n\r\n"s, "GET\r\n\r\n"s, "GET / HTTP/9.9\r\n\r\n"s,
+                               "GET / HTTP/1.1\r\nNo colon here\r\n\r\n"s, "GET / HTTP/1.1\r\nX: a\rb\r\n\r\n"s,
+                               "POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n"s,
+                               "POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab"s,
+                               "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"s}) {
     EXPECT_EQ(ParseRequest(s, SmallLimits()).status, 400) << s;
   }
 }
