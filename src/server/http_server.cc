@@ -43,26 +43,43 @@ std::chrono::steady_clock::duration Seconds(double s) {
   return std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(s));
 }
 
-// "/a%20b?x=1" → "/a b" (query dropped; '+' stays '+', as in a path).
-std::string DecodePath(const std::string& target) {
-  std::string path = target.substr(0, target.find('?'));
+int HexDigit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// Percent-decoding; plus_is_space for query strings.
+std::string Unescape(std::string_view in, bool plus_is_space) {
   std::string out;
-  out.reserve(path.size());
-  auto hex = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-  };
-  for (size_t i = 0; i < path.size(); ++i) {
-    if (path[i] == '%' && i + 2 < path.size() && hex(path[i + 1]) >= 0 && hex(path[i + 2]) >= 0) {
-      out += static_cast<char>(hex(path[i + 1]) * 16 + hex(path[i + 2]));
+  out.reserve(in.size());
+  for (size_t i = 0; i < in.size(); ++i) {
+    if (in[i] == '%' && i + 2 < in.size() && HexDigit(in[i + 1]) >= 0 && HexDigit(in[i + 2]) >= 0) {
+      out += static_cast<char>(HexDigit(in[i + 1]) * 16 + HexDigit(in[i + 2]));
       i += 2;
     } else {
-      out += path[i];
+      out += plus_is_space && in[i] == '+' ? ' ' : in[i];
     }
   }
   return out;
+}
+
+// "/a%20b?x=1&y" → path "/a b", params {x: "1", y: ""}.
+void SplitTarget(std::string_view target, std::string* path, std::multimap<std::string, std::string>* params) {
+  const size_t q = target.find('?');
+  *path = Unescape(target.substr(0, q), /*plus_is_space=*/false);
+  if (q == std::string_view::npos) return;
+  std::string_view query = target.substr(q + 1);
+  while (!query.empty()) {
+    const size_t amp = query.find('&');
+    std::string_view pair = query.substr(0, amp);
+    const size_t eq = pair.find('=');
+    if (!pair.empty())
+      params->emplace(Unescape(pair.substr(0, eq), true), eq == std::string_view::npos ? "" : Unescape(pair.substr(eq + 1), true));
+    if (amp == std::string_view::npos) break;
+    query.remove_prefix(amp + 1);
+  }
 }
 
 const char* ReasonText(int status) {
@@ -109,7 +126,7 @@ void FillRequest(Parser& p, Request* req, bool with_body) {
   auto& msg = p.get();
   req->method = std::string(msg.method_string());
   req->target = std::string(msg.target());
-  req->path = DecodePath(req->target);
+  SplitTarget(req->target, &req->path, &req->params);
   req->version = msg.version() == 10 ? "HTTP/1.0" : "HTTP/1.1";
   for (const auto& f : msg) req->headers.emplace(std::string(f.name_string()), std::string(f.value()));
   if (with_body) req->body = std::move(msg.body());
@@ -159,6 +176,11 @@ bool HeaderLess::operator()(const std::string& a, const std::string& b) const {
 }
 
 bool Request::has_header(const std::string& name) const { return headers.find(name) != headers.end(); }
+
+std::string Request::get_param_value(const std::string& key) const {
+  auto it = params.find(key);
+  return it == params.end() ? std::string() : it->second;
+}
 
 std::string Request::get_header_value(const std::string& name) const {
   auto it = headers.find(name);

@@ -70,12 +70,16 @@ struct Request {
   std::string path;          // target without the query, percent-decoded
   std::string version;       // "HTTP/1.1"
   Headers headers;
+  std::multimap<std::string, std::string> params;  // the query, decoded ("a=1&b=x+y" → a:1, b:"x y")
   std::string body;          // at most Limits::max_body_bytes
   std::smatch matches;       // the route's regex captures (matched against `path`)
   std::string remote_addr;
   int remote_port = 0;
 
   bool has_header(const std::string& name) const;
+  bool has_param(const std::string& key) const { return params.count(key) > 0; }
+  // The first value of query parameter `key`, or "" when absent.
+  std::string get_param_value(const std::string& key) const;
   // The first value of `name`, or "" when absent.
   std::string get_header_value(const std::string& name) const;
   // True once the client closed or reset the connection, or the server is stopping. One
@@ -119,6 +123,9 @@ struct Response {
   void set_header(const std::string& name, const std::string& value);
   std::string get_header_value(const std::string& name) const;
   void set_content(std::string content, const std::string& content_type);
+  void set_content(const char* data, size_t n, const std::string& content_type) {
+    set_content(std::string(data, n), content_type);
+  }
   void set_chunked_content_provider(const std::string& content_type, ContentProvider provider,
                                     ContentProviderResourceReleaser releaser = nullptr);
 

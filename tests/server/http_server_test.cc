@@ -35,6 +35,12 @@ TEST(ParseRequest, SimpleGet) {
   EXPECT_EQ(r.request.method, "GET");
   EXPECT_EQ(r.request.target, "/v1/models/a%20b?x=1");
   EXPECT_EQ(r.request.path, "/v1/models/a b");
+  EXPECT_EQ(r.request.get_param_value("x"), "1");
+  EXPECT_FALSE(r.request.has_param("y"));
+  auto q = ParseRequest("GET /s?name=a+b%21&flag&name=2 HTTP/1.1\r\n\r\n", SmallLimits());
+  EXPECT_EQ(q.request.get_param_value("name"), "a b!");
+  EXPECT_EQ(q.request.params.count("name"), 2u);
+  EXPECT_TRUE(q.request.has_param("flag"));
   EXPECT_EQ(r.request.get_header_value("authorization"), "Bearer k");
   EXPECT_TRUE(r.request.has_header("HOST"));
   EXPECT_FALSE(r.request.has_header("Cookie"));
