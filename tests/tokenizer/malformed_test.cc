@@ -1,6 +1,9 @@
 // Malformed input: broken tokenizer.json files, GGUF vocabularies with
 // inconsistent metadata, invalid UTF-8 text. Every case must give a clear Status
 // (naming the field, expected vs actual), never a crash. Runs under ASan/UBSan.
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 
 #include "formats/gguf.h"
@@ -113,6 +116,19 @@ TEST(MalformedJson, MissingFileIsNotFound) {
   EXPECT_NE(tok.status().message().find("/nonexistent/tokenizer.json"), std::string::npos);
   auto any = LoadTokenizer("/nonexistent/model.gguf");
   ASSERT_FALSE(any.ok());
+}
+
+// A FIFO or a device is refused at once (reading it would block or never end).
+TEST(MalformedJson, FifoAndDeviceAreRefused) {
+  std::string fifo = ::testing::TempDir() + "/spool_tokenizer_test_fifo";
+  ::unlink(fifo.c_str());
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  for (const std::string& path : {fifo, std::string("/dev/zero")}) {
+    auto tok = LoadTokenizer(path);
+    ASSERT_FALSE(tok.ok()) << path;
+    EXPECT_NE(tok.status().message().find("not a regular file"), std::string::npos) << tok.status().message();
+  }
+  ::unlink(fifo.c_str());
 }
 
 // ---- GGUF metadata --------------------------------------------------------
