@@ -332,10 +332,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
   bool WriteChunk(const char* data, size_t n) {
     if (n == 0) return true;  // a zero-size chunk would end the body
-    return Blocking([this, data, n](std::function<void(bool)> done) {
+    // A copy: the write must not point into the provider's memory should Blocking give up.
+    auto bytes = std::make_shared<std::string>(data, n);
+    return Blocking([this, bytes](std::function<void(bool)> done) {
       Arm(server_->limits.write_timeout_s, Expiry::kClose);
-      asio::async_write(socket_, bhttp::make_chunk(asio::const_buffer(data, n)),
-                        [self = shared_from_this(), done](error_code ec, size_t) {
+      asio::async_write(socket_, bhttp::make_chunk(asio::const_buffer(bytes->data(), bytes->size())),
+                        [self = shared_from_this(), bytes, done](error_code ec, size_t) {
                           self->Disarm();
                           done(!ec);
                         });
@@ -363,9 +365,6 @@ class Connection : public std::enable_shared_from_this<Connection> {
     });
   }
 
-  const std::string& remote_addr() const { return remote_addr_; }
-  int remote_port() const { return remote_port_; }
-
  private:
   enum class Expiry { kClose, kCancel };
 
@@ -381,7 +380,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
     // posted work runs; a destroyed, unrun promise would only mean false.
     if (fut.wait_for(std::chrono::duration<double>(server_->limits.write_timeout_s + 5)) != std::future_status::ready)
       return false;
-    return fut.get();
+    try {
+      return fut.get();
+    } catch (const std::future_error&) {  // the posted work was destroyed unrun
+      return false;
+    }
   }
 
   void Arm(double seconds, Expiry what) {
