@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <atomic>
 #include <thread>
+#include <vector>
 
 #include "apps/command.h"
 #include "apps/common_flags.h"
@@ -20,9 +21,14 @@ int RunServe(int argc, char** argv) {
   EngineFlags ef = AddEngineFlags(p);
   std::string& host = p.String("--host", "127.0.0.1", "address to listen on");
   int64_t& port = p.Int("--port", 8080, "TCP port (0: any free port)");
-  std::string& api_key = p.String("--api-key", "", "require 'Authorization: Bearer KEY' (default: $SPOOL_API_KEY)");
+  std::vector<std::string>& api_keys =
+      p.List("--api-key", "require 'Authorization: Bearer KEY' (default: $SPOOL_API_KEY); repeat for several keys, each its own tenant");
   int64_t& parallel = p.Int("-np,--parallel", 4, "sequences decoded together in one step");
   int64_t& cache_entries = p.Int("--cache-entries", 4, "finished sequences kept for prefix reuse (0: off)");
+  bool& shared_cache = p.Flag("--shared-prefix-cache", "let every client reuse every cached prefix (default: only its own API key and session)");
+  std::string& session_dir = p.String("--session-dir", "", "where sessions are kept on disk (default: $SPOOL_HOME/server-sessions)");
+  std::string& session_max_disk = p.String("--session-max-disk", "4G", "disk for sessions; least recently used go first (0: unlimited)");
+  bool& no_disk_sessions = p.Flag("--no-disk-sessions", "keep sessions in RAM only (lost on restart)");
   std::string& alias = p.String("--alias", "", "model id that clients use (default: derived from MODEL)");
   std::string& max_body = p.String("--max-body", "8M", "largest request body accepted");
   bool& log_requests = p.Flag("--log-requests", "print one line per request on stderr");
@@ -39,20 +45,27 @@ int RunServe(int argc, char** argv) {
   if (cache_entries < 0 || cache_entries > 1024) return Fail("--cache-entries must be in [0, 1024]");
   auto body = ParseSize(max_body);
   if (!body.ok() || *body < 1024) return Fail("--max-body must be a size of at least 1K, got '" + max_body + "'");
+  auto session_disk = ParseSize(session_max_disk);
+  if (!session_disk.ok()) return Fail("--session-max-disk must be a size (e.g. 4G, 0 = unlimited), got '" + session_max_disk + "'");
   auto resolved = ResolveModelName(p.positional()[0]);
   if (!resolved.ok()) return Fail(resolved.status().message());
 
   server::ServerOptions so;
   so.host = host;
   so.port = static_cast<int>(port);
-  so.api_key = api_key;
-  if (so.api_key.empty())
-    if (const char* k = std::getenv("SPOOL_API_KEY")) so.api_key = k;
+  for (const auto& k : api_keys)
+    if (!k.empty()) so.api_keys.push_back(k);
+  if (so.api_keys.empty())
+    if (const char* k = std::getenv("SPOOL_API_KEY"); k && *k) so.api_keys.push_back(k);
   so.model = resolved->path;
   so.model_id = alias.empty() ? (resolved->is_path ? "" : p.positional()[0]) : alias;
   so.engine = *opts;
   so.parallel = static_cast<int>(parallel);
   so.prefix_cache_entries = static_cast<int>(cache_entries);
+  so.shared_prefix_cache = shared_cache;
+  so.disk_sessions = !no_disk_sessions;
+  so.session_dir = session_dir;
+  so.session_max_disk = *session_disk;
   so.max_body_bytes = *body;
   so.log_requests = log_requests;
 

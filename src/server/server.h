@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "base/status.h"
 #include "runtime/engine.h"
@@ -20,12 +21,22 @@ namespace spool::server {
 struct ServerOptions {
   std::string host = "127.0.0.1";
   int port = 8080;                     // 0: any free port (printed on startup)
-  std::string api_key;                 // "" → no authentication
+  // Accepted keys ('Authorization: Bearer KEY'); empty → no authentication. Each key
+  // is its own tenant: the prefix cache and the sessions of one key are invisible to
+  // the others (runtime/scheduler.h, "Scope").
+  std::vector<std::string> api_keys;
   std::string model;                   // what to pass to Engine::Open (a path or hub id)
   std::string model_id;                // the name clients use ("model" field); "" → derived from `model`
   runtime::EngineOptions engine;
   int parallel = 4;                    // sequences decoded together
   int prefix_cache_entries = 4;        // finished sequences kept for prefix reuse
+  bool shared_prefix_cache = false;    // reuse across tenants and sessions (opt-in)
+  // Disk sessions (runtime/session_store.h): the prefix cache entries of named
+  // sessions are written under session_dir ("": $SPOOL_HOME/server-sessions) when
+  // they leave RAM and at shutdown, at most session_max_disk bytes (0: unlimited).
+  bool disk_sessions = true;
+  std::string session_dir;
+  uint64_t session_max_disk = 4ull << 30;
   size_t max_body_bytes = 8u << 20;    // larger bodies → 400
   int http_threads = 0;                // 0: 4 × parallel + 8
   bool log_requests = false;           // one line per request on stderr
@@ -39,7 +50,8 @@ class Server {
   // opened (the message names it). Prints "spool serve: listening on http://HOST:PORT"
   // on stderr once bound.
   Status Run();
-  // Thread-safe; makes Run() return.
+  // Thread-safe; makes Run() return. Run() then stops the scheduler and writes the
+  // prefix cache's named sessions to disk (Scheduler::Shutdown) before it returns.
   void Stop();
   // The bound port (valid after Run() printed it; for port 0).
   int port() const;
