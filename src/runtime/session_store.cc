@@ -2,7 +2,9 @@
 
 #include <dirent.h>
 #include <openssl/evp.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -81,6 +83,13 @@ Result<std::unique_ptr<SessionStore>> SessionStore::Open(SessionStoreOptions opt
   if (options.dir.empty()) options.dir = DefaultServerSessionsDir();
   SPOOL_TRY(kv::MakeDirs(options.dir).WithContext("--session-dir"));
   std::unique_ptr<SessionStore> store(new SessionStore(std::move(options)));
+  // Two servers on one folder would delete each other's files (the disk limit) and
+  // keep stale indexes: the second one is refused.
+  const std::string lock_path = store->dir() + "/.lock";
+  store->lock_fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (store->lock_fd_ < 0) return IoError(lock_path + ": cannot create the session folder's lock file");
+  if (::flock(store->lock_fd_, LOCK_EX | LOCK_NB) != 0)
+    return IoError(store->dir() + ": another spool serve uses this --session-dir (pass another folder, or stop it)");
   RemoveStaleTemporaries(store->dir());
   SPOOL_ASSIGN_OR_RETURN(auto entries, kv::ListSessions(store->dir()));
   for (auto& e : entries) {
@@ -102,6 +111,10 @@ Result<std::unique_ptr<SessionStore>> SessionStore::Open(SessionStoreOptions opt
     store->index_[file] = std::move(s);
   }
   return store;
+}
+
+SessionStore::~SessionStore() {
+  if (lock_fd_ >= 0) ::close(lock_fd_);  // releases the flock
 }
 
 std::string SessionStore::FileName(const std::string& tenant, const std::string& id) const {

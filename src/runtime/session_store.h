@@ -20,6 +20,9 @@
 // used: Open and Load log one line naming the file and the reason and go on; the file
 // is left where it is (a later save of the same session replaces it).
 //
+// One process per directory: Open takes an exclusive lock (flock on DIR/.lock) and
+// fails (kIo, naming the folder) when another server holds it.
+//
 // Threading: every method takes the store's mutex, so List/Remove may run on HTTP
 // threads while the scheduler thread saves and loads. Save and Load call the Engine:
 // only the thread that owns the Engine (the scheduler's) may call them.
@@ -64,6 +67,9 @@ class SessionStore {
   // only; damaged files are logged and skipped). Stale temporaries of dead processes
   // (a kill -9 mid-save) are removed.
   static Result<std::unique_ptr<SessionStore>> Open(SessionStoreOptions options);
+  ~SessionStore();  // releases the directory lock
+  SessionStore(const SessionStore&) = delete;
+  SessionStore& operator=(const SessionStore&) = delete;
 
   const std::string& dir() const { return options_.dir; }
   // Ids longer than this are not persisted (the request still works from RAM).
@@ -93,6 +99,7 @@ class SessionStore {
   void EnforceLimitLocked(const std::string& keep_file);
 
   SessionStoreOptions options_;
+  int lock_fd_ = -1;  // flock'ed DIR/.lock
   mutable std::mutex mu_;
   std::map<std::string, StoredSession> index_;  // by file name
 };

@@ -34,7 +34,7 @@ def auth(key):
     return {"Authorization": "Bearer " + key} if key else {}
 
 
-def chat(server, messages, key=None, session=None, max_tokens=16):
+def chat(server, messages, key=None, session=None, max_tokens=6):
     body = {"messages": messages, "max_tokens": max_tokens, "temperature": 0}
     if session is not None:
         body["user"] = session
@@ -143,7 +143,8 @@ def test_conversation_survives_sigterm_and_restart(tmp_path):
 
 
 def session_files(tmp_path, dir_name="sessions"):
-    return sorted(p.name for p in (tmp_path / dir_name).iterdir())
+    """The folder's files but its lock file."""
+    return sorted(p.name for p in (tmp_path / dir_name).iterdir() if p.name != ".lock")
 
 
 def test_kill_9_loses_only_unwritten_sessions_and_never_a_file(tmp_path):

@@ -307,6 +307,10 @@ TEST(Scheduler, NamedSessionsSurviveARestartOfTheScheduler) {
   SchedulerOptions so;
   so.session_store = store->get();
   Scheduler s(*e, so);
+  // One server per folder.
+  auto second = SessionStore::Open({dir, 0});
+  EXPECT_FALSE(second.ok());
+  EXPECT_NE(second.status().message().find("another spool serve"), std::string::npos) << second.status().message();
   // Another tenant using the same id does not get it.
   EXPECT_EQ(Wait(*s.Submit(Req(turn2, "intruder", "conv"))).cached, 0);
   EXPECT_EQ(s.stats().session_loads, 0);
