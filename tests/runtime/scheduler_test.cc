@@ -392,5 +392,54 @@ TEST(Scheduler, DamagedSessionFileIsIgnoredAndTheRequestRecomputes) {
   EXPECT_EQ(s.stats().session_loads, 0);
 }
 
+TEST(SessionStore, OpensOnlyFilesThatAreServerSessionsOfTheirName) {
+  auto e = OpenEngine(SyntheticModelDir(), /*prefill_chunk=*/16, 1);
+  ASSERT_NE(e, nullptr);
+  const std::string dir = FreshDir("store_open");
+  const std::string evil = "../../x/../etc/passwd";
+  {
+    auto store = SessionStore::Open({dir, 0});
+    ASSERT_TRUE(store.ok());
+    auto seq = e->NewSequence();
+    std::vector<float> logits(e->n_vocab());
+    ASSERT_TRUE(e->Prefill(*seq, RandomIds(20, e->n_vocab(), 3), logits.data()).ok());
+    ASSERT_TRUE((*store)->Save(*e, "t", "good", *seq, 1000).ok());
+    ASSERT_TRUE((*store)->Save(*e, "t", evil, *seq, 2000).ok());
+    EXPECT_FALSE((*store)->Save(*e, "t", std::string(SessionStore::kMaxIdBytes + 1, 'x'), *seq, 1).ok());
+    // A `spool run --session` file (no server_session settings) in the folder.
+    ASSERT_TRUE(e->SaveSession(dir + "/plain.session", *seq, {}, nlohmann::ordered_json::object()).ok());
+  }
+  std::vector<std::string> names;
+  for (const auto& f : std::filesystem::directory_iterator(dir)) names.push_back(f.path().filename());
+  for (const auto& n : names)
+    if (n != ".lock" && n != "plain.session")
+      EXPECT_EQ(n.size(), 40u + 8u) << n;  // hex digest + ".session": the id never names a file
+  EXPECT_FALSE(std::filesystem::exists(dir + "/../etc"));
+  // A server session copied under another session's name is not that session.
+  StoredSession good;
+  {
+    auto store = SessionStore::Open({dir, 0});
+    ASSERT_TRUE(store.ok());
+    ASSERT_TRUE((*store)->Find("t", "good", &good));
+    StoredSession bad;
+    ASSERT_TRUE((*store)->Find("t", evil, &bad));
+    std::filesystem::copy_file(dir + "/" + good.file, dir + "/" + bad.file, std::filesystem::copy_options::overwrite_existing);
+  }
+  auto store = SessionStore::Open({dir, 0});
+  ASSERT_TRUE(store.ok());
+  const auto listed = (*store)->List("t");
+  ASSERT_EQ(listed.size(), 1u);
+  EXPECT_EQ(listed[0].id, "good");
+  EXPECT_EQ(listed[0].tokens, 20);
+  EXPECT_TRUE((*store)->List("").empty());
+  EXPECT_FALSE((*store)->Load(*e, "t", evil).ok());
+  auto loaded = (*store)->Load(*e, "t", "good");
+  ASSERT_TRUE(loaded.ok()) << loaded.status().message();
+  EXPECT_EQ((*loaded)->n_tokens(), 20);
+  EXPECT_EQ((*store)->Load(*e, "other", "good").status().code(), ErrorCode::kNotFound);
+  EXPECT_TRUE((*store)->Remove("t", "good"));
+  EXPECT_FALSE((*store)->Remove("t", "good"));
+}
+
 }  // namespace
 }  // namespace spool::runtime
