@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <atomic>
 #include <thread>
+#include <vector>
 
 #include "apps/command.h"
 #include "apps/common_flags.h"
@@ -20,11 +21,16 @@ int RunServe(int argc, char** argv) {
   EngineFlags ef = AddEngineFlags(p);
   std::string& host = p.String("--host", "127.0.0.1", "address to listen on");
   int64_t& port = p.Int("--port", 8080, "TCP port (0: any free port)");
-  std::string& api_key = p.String("--api-key", "",
-                                  "require 'Authorization: Bearer KEY' (visible in ps: prefer $SPOOL_API_KEY or --api-key-file)");
-  std::string& api_key_file = p.String("--api-key-file", "", "read the API key from this file (first line)");
+  std::vector<std::string>& api_keys = p.List(
+      "--api-key", "require 'Authorization: Bearer KEY'; repeat for several keys, each its own tenant (visible in ps: prefer "
+                   "$SPOOL_API_KEY or --api-key-file)");
+  std::string& api_key_file = p.String("--api-key-file", "", "read API keys from this file (one per line)");
   int64_t& parallel = p.Int("-np,--parallel", 4, "sequences decoded together in one step");
   int64_t& cache_entries = p.Int("--cache-entries", 4, "finished sequences kept for prefix reuse (0: off)");
+  bool& shared_cache = p.Flag("--shared-prefix-cache", "let every client reuse every cached prefix (default: only its own API key and session)");
+  std::string& session_dir = p.String("--session-dir", "", "where sessions are kept on disk (default: $SPOOL_HOME/server-sessions)");
+  std::string& session_max_disk = p.String("--session-max-disk", "4G", "disk for sessions; least recently used go first (0: unlimited)");
+  bool& no_disk_sessions = p.Flag("--no-disk-sessions", "keep sessions in RAM only (lost on restart)");
   std::string& alias = p.String("--alias", "", "model id that clients use (default: derived from MODEL)");
   std::string& max_body = p.String("--max-body", "8M", "largest request body accepted (any transfer encoding)");
   std::string& max_header = p.String("--max-header-bytes", "64K", "largest request line + header block (431/414 beyond)");
@@ -53,27 +59,39 @@ int RunServe(int argc, char** argv) {
   if (max_queue < 0 || max_queue > 100000) return Fail("--max-queue must be in [0, 100000]");
   if (!(request_timeout > 0 && request_timeout <= 3600)) return Fail("--request-timeout must be in (0, 3600] seconds");
   if (http_threads < 0 || http_threads > 4096) return Fail("--http-threads must be in [0, 4096]");
-  if (!api_key.empty() && !api_key_file.empty()) return Fail("give --api-key or --api-key-file, not both");
+    auto session_disk = ParseSize(session_max_disk);
+  if (!session_disk.ok()) return Fail("--session-max-disk must be a size (e.g. 4G, 0 = unlimited), got '" + session_max_disk + "'");
   auto resolved = ResolveModelName(p.positional()[0]);
   if (!resolved.ok()) return Fail(resolved.status().message());
 
   server::ServerOptions so;
   so.host = host;
   so.port = static_cast<int>(port);
-  so.api_key = api_key;
+  for (const auto& k : api_keys)
+    if (!k.empty()) so.api_keys.push_back(k);
   if (!api_key_file.empty()) {
     auto text = ReadFileToString(api_key_file);
     if (!text.ok()) return Fail("--api-key-file: " + text.status().message());
-    so.api_key = text->substr(0, text->find_first_of("\r\n"));
-    if (so.api_key.empty()) return Fail("--api-key-file: " + api_key_file + " holds no key on its first line");
+    size_t before = so.api_keys.size();
+    for (size_t pos = 0; pos < text->size();) {
+      size_t end = text->find_first_of("\r\n", pos);
+      if (end == std::string::npos) end = text->size();
+      if (end > pos) so.api_keys.push_back(text->substr(pos, end - pos));
+      pos = end + 1;
+    }
+    if (so.api_keys.size() == before) return Fail("--api-key-file: " + api_key_file + " holds no key");
   }
-  if (so.api_key.empty())
-    if (const char* k = std::getenv("SPOOL_API_KEY")) so.api_key = k;
+  if (so.api_keys.empty())
+    if (const char* k = std::getenv("SPOOL_API_KEY"); k && *k) so.api_keys.push_back(k);
   so.model = resolved->path;
   so.model_id = alias.empty() ? (resolved->is_path ? "" : p.positional()[0]) : alias;
   so.engine = *opts;
   so.parallel = static_cast<int>(parallel);
   so.prefix_cache_entries = static_cast<int>(cache_entries);
+  so.shared_prefix_cache = shared_cache;
+  so.disk_sessions = !no_disk_sessions;
+  so.session_dir = session_dir;
+  so.session_max_disk = *session_disk;
   so.max_body_bytes = *body;
   so.max_header_bytes = *header;
   so.max_connections = static_cast<int>(max_connections);

@@ -1,8 +1,14 @@
 #include "runtime/scheduler.h"
 
 #include <algorithm>
+#include <chrono>
+#include <future>
+#include <map>
+#include <set>
 
+#include "base/log.h"
 #include "base/timer.h"
+#include "runtime/session_store.h"
 #include "tokenizer/tokenizer.h"
 
 namespace spool::runtime {
@@ -46,6 +52,10 @@ struct Scheduler::Active {
 
 namespace {
 
+int64_t UnixMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
 // Earliest position >= from where a stop string starts, or npos.
 size_t FindStop(const std::string& text, const std::vector<std::string>& stops, size_t from) {
   size_t best = std::string::npos;
@@ -82,13 +92,109 @@ Scheduler::Scheduler(Engine& engine, SchedulerOptions options) : engine_(engine)
   thread_ = std::thread([this] { Loop(); });
 }
 
-Scheduler::~Scheduler() {
+Scheduler::~Scheduler() { Shutdown(); }
+
+void Scheduler::Shutdown() {
   {
     std::lock_guard<std::mutex> lock(mu_);
+    if (shut_down_) return;
     stop_ = true;
   }
   cv_.notify_all();
-  thread_.join();
+  if (thread_.joinable()) thread_.join();
+  // The thread is gone, so this one may call the Engine. The newest entry of each
+  // named session goes to the store (cache_ is most recent first).
+  if (options_.session_store) {
+    std::set<std::pair<std::string, std::string>> seen;
+    for (CacheEntry& e : cache_)
+      if (!e.key.empty() && seen.insert({e.tenant, e.key}).second) Spill(e);
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  shut_down_ = true;
+}
+
+bool Scheduler::RunOnLoop(std::function<void()> fn) {
+  auto done = std::make_shared<std::promise<void>>();
+  std::future<void> finished = done->get_future();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stop_) return false;
+    tasks_.push_back([fn = std::move(fn), done] {
+      fn();
+      done->set_value();
+    });
+  }
+  cv_.notify_all();
+  finished.wait();
+  return true;
+}
+
+void Scheduler::RunTasks() {
+  std::deque<std::function<void()>> tasks;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    tasks.swap(tasks_);
+  }
+  for (auto& t : tasks) t();
+}
+
+std::vector<SessionSummary> Scheduler::ListSessions(const std::string& tenant) {
+  std::vector<SessionSummary> out;
+  RunOnLoop([&] {
+    std::map<std::string, SessionSummary> by_id;
+    auto add_ram = [&](const std::string& t, const std::string& key, const Sequence* seq, int64_t used_ms) {
+      if (t != tenant || key.empty()) return;
+      SessionSummary& s = by_id[key];
+      s.id = key;
+      s.in_memory = true;
+      s.tokens = std::max<int64_t>(s.tokens, seq ? seq->n_tokens() : 0);
+      s.last_used_ms = std::max(s.last_used_ms, used_ms);
+    };
+    for (const CacheEntry& e : cache_) add_ram(e.tenant, e.key, e.seq.get(), e.last_used_ms);
+    for (const auto& a : active_) add_ram(a->req.tenant, a->req.cache_key, a->seq.get(), UnixMs());
+    if (options_.session_store) {
+      for (const StoredSession& d : options_.session_store->List(tenant)) {
+        SessionSummary& s = by_id[d.id];
+        s.id = d.id;
+        s.on_disk = true;
+        s.bytes = d.bytes;
+        if (!s.in_memory) s.tokens = d.tokens;  // RAM holds the newer state
+        s.last_used_ms = std::max(s.last_used_ms, d.last_used_ms);
+      }
+    }
+    for (auto& [id, s] : by_id) out.push_back(std::move(s));
+    std::sort(out.begin(), out.end(), [](const SessionSummary& a, const SessionSummary& b) {
+      return a.last_used_ms != b.last_used_ms ? a.last_used_ms > b.last_used_ms : a.id < b.id;
+    });
+  });
+  return out;
+}
+
+bool Scheduler::ForgetSession(const std::string& tenant, const std::string& id) {
+  bool found = false;
+  RunOnLoop([&] {
+    cache_.remove_if([&](const CacheEntry& e) {
+      const bool match = e.tenant == tenant && e.key == id;
+      found = found || match;
+      return match;
+    });
+    if (options_.session_store && options_.session_store->Remove(tenant, id)) found = true;
+  });
+  return found;
+}
+
+void Scheduler::Spill(CacheEntry& e) {
+  SessionStore* store = options_.session_store;
+  if (!store || e.key.empty() || !e.dirty || !e.seq || e.seq->n_tokens() == 0) return;
+  Status st = store->Save(engine_, e.tenant, e.key, *e.seq, e.last_used_ms);
+  e.dirty = false;
+  std::lock_guard<std::mutex> lock(mu_);
+  if (st.ok()) {
+    ++stats_.session_spills;
+  } else {
+    ++stats_.session_errors;
+    SPOOL_LOG_WARN("spool serve: a session was not saved: %s", st.message().c_str());
+  }
 }
 
 std::shared_ptr<RequestHandle> Scheduler::Submit(ScheduledRequest request) {
@@ -127,7 +233,7 @@ void Scheduler::Loop() {
     std::vector<Pending> admitted;
     {
       std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [&] { return stop_ || !queue_.empty() || !active_.empty(); });
+      cv_.wait(lock, [&] { return stop_ || !queue_.empty() || !active_.empty() || !tasks_.empty(); });
       if (stop_) break;
       // Every waiting request that fits joins now: their prefills share steps.
       while (!queue_.empty() && static_cast<int>(active_.size() + admitted.size()) < options_.max_active) {
@@ -136,6 +242,7 @@ void Scheduler::Loop() {
       }
       stats_.queued = static_cast<int64_t>(queue_.size());
     }
+    RunTasks();
     for (Pending& p : admitted) Admit(std::move(p));
     if (!active_.empty()) Step();
     std::lock_guard<std::mutex> lock(mu_);
@@ -151,32 +258,69 @@ void Scheduler::Loop() {
   e.kind = RequestHandle::Event::Kind::kError;
   e.error = Cancelled("the server is shutting down");
   for (auto& p : rest) p.handle->Push(e);
-  for (auto& a : active_) a->handle->Push(e);
+  // Running sequences hold committed KV for their tokens: they join the cache (and so
+  // reach the session store at Shutdown).
+  for (auto& a : active_) {
+    a->handle->Push(e);
+    if (a->seq) Retire(std::move(a->seq), a->req);
+  }
   active_.clear();
+  RunTasks();  // queued before stop_: their callers are waiting
 }
 
-std::unique_ptr<Sequence> Scheduler::TakeCached(const std::vector<int32_t>& prompt, const std::string& key,
-                                                int64_t* reused) {
+std::unique_ptr<Sequence> Scheduler::TakeCached(const ScheduledRequest& r, int64_t* reused) {
   *reused = 0;
-  auto best = cache_.end();
-  int64_t best_common = 0;
-  bool best_key = false;
+  const std::vector<int32_t>& prompt = r.prompt;
   // At least the last prompt token is always fed: its logits pick the first new token.
   const int64_t limit = static_cast<int64_t>(prompt.size()) - 1;
   const int64_t chunk = std::max<int64_t>(1, engine_.options().prefill_chunk);
-  for (auto it = cache_.begin(); it != cache_.end(); ++it) {
-    const auto& toks = it->seq->tokens();
+  auto reusable = [&](const std::vector<int32_t>& toks) {
     int64_t n = std::min<int64_t>(limit, static_cast<int64_t>(toks.size()));
     int64_t common = 0;
     while (common < n && toks[common] == prompt[common]) ++common;
     // Reuse whole prefill chunks only: the rest is fed in the same chunks a fresh
     // prefill would use, so a reused prefix gives bit-identical logits.
-    common -= common % chunk;
-    bool key_match = !key.empty() && it->key == key;
-    if (common > best_common || (common == best_common && common > 0 && key_match && !best_key)) {
+    return common - common % chunk;
+  };
+  auto best = cache_.end();
+  int64_t best_common = 0;
+  bool best_own = false, own_in_ram = false;
+  for (auto it = cache_.begin(); it != cache_.end(); ++it) {
+    const bool own = it->tenant == r.tenant && it->key == r.cache_key;
+    own_in_ram = own_in_ram || own;
+    // Another scope's entry is invisible (not even its prefix length leaks) unless
+    // the server opted into a shared cache.
+    if (!own && !options_.shared_prefix_cache) continue;
+    const int64_t common = reusable(it->seq->tokens());
+    if (common > best_common || (common == best_common && common > 0 && own && !best_own)) {
       best = it;
       best_common = common;
-      best_key = key_match;
+      best_own = own;
+    }
+  }
+  // A named session with no entry in RAM resumes from the store when that reuses more.
+  SessionStore* store = options_.session_store;
+  if (!own_in_ram && store && !r.cache_key.empty()) {
+    auto note_error = [&](const Status& st) {
+      SPOOL_LOG_WARN("spool serve: ignoring a stored session: %s", st.message().c_str());
+      std::lock_guard<std::mutex> lock(mu_);
+      ++stats_.session_errors;
+    };
+    auto toks = store->PeekTokens(r.tenant, r.cache_key);
+    if (!toks.ok()) {
+      if (toks.status().code() != ErrorCode::kNotFound) note_error(toks.status());
+    } else if (const int64_t common = reusable(*toks); common > best_common) {
+      auto loaded = store->Load(engine_, r.tenant, r.cache_key);
+      if (!loaded.ok()) {
+        note_error(loaded.status());
+      } else if (reusable((*loaded)->tokens()) < common || !engine_.Truncate(**loaded, common).ok()) {
+        note_error(InvalidFile("the session file changed while it was read"));
+      } else {
+        std::lock_guard<std::mutex> lock(mu_);
+        ++stats_.session_loads;
+        *reused = common;
+        return std::move(*loaded);
+      }
     }
   }
   if (best == cache_.end() || best_common == 0) return engine_.NewSequence();
@@ -187,16 +331,32 @@ std::unique_ptr<Sequence> Scheduler::TakeCached(const std::vector<int32_t>& prom
   return seq;
 }
 
-void Scheduler::Retire(std::unique_ptr<Sequence> seq, const std::string& key) {
-  if (options_.prefix_cache_entries == 0 || !seq || seq->n_tokens() == 0) return;
-  // An entry whose tokens are a prefix of this sequence is superseded by it.
-  const auto& toks = seq->tokens();
+void Scheduler::Retire(std::unique_ptr<Sequence> seq, const ScheduledRequest& r) {
+  if (!seq || seq->n_tokens() == 0) return;
+  CacheEntry entry{std::move(seq), r.tenant, r.cache_key, UnixMs(), /*dirty=*/true};
+  if (options_.prefix_cache_entries == 0) {
+    Spill(entry);  // no RAM cache: a named session goes straight to the store
+    return;
+  }
+  // An entry of the same scope whose tokens are a prefix of this sequence is
+  // superseded by it (other scopes' entries are left alone).
+  const auto& toks = entry.seq->tokens();
   cache_.remove_if([&](const CacheEntry& e) {
     const auto& t = e.seq->tokens();
-    return t.size() <= toks.size() && std::equal(t.begin(), t.end(), toks.begin());
+    return e.tenant == entry.tenant && e.key == entry.key && t.size() <= toks.size() &&
+           std::equal(t.begin(), t.end(), toks.begin());
   });
-  cache_.push_front(CacheEntry{std::move(seq), key});
-  while (static_cast<int>(cache_.size()) > options_.prefix_cache_entries) cache_.pop_back();
+  cache_.push_front(std::move(entry));
+  while (static_cast<int>(cache_.size()) > options_.prefix_cache_entries) {
+    CacheEntry& victim = cache_.back();
+    // Spilled unless a newer entry of the same session stays in RAM (that one is
+    // the session's state and reaches the store later).
+    const bool newer = std::any_of(cache_.begin(), std::prev(cache_.end()), [&](const CacheEntry& e) {
+      return e.tenant == victim.tenant && e.key == victim.key;
+    });
+    if (!newer) Spill(victim);
+    cache_.pop_back();
+  }
 }
 
 void Scheduler::Admit(Pending p) {
@@ -233,7 +393,7 @@ void Scheduler::Admit(Pending p) {
     return;
   }
   int64_t reused = 0;
-  a->seq = r.reuse_prefix ? TakeCached(r.prompt, r.cache_key, &reused) : engine_.NewSequence();
+  a->seq = r.reuse_prefix ? TakeCached(r, &reused) : engine_.NewSequence();
   a->result.cached_prompt_tokens = reused;
   a->prefill_next = reused;
   a->sampler = std::make_unique<sampling::Sampler>(r.sampling);
@@ -260,7 +420,7 @@ void Scheduler::Step() {
   for (size_t i = 0; i < active_.size();) {
     if (active_[i]->handle->cancelled()) {
       Finish(*active_[i], "cancelled");
-      Retire(std::move(active_[i]->seq), active_[i]->req.cache_key);
+      Retire(std::move(active_[i]->seq), active_[i]->req);
       active_.erase(active_.begin() + static_cast<std::ptrdiff_t>(i));
     } else {
       ++i;
@@ -354,7 +514,7 @@ void Scheduler::Step() {
     if (std::find(done.begin(), done.end(), a.get()) == done.end()) {
       still.push_back(std::move(a));
     } else if (a->seq) {
-      Retire(std::move(a->seq), a->req.cache_key);
+      Retire(std::move(a->seq), a->req);
     }
   }
   active_.swap(still);

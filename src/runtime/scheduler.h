@@ -16,6 +16,16 @@
 // through each request's RequestHandle (a small event queue), so a slow client never
 // blocks the scheduler.
 //
+// Scope (who may reuse what): a cache entry belongs to the (tenant, cache_key) of the
+// request that made it, and a request only reuses entries of its own scope, so one
+// user's cached prompt is never visible to another through cached_prompt_tokens or
+// through prefill time (a request outside the scope recomputes the prefix).
+// SchedulerOptions::shared_prefix_cache opts into reuse across scopes.
+//
+// Disk sessions: with a SessionStore, an entry whose scope has a cache_key is written
+// to the store when it is evicted from RAM and at Shutdown(), and a request of that
+// scope with no entry in RAM resumes from the store (runtime/session_store.h).
+//
 // Determinism: a request's sampler is its own (seeded per request), and the engine's
 // decode path computes each sequence independently of the batch, so with greedy
 // sampling or a fixed seed a request gives the same tokens alone or beside others.
@@ -33,14 +43,23 @@
 #include <thread>
 #include <vector>
 
+#include <functional>
+
 #include "runtime/engine.h"
 #include "sampling/sampler.h"
 
 namespace spool::runtime {
 
+class SessionStore;
+
 struct SchedulerOptions {
   int max_active = 4;          // sequences decoded together (--parallel)
   int prefix_cache_entries = 4;  // finished sequences kept for prefix reuse (0: off)
+  // false: a request reuses only entries of its own (tenant, cache_key) scope.
+  // true: any entry (the old behaviour; the scope only breaks ties). --shared-prefix-cache
+  bool shared_prefix_cache = false;
+  // Disk sessions (not owned; must outlive the scheduler). nullptr: RAM only.
+  SessionStore* session_store = nullptr;
 };
 
 struct ScheduledRequest {
@@ -50,7 +69,20 @@ struct ScheduledRequest {
   bool ignore_eos = false;
   std::vector<std::string> stop;     // stop strings (not included in the text)
   bool reuse_prefix = true;          // may start from a cached sequence with a common prefix
-  std::string cache_key;             // prefer the cached sequence last used with this key ("" = any)
+  // The reuse scope: entries made by requests with the same tenant and cache_key.
+  // tenant: who the client is (TenantForApiKey of its API key; "" = anonymous);
+  // cache_key: its session (the `session`/`user` field; "" = none, not persisted).
+  std::string tenant;
+  std::string cache_key;
+};
+
+// One named session as GET /v1/sessions shows it.
+struct SessionSummary {
+  std::string id;
+  int64_t tokens = 0;        // tokens whose KV is kept (the larger of RAM and disk)
+  uint64_t bytes = 0;        // bytes of its session file (0: not on disk yet)
+  int64_t last_used_ms = 0;  // unix milliseconds of the last request that used it
+  bool in_memory = false, on_disk = false;
 };
 
 struct Completion {
@@ -98,6 +130,9 @@ struct SchedulerStats {
   double prefill_seconds = 0;         // Σ over requests of admission → first token (overlapping)
   double decode_seconds = 0;          // steps that decoded at least one token
   double prefill_step_seconds = 0;    // steps that only prefilled
+  // Disk sessions: loads (resumed from the store), spills (written to it), and files
+  // that could not be used or written (each also logged).
+  int64_t session_loads = 0, session_spills = 0, session_errors = 0;
 };
 
 // Engine options a scheduler with `max_active` sequences plans for: steps of up to
@@ -112,7 +147,7 @@ class Scheduler {
  public:
   // `engine` must outlive the scheduler; no one else may call it while it runs.
   Scheduler(Engine& engine, SchedulerOptions options);
-  ~Scheduler();  // stops the thread; pending requests end with kError (kCancelled)
+  ~Scheduler();  // Shutdown()
   Scheduler(const Scheduler&) = delete;
   Scheduler& operator=(const Scheduler&) = delete;
 
@@ -124,6 +159,22 @@ class Scheduler {
   std::vector<std::shared_ptr<RequestHandle>> SubmitMany(std::vector<ScheduledRequest> requests);
   SchedulerStats stats() const;
 
+  // Stops the thread: pending and running requests end with kError (kCancelled); the
+  // running ones' sequences join the prefix cache. Then writes every cache entry that
+  // belongs to a named session to the session store (the newest entry per session;
+  // errors are logged and counted). Idempotent; the destructor calls it. The server
+  // calls it after its listener stopped.
+  void Shutdown();
+
+  // Named sessions of `tenant`: those in RAM (cache entries and running requests) and
+  // those in the session store, most recently used first. Answered by the scheduler
+  // thread between steps (blocks until then); empty after Shutdown().
+  std::vector<SessionSummary> ListSessions(const std::string& tenant);
+  // Forgets the session (tenant, id): drops its RAM cache entries and its file.
+  // Returns false when there was neither. A request of that session that is running
+  // now puts its sequence back into the cache when it finishes.
+  bool ForgetSession(const std::string& tenant, const std::string& id);
+
  private:
   struct Active;
   struct Pending {
@@ -133,7 +184,9 @@ class Scheduler {
   };
   struct CacheEntry {
     std::unique_ptr<Sequence> seq;
-    std::string key;
+    std::string tenant, key;
+    int64_t last_used_ms = 0;
+    bool dirty = true;  // differs from the session file (false: just loaded from it)
   };
 
   void Loop();
@@ -145,8 +198,14 @@ class Scheduler {
   // returns false when the request finished (then the caller retires it).
   bool Advance(Active& a, const float* logits);
   void Finish(Active& a, const std::string& reason);
-  void Retire(std::unique_ptr<Sequence> seq, const std::string& key);
-  std::unique_ptr<Sequence> TakeCached(const std::vector<int32_t>& prompt, const std::string& key, int64_t* reused);
+  void Retire(std::unique_ptr<Sequence> seq, const ScheduledRequest& r);
+  std::unique_ptr<Sequence> TakeCached(const ScheduledRequest& r, int64_t* reused);
+  // Writes a cache entry to the session store (when it has a session and changed).
+  void Spill(CacheEntry& e);
+  // Runs `fn` on the scheduler thread between steps and waits for it; false if the
+  // scheduler has stopped (fn not run).
+  bool RunOnLoop(std::function<void()> fn);
+  void RunTasks();
 
   Engine& engine_;
   SchedulerOptions options_;
@@ -154,6 +213,8 @@ class Scheduler {
   std::condition_variable cv_;
   std::deque<Pending> queue_;
   bool stop_ = false;
+  bool shut_down_ = false;                       // Shutdown() finished
+  std::deque<std::function<void()>> tasks_;      // RunOnLoop
   SchedulerStats stats_;
   std::vector<std::unique_ptr<Active>> active_;  // scheduler thread only
   std::list<CacheEntry> cache_;                  // scheduler thread only; front = most recent

@@ -9,7 +9,7 @@ namespace {
 const std::set<std::string>& KnownPaths() {
   static const std::set<std::string> k = {"/health", "/metrics", "/v1/models", "/v1/chat/completions", "/v1/completions",
                                           "/tokenize", "/detokenize", "/apply-template", "/api/chat", "/api/generate",
-                                          "/api/tags", "/api/ps", "/api/version"};
+                                          "/api/tags", "/api/ps", "/api/version", "/v1/sessions"};
   return k;
 }
 
@@ -21,7 +21,10 @@ void Line(std::string& out, const char* name, const char* type, const char* help
 }  // namespace
 
 void Metrics::CountRequest(const std::string& path, int status) {
-  std::string p = KnownPaths().count(path) ? path : (path.rfind("/v1/models/", 0) == 0 ? "/v1/models/{id}" : "other");
+  std::string p = KnownPaths().count(path)                      ? path
+                  : path.rfind("/v1/models/", 0) == 0   ? "/v1/models/{id}"
+                  : path.rfind("/v1/sessions/", 0) == 0 ? "/v1/sessions/{id}"
+                                                        : "other";
   std::lock_guard<std::mutex> lock(mu_);
   ++requests_[{p, status}];
 }
@@ -57,6 +60,9 @@ std::string Metrics::Render(const runtime::SchedulerStats& s, bool ready, double
   Line(out, "spool_decode_batch_tokens_total", "counter", "Tokens decoded in batched steps (mean batch = this / steps).", static_cast<double>(s.decode_batch_tokens));
   Line(out, "spool_prefill_seconds_total", "counter", "Seconds spent in prefill.", s.prefill_seconds);
   Line(out, "spool_decode_seconds_total", "counter", "Seconds spent in decode steps.", s.decode_seconds);
+  Line(out, "spool_session_loads_total", "counter", "Sessions resumed from disk.", static_cast<double>(s.session_loads));
+  Line(out, "spool_session_spills_total", "counter", "Session files written (eviction from RAM, shutdown).", static_cast<double>(s.session_spills));
+  Line(out, "spool_session_errors_total", "counter", "Session files that could not be used or written (each logged).", static_cast<double>(s.session_errors));
   return out;
 }
 

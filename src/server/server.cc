@@ -13,6 +13,7 @@
 #include "base/timer.h"
 #include "chat/chat_template.h"
 #include "runtime/scheduler.h"
+#include "runtime/session_store.h"
 #include "server/api_request.h"
 #include "server/api_response.h"
 #include "server/http_server.h"
@@ -77,7 +78,9 @@ struct Server::Impl {
   std::atomic<bool> ready{false};
   std::atomic<int> bound_port{0};
   std::unique_ptr<runtime::Engine> engine;
+  std::unique_ptr<runtime::SessionStore> session_store;  // declared before the scheduler that uses it
   std::unique_ptr<runtime::Scheduler> scheduler;
+  std::map<std::string, std::string> tenant_of_key;      // API key → TenantForApiKey(key)
   std::optional<chat::ChatTemplate> chat_template;
   std::string chat_template_error;
   chat::SpecialTokens special;
@@ -100,6 +103,20 @@ struct Server::Impl {
     if (ready.load()) return true;
     SendError(res, ApiError{503, "The model is still loading; retry shortly.", "server_error", "", "model_loading"}, ollama);
     return false;
+  }
+  // The tenant of a request's "Authorization: Bearer KEY": its key's digest, "" when
+  // the server has no keys (one anonymous tenant), nullopt when no key matches. Every
+  // configured key is compared in constant time, whichever matches.
+  std::optional<std::string> MatchTenant(const std::string& authorization) const {
+    if (tenant_of_key.empty()) return std::string();
+    std::optional<std::string> found;
+    for (const auto& [key, tenant] : tenant_of_key)
+      if (ApiKeyMatches(authorization, key) && !found) found = tenant;
+    return found;
+  }
+  // The tenant of an already authenticated request.
+  std::string TenantOf(const http::Request& req) const {
+    return MatchTenant(req.get_header_value("Authorization")).value_or("");
   }
   bool ModelMatches(const std::string& name) const {
     return name == model_id || name == opts.model || name == DefaultModelId(opts.model);
@@ -174,6 +191,7 @@ struct Server::Impl {
     sr.ignore_eos = spec.ignore_eos;
     sr.stop = spec.stop;
     sr.reuse_prefix = spec.cache_prompt;
+    sr.tenant = TenantOf(req);
     sr.cache_key = spec.session;
     const double t0 = NowSeconds();
     auto handle = scheduler->Submit(std::move(sr));
@@ -334,9 +352,41 @@ struct Server::Impl {
       SendJson(res, 200, Json{{"models", Json::array({OllamaModelObject(true)})}});
     });
     http.Get("/api/version", [](const http::Request&, http::Response& res) { SendJson(res, 200, Json{{"version", "0.1.0"}}); });
+    http.Get("/v1/sessions", [this](const http::Request& req, http::Response& res) { HandleListSessions(req, res); });
+    http.Delete(R"(/v1/sessions/(.+))", [this](const http::Request& req, http::Response& res) { HandleDeleteSession(req, res); });
     http.Post("/tokenize", [this](const http::Request& req, http::Response& res) { HandleTokenize(req, res); });
     http.Post("/detokenize", [this](const http::Request& req, http::Response& res) { HandleDetokenize(req, res); });
     http.Post("/apply-template", [this](const http::Request& req, http::Response& res) { HandleApplyTemplate(req, res); });
+  }
+
+  // GET /v1/sessions: the caller's named sessions (RAM and disk). Without API keys
+  // every client is the same tenant, and a list of ids would let one user resume
+  // another's session, so it is refused unless the cache is shared anyway.
+  void HandleListSessions(const http::Request& req, http::Response& res) {
+    if (!CheckReady(res, false)) return;
+    if (tenant_of_key.empty() && !opts.shared_prefix_cache)
+      return SendError(res, ApiError{403, "Listing sessions needs --api-key (without keys every client is the same tenant, so "
+                                          "the list would show other users' session ids).", "invalid_request_error", "", "forbidden"}, false);
+    Json data = Json::array();
+    for (const runtime::SessionSummary& s : scheduler->ListSessions(TenantOf(req)))
+      data.push_back(Json{{"id", s.id},
+                          {"object", "session"},
+                          {"tokens", s.tokens},
+                          {"bytes", s.bytes},
+                          {"last_used", s.last_used_ms / 1000},
+                          {"last_used_ms", s.last_used_ms},
+                          {"in_memory", s.in_memory},
+                          {"on_disk", s.on_disk}});
+    SendJson(res, 200, Json{{"object", "list"}, {"data", data}});
+  }
+
+  // DELETE /v1/sessions/{id}: forgets the caller's session (RAM entries and file).
+  void HandleDeleteSession(const http::Request& req, http::Response& res) {
+    if (!CheckReady(res, false)) return;
+    const std::string id = req.matches[1];
+    if (!scheduler->ForgetSession(TenantOf(req), id))
+      return SendError(res, ApiError{404, "No session with this id.", "invalid_request_error", "id", "session_not_found"}, false);
+    SendJson(res, 200, Json{{"id", id}, {"object", "session.deleted"}, {"deleted", true}});
   }
 
   void HandleTokenize(const http::Request& req, http::Response& res) {
@@ -445,9 +495,9 @@ struct Server::Impl {
     limits.worker_threads = opts.http_threads > 0 ? opts.http_threads : 4 * opts.parallel + 8;
     http.set_limits(limits);
     http.set_pre_routing_handler([this](const http::Request& req, http::Response& res) {
-      if (opts.api_key.empty() || req.path == "/health") return http::Server::HandlerResponse::Unhandled;
+      if (opts.api_keys.empty() || req.path == "/health") return http::Server::HandlerResponse::Unhandled;
       std::string auth = req.get_header_value("Authorization");
-      if (ApiKeyMatches(auth, opts.api_key)) return http::Server::HandlerResponse::Unhandled;
+      if (MatchTenant(auth)) return http::Server::HandlerResponse::Unhandled;
       SendError(res,
                 ApiError{401, auth.empty() ? "You didn't provide an API key. Provide it in the Authorization header as 'Bearer KEY'."
                                            : "Incorrect API key provided.",
@@ -510,6 +560,13 @@ struct Server::Impl {
     runtime::SchedulerOptions so;
     so.max_active = opts.parallel;
     so.prefix_cache_entries = opts.prefix_cache_entries;
+    so.shared_prefix_cache = opts.shared_prefix_cache;
+    if (opts.disk_sessions) {
+      SPOOL_ASSIGN_OR_RETURN(session_store, runtime::SessionStore::Open({opts.session_dir, opts.session_max_disk}));
+      std::fprintf(stderr, "spool serve: sessions in %s (%.1f MiB used)\n", session_store->dir().c_str(),
+                   static_cast<double>(session_store->total_bytes()) / (1 << 20));
+      so.session_store = session_store.get();
+    }
     scheduler = std::make_unique<runtime::Scheduler>(*engine, so);
     return Status::Ok();
   }
@@ -517,6 +574,7 @@ struct Server::Impl {
 
 Server::Server(ServerOptions options) : impl_(std::make_unique<Impl>()) {
   impl_->opts = std::move(options);
+  for (const std::string& key : impl_->opts.api_keys) impl_->tenant_of_key[key] = runtime::TenantForApiKey(key);
   impl_->model_id = impl_->opts.model_id.empty() ? DefaultModelId(impl_->opts.model) : impl_->opts.model_id;
 }
 
@@ -550,6 +608,14 @@ Status Server::Run() {
   std::fprintf(stderr, "spool serve: model %s ready (ctx %lld, parallel %d)\n", s.model_id.c_str(),
                static_cast<long long>(s.engine->ctx()), s.opts.parallel);
   listener.join();
+  // The listener has stopped: no new requests. Stop the scheduler and write the
+  // prefix cache's sessions to disk before the engine goes away.
+  s.scheduler->Shutdown();
+  if (s.session_store) {
+    const runtime::SchedulerStats st = s.scheduler->stats();
+    std::fprintf(stderr, "spool serve: stopped (%lld session files written, %lld errors)\n",
+                 static_cast<long long>(st.session_spills), static_cast<long long>(st.session_errors));
+  }
   return http_status;
 }
 

@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "base/status.h"
 #include "runtime/engine.h"
@@ -26,7 +27,10 @@ namespace spool::server {
 struct ServerOptions {
   std::string host = "127.0.0.1";
   int port = 8080;                     // 0: any free port (printed on startup)
-  std::string api_key;                 // "" → no authentication
+  // Accepted keys ('Authorization: Bearer KEY'); empty → no authentication. Each key
+  // is its own tenant: the prefix cache and the sessions of one key are invisible to
+  // the others (runtime/scheduler.h, "Scope").
+  std::vector<std::string> api_keys;
   std::string model;                   // what to pass to Engine::Open (a path or hub id)
   std::string model_id;                // the name clients use ("model" field); "" → derived from `model`
   runtime::EngineOptions engine;
@@ -39,6 +43,13 @@ struct ServerOptions {
   int max_queue = 64;                  // complete requests waiting for an HTTP thread; more → 503 + Retry-After
   double request_timeout_s = 30;       // the whole request, from its first byte; slower → 408
   int http_threads = 0;                // handler threads; 0: 4 × parallel + 8
+  bool shared_prefix_cache = false;    // reuse across tenants and sessions (opt-in)
+  // Disk sessions (runtime/session_store.h): the prefix cache entries of named
+  // sessions are written under session_dir ("": $SPOOL_HOME/server-sessions) when
+  // they leave RAM and at shutdown, at most session_max_disk bytes (0: unlimited).
+  bool disk_sessions = true;
+  std::string session_dir;
+  uint64_t session_max_disk = 4ull << 30;
   bool log_requests = false;           // one line per request on stderr
 };
 
@@ -50,7 +61,8 @@ class Server {
   // opened (the message names it). Prints "spool serve: listening on http://HOST:PORT"
   // on stderr once bound.
   Status Run();
-  // Thread-safe; makes Run() return.
+  // Thread-safe; makes Run() return. Run() then stops the scheduler and writes the
+  // prefix cache's named sessions to disk (Scheduler::Shutdown) before it returns.
   void Stop();
   // The bound port (valid after Run() printed it; for port 0).
   int port() const;

@@ -25,7 +25,10 @@ MODEL_ID = "SmolLM2-135M-Instruct.Q4_1"
 def server():
     # A small prefill chunk so that the short test prompts reuse cached prefixes
     # (reuse is cut to whole chunks); the reference runs use the same chunking.
-    s = LiveServer("--parallel", "8", "--ctx", "1024", "--max-body", "64K", "--threads", "2", "--prefill-chunk", "16")
+    # No disk sessions: the `session` fields below must not leave files in $SPOOL_HOME
+    # (test_server_sessions.py covers them).
+    s = LiveServer("--parallel", "8", "--ctx", "1024", "--max-body", "64K", "--threads", "2", "--prefill-chunk", "16",
+                   "--no-disk-sessions")
     try:
         s.wait_ready()
         yield s

@@ -7,10 +7,12 @@
 
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <random>
 
 #include "runtime/engine.h"
 #include "runtime/scheduler.h"
+#include "runtime/session_store.h"
 #include "synthetic_model.h"
 
 namespace spool::runtime {
@@ -123,6 +125,7 @@ TEST(EngineStep, RejectsBadItemsWithoutChangingAnySequence) {
 struct Outcome {
   std::vector<int32_t> ids;
   std::string finish;
+  int64_t cached = 0;
   bool error = false;
 };
 
@@ -134,6 +137,7 @@ Outcome Wait(RequestHandle& h) {
     if (ev.kind == RequestHandle::Event::Kind::kDone) {
       o.ids = ev.completion.ids;
       o.finish = ev.completion.finish_reason;
+      o.cached = ev.completion.cached_prompt_tokens;
       return o;
     }
     if (ev.kind == RequestHandle::Event::Kind::kError) {
@@ -211,6 +215,230 @@ TEST(Scheduler, BadRequestInABurstFailsAloneAndOthersFinish) {
   EXPECT_TRUE(Wait(*handles[1]).error);
   EXPECT_FALSE(Wait(*handles[2]).error);
   EXPECT_EQ(s.stats().requests_failed, 1);
+}
+
+// ---- scope of the prefix cache, disk sessions ----
+
+ScheduledRequest Req(std::vector<int32_t> prompt, std::string tenant, std::string key, int64_t max_tokens = 6) {
+  ScheduledRequest r;
+  r.prompt = std::move(prompt);
+  r.max_tokens = max_tokens;
+  r.ignore_eos = true;
+  r.tenant = std::move(tenant);
+  r.cache_key = std::move(key);
+  return r;
+}
+
+std::vector<int32_t> Concat(std::vector<int32_t> a, const std::vector<int32_t>& b) {
+  a.insert(a.end(), b.begin(), b.end());
+  return a;
+}
+
+TEST(Scheduler, PrefixCacheIsScopedToTenantAndSession) {
+  auto e = OpenEngine(SyntheticModelDir(), /*prefill_chunk=*/16, 2);
+  ASSERT_NE(e, nullptr);
+  const auto secret = RandomIds(80, e->n_vocab(), 42);
+  Outcome fresh;
+  {
+    SchedulerOptions so;
+    so.prefix_cache_entries = 0;
+    Scheduler s(*e, so);
+    fresh = Wait(*s.Submit(Req(secret, "", "")));
+  }
+  for (bool shared : {false, true}) {
+    SCOPED_TRACE(shared ? "shared" : "scoped");
+    SchedulerOptions so;
+    so.max_active = 2;
+    so.shared_prefix_cache = shared;
+    Scheduler s(*e, so);
+    EXPECT_EQ(Wait(*s.Submit(Req(secret, "tenantA", "alice"))).cached, 0);
+    // Another tenant with the same session name, the same tenant with another session,
+    // and no session at all: none may see alice's prefix unless the cache is shared.
+    for (auto [tenant, key] : {std::pair{"tenantB", "alice"}, std::pair{"tenantA", "bob"}, std::pair{"", ""}}) {
+      SCOPED_TRACE(std::string(tenant) + "/" + key);
+      Outcome o = Wait(*s.Submit(Req(secret, tenant, key)));
+      EXPECT_EQ(o.cached, shared ? 64 : 0);  // 79 tokens may be reused, cut to whole chunks of 16
+      EXPECT_EQ(o.ids, fresh.ids);
+    }
+    Outcome own = Wait(*s.Submit(Req(secret, "tenantA", "alice")));
+    EXPECT_EQ(own.cached, 64);
+    EXPECT_EQ(own.ids, fresh.ids);
+    EXPECT_EQ(s.stats().cached_prompt_tokens, shared ? 4 * 64 : 64);
+  }
+}
+
+std::string FreshDir(const std::string& name) {
+  const std::string d = ::testing::TempDir() + "/" + name;
+  std::filesystem::remove_all(d);
+  return d;
+}
+
+TEST(Scheduler, NamedSessionsSurviveARestartOfTheScheduler) {
+  auto e = OpenEngine(SyntheticModelDir(), /*prefill_chunk=*/16, 2);
+  ASSERT_NE(e, nullptr);
+  const std::string dir = FreshDir("sched_sessions");
+  const auto turn1 = RandomIds(70, e->n_vocab(), 5), more = RandomIds(20, e->n_vocab(), 6);
+  Outcome first;
+  {
+    auto store = SessionStore::Open({dir, 0});
+    ASSERT_TRUE(store.ok()) << store.status().message();
+    SchedulerOptions so;
+    so.session_store = store->get();
+    Scheduler s(*e, so);
+    first = Wait(*s.Submit(Req(turn1, "t", "conv", 8)));
+    Wait(*s.Submit(Req(RandomIds(40, e->n_vocab(), 7), "t", "", 4)));  // no session: never written
+    s.Shutdown();
+    EXPECT_EQ(s.stats().session_spills, 1);
+    ASSERT_EQ((*store)->List("t").size(), 1u);
+    EXPECT_EQ((*store)->List("t")[0].tokens, 70 + 7);  // the last generated token is not fed
+    EXPECT_TRUE((*store)->List("other").empty());
+  }
+  // The next turn: the conversation so far plus new tokens.
+  const auto turn2 = Concat(Concat(turn1, first.ids), more);
+  Outcome fresh;
+  {
+    SchedulerOptions so;
+    so.prefix_cache_entries = 0;
+    Scheduler s(*e, so);
+    fresh = Wait(*s.Submit(Req(turn2, "", "")));
+  }
+  auto store = SessionStore::Open({dir, 0});
+  ASSERT_TRUE(store.ok());
+  SchedulerOptions so;
+  so.session_store = store->get();
+  Scheduler s(*e, so);
+  // One server per folder.
+  auto second = SessionStore::Open({dir, 0});
+  EXPECT_FALSE(second.ok());
+  EXPECT_NE(second.status().message().find("another spool serve"), std::string::npos) << second.status().message();
+  // Another tenant using the same id does not get it.
+  EXPECT_EQ(Wait(*s.Submit(Req(turn2, "intruder", "conv"))).cached, 0);
+  EXPECT_EQ(s.stats().session_loads, 0);
+  Outcome resumed = Wait(*s.Submit(Req(turn2, "t", "conv")));
+  EXPECT_EQ(resumed.cached, 64);  // 77 stored tokens match, cut to whole chunks
+  EXPECT_EQ(resumed.ids, fresh.ids);
+  EXPECT_EQ(s.stats().session_loads, 1);
+  // Forgotten: neither in RAM nor on disk.
+  EXPECT_TRUE(s.ForgetSession("t", "conv"));
+  EXPECT_FALSE(s.ForgetSession("t", "conv"));
+  EXPECT_TRUE((*store)->List("t").empty());
+  EXPECT_EQ(Wait(*s.Submit(Req(turn2, "t", "conv"))).cached, 0);
+}
+
+TEST(Scheduler, EvictedSessionsSpillAndTheDiskLimitDropsTheLeastRecentlyUsed) {
+  auto e = OpenEngine(SyntheticModelDir(), /*prefill_chunk=*/16, 1);
+  ASSERT_NE(e, nullptr);
+  const std::string dir = FreshDir("sched_sessions_lru");
+  // Each session file of ~40 tokens is 2 layers × 40 × 2 × 64 × 2 bytes ≈ 20 KiB + metadata.
+  auto store = SessionStore::Open({dir, 50 << 10});
+  ASSERT_TRUE(store.ok());
+  SchedulerOptions so;
+  so.max_active = 1;
+  so.prefix_cache_entries = 1;
+  so.session_store = store->get();
+  Scheduler s(*e, so);
+  for (int i = 0; i < 4; ++i) Wait(*s.Submit(Req(RandomIds(36, e->n_vocab(), 50 + i), "t", "s" + std::to_string(i), 4)));
+  // ListSessions runs on the scheduler thread, after the last step's retirement.
+  auto sessions = s.ListSessions("t");
+  // s0, s1, s2 were evicted from RAM (one entry) and spilled; s3 is still in RAM.
+  EXPECT_EQ(s.stats().session_spills, 3);
+  ASSERT_EQ(sessions.size(), 3u);  // s0 was dropped to keep the disk under 50 KiB
+  EXPECT_EQ(sessions[0].id, "s3");
+  EXPECT_TRUE(sessions[0].in_memory && !sessions[0].on_disk);
+  EXPECT_EQ(sessions[1].id, "s2");
+  EXPECT_TRUE(sessions[1].on_disk && sessions[1].bytes > 0);
+  EXPECT_EQ(sessions[2].id, "s1");
+  EXPECT_LE((*store)->total_bytes(), 50u << 10);
+}
+
+TEST(Scheduler, DamagedSessionFileIsIgnoredAndTheRequestRecomputes) {
+  auto e = OpenEngine(SyntheticModelDir(), /*prefill_chunk=*/16, 1);
+  ASSERT_NE(e, nullptr);
+  const std::string dir = FreshDir("sched_sessions_bad");
+  const auto prompt = RandomIds(50, e->n_vocab(), 9);
+  Outcome first;
+  {
+    auto store = SessionStore::Open({dir, 0});
+    ASSERT_TRUE(store.ok());
+    SchedulerOptions so;
+    so.session_store = store->get();
+    Scheduler s(*e, so);
+    first = Wait(*s.Submit(Req(prompt, "t", "x")));
+  }
+  std::string file;
+  for (const auto& f : std::filesystem::directory_iterator(dir)) file = f.path();
+  ASSERT_FALSE(file.empty());
+  {
+    // Flip a byte in the last KV record (the metadata stays valid, so the damage is
+    // only found by the record checksum when the session is loaded).
+    std::fstream f(file, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekg(-20, std::ios::end);
+    char c;
+    f.read(&c, 1);
+    c ^= 0x5a;
+    f.seekp(-20, std::ios::end);
+    f.write(&c, 1);
+  }
+  auto store = SessionStore::Open({dir, 0});
+  ASSERT_TRUE(store.ok());
+  SchedulerOptions so;
+  so.session_store = store->get();
+  Scheduler s(*e, so);
+  Outcome again = Wait(*s.Submit(Req(prompt, "t", "x")));
+  EXPECT_FALSE(again.error);
+  EXPECT_EQ(again.cached, 0);
+  EXPECT_EQ(again.ids, first.ids);
+  EXPECT_EQ(s.stats().session_errors, 1);
+  EXPECT_EQ(s.stats().session_loads, 0);
+}
+
+TEST(SessionStore, OpensOnlyFilesThatAreServerSessionsOfTheirName) {
+  auto e = OpenEngine(SyntheticModelDir(), /*prefill_chunk=*/16, 1);
+  ASSERT_NE(e, nullptr);
+  const std::string dir = FreshDir("store_open");
+  const std::string evil = "../../x/../etc/passwd";
+  {
+    auto store = SessionStore::Open({dir, 0});
+    ASSERT_TRUE(store.ok());
+    auto seq = e->NewSequence();
+    std::vector<float> logits(e->n_vocab());
+    ASSERT_TRUE(e->Prefill(*seq, RandomIds(20, e->n_vocab(), 3), logits.data()).ok());
+    ASSERT_TRUE((*store)->Save(*e, "t", "good", *seq, 1000).ok());
+    ASSERT_TRUE((*store)->Save(*e, "t", evil, *seq, 2000).ok());
+    EXPECT_FALSE((*store)->Save(*e, "t", std::string(SessionStore::kMaxIdBytes + 1, 'x'), *seq, 1).ok());
+    // A `spool run --session` file (no server_session settings) in the folder.
+    ASSERT_TRUE(e->SaveSession(dir + "/plain.session", *seq, {}, nlohmann::ordered_json::object()).ok());
+  }
+  std::vector<std::string> names;
+  for (const auto& f : std::filesystem::directory_iterator(dir)) names.push_back(f.path().filename());
+  for (const auto& n : names)
+    if (n != ".lock" && n != "plain.session")
+      EXPECT_EQ(n.size(), 40u + 8u) << n;  // hex digest + ".session": the id never names a file
+  EXPECT_FALSE(std::filesystem::exists(dir + "/../etc"));
+  // A server session copied under another session's name is not that session.
+  StoredSession good;
+  {
+    auto store = SessionStore::Open({dir, 0});
+    ASSERT_TRUE(store.ok());
+    ASSERT_TRUE((*store)->Find("t", "good", &good));
+    StoredSession bad;
+    ASSERT_TRUE((*store)->Find("t", evil, &bad));
+    std::filesystem::copy_file(dir + "/" + good.file, dir + "/" + bad.file, std::filesystem::copy_options::overwrite_existing);
+  }
+  auto store = SessionStore::Open({dir, 0});
+  ASSERT_TRUE(store.ok());
+  const auto listed = (*store)->List("t");
+  ASSERT_EQ(listed.size(), 1u);
+  EXPECT_EQ(listed[0].id, "good");
+  EXPECT_EQ(listed[0].tokens, 20);
+  EXPECT_TRUE((*store)->List("").empty());
+  EXPECT_FALSE((*store)->Load(*e, "t", evil).ok());
+  auto loaded = (*store)->Load(*e, "t", "good");
+  ASSERT_TRUE(loaded.ok()) << loaded.status().message();
+  EXPECT_EQ((*loaded)->n_tokens(), 20);
+  EXPECT_EQ((*store)->Load(*e, "other", "good").status().code(), ErrorCode::kNotFound);
+  EXPECT_TRUE((*store)->Remove("t", "good"));
+  EXPECT_FALSE((*store)->Remove("t", "good"));
 }
 
 }  // namespace
