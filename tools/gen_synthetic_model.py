@@ -30,10 +30,6 @@ SHAPES = {
                          ctx=131072, rope_theta=500000.0, rms_eps=1e-5),
     "llama-3.1-8b": dict(n_layer=32, n_embd=4096, n_ff=14336, n_head=32, n_head_kv=8, n_vocab=128256, tied=False,
                          ctx=131072, rope_theta=500000.0, rms_eps=1e-5),
-    # Small untied shape for CI (tests/py/test_budget_property.py): 8 layers of 8 MiB,
-    # so that budgets of ~100-200 MiB stream most of it.
-    "small": dict(n_layer=8, n_embd=512, n_ff=2048, n_head=8, n_head_kv=4, n_vocab=8192, tied=False, ctx=8192,
-                  rope_theta=10000.0, rms_eps=1e-5),
     # Small shape for quick checks of this script.
     "tiny": dict(n_layer=2, n_embd=256, n_ff=512, n_head=4, n_head_kv=2, n_vocab=128256, tied=True, ctx=4096,
                  rope_theta=500000.0, rms_eps=1e-5),
