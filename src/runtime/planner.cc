@@ -294,13 +294,13 @@ std::string FormatPlan(const models::ModelWeights& w, const ResidencyPlan& p) {
   if (bw > 0) {
     std::snprintf(line, sizeof line, "%.2f GB/s (%s)", bw / 1e9, p.disk_measured ? "measured" : "--disk-bw");
     add("disk read speed", line);
-    if (p.n_streamed > 0) {
-      std::snprintf(line, sizeof line, "%.2f tok/s (I/O bound: streamed bytes / disk speed)",
-                    bw / static_cast<double>(p.streamed_bytes_per_step));
-      add("predicted decode", line);
-    } else {
-      add("predicted decode", "not I/O bound (all weights resident)");
-    }
+  }
+  if (p.n_streamed == 0) {
+    add("predicted decode", "not I/O bound (all weights resident)");
+  } else if (bw > 0) {
+    std::snprintf(line, sizeof line, "%.2f tok/s (I/O bound: streamed bytes / disk speed)",
+                  bw / static_cast<double>(p.streamed_bytes_per_step));
+    add("predicted decode", line);
   }
   return s;
 }

@@ -169,6 +169,44 @@ def test_peak_rss_within_budget(spool_bin, models, tmp_path, model, case):
         assert "peak RSS" in err and "residency plan" in err
 
 
+# At the edge: the smallest budget each plan accepts (found with show --plan), + 2 MiB
+# for the baseline measured in another process. Here the plan's slack is smallest.
+TIGHT = [
+    ("smollm2", ["--ctx", "2048", "--kv-window", "128", "--prefill-chunk", "512", "--stats", "--json"]),
+    ("smollm2", ["--ctx", "512", "--kv-window", "0", "--prefill-chunk", "64", "--json"]),
+    ("synthetic", ["--ctx", "2048", "--kv-window", "128", "--prefill-chunk", "128", "--stats", "--json"]),
+    ("synthetic", ["--ctx", "512", "--kv-window", "0", "--prefill-chunk", "512", "--json"]),
+]
+
+
+def smallest_budget_mib(spool_bin, model, flags):
+    plan_flags = [f for f in flags if f not in ("--stats", "--json")]
+
+    def ok(mib):
+        r = subprocess.run([spool_bin, "show", model, "--plan", "--json", "-t", "2", "--disk-bw", "1G",
+                            "--mem-budget", f"{mib}M", *plan_flags], capture_output=True, text=True, timeout=60)
+        return r.returncode == 0
+
+    lo, hi = 16, 1024  # lo refused, hi accepted
+    assert ok(hi) and not ok(lo)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if ok(mid) else (mid, hi)
+    return hi
+
+
+@pytest.mark.parametrize("model,flags", TIGHT, ids=lambda x: x if isinstance(x, str) else " ".join(x))
+def test_peak_rss_within_the_smallest_budget(spool_bin, models, tmp_path, model, flags):
+    budget_mib = smallest_budget_mib(spool_bin, models[model], flags) + 2
+    ids = ",".join(str(i * 37 % MODELS[model]["vocab"] + 1) for i in range(PROMPT_TOKENS))
+    argv = [spool_bin, "run", models[model], "--prompt-ids", ids, "-n", "4", "--ignore-eos", "--temp", "0", "-t", "2",
+            "--mem-budget", f"{budget_mib}M", "--kv-dir", str(tmp_path / "kv"), *flags]
+    code, out, err, peak = run_measured(argv, dict(os.environ, SPOOL_HOME=str(tmp_path / "home")))
+    assert code == 0, err
+    assert peak <= budget_mib * MIB, f"peak RSS {peak / MIB:.1f} MiB > budget {budget_mib} MiB"
+    assert json.loads(out)["stats"]["plan"]["streamed_groups"]  # the edge of a streaming plan
+
+
 def test_matrix_runs_mostly(spool_bin, models, tmp_path):
     """The matrix above is not vacuous: most combinations are feasible and some stream."""
     feasible = streamed = 0
