@@ -69,9 +69,12 @@ Status Engine::PrepareAndPlan(const std::string& model) {
   if (options.disk_bytes_per_s == 0 && options.measure_disk && !plan_.all_resident()) {
     // Before the ring exists, in at most the ring's bytes: the probe's buffers are freed
     // (returned to the kernel: they are large) before StreamingWeights allocates.
-    SPOOL_ASSIGN_OR_RETURN(plan_.disk_bytes_per_s,
-                           MeasureDiskBandwidth(weights_->source(), kDiskProbeBytes, DiskProbeBatchBytes(plan_)));
-    plan_.disk_measured = true;
+    // A failed probe only loses the prediction (disk_bytes_per_s stays 0).
+    auto bw = MeasureDiskBandwidth(weights_->source(), kDiskProbeBytes, DiskProbeBatchBytes(plan_));
+    if (bw.ok()) {
+      plan_.disk_bytes_per_s = *bw;
+      plan_.disk_measured = true;
+    }
   }
   return Status::Ok();
 }
