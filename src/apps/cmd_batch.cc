@@ -158,7 +158,7 @@ int RunBatch(int argc, char** argv) {
   if (!(interval > 0)) return Fail("--progress-interval must be > 0");
   auto shard = batch::ParseShard(shard_text);
   if (!shard.ok()) return Fail(shard.status().message());
-  auto opts = ef.ToOptions();
+  auto opts = ef.ToOptions(Workload{Workload::Kind::kBatch, batch_size, 0});
   if (!opts.ok()) return Fail(opts.status().message());
   {
     char a[PATH_MAX], b[PATH_MAX];
@@ -215,7 +215,6 @@ int RunBatch(int argc, char** argv) {
   if (!runnable.empty()) {
     auto resolved = ResolveModelName(p.positional()[0]);
     if (!resolved.ok()) return Fail(resolved.status().message());
-    runtime::PlanForScheduler(&*opts, static_cast<int>(batch_size));
     auto engine = runtime::Engine::Open(resolved->path, *opts);
     if (!engine.ok()) return Fail(engine.status().message());
     PromptBuilder pb{engine->get(), std::nullopt, "", {}};

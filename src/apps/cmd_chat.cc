@@ -228,7 +228,7 @@ int RunChat(int argc, char** argv) {
   }
   auto resolved = ResolveModelName(p.positional()[0]);
   if (!resolved.ok()) return Fail(resolved.status().message());
-  auto opts = ef.ToOptions();
+  auto opts = ef.ToOptions(Workload{Workload::Kind::kChat});
   if (!opts.ok()) return Fail(opts.status().message());
   auto sp = sf.ToParams();
   if (!sp.ok()) return Fail(sp.status().message());

@@ -28,12 +28,9 @@ int RunPerplexity(int argc, char** argv) {
     std::fputs(p.Usage().c_str(), stderr);
     return 2;
   }
-  auto opts = ef.ToOptions();
+  auto opts = ef.ToOptions(Workload{Workload::Kind::kPerplexity});
   if (!opts.ok()) return Fail(opts.status().message());
-  if (opts->ctx == 0) opts->ctx = 512;
-  opts->max_logit_rows = opts->ctx;  // every window position keeps its logits (planner budgets them)
   const int64_t n_ctx = opts->ctx;
-  if (n_ctx < 8) return Fail("--ctx must be at least 8 for perplexity");
   auto text = ReadFileToString(file);
   if (!text.ok()) return Fail(text.status().message());
   auto engine_r = runtime::Engine::Open(p.positional()[0], *opts);

@@ -36,8 +36,6 @@ int RunRun(int argc, char** argv) {
                                                  "longest cached prefix instead of appending");
   bool& truncate = p.Flag("--truncate", "if the prompt does not fit the context, keep its first token and its end "
                                          "(ctx - n_predict tokens in all)");
-  std::string& disk_bw_text = p.String("--disk-bw", "", "disk read speed for the --stats prediction, bytes/s (e.g. 1.5G); "
-                                                       "default: measured with a short O_DIRECT read when weights stream");
   int code;
   if (HandleParse(p, argc, argv, &code)) return code;
   if (p.positional().empty() || p.positional().size() > 2) {
@@ -45,6 +43,9 @@ int RunRun(int argc, char** argv) {
     return 2;
   }
   const std::string model = p.positional()[0];
+  // --prompt-ids "" is an empty prompt given as ids (continue a session of a model
+  // without a tokenizer), not a missing one.
+  const bool ids_given = p.Given("--prompt-ids");
   std::string prompt_text;
   bool have_text = false;
   if (p.positional().size() == 2) {
@@ -55,15 +56,16 @@ int RunRun(int argc, char** argv) {
     if (!r.ok()) return Fail(r.status().message());
     prompt_text = *r;
     have_text = true;
-  } else if (ids_text.empty() && !IsTerminal(stdin)) {
+  } else if (!ids_given && !IsTerminal(stdin)) {
     prompt_text.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
     have_text = true;
   }
-  if (!have_text && ids_text.empty()) return Fail("no prompt: give PROMPT, --file, --prompt-ids or pipe text on stdin");
+  if (!have_text && !ids_given) return Fail("no prompt: give PROMPT, --file, --prompt-ids or pipe text on stdin");
   if (n_predict < 0) return Fail("--max-tokens must be >= 0");
 
   auto opts = ef.ToOptions();
   if (!opts.ok()) return Fail(opts.status().message());
+  opts->measure_disk = stats;  // the plan printed by --stats predicts decode speed
   auto sp = sf.ToParams();
   if (!sp.ok()) return Fail(sp.status().message());
   auto engine_r = runtime::Engine::Open(model, *opts);
@@ -74,7 +76,7 @@ int RunRun(int argc, char** argv) {
   req.sampling = *sp;
   req.max_tokens = n_predict;
   req.ignore_eos = ignore_eos;
-  if (!ids_text.empty()) {
+  if (ids_given) {
     auto ids = ParseIdList(ids_text);
     if (!ids.ok()) return Fail(ids.status().message());
     req.prompt = *ids;
@@ -88,7 +90,7 @@ int RunRun(int argc, char** argv) {
     req.prompt = *ids;
   }
 
-  RunSequenceOptions rso{session, reuse_prefix, ids_text.empty(), truncate, n_predict};
+  RunSequenceOptions rso{session, reuse_prefix, !ids_given, truncate, n_predict};
   RunSequenceState rss;
   auto seq_r = PrepareRunSequence(engine, rso, &req.prompt, &rss);
   if (!seq_r.ok()) return Fail(seq_r.status().message());
@@ -118,16 +120,9 @@ int RunRun(int argc, char** argv) {
   const auto& fs = engine.forward_stats();
   const auto& ss = engine.stream_stats();
   const auto& plan = engine.plan();
-  const uint64_t peak_rss = PeakRssBytes();  // before the disk measurement's buffer
-  double disk_bw = 0;
-  if (!disk_bw_text.empty()) {
-    auto b = ParseSize(disk_bw_text);
-    if (!b.ok()) return Fail("--disk-bw: " + b.status().message());
-    disk_bw = static_cast<double>(*b);
-  } else if (stats && !plan.all_resident()) {
-    auto b = runtime::MeasureDiskBandwidth(engine.source(), 256ull << 20);
-    if (b.ok()) disk_bw = *b;
-  }
+  // The kernel's high-water mark of this process (everything: the disk probe ran at
+  // open, inside the plan), not a sum of what spool thinks it allocated.
+  const uint64_t peak_rss = PeakRssBytes();
   const double prefill_tps = res->prefill_seconds > 0 ? res->prompt_tokens / res->prefill_seconds : 0;
   const int64_t decoded = static_cast<int64_t>(res->ids.size()) - 1;  // the first token came from prefill
   const double decode_tps = decoded > 0 && res->decode_seconds > 0 ? decoded / res->decode_seconds : 0;
@@ -150,7 +145,7 @@ int RunRun(int argc, char** argv) {
       {"decode_weight_gb_per_s", es.decode_seconds > 0 ? es.decode_weight_bytes / es.decode_seconds / 1e9 : 0.0},
       {"io_wait_s", fs.seconds_weight_wait},
       {"compute_s", fs.seconds_compute},
-      {"plan", runtime::PlanToJson(engine.weights(), plan, disk_bw)},
+      {"plan", runtime::PlanToJson(engine.weights(), plan)},
   };
   if (json) {
     nlohmann::ordered_json out = {{"prompt_ids", req.prompt}, {"ids", res->ids}, {"text", res->text}, {"stats", st}};
@@ -172,7 +167,7 @@ int RunRun(int argc, char** argv) {
                  FormatBytes(ss.bytes_read()).c_str(), FormatBytes(es.prefill_weight_bytes).c_str(),
                  FormatBytes(es.decode_weight_bytes).c_str(),
                  es.decode_seconds > 0 ? es.decode_weight_bytes / es.decode_seconds / 1e9 : 0.0, fs.seconds_weight_wait,
-                 fs.seconds_compute, runtime::FormatPlan(engine.weights(), plan, disk_bw).c_str());
+                 fs.seconds_compute, runtime::FormatPlan(engine.weights(), plan).c_str());
   }
   return 0;
 }

@@ -45,11 +45,11 @@ int RunServe(int argc, char** argv) {
     std::fputs(p.Usage().c_str(), stderr);
     return 2;
   }
-  auto opts = ef.ToOptions();
-  if (!opts.ok()) return Fail(opts.status().message());
   if (port < 0 || port > 65535) return Fail("--port must be in [0, 65535]");
   if (parallel < 1 || parallel > 256) return Fail("--parallel must be in [1, 256]");
   if (cache_entries < 0 || cache_entries > 1024) return Fail("--cache-entries must be in [0, 1024]");
+  auto opts = ef.ToOptions(Workload{Workload::Kind::kServe, parallel, cache_entries});
+  if (!opts.ok()) return Fail(opts.status().message());
   auto body = ParseSize(max_body);
   if (!body.ok() || *body < 1024) return Fail("--max-body must be a size of at least 1K, got '" + max_body + "'");
   auto header = ParseSize(max_header);

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cstdio>
 #include <map>
-#include <thread>
 
 #include "apps/command.h"
 #include "base/strings.h"
@@ -11,6 +10,7 @@
 #include "chat/chat_template.h"
 #include "formats/model_source.h"
 #include "models/weights.h"
+#include "runtime/engine.h"
 #include "runtime/planner.h"
 
 namespace spool::apps {
@@ -20,9 +20,13 @@ int RunShow(int argc, char** argv) {
   ArgParser p("spool show", "MODEL");
   bool& show_template = p.Flag("--template", "print the chat template");
   bool& show_tensors = p.Flag("--tensors", "list every tensor (name, dtype, shape, bytes)");
-  bool& show_plan = p.Flag("--plan", "print the residency plan for --mem-budget (with the engine flags below)");
-  std::string& disk_bw_text = p.String("--disk-bw", "", "disk read speed for --plan's prediction, bytes/s (e.g. 1.5G); "
-                                                       "default: measured with a short O_DIRECT read of the model");
+  bool& show_plan = p.Flag("--plan", "print the residency plan that the command --for would use with the engine "
+                                     "flags below (the same planning code and figures)");
+  std::string& plan_for = p.String("--for", "run", "with --plan: run, chat, perplexity, serve or batch");
+  int64_t& parallel = p.Int("-np,--parallel", 0, "with --plan --for serve/batch: sequences decoded together "
+                                                 "(serve --parallel, batch --batch; 0: that command's default)");
+  int64_t& cache_entries = p.Int("--cache-entries", 4, "with --plan --for serve: serve's --cache-entries");
+  bool& json = p.Flag("--json", "with --plan: print the plan as one JSON object (as run --json reports it)");
   EngineFlags ef = AddEngineFlags(p);
   int code;
   if (HandleParse(p, argc, argv, &code)) return code;
@@ -35,6 +39,31 @@ int RunShow(int argc, char** argv) {
     auto t = chat::LoadChatTemplate(model);
     if (!t.ok()) return Fail(t.status().message());
     std::fwrite(t->data(), 1, t->size(), stdout);
+    return 0;
+  }
+  // Before anything else is loaded: the plan's measured baseline must be what run's is.
+  if (show_plan) {
+    auto kind = ParseWorkloadKind(plan_for);
+    if (!kind.ok()) return Fail(kind.status().message());
+    Workload wl;
+    wl.kind = *kind;
+    if (wl.kind == Workload::Kind::kServe || wl.kind == Workload::Kind::kBatch) {
+      wl.parallel = parallel > 0 ? parallel : (wl.kind == Workload::Kind::kServe ? 4 : 8);  // their defaults
+      wl.cached_sequences = wl.kind == Workload::Kind::kServe ? cache_entries : 0;
+    }
+    auto opts = ef.ToOptions(wl);
+    if (!opts.ok()) return Fail(opts.status().message());
+    opts->measure_disk = true;
+    auto plan = runtime::Engine::Plan(model, *opts);
+    if (!plan.ok()) return Fail(plan.status().message());
+    if (json) {
+      std::printf("%s\n", runtime::PlanToJson(*plan->weights, plan->plan).dump().c_str());
+      return 0;
+    }
+    std::printf("  model                  %s (%s of weight groups, ctx %lld, planned for %s)\n", model.c_str(),
+                FormatBytes(plan->weights->total_matrix_bytes()).c_str(), static_cast<long long>(plan->ctx),
+                plan_for.c_str());
+    std::fputs(runtime::FormatPlan(*plan->weights, plan->plan).c_str(), stdout);
     return 0;
   }
   auto src = formats::OpenModelSource(model);
@@ -51,34 +80,6 @@ int RunShow(int argc, char** argv) {
   auto w = models::ModelWeights::Load(std::move(*src));
   if (!w.ok()) return Fail(w.status().message());
   const auto& c = (*w)->config();
-  if (show_plan) {
-    auto opts = ef.ToOptions();
-    if (!opts.ok()) return Fail(opts.status().message());
-    runtime::PlannerOptions po;
-    po.budget_bytes = opts->mem_budget;
-    po.ctx = opts->ctx > 0 ? std::min(opts->ctx, c.n_ctx_train) : std::min<int64_t>(c.n_ctx_train, 4096);
-    po.kv_dtype = opts->kv_dtype;
-    po.kv_page_tokens = opts->kv_page_tokens;
-    po.prefill_chunk = opts->prefill_chunk;
-    po.prefetch_depth = opts->prefetch_depth;
-    po.threads = opts->threads > 0 ? opts->threads : static_cast<int>(std::thread::hardware_concurrency());
-    auto plan = runtime::PlanResidency(**w, po);
-    if (!plan.ok()) return Fail(plan.status().message());
-    double bw = 0;
-    if (!disk_bw_text.empty()) {
-      auto b = ParseSize(disk_bw_text);
-      if (!b.ok()) return Fail("--disk-bw: " + b.status().message());
-      bw = static_cast<double>(*b);
-    } else {
-      auto b = runtime::MeasureDiskBandwidth((*w)->source());
-      if (!b.ok()) return Fail(b.status().message());
-      bw = *b;
-    }
-    std::printf("  model                  %s (%s of weight groups, ctx %lld)\n", model.c_str(),
-                FormatBytes((*w)->total_matrix_bytes()).c_str(), static_cast<long long>(po.ctx));
-    std::fputs(runtime::FormatPlan(**w, *plan, bw).c_str(), stdout);
-    return 0;
-  }
   std::map<std::string, uint64_t> by_dtype;
   for (auto& t : (*w)->source().tensors) by_dtype[std::string(DTypeName(t.dtype))] += t.nbytes;
   std::printf("  model          %s\n", model.c_str());

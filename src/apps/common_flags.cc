@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "base/strings.h"
+#include "runtime/scheduler.h"
 
 namespace spool::apps {
 
@@ -22,10 +23,22 @@ EngineFlags AddEngineFlags(ArgParser& p) {
   f.numerics = &p.String("--numerics", "spool",
                          "spool (own kernels) or ggml (GGUF only: round exactly as llama.cpp's CPU backend; with "
                          "--kv-type f32 greedy output equals llama.cpp's f32-KV output token for token)");
+  f.disk_bw = &p.String("--disk-bw", "", "disk read speed for the plan's decode prediction, bytes/s (e.g. 1.5G); "
+                                          "default: measured by a short O_DIRECT read when weights stream and the "
+                                          "plan is shown (show --plan, run --stats)");
   return f;
 }
 
-Result<runtime::EngineOptions> EngineFlags::ToOptions() const {
+Result<Workload::Kind> ParseWorkloadKind(const std::string& name) {
+  if (name == "run") return Workload::Kind::kRun;
+  if (name == "chat") return Workload::Kind::kChat;
+  if (name == "perplexity") return Workload::Kind::kPerplexity;
+  if (name == "serve") return Workload::Kind::kServe;
+  if (name == "batch") return Workload::Kind::kBatch;
+  return InvalidArgument("--for must be run, chat, perplexity, serve or batch, got '" + name + "'");
+}
+
+Result<runtime::EngineOptions> EngineFlags::ToOptions(const Workload& workload) const {
   runtime::EngineOptions o;
   if (*threads < 0 || *threads > 1024) return InvalidArgument("--threads must be in [0, 1024]");
   o.threads = static_cast<int>(*threads);
@@ -57,6 +70,28 @@ Result<runtime::EngineOptions> EngineFlags::ToOptions() const {
   else return InvalidArgument("--io must be auto, io_uring or pread, got '" + *io + "'");
   if (*numerics == "ggml") o.ggml_numerics = true;
   else if (*numerics != "spool") return InvalidArgument("--numerics must be spool or ggml, got '" + *numerics + "'");
+  if (!disk_bw->empty()) {
+    auto b = ParseSize(*disk_bw);
+    if (!b.ok()) return InvalidArgument("--disk-bw: " + b.status().message());
+    if (*b == 0) return InvalidArgument("--disk-bw must be positive");
+    o.disk_bytes_per_s = static_cast<double>(*b);
+  }
+  switch (workload.kind) {
+    case Workload::Kind::kRun:
+    case Workload::Kind::kChat:
+      break;
+    case Workload::Kind::kPerplexity:
+      if (o.ctx == 0) o.ctx = 512;
+      if (o.ctx < 8) return InvalidArgument("--ctx must be at least 8 for perplexity");
+      o.max_logit_rows = o.ctx;  // every window position keeps its logits
+      break;
+    case Workload::Kind::kServe:
+    case Workload::Kind::kBatch:
+      if (workload.parallel < 1 || workload.cached_sequences < 0) return InvalidArgument("bad parallel sequence count");
+      runtime::PlanForScheduler(&o, static_cast<int>(workload.parallel));
+      o.max_sequences = workload.parallel + workload.cached_sequences;
+      break;
+  }
   return o;
 }
 

@@ -10,6 +10,19 @@
 
 namespace spool::apps {
 
+// What a command will run, as far as the plan is concerned: how many sequences hold a
+// KV cache, the largest step, the logit rows kept. Every command that runs a model
+// converts its flags with ToOptions(workload), and `spool show --plan --for CMD`
+// with the same workload, so both plan through Engine::Open's one planning path.
+struct Workload {
+  enum class Kind { kRun, kChat, kPerplexity, kServe, kBatch };
+  Kind kind = Kind::kRun;
+  int64_t parallel = 1;          // serve --parallel, batch --batch: sequences decoded together
+  int64_t cached_sequences = 0;  // serve --cache-entries: finished sequences kept with their KV
+};
+// "run", "chat", "perplexity", "serve", "batch"; InvalidArgument otherwise.
+Result<Workload::Kind> ParseWorkloadKind(const std::string& name);
+
 struct EngineFlags {
   int64_t* threads;
   int64_t* ctx;
@@ -21,8 +34,11 @@ struct EngineFlags {
   std::string* mem_budget;  // "auto", "0" (= auto) or a size ("4G", "512M")
   std::string* io;          // "auto", "io_uring" or "pread"
   std::string* numerics;    // "spool" or "ggml"
-  // Converts to EngineOptions; InvalidArgument naming the flag on bad values.
-  Result<runtime::EngineOptions> ToOptions() const;
+  std::string* disk_bw;     // --disk-bw SIZE per second ("": measure when a plan is shown)
+  // Converts to EngineOptions for `workload` (perplexity: ctx 512 by default and a
+  // logit row per position; serve/batch: the scheduler's steps and sequences);
+  // InvalidArgument naming the flag on bad values.
+  Result<runtime::EngineOptions> ToOptions(const Workload& workload = {}) const;
 };
 EngineFlags AddEngineFlags(ArgParser& p);
 

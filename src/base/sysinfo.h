@@ -6,7 +6,9 @@
 
 namespace spool {
 
-// Peak resident set size of this process so far (getrusage ru_maxrss), in bytes.
+// Peak resident set size of this process so far, as the kernel counts it: VmHWM from
+// /proc/self/status (this program's address space only), else getrusage ru_maxrss
+// (which also covers the parent's memory before exec). In bytes; 0 if unknown.
 uint64_t PeakRssBytes();
 // Current resident set size (from /proc/self/statm), in bytes; 0 if unknown.
 uint64_t CurrentRssBytes();

@@ -76,9 +76,13 @@ DiskKv::~DiskKv() {
   if (opt_.quota && reserved_ > 0) opt_.quota->Release(reserved_);
 }
 
-uint64_t DiskKv::max_ram_bytes() const {
-  const uint64_t depth = std::max<uint64_t>(2, opt_.prefetch_bytes / (2 * slot_));
-  return (static_cast<uint64_t>(layout_.n_layer * hot_pages_) + depth) * 2 * slot_;
+uint64_t DiskKv::EstimateRamBytes(const KvLayout& layout, const DiskKvOptions& options) {
+  // Same sizing as the constructor: slots rounded up to the O_DIRECT alignment, the hot
+  // window rounded up to whole pages (>= 1), a read-ahead ring of >= 2 pages.
+  const uint64_t slot = RoundUp(layout.page_bytes(), storage::kDirectAlign);
+  const int64_t hot = std::max<int64_t>(1, CeilDiv(std::max<int64_t>(options.window_tokens, 0), layout.page_tokens));
+  const uint64_t depth = std::max<uint64_t>(2, options.prefetch_bytes / (2 * slot));
+  return (static_cast<uint64_t>(layout.n_layer * hot) + depth) * 2 * slot;
 }
 
 uint64_t DiskKv::Offset(int64_t layer, int64_t page) const {

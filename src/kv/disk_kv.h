@@ -84,7 +84,9 @@ class DiskKv final : public SequenceKv {
   int64_t hot_pages() const { return hot_pages_; }
   uint64_t slot_bytes() const { return slot_; }
   // Bytes of RAM the page buffers may reach (hot window + prefetch ring, all layers).
-  uint64_t max_ram_bytes() const;
+  uint64_t max_ram_bytes() const { return EstimateRamBytes(layout_, opt_); }
+  // The same for a DiskKv not yet created (the residency planner budgets it).
+  static uint64_t EstimateRamBytes(const KvLayout& layout, const DiskKvOptions& options);
   const DiskKvStats& stats() const { return stats_; }
 
  private:

@@ -1,6 +1,7 @@
 #include "runtime/engine.h"
 
 #include <algorithm>
+#include <cstdlib>
 
 #include "base/timer.h"
 
@@ -8,62 +9,101 @@ namespace spool::runtime {
 
 Engine::~Engine() = default;
 
-Result<std::unique_ptr<Engine>> Engine::Open(const std::string& model, const EngineOptions& options) {
-  Stopwatch sw;
-  std::unique_ptr<Engine> e(new Engine());
-  e->options_ = options;
+PlannerOptions PlannerOptionsFor(const EngineOptions& options, int64_t ctx, int threads) {
+  PlannerOptions po;
+  po.budget_bytes = options.mem_budget;
+  po.ctx = ctx;
+  po.n_seq = std::max<int64_t>(options.max_sequences, 1);
+  po.kv_dtype = options.kv_dtype;
+  po.kv_page_tokens = options.kv_page_tokens;
+  po.kv_window_tokens = options.kv_window;  // NewSequence's choice of InRamKv / DiskKv, below
+  po.prefill_chunk = std::max(options.prefill_chunk, options.max_step_rows);
+  po.max_logit_rows = options.max_logit_rows;
+  po.threads = threads;
+  po.prefetch_depth = options.prefetch_depth;
+  return po;
+}
+
+Status Engine::PrepareAndPlan(const std::string& model) {
+  const EngineOptions& options = options_;
   if (options.kv_dtype != DType::kF32 && options.kv_dtype != DType::kBF16)
     return InvalidArgument("KV cache type must be f32 or bf16");
   if (options.prefill_chunk <= 0) return InvalidArgument("prefill chunk must be positive");
   if (options.kv_page_tokens <= 0) return InvalidArgument("KV page size must be positive");
   if (options.kv_window < 0) return InvalidArgument("KV window must be >= 0, got " + std::to_string(options.kv_window));
-  e->kv_quota_ = std::make_shared<kv::DiskQuota>(options.kv_max_disk);
+  if (options.max_sequences < 1) return InvalidArgument("max sequences must be >= 1");
+  if (options.disk_bytes_per_s < 0) return InvalidArgument("disk speed must be >= 0");
+  kv_quota_ = std::make_shared<kv::DiskQuota>(options.kv_max_disk);
   SPOOL_ASSIGN_OR_RETURN(formats::ModelSource src, formats::OpenModelSource(model));
-  SPOOL_ASSIGN_OR_RETURN(e->weights_, models::ModelWeights::Load(std::move(src)));
+  SPOOL_ASSIGN_OR_RETURN(weights_, models::ModelWeights::Load(std::move(src)));
   if (options.ggml_numerics) {
-    models::ModelConfig& mc = e->weights_->mutable_config();
-    if (e->weights_->source().kind != formats::ModelSource::Kind::kGguf)
+    models::ModelConfig& mc = weights_->mutable_config();
+    if (weights_->source().kind != formats::ModelSource::Kind::kGguf)
       return InvalidArgument("--numerics ggml applies to GGUF models only");
     if (mc.rope_scaling.kind != RopeScaling::Kind::kNone && mc.rope_scaling.kind != RopeScaling::Kind::kLinear)
       return InvalidArgument("--numerics ggml does not support this model's rope scaling (llama3); use the default numerics");
     mc.ggml_numerics = true;
   }
-  const auto& c = e->weights_->config();
+  const auto& c = weights_->config();
   if (options.ctx < 0) return InvalidArgument("context length must be positive, got " + std::to_string(options.ctx));
   if (options.ctx > c.n_ctx_train)
     return InvalidArgument("context length " + std::to_string(options.ctx) + " exceeds the model's maximum of " +
                            std::to_string(c.n_ctx_train));
-  e->ctx_ = options.ctx > 0 ? options.ctx : std::min<int64_t>(c.n_ctx_train, 4096);
-  e->pool_ = std::make_unique<ThreadPool>(options.threads);
+  ctx_ = options.ctx > 0 ? options.ctx : std::min<int64_t>(c.n_ctx_train, 4096);
+  pool_ = std::make_unique<ThreadPool>(options.threads);
   // The tokenizer first, so that the planner's measured baseline RSS includes it.
   if (options.load_tokenizer) {
-    const auto& s = e->weights_->source();
+    const auto& s = weights_->source();
     if (s.kind == formats::ModelSource::Kind::kGguf) {
-      SPOOL_ASSIGN_OR_RETURN(e->tokenizer_, tokenizer::LoadTokenizerFromGguf(*s.gguf));
+      SPOOL_ASSIGN_OR_RETURN(tokenizer_, tokenizer::LoadTokenizerFromGguf(*s.gguf));
     } else if (!s.tokenizer_json_path.empty()) {
-      SPOOL_ASSIGN_OR_RETURN(e->tokenizer_, tokenizer::LoadTokenizerFromJson(s.tokenizer_json_path, s.tokenizer_config_path));
+      SPOOL_ASSIGN_OR_RETURN(tokenizer_, tokenizer::LoadTokenizerFromJson(s.tokenizer_json_path, s.tokenizer_config_path));
     }
   }
-  PlannerOptions po;
-  po.budget_bytes = options.mem_budget;
-  po.ctx = e->ctx_;
-  po.kv_dtype = options.kv_dtype;
-  po.kv_page_tokens = options.kv_page_tokens;
-  po.kv_window_tokens = options.kv_window;  // disk-backed KV keeps only this window in RAM (kv/disk_kv.h)
-  po.prefill_chunk = std::max(options.prefill_chunk, options.max_step_rows);
-  po.max_logit_rows = options.max_logit_rows;
-  po.threads = e->pool_->num_threads();
-  po.prefetch_depth = options.prefetch_depth;
-  SPOOL_ASSIGN_OR_RETURN(ResidencyPlan plan, PlanResidency(*e->weights_, po));
+  PlannerOptions po = PlannerOptionsFor(options, ctx_, pool_->num_threads());
+  // Tests only: a fixed baseline, so that the plans of two processes (show --plan and
+  // run) compare exactly; the measured one differs by a few pages between processes.
+  if (const char* b = std::getenv("SPOOL_TEST_PLAN_BASELINE")) po.baseline_bytes = std::strtoull(b, nullptr, 10);
+  SPOOL_ASSIGN_OR_RETURN(plan_, PlanResidency(*weights_, po));
+  plan_.disk_bytes_per_s = options.disk_bytes_per_s;
+  if (options.disk_bytes_per_s == 0 && options.measure_disk && !plan_.all_resident()) {
+    // Before the ring exists, in at most the ring's bytes: the probe's buffers are freed
+    // (returned to the kernel: they are large) before StreamingWeights allocates.
+    // A failed probe only loses the prediction (disk_bytes_per_s stays 0).
+    auto bw = MeasureDiskBandwidth(weights_->source(), kDiskProbeBytes, DiskProbeBatchBytes(plan_));
+    if (bw.ok()) {
+      plan_.disk_bytes_per_s = *bw;
+      plan_.disk_measured = true;
+    }
+  }
+  return Status::Ok();
+}
+
+Result<std::unique_ptr<Engine>> Engine::Open(const std::string& model, const EngineOptions& options) {
+  Stopwatch sw;
+  std::unique_ptr<Engine> e(new Engine());
+  e->options_ = options;
+  SPOOL_TRY(e->PrepareAndPlan(model));
   StreamingOptions so;
   so.reader.backend = options.io_backend;
-  SPOOL_ASSIGN_OR_RETURN(auto streaming, StreamingWeights::Open(*e->weights_, plan, so));
+  SPOOL_ASSIGN_OR_RETURN(auto streaming, StreamingWeights::Open(*e->weights_, e->plan_, so));
   e->stats_.resident_bytes = streaming->stats().resident_bytes;
   e->streaming_ = streaming.get();
   e->provider_ = std::move(streaming);
   e->transformer_ = std::make_unique<models::Transformer>(*e->weights_, *e->pool_);
   e->stats_.load_seconds = sw.Seconds();
   return e;
+}
+
+Result<EnginePlan> Engine::Plan(const std::string& model, const EngineOptions& options) {
+  std::unique_ptr<Engine> e(new Engine());
+  e->options_ = options;
+  SPOOL_TRY(e->PrepareAndPlan(model));
+  EnginePlan out;
+  out.ctx = e->ctx_;
+  out.plan = e->plan_;
+  out.weights = std::move(e->weights_);
+  return out;
 }
 
 std::unique_ptr<Sequence> Engine::NewSequence() {

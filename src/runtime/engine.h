@@ -46,6 +46,14 @@ struct EngineOptions {
   uint64_t mem_budget = 0;
   int prefetch_depth = 2;                            // ring slots for streamed groups
   int64_t max_logit_rows = 1;                        // logit rows a caller keeps per chunk (planning)
+  // Sequences holding a KV cache at once (scheduler: active + prefix-cached). Planning only.
+  int64_t max_sequences = 1;
+  // Disk read speed for the plan's decode prediction (--disk-bw), bytes/s; 0: unknown,
+  // measured at open when measure_disk is set and weights stream. The probe runs before
+  // the ring is allocated, in buffers no larger than the ring (DiskProbeBatchBytes), so
+  // it stays within the plan.
+  double disk_bytes_per_s = 0;
+  bool measure_disk = false;
   // Rows of the largest Step() a caller will run (scheduler: decode tokens plus prefill
   // chunks of several sequences); 0: prefill_chunk. Planning only.
   int64_t max_step_rows = 0;
@@ -82,9 +90,26 @@ struct EngineStats {
 // done/total tokens of a long prefill; return false to cancel (→ kCancelled).
 using ProgressFn = std::function<bool(int64_t done, int64_t total)>;
 
+// The one mapping from engine options to planner options (context default, threads,
+// step rows, KV window, sequences). `ctx` is the resolved context, `threads` the pool's.
+PlannerOptions PlannerOptionsFor(const EngineOptions& options, int64_t ctx, int threads);
+
+// What Engine::Open would plan, without reading weights (spool show --plan).
+struct EnginePlan {
+  std::unique_ptr<models::ModelWeights> weights;  // metadata; no tensor data loaded
+  int64_t ctx = 0;
+  ResidencyPlan plan;
+};
+
 class Engine {
  public:
+  // Errors: bad options (InvalidArgument), unreadable or invalid model files, a budget
+  // too small for the plan (ResourceExhausted, naming every term), read errors.
   static Result<std::unique_ptr<Engine>> Open(const std::string& model, const EngineOptions& options);
+  // Runs every step of Open up to and including the plan (and the disk probe when
+  // options.measure_disk): the same function, so the same figures as Open, measured
+  // in this process. Errors as Open's.
+  static Result<EnginePlan> Plan(const std::string& model, const EngineOptions& options);
   ~Engine();
 
   const models::ModelConfig& config() const { return weights_->config(); }
@@ -142,11 +167,14 @@ class Engine {
 
   const EngineStats& stats() const { return stats_; }
   const models::ForwardStats& forward_stats() const { return transformer_->stats(); }
-  const ResidencyPlan& plan() const { return streaming_->plan(); }
+  const ResidencyPlan& plan() const { return plan_; }
   const StreamStats& stream_stats() const { return streaming_->stats(); }
 
  private:
   Engine() = default;
+  // Open's steps before any weight is read: options, model metadata, context, thread
+  // pool, tokenizer (so the measured baseline includes it), plan_, the disk probe.
+  Status PrepareAndPlan(const std::string& model);
   Status CheckTokens(std::span<const int32_t> tokens) const;
 
   EngineOptions options_;
@@ -158,6 +186,7 @@ class Engine {
   std::unique_ptr<models::Transformer> transformer_;
   std::unique_ptr<tokenizer::Tokenizer> tokenizer_;
   EngineStats stats_;
+  ResidencyPlan plan_;
   std::shared_ptr<kv::DiskQuota> kv_quota_;  // --kv-max-disk, shared by all sequences
   std::string fingerprint_;                  // cached ModelFingerprint()
 };

@@ -7,6 +7,7 @@
 #include "base/strings.h"
 #include "base/sysinfo.h"
 #include "base/timer.h"
+#include "kv/disk_kv.h"
 #include "models/transformer.h"
 #include "storage/reader.h"
 
@@ -66,6 +67,17 @@ uint64_t EstimateKvBytes(const models::ModelConfig& c, int64_t tokens, int64_t p
   return U(c.n_layer) * t * U(c.kv_dim()) * 2 * elem;
 }
 
+uint64_t EstimateSequenceKvBytes(const models::ModelConfig& c, int64_t ctx, int64_t kv_window, int64_t page_tokens,
+                                 DType dtype) {
+  if (kv_window <= 0 || ctx <= kv_window) return EstimateKvBytes(c, ctx, page_tokens, dtype);
+  // Engine::NewSequence creates a DiskKv with these options.
+  kv::KvLayout layout{c.n_layer, c.n_head_kv, c.head_dim, std::max<int64_t>(page_tokens, 1), dtype};
+  kv::DiskKvOptions d;
+  d.window_tokens = kv_window;
+  d.max_tokens = ctx;
+  return kv::DiskKv::EstimateRamBytes(layout, d);
+}
+
 uint64_t GroupReadBytes(const models::ModelWeights& w, int g) {
   uint64_t b = 0;
   for (const models::MatrixRef* m : w.group(g).matrices) {
@@ -90,11 +102,17 @@ Result<ResidencyPlan> PlanResidency(const models::ModelWeights& w, const Planner
   } else {
     p.budget_bytes = o.budget_bytes;
   }
-  p.baseline_bytes = o.baseline_bytes > 0 ? o.baseline_bytes : CurrentRssBytes();
+  p.baseline_bytes = o.baseline_bytes > 0 ? o.baseline_bytes : AlignUp(CurrentRssBytes(), kBaselineGranule);
   p.reserve_bytes = kRuntimeReserveBytes;
   p.activation_bytes = EstimateActivationBytes(c, o.prefill_chunk, o.max_logit_rows, o.threads);
-  const int64_t kv_tokens = o.kv_window_tokens > 0 ? std::min(o.kv_window_tokens, o.ctx) : o.ctx;
-  p.kv_bytes = U(o.n_seq) * EstimateKvBytes(c, kv_tokens, o.kv_page_tokens, o.kv_dtype);
+  p.ctx = o.ctx;
+  p.n_seq = o.n_seq;
+  p.kv_window_tokens = o.kv_window_tokens;
+  p.kv_on_disk = o.kv_window_tokens > 0 && o.ctx > o.kv_window_tokens;
+  p.prefill_rows = o.prefill_chunk;
+  p.threads = o.threads;
+  const int64_t kv_tokens = p.kv_on_disk ? o.kv_window_tokens : o.ctx;
+  p.kv_bytes = U(o.n_seq) * EstimateSequenceKvBytes(c, o.ctx, o.kv_window_tokens, o.kv_page_tokens, o.kv_dtype);
 
   const auto& embd = w.token_embd();
   p.embedding_row_bytes = embd.row_bytes();
@@ -163,10 +181,11 @@ Result<ResidencyPlan> PlanResidency(const models::ModelWeights& w, const Planner
         ": it needs at least " + FormatBytes(fixed + ring + gbytes[head]) + " = process baseline " +
         FormatBytes(p.baseline_bytes) + " + reserve " + FormatBytes(p.reserve_bytes) + " + activations " +
         FormatBytes(p.activation_bytes) + " (prefill chunk " + std::to_string(o.prefill_chunk) + ") + KV cache " +
-        FormatBytes(p.kv_bytes) + " (" + std::to_string(kv_tokens) + " tokens) + embedding row scratch " +
+        FormatBytes(p.kv_bytes) + " (" + std::to_string(o.n_seq) + " x " + std::to_string(kv_tokens) +
+        (p.kv_on_disk ? " tokens of --kv-window" : " tokens of --ctx") + ") + embedding row scratch " +
         FormatBytes(row_scratch) + " + streaming ring " + std::to_string(depth) + " x " + FormatBytes(max_layer) +
         " (largest layer) + resident head " + FormatBytes(gbytes[head]) +
-        " (or a ring of head-sized slots); raise --mem-budget or lower --ctx / --prefill-chunk");
+        " (or a ring of head-sized slots); raise --mem-budget or lower --ctx / --kv-window / --prefill-chunk");
   }
   p.embedding_scratch_bytes = row_scratch;
   p.resident[head] = best.head_resident;
@@ -205,7 +224,13 @@ Result<ResidencyPlan> PlanResidency(const models::ModelWeights& w, const Planner
   return p;
 }
 
-Result<double> MeasureDiskBandwidth(const formats::ModelSource& src, uint64_t max_bytes) {
+uint64_t DiskProbeBatchBytes(const ResidencyPlan& p) {
+  if (p.all_resident() || p.ring_bytes() == 0) return 0;
+  const uint64_t half = p.ring_bytes() / 2 / storage::kDirectAlign * storage::kDirectAlign;
+  return std::clamp<uint64_t>(half, storage::kDirectAlign, 32ull << 20);
+}
+
+Result<double> MeasureDiskBandwidth(const formats::ModelSource& src, uint64_t max_bytes, uint64_t batch_bytes) {
   if (src.files.empty()) return InvalidArgument("model has no data files");
   size_t best = 0;
   uint64_t best_size = 0;
@@ -215,10 +240,11 @@ Result<double> MeasureDiskBandwidth(const formats::ModelSource& src, uint64_t ma
   }
   const uint64_t len = std::min(max_bytes, best_size / storage::kDirectAlign * storage::kDirectAlign);
   if (len == 0) return InvalidArgument(src.files[best] + ": too small to measure disk speed");
-  // 32 MiB batches into two buffers used in turn: the next batch is queued before the
-  // previous one is waited on, so the queue never drains (RSS: 64 MiB at most). The
-  // buffers outlive the reader (its destructor waits for reads in flight).
-  const uint64_t chunk = std::min<uint64_t>(len, 32ull << 20);
+  // Batches into two buffers used in turn: the next batch is queued before the previous
+  // one is waited on, so the queue never drains (RSS: 2 × batch_bytes). The buffers
+  // outlive the reader (its destructor waits for reads in flight).
+  const uint64_t batch = std::max<uint64_t>(batch_bytes / storage::kDirectAlign * storage::kDirectAlign, storage::kDirectAlign);
+  const uint64_t chunk = std::min<uint64_t>(len, batch);
   AlignedBuffer buf[2] = {AlignedBuffer(chunk), AlignedBuffer(chunk)};
   storage::ReaderOptions ro;
   ro.direct = true;
@@ -237,7 +263,8 @@ Result<double> MeasureDiskBandwidth(const formats::ModelSource& src, uint64_t ma
   return s > 0 ? static_cast<double>(len) / s : 0.0;
 }
 
-std::string FormatPlan(const models::ModelWeights& w, const ResidencyPlan& p, double bw) {
+std::string FormatPlan(const models::ModelWeights& w, const ResidencyPlan& p) {
+  const double bw = p.disk_bytes_per_s;
   std::string s;
   char line[512];
   auto add = [&](const char* k, const std::string& v) {
@@ -246,8 +273,11 @@ std::string FormatPlan(const models::ModelWeights& w, const ResidencyPlan& p, do
   };
   add("memory budget", FormatBytes(p.budget_bytes) + (p.budget_auto ? " (auto: 70% of MemAvailable)" : ""));
   add("process baseline", FormatBytes(p.baseline_bytes) + " + reserve " + FormatBytes(p.reserve_bytes));
-  add("activations", FormatBytes(p.activation_bytes));
-  add("KV cache", FormatBytes(p.kv_bytes));
+  add("activations", FormatBytes(p.activation_bytes) + " (steps of " + std::to_string(p.prefill_rows) + " rows, " +
+                         std::to_string(p.threads) + " threads)");
+  const int64_t kv_tokens = p.kv_on_disk ? p.kv_window_tokens : p.ctx;
+  add("KV cache", FormatBytes(p.kv_bytes) + " (" + std::to_string(p.n_seq) + " x " + std::to_string(kv_tokens) +
+                      " tokens" + (p.kv_on_disk ? " of --kv-window + read-ahead; older pages on disk" : " in RAM") + ")");
   add("streaming ring", p.ring_slots == 0 ? std::string("none")
                                           : std::to_string(p.ring_slots) + " x " + FormatBytes(p.ring_slot_bytes) +
                                                 " = " + FormatBytes(p.ring_bytes()));
@@ -262,20 +292,21 @@ std::string FormatPlan(const models::ModelWeights& w, const ResidencyPlan& p, do
   add("planned total", FormatBytes(p.planned_bytes()));
   add("streamed per step", FormatBytes(p.streamed_bytes_per_step));
   if (bw > 0) {
-    std::snprintf(line, sizeof line, "%.2f GB/s", bw / 1e9);
+    std::snprintf(line, sizeof line, "%.2f GB/s (%s)", bw / 1e9, p.disk_measured ? "measured" : "--disk-bw");
     add("disk read speed", line);
-    if (p.n_streamed > 0) {
-      std::snprintf(line, sizeof line, "%.2f tok/s (I/O bound: streamed bytes / disk speed)",
-                    bw / static_cast<double>(p.streamed_bytes_per_step));
-      add("predicted decode", line);
-    } else {
-      add("predicted decode", "not I/O bound (all weights resident)");
-    }
+  }
+  if (p.n_streamed == 0) {
+    add("predicted decode", "not I/O bound (all weights resident)");
+  } else if (bw > 0) {
+    std::snprintf(line, sizeof line, "%.2f tok/s (I/O bound: streamed bytes / disk speed)",
+                  bw / static_cast<double>(p.streamed_bytes_per_step));
+    add("predicted decode", line);
   }
   return s;
 }
 
-nlohmann::ordered_json PlanToJson(const models::ModelWeights& w, const ResidencyPlan& p, double bw) {
+nlohmann::ordered_json PlanToJson(const models::ModelWeights& w, const ResidencyPlan& p) {
+  const double bw = p.disk_bytes_per_s;
   nlohmann::ordered_json resident = nlohmann::ordered_json::array(), streamed = nlohmann::ordered_json::array();
   for (int g = 0; g < w.n_groups(); ++g) (p.resident[g] ? resident : streamed).push_back(w.group(g).name);
   nlohmann::ordered_json j = {
@@ -284,7 +315,14 @@ nlohmann::ordered_json PlanToJson(const models::ModelWeights& w, const Residency
       {"baseline_bytes", p.baseline_bytes},
       {"reserve_bytes", p.reserve_bytes},
       {"activation_bytes", p.activation_bytes},
+      {"embedding_scratch_bytes", p.embedding_scratch_bytes},
       {"kv_bytes", p.kv_bytes},
+      {"ctx", p.ctx},
+      {"sequences", p.n_seq},
+      {"kv_window", p.kv_window_tokens},
+      {"kv_on_disk", p.kv_on_disk},
+      {"prefill_rows", p.prefill_rows},
+      {"threads", p.threads},
       {"ring_slots", p.ring_slots},
       {"ring_slot_bytes", p.ring_slot_bytes},
       {"resident_bytes", p.resident_bytes},
@@ -296,6 +334,7 @@ nlohmann::ordered_json PlanToJson(const models::ModelWeights& w, const Residency
   };
   if (bw > 0) {
     j["disk_bytes_per_s"] = bw;
+    j["disk_measured"] = p.disk_measured;
     j["predicted_decode_tokens_per_s"] =
         p.n_streamed > 0 ? nlohmann::ordered_json(bw / static_cast<double>(p.streamed_bytes_per_step)) : nullptr;
   }

@@ -8,8 +8,9 @@
 //      EstimateActivationBytes) + the embedding row scratch;
 //   2. the streaming ring: prefetch_depth slots × the largest streamed group (0 when
 //      everything is resident);
-//   3. the KV cache: for now the whole context of each sequence in RAM (the hot window
-//      of a disk-backed KV store will take its place: PlannerOptions::kv_window_tokens);
+//   3. the KV cache of every sequence as the engine will create it: the whole context
+//      in RAM, or (kv_window > 0 and ctx > kv_window) the disk-backed store's hot window
+//      and read-ahead ring (kv::DiskKv::EstimateRamBytes);
 //   4. resident weight groups until the budget is full.
 // Which groups are resident: the head first when keeping it makes more bytes resident
 // (it is usually the largest group, and a streamed head forces every ring slot to its
@@ -31,11 +32,16 @@
 
 namespace spool::runtime {
 
+// The engine builds these from its EngineOptions in one place (runtime/engine.h
+// PlannerOptionsFor), so that `spool show --plan` and every command that runs a model
+// plan with the same numbers.
 struct PlannerOptions {
   uint64_t budget_bytes = 0;      // 0: auto = kAutoBudgetFraction of MemAvailable
   int64_t ctx = 4096;             // tokens of KV per sequence
   int64_t n_seq = 1;              // sequences with a KV cache at once
-  int64_t kv_window_tokens = 0;   // KV tokens kept in RAM per sequence; 0: all of ctx
+  // --kv-window: when > 0 and ctx > kv_window_tokens, each sequence keeps only this
+  // window (whole pages) + a read-ahead ring in RAM (kv/disk_kv.h); else all of ctx.
+  int64_t kv_window_tokens = 0;
   DType kv_dtype = DType::kBF16;
   int64_t kv_page_tokens = 256;
   int64_t prefill_chunk = 512;    // rows of the largest step
@@ -44,6 +50,10 @@ struct PlannerOptions {
   int prefetch_depth = 2;         // ring slots (>= 2)
   uint64_t baseline_bytes = 0;    // process RSS before the engine allocates; 0: measure now
 };
+
+// The measured baseline is rounded up to this, so that two processes doing the same
+// work (`spool show --plan` and `spool run`) plan with the same figure.
+inline constexpr uint64_t kBaselineGranule = 1ull << 20;
 
 inline constexpr double kAutoBudgetFraction = 0.7;
 // Reserve for what the process allocates besides the terms counted explicitly.
@@ -62,7 +72,13 @@ struct ResidencyPlan {
   uint64_t ring_slot_bytes = 0;
   uint64_t ring_bytes() const { return static_cast<uint64_t>(ring_slots) * ring_slot_bytes; }
   // KV.
-  uint64_t kv_bytes = 0;
+  uint64_t kv_bytes = 0;           // all sequences
+  int64_t ctx = 0;                 // the inputs that sized the plan, for the record
+  int64_t n_seq = 1;
+  int64_t kv_window_tokens = 0;    // as given (0: all in RAM)
+  bool kv_on_disk = false;         // ctx > window: the disk-backed store's RAM is counted
+  int64_t prefill_rows = 0;        // rows of the largest step
+  int threads = 1;
   // Weights.
   std::vector<bool> resident;      // [n_groups]
   bool embedding_resident = false; // untied table held in RAM (tied: the head group's rows)
@@ -70,6 +86,10 @@ struct ResidencyPlan {
   uint64_t streamed_bytes_per_step = 0;  // device bytes per step (page-aligned reads)
   uint64_t embedding_row_bytes = 0;      // bytes read per token when the table is not in RAM
   int n_streamed = 0;
+  // Disk read speed for the prediction (bytes/s; 0: not known). Set by the engine from
+  // --disk-bw or a probe that runs inside the ring's share of the budget.
+  double disk_bytes_per_s = 0;
+  bool disk_measured = false;
 
   uint64_t fixed_bytes() const { return baseline_bytes + reserve_bytes + activation_bytes + embedding_scratch_bytes; }
   uint64_t planned_bytes() const { return fixed_bytes() + ring_bytes() + kv_bytes + resident_bytes; }
@@ -80,6 +100,10 @@ struct ResidencyPlan {
 uint64_t EstimateActivationBytes(const models::ModelConfig& c, int64_t rows, int64_t max_logit_rows, int threads);
 // In-RAM KV bytes: n_layer × (tokens rounded up to pages) × kv_dim × 2 (K, V) × dtype.
 uint64_t EstimateKvBytes(const models::ModelConfig& c, int64_t tokens, int64_t page_tokens, DType dtype);
+// One sequence's KV RAM as the engine creates it (Engine::NewSequence): InRamKv for ctx
+// tokens when kv_window is 0 or ctx <= kv_window, else DiskKv's hot window + ring.
+uint64_t EstimateSequenceKvBytes(const models::ModelConfig& c, int64_t ctx, int64_t kv_window, int64_t page_tokens,
+                                 DType dtype);
 // Device bytes read for a group: page-aligned supersets of its matrices.
 uint64_t GroupReadBytes(const models::ModelWeights& w, int g);
 
@@ -89,12 +113,19 @@ uint64_t GroupReadBytes(const models::ModelWeights& w, int g);
 Result<ResidencyPlan> PlanResidency(const models::ModelWeights& w, const PlannerOptions& options);
 
 // Sequential O_DIRECT read speed of the model's largest file, in bytes/s: reads up to
-// `max_bytes` with the async reader (1 MiB pieces, 32 in flight).
-Result<double> MeasureDiskBandwidth(const formats::ModelSource& src, uint64_t max_bytes = 512ull << 20);
+// `max_bytes` with the async reader (1 MiB pieces) in batches of `batch_bytes` into
+// two buffers used in turn (RSS: 2 × batch_bytes, freed on return).
+inline constexpr uint64_t kDiskProbeBytes = 256ull << 20;
+Result<double> MeasureDiskBandwidth(const formats::ModelSource& src, uint64_t max_bytes = kDiskProbeBytes,
+                                    uint64_t batch_bytes = 32ull << 20);
+// The probe's batch size inside a plan: half the ring's bytes (at most 32 MiB, at least
+// one page), so that probing before the ring is allocated stays within the plan; 0
+// when nothing streams (no probe needed: the prediction is "not I/O bound").
+uint64_t DiskProbeBatchBytes(const ResidencyPlan& plan);
 
 // Human-readable plan (one line per fact; streamed/resident groups as ranges) and the
-// decode speed the disk allows (disk_bytes_per_s <= 0: not predicted).
-std::string FormatPlan(const models::ModelWeights& w, const ResidencyPlan& plan, double disk_bytes_per_s);
-nlohmann::ordered_json PlanToJson(const models::ModelWeights& w, const ResidencyPlan& plan, double disk_bytes_per_s);
+// decode speed the disk allows (plan.disk_bytes_per_s <= 0: not predicted).
+std::string FormatPlan(const models::ModelWeights& w, const ResidencyPlan& plan);
+nlohmann::ordered_json PlanToJson(const models::ModelWeights& w, const ResidencyPlan& plan);
 
 }  // namespace spool::runtime

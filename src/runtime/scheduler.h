@@ -136,11 +136,13 @@ struct SchedulerStats {
 };
 
 // Engine options a scheduler with `max_active` sequences plans for: steps of up to
-// 4 prefill chunks of rows (several new prompts share one weight pass) and one logit
-// row per sequence. Call before Engine::Open.
+// 4 prefill chunks of rows (several new prompts share one weight pass), one logit
+// row and one KV cache per sequence (callers add prefix-cached sequences to
+// max_sequences). Call before Engine::Open.
 inline void PlanForScheduler(EngineOptions* o, int max_active) {
   o->max_step_rows = std::max<int64_t>(o->max_step_rows, 4 * o->prefill_chunk);
   o->max_logit_rows = std::max<int64_t>(o->max_logit_rows, max_active);
+  o->max_sequences = std::max<int64_t>(o->max_sequences, max_active);
 }
 
 class Scheduler {

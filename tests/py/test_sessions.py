@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import SHARED, run
+from conftest import ROOT, SHARED, run
 
 
 @pytest.fixture()
@@ -137,6 +137,30 @@ def test_kill_9_during_save_keeps_the_previous_session(spool_bin, stories, home)
     second = gen(spool_bin, home, stories, "", "-n", "16", "--session", "k")
     assert first["ids"] + second["ids"] == whole["ids"]
     assert not [f for f in sessions_dir(home).iterdir() if ".tmp." in f.name]  # the stale temporary was removed
+
+
+def test_empty_prompt_ids_continue_a_session_without_tokenizer(spool_bin, home):
+    """A model folder without a tokenizer: `--prompt-ids ""` continues the session as an
+    empty text prompt does for a model with one (issue 19, item 6), with stdin not a
+    terminal (as under a pipe or a CI runner)."""
+    model = str(ROOT / "tests" / "fixtures" / "models" / "llama-mha-f32")
+
+    def ids_run(*extra):
+        r = subprocess.run([spool_bin, "run", model, "--temp", "0", "--ctx", "64", "--json", "--ignore-eos", *extra],
+                           env=home, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60)
+        assert r.returncode == 0, r.stderr
+        return json.loads(r.stdout)
+
+    whole = ids_run("--prompt-ids", "1,2,3", "-n", "8")
+    a = ids_run("--prompt-ids", "1,2,3", "-n", "4", "--session", "nt")
+    b = ids_run("--prompt-ids", "", "-n", "4", "--session", "nt")
+    assert a["ids"] + b["ids"] == whole["ids"]
+    assert b["prompt_ids"] == [a["ids"][-1]]  # only the pending token was fed
+    assert b["stats"]["prompt_tokens_reused"] == 3 + 3
+    # Without a session an empty id list is still an error, not a hang on stdin.
+    r = subprocess.run([spool_bin, "run", model, "--prompt-ids", "", "-n", "2"], env=home, capture_output=True,
+                       text=True, stdin=subprocess.DEVNULL, timeout=60)
+    assert r.returncode == 1 and "empty" in r.stderr, r.stderr
 
 
 def test_prompt_longer_than_context(spool_bin, stories, home):

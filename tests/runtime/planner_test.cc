@@ -3,6 +3,9 @@
 // even one group + the ring is a clear ResourceExhausted error.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+
+#include "kv/disk_kv.h"
 #include "runtime/engine.h"
 #include "runtime/planner.h"
 
@@ -117,6 +120,85 @@ TEST(Planner, EngineRejectsTooSmallBudget) {
   ASSERT_FALSE(e.ok());
   EXPECT_EQ(e.status().code(), ErrorCode::kResourceExhausted);
   EXPECT_NE(e.status().message().find("--mem-budget"), std::string::npos) << e.status().message();
+}
+
+// The KV term is what Engine::NewSequence creates: a DiskKv's page buffers (hot window
+// + read-ahead ring) when ctx > kv_window, the whole context in RAM otherwise.
+TEST(Planner, KvTermMatchesTheStoreTheEngineCreates) {
+  auto w = Load(kSharded);
+  const auto& c = w->config();
+  for (DType dt : {DType::kBF16, DType::kF32}) {
+    for (int64_t window : {1, 16, 100, 256}) {
+      kv::KvLayout layout{c.n_layer, c.n_head_kv, c.head_dim, 16, dt};
+      kv::DiskKvOptions d;
+      d.window_tokens = window;
+      d.max_tokens = 512;
+      d.dir = "/nonexistent";  // no I/O happens before the first spill
+      kv::DiskKv disk(layout, d);
+      EXPECT_EQ(EstimateSequenceKvBytes(c, 512, window, 16, dt), disk.max_ram_bytes()) << window;
+    }
+    EXPECT_EQ(EstimateSequenceKvBytes(c, 512, 0, 16, dt), EstimateKvBytes(c, 512, 16, dt));
+    EXPECT_EQ(EstimateSequenceKvBytes(c, 512, 512, 16, dt), EstimateKvBytes(c, 512, 16, dt));
+  }
+  auto o = Opts(1ull << 30);
+  o.ctx = 4096;
+  o.n_seq = 3;
+  o.kv_window_tokens = 256;
+  auto p = PlanResidency(*w, o);
+  ASSERT_TRUE(p.ok()) << p.status().message();
+  EXPECT_TRUE(p->kv_on_disk);
+  EXPECT_EQ(p->kv_bytes, 3 * EstimateSequenceKvBytes(w->config(), 4096, 256, o.kv_page_tokens, o.kv_dtype));
+  // (For this tiny model the disk store's 8 MiB read-ahead ring outweighs the whole
+  // context; tests/py/test_plan_cli.py shows the window freeing budget on SmolLM2.)
+}
+
+// Engine options reach the planner through one function; Engine::Plan (show --plan)
+// and Engine::Open plan the same.
+TEST(Planner, EnginePlanEqualsOpenPlan) {
+  EngineOptions o;
+  o.load_tokenizer = false;
+  o.threads = 2;
+  o.ctx = 512;
+  o.kv_window = 64;
+  o.max_sequences = 2;
+  o.max_step_rows = 96;
+  o.prefill_chunk = 32;
+  o.mem_budget = 1ull << 30;
+  const PlannerOptions po = PlannerOptionsFor(o, 512, 2);
+  EXPECT_EQ(po.kv_window_tokens, 64);
+  EXPECT_EQ(po.n_seq, 2);
+  EXPECT_EQ(po.prefill_chunk, 96);
+  ::setenv("SPOOL_TEST_PLAN_BASELINE", "20971520", 1);
+  auto plan = Engine::Plan(kSharded, o);
+  auto e = Engine::Open(kSharded, o);
+  ::unsetenv("SPOOL_TEST_PLAN_BASELINE");
+  ASSERT_TRUE(plan.ok()) << plan.status().message();
+  ASSERT_TRUE(e.ok()) << e.status().message();
+  EXPECT_EQ(PlanToJson(*plan->weights, plan->plan), PlanToJson((*e)->weights(), (*e)->plan()));
+  EXPECT_EQ(plan->plan.baseline_bytes, 20u << 20);
+  EXPECT_EQ(plan->plan.n_seq, 2);
+  EXPECT_EQ(plan->ctx, 512);
+}
+
+// The disk probe's two buffers fit in the ring's share of the plan.
+TEST(Planner, DiskProbeFitsInTheRing) {
+  auto w = Load(kSharded);
+  auto all = PlanResidency(*w, Opts(8ull << 30));
+  ASSERT_TRUE(all.ok());
+  EXPECT_EQ(DiskProbeBatchBytes(*all), 0u);
+  const uint64_t floor = all->fixed_bytes() + all->kv_bytes;
+  int streaming = 0;
+  for (uint64_t b = floor; b <= floor + w->total_matrix_bytes(); b += 4096) {
+    auto p = PlanResidency(*w, Opts(b));
+    if (!p.ok() || p->all_resident()) continue;
+    ++streaming;
+    EXPECT_GT(DiskProbeBatchBytes(*p), 0u);
+    EXPECT_LE(2 * DiskProbeBatchBytes(*p), std::max<uint64_t>(p->ring_bytes(), 2 * 4096));
+  }
+  EXPECT_GT(streaming, 0);
+  auto bw = MeasureDiskBandwidth(w->source(), 1 << 20, 64 << 10);
+  ASSERT_TRUE(bw.ok()) << bw.status().message();
+  EXPECT_GT(*bw, 0);
 }
 
 TEST(Planner, BadOptions) {
