@@ -118,6 +118,7 @@ struct PromptBuilder {
       *out = std::move(ids).value();
     }
     if (out->empty()) return fail("the prompt is empty (it encodes to no tokens)");
+    if (auto e = server::CheckLogitBias(spec->sampling, engine->n_vocab(), /*ollama=*/false)) return fail(e->message);
     const int64_t n = static_cast<int64_t>(out->size()), ctx = engine->ctx();
     if (spec->max_tokens < 0 && default_max_tokens > 0) spec->max_tokens = std::min(default_max_tokens, ctx - n);
     if (n >= ctx || (spec->max_tokens > 0 && n + spec->max_tokens > ctx))

@@ -23,6 +23,7 @@
 #include "apps/common_flags.h"
 #include "apps/model_names.h"
 #include "apps/prompt.h"
+#include "base/json_input.h"
 #include "base/strings.h"
 #include "kv/session.h"
 #include "runtime/generate.h"
@@ -129,9 +130,7 @@ Status LoadJsonObject(ChatState& st, const Json& j, const std::string& path) {
 }
 
 Status LoadJson(ChatState& st, const std::string& path) {
-  SPOOL_ASSIGN_OR_RETURN(std::string text, ReadFileToString(path));
-  Json j = Json::parse(text, nullptr, false);
-  if (j.is_discarded()) return InvalidArgument(path + ": not a JSON object");
+  SPOOL_ASSIGN_OR_RETURN(Json j, ReadJsonFileBounded(path));
   return LoadJsonObject(st, j, path);
 }
 

@@ -92,6 +92,9 @@ Result<std::string> ChatTemplate::Render(const ChatTemplateInputs& in, TemplateE
   if (!in.extra_vars.is_object() && !in.extra_vars.is_null())
     return InvalidArgument("chat template extra variables must be a JSON object, got " + std::string(in.extra_vars.type_name()));
   try {
+    jinja::Interp interp(in.limits, in.now_unix_seconds);
+    // Input values count against the render's memory budget too.
+    jinja::RenderBudgetScope budget_scope(interp.budget());
     auto globals = std::make_shared<jinja::Scope>();
     jinja::AddGlobalFunctions(*globals);
     globals->vars["messages"] = FromJson(in.messages);
@@ -108,7 +111,6 @@ Result<std::string> ChatTemplate::Render(const ChatTemplateInputs& in, TemplateE
         globals->vars[it.key()] = FromJson(it.value());
       }
     }
-    jinja::Interp interp(in.limits, in.now_unix_seconds);
     std::string out = interp.Render(*body_, globals);
     // Break reference cycles (a namespace holding itself) before the scope dies.
     globals->vars.clear();

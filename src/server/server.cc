@@ -48,17 +48,12 @@ std::string RandomId(const char* prefix) {
 bool IsOllama(ApiKind k) { return k == ApiKind::kOllamaChat || k == ApiKind::kOllamaGenerate; }
 bool IsChat(ApiKind k) { return k == ApiKind::kOpenAIChat || k == ApiKind::kOllamaChat; }
 
-// A scheduler error as an HTTP error.
+// A scheduler error as an HTTP error (api_request.h); server-side failures are logged
+// here with their details, which the client does not see.
 ApiError FromStatus(const Status& st) {
-  switch (st.code()) {
-    case ErrorCode::kInvalidArgument:
-    case ErrorCode::kResourceExhausted:
-      return ApiError{400, st.message()};
-    case ErrorCode::kCancelled:
-      return ApiError{503, st.message(), "server_error"};
-    default:
-      return ApiError{500, st.message(), "server_error"};
-  }
+  ApiError e = ApiErrorFromStatus(st);
+  if (e.status >= 500 && e.status != 503) std::fprintf(stderr, "spool serve: request failed (HTTP %d): %s\n", e.status, st.message().c_str());
+  return e;
 }
 
 }  // namespace
@@ -161,6 +156,7 @@ struct Server::Impl {
     }
     runtime::ScheduledRequest sr;
     if (auto e = BuildPrompt(&spec, &sr.prompt)) return SendError(res, *e, ollama);
+    if (auto e = CheckLogitBias(spec.sampling, engine->n_vocab(), ollama)) return SendError(res, *e, ollama);
     sr.sampling = spec.sampling;
     sr.max_tokens = spec.max_tokens;
     sr.ignore_eos = spec.ignore_eos;
