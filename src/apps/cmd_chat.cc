@@ -217,6 +217,8 @@ int RunChat(int argc, char** argv) {
   int64_t& n_predict = p.Int("-n,--max-tokens", 512, "tokens per answer at most");
   std::string& system = p.String("--system", "", "system message");
   std::string& load = p.String("--load", "", "start from a conversation saved with /save");
+  bool& special_in_content = p.Flag("--special-in-content", "special-token text typed in messages becomes control "
+                                                            "tokens (as transformers); default: plain text");
   std::string& session = p.String("--session", "", "keep the conversation and its KV cache in spool's sessions/ under NAME, "
                                                    "saved after every answer; an existing NAME is resumed");
   int code;
@@ -292,8 +294,7 @@ int RunChat(int argc, char** argv) {
       continue;
     }
     st.messages.push_back({{"role", "user"}, {"content", input}});
-    auto rendered = RenderConversation(engine, st.Conversation(), nullptr, true);
-    auto ids = rendered.ok() ? tok->Encode(*rendered, false, true) : Result<std::vector<int32_t>>(rendered.status());
+    auto ids = EncodeConversation(engine, st.Conversation(), nullptr, true, special_in_content);
     if (!ids.ok()) {
       std::printf("error: %s\n", ids.status().message().c_str());
       st.messages.erase(st.messages.size() - 1);

@@ -26,6 +26,8 @@ int RunServe(int argc, char** argv) {
   std::string& alias = p.String("--alias", "", "model id that clients use (default: derived from MODEL)");
   std::string& max_body = p.String("--max-body", "8M", "largest request body accepted");
   bool& log_requests = p.Flag("--log-requests", "print one line per request on stderr");
+  bool& special_in_content = p.Flag("--special-in-content", "special-token text in chat message content becomes control "
+                                                            "tokens (as transformers); default: plain text");
   int code;
   if (HandleParse(p, argc, argv, &code)) return code;
   if (p.positional().size() != 1) {
@@ -55,6 +57,7 @@ int RunServe(int argc, char** argv) {
   so.prefix_cache_entries = static_cast<int>(cache_entries);
   so.max_body_bytes = *body;
   so.log_requests = log_requests;
+  so.special_in_content = special_in_content;
 
   // Signals go to one watcher thread (created before any other thread so that every
   // thread inherits the blocked mask); a write to a closed socket is an error, not death.

@@ -13,6 +13,7 @@
 #include <httplib.h>
 
 #include "base/timer.h"
+#include "chat/chat_prompt.h"
 #include "chat/chat_template.h"
 #include "runtime/scheduler.h"
 #include "server/api_request.h"
@@ -108,10 +109,10 @@ struct Server::Impl {
       in.add_generation_prompt = true;
       in.bos_token = special.bos_token;
       in.eos_token = special.eos_token;
-      auto text = chat_template->Render(in);
-      if (!text.ok()) return ApiError{400, "The chat template could not render these messages: " + text.status().message(), "invalid_request_error", "messages"};
-      auto ids = tok->Encode(*text, /*add_special=*/false, /*parse_special=*/true);
-      if (!ids.ok()) return ApiError{400, ids.status().message(), "invalid_request_error", "messages"};
+      chat::ChatPromptOptions po;
+      po.special_in_content = opts.special_in_content;
+      auto ids = chat::EncodeChatPrompt(*chat_template, *tok, in, po);
+      if (!ids.ok()) return ApiError{400, "The chat template could not render these messages: " + ids.status().message(), "invalid_request_error", "messages"};
       *out = std::move(ids).value();
     } else if (spec->has_prompt_ids) {
       for (size_t i = 0; i < spec->prompt_ids.size(); ++i)

@@ -29,6 +29,9 @@ struct ServerOptions {
   size_t max_body_bytes = 8u << 20;    // larger bodies → 400
   int http_threads = 0;                // 0: 4 × parallel + 8
   bool log_requests = false;           // one line per request on stderr
+  // Special-token text inside chat message content becomes control tokens (as
+  // transformers); default: it stays plain text (chat/chat_prompt.h).
+  bool special_in_content = false;
 };
 
 class Server {
