@@ -22,7 +22,7 @@ struct Limits {
   // (cumulative, inputs included; see RenderBudget). Real chat templates use a few MB.
   int64_t max_alloc_bytes = 256 << 20;
   int max_value_depth = kDefaultMaxValueDepth;  // nesting of values printed/compared (cycles end here)
-  int64_t max_value_visits = 20'000'000;        // values visited by str/repr/tojson/==/< in one render
+  int64_t max_value_visits = 5'000'000;         // values visited by str/repr/tojson/==/< in one render
 };
 
 struct Scope {
