@@ -85,6 +85,8 @@ Result<ChatTemplate> ChatTemplate::Parse(const std::string& source, const jinja:
     return ToStatus(e, error);
   } catch (const std::bad_alloc&) {
     return ResourceExhausted("chat template: out of memory while parsing");
+  } catch (const std::exception& e) {  // no exception leaves the chat part
+    return InternalError(std::string("chat template: unexpected error while parsing: ") + e.what());
   }
 }
 
@@ -119,6 +121,8 @@ Result<std::string> ChatTemplate::Render(const ChatTemplateInputs& in, TemplateE
     return ToStatus(e, error);
   } catch (const std::bad_alloc&) {
     return ResourceExhausted("chat template: out of memory while rendering");
+  } catch (const std::exception& e) {  // no exception leaves the chat part
+    return InternalError(std::string("chat template: unexpected error while rendering: ") + e.what());
   }
 }
 

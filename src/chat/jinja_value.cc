@@ -515,9 +515,13 @@ static void JsonDump(std::string& out, const Value& v, const JsonDumpOptions& op
   std::string item_sep = opt.has_separators ? opt.item_sep : (indented ? "," : ", ");
   std::string key_sep = opt.has_separators ? opt.key_sep : ": ";
   std::string unit = !opt.indent_str.empty() ? opt.indent_str : std::string(static_cast<size_t>(std::max(opt.indent, 0)), ' ');
+  CheckBuiltString(unit.size());
   auto newline = [&](int level) {
     out += '\n';
-    for (int k = 0; k < level; ++k) out += unit;
+    for (int k = 0; k < level; ++k) {
+      out += unit;
+      CheckBuiltString(out.size());
+    }
   };
   switch (v.kind) {
     case Kind::kNone: out += "null"; return;

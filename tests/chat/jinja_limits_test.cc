@@ -90,6 +90,19 @@ TEST(JinjaLimits, SharedSublistsCannotPrintExponentially) {
   EXPECT_EQ(err.type, "LimitError") << r.status().message();
 }
 
+TEST(JinjaLimits, StringBuildersCheckWhileGrowing) {
+  ExpectLimit("{{ ('a' * 1000000)|replace('a', 'b' * 1000000)|length }}", "larger");
+  ExpectLimit("{{ ('x' * 100000)|replace('', 'yyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyy' * 10)|length }}", "larger");
+  ExpectLimit("{{ ('x\n' * 100000)|indent(1000)|length }}", "larger");
+  ExpectLimit("{{ 'a'|indent(10000000000000) }}", "larger");
+  ExpectLimit("{{ ('{0}' * 1000000).format('z' * 1000) }}", "larger");
+  // A huge index is an IndexError (jinja2's), not an uncaught C++ exception.
+  TemplateErrorDetail err;
+  auto r = Render("{{ '{99999999999999999999999}'.format(1) }}", {}, &err);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(err.type, "IndexError") << r.status().message();
+}
+
 TEST(JinjaLimits, SmallBudgetsAreEnforced) {
   jinja::Limits l;
   l.max_alloc_bytes = 1 << 20;
