@@ -97,6 +97,11 @@ Result<std::string> ChatTemplate::Render(const ChatTemplateInputs& in, TemplateE
     jinja::Interp interp(in.limits, in.now_unix_seconds);
     // Input values count against the render's memory budget too.
     jinja::RenderBudgetScope budget_scope(interp.budget());
+    // Runs on success and on error, after `globals` (declared below) is gone.
+    struct CycleBreaker {
+      jinja::RenderBudget* budget;
+      ~CycleBreaker() { jinja::BreakCycles(*budget); }
+    } cycle_breaker{interp.budget()};
     auto globals = std::make_shared<jinja::Scope>();
     jinja::AddGlobalFunctions(*globals);
     globals->vars["messages"] = FromJson(in.messages);

@@ -143,11 +143,23 @@ Value Value::Dict() {
   return v;
 }
 Value Value::Namespace() {
-  ChargeAlloc(static_cast<int64_t>(sizeof(DictData)));
+  ChargeAlloc(static_cast<int64_t>(sizeof(DictData) + sizeof(std::weak_ptr<DictData>)));
   Value v;
   v.kind = Kind::kNamespace;
   v.dict = std::make_shared<DictData>();
+  if (t_budget) t_budget->namespaces.push_back(v.dict);
   return v;
+}
+
+void BreakCycles(RenderBudget& budget) {
+  for (auto& weak : budget.namespaces) {
+    if (std::shared_ptr<DictData> ns = weak.lock()) {
+      std::vector<std::pair<Value, Value>> entries = std::move(ns->entries);
+      ns->entries.clear();
+      // `entries` dies here, after the namespace no longer refers to it.
+    }
+  }
+  budget.namespaces.clear();
 }
 Value Value::Function(std::string name, std::function<Value(Interp&, CallArgs&)> fn) {
   Value v;

@@ -123,7 +123,14 @@ struct RenderBudget {
   int64_t max_value_visits = 0;
   int64_t allocated = 0;
   int64_t visits = 0;
+  // Namespaces created during the render: the only mutable containers, so every
+  // reference cycle (`{% set ns.me = ns %}`) passes through one. BreakCycles clears them.
+  std::vector<std::weak_ptr<DictData>> namespaces;
 };
+
+// Empties every namespace of `budget` that is still alive, so that values in reference
+// cycles are freed. Call once the render's values are no longer used.
+void BreakCycles(RenderBudget& budget);
 inline constexpr int kDefaultMaxValueDepth = 256;
 
 class RenderBudgetScope {
