@@ -9,6 +9,7 @@
 #include <cstring>
 #include <map>
 
+#include "base/json_input.h"
 #include "base/strings.h"
 #include "server/api_response.h"
 
@@ -105,9 +106,11 @@ std::vector<BatchLine> ParseBatchInput(const std::string& text, size_t max_line_
       out.push_back(std::move(l));
       continue;
     }
-    Json j = Json::parse(raw.begin(), raw.end(), nullptr, /*allow_exceptions=*/false);
-    if (j.is_discarded()) {
-      l.error = LineError{"invalid_json", "line is not valid JSON"};
+    JsonParseFailure failure = JsonParseFailure::kNone;
+    auto parsed = ParseJsonBounded(raw, "line", JsonLimits{}, &failure);
+    Json j = parsed.ok() ? std::move(parsed).value() : Json();
+    if (!parsed.ok()) {
+      l.error = LineError{"invalid_json", failure == JsonParseFailure::kSyntax ? "line is not valid JSON" : parsed.status().message()};
     } else if (!j.is_object()) {
       l.error = LineError{"invalid_json", "line must be a JSON object, got " + server::JsonTypeName(j)};
     } else if (auto c = j.find("custom_id"); c == j.end() || !c->is_string() || c->get<std::string>().empty()) {
@@ -149,8 +152,9 @@ Result<ResumeState> RecoverOutput(const std::string& path) {
     ++line_no;
     if (Trim(raw).empty()) continue;
     const std::string where = path + " line " + std::to_string(line_no);
-    Json j = Json::parse(raw.begin(), raw.end(), nullptr, false);
-    if (j.is_discarded() || !j.is_object() || !j.contains("custom_id") || !j.contains("error"))
+    auto parsed = ParseJsonBounded(raw, where);
+    Json j = parsed.ok() ? std::move(parsed).value() : Json();
+    if (!parsed.ok() || !j.is_object() || !j.contains("custom_id") || !j.contains("error"))
       return InvalidArgument(where + " is not a batch result record (expected an object with custom_id and error); "
                              "refusing to append to it");
     const Json& cid = j["custom_id"];

@@ -22,6 +22,7 @@
 #include "apps/model_names.h"
 #include "base/strings.h"
 #include "base/timer.h"
+#include "chat/chat_prompt.h"
 #include "chat/chat_template.h"
 #include "runtime/engine.h"
 #include "runtime/scheduler.h"
@@ -86,6 +87,7 @@ struct PromptBuilder {
   std::optional<chat::ChatTemplate> chat_template;
   std::string chat_template_error;
   chat::SpecialTokens special;
+  bool special_in_content = false;  // --special-in-content
 
   // Prompt ids of `spec`, checked against the vocabulary and context; fills
   // spec->max_tokens (and `default_max_tokens` caps it) when the body left it open.
@@ -101,10 +103,10 @@ struct PromptBuilder {
       in.add_generation_prompt = true;
       in.bos_token = special.bos_token;
       in.eos_token = special.eos_token;
-      auto text = chat_template->Render(in);
-      if (!text.ok()) return fail("the chat template could not render these messages: " + text.status().message());
-      auto ids = tok->Encode(*text, /*add_special=*/false, /*parse_special=*/true);
-      if (!ids.ok()) return fail(ids.status().message());
+      chat::ChatPromptOptions po;
+      po.special_in_content = special_in_content;
+      auto ids = chat::EncodeChatPrompt(*chat_template, *tok, in, po);
+      if (!ids.ok()) return fail("the chat template could not render these messages: " + ids.status().message());
       *out = std::move(ids).value();
     } else if (spec->has_prompt_ids) {
       for (size_t i = 0; i < spec->prompt_ids.size(); ++i)
@@ -118,6 +120,7 @@ struct PromptBuilder {
       *out = std::move(ids).value();
     }
     if (out->empty()) return fail("the prompt is empty (it encodes to no tokens)");
+    if (auto e = server::CheckLogitBias(spec->sampling, engine->n_vocab(), /*ollama=*/false)) return fail(e->message);
     const int64_t n = static_cast<int64_t>(out->size()), ctx = engine->ctx();
     if (spec->max_tokens < 0 && default_max_tokens > 0) spec->max_tokens = std::min(default_max_tokens, ctx - n);
     if (n >= ctx || (spec->max_tokens > 0 && n + spec->max_tokens > ctx))
@@ -147,6 +150,8 @@ int RunBatch(int argc, char** argv) {
   double& interval = p.Float("--progress-interval", 10.0, "seconds between plain progress lines when stderr is not a terminal");
   bool& fsync_each = p.Flag("--fsync", "fdatasync after each record (survives power loss, not only kill)");
   bool& quiet = p.Flag("-q,--quiet", "no progress lines (the summary is still printed)");
+  bool& special_in_content = p.Flag("--special-in-content", "special-token text in chat message content becomes control "
+                                                            "tokens (as transformers); default: plain text");
   int code;
   if (HandleParse(p, argc, argv, &code)) return code;
   if (p.positional().size() != 1 || in_path.empty() || out_path.empty()) {
@@ -217,7 +222,7 @@ int RunBatch(int argc, char** argv) {
     if (!resolved.ok()) return Fail(resolved.status().message());
     auto engine = runtime::Engine::Open(resolved->path, *opts);
     if (!engine.ok()) return Fail(engine.status().message());
-    PromptBuilder pb{engine->get(), std::nullopt, "", {}};
+    PromptBuilder pb{engine->get(), std::nullopt, "", {}, special_in_content};
     if (auto source = chat::LoadChatTemplate((*engine)->source().root); source.ok()) {
       auto parsed = chat::ChatTemplate::Parse(*source);
       if (parsed.ok()) pb.chat_template = std::move(parsed).value();

@@ -23,6 +23,7 @@
 #include "apps/common_flags.h"
 #include "apps/model_names.h"
 #include "apps/prompt.h"
+#include "base/json_input.h"
 #include "base/strings.h"
 #include "kv/session.h"
 #include "runtime/generate.h"
@@ -129,9 +130,7 @@ Status LoadJsonObject(ChatState& st, const Json& j, const std::string& path) {
 }
 
 Status LoadJson(ChatState& st, const std::string& path) {
-  SPOOL_ASSIGN_OR_RETURN(std::string text, ReadFileToString(path));
-  Json j = Json::parse(text, nullptr, false);
-  if (j.is_discarded()) return InvalidArgument(path + ": not a JSON object");
+  SPOOL_ASSIGN_OR_RETURN(Json j, ReadJsonFileBounded(path));
   return LoadJsonObject(st, j, path);
 }
 
@@ -218,6 +217,8 @@ int RunChat(int argc, char** argv) {
   int64_t& n_predict = p.Int("-n,--max-tokens", 512, "tokens per answer at most");
   std::string& system = p.String("--system", "", "system message");
   std::string& load = p.String("--load", "", "start from a conversation saved with /save");
+  bool& special_in_content = p.Flag("--special-in-content", "special-token text typed in messages becomes control "
+                                                            "tokens (as transformers); default: plain text");
   std::string& session = p.String("--session", "", "keep the conversation and its KV cache in spool's sessions/ under NAME, "
                                                    "saved after every answer; an existing NAME is resumed");
   int code;
@@ -293,8 +294,7 @@ int RunChat(int argc, char** argv) {
       continue;
     }
     st.messages.push_back({{"role", "user"}, {"content", input}});
-    auto rendered = RenderConversation(engine, st.Conversation(), nullptr, true);
-    auto ids = rendered.ok() ? tok->Encode(*rendered, false, true) : Result<std::vector<int32_t>>(rendered.status());
+    auto ids = EncodeConversation(engine, st.Conversation(), nullptr, true, special_in_content);
     if (!ids.ok()) {
       std::printf("error: %s\n", ids.status().message().c_str());
       st.messages.erase(st.messages.size() - 1);

@@ -29,6 +29,8 @@ int RunRun(int argc, char** argv) {
   bool& json = p.Flag("--json", "print one JSON object (prompt_ids, ids, text, stats) instead of streaming");
   bool& ignore_eos = p.Flag("--ignore-eos", "keep generating after end-of-sequence tokens");
   bool& no_special = p.Flag("--no-parse-special", "treat special-token text in the prompt as plain text");
+  bool& special_in_content = p.Flag("--special-in-content", "with --chat: special-token text in the message becomes "
+                                                            "control tokens (as transformers); default: plain text");
   std::string& ids_text = p.String("--prompt-ids", "", "comma-separated token ids instead of a text prompt");
   std::string& session = p.String("--session", "", "continue the saved session NAME (created if absent) and save it "
                                                    "afterwards; see spool sessions");
@@ -85,6 +87,7 @@ int RunRun(int argc, char** argv) {
     po.chat = chat;
     po.system = system;
     po.parse_special = !no_special;
+    po.special_in_content = special_in_content && !no_special;
     auto ids = BuildPrompt(engine, prompt_text, po);
     if (!ids.ok()) return Fail(ids.status().message());
     req.prompt = *ids;

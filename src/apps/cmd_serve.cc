@@ -39,6 +39,8 @@ int RunServe(int argc, char** argv) {
   double& request_timeout = p.Float("--request-timeout", 30, "seconds to receive a whole request from its first byte (408)");
   int64_t& http_threads = p.Int("--http-threads", 0, "threads that run request handlers (0: 4 x parallel + 8)");
   bool& log_requests = p.Flag("--log-requests", "print one line per request on stderr");
+  bool& special_in_content = p.Flag("--special-in-content", "special-token text in chat message content becomes control "
+                                                            "tokens (as transformers); default: plain text");
   int code;
   if (HandleParse(p, argc, argv, &code)) return code;
   if (p.positional().size() != 1) {
@@ -99,6 +101,7 @@ int RunServe(int argc, char** argv) {
   so.request_timeout_s = request_timeout;
   so.http_threads = static_cast<int>(http_threads);
   so.log_requests = log_requests;
+  so.special_in_content = special_in_content;
 
   // Signals go to one watcher thread (created before any other thread so that every
   // thread inherits the blocked mask); a write to a closed socket is an error, not death.

@@ -7,6 +7,7 @@
 
 #include "apps/args.h"
 #include "apps/command.h"
+#include "base/json_input.h"
 #include "base/strings.h"
 #include "chat/chat_template.h"
 
@@ -14,9 +15,8 @@ namespace spool::apps {
 namespace {
 
 Result<nlohmann::ordered_json> ReadJson(const std::string& path, const char* what) {
-  SPOOL_ASSIGN_OR_RETURN(std::string text, ReadFileToString(path));
-  auto j = nlohmann::ordered_json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) return InvalidArgument(std::string(what) + " file " + path + ": not valid JSON");
+  auto j = ReadJsonFileBounded(path);
+  if (!j.ok()) return InvalidArgument(std::string(what) + " file " + j.status().message());
   return j;
 }
 
@@ -90,9 +90,9 @@ int RunTemplate(int argc, char** argv) {
   for (const auto& kv : vars) {
     size_t eq = kv.find('=');
     if (eq == std::string::npos || eq == 0) return Fail("--var expects KEY=JSON, got '" + kv + "'");
-    auto value = nlohmann::ordered_json::parse(kv.substr(eq + 1), nullptr, /*allow_exceptions=*/false);
-    if (value.is_discarded()) return Fail("--var " + kv.substr(0, eq) + ": value is not valid JSON: " + kv.substr(eq + 1));
-    in.extra_vars[kv.substr(0, eq)] = value;
+    auto value = ParseJsonBounded(kv.substr(eq + 1), "--var " + kv.substr(0, eq));
+    if (!value.ok()) return Fail(value.status().message() + ": " + kv.substr(eq + 1, 200));
+    in.extra_vars[kv.substr(0, eq)] = *value;
   }
   in.add_generation_prompt = add_gen;
   in.now_unix_seconds = now;

@@ -4,6 +4,7 @@
 #include <cstdlib>
 
 #include "base/strings.h"
+#include "chat/chat_prompt.h"
 #include "chat/chat_template.h"
 
 namespace spool::apps {
@@ -22,9 +23,10 @@ Result<std::vector<int32_t>> ParseIdList(const std::string& text) {
   return ids;
 }
 
-Result<std::string> RenderConversation(const runtime::Engine& engine, const nlohmann::ordered_json& messages,
-                                       const nlohmann::ordered_json& tools, bool add_generation_prompt) {
-  SPOOL_ASSIGN_OR_RETURN(std::string source, chat::LoadChatTemplate(engine.source().root));
+namespace {
+
+Result<chat::ChatTemplateInputs> ConversationInputs(const runtime::Engine& engine, const nlohmann::ordered_json& messages,
+                                                    const nlohmann::ordered_json& tools, bool add_generation_prompt) {
   SPOOL_ASSIGN_OR_RETURN(chat::SpecialTokens special, chat::LoadSpecialTokens(engine.source().root));
   chat::ChatTemplateInputs in;
   in.messages = messages;
@@ -32,7 +34,29 @@ Result<std::string> RenderConversation(const runtime::Engine& engine, const nloh
   in.add_generation_prompt = add_generation_prompt;
   in.bos_token = special.bos_token;
   in.eos_token = special.eos_token;
+  return in;
+}
+
+}  // namespace
+
+Result<std::string> RenderConversation(const runtime::Engine& engine, const nlohmann::ordered_json& messages,
+                                       const nlohmann::ordered_json& tools, bool add_generation_prompt) {
+  SPOOL_ASSIGN_OR_RETURN(std::string source, chat::LoadChatTemplate(engine.source().root));
+  SPOOL_ASSIGN_OR_RETURN(chat::ChatTemplateInputs in, ConversationInputs(engine, messages, tools, add_generation_prompt));
   return chat::RenderChatTemplate(source, in);
+}
+
+Result<std::vector<int32_t>> EncodeConversation(const runtime::Engine& engine, const nlohmann::ordered_json& messages,
+                                                const nlohmann::ordered_json& tools, bool add_generation_prompt,
+                                                bool special_in_content) {
+  const tokenizer::Tokenizer* tok = engine.tokenizer();
+  if (!tok) return Unsupported(engine.source().root + ": the model has no tokenizer");
+  SPOOL_ASSIGN_OR_RETURN(std::string source, chat::LoadChatTemplate(engine.source().root));
+  SPOOL_ASSIGN_OR_RETURN(chat::ChatTemplate tmpl, chat::ChatTemplate::Parse(source));
+  SPOOL_ASSIGN_OR_RETURN(chat::ChatTemplateInputs in, ConversationInputs(engine, messages, tools, add_generation_prompt));
+  chat::ChatPromptOptions po;
+  po.special_in_content = special_in_content;
+  return chat::EncodeChatPrompt(tmpl, *tok, in, po);
 }
 
 Result<std::vector<int32_t>> BuildPrompt(const runtime::Engine& engine, const std::string& text, const PromptOptions& opts) {
@@ -42,8 +66,7 @@ Result<std::vector<int32_t>> BuildPrompt(const runtime::Engine& engine, const st
   nlohmann::ordered_json messages = nlohmann::ordered_json::array();
   if (!opts.system.empty()) messages.push_back({{"role", "system"}, {"content", opts.system}});
   messages.push_back({{"role", "user"}, {"content", text}});
-  SPOOL_ASSIGN_OR_RETURN(std::string rendered, RenderConversation(engine, messages, nullptr, true));
-  return tok->Encode(rendered, /*add_special=*/false, /*parse_special=*/true);
+  return EncodeConversation(engine, messages, nullptr, true, opts.special_in_content);
 }
 
 }  // namespace spool::apps

@@ -14,17 +14,26 @@ namespace spool::apps {
 struct PromptOptions {
   bool chat = false;          // render through the model's chat template as a user message
   std::string system;         // optional system message (chat only)
-  bool parse_special = true;  // special-token text in the prompt becomes special tokens
+  bool parse_special = true;  // plain prompts: special-token text becomes special tokens
+  // Chat prompts: special-token text in the message becomes control tokens too
+  // (transformers' behaviour); default plain text (chat/chat_prompt.h).
+  bool special_in_content = false;
 };
 
 // Plain prompt: BOS/EOS as the model's tokenizer flags say, then the text.
 // Chat prompt: the template rendered with add_generation_prompt, tokenized without
-// adding BOS again (templates write it themselves) and with special tokens parsed.
+// adding BOS again (templates write it themselves) by EncodeConversation.
 Result<std::vector<int32_t>> BuildPrompt(const runtime::Engine& engine, const std::string& text, const PromptOptions& opts);
 
 // Renders a whole conversation ([{role, content}, ...]) with the model's template.
 Result<std::string> RenderConversation(const runtime::Engine& engine, const nlohmann::ordered_json& messages,
                                        const nlohmann::ordered_json& tools, bool add_generation_prompt);
+
+// Renders and tokenises a conversation with chat::EncodeChatPrompt: special tokens
+// only from the template's own text unless `special_in_content`.
+Result<std::vector<int32_t>> EncodeConversation(const runtime::Engine& engine, const nlohmann::ordered_json& messages,
+                                                const nlohmann::ordered_json& tools, bool add_generation_prompt,
+                                                bool special_in_content);
 
 // "1,2,3" → ids. Errors name the bad element.
 Result<std::vector<int32_t>> ParseIdList(const std::string& text);

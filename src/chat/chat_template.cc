@@ -85,6 +85,8 @@ Result<ChatTemplate> ChatTemplate::Parse(const std::string& source, const jinja:
     return ToStatus(e, error);
   } catch (const std::bad_alloc&) {
     return ResourceExhausted("chat template: out of memory while parsing");
+  } catch (const std::exception& e) {  // no exception leaves the chat part
+    return InternalError(std::string("chat template: unexpected error while parsing: ") + e.what());
   }
 }
 
@@ -92,6 +94,14 @@ Result<std::string> ChatTemplate::Render(const ChatTemplateInputs& in, TemplateE
   if (!in.extra_vars.is_object() && !in.extra_vars.is_null())
     return InvalidArgument("chat template extra variables must be a JSON object, got " + std::string(in.extra_vars.type_name()));
   try {
+    jinja::Interp interp(in.limits, in.now_unix_seconds);
+    // Input values count against the render's memory budget too.
+    jinja::RenderBudgetScope budget_scope(interp.budget());
+    // Runs on success and on error, after `globals` (declared below) is gone.
+    struct CycleBreaker {
+      jinja::RenderBudget* budget;
+      ~CycleBreaker() { jinja::BreakCycles(*budget); }
+    } cycle_breaker{interp.budget()};
     auto globals = std::make_shared<jinja::Scope>();
     jinja::AddGlobalFunctions(*globals);
     globals->vars["messages"] = FromJson(in.messages);
@@ -108,7 +118,6 @@ Result<std::string> ChatTemplate::Render(const ChatTemplateInputs& in, TemplateE
         globals->vars[it.key()] = FromJson(it.value());
       }
     }
-    jinja::Interp interp(in.limits, in.now_unix_seconds);
     std::string out = interp.Render(*body_, globals);
     // Break reference cycles (a namespace holding itself) before the scope dies.
     globals->vars.clear();
@@ -117,6 +126,8 @@ Result<std::string> ChatTemplate::Render(const ChatTemplateInputs& in, TemplateE
     return ToStatus(e, error);
   } catch (const std::bad_alloc&) {
     return ResourceExhausted("chat template: out of memory while rendering");
+  } catch (const std::exception& e) {  // no exception leaves the chat part
+    return InternalError(std::string("chat template: unexpected error while rendering: ") + e.what());
   }
 }
 

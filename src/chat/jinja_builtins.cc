@@ -97,7 +97,16 @@ std::string StrFormat(const std::string& fmt, CallArgs& args) {
     if (field.find_first_of(":!") != std::string::npos) Throw("ValueError", "format specs in str.format are not supported");
     const Value* v = nullptr;
     if (field.empty() || std::isdigit(static_cast<unsigned char>(field[0]))) {
-      size_t idx = field.empty() ? auto_index++ : std::stoul(field);
+      size_t idx = auto_index;
+      if (field.empty()) {
+        ++auto_index;
+      } else {
+        idx = 0;
+        for (char d : field) {
+          if (!std::isdigit(static_cast<unsigned char>(d)) || idx > args.positional.size()) break;
+          idx = idx * 10 + static_cast<size_t>(d - '0');
+        }
+      }
       if (idx >= args.positional.size()) Throw("IndexError", "Replacement index " + std::to_string(idx) + " out of range for positional args tuple");
       v = &args.positional[idx];
     } else {
@@ -106,6 +115,7 @@ std::string StrFormat(const std::string& fmt, CallArgs& args) {
       if (!v) Throw("KeyError", PyStrRepr(field));
     }
     out += ToStr(*v);
+    CheckBuiltString(out.size());
     k = e;
   }
   return out;

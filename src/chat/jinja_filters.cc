@@ -52,15 +52,23 @@ Value FoldCase(const Value& v, bool case_sensitive) {
 }
 
 std::string Indent(const std::string& input, const Value& width, bool first, bool blank) {
-  std::string indention = width.is_string() ? width.s : std::string(static_cast<size_t>(std::max<int64_t>(width.kind == Kind::kInt ? width.i : 4, 0)), ' ');
+  const int64_t n_spaces = std::max<int64_t>(width.kind == Kind::kInt ? width.i : 4, 0);
+  if (!width.is_string()) CheckBuiltString(static_cast<size_t>(std::min<int64_t>(n_spaces, INT64_MAX / 2)));
+  std::string indention = width.is_string() ? width.s : std::string(static_cast<size_t>(n_spaces), ' ');
   std::string s = input + "\n";
   std::vector<std::string> lines = PySplitLines(s, false);
   std::string rv;
   if (blank) {
-    for (size_t k = 0; k < lines.size(); ++k) rv += (k ? "\n" + indention : "") + lines[k];
+    for (size_t k = 0; k < lines.size(); ++k) {
+      rv += (k ? "\n" + indention : "") + lines[k];
+      CheckBuiltString(rv.size());
+    }
   } else if (!lines.empty()) {
     rv = lines[0];
-    for (size_t k = 1; k < lines.size(); ++k) rv += "\n" + (lines[k].empty() ? "" : indention + lines[k]);
+    for (size_t k = 1; k < lines.size(); ++k) {
+      rv += "\n" + (lines[k].empty() ? "" : indention + lines[k]);
+      CheckBuiltString(rv.size());
+    }
   }
   if (first) rv = indention + rv;
   return rv;

@@ -85,6 +85,7 @@ Value BinaryOp(const std::string& op, const Value& a, const Value& b, Interp& in
       return out;
     }
     if (a.is_sequence_list() && b.is_sequence_list() && a.list->type_name == b.list->type_name) {
+      CheckAlloc(static_cast<int64_t>((a.list->items.size() + b.list->items.size()) * sizeof(Value)));
       std::vector<Value> items = a.list->items;
       items.insert(items.end(), b.list->items.begin(), b.list->items.end());
       return Value::List(std::move(items), a.list->type_name);
@@ -113,13 +114,17 @@ Value BinaryOp(const std::string& op, const Value& a, const Value& b, Interp& in
     const Value* count = seq == &a ? &b : &a;
     if (seq && (count->kind == Kind::kInt || count->kind == Kind::kBool)) {
       int64_t n = std::max<int64_t>(I(*count), 0);
+      const size_t unit = seq->is_string() ? seq->s.size() : seq->list->items.size() * sizeof(Value);
+      // n * unit without overflow: a count past the limit fails before multiplying.
+      if (unit > 0 && static_cast<uint64_t>(n) > static_cast<uint64_t>(INT64_MAX) / unit)
+        Throw("LimitError", "template built a sequence larger than its memory limit");
       if (seq->is_string()) {
         interp.CheckStringSize(static_cast<size_t>(n) * seq->s.size());
         std::string out;
         for (int64_t k = 0; k < n; ++k) out += seq->s;
         return Value::Str(std::move(out));
       }
-      interp.CheckStringSize(static_cast<size_t>(n) * seq->list->items.size() * 8);
+      CheckAlloc(static_cast<int64_t>(static_cast<size_t>(n) * unit));
       std::vector<Value> items;
       for (int64_t k = 0; k < n; ++k) items.insert(items.end(), seq->list->items.begin(), seq->list->items.end());
       return Value::List(std::move(items), seq->list->type_name);
@@ -221,6 +226,7 @@ void Interp::Append(std::string& out, const std::string& text) {
 }
 
 std::string Interp::Render(const Body& body, const ScopePtr& globals) {
+  RenderBudgetScope budget_scope(&budget_);
   globals_ = globals;
   std::string out;
   ExecBody(body, globals, out);

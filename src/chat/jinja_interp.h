@@ -18,6 +18,11 @@ struct Limits {
   int64_t max_loop_iterations = 1'000'000;   // summed over all loops of one render
   int max_call_depth = 100;                  // nested macro / caller calls
   int max_nesting = 256;                     // parser nesting of blocks and expressions
+  // Bytes of strings, list items and dict entries created during one render
+  // (cumulative, inputs included; see RenderBudget). Real chat templates use a few MB.
+  int64_t max_alloc_bytes = 256 << 20;
+  int max_value_depth = kDefaultMaxValueDepth;  // nesting of values printed/compared (cycles end here)
+  int64_t max_value_visits = 5'000'000;         // values visited by str/repr/tojson/==/< in one render
 };
 
 struct Scope {
@@ -30,7 +35,16 @@ using ScopePtr = std::shared_ptr<Scope>;
 class Interp {
  public:
   // `now_unix_seconds` < 0 means the real clock (local time, as Python's datetime.now()).
-  Interp(const Limits& limits, int64_t now_unix_seconds) : limits_(limits), now_(now_unix_seconds) {}
+  Interp(const Limits& limits, int64_t now_unix_seconds) : limits_(limits), now_(now_unix_seconds) {
+    budget_.max_alloc_bytes = limits.max_alloc_bytes;
+    budget_.max_string_bytes = limits.max_output_bytes;
+    budget_.max_value_depth = limits.max_value_depth;
+    budget_.max_value_visits = limits.max_value_visits;
+  }
+
+  // The render's allocation budget: Render installs it; callers that build input
+  // values before rendering install it around that too (RenderBudgetScope).
+  RenderBudget* budget() { return &budget_; }
 
   // Renders `body` with `globals` as the outermost scope. Throws JinjaError.
   std::string Render(const Body& body, const ScopePtr& globals);
@@ -56,6 +70,7 @@ class Interp {
 
   const Limits& limits_;
   int64_t now_;
+  RenderBudget budget_;
   int64_t output_bytes_ = 0;
   int64_t iterations_ = 0;
   int call_depth_ = 0;

@@ -180,6 +180,7 @@ std::string PyReplace(const std::string& s, const std::string& old, const std::s
       if (count < 0 || done < count) {
         out += repl;
         ++done;
+        CheckBuiltString(out.size());
       }
       if (k < cps.size()) AppendUtf8(out, cps[k]);
     }
@@ -192,6 +193,7 @@ std::string PyReplace(const std::string& s, const std::string& old, const std::s
     if (p == std::string::npos) break;
     out.append(s, start, p - start);
     out += repl;
+    CheckBuiltString(out.size());
     start = p + old.size();
     ++done;
   }

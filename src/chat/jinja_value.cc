@@ -21,8 +21,113 @@ Value Value::None() { Value v; v.kind = Kind::kNone; return v; }
 Value Value::Bool(bool x) { Value v; v.kind = Kind::kBool; v.b = x; return v; }
 Value Value::Int(int64_t x) { Value v; v.kind = Kind::kInt; v.i = x; return v; }
 Value Value::Float(double x) { Value v; v.kind = Kind::kFloat; v.f = x; return v; }
-Value Value::Str(std::string x) { Value v; v.kind = Kind::kString; v.s = std::move(x); return v; }
+// ---- resource accounting ----
+
+namespace {
+thread_local RenderBudget* t_budget = nullptr;
+thread_local int t_value_depth = 0;
+
+int64_t ShallowBytes(const Value& v) { return static_cast<int64_t>(sizeof(Value) + v.s.size()); }
+}  // namespace
+
+RenderBudgetScope::RenderBudgetScope(RenderBudget* budget) : previous_(t_budget), previous_depth_(t_value_depth) {
+  t_budget = budget;
+  t_value_depth = 0;
+}
+RenderBudgetScope::~RenderBudgetScope() {
+  t_budget = previous_;
+  t_value_depth = previous_depth_;
+}
+
+void ChargeAlloc(int64_t bytes) {
+  RenderBudget* b = t_budget;
+  if (!b) return;
+  b->allocated += bytes;
+  if (b->allocated > b->max_alloc_bytes)
+    Throw("LimitError", "template allocated more than " + std::to_string(b->max_alloc_bytes) +
+                            " bytes of values during this render");
+}
+
+void CheckAlloc(int64_t bytes) {
+  RenderBudget* b = t_budget;
+  if (b && (bytes < 0 || bytes > b->max_alloc_bytes - b->allocated))
+    Throw("LimitError", "template would allocate more than " + std::to_string(b->max_alloc_bytes) +
+                            " bytes of values during this render");
+}
+
+void CheckBuiltString(size_t bytes) {
+  RenderBudget* b = t_budget;
+  if (b && static_cast<int64_t>(bytes) > b->max_string_bytes)
+    Throw("LimitError", "template built a string larger than the output limit of " + std::to_string(b->max_string_bytes) + " bytes");
+}
+
+ValueDepthGuard::ValueDepthGuard() {
+  RenderBudget* b = t_budget;
+  const int max_depth = b ? b->max_value_depth : kDefaultMaxValueDepth;
+  if (t_value_depth >= max_depth)
+    Throw("LimitError", "value nested deeper than " + std::to_string(max_depth) + " levels (or it contains itself)");
+  if (b && ++b->visits > b->max_value_visits)
+    Throw("LimitError", "template visited more than " + std::to_string(b->max_value_visits) +
+                            " values while printing or comparing");
+  ++t_value_depth;
+}
+ValueDepthGuard::~ValueDepthGuard() { --t_value_depth; }
+
+// Iterative teardown: children owned only by this container are moved to a local
+// worklist and destroyed one level at a time, so the C++ stack stays flat.
+namespace {
+void TakeUnique(Value& v, std::vector<std::shared_ptr<ListData>>& lists, std::vector<std::shared_ptr<DictData>>& dicts) {
+  if (v.list && v.list.use_count() == 1) lists.push_back(std::move(v.list));
+  if (v.dict && v.dict.use_count() == 1) dicts.push_back(std::move(v.dict));
+}
+void DrainIteratively(std::vector<std::shared_ptr<ListData>>& lists, std::vector<std::shared_ptr<DictData>>& dicts) {
+  while (!lists.empty() || !dicts.empty()) {
+    if (!lists.empty()) {
+      std::shared_ptr<ListData> l = std::move(lists.back());
+      lists.pop_back();
+      for (Value& x : l->items) TakeUnique(x, lists, dicts);
+      l.reset();  // its children were taken: shallow
+    } else {
+      std::shared_ptr<DictData> d = std::move(dicts.back());
+      dicts.pop_back();
+      for (auto& [k, x] : d->entries) {
+        TakeUnique(k, lists, dicts);
+        TakeUnique(x, lists, dicts);
+      }
+      d.reset();
+    }
+  }
+}
+}  // namespace
+
+ListData::~ListData() {
+  std::vector<std::shared_ptr<ListData>> lists;
+  std::vector<std::shared_ptr<DictData>> dicts;
+  for (Value& x : items) TakeUnique(x, lists, dicts);
+  DrainIteratively(lists, dicts);
+}
+
+DictData::~DictData() {
+  std::vector<std::shared_ptr<ListData>> lists;
+  std::vector<std::shared_ptr<DictData>> dicts;
+  for (auto& [k, x] : entries) {
+    TakeUnique(k, lists, dicts);
+    TakeUnique(x, lists, dicts);
+  }
+  DrainIteratively(lists, dicts);
+}
+
+Value Value::Str(std::string x) {
+  ChargeAlloc(static_cast<int64_t>(sizeof(Value) + x.size()));
+  Value v;
+  v.kind = Kind::kString;
+  v.s = std::move(x);
+  return v;
+}
 Value Value::List(std::vector<Value> items, std::string type_name) {
+  int64_t bytes = static_cast<int64_t>(sizeof(ListData));
+  for (const Value& x : items) bytes += ShallowBytes(x);
+  ChargeAlloc(bytes);
   Value v;
   v.kind = Kind::kList;
   v.list = std::make_shared<ListData>();
@@ -30,8 +135,32 @@ Value Value::List(std::vector<Value> items, std::string type_name) {
   v.list->type_name = std::move(type_name);
   return v;
 }
-Value Value::Dict() { Value v; v.kind = Kind::kDict; v.dict = std::make_shared<DictData>(); return v; }
-Value Value::Namespace() { Value v; v.kind = Kind::kNamespace; v.dict = std::make_shared<DictData>(); return v; }
+Value Value::Dict() {
+  ChargeAlloc(static_cast<int64_t>(sizeof(DictData)));
+  Value v;
+  v.kind = Kind::kDict;
+  v.dict = std::make_shared<DictData>();
+  return v;
+}
+Value Value::Namespace() {
+  ChargeAlloc(static_cast<int64_t>(sizeof(DictData) + sizeof(std::weak_ptr<DictData>)));
+  Value v;
+  v.kind = Kind::kNamespace;
+  v.dict = std::make_shared<DictData>();
+  if (t_budget) t_budget->namespaces.push_back(v.dict);
+  return v;
+}
+
+void BreakCycles(RenderBudget& budget) {
+  for (auto& weak : budget.namespaces) {
+    if (std::shared_ptr<DictData> ns = weak.lock()) {
+      std::vector<std::pair<Value, Value>> entries = std::move(ns->entries);
+      ns->entries.clear();
+      // `entries` dies here, after the namespace no longer refers to it.
+    }
+  }
+  budget.namespaces.clear();
+}
 Value Value::Function(std::string name, std::function<Value(Interp&, CallArgs&)> fn) {
   Value v;
   v.kind = Kind::kCallable;
@@ -65,6 +194,7 @@ void DictData::Set(const Value& key, Value v) {
     *existing = std::move(v);
     return;
   }
+  ChargeAlloc(ShallowBytes(key) + ShallowBytes(v));
   entries.emplace_back(key, std::move(v));
 }
 
@@ -119,6 +249,7 @@ bool Equal(const Value& a, const Value& b) {
     case Kind::kString: return a.s == b.s;
     case Kind::kList: {
       if (a.list == b.list) return true;
+      ValueDepthGuard guard;
       if (a.list->type_name != b.list->type_name || !a.is_sequence_list()) return false;
       if (a.list->items.size() != b.list->items.size()) return false;
       for (size_t k = 0; k < a.list->items.size(); ++k)
@@ -126,6 +257,8 @@ bool Equal(const Value& a, const Value& b) {
       return true;
     }
     case Kind::kDict: {
+      if (a.dict == b.dict) return true;
+      ValueDepthGuard guard;
       if (a.dict->entries.size() != b.dict->entries.size()) return false;
       for (const auto& [k, v] : a.dict->entries) {
         const Value* other = b.dict->Find(k);
@@ -140,6 +273,7 @@ bool Equal(const Value& a, const Value& b) {
 }
 
 bool Less(const Value& a, const Value& b) {
+  ValueDepthGuard guard;
   if (a.is_undefined()) a.FailUndefined();
   if (b.is_undefined()) b.FailUndefined();
   if (a.is_number() && b.is_number()) {
@@ -298,6 +432,7 @@ static std::string ReprSeq(const std::vector<Value>& items, const char* open, co
   for (size_t k = 0; k < items.size(); ++k) {
     if (k) out += ", ";
     out += Repr(items[k]);
+    CheckBuiltString(out.size());
   }
   if (tuple && items.size() == 1) out += ",";
   return out + close;
@@ -310,11 +445,13 @@ static std::string ReprDictEntries(const DictData& d) {
     if (!first) out += ", ";
     first = false;
     out += Repr(k) + ": " + Repr(v);
+    CheckBuiltString(out.size());
   }
   return out + "}";
 }
 
 std::string Repr(const Value& v) {
+  ValueDepthGuard guard;
   switch (v.kind) {
     case Kind::kUndefined: return "Undefined";
     case Kind::kNone: return "None";
@@ -384,14 +521,19 @@ static std::string JsonFloat(double d) {
 }
 
 static void JsonDump(std::string& out, const Value& v, const JsonDumpOptions& opt, int depth) {
-  if (depth > 512) Throw("ValueError", "Circular reference detected");
+  ValueDepthGuard guard;  // also ends cycles (Python: "Circular reference detected")
+  CheckBuiltString(out.size());
   bool indented = opt.indent >= 0 || !opt.indent_str.empty();
   std::string item_sep = opt.has_separators ? opt.item_sep : (indented ? "," : ", ");
   std::string key_sep = opt.has_separators ? opt.key_sep : ": ";
   std::string unit = !opt.indent_str.empty() ? opt.indent_str : std::string(static_cast<size_t>(std::max(opt.indent, 0)), ' ');
+  CheckBuiltString(unit.size());
   auto newline = [&](int level) {
     out += '\n';
-    for (int k = 0; k < level; ++k) out += unit;
+    for (int k = 0; k < level; ++k) {
+      out += unit;
+      CheckBuiltString(out.size());
+    }
   };
   switch (v.kind) {
     case Kind::kNone: out += "null"; return;

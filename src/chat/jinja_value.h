@@ -83,7 +83,13 @@ struct Value {
   [[noreturn]] void FailUndefined() const;
 };
 
+// Containers free their children iteratively (a 100,000-deep chain of namespaces or
+// lists must not overflow the stack when it dies).
 struct ListData {
+  ListData() = default;
+  ListData(const ListData&) = default;
+  ListData& operator=(const ListData&) = default;
+  ~ListData();
   std::vector<Value> items;
   // "list", "tuple", "generator", "dict_items", "dict_keys", "dict_values": decides
   // printing, len() and JSON serialisability as in Python.
@@ -91,11 +97,67 @@ struct ListData {
 };
 
 struct DictData {
+  DictData() = default;
+  DictData(const DictData&) = default;
+  DictData& operator=(const DictData&) = default;
+  ~DictData();
   std::vector<std::pair<Value, Value>> entries;  // insertion order
   const Value* Find(const Value& key) const;
   Value* Find(const Value& key);
   const Value* FindStr(const std::string& key) const;
   void Set(const Value& key, Value v);
+};
+
+// ---- per-render resource accounting ----
+// Interp::Render installs a RenderBudget for its thread (RenderBudgetScope). Creating
+// values charges it (Value::Str/List/Dict, DictData::Set: cumulative bytes, never
+// refunded), and every recursion over values (Repr/ToStr, JsonDumps, Equal, Less)
+// holds a ValueDepthGuard, which bounds depth (cycles such as a namespace holding
+// itself end there) and the total number of values visited (shared sub-lists make
+// a small value print exponentially large). All failures are LimitError.
+// Outside a render nothing is charged and the depth bound is kDefaultMaxValueDepth.
+struct RenderBudget {
+  int64_t max_alloc_bytes = 0;
+  int64_t max_string_bytes = 0;  // one string being built (str/repr/tojson of a container)
+  int max_value_depth = 0;
+  int64_t max_value_visits = 0;
+  int64_t allocated = 0;
+  int64_t visits = 0;
+  // Namespaces created during the render: the only mutable containers, so every
+  // reference cycle (`{% set ns.me = ns %}`) passes through one. BreakCycles clears them.
+  std::vector<std::weak_ptr<DictData>> namespaces;
+};
+
+// Empties every namespace of `budget` that is still alive, so that values in reference
+// cycles are freed. Call once the render's values are no longer used.
+void BreakCycles(RenderBudget& budget);
+inline constexpr int kDefaultMaxValueDepth = 256;
+
+class RenderBudgetScope {
+ public:
+  explicit RenderBudgetScope(RenderBudget* budget);
+  ~RenderBudgetScope();
+  RenderBudgetScope(const RenderBudgetScope&) = delete;
+  RenderBudgetScope& operator=(const RenderBudgetScope&) = delete;
+
+ private:
+  RenderBudget* previous_;
+  int previous_depth_;
+};
+
+// Adds `bytes` to the render's allocation total; LimitError past max_alloc_bytes.
+void ChargeAlloc(int64_t bytes);
+// LimitError if `bytes` more would pass max_alloc_bytes (before building a big value).
+void CheckAlloc(int64_t bytes);
+// LimitError if a string being built is larger than max_string_bytes.
+void CheckBuiltString(size_t bytes);
+
+class ValueDepthGuard {
+ public:
+  ValueDepthGuard();  // LimitError past the depth or visit bound
+  ~ValueDepthGuard();
+  ValueDepthGuard(const ValueDepthGuard&) = delete;
+  ValueDepthGuard& operator=(const ValueDepthGuard&) = delete;
 };
 
 // Python's type(x).__name__ (NoneType, bool, int, float, str, list, dict, ...).

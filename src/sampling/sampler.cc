@@ -16,6 +16,12 @@ Status SamplingParams::Validate() const {
   if (!std::isfinite(presence_penalty) || !std::isfinite(frequency_penalty))
     return InvalidArgument("presence/frequency penalties must be finite numbers");
   if (penalty_last_n < -1) return InvalidArgument("penalty_last_n must be >= -1");
+  for (const auto& [id, bias] : logit_bias) {
+    if (id < 0) return InvalidArgument("logit_bias: token id must be >= 0, got " + std::to_string(id));
+    if (!(bias >= -kMaxLogitBias && bias <= kMaxLogitBias))
+      return InvalidArgument("logit_bias: bias for token " + std::to_string(id) + " must be in [-100, 100], got " +
+                             std::to_string(bias));
+  }
   return Status::Ok();
 }
 
@@ -30,6 +36,11 @@ int32_t ArgMax(std::span<const float> values) {
   for (size_t i = 1; i < values.size(); ++i)
     if (values[i] > values[best]) best = static_cast<int32_t>(i);
   return best;
+}
+
+void Sampler::ApplyLogitBias(std::vector<float>& logits) const {
+  for (const auto& [id, bias] : params_.logit_bias)
+    if (id >= 0 && static_cast<size_t>(id) < logits.size()) logits[static_cast<size_t>(id)] += bias;
 }
 
 void Sampler::ApplyPenalties(std::vector<float>& logits) const {
@@ -50,6 +61,7 @@ void Sampler::ApplyPenalties(std::vector<float>& logits) const {
 int32_t Sampler::Sample(std::span<const float> logits_in) {
   SPOOL_CHECK(!logits_in.empty());
   std::vector<float> logits(logits_in.begin(), logits_in.end());
+  ApplyLogitBias(logits);
   ApplyPenalties(logits);
   if (params_.temperature <= 0) return ArgMax(logits);
 

@@ -1,6 +1,7 @@
 // Logits → next token.
 //
-// Order of operations (as llama.cpp's default chain): penalties over the recent
+// Order of operations (as llama.cpp's default chain): logit bias (OpenAI's
+// logit_bias: a constant added to chosen tokens' logits) → penalties over the recent
 // window → top-k → top-p → min-p → temperature → draw. temperature <= 0 means
 // greedy: the highest logit after penalties, ties going to the lowest id.
 // A Sampler is per sequence (it keeps the token history for penalties and its own
@@ -11,6 +12,7 @@
 #include <random>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "base/status.h"
@@ -27,6 +29,11 @@ struct SamplingParams {
   float frequency_penalty = 0.0f;
   int32_t penalty_last_n = 64;  // window of recent tokens the penalties see; -1 = all
   uint64_t seed = 0xC0FFEE;
+  // (token id, bias) pairs added to the logits before everything else, greedy
+  // included (OpenAI logit_bias). Bias in [-100, 100]; ids beyond the logits are
+  // skipped here (request parsers check them against the vocabulary).
+  std::vector<std::pair<int32_t, float>> logit_bias;
+  static constexpr float kMaxLogitBias = 100.0f;
 
   // Greedy decoding with every penalty off: the setting tests compare against references.
   static SamplingParams Greedy() {
@@ -55,6 +62,7 @@ class Sampler {
   const SamplingParams& params() const { return params_; }
 
  private:
+  void ApplyLogitBias(std::vector<float>& logits) const;
   void ApplyPenalties(std::vector<float>& logits) const;
 
   SamplingParams params_;

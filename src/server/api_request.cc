@@ -3,6 +3,8 @@
 #include <cmath>
 #include <random>
 
+#include "base/json_input.h"
+
 namespace spool::server {
 
 Json ApiError::ToJson() const {
@@ -23,8 +25,15 @@ std::string JsonTypeName(const Json& v) {
 }
 
 std::optional<ApiError> ParseJsonBody(const std::string& text, Json* out) {
-  *out = Json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (out->is_discarded())
+  JsonParseFailure failure = JsonParseFailure::kNone;
+  auto parsed = ParseJsonBounded(text, "request body", JsonLimits{}, &failure);
+  if (!parsed.ok() && failure != JsonParseFailure::kSyntax) {
+    ApiError e{400, parsed.status().message() + " (this server's limit; flatten the request)"};
+    e.code = "request_too_complex";
+    return e;
+  }
+  if (parsed.ok()) *out = std::move(parsed).value();
+  if (!parsed.ok())
     return ApiError{400,
                     "We could not parse the JSON body of your request. (HINT: This likely means you aren't using your "
                     "HTTP library correctly. The OpenAI API expects a JSON payload.)"};
@@ -65,21 +74,32 @@ std::optional<ApiError> ReadInt(const Json& obj, const std::string& path, const 
   auto it = obj.find(name);
   if (it == obj.end() || it->is_null()) return std::nullopt;
   const std::string field = path + name;
+  // The message shows the value as sent (no wrap or clamp of huge numbers).
+  auto out_of_range = [&](bool below = false) {
+    ApiError e = FieldError(field, "Invalid value for '" + field + "': expected an integer in [" + std::to_string(lo) + ", " +
+                                       std::to_string(hi) + "], but got " + it->dump() + ".");
+    e.code = below ? "integer_below_min_value" : "integer_above_max_value";
+    return e;
+  };
   int64_t v;
-  if (it->is_number_integer()) {
+  if (it->is_number_integer() && !it->is_number_unsigned()) {
     v = it->get<int64_t>();
   } else if (it->is_number_unsigned()) {
-    uint64_t u = it->get<uint64_t>();
-    v = u > static_cast<uint64_t>(INT64_MAX) ? INT64_MAX : static_cast<int64_t>(u);
-  } else if (it->is_number_float() && std::nearbyint(it->get<double>()) == it->get<double>() &&
-             std::fabs(it->get<double>()) < 9e18) {
-    v = static_cast<int64_t>(it->get<double>());
+    const uint64_t u = it->get<uint64_t>();
+    if (u > static_cast<uint64_t>(INT64_MAX)) return out_of_range();
+    v = static_cast<int64_t>(u);
+  } else if (it->is_number_float() && std::isfinite(it->get<double>()) &&
+             std::nearbyint(it->get<double>()) == it->get<double>()) {
+    const double d = it->get<double>();
+    // [-2^63, 2^63): the doubles that convert to int64 without overflow.
+    if (d < -9223372036854775808.0) return out_of_range(true);
+    if (d >= 9223372036854775808.0) return out_of_range();
+    v = static_cast<int64_t>(d);
   } else {
     return TypeError(field, "an integer", *it);
   }
-  if (v < lo || v > hi)
-    return FieldError(field, "Invalid value for '" + field + "': expected an integer in [" + std::to_string(lo) + ", " +
-                                 std::to_string(hi) + "], but got " + std::to_string(v) + ".");
+  if (v < lo) return out_of_range(true);
+  if (v > hi) return out_of_range();
   *out = v;
   return std::nullopt;
 }
@@ -124,6 +144,36 @@ std::optional<ApiError> ReadStop(const Json& obj, const std::string& path, std::
     if (auto _e = (expr)) return _e; \
   } while (0)
 
+// "logit_bias": {"<token id>": bias in [-100, 100], ...} (OpenAI). Ids are checked
+// against the vocabulary later (CheckLogitBias), when the model is known.
+std::optional<ApiError> ReadLogitBias(const Json& obj, const std::string& path, sampling::SamplingParams* out) {
+  auto it = obj.find("logit_bias");
+  if (it == obj.end() || it->is_null()) return std::nullopt;
+  const std::string field = path + "logit_bias";
+  if (!it->is_object()) return TypeError(field, "an object mapping token ids to biases", *it);
+  if (it->size() > kMaxLogitBiasEntries)
+    return FieldError(field, "Invalid '" + field + "': at most " + std::to_string(kMaxLogitBiasEntries) + " entries, got " +
+                                 std::to_string(it->size()) + ".");
+  out->logit_bias.clear();
+  for (auto kv = it->begin(); kv != it->end(); ++kv) {
+    const std::string& key = kv.key();
+    const std::string kf = field + "." + key.substr(0, 32);
+    bool digits = !key.empty() && key.size() <= 10;
+    for (char c : key) digits = digits && c >= '0' && c <= '9';
+    const long long id = digits ? std::stoll(key) : -1;
+    if (!digits || id > INT32_MAX)
+      return FieldError(field, "Invalid key in '" + field + "': expected a token id (a non-negative integer as a string), but got \"" +
+                                   key.substr(0, 32) + "\".");
+    const Json& b = kv.value();
+    if (!b.is_number()) return TypeError(kf, "a number", b);
+    const double bias = b.get<double>();
+    if (!(bias >= -sampling::SamplingParams::kMaxLogitBias && bias <= sampling::SamplingParams::kMaxLogitBias))
+      return FieldError(kf, "Invalid value for '" + kf + "': expected a number in [-100, 100], but got " + b.dump() + ".");
+    out->logit_bias.emplace_back(static_cast<int32_t>(id), static_cast<float>(bias));
+  }
+  return std::nullopt;
+}
+
 // Sampling defaults of the OpenAI API: temperature 1, top_p 1, nothing else.
 sampling::SamplingParams ApiDefaults() {
   sampling::SamplingParams p;
@@ -157,10 +207,11 @@ std::optional<ApiError> ReadSampling(const Json& obj, const std::string& path, G
   if (i) s.top_k = static_cast<int32_t>(*i), i.reset();
   SPOOL_API_TRY(ReadInt(obj, path, "repeat_last_n", -1, 1 << 30, &i));
   if (i) s.penalty_last_n = static_cast<int32_t>(*i), i.reset();
-  SPOOL_API_TRY(ReadInt(obj, path, "seed", INT64_MIN, INT64_MAX, &i));
+  SPOOL_API_TRY(ReadInt(obj, path, "seed", INT64_MIN, INT64_MAX, &i));  // OpenAI: any int64
   if (i) s.seed = static_cast<uint64_t>(*i), out->seed_given = true, i.reset();
   SPOOL_API_TRY(ReadStop(obj, path, &out->stop));
   SPOOL_API_TRY(ReadBool(obj, path, "ignore_eos", &out->ignore_eos));
+  SPOOL_API_TRY(ReadLogitBias(obj, path, &out->sampling));
   return std::nullopt;
 }
 
@@ -196,6 +247,11 @@ std::optional<ApiError> ReadMessages(const Json& body, Json* out) {
       msg["content"] = joined;
     } else if (content != m.end() && !content->is_string() && !content->is_null()) {
       return TypeError(field + ".content", "a string or an array of content parts", *content);
+    } else if (content == m.end() || content->is_null()) {
+      // OpenAI allows null content (assistant turns with tool_calls, tool results).
+      // Templates see "" so that `'...' + message['content']` renders; transformers
+      // would pass None, which most templates treat like "" (`if message.content`).
+      msg["content"] = "";
     }
     out->push_back(std::move(msg));
   }
@@ -267,14 +323,8 @@ std::optional<ApiError> ParseOpenAIRequest(const Json& body, ApiKind kind, Gener
   }
   std::optional<int64_t> i;
   for (const char* name : {"max_tokens", "max_completion_tokens"}) {
-    SPOOL_API_TRY(ReadInt(body, "", name, INT64_MIN, INT64_MAX, &i));
+    SPOOL_API_TRY(ReadInt(body, "", name, 1, kMaxTokensLimit, &i));
     if (!i) continue;
-    if (*i < 1) {
-      ApiError e = FieldError(name, std::string("Invalid '") + name + "': integer below minimum value. Expected a value >= 1, but got " +
-                                        std::to_string(*i) + " instead.");
-      e.code = "integer_below_min_value";
-      return e;
-    }
     out->max_tokens = *i;
     i.reset();
   }
@@ -331,15 +381,41 @@ std::optional<ApiError> ParseOllamaRequest(const Json& body, ApiKind kind, Gener
     if (!opts->is_object()) return TypeError("options", "an object", *opts);
     SPOOL_API_TRY(ReadSampling(*opts, "options.", out));
     std::optional<int64_t> n;
-    SPOOL_API_TRY(ReadInt(*opts, "options.", "num_predict", INT64_MIN, INT64_MAX, &n));
     // Ollama: -1 means "until the context is full".
-    if (n) {
-      if (*n < -1) return FieldError("options.num_predict", "Invalid value for 'options.num_predict': expected -1 or an integer >= 0, but got " + std::to_string(*n) + ".");
-      out->max_tokens = *n;
-    }
+    SPOOL_API_TRY(ReadInt(*opts, "options.", "num_predict", -1, kMaxTokensLimit, &n));
+    if (n) out->max_tokens = *n;
   }
   SPOOL_API_TRY(ReadString(body, "", "session", &out->session));
   return std::nullopt;
+}
+
+std::optional<ApiError> CheckLogitBias(const sampling::SamplingParams& params, int32_t n_vocab, bool ollama) {
+  const char* field = ollama ? "options.logit_bias" : "logit_bias";
+  for (const auto& [id, bias] : params.logit_bias)
+    if (id < 0 || id >= n_vocab)
+      return FieldError(field, std::string("Invalid key in '") + field + "': token id " + std::to_string(id) +
+                                   " is outside the vocabulary [0, " + std::to_string(n_vocab) + ").");
+  return std::nullopt;
+}
+
+ApiError ApiErrorFromStatus(const Status& st) {
+  switch (st.code()) {
+    case ErrorCode::kInvalidArgument:
+      return ApiError{400, st.message()};
+    case ErrorCode::kResourceExhausted:
+      // During generation this is the KV cache's disk (full, or --kv-max-disk reached):
+      // the server's storage, not the request. The message names no server path.
+      return ApiError{507,
+                      "The server ran out of storage for this request's KV cache (its KV disk is full or at its "
+                      "--kv-max-disk limit). Retry later or with a shorter request.",
+                      "server_error", "", "insufficient_storage"};
+    case ErrorCode::kCancelled:
+      return ApiError{503, st.message(), "server_error"};
+    default:
+      // I/O and internal failures carry file paths: the details go to the server's log.
+      return ApiError{500, "The server failed while processing this request (details are in the server's log).",
+                      "server_error"};
+  }
 }
 
 }  // namespace spool::server

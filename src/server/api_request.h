@@ -10,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/status.h"
 #include "sampling/sampler.h"
 
 namespace spool::server {
@@ -52,12 +53,26 @@ struct GenerationSpec {
   bool ignore_eos = false;
 };
 
+// Bounds of request fields (a value outside gets a 400 that states the range).
+inline constexpr int64_t kMaxTokensLimit = INT32_MAX;   // max_tokens, max_completion_tokens, options.num_predict
+inline constexpr size_t kMaxLogitBiasEntries = 1024;    // entries of logit_bias
+
 // OpenAI POST /v1/chat/completions and /v1/completions bodies.
 std::optional<ApiError> ParseOpenAIRequest(const Json& body, ApiKind kind, GenerationSpec* out);
 // Ollama POST /api/chat and /api/generate bodies (sampling fields under "options").
 std::optional<ApiError> ParseOllamaRequest(const Json& body, ApiKind kind, GenerationSpec* out);
 
-// Parses a request body; a malformed body or a non-object gives the ApiError.
+// logit_bias ids against the model's vocabulary (the parsers check only the form).
+std::optional<ApiError> CheckLogitBias(const sampling::SamplingParams& params, int32_t n_vocab, bool ollama);
+
+// A scheduler/engine error as the HTTP error a client sees: kInvalidArgument 400,
+// kResourceExhausted (KV disk full / --kv-max-disk) 507 "insufficient_storage",
+// kCancelled 503, anything else 500. 507 and 500 carry a fixed message (no server
+// paths); the caller logs st.message().
+ApiError ApiErrorFromStatus(const Status& st);
+
+// Parses a request body (base/json_input.h limits: depth 128, 2^20 values; a body
+// beyond them is a 400 "request_too_complex"); a malformed body or a non-object gives the ApiError.
 std::optional<ApiError> ParseJsonBody(const std::string& text, Json* out);
 
 // "JSON type name" of a value for error messages ("string", "number", "array", ...).

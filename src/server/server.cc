@@ -11,6 +11,7 @@
 #include <random>
 
 #include "base/timer.h"
+#include "chat/chat_prompt.h"
 #include "chat/chat_template.h"
 #include "runtime/scheduler.h"
 #include "runtime/session_store.h"
@@ -57,17 +58,12 @@ bool ApiKeyMatches(const std::string& authorization, const std::string& key) {
 bool IsOllama(ApiKind k) { return k == ApiKind::kOllamaChat || k == ApiKind::kOllamaGenerate; }
 bool IsChat(ApiKind k) { return k == ApiKind::kOpenAIChat || k == ApiKind::kOllamaChat; }
 
-// A scheduler error as an HTTP error.
+// A scheduler error as an HTTP error (api_request.h); server-side failures are logged
+// here with their details, which the client does not see.
 ApiError FromStatus(const Status& st) {
-  switch (st.code()) {
-    case ErrorCode::kInvalidArgument:
-    case ErrorCode::kResourceExhausted:
-      return ApiError{400, st.message()};
-    case ErrorCode::kCancelled:
-      return ApiError{503, st.message(), "server_error"};
-    default:
-      return ApiError{500, st.message(), "server_error"};
-  }
+  ApiError e = ApiErrorFromStatus(st);
+  if (e.status >= 500 && e.status != 503) std::fprintf(stderr, "spool serve: request failed (HTTP %d): %s\n", e.status, st.message().c_str());
+  return e;
 }
 
 }  // namespace
@@ -138,10 +134,10 @@ struct Server::Impl {
       in.add_generation_prompt = true;
       in.bos_token = special.bos_token;
       in.eos_token = special.eos_token;
-      auto text = chat_template->Render(in);
-      if (!text.ok()) return ApiError{400, "The chat template could not render these messages: " + text.status().message(), "invalid_request_error", "messages"};
-      auto ids = tok->Encode(*text, /*add_special=*/false, /*parse_special=*/true);
-      if (!ids.ok()) return ApiError{400, ids.status().message(), "invalid_request_error", "messages"};
+      chat::ChatPromptOptions po;
+      po.special_in_content = opts.special_in_content;
+      auto ids = chat::EncodeChatPrompt(*chat_template, *tok, in, po);
+      if (!ids.ok()) return ApiError{400, "The chat template could not render these messages: " + ids.status().message(), "invalid_request_error", "messages"};
       *out = std::move(ids).value();
     } else if (spec->has_prompt_ids) {
       for (size_t i = 0; i < spec->prompt_ids.size(); ++i)
@@ -186,6 +182,7 @@ struct Server::Impl {
     }
     runtime::ScheduledRequest sr;
     if (auto e = BuildPrompt(&spec, &sr.prompt)) return SendError(res, *e, ollama);
+    if (auto e = CheckLogitBias(spec.sampling, engine->n_vocab(), ollama)) return SendError(res, *e, ollama);
     sr.sampling = spec.sampling;
     sr.max_tokens = spec.max_tokens;
     sr.ignore_eos = spec.ignore_eos;

@@ -51,6 +51,9 @@ struct ServerOptions {
   std::string session_dir;
   uint64_t session_max_disk = 4ull << 30;
   bool log_requests = false;           // one line per request on stderr
+  // Special-token text inside chat message content becomes control tokens (as
+  // transformers); default: it stays plain text (chat/chat_prompt.h).
+  bool special_in_content = false;
 };
 
 class Server {

@@ -28,16 +28,20 @@ AddedTokenMatcher::AddedTokenMatcher(const std::vector<AddedToken>& tokens) {
                      [&](uint32_t a, uint32_t b) { return tokens_[a].content.size() > tokens_[b].content.size(); });
 }
 
-std::vector<Fragment> AddedTokenMatcher::Split(std::string_view text, bool parse_special) const {
+std::vector<Fragment> AddedTokenMatcher::Split(std::string_view text, bool parse_special,
+                                               std::span<const ByteSpan> literal) const {
   std::vector<Fragment> out;
   size_t text_start = 0;  // start of the pending plain-text fragment
   size_t pos = 0;
+  size_t next_literal = 0;  // first literal span that ends after pos
   while (pos < text.size()) {
+    while (next_literal < literal.size() && literal[next_literal].end <= pos) ++next_literal;
     const auto& bucket = by_first_byte_[static_cast<uint8_t>(text[pos])];
     const AddedToken* hit = nullptr;
     for (uint32_t index : bucket) {
       const AddedToken& t = tokens_[index];
       if (t.special && !parse_special) continue;
+      if (t.special && next_literal < literal.size() && literal[next_literal].begin < pos + t.content.size()) continue;
       if (text.compare(pos, t.content.size(), t.content) != 0) continue;
       if (t.single_word) {
         const size_t end = pos + t.content.size();

@@ -4,6 +4,7 @@
 
 #include <array>
 #include <cstdint>
+#include <span>
 #include <string_view>
 #include <vector>
 
@@ -23,7 +24,9 @@ class AddedTokenMatcher {
   // Splits `text` into fragments. Special tokens are matched only when
   // `parse_special`; user-defined tokens always. lstrip/rstrip tokens swallow
   // adjacent whitespace; single_word tokens need non-word neighbours.
-  std::vector<Fragment> Split(std::string_view text, bool parse_special) const;
+  // `literal`: sorted, non-overlapping ranges where no special token may match
+  // (text that must stay plain even with parse_special).
+  std::vector<Fragment> Split(std::string_view text, bool parse_special, std::span<const ByteSpan> literal = {}) const;
 
  private:
   std::vector<AddedToken> tokens_;

@@ -10,6 +10,12 @@
 
 namespace spool::tokenizer {
 
+// A byte range [begin, end) of an input text.
+struct ByteSpan {
+  size_t begin = 0, end = 0;
+};
+
+
 // Numbering follows GGUF's tokenizer.ggml.token_type (llama.cpp's llama_token_type).
 enum class TokenType : int32_t {
   kUndefined = 0,

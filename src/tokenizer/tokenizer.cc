@@ -199,6 +199,20 @@ int32_t Tokenizer::FindToken(std::string_view text) const {
 }
 
 Result<std::vector<int32_t>> Tokenizer::Encode(std::string_view text, bool add_special, bool parse_special) const {
+  return EncodeImpl(text, add_special, parse_special, {});
+}
+
+Result<std::vector<int32_t>> Tokenizer::EncodeWithLiteralSpans(std::string_view text, bool add_special,
+                                                               std::span<const ByteSpan> literal) const {
+  for (size_t i = 0; i < literal.size(); ++i) {
+    if (literal[i].begin > literal[i].end || literal[i].end > text.size() || (i > 0 && literal[i].begin < literal[i - 1].end))
+      return InvalidArgument("literal spans must be sorted, non-overlapping ranges inside the text");
+  }
+  return EncodeImpl(text, add_special, /*parse_special=*/true, literal);
+}
+
+Result<std::vector<int32_t>> Tokenizer::EncodeImpl(std::string_view text, bool add_special, bool parse_special,
+                                                   std::span<const ByteSpan> literal) const {
   const size_t bad = FindInvalidUtf8(text);
   if (bad != text.size()) {
     char hex[8];
@@ -212,7 +226,7 @@ Result<std::vector<int32_t>> Tokenizer::Encode(std::string_view text, bool add_s
   WordCache cache;
   std::string normalized;
   std::vector<std::string> words;
-  for (const Fragment& f : added_->Split(text, parse_special)) {
+  for (const Fragment& f : added_->Split(text, parse_special, literal)) {
     if (f.id >= 0) {
       ids.push_back(f.id);
       continue;

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <memory>
 #include <set>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -47,6 +48,14 @@ class Tokenizer {
   // Fails with kInvalidArgument on invalid UTF-8 (naming the byte offset).
   Result<std::vector<int32_t>> Encode(std::string_view text, bool add_special, bool parse_special) const;
 
+  // Encode with parse_special, except that no special token matches where it would
+  // overlap one of `literal` (sorted, non-overlapping byte ranges of `text`): that
+  // text is tokenised as plain text, within the same pass (so merges and prefix
+  // handling are those of one Encode call). Used for chat prompts whose message
+  // content must not become control tokens (chat/chat_prompt.h).
+  Result<std::vector<int32_t>> EncodeWithLiteralSpans(std::string_view text, bool add_special,
+                                                      std::span<const ByteSpan> literal) const;
+
   // The raw bytes one token stands for (may be part of a UTF-8 character, e.g.
   // "<0xE2>"). Control tokens give their text. Empty for an out-of-range id.
   const std::string& TokenToPiece(int32_t id) const;
@@ -73,6 +82,8 @@ class Tokenizer {
  private:
   friend class StreamingDecoder;
   explicit Tokenizer(TokenizerSpec spec);
+  Result<std::vector<int32_t>> EncodeImpl(std::string_view text, bool add_special, bool parse_special,
+                                          std::span<const ByteSpan> literal) const;
   Status Init();
 
   TokenizerSpec spec_;
