@@ -1,6 +1,9 @@
 #include "models/config.h"
 
 #include <cmath>
+#include <unordered_set>
+
+#include "models/weights.h"  // ReadTensorF32
 
 namespace spool::models {
 
@@ -12,20 +15,111 @@ struct ArchEntry {
   RopeStyle gguf_rope;    // rope pairing of the GGUF conversion (HF is always kHalf)
   bool qkv_bias;
   bool qk_norm;
+  bool rope_freqs;        // llama.cpp loads a `rope_freqs.weight` tensor for this architecture
 };
 
 // The one table of supported architectures.
 constexpr ArchEntry kArchs[] = {
-    {"llama", "LlamaForCausalLM", RopeStyle::kInterleaved, false, false},
-    {"mistral", "MistralForCausalLM", RopeStyle::kInterleaved, false, false},
-    {"qwen2", "Qwen2ForCausalLM", RopeStyle::kNeox, true, false},
-    {"qwen3", "Qwen3ForCausalLM", RopeStyle::kNeox, false, true},
+    {"llama", "LlamaForCausalLM", RopeStyle::kInterleaved, false, false, true},
+    {"mistral", "MistralForCausalLM", RopeStyle::kInterleaved, false, false, true},
+    {"qwen2", "Qwen2ForCausalLM", RopeStyle::kNeox, true, false, false},
+    {"qwen3", "Qwen3ForCausalLM", RopeStyle::kNeox, false, true, false},
 };
 
 std::string SupportedList() {
   std::string s;
   for (auto& a : kArchs) s += std::string(s.empty() ? "" : ", ") + a.gguf_arch + " (" + a.hf_class + ")";
   return s;
+}
+
+// GGUF rope scaling, as llama.cpp reads it: `{arch}.rope.scaling.type` (none, linear,
+// yarn, longrope) with `.factor`, and the `rope_freqs.weight` tensor, [rope_dim/2] f32
+// frequency divisors, which is how llama.cpp's converter stores llama3 scaling (Llama
+// 3.1/3.2: no scaling key at all). Everything spool cannot compute the same way is
+// refused here, naming the key or tensor; see docs/parts/formats.md for the audit.
+Status ReadGgufRopeScaling(const formats::ModelSource& src, const ArchEntry& entry, const std::string& p,
+                           ModelConfig* c) {
+  const formats::GgufFile& g = *src.gguf;
+  // llama.cpp: a missing type means "linear", and the factor (or the older
+  // `rope.scale_linear`) applies unless the type is "none"; missing or 0 means 1.
+  std::string type = "linear";
+  if (g.Find(p + "rope.scaling.type")) {
+    SPOOL_ASSIGN_OR_RETURN(type, g.GetString(p + "rope.scaling.type"));
+  }
+  if (type != "none" && type != "linear")
+    return Unsupported(src.root + ": " + p + "rope.scaling.type '" + type +
+                       "' is not supported (supported: none, linear; llama3 scaling as the rope_freqs.weight tensor)");
+  for (const char* key : {"rope.scaling.factor", "rope.scale_linear"}) {
+    if (!g.Find(p + key)) continue;
+    SPOOL_ASSIGN_OR_RETURN(double f, g.GetFloat(p + key));
+    if (!std::isfinite(f) || f < 0)
+      return InvalidFile(src.root + ": " + p + key + " is " + std::to_string(f) + ", expected a positive number");
+    if (type == "linear" && f > 0) {
+      c->rope_scaling.kind = RopeScaling::Kind::kLinear;
+      c->rope_scaling.factor = static_cast<float>(f);
+    }
+    break;
+  }
+  // llama.cpp multiplies every rotated value by this (its yarn "mscale"), for any type.
+  if (g.Find(p + "rope.scaling.attn_factor")) {
+    SPOOL_ASSIGN_OR_RETURN(double f, g.GetFloat(p + "rope.scaling.attn_factor"));
+    if (f != 1.0)
+      return Unsupported(src.root + ": " + p + "rope.scaling.attn_factor " + std::to_string(f) +
+                         " is not supported (only 1)");
+  }
+  if (g.Find(p + "attention.value_length")) {
+    SPOOL_ASSIGN_OR_RETURN(int64_t v, g.GetInt(p + "attention.value_length"));
+    if (v != c->head_dim)
+      return Unsupported(src.root + ": " + p + "attention.value_length " + std::to_string(v) +
+                         " differs from the key length " + std::to_string(c->head_dim) + " (not supported)");
+  }
+
+  const formats::TensorInfo* t = src.FindTensor("rope_freqs.weight");
+  if (!t) return Status::Ok();
+  const std::string what = src.root + ": tensor 'rope_freqs.weight' ";
+  // llama.cpp loads rope_freqs only for the llama family; for others it refuses the
+  // file (an unused tensor), and so does spool rather than guess.
+  if (!entry.rope_freqs) return Unsupported(what + "is not used by architecture '" + c->arch + "'");
+  if (c->rope_dim <= 0 || c->rope_dim % 2 != 0) return Status::Ok();  // Validate() names the bad rope_dim
+  const uint64_t want = static_cast<uint64_t>(c->rope_dim / 2);
+  if (t->shape.size() != 1 || t->shape[0] != want) {
+    std::string shape;
+    for (size_t i = 0; i < t->shape.size(); ++i) shape += (i ? ", " : "") + std::to_string(t->shape[i]);
+    return InvalidFile(what + "has shape [" + shape + "], expected [" + std::to_string(want) +
+                       "] (rope dimension count / 2)");
+  }
+  if (t->dtype != DType::kF32)
+    return InvalidFile(what + "has type " + std::string(DTypeName(t->dtype)) + ", expected f32 (llama.cpp's rope requires f32)");
+  SPOOL_ASSIGN_OR_RETURN(std::vector<float> factors, ReadTensorF32(src, *t));
+  for (size_t i = 0; i < factors.size(); ++i) {
+    if (!std::isfinite(factors[i]) || !(factors[i] > 0))
+      return InvalidFile(what + "value " + std::to_string(i) + " is " + std::to_string(factors[i]) +
+                         ", expected a finite positive frequency factor");
+  }
+  c->rope_scaling.freq_factors = std::move(factors);
+  return Status::Ok();
+}
+
+// A tensor spool would not read changes the model (an output bias, MoE experts, ...):
+// refuse the file, naming it, instead of silently computing something else. llama.cpp
+// refuses files with tensors it did not load too ("wrong number of tensors").
+Status CheckNoUnusedTensors(const formats::ModelSource& src, const ModelConfig& c) {
+  if (c.n_layer <= 0 || c.n_layer > 1024) return Status::Ok();  // Validate() names the bad count
+  std::unordered_set<std::string> used = {"token_embd.weight", "output.weight", "output_norm.weight", "rope_freqs.weight"};
+  for (int64_t l = 0; l < c.n_layer; ++l) {
+    for (TensorRole r : {TensorRole::kAttnNorm, TensorRole::kWq, TensorRole::kWk, TensorRole::kWv, TensorRole::kWo,
+                         TensorRole::kFfnNorm, TensorRole::kWGate, TensorRole::kWUp, TensorRole::kWDown})
+      used.insert(TensorName(src.kind, r, l));
+    if (c.qkv_bias)
+      for (TensorRole r : {TensorRole::kBq, TensorRole::kBk, TensorRole::kBv}) used.insert(TensorName(src.kind, r, l));
+    if (c.qk_norm)
+      for (TensorRole r : {TensorRole::kQNorm, TensorRole::kKNorm}) used.insert(TensorName(src.kind, r, l));
+  }
+  for (const formats::TensorInfo& t : src.tensors)
+    if (!used.count(t.name))
+      return Unsupported(src.root + ": tensor '" + t.name + "' is not used by spool's " + c.arch +
+                         " (an unsupported model variant: biases, experts, extra layers?)");
+  return Status::Ok();
 }
 
 Result<ModelConfig> FromGguf(const formats::ModelSource& src) {
@@ -67,21 +161,13 @@ Result<ModelConfig> FromGguf(const formats::ModelSource& src) {
   } else if (auto toks = g.GetStringArray("tokenizer.ggml.tokens"); toks.ok()) {
     c.n_vocab = static_cast<int64_t>(toks->size());
   }
-  if (auto r = g.GetString(p + "rope.scaling.type"); r.ok()) {
-    if (*r == "linear") {
-      c.rope_scaling.kind = RopeScaling::Kind::kLinear;
-      if (auto f = g.GetFloat(p + "rope.scaling.factor"); f.ok()) c.rope_scaling.factor = static_cast<float>(*f);
-    } else if (*r != "none") {
-      return Unsupported(src.root + ": rope scaling type '" + *r + "' is not supported (supported: none, linear)");
-    }
-  }
-  // llama3-style scaling in GGUF is baked into a `rope_freqs.weight` tensor; not read yet.
-  if (src.FindTensor("rope_freqs.weight"))
-    return Unsupported(src.root + ": GGUF rope_freqs (llama3 rope scaling) tensors are not supported yet");
+  SPOOL_TRY(ReadGgufRopeScaling(src, *entry, p, &c));
   c.rope_style = entry->gguf_rope;
-  c.qkv_bias = entry->qkv_bias && src.FindTensor("blk.0.attn_q.bias") != nullptr;
+  // Q/K/V biases: Qwen2 always; llama.cpp's llama loads them when present too.
+  c.qkv_bias = src.FindTensor("blk.0.attn_q.bias") != nullptr;
   c.qk_norm = entry->qk_norm;
   c.tied_embeddings = src.FindTensor("output.weight") == nullptr;
+  SPOOL_TRY(CheckNoUnusedTensors(src, c));
   return c;
 }
 

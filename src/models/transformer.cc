@@ -157,9 +157,11 @@ Status Transformer::Forward(std::span<const SeqStep> batch, WeightProvider& prov
     }
     if (c_.ggml_numerics) {
       const float freq_scale = c_.rope_scaling.kind == RopeScaling::Kind::kLinear ? 1.0f / c_.rope_scaling.factor : 1.0f;
-      ApplyRopeGgml(c_.rope_style, q_.data(), n, c_.n_head, c_.head_dim, c_.rope_dim, pos_.data(), c_.rope_theta, freq_scale);
+      const float* ff = c_.rope_scaling.freq_factors.empty() ? nullptr : c_.rope_scaling.freq_factors.data();
+      ApplyRopeGgml(c_.rope_style, q_.data(), n, c_.n_head, c_.head_dim, c_.rope_dim, pos_.data(), c_.rope_theta, freq_scale,
+                    ff);
       ApplyRopeGgml(c_.rope_style, k_.data(), n, c_.n_head_kv, c_.head_dim, c_.rope_dim, pos_.data(), c_.rope_theta,
-                    freq_scale);
+                    freq_scale, ff);
     } else {
       ApplyRope(c_.rope_style, q_.data(), n, c_.n_head, c_.head_dim, c_.rope_dim, pos_.data(), inv_freq_.data());
       ApplyRope(c_.rope_style, k_.data(), n, c_.n_head_kv, c_.head_dim, c_.rope_dim, pos_.data(), inv_freq_.data());

@@ -14,6 +14,10 @@ std::vector<float> RopeFrequencies(int64_t head_dim, int64_t rope_dim, float the
     const float exponent = static_cast<float>(2 * i) / static_cast<float>(rope_dim);
     inv[i] = 1.0f / std::pow(theta, exponent);
   }
+  if (!s.freq_factors.empty()) {
+    SPOOL_CHECK(static_cast<int64_t>(s.freq_factors.size()) == rope_dim / 2);
+    for (int64_t i = 0; i < rope_dim / 2; ++i) inv[i] /= s.freq_factors[i];
+  }
   switch (s.kind) {
     case RopeScaling::Kind::kNone: break;
     case RopeScaling::Kind::kLinear:
@@ -67,7 +71,7 @@ void ApplyRope(RopeStyle style, float* x, int64_t n_tok, int64_t n_head, int64_t
 }
 
 void ApplyRopeGgml(RopeStyle style, float* x, int64_t n_tok, int64_t n_head, int64_t head_dim, int64_t rope_dim,
-                   const int64_t* pos, float freq_base, float freq_scale) {
+                   const int64_t* pos, float freq_base, float freq_scale, const float* freq_factors) {
   SPOOL_CHECK(rope_dim > 0 && rope_dim % 2 == 0 && rope_dim <= head_dim);
   const int64_t half = rope_dim / 2;
   const float theta_scale = std::pow(freq_base, -2.0f / static_cast<float>(rope_dim));
@@ -75,7 +79,7 @@ void ApplyRopeGgml(RopeStyle style, float* x, int64_t n_tok, int64_t n_head, int
   for (int64_t t = 0; t < n_tok; ++t) {
     float theta = static_cast<float>(pos[t]);
     for (int64_t i = 0; i < half; ++i) {
-      const float angle = freq_scale * theta;
+      const float angle = freq_scale * (freq_factors ? theta / freq_factors[i] : theta);
       cos_t[i] = std::cos(angle);
       sin_t[i] = std::sin(angle);
       theta *= theta_scale;

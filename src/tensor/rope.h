@@ -17,13 +17,18 @@ namespace spool {
 
 enum class RopeStyle : uint8_t { kInterleaved, kNeox };
 
-// HF transformers' rope_scaling variants (modeling_rope_utils.py).
+// HF transformers' rope_scaling variants (modeling_rope_utils.py), and GGUF's
+// per-dimension frequency factors.
 struct RopeScaling {
   enum class Kind : uint8_t { kNone, kLinear, kLlama3 } kind = Kind::kNone;
   float factor = 1.0f;                 // linear and llama3
   float low_freq_factor = 1.0f;        // llama3
   float high_freq_factor = 4.0f;       // llama3
   int64_t original_max_position = 8192;  // llama3: original_max_position_embeddings
+  // GGUF `rope_freqs.weight` (llama.cpp's converter writes llama3 scaling this way):
+  // frequency i is divided by freq_factors[i] before `kind` applies. Empty: no factors;
+  // else [rope_dim / 2], every value finite and > 0 (models/config checks).
+  std::vector<float> freq_factors;
 };
 
 // Inverse frequencies inv_freq[i], i < rope_dim/2, computed as HF transformers does in
@@ -31,6 +36,9 @@ struct RopeScaling {
 //   linear: inv_freq / factor
 //   llama3: wavelengths above original_max_position/low_freq_factor divided by factor,
 //           below original_max_position/high_freq_factor kept, smoothly mixed between.
+// freq_factors, when present, divide inv_freq first (the GGUF form of llama3 scaling:
+// the factors are 1, factor, or 1/((1-smooth)/factor + smooth), so the result equals
+// the llama3 formula to within an f32 rounding or two).
 // rope_dim: the rotated dims (head_dim * partial_rotary_factor), even, <= head_dim.
 // Returns [rope_dim / 2].
 std::vector<float> RopeFrequencies(int64_t head_dim, int64_t rope_dim, float theta, const RopeScaling& scaling);
@@ -46,8 +54,11 @@ void ApplyRope(RopeStyle style, float* x, int64_t n_tok, int64_t n_head, int64_t
 // f32 — not p·inv_freq[i]); cos/sin by libm cosf/sinf; and the pair rotation with one
 // fused multiply-add each (as GCC contracts ggml's expressions):
 //   a' = fma(a, cos θ, -(b·sin θ)),   b' = fma(a, sin θ, b·cos θ).
-// freq_scale: 1, or 1/factor for linear scaling. Same shapes and pairings as ApplyRope.
+// freq_scale: 1, or 1/factor for linear scaling. freq_factors: null, or [rope_dim / 2]
+// (GGUF rope_freqs): angle i is freq_scale·(θ_i / freq_factors[i]), as ggml's rope
+// applies its `freq_factors` source; θ_i's running product is not divided.
+// Same shapes and pairings as ApplyRope.
 void ApplyRopeGgml(RopeStyle style, float* x, int64_t n_tok, int64_t n_head, int64_t head_dim, int64_t rope_dim,
-                   const int64_t* pos, float freq_base, float freq_scale);
+                   const int64_t* pos, float freq_base, float freq_scale, const float* freq_factors = nullptr);
 
 }  // namespace spool
