@@ -7,15 +7,25 @@ llama.cpp's own convert_hf_to_gguf.py (which stores llama3 scaling as the
   tests/fixtures/rope_freqs/hf/               config.json, model.safetensors (f32),
                                               tokenizer.json, tokenizer_config.json,
                                               reference.json (transformers, f32 compute)
-  tests/fixtures/rope_freqs/llama32-tiny-f32.gguf   convert_hf_to_gguf.py --outtype f32
-  tests/fixtures/rope_freqs/llamacpp_refs.json      llama-cpp-python: prompt ids, greedy
-                                              ids + margins, logits of every prompt position
+  tests/fixtures/rope_freqs/llama32-tiny-f32.gguf    convert_hf_to_gguf.py --outtype f32
+  tests/fixtures/rope_freqs/llama32-tiny-q8_0.gguf   convert_hf_to_gguf.py --outtype q8_0
+  tests/fixtures/rope_freqs/llamacpp_refs.json       llama-cpp-python on each GGUF: prompt
+                                              ids, greedy ids + margins, logits of every prompt position (exact f32 values)
+
+Two GGUFs because spool's `--numerics ggml` reproduces llama.cpp's arithmetic bit for bit
+for Q8_0 weights (docs/testing.md), not for f32 ones (llama.cpp's f32 GEMM order is not
+replicated): the Q8_0 file pins the rope_freqs arithmetic exactly, the f32 file compares
+with transformers.
 
 Not run in CI. Needs torch, transformers, tokenizers, llama-cpp-python and the llama.cpp
 source tree of the same llama-cpp-python sdist (its vendor/llama.cpp holds the converter
 and gguf-py):
   pip download --no-deps --no-binary :all: llama-cpp-python && tar xzf llama_cpp_python-*.tar.gz
   python3 tools/gen_rope_freqs_fixture.py --llama-cpp llama_cpp_python-0.3.36/vendor/llama.cpp
+The recorded fixture used llama-cpp-python 0.3.36's Python package straight from that
+sdist (PYTHONPATH=llama_cpp_python-0.3.36) with its libllama/libggml built from the same
+sdist (-DGGML_NATIVE=ON) and LLAMA_CPP_LIB_PATH pointing at them; `--stage hf` and
+`--stage llamacpp` run the two halves separately.
 
 Shape: Llama 3.2 (rope_theta 500000, llama3 scaling factor 32, low 1, high 4, original
 context 8192, tied embeddings) shrunk to 2 layers, hidden 128, 2 heads of 64 (GQA 2:1),
@@ -42,7 +52,7 @@ from safetensors.torch import save_file
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 OUT = os.path.join(ROOT, "tests", "fixtures", "rope_freqs")
 HF = os.path.join(OUT, "hf")
-GGUF = os.path.join(OUT, "llama32-tiny-f32.gguf")
+GGUFS = {"f32": os.path.join(OUT, "llama32-tiny-f32.gguf"), "q8_0": os.path.join(OUT, "llama32-tiny-q8_0.gguf")}
 TOKENIZER = os.path.join(ROOT, "tests", "fixtures", "tokenizer", "bpe_llama3.tokenizer.json")
 PROMPTS = ["Once upon a time, there was a little", "The quick brown fox jumps over the lazy dog."]
 N_NEW = 32
@@ -98,16 +108,17 @@ def write_hf(model):
 
 def convert(llama_cpp_dir):
     # Run the converter's own main(); only the pre-tokenizer detection is pinned (see above).
-    code = (
-        "import sys, runpy\n"
-        f"sys.path.insert(0, {llama_cpp_dir!r})\n"
-        f"sys.path.insert(1, {os.path.join(llama_cpp_dir, 'gguf-py')!r})\n"
-        "from conversion import base\n"
-        "base.TextModel.get_vocab_base_pre = lambda self, tokenizer: 'llama-bpe'\n"
-        f"sys.argv = ['convert_hf_to_gguf.py', '--outtype', 'f32', '--outfile', {GGUF!r}, {HF!r}]\n"
-        f"runpy.run_path({os.path.join(llama_cpp_dir, 'convert_hf_to_gguf.py')!r}, run_name='__main__')\n"
-    )
-    subprocess.run([sys.executable, "-c", code], check=True)
+    for outtype, path in GGUFS.items():
+        code = (
+            "import sys, runpy\n"
+            f"sys.path.insert(0, {llama_cpp_dir!r})\n"
+            f"sys.path.insert(1, {os.path.join(llama_cpp_dir, 'gguf-py')!r})\n"
+            "from conversion import base\n"
+            "base.TextModel.get_vocab_base_pre = lambda self, tokenizer: 'llama-bpe'\n"
+            f"sys.argv = ['convert_hf_to_gguf.py', '--outtype', {outtype!r}, '--outfile', {path!r}, {HF!r}]\n"
+            f"runpy.run_path({os.path.join(llama_cpp_dir, 'convert_hf_to_gguf.py')!r}, run_name='__main__')\n"
+        )
+        subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def no_extra_buffers(llama_cpp):
@@ -123,11 +134,10 @@ def no_extra_buffers(llama_cpp):
     raw.llama_model_default_params = params
 
 
-def llamacpp_refs():
+def llamacpp_refs(path):
     import llama_cpp
     import numpy as np
-    no_extra_buffers(llama_cpp)
-    llm = llama_cpp.Llama(model_path=GGUF, n_ctx=256, n_threads=2, logits_all=True, verbose=False, flash_attn=False,
+    llm = llama_cpp.Llama(model_path=path, n_ctx=256, n_threads=2, logits_all=True, verbose=False, flash_attn=False,
                           type_k=llama_cpp.GGML_TYPE_F32, type_v=llama_cpp.GGML_TYPE_F32)
     cases = []
     for prompt in PROMPTS:
@@ -140,7 +150,8 @@ def llamacpp_refs():
                 break
         llm.reset()
         llm.eval(ids)
-        prompt_logits = [[round(float(x), 6) for x in llm.scores[i]] for i in range(len(ids))]
+        # Each f32 logit as its shortest decimal that reads back as the same f32: exact.
+        prompt_logits = [[float(str(np.float32(x))) for x in llm.scores[i]] for i in range(len(ids))]
         llm.reset()
         llm.eval(ids + out[:-1])
         margins = []
@@ -149,9 +160,7 @@ def llamacpp_refs():
             margins.append(round(float(row[-1] - row[-2]), 5))
         cases.append({"prompt": prompt, "prompt_ids": ids, "generated_ids": out, "greedy_margins": margins,
                       "prompt_logits": prompt_logits})
-    return {"generator": "tools/gen_rope_freqs_fixture.py", "llama_cpp_python": llama_cpp.__version__,
-            "model": os.path.basename(GGUF), "kv_cache": "f32", "flash_attn": False, "n_predict": N_NEW,
-            "cases": cases}
+    return {"n_predict": N_NEW, "cases": cases}
 
 
 def main():
@@ -164,15 +173,20 @@ def main():
     if a.stage in ("all", "hf"):
         write_hf_and_gguf(a)
     if a.stage in ("all", "llamacpp"):
-        refs = llamacpp_refs()
+        import llama_cpp
+        no_extra_buffers(llama_cpp)
+        refs = {"generator": "tools/gen_rope_freqs_fixture.py", "llama_cpp_python": llama_cpp.__version__,
+                "kv_cache": "f32", "flash_attn": False,
+                "models": {os.path.basename(p): llamacpp_refs(p) for p in GGUFS.values()}}
         with open(os.path.join(OUT, "llamacpp_refs.json"), "w") as f:
             json.dump(refs, f)
         with open(os.path.join(HF, "reference.json")) as f:
             ref = json.load(f)
-        for c, r in zip(refs["cases"], ref["cases"]):
-            print(f"{c['prompt']!r}: prompt ids {'==' if c['prompt_ids'] == r['prompt_ids'] else '!='} transformers', "
-                  f"llama.cpp greedy ids {'==' if c['generated_ids'] == r['greedy_ids'] else '!='} transformers', "
-                  f"min llama.cpp margin {min(c['greedy_margins'])}", file=sys.stderr)
+        for name, m in refs["models"].items():
+            for c, r in zip(m["cases"], ref["cases"]):
+                print(f"{name} {c['prompt']!r}: prompt ids {'==' if c['prompt_ids'] == r['prompt_ids'] else '!='} "
+                      f"transformers', llama.cpp greedy ids {'==' if c['generated_ids'] == r['greedy_ids'] else '!='} "
+                      f"transformers', min llama.cpp margin {min(c['greedy_margins'])}", file=sys.stderr)
 
 
 def write_hf_and_gguf(a):
