@@ -67,12 +67,6 @@ Status ReadGgufRopeScaling(const formats::ModelSource& src, const ArchEntry& ent
       return Unsupported(src.root + ": " + p + "rope.scaling.attn_factor " + std::to_string(f) +
                          " is not supported (only 1)");
   }
-  if (g.Find(p + "attention.value_length")) {
-    SPOOL_ASSIGN_OR_RETURN(int64_t v, g.GetInt(p + "attention.value_length"));
-    if (v != c->head_dim)
-      return Unsupported(src.root + ": " + p + "attention.value_length " + std::to_string(v) +
-                         " differs from the key length " + std::to_string(c->head_dim) + " (not supported)");
-  }
 
   const formats::TensorInfo* t = src.FindTensor("rope_freqs.weight");
   if (!t) return Status::Ok();
@@ -151,6 +145,13 @@ Result<ModelConfig> FromGguf(const formats::ModelSource& src) {
   if (auto r = g.GetFloat(p + "rope.freq_base"); r.ok()) c.rope_theta = static_cast<float>(*r);
   c.head_dim = c.n_head > 0 ? c.n_embd / c.n_head : 0;
   if (g.Find(p + "attention.key_length")) SPOOL_TRY(get_int("attention.key_length", &c.head_dim));
+  if (g.Find(p + "attention.value_length")) {  // the converter writes it beside key_length
+    int64_t v = 0;
+    SPOOL_TRY(get_int("attention.value_length", &v));
+    if (v != c.head_dim)
+      return Unsupported(src.root + ": " + p + "attention.value_length " + std::to_string(v) +
+                         " differs from the key length " + std::to_string(c.head_dim) + " (not supported)");
+  }
   c.rope_dim = c.head_dim;
   if (g.Find(p + "rope.dimension_count")) SPOOL_TRY(get_int("rope.dimension_count", &c.rope_dim));
   // Vocabulary size: the metadata key if present, else the embedding table's rows.
