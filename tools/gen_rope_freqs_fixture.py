@@ -39,7 +39,6 @@ The seed is chosen so that every greedy step has a margin >= MIN_MARGIN in trans
 """
 import argparse
 import json
-import math
 import os
 import shutil
 import subprocess
