@@ -56,6 +56,7 @@ TOKENIZER = os.path.join(ROOT, "tests", "fixtures", "tokenizer", "bpe_llama3.tok
 PROMPTS = ["Once upon a time, there was a little", "The quick brown fox jumps over the lazy dog."]
 N_NEW = 32
 MIN_MARGIN = 0.02
+GENERATOR = "tools/gen_rope_freqs_fixture.py"  # recorded in the references; gen_yarn_fixture.py sets its own
 
 CONFIG = dict(hidden_size=128, intermediate_size=256, num_hidden_layers=2, num_attention_heads=2,
               num_key_value_heads=1, head_dim=64, tie_word_embeddings=True, rope_theta=500000.0,
@@ -174,7 +175,7 @@ def main():
     if a.stage in ("all", "llamacpp"):
         import llama_cpp
         no_extra_buffers(llama_cpp)
-        refs = {"generator": "tools/gen_rope_freqs_fixture.py", "llama_cpp_python": llama_cpp.__version__,
+        refs = {"generator": GENERATOR, "llama_cpp_python": llama_cpp.__version__,
                 "kv_cache": "f32", "flash_attn": False,
                 "models": {os.path.basename(p): llamacpp_refs(p) for p in GGUFS.values()}}
         with open(os.path.join(OUT, "llamacpp_refs.json"), "w") as f:
@@ -201,7 +202,7 @@ def write_hf_and_gguf(a):
     print(f"seed {seed}, min transformers margin {margin:.4f}", file=sys.stderr)
     os.makedirs(OUT, exist_ok=True)
     write_hf(model)
-    ref = {"generator": "tools/gen_rope_freqs_fixture.py", "transformers_version": transformers.__version__,
+    ref = {"generator": GENERATOR, "transformers_version": transformers.__version__,
            "torch_version": torch.__version__, "architecture": "LlamaForCausalLM", "storage_dtype": "float32",
            "compute_dtype": "float32", "seed": seed, "min_greedy_margin": margin,
            "cases": [{"prompt": p, "prompt_ids": ids, "logits": [[round(float(x), 6) for x in row] for row in r[0]],

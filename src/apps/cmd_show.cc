@@ -95,6 +95,7 @@ int RunShow(int argc, char** argv) {
               c.rope_scaling.kind == RopeScaling::Kind::kLlama3   ? ", llama3 scaling"
               : !c.rope_scaling.freq_factors.empty()              ? ", llama3 scaling (rope_freqs)"
               : c.rope_scaling.kind == RopeScaling::Kind::kLinear ? ", linear scaling"
+              : c.rope_scaling.kind == RopeScaling::Kind::kYarn   ? ", yarn scaling"
                                                                    : "");
   std::printf("  embeddings     %s\n", c.tied_embeddings ? "tied" : "untied");
   std::string dt;

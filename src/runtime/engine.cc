@@ -24,7 +24,7 @@ Result<std::unique_ptr<Engine>> Engine::Open(const std::string& model, const Eng
     models::ModelConfig& mc = e->weights_->mutable_config();
     if (e->weights_->source().kind != formats::ModelSource::Kind::kGguf)
       return InvalidArgument("--numerics ggml applies to GGUF models only");
-    if (mc.rope_scaling.kind != RopeScaling::Kind::kNone && mc.rope_scaling.kind != RopeScaling::Kind::kLinear)
+    if (mc.rope_scaling.kind == RopeScaling::Kind::kLlama3)  // GGUF has no llama3 kind: it is rope_freqs there
       return InvalidArgument("--numerics ggml does not support this model's rope scaling (llama3); use the default numerics");
     mc.ggml_numerics = true;
   }

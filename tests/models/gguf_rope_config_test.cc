@@ -5,6 +5,7 @@
 // The audit these cases come from is in docs/parts/formats.md.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -186,8 +187,8 @@ TEST(GgufRope, RopeFreqsOnArchitectureWithoutThemRefused) {
   }
 }
 
-TEST(GgufRope, YarnAndLongropeRefused) {
-  for (const char* type : {"yarn", "longrope", "dynamic"}) {
+TEST(GgufRope, LongropeAndOthersRefused) {
+  for (const char* type : {"longrope", "dynamic"}) {
     Spec s;
     s.freqs.reset();
     s.extra = [&](GgufBuilder& g) {
@@ -264,6 +265,173 @@ TEST(GgufRope, UnusedTensorsRefused) {
     Spec s;
     s.extra = [&](GgufBuilder& g) { g.Tensor(name, {128}, kF32, 128 * 4); };
     ExpectError(Read(s), ErrorCode::kUnsupported, {name, "not used"});
+  }
+}
+
+
+// ---- yarn (llama.cpp's reading for llama/mistral/qwen2/qwen3; docs/parts/formats.md) ----
+
+// `extra` adds keys after a valid yarn block: type yarn, factor 4, original context 32.
+Result<models::ModelConfig> ReadYarn(const std::function<void(GgufBuilder&)>& extra, bool with_orig = true,
+                                     float factor = 4.0f, const std::string& arch = "llama") {
+  Spec s;
+  s.arch = arch;
+  s.freqs.reset();
+  s.extra = [=](GgufBuilder& g) {
+    const std::string p = arch + ".";
+    g.KvStr(p + "rope.scaling.type", "yarn").KvF32(p + "rope.scaling.factor", factor);
+    if (with_orig) g.KvU32(p + "rope.scaling.original_context_length", 32);
+    if (extra) extra(g);
+  };
+  return Read(s);
+}
+
+TEST(GgufYarn, ReadsAsLlamaCppDoes) {
+  for (const char* arch : {"llama", "mistral", "qwen2", "qwen3"}) {
+    SCOPED_TRACE(arch);
+    auto r = ReadYarn(nullptr, true, 4.0f, arch);
+    ASSERT_TRUE(r.ok()) << r.status().message();
+    const RopeScaling& y = r->rope_scaling;
+    EXPECT_EQ(y.kind, RopeScaling::Kind::kYarn);
+    EXPECT_EQ(y.factor, 4.0f);
+    EXPECT_EQ(y.original_max_position, 32);
+    EXPECT_EQ(y.beta_fast, 32.0f);
+    EXPECT_EQ(y.beta_slow, 1.0f);
+    EXPECT_TRUE(y.truncate);
+    // llama.cpp's cparams attn factor is mscale/mscale (≈ 1); the effective one is 0.1·ln 4 + 1.
+    EXPECT_NEAR(y.ggml_attn_factor, 1.0f, 1e-6f);
+    EXPECT_NEAR(y.attention_factor, 0.1 * std::log(4.0) + 1, 1e-6);
+  }
+  // No original_context_length: llama.cpp takes the training context.
+  auto r = ReadYarn(nullptr, /*with_orig=*/false);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(r->rope_scaling.original_max_position, 131072);
+  // The yarn_* keys llama.cpp ignores for these architectures are accepted at the values
+  // it uses instead (the converter writes beta_fast/beta_slow when config.json has them).
+  r = ReadYarn([](GgufBuilder& g) {
+    g.KvF32("llama.rope.scaling.yarn_beta_fast", 32.0f).KvF32("llama.rope.scaling.yarn_beta_slow", 1.0f)
+        .KvF32("llama.rope.scaling.yarn_ext_factor", 1.0f).KvF32("llama.rope.scaling.yarn_log_multiplier", 0.0f);
+  });
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  // The general attn_factor multiplies in.
+  r = ReadYarn([](GgufBuilder& g) { g.KvF32("llama.rope.scaling.attn_factor", 0.5f); });
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_NEAR(r->rope_scaling.ggml_attn_factor, 0.5f, 1e-6f);
+  EXPECT_NEAR(r->rope_scaling.attention_factor, 0.5 * (0.1 * std::log(4.0) + 1), 1e-6);
+}
+
+TEST(GgufYarn, BadFactorRefused) {
+  const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
+  for (float bad : {0.0f, -4.0f, nan, inf}) {
+    SCOPED_TRACE(bad);
+    ExpectError(ReadYarn(nullptr, true, bad), ErrorCode::kInvalidFile, {"rope.scaling.factor", "positive"});
+  }
+  Spec s;  // yarn without any factor
+  s.freqs.reset();
+  s.extra = [](GgufBuilder& g) { g.KvStr("llama.rope.scaling.type", "yarn"); };
+  ExpectError(Read(s), ErrorCode::kInvalidFile, {"yarn", "rope.scaling.factor is missing"});
+}
+
+TEST(GgufYarn, BadOriginalContextRefused) {
+  for (uint32_t bad : {0u, 131073u, 0xffffffffu}) {
+    SCOPED_TRACE(bad);
+    Spec s;
+    s.freqs.reset();
+    s.extra = [=](GgufBuilder& g) {
+      g.KvStr("llama.rope.scaling.type", "yarn").KvF32("llama.rope.scaling.factor", 4.0f).KvU32(
+          "llama.rope.scaling.original_context_length", bad);
+    };
+    ExpectError(Read(s), ErrorCode::kInvalidFile, {"original_context_length", "expected 1 to the context length 131072"});
+  }
+}
+
+TEST(GgufYarn, BadBetasRefused) {
+  // Inverted, equal, non-positive, NaN.
+  for (auto [fast, slow] : std::initializer_list<std::pair<float, float>>{
+           {1.0f, 32.0f}, {8.0f, 8.0f}, {32.0f, 0.0f}, {std::numeric_limits<float>::quiet_NaN(), 1.0f}}) {
+    SCOPED_TRACE(fast);
+    SCOPED_TRACE(slow);
+    auto r = ReadYarn([=](GgufBuilder& g) {
+      g.KvF32("llama.rope.scaling.yarn_beta_fast", fast).KvF32("llama.rope.scaling.yarn_beta_slow", slow);
+    });
+    ExpectError(r, ErrorCode::kInvalidFile, {"yarn_beta_"});
+  }
+}
+
+// Keys llama.cpp reads only for other architectures, at values other than the ones it
+// uses: llama.cpp and transformers would disagree, spool refuses and says why.
+TEST(GgufYarn, KeysLlamaCppIgnoresRefusedUnlessDefault) {
+  const std::pair<const char*, float> cases[] = {{"yarn_beta_fast", 16.0f},
+                                                 {"yarn_beta_slow", 2.0f},
+                                                 {"yarn_ext_factor", 0.5f},
+                                                 {"yarn_attn_factor", 1.2f},
+                                                 {"yarn_log_multiplier", 0.1f}};
+  for (auto [key, value] : cases) {
+    SCOPED_TRACE(key);
+    auto r = ReadYarn([=](GgufBuilder& g) { g.KvF32(std::string("llama.rope.scaling.") + key, value); });
+    ExpectError(r, ErrorCode::kUnsupported, {key, "llama.cpp ignores this key for 'llama'"});
+  }
+  auto r = ReadYarn([](GgufBuilder& g) {
+    g.KvF32("llama.rope.scaling.yarn_ext_factor", std::numeric_limits<float>::quiet_NaN());
+  });
+  ExpectError(r, ErrorCode::kInvalidFile, {"yarn_ext_factor", "finite"});
+}
+
+TEST(GgufYarn, BadAttnFactorRefused) {
+  for (float bad : {0.0f, -1.0f, std::numeric_limits<float>::quiet_NaN()}) {
+    SCOPED_TRACE(bad);
+    ExpectError(ReadYarn([=](GgufBuilder& g) { g.KvF32("llama.rope.scaling.attn_factor", bad); }),
+                ErrorCode::kInvalidFile, {"attn_factor", "positive"});
+  }
+}
+
+TEST(GgufYarn, WithRopeFreqsRefused) {
+  Spec s;  // the default Spec carries a rope_freqs tensor
+  s.extra = [](GgufBuilder& g) {
+    g.KvStr("llama.rope.scaling.type", "yarn").KvF32("llama.rope.scaling.factor", 4.0f);
+  };
+  ExpectError(Read(s), ErrorCode::kUnsupported, {"rope_freqs.weight", "yarn"});
+}
+
+// ggml's yarn rope against its definition in double: the blend of interpolated and
+// extrapolated angles over the correction range, and the magnitude factor.
+TEST(GgufYarn, GgmlRopeFollowsTheRamp) {
+  const int64_t dim = 32, pos[] = {45};
+  std::vector<float> x(dim), y;
+  for (int64_t i = 0; i < dim; ++i) x[i] = 0.1f * static_cast<float>(i % 7) - 0.3f;
+  y = x;
+  GgmlYarn yarn;
+  yarn.n_ctx_orig = 32;
+  ApplyRopeGgml(RopeStyle::kNeox, y.data(), 1, 1, dim, dim, pos, 10000.0f, 0.25f, nullptr, &yarn);
+  // corr dims: floor(32·ln(32/(32·2π))/(2 ln 1e4)) → 0, ceil(32·ln(32/2π)/(2 ln 1e4)) = 3.
+  const double mscale = 0.1 * std::log(4.0) + 1;
+  for (int64_t i = 0; i < dim / 2; ++i) {
+    const double extrap = 45.0 * std::pow(10000.0, -2.0 * i / dim);
+    const double mix = 1 - std::clamp(i / 3.0, 0.0, 1.0);
+    const double angle = extrap * 0.25 * (1 - mix) + extrap * mix;
+    const double a = x[i], b = x[i + dim / 2];
+    EXPECT_NEAR(y[i], mscale * (a * std::cos(angle) - b * std::sin(angle)), 2e-5) << i;
+    EXPECT_NEAR(y[i + dim / 2], mscale * (b * std::cos(angle) + a * std::sin(angle)), 2e-5) << i;
+  }
+}
+
+// The default path: transformers' frequencies for the same parameters.
+TEST(GgufYarn, FrequenciesFollowTheRamp) {
+  RopeScaling s;
+  s.kind = RopeScaling::Kind::kYarn;
+  s.factor = 4.0f;
+  s.original_max_position = 32;
+  const auto inv = RopeFrequencies(32, 32, 10000.0f, s);
+  for (int64_t i = 0; i < 16; ++i) {
+    const double extrap = std::pow(10000.0, -2.0 * i / 32), extrapolation = 1 - std::clamp(i / 3.0, 0.0, 1.0);
+    EXPECT_NEAR(inv[i], extrap / 4 * (1 - extrapolation) + extrap * extrapolation, 1e-6 * extrap) << i;
+  }
+  s.truncate = false;  // low = max(-3.19, 0) = 0, high = 2.83
+  const auto untruncated = RopeFrequencies(32, 32, 10000.0f, s);
+  const double high = 32 * std::log(32 / (2 * std::numbers::pi)) / (2 * std::log(10000.0));
+  for (int64_t i = 0; i < 16; ++i) {
+    const double extrap = std::pow(10000.0, -2.0 * i / 32), extrapolation = 1 - std::clamp(i / high, 0.0, 1.0);
+    EXPECT_NEAR(untruncated[i], extrap / 4 * (1 - extrapolation) + extrap * extrapolation, 1e-6 * extrap) << i;
   }
 }
 
