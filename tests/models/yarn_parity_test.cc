@@ -76,6 +76,7 @@ std::vector<int32_t> Greedy(runtime::Engine& e, const std::vector<int32_t>& prom
   req.prompt = prompt;
   req.sampling = sampling::SamplingParams::Greedy();
   req.max_tokens = n;
+  req.ignore_eos = true;  // neither reference stops at EOS (llama-cpp-python's generate, eos_token_id=None)
   auto seq = e.NewSequence();
   auto res = runtime::Generate(e, *seq, req);
   EXPECT_TRUE(res.ok()) << res.status().message();
