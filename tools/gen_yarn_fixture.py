@@ -46,5 +46,38 @@ base.CONFIG = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, n
                    rope_scaling=dict(rope_type="yarn", factor=4.0, original_max_position_embeddings=32,
                                      beta_fast=32.0, beta_slow=1.0))
 
+
+
+def use_qwen2(out_dir):
+    """`--qwen2 DIR`: the same recipe on a Qwen2-shaped model (neox rope, QKV biases) into
+    DIR instead of the fixture (not committed: the fixture budget is spent; the by-hand
+    check recorded in docs/testing.md swaps it in for tests/fixtures/yarn). The vocabulary
+    is padded by 13 rows because the converter's Qwen2 vocab wants more rows than tokens."""
+    import torch
+    import transformers
+    base.OUT = out_dir
+    base.HF = os.path.join(out_dir, "hf")
+    base.GGUFS = {"f32": os.path.join(out_dir, "llama-yarn-f32.gguf"),
+                  "q8_0": os.path.join(out_dir, "llama-yarn-q8_0.gguf")}
+    cfg = {k: v for k, v in base.CONFIG.items() if k != "head_dim"}  # Qwen2: hidden / heads
+
+    def build(seed, vocab_size):
+        torch.manual_seed(seed)
+        c = transformers.Qwen2Config(vocab_size=vocab_size + 13, initializer_range=0.25,
+                                     architectures=["Qwen2ForCausalLM"], **cfg)
+        m = transformers.Qwen2ForCausalLM(c).eval()
+        with torch.no_grad():
+            for name, p in m.named_parameters():
+                if p.dim() == 1:  # random norms and biases
+                    p.copy_((1.0 if "norm" in name else 0.0) + 0.2 * torch.randn_like(p))
+        return m
+
+    base.build = build
+
+
 if __name__ == "__main__":
+    if "--qwen2" in sys.argv:
+        i = sys.argv.index("--qwen2")
+        use_qwen2(sys.argv[i + 1])
+        del sys.argv[i:i + 2]
     base.main()
