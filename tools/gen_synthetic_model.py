@@ -11,9 +11,11 @@ std 0.02) and the outputs meaningless: for speed measurements only.
 
 GGUF output carries the real Llama-3 vocabulary (copied from the shared test data's
 ggml-vocab-llama-bpe.rebuilt.gguf when present) so that llama.cpp and spool both load
-it; llama3 rope scaling is left out (spool does not read GGUF rope_freqs tensors yet;
-it does not change the cost of a step). safetensors output is an HF folder
-(config.json + 5 GB shards) without a tokenizer: run it with --prompt-ids.
+it, and llama3 rope scaling the way llama.cpp's convert_hf_to_gguf.py stores it: no
+rope.scaling.* keys, a `rope_freqs.weight` f32 tensor of head_dim/2 frequency divisors
+(first in the file, as the converter writes it), plus attention.key_length/value_length.
+safetensors output is an HF folder (config.json with the llama3 `rope_scaling`, 5 GB
+shards) without a tokenizer: run it with --prompt-ids.
 
 Memory: one tensor at a time (at most the 1 GB embedding table), never the model.
 """
@@ -27,12 +29,18 @@ import numpy as np
 
 SHAPES = {
     "llama-3.2-1b": dict(n_layer=16, n_embd=2048, n_ff=8192, n_head=32, n_head_kv=8, n_vocab=128256, tied=True,
-                         ctx=131072, rope_theta=500000.0, rms_eps=1e-5),
+                         ctx=131072, rope_theta=500000.0, rms_eps=1e-5,
+                         rope_scaling=dict(rope_type="llama3", factor=32.0, low_freq_factor=1.0, high_freq_factor=4.0,
+                                           original_max_position_embeddings=8192)),
     "llama-3.1-8b": dict(n_layer=32, n_embd=4096, n_ff=14336, n_head=32, n_head_kv=8, n_vocab=128256, tied=False,
-                         ctx=131072, rope_theta=500000.0, rms_eps=1e-5),
+                         ctx=131072, rope_theta=500000.0, rms_eps=1e-5,
+                         rope_scaling=dict(rope_type="llama3", factor=8.0, low_freq_factor=1.0, high_freq_factor=4.0,
+                                           original_max_position_embeddings=8192)),
     # Small shape for quick checks of this script.
     "tiny": dict(n_layer=2, n_embd=256, n_ff=512, n_head=4, n_head_kv=2, n_vocab=128256, tied=True, ctx=4096,
-                 rope_theta=500000.0, rms_eps=1e-5),
+                 rope_theta=500000.0, rms_eps=1e-5,
+                 rope_scaling=dict(rope_type="llama3", factor=32.0, low_freq_factor=1.0, high_freq_factor=4.0,
+                                   original_max_position_embeddings=8192)),
 }
 
 VOCAB = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data", "vocab",
@@ -108,6 +116,29 @@ def data_for(gen, shape, is_norm):
     return gen.tensor(numel(shape))
 
 
+def llama3_rope_factors(cfg):
+    """The `rope_freqs.weight` values llama.cpp's converter writes for llama3 rope
+    scaling (LlamaModel.generate_extra_tensors): per frequency 1 (short wavelengths),
+    `factor` (long ones) or 1/((1-smooth)/factor + smooth) between; f32 arithmetic."""
+    rs = cfg["rope_scaling"]
+    dim = cfg["n_embd"] // cfg["n_head"]
+    f32 = np.float32
+    freqs = f32(1.0) / np.power(f32(cfg["rope_theta"]), np.arange(0, dim, 2, dtype=f32) / f32(dim))
+    factor, low, high = f32(rs["factor"]), f32(rs["low_freq_factor"]), f32(rs["high_freq_factor"])
+    old_ctx = f32(rs["original_max_position_embeddings"])
+    out = []
+    for freq in freqs:
+        wavelen = f32(2 * np.pi) / freq
+        if wavelen < old_ctx / high:
+            out.append(f32(1))
+        elif wavelen > old_ctx / low:
+            out.append(factor)
+        else:
+            smooth = (old_ctx / wavelen - low) / (high - low)
+            out.append(f32(1) / ((f32(1) - smooth) / factor + smooth))
+    return np.array(out, dtype=np.float32)
+
+
 def write_gguf(cfg, out, seed):
     import gguf
     w = gguf.GGUFWriter(out, "llama")
@@ -121,10 +152,15 @@ def write_gguf(cfg, out, seed):
     w.add_rope_freq_base(cfg["rope_theta"])
     w.add_layer_norm_rms_eps(cfg["rms_eps"])
     w.add_rope_dimension_count(cfg["n_embd"] // cfg["n_head"])
+    w.add_key_length(cfg["n_embd"] // cfg["n_head"])
+    w.add_value_length(cfg["n_embd"] // cfg["n_head"])
     w.add_vocab_size(cfg["n_vocab"])
     w.add_file_type(gguf.LlamaFileType.MOSTLY_BF16)
     add_vocab(w)
     tlist = tensors(cfg, hf=False)
+    rope_factors = llama3_rope_factors(cfg) if cfg.get("rope_scaling") else None
+    if rope_factors is not None:
+        w.add_tensor_info("rope_freqs.weight", [len(rope_factors)], np.dtype(np.float32), rope_factors.nbytes)
     for name, shape, is_norm in tlist:
         if is_norm:
             w.add_tensor_info(name, shape, np.dtype(np.float32), numel(shape) * 4)
@@ -133,6 +169,8 @@ def write_gguf(cfg, out, seed):
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_ti_data_to_file()
+    if rope_factors is not None:
+        w.write_tensor_data(rope_factors)
     gen = RandomBF16(seed)
     for i, (name, shape, is_norm) in enumerate(tlist):
         w.write_tensor_data(data_for(gen, shape, is_norm))
@@ -210,6 +248,8 @@ def write_safetensors(cfg, out, seed, shard_bytes=5 << 30):
         "max_position_embeddings": cfg["ctx"], "rms_norm_eps": cfg["rms_eps"], "rope_theta": cfg["rope_theta"],
         "tie_word_embeddings": cfg["tied"], "bos_token_id": 128000, "eos_token_id": 128001, "torch_dtype": "bfloat16",
     }
+    if cfg.get("rope_scaling"):
+        config["rope_scaling"] = cfg["rope_scaling"]
     with open(os.path.join(out, "config.json"), "w") as fo:
         json.dump(config, fo, indent=1)
 

@@ -94,7 +94,9 @@ int RunShow(int argc, char** argv) {
   std::printf("  vocabulary     %lld\n", static_cast<long long>(c.n_vocab));
   std::printf("  rope           theta %g, %s%s\n", c.rope_theta, c.rope_style == RopeStyle::kNeox ? "neox" : "interleaved",
               c.rope_scaling.kind == RopeScaling::Kind::kLlama3   ? ", llama3 scaling"
+              : !c.rope_scaling.freq_factors.empty()              ? ", llama3 scaling (rope_freqs)"
               : c.rope_scaling.kind == RopeScaling::Kind::kLinear ? ", linear scaling"
+              : c.rope_scaling.kind == RopeScaling::Kind::kYarn   ? ", yarn scaling"
                                                                    : "");
   std::printf("  embeddings     %s\n", c.tied_embeddings ? "tied" : "untied");
   std::string dt;

@@ -1,6 +1,9 @@
 #include "models/config.h"
 
 #include <cmath>
+#include <unordered_set>
+
+#include "models/weights.h"  // ReadTensorF32
 
 namespace spool::models {
 
@@ -12,20 +15,186 @@ struct ArchEntry {
   RopeStyle gguf_rope;    // rope pairing of the GGUF conversion (HF is always kHalf)
   bool qkv_bias;
   bool qk_norm;
+  bool rope_freqs;        // llama.cpp loads a `rope_freqs.weight` tensor for this architecture
 };
 
 // The one table of supported architectures.
 constexpr ArchEntry kArchs[] = {
-    {"llama", "LlamaForCausalLM", RopeStyle::kInterleaved, false, false},
-    {"mistral", "MistralForCausalLM", RopeStyle::kInterleaved, false, false},
-    {"qwen2", "Qwen2ForCausalLM", RopeStyle::kNeox, true, false},
-    {"qwen3", "Qwen3ForCausalLM", RopeStyle::kNeox, false, true},
+    {"llama", "LlamaForCausalLM", RopeStyle::kInterleaved, false, false, true},
+    {"mistral", "MistralForCausalLM", RopeStyle::kInterleaved, false, false, true},
+    {"qwen2", "Qwen2ForCausalLM", RopeStyle::kNeox, true, false, false},
+    {"qwen3", "Qwen3ForCausalLM", RopeStyle::kNeox, false, true, false},
 };
 
 std::string SupportedList() {
   std::string s;
   for (auto& a : kArchs) s += std::string(s.empty() ? "" : ", ") + a.gguf_arch + " (" + a.hf_class + ")";
   return s;
+}
+
+// llama.cpp's yarn for llama/mistral/qwen2/qwen3 (llama-model.cpp, llama-context.cpp):
+// it reads `rope.scaling.factor`, `.original_context_length` (missing: the training
+// context) and `.attn_factor`; the `yarn_*` keys are read only for other architectures
+// (grok, deepseek2, mistral3), so here beta_fast 32, beta_slow 1, ext_factor 1 and no
+// log multiplier always apply. A file whose `yarn_*` keys ask for other values is
+// refused: llama.cpp would ignore them and transformers would not, so either answer
+// would be wrong for someone. The attention factor is computed in f32 in llama.cpp's
+// order (libllama's arithmetic is not FMA-contracted; ggml-cpu's is, see ApplyRopeGgml).
+Status ReadGgufYarn(const formats::ModelSource& src, const std::string& p, float factor, float rope_attn_factor,
+                    ModelConfig* c) {
+  const formats::GgufFile& g = *src.gguf;
+  RopeScaling& s = c->rope_scaling;
+  s.kind = RopeScaling::Kind::kYarn;
+  s.factor = factor;
+  s.original_max_position = c->n_ctx_train;
+  const std::string orig_key = p + "rope.scaling.original_context_length";
+  if (g.Find(orig_key)) {
+    SPOOL_ASSIGN_OR_RETURN(s.original_max_position, g.GetInt(orig_key));
+    if (s.original_max_position <= 0 || s.original_max_position > c->n_ctx_train)
+      return InvalidFile(src.root + ": " + orig_key + " is " + std::to_string(s.original_max_position) +
+                         ", expected 1 to the context length " + std::to_string(c->n_ctx_train));
+  }
+  auto read = [&](const char* key, double* out) -> Status {
+    if (!g.Find(p + key)) return Status::Ok();
+    SPOOL_ASSIGN_OR_RETURN(*out, g.GetFloat(p + key));
+    if (!std::isfinite(*out))
+      return InvalidFile(src.root + ": " + p + key + " is " + std::to_string(*out) + ", expected a finite number");
+    return Status::Ok();
+  };
+  double beta_fast = 32, beta_slow = 1, ext_factor = 1, yarn_attn_factor = 1, log_mul = 0;
+  SPOOL_TRY(read("rope.scaling.yarn_beta_fast", &beta_fast));
+  SPOOL_TRY(read("rope.scaling.yarn_beta_slow", &beta_slow));
+  SPOOL_TRY(read("rope.scaling.yarn_ext_factor", &ext_factor));
+  SPOOL_TRY(read("rope.scaling.yarn_attn_factor", &yarn_attn_factor));
+  SPOOL_TRY(read("rope.scaling.yarn_log_multiplier", &log_mul));
+  if (!(beta_fast > beta_slow) || !(beta_slow > 0))
+    return InvalidFile(src.root + ": " + p + "rope.scaling.yarn_beta_fast " + std::to_string(beta_fast) +
+                       " and yarn_beta_slow " + std::to_string(beta_slow) + ": expected beta_fast > beta_slow > 0");
+  const struct {
+    const char* key;
+    double value, llama_cpp;
+  } ignored[] = {{"yarn_beta_fast", beta_fast, 32},
+                 {"yarn_beta_slow", beta_slow, 1},
+                 {"yarn_ext_factor", ext_factor, 1},
+                 {"yarn_attn_factor", yarn_attn_factor, 1},
+                 {"yarn_log_multiplier", log_mul, 0}};
+  for (const auto& k : ignored)
+    if (k.value != k.llama_cpp)
+      return Unsupported(src.root + ": " + p + "rope.scaling." + k.key + " is " + std::to_string(k.value) +
+                         "; llama.cpp ignores this key for '" + c->arch + "' and uses " + std::to_string(k.llama_cpp) +
+                         ", so spool refuses the file rather than pick one");
+  s.beta_fast = 32.0f;
+  s.beta_slow = 1.0f;
+  s.truncate = true;  // ggml always floors/ceils the correction range
+  // llama.cpp: freq_scale = 1/factor; factor' = 1/freq_scale; attn = mscale(factor') /
+  // (1 + 0.1·ln factor') · attn_factor, each step an f32 rounding; ggml then multiplies
+  // by fma(0.1, ln(1/freq_scale), 1).
+  const float freq_scale = 1.0f / factor;
+  const float f = 1.0f / freq_scale;
+  volatile float tenth_log = 0.1f * std::log(f);  // volatile: no contraction into an FMA
+  const float mscale = f <= 1.0f ? 1.0f : tenth_log + 1.0f;
+  const float denominator = tenth_log + 1.0f;
+  s.ggml_attn_factor = mscale * (1.0f / denominator) * rope_attn_factor;
+  s.attention_factor = s.ggml_attn_factor * std::fma(0.1f, std::log(1.0f / freq_scale), 1.0f);
+  return Status::Ok();
+}
+
+// GGUF rope scaling, as llama.cpp reads it: `{arch}.rope.scaling.type` (none, linear,
+// yarn, longrope) with `.factor`, and the `rope_freqs.weight` tensor, [rope_dim/2] f32
+// frequency divisors, which is how llama.cpp's converter stores llama3 scaling (Llama
+// 3.1/3.2: no scaling key at all). Everything spool cannot compute the same way is
+// refused here, naming the key or tensor; see docs/parts/formats.md for the audit.
+Status ReadGgufRopeScaling(const formats::ModelSource& src, const ArchEntry& entry, const std::string& p,
+                           ModelConfig* c) {
+  const formats::GgufFile& g = *src.gguf;
+  // llama.cpp: a missing type means "linear", and the factor (or the older
+  // `rope.scale_linear`) applies unless the type is "none"; missing or 0 means 1.
+  std::string type = "linear";
+  if (g.Find(p + "rope.scaling.type")) {
+    SPOOL_ASSIGN_OR_RETURN(type, g.GetString(p + "rope.scaling.type"));
+  }
+  if (type != "none" && type != "linear" && type != "yarn")
+    return Unsupported(src.root + ": " + p + "rope.scaling.type '" + type +
+                       "' is not supported (supported: none, linear, yarn; llama3 scaling as the rope_freqs.weight tensor)");
+  double factor = 0;
+  for (const char* key : {"rope.scaling.factor", "rope.scale_linear"}) {
+    if (!g.Find(p + key)) continue;
+    SPOOL_ASSIGN_OR_RETURN(factor, g.GetFloat(p + key));
+    if (!std::isfinite(factor) || factor < 0 || (type == "yarn" && factor == 0))
+      return InvalidFile(src.root + ": " + p + key + " is " + std::to_string(factor) + ", expected a positive number");
+    break;
+  }
+  if (type == "linear" && factor > 0) {
+    c->rope_scaling.kind = RopeScaling::Kind::kLinear;
+    c->rope_scaling.factor = static_cast<float>(factor);
+  }
+  // llama.cpp multiplies every rotated value by this (its yarn "mscale"), for any type.
+  float rope_attn_factor = 1.0f;
+  if (g.Find(p + "rope.scaling.attn_factor")) {
+    SPOOL_ASSIGN_OR_RETURN(double f, g.GetFloat(p + "rope.scaling.attn_factor"));
+    if (!std::isfinite(f) || !(f > 0))
+      return InvalidFile(src.root + ": " + p + "rope.scaling.attn_factor is " + std::to_string(f) +
+                         ", expected a finite positive number");
+    if (f != 1.0 && type != "yarn")
+      return Unsupported(src.root + ": " + p + "rope.scaling.attn_factor " + std::to_string(f) +
+                         " is not supported without yarn (only 1)");
+    rope_attn_factor = static_cast<float>(f);
+  }
+  if (type == "yarn") {
+    if (factor == 0)
+      return InvalidFile(src.root + ": " + p + "rope.scaling.type is yarn but " + p +
+                         "rope.scaling.factor is missing (expected a positive number)");
+    SPOOL_TRY(ReadGgufYarn(src, p, static_cast<float>(factor), rope_attn_factor, c));
+  }
+
+  const formats::TensorInfo* t = src.FindTensor("rope_freqs.weight");
+  if (!t) return Status::Ok();
+  const std::string what = src.root + ": tensor 'rope_freqs.weight' ";
+  // llama.cpp loads rope_freqs only for the llama family; for others it refuses the
+  // file (an unused tensor), and so does spool rather than guess.
+  if (!entry.rope_freqs) return Unsupported(what + "is not used by architecture '" + c->arch + "'");
+  if (c->rope_scaling.kind == RopeScaling::Kind::kYarn)
+    return Unsupported(what + "together with yarn rope scaling is not supported (no converter writes both)");
+  if (c->rope_dim <= 0 || c->rope_dim % 2 != 0) return Status::Ok();  // Validate() names the bad rope_dim
+  const uint64_t want = static_cast<uint64_t>(c->rope_dim / 2);
+  if (t->shape.size() != 1 || t->shape[0] != want) {
+    std::string shape;
+    for (size_t i = 0; i < t->shape.size(); ++i) shape += (i ? ", " : "") + std::to_string(t->shape[i]);
+    return InvalidFile(what + "has shape [" + shape + "], expected [" + std::to_string(want) +
+                       "] (rope dimension count / 2)");
+  }
+  if (t->dtype != DType::kF32)
+    return InvalidFile(what + "has type " + std::string(DTypeName(t->dtype)) + ", expected f32 (llama.cpp's rope requires f32)");
+  SPOOL_ASSIGN_OR_RETURN(std::vector<float> factors, ReadTensorF32(src, *t));
+  for (size_t i = 0; i < factors.size(); ++i) {
+    if (!std::isfinite(factors[i]) || !(factors[i] > 0))
+      return InvalidFile(what + "value " + std::to_string(i) + " is " + std::to_string(factors[i]) +
+                         ", expected a finite positive frequency factor");
+  }
+  c->rope_scaling.freq_factors = std::move(factors);
+  return Status::Ok();
+}
+
+// A tensor spool would not read changes the model (an output bias, MoE experts, ...):
+// refuse the file, naming it, instead of silently computing something else. llama.cpp
+// refuses files with tensors it did not load too ("wrong number of tensors").
+Status CheckNoUnusedTensors(const formats::ModelSource& src, const ModelConfig& c) {
+  if (c.n_layer <= 0 || c.n_layer > 1024) return Status::Ok();  // Validate() names the bad count
+  std::unordered_set<std::string> used = {"token_embd.weight", "output.weight", "output_norm.weight", "rope_freqs.weight"};
+  for (int64_t l = 0; l < c.n_layer; ++l) {
+    for (TensorRole r : {TensorRole::kAttnNorm, TensorRole::kWq, TensorRole::kWk, TensorRole::kWv, TensorRole::kWo,
+                         TensorRole::kFfnNorm, TensorRole::kWGate, TensorRole::kWUp, TensorRole::kWDown})
+      used.insert(TensorName(src.kind, r, l));
+    if (c.qkv_bias)
+      for (TensorRole r : {TensorRole::kBq, TensorRole::kBk, TensorRole::kBv}) used.insert(TensorName(src.kind, r, l));
+    if (c.qk_norm)
+      for (TensorRole r : {TensorRole::kQNorm, TensorRole::kKNorm}) used.insert(TensorName(src.kind, r, l));
+  }
+  for (const formats::TensorInfo& t : src.tensors)
+    if (!used.count(t.name))
+      return Unsupported(src.root + ": tensor '" + t.name + "' is not used by spool's " + c.arch +
+                         " (an unsupported model variant: biases, experts, extra layers?)");
+  return Status::Ok();
 }
 
 Result<ModelConfig> FromGguf(const formats::ModelSource& src) {
@@ -57,6 +226,13 @@ Result<ModelConfig> FromGguf(const formats::ModelSource& src) {
   if (auto r = g.GetFloat(p + "rope.freq_base"); r.ok()) c.rope_theta = static_cast<float>(*r);
   c.head_dim = c.n_head > 0 ? c.n_embd / c.n_head : 0;
   if (g.Find(p + "attention.key_length")) SPOOL_TRY(get_int("attention.key_length", &c.head_dim));
+  if (g.Find(p + "attention.value_length")) {  // the converter writes it beside key_length
+    int64_t v = 0;
+    SPOOL_TRY(get_int("attention.value_length", &v));
+    if (v != c.head_dim)
+      return Unsupported(src.root + ": " + p + "attention.value_length " + std::to_string(v) +
+                         " differs from the key length " + std::to_string(c.head_dim) + " (not supported)");
+  }
   c.rope_dim = c.head_dim;
   if (g.Find(p + "rope.dimension_count")) SPOOL_TRY(get_int("rope.dimension_count", &c.rope_dim));
   // Vocabulary size: the metadata key if present, else the embedding table's rows.
@@ -67,22 +243,88 @@ Result<ModelConfig> FromGguf(const formats::ModelSource& src) {
   } else if (auto toks = g.GetStringArray("tokenizer.ggml.tokens"); toks.ok()) {
     c.n_vocab = static_cast<int64_t>(toks->size());
   }
-  if (auto r = g.GetString(p + "rope.scaling.type"); r.ok()) {
-    if (*r == "linear") {
-      c.rope_scaling.kind = RopeScaling::Kind::kLinear;
-      if (auto f = g.GetFloat(p + "rope.scaling.factor"); f.ok()) c.rope_scaling.factor = static_cast<float>(*f);
-    } else if (*r != "none") {
-      return Unsupported(src.root + ": rope scaling type '" + *r + "' is not supported (supported: none, linear)");
-    }
-  }
-  // llama3-style scaling in GGUF is baked into a `rope_freqs.weight` tensor; not read yet.
-  if (src.FindTensor("rope_freqs.weight"))
-    return Unsupported(src.root + ": GGUF rope_freqs (llama3 rope scaling) tensors are not supported yet");
+  SPOOL_TRY(ReadGgufRopeScaling(src, *entry, p, &c));
   c.rope_style = entry->gguf_rope;
-  c.qkv_bias = entry->qkv_bias && src.FindTensor("blk.0.attn_q.bias") != nullptr;
+  // Q/K/V biases: Qwen2 always; llama.cpp's llama loads them when present too.
+  c.qkv_bias = src.FindTensor("blk.0.attn_q.bias") != nullptr;
   c.qk_norm = entry->qk_norm;
   c.tied_embeddings = src.FindTensor("output.weight") == nullptr;
+  SPOOL_TRY(CheckNoUnusedTensors(src, c));
   return c;
+}
+
+// transformers' yarn (modeling_rope_utils.py _compute_yarn_parameters and the config
+// standardisation before it): original_max_position_embeddings defaults to
+// max_position_embeddings, factor to max_position_embeddings / original; beta_fast and
+// beta_slow default (also when 0) to 32 and 1; truncate to true; attention_factor, when
+// absent, is mscale(factor, mscale) / mscale(factor, mscale_all_dim) if both are given
+// and non-zero, else mscale(factor) = 0.1·ln(factor) + 1 (1 for factor <= 1), computed
+// in double as Python does. Values transformers would only warn about but that make
+// the frequencies meaningless (factor <= 0, original context outside [1, max
+// positions], beta_fast <= beta_slow, NaN) are refused, naming the field.
+Status ReadHfYarn(const nlohmann::ordered_json& rs, const std::string& where, ModelConfig* c) {
+  RopeScaling& s = c->rope_scaling;
+  s.kind = RopeScaling::Kind::kYarn;
+  auto field = [&](const char* k) -> const nlohmann::ordered_json* {
+    return rs.contains(k) && !rs[k].is_null() ? &rs[k] : nullptr;
+  };
+  auto number = [&](const char* k, double* out) -> Status {
+    const auto* v = field(k);
+    if (!v) return Status::Ok();
+    if (!v->is_number()) return InvalidFile(where + ": rope_scaling." + k + " must be a number");
+    *out = v->get<double>();
+    if (!std::isfinite(*out)) return InvalidFile(where + ": rope_scaling." + k + " is not finite");
+    return Status::Ok();
+  };
+  int64_t original = c->n_ctx_train;
+  if (const auto* v = field("original_max_position_embeddings")) {
+    if (!v->is_number_integer())
+      return InvalidFile(where + ": rope_scaling.original_max_position_embeddings must be an integer");
+    original = v->get<int64_t>();
+  }
+  if (original <= 0 || original > c->n_ctx_train)
+    return InvalidFile(where + ": rope_scaling.original_max_position_embeddings is " + std::to_string(original) +
+                       ", expected 1 to max_position_embeddings " + std::to_string(c->n_ctx_train));
+  s.original_max_position = original;
+  double factor = static_cast<double>(c->n_ctx_train) / static_cast<double>(original);
+  SPOOL_TRY(number("factor", &factor));
+  if (!(factor > 0))
+    return InvalidFile(where + ": rope_scaling.factor is " + std::to_string(factor) + ", expected a positive number");
+  s.factor = static_cast<float>(factor);
+  double beta_fast = 0, beta_slow = 0;
+  SPOOL_TRY(number("beta_fast", &beta_fast));
+  SPOOL_TRY(number("beta_slow", &beta_slow));
+  if (beta_fast == 0) beta_fast = 32;  // Python's `or`: 0 means the default too
+  if (beta_slow == 0) beta_slow = 1;
+  if (!(beta_fast > beta_slow) || !(beta_slow > 0))
+    return InvalidFile(where + ": rope_scaling.beta_fast " + std::to_string(beta_fast) + " and beta_slow " +
+                       std::to_string(beta_slow) + ": expected beta_fast > beta_slow > 0");
+  s.beta_fast = static_cast<float>(beta_fast);
+  s.beta_slow = static_cast<float>(beta_slow);
+  s.truncate = true;
+  if (const auto* v = field("truncate")) {
+    if (!v->is_boolean()) return InvalidFile(where + ": rope_scaling.truncate must be true or false");
+    s.truncate = v->get<bool>();
+  }
+  auto mscale_of = [&](double m) { return factor <= 1 ? 1.0 : 0.1 * m * std::log(factor) + 1.0; };
+  double attention = 0, mscale = 0, mscale_all_dim = 0;
+  SPOOL_TRY(number("mscale", &mscale));
+  SPOOL_TRY(number("mscale_all_dim", &mscale_all_dim));
+  if (field("attention_factor")) {
+    SPOOL_TRY(number("attention_factor", &attention));
+    if (!(attention > 0))
+      return InvalidFile(where + ": rope_scaling.attention_factor is " + std::to_string(attention) +
+                         ", expected a positive number");
+  } else if (mscale != 0 && mscale_all_dim != 0) {
+    attention = mscale_of(mscale) / mscale_of(mscale_all_dim);
+  } else {
+    attention = mscale_of(1.0);
+  }
+  if (!(attention > 0) || !std::isfinite(attention))
+    return InvalidFile(where + ": rope_scaling gives the attention factor " + std::to_string(attention) +
+                       " (from mscale/mscale_all_dim), expected a positive number");
+  s.attention_factor = static_cast<float>(attention);
+  return Status::Ok();
 }
 
 Result<ModelConfig> FromHf(const formats::ModelSource& src) {
@@ -160,8 +402,11 @@ Result<ModelConfig> FromHf(const formats::ModelSource& src) {
     } else if (type == "linear") {
       c.rope_scaling.kind = RopeScaling::Kind::kLinear;
       c.rope_scaling.factor = num("factor", 1.0f);
+    } else if (type == "yarn") {
+      SPOOL_TRY(ReadHfYarn(*rs, where, &c));
     } else if (!type.empty() && type != "default") {
-      return Unsupported(where + ": rope scaling type '" + type + "' is not supported (supported: default, linear, llama3)");
+      return Unsupported(where + ": rope scaling type '" + type +
+                         "' is not supported (supported: default, linear, llama3, yarn)");
     }
   }
   c.rope_style = RopeStyle::kNeox;
@@ -191,7 +436,19 @@ Status ModelConfig::Validate(const std::string& source) const {
   if (n_ctx_train <= 0) return bad("context length must be positive");
   if (!(rms_eps > 0) || !std::isfinite(rms_eps)) return bad("rms epsilon must be positive");
   if (!(rope_theta > 0) || !std::isfinite(rope_theta)) return bad("rope theta must be positive");
-  if (rope_scaling.kind != RopeScaling::Kind::kNone && !(rope_scaling.factor > 0)) return bad("rope scaling factor must be positive");
+  if (rope_scaling.kind != RopeScaling::Kind::kNone && !(rope_scaling.factor > 0 && std::isfinite(rope_scaling.factor)))
+    return bad("rope scaling factor must be positive");
+  if (rope_scaling.kind == RopeScaling::Kind::kYarn) {
+    const RopeScaling& s = rope_scaling;
+    if (s.original_max_position <= 0 || s.original_max_position > n_ctx_train)
+      return bad("yarn original context " + std::to_string(s.original_max_position) + " is outside [1, " +
+                 std::to_string(n_ctx_train) + "]");
+    if (!(s.beta_fast > s.beta_slow && s.beta_slow > 0) || !std::isfinite(s.beta_fast))
+      return bad("yarn beta_fast must exceed beta_slow > 0");
+    if (!(s.attention_factor > 0 && std::isfinite(s.attention_factor)) ||
+        !(s.ggml_attn_factor > 0 && std::isfinite(s.ggml_attn_factor)))
+      return bad("yarn attention factor must be positive");
+  }
   return Status::Ok();
 }
 

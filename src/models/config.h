@@ -39,7 +39,8 @@ struct ModelConfig {
   // (ApplyRopeGgml, SwiGLUGgml, AttentionGgml), so that greedy output matches
   // llama.cpp's token for token. Off by default (spool's own kernels: one pass over the
   // KV pages, memory flat in the context); set by EngineOptions::ggml_numerics
-  // (`--numerics ggml`) for GGUF models without llama3 rope scaling.
+  // (`--numerics ggml`) for GGUF models (their llama3 scaling is the rope_freqs tensor,
+  // which ApplyRopeGgml applies as ggml does; yarn goes through its GgmlYarn).
   bool ggml_numerics = false;
 
   int64_t q_dim() const { return n_head * head_dim; }

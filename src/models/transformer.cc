@@ -156,13 +156,26 @@ Status Transformer::Forward(std::span<const SeqStep> batch, WeightProvider& prov
       RmsNorm(k_.data(), L.k_norm.data(), c_.rms_eps, n * c_.n_head_kv, c_.head_dim, k_.data());
     }
     if (c_.ggml_numerics) {
-      const float freq_scale = c_.rope_scaling.kind == RopeScaling::Kind::kLinear ? 1.0f / c_.rope_scaling.factor : 1.0f;
-      ApplyRopeGgml(c_.rope_style, q_.data(), n, c_.n_head, c_.head_dim, c_.rope_dim, pos_.data(), c_.rope_theta, freq_scale);
+      const RopeScaling& rs = c_.rope_scaling;
+      const bool yarn = rs.kind == RopeScaling::Kind::kYarn;
+      const float freq_scale = rs.kind == RopeScaling::Kind::kLinear || yarn ? 1.0f / rs.factor : 1.0f;
+      const float* ff = rs.freq_factors.empty() ? nullptr : rs.freq_factors.data();
+      GgmlYarn yarn_params;
+      yarn_params.n_ctx_orig = rs.original_max_position;
+      yarn_params.attn_factor = rs.ggml_attn_factor;
+      yarn_params.beta_fast = rs.beta_fast;
+      yarn_params.beta_slow = rs.beta_slow;
+      const GgmlYarn* y = yarn ? &yarn_params : nullptr;
+      ApplyRopeGgml(c_.rope_style, q_.data(), n, c_.n_head, c_.head_dim, c_.rope_dim, pos_.data(), c_.rope_theta, freq_scale,
+                    ff, y);
       ApplyRopeGgml(c_.rope_style, k_.data(), n, c_.n_head_kv, c_.head_dim, c_.rope_dim, pos_.data(), c_.rope_theta,
-                    freq_scale);
+                    freq_scale, ff, y);
     } else {
-      ApplyRope(c_.rope_style, q_.data(), n, c_.n_head, c_.head_dim, c_.rope_dim, pos_.data(), inv_freq_.data());
-      ApplyRope(c_.rope_style, k_.data(), n, c_.n_head_kv, c_.head_dim, c_.rope_dim, pos_.data(), inv_freq_.data());
+      // yarn's attention factor multiplies cos and sin (1 for every other scaling).
+      const float mscale = c_.rope_scaling.kind == RopeScaling::Kind::kYarn ? c_.rope_scaling.attention_factor : 1.0f;
+      ApplyRope(c_.rope_style, q_.data(), n, c_.n_head, c_.head_dim, c_.rope_dim, pos_.data(), inv_freq_.data(), mscale);
+      ApplyRope(c_.rope_style, k_.data(), n, c_.n_head_kv, c_.head_dim, c_.rope_dim, pos_.data(), inv_freq_.data(),
+                mscale);
     }
     {
       int64_t r = 0;

@@ -40,7 +40,7 @@ Status Engine::PrepareAndPlan(const std::string& model) {
     models::ModelConfig& mc = weights_->mutable_config();
     if (weights_->source().kind != formats::ModelSource::Kind::kGguf)
       return InvalidArgument("--numerics ggml applies to GGUF models only");
-    if (mc.rope_scaling.kind != RopeScaling::Kind::kNone && mc.rope_scaling.kind != RopeScaling::Kind::kLinear)
+    if (mc.rope_scaling.kind == RopeScaling::Kind::kLlama3)  // GGUF has no llama3 kind: it is rope_freqs there
       return InvalidArgument("--numerics ggml does not support this model's rope scaling (llama3); use the default numerics");
     mc.ggml_numerics = true;
   }

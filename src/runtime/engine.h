@@ -58,7 +58,7 @@ struct EngineOptions {
   // chunks of several sequences); 0: prefill_chunk. Planning only.
   int64_t max_step_rows = 0;
   // llama.cpp's CPU rounding, bit for bit (models/config.h ggml_numerics): GGUF models
-  // only, no llama3 rope scaling. Costs: attention walks the KV pages twice and
+  // only (llama3 scaling as GGUF's rope_freqs, and yarn, included). Costs: attention walks the KV pages twice and
   // keeps [32 rows, n_head, context] scores per block of queries (not flat in context).
   bool ggml_numerics = false;
   storage::IoBackend io_backend = storage::IoBackend::kAuto;  // kAuto honours SPOOL_IO=pread

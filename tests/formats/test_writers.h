@@ -50,6 +50,7 @@ struct GgufTensorSpec {
   uint32_t ggml_type = 0;
   uint64_t rel_offset = 0;
   uint64_t nbytes = 0;       // bytes of data written for it
+  std::vector<uint8_t> bytes;  // its data; empty: a filler pattern
 };
 
 struct GgufBuilder {
@@ -61,6 +62,11 @@ struct GgufBuilder {
 
   GgufBuilder& KvU32(const std::string& key, uint32_t v) {
     kv.Str(key).U32(4).U32(v);
+    ++n_kv;
+    return *this;
+  }
+  GgufBuilder& KvF32(const std::string& key, float v) {
+    kv.Str(key).U32(6).Pod(v);
     ++n_kv;
     return *this;
   }
@@ -76,7 +82,13 @@ struct GgufBuilder {
       off = tensors.back().rel_offset + tensors.back().nbytes;
       off = (off + alignment - 1) / alignment * alignment;
     }
-    tensors.push_back({name, std::move(ne), type, off, nbytes});
+    tensors.push_back({name, std::move(ne), type, off, nbytes, {}});
+    return *this;
+  }
+  // Adds a tensor with the given data.
+  GgufBuilder& TensorData(const std::string& name, std::vector<uint64_t> ne, uint32_t type, std::vector<uint8_t> data) {
+    Tensor(name, std::move(ne), type, data.size());
+    tensors.back().bytes = std::move(data);
     return *this;
   }
   std::vector<uint8_t> Build() const {
@@ -92,7 +104,8 @@ struct GgufBuilder {
     size_t data_start = b.data.size();
     for (const auto& t : tensors) {
       b.data.resize(std::max<size_t>(b.data.size(), data_start + t.rel_offset + t.nbytes), 0);
-      for (uint64_t i = 0; i < t.nbytes; ++i) b.data[data_start + t.rel_offset + i] = static_cast<uint8_t>(i * 7 + 1);
+      for (uint64_t i = 0; i < t.nbytes; ++i)
+        b.data[data_start + t.rel_offset + i] = t.bytes.empty() ? static_cast<uint8_t>(i * 7 + 1) : t.bytes[i];
     }
     return b.data;
   }

@@ -1,7 +1,9 @@
 // Model config validation: malformed or unsupported configs give clear errors.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
+#include <limits>
 #include <fstream>
 
 #include "formats/model_source.h"
@@ -86,8 +88,74 @@ TEST(ModelConfig, MoreLayersThanTensors) {
 }
 
 TEST(ModelConfig, UnsupportedRopeScaling) {
-  auto d = EditedModel("rope", [](auto& j) { j["rope_scaling"] = {{"rope_type", "yarn"}, {"factor", 4.0}}; });
+  auto d = EditedModel("rope", [](auto& j) { j["rope_scaling"] = {{"rope_type", "longrope"}, {"factor", 4.0}}; });
   EXPECT_EQ(LoadStatus(d).code(), ErrorCode::kUnsupported);
+}
+
+// transformers' yarn fields: defaults resolved as _compute_yarn_parameters does.
+Result<models::ModelConfig> YarnConfig(const nlohmann::ordered_json& rope_scaling, const std::string& name) {
+  auto d = EditedModel("yarn_" + name, [&](auto& j) {
+    j["max_position_embeddings"] = 128;
+    j["rope_scaling"] = rope_scaling;
+  });
+  auto src = formats::OpenModelSource(d);
+  if (!src.ok()) return src.status();
+  return models::ReadModelConfig(*src);
+}
+
+TEST(ModelConfig, YarnDefaults) {
+  auto r = YarnConfig({{"rope_type", "yarn"}, {"factor", 4.0}, {"original_max_position_embeddings", 32}}, "defaults");
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(r->rope_scaling.kind, RopeScaling::Kind::kYarn);
+  EXPECT_EQ(r->rope_scaling.factor, 4.0f);
+  EXPECT_EQ(r->rope_scaling.original_max_position, 32);
+  EXPECT_EQ(r->rope_scaling.beta_fast, 32.0f);
+  EXPECT_EQ(r->rope_scaling.beta_slow, 1.0f);
+  EXPECT_TRUE(r->rope_scaling.truncate);
+  EXPECT_FLOAT_EQ(r->rope_scaling.attention_factor, static_cast<float>(0.1 * std::log(4.0) + 1));
+  // No factor: max_position_embeddings / original; the old "type" key; no original: the max.
+  r = YarnConfig({{"type", "yarn"}, {"original_max_position_embeddings", 64}}, "implicit");
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(r->rope_scaling.factor, 2.0f);
+  r = YarnConfig({{"rope_type", "yarn"}, {"factor", 4.0}}, "noorig");
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(r->rope_scaling.original_max_position, 128);
+  // Explicit attention_factor wins; else mscale / mscale_all_dim when both are set.
+  r = YarnConfig({{"rope_type", "yarn"}, {"factor", 4.0}, {"attention_factor", 0.75}, {"truncate", false}}, "attn");
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(r->rope_scaling.attention_factor, 0.75f);
+  EXPECT_FALSE(r->rope_scaling.truncate);
+  r = YarnConfig({{"rope_type", "yarn"}, {"factor", 4.0}, {"mscale", 0.5}, {"mscale_all_dim", 1.0}}, "mscale");
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_FLOAT_EQ(r->rope_scaling.attention_factor,
+                  static_cast<float>((0.05 * std::log(4.0) + 1) / (0.1 * std::log(4.0) + 1)));
+}
+
+TEST(ModelConfig, MalformedYarnRefused) {
+  struct Case {
+    const char* name;
+    nlohmann::ordered_json rope_scaling;
+    const char* field;
+  } cases[] = {
+      {"factor0", {{"rope_type", "yarn"}, {"factor", 0.0}, {"original_max_position_embeddings", 32}}, "factor"},
+      {"factorneg", {{"rope_type", "yarn"}, {"factor", -4.0}, {"original_max_position_embeddings", 32}}, "factor"},
+      // (JSON has no NaN: Python writes `NaN`, which the JSON parser refuses; a string here.)
+      {"factorstr", {{"rope_type", "yarn"}, {"factor", "four"}, {"original_max_position_embeddings", 32}}, "factor"},
+      {"orig0", {{"rope_type", "yarn"}, {"factor", 4.0}, {"original_max_position_embeddings", 0}}, "original_max_position_embeddings"},
+      {"orighuge", {{"rope_type", "yarn"}, {"factor", 4.0}, {"original_max_position_embeddings", 1 << 30}}, "original_max_position_embeddings"},
+      {"origfloat", {{"rope_type", "yarn"}, {"factor", 4.0}, {"original_max_position_embeddings", 32.5}}, "original_max_position_embeddings"},
+      {"betas", {{"rope_type", "yarn"}, {"factor", 4.0}, {"beta_fast", 1.0}, {"beta_slow", 32.0}}, "beta_fast"},
+      {"betaneg", {{"rope_type", "yarn"}, {"factor", 4.0}, {"beta_slow", -1.0}}, "beta_slow"},
+      {"attn", {{"rope_type", "yarn"}, {"factor", 4.0}, {"attention_factor", -1.0}}, "attention_factor"},
+      {"truncate", {{"rope_type", "yarn"}, {"factor", 4.0}, {"truncate", "yes"}}, "truncate"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    auto r = YarnConfig(c.rope_scaling, c.name);
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.status().code(), ErrorCode::kInvalidFile) << r.status().message();
+    EXPECT_NE(r.status().message().find(c.field), std::string::npos) << r.status().message();
+  }
 }
 
 }  // namespace
