@@ -89,7 +89,8 @@ Result<std::unique_ptr<SessionStore>> SessionStore::Open(SessionStoreOptions opt
   store->lock_fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (store->lock_fd_ < 0) return IoError(lock_path + ": cannot create the session folder's lock file");
   if (::flock(store->lock_fd_, LOCK_EX | LOCK_NB) != 0)
-    return IoError(store->dir() + ": another spool serve uses this --session-dir (pass another folder, or stop it)");
+    return Status(ErrorCode::kResourceExhausted,
+                  store->dir() + ": another spool serve uses this --session-dir (pass another folder, or stop it)");
   RemoveStaleTemporaries(store->dir());
   SPOOL_ASSIGN_OR_RETURN(auto entries, kv::ListSessions(store->dir()));
   for (auto& e : entries) {
@@ -131,26 +132,27 @@ bool SessionStore::Find(const std::string& tenant, const std::string& id, Stored
   return true;
 }
 
-Result<std::vector<int32_t>> SessionStore::PeekTokens(const std::string& tenant, const std::string& id) const {
+// The file of (tenant, id) and its header, checked to belong to that scope: a file is
+// only ever resumed by the (tenant, id) that wrote it.
+Result<std::pair<std::string, kv::SessionInfo>> SessionStore::OpenScoped(const std::string& tenant, const std::string& id) const {
   StoredSession s;
   if (!Find(tenant, id, &s)) return NotFound("no stored session");
-  const std::string path = PathOf(s.file);
+  std::string path = PathOf(s.file);
   SPOOL_ASSIGN_OR_RETURN(kv::SessionInfo info, kv::ReadSessionInfo(path));
   StoredSession on_disk;
   SPOOL_TRY(ReadScope(info, path, &on_disk));
   if (on_disk.tenant != tenant || on_disk.id != id) return InvalidFile(path + ": the file holds another session");
-  return std::move(info.tokens);
+  return std::make_pair(std::move(path), std::move(info));
+}
+
+Result<std::vector<int32_t>> SessionStore::PeekTokens(const std::string& tenant, const std::string& id) const {
+  SPOOL_ASSIGN_OR_RETURN(auto scoped, OpenScoped(tenant, id));
+  return std::move(scoped.second.tokens);
 }
 
 Result<std::unique_ptr<Sequence>> SessionStore::Load(Engine& engine, const std::string& tenant, const std::string& id) {
-  StoredSession s;
-  if (!Find(tenant, id, &s)) return NotFound("no stored session");
-  const std::string path = PathOf(s.file);
-  // The scope first: a file is only ever resumed by the (tenant, id) that wrote it.
-  SPOOL_ASSIGN_OR_RETURN(kv::SessionInfo info, kv::ReadSessionInfo(path));
-  StoredSession on_disk;
-  SPOOL_TRY(ReadScope(info, path, &on_disk));
-  if (on_disk.tenant != tenant || on_disk.id != id) return InvalidFile(path + ": the file holds another session");
+  SPOOL_ASSIGN_OR_RETURN(auto scoped, OpenScoped(tenant, id));
+  const std::string& path = scoped.first;
   std::vector<int32_t> pending;
   SPOOL_ASSIGN_OR_RETURN(auto seq, engine.LoadSession(path, &pending));
   if (!pending.empty()) return InvalidFile(path + ": a server session has no pending tokens");

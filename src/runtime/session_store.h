@@ -96,6 +96,8 @@ class SessionStore {
   explicit SessionStore(SessionStoreOptions o) : options_(std::move(o)) {}
   std::string FileName(const std::string& tenant, const std::string& id) const;
   std::string PathOf(const std::string& file) const { return options_.dir + "/" + file; }
+  // (path, header) of the stored file of (tenant, id), its recorded scope checked.
+  Result<std::pair<std::string, kv::SessionInfo>> OpenScoped(const std::string& tenant, const std::string& id) const;
   void EnforceLimitLocked(const std::string& keep_file);
 
   SessionStoreOptions options_;

@@ -559,10 +559,20 @@ struct Server::Impl {
     so.prefix_cache_entries = opts.prefix_cache_entries;
     so.shared_prefix_cache = opts.shared_prefix_cache;
     if (opts.disk_sessions) {
-      SPOOL_ASSIGN_OR_RETURN(session_store, runtime::SessionStore::Open({opts.session_dir, opts.session_max_disk}));
-      std::fprintf(stderr, "spool serve: sessions in %s (%.1f MiB used)\n", session_store->dir().c_str(),
-                   static_cast<double>(session_store->total_bytes()) / (1 << 20));
-      so.session_store = session_store.get();
+      auto store = runtime::SessionStore::Open({opts.session_dir, opts.session_max_disk});
+      // The default folder is shared by every server of this user: a second server runs
+      // without disk sessions instead of refusing to start. A folder given with
+      // --session-dir that is in use is an error.
+      if (!store.ok() && store.status().code() == ErrorCode::kResourceExhausted && opts.session_dir.empty()) {
+        std::fprintf(stderr, "spool serve: warning: %s; disk sessions are off for this server (give it its own --session-dir)\n",
+                     store.status().message().c_str());
+      } else {
+        if (!store.ok()) return store.status();
+        session_store = std::move(store).value();
+        std::fprintf(stderr, "spool serve: sessions in %s (%.1f MiB used)\n", session_store->dir().c_str(),
+                     static_cast<double>(session_store->total_bytes()) / (1 << 20));
+        so.session_store = session_store.get();
+      }
     }
     scheduler = std::make_unique<runtime::Scheduler>(*engine, so);
     return Status::Ok();

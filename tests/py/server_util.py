@@ -2,7 +2,9 @@
 import json
 import os
 import re
+import shutil
 import subprocess
+import tempfile
 import threading
 import time
 import urllib.error
@@ -20,9 +22,17 @@ class LiveServer:
     """`spool serve MODEL --port 0 ...`; the port is read from its startup line."""
 
     def __init__(self, *extra_args, model=MODEL, env=None):
+        # Each server gets a SPOOL_HOME of its own (its default session folder) unless the
+        # test chose one: servers of different tests never share state or a folder lock.
+        chosen_home = "SPOOL_HOME" in (env or {})
+        env = {**os.environ, **(env or {})}
+        self.own_home = None
+        if not chosen_home:
+            self.own_home = tempfile.mkdtemp(prefix="spool-home-")
+            env["SPOOL_HOME"] = self.own_home
         self.proc = subprocess.Popen([binary(), "serve", model, "--port", "0", *extra_args],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                                     env={**os.environ, **(env or {})})
+                                     env=env)
         self.stderr_lines = []
         self.port = None
         deadline = time.time() + 60
@@ -75,3 +85,5 @@ class LiveServer:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+        if self.own_home:
+            shutil.rmtree(self.own_home, ignore_errors=True)

@@ -120,6 +120,15 @@ def models(smollm2, tmp_path_factory):
     return {"smollm2": smollm2, "synthetic": str(d)}
 
 
+def own_rss_bytes():
+    """This process's VmRSS: what a child forked now starts its ru_maxrss from."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
 def run_measured(argv, env):
     """Runs argv; returns (exit code, stdout, stderr, peak RSS in bytes from wait4)."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
@@ -146,6 +155,7 @@ def test_peak_rss_within_budget(spool_bin, models, tmp_path, model, case):
             "-t", "2", "--mem-budget", f"{case['budget']}M", "--ctx", str(case["ctx"]),
             "--kv-window", str(case["kv_window"]), "--prefill-chunk", str(case["chunk"]),
             "--kv-dir", str(tmp_path / "kv"), *case["mode"]]
+    inherited_floor = own_rss_bytes()
     code, out, err, peak = run_measured(argv, dict(os.environ, SPOOL_HOME=str(tmp_path / "home")))
     if code != 0:
         # Refused up front: a clear error naming the budget and every term, before any
@@ -161,7 +171,13 @@ def test_peak_rss_within_budget(spool_bin, models, tmp_path, model, case):
         assert plan["planned_bytes"] <= budget
         # spool's own figure is the kernel's high-water mark of its address space (the
         # kernel's per-CPU RSS counters make the two readings differ by a few pages).
-        assert abs(st["peak_rss_bytes"] - peak) <= 2 * MIB
+        # wait4's figure starts at the RSS the child inherited from this process at fork
+        # (pytest grows over a long run): where that floor is the larger, spool's own
+        # figure can only be checked to be below it.
+        if peak > inherited_floor + 2 * MIB:
+            assert abs(st["peak_rss_bytes"] - peak) <= 2 * MIB
+        else:
+            assert st["peak_rss_bytes"] <= peak + 2 * MIB
         assert st["peak_rss_bytes"] >= plan["resident_bytes"]
         if "--stats" in case["mode"] and plan["streamed_groups"]:
             assert plan["disk_measured"] and plan["disk_bytes_per_s"] > 0

@@ -280,3 +280,27 @@ def test_disk_limit_evicts_least_recently_used_session_files(tmp_path):
         assert total <= 20 << 20
     finally:
         s.stop()
+
+
+def test_second_server_on_the_default_folder_runs_without_disk_sessions(tmp_path):
+    """Two servers of one user (the default folder, $SPOOL_HOME/server-sessions) both
+    serve; the second says that its disk sessions are off. The same folder given
+    explicitly to both is refused for the second."""
+    env = {"SPOOL_HOME": str(tmp_path / "home")}
+    first = LiveServer(*COMMON, env=env)
+    try:
+        first.wait_ready()
+        second = LiveServer(*COMMON, env=env)
+        try:
+            second.wait_ready()
+            chat(second, secret_messages("Say hi."), session="s", max_tokens=2)
+            assert any("disk sessions are off" in line for line in second.stderr_lines)
+        finally:
+            assert terminate(second) == 0
+        explicit = str(tmp_path / "home" / "server-sessions")
+        third = LiveServer(*COMMON, "--session-dir", explicit, env=env)
+        assert third.proc.wait(timeout=60) == 1
+        time.sleep(0.2)
+        assert any("another spool serve uses this --session-dir" in line for line in third.stderr_lines)
+    finally:
+        assert terminate(first) == 0
