@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "base/aligned_buffer.h"
+#include "base/json_input.h"
 #include "base/strings.h"
 #include "kv/checksum.h"
 #include "kv/disk_kv.h"
@@ -300,8 +301,15 @@ Result<SessionInfo> ReadSessionInfo(const std::string& path) {
   SPOOL_TRY(f.ReadAt(meta.data(), kHeaderBytes, meta_len));
   if (GetU32(h + 12) != Crc32c(meta.data(), meta.size()))
     return InvalidFile(path + ": corrupt session metadata (checksum mismatch)");
-  auto j = nlohmann::json::parse(meta, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded() || !j.is_object()) return InvalidFile(path + ": session metadata is not a JSON object");
+  // Bounded like every untrusted JSON (base/json_input.h): a crafted file's metadata
+  // cannot nest deep enough to recurse through the stack. The token list is its bulk.
+  JsonLimits meta_limits;
+  meta_limits.max_depth = 16;
+  meta_limits.max_values = kMaxTokens + 4096;
+  auto bounded = ParseJsonBounded(meta, path + ": session metadata", meta_limits);
+  if (!bounded.ok()) return InvalidFile(bounded.status().message());
+  const nlohmann::json j(*bounded);
+  if (!j.is_object()) return InvalidFile(path + ": session metadata is not a JSON object");
   if (j.value("format", "") != "spool-session") return InvalidFile(path + ": session metadata has no format 'spool-session'");
 
   SessionInfo info;

@@ -167,13 +167,10 @@ TEST_F(Damaged, HeaderAndMetadata) {
   ExpectError(Load(dir_ + "/absent.session"), ErrorCode::kNotFound, "no such session");
 }
 
-// Rewrites the metadata (with valid checksums) to check the semantic validation.
-std::string WithMeta(const std::string& bytes, const std::function<void(nlohmann::json&)>& edit) {
+// Replaces the metadata by `meta` (with valid checksums).
+std::string WithRawMeta(const std::string& bytes, const std::string& meta) {
   uint64_t len;
   std::memcpy(&len, bytes.data() + 16, 8);
-  auto j = nlohmann::json::parse(bytes.substr(32, len));
-  edit(j);
-  std::string meta = j.dump();
   std::string out = bytes.substr(0, 32) + meta + bytes.substr(32 + len);
   uint64_t n = meta.size();
   std::memcpy(out.data() + 16, &n, 8);
@@ -182,6 +179,22 @@ std::string WithMeta(const std::string& bytes, const std::function<void(nlohmann
   c = kv::Crc32c(out.data(), 24);
   std::memcpy(out.data() + 24, &c, 4);
   return out;
+}
+
+// Rewrites the metadata (with valid checksums) to check the semantic validation.
+std::string WithMeta(const std::string& bytes, const std::function<void(nlohmann::json&)>& edit) {
+  uint64_t len;
+  std::memcpy(&len, bytes.data() + 16, 8);
+  auto j = nlohmann::json::parse(bytes.substr(32, len));
+  edit(j);
+  return WithRawMeta(bytes, j.dump());
+}
+
+// A crafted file (checksums are no protection against intent) with metadata nested
+// 100,000 deep is refused by the bounded parse, not by a stack overflow.
+TEST_F(Damaged, DeeplyNestedMetadata) {
+  const std::string deep = R"({"format":"spool-session","x":)" + std::string(100000, '[') + std::string(100000, ']') + "}";
+  ExpectError(Load(Write("deep", WithRawMeta(bytes_, deep))), ErrorCode::kInvalidFile, "nested deeper");
 }
 
 TEST_F(Damaged, ForeignOrInconsistentMetadata) {
