@@ -83,7 +83,7 @@ Result<GenerateResult> Generate(Engine& engine, Sequence& seq, const GenerateReq
       break;
     }
     if (decoder) {
-      SPOOL_ASSIGN_OR_RETURN(std::string piece, decoder->Push(next));
+      SPOOL_ASSIGN_OR_RETURN(std::string piece, decoder->PushGenerated(next));
       res.text += piece;
       if (!emit(false)) break;
     }

@@ -534,7 +534,7 @@ bool Scheduler::Advance(Active& a, const float* logits) {
     return false;
   }
   if (a.decoder) {
-    auto piece = a.decoder->Push(next);
+    auto piece = a.decoder->PushGenerated(next);
     if (piece.ok()) a.result.text += *piece;
     // Text that can no longer be part of a stop string goes out now.
     std::string& text = a.result.text;

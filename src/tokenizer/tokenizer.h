@@ -114,6 +114,13 @@ class StreamingDecoder {
   // Returns the text that became complete with this token (possibly empty).
   // Fails with kInvalidArgument for an out-of-range id (state unchanged).
   Result<std::string> Push(int32_t id);
+  // Push for a token the model generated: the model's vocabulary may be larger than
+  // the tokenizer's (Qwen2's embedding has padding rows past the tokenizer's ids), and
+  // such an id gives no text, as transformers' decode does. Negative ids still fail.
+  Result<std::string> PushGenerated(int32_t id) {
+    if (id >= tok_.n_vocab()) return std::string();
+    return Push(id);
+  }
   // Returns whatever is held back (an incomplete character becomes U+FFFD) and
   // resets to the state after construction.
   std::string Flush();

@@ -154,6 +154,29 @@ TEST(StreamingDecoder, ByteLevelAndIncompleteFlush) {
   EXPECT_EQ((*tok)->Decode({lead}).value(), "\xEF\xBF\xBD");
 }
 
+// A generated id past the tokenizer's vocabulary (the model's padding rows) gives no
+// text and leaves the stream intact; Push and Decode still refuse it.
+TEST(StreamingDecoder, GeneratedIdsPastTheVocabularyGiveNoText) {
+  const std::string path = kVocabDir + "ggml-vocab-gpt-2.gguf";
+  if (!std::filesystem::exists(path)) GTEST_SKIP() << "vocab not present";
+  auto tok = LoadVocab("ggml-vocab-gpt-2.gguf");
+  ASSERT_TRUE(tok.ok()) << tok.status().message();
+  const int32_t n = (*tok)->n_vocab();
+  const auto ids = (*tok)->Encode("Hello world", false, false).value();
+  StreamingDecoder stream(**tok);
+  std::string text;
+  for (int32_t id : ids) {
+    text += stream.PushGenerated(id).value();
+    EXPECT_EQ(stream.PushGenerated(n).value(), "");
+    EXPECT_EQ(stream.PushGenerated(n + 100).value(), "");
+  }
+  text += stream.Flush();
+  EXPECT_EQ(text, "Hello world");
+  EXPECT_FALSE(stream.PushGenerated(-1).ok());
+  EXPECT_FALSE(stream.Push(n).ok());
+  EXPECT_FALSE((*tok)->Decode({n}).ok());
+}
+
 TEST(Tokenizer, EosSetAndControl) {
   const std::string path = kVocabDir + "ggml-vocab-llama-bpe.rebuilt.gguf";
   if (!std::filesystem::exists(path)) GTEST_SKIP() << "vocab not present";
