@@ -25,6 +25,10 @@ enum class MoeLayers {
   kSparseStep,  // Qwen2/3-MoE: (l + 1) % decoder_sparse_step == 0 and l not in mlp_only_layers
 };
 
+// Mixture-of-experts GGUF (llama.cpp's ffn_{gate,up,down}_exps 3-D tensors): read or
+// not, and whether the top-k weights are renormalised (llama.cpp fixes it per arch).
+enum class GgufMoe { kNotRead, kNoRenorm, kRenorm };
+
 struct ArchEntry {
   const char* id;         // ModelConfig::arch; general.architecture for GGUF
   const char* hf_class;   // config.json architectures[0]
@@ -36,18 +40,19 @@ struct ArchEntry {
   MoeLayers moe;
   bool shared_expert;     // Qwen2-MoE: a shared expert behind a sigmoid gate
   const HfExpertNames* experts;
+  GgufMoe gguf_moe;
 };
 
 // The one table of supported architectures.
 constexpr ArchEntry kArchs[] = {
-    {"llama", "LlamaForCausalLM", "llama", RopeStyle::kInterleaved, false, false, false, MoeLayers::kNone, false, nullptr},
-    {"mistral", "MistralForCausalLM", "mistral", RopeStyle::kInterleaved, false, false, false, MoeLayers::kNone, false, nullptr},
-    {"qwen2", "Qwen2ForCausalLM", "qwen2", RopeStyle::kNeox, true, false, false, MoeLayers::kNone, false, nullptr},
-    {"qwen3", "Qwen3ForCausalLM", "qwen3", RopeStyle::kNeox, false, true, false, MoeLayers::kNone, false, nullptr},
-    {"qwen2moe", "Qwen2MoeForCausalLM", "qwen2_moe", RopeStyle::kNeox, true, false, false, MoeLayers::kSparseStep, true, &kQwenExperts},
-    {"qwen3moe", "Qwen3MoeForCausalLM", "qwen3_moe", RopeStyle::kNeox, false, true, false, MoeLayers::kSparseStep, false, &kQwenExperts},
-    {"mixtral", "MixtralForCausalLM", "mixtral", RopeStyle::kInterleaved, false, false, false, MoeLayers::kAll, false, &kMixtralExperts},
-    {"olmoe", "OlmoeForCausalLM", "olmoe", RopeStyle::kNeox, false, true, true, MoeLayers::kAll, false, &kQwenExperts},
+    {"llama", "LlamaForCausalLM", "llama", RopeStyle::kInterleaved, false, false, false, MoeLayers::kNone, false, nullptr, GgufMoe::kNotRead},
+    {"mistral", "MistralForCausalLM", "mistral", RopeStyle::kInterleaved, false, false, false, MoeLayers::kNone, false, nullptr, GgufMoe::kNotRead},
+    {"qwen2", "Qwen2ForCausalLM", "qwen2", RopeStyle::kNeox, true, false, false, MoeLayers::kNone, false, nullptr, GgufMoe::kNotRead},
+    {"qwen3", "Qwen3ForCausalLM", "qwen3", RopeStyle::kNeox, false, true, false, MoeLayers::kNone, false, nullptr, GgufMoe::kNotRead},
+    {"qwen2moe", "Qwen2MoeForCausalLM", "qwen2_moe", RopeStyle::kNeox, true, false, false, MoeLayers::kSparseStep, true, &kQwenExperts, GgufMoe::kNoRenorm},
+    {"qwen3moe", "Qwen3MoeForCausalLM", "qwen3_moe", RopeStyle::kNeox, false, true, false, MoeLayers::kSparseStep, false, &kQwenExperts, GgufMoe::kRenorm},
+    {"mixtral", "MixtralForCausalLM", "mixtral", RopeStyle::kInterleaved, false, false, false, MoeLayers::kAll, false, &kMixtralExperts, GgufMoe::kNotRead},
+    {"olmoe", "OlmoeForCausalLM", "olmoe", RopeStyle::kNeox, false, true, true, MoeLayers::kAll, false, &kQwenExperts, GgufMoe::kNotRead},
 };
 
 const ArchEntry* FindArch(const std::string& id) {
@@ -73,17 +78,18 @@ Result<ModelConfig> FromGguf(const formats::ModelSource& src) {
     return Unsupported(src.root + ": architecture '" + c.arch + "' is not supported (supported: " + SupportedList() + ")");
   c.hf_class = entry->hf_class;
   const std::string p = c.arch + ".";
-  // Mixture-of-experts GGUF (ffn_*_exps 3-D tensors) is not read yet; HF safetensors are.
-  if (entry->moe != MoeLayers::kNone || (g.Find(p + "expert_count") && g.GetInt(p + "expert_count").ok() &&
-                                         *g.GetInt(p + "expert_count") > 0))
-    return Unsupported(src.root + ": GGUF mixture-of-experts models ('" + c.arch +
-                       "' with experts) are not supported yet; use the Hugging Face safetensors checkpoint");
   auto get_int = [&](const std::string& key, int64_t* out) -> Status {
     auto r = g.GetInt(p + key);
     if (!r.ok()) return r.status().WithContext(src.root);
     *out = *r;
     return Status::Ok();
   };
+  int64_t n_expert = 0;
+  if (g.Find(p + "expert_count")) SPOOL_TRY(get_int("expert_count", &n_expert));
+  if ((entry->moe != MoeLayers::kNone || n_expert > 0) && entry->gguf_moe == GgufMoe::kNotRead)
+    return Unsupported(src.root + ": GGUF mixture-of-experts models ('" + c.arch +
+                       "' with experts) are not supported yet (GGUF MoE: qwen2moe, qwen3moe); use the Hugging Face "
+                       "safetensors checkpoint");
   SPOOL_TRY(get_int("block_count", &c.n_layer));
   SPOOL_TRY(get_int("embedding_length", &c.n_embd));
   SPOOL_TRY(get_int("feed_forward_length", &c.n_ff));
@@ -121,6 +127,18 @@ Result<ModelConfig> FromGguf(const formats::ModelSource& src) {
   c.qkv_bias = entry->qkv_bias && src.FindTensor("blk.0.attn_q.bias") != nullptr;
   c.qk_norm = entry->qk_norm;
   c.layers.assign(static_cast<size_t>(std::clamp<int64_t>(c.n_layer, 0, 1024)), LayerSpec{});
+  if (entry->gguf_moe != GgufMoe::kNotRead) {
+    // A layer is MoE when it has a router (llama.cpp's converters make every layer MoE).
+    c.moe.n_expert = n_expert;
+    SPOOL_TRY(get_int("expert_used_count", &c.moe.n_expert_used));
+    c.moe.n_ff_expert = c.n_ff;
+    if (g.Find(p + "expert_feed_forward_length")) SPOOL_TRY(get_int("expert_feed_forward_length", &c.moe.n_ff_expert));
+    if (entry->shared_expert) SPOOL_TRY(get_int("expert_shared_feed_forward_length", &c.moe.n_ff_shared));
+    c.moe.norm_topk_prob = entry->gguf_moe == GgufMoe::kRenorm;
+    if (auto r = g.GetBool(p + "expert_weights_norm"); r.ok()) c.moe.norm_topk_prob = *r;
+    for (size_t l = 0; l < c.layers.size(); ++l)
+      if (src.FindTensor("blk." + std::to_string(l) + ".ffn_gate_inp.weight")) c.layers[l].ffn = FfnKind::kMoe;
+  }
   c.tied_embeddings = src.FindTensor("output.weight") == nullptr;
   return c;
 }

@@ -87,23 +87,37 @@ Status ModelWeights::InitMoe(int64_t l) {
   const TensorFinder f{source_};
   MoeWeights& m = layers_[l].moe;
   const int64_t E = c.moe.n_expert, F = c.moe.n_ff_expert, D = c.n_embd;
+  const uint64_t e64 = static_cast<uint64_t>(E), f64 = static_cast<uint64_t>(F), d64 = static_cast<uint64_t>(D);
+  const bool gguf = source_.kind == formats::ModelSource::Kind::kGguf;
+  if (c.moe.n_ff_shared > 0) {
+    const int64_t S = c.moe.n_ff_shared;
+    SPOOL_TRY(f.Matrix(TensorName(source_.kind, TensorRole::kShexpGate, l), S, D, &m.shared.gate));
+    SPOOL_TRY(f.Matrix(TensorName(source_.kind, TensorRole::kShexpUp, l), S, D, &m.shared.up));
+    SPOOL_TRY(f.Matrix(TensorName(source_.kind, TensorRole::kShexpDown, l), D, S, &m.shared.down));
+    // The shared expert's gate is one row: [1, n_embd] in HF, a vector [n_embd] in GGUF.
+    const std::vector<uint64_t> gate_shape = gguf ? std::vector<uint64_t>{d64} : std::vector<uint64_t>{1, d64};
+    SPOOL_TRY(f.Matrix(TensorName(source_.kind, TensorRole::kShexpRouter, l), gate_shape, &m.shared_router));
+  }
+  if (gguf) {
+    // llama.cpp's layout: ffn_gate_inp [E, D]; ffn_{gate,up}_exps [E, F, D]; ffn_down_exps [E, D, F].
+    m.experts.resize(E);
+    SPOOL_TRY(f.Matrix(TensorName(source_.kind, TensorRole::kFfnRouter, l), E, D, &m.router));
+    const std::string b = "blk." + std::to_string(l) + ".";
+    SPOOL_TRY(f.Matrix(b + "ffn_gate_exps.weight", {e64, f64, d64}, &m.fused_gate));
+    SPOOL_TRY(f.Matrix(b + "ffn_up_exps.weight", {e64, f64, d64}, &m.fused_up));
+    SPOOL_TRY(f.Matrix(b + "ffn_down_exps.weight", {e64, d64, f64}, &m.fused_down));
+    return Status::Ok();
+  }
   const bool fused = source_.FindTensor(HfExpertTensorName(c, ExpertTensor::kFusedGateUp, l, 0)) != nullptr;
   auto name = [&](ExpertTensor t, int64_t e) { return HfExpertTensorName(c, t, l, e); };
   const ExpertTensor router = fused && !source_.FindTensor(name(ExpertTensor::kRouter, 0)) ? ExpertTensor::kFusedRouter
                                                                                           : ExpertTensor::kRouter;
   // The router's rows are the experts: a count that disagrees with config.json is caught here.
   SPOOL_TRY(f.Matrix(name(router, 0), E, D, &m.router));
-  if (c.moe.n_ff_shared > 0) {
-    SPOOL_TRY(f.Matrix(TensorName(source_.kind, TensorRole::kShexpGate, l), c.moe.n_ff_shared, D, &m.shared.gate));
-    SPOOL_TRY(f.Matrix(TensorName(source_.kind, TensorRole::kShexpUp, l), c.moe.n_ff_shared, D, &m.shared.up));
-    SPOOL_TRY(f.Matrix(TensorName(source_.kind, TensorRole::kShexpDown, l), D, c.moe.n_ff_shared, &m.shared.down));
-    SPOOL_TRY(f.Matrix(TensorName(source_.kind, TensorRole::kShexpRouter, l), 1, D, &m.shared_router));
-  }
   m.experts.resize(E);
   if (fused) {
-    const uint64_t e = static_cast<uint64_t>(E), ff = static_cast<uint64_t>(F), d = static_cast<uint64_t>(D);
-    SPOOL_TRY(f.Matrix(name(ExpertTensor::kFusedGateUp, 0), {e, 2 * ff, d}, &m.fused_gate_up));
-    SPOOL_TRY(f.Matrix(name(ExpertTensor::kFusedDown, 0), {e, d, ff}, &m.fused_down));
+    SPOOL_TRY(f.Matrix(name(ExpertTensor::kFusedGateUp, 0), {e64, 2 * f64, d64}, &m.fused_gate_up));
+    SPOOL_TRY(f.Matrix(name(ExpertTensor::kFusedDown, 0), {e64, d64, f64}, &m.fused_down));
     return Status::Ok();  // expert views are cut once the fused tensors are placed
   }
   for (int64_t e = 0; e < E; ++e) {
@@ -183,15 +197,21 @@ Status ModelWeights::Init() {
     place(g, &m.router);
     if (c.moe.n_ff_shared > 0)
       for (MatrixRef* x : {&m.shared_router, &m.shared.gate, &m.shared.up, &m.shared.down}) place(g, x);
-    if (m.fused_gate_up.info) {
+    const int64_t F = c.moe.n_ff_expert, D = c.n_embd;
+    if (m.fused_gate_up.info) {  // HF fused: gate rows, then up rows, per expert
       place(g, &m.fused_gate_up);
       place(g, &m.fused_down);
-      const int64_t F = c.moe.n_ff_expert, D = c.n_embd;
       for (int64_t e = 0; e < c.moe.n_expert; ++e) {
         m.experts[e].gate = Slice(m.fused_gate_up, e * 2 * F, F);
         m.experts[e].up = Slice(m.fused_gate_up, e * 2 * F + F, F);
         m.experts[e].down = Slice(m.fused_down, e * D, D);
-        m.experts[e].down.n_in = F;
+      }
+    } else if (m.fused_gate.info) {  // GGUF
+      for (MatrixRef* x : {&m.fused_gate, &m.fused_up, &m.fused_down}) place(g, x);
+      for (int64_t e = 0; e < c.moe.n_expert; ++e) {
+        m.experts[e].gate = Slice(m.fused_gate, e * F, F);
+        m.experts[e].up = Slice(m.fused_up, e * F, F);
+        m.experts[e].down = Slice(m.fused_down, e * D, D);
       }
     } else {
       for (SwiGluWeights& x : m.experts)

@@ -49,7 +49,8 @@ struct MoeWeights {
   MatrixRef shared_router;                  // [1, n_embd] sigmoid gate of the shared expert
   // Fused 3-D checkpoints: the stored tensors the group reads; `experts` then view
   // slices of them (their `info` is the fused tensor).
-  MatrixRef fused_gate_up;                  // [n_expert · 2 · n_ff_expert, n_embd]
+  MatrixRef fused_gate_up;                  // HF: [n_expert · 2 · n_ff_expert, n_embd]
+  MatrixRef fused_gate, fused_up;           // GGUF ffn_{gate,up}_exps: [n_expert · n_ff_expert, n_embd]
   MatrixRef fused_down;                     // [n_expert · n_embd, n_ff_expert]
 };
 

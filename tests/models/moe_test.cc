@@ -198,11 +198,12 @@ TEST(MoeMalformed, BadMlpOnlyLayers) {
   ExpectError(LoadStatus(d), ErrorCode::kInvalidFile, "mlp_only_layers");
 }
 
-// GGUF mixture-of-experts files (ffn_*_exps) are not read yet: a clear refusal, whether
-// the architecture is an MoE one or llama with experts (Mixtral's GGUF conversion).
+// GGUF mixture-of-experts files are read for qwen2moe and qwen3moe only: a clear refusal
+// for the others, whether the architecture is an MoE one or llama with experts
+// (Mixtral's GGUF conversion).
 TEST(MoeMalformed, GgufMoeIsRefused) {
   formats::testing::TempDir dir;
-  for (auto [arch, experts] : {std::pair<std::string, uint32_t>{"llama", 8}, {"qwen3moe", 128}}) {
+  for (auto [arch, experts] : {std::pair<std::string, uint32_t>{"llama", 8}, {"olmoe", 64}}) {
     formats::testing::GgufBuilder g;
     g.KvStr("general.architecture", arch).KvU32(arch + ".expert_count", experts).KvU32(arch + ".block_count", 1);
     g.Tensor("token_embd.weight", {4, 4}, /*f32*/ 0, 64);
