@@ -43,16 +43,25 @@ struct ArchEntry {
   GgufMoe gguf_moe;
 };
 
-// The one table of supported architectures.
+// The one table of supported architectures. Columns: id, HF class, model_type, GGUF
+// rope, qkv_bias, qk_norm, qk_norm_full, / MoE layers, shared expert, expert names, GGUF MoE.
 constexpr ArchEntry kArchs[] = {
-    {"llama", "LlamaForCausalLM", "llama", RopeStyle::kInterleaved, false, false, false, MoeLayers::kNone, false, nullptr, GgufMoe::kNotRead},
-    {"mistral", "MistralForCausalLM", "mistral", RopeStyle::kInterleaved, false, false, false, MoeLayers::kNone, false, nullptr, GgufMoe::kNotRead},
-    {"qwen2", "Qwen2ForCausalLM", "qwen2", RopeStyle::kNeox, true, false, false, MoeLayers::kNone, false, nullptr, GgufMoe::kNotRead},
-    {"qwen3", "Qwen3ForCausalLM", "qwen3", RopeStyle::kNeox, false, true, false, MoeLayers::kNone, false, nullptr, GgufMoe::kNotRead},
-    {"qwen2moe", "Qwen2MoeForCausalLM", "qwen2_moe", RopeStyle::kNeox, true, false, false, MoeLayers::kSparseStep, true, &kQwenExperts, GgufMoe::kNoRenorm},
-    {"qwen3moe", "Qwen3MoeForCausalLM", "qwen3_moe", RopeStyle::kNeox, false, true, false, MoeLayers::kSparseStep, false, &kQwenExperts, GgufMoe::kRenorm},
-    {"mixtral", "MixtralForCausalLM", "mixtral", RopeStyle::kInterleaved, false, false, false, MoeLayers::kAll, false, &kMixtralExperts, GgufMoe::kNotRead},
-    {"olmoe", "OlmoeForCausalLM", "olmoe", RopeStyle::kNeox, false, true, true, MoeLayers::kAll, false, &kQwenExperts, GgufMoe::kNotRead},
+    {"llama", "LlamaForCausalLM", "llama", RopeStyle::kInterleaved, false, false, false,
+     MoeLayers::kNone, false, nullptr, GgufMoe::kNotRead},
+    {"mistral", "MistralForCausalLM", "mistral", RopeStyle::kInterleaved, false, false, false,
+     MoeLayers::kNone, false, nullptr, GgufMoe::kNotRead},
+    {"qwen2", "Qwen2ForCausalLM", "qwen2", RopeStyle::kNeox, true, false, false,
+     MoeLayers::kNone, false, nullptr, GgufMoe::kNotRead},
+    {"qwen3", "Qwen3ForCausalLM", "qwen3", RopeStyle::kNeox, false, true, false,
+     MoeLayers::kNone, false, nullptr, GgufMoe::kNotRead},
+    {"qwen2moe", "Qwen2MoeForCausalLM", "qwen2_moe", RopeStyle::kNeox, true, false, false,
+     MoeLayers::kSparseStep, true, &kQwenExperts, GgufMoe::kNoRenorm},
+    {"qwen3moe", "Qwen3MoeForCausalLM", "qwen3_moe", RopeStyle::kNeox, false, true, false,
+     MoeLayers::kSparseStep, false, &kQwenExperts, GgufMoe::kRenorm},
+    {"mixtral", "MixtralForCausalLM", "mixtral", RopeStyle::kInterleaved, false, false, false,
+     MoeLayers::kAll, false, &kMixtralExperts, GgufMoe::kNotRead},
+    {"olmoe", "OlmoeForCausalLM", "olmoe", RopeStyle::kNeox, false, true, true,
+     MoeLayers::kAll, false, &kQwenExperts, GgufMoe::kNotRead},
 };
 
 const ArchEntry* FindArch(const std::string& id) {

@@ -217,5 +217,40 @@ TEST(MoeMalformed, GgufMoeIsRefused) {
   }
 }
 
+// A copy of a GGUF fixture with the u32 value of metadata key `key` replaced.
+std::string PatchedGguf(const std::string& fixture, const std::string& key, uint32_t value) {
+  const std::string src = std::string(SPOOL_TEST_FIXTURES) + "/models/" + fixture;
+  const std::string dst = (fs::temp_directory_path() / ("spool_moe_" + std::to_string(getpid()) + "_" + key + ".gguf")).string();
+  std::ifstream in(src, std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  // Key string, then its type (u32 = 4), then the value.
+  const size_t at = bytes.find(key);
+  EXPECT_NE(at, std::string::npos) << key;
+  uint32_t type = 0;
+  std::memcpy(&type, bytes.data() + at + key.size(), 4);
+  EXPECT_EQ(type, 4u) << key;
+  std::memcpy(bytes.data() + at + key.size() + 4, &value, 4);
+  std::ofstream(dst, std::ios::binary) << bytes;
+  return dst;
+}
+
+TEST(MoeMalformed, GgufExpertCountMismatch) {
+  auto p = PatchedGguf("qwen3-moe-fused-f32.gguf", "qwen3moe.expert_count", 6);
+  ExpectError(LoadStatus(p), ErrorCode::kInvalidFile, "'blk.0.ffn_gate_inp.weight' has shape [8, 48], expected [6, 48]");
+  fs::remove(p);
+}
+
+TEST(MoeMalformed, GgufTopKAboveExpertCount) {
+  auto p = PatchedGguf("qwen2-moe-shared-f32.gguf", "qwen2moe.expert_used_count", 9);
+  ExpectError(LoadStatus(p), ErrorCode::kInvalidFile, "experts per token 9 must be in [1, expert count 8]");
+  fs::remove(p);
+}
+
+TEST(MoeMalformed, GgufExpertSizeMismatch) {
+  auto p = PatchedGguf("qwen2-moe-shared-f32.gguf", "qwen2moe.expert_feed_forward_length", 20);
+  ExpectError(LoadStatus(p), ErrorCode::kInvalidFile, "'blk.1.ffn_gate_exps.weight' has shape [8, 24, 48], expected [8, 20, 48]");
+  fs::remove(p);
+}
+
 }  // namespace
 }  // namespace spool
