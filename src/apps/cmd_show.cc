@@ -89,6 +89,15 @@ int RunShow(int argc, char** argv) {
   std::printf("  context length %lld\n", static_cast<long long>(c.n_ctx_train));
   std::printf("  layers         %lld\n", static_cast<long long>(c.n_layer));
   std::printf("  hidden size    %lld (ffn %lld)\n", static_cast<long long>(c.n_embd), static_cast<long long>(c.n_ff));
+  if (c.has_moe()) {
+    int64_t n_moe = 0;
+    for (auto& l : c.layers) n_moe += l.ffn == models::FfnKind::kMoe;
+    std::printf("  experts        %lld, %lld per token (ffn %lld%s%s) in %lld of %lld layers\n",
+                static_cast<long long>(c.moe.n_expert), static_cast<long long>(c.moe.n_expert_used),
+                static_cast<long long>(c.moe.n_ff_expert), c.moe.norm_topk_prob ? ", renormalised" : "",
+                c.moe.n_ff_shared > 0 ? (", shared expert ffn " + std::to_string(c.moe.n_ff_shared)).c_str() : "",
+                static_cast<long long>(n_moe), static_cast<long long>(c.n_layer));
+  }
   std::printf("  heads          %lld (kv %lld, head dim %lld)\n", static_cast<long long>(c.n_head),
               static_cast<long long>(c.n_head_kv), static_cast<long long>(c.head_dim));
   std::printf("  vocabulary     %lld\n", static_cast<long long>(c.n_vocab));

@@ -1,5 +1,6 @@
 #include "models/config.h"
 
+#include <algorithm>
 #include <cmath>
 #include <unordered_set>
 
@@ -9,26 +10,73 @@ namespace spool::models {
 
 namespace {
 
+// How an architecture's HF checkpoint names its experts (per-expert layout):
+// model.layers.{l}.<prefix>experts.{e}.<gate|up|down>.weight, router <prefix>gate.weight.
+struct HfExpertNames {
+  const char* prefix;
+  const char* gate;
+  const char* up;
+  const char* down;
+};
+constexpr HfExpertNames kQwenExperts{"mlp.", "gate_proj", "up_proj", "down_proj"};
+constexpr HfExpertNames kMixtralExperts{"block_sparse_moe.", "w1", "w3", "w2"};
+
+// Which layers' feed-forward block is a mixture of experts.
+enum class MoeLayers {
+  kNone,        // dense everywhere
+  kAll,         // every layer (Mixtral, OLMoE)
+  kSparseStep,  // Qwen2/3-MoE: (l + 1) % decoder_sparse_step == 0 and l not in mlp_only_layers
+};
+
+// Mixture-of-experts GGUF (llama.cpp's ffn_{gate,up,down}_exps 3-D tensors): read or
+// not, and whether the top-k weights are renormalised (llama.cpp fixes it per arch).
+enum class GgufMoe { kNotRead, kNoRenorm, kRenorm };
+
 struct ArchEntry {
-  const char* gguf_arch;  // general.architecture
+  const char* id;         // ModelConfig::arch; general.architecture for GGUF
   const char* hf_class;   // config.json architectures[0]
+  const char* model_type; // config.json model_type (when architectures is missing)
   RopeStyle gguf_rope;    // rope pairing of the GGUF conversion (HF is always kHalf)
   bool qkv_bias;
   bool qk_norm;
   bool rope_freqs;        // llama.cpp loads a `rope_freqs.weight` tensor for this architecture
+  bool qk_norm_full;      // q/k norm over the whole projection (OLMoE), not per head
+  MoeLayers moe;
+  bool shared_expert;     // Qwen2-MoE: a shared expert behind a sigmoid gate
+  const HfExpertNames* experts;
+  GgufMoe gguf_moe;
 };
 
-// The one table of supported architectures.
+// The one table of supported architectures. Columns: id, HF class, model_type, GGUF
+// rope, qkv_bias, qk_norm, rope_freqs, qk_norm_full, / MoE layers, shared expert, expert names, GGUF MoE.
 constexpr ArchEntry kArchs[] = {
-    {"llama", "LlamaForCausalLM", RopeStyle::kInterleaved, false, false, true},
-    {"mistral", "MistralForCausalLM", RopeStyle::kInterleaved, false, false, true},
-    {"qwen2", "Qwen2ForCausalLM", RopeStyle::kNeox, true, false, false},
-    {"qwen3", "Qwen3ForCausalLM", RopeStyle::kNeox, false, true, false},
+    {"llama", "LlamaForCausalLM", "llama", RopeStyle::kInterleaved, false, false, true, false,
+     MoeLayers::kNone, false, nullptr, GgufMoe::kNotRead},
+    {"mistral", "MistralForCausalLM", "mistral", RopeStyle::kInterleaved, false, false, true, false,
+     MoeLayers::kNone, false, nullptr, GgufMoe::kNotRead},
+    {"qwen2", "Qwen2ForCausalLM", "qwen2", RopeStyle::kNeox, true, false, false, false,
+     MoeLayers::kNone, false, nullptr, GgufMoe::kNotRead},
+    {"qwen3", "Qwen3ForCausalLM", "qwen3", RopeStyle::kNeox, false, true, false, false,
+     MoeLayers::kNone, false, nullptr, GgufMoe::kNotRead},
+    {"qwen2moe", "Qwen2MoeForCausalLM", "qwen2_moe", RopeStyle::kNeox, true, false, false, false,
+     MoeLayers::kSparseStep, true, &kQwenExperts, GgufMoe::kNoRenorm},
+    {"qwen3moe", "Qwen3MoeForCausalLM", "qwen3_moe", RopeStyle::kNeox, false, true, false, false,
+     MoeLayers::kSparseStep, false, &kQwenExperts, GgufMoe::kRenorm},
+    {"mixtral", "MixtralForCausalLM", "mixtral", RopeStyle::kInterleaved, false, false, true, false,
+     MoeLayers::kAll, false, &kMixtralExperts, GgufMoe::kNotRead},
+    {"olmoe", "OlmoeForCausalLM", "olmoe", RopeStyle::kNeox, false, true, false, true,
+     MoeLayers::kAll, false, &kQwenExperts, GgufMoe::kNotRead},
 };
+
+const ArchEntry* FindArch(const std::string& id) {
+  for (auto& a : kArchs)
+    if (id == a.id) return &a;
+  return nullptr;
+}
 
 std::string SupportedList() {
   std::string s;
-  for (auto& a : kArchs) s += std::string(s.empty() ? "" : ", ") + a.gguf_arch + " (" + a.hf_class + ")";
+  for (auto& a : kArchs) s += std::string(s.empty() ? "" : ", ") + a.id + " (" + a.hf_class + ")";
   return s;
 }
 
@@ -183,8 +231,20 @@ Status CheckNoUnusedTensors(const formats::ModelSource& src, const ModelConfig& 
   std::unordered_set<std::string> used = {"token_embd.weight", "output.weight", "output_norm.weight", "rope_freqs.weight"};
   for (int64_t l = 0; l < c.n_layer; ++l) {
     for (TensorRole r : {TensorRole::kAttnNorm, TensorRole::kWq, TensorRole::kWk, TensorRole::kWv, TensorRole::kWo,
-                         TensorRole::kFfnNorm, TensorRole::kWGate, TensorRole::kWUp, TensorRole::kWDown})
+                         TensorRole::kFfnNorm})
       used.insert(TensorName(src.kind, r, l));
+    const bool moe = static_cast<size_t>(l) < c.layers.size() && c.layers[l].ffn == FfnKind::kMoe;
+    if (!moe) {
+      for (TensorRole r : {TensorRole::kWGate, TensorRole::kWUp, TensorRole::kWDown}) used.insert(TensorName(src.kind, r, l));
+    } else {
+      // llama.cpp's expert layout (ModelWeights::InitMoe reads exactly these).
+      used.insert(TensorName(src.kind, TensorRole::kFfnRouter, l));
+      for (const char* t : {"ffn_gate_exps", "ffn_up_exps", "ffn_down_exps"})
+        used.insert("blk." + std::to_string(l) + "." + t + ".weight");
+      if (c.moe.n_ff_shared > 0)
+        for (TensorRole r : {TensorRole::kShexpGate, TensorRole::kShexpUp, TensorRole::kShexpDown, TensorRole::kShexpRouter})
+          used.insert(TensorName(src.kind, r, l));
+    }
     if (c.qkv_bias)
       for (TensorRole r : {TensorRole::kBq, TensorRole::kBk, TensorRole::kBv}) used.insert(TensorName(src.kind, r, l));
     if (c.qk_norm)
@@ -203,7 +263,7 @@ Result<ModelConfig> FromGguf(const formats::ModelSource& src) {
   SPOOL_ASSIGN_OR_RETURN(c.arch, g.GetString("general.architecture"));
   const ArchEntry* entry = nullptr;
   for (auto& a : kArchs)
-    if (c.arch == a.gguf_arch) entry = &a;
+    if (c.arch == a.id) entry = &a;
   if (!entry)
     return Unsupported(src.root + ": architecture '" + c.arch + "' is not supported (supported: " + SupportedList() + ")");
   c.hf_class = entry->hf_class;
@@ -214,6 +274,12 @@ Result<ModelConfig> FromGguf(const formats::ModelSource& src) {
     *out = *r;
     return Status::Ok();
   };
+  int64_t n_expert = 0;
+  if (g.Find(p + "expert_count")) SPOOL_TRY(get_int("expert_count", &n_expert));
+  if ((entry->moe != MoeLayers::kNone || n_expert > 0) && entry->gguf_moe == GgufMoe::kNotRead)
+    return Unsupported(src.root + ": GGUF mixture-of-experts models ('" + c.arch +
+                       "' with experts) are not supported yet (GGUF MoE: qwen2moe, qwen3moe); use the Hugging Face "
+                       "safetensors checkpoint");
   SPOOL_TRY(get_int("block_count", &c.n_layer));
   SPOOL_TRY(get_int("embedding_length", &c.n_embd));
   SPOOL_TRY(get_int("feed_forward_length", &c.n_ff));
@@ -248,6 +314,19 @@ Result<ModelConfig> FromGguf(const formats::ModelSource& src) {
   // Q/K/V biases: Qwen2 always; llama.cpp's llama loads them when present too.
   c.qkv_bias = src.FindTensor("blk.0.attn_q.bias") != nullptr;
   c.qk_norm = entry->qk_norm;
+  c.layers.assign(static_cast<size_t>(std::clamp<int64_t>(c.n_layer, 0, 1024)), LayerSpec{});
+  if (entry->gguf_moe != GgufMoe::kNotRead) {
+    // A layer is MoE when it has a router (llama.cpp's converters make every layer MoE).
+    c.moe.n_expert = n_expert;
+    SPOOL_TRY(get_int("expert_used_count", &c.moe.n_expert_used));
+    c.moe.n_ff_expert = c.n_ff;
+    if (g.Find(p + "expert_feed_forward_length")) SPOOL_TRY(get_int("expert_feed_forward_length", &c.moe.n_ff_expert));
+    if (entry->shared_expert) SPOOL_TRY(get_int("expert_shared_feed_forward_length", &c.moe.n_ff_shared));
+    c.moe.norm_topk_prob = entry->gguf_moe == GgufMoe::kRenorm;
+    if (auto r = g.GetBool(p + "expert_weights_norm"); r.ok()) c.moe.norm_topk_prob = *r;
+    for (size_t l = 0; l < c.layers.size(); ++l)
+      if (src.FindTensor("blk." + std::to_string(l) + ".ffn_gate_inp.weight")) c.layers[l].ffn = FfnKind::kMoe;
+  }
   c.tied_embeddings = src.FindTensor("output.weight") == nullptr;
   SPOOL_TRY(CheckNoUnusedTensors(src, c));
   return c;
@@ -327,6 +406,52 @@ Status ReadHfYarn(const nlohmann::ordered_json& rs, const std::string& where, Mo
   return Status::Ok();
 }
 
+// Layer specs and MoE parameters from config.json (n_layer and n_ff already read).
+Status MoeFromHf(const ArchEntry& a, const nlohmann::ordered_json& j, const std::string& where, ModelConfig* c) {
+  c->layers.assign(static_cast<size_t>(std::clamp<int64_t>(c->n_layer, 0, 1024)), LayerSpec{});
+  if (a.moe == MoeLayers::kNone) return Status::Ok();
+  auto get_int = [&](const char* key, int64_t def) -> Result<int64_t> {
+    if (!j.contains(key) || j[key].is_null()) return def;
+    if (!j[key].is_number_integer()) return InvalidFile(where + ": field '" + key + "' must be an integer");
+    return j[key].get<int64_t>();
+  };
+  MoeSpec& m = c->moe;
+  // transformers writes num_local_experts for Mixtral (and, 5.x, for Qwen3-MoE); hub
+  // Qwen/OLMoE checkpoints write num_experts.
+  SPOOL_ASSIGN_OR_RETURN(m.n_expert, get_int("num_local_experts", 0));
+  SPOOL_ASSIGN_OR_RETURN(m.n_expert, get_int("num_experts", m.n_expert));
+  SPOOL_ASSIGN_OR_RETURN(m.n_expert_used, get_int("num_experts_per_tok", 0));
+  SPOOL_ASSIGN_OR_RETURN(m.n_ff_expert, get_int("moe_intermediate_size", c->n_ff));
+  if (a.shared_expert) {
+    SPOOL_ASSIGN_OR_RETURN(m.n_ff_shared, get_int("shared_expert_intermediate_size", 0));
+  }
+  if (a.moe == MoeLayers::kAll) {
+    m.norm_topk_prob = std::string(a.id) == "mixtral";  // Mixtral always renormalises
+  }
+  if (j.contains("norm_topk_prob") && j["norm_topk_prob"].is_boolean()) m.norm_topk_prob = j["norm_topk_prob"].get<bool>();
+  if (a.shared_expert && m.n_ff_shared <= 0)
+    return InvalidFile(where + ": shared_expert_intermediate_size must be positive, got " + std::to_string(m.n_ff_shared));
+  int64_t step = 1;
+  std::vector<int64_t> dense_only;
+  if (a.moe == MoeLayers::kSparseStep) {
+    SPOOL_ASSIGN_OR_RETURN(step, get_int("decoder_sparse_step", 1));
+    if (step <= 0) return InvalidFile(where + ": decoder_sparse_step must be positive, got " + std::to_string(step));
+    if (j.contains("mlp_only_layers") && !j["mlp_only_layers"].is_null()) {
+      if (!j["mlp_only_layers"].is_array()) return InvalidFile(where + ": mlp_only_layers must be an array of integers");
+      for (auto& v : j["mlp_only_layers"]) {
+        if (!v.is_number_integer()) return InvalidFile(where + ": mlp_only_layers must be an array of integers");
+        dense_only.push_back(v.get<int64_t>());
+      }
+    }
+  }
+  for (int64_t l = 0; l < static_cast<int64_t>(c->layers.size()); ++l) {
+    const bool sparse = m.n_expert > 0 && (l + 1) % step == 0 &&
+                        std::find(dense_only.begin(), dense_only.end(), l) == dense_only.end();
+    c->layers[l].ffn = sparse ? FfnKind::kMoe : FfnKind::kDense;
+  }
+  return Status::Ok();
+}
+
 Result<ModelConfig> FromHf(const formats::ModelSource& src) {
   const auto& j = src.hf_config;
   const std::string where = src.root + "/config.json";
@@ -341,13 +466,13 @@ Result<ModelConfig> FromHf(const formats::ModelSource& src) {
   if (!entry) {
     std::string mt = j.contains("model_type") && j["model_type"].is_string() ? j["model_type"].get<std::string>() : "";
     for (auto& a : kArchs)
-      if (cls.empty() && mt == a.gguf_arch) entry = &a;
+      if (cls.empty() && mt == a.model_type) entry = &a;
     if (!entry)
       return Unsupported(where + ": architecture '" + (cls.empty() ? mt : cls) + "' is not supported (supported: " +
                          SupportedList() + ")");
   }
   ModelConfig c;
-  c.arch = entry->gguf_arch;
+  c.arch = entry->id;
   c.hf_class = entry->hf_class;
   auto get_int = [&](const char* key, int64_t* out, bool required) -> Status {
     if (!j.contains(key) || j[key].is_null()) {
@@ -411,8 +536,13 @@ Result<ModelConfig> FromHf(const formats::ModelSource& src) {
   }
   c.rope_style = RopeStyle::kNeox;
   c.qkv_bias = entry->qkv_bias;
-  if (j.contains("attention_bias") && j["attention_bias"].is_boolean()) c.qkv_bias = j["attention_bias"].get<bool>();
+  for (const char* k : {"attention_bias", "qkv_bias"})
+    if (j.contains(k) && j[k].is_boolean()) c.qkv_bias = j[k].get<bool>();
   c.qk_norm = entry->qk_norm;
+  c.qk_norm_full = entry->qk_norm_full;
+  if (j.contains("clip_qkv") && !j["clip_qkv"].is_null())
+    return Unsupported(where + ": clip_qkv is not supported (only null)");
+  SPOOL_TRY(MoeFromHf(*entry, j, where, &c));
   c.tied_embeddings = j.contains("tie_word_embeddings") && j["tie_word_embeddings"].is_boolean()
                           ? j["tie_word_embeddings"].get<bool>()
                           : false;
@@ -449,7 +579,29 @@ Status ModelConfig::Validate(const std::string& source) const {
         !(s.ggml_attn_factor > 0 && std::isfinite(s.ggml_attn_factor)))
       return bad("yarn attention factor must be positive");
   }
+  if (static_cast<int64_t>(layers.size()) != n_layer)
+    return bad("layer specs: " + std::to_string(layers.size()) + " for " + std::to_string(n_layer) + " layers");
+  if (has_moe()) {
+    if (moe.n_expert <= 0 || moe.n_expert > 4096) return bad("expert count " + std::to_string(moe.n_expert) + " is out of range [1, 4096]");
+    if (moe.n_expert_used <= 0 || moe.n_expert_used > moe.n_expert)
+      return bad("experts per token " + std::to_string(moe.n_expert_used) + " must be in [1, expert count " +
+                 std::to_string(moe.n_expert) + "]");
+    if (moe.n_ff_expert <= 0 || moe.n_ff_expert > (1 << 22)) return bad("expert feed-forward size " + std::to_string(moe.n_ff_expert) + " is out of range");
+    if (moe.n_ff_shared < 0 || moe.n_ff_shared > (1 << 22)) return bad("shared expert feed-forward size " + std::to_string(moe.n_ff_shared) + " is out of range");
+  }
   return Status::Ok();
+}
+
+bool ModelConfig::has_moe() const {
+  for (auto& l : layers)
+    if (l.ffn == FfnKind::kMoe) return true;
+  return false;
+}
+
+int64_t ModelConfig::max_ff() const {
+  int64_t f = n_ff;
+  if (has_moe()) f = std::max({f, moe.n_ff_expert, moe.n_ff_shared});
+  return f;
 }
 
 Result<ModelConfig> ReadModelConfig(const formats::ModelSource& src) {
@@ -478,6 +630,11 @@ const char* RoleName(TensorRole role) {
     case TensorRole::kWGate: return "ffn_gate";
     case TensorRole::kWUp: return "ffn_up";
     case TensorRole::kWDown: return "ffn_down";
+    case TensorRole::kFfnRouter: return "ffn_gate_inp";
+    case TensorRole::kShexpGate: return "ffn_gate_shexp";
+    case TensorRole::kShexpUp: return "ffn_up_shexp";
+    case TensorRole::kShexpDown: return "ffn_down_shexp";
+    case TensorRole::kShexpRouter: return "ffn_gate_inp_shexp";
   }
   return "?";
 }
@@ -505,6 +662,33 @@ std::string TensorName(formats::ModelSource::Kind kind, TensorRole role, int64_t
     case TensorRole::kWGate: return gguf ? gb + "ffn_gate.weight" : hb + "mlp.gate_proj.weight";
     case TensorRole::kWUp: return gguf ? gb + "ffn_up.weight" : hb + "mlp.up_proj.weight";
     case TensorRole::kWDown: return gguf ? gb + "ffn_down.weight" : hb + "mlp.down_proj.weight";
+    case TensorRole::kFfnRouter: return gguf ? gb + "ffn_gate_inp.weight" : hb + "mlp.gate.weight";
+    case TensorRole::kShexpGate: return gguf ? gb + "ffn_gate_shexp.weight" : hb + "mlp.shared_expert.gate_proj.weight";
+    case TensorRole::kShexpUp: return gguf ? gb + "ffn_up_shexp.weight" : hb + "mlp.shared_expert.up_proj.weight";
+    case TensorRole::kShexpDown: return gguf ? gb + "ffn_down_shexp.weight" : hb + "mlp.shared_expert.down_proj.weight";
+    case TensorRole::kShexpRouter: return gguf ? gb + "ffn_gate_inp_shexp.weight" : hb + "mlp.shared_expert_gate.weight";
+  }
+  return "";
+}
+
+}  // namespace spool::models
+
+namespace spool::models {
+
+std::string HfExpertTensorName(const ModelConfig& c, ExpertTensor t, int64_t layer, int64_t expert) {
+  const ArchEntry* a = FindArch(c.arch);
+  const HfExpertNames& n = a && a->experts ? *a->experts : kQwenExperts;
+  const std::string hb = "model.layers." + std::to_string(layer) + ".";
+  const std::string eb = hb + n.prefix + "experts." + std::to_string(expert) + ".";
+  switch (t) {
+    case ExpertTensor::kRouter: return hb + n.prefix + "gate.weight";
+    case ExpertTensor::kGate: return eb + n.gate + ".weight";
+    case ExpertTensor::kUp: return eb + n.up + ".weight";
+    case ExpertTensor::kDown: return eb + n.down + ".weight";
+    // The 3-D layout transformers 5 keeps in memory (and a raw state_dict holds).
+    case ExpertTensor::kFusedRouter: return hb + "mlp.gate.weight";
+    case ExpertTensor::kFusedGateUp: return hb + "mlp.experts.gate_up_proj";
+    case ExpertTensor::kFusedDown: return hb + "mlp.experts.down_proj";
   }
   return "";
 }

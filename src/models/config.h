@@ -1,8 +1,10 @@
 // Hyper-parameters of a decoder-only transformer, read from GGUF metadata or an HF
 // config.json, and the table of supported architectures.
 //
-// Small variants are flags here (QKV bias, per-head q/k norm, tied embeddings, rope
-// style and scaling), not new forward-pass code (STYLE.md: zeux/calm).
+// Small variants are flags here (QKV bias, q/k norm, tied embeddings, rope style and
+// scaling), not new forward-pass code (STYLE.md: zeux/calm). What differs between layers
+// is a LayerSpec per layer: the token mixer (attention) and the feed-forward block
+// (dense SwiGLU or a mixture of experts) it runs.
 #pragma once
 
 #include <cstdint>
@@ -15,13 +17,32 @@
 
 namespace spool::models {
 
+// The parts one decoder layer is made of: x += Mixer(norm(x)); x += Ffn(norm(x)).
+enum class MixerKind { kAttention };
+enum class FfnKind { kDense, kMoe };
+struct LayerSpec {
+  MixerKind mixer = MixerKind::kAttention;
+  FfnKind ffn = FfnKind::kDense;
+};
+
+// Mixture-of-experts feed-forward parameters (the layers whose LayerSpec says kMoe).
+// Router: probs = softmax(h·Wrᵀ); the n_expert_used largest (ties: lower index first),
+// divided by their sum when norm_topk_prob; out = Σ p_e · SwiGLU_e(h)
+//   (+ sigmoid(h·wsᵀ) · SwiGLU_shared(h) when n_ff_shared > 0, Qwen2-MoE).
+struct MoeSpec {
+  int64_t n_expert = 0;       // experts per MoE layer
+  int64_t n_expert_used = 0;  // top-k
+  int64_t n_ff_expert = 0;    // each expert's intermediate size
+  bool norm_topk_prob = false;
+  int64_t n_ff_shared = 0;    // shared expert's intermediate size; 0: none
+};
 
 struct ModelConfig {
-  std::string arch;          // "llama", "mistral", "qwen2", "qwen3"
+  std::string arch;          // "llama", "mistral", "qwen2", "qwen3", "qwen2moe", "qwen3moe", "mixtral", "olmoe"
   std::string hf_class;      // "LlamaForCausalLM", ... (informational)
   int64_t n_layer = 0;
   int64_t n_embd = 0;        // hidden size
-  int64_t n_ff = 0;          // MLP intermediate size
+  int64_t n_ff = 0;          // dense MLP intermediate size
   int64_t n_head = 0;
   int64_t n_head_kv = 0;
   int64_t head_dim = 0;      // usually n_embd / n_head (Qwen3 may differ)
@@ -34,6 +55,7 @@ struct ModelConfig {
   RopeScaling rope_scaling;
   bool qkv_bias = false;     // Qwen2
   bool qk_norm = false;      // Qwen3: RMSNorm over each head's q and k before RoPE
+  bool qk_norm_full = false; // with qk_norm, OLMoE: over the whole q / k projection instead
   bool tied_embeddings = false;  // lm_head shares token_embd
   // RoPE, SwiGLU and attention round exactly as llama.cpp's CPU backend
   // (ApplyRopeGgml, SwiGLUGgml, AttentionGgml), so that greedy output matches
@@ -43,6 +65,11 @@ struct ModelConfig {
   // which ApplyRopeGgml applies as ggml does; yarn goes through its GgmlYarn).
   bool ggml_numerics = false;
 
+  std::vector<LayerSpec> layers;  // [n_layer]
+  MoeSpec moe;                    // meaningful when some layer's ffn is kMoe
+
+  bool has_moe() const;
+  int64_t max_ff() const;    // widest feed-forward intermediate of any part (scratch sizing)
   int64_t q_dim() const { return n_head * head_dim; }
   int64_t kv_dim() const { return n_head_kv * head_dim; }
   // InvalidFile naming the first inconsistent field (zero sizes, heads not dividing, ...).
@@ -58,9 +85,19 @@ enum class TensorRole {
   kTokenEmbd, kOutputNorm, kOutput,
   kAttnNorm, kWq, kWk, kWv, kWo, kBq, kBk, kBv, kQNorm, kKNorm,
   kFfnNorm, kWGate, kWUp, kWDown,
+  // Mixture of experts (HF names depend on the architecture: see weights.cc).
+  kFfnRouter, kShexpGate, kShexpUp, kShexpDown, kShexpRouter,
 };
 // Name of `role` for layer `layer` (ignored for whole-model roles) in the source's format.
 std::string TensorName(formats::ModelSource::Kind kind, TensorRole role, int64_t layer);
 const char* RoleName(TensorRole role);
+
+// HF names of a mixture-of-experts layer's tensors, which differ per architecture
+// (Mixtral: block_sparse_moe.experts.{e}.w1/w3/w2). Per-expert layout: one 2-D tensor
+// per expert and projection (what save_pretrained writes). Fused layout: all experts in
+// one 3-D tensor, gate_up_proj [n_expert, 2·n_ff_expert, n_embd] (gate rows first) and
+// down_proj [n_expert, n_embd, n_ff_expert]; `expert` is ignored for those.
+enum class ExpertTensor { kRouter, kGate, kUp, kDown, kFusedRouter, kFusedGateUp, kFusedDown };
+std::string HfExpertTensorName(const ModelConfig& c, ExpertTensor t, int64_t layer, int64_t expert);
 
 }  // namespace spool::models

@@ -11,14 +11,8 @@
 
 namespace spool::models {
 
-namespace {
-WeightView View(const MatrixRef& m, const uint8_t* group_base) {
-  return WeightView{m.dtype, group_base + m.group_offset, m.n_out, m.n_in};
-}
-}  // namespace
-
 Transformer::Transformer(const ModelWeights& weights, ThreadPool& pool)
-    : w_(weights), c_(weights.config()), pool_(pool) {
+    : w_(weights), c_(weights.config()), pool_(pool), ffn_(weights.config(), pool, mm_) {
   inv_freq_ = RopeFrequencies(c_.head_dim, c_.rope_dim, c_.rope_theta, c_.rope_scaling);
 }
 
@@ -53,8 +47,8 @@ void Transformer::EnsureScratch(int64_t n) {
   k_.resize(n * c_.kv_dim());
   v_.resize(n * c_.kv_dim());
   attn_.resize(n * c_.q_dim());
-  gate_.resize(mlp_rows * c_.n_ff);
-  up_.resize(mlp_rows * c_.n_ff);
+  ffn_out_.resize(mlp_rows * c_.n_embd);
+  ffn_.Reserve(mlp_rows);
   pos_.resize(n);
 }
 
@@ -80,11 +74,106 @@ Status Transformer::Attention(const SeqStep& s, int64_t layer, int64_t row0, con
   return Status::Ok();
 }
 
+void Transformer::MatMulSegments(const WeightView& wv, const float* x, float* y, const std::vector<RowSegment>& ss) {
+  // Quantised weights always take the row-independent GEMV path: one call for all rows.
+  if (GemvMaxRows(wv.dtype) == kGemvMaxRowsQuantized && !ss.empty()) {
+    const int64_t rows = ss.back().row0 + ss.back().rows;
+    MatMulGemv(mm_, pool_, wv, x, rows, y);
+    return;
+  }
+  for (const RowSegment& sg : ss) {
+    const float* xs = x + sg.row0 * wv.n_in;
+    float* ys = y + sg.row0 * wv.n_out;
+    if (sg.gemv) MatMulGemv(mm_, pool_, wv, xs, sg.rows, ys);
+    else MatMul(mm_, pool_, wv, xs, sg.rows, ys);
+  }
+}
+
+Status Transformer::AttentionMixer(std::span<const SeqStep> batch, int64_t l, const uint8_t* g,
+                                   const std::vector<RowSegment>& segs) {
+  const LayerWeights& L = w_.layer(l);
+  const int64_t n = n_rows_, D = c_.n_embd, QD = c_.q_dim(), KD = c_.kv_dim();
+  RmsNorm(x_.data(), L.attn_norm.data(), c_.rms_eps, n, D, h_.data());
+  MatMulSegments(View(L.wq, g), h_.data(), q_.data(), segs);  // [n, q_dim]
+  MatMulSegments(View(L.wk, g), h_.data(), k_.data(), segs);  // [n, kv_dim]
+  MatMulSegments(View(L.wv, g), h_.data(), v_.data(), segs);  // [n, kv_dim]
+  if (c_.qkv_bias) {
+    for (int64_t r = 0; r < n; ++r) {
+      Add(q_.data() + r * QD, L.bq.data(), QD, q_.data() + r * QD);
+      Add(k_.data() + r * KD, L.bk.data(), KD, k_.data() + r * KD);
+      Add(v_.data() + r * KD, L.bv.data(), KD, v_.data() + r * KD);
+    }
+  }
+  if (c_.qk_norm && c_.qk_norm_full) {  // OLMoE: over the whole projection
+    RmsNorm(q_.data(), L.q_norm.data(), c_.rms_eps, n, QD, q_.data());
+    RmsNorm(k_.data(), L.k_norm.data(), c_.rms_eps, n, KD, k_.data());
+  } else if (c_.qk_norm) {  // Qwen3: per head
+    RmsNorm(q_.data(), L.q_norm.data(), c_.rms_eps, n * c_.n_head, c_.head_dim, q_.data());
+    RmsNorm(k_.data(), L.k_norm.data(), c_.rms_eps, n * c_.n_head_kv, c_.head_dim, k_.data());
+  }
+  if (c_.ggml_numerics) {
+    const RopeScaling& rs = c_.rope_scaling;
+    const bool yarn = rs.kind == RopeScaling::Kind::kYarn;
+    const float freq_scale = rs.kind == RopeScaling::Kind::kLinear || yarn ? 1.0f / rs.factor : 1.0f;
+    const float* ff = rs.freq_factors.empty() ? nullptr : rs.freq_factors.data();
+    GgmlYarn yarn_params;
+    yarn_params.n_ctx_orig = rs.original_max_position;
+    yarn_params.attn_factor = rs.ggml_attn_factor;
+    yarn_params.beta_fast = rs.beta_fast;
+    yarn_params.beta_slow = rs.beta_slow;
+    const GgmlYarn* y = yarn ? &yarn_params : nullptr;
+    ApplyRopeGgml(c_.rope_style, q_.data(), n, c_.n_head, c_.head_dim, c_.rope_dim, pos_.data(), c_.rope_theta, freq_scale,
+                  ff, y);
+    ApplyRopeGgml(c_.rope_style, k_.data(), n, c_.n_head_kv, c_.head_dim, c_.rope_dim, pos_.data(), c_.rope_theta,
+                  freq_scale, ff, y);
+  } else {
+    // yarn's attention factor multiplies cos and sin (1 for every other scaling).
+    const float mscale = c_.rope_scaling.kind == RopeScaling::Kind::kYarn ? c_.rope_scaling.attention_factor : 1.0f;
+    ApplyRope(c_.rope_style, q_.data(), n, c_.n_head, c_.head_dim, c_.rope_dim, pos_.data(), inv_freq_.data(), mscale);
+    ApplyRope(c_.rope_style, k_.data(), n, c_.n_head_kv, c_.head_dim, c_.rope_dim, pos_.data(), inv_freq_.data(),
+              mscale);
+  }
+  int64_t r = 0;
+  for (auto& s : batch) {
+    const int64_t m = static_cast<int64_t>(s.tokens.size());
+    SPOOL_TRY(s.kv->Write(l, s.kv->n_tokens(), m, k_.data() + r * KD, v_.data() + r * KD));
+    r += m;
+  }
+  r = 0;
+  for (auto& s : batch) {
+    SPOOL_TRY(Attention(s, l, r, q_.data(), attn_.data()));
+    r += static_cast<int64_t>(s.tokens.size());
+  }
+  MatMulSegments(View(L.wo, g), attn_.data(), h_.data(), segs);  // [n, n_embd]
+  Add(x_.data(), h_.data(), n * D, x_.data());
+  return Status::Ok();
+}
+
+void Transformer::FeedForwardBlock(int64_t l, const uint8_t* g, const std::vector<RowSegment>& segs) {
+  const LayerWeights& L = w_.layer(l);
+  const int64_t D = c_.n_embd;
+  RmsNorm(x_.data(), L.ffn_norm.data(), c_.rms_eps, n_rows_, D, h_.data());
+  // Row blocks bound the [rows, ff] buffers. Blocks never straddle a segment and start
+  // at its first row, as they would if the segment ran alone.
+  for (const RowSegment& sg : segs) {
+    for (int64_t b0 = 0; b0 < sg.rows; b0 += kMlpRowBlock) {
+      const int64_t r0 = sg.row0 + b0, m = std::min(kMlpRowBlock, sg.rows - b0);
+      const float* h = h_.data() + r0 * D;
+      switch (c_.layers[l].ffn) {
+        case FfnKind::kDense: ffn_.Dense(L.dense, g, h, m, sg.gemv, ffn_out_.data()); break;
+        case FfnKind::kMoe: ffn_.Moe(L.moe, g, h, m, sg.gemv, ffn_out_.data()); break;
+      }
+      Add(x_.data() + r0 * D, ffn_out_.data(), m * D, x_.data() + r0 * D);
+    }
+  }
+}
+
 Status Transformer::Forward(std::span<const SeqStep> batch, WeightProvider& provider, float* logits) {
   int64_t n = 0;
   for (auto& s : batch) n += static_cast<int64_t>(s.tokens.size());
   if (n == 0) return Status::Ok();
   EnsureScratch(n);
+  n_rows_ = n;
   // Row segments, one matmul call each, so that every row's numerics depend only on
   // its own step: a single-token step (decode) takes the GEMV path, which is
   // row-independent, so consecutive ones share one call; a multi-token step (a prefill
@@ -92,24 +181,9 @@ Status Transformer::Forward(std::span<const SeqStep> batch, WeightProvider& prov
   // sequence's logits never depend on what else shares the step.
   const std::vector<RowSegment> segs = Segments(batch, /*logit_rows=*/false);
   const std::vector<RowSegment> out_segs = Segments(batch, /*logit_rows=*/true);
-  auto matmul_segs = [&](const WeightView& wv, const float* x, float* y, const std::vector<RowSegment>& ss) {
-    // Quantised weights always take the row-independent GEMV path: one call for all rows.
-    if (GemvMaxRows(wv.dtype) == kGemvMaxRowsQuantized && !ss.empty()) {
-      const int64_t rows = ss.back().row0 + ss.back().rows;
-      MatMulGemv(mm_, pool_, wv, x, rows, y);
-      return;
-    }
-    for (const RowSegment& sg : ss) {
-      const float* xs = x + sg.row0 * wv.n_in;
-      float* ys = y + sg.row0 * wv.n_out;
-      if (sg.gemv) MatMulGemv(mm_, pool_, wv, xs, sg.rows, ys);
-      else MatMul(mm_, pool_, wv, xs, sg.rows, ys);
-    }
-  };
-  auto matmul = [&](const WeightView& wv, const float* x, float* y) { matmul_segs(wv, x, y, segs); };
-  const int64_t D = c_.n_embd, QD = c_.q_dim(), KD = c_.kv_dim();
+  const int64_t D = c_.n_embd;
 
-  // Row bookkeeping: row r belongs to sequence seq_of[r] at position pos_[r].
+  // Row bookkeeping: row r is at position pos_[r] of its sequence.
   {
     int64_t r = 0;
     for (auto& s : batch) {
@@ -135,79 +209,13 @@ Status Transformer::Forward(std::span<const SeqStep> batch, WeightProvider& prov
     SPOOL_TRY(provider.EmbeddingRows(ids.data(), n, x_.data()));
   }
 
+  // The decoder: each layer is its token mixer, then its feed-forward block.
   for (int64_t l = 0; l < c_.n_layer; ++l) {
-    const LayerWeights& L = w_.layer(l);
     SPOOL_ASSIGN_OR_RETURN(const uint8_t* g, acquire(static_cast<int>(l)));
-
-    // Attention block.
-    RmsNorm(x_.data(), L.attn_norm.data(), c_.rms_eps, n, D, h_.data());
-    matmul(View(L.wq, g), h_.data(), q_.data());
-    matmul(View(L.wk, g), h_.data(), k_.data());
-    matmul(View(L.wv, g), h_.data(), v_.data());
-    if (c_.qkv_bias) {
-      for (int64_t r = 0; r < n; ++r) {
-        Add(q_.data() + r * QD, L.bq.data(), QD, q_.data() + r * QD);
-        Add(k_.data() + r * KD, L.bk.data(), KD, k_.data() + r * KD);
-        Add(v_.data() + r * KD, L.bv.data(), KD, v_.data() + r * KD);
-      }
+    switch (c_.layers[l].mixer) {
+      case MixerKind::kAttention: SPOOL_TRY(AttentionMixer(batch, l, g, segs)); break;
     }
-    if (c_.qk_norm) {
-      RmsNorm(q_.data(), L.q_norm.data(), c_.rms_eps, n * c_.n_head, c_.head_dim, q_.data());
-      RmsNorm(k_.data(), L.k_norm.data(), c_.rms_eps, n * c_.n_head_kv, c_.head_dim, k_.data());
-    }
-    if (c_.ggml_numerics) {
-      const RopeScaling& rs = c_.rope_scaling;
-      const bool yarn = rs.kind == RopeScaling::Kind::kYarn;
-      const float freq_scale = rs.kind == RopeScaling::Kind::kLinear || yarn ? 1.0f / rs.factor : 1.0f;
-      const float* ff = rs.freq_factors.empty() ? nullptr : rs.freq_factors.data();
-      GgmlYarn yarn_params;
-      yarn_params.n_ctx_orig = rs.original_max_position;
-      yarn_params.attn_factor = rs.ggml_attn_factor;
-      yarn_params.beta_fast = rs.beta_fast;
-      yarn_params.beta_slow = rs.beta_slow;
-      const GgmlYarn* y = yarn ? &yarn_params : nullptr;
-      ApplyRopeGgml(c_.rope_style, q_.data(), n, c_.n_head, c_.head_dim, c_.rope_dim, pos_.data(), c_.rope_theta, freq_scale,
-                    ff, y);
-      ApplyRopeGgml(c_.rope_style, k_.data(), n, c_.n_head_kv, c_.head_dim, c_.rope_dim, pos_.data(), c_.rope_theta,
-                    freq_scale, ff, y);
-    } else {
-      // yarn's attention factor multiplies cos and sin (1 for every other scaling).
-      const float mscale = c_.rope_scaling.kind == RopeScaling::Kind::kYarn ? c_.rope_scaling.attention_factor : 1.0f;
-      ApplyRope(c_.rope_style, q_.data(), n, c_.n_head, c_.head_dim, c_.rope_dim, pos_.data(), inv_freq_.data(), mscale);
-      ApplyRope(c_.rope_style, k_.data(), n, c_.n_head_kv, c_.head_dim, c_.rope_dim, pos_.data(), inv_freq_.data(),
-                mscale);
-    }
-    {
-      int64_t r = 0;
-      for (auto& s : batch) {
-        const int64_t m = static_cast<int64_t>(s.tokens.size());
-        SPOOL_TRY(s.kv->Write(l, s.kv->n_tokens(), m, k_.data() + r * KD, v_.data() + r * KD));
-        r += m;
-      }
-      r = 0;
-      for (auto& s : batch) {
-        SPOOL_TRY(Attention(s, l, r, q_.data(), attn_.data()));
-        r += static_cast<int64_t>(s.tokens.size());
-      }
-    }
-    matmul(View(L.wo, g), attn_.data(), h_.data());
-    Add(x_.data(), h_.data(), n * D, x_.data());
-
-    // MLP block, in row blocks so that [rows, n_ff] buffers stay bounded.
-    RmsNorm(x_.data(), L.ffn_norm.data(), c_.rms_eps, n, D, h_.data());
-    // Blocks never straddle a segment and start at its first row, as they would alone.
-    for (const RowSegment& sg : segs) {
-      for (int64_t b0 = 0; b0 < sg.rows; b0 += kMlpRowBlock) {
-        const int64_t r0 = sg.row0 + b0, m = std::min(kMlpRowBlock, sg.rows - b0);
-        const std::vector<RowSegment> block{RowSegment{0, m, sg.gemv}};
-        matmul_segs(View(L.w_gate, g), h_.data() + r0 * D, gate_.data(), block);
-        matmul_segs(View(L.w_up, g), h_.data() + r0 * D, up_.data(), block);
-        if (c_.ggml_numerics) SwiGLUGgml(gate_.data(), up_.data(), m, c_.n_ff, gate_.data());
-        else SwiGLU(gate_.data(), up_.data(), m * c_.n_ff, gate_.data());
-        matmul_segs(View(L.w_down, g), gate_.data(), up_.data(), block);
-        Add(x_.data() + r0 * D, up_.data(), m * D, x_.data() + r0 * D);
-      }
-    }
+    FeedForwardBlock(l, g, segs);
     provider.Release(static_cast<int>(l));
   }
 
@@ -229,7 +237,7 @@ Status Transformer::Forward(std::span<const SeqStep> batch, WeightProvider& prov
   }
   RmsNorm(h_.data(), w_.output_norm().data(), c_.rms_eps, n_out, D, h_.data());
   SPOOL_ASSIGN_OR_RETURN(const uint8_t* head, acquire(w_.head_group()));
-  matmul_segs(View(w_.output(), head), h_.data(), logits, out_segs);
+  MatMulSegments(View(w_.output(), head), h_.data(), logits, out_segs);
   provider.Release(w_.head_group());
 
   for (auto& s : batch) SPOOL_TRY(s.kv->Commit(static_cast<int64_t>(s.tokens.size())));

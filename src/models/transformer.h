@@ -1,6 +1,8 @@
 // The forward pass shared by every supported architecture (Llama, Mistral, Qwen2,
-// Qwen3): pre-norm decoder blocks with GQA attention and a SwiGLU MLP. Variants are
-// ModelConfig flags (QKV bias, q/k norm, rope style/scaling, tied embeddings).
+// Qwen3, and the mixtures of experts Qwen2-MoE, Qwen3-MoE, Mixtral, OLMoE): pre-norm
+// decoder layers, each a token mixer (GQA attention) followed by a feed-forward block
+// (dense SwiGLU or a mixture of experts, models/ffn.h), as its LayerSpec says.
+// Attention variants are ModelConfig flags (QKV bias, q/k norm, rope style/scaling).
 //
 // One call runs one *step*: a batch of sequences, each contributing a run of new
 // tokens (a prefill chunk, or one decode token). All rows go through each weight
@@ -12,7 +14,7 @@
 //     (qwen3) per-head rmsnorm of q and k; RoPE on q, k at each row's position
 //     K/V appended to each sequence's cache; attention per sequence over its pages
 //     x += attn·Woᵀ
-//     h = rmsnorm(x) · ffn_norm;  x += (silu(h·Wgᵀ) ⊙ h·Wuᵀ)·Wdᵀ   (in row blocks)
+//     h = rmsnorm(x) · ffn_norm;  x += Dense(h) or Moe(h)           (in row blocks)
 //   logits = rmsnorm(x[selected rows]) · output_norm · Woutᵀ
 #pragma once
 
@@ -22,6 +24,7 @@
 
 #include "base/thread_pool.h"
 #include "kv/kv_cache.h"
+#include "models/ffn.h"
 #include "models/weight_provider.h"
 #include "models/weights.h"
 #include "tensor/attention.h"
@@ -58,7 +61,7 @@ class Transformer {
   Status Forward(std::span<const SeqStep> batch, WeightProvider& provider, float* logits);
 
   const ForwardStats& stats() const { return stats_; }
-  // Rows per MLP block: bounds activation memory for long prefill chunks.
+  // Rows per feed-forward block: bounds activation memory for long prefill chunks.
   static constexpr int64_t kMlpRowBlock = 512;
 
  private:
@@ -70,18 +73,28 @@ class Transformer {
   // Segments of the step's activation rows (logit_rows false) or of its logit rows.
   static std::vector<RowSegment> Segments(std::span<const SeqStep> batch, bool logit_rows);
   void EnsureScratch(int64_t n_rows);
+  // x += attention(rmsnorm(x)) for every row of the step (the layer's token mixer).
+  Status AttentionMixer(std::span<const SeqStep> batch, int64_t layer, const uint8_t* g,
+                        const std::vector<RowSegment>& segs);
   Status Attention(const SeqStep& s, int64_t layer, int64_t row0, const float* q, float* out);
+  // x += ffn(rmsnorm(x)), dense or MoE as the layer's spec says, in row blocks.
+  void FeedForwardBlock(int64_t layer, const uint8_t* g, const std::vector<RowSegment>& segs);
+  // y = x·Wᵀ over the rows of `segs`, one matmul call per segment.
+  void MatMulSegments(const WeightView& w, const float* x, float* y, const std::vector<RowSegment>& segs);
 
   const ModelWeights& w_;
   const ModelConfig& c_;
   ThreadPool& pool_;
   MatMulContext mm_;
+  FeedForward ffn_;
   std::vector<float> inv_freq_;  // [rope_dim / 2]
   AttentionState att_state_;
   ForwardStats stats_;
   // Scratch, grown to the largest step seen.
   int64_t cap_rows_ = 0;
-  std::vector<float> x_, h_, q_, k_, v_, attn_, gate_, up_;
+  int64_t n_rows_ = 0;  // rows of the step being run
+  std::vector<float> x_, h_, q_, k_, v_, attn_;
+  std::vector<float> ffn_out_;  // [min(rows, kMlpRowBlock), n_embd]
   std::vector<int64_t> pos_;
 };
 

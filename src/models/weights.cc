@@ -28,66 +28,149 @@ Result<std::unique_ptr<ModelWeights>> ModelWeights::Load(formats::ModelSource so
   return w;
 }
 
+namespace {
+
+std::string ShapeString(const std::vector<uint64_t>& shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + "]";
+}
+
+// Looks tensors up by name and checks their shapes; every error names the tensor and
+// says expected vs actual.
+struct TensorFinder {
+  const formats::ModelSource& src;
+
+  Result<const formats::TensorInfo*> Find(const std::string& name) const {
+    const formats::TensorInfo* t = src.FindTensor(name);
+    if (!t) return InvalidFile(src.root + ": missing tensor '" + name + "'");
+    return t;
+  }
+  // A stored tensor of shape `shape` viewed as the matrix [rows = Π shape[..-1], shape[-1]].
+  Status Matrix(const std::string& name, const std::vector<uint64_t>& shape, MatrixRef* out) const {
+    SPOOL_ASSIGN_OR_RETURN(const formats::TensorInfo* t, Find(name));
+    if (t->shape != shape)
+      return InvalidFile(src.root + ": tensor '" + t->name + "' has shape " + ShapeString(t->shape) + ", expected " +
+                         ShapeString(shape));
+    if (t->dtype == DType::kI32) return Unsupported(src.root + ": tensor '" + t->name + "' has integer type i32");
+    out->info = t;
+    out->dtype = t->dtype;
+    out->n_in = static_cast<int64_t>(shape.back());
+    out->n_out = static_cast<int64_t>(t->n_elements() / shape.back());
+    return Status::Ok();
+  }
+  Status Matrix(const std::string& name, int64_t n_out, int64_t n_in, MatrixRef* out) const {
+    return Matrix(name, {static_cast<uint64_t>(n_out), static_cast<uint64_t>(n_in)}, out);
+  }
+  Status Vec(const std::string& name, int64_t n, std::vector<float>* out) const {
+    SPOOL_ASSIGN_OR_RETURN(const formats::TensorInfo* t, Find(name));
+    if (t->n_elements() != static_cast<uint64_t>(n) || t->shape.size() != 1)
+      return InvalidFile(src.root + ": tensor '" + t->name + "' has " + std::to_string(t->n_elements()) +
+                         " elements, expected a vector of " + std::to_string(n));
+    SPOOL_ASSIGN_OR_RETURN(*out, ReadTensorF32(src, *t));
+    return Status::Ok();
+  }
+};
+
+// Rows [row0, row0 + n_out) of a fused matrix, as a matrix of their own (placed later).
+MatrixRef Slice(const MatrixRef& m, int64_t row0, int64_t n_out) {
+  MatrixRef r = m;
+  r.n_out = n_out;
+  r.group_offset = m.group_offset + static_cast<uint64_t>(row0) * (m.info->nbytes / static_cast<uint64_t>(m.n_out));
+  return r;
+}
+
+}  // namespace
+
+Status ModelWeights::InitMoe(int64_t l) {
+  const ModelConfig& c = config_;
+  const TensorFinder f{source_};
+  MoeWeights& m = layers_[l].moe;
+  const int64_t E = c.moe.n_expert, F = c.moe.n_ff_expert, D = c.n_embd;
+  const uint64_t e64 = static_cast<uint64_t>(E), f64 = static_cast<uint64_t>(F), d64 = static_cast<uint64_t>(D);
+  const bool gguf = source_.kind == formats::ModelSource::Kind::kGguf;
+  if (c.moe.n_ff_shared > 0) {
+    const int64_t S = c.moe.n_ff_shared;
+    SPOOL_TRY(f.Matrix(TensorName(source_.kind, TensorRole::kShexpGate, l), S, D, &m.shared.gate));
+    SPOOL_TRY(f.Matrix(TensorName(source_.kind, TensorRole::kShexpUp, l), S, D, &m.shared.up));
+    SPOOL_TRY(f.Matrix(TensorName(source_.kind, TensorRole::kShexpDown, l), D, S, &m.shared.down));
+    // The shared expert's gate is one row: [1, n_embd] in HF, a vector [n_embd] in GGUF.
+    const std::vector<uint64_t> gate_shape = gguf ? std::vector<uint64_t>{d64} : std::vector<uint64_t>{1, d64};
+    SPOOL_TRY(f.Matrix(TensorName(source_.kind, TensorRole::kShexpRouter, l), gate_shape, &m.shared_router));
+  }
+  if (gguf) {
+    // llama.cpp's layout: ffn_gate_inp [E, D]; ffn_{gate,up}_exps [E, F, D]; ffn_down_exps [E, D, F].
+    m.experts.resize(E);
+    SPOOL_TRY(f.Matrix(TensorName(source_.kind, TensorRole::kFfnRouter, l), E, D, &m.router));
+    const std::string b = "blk." + std::to_string(l) + ".";
+    SPOOL_TRY(f.Matrix(b + "ffn_gate_exps.weight", {e64, f64, d64}, &m.fused_gate));
+    SPOOL_TRY(f.Matrix(b + "ffn_up_exps.weight", {e64, f64, d64}, &m.fused_up));
+    SPOOL_TRY(f.Matrix(b + "ffn_down_exps.weight", {e64, d64, f64}, &m.fused_down));
+    return Status::Ok();
+  }
+  const bool fused = source_.FindTensor(HfExpertTensorName(c, ExpertTensor::kFusedGateUp, l, 0)) != nullptr;
+  auto name = [&](ExpertTensor t, int64_t e) { return HfExpertTensorName(c, t, l, e); };
+  const ExpertTensor router = fused && !source_.FindTensor(name(ExpertTensor::kRouter, 0)) ? ExpertTensor::kFusedRouter
+                                                                                          : ExpertTensor::kRouter;
+  // The router's rows are the experts: a count that disagrees with config.json is caught here.
+  SPOOL_TRY(f.Matrix(name(router, 0), E, D, &m.router));
+  m.experts.resize(E);
+  if (fused) {
+    SPOOL_TRY(f.Matrix(name(ExpertTensor::kFusedGateUp, 0), {e64, 2 * f64, d64}, &m.fused_gate_up));
+    SPOOL_TRY(f.Matrix(name(ExpertTensor::kFusedDown, 0), {e64, d64, f64}, &m.fused_down));
+    return Status::Ok();  // expert views are cut once the fused tensors are placed
+  }
+  for (int64_t e = 0; e < E; ++e) {
+    SwiGluWeights& x = m.experts[e];
+    SPOOL_TRY(f.Matrix(name(ExpertTensor::kGate, e), F, D, &x.gate));
+    SPOOL_TRY(f.Matrix(name(ExpertTensor::kUp, e), F, D, &x.up));
+    SPOOL_TRY(f.Matrix(name(ExpertTensor::kDown, e), D, F, &x.down));
+  }
+  // A checkpoint with more experts than config.json says would be silently truncated.
+  if (source_.FindTensor(name(ExpertTensor::kGate, E)))
+    return InvalidFile(source_.root + ": layer " + std::to_string(l) + " has a tensor '" + name(ExpertTensor::kGate, E) +
+                       "' beyond the " + std::to_string(E) + " experts config.json declares");
+  return Status::Ok();
+}
+
 Status ModelWeights::Init() {
   const ModelConfig& c = config_;
   const auto kind = source_.kind;
-  const std::string& root = source_.root;
+  const TensorFinder f{source_};
+  auto name = [&](TensorRole role, int64_t layer) { return TensorName(kind, role, layer); };
 
-  auto find = [&](TensorRole role, int64_t layer) -> Result<const formats::TensorInfo*> {
-    std::string name = TensorName(kind, role, layer);
-    const formats::TensorInfo* t = source_.FindTensor(name);
-    if (!t) return InvalidFile(root + ": missing tensor '" + name + "'");
-    return t;
-  };
-  auto matrix = [&](TensorRole role, int64_t layer, int64_t n_out, int64_t n_in, MatrixRef* out) -> Status {
-    SPOOL_ASSIGN_OR_RETURN(const formats::TensorInfo* t, find(role, layer));
-    if (t->shape.size() != 2 || t->shape[0] != static_cast<uint64_t>(n_out) || t->shape[1] != static_cast<uint64_t>(n_in))
-      return InvalidFile(root + ": tensor '" + t->name + "' has shape " + [&] {
-        std::string s = "[";
-        for (size_t i = 0; i < t->shape.size(); ++i) s += (i ? ", " : "") + std::to_string(t->shape[i]);
-        return s + "]";
-      }() + ", expected [" + std::to_string(n_out) + ", " + std::to_string(n_in) + "]");
-    if (t->dtype == DType::kI32) return Unsupported(root + ": tensor '" + t->name + "' has integer type i32");
-    out->info = t;
-    out->dtype = t->dtype;
-    out->n_out = n_out;
-    out->n_in = n_in;
-    return Status::Ok();
-  };
-  auto vec = [&](TensorRole role, int64_t layer, int64_t n, std::vector<float>* out) -> Status {
-    SPOOL_ASSIGN_OR_RETURN(const formats::TensorInfo* t, find(role, layer));
-    if (t->n_elements() != static_cast<uint64_t>(n) || t->shape.size() != 1)
-      return InvalidFile(root + ": tensor '" + t->name + "' has " + std::to_string(t->n_elements()) +
-                         " elements, expected a vector of " + std::to_string(n));
-    SPOOL_ASSIGN_OR_RETURN(*out, ReadTensorF32(source_, *t));
-    return Status::Ok();
-  };
-
-  SPOOL_TRY(matrix(TensorRole::kTokenEmbd, 0, c.n_vocab, c.n_embd, &token_embd_));
+  SPOOL_TRY(f.Matrix(name(TensorRole::kTokenEmbd, 0), c.n_vocab, c.n_embd, &token_embd_));
   if (c.tied_embeddings) output_ = token_embd_;
-  else SPOOL_TRY(matrix(TensorRole::kOutput, 0, c.n_vocab, c.n_embd, &output_));
-  SPOOL_TRY(vec(TensorRole::kOutputNorm, 0, c.n_embd, &output_norm_));
+  else SPOOL_TRY(f.Matrix(name(TensorRole::kOutput, 0), c.n_vocab, c.n_embd, &output_));
+  SPOOL_TRY(f.Vec(name(TensorRole::kOutputNorm, 0), c.n_embd, &output_norm_));
 
   layers_.resize(c.n_layer);
   for (int64_t l = 0; l < c.n_layer; ++l) {
     LayerWeights& L = layers_[l];
-    SPOOL_TRY(matrix(TensorRole::kWq, l, c.q_dim(), c.n_embd, &L.wq));
-    SPOOL_TRY(matrix(TensorRole::kWk, l, c.kv_dim(), c.n_embd, &L.wk));
-    SPOOL_TRY(matrix(TensorRole::kWv, l, c.kv_dim(), c.n_embd, &L.wv));
-    SPOOL_TRY(matrix(TensorRole::kWo, l, c.n_embd, c.q_dim(), &L.wo));
-    SPOOL_TRY(matrix(TensorRole::kWGate, l, c.n_ff, c.n_embd, &L.w_gate));
-    SPOOL_TRY(matrix(TensorRole::kWUp, l, c.n_ff, c.n_embd, &L.w_up));
-    SPOOL_TRY(matrix(TensorRole::kWDown, l, c.n_embd, c.n_ff, &L.w_down));
-    SPOOL_TRY(vec(TensorRole::kAttnNorm, l, c.n_embd, &L.attn_norm));
-    SPOOL_TRY(vec(TensorRole::kFfnNorm, l, c.n_embd, &L.ffn_norm));
+    SPOOL_TRY(f.Matrix(name(TensorRole::kWq, l), c.q_dim(), c.n_embd, &L.wq));
+    SPOOL_TRY(f.Matrix(name(TensorRole::kWk, l), c.kv_dim(), c.n_embd, &L.wk));
+    SPOOL_TRY(f.Matrix(name(TensorRole::kWv, l), c.kv_dim(), c.n_embd, &L.wv));
+    SPOOL_TRY(f.Matrix(name(TensorRole::kWo, l), c.n_embd, c.q_dim(), &L.wo));
+    SPOOL_TRY(f.Vec(name(TensorRole::kAttnNorm, l), c.n_embd, &L.attn_norm));
     if (c.qk_norm) {
-      SPOOL_TRY(vec(TensorRole::kQNorm, l, c.head_dim, &L.q_norm));
-      SPOOL_TRY(vec(TensorRole::kKNorm, l, c.head_dim, &L.k_norm));
+      SPOOL_TRY(f.Vec(name(TensorRole::kQNorm, l), c.qk_norm_full ? c.q_dim() : c.head_dim, &L.q_norm));
+      SPOOL_TRY(f.Vec(name(TensorRole::kKNorm, l), c.qk_norm_full ? c.kv_dim() : c.head_dim, &L.k_norm));
     }
     if (c.qkv_bias) {
-      SPOOL_TRY(vec(TensorRole::kBq, l, c.q_dim(), &L.bq));
-      SPOOL_TRY(vec(TensorRole::kBk, l, c.kv_dim(), &L.bk));
-      SPOOL_TRY(vec(TensorRole::kBv, l, c.kv_dim(), &L.bv));
+      SPOOL_TRY(f.Vec(name(TensorRole::kBq, l), c.q_dim(), &L.bq));
+      SPOOL_TRY(f.Vec(name(TensorRole::kBk, l), c.kv_dim(), &L.bk));
+      SPOOL_TRY(f.Vec(name(TensorRole::kBv, l), c.kv_dim(), &L.bv));
+    }
+    SPOOL_TRY(f.Vec(name(TensorRole::kFfnNorm, l), c.n_embd, &L.ffn_norm));
+    switch (c.layers[l].ffn) {
+      case FfnKind::kDense:
+        SPOOL_TRY(f.Matrix(name(TensorRole::kWGate, l), c.n_ff, c.n_embd, &L.dense.gate));
+        SPOOL_TRY(f.Matrix(name(TensorRole::kWUp, l), c.n_ff, c.n_embd, &L.dense.up));
+        SPOOL_TRY(f.Matrix(name(TensorRole::kWDown, l), c.n_embd, c.n_ff, &L.dense.down));
+        break;
+      case FfnKind::kMoe:
+        SPOOL_TRY(InitMoe(l));
+        break;
     }
   }
 
@@ -105,7 +188,35 @@ Status ModelWeights::Init() {
     LayerWeights& L = layers_[l];
     WeightGroup& g = groups_[l];
     g.name = "layer " + std::to_string(l);
-    for (MatrixRef* m : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) place(g, m);
+    for (MatrixRef* m : {&L.wq, &L.wk, &L.wv, &L.wo}) place(g, m);
+    if (c.layers[l].ffn == FfnKind::kDense) {
+      for (MatrixRef* m : {&L.dense.gate, &L.dense.up, &L.dense.down}) place(g, m);
+      continue;
+    }
+    MoeWeights& m = L.moe;
+    place(g, &m.router);
+    if (c.moe.n_ff_shared > 0)
+      for (MatrixRef* x : {&m.shared_router, &m.shared.gate, &m.shared.up, &m.shared.down}) place(g, x);
+    const int64_t F = c.moe.n_ff_expert, D = c.n_embd;
+    if (m.fused_gate_up.info) {  // HF fused: gate rows, then up rows, per expert
+      place(g, &m.fused_gate_up);
+      place(g, &m.fused_down);
+      for (int64_t e = 0; e < c.moe.n_expert; ++e) {
+        m.experts[e].gate = Slice(m.fused_gate_up, e * 2 * F, F);
+        m.experts[e].up = Slice(m.fused_gate_up, e * 2 * F + F, F);
+        m.experts[e].down = Slice(m.fused_down, e * D, D);
+      }
+    } else if (m.fused_gate.info) {  // GGUF
+      for (MatrixRef* x : {&m.fused_gate, &m.fused_up, &m.fused_down}) place(g, x);
+      for (int64_t e = 0; e < c.moe.n_expert; ++e) {
+        m.experts[e].gate = Slice(m.fused_gate, e * F, F);
+        m.experts[e].up = Slice(m.fused_up, e * F, F);
+        m.experts[e].down = Slice(m.fused_down, e * D, D);
+      }
+    } else {
+      for (SwiGluWeights& x : m.experts)
+        for (MatrixRef* p : {&x.gate, &x.up, &x.down}) place(g, p);
+    }
   }
   WeightGroup& head = groups_[c.n_layer];
   head.name = "head";

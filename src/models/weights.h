@@ -1,7 +1,9 @@
 // Where every weight of a model lives, and how weights are grouped for streaming.
 //
 // Big matrices are organised in *weight groups* that are used together and can be
-// read with one batch of I/O: group l < n_layer holds layer l's seven projections;
+// read with one batch of I/O: group l < n_layer holds layer l's projections (attention,
+// then the feed-forward block: a dense MLP, or a router, the shared expert and every
+// expert of a mixture of experts);
 // group n_layer ("head") holds the output projection (which is token_embd itself when
 // embeddings are tied). A WeightProvider (runtime/) decides which groups stay resident
 // and which are streamed; the forward pass only sees group base pointers.
@@ -34,12 +36,34 @@ struct MatrixRef {
   uint64_t row_bytes() const { return info ? info->nbytes / static_cast<uint64_t>(n_out) : 0; }
 };
 
+// One SwiGLU MLP: down · (silu(gate · h) ⊙ up · h).
+struct SwiGluWeights {
+  MatrixRef gate, up, down;                 // [ff, n_embd] x2, [n_embd, ff]
+};
+
+// A mixture-of-experts feed-forward block (ModelConfig::moe says the sizes).
+struct MoeWeights {
+  MatrixRef router;                         // [n_expert, n_embd]
+  std::vector<SwiGluWeights> experts;       // [n_expert], each ff = n_ff_expert
+  SwiGluWeights shared;                     // ff = n_ff_shared (Qwen2-MoE only)
+  MatrixRef shared_router;                  // [1, n_embd] sigmoid gate of the shared expert
+  // Fused 3-D checkpoints: the stored tensors the group reads; `experts` then view
+  // slices of them (their `info` is the fused tensor).
+  MatrixRef fused_gate_up;                  // HF: [n_expert · 2 · n_ff_expert, n_embd]
+  MatrixRef fused_gate, fused_up;           // GGUF ffn_{gate,up}_exps: [n_expert · n_ff_expert, n_embd]
+  MatrixRef fused_down;                     // [n_expert · n_embd, n_ff_expert]
+};
+
 struct LayerWeights {
+  // Token mixer (attention).
   MatrixRef wq, wk, wv, wo;                 // [q_dim, n_embd], [kv_dim, n_embd] x2, [n_embd, q_dim]
-  MatrixRef w_gate, w_up, w_down;           // [n_ff, n_embd] x2, [n_embd, n_ff]
-  std::vector<float> attn_norm, ffn_norm;   // [n_embd]
-  std::vector<float> q_norm, k_norm;        // [head_dim] (qk_norm models only)
+  std::vector<float> attn_norm;             // [n_embd]
+  std::vector<float> q_norm, k_norm;        // [head_dim] (qk_norm), [q_dim], [kv_dim] (qk_norm_full)
   std::vector<float> bq, bk, bv;            // [q_dim], [kv_dim], [kv_dim] (qkv_bias models only)
+  // Feed-forward block: `dense` or `moe` as the layer's LayerSpec says.
+  std::vector<float> ffn_norm;              // [n_embd]
+  SwiGluWeights dense;                      // ff = n_ff
+  MoeWeights moe;
 };
 
 // Group buffers are laid out in pages: every matrix keeps its in-page file offset,
@@ -77,6 +101,7 @@ class ModelWeights {
  private:
   ModelWeights() = default;
   Status Init();
+  Status InitMoe(int64_t l);
 
   formats::ModelSource source_;
   ModelConfig config_;

@@ -42,11 +42,18 @@ std::string GroupRanges(const models::ModelWeights& w, const std::vector<bool>& 
 
 uint64_t EstimateActivationBytes(const models::ModelConfig& c, int64_t rows, int64_t max_logit_rows, int threads) {
   const uint64_t n = U(rows), r = U(std::min<int64_t>(rows, models::Transformer::kMlpRowBlock));
-  const uint64_t D = U(c.n_embd), QD = U(c.q_dim()), KD = U(c.kv_dim()), F = U(c.n_ff), V = U(c.n_vocab);
+  const uint64_t D = U(c.n_embd), QD = U(c.q_dim()), KD = U(c.kv_dim()), F = U(c.max_ff()), V = U(c.n_vocab);
   const uint64_t max_in = std::max({D, QD, F});
   uint64_t b = 0;
-  // Transformer scratch (models/transformer.cc EnsureScratch): x, h, q, k, v, attn, gate, up, pos.
-  b += n * D * 4 + n * std::max(D, QD) * 4 + n * QD * 4 + 2 * n * KD * 4 + n * QD * 4 + 2 * r * F * 4 + n * 8;
+  // Transformer scratch (models/transformer.cc EnsureScratch): x, h, q, k, v, attn, ffn out, pos;
+  // FeedForward (models/ffn.cc Reserve): gate, up.
+  b += n * D * 4 + n * std::max(D, QD) * 4 + n * QD * 4 + 2 * n * KD * 4 + n * QD * 4 + r * D * 4 + n * 8;
+  b += r * F * 4 + r * std::max(F, D) * 4;
+  // MoE scratch: router logits, top-k ids and weights, an expert's gathered rows in and out.
+  if (c.has_moe()) {
+    const uint64_t E = U(c.moe.n_expert), K = U(c.moe.n_expert_used);
+    b += r * E * 4 + 2 * r * K * 4 + 2 * r * D * 4 + r * 12;
+  }
   // Attention state: running max/sum per (row, head) and the accumulator [rows, q_dim].
   b += n * U(c.n_head) * 8 + n * QD * 4;
   // MatMul: prepared activations (≤ 4 bytes per input element) for the widest input.

@@ -192,7 +192,8 @@ TEST_P(EngineDiskVsRam, BitIdenticalLogits) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, EngineDiskVsRam,
-                         ::testing::Values("llama-gqa-tied-bf16", "llama3-scaled-sharded-bf16", "qwen3-qknorm-bf16"));
+                         ::testing::Values("llama-gqa-tied-bf16", "llama3-scaled-sharded-bf16", "qwen3-qknorm-bf16",
+                                           "mixtral-bf16"));
 
 }  // namespace
 }  // namespace spool::kv

@@ -35,10 +35,12 @@ std::string SyntheticModelDir() {
   return dir;
 }
 
-// bf16 (oneDNN GEMM for chunks), f16, f32 with QKV bias, qwen3 q/k norm.
+// bf16 (oneDNN GEMM for chunks), f16, f32 with QKV bias, qwen3 q/k norm, a mixture of
+// experts with a shared expert (rows routed to different experts share decode steps).
 std::vector<std::string> ModelPaths() {
   const std::string fx = std::string(SPOOL_TEST_FIXTURES) + "/models/";
-  return {SyntheticModelDir(), fx + "mistral-gqa-f16", fx + "qwen2-bias-tied-f32", fx + "qwen3-qknorm-bf16"};
+  return {SyntheticModelDir(), fx + "mistral-gqa-f16", fx + "qwen2-bias-tied-f32", fx + "qwen3-qknorm-bf16",
+          fx + "qwen2-moe-shared-f32"};
 }
 
 std::unique_ptr<Engine> OpenEngine(const std::string& path, int64_t prefill_chunk, int max_active = 1) {

@@ -35,6 +35,8 @@ std::vector<ModelCase> Models() {
   const nlohmann::json index = nlohmann::json::parse(f);
   for (auto& n : index["models"]) out.push_back({n.get<std::string>(), dir + "/" + n.get<std::string>()});
   out.push_back({"stories260K_gguf", std::string(SPOOL_SHARED_DATA) + "/models/stories260K.gguf"});
+  // GGUF mixture of experts: experts sliced out of the 3-D ffn_*_exps tensors.
+  out.push_back({"qwen2_moe_gguf", dir + "/qwen2-moe-shared-f32.gguf"});
   return out;
 }
 

@@ -1,0 +1,86 @@
+#include "models/ffn.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "tensor/ops.h"
+#include "tensor/topk.h"
+
+namespace spool::models {
+
+void MatMulRows(MatMulContext& mm, ThreadPool& pool, const WeightView& w, const float* x, int64_t m, bool gemv,
+                float* y) {
+  if (gemv || GemvMaxRows(w.dtype) == kGemvMaxRowsQuantized) MatMulGemv(mm, pool, w, x, m, y);
+  else MatMul(mm, pool, w, x, m, y);
+}
+
+void FeedForward::Reserve(int64_t rows) {
+  if (rows <= cap_rows_) return;
+  cap_rows_ = rows;
+  gate_.resize(rows * c_.max_ff());
+  up_.resize(rows * std::max(c_.max_ff(), c_.n_embd));
+  if (!c_.has_moe()) return;
+  router_.resize(rows * c_.moe.n_expert);
+  ids_.resize(rows * c_.moe.n_expert_used);
+  weights_.resize(rows * c_.moe.n_expert_used);
+  xs_.resize(rows * c_.n_embd);
+  ys_.resize(rows * c_.n_embd);
+  rows_of_.resize(rows);
+  w_of_.resize(rows);
+}
+
+void FeedForward::SwiGlu(const SwiGluWeights& w, const uint8_t* g, int64_t ff, const float* h, int64_t m, bool gemv,
+                         float* y) {
+  MatMulRows(mm_, pool_, View(w.gate, g), h, m, gemv, gate_.data());  // [m, ff]
+  MatMulRows(mm_, pool_, View(w.up, g), h, m, gemv, up_.data());      // [m, ff]
+  if (c_.ggml_numerics) SwiGLUGgml(gate_.data(), up_.data(), m, ff, gate_.data());
+  else SwiGLU(gate_.data(), up_.data(), m * ff, gate_.data());
+  MatMulRows(mm_, pool_, View(w.down, g), gate_.data(), m, gemv, y);   // [m, n_embd]
+}
+
+void FeedForward::Dense(const SwiGluWeights& w, const uint8_t* g, const float* h, int64_t m, bool gemv, float* y) {
+  SwiGlu(w, g, c_.n_ff, h, m, gemv, y);
+}
+
+void FeedForward::Moe(const MoeWeights& w, const uint8_t* g, const float* h, int64_t m, bool gemv, float* y) {
+  const int64_t D = c_.n_embd, E = c_.moe.n_expert, K = c_.moe.n_expert_used;
+  // Route: router logits on the GEMV path (f32), then softmax + top-k per row.
+  MatMulGemv(mm_, pool_, View(w.router, g), h, m, router_.data());  // [m, E]
+  RouteTopK(router_.data(), m, E, K, c_.moe.norm_topk_prob, ids_.data(), weights_.data());
+
+  std::fill(y, y + m * D, 0.0f);
+  // Experts in index order; each gathers the rows that chose it, runs once over them and
+  // adds its weighted output to those rows. A row's sum thus runs over its experts in
+  // index order, whatever other rows do.
+  for (int64_t e = 0; e < E; ++e) {
+    int64_t n = 0;
+    for (int64_t r = 0; r < m; ++r)
+      for (int64_t i = 0; i < K; ++i)
+        if (ids_[r * K + i] == e) {
+          std::copy(h + r * D, h + (r + 1) * D, xs_.begin() + n * D);
+          rows_of_[n] = r;
+          w_of_[n] = weights_[r * K + i];
+          ++n;
+        }
+    if (n == 0) continue;
+    SwiGlu(w.experts[e], g, c_.moe.n_ff_expert, xs_.data(), n, gemv, ys_.data());
+    for (int64_t i = 0; i < n; ++i) {
+      float* yr = y + rows_of_[i] * D;
+      const float* ye = ys_.data() + i * D;
+      const float p = w_of_[i];
+      for (int64_t d = 0; d < D; ++d) yr[d] += p * ye[d];
+    }
+  }
+  if (c_.moe.n_ff_shared > 0) {
+    // Shared expert, every row, scaled by a sigmoid gate of its own.
+    float* shared_gate = router_.data();  // [m, 1]; the router's logits are used up
+    MatMulGemv(mm_, pool_, View(w.shared_router, g), h, m, shared_gate);
+    SwiGlu(w.shared, g, c_.moe.n_ff_shared, h, m, gemv, ys_.data());
+    for (int64_t r = 0; r < m; ++r) {
+      const float s = 1.0f / (1.0f + std::exp(-shared_gate[r]));
+      for (int64_t d = 0; d < D; ++d) y[r * D + d] += s * ys_[r * D + d];
+    }
+  }
+}
+
+}  // namespace spool::models

@@ -1,0 +1,67 @@
+// The feed-forward parts of a decoder layer: a dense SwiGLU MLP, or a mixture of
+// experts. The Transformer calls one of them per layer, as the layer's LayerSpec says,
+// on blocks of at most Transformer::kMlpRowBlock rows of one row segment.
+//
+//   dense:  y = (silu(h·Wgᵀ) ⊙ h·Wuᵀ)·Wdᵀ
+//   moe:    p = softmax(h·Wrᵀ) [m, n_expert]; top-k per row (renormalised if norm_topk_prob)
+//           y = Σ_{e in top-k} p_e · dense_e(h)             (experts in index order)
+//             (+ sigmoid(h·wsᵀ) · dense_shared(h))          (Qwen2-MoE)
+//
+// Prefill rows are grouped by expert: one matmul per expert over the block's rows that
+// chose it. Decode rows (gemv) take the row-independent GEMV path, so a row's result
+// never depends on which rows share its step. The router always runs on the GEMV path
+// (f32 activations): a bf16-rounded router could pick different experts in prefill and
+// decode.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "base/thread_pool.h"
+#include "models/config.h"
+#include "models/weights.h"
+#include "tensor/matmul.h"
+
+namespace spool::models {
+
+// The view of matrix `m` in a group buffer at `group_base`.
+inline WeightView View(const MatrixRef& m, const uint8_t* group_base) {
+  return WeightView{m.dtype, group_base + m.group_offset, m.n_out, m.n_in};
+}
+
+// y = x·Wᵀ for m rows: the GEMV path when gemv (or for quantised weights, always
+// row-independent), else MatMul (GEMM for float weights).
+void MatMulRows(MatMulContext& mm, ThreadPool& pool, const WeightView& w, const float* x, int64_t m, bool gemv,
+                float* y);
+
+class FeedForward {
+ public:
+  FeedForward(const ModelConfig& c, ThreadPool& pool, MatMulContext& mm) : c_(c), pool_(pool), mm_(mm) {}
+
+  // h: [m, n_embd] (normalised rows), y: [m, n_embd] out (h and y must not overlap).
+  // g: the layer's group buffer. m <= max_rows of the last Reserve.
+  void Dense(const SwiGluWeights& w, const uint8_t* g, const float* h, int64_t m, bool gemv, float* y);
+  void Moe(const MoeWeights& w, const uint8_t* g, const float* h, int64_t m, bool gemv, float* y);
+
+  // Grows scratch for blocks of up to max_rows rows.
+  void Reserve(int64_t max_rows);
+
+ private:
+  // One SwiGLU MLP of intermediate size ff on m rows; y = result.
+  void SwiGlu(const SwiGluWeights& w, const uint8_t* g, int64_t ff, const float* h, int64_t m, bool gemv, float* y);
+
+  const ModelConfig& c_;
+  ThreadPool& pool_;
+  MatMulContext& mm_;
+  int64_t cap_rows_ = 0;
+  std::vector<float> gate_, up_;             // [rows, max_ff]
+  // MoE scratch.
+  std::vector<float> router_;                // [rows, n_expert]
+  std::vector<int32_t> ids_;                 // [rows, k]
+  std::vector<float> weights_;               // [rows, k]
+  std::vector<float> xs_, ys_;               // [rows, n_embd]: one expert's gathered rows in / out
+  std::vector<int64_t> rows_of_;             // [rows]: which block row each gathered row is
+  std::vector<float> w_of_;                  // [rows]: its routing weight
+};
+
+}  // namespace spool::models

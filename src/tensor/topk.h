@@ -1,0 +1,17 @@
+// Mixture-of-experts routing: softmax over the router's logits, the k most probable
+// experts of each row, optionally renormalised to sum to 1.
+#pragma once
+
+#include <cstdint>
+
+namespace spool {
+
+// logits: [n_rows, n_expert] f32 (the router's output, h·Wrᵀ).
+// ids: [n_rows, k] out, expert indices by descending probability; equal probabilities
+//   keep the lower index first. weights: [n_rows, k] out, their probabilities
+//   (softmax over all n_expert), divided by their sum when `renormalize`.
+// Requires 1 <= k <= n_expert. Each row is computed independently of the others.
+void RouteTopK(const float* logits, int64_t n_rows, int64_t n_expert, int64_t k, bool renormalize, int32_t* ids,
+               float* weights);
+
+}  // namespace spool
