@@ -150,6 +150,19 @@ int RunRun(int argc, char** argv) {
       {"compute_s", fs.seconds_compute},
       {"plan", runtime::PlanToJson(engine.weights(), plan)},
   };
+  // Mixture of experts: the expert cache's counters (lookups: an expert a row block's
+  // router chose; a prefill chunk looks an expert up once for all its rows).
+  const uint64_t expert_lookups = ss.expert_hits + ss.expert_misses;
+  const uint64_t tokens_run = es.prefill_tokens + es.decode_tokens;
+  const double experts_per_token = tokens_run > 0 ? static_cast<double>(expert_lookups) / tokens_run : 0.0;
+  if (engine.config().has_moe()) {
+    st["expert_cache_hits"] = ss.expert_hits;
+    st["expert_cache_misses"] = ss.expert_misses;
+    st["expert_bytes_read"] = ss.expert_bytes;
+    st["dense_weight_bytes_read"] = ss.streamed_bytes + ss.embedding_bytes;
+    st["experts_per_token"] = experts_per_token;
+    st["expert_wait_s"] = ss.expert_wait_seconds;
+  }
   if (json) {
     nlohmann::ordered_json out = {{"prompt_ids", req.prompt}, {"ids", res->ids}, {"text", res->text}, {"stats", st}};
     std::printf("%s\n", out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
@@ -171,6 +184,14 @@ int RunRun(int argc, char** argv) {
                  FormatBytes(es.decode_weight_bytes).c_str(),
                  es.decode_seconds > 0 ? es.decode_weight_bytes / es.decode_seconds / 1e9 : 0.0, fs.seconds_weight_wait,
                  fs.seconds_compute, runtime::FormatPlan(engine.weights(), plan).c_str());
+    if (engine.config().has_moe())
+      std::fprintf(stderr,
+                   "expert cache: %llu hits, %llu misses (%.1f%% hits), %.2f experts looked up per token; "
+                   "read %s for experts, %s for dense parts; waiting on expert reads %.3f s\n",
+                   static_cast<unsigned long long>(ss.expert_hits), static_cast<unsigned long long>(ss.expert_misses),
+                   expert_lookups > 0 ? 100.0 * ss.expert_hits / expert_lookups : 0.0, experts_per_token,
+                   FormatBytes(ss.expert_bytes).c_str(), FormatBytes(ss.streamed_bytes + ss.embedding_bytes).c_str(),
+                   ss.expert_wait_seconds);
   }
   return 0;
 }

@@ -77,8 +77,9 @@ class Transformer {
   Status AttentionMixer(std::span<const SeqStep> batch, int64_t layer, const uint8_t* g,
                         const std::vector<RowSegment>& segs);
   Status Attention(const SeqStep& s, int64_t layer, int64_t row0, const float* q, float* out);
-  // x += ffn(rmsnorm(x)), dense or MoE as the layer's spec says, in row blocks.
-  void FeedForwardBlock(int64_t layer, const uint8_t* g, const std::vector<RowSegment>& segs);
+  // x += ffn(rmsnorm(x)), dense or MoE as the layer's spec says, in row blocks (MoE
+  // experts from `provider`; errors are its read errors).
+  Status FeedForwardBlock(int64_t layer, const uint8_t* g, WeightProvider& provider, const std::vector<RowSegment>& segs);
   // y = x·Wᵀ over the rows of `segs`, one matmul call per segment.
   void MatMulSegments(const WeightView& w, const float* x, float* y, const std::vector<RowSegment>& segs);
 
