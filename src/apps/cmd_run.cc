@@ -1,5 +1,8 @@
 // spool run MODEL [PROMPT]: generate text from a prompt, streaming it to stdout.
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
+#include <memory>
 #include <iostream>
 #include <iterator>
 #include <nlohmann/json.hpp>
@@ -36,6 +39,8 @@ int RunRun(int argc, char** argv) {
                                                    "afterwards; see spool sessions");
   bool& reuse_prefix = p.Flag("--reuse-prefix", "with --session: the prompt is the whole text again; reuse the "
                                                  "longest cached prefix instead of appending");
+  std::string& trace_routing = p.String("--trace-routing", "", "MoE models: write each token's routed experts per "
+                                                                 "layer to FILE (JSON lines: pos, layer, experts, weights)");
   bool& truncate = p.Flag("--truncate", "if the prompt does not fit the context, keep its first token and its end "
                                          "(ctx - n_predict tokens in all)");
   int code;
@@ -73,6 +78,20 @@ int RunRun(int argc, char** argv) {
   auto engine_r = runtime::Engine::Open(model, *opts);
   if (!engine_r.ok()) return Fail(engine_r.status().message());
   runtime::Engine& engine = **engine_r;
+  std::unique_ptr<std::FILE, int (*)(std::FILE*)> trace(nullptr, std::fclose);
+  if (!trace_routing.empty()) {
+    if (!engine.config().has_moe()) return Fail("--trace-routing: " + model + " is not a mixture-of-experts model");
+    trace.reset(std::fopen(trace_routing.c_str(), "w"));
+    if (!trace) return Fail("--trace-routing " + trace_routing + ": cannot open for writing: " + std::strerror(errno));
+    engine.SetRoutingObserver([f = trace.get()](const models::RoutingRecord& r) {
+      for (int64_t i = 0; i < r.rows; ++i) {
+        nlohmann::ordered_json j = {{"pos", r.pos[i]}, {"layer", r.layer}};
+        j["experts"] = std::vector<int32_t>(r.ids + i * r.k, r.ids + (i + 1) * r.k);
+        j["weights"] = std::vector<float>(r.weights + i * r.k, r.weights + (i + 1) * r.k);
+        std::fprintf(f, "%s\n", j.dump().c_str());
+      }
+    });
+  }
 
   runtime::GenerateRequest req;
   req.sampling = *sp;
@@ -118,6 +137,11 @@ int RunRun(int argc, char** argv) {
   auto res = runtime::Generate(engine, *seq, req, on_text, on_progress);
   if (!res.ok()) return Fail(res.status().message());
   if (Status st = SaveRunSession(engine, *seq, rss, res->ids); !st.ok()) return Fail(st.message());
+  if (trace) {
+    engine.SetRoutingObserver(nullptr);
+    if (std::ferror(trace.get()) || std::fclose(trace.release()) != 0)
+      return Fail("--trace-routing " + trace_routing + ": write failed: " + std::strerror(errno));
+  }
 
   const auto& es = engine.stats();
   const auto& fs = engine.forward_stats();

@@ -49,6 +49,10 @@ class FeedForward {
   Status Moe(const MoeWeights& w, int l, const uint8_t* g, WeightProvider& experts, const float* h, int64_t m, bool gemv,
              float* y);
 
+  // The last Moe block's routing: [m, n_expert_used] expert ids and weights.
+  const int32_t* last_ids() const { return ids_.data(); }
+  const float* last_weights() const { return weights_.data(); }
+
   // Grows scratch for blocks of up to max_rows rows.
   void Reserve(int64_t max_rows);
 

@@ -164,6 +164,9 @@ Status Transformer::FeedForwardBlock(int64_t l, const uint8_t* g, WeightProvider
         case FfnKind::kDense: ffn_.Dense(L.dense, g, h, m, sg.gemv, ffn_out_.data()); break;
         case FfnKind::kMoe:
           SPOOL_TRY(ffn_.Moe(L.moe, static_cast<int>(l), g, provider, h, m, sg.gemv, ffn_out_.data()));
+          if (routing_observer_)
+            routing_observer_(RoutingRecord{l, m, c_.moe.n_expert_used, pos_.data() + r0, ffn_.last_ids(),
+                                            ffn_.last_weights()});
           break;
       }
       Add(x_.data() + r0 * D, ffn_out_.data(), m * D, x_.data() + r0 * D);

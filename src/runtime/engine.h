@@ -165,6 +165,9 @@ class Engine {
   // Bytes of KV pages currently spilled to disk by all sequences.
   uint64_t kv_disk_bytes() const;
 
+  // MoE routing decisions of every later step (models::RoutingRecord), nullptr: off.
+  void SetRoutingObserver(models::RoutingObserver fn) { transformer_->SetRoutingObserver(std::move(fn)); }
+
   const EngineStats& stats() const { return stats_; }
   const models::ForwardStats& forward_stats() const { return transformer_->stats(); }
   const ResidencyPlan& plan() const { return plan_; }
