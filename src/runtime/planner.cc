@@ -336,7 +336,7 @@ std::string FormatPlan(const models::ModelWeights& w, const ResidencyPlan& p) {
     add("expert cache", p.experts_resident()
                             ? slots + " (all " + std::to_string(p.n_experts_total) + " routed experts, read at open)"
                             : slots + " (holds " + std::to_string(p.expert_cache_slots) + " of " +
-                                  std::to_string(p.n_experts_total) + " routed experts, LRU; " +
+                                  std::to_string(p.n_experts_total) + " routed experts; " +
                                   std::to_string(p.expert_min_slots) + " per token and layer)");
   }
   add("embedding table", w.config().tied_embeddings ? (p.resident[w.head_group()] ? "tied, in the resident head"

@@ -20,7 +20,7 @@ Result<std::unique_ptr<StreamingWeights>> StreamingWeights::Open(const models::M
   if (static_cast<int>(plan.resident.size()) != n_groups)
     return InvalidArgument("residency plan has " + std::to_string(plan.resident.size()) + " groups, the model " +
                            std::to_string(n_groups));
-  std::unique_ptr<StreamingWeights> s(new StreamingWeights(w, plan));
+  std::unique_ptr<StreamingWeights> s(new StreamingWeights(w, plan, options.expert_eviction));
   SPOOL_ASSIGN_OR_RETURN(s->reader_, storage::Reader::Open(w.source().files, options.reader));
   s->stream_index_.assign(n_groups, -1);
   for (int g = 0; g < n_groups; ++g) {
@@ -65,6 +65,7 @@ Result<std::unique_ptr<StreamingWeights>> StreamingWeights::Open(const models::M
     s->expert_slots_.resize(static_cast<size_t>(n_slots));
     s->expert_arena_.Reset(static_cast<uint64_t>(n_slots) * plan.expert_slot_bytes);
     s->expert_slot_of_.assign(static_cast<size_t>(c.n_layer * E), -1);
+    s->expert_uses_.assign(static_cast<size_t>(c.n_layer * E), 0);
     s->wave_.reserve(static_cast<size_t>(n_slots));
     if (plan.experts_resident()) {
       int32_t slot = 0;
@@ -135,14 +136,26 @@ Status StreamingWeights::PrepareExperts(int layer, std::span<const int32_t> ids)
     SPOOL_CHECK(e >= 0 && e < E);
     const int64_t key = layer * E + e;
     int32_t s = expert_slot_of_[key];
+    ++expert_uses_[key];
+    const uint64_t lookups = stats_.expert_hits + stats_.expert_misses + 1;
+    if (lookups % (8 * expert_slots_.size()) == 0)
+      for (uint32_t& u : expert_uses_) u /= 2;  // aging: popularity fades
+    // Eviction order: (uses, last use) with kFrequency, last use with kLru; empty slots
+    // (last_use 0, key -1) first.
+    auto before = [&](const ExpertSlot& a, const ExpertSlot& b) {
+      if (eviction_ == ExpertEviction::kFrequency && a.key >= 0 && b.key >= 0 &&
+          expert_uses_[a.key] != expert_uses_[b.key])
+        return expert_uses_[a.key] < expert_uses_[b.key];
+      return a.last_use < b.last_use;
+    };
     if (s >= 0) {
       ++stats_.expert_hits;
     } else {
-      // The least recently used unpinned slot (empty slots have last_use 0). One exists:
-      // fewer than ExpertCapacity() slots are pinned.
+      // The first unpinned slot in eviction order. One exists: fewer than
+      // ExpertCapacity() slots are pinned.
       for (int32_t i = 0; i < static_cast<int32_t>(expert_slots_.size()); ++i) {
         const ExpertSlot& x = expert_slots_[i];
-        if (!x.pinned && (s < 0 || x.last_use < expert_slots_[s].last_use)) s = i;
+        if (!x.pinned && (s < 0 || before(x, expert_slots_[s]))) s = i;
       }
       SPOOL_CHECK(s >= 0);
       ExpertSlot& x = expert_slots_[s];

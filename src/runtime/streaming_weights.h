@@ -23,7 +23,8 @@
 // Expert cache (MoE models): plan.expert_cache_slots slots of plan.expert_slot_bytes in
 // one buffer allocated at open, each holding one routed expert (ExpertRef layout).
 // PrepareExperts pins the wave's experts; each one not cached takes the least recently
-// used unpinned slot and its extents' reads are submitted at once (one reader ticket
+// used unpinned slot (or, with ExpertEviction::kFrequency, the least used expert's)
+// and its extents' reads are submitted at once (one reader ticket
 // per expert), so Expert(l, e) waits for e alone and the first experts' math overlaps
 // the others' reads. When the plan holds every expert they are read at open with the
 // resident groups and never evicted. A failed expert read empties its slot (the next
@@ -48,8 +49,16 @@
 
 namespace spool::runtime {
 
+// Which cached expert a miss replaces (among the unpinned slots).
+enum class ExpertEviction {
+  kLru,        // least recently used
+  kFrequency,  // fewest uses of that expert (counted per expert, cached or not, halved
+               // every 8 × slots lookups so old popularity fades), then least recent
+};
+
 struct StreamingOptions {
   storage::ReaderOptions reader;   // backend, O_DIRECT, queue depth, piece size
+  ExpertEviction expert_eviction = ExpertEviction::kLru;
 };
 
 // Cumulative counters.
@@ -106,7 +115,8 @@ class StreamingWeights final : public models::WeightProvider {
     uint64_t read_bytes = 0;     // device bytes of its read
     Status status;               // result of the read once waited on
   };
-  StreamingWeights(const models::ModelWeights& w, const ResidencyPlan& plan) : w_(w), plan_(plan) {}
+  StreamingWeights(const models::ModelWeights& w, const ResidencyPlan& plan, ExpertEviction ev)
+      : w_(w), plan_(plan), eviction_(ev) {}
   uint8_t* ExpertSlotData(int32_t s) { return expert_arena_.data() + static_cast<uint64_t>(s) * plan_.expert_slot_bytes; }
   // Page-aligned reads of layer l's expert e into base (ExpertRef layout).
   void ExpertRequests(int64_t l, int64_t e, uint8_t* base, std::vector<storage::ReadRequest>* out) const;
@@ -120,6 +130,7 @@ class StreamingWeights final : public models::WeightProvider {
 
   const models::ModelWeights& w_;
   ResidencyPlan plan_;
+  ExpertEviction eviction_;
   std::unique_ptr<storage::Reader> reader_;
   std::vector<AlignedBuffer> resident_;          // [n_groups]; empty buffers for streamed groups
   AlignedBuffer embd_table_;                      // untied resident table (page-aligned superset)
@@ -138,6 +149,7 @@ class StreamingWeights final : public models::WeightProvider {
   std::vector<int32_t> expert_slot_of_;          // [n_layer × n_expert] slot, or -1
   std::vector<int32_t> wave_;                    // slots pinned by the current wave
   uint64_t expert_clock_ = 0;
+  std::vector<uint32_t> expert_uses_;            // [n_layer × n_expert] (kFrequency)
   std::vector<storage::ReadRequest> expert_reqs_;
   StreamStats stats_;
 };

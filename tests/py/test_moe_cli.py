@@ -35,12 +35,18 @@ def test_small_expert_cache_matches_resident_and_counts(spool_bin):
     # Same routing, so the same lookups however the cache is sized.
     assert ss["expert_cache_hits"] + ss["expert_cache_misses"] == st["expert_cache_hits"]
     assert ss["experts_per_token"] == st["experts_per_token"] > 0
+    freq = run_json(spool_bin, "run", MOE, *prompt, *COMMON, "--json", "--mem-budget", "78M", "--expert-eviction", "freq")
+    assert freq["ids"] == resident["ids"]
+    fs = freq["stats"]
+    assert fs["expert_cache_hits"] + fs["expert_cache_misses"] == st["expert_cache_hits"]
+    r = run(spool_bin, "run", MOE, *prompt, "--expert-eviction", "lfu")
+    assert r.returncode != 0 and "--expert-eviction must be lru or freq" in r.stderr
 
 
 def test_show_plan_prints_the_expert_cache(spool_bin):
     r = run(spool_bin, "show", MOE, "--plan", "--mem-budget", "78M", "-t", "2", "-c", "64", env=ENV)
     assert r.returncode == 0, r.stderr
-    assert "expert cache" in r.stdout and "of 16 routed experts, LRU" in r.stdout, r.stdout
+    assert "expert cache" in r.stdout and "of 16 routed experts;" in r.stdout, r.stdout
     r = run(spool_bin, "show", MOE, "--plan", "--mem-budget", "70M", "-t", "2", "-c", "64", env=ENV)
     assert r.returncode != 0
     assert "expert cache 2 x" in r.stderr and "never hits" in r.stderr, r.stderr

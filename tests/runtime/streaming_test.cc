@@ -337,6 +337,31 @@ TEST(ExpertCache, RepeatedTokenHitsAndCountersAddUp) {
   EXPECT_GT((*all)->stats().expert_hits, 0u);
 }
 
+// Both eviction policies give resident-identical logits with caches too small for the
+// experts (the policy only changes which bytes are re-read).
+TEST(ExpertCache, EvictionPoliciesAreBitIdenticalToResident) {
+  for (const char* f : {"qwen3-moe-fused-f32", "olmoe-f32"}) {
+    auto w = LoadWeights(std::string(SPOOL_TEST_FIXTURES) + "/models/" + f);
+    ASSERT_TRUE(w);
+    ThreadPool pool(2);
+    auto resident = ResidentWeights::Load(*w);
+    ASSERT_TRUE(resident.ok());
+    auto ref = RunSteps(*w, **resident, pool, 13, 5, 6);
+    ASSERT_TRUE(ref.ok());
+    for (auto ev : {ExpertEviction::kLru, ExpertEviction::kFrequency})
+      for (int64_t slots : {w->config().moe.n_expert_used, TotalExperts(*w) / 3}) {
+        StreamingOptions o;
+        o.expert_eviction = ev;
+        auto s = StreamingWeights::Open(*w, MakePlan(*w, std::vector<bool>(w->n_groups(), true), 2, slots), o);
+        ASSERT_TRUE(s.ok()) << s.status().message();
+        auto got = RunSteps(*w, **s, pool, 13, 5, 6);
+        ASSERT_TRUE(got.ok()) << got.status().message();
+        EXPECT_TRUE(BitEqual(*ref, *got)) << f << " slots " << slots;
+        EXPECT_GT((*s)->stats().expert_misses, 0u);
+      }
+  }
+}
+
 TEST(ExpertCache, PlanBelowOneTokensExpertsIsRefused) {
   auto w = LoadWeights(kMoeFixture);
   ASSERT_TRUE(w);
