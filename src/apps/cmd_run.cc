@@ -1,5 +1,8 @@
 // spool run MODEL [PROMPT]: generate text from a prompt, streaming it to stdout.
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
+#include <memory>
 #include <iostream>
 #include <iterator>
 #include <nlohmann/json.hpp>
@@ -36,6 +39,8 @@ int RunRun(int argc, char** argv) {
                                                    "afterwards; see spool sessions");
   bool& reuse_prefix = p.Flag("--reuse-prefix", "with --session: the prompt is the whole text again; reuse the "
                                                  "longest cached prefix instead of appending");
+  std::string& trace_routing = p.String("--trace-routing", "", "MoE models: write each token's routed experts per "
+                                                                 "layer to FILE (JSON lines: pos, layer, experts, weights)");
   bool& truncate = p.Flag("--truncate", "if the prompt does not fit the context, keep its first token and its end "
                                          "(ctx - n_predict tokens in all)");
   int code;
@@ -73,6 +78,20 @@ int RunRun(int argc, char** argv) {
   auto engine_r = runtime::Engine::Open(model, *opts);
   if (!engine_r.ok()) return Fail(engine_r.status().message());
   runtime::Engine& engine = **engine_r;
+  std::unique_ptr<std::FILE, int (*)(std::FILE*)> trace(nullptr, std::fclose);
+  if (!trace_routing.empty()) {
+    if (!engine.config().has_moe()) return Fail("--trace-routing: " + model + " is not a mixture-of-experts model");
+    trace.reset(std::fopen(trace_routing.c_str(), "w"));
+    if (!trace) return Fail("--trace-routing " + trace_routing + ": cannot open for writing: " + std::strerror(errno));
+    engine.SetRoutingObserver([f = trace.get()](const models::RoutingRecord& r) {
+      for (int64_t i = 0; i < r.rows; ++i) {
+        nlohmann::ordered_json j = {{"pos", r.pos[i]}, {"layer", r.layer}};
+        j["experts"] = std::vector<int32_t>(r.ids + i * r.k, r.ids + (i + 1) * r.k);
+        j["weights"] = std::vector<float>(r.weights + i * r.k, r.weights + (i + 1) * r.k);
+        std::fprintf(f, "%s\n", j.dump().c_str());
+      }
+    });
+  }
 
   runtime::GenerateRequest req;
   req.sampling = *sp;
@@ -118,6 +137,11 @@ int RunRun(int argc, char** argv) {
   auto res = runtime::Generate(engine, *seq, req, on_text, on_progress);
   if (!res.ok()) return Fail(res.status().message());
   if (Status st = SaveRunSession(engine, *seq, rss, res->ids); !st.ok()) return Fail(st.message());
+  if (trace) {
+    engine.SetRoutingObserver(nullptr);
+    if (std::ferror(trace.get()) || std::fclose(trace.release()) != 0)
+      return Fail("--trace-routing " + trace_routing + ": write failed: " + std::strerror(errno));
+  }
 
   const auto& es = engine.stats();
   const auto& fs = engine.forward_stats();
@@ -150,6 +174,19 @@ int RunRun(int argc, char** argv) {
       {"compute_s", fs.seconds_compute},
       {"plan", runtime::PlanToJson(engine.weights(), plan)},
   };
+  // Mixture of experts: the expert cache's counters (lookups: an expert a row block's
+  // router chose; a prefill chunk looks an expert up once for all its rows).
+  const uint64_t expert_lookups = ss.expert_hits + ss.expert_misses;
+  const uint64_t tokens_run = es.prefill_tokens + es.decode_tokens;
+  const double experts_per_token = tokens_run > 0 ? static_cast<double>(expert_lookups) / tokens_run : 0.0;
+  if (engine.config().has_moe()) {
+    st["expert_cache_hits"] = ss.expert_hits;
+    st["expert_cache_misses"] = ss.expert_misses;
+    st["expert_bytes_read"] = ss.expert_bytes;
+    st["dense_weight_bytes_read"] = ss.streamed_bytes + ss.embedding_bytes;
+    st["experts_per_token"] = experts_per_token;
+    st["expert_wait_s"] = ss.expert_wait_seconds;
+  }
   if (json) {
     nlohmann::ordered_json out = {{"prompt_ids", req.prompt}, {"ids", res->ids}, {"text", res->text}, {"stats", st}};
     std::printf("%s\n", out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
@@ -171,6 +208,14 @@ int RunRun(int argc, char** argv) {
                  FormatBytes(es.decode_weight_bytes).c_str(),
                  es.decode_seconds > 0 ? es.decode_weight_bytes / es.decode_seconds / 1e9 : 0.0, fs.seconds_weight_wait,
                  fs.seconds_compute, runtime::FormatPlan(engine.weights(), plan).c_str());
+    if (engine.config().has_moe())
+      std::fprintf(stderr,
+                   "expert cache: %llu hits, %llu misses (%.1f%% hits), %.2f experts looked up per token; "
+                   "read %s for experts, %s for dense parts; waiting on expert reads %.3f s\n",
+                   static_cast<unsigned long long>(ss.expert_hits), static_cast<unsigned long long>(ss.expert_misses),
+                   expert_lookups > 0 ? 100.0 * ss.expert_hits / expert_lookups : 0.0, experts_per_token,
+                   FormatBytes(ss.expert_bytes).c_str(), FormatBytes(ss.streamed_bytes + ss.embedding_bytes).c_str(),
+                   ss.expert_wait_seconds);
   }
   return 0;
 }

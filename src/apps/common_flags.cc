@@ -20,6 +20,9 @@ EngineFlags AddEngineFlags(ArgParser& p) {
                            "memory budget for the whole process (e.g. 4G, 512M); weights that do not fit are "
                            "streamed from disk every step. auto or 0: 70% of available RAM");
   f.io = &p.String("--io", "auto", "weight streaming I/O: auto (io_uring, else pread; SPOOL_IO=pread), io_uring, pread");
+  f.expert_eviction = &p.String("--expert-eviction", "lru",
+                                 "MoE expert cache eviction: lru (least recently used) or freq (fewest uses, aged; "
+                                 "bench/moe/ compares them)");
   f.numerics = &p.String("--numerics", "spool",
                          "spool (own kernels) or ggml (GGUF only: round exactly as llama.cpp's CPU backend; with "
                          "--kv-type f32 greedy output equals llama.cpp's f32-KV output token for token)");
@@ -68,6 +71,9 @@ Result<runtime::EngineOptions> EngineFlags::ToOptions(const Workload& workload) 
   else if (*io == "io_uring") o.io_backend = storage::IoBackend::kIoUring;
   else if (*io == "pread") o.io_backend = storage::IoBackend::kPread;
   else return InvalidArgument("--io must be auto, io_uring or pread, got '" + *io + "'");
+  if (*expert_eviction == "lru") o.expert_eviction = runtime::ExpertEviction::kLru;
+  else if (*expert_eviction == "freq") o.expert_eviction = runtime::ExpertEviction::kFrequency;
+  else return InvalidArgument("--expert-eviction must be lru or freq, got '" + *expert_eviction + "'");
   if (*numerics == "ggml") o.ggml_numerics = true;
   else if (*numerics != "spool") return InvalidArgument("--numerics must be spool or ggml, got '" + *numerics + "'");
   if (!disk_bw->empty()) {

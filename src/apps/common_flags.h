@@ -33,6 +33,7 @@ struct EngineFlags {
   std::string* kv_max_disk;   // --kv-max-disk SIZE ("0": unlimited)
   std::string* mem_budget;  // "auto", "0" (= auto) or a size ("4G", "512M")
   std::string* io;          // "auto", "io_uring" or "pread"
+  std::string* expert_eviction;  // "lru" or "freq"
   std::string* numerics;    // "spool" or "ggml"
   std::string* disk_bw;     // --disk-bw SIZE per second ("": measure when a plan is shown)
   // Converts to EngineOptions for `workload` (perplexity: ctx 512 by default and a

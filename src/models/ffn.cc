@@ -42,34 +42,57 @@ void FeedForward::Dense(const SwiGluWeights& w, const uint8_t* g, const float* h
   SwiGlu(w, g, c_.n_ff, h, m, gemv, y);
 }
 
-void FeedForward::Moe(const MoeWeights& w, const uint8_t* g, const float* h, int64_t m, bool gemv, float* y) {
+Status FeedForward::Moe(const MoeWeights& w, int l, const uint8_t* g, WeightProvider& experts, const float* h, int64_t m,
+                        bool gemv, float* y) {
   const int64_t D = c_.n_embd, E = c_.moe.n_expert, K = c_.moe.n_expert_used;
   // Route: router logits on the GEMV path (f32), then softmax + top-k per row.
   MatMulGemv(mm_, pool_, View(w.router, g), h, m, router_.data());  // [m, E]
   RouteTopK(router_.data(), m, E, K, c_.moe.norm_topk_prob, ids_.data(), weights_.data());
 
+  // The experts the block needs, ascending; their reads start as soon as they are known.
+  needed_.assign(static_cast<size_t>(E), 0);
+  for (int64_t i = 0; i < m * K; ++i) needed_[ids_[i]] = 1;
+  int64_t n_needed = 0;
+  for (int64_t e = 0; e < E; ++e)
+    if (needed_[e]) needed_[n_needed++] = static_cast<int32_t>(e);
+  const int64_t cap = experts.ExpertCapacity();
+  SPOOL_CHECK(cap >= 1);
+
   std::fill(y, y + m * D, 0.0f);
   // Experts in index order; each gathers the rows that chose it, runs once over them and
   // adds its weighted output to those rows. A row's sum thus runs over its experts in
-  // index order, whatever other rows do.
-  for (int64_t e = 0; e < E; ++e) {
-    int64_t n = 0;
-    for (int64_t r = 0; r < m; ++r)
-      for (int64_t i = 0; i < K; ++i)
-        if (ids_[r * K + i] == e) {
-          std::copy(h + r * D, h + (r + 1) * D, xs_.begin() + n * D);
-          rows_of_[n] = r;
-          w_of_[n] = weights_[r * K + i];
-          ++n;
-        }
-    if (n == 0) continue;
-    SwiGlu(w.experts[e], g, c_.moe.n_ff_expert, xs_.data(), n, gemv, ys_.data());
-    for (int64_t i = 0; i < n; ++i) {
-      float* yr = y + rows_of_[i] * D;
-      const float* ye = ys_.data() + i * D;
-      const float p = w_of_[i];
-      for (int64_t d = 0; d < D; ++d) yr[d] += p * ye[d];
+  // index order, whatever other rows do (and whatever the waves are).
+  for (int64_t w0 = 0; w0 < n_needed; w0 += cap) {
+    const int64_t wn = std::min(cap, n_needed - w0);
+    const std::span<const int32_t> wave(needed_.data() + w0, static_cast<size_t>(wn));
+    if (Status st = experts.PrepareExperts(l, wave); !st.ok()) {
+      experts.ReleaseExperts(l);
+      return st;
     }
+    for (const int32_t e : wave) {
+      int64_t n = 0;
+      for (int64_t r = 0; r < m; ++r)
+        for (int64_t i = 0; i < K; ++i)
+          if (ids_[r * K + i] == e) {
+            std::copy(h + r * D, h + (r + 1) * D, xs_.begin() + n * D);
+            rows_of_[n] = r;
+            w_of_[n] = weights_[r * K + i];
+            ++n;
+          }
+      auto base = experts.Expert(l, e);
+      if (!base.ok()) {
+        experts.ReleaseExperts(l);
+        return base.status();
+      }
+      SwiGlu(w.experts[e], *base, c_.moe.n_ff_expert, xs_.data(), n, gemv, ys_.data());
+      for (int64_t i = 0; i < n; ++i) {
+        float* yr = y + rows_of_[i] * D;
+        const float* ye = ys_.data() + i * D;
+        const float p = w_of_[i];
+        for (int64_t d = 0; d < D; ++d) yr[d] += p * ye[d];
+      }
+    }
+    experts.ReleaseExperts(l);
   }
   if (c_.moe.n_ff_shared > 0) {
     // Shared expert, every row, scaled by a sigmoid gate of its own.
@@ -81,6 +104,7 @@ void FeedForward::Moe(const MoeWeights& w, const uint8_t* g, const float* h, int
       for (int64_t d = 0; d < D; ++d) y[r * D + d] += s * ys_[r * D + d];
     }
   }
+  return Status::Ok();
 }
 
 }  // namespace spool::models

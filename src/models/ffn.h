@@ -8,7 +8,10 @@
 //             (+ sigmoid(h·wsᵀ) · dense_shared(h))          (Qwen2-MoE)
 //
 // Prefill rows are grouped by expert: one matmul per expert over the block's rows that
-// chose it. Decode rows (gemv) take the row-independent GEMV path, so a row's result
+// chose it. Expert weights come from the WeightProvider once the router has decided
+// (PrepareExperts with every expert the block needs, in waves of at most
+// ExpertCapacity(); experts still run in index order, so numerics do not depend on
+// where the bytes come from). Decode rows (gemv) take the row-independent GEMV path, so a row's result
 // never depends on which rows share its step. The router always runs on the GEMV path
 // (f32 activations): a bf16-rounded router could pick different experts in prefill and
 // decode.
@@ -19,6 +22,7 @@
 
 #include "base/thread_pool.h"
 #include "models/config.h"
+#include "models/weight_provider.h"
 #include "models/weights.h"
 #include "tensor/matmul.h"
 
@@ -41,7 +45,13 @@ class FeedForward {
   // h: [m, n_embd] (normalised rows), y: [m, n_embd] out (h and y must not overlap).
   // g: the layer's group buffer. m <= max_rows of the last Reserve.
   void Dense(const SwiGluWeights& w, const uint8_t* g, const float* h, int64_t m, bool gemv, float* y);
-  void Moe(const MoeWeights& w, const uint8_t* g, const float* h, int64_t m, bool gemv, float* y);
+  // Moe: layer l's block; experts from `experts`. Errors: the provider's read errors.
+  Status Moe(const MoeWeights& w, int l, const uint8_t* g, WeightProvider& experts, const float* h, int64_t m, bool gemv,
+             float* y);
+
+  // The last Moe block's routing: [m, n_expert_used] expert ids and weights.
+  const int32_t* last_ids() const { return ids_.data(); }
+  const float* last_weights() const { return weights_.data(); }
 
   // Grows scratch for blocks of up to max_rows rows.
   void Reserve(int64_t max_rows);
@@ -62,6 +72,7 @@ class FeedForward {
   std::vector<float> xs_, ys_;               // [rows, n_embd]: one expert's gathered rows in / out
   std::vector<int64_t> rows_of_;             // [rows]: which block row each gathered row is
   std::vector<float> w_of_;                  // [rows]: its routing weight
+  std::vector<int32_t> needed_;              // [<= n_expert]: experts the block chose, ascending
 };
 
 }  // namespace spool::models

@@ -149,7 +149,8 @@ Status Transformer::AttentionMixer(std::span<const SeqStep> batch, int64_t l, co
   return Status::Ok();
 }
 
-void Transformer::FeedForwardBlock(int64_t l, const uint8_t* g, const std::vector<RowSegment>& segs) {
+Status Transformer::FeedForwardBlock(int64_t l, const uint8_t* g, WeightProvider& provider,
+                                     const std::vector<RowSegment>& segs) {
   const LayerWeights& L = w_.layer(l);
   const int64_t D = c_.n_embd;
   RmsNorm(x_.data(), L.ffn_norm.data(), c_.rms_eps, n_rows_, D, h_.data());
@@ -161,11 +162,17 @@ void Transformer::FeedForwardBlock(int64_t l, const uint8_t* g, const std::vecto
       const float* h = h_.data() + r0 * D;
       switch (c_.layers[l].ffn) {
         case FfnKind::kDense: ffn_.Dense(L.dense, g, h, m, sg.gemv, ffn_out_.data()); break;
-        case FfnKind::kMoe: ffn_.Moe(L.moe, g, h, m, sg.gemv, ffn_out_.data()); break;
+        case FfnKind::kMoe:
+          SPOOL_TRY(ffn_.Moe(L.moe, static_cast<int>(l), g, provider, h, m, sg.gemv, ffn_out_.data()));
+          if (routing_observer_)
+            routing_observer_(RoutingRecord{l, m, c_.moe.n_expert_used, pos_.data() + r0, ffn_.last_ids(),
+                                            ffn_.last_weights()});
+          break;
       }
       Add(x_.data() + r0 * D, ffn_out_.data(), m * D, x_.data() + r0 * D);
     }
   }
+  return Status::Ok();
 }
 
 Status Transformer::Forward(std::span<const SeqStep> batch, WeightProvider& provider, float* logits) {
@@ -215,7 +222,7 @@ Status Transformer::Forward(std::span<const SeqStep> batch, WeightProvider& prov
     switch (c_.layers[l].mixer) {
       case MixerKind::kAttention: SPOOL_TRY(AttentionMixer(batch, l, g, segs)); break;
     }
-    FeedForwardBlock(l, g, segs);
+    SPOOL_TRY(FeedForwardBlock(l, g, provider, segs));
     provider.Release(static_cast<int>(l));
   }
 

@@ -19,6 +19,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <vector>
 
@@ -46,6 +47,18 @@ struct ForwardStats {
   uint64_t steps = 0;
 };
 
+// One MoE feed-forward block's routing decisions (for --trace-routing): row i is at
+// position pos[i] of its sequence and chose experts ids[i·k .. i·k+k) (descending
+// probability) with weights[i·k ..]. Valid during the callback only.
+struct RoutingRecord {
+  int64_t layer = 0;
+  int64_t rows = 0, k = 0;
+  const int64_t* pos = nullptr;     // [rows]
+  const int32_t* ids = nullptr;     // [rows, k]
+  const float* weights = nullptr;   // [rows, k]
+};
+using RoutingObserver = std::function<void(const RoutingRecord&)>;
+
 class Transformer {
  public:
   Transformer(const ModelWeights& weights, ThreadPool& pool);
@@ -61,6 +74,8 @@ class Transformer {
   Status Forward(std::span<const SeqStep> batch, WeightProvider& provider, float* logits);
 
   const ForwardStats& stats() const { return stats_; }
+  // Called after every MoE block's routing (nullptr: off). Costs nothing when off.
+  void SetRoutingObserver(RoutingObserver fn) { routing_observer_ = std::move(fn); }
   // Rows per feed-forward block: bounds activation memory for long prefill chunks.
   static constexpr int64_t kMlpRowBlock = 512;
 
@@ -77,8 +92,9 @@ class Transformer {
   Status AttentionMixer(std::span<const SeqStep> batch, int64_t layer, const uint8_t* g,
                         const std::vector<RowSegment>& segs);
   Status Attention(const SeqStep& s, int64_t layer, int64_t row0, const float* q, float* out);
-  // x += ffn(rmsnorm(x)), dense or MoE as the layer's spec says, in row blocks.
-  void FeedForwardBlock(int64_t layer, const uint8_t* g, const std::vector<RowSegment>& segs);
+  // x += ffn(rmsnorm(x)), dense or MoE as the layer's spec says, in row blocks (MoE
+  // experts from `provider`; errors are its read errors).
+  Status FeedForwardBlock(int64_t layer, const uint8_t* g, WeightProvider& provider, const std::vector<RowSegment>& segs);
   // y = x·Wᵀ over the rows of `segs`, one matmul call per segment.
   void MatMulSegments(const WeightView& w, const float* x, float* y, const std::vector<RowSegment>& segs);
 
@@ -90,6 +106,7 @@ class Transformer {
   std::vector<float> inv_freq_;  // [rope_dim / 2]
   AttentionState att_state_;
   ForwardStats stats_;
+  RoutingObserver routing_observer_;
   // Scratch, grown to the largest step seen.
   int64_t cap_rows_ = 0;
   int64_t n_rows_ = 0;  // rows of the step being run

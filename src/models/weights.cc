@@ -1,5 +1,7 @@
 #include "models/weights.h"
 
+#include <algorithm>
+
 #include "storage/file.h"
 #include "tensor/dequant.h"
 
@@ -72,11 +74,17 @@ struct TensorFinder {
   }
 };
 
-// Rows [row0, row0 + n_out) of a fused matrix, as a matrix of their own (placed later).
-MatrixRef Slice(const MatrixRef& m, int64_t row0, int64_t n_out) {
+// Rows [row0, row0 + n_out) of stored matrix `m` (a whole tensor, fused or not) placed
+// in expert unit `u` as one extent; returns their view (group_offset in u's buffer).
+MatrixRef PlaceRows(ExpertRef& u, const MatrixRef& m, int64_t row0, int64_t n_out) {
+  const uint64_t row_bytes = m.info->nbytes / static_cast<uint64_t>(m.n_out);
+  const uint64_t offset = m.info->offset + static_cast<uint64_t>(row0) * row_bytes;
+  const uint64_t nbytes = static_cast<uint64_t>(n_out) * row_bytes;
   MatrixRef r = m;
   r.n_out = n_out;
-  r.group_offset = m.group_offset + static_cast<uint64_t>(row0) * (m.info->nbytes / static_cast<uint64_t>(m.n_out));
+  r.group_offset = AlignUp(u.bytes, kGroupPage) + offset % kGroupPage;
+  u.bytes = AlignUp(r.group_offset + nbytes, kGroupPage);
+  u.extents.push_back(FileExtent{m.info->file_index, offset, nbytes, r.group_offset});
   return r;
 }
 
@@ -197,25 +205,26 @@ Status ModelWeights::Init() {
     place(g, &m.router);
     if (c.moe.n_ff_shared > 0)
       for (MatrixRef* x : {&m.shared_router, &m.shared.gate, &m.shared.up, &m.shared.down}) place(g, x);
+    // Routed experts: a unit each, outside the group.
     const int64_t F = c.moe.n_ff_expert, D = c.n_embd;
-    if (m.fused_gate_up.info) {  // HF fused: gate rows, then up rows, per expert
-      place(g, &m.fused_gate_up);
-      place(g, &m.fused_down);
-      for (int64_t e = 0; e < c.moe.n_expert; ++e) {
-        m.experts[e].gate = Slice(m.fused_gate_up, e * 2 * F, F);
-        m.experts[e].up = Slice(m.fused_gate_up, e * 2 * F + F, F);
-        m.experts[e].down = Slice(m.fused_down, e * D, D);
+    m.expert_units.assign(c.moe.n_expert, ExpertRef{});
+    for (int64_t e = 0; e < c.moe.n_expert; ++e) {
+      ExpertRef& u = m.expert_units[e];
+      SwiGluWeights& x = m.experts[e];
+      if (m.fused_gate_up.info) {  // HF fused: per expert, gate rows then up rows
+        x.gate = PlaceRows(u, m.fused_gate_up, e * 2 * F, F);
+        x.up = PlaceRows(u, m.fused_gate_up, e * 2 * F + F, F);
+        x.down = PlaceRows(u, m.fused_down, e * D, D);
+      } else if (m.fused_gate.info) {  // GGUF
+        x.gate = PlaceRows(u, m.fused_gate, e * F, F);
+        x.up = PlaceRows(u, m.fused_up, e * F, F);
+        x.down = PlaceRows(u, m.fused_down, e * D, D);
+      } else {
+        x.gate = PlaceRows(u, x.gate, 0, F);
+        x.up = PlaceRows(u, x.up, 0, F);
+        x.down = PlaceRows(u, x.down, 0, D);
       }
-    } else if (m.fused_gate.info) {  // GGUF
-      for (MatrixRef* x : {&m.fused_gate, &m.fused_up, &m.fused_down}) place(g, x);
-      for (int64_t e = 0; e < c.moe.n_expert; ++e) {
-        m.experts[e].gate = Slice(m.fused_gate, e * F, F);
-        m.experts[e].up = Slice(m.fused_up, e * F, F);
-        m.experts[e].down = Slice(m.fused_down, e * D, D);
-      }
-    } else {
-      for (SwiGluWeights& x : m.experts)
-        for (MatrixRef* p : {&x.gate, &x.up, &x.down}) place(g, p);
+      max_expert_bytes_ = std::max(max_expert_bytes_, u.bytes);
     }
   }
   WeightGroup& head = groups_[c.n_layer];
@@ -228,7 +237,15 @@ Status ModelWeights::Init() {
 uint64_t ModelWeights::total_matrix_bytes() const {
   uint64_t t = 0;
   for (auto& g : groups_) t += g.bytes;
+  for (auto& L : layers_)
+    for (auto& u : L.moe.expert_units) t += u.bytes;
   return t;
+}
+
+int64_t ModelWeights::n_moe_layers() const {
+  int64_t n = 0;
+  for (auto& s : config_.layers) n += s.ffn == FfnKind::kMoe;
+  return n;
 }
 
 uint64_t ModelWeights::n_params() const {

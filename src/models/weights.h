@@ -1,11 +1,13 @@
 // Where every weight of a model lives, and how weights are grouped for streaming.
 //
 // Big matrices are organised in *weight groups* that are used together and can be
-// read with one batch of I/O: group l < n_layer holds layer l's projections (attention,
-// then the feed-forward block: a dense MLP, or a router, the shared expert and every
-// expert of a mixture of experts);
+// read with one batch of I/O: group l < n_layer holds layer l's dense projections
+// (attention, then the feed-forward block: a dense MLP, or a mixture of experts' router
+// and shared expert);
 // group n_layer ("head") holds the output projection (which is token_embd itself when
-// embeddings are tied). A WeightProvider (runtime/) decides which groups stay resident
+// embeddings are tied). A mixture of experts' routed experts are not in their layer's
+// group: each (layer, expert) is a unit of its own (ExpertRef), read only when a router
+// picks it (DESIGN.md, "Experts are the unit of streaming for MoE"). A WeightProvider (runtime/) decides which groups stay resident
 // and which are streamed; the forward pass only sees group base pointers.
 //
 // Small tensors (norm weights, biases) are converted to f32 once at load and kept in
@@ -17,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "base/check.h"
 #include "base/dtype.h"
 #include "base/status.h"
 #include "formats/model_source.h"
@@ -41,14 +44,35 @@ struct SwiGluWeights {
   MatrixRef gate, up, down;                 // [ff, n_embd] x2, [n_embd, ff]
 };
 
+// A byte range of the model's files and where it lands in a buffer: buf_offset ≡
+// offset (mod kGroupPage), so the page-aligned superset read lands in place.
+struct FileExtent {
+  uint32_t file_index = 0;
+  uint64_t offset = 0;                      // in the file
+  uint64_t nbytes = 0;
+  uint64_t buf_offset = 0;                  // in the unit's buffer
+};
+
+// One routed expert as a unit of streaming: its gate, up and down matrices laid out in a
+// buffer of `bytes` (a multiple of kGroupPage). Per-expert checkpoints give three
+// tensors; fused 3-D ones (HF gate_up_proj/down_proj, GGUF *_exps) give this expert's
+// row slices, which are contiguous per matrix, so an expert is always 2-3 extents.
+struct ExpertRef {
+  std::vector<FileExtent> extents;          // in read order
+  uint64_t bytes = 0;
+};
+
 // A mixture-of-experts feed-forward block (ModelConfig::moe says the sizes).
 struct MoeWeights {
   MatrixRef router;                         // [n_expert, n_embd]
-  std::vector<SwiGluWeights> experts;       // [n_expert], each ff = n_ff_expert
+  // [n_expert], each ff = n_ff_expert; group_offset is relative to the expert's own
+  // buffer (ExpertRef layout), not to the layer's group.
+  std::vector<SwiGluWeights> experts;
+  std::vector<ExpertRef> expert_units;      // [n_expert]
   SwiGluWeights shared;                     // ff = n_ff_shared (Qwen2-MoE only)
   MatrixRef shared_router;                  // [1, n_embd] sigmoid gate of the shared expert
-  // Fused 3-D checkpoints: the stored tensors the group reads; `experts` then view
-  // slices of them (their `info` is the fused tensor).
+  // Fused 3-D checkpoints: the stored tensors; `experts` view row slices of them
+  // (their `info` is the fused tensor). Not in the layer's group.
   MatrixRef fused_gate_up;                  // HF: [n_expert · 2 · n_ff_expert, n_embd]
   MatrixRef fused_gate, fused_up;           // GGUF ffn_{gate,up}_exps: [n_expert · n_ff_expert, n_embd]
   MatrixRef fused_down;                     // [n_expert · n_embd, n_ff_expert]
@@ -95,7 +119,14 @@ class ModelWeights {
   int n_groups() const { return static_cast<int>(groups_.size()); }
   int head_group() const { return static_cast<int>(config_.n_layer); }
   const WeightGroup& group(int g) const { return groups_[g]; }
-  uint64_t total_matrix_bytes() const;  // sum of group sizes
+  uint64_t total_matrix_bytes() const;  // sum of group sizes and expert buffer sizes
+  // Routed experts: layer l's expert e (l must be an MoE layer).
+  const ExpertRef& expert(int64_t l, int64_t e) const {
+    SPOOL_CHECK(l >= 0 && l < config_.n_layer && e >= 0 && e < static_cast<int64_t>(layers_[l].moe.expert_units.size()));
+    return layers_[l].moe.expert_units[e];
+  }
+  int64_t n_moe_layers() const;
+  uint64_t max_expert_bytes() const { return max_expert_bytes_; }  // largest ExpertRef::bytes; 0 without MoE
   uint64_t n_params() const;            // every stored element (embedding counted once)
 
  private:
@@ -109,6 +140,7 @@ class ModelWeights {
   MatrixRef token_embd_, output_;
   std::vector<float> output_norm_;
   std::vector<WeightGroup> groups_;
+  uint64_t max_expert_bytes_ = 0;
 };
 
 // Reads a small tensor (any dtype, dequantised) into f32. Used for norms and biases.

@@ -86,6 +86,7 @@ Result<std::unique_ptr<Engine>> Engine::Open(const std::string& model, const Eng
   SPOOL_TRY(e->PrepareAndPlan(model));
   StreamingOptions so;
   so.reader.backend = options.io_backend;
+  so.expert_eviction = options.expert_eviction;
   SPOOL_ASSIGN_OR_RETURN(auto streaming, StreamingWeights::Open(*e->weights_, e->plan_, so));
   e->stats_.resident_bytes = streaming->stats().resident_bytes;
   e->streaming_ = streaming.get();

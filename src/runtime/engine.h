@@ -62,6 +62,7 @@ struct EngineOptions {
   // keeps [32 rows, n_head, context] scores per block of queries (not flat in context).
   bool ggml_numerics = false;
   storage::IoBackend io_backend = storage::IoBackend::kAuto;  // kAuto honours SPOOL_IO=pread
+  ExpertEviction expert_eviction = ExpertEviction::kLru;      // MoE expert cache (--expert-eviction)
 };
 
 // One conversation / document: its tokens and their KV cache.
@@ -164,6 +165,9 @@ class Engine {
   Result<std::string> ModelFingerprint();
   // Bytes of KV pages currently spilled to disk by all sequences.
   uint64_t kv_disk_bytes() const;
+
+  // MoE routing decisions of every later step (models::RoutingRecord), nullptr: off.
+  void SetRoutingObserver(models::RoutingObserver fn) { transformer_->SetRoutingObserver(std::move(fn)); }
 
   const EngineStats& stats() const { return stats_; }
   const models::ForwardStats& forward_stats() const { return transformer_->stats(); }

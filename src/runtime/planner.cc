@@ -94,6 +94,15 @@ uint64_t GroupReadBytes(const models::ModelWeights& w, int g) {
   return b;
 }
 
+uint64_t ExpertReadBytes(const models::ModelWeights& w, int64_t l, int64_t e) {
+  uint64_t b = 0;
+  for (const models::FileExtent& x : w.expert(l, e).extents) {
+    const uint64_t a = x.offset / models::kGroupPage * models::kGroupPage;
+    b += AlignUp(x.offset + x.nbytes, models::kGroupPage) - a;
+  }
+  return b;
+}
+
 Result<ResidencyPlan> PlanResidency(const models::ModelWeights& w, const PlannerOptions& o) {
   const models::ModelConfig& c = w.config();
   if (o.prefetch_depth < 2 || o.prefetch_depth > 64)
@@ -134,16 +143,30 @@ Result<ResidencyPlan> PlanResidency(const models::ModelWeights& w, const Planner
   uint64_t all = 0;
   for (uint64_t b : gbytes) all += b;
   p.resident.assign(n_groups, false);
+  // Routed experts: slots of the largest expert's buffer.
+  uint64_t max_expert_read = 0;
+  if (c.has_moe()) {
+    p.expert_slot_bytes = w.max_expert_bytes();
+    p.n_experts_total = w.n_moe_layers() * c.moe.n_expert;
+    p.expert_min_slots = std::min<int64_t>(c.moe.n_expert_used, p.n_experts_total);
+    for (int64_t l = 0; l < c.n_layer; ++l)
+      if (c.layers[l].ffn == models::FfnKind::kMoe)
+        for (int64_t e = 0; e < c.moe.n_expert; ++e) max_expert_read = std::max(max_expert_read, ExpertReadBytes(w, l, e));
+  }
+  const uint64_t all_experts = U(p.n_experts_total) * p.expert_slot_bytes;
+  const uint64_t min_cache = U(p.expert_min_slots) * p.expert_slot_bytes;
 
-  if (p.budget_bytes >= base + all + embd_table) {
-    // Everything fits: no ring, no row reads.
+  if (p.budget_bytes >= base + all + embd_table + all_experts) {
+    // Everything fits: no ring, no row reads, every expert held.
     p.resident.assign(n_groups, true);
     p.embedding_resident = !c.tied_embeddings;
     p.resident_bytes = all + embd_table;
+    p.expert_cache_slots = p.n_experts_total;
     return p;
   }
-  // Streaming. Each option fixes the head's residency; layers fill what is left.
-  const uint64_t fixed = base + row_scratch;
+  // Streaming. Each option fixes the head's residency; layers fill what is left after
+  // the smallest expert cache.
+  const uint64_t fixed = base + row_scratch + min_cache;
   uint64_t max_layer = 0;
   for (int l = 0; l < head; ++l) max_layer = std::max(max_layer, gbytes[l]);
   const uint64_t depth = U(o.prefetch_depth);
@@ -190,7 +213,11 @@ Result<ResidencyPlan> PlanResidency(const models::ModelWeights& w, const Planner
         FormatBytes(p.activation_bytes) + " (prefill chunk " + std::to_string(o.prefill_chunk) + ") + KV cache " +
         FormatBytes(p.kv_bytes) + " (" + std::to_string(o.n_seq) + " x " + std::to_string(kv_tokens) +
         (p.kv_on_disk ? " tokens of --kv-window" : " tokens of --ctx") + ") + embedding row scratch " +
-        FormatBytes(row_scratch) + " + streaming ring " + std::to_string(depth) + " x " + FormatBytes(max_layer) +
+        FormatBytes(row_scratch) +
+        (min_cache > 0 ? " + expert cache " + std::to_string(p.expert_min_slots) + " x " + FormatBytes(p.expert_slot_bytes) +
+                             " (one token's routed experts of a layer; a smaller cache never hits)"
+                       : std::string()) +
+        " + streaming ring " + std::to_string(depth) + " x " + FormatBytes(max_layer) +
         " (largest layer) + resident head " + FormatBytes(gbytes[head]) +
         " (or a ring of head-sized slots); raise --mem-budget or lower --ctx / --kv-window / --prefill-chunk");
   }
@@ -213,6 +240,7 @@ Result<ResidencyPlan> PlanResidency(const models::ModelWeights& w, const Planner
   }
   p.ring_slots = static_cast<int>(std::min<uint64_t>(depth, U(p.n_streamed)));
   p.streamed_bytes_per_step += AlignUp(p.embedding_row_bytes, models::kGroupPage);  // one decode token's row
+  p.expert_cache_slots = p.expert_min_slots;
   if (p.planned_bytes() > p.budget_bytes) {
     // Uneven group sizes spread differently than counted: drop resident layers until it fits.
     for (int64_t l = L - 1; l >= 0 && p.planned_bytes() > p.budget_bytes; --l) {
@@ -228,12 +256,22 @@ Result<ResidencyPlan> PlanResidency(const models::ModelWeights& w, const Planner
       return ResourceExhausted("--mem-budget " + FormatBytes(p.budget_bytes) + " is too small for " +
                                w.source().display_name + " (planned " + FormatBytes(p.planned_bytes()) + ")");
   }
+  if (p.expert_slot_bytes > 0) {
+    // The rest of the budget grows the expert cache, up to every expert.
+    const uint64_t extra = (p.budget_bytes - p.planned_bytes()) / p.expert_slot_bytes;
+    p.expert_cache_slots = std::min<int64_t>(p.n_experts_total, p.expert_min_slots + static_cast<int64_t>(extra));
+    if (!p.experts_resident()) {
+      p.expert_bytes_per_token = U(w.n_moe_layers()) * U(c.moe.n_expert_used) * max_expert_read;
+      p.streamed_bytes_per_step += p.expert_bytes_per_token;
+    }
+  }
   return p;
 }
 
 uint64_t DiskProbeBatchBytes(const ResidencyPlan& p) {
-  if (p.all_resident() || p.ring_bytes() == 0) return 0;
-  const uint64_t half = p.ring_bytes() / 2 / storage::kDirectAlign * storage::kDirectAlign;
+  const uint64_t streaming = p.ring_bytes() + (p.experts_resident() ? 0 : p.expert_cache_bytes());
+  if (p.all_resident() || streaming == 0) return 0;
+  const uint64_t half = streaming / 2 / storage::kDirectAlign * storage::kDirectAlign;
   return std::clamp<uint64_t>(half, storage::kDirectAlign, 32ull << 20);
 }
 
@@ -292,17 +330,29 @@ std::string FormatPlan(const models::ModelWeights& w, const ResidencyPlan& p) {
   add("resident groups", std::to_string(n - p.n_streamed) + "/" + std::to_string(n) + ": " +
                              GroupRanges(w, p.resident, true) + " (" + FormatBytes(p.resident_bytes) + ")");
   add("streamed groups", std::to_string(p.n_streamed) + "/" + std::to_string(n) + ": " + GroupRanges(w, p.resident, false));
+  if (p.n_experts_total > 0) {
+    const std::string slots = std::to_string(p.expert_cache_slots) + " x " + FormatBytes(p.expert_slot_bytes) + " = " +
+                              FormatBytes(p.expert_cache_bytes());
+    add("expert cache", p.experts_resident()
+                            ? slots + " (all " + std::to_string(p.n_experts_total) + " routed experts, read at open)"
+                            : slots + " (holds " + std::to_string(p.expert_cache_slots) + " of " +
+                                  std::to_string(p.n_experts_total) + " routed experts; " +
+                                  std::to_string(p.expert_min_slots) + " per token and layer)");
+  }
   add("embedding table", w.config().tied_embeddings ? (p.resident[w.head_group()] ? "tied, in the resident head"
                                                                                    : "tied, rows read per token")
                          : p.embedding_resident ? "resident"
                                                 : "rows read per token (" + FormatBytes(p.embedding_row_bytes) + "/row)");
   add("planned total", FormatBytes(p.planned_bytes()));
-  add("streamed per step", FormatBytes(p.streamed_bytes_per_step));
+  add("streamed per step", FormatBytes(p.streamed_bytes_per_step) +
+                               (p.expert_bytes_per_token > 0 ? " (at most: " + FormatBytes(p.expert_bytes_per_token) +
+                                                                   " of it experts, when every routed expert misses)"
+                                                             : std::string()));
   if (bw > 0) {
     std::snprintf(line, sizeof line, "%.2f GB/s (%s)", bw / 1e9, p.disk_measured ? "measured" : "--disk-bw");
     add("disk read speed", line);
   }
-  if (p.n_streamed == 0) {
+  if (p.all_resident()) {
     add("predicted decode", "not I/O bound (all weights resident)");
   } else if (bw > 0) {
     std::snprintf(line, sizeof line, "%.2f tok/s (I/O bound: streamed bytes / disk speed)",
@@ -339,11 +389,19 @@ nlohmann::ordered_json PlanToJson(const models::ModelWeights& w, const Residency
       {"embedding_resident", p.embedding_resident},
       {"streamed_bytes_per_step", p.streamed_bytes_per_step},
   };
+  if (p.n_experts_total > 0) {
+    j["expert_cache_slots"] = p.expert_cache_slots;
+    j["expert_slot_bytes"] = p.expert_slot_bytes;
+    j["expert_cache_bytes"] = p.expert_cache_bytes();
+    j["experts_total"] = p.n_experts_total;
+    j["experts_resident"] = p.experts_resident();
+    j["expert_bytes_per_token"] = p.expert_bytes_per_token;
+  }
   if (bw > 0) {
     j["disk_bytes_per_s"] = bw;
     j["disk_measured"] = p.disk_measured;
     j["predicted_decode_tokens_per_s"] =
-        p.n_streamed > 0 ? nlohmann::ordered_json(bw / static_cast<double>(p.streamed_bytes_per_step)) : nullptr;
+        !p.all_resident() ? nlohmann::ordered_json(bw / static_cast<double>(p.streamed_bytes_per_step)) : nullptr;
   }
   return j;
 }

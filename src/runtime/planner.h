@@ -11,7 +11,12 @@
 //   3. the KV cache of every sequence as the engine will create it: the whole context
 //      in RAM, or (kv_window > 0 and ctx > kv_window) the disk-backed store's hot window
 //      and read-ahead ring (kv::DiskKv::EstimateRamBytes);
-//   4. resident weight groups until the budget is full.
+//   4. MoE models: an expert cache of at least one token's routed experts of a layer
+//      (n_expert_used slots of the largest expert; a smaller LRU cache never hits);
+//   5. resident weight groups (dense parts: attention, norms, router, shared expert,
+//      head) until the budget is full;
+//   6. MoE models: what is left grows the expert cache, up to every routed expert
+//      (then the experts are read once at open, as resident groups are).
 // Which groups are resident: the head first when keeping it makes more bytes resident
 // (it is usually the largest group, and a streamed head forces every ring slot to its
 // size), then layers spread evenly over the depth of the model (resident layers
@@ -86,14 +91,25 @@ struct ResidencyPlan {
   uint64_t streamed_bytes_per_step = 0;  // device bytes per step (page-aligned reads)
   uint64_t embedding_row_bytes = 0;      // bytes read per token when the table is not in RAM
   int n_streamed = 0;
+  // Expert cache (MoE models; 0 slots otherwise): slots of the largest routed expert's
+  // buffer. expert_cache_slots >= n_experts_total: every expert is held, read at open.
+  int64_t expert_cache_slots = 0;
+  uint64_t expert_slot_bytes = 0;
+  int64_t n_experts_total = 0;           // routed experts of all MoE layers
+  int64_t expert_min_slots = 0;          // n_expert_used: one token's experts of a layer
+  uint64_t expert_bytes_per_token = 0;   // device bytes when every routed expert misses (upper bound)
+  uint64_t expert_cache_bytes() const { return static_cast<uint64_t>(expert_cache_slots) * expert_slot_bytes; }
+  bool experts_resident() const { return expert_cache_slots >= n_experts_total; }
   // Disk read speed for the prediction (bytes/s; 0: not known). Set by the engine from
   // --disk-bw or a probe that runs inside the ring's share of the budget.
   double disk_bytes_per_s = 0;
   bool disk_measured = false;
 
   uint64_t fixed_bytes() const { return baseline_bytes + reserve_bytes + activation_bytes + embedding_scratch_bytes; }
-  uint64_t planned_bytes() const { return fixed_bytes() + ring_bytes() + kv_bytes + resident_bytes; }
-  bool all_resident() const { return n_streamed == 0; }
+  uint64_t planned_bytes() const {
+    return fixed_bytes() + ring_bytes() + kv_bytes + resident_bytes + expert_cache_bytes();
+  }
+  bool all_resident() const { return n_streamed == 0 && experts_resident(); }
 };
 
 // Bytes of transformer scratch, matmul scratch and logits for a step of `rows` rows.
@@ -106,9 +122,12 @@ uint64_t EstimateSequenceKvBytes(const models::ModelConfig& c, int64_t ctx, int6
                                  DType dtype);
 // Device bytes read for a group: page-aligned supersets of its matrices.
 uint64_t GroupReadBytes(const models::ModelWeights& w, int g);
+// Device bytes read for routed expert e of layer l: page-aligned supersets of its extents.
+uint64_t ExpertReadBytes(const models::ModelWeights& w, int64_t l, int64_t e);
 
-// Errors: ResourceExhausted when the budget cannot hold the fixed part, the KV cache
-// and a ring for the largest group (the message lists every term); InvalidArgument for
+// Errors: ResourceExhausted when the budget cannot hold the fixed part, the KV cache,
+// a ring for the largest group and (MoE) one token's experts of a layer (the message
+// lists every term); InvalidArgument for
 // bad options; Unavailable-style Io when auto cannot read MemAvailable.
 Result<ResidencyPlan> PlanResidency(const models::ModelWeights& w, const PlannerOptions& options);
 

@@ -15,12 +15,31 @@ Status ReadGroup(const models::ModelWeights& w, int g, uint8_t* dst) {
   return Status::Ok();
 }
 
+Status ReadExpert(const models::ModelWeights& w, int64_t layer, int64_t e, uint8_t* dst) {
+  const auto& src = w.source();
+  for (const models::FileExtent& x : w.expert(layer, e).extents) {
+    SPOOL_ASSIGN_OR_RETURN(storage::File f, storage::File::Open(src.files[x.file_index], storage::OpenMode{}));
+    SPOOL_TRY(f.ReadAt(dst + x.buf_offset, x.offset, x.nbytes));
+  }
+  return Status::Ok();
+}
+
 Result<std::unique_ptr<ResidentWeights>> ResidentWeights::Load(const models::ModelWeights& w) {
   std::unique_ptr<ResidentWeights> r(new ResidentWeights(w));
   r->groups_.resize(w.n_groups());
   for (int g = 0; g < w.n_groups(); ++g) {
     r->groups_[g].Reset(w.group(g).bytes);
     SPOOL_TRY(ReadGroup(w, g, r->groups_[g].data()));
+  }
+  const auto& c = w.config();
+  r->experts_.resize(c.n_layer);
+  for (int64_t l = 0; l < c.n_layer; ++l) {
+    if (c.layers[l].ffn != models::FfnKind::kMoe) continue;
+    r->experts_[l].resize(c.moe.n_expert);
+    for (int64_t e = 0; e < c.moe.n_expert; ++e) {
+      r->experts_[l][e].Reset(w.expert(l, e).bytes);
+      SPOOL_TRY(ReadExpert(w, l, e, r->experts_[l][e].data()));
+    }
   }
   if (w.config().tied_embeddings) {
     r->embd_data_ = r->groups_[w.head_group()].data() + w.output().group_offset;
@@ -47,6 +66,8 @@ Status ResidentWeights::EmbeddingRows(const int32_t* ids, int64_t n, float* out)
 uint64_t ResidentWeights::bytes() const {
   uint64_t b = embd_.size();
   for (auto& g : groups_) b += g.size();
+  for (auto& l : experts_)
+    for (auto& x : l) b += x.size();
   return b;
 }
 

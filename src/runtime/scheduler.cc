@@ -468,6 +468,11 @@ void Scheduler::Step() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     ++stats_.steps;
+    const StreamStats& ws = engine_.stream_stats();
+    stats_.dense_weight_bytes = ws.streamed_bytes + ws.embedding_bytes;
+    stats_.expert_bytes = ws.expert_bytes;
+    stats_.expert_hits = ws.expert_hits;
+    stats_.expert_misses = ws.expert_misses;
     if (n_decode == 0) stats_.prefill_step_seconds += sw.Seconds();
     if (n_decode > 0) {
       stats_.decode_seconds += sw.Seconds();  // a mixed step counts as decode time

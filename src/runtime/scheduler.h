@@ -133,6 +133,11 @@ struct SchedulerStats {
   // Disk sessions: loads (resumed from the store), spills (written to it), and files
   // that could not be used or written (each also logged).
   int64_t session_loads = 0, session_spills = 0, session_errors = 0;
+  // Weights (the engine's StreamStats, copied after each step): bytes read for dense
+  // parts (streamed groups, embedding rows) and for routed experts; the expert cache's
+  // hits and misses (MoE models; 0 otherwise).
+  uint64_t dense_weight_bytes = 0, expert_bytes = 0;
+  uint64_t expert_hits = 0, expert_misses = 0;
 };
 
 // Engine options a scheduler with `max_active` sequences plans for: steps of up to

@@ -20,7 +20,7 @@ Result<std::unique_ptr<StreamingWeights>> StreamingWeights::Open(const models::M
   if (static_cast<int>(plan.resident.size()) != n_groups)
     return InvalidArgument("residency plan has " + std::to_string(plan.resident.size()) + " groups, the model " +
                            std::to_string(n_groups));
-  std::unique_ptr<StreamingWeights> s(new StreamingWeights(w, plan));
+  std::unique_ptr<StreamingWeights> s(new StreamingWeights(w, plan, options.expert_eviction));
   SPOOL_ASSIGN_OR_RETURN(s->reader_, storage::Reader::Open(w.source().files, options.reader));
   s->stream_index_.assign(n_groups, -1);
   for (int g = 0; g < n_groups; ++g) {
@@ -51,6 +51,36 @@ Result<std::unique_ptr<StreamingWeights>> StreamingWeights::Open(const models::M
     s->embd_data_ = s->embd_table_.data() + (info.offset - a);
     s->stats_.resident_bytes += end - a;
   }
+  // The expert cache; when it holds every expert, they are read now with the groups.
+  const models::ModelConfig& c = w.config();
+  if (c.has_moe()) {
+    const int64_t E = c.moe.n_expert;
+    if (plan.expert_cache_slots < c.moe.n_expert_used)
+      return InvalidArgument("residency plan: an expert cache of " + std::to_string(plan.expert_cache_slots) +
+                             " slots cannot hold one token's " + std::to_string(c.moe.n_expert_used) + " routed experts");
+    if (plan.expert_slot_bytes < w.max_expert_bytes())
+      return InvalidArgument("residency plan: expert slot of " + std::to_string(plan.expert_slot_bytes) +
+                             " bytes cannot hold an expert of " + std::to_string(w.max_expert_bytes()) + " bytes");
+    const int64_t n_slots = std::min<int64_t>(plan.expert_cache_slots, w.n_moe_layers() * E);
+    s->expert_slots_.resize(static_cast<size_t>(n_slots));
+    s->expert_arena_.Reset(static_cast<uint64_t>(n_slots) * plan.expert_slot_bytes);
+    s->expert_slot_of_.assign(static_cast<size_t>(c.n_layer * E), -1);
+    s->expert_uses_.assign(static_cast<size_t>(c.n_layer * E), 0);
+    s->wave_.reserve(static_cast<size_t>(n_slots));
+    if (plan.experts_resident()) {
+      int32_t slot = 0;
+      for (int64_t l = 0; l < c.n_layer; ++l) {
+        if (c.layers[l].ffn != models::FfnKind::kMoe) continue;
+        for (int64_t e = 0; e < E; ++e, ++slot) {
+          s->ExpertRequests(l, e, s->ExpertSlotData(slot), &one);
+          reqs.insert(reqs.end(), one.begin(), one.end());
+          s->expert_slots_[slot].key = l * E + e;
+          s->expert_slot_of_[l * E + e] = slot;
+        }
+      }
+      s->stats_.resident_bytes += s->expert_arena_.size();
+    }
+  }
   if (!reqs.empty()) SPOOL_TRY(s->reader_->ReadAll(reqs));
   s->stats_.load_seconds = sw.Seconds();
   // The ring, allocated once.
@@ -70,7 +100,11 @@ Result<std::unique_ptr<StreamingWeights>> StreamingWeights::Open(const models::M
   return s;
 }
 
-StreamingWeights::~StreamingWeights() { Drain(); }
+StreamingWeights::~StreamingWeights() {
+  Drain();
+  for (ExpertSlot& x : expert_slots_)
+    if (x.in_flight) (void)reader_->Wait(x.ticket);
+}
 
 void StreamingWeights::GroupRequests(int g, uint8_t* base, std::vector<storage::ReadRequest>* out) const {
   out->clear();
@@ -82,6 +116,110 @@ void StreamingWeights::GroupRequests(int g, uint8_t* base, std::vector<storage::
     const uint64_t end = std::min(AlignUp(info.offset + info.nbytes), reader_->file(info.file_index).size());
     out->push_back(storage::ReadRequest{info.file_index, a, end - a, base + (m->group_offset - (info.offset - a))});
   }
+}
+
+void StreamingWeights::ExpertRequests(int64_t l, int64_t e, uint8_t* base,
+                                      std::vector<storage::ReadRequest>* out) const {
+  out->clear();
+  for (const models::FileExtent& x : w_.expert(l, e).extents) {
+    const uint64_t a = AlignDown(x.offset);
+    const uint64_t end = std::min(AlignUp(x.offset + x.nbytes), reader_->file(x.file_index).size());
+    out->push_back(storage::ReadRequest{x.file_index, a, end - a, base + (x.buf_offset - (x.offset - a))});
+  }
+}
+
+Status StreamingWeights::PrepareExperts(int layer, std::span<const int32_t> ids) {
+  const int64_t E = w_.config().moe.n_expert;
+  SPOOL_CHECK_MSG(wave_.empty(), "PrepareExperts before the previous wave's ReleaseExperts");
+  SPOOL_CHECK(static_cast<int64_t>(ids.size()) <= ExpertCapacity());
+  for (const int32_t e : ids) {
+    SPOOL_CHECK(e >= 0 && e < E);
+    const int64_t key = layer * E + e;
+    int32_t s = expert_slot_of_[key];
+    ++expert_uses_[key];
+    const uint64_t lookups = stats_.expert_hits + stats_.expert_misses + 1;
+    if (lookups % (8 * expert_slots_.size()) == 0)
+      for (uint32_t& u : expert_uses_) u /= 2;  // aging: popularity fades
+    // Eviction order: (uses, last use) with kFrequency, last use with kLru; empty slots
+    // (last_use 0, key -1) first.
+    auto before = [&](const ExpertSlot& a, const ExpertSlot& b) {
+      if (eviction_ == ExpertEviction::kFrequency && a.key >= 0 && b.key >= 0 &&
+          expert_uses_[a.key] != expert_uses_[b.key])
+        return expert_uses_[a.key] < expert_uses_[b.key];
+      return a.last_use < b.last_use;
+    };
+    if (s >= 0) {
+      ++stats_.expert_hits;
+    } else {
+      // The first unpinned slot in eviction order. One exists: fewer than
+      // ExpertCapacity() slots are pinned.
+      for (int32_t i = 0; i < static_cast<int32_t>(expert_slots_.size()); ++i) {
+        const ExpertSlot& x = expert_slots_[i];
+        if (!x.pinned && (s < 0 || before(x, expert_slots_[s]))) s = i;
+      }
+      SPOOL_CHECK(s >= 0);
+      ExpertSlot& x = expert_slots_[s];
+      SPOOL_CHECK(!x.in_flight);
+      if (x.key >= 0) expert_slot_of_[x.key] = -1;
+      x.key = -1;
+      ExpertRequests(layer, e, ExpertSlotData(s), &expert_reqs_);
+      x.read_bytes = 0;
+      for (const auto& r : expert_reqs_) x.read_bytes += r.length;
+      auto t = reader_->Submit(expert_reqs_);
+      if (!t.ok())
+        return Status(t.status().code(), "reading expert " + std::to_string(e) + " of layer " + std::to_string(layer) +
+                                             ": " + t.status().message());
+      x.ticket = *t;
+      x.in_flight = true;
+      x.status = Status::Ok();
+      x.key = key;
+      expert_slot_of_[key] = s;
+      ++stats_.expert_misses;
+    }
+    ExpertSlot& x = expert_slots_[s];
+    x.pinned = true;
+    x.last_use = ++expert_clock_;
+    wave_.push_back(s);
+  }
+  return Status::Ok();
+}
+
+void StreamingWeights::FinishExpertRead(int32_t s) {
+  ExpertSlot& x = expert_slots_[s];
+  if (!x.in_flight) return;
+  Stopwatch sw;
+  x.status = reader_->Wait(x.ticket);
+  x.in_flight = false;
+  stats_.expert_wait_seconds += sw.Seconds();
+  if (x.status.ok()) {
+    stats_.expert_bytes += x.read_bytes;
+  } else if (x.key >= 0) {
+    expert_slot_of_[x.key] = -1;  // not cached: the next use reads it again
+    x.key = -1;
+    x.last_use = 0;
+  }
+}
+
+Result<const uint8_t*> StreamingWeights::Expert(int layer, int32_t e) {
+  const int64_t E = w_.config().moe.n_expert;
+  SPOOL_CHECK(e >= 0 && e < E);
+  const int32_t s = expert_slot_of_[layer * E + e];
+  SPOOL_CHECK_MSG(s >= 0 && expert_slots_[s].pinned, "Expert() of an expert its wave did not name (or asked twice after a failed read)");
+  FinishExpertRead(s);
+  const Status& st = expert_slots_[s].status;
+  if (!st.ok())
+    return Status(st.code(), "reading expert " + std::to_string(e) + " of layer " + std::to_string(layer) + ": " +
+                                 st.message());
+  return static_cast<const uint8_t*>(ExpertSlotData(s));
+}
+
+void StreamingWeights::ReleaseExperts(int) {
+  for (int32_t s : wave_) {
+    FinishExpertRead(s);
+    expert_slots_[s].pinned = false;
+    expert_slots_[s].status = Status::Ok();
+  }
+  wave_.clear();
 }
 
 void StreamingWeights::Fill() {

@@ -20,6 +20,16 @@
 // supersets, synchronous pread on the reader's files, so they do not queue behind the
 // ring's reads) into a scratch buffer sized for the largest step.
 //
+// Expert cache (MoE models): plan.expert_cache_slots slots of plan.expert_slot_bytes in
+// one buffer allocated at open, each holding one routed expert (ExpertRef layout).
+// PrepareExperts pins the wave's experts; each one not cached takes the least recently
+// used unpinned slot (or, with ExpertEviction::kFrequency, the least used expert's)
+// and its extents' reads are submitted at once (one reader ticket
+// per expert), so Expert(l, e) waits for e alone and the first experts' math overlaps
+// the others' reads. When the plan holds every expert they are read at open with the
+// resident groups and never evicted. A failed expert read empties its slot (the next
+// step reads it again) and is returned by Expert, naming layer, expert, file and offset.
+//
 // Errors: a failed read (I/O error, file truncated since open) is returned by the
 // Acquire that needs it, naming the group, file and offset; the next BeginStep drains
 // the ring and starts over, so a later step can succeed if the file is readable again.
@@ -39,8 +49,16 @@
 
 namespace spool::runtime {
 
+// Which cached expert a miss replaces (among the unpinned slots).
+enum class ExpertEviction {
+  kLru,        // least recently used
+  kFrequency,  // fewest uses of that expert (counted per expert, cached or not, halved
+               // every 8 × slots lookups so old popularity fades), then least recent
+};
+
 struct StreamingOptions {
   storage::ReaderOptions reader;   // backend, O_DIRECT, queue depth, piece size
+  ExpertEviction expert_eviction = ExpertEviction::kLru;
 };
 
 // Cumulative counters.
@@ -51,7 +69,12 @@ struct StreamStats {
   uint64_t groups_streamed = 0;        // group reads completed
   double wait_seconds = 0;             // Acquire blocked on a streamed group's read
   double load_seconds = 0;             // reading the resident groups at open
-  uint64_t bytes_read() const { return streamed_bytes + embedding_bytes; }
+  // Expert cache: lookups are experts named by PrepareExperts (one per expert a row
+  // block's router chose, however many of the block's rows chose it).
+  uint64_t expert_hits = 0, expert_misses = 0;
+  uint64_t expert_bytes = 0;           // device bytes read for experts on misses
+  double expert_wait_seconds = 0;      // Expert() blocked on a read
+  uint64_t bytes_read() const { return streamed_bytes + embedding_bytes + expert_bytes; }
 };
 
 class StreamingWeights final : public models::WeightProvider {
@@ -66,6 +89,10 @@ class StreamingWeights final : public models::WeightProvider {
   Result<const uint8_t*> Acquire(int g) override;
   void Release(int g) override;
   Status EmbeddingRows(const int32_t* ids, int64_t n, float* out) override;
+  int64_t ExpertCapacity() const override { return static_cast<int64_t>(expert_slots_.size()); }
+  Status PrepareExperts(int layer, std::span<const int32_t> ids) override;
+  Result<const uint8_t*> Expert(int layer, int32_t e) override;
+  void ReleaseExperts(int layer) override;
 
   const StreamStats& stats() const { return stats_; }
   const ResidencyPlan& plan() const { return plan_; }
@@ -79,7 +106,22 @@ class StreamingWeights final : public models::WeightProvider {
     bool in_flight = false;      // submitted, not yet waited on
     Status status;               // result of the read once waited on
   };
-  StreamingWeights(const models::ModelWeights& w, const ResidencyPlan& plan) : w_(w), plan_(plan) {}
+  struct ExpertSlot {
+    int64_t key = -1;            // layer * n_expert + expert; -1: empty
+    uint64_t last_use = 0;       // LRU clock at the last PrepareExperts naming it
+    bool pinned = false;         // named by the current wave
+    bool in_flight = false;      // submitted, not yet waited on
+    storage::Ticket ticket = 0;
+    uint64_t read_bytes = 0;     // device bytes of its read
+    Status status;               // result of the read once waited on
+  };
+  StreamingWeights(const models::ModelWeights& w, const ResidencyPlan& plan, ExpertEviction ev)
+      : w_(w), plan_(plan), eviction_(ev) {}
+  uint8_t* ExpertSlotData(int32_t s) { return expert_arena_.data() + static_cast<uint64_t>(s) * plan_.expert_slot_bytes; }
+  // Page-aligned reads of layer l's expert e into base (ExpertRef layout).
+  void ExpertRequests(int64_t l, int64_t e, uint8_t* base, std::vector<storage::ReadRequest>* out) const;
+  // Waits for slot s's read (if in flight) and counts it; a failure empties the slot.
+  void FinishExpertRead(int32_t s);
   // Page-aligned reads of group g into base (group layout).
   void GroupRequests(int g, uint8_t* base, std::vector<storage::ReadRequest>* out) const;
   void Fill();           // submits reads until ring_slots are outstanding
@@ -88,6 +130,7 @@ class StreamingWeights final : public models::WeightProvider {
 
   const models::ModelWeights& w_;
   ResidencyPlan plan_;
+  ExpertEviction eviction_;
   std::unique_ptr<storage::Reader> reader_;
   std::vector<AlignedBuffer> resident_;          // [n_groups]; empty buffers for streamed groups
   AlignedBuffer embd_table_;                      // untied resident table (page-aligned superset)
@@ -100,6 +143,14 @@ class StreamingWeights final : public models::WeightProvider {
   uint64_t next_acquire_ = 0;  // cycle position of the next group the forward pass uses
   bool acquired_ = false;      // the slot at next_acquire_ is held by the forward pass
   AlignedBuffer row_scratch_;  // embedding row supersets, grown to the largest step
+  // Expert cache.
+  AlignedBuffer expert_arena_;                   // [expert_cache_slots × expert_slot_bytes]
+  std::vector<ExpertSlot> expert_slots_;
+  std::vector<int32_t> expert_slot_of_;          // [n_layer × n_expert] slot, or -1
+  std::vector<int32_t> wave_;                    // slots pinned by the current wave
+  uint64_t expert_clock_ = 0;
+  std::vector<uint32_t> expert_uses_;            // [n_layer × n_expert] (kFrequency)
+  std::vector<storage::ReadRequest> expert_reqs_;
   StreamStats stats_;
 };
 

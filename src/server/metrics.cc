@@ -62,6 +62,10 @@ std::string Metrics::Render(const runtime::SchedulerStats& s, bool ready, double
   Line(out, "spool_decode_seconds_total", "counter", "Seconds spent in decode steps.", s.decode_seconds);
   Line(out, "spool_session_loads_total", "counter", "Sessions resumed from disk.", static_cast<double>(s.session_loads));
   Line(out, "spool_session_spills_total", "counter", "Session files written (eviction from RAM, shutdown).", static_cast<double>(s.session_spills));
+  Line(out, "spool_weight_dense_bytes_read_total", "counter", "Weight bytes read from disk for dense parts (streamed groups, embedding rows).", static_cast<double>(s.dense_weight_bytes));
+  Line(out, "spool_weight_expert_bytes_read_total", "counter", "Weight bytes read from disk for routed experts (MoE expert cache misses).", static_cast<double>(s.expert_bytes));
+  Line(out, "spool_expert_cache_hits_total", "counter", "Routed experts found in the expert cache (MoE).", static_cast<double>(s.expert_hits));
+  Line(out, "spool_expert_cache_misses_total", "counter", "Routed experts read from disk into the expert cache (MoE).", static_cast<double>(s.expert_misses));
   Line(out, "spool_session_errors_total", "counter", "Session files that could not be used or written (each logged).", static_cast<double>(s.session_errors));
   return out;
 }

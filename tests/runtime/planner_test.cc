@@ -210,3 +210,51 @@ TEST(Planner, BadOptions) {
 
 }  // namespace
 }  // namespace spool::runtime
+
+namespace spool::runtime {
+namespace {
+
+// MoE: the dense parts are placed as for any model, the rest of the budget is an expert
+// cache of at least one token's experts of a layer; below that the budget is refused,
+// naming the expert cache; with room for everything every expert is held.
+TEST(Planner, MoeExpertCacheTakesTheRestOfTheBudget) {
+  auto w = Load(std::string(SPOOL_TEST_FIXTURES) + "/models/qwen3-moe-fused-f32");
+  const auto& c = w->config();
+  const int64_t total = w->n_moe_layers() * c.moe.n_expert;
+  auto all = PlanResidency(*w, Opts(1ull << 32));
+  ASSERT_TRUE(all.ok()) << all.status().message();
+  EXPECT_TRUE(all->all_resident());
+  EXPECT_EQ(all->expert_cache_slots, total);
+  EXPECT_EQ(all->expert_slot_bytes, w->max_expert_bytes());
+  const uint64_t top = all->planned_bytes();
+  bool refused = false, cached = false;
+  for (uint64_t b = top + 8192; b + (1ull << 20) > top && b > 8192; b -= 4096) {
+    auto p = PlanResidency(*w, Opts(b));
+    if (!p.ok()) {
+      refused = true;
+      EXPECT_EQ(p.status().code(), ErrorCode::kResourceExhausted);
+      EXPECT_NE(p.status().message().find("expert cache " + std::to_string(c.moe.n_expert_used) + " x"), std::string::npos)
+          << p.status().message();
+      EXPECT_NE(p.status().message().find("never hits"), std::string::npos) << p.status().message();
+      break;
+    }
+    EXPECT_LE(p->planned_bytes(), b);
+    EXPECT_GE(p->expert_cache_slots, c.moe.n_expert_used);
+    EXPECT_LE(p->expert_cache_slots, total);
+    if (!p->experts_resident()) {
+      cached = true;
+      EXPECT_FALSE(p->all_resident());
+      EXPECT_GT(p->expert_bytes_per_token, 0u);
+      const std::string text = FormatPlan(*w, *p);
+      EXPECT_NE(text.find("holds " + std::to_string(p->expert_cache_slots) + " of " + std::to_string(total)),
+                std::string::npos)
+          << text;
+      EXPECT_EQ(PlanToJson(*w, *p)["expert_cache_slots"], p->expert_cache_slots);
+    }
+  }
+  EXPECT_TRUE(cached) << "no budget gave a cache smaller than the experts";
+  EXPECT_TRUE(refused) << "no budget was refused";
+}
+
+}  // namespace
+}  // namespace spool::runtime

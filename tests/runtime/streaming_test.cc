@@ -2,7 +2,9 @@
 // resident execution (same kernels, same order; the provider only decides where the
 // bytes come from), on both I/O backends, for every fixture model (HF safetensors,
 // incl. a sharded one) and a GGUF model; weights are read once per step whatever the
-// step's token count; read faults surface as errors and the provider recovers.
+// step's token count; read faults surface as errors and the provider recovers. MoE
+// models also run with expert caches smaller than their experts (LRU evictions), whose
+// counters and read errors are checked.
 #include <gtest/gtest.h>
 
 #include <sys/stat.h>
@@ -12,6 +14,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <nlohmann/json.hpp>
 
 #include "base/thread_pool.h"
@@ -37,6 +40,7 @@ std::vector<ModelCase> Models() {
   out.push_back({"stories260K_gguf", std::string(SPOOL_SHARED_DATA) + "/models/stories260K.gguf"});
   // GGUF mixture of experts: experts sliced out of the 3-D ffn_*_exps tensors.
   out.push_back({"qwen2_moe_gguf", dir + "/qwen2-moe-shared-f32.gguf"});
+  out.push_back({"qwen3_moe_gguf", dir + "/qwen3-moe-fused-f32.gguf"});
   return out;
 }
 
@@ -51,9 +55,16 @@ std::unique_ptr<models::ModelWeights> LoadWeights(const std::string& path) {
   return std::move(*w);
 }
 
-// A plan with the given resident groups (the rest streamed through `depth` slots).
-ResidencyPlan MakePlan(const models::ModelWeights& w, std::vector<bool> resident, int depth) {
+int64_t TotalExperts(const models::ModelWeights& w) { return w.n_moe_layers() * w.config().moe.n_expert; }
+
+// A plan with the given resident groups (the rest streamed through `depth` slots) and
+// an expert cache of `expert_slots` (< 0: every expert, read at open).
+ResidencyPlan MakePlan(const models::ModelWeights& w, std::vector<bool> resident, int depth, int64_t expert_slots = -1) {
   ResidencyPlan p;
+  p.n_experts_total = TotalExperts(w);
+  p.expert_slot_bytes = w.max_expert_bytes();
+  p.expert_cache_slots = expert_slots < 0 ? p.n_experts_total : expert_slots;
+  p.expert_min_slots = w.config().moe.n_expert_used;
   p.resident = std::move(resident);
   for (int g = 0; g < w.n_groups(); ++g) {
     if (p.resident[g]) continue;
@@ -125,6 +136,7 @@ TEST_P(StreamingParity, BitIdenticalToResident) {
     const char* name;
     std::vector<bool> resident;
     int depth;
+    int64_t expert_slots = -1;
   };
   std::vector<Case> cases = {
       {"all streamed, depth 2", std::vector<bool>(n, false), 2},
@@ -134,8 +146,16 @@ TEST_P(StreamingParity, BitIdenticalToResident) {
   };
   cases[2].resident[w->head_group()] = true;
   for (int g = 0; g < n; g += 2) cases[3].resident[g] = true;
+  if (w->config().has_moe()) {
+    // Expert caches smaller than the experts: the smallest one (one token's experts of
+    // a layer; prefill blocks need more, in waves) and half of them.
+    const int64_t k = w->config().moe.n_expert_used;
+    cases.push_back({"all streamed, smallest expert cache", std::vector<bool>(n, false), 2, k});
+    cases.push_back({"every other group resident, half the experts cached", cases[3].resident, 2, TotalExperts(*w) / 2});
+    cases.push_back({"groups resident, smallest expert cache", std::vector<bool>(n, true), 2, k});
+  }
   for (auto& c : cases) {
-    ResidencyPlan plan = MakePlan(*w, c.resident, c.depth);
+    ResidencyPlan plan = MakePlan(*w, c.resident, c.depth, c.expert_slots);
     auto s = StreamingWeights::Open(*w, plan, Backend(backend));
     ASSERT_TRUE(s.ok()) << s.status().message();
     EXPECT_EQ((*s)->reader().backend(), backend);
@@ -266,6 +286,130 @@ TEST(StreamingFaults, FileReplacedAfterOpenKeepsReadingTheOpenFile) {
   auto got = RunSteps(*w, **s, pool, 5, 5, 3);
   ASSERT_TRUE(got.ok()) << got.status().message();
   EXPECT_TRUE(BitEqual(*ref, *got));
+}
+
+}  // namespace
+}  // namespace spool::runtime
+
+namespace spool::runtime {
+namespace {
+
+const std::string kMoeFixture = std::string(SPOOL_TEST_FIXTURES) + "/models/qwen3-moe-fused-f32";
+
+// One token, then the same token again on a fresh KV cache: the first run reads every
+// expert it routes to (all misses), the second finds them all in the cache.
+TEST(ExpertCache, RepeatedTokenHitsAndCountersAddUp) {
+  auto w = LoadWeights(kMoeFixture);
+  ASSERT_TRUE(w);
+  ThreadPool pool(2);
+  const auto& c = w->config();
+  const uint64_t lookups = static_cast<uint64_t>(w->n_moe_layers() * c.moe.n_expert_used);
+  auto s = StreamingWeights::Open(*w, MakePlan(*w, std::vector<bool>(w->n_groups(), true), 2, TotalExperts(*w) - 1));
+  ASSERT_TRUE(s.ok()) << s.status().message();
+  auto first = RunSteps(*w, **s, pool, 1, 1, 0);
+  ASSERT_TRUE(first.ok()) << first.status().message();
+  StreamStats a = (*s)->stats();
+  EXPECT_EQ(a.expert_misses, lookups);
+  EXPECT_EQ(a.expert_hits, 0u);
+  uint64_t lo = UINT64_MAX, hi = 0;
+  for (int64_t l = 0; l < c.n_layer; ++l)
+    for (int64_t e = 0; e < c.moe.n_expert && c.layers[l].ffn == models::FfnKind::kMoe; ++e) {
+      lo = std::min(lo, ExpertReadBytes(*w, l, e));
+      hi = std::max(hi, ExpertReadBytes(*w, l, e));
+    }
+  EXPECT_GE(a.expert_bytes, lookups * lo - 4096);  // the file's last tensor: its read ends at EOF
+  EXPECT_LE(a.expert_bytes, lookups * hi);
+  EXPECT_EQ(a.streamed_bytes, 0u);  // every dense group resident
+  auto second = RunSteps(*w, **s, pool, 1, 1, 0);
+  ASSERT_TRUE(second.ok()) << second.status().message();
+  StreamStats b = (*s)->stats();
+  EXPECT_EQ(b.expert_misses, lookups);
+  EXPECT_EQ(b.expert_hits, lookups);
+  EXPECT_EQ(b.expert_bytes, a.expert_bytes);
+  EXPECT_TRUE(BitEqual(*first, *second));
+
+  // A cache of every expert reads them at open and never again.
+  auto all = StreamingWeights::Open(*w, MakePlan(*w, std::vector<bool>(w->n_groups(), false), 2));
+  ASSERT_TRUE(all.ok()) << all.status().message();
+  ASSERT_TRUE(RunSteps(*w, **all, pool, 9, 4, 3).ok());
+  EXPECT_EQ((*all)->stats().expert_misses, 0u);
+  EXPECT_EQ((*all)->stats().expert_bytes, 0u);
+  EXPECT_GT((*all)->stats().expert_hits, 0u);
+}
+
+// Both eviction policies give resident-identical logits with caches too small for the
+// experts (the policy only changes which bytes are re-read).
+TEST(ExpertCache, EvictionPoliciesAreBitIdenticalToResident) {
+  for (const char* f : {"qwen3-moe-fused-f32", "olmoe-f32"}) {
+    auto w = LoadWeights(std::string(SPOOL_TEST_FIXTURES) + "/models/" + f);
+    ASSERT_TRUE(w);
+    ThreadPool pool(2);
+    auto resident = ResidentWeights::Load(*w);
+    ASSERT_TRUE(resident.ok());
+    auto ref = RunSteps(*w, **resident, pool, 13, 5, 6);
+    ASSERT_TRUE(ref.ok());
+    for (auto ev : {ExpertEviction::kLru, ExpertEviction::kFrequency})
+      for (int64_t slots : {w->config().moe.n_expert_used, TotalExperts(*w) / 3}) {
+        StreamingOptions o;
+        o.expert_eviction = ev;
+        auto s = StreamingWeights::Open(*w, MakePlan(*w, std::vector<bool>(w->n_groups(), true), 2, slots), o);
+        ASSERT_TRUE(s.ok()) << s.status().message();
+        auto got = RunSteps(*w, **s, pool, 13, 5, 6);
+        ASSERT_TRUE(got.ok()) << got.status().message();
+        EXPECT_TRUE(BitEqual(*ref, *got)) << f << " slots " << slots;
+        EXPECT_GT((*s)->stats().expert_misses, 0u);
+      }
+  }
+}
+
+TEST(ExpertCache, PlanBelowOneTokensExpertsIsRefused) {
+  auto w = LoadWeights(kMoeFixture);
+  ASSERT_TRUE(w);
+  auto s = StreamingWeights::Open(*w, MakePlan(*w, std::vector<bool>(w->n_groups(), true), 2,
+                                               w->config().moe.n_expert_used - 1));
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.status().message().find("cannot hold one token's 2 routed experts"), std::string::npos)
+      << s.status().message();
+}
+
+// A failed expert read is returned by the step (naming the expert, its layer and the
+// errno), the slot is not left holding garbage, and the same provider recovers.
+TEST(ExpertCache, InjectedExpertReadErrorIsReportedAndRecovered) {
+  auto w = LoadWeights(kMoeFixture);
+  ASSERT_TRUE(w);
+  ThreadPool pool(2);
+  auto resident = ResidentWeights::Load(*w);
+  ASSERT_TRUE(resident.ok());
+  auto ref = RunSteps(*w, **resident, pool, 6, 3, 2);
+  ASSERT_TRUE(ref.ok());
+  const auto& c = w->config();
+  for (auto backend : {storage::IoBackend::kIoUring, storage::IoBackend::kPread}) {
+    auto s = StreamingWeights::Open(*w, MakePlan(*w, std::vector<bool>(w->n_groups(), false), 2, c.moe.n_expert_used),
+                                    Backend(backend));
+    ASSERT_TRUE(s.ok()) << s.status().message();
+    // Fail the reads that start an expert extent of the last MoE layer (not those of
+    // dense groups).
+    int64_t L = c.n_layer - 1;
+    while (c.layers[L].ffn != models::FfnKind::kMoe) --L;
+    std::set<uint64_t> dense, bad_offsets;
+    for (int g = 0; g < w->n_groups(); ++g)
+      for (const auto* m : w->group(g).matrices) dense.insert(m->info->offset / 4096 * 4096);
+    for (int64_t e = 0; e < c.moe.n_expert; ++e)
+      for (const auto& x : w->expert(L, e).extents)
+        if (!dense.count(x.offset / 4096 * 4096)) bad_offsets.insert(x.offset / 4096 * 4096);
+    ASSERT_FALSE(bad_offsets.empty());
+    (*s)->reader().SetFaultInjector([&](uint32_t, uint64_t off) { return bad_offsets.count(off) ? EIO : 0; });
+    auto bad = RunSteps(*w, **s, pool, 6, 3, 2);
+    ASSERT_FALSE(bad.ok());
+    EXPECT_EQ(bad.status().code(), ErrorCode::kIo);
+    EXPECT_NE(bad.status().message().find("of layer " + std::to_string(L)), std::string::npos) << bad.status().message();
+    EXPECT_NE(bad.status().message().find("reading expert"), std::string::npos) << bad.status().message();
+    EXPECT_NE(bad.status().message().find("EIO"), std::string::npos) << bad.status().message();
+    (*s)->reader().SetFaultInjector(nullptr);
+    auto good = RunSteps(*w, **s, pool, 6, 3, 2);
+    ASSERT_TRUE(good.ok()) << good.status().message();
+    EXPECT_TRUE(BitEqual(*ref, *good));
+  }
 }
 
 }  // namespace
