@@ -18,6 +18,23 @@ safetensors output is an HF folder (config.json with the llama3 `rope_scaling`, 
 shards) without a tokenizer: run it with --prompt-ids.
 
 Memory: one tensor at a time (at most the 1 GB embedding table), never the model.
+
+MoE shapes (`--shape qwen3-30b-a3b`, `--shape qwen3-30b-a3b-l12` = its first 12 of 48
+layers, `--format gguf` only) are written as GGUF arch `qwen3moe` with llama.cpp's
+names: ffn_gate_inp [E, D] (f32, as llama.cpp's quantizer leaves it), the 3-D expert
+stacks ffn_{gate,up}_exps [E, F, D] and ffn_down_exps [E, D, F], per-head attn_q_norm /
+attn_k_norm. Every matrix (embedding, attention, experts, output) is Q4_0 (random
+zero-mean nibbles, f16 block scales 0.0045 so values have std ≈ 0.02); norms f32. Real
+Qwen3-30B-A3B quantised by llama.cpp to Q4_0 keeps output in Q6_K and its vocabulary is
+151,936; here output is Q4_0 and the vocabulary is Llama-3's 128,256 (the only
+tokenizer in the shared data), so the file is ≈ 0.1 GB smaller than the real one.
+
+`--router-zipf A` (default 0: plain N(0, 0.02) router rows, which route almost
+uniformly) skews expert popularity: in every layer, row e of ffn_gate_inp is multiplied
+by (1 + rank_l(e))^-A, rank_l a random permutation of 0..E-1 per layer. A router logit
+is then ~ N(0, s_e^2 |x|^2 0.02^2), so experts with larger rows win top-k more often;
+the resulting popularity is Zipf-like, not exactly Zipf(A): measure it with
+`spool run --trace-routing`.
 """
 import argparse
 import json
@@ -36,6 +53,15 @@ SHAPES = {
                          ctx=131072, rope_theta=500000.0, rms_eps=1e-5,
                          rope_scaling=dict(rope_type="llama3", factor=8.0, low_freq_factor=1.0, high_freq_factor=4.0,
                                            original_max_position_embeddings=8192)),
+    # Qwen/Qwen3-30B-A3B config.json (vocabulary: see the docstring).
+    "qwen3-30b-a3b": dict(moe=True, n_layer=48, n_embd=2048, n_head=32, n_head_kv=4, head_dim=128, n_expert=128,
+                          n_expert_used=8, n_ff_exp=768, n_vocab=128256, ctx=40960, rope_theta=1000000.0,
+                          rms_eps=1e-6),
+    "qwen3-30b-a3b-l12": dict(moe=True, n_layer=12, n_embd=2048, n_head=32, n_head_kv=4, head_dim=128, n_expert=128,
+                              n_expert_used=8, n_ff_exp=768, n_vocab=128256, ctx=40960, rope_theta=1000000.0,
+                              rms_eps=1e-6),
+    "qwen3moe-tiny": dict(moe=True, n_layer=2, n_embd=256, n_head=4, n_head_kv=2, head_dim=64, n_expert=16,
+                          n_expert_used=4, n_ff_exp=128, n_vocab=128256, ctx=4096, rope_theta=1000000.0, rms_eps=1e-6),
     # Small shape for quick checks of this script.
     "tiny": dict(n_layer=2, n_embd=256, n_ff=512, n_head=4, n_head_kv=2, n_vocab=128256, tied=True, ctx=4096,
                  rope_theta=500000.0, rms_eps=1e-5,
@@ -254,15 +280,128 @@ def write_safetensors(cfg, out, seed, shard_bytes=5 << 30):
         json.dump(config, fo, indent=1)
 
 
+Q4_0_BLOCK = 32  # weights per block; 18 bytes: f16 scale + 16 bytes of nibbles
+
+
+class RandomQ4_0:
+    """Q4_0 blocks with random nibbles and scale 0.0045 (uniform weights -7..7 have std
+    4.3: weights std ≈ 0.02): a 64 MiB pool of blocks read cyclically from a random start."""
+
+    def __init__(self, seed):
+        self.rng = np.random.default_rng(seed)
+        n = (64 << 20) // 18
+        blocks = np.empty((n, 18), dtype=np.uint8)
+        blocks[:, 0:2] = np.full(n, 0.0045, dtype=np.float16).view(np.uint8).reshape(n, 2)
+        # Nibbles 1..15 (weights -7..7 times the scale): zero mean. Nibbles 0..15 would have
+        # mean -0.5: every matrix would add a common direction that grows along the layers
+        # until every token routes to the same experts.
+        lo = self.rng.integers(1, 16, size=(n, 16), dtype=np.uint8)
+        hi = self.rng.integers(1, 16, size=(n, 16), dtype=np.uint8)
+        blocks[:, 2:] = lo | (hi << 4)
+        self.pool = blocks
+
+    def tensor(self, n_weights):
+        assert n_weights % Q4_0_BLOCK == 0
+        nb = n_weights // Q4_0_BLOCK
+        s = int(self.rng.integers(0, len(self.pool)))
+        rolled = np.concatenate([self.pool[s:], self.pool[:s]])
+        return np.resize(rolled, (nb, 18)).reshape(-1)
+
+
+def moe_tensors(cfg):
+    """(name, numpy-order shape, kind) in file order; kind: norm (f32), router (f32), q4_0."""
+    D, E, F = cfg["n_embd"], cfg["n_expert"], cfg["n_ff_exp"]
+    hd = cfg["head_dim"]
+    Q, KV = hd * cfg["n_head"], hd * cfg["n_head_kv"]
+    out = [("token_embd.weight", [cfg["n_vocab"], D], "q4_0")]
+    for l in range(cfg["n_layer"]):
+        p = f"blk.{l}."
+        out += [(p + "attn_norm.weight", [D], "norm"),
+                (p + "attn_q.weight", [Q, D], "q4_0"),
+                (p + "attn_k.weight", [KV, D], "q4_0"),
+                (p + "attn_v.weight", [KV, D], "q4_0"),
+                (p + "attn_output.weight", [D, Q], "q4_0"),
+                (p + "attn_q_norm.weight", [hd], "norm"),
+                (p + "attn_k_norm.weight", [hd], "norm"),
+                (p + "ffn_norm.weight", [D], "norm"),
+                (p + "ffn_gate_inp.weight", [E, D], "router"),
+                (p + "ffn_gate_exps.weight", [E, F, D], "q4_0"),
+                (p + "ffn_up_exps.weight", [E, F, D], "q4_0"),
+                (p + "ffn_down_exps.weight", [E, D, F], "q4_0")]
+    out.append(("output_norm.weight", [D], "norm"))
+    out.append(("output.weight", [cfg["n_vocab"], D], "q4_0"))
+    return out
+
+
+def router_rows(rng, E, D, zipf):
+    """[E, D] f32 router: N(0, 0.02) rows, row e scaled by (1 + rank(e))^-zipf."""
+    w = rng.standard_normal((E, D), dtype=np.float32) * np.float32(0.02)
+    if zipf > 0:
+        rank = rng.permutation(E)
+        w *= ((1.0 + rank) ** -zipf).astype(np.float32)[:, None]
+    return w
+
+
+def write_moe_gguf(cfg, out, seed, zipf):
+    import gguf
+    w = gguf.GGUFWriter(out, "qwen3moe")
+    w.add_name("synthetic-" + cfg["name"] + (f"-zipf{zipf:g}" if zipf > 0 else ""))
+    w.add_context_length(cfg["ctx"])
+    w.add_embedding_length(cfg["n_embd"])
+    w.add_block_count(cfg["n_layer"])
+    w.add_feed_forward_length(6144)  # Qwen3-30B-A3B's (unused) dense intermediate_size
+    w.add_head_count(cfg["n_head"])
+    w.add_head_count_kv(cfg["n_head_kv"])
+    w.add_key_length(cfg["head_dim"])
+    w.add_value_length(cfg["head_dim"])
+    w.add_rope_freq_base(cfg["rope_theta"])
+    w.add_layer_norm_rms_eps(cfg["rms_eps"])
+    w.add_expert_count(cfg["n_expert"])
+    w.add_expert_used_count(cfg["n_expert_used"])
+    w.add_expert_feed_forward_length(cfg["n_ff_exp"])
+    w.add_vocab_size(cfg["n_vocab"])
+    w.add_file_type(gguf.LlamaFileType.MOSTLY_Q4_0)
+    add_vocab(w)
+    tlist = moe_tensors(cfg)
+    for name, shape, kind in tlist:
+        if kind == "q4_0":
+            byte_shape = shape[:-1] + [shape[-1] // Q4_0_BLOCK * 18]
+            w.add_tensor_info(name, byte_shape, np.dtype(np.uint8), numel(byte_shape),
+                              raw_dtype=gguf.GGMLQuantizationType.Q4_0)
+        else:
+            w.add_tensor_info(name, shape, np.dtype(np.float32), numel(shape) * 4)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_ti_data_to_file()
+    gen = RandomQ4_0(seed)
+    router_rng = np.random.default_rng(seed + 1)
+    for i, (name, shape, kind) in enumerate(tlist):
+        if kind == "norm":
+            w.write_tensor_data(np.ones(numel(shape), dtype=np.float32))
+        elif kind == "router":
+            w.write_tensor_data(router_rows(router_rng, shape[0], shape[1], zipf).reshape(-1))
+        else:
+            w.write_tensor_data(gen.tensor(numel(shape)))
+        print(f"\r{i + 1}/{len(tlist)} tensors", end="", file=sys.stderr, flush=True)
+    print(file=sys.stderr)
+    w.close()
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--shape", choices=sorted(SHAPES), required=True)
     ap.add_argument("--format", choices=["gguf", "safetensors"], default="gguf")
     ap.add_argument("--out", required=True, help="GGUF file, or folder for safetensors")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--router-zipf", type=float, default=0.0,
+                    help="MoE shapes: scale router row e by (1 + rank(e))^-A (see above); 0 = unskewed")
     a = ap.parse_args()
     cfg = dict(SHAPES[a.shape], name=a.shape)
-    if a.format == "gguf":
+    if cfg.get("moe"):
+        if a.format != "gguf":
+            sys.exit("MoE shapes are written as GGUF only")
+        write_moe_gguf(cfg, a.out, a.seed, a.router_zipf)
+    elif a.format == "gguf":
         write_gguf(cfg, a.out, a.seed)
     else:
         write_safetensors(cfg, a.out, a.seed)

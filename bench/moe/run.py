@@ -1,0 +1,204 @@
+#!/usr/bin/env python3
+"""MoE decode under --mem-budget vs llama.cpp in a cgroup cap (issue 13). As root:
+
+  python3 bench/moe/run.py [--spool build/bin/spool] [--budgets 4G,8G] [--runs 3] [--tokens 8]
+
+Models: tools/gen_synthetic_model.py --shape qwen3-30b-a3b (Q4_0, random weights with
+Qwen3-30B-A3B's shapes), unskewed and with --router-zipf 0.5; made once into --out.
+  1. fio O_DIRECT read rate of the model file: sequential 4 MiB blocks and random
+     864 KiB blocks (one expert's gate/up/down slice of Q4_0 [768, 2048] is 864 KiB);
+  2. per budget and model, alternating, page cache dropped before each run, both inside
+     one cgroup v1 memory cap of the budget: spool run --mem-budget B --stats --json
+     (tok/s, expert hits/misses, bytes read while decoding) and llama.cpp
+     (llama-cpp-python, mmap, use_extra_bufts off so Q4_0 is not repacked into anonymous
+     memory) on the same GGUF and prompt ids;
+  3. the bound: decode bytes read per token / fio random rate, as tok/s;
+  4. hit rate against expert cache size (1/4, 1/2, 3/4 of all experts), replaying the
+     routing trace of the first spool run at each budget through an LRU cache
+     (bench/moe/eviction.py's replay), counted over the trace's second half (warm).
+Writes --out/moe-results.json and prints a Markdown report.
+"""
+import argparse
+import importlib.util
+import json
+import os
+import statistics
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, HERE)
+_spec = importlib.util.spec_from_file_location("streaming_run", os.path.join(ROOT, "bench", "streaming", "run.py"))
+streaming = importlib.util.module_from_spec(_spec)  # machine, drop_caches, make_cgroup, in_cgroup, sh, prompt_ids
+_spec.loader.exec_module(streaming)
+from eviction import read_trace, replay  # noqa: E402
+
+MODELS = [("uniform", "qwen3-30b-a3b-q4_0.gguf", 0.0), ("zipf0.5", "qwen3-30b-a3b-q4_0-zipf0.5.gguf", 0.5)]
+N_LAYER, N_EXPERT = 48, 128
+
+LLAMA_CPP = r'''
+import json, sys, time
+import llama_cpp
+import llama_cpp.llama_cpp as llama_capi
+# Weights stay in the mmap: no runtime repacking of Q4_0 into anonymous buffers
+# (llama.cpp's default on AVX2 copies every Q4_0 matrix, which cannot stream under a cap).
+_defaults = llama_capi.llama_model_default_params
+def _no_repack():
+    p = _defaults(); p.use_extra_bufts = False; return p
+llama_capi.llama_model_default_params = _no_repack
+path, n_prompt, n_gen, threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+ids = [1000 + (i * 7919) % 120000 for i in range(n_prompt)]
+t_load = time.time()
+m = llama_cpp.Llama(model_path=path, n_ctx=512, n_threads=threads, use_mmap=True, verbose=False, n_batch=512)
+t0 = time.time(); m.eval(ids); t1 = time.time()
+tok = ids[-1]; times = []
+for _ in range(n_gen):
+    t = time.time(); m.eval([tok]); times.append(time.time() - t); tok = (tok + 1) % 120000
+print(json.dumps({"load_s": t0 - t_load, "prefill_s": t1 - t0, "decode_s": sum(times), "decode_tokens_per_s": n_gen / sum(times)}))
+'''
+
+
+def parse_size(s):
+    return int(float(s[:-1]) * {"G": 2**30, "M": 2**20}[s[-1]]) if s[-1] in "GM" else int(s)
+
+
+def fio(path, rw, bs, seconds):
+    out = streaming.sh(f"fio --name=x --filename={path} --rw={rw} --direct=1 --bs={bs} --iodepth=16 "
+                       f"--ioengine=io_uring --readonly --runtime={seconds} --time_based --output-format=json")
+    return json.loads(out[out.index("{"):])["jobs"][0]["read"]["bw_bytes"]
+
+
+def spool_run(spool, path, budget, n_prompt, n_gen, threads, trace=None):
+    cmd = (f"timeout 600 {spool} run {path} --prompt-ids {streaming.prompt_ids(n_prompt)} -n {n_gen} --ignore-eos "
+           f"--json --stats --ctx 512 --mem-budget {budget} -t {threads}")
+    if trace:
+        cmd += f" --trace-routing {trace}"
+    out, dt, peak = streaming.in_cgroup(cmd)
+    st = json.loads(out.strip().splitlines()[-1])["stats"]
+    st["cgroup_peak_bytes"] = peak
+    return st
+
+
+def llama_run(script, path, n_prompt, n_gen, threads):
+    try:
+        out, dt, peak = streaming.in_cgroup(f"timeout 240 {sys.executable} {script} {path} {n_prompt} {n_gen} {threads}")
+    except RuntimeError as e:
+        return {"error": str(e)[-400:]}
+    j = json.loads(out.strip().splitlines()[-1])
+    j["cgroup_peak_bytes"] = peak
+    return j
+
+
+def hit_curve(trace_path, slot_bytes):
+    """LRU hit rate over the trace's second half (tokens after the first half warmed the cache)."""
+    tr = [t for t in read_trace(trace_path)]
+    positions = sorted({p for p, _, _ in tr})
+    half = positions[len(positions) // 2]
+    first = [t for t in tr if t[0] < half]
+    out = {}
+    for frac in (0.25, 0.5, 0.75):
+        slots = int(frac * N_LAYER * N_EXPERT)
+        h_all, m_all = replay(tr, N_EXPERT, slots, "lru")
+        h_1, m_1 = replay(first, N_EXPERT, slots, "lru")
+        h, m = h_all - h_1, m_all - m_1
+        out[frac] = dict(slots=slots, cache_gib=slots * slot_bytes / 2**30, hit_rate=h / max(1, h + m),
+                         hit_rate_whole_trace=h_all / max(1, h_all + m_all))
+    # Share of routed selections taken by the most popular quarter of each layer's experts.
+    counts = {}
+    for _, layer, experts in tr:
+        for e in experts:
+            counts.setdefault(layer, [0] * N_EXPERT)[e] += 1
+    shares = [sum(sorted(c, reverse=True)[:N_EXPERT // 4]) / max(1, sum(c)) for c in counts.values()]
+    return dict(curve=out, top_quarter_share=statistics.mean(shares), tokens=len(positions))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--spool", default=os.path.join(ROOT, "build", "bin", "spool"))
+    ap.add_argument("--out", default=os.path.join(ROOT, "bench", "out"))
+    ap.add_argument("--budgets", default="4G,8G")
+    ap.add_argument("--models", default="uniform,zipf0.5")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--tokens", type=int, default=8, help="decode tokens per run (after an 8-token prompt)")
+    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--fio-seconds", type=int, default=8)
+    ap.add_argument("--no-llama", action="store_true")
+    a = ap.parse_args()
+    res = {"machine": streaming.machine(), "args": vars(a), "fio": {}, "runs": {}}
+    models = [m for m in MODELS if m[0] in a.models.split(",")]
+    for name, fname, zipf in models:
+        path = os.path.join(a.out, fname)
+        if not os.path.exists(path):
+            streaming.log(f"generating {path}")
+            streaming.sh(f"{sys.executable} {ROOT}/tools/gen_synthetic_model.py --shape qwen3-30b-a3b "
+                         f"--router-zipf {zipf} --out {path}.tmp")
+            os.rename(path + ".tmp", path)
+    first = os.path.join(a.out, models[0][1])
+    res["file_bytes"] = os.path.getsize(first)
+    streaming.drop_caches()
+    res["fio"]["seq_4m"] = fio(first, "read", "4M", a.fio_seconds)
+    streaming.drop_caches()
+    res["fio"]["rand_864k"] = fio(first, "randread", "864k", a.fio_seconds)
+    streaming.log(f"fio seq 4M {res['fio']['seq_4m'] / 1e9:.2f} GB/s, rand 864k {res['fio']['rand_864k'] / 1e9:.2f} GB/s")
+    script = os.path.join(a.out, "llama_cpp_decode.py")
+    open(script, "w").write(LLAMA_CPP)
+    out_json = os.path.join(a.out, "moe-results.json")
+    for b in a.budgets.split(","):
+        budget = parse_size(b)
+        streaming.make_cgroup(budget)
+        for name, fname, _ in models:
+            path = os.path.join(a.out, fname)
+            key = f"{name}@{b}"
+            r = res["runs"][key] = {"spool": [], "llama_cpp": []}
+            r["plan"] = streaming.sh(f"{a.spool} show {path} --plan --mem-budget {budget} --ctx 512 -t {a.threads}")
+            for i in range(a.runs):
+                streaming.drop_caches()
+                trace = os.path.join(a.out, f"trace-{key}.jsonl") if i == 0 else None
+                st = spool_run(a.spool, path, budget, 8, a.tokens, a.threads, trace)
+                r["spool"].append(st)
+                streaming.log(f"{key} spool {i}: {st['decode_tokens_per_s']:.3f} tok/s, hits {st['expert_cache_hits']} "
+                              f"misses {st['expert_cache_misses']}, decode read {st['decode_weight_bytes'] / 1e9:.2f} GB")
+                if trace:
+                    r["hits"] = hit_curve(trace, st["plan"]["expert_slot_bytes"])
+                if not a.no_llama:
+                    streaming.drop_caches()
+                    lc = llama_run(script, path, 8, a.tokens, a.threads)
+                    r["llama_cpp"].append(lc)
+                    streaming.log(f"{key} llama.cpp {i}: {lc.get('decode_tokens_per_s', lc.get('error'))}")
+                json.dump(res, open(out_json, "w"), indent=1)
+    print(report(res, a.tokens))
+
+
+def med(xs):
+    return statistics.median(xs) if xs else None
+
+
+def report(res, n_gen):
+    fio_r = res["fio"]["rand_864k"]
+    lines = ["| model | cap = budget | spool tok/s | expert hit rate | decode GB read/token | bound tok/s (÷ fio rand) "
+             "| spool ÷ bound | llama.cpp tok/s | spool ÷ llama.cpp | n |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for key, r in res["runs"].items():
+        sp = r["spool"]
+        tps = med([s["decode_tokens_per_s"] for s in sp])
+        hr = med([s["expert_cache_hits"] / max(1, s["expert_cache_hits"] + s["expert_cache_misses"]) for s in sp])
+        # Bytes per decode step: decode_weight_bytes / decode seconds ÷ decode steps / decode seconds.
+        bpt = med([s["decode_weight_gb_per_s"] * 1e9 / s["decode_tokens_per_s"] for s in sp])
+        bound = fio_r / bpt if bpt else float("inf")
+        ok = [x["decode_tokens_per_s"] for x in r["llama_cpp"] if "decode_tokens_per_s" in x]
+        lc = med(ok)
+        lines.append(f"| {key.split('@')[0]} | {key.split('@')[1]} | {tps:.3f} | {hr:.3f} | {bpt / 1e9:.3f} | {bound:.3f} | "
+                     f"{tps / bound:.2f} | " + (f"{lc:.3f} | {tps / lc:.2f}" if lc else "- | -") + f" | {len(sp)} |")
+    lines.append("")
+    lines.append("| model | budget | top-¼ experts' share of routing | LRU hit rate, cache ¼ / ½ / ¾ of experts (warm half) |")
+    lines.append("|---|---|---|---|")
+    for key, r in res["runs"].items():
+        if "hits" in r:
+            c = r["hits"]["curve"]
+            lines.append(f"| {key.split('@')[0]} | {key.split('@')[1]} | {r['hits']['top_quarter_share']:.2f} | "
+                         + " / ".join(f"{c[f]['hit_rate']:.2f}" for f in (0.25, 0.5, 0.75)) + " |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
