@@ -29,6 +29,20 @@ Qwen3-30B-A3B quantised by llama.cpp to Q4_0 keeps output in Q6_K and its vocabu
 151,936; here output is Q4_0 and the vocabulary is Llama-3's 128,256 (the only
 tokenizer in the shared data), so the file is ≈ 0.1 GB smaller than the real one.
 
+`--shape olmoe-1b-7b` is OLMoE-1B-7B (16 layers, hidden 2048, 16 heads of 128, 64
+experts of ffn 1024, top-8) as GGUF arch `olmoe`: every matrix bf16, q/k norms over the
+whole projection ([2048]), Llama-3's vocabulary instead of OLMoE's 50,304.
+
+`--residual-scale S` (default 1) multiplies attn_output and ffn_down_exps, the matrices
+that write into the residual stream, by S. With S = 1, random-weight attention adds a
+vector shared by all positions (it averages the values) that soon outweighs each token's
+embedding, and every layer past the first few routes every token to the same experts
+(measured on the 12-layer shape: 24 distinct experts of 128 at layer 9 over 39
+positions). With S small the residual stream stays close to the token's own embedding
+and each layer routes each token independently (S = 0.003 on 12 layers: 112-121 distinct,
+7.5 of 8 experts new at every position): the expert cache's worst case, with no temporal
+locality; real models lie between. bench/moe/run.py uses 0.0015 for 48 layers, 0.003 for 16.
+
 `--router-zipf A` (default 0: plain N(0, 0.02) router rows, which route almost
 uniformly) skews expert popularity: in every layer, row e of ffn_gate_inp is multiplied
 by (1 + rank_l(e))^-A, rank_l a random permutation of 0..E-1 per layer. A router logit
@@ -60,6 +74,14 @@ SHAPES = {
     "qwen3-30b-a3b-l12": dict(moe=True, n_layer=12, n_embd=2048, n_head=32, n_head_kv=4, head_dim=128, n_expert=128,
                               n_expert_used=8, n_ff_exp=768, n_vocab=128256, ctx=40960, rope_theta=1000000.0,
                               rms_eps=1e-6),
+    # allenai/OLMoE-1B-7B-0924 config.json: bf16, q/k RMSNorm over the whole projection,
+    # no top-k renormalisation (vocabulary: Llama-3's, see the docstring; the real one has 50,304).
+    "olmoe-1b-7b": dict(moe=True, arch="olmoe", dtype="bf16", n_layer=16, n_embd=2048, n_head=16, n_head_kv=16,
+                        head_dim=128, n_expert=64, n_expert_used=8, n_ff_exp=1024, n_ff=1024, n_vocab=128256,
+                        ctx=4096, rope_theta=10000.0, rms_eps=1e-5),
+    "olmoe-tiny": dict(moe=True, arch="olmoe", dtype="bf16", n_layer=2, n_embd=256, n_head=4, n_head_kv=4, head_dim=64,
+                       n_expert=16, n_expert_used=4, n_ff_exp=128, n_ff=128, n_vocab=128256, ctx=4096,
+                       rope_theta=10000.0, rms_eps=1e-5),
     "qwen3moe-tiny": dict(moe=True, n_layer=2, n_embd=256, n_head=4, n_head_kv=2, head_dim=64, n_expert=16,
                           n_expert_used=4, n_ff_exp=128, n_vocab=128256, ctx=4096, rope_theta=1000000.0, rms_eps=1e-6),
     # Small shape for quick checks of this script.
@@ -76,9 +98,9 @@ VOCAB = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "sh
 class RandomBF16:
     """bf16 bit patterns of N(0, 0.02) values: a 64 MiB pool read cyclically from a random start."""
 
-    def __init__(self, seed):
+    def __init__(self, seed, std=0.02):
         rng = np.random.default_rng(seed)
-        f = (rng.standard_normal(32 << 20, dtype=np.float32) * 0.02).astype(np.float32)
+        f = (rng.standard_normal(32 << 20, dtype=np.float32) * np.float32(std)).astype(np.float32)
         self.pool = (f.view(np.uint32) >> 16).astype(np.uint16)
         self.rng = rng
 
@@ -300,36 +322,44 @@ class RandomQ4_0:
         blocks[:, 2:] = lo | (hi << 4)
         self.pool = blocks
 
-    def tensor(self, n_weights):
+    def tensor(self, n_weights, scale=1.0):
+        """n_weights Q4_0 weights as bytes; `scale` multiplies the block scales (std 0.02 × scale)."""
         assert n_weights % Q4_0_BLOCK == 0
         nb = n_weights // Q4_0_BLOCK
         s = int(self.rng.integers(0, len(self.pool)))
         rolled = np.concatenate([self.pool[s:], self.pool[:s]])
-        return np.resize(rolled, (nb, 18)).reshape(-1)
+        blocks = np.resize(rolled, (nb, 18))
+        if scale != 1.0:
+            blocks[:, 0:2] = np.full(nb, 0.0045 * scale, dtype=np.float16).view(np.uint8).reshape(nb, 2)
+        return blocks.reshape(-1)
 
 
 def moe_tensors(cfg):
-    """(name, numpy-order shape, kind) in file order; kind: norm (f32), router (f32), q4_0."""
+    """(name, numpy-order shape, kind) in file order; kind: norm (f32), router (f32),
+    matrix (the file's dtype), residual (a matrix that writes into the residual stream:
+    attn_output and ffn_down_exps, scaled by --residual-scale)."""
     D, E, F = cfg["n_embd"], cfg["n_expert"], cfg["n_ff_exp"]
     hd = cfg["head_dim"]
     Q, KV = hd * cfg["n_head"], hd * cfg["n_head_kv"]
-    out = [("token_embd.weight", [cfg["n_vocab"], D], "q4_0")]
+    # Qwen3-MoE normalises q and k per head; OLMoE over the whole projection.
+    qn, kn = ([hd], [hd]) if cfg.get("arch", "qwen3moe") == "qwen3moe" else ([Q], [KV])
+    out = [("token_embd.weight", [cfg["n_vocab"], D], "matrix")]
     for l in range(cfg["n_layer"]):
         p = f"blk.{l}."
         out += [(p + "attn_norm.weight", [D], "norm"),
-                (p + "attn_q.weight", [Q, D], "q4_0"),
-                (p + "attn_k.weight", [KV, D], "q4_0"),
-                (p + "attn_v.weight", [KV, D], "q4_0"),
-                (p + "attn_output.weight", [D, Q], "q4_0"),
-                (p + "attn_q_norm.weight", [hd], "norm"),
-                (p + "attn_k_norm.weight", [hd], "norm"),
+                (p + "attn_q.weight", [Q, D], "matrix"),
+                (p + "attn_k.weight", [KV, D], "matrix"),
+                (p + "attn_v.weight", [KV, D], "matrix"),
+                (p + "attn_output.weight", [D, Q], "residual"),
+                (p + "attn_q_norm.weight", qn, "norm"),
+                (p + "attn_k_norm.weight", kn, "norm"),
                 (p + "ffn_norm.weight", [D], "norm"),
                 (p + "ffn_gate_inp.weight", [E, D], "router"),
-                (p + "ffn_gate_exps.weight", [E, F, D], "q4_0"),
-                (p + "ffn_up_exps.weight", [E, F, D], "q4_0"),
-                (p + "ffn_down_exps.weight", [E, D, F], "q4_0")]
+                (p + "ffn_gate_exps.weight", [E, F, D], "matrix"),
+                (p + "ffn_up_exps.weight", [E, F, D], "matrix"),
+                (p + "ffn_down_exps.weight", [E, D, F], "residual")]
     out.append(("output_norm.weight", [D], "norm"))
-    out.append(("output.weight", [cfg["n_vocab"], D], "q4_0"))
+    out.append(("output.weight", [cfg["n_vocab"], D], "matrix"))
     return out
 
 
@@ -342,38 +372,49 @@ def router_rows(rng, E, D, zipf):
     return w
 
 
-def write_moe_gguf(cfg, out, seed, zipf):
+def write_moe_gguf(cfg, out, seed, zipf, residual_scale):
     import gguf
-    w = gguf.GGUFWriter(out, "qwen3moe")
-    w.add_name("synthetic-" + cfg["name"] + (f"-zipf{zipf:g}" if zipf > 0 else ""))
+    arch, bf16 = cfg.get("arch", "qwen3moe"), cfg.get("dtype", "q4_0") == "bf16"
+    w = gguf.GGUFWriter(out, arch)
+    w.add_name("synthetic-" + cfg["name"] + (f"-zipf{zipf:g}" if zipf > 0 else "") +
+               (f"-res{residual_scale:g}" if residual_scale != 1.0 else ""))
     w.add_context_length(cfg["ctx"])
     w.add_embedding_length(cfg["n_embd"])
     w.add_block_count(cfg["n_layer"])
-    w.add_feed_forward_length(6144)  # Qwen3-30B-A3B's (unused) dense intermediate_size
+    # Qwen3-30B-A3B's (unused) dense intermediate_size; OLMoE's experts use this one.
+    w.add_feed_forward_length(cfg.get("n_ff", 6144))
     w.add_head_count(cfg["n_head"])
     w.add_head_count_kv(cfg["n_head_kv"])
-    w.add_key_length(cfg["head_dim"])
-    w.add_value_length(cfg["head_dim"])
+    if arch == "qwen3moe":
+        w.add_key_length(cfg["head_dim"])
+        w.add_value_length(cfg["head_dim"])
+        w.add_expert_feed_forward_length(cfg["n_ff_exp"])
     w.add_rope_freq_base(cfg["rope_theta"])
     w.add_layer_norm_rms_eps(cfg["rms_eps"])
     w.add_expert_count(cfg["n_expert"])
     w.add_expert_used_count(cfg["n_expert_used"])
-    w.add_expert_feed_forward_length(cfg["n_ff_exp"])
     w.add_vocab_size(cfg["n_vocab"])
-    w.add_file_type(gguf.LlamaFileType.MOSTLY_Q4_0)
+    w.add_file_type(gguf.LlamaFileType.MOSTLY_BF16 if bf16 else gguf.LlamaFileType.MOSTLY_Q4_0)
     add_vocab(w)
     tlist = moe_tensors(cfg)
     for name, shape, kind in tlist:
-        if kind == "q4_0":
+        if kind in ("norm", "router"):
+            w.add_tensor_info(name, shape, np.dtype(np.float32), numel(shape) * 4)
+        elif bf16:
+            w.add_tensor_info(name, shape, np.dtype(np.uint16), numel(shape) * 2, raw_dtype=gguf.GGMLQuantizationType.BF16)
+        else:
             byte_shape = shape[:-1] + [shape[-1] // Q4_0_BLOCK * 18]
             w.add_tensor_info(name, byte_shape, np.dtype(np.uint8), numel(byte_shape),
                               raw_dtype=gguf.GGMLQuantizationType.Q4_0)
-        else:
-            w.add_tensor_info(name, shape, np.dtype(np.float32), numel(shape) * 4)
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_ti_data_to_file()
-    gen = RandomQ4_0(seed)
+    if bf16:
+        gen, gen_res = RandomBF16(seed), RandomBF16(seed + 2, std=0.02 * residual_scale)
+        matrix = lambda n, kind: (gen_res if kind == "residual" else gen).tensor(n)  # noqa: E731
+    else:
+        gen = RandomQ4_0(seed)
+        matrix = lambda n, kind: gen.tensor(n, residual_scale if kind == "residual" else 1.0)  # noqa: E731
     router_rng = np.random.default_rng(seed + 1)
     for i, (name, shape, kind) in enumerate(tlist):
         if kind == "norm":
@@ -381,7 +422,7 @@ def write_moe_gguf(cfg, out, seed, zipf):
         elif kind == "router":
             w.write_tensor_data(router_rows(router_rng, shape[0], shape[1], zipf).reshape(-1))
         else:
-            w.write_tensor_data(gen.tensor(numel(shape)))
+            w.write_tensor_data(matrix(numel(shape), kind))
         print(f"\r{i + 1}/{len(tlist)} tensors", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
     w.close()
@@ -395,12 +436,14 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--router-zipf", type=float, default=0.0,
                     help="MoE shapes: scale router row e by (1 + rank(e))^-A (see above); 0 = unskewed")
+    ap.add_argument("--residual-scale", type=float, default=1.0,
+                    help="MoE shapes: scale attn_output and ffn_down_exps by S (see above); 1 = unscaled")
     a = ap.parse_args()
     cfg = dict(SHAPES[a.shape], name=a.shape)
     if cfg.get("moe"):
         if a.format != "gguf":
             sys.exit("MoE shapes are written as GGUF only")
-        write_moe_gguf(cfg, a.out, a.seed, a.router_zipf)
+        write_moe_gguf(cfg, a.out, a.seed, a.router_zipf, a.residual_scale)
     elif a.format == "gguf":
         write_gguf(cfg, a.out, a.seed)
     else:

@@ -61,13 +61,14 @@ def replay(trace, n_expert, slots, policy):
             else:
                 misses += 1
                 if len(slot_of) >= slots:
-                    cands = [k for k in slot_of if k not in wave]
-                    if policy == "lru":
-                        victim = min(cands, key=lambda k: slot_of[k])
+                    if policy == "lru":  # slot_of is in last-use order: the oldest not in this wave
+                        victim = next(k for k in slot_of if k not in wave)
                     else:
+                        cands = [k for k in slot_of if k not in wave]
                         victim = min(cands, key=lambda k: (uses[k], slot_of[k]))
                     del slot_of[victim]
             clock += 1
+            slot_of.pop(key, None)  # re-insert: dict order = last-use order
             slot_of[key] = clock
             wave.add(key)
     return hits, misses

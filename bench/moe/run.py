@@ -3,19 +3,26 @@
 
   python3 bench/moe/run.py [--spool build/bin/spool] [--budgets 4G,8G] [--runs 3] [--tokens 8]
 
-Models: tools/gen_synthetic_model.py --shape qwen3-30b-a3b (Q4_0, random weights with
-Qwen3-30B-A3B's shapes), unskewed and with --router-zipf 0.5; made once into --out.
-  1. fio O_DIRECT read rate of the model file: sequential 4 MiB blocks and random
-     864 KiB blocks (one expert's gate/up/down slice of Q4_0 [768, 2048] is 864 KiB);
+Models (made once into --out by tools/gen_synthetic_model.py; `--models` picks):
+  qwen3-uniform, qwen3-zipf0.5   --shape qwen3-30b-a3b (Q4_0), --residual-scale 0.0015,
+                                 router unskewed / --router-zipf 0.5;
+  olmoe-uniform, olmoe-zipf0.5   --shape olmoe-1b-7b (bf16), --residual-scale 0.003.
+--residual-scale keeps each position's own token in the residual stream, so that every
+layer routes each token differently (without it random-weight attention makes deep layers
+route every token to the same experts: docs/benchmarks.md).
+  1. fio O_DIRECT read rate of the model file: sequential 4 MiB blocks and random blocks
+     of one expert matrix's size (Q4_0 [768, 2048]: 864 KiB; bf16 [1024, 2048]: 4 MiB);
   2. per budget and model, alternating, page cache dropped before each run, both inside
      one cgroup v1 memory cap of the budget: spool run --mem-budget B --stats --json
      (tok/s, expert hits/misses, bytes read while decoding) and llama.cpp
      (llama-cpp-python, mmap, use_extra_bufts off so Q4_0 is not repacked into anonymous
-     memory) on the same GGUF and prompt ids;
+     memory) on the same GGUF and prompt ids, fed spool's generated ids one at a time
+     (the same tokens, so the same routing) for its first --llama-tokens steps;
   3. the bound: decode bytes read per token / fio random rate, as tok/s;
   4. hit rate against expert cache size (1/4, 1/2, 3/4 of all experts), replaying the
-     routing trace of the first spool run at each budget through an LRU cache
-     (bench/moe/eviction.py's replay), counted over the trace's second half (warm).
+     routing trace of the first spool run at each budget through the LRU and the
+     frequency-aware cache (bench/moe/eviction.py's replay), counted over the trace's
+     second half (warm).
 Writes --out/moe-results.json and prints a Markdown report.
 """
 import argparse
@@ -34,8 +41,13 @@ streaming = importlib.util.module_from_spec(_spec)  # machine, drop_caches, make
 _spec.loader.exec_module(streaming)
 from eviction import read_trace, replay  # noqa: E402
 
-MODELS = [("uniform", "qwen3-30b-a3b-q4_0.gguf", 0.0), ("zipf0.5", "qwen3-30b-a3b-q4_0-zipf0.5.gguf", 0.5)]
-N_LAYER, N_EXPERT = 48, 128
+# name: (shape, file, router zipf, residual scale, layers, experts, expert matrix bytes)
+MODELS = {
+    "qwen3-uniform": ("qwen3-30b-a3b", "qwen3-30b-a3b-q4_0-res.gguf", 0.0, 0.0015, 48, 128, 864 << 10),
+    "qwen3-zipf0.5": ("qwen3-30b-a3b", "qwen3-30b-a3b-q4_0-res-zipf0.5.gguf", 0.5, 0.0015, 48, 128, 864 << 10),
+    "olmoe-uniform": ("olmoe-1b-7b", "olmoe-1b-7b-bf16-res.gguf", 0.0, 0.003, 16, 64, 4 << 20),
+    "olmoe-zipf0.5": ("olmoe-1b-7b", "olmoe-1b-7b-bf16-res-zipf0.5.gguf", 0.5, 0.003, 16, 64, 4 << 20),
+}
 
 LLAMA_CPP = r'''
 import json, sys, time
@@ -47,15 +59,16 @@ _defaults = llama_capi.llama_model_default_params
 def _no_repack():
     p = _defaults(); p.use_extra_bufts = False; return p
 llama_capi.llama_model_default_params = _no_repack
-path, n_prompt, n_gen, threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-ids = [1000 + (i * 7919) % 120000 for i in range(n_prompt)]
+# argv: model, prompt ids, ids to feed one per step (comma-separated), threads
+path, ids, feed, threads = sys.argv[1], [int(x) for x in sys.argv[2].split(",")], [int(x) for x in sys.argv[3].split(",")], int(sys.argv[4])
 t_load = time.time()
 m = llama_cpp.Llama(model_path=path, n_ctx=512, n_threads=threads, use_mmap=True, verbose=False, n_batch=512)
 t0 = time.time(); m.eval(ids); t1 = time.time()
-tok = ids[-1]; times = []
-for _ in range(n_gen):
-    t = time.time(); m.eval([tok]); times.append(time.time() - t); tok = (tok + 1) % 120000
-print(json.dumps({"load_s": t0 - t_load, "prefill_s": t1 - t0, "decode_s": sum(times), "decode_tokens_per_s": n_gen / sum(times)}))
+times = []
+for tok in feed:
+    t = time.time(); m.eval([tok]); times.append(time.time() - t)
+print(json.dumps({"load_s": t0 - t_load, "prefill_s": t1 - t0, "decode_s": sum(times), "decode_steps": len(feed),
+                  "decode_tokens_per_s": len(feed) / sum(times)}))
 '''
 
 
@@ -75,14 +88,18 @@ def spool_run(spool, path, budget, n_prompt, n_gen, threads, trace=None):
     if trace:
         cmd += f" --trace-routing {trace}"
     out, dt, peak = streaming.in_cgroup(cmd)
-    st = json.loads(out.strip().splitlines()[-1])["stats"]
+    j = json.loads(out.strip().splitlines()[-1])
+    st = j["stats"]
     st["cgroup_peak_bytes"] = peak
+    st["ids"] = j["ids"]
     return st
 
 
-def llama_run(script, path, n_prompt, n_gen, threads):
+def llama_run(script, path, n_prompt, feed, threads):
+    """llama.cpp decode timed over `feed` (spool's generated ids, so both see the same tokens)."""
     try:
-        out, dt, peak = streaming.in_cgroup(f"timeout 240 {sys.executable} {script} {path} {n_prompt} {n_gen} {threads}")
+        out, dt, peak = streaming.in_cgroup(f"timeout 400 {sys.executable} {script} {path} "
+                                            f"{streaming.prompt_ids(n_prompt)} {','.join(map(str, feed))} {threads}")
     except RuntimeError as e:
         return {"error": str(e)[-400:]}
     j = json.loads(out.strip().splitlines()[-1])
@@ -90,26 +107,28 @@ def llama_run(script, path, n_prompt, n_gen, threads):
     return j
 
 
-def hit_curve(trace_path, slot_bytes):
-    """LRU hit rate over the trace's second half (tokens after the first half warmed the cache)."""
+def hit_curve(trace_path, slot_bytes, n_layer, n_expert):
+    """LRU and frequency-aware hit rates over the trace's second half (tokens after the
+    first half warmed the cache)."""
     tr = [t for t in read_trace(trace_path)]
     positions = sorted({p for p, _, _ in tr})
     half = positions[len(positions) // 2]
     first = [t for t in tr if t[0] < half]
     out = {}
     for frac in (0.25, 0.5, 0.75):
-        slots = int(frac * N_LAYER * N_EXPERT)
-        h_all, m_all = replay(tr, N_EXPERT, slots, "lru")
-        h_1, m_1 = replay(first, N_EXPERT, slots, "lru")
-        h, m = h_all - h_1, m_all - m_1
-        out[frac] = dict(slots=slots, cache_gib=slots * slot_bytes / 2**30, hit_rate=h / max(1, h + m),
-                         hit_rate_whole_trace=h_all / max(1, h_all + m_all))
+        slots = int(frac * n_layer * n_expert)
+        out[frac] = dict(slots=slots, cache_gib=slots * slot_bytes / 2**30)
+        for policy in ("lru", "freq"):
+            h_all, m_all = replay(tr, n_expert, slots, policy)
+            h_1, m_1 = replay(first, n_expert, slots, policy)
+            h, m = h_all - h_1, m_all - m_1
+            out[frac][policy] = dict(hit_rate=h / max(1, h + m), hit_rate_whole_trace=h_all / max(1, h_all + m_all))
     # Share of routed selections taken by the most popular quarter of each layer's experts.
     counts = {}
     for _, layer, experts in tr:
         for e in experts:
-            counts.setdefault(layer, [0] * N_EXPERT)[e] += 1
-    shares = [sum(sorted(c, reverse=True)[:N_EXPERT // 4]) / max(1, sum(c)) for c in counts.values()]
+            counts.setdefault(layer, [0] * n_expert)[e] += 1
+    shares = [sum(sorted(c, reverse=True)[:n_expert // 4]) / max(1, sum(c)) for c in counts.values()]
     return dict(curve=out, top_quarter_share=statistics.mean(shares), tokens=len(positions))
 
 
@@ -118,36 +137,45 @@ def main():
     ap.add_argument("--spool", default=os.path.join(ROOT, "build", "bin", "spool"))
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "out"))
     ap.add_argument("--budgets", default="4G,8G")
-    ap.add_argument("--models", default="uniform,zipf0.5")
+    ap.add_argument("--models", default="qwen3-uniform,qwen3-zipf0.5")
     ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--tokens", type=int, default=8, help="decode tokens per run (after an 8-token prompt)")
+    ap.add_argument("--tokens", type=int, default=32, help="spool decode tokens per run (after an 8-token prompt)")
+    ap.add_argument("--llama-tokens", type=int, default=6, help="llama.cpp decode steps per run (spool's first ids)")
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--fio-seconds", type=int, default=8)
     ap.add_argument("--no-llama", action="store_true")
+    ap.add_argument("--results", default=None, help="JSON output (default --out/moe-results.json)")
     a = ap.parse_args()
     res = {"machine": streaming.machine(), "args": vars(a), "fio": {}, "runs": {}}
-    models = [m for m in MODELS if m[0] in a.models.split(",")]
-    for name, fname, zipf in models:
+    names = a.models.split(",")
+    for name in names:
+        shape, fname, zipf, rscale = MODELS[name][:4]
         path = os.path.join(a.out, fname)
         if not os.path.exists(path):
             streaming.log(f"generating {path}")
-            streaming.sh(f"{sys.executable} {ROOT}/tools/gen_synthetic_model.py --shape qwen3-30b-a3b "
-                         f"--router-zipf {zipf} --out {path}.tmp")
+            streaming.sh(f"{sys.executable} {ROOT}/tools/gen_synthetic_model.py --shape {shape} --router-zipf {zipf} "
+                         f"--residual-scale {rscale} --out {path}.tmp")
             os.rename(path + ".tmp", path)
-    first = os.path.join(a.out, models[0][1])
-    res["file_bytes"] = os.path.getsize(first)
-    streaming.drop_caches()
-    res["fio"]["seq_4m"] = fio(first, "read", "4M", a.fio_seconds)
-    streaming.drop_caches()
-    res["fio"]["rand_864k"] = fio(first, "randread", "864k", a.fio_seconds)
-    streaming.log(f"fio seq 4M {res['fio']['seq_4m'] / 1e9:.2f} GB/s, rand 864k {res['fio']['rand_864k'] / 1e9:.2f} GB/s")
+    for name in names:
+        fname, bs = MODELS[name][1], MODELS[name][6]
+        key = f"{fname}:{bs}"
+        if key in res["fio"]:
+            continue
+        path = os.path.join(a.out, fname)
+        streaming.drop_caches()
+        seq = fio(path, "read", "4M", a.fio_seconds)
+        streaming.drop_caches()
+        rnd = fio(path, "randread", str(bs), a.fio_seconds)
+        res["fio"][name] = dict(file_bytes=os.path.getsize(path), seq_4m=seq, rand_expert=rnd, rand_bs=bs)
+        streaming.log(f"{name}: fio seq 4M {seq / 1e9:.2f} GB/s, rand {bs >> 10} KiB {rnd / 1e9:.2f} GB/s")
     script = os.path.join(a.out, "llama_cpp_decode.py")
     open(script, "w").write(LLAMA_CPP)
-    out_json = os.path.join(a.out, "moe-results.json")
+    out_json = a.results or os.path.join(a.out, "moe-results.json")
     for b in a.budgets.split(","):
         budget = parse_size(b)
         streaming.make_cgroup(budget)
-        for name, fname, _ in models:
+        for name in names:
+            fname, n_layer, n_expert = MODELS[name][1], MODELS[name][4], MODELS[name][5]
             path = os.path.join(a.out, fname)
             key = f"{name}@{b}"
             r = res["runs"][key] = {"spool": [], "llama_cpp": []}
@@ -160,43 +188,55 @@ def main():
                 streaming.log(f"{key} spool {i}: {st['decode_tokens_per_s']:.3f} tok/s, hits {st['expert_cache_hits']} "
                               f"misses {st['expert_cache_misses']}, decode read {st['decode_weight_bytes'] / 1e9:.2f} GB")
                 if trace:
-                    r["hits"] = hit_curve(trace, st["plan"]["expert_slot_bytes"])
+                    # Greedy ids and routing do not depend on the budget: one curve per model.
+                    curves = res.setdefault("hit_curves", {})
+                    if name not in curves:
+                        curves[name] = hit_curve(trace, st["plan"]["expert_slot_bytes"], n_layer, n_expert)
+                    r["hits"] = curves[name]
                 if not a.no_llama:
                     streaming.drop_caches()
-                    lc = llama_run(script, path, 8, a.tokens, a.threads)
+                    lc = llama_run(script, path, 8, st["ids"][:a.llama_tokens], a.threads)
                     r["llama_cpp"].append(lc)
                     streaming.log(f"{key} llama.cpp {i}: {lc.get('decode_tokens_per_s', lc.get('error'))}")
                 json.dump(res, open(out_json, "w"), indent=1)
-    print(report(res, a.tokens))
+    print(report(res))
 
 
 def med(xs):
     return statistics.median(xs) if xs else None
 
 
-def report(res, n_gen):
-    fio_r = res["fio"]["rand_864k"]
-    lines = ["| model | cap = budget | spool tok/s | expert hit rate | decode GB read/token | bound tok/s (÷ fio rand) "
-             "| spool ÷ bound | llama.cpp tok/s | spool ÷ llama.cpp | n |", "|---|---|---|---|---|---|---|---|---|---|"]
+def report(res):
+    lines = ["| model | cap = budget | spool tok/s (runs) | expert hit rate | decode GB read/token | expert read GB/s "
+             "| fio rand GB/s | bound tok/s (fio ÷ GB/token) | spool ÷ bound | llama.cpp tok/s (runs) | spool ÷ llama.cpp |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for key, r in res["runs"].items():
+        name, budget = key.split("@")
+        fio_r = res["fio"][name]["rand_expert"]
         sp = r["spool"]
-        tps = med([s["decode_tokens_per_s"] for s in sp])
+        runs = [s["decode_tokens_per_s"] for s in sp]
+        tps = med(runs)
         hr = med([s["expert_cache_hits"] / max(1, s["expert_cache_hits"] + s["expert_cache_misses"]) for s in sp])
         # Bytes per decode step: decode_weight_bytes / decode seconds ÷ decode steps / decode seconds.
         bpt = med([s["decode_weight_gb_per_s"] * 1e9 / s["decode_tokens_per_s"] for s in sp])
+        rate = med([s["decode_weight_gb_per_s"] for s in sp])
         bound = fio_r / bpt if bpt else float("inf")
         ok = [x["decode_tokens_per_s"] for x in r["llama_cpp"] if "decode_tokens_per_s" in x]
         lc = med(ok)
-        lines.append(f"| {key.split('@')[0]} | {key.split('@')[1]} | {tps:.3f} | {hr:.3f} | {bpt / 1e9:.3f} | {bound:.3f} | "
-                     f"{tps / bound:.2f} | " + (f"{lc:.3f} | {tps / lc:.2f}" if lc else "- | -") + f" | {len(sp)} |")
+        lines.append(f"| {name} | {budget} | {tps:.2f} ({', '.join(f'{x:.2f}' for x in runs)}) | {hr:.3f} | "
+                     f"{bpt / 1e9:.3f} | {rate:.2f} | {fio_r / 1e9:.2f} | {bound:.2f} | {tps / bound:.2f} | "
+                     + (f"{lc:.3f} ({', '.join(f'{x:.3f}' for x in ok)}) | {tps / lc:.1f}" if lc else "- | -") + " |")
     lines.append("")
-    lines.append("| model | budget | top-¼ experts' share of routing | LRU hit rate, cache ¼ / ½ / ¾ of experts (warm half) |")
-    lines.append("|---|---|---|---|")
+    lines.append("| model | trace | top-¼ experts' share of routing | hit rate LRU, cache ¼ / ½ / ¾ of experts | "
+                 "hit rate freq, ¼ / ½ / ¾ | (warm half of the trace) |")
+    lines.append("|---|---|---|---|---|---|")
     for key, r in res["runs"].items():
         if "hits" in r:
             c = r["hits"]["curve"]
-            lines.append(f"| {key.split('@')[0]} | {key.split('@')[1]} | {r['hits']['top_quarter_share']:.2f} | "
-                         + " / ".join(f"{c[f]['hit_rate']:.2f}" for f in (0.25, 0.5, 0.75)) + " |")
+            lines.append(f"| {key.split('@')[0]} | {key.split('@')[1]} run, {r['hits']['tokens']} positions | "
+                         f"{r['hits']['top_quarter_share']:.2f} | "
+                         + " / ".join(f"{c[f]['lru']['hit_rate']:.2f}" for f in (0.25, 0.5, 0.75)) + " | "
+                         + " / ".join(f"{c[f]['freq']['hit_rate']:.2f}" for f in (0.25, 0.5, 0.75)) + " | |")
     return "\n".join(lines)
 
 

@@ -22,11 +22,13 @@ void FeedForward::Reserve(int64_t rows) {
   if (!c_.has_moe()) return;
   router_.resize(rows * c_.moe.n_expert);
   ids_.resize(rows * c_.moe.n_expert_used);
+  if (rows * c_.moe.n_expert_used * c_.n_embd <= kMoeKeptOutputsMax)
+    kept_.resize(rows * c_.moe.n_expert_used * c_.n_embd);
+  slot_of_.resize(rows);
   weights_.resize(rows * c_.moe.n_expert_used);
   xs_.resize(rows * c_.n_embd);
   ys_.resize(rows * c_.n_embd);
   rows_of_.resize(rows);
-  w_of_.resize(rows);
 }
 
 void FeedForward::SwiGlu(const SwiGluWeights& w, const uint8_t* g, int64_t ff, const float* h, int64_t m, bool gemv,
@@ -41,6 +43,16 @@ void FeedForward::SwiGlu(const SwiGluWeights& w, const uint8_t* g, int64_t ff, c
 void FeedForward::Dense(const SwiGluWeights& w, const uint8_t* g, const float* h, int64_t m, bool gemv, float* y) {
   SwiGlu(w, g, c_.n_ff, h, m, gemv, y);
 }
+
+namespace {
+
+// y[d] += p · x[d] as one fused multiply-add per element, so that every path that adds
+// an expert's output rounds the same way.
+void AddScaled(float p, const float* x, int64_t n, float* y) {
+  for (int64_t d = 0; d < n; ++d) y[d] = std::fma(p, x[d], y[d]);
+}
+
+}  // namespace
 
 Status FeedForward::Moe(const MoeWeights& w, int l, const uint8_t* g, WeightProvider& experts, const float* h, int64_t m,
                         bool gemv, float* y) {
@@ -58,10 +70,13 @@ Status FeedForward::Moe(const MoeWeights& w, int l, const uint8_t* g, WeightProv
   const int64_t cap = experts.ExpertCapacity();
   SPOOL_CHECK(cap >= 1);
 
+  // Each routed (row, slot) gets w·expert(h_row); a row's sum runs over its experts in
+  // index order, whatever order the experts ran in (and whatever the waves are), so
+  // numerics never depend on where the bytes came from. Small blocks (decode) keep every
+  // (row, slot) output and run the experts already in RAM first, overlapping the others'
+  // reads; larger blocks (prefill) run experts in index order, adding straight into y.
+  const bool keep_outputs = m * K * D <= kMoeKeptOutputsMax;
   std::fill(y, y + m * D, 0.0f);
-  // Experts in index order; each gathers the rows that chose it, runs once over them and
-  // adds its weighted output to those rows. A row's sum thus runs over its experts in
-  // index order, whatever other rows do (and whatever the waves are).
   for (int64_t w0 = 0; w0 < n_needed; w0 += cap) {
     const int64_t wn = std::min(cap, n_needed - w0);
     const std::span<const int32_t> wave(needed_.data() + w0, static_cast<size_t>(wn));
@@ -69,14 +84,17 @@ Status FeedForward::Moe(const MoeWeights& w, int l, const uint8_t* g, WeightProv
       experts.ReleaseExperts(l);
       return st;
     }
-    for (const int32_t e : wave) {
+    order_.assign(wave.begin(), wave.end());
+    if (keep_outputs)
+      std::stable_partition(order_.begin(), order_.end(), [&](int32_t e) { return experts.ExpertReady(l, e); });
+    for (const int32_t e : order_) {
       int64_t n = 0;
       for (int64_t r = 0; r < m; ++r)
         for (int64_t i = 0; i < K; ++i)
           if (ids_[r * K + i] == e) {
             std::copy(h + r * D, h + (r + 1) * D, xs_.begin() + n * D);
             rows_of_[n] = r;
-            w_of_[n] = weights_[r * K + i];
+            slot_of_[n] = r * K + i;
             ++n;
           }
       auto base = experts.Expert(l, e);
@@ -84,15 +102,27 @@ Status FeedForward::Moe(const MoeWeights& w, int l, const uint8_t* g, WeightProv
         experts.ReleaseExperts(l);
         return base.status();
       }
-      SwiGlu(w.experts[e], *base, c_.moe.n_ff_expert, xs_.data(), n, gemv, ys_.data());
-      for (int64_t i = 0; i < n; ++i) {
-        float* yr = y + rows_of_[i] * D;
-        const float* ye = ys_.data() + i * D;
-        const float p = w_of_[i];
-        for (int64_t d = 0; d < D; ++d) yr[d] += p * ye[d];
+      float* out = keep_outputs ? kept_.data() : ys_.data();
+      if (keep_outputs) {
+        // Gathered rows of one expert go to their (row, slot) places after the matmul.
+        SwiGlu(w.experts[e], *base, c_.moe.n_ff_expert, xs_.data(), n, gemv, ys_.data());
+        for (int64_t i = 0; i < n; ++i)
+          std::copy(ys_.data() + i * D, ys_.data() + (i + 1) * D, out + slot_of_[i] * D);
+      } else {
+        SwiGlu(w.experts[e], *base, c_.moe.n_ff_expert, xs_.data(), n, gemv, out);
+        for (int64_t i = 0; i < n; ++i) AddScaled(weights_[slot_of_[i]], out + i * D, D, y + rows_of_[i] * D);
       }
     }
     experts.ReleaseExperts(l);
+  }
+  if (keep_outputs) {
+    for (int64_t r = 0; r < m; ++r) {
+      // The row's slots by ascending expert id: the same order as the index-order path.
+      row_slots_.resize(static_cast<size_t>(K));
+      for (int64_t i = 0; i < K; ++i) row_slots_[i] = r * K + i;
+      std::sort(row_slots_.begin(), row_slots_.end(), [&](int64_t a, int64_t b) { return ids_[a] < ids_[b]; });
+      for (const int64_t s : row_slots_) AddScaled(weights_[s], kept_.data() + s * D, D, y + r * D);
+    }
   }
   if (c_.moe.n_ff_shared > 0) {
     // Shared expert, every row, scaled by a sigmoid gate of its own.

@@ -10,8 +10,9 @@
 // Prefill rows are grouped by expert: one matmul per expert over the block's rows that
 // chose it. Expert weights come from the WeightProvider once the router has decided
 // (PrepareExperts with every expert the block needs, in waves of at most
-// ExpertCapacity(); experts still run in index order, so numerics do not depend on
-// where the bytes come from). Decode rows (gemv) take the row-independent GEMV path, so a row's result
+// ExpertCapacity()). Decode-sized blocks run the experts already in RAM first while the
+// others are read; every row still sums its experts in index order (one fma per
+// element), so numerics do not depend on the run order or where the bytes come from. Decode rows (gemv) take the row-independent GEMV path, so a row's result
 // never depends on which rows share its step. The router always runs on the GEMV path
 // (f32 activations): a bf16-rounded router could pick different experts in prefill and
 // decode.
@@ -40,6 +41,10 @@ void MatMulRows(MatMulContext& mm, ThreadPool& pool, const WeightView& w, const 
 
 class FeedForward {
  public:
+  // Blocks with m · n_expert_used · n_embd at most this many floats keep each (row, slot)
+  // output and may run experts out of index order (decode, and short verification steps).
+  static constexpr int64_t kMoeKeptOutputsMax = int64_t{1} << 20;
+
   FeedForward(const ModelConfig& c, ThreadPool& pool, MatMulContext& mm) : c_(c), pool_(pool), mm_(mm) {}
 
   // h: [m, n_embd] (normalised rows), y: [m, n_embd] out (h and y must not overlap).
@@ -71,7 +76,10 @@ class FeedForward {
   std::vector<float> weights_;               // [rows, k]
   std::vector<float> xs_, ys_;               // [rows, n_embd]: one expert's gathered rows in / out
   std::vector<int64_t> rows_of_;             // [rows]: which block row each gathered row is
-  std::vector<float> w_of_;                  // [rows]: its routing weight
+  std::vector<int64_t> slot_of_;             // [rows]: its (row, slot) index r·k + i
+  std::vector<float> kept_;                  // [rows, k, n_embd]: per (row, slot) outputs (small blocks)
+  std::vector<int32_t> order_;               // one wave's experts in run order
+  std::vector<int64_t> row_slots_;           // [k]: one row's slots by ascending expert id
   std::vector<int32_t> needed_;              // [<= n_expert]: experts the block chose, ascending
 };
 

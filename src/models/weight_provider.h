@@ -30,6 +30,10 @@ class WeightProvider {
   virtual int64_t ExpertCapacity() const = 0;
   virtual Status PrepareExperts(int layer, std::span<const int32_t> ids) = 0;
   virtual Result<const uint8_t*> Expert(int layer, int32_t e) = 0;
+  // Whether Expert(layer, e) of the current wave would return without waiting for a
+  // read (e was cached when the wave was prepared, or its read is known done). Lets the
+  // caller run ready experts while the others' reads are in flight.
+  virtual bool ExpertReady(int layer, int32_t e) const = 0;
   virtual void ReleaseExperts(int layer) = 0;
   // Reads embedding rows: out [n, n_embd] f32 for token ids (already range-checked).
   virtual Status EmbeddingRows(const int32_t* ids, int64_t n, float* out) = 0;

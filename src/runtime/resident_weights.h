@@ -22,6 +22,7 @@ class ResidentWeights final : public models::WeightProvider {
   int64_t ExpertCapacity() const override { return w_.config().moe.n_expert; }
   Status PrepareExperts(int, std::span<const int32_t>) override { return Status::Ok(); }
   Result<const uint8_t*> Expert(int layer, int32_t e) override { return experts_[layer][e].data(); }
+  bool ExpertReady(int, int32_t) const override { return true; }
   void ReleaseExperts(int) override {}
   Status EmbeddingRows(const int32_t* ids, int64_t n, float* out) override;
 

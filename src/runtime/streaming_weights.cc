@@ -213,6 +213,14 @@ Result<const uint8_t*> StreamingWeights::Expert(int layer, int32_t e) {
   return static_cast<const uint8_t*>(ExpertSlotData(s));
 }
 
+bool StreamingWeights::ExpertReady(int layer, int32_t e) const {
+  const int64_t E = w_.config().moe.n_expert;
+  SPOOL_CHECK(e >= 0 && e < E);
+  const int32_t s = expert_slot_of_[layer * E + e];
+  SPOOL_CHECK_MSG(s >= 0 && expert_slots_[s].pinned, "ExpertReady() of an expert its wave did not name");
+  return !expert_slots_[s].in_flight;
+}
+
 void StreamingWeights::ReleaseExperts(int) {
   for (int32_t s : wave_) {
     FinishExpertRead(s);

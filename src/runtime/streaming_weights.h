@@ -92,6 +92,7 @@ class StreamingWeights final : public models::WeightProvider {
   int64_t ExpertCapacity() const override { return static_cast<int64_t>(expert_slots_.size()); }
   Status PrepareExperts(int layer, std::span<const int32_t> ids) override;
   Result<const uint8_t*> Expert(int layer, int32_t e) override;
+  bool ExpertReady(int layer, int32_t e) const override;
   void ReleaseExperts(int layer) override;
 
   const StreamStats& stats() const { return stats_; }
