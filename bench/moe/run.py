@@ -145,7 +145,13 @@ def main():
     ap.add_argument("--fio-seconds", type=int, default=8)
     ap.add_argument("--no-llama", action="store_true")
     ap.add_argument("--results", default=None, help="JSON output (default --out/moe-results.json)")
+    ap.add_argument("--prefill", type=int, default=0,
+                    help="instead: prefill of a prompt of N ids, streamed at each --budgets vs resident at "
+                         "--resident-budget, alternating, --runs each (no cgroup: resident needs the model's size)")
+    ap.add_argument("--resident-budget", default="20G")
     a = ap.parse_args()
+    if a.prefill:
+        return prefill_main(a)
     res = {"machine": streaming.machine(), "args": vars(a), "fio": {}, "runs": {}}
     names = a.models.split(",")
     for name in names:
@@ -200,6 +206,37 @@ def main():
                     streaming.log(f"{key} llama.cpp {i}: {lc.get('decode_tokens_per_s', lc.get('error'))}")
                 json.dump(res, open(out_json, "w"), indent=1)
     print(report(res))
+
+
+def prefill_main(a):
+    """Prefill tok/s of an N-token prompt: streamed under each budget vs every expert resident."""
+    res = {"machine": streaming.machine(), "args": vars(a), "runs": {}}
+    out_json = a.results or os.path.join(a.out, "moe-prefill.json")
+    for name in a.models.split(","):
+        path = os.path.join(a.out, MODELS[name][1])
+        for i in range(a.runs):
+            for b in a.budgets.split(",") + [a.resident_budget]:
+                streaming.drop_caches()
+                cmd = (f"timeout 1200 {a.spool} run {path} --prompt-ids {streaming.prompt_ids(a.prefill)} -n 1 "
+                       f"--ignore-eos --json --stats --ctx {a.prefill + 64} --mem-budget {b} -t {a.threads}")
+                st = json.loads(streaming.sh(cmd).strip().splitlines()[-1])["stats"]
+                st.pop("plan", None)
+                res["runs"].setdefault(f"{name}@{b}", []).append(st)
+                streaming.log(f"{name}@{b} prefill {i}: {st['prefill_tokens_per_s']:.2f} tok/s, expert reads "
+                              f"{st['expert_bytes_read'] / 1e9:.1f} GB, misses {st['expert_cache_misses']}, "
+                              f"load {st['load_s']:.1f} s, peak RSS {st['peak_rss_bytes'] / 2**30:.2f} GiB")
+                json.dump(res, open(out_json, "w"), indent=1)
+    lines = ["| model | budget | prefill tok/s (runs) | ÷ resident | expert GB read | load s | peak RSS GiB |",
+             "|---|---|---|---|---|---|---|"]
+    for name in a.models.split(","):
+        resident = med([s["prefill_tokens_per_s"] for s in res["runs"][f"{name}@{a.resident_budget}"]])
+        for b in a.budgets.split(",") + [a.resident_budget]:
+            rs = res["runs"][f"{name}@{b}"]
+            tps = [s["prefill_tokens_per_s"] for s in rs]
+            lines.append(f"| {name} | {b} | {med(tps):.2f} ({', '.join(f'{x:.2f}' for x in tps)}) | "
+                         f"{med(tps) / resident:.2f} | {med([s['expert_bytes_read'] for s in rs]) / 1e9:.1f} | "
+                         f"{med([s['load_s'] for s in rs]):.1f} | {med([s['peak_rss_bytes'] for s in rs]) / 2**30:.2f} |")
+    print("\n".join(lines))
 
 
 def med(xs):
