@@ -20,9 +20,9 @@ EngineFlags AddEngineFlags(ArgParser& p) {
                            "memory budget for the whole process (e.g. 4G, 512M); weights that do not fit are "
                            "streamed from disk every step. auto or 0: 70% of available RAM");
   f.io = &p.String("--io", "auto", "weight streaming I/O: auto (io_uring, else pread; SPOOL_IO=pread), io_uring, pread");
-  f.expert_eviction = &p.String("--expert-eviction", "lru",
-                                 "MoE expert cache eviction: lru (least recently used) or freq (fewest uses, aged; "
-                                 "bench/moe/ compares them)");
+  f.expert_eviction = &p.String("--expert-eviction", "freq",
+                                 "MoE expert cache eviction: freq (fewest uses, aged; default) or lru (least recently "
+                                 "used); docs/benchmarks.md compares them");
   f.numerics = &p.String("--numerics", "spool",
                          "spool (own kernels) or ggml (GGUF only: round exactly as llama.cpp's CPU backend; with "
                          "--kv-type f32 greedy output equals llama.cpp's f32-KV output token for token)");

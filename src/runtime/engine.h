@@ -62,7 +62,7 @@ struct EngineOptions {
   // keeps [32 rows, n_head, context] scores per block of queries (not flat in context).
   bool ggml_numerics = false;
   storage::IoBackend io_backend = storage::IoBackend::kAuto;  // kAuto honours SPOOL_IO=pread
-  ExpertEviction expert_eviction = ExpertEviction::kLru;      // MoE expert cache (--expert-eviction)
+  ExpertEviction expert_eviction = ExpertEviction::kFrequency;  // MoE expert cache (--expert-eviction)
 };
 
 // One conversation / document: its tokens and their KV cache.

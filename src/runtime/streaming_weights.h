@@ -58,7 +58,7 @@ enum class ExpertEviction {
 
 struct StreamingOptions {
   storage::ReaderOptions reader;   // backend, O_DIRECT, queue depth, piece size
-  ExpertEviction expert_eviction = ExpertEviction::kLru;
+  ExpertEviction expert_eviction = ExpertEviction::kFrequency;
 };
 
 // Cumulative counters.
