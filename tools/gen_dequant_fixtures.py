@@ -6,10 +6,15 @@ For every weight type spool reads, `<type>.q` holds N_ELEMS elements stored in t
 `gguf.quants.dequantize` gives for them. Types gguf-py can quantise (f32, f16, bf16,
 q8_0, q4_0, q4_1, q5_0, q5_1) are made by `gguf.quants.quantize` of random floats;
 gguf-py has no K-quant quantiser, so q4_k/q5_k/q6_k blocks are random bytes with finite
-f16 scales. tests/tensor/dequant_test.cc requires bit-exact equality.
+f16 scales. mxfp4 is exhaustive: one block per E8M0 exponent (0..255, including the two
+that decode to subnormal scales and the ones whose ×12 overflows to inf), each holding
+all 16 E2M1 codes in its low nibbles and all 16 in its high nibbles (8,192 elements).
+tests/tensor/dequant_test.cc requires bit-exact equality.
 
 Usage: python3 tools/gen_dequant_fixtures.py   (needs `pip install gguf numpy`; run from
-the repository root). Generated with gguf 0.19.0, numpy 2.4.
+the repository root). Generated with gguf 0.19.0, numpy 2.4; mxfp4 with the gguf-py of
+llama-cpp-python 0.3.36's vendor/llama.cpp (PYTHONPATH=.../vendor/llama.cpp/gguf-py; the
+PyPI gguf 0.19.0 has no MXFP4).
 """
 import os
 
@@ -65,6 +70,23 @@ def main():
         q.tofile(os.path.join(OUT, f"dequant_{name}.q"))
         deq.astype("<f4").tofile(os.path.join(OUT, f"dequant_{name}.f32"))
         print(f"{name}: {q.size} bytes -> {deq.size} floats")
+    if hasattr(T, "MXFP4"):
+        write_mxfp4()
+    else:
+        print("this gguf-py has no MXFP4: dequant_mxfp4 not written")
+
+
+def write_mxfp4():
+    e = np.arange(256, dtype=np.uint8).reshape(256, 1)
+    codes = np.arange(16, dtype=np.uint8)
+    qs = np.tile(codes | ((15 - codes) << 4), (256, 1))  # low: 0..15, high: 15..0
+    q = np.concatenate([e, qs], axis=1).reshape(-1)
+    with np.errstate(over="ignore"):
+        deq = quants.dequantize(q, T.MXFP4).astype(np.float32).reshape(-1)
+    assert deq.size == 256 * 32
+    q.tofile(os.path.join(OUT, "dequant_mxfp4.q"))
+    deq.astype("<f4").tofile(os.path.join(OUT, "dequant_mxfp4.f32"))
+    print(f"mxfp4: {q.size} bytes -> {deq.size} floats (every exponent x every code)")
 
 
 if __name__ == "__main__":

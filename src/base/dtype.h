@@ -26,6 +26,7 @@ enum class DType : uint8_t {
   kQ5_K,
   kQ6_K,
   kI32,  // only for metadata-like tensors; never a weight
+  kMXFP4,  // OCP microscaling FP4 (E2M1 values, E8M0 scale per 32), GGUF type 39
 };
 
 struct DTypeInfo {

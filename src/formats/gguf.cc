@@ -33,7 +33,7 @@ struct GgmlTypeMap {
 constexpr GgmlTypeMap kGgmlTypes[] = {
     {0, DType::kF32},   {1, DType::kF16},   {2, DType::kQ4_0},  {3, DType::kQ4_1},
     {6, DType::kQ5_0},  {7, DType::kQ5_1},  {8, DType::kQ8_0},  {12, DType::kQ4_K},
-    {13, DType::kQ5_K}, {14, DType::kQ6_K}, {30, DType::kBF16},
+    {13, DType::kQ5_K}, {14, DType::kQ6_K}, {30, DType::kBF16}, {39, DType::kMXFP4},
 };
 
 // Bytes a value of a fixed-size type occupies, 0 for string/array.

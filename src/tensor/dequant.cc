@@ -24,6 +24,14 @@ void DequantQ4_0(const BlockQ4_0& b, float* y) {
   }
 }
 
+void DequantMXFP4(const BlockMXFP4& b, float* y) {
+  const float d = E8M0Half(b.e);
+  for (int j = 0; j < kQK / 2; ++j) {
+    y[j] = static_cast<float>(kMxfp4Values[b.qs[j] & 0x0F]) * d;
+    y[j + kQK / 2] = static_cast<float>(kMxfp4Values[b.qs[j] >> 4]) * d;
+  }
+}
+
 void DequantQ4_1(const BlockQ4_1& b, float* y) {
   const float d = F16ToF32(b.d), m = F16ToF32(b.m);
   for (int j = 0; j < kQK / 2; ++j) {
@@ -156,6 +164,7 @@ void DequantizeRow(DType t, const void* src, float* dst, int64_t n) {
     case DType::kQ4_K: return DequantBlocks<BlockQ4_K, DequantQ4_K, kQK_K>(src, dst, n);
     case DType::kQ5_K: return DequantBlocks<BlockQ5_K, DequantQ5_K, kQK_K>(src, dst, n);
     case DType::kQ6_K: return DequantBlocks<BlockQ6_K, DequantQ6_K, kQK_K>(src, dst, n);
+    case DType::kMXFP4: return DequantBlocks<BlockMXFP4, DequantMXFP4, kQK>(src, dst, n);
     case DType::kI32: break;
   }
   SPOOL_CHECK_MSG(false, "DequantizeRow: unhandled dtype");

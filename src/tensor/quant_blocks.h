@@ -38,6 +38,23 @@ struct BlockQ5_1 {
   uint8_t qh[4];
   uint8_t qs[kQK / 2];
 };
+// MXFP4 (OCP microscaling): value[j] = kMxfp4Values[q[j]] * E8M0Half(e), q[j] the
+// 4-bit E2M1 code of element j in Q4_0's nibble order (low nibbles = elements 0..15).
+// kMxfp4Values are the E2M1 values doubled (so they are integers) and E8M0Half(e) is
+// 2^(e-128), half the block's power-of-two scale, as GGML stores them.
+struct BlockMXFP4 {
+  uint8_t e;
+  uint8_t qs[kQK / 2];
+};
+inline constexpr int8_t kMxfp4Values[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};
+// 2^(e-128) as GGML's ggml_e8m0_to_fp32_half: subnormal bit patterns for e < 2.
+inline float E8M0Half(uint8_t e) {
+  const uint32_t bits = e < 2 ? uint32_t{0x00200000} << e : static_cast<uint32_t>(e - 1) << 23;
+  float f;
+  __builtin_memcpy(&f, &bits, 4);
+  return f;
+}
+
 // value[j] = d * qs[j].
 struct BlockQ8_0 {
   uint16_t d;
@@ -82,6 +99,7 @@ struct BlockQ8_K {
 };
 
 static_assert(sizeof(BlockQ4_0) == 18);
+static_assert(sizeof(BlockMXFP4) == 17);
 static_assert(sizeof(BlockQ4_1) == 20);
 static_assert(sizeof(BlockQ5_0) == 22);
 static_assert(sizeof(BlockQ5_1) == 24);

@@ -4,6 +4,7 @@
 #include "tensor/simd_util.h"  // first: wraps <immintrin.h>
 
 
+#include <cmath>
 #include <cstring>
 
 #include "base/check.h"
@@ -120,6 +121,37 @@ float DotQ8_0(const BlockQ8_0* w, const BlockQ8_0* x, int64_t nb) {
   });
 }
 
+// MXFP4 · Q8_0 in llama.cpp's AVX2 order (ggml_vec_dot_mxfp4_q8_0): even blocks in one
+// accumulator, odd blocks in another, pairs of blocks per step, (acc_even + acc_odd)
+// reduced; an odd last block is added as a scalar d·isum afterwards. Values are the
+// doubled E2M1 codes (signed int8 via a 16-entry table) and d = E8M0Half(e) · d_x.
+float DotMXFP4(const BlockMXFP4* w, const BlockQ8_0* x, int64_t nb) {
+  const __m128i table = _mm_loadu_si128(reinterpret_cast<const __m128i*>(kMxfp4Values));
+  const __m128i m4 = _mm_set1_epi8(0x0F);
+  auto block_dot = [&](int64_t i) {
+    const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w[i].qs));
+    const __m256i wv = _mm256_set_m128i(_mm_shuffle_epi8(table, _mm_and_si128(_mm_srli_epi16(q, 4), m4)),
+                                        _mm_shuffle_epi8(table, _mm_and_si128(q, m4)));
+    // |w| (unsigned) · (x with w's sign): exact while x != -128, which Q8_0 activations never are.
+    return DotU8S8(_mm256_abs_epi8(wv), _mm256_sign_epi8(LoadQ8(x[i].qs), wv));
+  };
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 1 < nb; i += 2) {
+    const __m256i d0 = block_dot(i), d1 = block_dot(i + 1);
+    acc0 = _mm256_fmadd_ps(_mm256_set1_ps(F(x[i].d) * E8M0Half(w[i].e)), _mm256_cvtepi32_ps(d0), acc0);
+    acc1 = _mm256_fmadd_ps(_mm256_set1_ps(F(x[i + 1].d) * E8M0Half(w[i + 1].e)), _mm256_cvtepi32_ps(d1), acc1);
+  }
+  float sum = simd::ReduceAdd(_mm256_add_ps(acc0, acc1));
+  for (; i < nb; ++i) {
+    int isum = 0;
+    for (int j = 0; j < kQK / 2; ++j)
+      isum += x[i].qs[j] * kMxfp4Values[w[i].qs[j] & 0x0F] + x[i].qs[j + kQK / 2] * kMxfp4Values[w[i].qs[j] >> 4];
+    sum = std::fma(F(x[i].d) * E8M0Half(w[i].e), static_cast<float>(isum), sum);
+  }
+  return sum;
+}
+
 // ---- K-quants ----------------------------------------------------------------------
 
 // Σ over 32 elements of u·x (u unsigned ≤ 63) times an int16 scale, as 8 int32 lanes.
@@ -197,7 +229,8 @@ ActFormat ActFormatFor(DType t) {
     case DType::kBF16: return ActFormat::kF32;
     case DType::kQ4_0:
     case DType::kQ5_0:
-    case DType::kQ8_0: return ActFormat::kQ8_0;
+    case DType::kQ8_0:
+    case DType::kMXFP4: return ActFormat::kQ8_0;
     case DType::kQ4_1:
     case DType::kQ5_1: return ActFormat::kQ8_1;
     case DType::kQ4_K:
@@ -245,6 +278,7 @@ float DotRow(DType t, const void* w, const void* a, int64_t n) {
     case DType::kQ5_K:
       return DotQ45_K<BlockQ5_K, true>(static_cast<const BlockQ5_K*>(w), static_cast<const BlockQ8_K*>(a), nb256);
     case DType::kQ6_K: return DotQ6_K(static_cast<const BlockQ6_K*>(w), static_cast<const BlockQ8_K*>(a), nb256);
+    case DType::kMXFP4: return DotMXFP4(static_cast<const BlockMXFP4*>(w), static_cast<const BlockQ8_0*>(a), nb32);
     case DType::kI32: break;
   }
   SPOOL_CHECK_MSG(false, "DotRow: not a weight dtype");

@@ -40,6 +40,16 @@ float DotQ4_0(const BlockQ4_0* w, const BlockQ8_0* x, int64_t nb) {
   }
   return sum;
 }
+float DotMXFP4(const BlockMXFP4* w, const BlockQ8_0* x, int64_t nb) {
+  float sum = 0.0f;
+  for (int64_t i = 0; i < nb; ++i) {
+    int isum = 0;
+    for (int j = 0; j < kQK / 2; ++j)
+      isum += kMxfp4Values[w[i].qs[j] & 0x0F] * x[i].qs[j] + kMxfp4Values[w[i].qs[j] >> 4] * x[i].qs[j + kQK / 2];
+    sum += E8M0Half(w[i].e) * F(x[i].d) * static_cast<float>(isum);
+  }
+  return sum;
+}
 float DotQ4_1(const BlockQ4_1* w, const BlockQ8_1* x, int64_t nb) {
   float sum = 0.0f;
   for (int64_t i = 0; i < nb; ++i) {
@@ -168,6 +178,7 @@ float DotRowRef(DType t, const void* w, const void* a, int64_t n) {
     case DType::kQ5_K:
       return DotQ45_K<BlockQ5_K, true>(static_cast<const BlockQ5_K*>(w), static_cast<const BlockQ8_K*>(a), nb256);
     case DType::kQ6_K: return DotQ6_K(static_cast<const BlockQ6_K*>(w), static_cast<const BlockQ8_K*>(a), nb256);
+    case DType::kMXFP4: return DotMXFP4(static_cast<const BlockMXFP4*>(w), static_cast<const BlockQ8_0*>(a), nb32);
     case DType::kI32: break;
   }
   SPOOL_CHECK_MSG(false, "DotRowRef: not a weight dtype");

@@ -52,6 +52,7 @@ inline std::vector<uint8_t> RandomWeights(std::mt19937& rng, DType t, int64_t n)
         put_f16(blk + 2);
         break;
       case DType::kQ6_K: put_f16(blk + info.block_bytes - 2); break;
+      case DType::kMXFP4: blk[0] = static_cast<uint8_t>(118 + byte(rng) % 9); break;  // scales 2^-10..2^-2
       case DType::kI32: break;
     }
     if (t == DType::kQ8_0) {  // GGML's quantiser never writes -128; our sign trick relies on x, not w
@@ -64,6 +65,6 @@ inline std::vector<uint8_t> RandomWeights(std::mt19937& rng, DType t, int64_t n)
 
 inline const DType kWeightTypes[] = {DType::kF32,  DType::kF16,  DType::kBF16, DType::kQ8_0,
                                      DType::kQ4_0, DType::kQ4_1, DType::kQ5_0, DType::kQ5_1,
-                                     DType::kQ4_K, DType::kQ5_K, DType::kQ6_K};
+                                     DType::kQ4_K, DType::kQ5_K, DType::kQ6_K, DType::kMXFP4};
 
 }  // namespace spool::testing
