@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "tensor/matmul_ggml.h"
 #include "tensor/ops.h"
 #include "tensor/topk.h"
 
@@ -27,6 +28,15 @@ void FeedForward::Reserve(int64_t rows) {
   ys_.resize(rows * c_.n_embd);
   rows_of_.resize(rows);
   w_of_.resize(rows);
+  rank_of_.resize(rows);
+  if (c_.ggml_numerics) ranked_.resize(rows * c_.moe.n_expert_used * c_.n_embd);
+}
+
+void FeedForward::GateLogits(const MatrixRef& m, const uint8_t* g, const float* h, int64_t rows, float* out) {
+  if (c_.ggml_numerics && m.dtype == DType::kF32)
+    MatMulF32Ggml(reinterpret_cast<const float*>(g + m.group_offset), m.n_out, m.n_in, h, rows, out);
+  else
+    MatMulGemv(mm_, pool_, View(m, g), h, rows, out);
 }
 
 void FeedForward::SwiGlu(const SwiGluWeights& w, const uint8_t* g, int64_t ff, const float* h, int64_t m, bool gemv,
@@ -46,8 +56,10 @@ Status FeedForward::Moe(const MoeWeights& w, int l, const uint8_t* g, WeightProv
                         bool gemv, float* y) {
   const int64_t D = c_.n_embd, E = c_.moe.n_expert, K = c_.moe.n_expert_used;
   // Route: router logits on the GEMV path (f32), then softmax + top-k per row.
-  MatMulGemv(mm_, pool_, View(w.router, g), h, m, router_.data());  // [m, E]
-  RouteTopK(router_.data(), m, E, K, c_.moe.norm_topk_prob, ids_.data(), weights_.data());
+  const bool ggml = c_.ggml_numerics;
+  GateLogits(w.router, g, h, m, router_.data());  // [m, E]
+  if (ggml) RouteTopKGgml(router_.data(), m, E, K, c_.moe.norm_topk_prob, ids_.data(), weights_.data());
+  else RouteTopK(router_.data(), m, E, K, c_.moe.norm_topk_prob, ids_.data(), weights_.data());
 
   // The experts the block needs, ascending; their reads start as soon as they are known.
   needed_.assign(static_cast<size_t>(E), 0);
@@ -77,6 +89,7 @@ Status FeedForward::Moe(const MoeWeights& w, int l, const uint8_t* g, WeightProv
             std::copy(h + r * D, h + (r + 1) * D, xs_.begin() + n * D);
             rows_of_[n] = r;
             w_of_[n] = weights_[r * K + i];
+            rank_of_[n] = i;
             ++n;
           }
       auto base = experts.Expert(l, e);
@@ -85,6 +98,14 @@ Status FeedForward::Moe(const MoeWeights& w, int l, const uint8_t* g, WeightProv
         return base.status();
       }
       SwiGlu(w.experts[e], *base, c_.moe.n_ff_expert, xs_.data(), n, gemv, ys_.data());
+      if (ggml) {  // each row's weighted output in its rank's slot, summed below
+        for (int64_t i = 0; i < n; ++i) {
+          float* slot = ranked_.data() + (rows_of_[i] * K + rank_of_[i]) * D;
+          const float* ye = ys_.data() + i * D;
+          for (int64_t d = 0; d < D; ++d) slot[d] = ye[d] * w_of_[i];
+        }
+        continue;
+      }
       for (int64_t i = 0; i < n; ++i) {
         float* yr = y + rows_of_[i] * D;
         const float* ye = ys_.data() + i * D;
@@ -94,14 +115,22 @@ Status FeedForward::Moe(const MoeWeights& w, int l, const uint8_t* g, WeightProv
     }
     experts.ReleaseExperts(l);
   }
+  if (ggml) {  // llama.cpp adds the weighted experts in rank order: ((e_0 + e_1) + e_2) ...
+    for (int64_t r = 0; r < m; ++r) {
+      std::copy_n(ranked_.data() + r * K * D, D, y + r * D);
+      for (int64_t i = 1; i < K; ++i) Add(y + r * D, ranked_.data() + (r * K + i) * D, D, y + r * D);
+    }
+  }
   if (c_.moe.n_ff_shared > 0) {
     // Shared expert, every row, scaled by a sigmoid gate of its own.
     float* shared_gate = router_.data();  // [m, 1]; the router's logits are used up
-    MatMulGemv(mm_, pool_, View(w.shared_router, g), h, m, shared_gate);
+    GateLogits(w.shared_router, g, h, m, shared_gate);
     SwiGlu(w.shared, g, c_.moe.n_ff_shared, h, m, gemv, ys_.data());
     for (int64_t r = 0; r < m; ++r) {
       const float s = 1.0f / (1.0f + std::exp(-shared_gate[r]));
-      for (int64_t d = 0; d < D; ++d) y[r * D + d] += s * ys_[r * D + d];
+      if (ggml) AddScaledGgml(ys_.data() + r * D, s, D, y + r * D);
+      else
+        for (int64_t d = 0; d < D; ++d) y[r * D + d] += s * ys_[r * D + d];
     }
   }
   return Status::Ok();

@@ -4,7 +4,8 @@
 //
 //   dense:  y = (silu(h·Wgᵀ) ⊙ h·Wuᵀ)·Wdᵀ
 //   moe:    p = softmax(h·Wrᵀ) [m, n_expert]; top-k per row (renormalised if norm_topk_prob)
-//           y = Σ_{e in top-k} p_e · dense_e(h)             (experts in index order)
+//           y = Σ_{e in top-k} p_e · dense_e(h)             (experts in index order;
+//                                                            ggml numerics: by rank, as llama.cpp)
 //             (+ sigmoid(h·wsᵀ) · dense_shared(h))          (Qwen2-MoE)
 //
 // Prefill rows are grouped by expert: one matmul per expert over the block's rows that
@@ -57,6 +58,9 @@ class FeedForward {
   void Reserve(int64_t max_rows);
 
  private:
+  // Logits of a router-like f32 (or any) matrix m on rows of h: the GEMV path, or
+  // llama.cpp's f32 order under ggml numerics (MatMulF32Ggml). out: [rows, m.n_out]
+  void GateLogits(const MatrixRef& m, const uint8_t* g, const float* h, int64_t rows, float* out);
   // One SwiGLU MLP of intermediate size ff on m rows; y = result.
   void SwiGlu(const SwiGluWeights& w, const uint8_t* g, int64_t ff, const float* h, int64_t m, bool gemv, float* y);
 
@@ -72,6 +76,8 @@ class FeedForward {
   std::vector<float> xs_, ys_;               // [rows, n_embd]: one expert's gathered rows in / out
   std::vector<int64_t> rows_of_;             // [rows]: which block row each gathered row is
   std::vector<float> w_of_;                  // [rows]: its routing weight
+  std::vector<int64_t> rank_of_;             // [rows]: the rank of that expert in its row's top-k
+  std::vector<float> ranked_;                // [rows, k, n_embd]: ggml numerics only, weighted outputs by rank
   std::vector<int32_t> needed_;              // [<= n_expert]: experts the block chose, ascending
 };
 
