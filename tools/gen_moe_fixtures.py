@@ -14,7 +14,8 @@ that tests/models/hf_parity_test.cc runs them). One model per MoE architecture:
     loader accept (llama.cpp's qwen2moe/qwen3moe require every layer to be MoE), converted
     by tools/gen_converted_fixtures.py (the qwen2 one keeps the shared expert);
   - olmoe-mha-f32: OLMoE without GQA (llama.cpp's olmoe sizes attn_k_norm by n_embd, so
-    it cannot load the GQA olmoe-f32), converted likewise.
+    it cannot load the GQA olmoe-f32) and with OLMoE's rms_norm_eps 1e-5 (the converter
+    writes 1e-5 for every OLMoE), converted likewise.
 Per-expert checkpoints are written by save_pretrained itself (5.x converts its fused
 experts back to one tensor per expert on save).
 
@@ -69,7 +70,8 @@ MODELS = [
           decoder_sparse_step=1, mlp_only_layers=[], rope_theta=1000000.0, use_sliding_window=False),
      torch.float32, False),
     ("olmoe-mha-f32", "OlmoeForCausalLM",
-     dict(COMMON, num_key_value_heads=4, intermediate_size=24, num_hidden_layers=2, num_experts=8,
+     # rms_norm_eps 1e-5: OLMoE's own, which llama.cpp's converter writes whatever config.json says
+     dict(COMMON, num_key_value_heads=4, rms_norm_eps=1e-5, intermediate_size=24, num_hidden_layers=2, num_experts=8,
           num_experts_per_tok=2, norm_topk_prob=False, rope_theta=10000.0, clip_qkv=None, pad_token_id=0),
      torch.float32, False),
 ]

@@ -10,10 +10,14 @@
 //    quantiser, every matrix (experts, shared expert and its gate included) in one of
 //    Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 (Qwen2-MoE, hidden 64) and Q4_K, Q5_K, Q6_K (Qwen3-MoE,
 //    hidden 256: K-quant rows are 256-element super-blocks).
-// For every file: prompt ids and 32 greedy ids identical to llama.cpp's; every prompt
-// logit within kRelTol · (1 + |logit|) (default and ggml numerics; bit-identical where
-// `exact`), perplexity over a fixed token sequence within 0.5%; each routed expert is
-// read alone as its rows of the 3-D ffn_*_exps tensors (expert-granular streaming).
+// For every file: prompt ids identical to llama.cpp's; 32 greedy ids and every prompt
+// logit as close as the arithmetic allows (Bounds below): f32 files and K-quants with
+// `--numerics ggml` within 2e-4 · (1 + |logit|) and identical ids (f32 and K-quant
+// matmuls are not in llama.cpp's order); Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 with `--numerics
+// ggml` bit-identical (router, softmax/top-k and the expert sum in llama.cpp's
+// arithmetic); perplexity over a fixed token sequence within 0.5%, both numerics; each
+// routed expert is read alone as its rows of the 3-D ffn_*_exps tensors (expert-granular
+// streaming; streamed = resident on these files is in tests/runtime/streaming_test.cc).
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -40,6 +44,21 @@ struct MoeGgufCase {
   bool exact_ggml;       // --numerics ggml: logits bit-identical to llama.cpp's
 };
 
+void PrintTo(const MoeGgufCase& c, std::ostream* os) { *os << c.file; }
+
+// llama.cpp computes f16/bf16 weights against f16/bf16-rounded activations and quantised
+// weights against Q8-requantised ones; spool's default numerics do neither exactly (f32
+// activations for f16/bf16; the same requantisation, but a one-ulp difference upstream
+// flips a rounding). Measured (2-vCPU EPYC, 2026-12-06): f16 1.1e-3, bf16 3.9e-3, Q5_0
+// default numerics 6.3e-4 relative; the greedy paths branch only at llama.cpp margins
+// below 0.008.
+LlamaCppBounds Bounds(const MoeGgufCase& c, bool ggml) {
+  const bool half = c.expert_dtype == DType::kF16 || c.expert_dtype == DType::kBF16;
+  const bool quantised = !half && c.expert_dtype != DType::kF32;
+  if (half || (quantised && !ggml)) return LlamaCppBounds{1e-2, 1e-2};
+  return LlamaCppBounds{};
+}
+
 std::vector<MoeGgufCase> Cases() {
   std::vector<MoeGgufCase> c = {
       {&kConverted, "qwen3-moe-f32.gguf", "qwen3moe", DType::kF32, false, true, false},
@@ -50,7 +69,7 @@ std::vector<MoeGgufCase> Cases() {
   };
   const std::pair<const char*, DType> legacy[] = {
       {"q4_0", DType::kQ4_0}, {"q4_1", DType::kQ4_1}, {"q5_0", DType::kQ5_0}, {"q5_1", DType::kQ5_1}, {"q8_0", DType::kQ8_0}};
-  for (auto [t, d] : legacy) c.push_back({&kQuant, std::string("qwen2moe-h64-") + t + ".gguf", "qwen2moe", d, true, false, false});
+  for (auto [t, d] : legacy) c.push_back({&kQuant, std::string("qwen2moe-h64-") + t + ".gguf", "qwen2moe", d, true, false, true});
   const std::pair<const char*, DType> kquants[] = {{"q4_k", DType::kQ4_K}, {"q5_k", DType::kQ5_K}, {"q6_k", DType::kQ6_K}};
   for (auto [t, d] : kquants) c.push_back({&kQuant, std::string("qwen3moe-h256-") + t + ".gguf", "qwen3moe", d, false, true, false});
   return c;
@@ -99,19 +118,22 @@ TEST_P(MoeGguf, ExpertsAreRowSlicesOfThe3dTensors) {
         EXPECT_EQ(u.extents[i].nbytes, slice) << t.name << " expert " << e;
         EXPECT_EQ(u.extents[i].offset, t.offset + static_cast<uint64_t>(e) * slice) << t.name << " expert " << e;
       }
-      EXPECT_LT(u.bytes, 3 * (fused[0]->info->nbytes / E) + 4 * models::kGroupPage);
+      // Its buffer: the three slices, each page-aligned (at most 2 pages more each).
+      uint64_t slices = 0;
+      for (const models::MatrixRef* f : fused) slices += f->info->nbytes / static_cast<uint64_t>(E);
+      EXPECT_LE(u.bytes, slices + 6 * models::kGroupPage);
     }
   }
 }
 
 TEST_P(MoeGguf, DefaultNumericsMatchLlamaCpp) {
   const MoeGgufCase& c = GetParam();
-  CheckAgainstLlamaCpp(*c.fx, c.file, /*ggml=*/false, /*exact=*/false);
+  CheckAgainstLlamaCpp(*c.fx, c.file, /*ggml=*/false, /*exact=*/false, Bounds(c, false));
 }
 
 TEST_P(MoeGguf, GgmlNumericsMatchLlamaCpp) {
   const MoeGgufCase& c = GetParam();
-  CheckAgainstLlamaCpp(*c.fx, c.file, /*ggml=*/true, /*exact=*/c.exact_ggml);
+  CheckAgainstLlamaCpp(*c.fx, c.file, /*ggml=*/true, /*exact=*/c.exact_ggml, Bounds(c, true));
 }
 
 // llama-perplexity's method over the recorded token sequence (BOS first in each window).

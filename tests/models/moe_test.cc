@@ -382,17 +382,17 @@ TEST(MoeMalformed, GgufConvertedSharedExpertWithoutGate) {
   fs::remove(p);
 }
 
-// The shared expert's gate must be one row ([1, n_embd], or a vector).
+// The shared expert's gate must be one row of n_embd ([1, n_embd], or a vector).
 TEST(MoeMalformed, GgufConvertedShexpGateShapeMismatch) {
   auto p = EditedGguf("converted/qwen2-moe-all-f32.gguf", "shgate2", [](std::string& b) {
-    // ffn_gate_inp_shexp ne = {48, 1} → {48, 2}: a two-row gate.
+    // ffn_gate_inp_shexp ne = {48, 1} → {24, 1} (smaller: the file stays valid).
     const std::string name = "blk.0.ffn_gate_inp_shexp.weight";
     const size_t at = b.find(name);
     ASSERT_NE(at, std::string::npos);
-    uint64_t ne1 = 2;
-    std::memcpy(b.data() + at + name.size() + 4 + 8, &ne1, 8);
+    uint64_t ne0 = 24;
+    std::memcpy(b.data() + at + name.size() + 4, &ne0, 8);
   });
-  ExpectError(LoadStatus(p), ErrorCode::kInvalidFile, "'blk.0.ffn_gate_inp_shexp.weight' has shape [2, 48], expected [1, 48]");
+  ExpectError(LoadStatus(p), ErrorCode::kInvalidFile, "'blk.0.ffn_gate_inp_shexp.weight' has shape [1, 24], expected [1, 48]");
   fs::remove(p);
 }
 
