@@ -44,6 +44,28 @@ def no_extra_buffers():
     raw.llama_model_default_params = params
 
 
+def perplexity(llm, toks, n_ctx, bos=None):
+    """llama-perplexity's method from llama.cpp's logits: windows of n_ctx tokens (the
+    first replaced by `bos` when given, as llama-perplexity does for models that add
+    one), each on an empty cache, scoring positions n_ctx/2 .. n_ctx-2. Returns (ppl,
+    scored tokens)."""
+    nll, count = 0.0, 0
+    for c in range(len(toks) // n_ctx):
+        window = list(toks[c * n_ctx:(c + 1) * n_ctx])
+        if bos is not None:
+            window[0] = bos
+        llm.reset()
+        llm.eval(window)
+        logits = np.array(llm.scores[:n_ctx], dtype=np.float64)
+        for j in range(n_ctx // 2, n_ctx - 1):
+            row = logits[j]
+            m = row.max()
+            lse = m + math.log(np.exp(row - m).sum())
+            nll += lse - row[window[j + 1]]
+            count += 1
+    return math.exp(nll / count), count
+
+
 def main():
     no_extra_buffers()
     llm = llama_cpp.Llama(model_path=MODEL, n_ctx=2048, n_threads=2, logits_all=True, verbose=False,
@@ -73,19 +95,7 @@ def main():
     text = open(os.path.join(ROOT, "..", "shared", "data", "refs", "story.txt")).read()
     toks = llm.tokenize(text.encode(), add_bos=True, special=False)
     n_chunks = len(toks) // PPL_CTX
-    nll, count = 0.0, 0
-    for c in range(n_chunks):
-        window = toks[c * PPL_CTX:(c + 1) * PPL_CTX]
-        llm.reset()
-        llm.eval(window)
-        logits = np.array(llm.scores[:PPL_CTX], dtype=np.float64)
-        for j in range(PPL_CTX // 2, PPL_CTX - 1):
-            row = logits[j]
-            m = row.max()
-            lse = m + math.log(np.exp(row - m).sum())
-            nll += lse - row[toks[c * PPL_CTX + j + 1]]
-            count += 1
-    ppl = math.exp(nll / count)
+    ppl, count = perplexity(llm, toks, PPL_CTX)
     print(f"ppl {ppl:.4f} over {count} tokens", file=sys.stderr)
     ref = {"generator": "tools/gen_llamacpp_refs.py", "llama_cpp_python": llama_cpp.__version__,
            "model": os.path.basename(MODEL), "kv_cache": "f32", "n_predict": N_PREDICT, "cases": cases,

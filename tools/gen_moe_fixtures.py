@@ -8,7 +8,14 @@ that tests/models/hf_parity_test.cc runs them). One model per MoE architecture:
     in the fused 3-D layout transformers 5 keeps in memory (experts.gate_up_proj);
   - qwen2-moe: shared expert + sigmoid gate, decoder_sparse_step 2 (layers 0, 2 dense);
   - mixtral: block_sparse_moe.experts.{e}.w1/w2/w3 as save_pretrained writes them;
-  - olmoe: q/k RMSNorm over the whole projection, no renormalisation.
+  - olmoe: q/k RMSNorm over the whole projection, no renormalisation;
+  - qwen3-moe-f32 and qwen2-moe-all-f32: every layer sparse (decoder_sparse_step 1, no
+    mlp_only_layers), per-expert tensors; the shapes llama.cpp's convert_hf_to_gguf.py and
+    loader accept (llama.cpp's qwen2moe/qwen3moe require every layer to be MoE), converted
+    by tools/gen_converted_fixtures.py (the qwen2 one keeps the shared expert);
+  - olmoe-mha-f32: OLMoE without GQA (llama.cpp's olmoe sizes attn_k_norm by n_embd, so
+    it cannot load the GQA olmoe-f32) and with OLMoE's rms_norm_eps 1e-5 (the converter
+    writes 1e-5 for every OLMoE), converted likewise.
 Per-expert checkpoints are written by save_pretrained itself (5.x converts its fused
 experts back to one tensor per expert on save).
 
@@ -16,7 +23,8 @@ Seeds are also chosen so that every routing decision has a margin: the k-th and
 (k+1)-th router probabilities of every token in every MoE layer differ by at least
 MIN_ROUTE_GAP, so that float-level differences cannot swap an expert.
 
-Not run in CI (needs torch + transformers): `python3 tools/gen_moe_fixtures.py`.
+Not run in CI (needs torch + transformers): `python3 tools/gen_moe_fixtures.py [NAME ...]`
+(only the named models; all when none are named).
 """
 import json
 import os
@@ -52,6 +60,20 @@ MODELS = [
     ("olmoe-f32", "OlmoeForCausalLM",
      dict(COMMON, intermediate_size=24, num_hidden_layers=2, num_experts=8, num_experts_per_tok=2,
           norm_topk_prob=False, rope_theta=10000.0, clip_qkv=None, pad_token_id=0), torch.float32, False),
+    ("qwen3-moe-f32", "Qwen3MoeForCausalLM",
+     dict(COMMON, intermediate_size=64, moe_intermediate_size=24, num_hidden_layers=2, head_dim=16,
+          num_experts=8, num_experts_per_tok=2, norm_topk_prob=True, mlp_only_layers=[],
+          decoder_sparse_step=1, rope_theta=1000000.0, use_sliding_window=False), torch.float32, False),
+    ("qwen2-moe-all-f32", "Qwen2MoeForCausalLM",
+     dict(COMMON, intermediate_size=64, moe_intermediate_size=24, shared_expert_intermediate_size=40,
+          num_hidden_layers=2, num_experts=8, num_experts_per_tok=2, norm_topk_prob=False,
+          decoder_sparse_step=1, mlp_only_layers=[], rope_theta=1000000.0, use_sliding_window=False),
+     torch.float32, False),
+    ("olmoe-mha-f32", "OlmoeForCausalLM",
+     # rms_norm_eps 1e-5: OLMoE's own, which llama.cpp's converter writes whatever config.json says
+     dict(COMMON, num_key_value_heads=4, rms_norm_eps=1e-5, intermediate_size=24, num_hidden_layers=2, num_experts=8,
+          num_experts_per_tok=2, norm_topk_prob=False, rope_theta=10000.0, clip_qkv=None, pad_token_id=0),
+     torch.float32, False),
 ]
 
 
@@ -99,7 +121,10 @@ def main():
     index_path = os.path.join(OUT, "index.json")
     with open(index_path) as f:
         index = json.load(f)["models"]
+    only = sys.argv[1:]
     for name, cls_name, kwargs, dtype, fused in MODELS:
+        if only and name not in only:
+            continue
         for seed in range(1, 400):
             model = build(cls_name, kwargs, seed, dtype)
             logits, new, margin = greedy(model)

@@ -29,7 +29,9 @@ enum class MoeLayers {
 };
 
 // Mixture-of-experts GGUF (llama.cpp's ffn_{gate,up,down}_exps 3-D tensors): read or
-// not, and whether the top-k weights are renormalised (llama.cpp fixes it per arch).
+// not, and whether the top-k weights are renormalised (llama.cpp fixes it per arch:
+// build_moe_ffn's norm_w in src/models/<arch>.cpp). For `llama` (Mixtral's conversion)
+// a file is MoE when it has `llama.expert_count`; for the MoE architectures always.
 enum class GgufMoe { kNotRead, kNoRenorm, kRenorm };
 
 struct ArchEntry {
@@ -51,7 +53,7 @@ struct ArchEntry {
 // rope, qkv_bias, qk_norm, rope_freqs, qk_norm_full, / MoE layers, shared expert, expert names, GGUF MoE.
 constexpr ArchEntry kArchs[] = {
     {"llama", "LlamaForCausalLM", "llama", RopeStyle::kInterleaved, false, false, true, false,
-     MoeLayers::kNone, false, nullptr, GgufMoe::kNotRead},
+     MoeLayers::kNone, false, nullptr, GgufMoe::kRenorm},
     {"mistral", "MistralForCausalLM", "mistral", RopeStyle::kInterleaved, false, false, true, false,
      MoeLayers::kNone, false, nullptr, GgufMoe::kNotRead},
     {"qwen2", "Qwen2ForCausalLM", "qwen2", RopeStyle::kNeox, true, false, false, false,
@@ -65,7 +67,7 @@ constexpr ArchEntry kArchs[] = {
     {"mixtral", "MixtralForCausalLM", "mixtral", RopeStyle::kInterleaved, false, false, true, false,
      MoeLayers::kAll, false, &kMixtralExperts, GgufMoe::kNotRead},
     {"olmoe", "OlmoeForCausalLM", "olmoe", RopeStyle::kNeox, false, true, false, true,
-     MoeLayers::kAll, false, &kQwenExperts, GgufMoe::kNotRead},
+     MoeLayers::kAll, false, &kQwenExperts, GgufMoe::kNoRenorm},
 };
 
 const ArchEntry* FindArch(const std::string& id) {
@@ -257,6 +259,78 @@ Status CheckNoUnusedTensors(const formats::ModelSource& src, const ModelConfig& 
   return Status::Ok();
 }
 
+// GGUF mixture of experts, as llama.cpp loads it (src/models/{llama,qwen2moe,qwen3moe,
+// olmoe}.cpp): `expert_count`, `expert_used_count` (required), `expert_feed_forward_length`
+// (default: feed_forward_length), `expert_shared_feed_forward_length` (qwen2moe);
+// renormalisation is fixed per architecture. A layer is MoE when it has a router
+// (`ffn_gate_inp`), else dense: llama.cpp requires one in every layer (spool's own
+// tools/gen_moe_gguf.py writes Qwen's dense layers between sparse ones, which llama.cpp's
+// format cannot say otherwise).
+// Keys that would change the arithmetic and that spool does not implement are refused.
+Status ReadGgufMoe(const formats::ModelSource& src, const ArchEntry& entry, const std::string& p, int64_t n_expert,
+                   ModelConfig* c) {
+  const formats::GgufFile& g = *src.gguf;
+  auto get_int = [&](const std::string& key, int64_t* out) -> Status {
+    auto r = g.GetInt(p + key);
+    if (!r.ok()) return r.status().WithContext(src.root);
+    *out = *r;
+    return Status::Ok();
+  };
+  c->moe.n_expert = n_expert;
+  if (c->arch == "llama") c->hf_class = "MixtralForCausalLM";  // llama with experts: Mixtral's conversion
+  SPOOL_TRY(get_int("expert_used_count", &c->moe.n_expert_used));
+  c->moe.n_ff_expert = c->n_ff;
+  if (g.Find(p + "expert_feed_forward_length")) SPOOL_TRY(get_int("expert_feed_forward_length", &c->moe.n_ff_expert));
+  if (entry.shared_expert) {
+    SPOOL_TRY(get_int("expert_shared_feed_forward_length", &c->moe.n_ff_shared));
+    if (c->moe.n_ff_shared <= 0)
+      return InvalidFile(src.root + ": " + p + "expert_shared_feed_forward_length is " +
+                         std::to_string(c->moe.n_ff_shared) + ", expected a positive size");
+  } else if (g.Find(p + "expert_shared_feed_forward_length") || g.Find(p + "expert_shared_count")) {
+    // llama: Granite-MoE's shared expert (an ungated one); not a spool architecture.
+    return Unsupported(src.root + ": " + p + "expert_shared_feed_forward_length/expert_shared_count: a shared expert "
+                       "is not supported for '" + c->arch + "' (only qwen2moe's gated one)");
+  }
+  c->moe.norm_topk_prob = entry.gguf_moe == GgufMoe::kRenorm;
+  if (auto r = g.GetBool(p + "expert_weights_norm"); r.ok()) c->moe.norm_topk_prob = *r;
+  if (g.Find(p + "expert_weights_scale")) {
+    SPOOL_ASSIGN_OR_RETURN(double scale, g.GetFloat(p + "expert_weights_scale"));
+    if (scale != 0.0 && scale != 1.0)  // llama.cpp: 0 and 1 both mean "no scaling"
+      return Unsupported(src.root + ": " + p + "expert_weights_scale " + std::to_string(scale) +
+                         " is not supported (only 1)");
+  }
+  if (g.Find(p + "expert_gating_func")) {
+    SPOOL_ASSIGN_OR_RETURN(int64_t func, g.GetInt(p + "expert_gating_func"));
+    if (func != 1)  // LLAMA_EXPERT_GATING_FUNC_TYPE_SOFTMAX
+      return Unsupported(src.root + ": " + p + "expert_gating_func " + std::to_string(func) +
+                         " is not supported (only 1, softmax)");
+  }
+  for (size_t l = 0; l < c->layers.size(); ++l) {
+    const std::string b = "blk." + std::to_string(l) + ".";
+    // Older Mixtral conversions stored one 2-D tensor per expert (blk.N.ffn_gate.E.weight);
+    // current llama.cpp does not load them either.
+    if (src.FindTensor(b + "ffn_gate.0.weight") || src.FindTensor(b + "ffn_down.0.weight"))
+      return Unsupported(src.root + ": tensor '" + b + (src.FindTensor(b + "ffn_gate.0.weight") ? "ffn_gate" : "ffn_down") +
+                         ".0.weight': experts stored one tensor each (an old GGUF conversion) are not supported; "
+                         "re-convert with a current convert_hf_to_gguf.py (ffn_{gate,up,down}_exps)");
+    if (!src.FindTensor(b + "ffn_gate_inp.weight")) continue;  // a dense layer (spool's own writer allows them)
+    // An MoE layer's tensors, named here rather than as "unused" or "missing" one by one.
+    std::vector<std::string> required = {"ffn_gate_exps", "ffn_up_exps", "ffn_down_exps"};
+    if (entry.shared_expert)
+      for (const char* t : {"ffn_gate_shexp", "ffn_up_shexp", "ffn_down_shexp", "ffn_gate_inp_shexp"}) required.push_back(t);
+    for (const std::string& t : required)
+      if (!src.FindTensor(b + t + ".weight"))
+        return InvalidFile(src.root + ": missing tensor '" + b + t + ".weight': layer " + std::to_string(l) +
+                           " is a mixture of experts (it has '" + b + "ffn_gate_inp.weight')" +
+                           (t == "ffn_gate_inp_shexp" ? ", and its shared expert needs this gate" : ""));
+    c->layers[l].ffn = FfnKind::kMoe;
+  }
+  if (!c->has_moe() && !c->layers.empty())
+    return InvalidFile(src.root + ": " + p + "expert_count is " + std::to_string(n_expert) +
+                       " but no layer has a router (missing tensor 'blk.0.ffn_gate_inp.weight')");
+  return Status::Ok();
+}
+
 Result<ModelConfig> FromGguf(const formats::ModelSource& src) {
   const formats::GgufFile& g = *src.gguf;
   ModelConfig c;
@@ -276,10 +350,13 @@ Result<ModelConfig> FromGguf(const formats::ModelSource& src) {
   };
   int64_t n_expert = 0;
   if (g.Find(p + "expert_count")) SPOOL_TRY(get_int("expert_count", &n_expert));
-  if ((entry->moe != MoeLayers::kNone || n_expert > 0) && entry->gguf_moe == GgufMoe::kNotRead)
-    return Unsupported(src.root + ": GGUF mixture-of-experts models ('" + c.arch +
-                       "' with experts) are not supported yet (GGUF MoE: qwen2moe, qwen3moe); use the Hugging Face "
-                       "safetensors checkpoint");
+  if (n_expert > 0 && entry->gguf_moe == GgufMoe::kNotRead)
+    return Unsupported(src.root + ": GGUF mixture-of-experts models ('" + c.arch + "' with " + p +
+                       "expert_count " + std::to_string(n_expert) +
+                       ") are not supported (GGUF MoE: qwen2moe, qwen3moe, olmoe, llama with experts as Mixtral)");
+  if (entry->moe != MoeLayers::kNone && n_expert <= 0)
+    return InvalidFile(src.root + ": " + p + "expert_count is " + (g.Find(p + "expert_count") ? std::to_string(n_expert) : "missing") +
+                       ", expected a positive expert count for the mixture-of-experts architecture '" + c.arch + "'");
   SPOOL_TRY(get_int("block_count", &c.n_layer));
   SPOOL_TRY(get_int("embedding_length", &c.n_embd));
   SPOOL_TRY(get_int("feed_forward_length", &c.n_ff));
@@ -314,19 +391,9 @@ Result<ModelConfig> FromGguf(const formats::ModelSource& src) {
   // Q/K/V biases: Qwen2 always; llama.cpp's llama loads them when present too.
   c.qkv_bias = src.FindTensor("blk.0.attn_q.bias") != nullptr;
   c.qk_norm = entry->qk_norm;
+  c.qk_norm_full = entry->qk_norm_full;  // OLMoE: over the whole q / k projection
   c.layers.assign(static_cast<size_t>(std::clamp<int64_t>(c.n_layer, 0, 1024)), LayerSpec{});
-  if (entry->gguf_moe != GgufMoe::kNotRead) {
-    // A layer is MoE when it has a router (llama.cpp's converters make every layer MoE).
-    c.moe.n_expert = n_expert;
-    SPOOL_TRY(get_int("expert_used_count", &c.moe.n_expert_used));
-    c.moe.n_ff_expert = c.n_ff;
-    if (g.Find(p + "expert_feed_forward_length")) SPOOL_TRY(get_int("expert_feed_forward_length", &c.moe.n_ff_expert));
-    if (entry->shared_expert) SPOOL_TRY(get_int("expert_shared_feed_forward_length", &c.moe.n_ff_shared));
-    c.moe.norm_topk_prob = entry->gguf_moe == GgufMoe::kRenorm;
-    if (auto r = g.GetBool(p + "expert_weights_norm"); r.ok()) c.moe.norm_topk_prob = *r;
-    for (size_t l = 0; l < c.layers.size(); ++l)
-      if (src.FindTensor("blk." + std::to_string(l) + ".ffn_gate_inp.weight")) c.layers[l].ffn = FfnKind::kMoe;
-  }
+  if (n_expert > 0) SPOOL_TRY(ReadGgufMoe(src, *entry, p, n_expert, &c));
   c.tied_embeddings = src.FindTensor("output.weight") == nullptr;
   SPOOL_TRY(CheckNoUnusedTensors(src, c));
   return c;

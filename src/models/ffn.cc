@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "tensor/matmul_ggml.h"
 #include "tensor/ops.h"
 #include "tensor/topk.h"
 
@@ -14,6 +15,16 @@ void MatMulRows(MatMulContext& mm, ThreadPool& pool, const WeightView& w, const 
   else MatMul(mm, pool, w, x, m, y);
 }
 
+namespace {
+
+// y[d] += p · x[d] as one fused multiply-add per element, so that every path that adds
+// an expert's output rounds the same way.
+void AddScaled(float p, const float* x, int64_t n, float* y) {
+  for (int64_t d = 0; d < n; ++d) y[d] = std::fma(p, x[d], y[d]);
+}
+
+}  // namespace
+
 void FeedForward::Reserve(int64_t rows) {
   if (rows <= cap_rows_) return;
   cap_rows_ = rows;
@@ -22,13 +33,22 @@ void FeedForward::Reserve(int64_t rows) {
   if (!c_.has_moe()) return;
   router_.resize(rows * c_.moe.n_expert);
   ids_.resize(rows * c_.moe.n_expert_used);
-  if (rows * c_.moe.n_expert_used * c_.n_embd <= kMoeKeptOutputsMax)
-    kept_.resize(rows * c_.moe.n_expert_used * c_.n_embd);
-  slot_of_.resize(rows);
   weights_.resize(rows * c_.moe.n_expert_used);
   xs_.resize(rows * c_.n_embd);
   ys_.resize(rows * c_.n_embd);
   rows_of_.resize(rows);
+  slot_of_.resize(rows);
+  // Per (row, slot) outputs: always with ggml numerics (summed by rank), else for
+  // decode-sized blocks (run order free, summed by expert index).
+  if (c_.ggml_numerics || rows * c_.moe.n_expert_used * c_.n_embd <= kMoeKeptOutputsMax)
+    kept_.resize(rows * c_.moe.n_expert_used * c_.n_embd);
+}
+
+void FeedForward::GateLogits(const MatrixRef& m, const uint8_t* g, const float* h, int64_t rows, float* out) {
+  if (c_.ggml_numerics && m.dtype == DType::kF32)
+    MatMulF32Ggml(reinterpret_cast<const float*>(g + m.group_offset), m.n_out, m.n_in, h, rows, out);
+  else
+    MatMulGemv(mm_, pool_, View(m, g), h, rows, out);
 }
 
 void FeedForward::SwiGlu(const SwiGluWeights& w, const uint8_t* g, int64_t ff, const float* h, int64_t m, bool gemv,
@@ -44,22 +64,14 @@ void FeedForward::Dense(const SwiGluWeights& w, const uint8_t* g, const float* h
   SwiGlu(w, g, c_.n_ff, h, m, gemv, y);
 }
 
-namespace {
-
-// y[d] += p · x[d] as one fused multiply-add per element, so that every path that adds
-// an expert's output rounds the same way.
-void AddScaled(float p, const float* x, int64_t n, float* y) {
-  for (int64_t d = 0; d < n; ++d) y[d] = std::fma(p, x[d], y[d]);
-}
-
-}  // namespace
-
 Status FeedForward::Moe(const MoeWeights& w, int l, const uint8_t* g, WeightProvider& experts, const float* h, int64_t m,
                         bool gemv, float* y) {
   const int64_t D = c_.n_embd, E = c_.moe.n_expert, K = c_.moe.n_expert_used;
   // Route: router logits on the GEMV path (f32), then softmax + top-k per row.
-  MatMulGemv(mm_, pool_, View(w.router, g), h, m, router_.data());  // [m, E]
-  RouteTopK(router_.data(), m, E, K, c_.moe.norm_topk_prob, ids_.data(), weights_.data());
+  const bool ggml = c_.ggml_numerics;
+  GateLogits(w.router, g, h, m, router_.data());  // [m, E]
+  if (ggml) RouteTopKGgml(router_.data(), m, E, K, c_.moe.norm_topk_prob, ids_.data(), weights_.data());
+  else RouteTopK(router_.data(), m, E, K, c_.moe.norm_topk_prob, ids_.data(), weights_.data());
 
   // The experts the block needs, ascending; their reads start as soon as they are known.
   needed_.assign(static_cast<size_t>(E), 0);
@@ -70,12 +82,14 @@ Status FeedForward::Moe(const MoeWeights& w, int l, const uint8_t* g, WeightProv
   const int64_t cap = experts.ExpertCapacity();
   SPOOL_CHECK(cap >= 1);
 
-  // Each routed (row, slot) gets w·expert(h_row); a row's sum runs over its experts in
-  // index order, whatever order the experts ran in (and whatever the waves are), so
-  // numerics never depend on where the bytes came from. Small blocks (decode) keep every
-  // (row, slot) output and run the experts already in RAM first, overlapping the others'
+  // Each routed (row, slot) gets w·expert(h_row). Spool numerics: a row adds its experts'
+  // outputs in expert index order (one fma per element), whatever order the experts ran
+  // in; ggml numerics: the weighted outputs are summed in rank order as llama.cpp's
+  // build_moe_ffn does. Either way numerics never depend on run order or on where the
+  // bytes came from. Blocks that keep every (row, slot) output (decode-sized, and all
+  // with ggml numerics) run the experts already in RAM first, overlapping the others'
   // reads; larger blocks (prefill) run experts in index order, adding straight into y.
-  const bool keep_outputs = m * K * D <= kMoeKeptOutputsMax;
+  const bool keep_outputs = ggml || m * K * D <= kMoeKeptOutputsMax;
   std::fill(y, y + m * D, 0.0f);
   for (int64_t w0 = 0; w0 < n_needed; w0 += cap) {
     const int64_t wn = std::min(cap, n_needed - w0);
@@ -102,20 +116,28 @@ Status FeedForward::Moe(const MoeWeights& w, int l, const uint8_t* g, WeightProv
         experts.ReleaseExperts(l);
         return base.status();
       }
-      float* out = keep_outputs ? kept_.data() : ys_.data();
-      if (keep_outputs) {
-        // Gathered rows of one expert go to their (row, slot) places after the matmul.
-        SwiGlu(w.experts[e], *base, c_.moe.n_ff_expert, xs_.data(), n, gemv, ys_.data());
-        for (int64_t i = 0; i < n; ++i)
-          std::copy(ys_.data() + i * D, ys_.data() + (i + 1) * D, out + slot_of_[i] * D);
-      } else {
-        SwiGlu(w.experts[e], *base, c_.moe.n_ff_expert, xs_.data(), n, gemv, out);
-        for (int64_t i = 0; i < n; ++i) AddScaled(weights_[slot_of_[i]], out + i * D, D, y + rows_of_[i] * D);
+      SwiGlu(w.experts[e], *base, c_.moe.n_ff_expert, xs_.data(), n, gemv, ys_.data());
+      for (int64_t i = 0; i < n; ++i) {
+        const float* ye = ys_.data() + i * D;
+        const float p = weights_[slot_of_[i]];
+        if (ggml) {  // the weighted output in its rank's slot
+          float* slot = kept_.data() + slot_of_[i] * D;
+          for (int64_t d = 0; d < D; ++d) slot[d] = ye[d] * p;
+        } else if (keep_outputs) {
+          std::copy(ye, ye + D, kept_.data() + slot_of_[i] * D);
+        } else {
+          AddScaled(p, ye, D, y + rows_of_[i] * D);
+        }
       }
     }
     experts.ReleaseExperts(l);
   }
-  if (keep_outputs) {
+  if (ggml) {  // llama.cpp adds the weighted experts in rank order: ((e_0 + e_1) + e_2) ...
+    for (int64_t r = 0; r < m; ++r) {
+      std::copy_n(kept_.data() + r * K * D, D, y + r * D);
+      for (int64_t i = 1; i < K; ++i) Add(y + r * D, kept_.data() + (r * K + i) * D, D, y + r * D);
+    }
+  } else if (keep_outputs) {
     for (int64_t r = 0; r < m; ++r) {
       // The row's slots by ascending expert id: the same order as the index-order path.
       row_slots_.resize(static_cast<size_t>(K));
@@ -127,11 +149,12 @@ Status FeedForward::Moe(const MoeWeights& w, int l, const uint8_t* g, WeightProv
   if (c_.moe.n_ff_shared > 0) {
     // Shared expert, every row, scaled by a sigmoid gate of its own.
     float* shared_gate = router_.data();  // [m, 1]; the router's logits are used up
-    MatMulGemv(mm_, pool_, View(w.shared_router, g), h, m, shared_gate);
+    GateLogits(w.shared_router, g, h, m, shared_gate);
     SwiGlu(w.shared, g, c_.moe.n_ff_shared, h, m, gemv, ys_.data());
     for (int64_t r = 0; r < m; ++r) {
       const float s = 1.0f / (1.0f + std::exp(-shared_gate[r]));
-      for (int64_t d = 0; d < D; ++d) y[r * D + d] += s * ys_[r * D + d];
+      if (ggml) AddScaledGgml(ys_.data() + r * D, s, D, y + r * D);
+      else AddScaled(s, ys_.data() + r * D, D, y + r * D);
     }
   }
   return Status::Ok();

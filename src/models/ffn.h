@@ -4,7 +4,8 @@
 //
 //   dense:  y = (silu(h·Wgᵀ) ⊙ h·Wuᵀ)·Wdᵀ
 //   moe:    p = softmax(h·Wrᵀ) [m, n_expert]; top-k per row (renormalised if norm_topk_prob)
-//           y = Σ_{e in top-k} p_e · dense_e(h)             (experts in index order)
+//           y = Σ_{e in top-k} p_e · dense_e(h)             (experts in index order;
+//                                                            ggml numerics: by rank, as llama.cpp)
 //             (+ sigmoid(h·wsᵀ) · dense_shared(h))          (Qwen2-MoE)
 //
 // Prefill rows are grouped by expert: one matmul per expert over the block's rows that
@@ -12,7 +13,8 @@
 // (PrepareExperts with every expert the block needs, in waves of at most
 // ExpertCapacity()). Decode-sized blocks run the experts already in RAM first while the
 // others are read; every row still sums its experts in index order (one fma per
-// element), so numerics do not depend on the run order or where the bytes come from. Decode rows (gemv) take the row-independent GEMV path, so a row's result
+// element; ggml numerics: by rank), so numerics depend neither on the run order nor on
+// where the bytes come from. Decode rows (gemv) take the row-independent GEMV path, so a row's result
 // never depends on which rows share its step. The router always runs on the GEMV path
 // (f32 activations): a bf16-rounded router could pick different experts in prefill and
 // decode.
@@ -42,7 +44,7 @@ void MatMulRows(MatMulContext& mm, ThreadPool& pool, const WeightView& w, const 
 class FeedForward {
  public:
   // Blocks with m · n_expert_used · n_embd at most this many floats keep each (row, slot)
-  // output and may run experts out of index order (decode, and short verification steps).
+  // output and may run experts out of index order (decode, short verification steps).
   static constexpr int64_t kMoeKeptOutputsMax = int64_t{1} << 20;
 
   FeedForward(const ModelConfig& c, ThreadPool& pool, MatMulContext& mm) : c_(c), pool_(pool), mm_(mm) {}
@@ -62,6 +64,9 @@ class FeedForward {
   void Reserve(int64_t max_rows);
 
  private:
+  // Logits of a router-like f32 (or any) matrix m on rows of h: the GEMV path, or
+  // llama.cpp's f32 order under ggml numerics (MatMulF32Ggml). out: [rows, m.n_out]
+  void GateLogits(const MatrixRef& m, const uint8_t* g, const float* h, int64_t rows, float* out);
   // One SwiGLU MLP of intermediate size ff on m rows; y = result.
   void SwiGlu(const SwiGluWeights& w, const uint8_t* g, int64_t ff, const float* h, int64_t m, bool gemv, float* y);
 
@@ -76,8 +81,8 @@ class FeedForward {
   std::vector<float> weights_;               // [rows, k]
   std::vector<float> xs_, ys_;               // [rows, n_embd]: one expert's gathered rows in / out
   std::vector<int64_t> rows_of_;             // [rows]: which block row each gathered row is
-  std::vector<int64_t> slot_of_;             // [rows]: its (row, slot) index r·k + i
-  std::vector<float> kept_;                  // [rows, k, n_embd]: per (row, slot) outputs (small blocks)
+  std::vector<int64_t> slot_of_;             // [rows]: its (row, slot) index r·k + i (i = rank in the row's top-k)
+  std::vector<float> kept_;                  // [rows, k, n_embd]: per (row, slot) outputs (see Moe)
   std::vector<int32_t> order_;               // one wave's experts in run order
   std::vector<int64_t> row_slots_;           // [k]: one row's slots by ascending expert id
   std::vector<int32_t> needed_;              // [<= n_expert]: experts the block chose, ascending

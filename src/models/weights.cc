@@ -102,9 +102,14 @@ Status ModelWeights::InitMoe(int64_t l) {
     SPOOL_TRY(f.Matrix(TensorName(source_.kind, TensorRole::kShexpGate, l), S, D, &m.shared.gate));
     SPOOL_TRY(f.Matrix(TensorName(source_.kind, TensorRole::kShexpUp, l), S, D, &m.shared.up));
     SPOOL_TRY(f.Matrix(TensorName(source_.kind, TensorRole::kShexpDown, l), D, S, &m.shared.down));
-    // The shared expert's gate is one row: [1, n_embd] in HF, a vector [n_embd] in GGUF.
-    const std::vector<uint64_t> gate_shape = gguf ? std::vector<uint64_t>{d64} : std::vector<uint64_t>{1, d64};
-    SPOOL_TRY(f.Matrix(TensorName(source_.kind, TensorRole::kShexpRouter, l), gate_shape, &m.shared_router));
+    // The shared expert's gate is one row: [1, n_embd] in HF and in what llama.cpp's
+    // converter writes (ne {n_embd, 1}); a vector [n_embd] is the same bytes (llama.cpp
+    // loads either as {n_embd}; tools/gen_moe_gguf.py writes that).
+    const std::string gate_name = TensorName(source_.kind, TensorRole::kShexpRouter, l);
+    const formats::TensorInfo* gate_info = source_.FindTensor(gate_name);
+    const bool vector_gate = gguf && gate_info && gate_info->shape.size() == 1;
+    const std::vector<uint64_t> gate_shape = vector_gate ? std::vector<uint64_t>{d64} : std::vector<uint64_t>{1, d64};
+    SPOOL_TRY(f.Matrix(gate_name, gate_shape, &m.shared_router));
   }
   if (gguf) {
     // llama.cpp's layout: ffn_gate_inp [E, D]; ffn_{gate,up}_exps [E, F, D]; ffn_down_exps [E, D, F].

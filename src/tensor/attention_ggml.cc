@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "base/check.h"
+#include "tensor/matmul_ggml.h"
 #include "tensor/ops.h"
 
 namespace spool {
@@ -13,14 +14,7 @@ namespace {
 
 constexpr int64_t kRowBlock = 32;  // query rows per pair of page walks
 
-// The 16-lane sum in the order of GCC's _mm512_reduce_add_ps: halves, quarters, then
-// (0 + 2) + (1 + 3).
-float Tree16(const float* a) {
-  float t8[8], t4[4];
-  for (int i = 0; i < 8; ++i) t8[i] = a[8 + i] + a[i];
-  for (int i = 0; i < 4; ++i) t4[i] = t8[4 + i] + t8[i];
-  return (t4[0] + t4[2]) + (t4[1] + t4[3]);
-}
+float Tree16(const float* a) { return Tree16Ggml(a); }
 
 // 64 slots (4 accumulators × 16 lanes) → 16 lanes, as ggml_vec_dot_f32's reduce.
 // slot(s, l) reads slot s's value for output l.
@@ -32,14 +26,7 @@ float Reduce64(SlotFn slot) {
 }
 
 // ggml_vec_dot_f32 (AVX-512) of n elements.
-float DotGgml(const float* x, const float* y, int64_t n) {
-  float acc[64] = {};
-  const int64_t body = n - n % 64;
-  for (int64_t e = 0; e < body; ++e) acc[e % 64] = std::fma(x[e], y[e], acc[e % 64]);
-  float s = Reduce64([&](int i) { return acc[i]; });
-  for (int64_t e = body; e < n; ++e) s = std::fma(x[e], y[e], s);  // leftovers (head_dim % 64 != 0)
-  return s;
-}
+float DotGgml(const float* x, const float* y, int64_t n) { return DotF32Ggml(x, y, n); }
 
 // Row t, kv head g of a K or V page as f32 (bf16 widened into tmp).
 const float* Row(const KvPageView& page, const void* base, int64_t t, int64_t n_kv_head, int64_t g, int64_t d,

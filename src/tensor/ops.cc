@@ -27,6 +27,10 @@ void SwiGLU(const float* gate, const float* up, int64_t n, float* out) {
   }
 }
 
+void AddScaledGgml(const float* x, float s, int64_t n, float* y) {
+  for (int64_t i = 0; i < n; ++i) y[i] += x[i] * s;  // spool_tensor is built with -ffp-contract=off
+}
+
 void Add(const float* a, const float* b, int64_t n, float* out) {
   for (int64_t i = 0; i < n; ++i) out[i] = a[i] + b[i];
 }

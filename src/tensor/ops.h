@@ -28,6 +28,10 @@ float ExpfGgml(float x);
 // tail. gate, up, out: [n_rows, n]; out may equal gate or up.
 void SwiGLUGgml(const float* gate, const float* up, int64_t n_rows, int64_t n, float* out);
 
+// y[i] += x[i] · s, the product rounded before the sum (ggml_mul then ggml_add; never
+// an fma).   x, y: [n]
+void AddScaledGgml(const float* x, float s, int64_t n, float* y);
+
 // out[i] = a[i] + b[i]. out may equal a or b.   a, b, out: [n]
 void Add(const float* a, const float* b, int64_t n, float* out);
 

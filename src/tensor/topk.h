@@ -14,4 +14,13 @@ namespace spool {
 void RouteTopK(const float* logits, int64_t n_rows, int64_t n_expert, int64_t k, bool renormalize, int32_t* ids,
                float* weights);
 
+// RouteTopK as llama.cpp's CPU backend computes it (build_moe_ffn: ggml_soft_max →
+// argsort top-k → get_rows → sum_rows and div when renormalising), for `--numerics ggml`:
+// y_e = exp(z_e - max) by ExpfGgml over each full 16-wide chunk and libm expf over the
+// tail; S = Σ in double of the chunks' 16-lane tree sums and the tail's values;
+// p_e = y_e · (float)(1 / S); the k largest p (ties: lower index first); renormalised
+// w_i = p_i / (float)(Σ_i p_i in double). Same contract as RouteTopK.
+void RouteTopKGgml(const float* logits, int64_t n_rows, int64_t n_expert, int64_t k, bool renormalize, int32_t* ids,
+                   float* weights);
+
 }  // namespace spool

@@ -3,6 +3,7 @@
 #include <fstream>
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "chat/chat_template.h"
 
@@ -35,6 +36,56 @@ TEST(ChatTemplateLoad, SmolLM2Gguf) {
   ASSERT_TRUE(tok.ok()) << tok.status().message();
   EXPECT_EQ(tok->bos_token, "<|im_start|>");
   EXPECT_EQ(tok->eos_token, "<|im_end|>");
+}
+
+// Mixture-of-experts GGUFs from llama.cpp's converter carry their family's template
+// (tools/gen_converted_fixtures.py CHAT_TEMPLATES): Qwen3-MoE Qwen3's, Qwen2-MoE the
+// Qwen2.5 ChatML one, Mixtral (architecture `llama` with experts) a Mistral one. Loaded
+// from the GGUF, each is the shared template byte for byte and renders every golden
+// conversation as Python's jinja2 did (tests/fixtures/chat/golden).
+TEST(ChatTemplateLoad, MoeGgufTemplatesRenderAsGolden) {
+  using json = nlohmann::ordered_json;
+  const std::string fx = SPOOL_TEST_FIXTURES;
+  const json convs = json::parse(ReadFile(fx + "/chat/conversations.json"));
+  const std::pair<const char*, const char*> models[] = {
+      {"qwen3-moe-f32", "Qwen-Qwen3-0.6B"},
+      {"qwen3-moe-f16", "Qwen-Qwen3-0.6B"},
+      {"qwen2-moe-all-f32", "Qwen-Qwen2.5-7B-Instruct"},
+      {"mixtral-bf16", "mistralai-Mistral-Nemo-Instruct-2407"},
+  };
+  for (auto [model, name] : models) {
+    SCOPED_TRACE(model);
+    const std::string gguf = fx + "/converted/" + model + ".gguf";
+    auto t = LoadChatTemplate(gguf);
+    ASSERT_TRUE(t.ok()) << t.status().message();
+    EXPECT_EQ(*t, ReadFile(std::string(SPOOL_SHARED_DATA) + "/chat-templates/" + name + ".jinja"));
+    auto tok = LoadSpecialTokens(gguf);
+    ASSERT_TRUE(tok.ok()) << tok.status().message();
+    EXPECT_EQ(tok->bos_token, "<s>");
+    EXPECT_EQ(tok->eos_token, "</s>");
+    const json golden = json::parse(ReadFile(fx + "/chat/golden/" + name + ".json"));
+    int rendered = 0;
+    for (const auto& c : golden["cases"]) {
+      if (!c.contains("output")) continue;  // error cases: chat_template_golden_test
+      const json* conv = nullptr;
+      for (const auto& x : convs["conversations"])
+        if (x["name"] == c["conversation"]) conv = &x;
+      ASSERT_NE(conv, nullptr);
+      ChatTemplateInputs in;
+      in.messages = (*conv)["messages"];
+      in.tools = (*conv)["tools"];
+      in.add_generation_prompt = (*conv)["add_generation_prompt"].get<bool>();
+      in.bos_token = convs["bos_token"].get<std::string>();
+      in.eos_token = convs["eos_token"].get<std::string>();
+      in.extra_vars = (*conv)["extra_vars"];
+      in.now_unix_seconds = convs["now_unix"].get<int64_t>();
+      auto out = RenderChatTemplate(*t, in);
+      ASSERT_TRUE(out.ok()) << c["conversation"] << ": " << out.status().message();
+      EXPECT_EQ(*out, c["output"].get<std::string>()) << c["conversation"];
+      ++rendered;
+    }
+    EXPECT_GT(rendered, 3);
+  }
 }
 
 TEST(ChatTemplateLoad, HfFolderVariants) {

@@ -1,8 +1,10 @@
 // The transformers fixtures (tests/fixtures/models: Llama MHA / GQA-tied / llama3-scaled,
-// Mistral, Qwen2 with QKV bias, Qwen3 with q/k norm) converted to GGUF by llama.cpp's own
+// Mistral, Qwen2 with QKV bias, Qwen3 with q/k norm; Qwen3-MoE, Qwen2-MoE with a shared
+// expert, Mixtral, OLMoE) converted to GGUF by llama.cpp's own
 // convert_hf_to_gguf.py (tests/fixtures/converted, tools/gen_converted_fixtures.py): what
 // the real converter writes for each architecture — metadata keys, permuted Q/K, biases,
-// q/k norms, tied output, the rope_freqs tensor for llama3 scaling — must give
+// q/k norms, tied output, the rope_freqs tensor for llama3 scaling, ffn_*_exps experts,
+// ffn_*_shexp and its gate — must give
 // transformers' results (each fixture's reference.json), by hf_parity_test's rules:
 //  - decode path (one token per step): |spool - transformers| <= 2e-4 · (1 + |logit|);
 //  - prefill path: same for f32 weights, 3e-2 · (1 + |logit|) for bf16/f16 (AMX, bf16
@@ -23,11 +25,14 @@ namespace {
 
 const std::string kFixtures = SPOOL_TEST_FIXTURES;
 
-// The fixtures that llama.cpp's converter has been run on: the dense ones. The MoE
-// fixtures (Qwen2/3-MoE, Mixtral, OLMoE) are not converted yet: their GGUF test
-// (moe_test's GgufMoe) uses spool's own writer of llama.cpp's layout.
+// The fixtures that llama.cpp's converter has been run on (tools/gen_converted_fixtures.py
+// CONVERTED): the dense ones and the mixture-of-experts ones llama.cpp can represent
+// (every layer sparse; OLMoE without GQA). converted_moe_test checks the MoE ones
+// against llama.cpp itself too.
 const std::vector<std::string> kConverted = {"llama-mha-f32",     "llama-gqa-tied-bf16",  "llama3-scaled-sharded-bf16",
-                                             "mistral-gqa-f16",   "qwen2-bias-tied-f32",  "qwen3-qknorm-bf16"};
+                                             "mistral-gqa-f16",   "qwen2-bias-tied-f32",  "qwen3-qknorm-bf16",
+                                             "qwen3-moe-f32",     "qwen2-moe-all-f32",    "mixtral-bf16",
+                                             "olmoe-mha-f32"};
 
 std::vector<std::string> ModelNames() { return kConverted; }
 

@@ -82,9 +82,21 @@ inline std::vector<int32_t> Greedy(runtime::Engine& e, const std::vector<int32_t
   return res.ok() ? res->ids : std::vector<int32_t>{};
 }
 
+// How close spool must come to llama.cpp. rel_tol bounds |Δlogit| / (1 + |logit|);
+// tie_margin > 0 lets the greedy path branch at a step where llama.cpp's best-vs-second
+// margin is below it (ids must be identical before that, and at every step with a larger
+// margin), for arithmetic that differs by more than summation order: llama.cpp rounds
+// activations to f16/bf16 for f16/bf16 weights and requantises them to Q8 for quantised
+// weights, where one ulp upstream can flip a rounding (spool's default numerics).
+struct LlamaCppBounds {
+  double rel_tol = kRelTol;
+  double tie_margin = 0;
+};
+
 // model: a GGUF file name in llamacpp_refs.json; ggml: --numerics ggml; exact: logits
-// bit-identical (else within kRelTol).
-inline void CheckAgainstLlamaCpp(const ConvertedFixture& fx, const std::string& model, bool ggml, bool exact) {
+// bit-identical (else within bounds.rel_tol).
+inline void CheckAgainstLlamaCpp(const ConvertedFixture& fx, const std::string& model, bool ggml, bool exact,
+                                 const LlamaCppBounds& bounds = {}) {
   auto ref = LoadJson(fx.dir + "/llamacpp_refs.json")["models"][model];
   auto engine = runtime::Engine::Open(fx.dir + "/" + model, Options(fx, ggml));
   ASSERT_TRUE(engine.ok()) << engine.status().message();
@@ -105,9 +117,22 @@ inline void CheckAgainstLlamaCpp(const ConvertedFixture& fx, const std::string& 
     std::printf("  %s, %s numerics: largest logit difference to llama.cpp %.3g (relative %.3g)\n", model.c_str(),
                 ggml ? "ggml" : "default", abs_diff, rel_diff);
     if (exact) EXPECT_EQ(abs_diff, 0.0) << "largest absolute logit difference";
-    else EXPECT_LE(rel_diff, kRelTol) << "largest relative logit difference";
+    else EXPECT_LE(rel_diff, bounds.rel_tol) << "largest relative logit difference";
     const auto want = c["generated_ids"].get<std::vector<int32_t>>();
-    EXPECT_EQ(Greedy(e, prompt, static_cast<int64_t>(want.size())), want);
+    const auto got = Greedy(e, prompt, static_cast<int64_t>(want.size()));
+    if (bounds.tie_margin <= 0) {
+      EXPECT_EQ(got, want);
+      continue;
+    }
+    const auto margins = c["greedy_margins"].get<std::vector<double>>();
+    ASSERT_EQ(got.size(), want.size());
+    size_t same = 0;
+    for (; same < want.size() && got[same] == want[same]; ++same) {
+    }
+    if (same < want.size())
+      EXPECT_LT(margins.at(same), bounds.tie_margin)
+          << "greedy ids differ at step " << same << " where llama.cpp's margin is " << margins.at(same);
+    std::printf("  %s: identical greedy ids: %zu of %zu\n", model.c_str(), same, want.size());
   }
 }
 

@@ -1,5 +1,7 @@
-// Mixture of experts: the router's top-k against a plain reference, and malformed MoE
-// checkpoints refused with errors that name the field or tensor (label `malformed`).
+// Mixture of experts: the router's top-k (and llama.cpp's arithmetic of it) against a
+// plain reference, and malformed MoE checkpoints — HF folders, spool's own GGUFs and
+// llama.cpp's converter output — refused with errors that name the field or tensor
+// (label `malformed`).
 // Parity with transformers is in hf_parity_test (the *-moe fixtures, mixtral, olmoe).
 #include <gtest/gtest.h>
 
@@ -60,6 +62,33 @@ TEST(RouteTopK, MatchesReference) {
           for (int64_t i = 0; i < k; ++i) {
             EXPECT_EQ(ids[r * k + i], rid[i]) << "E=" << E << " k=" << k << " row " << r << " rank " << i;
             EXPECT_NEAR(w[r * k + i], rw[i], 1e-6 * (1 + rw[i])) << "E=" << E << " k=" << k;
+          }
+        }
+      }
+}
+
+// llama.cpp's arithmetic (ggml softmax with its SIMD expf over 16-wide chunks, double
+// sums) equals the reference to float rounding, including expert counts with and
+// without a 16-wide body and a tail.
+TEST(RouteTopKGgml, MatchesReference) {
+  std::mt19937 rng(7);
+  std::normal_distribution<float> nd(0.0f, 2.0f);
+  for (int64_t E : {4, 8, 16, 60, 128})
+    for (int64_t k : {int64_t{1}, int64_t{2}, std::min<int64_t>(E, 8)})
+      for (bool renorm : {false, true}) {
+        const int64_t rows = 5;
+        std::vector<float> z(rows * E);
+        for (auto& x : z) x = nd(rng);
+        std::vector<int32_t> ids(rows * k);
+        std::vector<float> w(rows * k);
+        RouteTopKGgml(z.data(), rows, E, k, renorm, ids.data(), w.data());
+        for (int64_t r = 0; r < rows; ++r) {
+          std::vector<int32_t> rid;
+          std::vector<double> rw;
+          RouteReference(z.data() + r * E, E, k, renorm, &rid, &rw);
+          for (int64_t i = 0; i < k; ++i) {
+            EXPECT_EQ(ids[r * k + i], rid[i]) << "E=" << E << " k=" << k << " row " << r << " rank " << i;
+            EXPECT_NEAR(w[r * k + i], rw[i], 2e-6 * (1 + rw[i])) << "E=" << E << " k=" << k;
           }
         }
       }
@@ -198,14 +227,14 @@ TEST(MoeMalformed, BadMlpOnlyLayers) {
   ExpectError(LoadStatus(d), ErrorCode::kInvalidFile, "mlp_only_layers");
 }
 
-// GGUF mixture-of-experts files are read for qwen2moe and qwen3moe only: a clear refusal
-// for the others, whether the architecture is an MoE one or llama with experts
-// (Mixtral's GGUF conversion).
+// GGUF mixture-of-experts files are read for qwen2moe, qwen3moe, olmoe and llama with
+// experts (Mixtral's conversion): a clear refusal for the other architectures with an
+// expert count.
 TEST(MoeMalformed, GgufMoeIsRefused) {
   formats::testing::TempDir dir;
-  for (auto [arch, experts] : {std::pair<std::string, uint32_t>{"llama", 8}, {"olmoe", 64}}) {
+  for (const std::string arch : {"qwen2", "qwen3", "mistral"}) {
     formats::testing::GgufBuilder g;
-    g.KvStr("general.architecture", arch).KvU32(arch + ".expert_count", experts).KvU32(arch + ".block_count", 1);
+    g.KvStr("general.architecture", arch).KvU32(arch + ".expert_count", 8).KvU32(arch + ".block_count", 1);
     g.Tensor("token_embd.weight", {4, 4}, /*f32*/ 0, 64);
     const std::string path = dir.File(arch + ".gguf");
     formats::testing::WriteFile(path, g.Build());
@@ -213,13 +242,66 @@ TEST(MoeMalformed, GgufMoeIsRefused) {
     ASSERT_TRUE(src.ok()) << src.status().message();
     auto c = models::ReadModelConfig(*src);
     ASSERT_FALSE(c.ok()) << arch;
-    ExpectError(c.status(), ErrorCode::kUnsupported, "GGUF mixture-of-experts");
+    ExpectError(c.status(), ErrorCode::kUnsupported, "GGUF mixture-of-experts models ('" + arch + "' with " + arch +
+                                                         ".expert_count 8) are not supported");
   }
 }
 
-// A copy of a GGUF fixture with the u32 value of metadata key `key` replaced.
+// A tiny GGUF of architecture `arch` with the hyper-parameters ReadModelConfig needs
+// before it looks at the experts, plus `extra` keys and tensors.
+std::string MinimalMoeGguf(formats::testing::TempDir& dir, const std::string& arch, uint32_t experts,
+                           const std::function<void(formats::testing::GgufBuilder&)>& extra) {
+  formats::testing::GgufBuilder g;
+  g.KvStr("general.architecture", arch).KvU32(arch + ".block_count", 1).KvU32(arch + ".embedding_length", 4);
+  g.KvU32(arch + ".feed_forward_length", 4).KvU32(arch + ".attention.head_count", 1);
+  if (experts > 0) g.KvU32(arch + ".expert_count", experts).KvU32(arch + ".expert_used_count", 2);
+  g.Tensor("token_embd.weight", {4, 4}, /*f32*/ 0, 64);
+  extra(g);
+  const std::string path = dir.File(arch + std::to_string(experts) + ".gguf");
+  formats::testing::WriteFile(path, g.Build());
+  return path;
+}
+
+Status ConfigStatus(const std::string& path) {
+  auto src = formats::OpenModelSource(path);
+  if (!src.ok()) return src.status();
+  auto c = models::ReadModelConfig(*src);
+  return c.ok() ? Status::Ok() : c.status();
+}
+
+// Older Mixtral conversions stored experts one tensor each (blk.N.ffn_gate.E.weight);
+// current llama.cpp does not load them: refused, naming the tensor.
+TEST(MoeMalformed, GgufPerExpertTensorsRefused) {
+  formats::testing::TempDir dir;
+  auto p = MinimalMoeGguf(dir, "llama", 8, [](auto& g) {
+    g.Tensor("blk.0.ffn_gate_inp.weight", {4, 8}, 0, 128);
+    g.Tensor("blk.0.ffn_gate.0.weight", {4, 4}, 0, 64);
+  });
+  ExpectError(ConfigStatus(p), ErrorCode::kUnsupported, "tensor 'blk.0.ffn_gate.0.weight': experts stored one tensor each");
+}
+
+TEST(MoeMalformed, GgufMoeArchitectureWithoutExpertCount) {
+  formats::testing::TempDir dir;
+  auto p = MinimalMoeGguf(dir, "olmoe", 0, [](auto&) {});
+  ExpectError(ConfigStatus(p), ErrorCode::kInvalidFile, "olmoe.expert_count is missing, expected a positive expert count");
+}
+
+TEST(MoeMalformed, GgufExpertCountWithoutRouter) {
+  formats::testing::TempDir dir;
+  auto p = MinimalMoeGguf(dir, "llama", 8, [](auto&) {});
+  ExpectError(ConfigStatus(p), ErrorCode::kInvalidFile, "no layer has a router (missing tensor 'blk.0.ffn_gate_inp.weight')");
+}
+
+TEST(MoeMalformed, GgufExpertWeightsScaleRefused) {
+  formats::testing::TempDir dir;
+  auto p = MinimalMoeGguf(dir, "llama", 8, [](auto& g) { g.KvF32("llama.expert_weights_scale", 2.5f); });
+  ExpectError(ConfigStatus(p), ErrorCode::kUnsupported, "llama.expert_weights_scale 2.5");
+}
+
+// A copy of a GGUF fixture (path under tests/fixtures) with the u32 value of metadata
+// key `key` replaced.
 std::string PatchedGguf(const std::string& fixture, const std::string& key, uint32_t value) {
-  const std::string src = std::string(SPOOL_TEST_FIXTURES) + "/models/" + fixture;
+  const std::string src = std::string(SPOOL_TEST_FIXTURES) + "/" + (fixture.find('/') == std::string::npos ? "models/" : "") + fixture;
   const std::string dst = (fs::temp_directory_path() / ("spool_moe_" + std::to_string(getpid()) + "_" + key + ".gguf")).string();
   std::ifstream in(src, std::ios::binary);
   std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
@@ -232,6 +314,86 @@ std::string PatchedGguf(const std::string& fixture, const std::string& key, uint
   std::memcpy(bytes.data() + at + key.size() + 4, &value, 4);
   std::ofstream(dst, std::ios::binary) << bytes;
   return dst;
+}
+
+// A copy of a GGUF fixture with `edit` applied to its bytes; `at` is where `find` starts
+// (the tensor-info table: name, n_dims u32, ne u64 each, type u32, offset u64).
+std::string EditedGguf(const std::string& fixture, const std::string& tag,
+                       const std::function<void(std::string& bytes)>& edit) {
+  std::ifstream in(std::string(SPOOL_TEST_FIXTURES) + "/" + fixture, std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  edit(bytes);
+  const std::string dst = (fs::temp_directory_path() / ("spool_moe_" + std::to_string(getpid()) + "_" + tag + ".gguf")).string();
+  std::ofstream(dst, std::ios::binary) << bytes;
+  return dst;
+}
+
+// Renames tensor `from` to `to` (same length) in a GGUF's tensor-info table.
+void RenameGgufTensor(std::string& bytes, const std::string& from, const std::string& to) {
+  ASSERT_EQ(from.size(), to.size());
+  const size_t at = bytes.find(from);
+  ASSERT_NE(at, std::string::npos) << from;
+  bytes.replace(at, from.size(), to);
+}
+
+// llama.cpp's converter output (tests/fixtures/converted) made inconsistent: each error
+// names the tensor or key and the numbers.
+TEST(MoeMalformed, GgufConvertedExpsExpertDimDisagreesWithExpertCount) {
+  // blk.1.ffn_up_exps of the converted OLMoE: ne = {48, 24, 8} → {48, 24, 4} (a smaller
+  // tensor: the file stays valid, the expert dimension disagrees with olmoe.expert_count).
+  auto p = EditedGguf("converted/olmoe-mha-f32.gguf", "expdim", [](std::string& b) {
+    const std::string name = "blk.1.ffn_up_exps.weight";
+    const size_t at = b.find(name);
+    ASSERT_NE(at, std::string::npos);
+    uint32_t n_dims = 0;
+    std::memcpy(&n_dims, b.data() + at + name.size(), 4);
+    ASSERT_EQ(n_dims, 3u);
+    uint64_t ne2 = 0;
+    std::memcpy(&ne2, b.data() + at + name.size() + 4 + 16, 8);
+    ASSERT_EQ(ne2, 8u);
+    ne2 = 4;
+    std::memcpy(b.data() + at + name.size() + 4 + 16, &ne2, 8);
+  });
+  ExpectError(LoadStatus(p), ErrorCode::kInvalidFile, "'blk.1.ffn_up_exps.weight' has shape [4, 24, 48], expected [8, 24, 48]");
+  fs::remove(p);
+}
+
+TEST(MoeMalformed, GgufConvertedTopKAboveExpertCount) {
+  auto p = PatchedGguf("converted/mixtral-bf16.gguf", "llama.expert_used_count", 9);
+  ExpectError(LoadStatus(p), ErrorCode::kInvalidFile, "experts per token 9 must be in [1, expert count 8]");
+  fs::remove(p);
+}
+
+TEST(MoeMalformed, GgufConvertedMissingDownExps) {
+  auto p = EditedGguf("converted/qwen3-moe-f32.gguf", "nodown",
+                      [](std::string& b) { RenameGgufTensor(b, "blk.1.ffn_down_exps.weight", "blk.1.ffn_down_expX.weight"); });
+  ExpectError(LoadStatus(p), ErrorCode::kInvalidFile,
+              "missing tensor 'blk.1.ffn_down_exps.weight': layer 1 is a mixture of experts");
+  fs::remove(p);
+}
+
+TEST(MoeMalformed, GgufConvertedSharedExpertWithoutGate) {
+  auto p = EditedGguf("converted/qwen2-moe-all-f32.gguf", "noshgate", [](std::string& b) {
+    RenameGgufTensor(b, "blk.0.ffn_gate_inp_shexp.weight", "blk.0.ffn_gate_inp_shexX.weight");
+  });
+  ExpectError(LoadStatus(p), ErrorCode::kInvalidFile,
+              "missing tensor 'blk.0.ffn_gate_inp_shexp.weight': layer 0 is a mixture of experts (it has "
+              "'blk.0.ffn_gate_inp.weight'), and its shared expert needs this gate");
+  fs::remove(p);
+}
+
+// The shared expert's gate must be one row of n_embd ([1, n_embd], or a vector).
+TEST(MoeMalformed, GgufConvertedShexpGateShapeMismatch) {
+  auto p = EditedGguf("converted/qwen2-moe-all-f32.gguf", "shgate2", [](std::string& b) {
+    // ffn_gate_inp_shexp ne = {48, 1} → {24, 1} (smaller: the file stays valid).
+    const std::string name = "blk.0.ffn_gate_inp_shexp.weight";
+    const size_t at = b.find(name);
+    ASSERT_NE(at, std::string::npos);
+    uint64_t ne0 = 24;
+    std::memcpy(b.data() + at + name.size() + 4, &ne0, 8);
+  });
+  ExpectError(LoadStatus(p), ErrorCode::kInvalidFile, "'blk.0.ffn_gate_inp_shexp.weight' has shape [1, 24], expected [1, 48]");
+  fs::remove(p);
 }
 
 TEST(MoeMalformed, GgufExpertCountMismatch) {

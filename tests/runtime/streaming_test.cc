@@ -41,6 +41,14 @@ std::vector<ModelCase> Models() {
   // GGUF mixture of experts: experts sliced out of the 3-D ffn_*_exps tensors.
   out.push_back({"qwen2_moe_gguf", dir + "/qwen2-moe-shared-f32.gguf"});
   out.push_back({"qwen3_moe_gguf", dir + "/qwen3-moe-fused-f32.gguf"});
+  // ... as llama.cpp's converter and quantiser write them (quantised experts and shared
+  // expert; Mixtral as `llama` with experts; OLMoE).
+  const std::string fx = SPOOL_TEST_FIXTURES;
+  for (const char* f : {"mixtral-bf16", "olmoe-mha-f32", "qwen2-moe-all-f32"})
+    out.push_back({std::string(f) + "_converted_gguf", fx + "/converted/" + f + ".gguf"});
+  for (const char* f : {"qwen2moe-h64-q4_0", "qwen2moe-h64-q4_1", "qwen2moe-h64-q5_0", "qwen2moe-h64-q5_1",
+                        "qwen2moe-h64-q8_0", "qwen3moe-h256-q4_k", "qwen3moe-h256-q5_k", "qwen3moe-h256-q6_k"})
+    out.push_back({std::string(f) + "_gguf", fx + "/moe_quant/" + f + ".gguf"});
   return out;
 }
 
