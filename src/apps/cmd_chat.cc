@@ -348,9 +348,11 @@ int RunChat(int argc, char** argv) {
     printer.Finish();
     if (res->finish_reason == "cancelled") std::printf("^C");
     std::printf("\n\n");
-    // The answer without its reasoning, which templates take from reasoning_content.
+    // The answer without its reasoning, which templates take from a field of its own:
+    // gpt-oss's from `thinking`, Qwen3's (and most) from `reasoning_content`.
     Json answer{{"role", "assistant"}, {"content", printer.splitter().content()}};
-    if (!printer.splitter().reasoning().empty()) answer["reasoning_content"] = printer.splitter().reasoning();
+    if (!printer.splitter().reasoning().empty())
+      answer[*format == chat::ReasoningFormat::kHarmony ? "thinking" : "reasoning_content"] = printer.splitter().reasoning();
     st.messages.push_back(std::move(answer));
     chat_session.Save(engine, *seq, st);
   }

@@ -63,6 +63,7 @@ struct ServerOptions {
   // that tests see reasoning and tool calls from a model too small to write them.
   // Everything after sampling (decoding, splitting, response shaping) is the real path.
   std::string debug_forced_output;
+};
 
 
 class Server {
