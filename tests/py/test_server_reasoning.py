@@ -198,3 +198,26 @@ def test_cli_shows_and_hides_reasoning(tmp_path):
     # --var reaches the template (an unused variable must not break it).
     assert run_cli(tmp_path, text, "--var", "reasoning_effort=high", "--hide-reasoning",
                    "--reasoning-format", "think") == "The answer.\n"
+
+
+def test_cli_dims_reasoning_on_a_terminal(tmp_path):
+    import pty
+    path = tmp_path / "out.txt"
+    path.write_text("<think>\nPondering.\n</think>\n\nThe answer.")
+    master, slave = pty.openpty()
+    p = subprocess.Popen([binary(), "run", MODEL, "--chat", "hi", "--ctx", "512", "--debug-forced-output", str(path),
+                          "--reasoning-format", "think"], stdin=subprocess.DEVNULL, stdout=slave, stderr=subprocess.PIPE)
+    os.close(slave)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        out += chunk
+    assert p.wait(timeout=120) == 0, p.stderr.read().decode()
+    os.close(master)
+    # Dimmed (SGR 2) reasoning, reset, a blank line, the answer (the pty turns \n into \r\n).
+    assert out.replace(b"\r\n", b"\n") == b"\x1b[2mPondering.\x1b[0m\n\nThe answer.\n"
