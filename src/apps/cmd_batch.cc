@@ -88,10 +88,13 @@ struct PromptBuilder {
   std::string chat_template_error;
   chat::SpecialTokens special;
   bool special_in_content = false;  // --special-in-content
+  chat::ReasoningFormat reasoning_format = chat::ReasoningFormat::kNone;  // decided once (never kAuto)
 
   // Prompt ids of `spec`, checked against the vocabulary and context; fills
   // spec->max_tokens (and `default_max_tokens` caps it) when the body left it open.
-  std::optional<LineError> Build(server::GenerationSpec* spec, int64_t default_max_tokens, std::vector<int32_t>* out) const {
+  // `rendered` (chat): the rendered template text.
+  std::optional<LineError> Build(server::GenerationSpec* spec, int64_t default_max_tokens, std::vector<int32_t>* out,
+                                 std::string* rendered = nullptr) const {
     const tokenizer::Tokenizer* tok = engine->tokenizer();
     auto fail = [](std::string m) { return LineError{"invalid_request", std::move(m)}; };
     if (!tok && !spec->has_prompt_ids) return fail("the model has no tokenizer: give the prompt as token ids");
@@ -103,9 +106,10 @@ struct PromptBuilder {
       in.add_generation_prompt = true;
       in.bos_token = special.bos_token;
       in.eos_token = special.eos_token;
+      in.extra_vars = spec->template_vars;
       chat::ChatPromptOptions po;
       po.special_in_content = special_in_content;
-      auto ids = chat::EncodeChatPrompt(*chat_template, *tok, in, po);
+      auto ids = chat::EncodeChatPrompt(*chat_template, *tok, in, po, rendered);
       if (!ids.ok()) return fail("the chat template could not render these messages: " + ids.status().message());
       *out = std::move(ids).value();
     } else if (spec->has_prompt_ids) {
@@ -136,6 +140,8 @@ struct InFlight {
   const BatchLine* line;
   server::GenerationSpec spec;
   std::shared_ptr<runtime::RequestHandle> handle;
+  chat::ReasoningFormat format = chat::ReasoningFormat::kNone;  // chat answers: how to split them
+  bool opens_reasoning = false;                                  // the prompt opened <think>
 };
 
 int RunBatch(int argc, char** argv) {
@@ -231,6 +237,10 @@ int RunBatch(int argc, char** argv) {
       pb.chat_template_error = source.status().message();
     }
     if (auto sp = chat::LoadSpecialTokens((*engine)->source().root); sp.ok()) pb.special = *sp;
+    {
+      auto source = chat::LoadChatTemplate((*engine)->source().root);
+      pb.reasoning_format = chat::DetectReasoningFormat(source.ok() ? *source : std::string(), (*engine)->tokenizer());
+    }
     const std::string model_id = !alias.empty() ? alias : (resolved->is_path ? server::DefaultModelId(resolved->path) : p.positional()[0]);
     char fp[32];
     std::snprintf(fp, sizeof fp, "fp_%010llx",
@@ -257,7 +267,8 @@ int RunBatch(int argc, char** argv) {
         const BatchLine* l = runnable[next++];
         InFlight f{l, l->spec, nullptr};
         runtime::ScheduledRequest sr;
-        if (auto e = pb.Build(&f.spec, default_max, &sr.prompt)) {
+        std::string rendered;
+        if (auto e = pb.Build(&f.spec, default_max, &sr.prompt, &rendered)) {
           if (!write(batch::ErrorRecord(*l, *e))) return 1;
           ++done;
           ++failed;
@@ -268,6 +279,12 @@ int RunBatch(int argc, char** argv) {
         sr.ignore_eos = f.spec.ignore_eos;
         sr.stop = f.spec.stop;
         sr.reuse_prefix = false;
+        // Chat answers are split as the server splits them (chat/reasoning.h).
+        f.format = pb.reasoning_format;
+        if (auto rf = chat::ParseReasoningFormat(f.spec.reasoning_format); rf.ok() && *rf != chat::ReasoningFormat::kAuto)
+          f.format = *rf;
+        f.opens_reasoning = chat::PromptOpensReasoning(f.format, rendered);
+        sr.keep_special_tokens = f.spec.chat && f.format == chat::ReasoningFormat::kHarmony;
         fresh.push_back(std::move(sr));
         flight.push_back(std::move(f));
       }
@@ -287,7 +304,16 @@ int RunBatch(int argc, char** argv) {
             const std::string rid = batch::RequestId(*it->line);
             server::ResponseMeta meta{(chat ? "chatcmpl-" : "cmpl-") + rid.substr(10), static_cast<int64_t>(std::time(nullptr)),
                                       it->spec.model.empty() || !alias.empty() ? model_id : it->spec.model, fp};
-            if (!write(batch::SuccessRecord(*it->line, server::OpenAIResponse(meta, chat, ev.completion)))) return 1;
+            std::optional<server::AssistantParts> parts;
+            if (chat) {
+              chat::SplitterOptions so;
+              so.start_in_reasoning = it->opens_reasoning;
+              so.parse_tool_calls = it->spec.tools.is_array() && !it->spec.tools.empty();
+              so.id_prefix = "call_" + rid.substr(10) + "_";  // deterministic: a resumed job writes the same ids
+              parts = server::ToParts(chat::SplitReasoning(it->format, ev.completion.text, so));
+            }
+            if (!write(batch::SuccessRecord(*it->line, server::OpenAIResponse(meta, chat, ev.completion, parts ? &*parts : nullptr))))
+              return 1;
             gen_tokens += static_cast<int64_t>(ev.completion.ids.size());
             prompt_tokens += ev.completion.prompt_tokens;
           } else {

@@ -23,8 +23,10 @@
 #include "apps/common_flags.h"
 #include "apps/model_names.h"
 #include "apps/prompt.h"
+#include "apps/reasoning_view.h"
 #include "base/json_input.h"
 #include "base/strings.h"
+#include "base/sysinfo.h"
 #include "kv/session.h"
 #include "runtime/generate.h"
 
@@ -221,12 +223,15 @@ int RunChat(int argc, char** argv) {
                                                             "tokens (as transformers); default: plain text");
   std::string& session = p.String("--session", "", "keep the conversation and its KV cache in spool's sessions/ under NAME, "
                                                    "saved after every answer; an existing NAME is resumed");
+  ReasoningFlags rf = AddReasoningFlags(p);
   int code;
   if (HandleParse(p, argc, argv, &code)) return code;
   if (p.positional().size() != 1) {
     std::fputs(p.Usage().c_str(), stderr);
     return 2;
   }
+  auto template_vars = rf.TemplateVars();
+  if (!template_vars.ok()) return Fail(template_vars.status().message());
   auto resolved = ResolveModelName(p.positional()[0]);
   if (!resolved.ok()) return Fail(resolved.status().message());
   auto opts = ef.ToOptions(Workload{Workload::Kind::kChat});
@@ -244,6 +249,8 @@ int RunChat(int argc, char** argv) {
     auto r = RenderConversation(engine, probe, nullptr, true);
     if (!r.ok()) return Fail(resolved->path + ": no usable chat template: " + r.status().message());
   }
+  auto format = rf.Resolve(engine);
+  if (!format.ok()) return Fail(format.status().message());
 
   ChatState st;
   st.sampling = *sp;
@@ -294,7 +301,8 @@ int RunChat(int argc, char** argv) {
       continue;
     }
     st.messages.push_back({{"role", "user"}, {"content", input}});
-    auto ids = EncodeConversation(engine, st.Conversation(), nullptr, true, special_in_content);
+    std::string rendered;
+    auto ids = EncodeConversation(engine, st.Conversation(), nullptr, true, special_in_content, *template_vars, &rendered);
     if (!ids.ok()) {
       std::printf("error: %s\n", ids.status().message().c_str());
       st.messages.erase(st.messages.size() - 1);
@@ -310,20 +318,24 @@ int RunChat(int argc, char** argv) {
     req.prompt.assign(ids->begin() + common, ids->end());
     req.sampling = st.sampling;
     req.max_tokens = std::min<int64_t>(st.max_tokens, engine.ctx() - static_cast<int64_t>(ids->size()));
+    req.keep_special_tokens = *format == chat::ReasoningFormat::kHarmony;
     if (req.max_tokens < 1) {
       std::printf("The conversation fills the context (%lld tokens); /clear to start over.\n", static_cast<long long>(engine.ctx()));
       st.messages.erase(st.messages.size() - 1);
       continue;
     }
     sigaction(SIGINT, &sa, nullptr);  // libedit may have replaced the handler while reading
-    auto on_text = [](const std::string& chunk) {
-      std::fwrite(chunk.data(), 1, chunk.size(), stdout);
-      std::fflush(stdout);
+    chat::SplitterOptions split_opts;
+    split_opts.start_in_reasoning = chat::PromptOpensReasoning(*format, rendered);
+    ReasoningPrinter printer(*format, split_opts, *rf.hide, IsTerminal(stdout));
+    auto on_text = [&printer](const std::string& chunk) {
+      printer.Push(chunk);
       return !g_interrupted.load();
     };
     auto progress = [](int64_t, int64_t) { return !g_interrupted.load(); };
     auto res = runtime::Generate(engine, *seq, req, on_text, progress);
     if (!res.ok()) {
+      printer.Finish();  // ends dimmed text
       if (res.status().code() == ErrorCode::kCancelled) {
         std::printf("\n");
         st.messages.erase(st.messages.size() - 1);
@@ -333,9 +345,15 @@ int RunChat(int argc, char** argv) {
       st.messages.erase(st.messages.size() - 1);
       continue;
     }
+    printer.Finish();
     if (res->finish_reason == "cancelled") std::printf("^C");
     std::printf("\n\n");
-    st.messages.push_back({{"role", "assistant"}, {"content", res->text}});
+    // The answer without its reasoning, which templates take from a field of its own:
+    // gpt-oss's from `thinking`, Qwen3's (and most) from `reasoning_content`.
+    Json answer{{"role", "assistant"}, {"content", printer.splitter().content()}};
+    if (!printer.splitter().reasoning().empty())
+      answer[*format == chat::ReasoningFormat::kHarmony ? "thinking" : "reasoning_content"] = printer.splitter().reasoning();
+    st.messages.push_back(std::move(answer));
     chat_session.Save(engine, *seq, st);
   }
   std::string dir = SpoolHome();

@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <iostream>
 #include <iterator>
 #include <nlohmann/json.hpp>
@@ -10,6 +11,7 @@
 #include "apps/command.h"
 #include "apps/common_flags.h"
 #include "apps/prompt.h"
+#include "apps/reasoning_view.h"
 #include "apps/run_session.h"
 #include "base/progress.h"
 #include "base/strings.h"
@@ -41,6 +43,9 @@ int RunRun(int argc, char** argv) {
                                                  "longest cached prefix instead of appending");
   std::string& trace_routing = p.String("--trace-routing", "", "MoE models: write each token's routed experts per "
                                                                  "layer to FILE (JSON lines: pos, layer, experts, weights)");
+  ReasoningFlags rf = AddReasoningFlags(p);
+  std::string& forced_output = p.String("--debug-forced-output", "", "TESTING ONLY: output the text of FILE (as the model's "
+                                                                     "tokens) instead of sampling");
   bool& truncate = p.Flag("--truncate", "if the prompt does not fit the context, keep its first token and its end "
                                          "(ctx - n_predict tokens in all)");
   int code;
@@ -69,6 +74,10 @@ int RunRun(int argc, char** argv) {
   }
   if (!have_text && !ids_given) return Fail("no prompt: give PROMPT, --file, --prompt-ids or pipe text on stdin");
   if (n_predict < 0) return Fail("--max-tokens must be >= 0");
+  if (!chat && (!rf.vars->empty() || p.Given("--reasoning-format") || *rf.hide))
+    return Fail("--var, --reasoning-format and --hide-reasoning need --chat");
+  auto template_vars = rf.TemplateVars();
+  if (!template_vars.ok()) return Fail(template_vars.status().message());
 
   auto opts = ef.ToOptions();
   if (!opts.ok()) return Fail(opts.status().message());
@@ -97,6 +106,22 @@ int RunRun(int argc, char** argv) {
   req.sampling = *sp;
   req.max_tokens = n_predict;
   req.ignore_eos = ignore_eos;
+  chat::ReasoningFormat format = chat::ReasoningFormat::kNone;
+  std::string rendered;
+  if (chat) {
+    auto f = rf.Resolve(engine);
+    if (!f.ok()) return Fail(f.status().message());
+    format = *f;
+    req.keep_special_tokens = format == chat::ReasoningFormat::kHarmony;
+  }
+  if (!forced_output.empty()) {
+    auto text = ReadFileToString(forced_output);
+    if (!text.ok()) return Fail("--debug-forced-output: " + text.status().message());
+    if (!engine.tokenizer()) return Fail("--debug-forced-output needs a model with a tokenizer");
+    auto ids = engine.tokenizer()->Encode(*text, /*add_special=*/false, /*parse_special=*/true);
+    if (!ids.ok()) return Fail("--debug-forced-output: " + ids.status().message());
+    req.forced_output = *ids;
+  }
   if (ids_given) {
     auto ids = ParseIdList(ids_text);
     if (!ids.ok()) return Fail(ids.status().message());
@@ -107,7 +132,8 @@ int RunRun(int argc, char** argv) {
     po.system = system;
     po.parse_special = !no_special;
     po.special_in_content = special_in_content && !no_special;
-    auto ids = BuildPrompt(engine, prompt_text, po);
+    po.template_vars = *template_vars;
+    auto ids = BuildPrompt(engine, prompt_text, po, &rendered);
     if (!ids.ok()) return Fail(ids.status().message());
     req.prompt = *ids;
   }
@@ -124,11 +150,20 @@ int RunRun(int argc, char** argv) {
     return true;
   };
   bool first_text = true;
+  // --chat: the answer goes through the reasoning splitter (dimmed / hidden reasoning).
+  chat::SplitterOptions split_opts;
+  split_opts.start_in_reasoning = chat::PromptOpensReasoning(format, rendered);
+  std::optional<ReasoningPrinter> printer;
+  if (chat) printer.emplace(format, split_opts, *rf.hide, IsTerminal(stdout));
   auto on_text = [&](const std::string& chunk) {
     if (json) return true;
     if (first_text) {
       progress.Finish();
       first_text = false;
+    }
+    if (printer) {
+      printer->Push(chunk);
+      return true;
     }
     std::fwrite(chunk.data(), 1, chunk.size(), stdout);
     std::fflush(stdout);
@@ -136,6 +171,7 @@ int RunRun(int argc, char** argv) {
   };
   auto res = runtime::Generate(engine, *seq, req, on_text, on_progress);
   if (!res.ok()) return Fail(res.status().message());
+  if (printer && !json) printer->Finish();
   if (Status st = SaveRunSession(engine, *seq, rss, res->ids); !st.ok()) return Fail(st.message());
   if (trace) {
     engine.SetRoutingObserver(nullptr);
@@ -188,7 +224,14 @@ int RunRun(int argc, char** argv) {
     st["expert_wait_s"] = ss.expert_wait_seconds;
   }
   if (json) {
-    nlohmann::ordered_json out = {{"prompt_ids", req.prompt}, {"ids", res->ids}, {"text", res->text}, {"stats", st}};
+    nlohmann::ordered_json out = {{"prompt_ids", req.prompt}, {"ids", res->ids}, {"text", res->text}};
+    if (chat) {
+      const chat::SplitOutput split = chat::SplitReasoning(format, res->text, split_opts);
+      out["reasoning_format"] = chat::ReasoningFormatName(format);
+      out["reasoning_content"] = split.reasoning;
+      out["content"] = split.content;
+    }
+    out["stats"] = st;
     std::printf("%s\n", out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
     return 0;
   }

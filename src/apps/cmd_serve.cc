@@ -41,6 +41,11 @@ int RunServe(int argc, char** argv) {
   bool& log_requests = p.Flag("--log-requests", "print one line per request on stderr");
   bool& special_in_content = p.Flag("--special-in-content", "special-token text in chat message content becomes control "
                                                             "tokens (as transformers); default: plain text");
+  std::string& reasoning_format = p.String("--reasoning-format", "auto", "split chat answers into reasoning_content / content "
+                                                                         "/ tool_calls: auto (from the chat template), none, think "
+                                                                         "(<think>), harmony (gpt-oss)");
+  std::string& forced_output = p.String("--debug-forced-output", "", "TESTING ONLY: every request outputs the text of FILE "
+                                                                     "(as the model's tokens) instead of sampling");
   int code;
   if (HandleParse(p, argc, argv, &code)) return code;
   if (p.positional().size() != 1) {
@@ -102,6 +107,15 @@ int RunServe(int argc, char** argv) {
   so.http_threads = static_cast<int>(http_threads);
   so.log_requests = log_requests;
   so.special_in_content = special_in_content;
+  auto format = chat::ParseReasoningFormat(reasoning_format);
+  if (!format.ok()) return Fail("--reasoning-format: " + format.status().message());
+  so.reasoning_format = *format;
+  if (!forced_output.empty()) {
+    auto text = ReadFileToString(forced_output);
+    if (!text.ok()) return Fail("--debug-forced-output: " + text.status().message());
+    if (text->empty()) return Fail("--debug-forced-output: " + forced_output + " is empty");
+    so.debug_forced_output = *text;
+  }
 
   // Signals go to one watcher thread (created before any other thread so that every
   // thread inherits the blocked mask); a write to a closed socket is an error, not death.

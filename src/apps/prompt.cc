@@ -48,25 +48,28 @@ Result<std::string> RenderConversation(const runtime::Engine& engine, const nloh
 
 Result<std::vector<int32_t>> EncodeConversation(const runtime::Engine& engine, const nlohmann::ordered_json& messages,
                                                 const nlohmann::ordered_json& tools, bool add_generation_prompt,
-                                                bool special_in_content) {
+                                                bool special_in_content, const nlohmann::ordered_json& vars,
+                                                std::string* rendered) {
   const tokenizer::Tokenizer* tok = engine.tokenizer();
   if (!tok) return Unsupported(engine.source().root + ": the model has no tokenizer");
   SPOOL_ASSIGN_OR_RETURN(std::string source, chat::LoadChatTemplate(engine.source().root));
   SPOOL_ASSIGN_OR_RETURN(chat::ChatTemplate tmpl, chat::ChatTemplate::Parse(source));
   SPOOL_ASSIGN_OR_RETURN(chat::ChatTemplateInputs in, ConversationInputs(engine, messages, tools, add_generation_prompt));
+  if (vars.is_object()) in.extra_vars = vars;
   chat::ChatPromptOptions po;
   po.special_in_content = special_in_content;
-  return chat::EncodeChatPrompt(tmpl, *tok, in, po);
+  return chat::EncodeChatPrompt(tmpl, *tok, in, po, rendered);
 }
 
-Result<std::vector<int32_t>> BuildPrompt(const runtime::Engine& engine, const std::string& text, const PromptOptions& opts) {
+Result<std::vector<int32_t>> BuildPrompt(const runtime::Engine& engine, const std::string& text, const PromptOptions& opts,
+                                         std::string* rendered) {
   const tokenizer::Tokenizer* tok = engine.tokenizer();
   if (!tok) return Unsupported(engine.source().root + ": the model has no tokenizer; pass token ids with --prompt-ids");
   if (!opts.chat) return tok->Encode(text, /*add_special=*/true, opts.parse_special);
   nlohmann::ordered_json messages = nlohmann::ordered_json::array();
   if (!opts.system.empty()) messages.push_back({{"role", "system"}, {"content", opts.system}});
   messages.push_back({{"role", "user"}, {"content", text}});
-  return EncodeConversation(engine, messages, nullptr, true, opts.special_in_content);
+  return EncodeConversation(engine, messages, nullptr, true, opts.special_in_content, opts.template_vars, rendered);
 }
 
 }  // namespace spool::apps

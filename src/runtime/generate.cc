@@ -49,7 +49,7 @@ Result<GenerateResult> Generate(Engine& engine, Sequence& seq, const GenerateReq
   sw.Reset();
 
   std::unique_ptr<tokenizer::StreamingDecoder> decoder;
-  if (tok) decoder = std::make_unique<tokenizer::StreamingDecoder>(*tok, /*skip_special=*/true, /*at_sequence_start=*/false);
+  if (tok) decoder = std::make_unique<tokenizer::StreamingDecoder>(*tok, /*skip_special=*/!req.keep_special_tokens, /*at_sequence_start=*/false);
   std::string pending;  // decoded text not yet emitted (held for stop-string matching)
   size_t emitted = 0;   // bytes of res.text already passed to on_text
   auto emit = [&](bool final) -> bool {
@@ -74,7 +74,17 @@ Result<GenerateResult> Generate(Engine& engine, Sequence& seq, const GenerateReq
 
   res.finish_reason = "length";
   for (int64_t i = 0; i < req.max_tokens; ++i) {
-    int32_t next = sampler.Sample(logits);
+    int32_t next;
+    if (!req.forced_output.empty()) {
+      if (static_cast<size_t>(i) >= req.forced_output.size()) {
+        res.finish_reason = "stop";
+        break;
+      }
+      next = req.forced_output[static_cast<size_t>(i)];
+      if (next < 0 || next >= engine.n_vocab()) return InvalidArgument("forced output id " + std::to_string(next) + " is outside the vocabulary");
+    } else {
+      next = sampler.Sample(logits);
+    }
     sampler.Accept(next);
     res.ids.push_back(next);
     bool is_eos = tok && tok->eos_ids().count(next) > 0;

@@ -18,6 +18,12 @@ struct GenerateRequest {
   int64_t max_tokens = 128;            // new tokens at most
   bool ignore_eos = false;
   std::vector<std::string> stop;       // stop strings (not included in the text)
+  // The text keeps control tokens (e.g. gpt-oss harmony's <|channel|>, which
+  // chat/reasoning.h parses); default: they are dropped. EOS tokens never appear.
+  bool keep_special_tokens = false;
+  // Testing only (`--debug-forced-output`): these ids are "sampled" in order instead
+  // of the sampler's choice, then generation ends with "stop". Empty: sample.
+  std::vector<int32_t> forced_output;
 };
 
 struct GenerateResult {

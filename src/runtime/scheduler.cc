@@ -399,7 +399,7 @@ void Scheduler::Admit(Pending p) {
   a->sampler = std::make_unique<sampling::Sampler>(r.sampling);
   a->sampler->AcceptMany(r.prompt);
   if (const tokenizer::Tokenizer* tok = engine_.tokenizer())
-    a->decoder = std::make_unique<tokenizer::StreamingDecoder>(*tok, /*skip_special=*/true, /*at_sequence_start=*/false);
+    a->decoder = std::make_unique<tokenizer::StreamingDecoder>(*tok, /*skip_special=*/!r.keep_special_tokens, /*at_sequence_start=*/false);
   a->req = std::move(p.request);
   active_.push_back(std::move(a));
 }
@@ -527,7 +527,17 @@ void Scheduler::Step() {
 
 bool Scheduler::Advance(Active& a, const float* logits) {
   const tokenizer::Tokenizer* tok = engine_.tokenizer();
-  int32_t next = a.sampler->Sample(std::span<const float>(logits, static_cast<size_t>(engine_.n_vocab())));
+  int32_t next;
+  if (!a.req.forced_output.empty()) {
+    const size_t i = a.result.ids.size();
+    if (i >= a.req.forced_output.size()) {
+      Finish(a, "stop");
+      return false;
+    }
+    next = a.req.forced_output[i];
+  } else {
+    next = a.sampler->Sample(std::span<const float>(logits, static_cast<size_t>(engine_.n_vocab())));
+  }
   a.sampler->Accept(next);
   a.result.ids.push_back(next);
   {

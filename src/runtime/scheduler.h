@@ -74,6 +74,14 @@ struct ScheduledRequest {
   // cache_key: its session (the `session`/`user` field; "" = none, not persisted).
   std::string tenant;
   std::string cache_key;
+  // The text keeps control tokens (gpt-oss harmony markers for chat/reasoning.h);
+  // default: they are dropped. EOS tokens never appear.
+  bool keep_special_tokens = false;
+  // Testing only (`spool serve --debug-forced-output`): these ids are "sampled" in
+  // order instead of the sampler's choice, then the request finishes with "stop", so
+  // that the response assembly can be tested with outputs a tiny model cannot write.
+  // Empty: sample normally.
+  std::vector<int32_t> forced_output;
 };
 
 // One named session as GET /v1/sessions shows it.

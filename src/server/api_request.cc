@@ -4,6 +4,7 @@
 #include <random>
 
 #include "base/json_input.h"
+#include "chat/reasoning.h"
 
 namespace spool::server {
 
@@ -287,6 +288,23 @@ std::optional<ApiError> ReadPrompt(const Json& body, GenerationSpec* out) {
   return TypeError("prompt", "a string, an array of strings or an array of token ids", *p);
 }
 
+// reasoning_effort, chat_template_kwargs, reasoning_format (chat requests).
+std::optional<ApiError> ReadTemplateFields(const Json& body, GenerationSpec* out) {
+  auto kw = body.find("chat_template_kwargs");
+  if (kw != body.end() && !kw->is_null()) {
+    if (!kw->is_object()) return TypeError("chat_template_kwargs", "an object", *kw);
+    for (auto& [k, v] : kw->items()) out->template_vars[k] = v;
+  }
+  std::string effort;
+  SPOOL_API_TRY(ReadString(body, "", "reasoning_effort", &effort));
+  if (!effort.empty()) out->template_vars["reasoning_effort"] = effort;
+  SPOOL_API_TRY(ReadString(body, "", "reasoning_format", &out->reasoning_format));
+  if (!out->reasoning_format.empty() && !chat::ParseReasoningFormat(out->reasoning_format).ok())
+    return FieldError("reasoning_format", "Invalid value for 'reasoning_format': expected one of auto, none, think, harmony, but got \"" +
+                                              out->reasoning_format.substr(0, 32) + "\".");
+  return std::nullopt;
+}
+
 }  // namespace
 
 std::optional<ApiError> ParseOpenAIRequest(const Json& body, ApiKind kind, GenerationSpec* out) {
@@ -302,6 +320,7 @@ std::optional<ApiError> ParseOpenAIRequest(const Json& body, ApiKind kind, Gener
       if (!tools->is_array()) return TypeError("tools", "an array", *tools);
       out->tools = *tools;
     }
+    SPOOL_API_TRY(ReadTemplateFields(body, out));
   } else {
     out->chat = false;
     SPOOL_API_TRY(ReadPrompt(body, out));
@@ -374,6 +393,20 @@ std::optional<ApiError> ParseOllamaRequest(const Json& body, ApiKind kind, Gener
       out->chat = true;
       if (!system.empty()) out->messages.push_back({{"role", "system"}, {"content", system}});
       out->messages.push_back({{"role", "user"}, {"content", prompt}});
+    }
+  }
+  // think: true/false (enable_thinking, Qwen3 templates) or "low"/"medium"/"high"
+  // (gpt-oss: reasoning_effort), as Ollama accepts it.
+  auto think = body.find("think");
+  if (think != body.end() && !think->is_null()) {
+    if (think->is_boolean()) {
+      out->template_vars["enable_thinking"] = think->get<bool>();
+    } else if (think->is_string() && (*think == "low" || *think == "medium" || *think == "high")) {
+      out->template_vars["enable_thinking"] = true;
+      out->template_vars["reasoning_effort"] = *think;
+    } else {
+      return FieldError("think", "Invalid value for 'think': expected true, false, \"low\", \"medium\" or \"high\", but got " +
+                                     think->dump().substr(0, 64) + ".");
     }
   }
   auto opts = body.find("options");

@@ -39,6 +39,11 @@ struct GenerationSpec {
   bool chat = true;                  // true: render `messages` with the chat template
   Json messages = Json::array();     // [{role, content(string), ...}] (content parts joined)
   Json tools;                        // null or an array
+  // Extra chat template variables: OpenAI `reasoning_effort` and `chat_template_kwargs`
+  // (vLLM, llama-server), Ollama `think` (enable_thinking, or reasoning_effort when a
+  // level string).
+  Json template_vars = Json::object();
+  std::string reasoning_format;      // per-request override of --reasoning-format ("" = the server's)
   std::string prompt_text;           // completion prompt (when !chat and !has_prompt_ids)
   std::vector<int32_t> prompt_ids;   // completion prompt given as token ids
   bool has_prompt_ids = false;

@@ -16,13 +16,45 @@ Json OpenAIUsage(const runtime::Completion& c) {
               {"prompt_tokens_details", {{"cached_tokens", c.cached_prompt_tokens}}}};
 }
 
-Json OpenAIResponse(const ResponseMeta& m, bool chat, const runtime::Completion& c) {
+AssistantParts ToParts(chat::SplitOutput split) {
+  return AssistantParts{std::move(split.reasoning), std::move(split.content), std::move(split.tool_calls)};
+}
+
+std::string ChatFinishReason(const runtime::Completion& c, bool called_tools) {
+  return called_tools && c.finish_reason == "stop" ? "tool_calls" : c.finish_reason;
+}
+
+namespace {
+
+Json OpenAIToolCall(const chat::ToolCall& t) {
+  return Json{{"id", t.id}, {"type", "function"}, {"function", {{"name", t.name}, {"arguments", t.arguments}}}};
+}
+
+// Ollama sends arguments as an object; the splitter checked that they parse as one.
+Json OllamaToolCall(const chat::ToolCall& t) {
+  Json args = Json::parse(t.arguments, nullptr, /*allow_exceptions=*/false);
+  if (args.is_discarded()) args = Json::object();
+  return Json{{"function", {{"name", t.name}, {"arguments", args}}}};
+}
+
+}  // namespace
+
+Json OpenAIResponse(const ResponseMeta& m, bool chat, const runtime::Completion& c, const AssistantParts* parts) {
   Json choice;
   if (chat) {
+    Json message{{"role", "assistant"}, {"content", parts ? parts->content : c.text}};
+    if (parts && !parts->reasoning.empty()) message["reasoning_content"] = parts->reasoning;
+    if (parts && !parts->tool_calls.empty()) {
+      if (parts->content.empty()) message["content"] = nullptr;
+      Json calls = Json::array();
+      for (const chat::ToolCall& t : parts->tool_calls) calls.push_back(OpenAIToolCall(t));
+      message["tool_calls"] = calls;
+    }
+    message["refusal"] = nullptr;
     choice = Json{{"index", 0},
-                  {"message", {{"role", "assistant"}, {"content", c.text}, {"refusal", nullptr}}},
+                  {"message", message},
                   {"logprobs", nullptr},
-                  {"finish_reason", c.finish_reason}};
+                  {"finish_reason", ChatFinishReason(c, parts && !parts->tool_calls.empty())}};
   } else {
     choice = Json{{"text", c.text}, {"index", 0}, {"logprobs", nullptr}, {"finish_reason", c.finish_reason}};
   }
@@ -57,6 +89,24 @@ Json OpenAIChunk(const ResponseMeta& m, bool chat, const std::string& text, bool
   return j;
 }
 
+Json OpenAIDeltaChunk(const ResponseMeta& m, const chat::ReasoningDelta& d, size_t first_tool_index, bool include_usage) {
+  Json j = OpenAIChunk(m, true, d.content, false, "", include_usage);
+  Json delta = Json::object();
+  if (!d.reasoning.empty()) delta["reasoning_content"] = d.reasoning;
+  if (!d.content.empty()) delta["content"] = d.content;
+  if (!d.tool_calls.empty()) {
+    Json calls = Json::array();
+    for (size_t i = 0; i < d.tool_calls.size(); ++i) {
+      Json call = OpenAIToolCall(d.tool_calls[i]);
+      call["index"] = first_tool_index + i;
+      calls.push_back(call);
+    }
+    delta["tool_calls"] = calls;
+  }
+  j["choices"][0]["delta"] = delta;
+  return j;
+}
+
 Json OpenAIUsageChunk(const ResponseMeta& m, bool chat, const runtime::Completion& c) {
   return Json{{"id", m.id},
               {"object", chat ? "chat.completion.chunk" : "text_completion"},
@@ -87,12 +137,32 @@ Json OllamaChunk(const std::string& model, bool chat, const std::string& text) {
   return j;
 }
 
+Json OllamaDeltaChunk(const std::string& model, const chat::ReasoningDelta& d) {
+  Json j = OllamaChunk(model, true, d.content);
+  if (!d.reasoning.empty()) j["message"]["thinking"] = d.reasoning;
+  if (!d.tool_calls.empty()) {
+    Json calls = Json::array();
+    for (const chat::ToolCall& t : d.tool_calls) calls.push_back(OllamaToolCall(t));
+    j["message"]["tool_calls"] = calls;
+  }
+  return j;
+}
+
 Json OllamaFinal(const std::string& model, bool chat, const std::string& full_text, const runtime::Completion& c,
-                 double total_seconds) {
+                 double total_seconds, const AssistantParts* parts) {
   auto ns = [](double s) { return static_cast<int64_t>(s * 1e9); };
   Json j{{"model", model}, {"created_at", IsoTimeNow()}};
-  if (chat) j["message"] = Json{{"role", "assistant"}, {"content", full_text}};
-  else j["response"] = full_text;
+  if (chat) {
+    j["message"] = Json{{"role", "assistant"}, {"content", parts ? parts->content : full_text}};
+    if (parts && !parts->reasoning.empty()) j["message"]["thinking"] = parts->reasoning;
+    if (parts && !parts->tool_calls.empty()) {
+      Json calls = Json::array();
+      for (const chat::ToolCall& t : parts->tool_calls) calls.push_back(OllamaToolCall(t));
+      j["message"]["tool_calls"] = calls;
+    }
+  } else {
+    j["response"] = full_text;
+  }
   j["done"] = true;
   j["done_reason"] = c.finish_reason;
   j["total_duration"] = ns(total_seconds);

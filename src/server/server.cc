@@ -80,6 +80,8 @@ struct Server::Impl {
   std::optional<chat::ChatTemplate> chat_template;
   std::string chat_template_error;
   chat::SpecialTokens special;
+  chat::ReasoningFormat reasoning_format = chat::ReasoningFormat::kNone;  // decided at load (never kAuto)
+  std::vector<int32_t> forced_output;  // opts.debug_forced_output as ids
   std::string model_id, fingerprint;
   int64_t model_created = 0;
   uint64_t model_bytes = 0;
@@ -120,7 +122,7 @@ struct Server::Impl {
 
   // Prompt tokens of a request, validated against the vocabulary and the context;
   // fills spec->max_tokens when the request left it open.
-  std::optional<ApiError> BuildPrompt(GenerationSpec* spec, std::vector<int32_t>* out) {
+  std::optional<ApiError> BuildPrompt(GenerationSpec* spec, std::vector<int32_t>* out, std::string* rendered = nullptr) {
     const tokenizer::Tokenizer* tok = engine->tokenizer();
     if (!tok && !spec->has_prompt_ids)
       return ApiError{400, "The model has no tokenizer: pass the prompt as token ids to /v1/completions."};
@@ -134,9 +136,10 @@ struct Server::Impl {
       in.add_generation_prompt = true;
       in.bos_token = special.bos_token;
       in.eos_token = special.eos_token;
+      in.extra_vars = spec->template_vars;
       chat::ChatPromptOptions po;
       po.special_in_content = opts.special_in_content;
-      auto ids = chat::EncodeChatPrompt(*chat_template, *tok, in, po);
+      auto ids = chat::EncodeChatPrompt(*chat_template, *tok, in, po, rendered);
       if (!ids.ok()) return ApiError{400, "The chat template could not render these messages: " + ids.status().message(), "invalid_request_error", "messages"};
       *out = std::move(ids).value();
     } else if (spec->has_prompt_ids) {
@@ -181,7 +184,21 @@ struct Server::Impl {
       return SendError(res, e, ollama);
     }
     runtime::ScheduledRequest sr;
-    if (auto e = BuildPrompt(&spec, &sr.prompt)) return SendError(res, *e, ollama);
+    std::string rendered;
+    if (auto e = BuildPrompt(&spec, &sr.prompt, &rendered)) return SendError(res, *e, ollama);
+    // Chat answers go through the reasoning splitter (chat/reasoning.h); with format
+    // none and no tools it passes everything through as content.
+    chat::ReasoningFormat format = reasoning_format;
+    if (!spec.reasoning_format.empty()) {
+      format = *chat::ParseReasoningFormat(spec.reasoning_format);  // checked by the parser
+      if (format == chat::ReasoningFormat::kAuto) format = reasoning_format;
+    }
+    chat::SplitterOptions split_opts;
+    split_opts.start_in_reasoning = chat::PromptOpensReasoning(format, rendered);
+    split_opts.parse_tool_calls = spec.tools.is_array() && !spec.tools.empty();
+    split_opts.id_prefix = RandomId("call_") + "_";
+    if (chat && format == chat::ReasoningFormat::kHarmony) sr.keep_special_tokens = true;
+    sr.forced_output = forced_output;
     if (auto e = CheckLogitBias(spec.sampling, engine->n_vocab(), ollama)) return SendError(res, *e, ollama);
     sr.sampling = spec.sampling;
     sr.max_tokens = spec.max_tokens;
@@ -226,18 +243,24 @@ struct Server::Impl {
         if (!wait(&ev)) return;
       }
       metrics.AddRequestTimings(ev.completion);
-      if (ollama) return SendJson(res, 200, OllamaFinal(meta.model, chat, ev.completion.text, ev.completion, NowSeconds() - t0));
-      return SendJson(res, 200, OpenAIResponse(meta, chat, ev.completion));
+      std::optional<AssistantParts> parts;
+      if (chat) parts = ToParts(chat::SplitReasoning(format, ev.completion.text, split_opts));
+      const AssistantParts* pp = parts ? &*parts : nullptr;
+      if (ollama) return SendJson(res, 200, OllamaFinal(meta.model, chat, ev.completion.text, ev.completion, NowSeconds() - t0, pp));
+      return SendJson(res, 200, OpenAIResponse(meta, chat, ev.completion, pp));
     }
 
     struct StreamState {
       std::shared_ptr<runtime::RequestHandle> handle;
       std::optional<Event> first;
       bool started = false;
+      std::optional<chat::ReasoningSplitter> splitter;  // chat requests
+      size_t tool_calls_sent = 0;
     };
     auto st = std::make_shared<StreamState>();
     st->handle = handle;
     st->first = std::move(first);
+    if (chat) st->splitter.emplace(format, split_opts);
     const bool include_usage = spec.include_usage;
     res.set_header("Cache-Control", "no-cache");
     res.set_chunked_content_provider(
@@ -263,7 +286,16 @@ struct Server::Impl {
             }
             return true;  // called again
           }
+          // A chat delta from the splitter: nothing to send while it holds text back.
+          auto send_delta = [&](const chat::ReasoningDelta& d) {
+            if (d.empty()) return true;
+            const size_t first_tool = st->tool_calls_sent;
+            st->tool_calls_sent += d.tool_calls.size();
+            if (ollama) return write(Dump(OllamaDeltaChunk(meta.model, d)) + "\n");
+            return write(SseData(OpenAIDeltaChunk(meta, d, first_tool, include_usage)));
+          };
           if (ev.kind == Event::Kind::kText) {
+            if (st->splitter) return send_delta(st->splitter->Push(ev.text));
             if (ollama) return write(Dump(OllamaChunk(meta.model, chat, ev.text)) + "\n");
             return write(SseData(OpenAIChunk(meta, chat, ev.text, false, "", include_usage)));
           }
@@ -274,10 +306,12 @@ struct Server::Impl {
             return true;
           }
           metrics.AddRequestTimings(ev.completion);
+          if (st->splitter && !send_delta(st->splitter->Finish())) return false;
           if (ollama) {
             if (!write(Dump(OllamaFinal(meta.model, chat, "", ev.completion, NowSeconds() - t0)) + "\n")) return false;
           } else {
-            if (!write(SseData(OpenAIChunk(meta, chat, "", false, ev.completion.finish_reason, include_usage)))) return false;
+            const std::string finish = chat ? ChatFinishReason(ev.completion, st->tool_calls_sent > 0) : ev.completion.finish_reason;
+            if (!write(SseData(OpenAIChunk(meta, chat, "", false, finish, include_usage)))) return false;
             if (include_usage && !write(SseData(OpenAIUsageChunk(meta, chat, ev.completion)))) return false;
             if (!write("data: [DONE]\n\n")) return false;
           }
@@ -547,6 +581,18 @@ struct Server::Impl {
       chat_template_error = source.status().message();
     }
     if (auto sp = chat::LoadSpecialTokens(engine->source().root); sp.ok()) special = *sp;
+    reasoning_format = opts.reasoning_format;
+    if (reasoning_format == chat::ReasoningFormat::kAuto)
+      reasoning_format = chat::DetectReasoningFormat(source.ok() ? *source : std::string(), engine->tokenizer());
+    std::fprintf(stderr, "spool serve: reasoning format %s%s\n", chat::ReasoningFormatName(reasoning_format),
+                 opts.reasoning_format == chat::ReasoningFormat::kAuto ? " (auto)" : "");
+    if (!opts.debug_forced_output.empty()) {
+      if (!engine->tokenizer()) return InvalidArgument("--debug-forced-output needs a model with a tokenizer");
+      SPOOL_ASSIGN_OR_RETURN(forced_output, engine->tokenizer()->Encode(opts.debug_forced_output, /*add_special=*/false,
+                                                                         /*parse_special=*/true));
+      std::fprintf(stderr, "spool serve: TESTING: every request outputs the %zu tokens of --debug-forced-output\n",
+                   forced_output.size());
+    }
     struct stat st{};
     if (::stat(engine->source().root.c_str(), &st) == 0) model_created = static_cast<int64_t>(st.st_mtime);
     model_bytes = engine->source().total_tensor_bytes();

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "base/status.h"
+#include "chat/reasoning.h"
 #include "runtime/engine.h"
 
 namespace spool::server {
@@ -54,7 +55,16 @@ struct ServerOptions {
   // Special-token text inside chat message content becomes control tokens (as
   // transformers); default: it stays plain text (chat/chat_prompt.h).
   bool special_in_content = false;
+  // How chat answers are split into reasoning_content / content / tool_calls
+  // (chat/reasoning.h); kAuto: decided from the model's template and vocabulary at load.
+  chat::ReasoningFormat reasoning_format = chat::ReasoningFormat::kAuto;
+  // Testing only (--debug-forced-output): every request "generates" exactly the tokens
+  // of this text (the model's tokenizer, special tokens parsed) instead of sampling, so
+  // that tests see reasoning and tool calls from a model too small to write them.
+  // Everything after sampling (decoding, splitting, response shaping) is the real path.
+  std::string debug_forced_output;
 };
+
 
 class Server {
  public:

@@ -171,6 +171,14 @@ Status Tokenizer::Init() {
     const int32_t id = FindToken(text);
     if (id >= 0 && spec_.types[static_cast<size_t>(id)] != TokenType::kNormal) eos_ids_.insert(id);
   }
+  // gpt-oss (o200k_harmony): <|end|> closes a message but not the answer (the final
+  // message follows the analysis one); the answer ends at <|return|>, a tool call at
+  // <|call|>. llama.cpp's vocabulary does the same for this pair.
+  const int32_t ret = FindToken("<|return|>"), call = FindToken("<|call|>");
+  if (ret >= 0 && call >= 0 && spec_.types[static_cast<size_t>(call)] != TokenType::kNormal) {
+    eos_ids_.insert(call);
+    if (const int32_t end = FindToken("<|end|>"); end >= 0 && end != spec_.eos_id) eos_ids_.erase(end);
+  }
   return Status::Ok();
 }
 

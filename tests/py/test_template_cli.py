@@ -88,3 +88,44 @@ def test_usage_errors(tmp_path):
     res = subprocess.run([SPOOL, "template", "render", "--template", str(tpl), "--messages", str(msgs)],
                          capture_output=True)
     assert res.returncode == 1 and "not valid JSON" in res.stderr.decode()
+
+
+# Issue 14: the thinking templates with tools, a tool-call round trip (reasoning in
+# `reasoning_content` for Qwen3, `thinking` for gpt-oss) and the reasoning variables
+# (reasoning_effort, enable_thinking), against Python jinja2 with transformers' settings.
+REASONING_MESSAGES = [
+    {"role": "system", "content": "Be brief."},
+    {"role": "user", "content": "Weather in Paris?"},
+    {"role": "assistant", "content": "", "reasoning_content": "Need tool.", "thinking": "Need tool.",
+     "tool_calls": [{"id": "call_0", "type": "function",
+                     "function": {"name": "get_weather", "arguments": {"location": "Paris"}}}]},
+    {"role": "tool", "tool_call_id": "call_0", "content": "{\"temp\": 21}"},
+    {"role": "user", "content": "Thanks. And Tokyo?"},
+]
+REASONING_TOOLS = [{"type": "function", "function": {
+    "name": "get_weather", "description": "weather of a city",
+    "parameters": {"type": "object", "properties": {"location": {"type": "string"}}, "required": ["location"]}}}]
+
+
+@pytest.mark.parametrize("template,var", [
+    ("openai-gpt-oss-120b.jinja", {"reasoning_effort": "high"}),
+    ("openai-gpt-oss-120b.jinja", {"reasoning_effort": "low"}),
+    ("Qwen-Qwen3-0.6B.jinja", {"enable_thinking": False}),
+    ("Qwen-Qwen3-0.6B.jinja", {}),
+    ("Qwen-QwQ-32B.jinja", {}),
+])
+def test_reasoning_templates_match_jinja2(tmp_path, template, var):
+    import sys
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    g = pytest.importorskip("gen_template_fixtures")
+    path = os.path.join(SHARED, "chat-templates", template)
+    if not os.path.exists(path):
+        pytest.skip("template not present")
+    with open(path, encoding="utf-8") as f:
+        want = g.make_env().from_string(f.read()).render(messages=REASONING_MESSAGES, tools=REASONING_TOOLS,
+                                                          add_generation_prompt=True, bos_token="", eos_token="", **var)
+    conv = {"messages": REASONING_MESSAGES, "tools": REASONING_TOOLS, "add_generation_prompt": True, "extra_vars": var}
+    # The fixture script's fixed time (2025-03-14 09:26:53 UTC), which strftime_now returns.
+    r = render(tmp_path, ["--template", path], conv, 1741944413)
+    assert r.returncode == 0, r.stderr.decode()
+    assert r.stdout.decode() == want

@@ -193,5 +193,34 @@ TEST(Tokenizer, EosSetAndControl) {
   EXPECT_EQ((*tok)->Decode({128000, 13347}, /*skip_special=*/true).value(), "Hi");
 }
 
+// o200k_harmony (gpt-oss): <|end|> separates the analysis message from the final one,
+// so it must not end generation; <|return|> and <|call|> do. Other vocabularies keep
+// <|end|> (Phi-3).
+TEST(Tokenizer, HarmonyEndOfGeneration) {
+  auto make = [](bool harmony) {
+    std::string added = R"({"id": 3, "content": "<|end|>", "special": true})";
+    if (harmony)
+      added += R"(, {"id": 4, "content": "<|return|>", "special": true}, {"id": 5, "content": "<|call|>", "special": true},
+                   {"id": 6, "content": "<|channel|>", "special": true})";
+    const std::string json = R"({"added_tokens": [)" + added + R"(], "normalizer": null,
+      "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": false, "use_regex": true}, "post_processor": null,
+      "decoder": {"type": "ByteLevel"}, "model": {"type": "BPE", "vocab": {"a": 0, "b": 1, "ab": 2}, "merges": ["a b"]}})";
+    auto spec = SpecFromJson(json, "", "test.json");
+    EXPECT_TRUE(spec.ok()) << spec.status().message();
+    return Tokenizer::Create(std::move(spec).value());
+  };
+  auto phi = make(false);
+  ASSERT_TRUE(phi.ok()) << phi.status().message();
+  EXPECT_TRUE((*phi)->eos_ids().count(3));
+  auto oss = make(true);
+  ASSERT_TRUE(oss.ok()) << oss.status().message();
+  EXPECT_FALSE((*oss)->eos_ids().count(3));  // <|end|>
+  EXPECT_TRUE((*oss)->eos_ids().count(4));   // <|return|>
+  EXPECT_TRUE((*oss)->eos_ids().count(5));   // <|call|>
+  // Harmony markers survive a decode that keeps special tokens (chat/reasoning.h).
+  StreamingDecoder keep(**oss, /*skip_special=*/false, /*at_sequence_start=*/false);
+  EXPECT_EQ(keep.Push(6).value() + keep.Push(2).value(), "<|channel|>ab");
+}
+
 }  // namespace
 }  // namespace spool::tokenizer
