@@ -273,15 +273,19 @@ Status CheckNoUnusedTensors(const formats::ModelSource& src, const ModelConfig& 
   return Status::Ok();
 }
 
-// Gemma 2/3 GGUF as llama.cpp reads it (llama-model.cpp): `attention.sliding_window`,
-// `attn_logit_softcapping`, `final_logit_softcapping`; the sliding pattern is fixed per
-// architecture (gemma2: every other layer from layer 0; gemma3: 5 sliding, then 1
-// global); gemma3's local layers use θ 10000 unscaled (`rope.freq_base_swa` if present);
-// the score scale is 1/sqrt(head_dim), except the 27B models (gemma2 46 layers, gemma3
-// 62) which use 1/sqrt(n_embd / n_head); embeddings × sqrtf(n_embd) in f32; the norm
+// Gemma 2/3 GGUF as llama.cpp reads it (src/models/gemma2.cpp, gemma3.cpp):
+// `attention.sliding_window` (gemma2: 4096 when absent; gemma3: no sliding layers when
+// absent), `attention.sliding_window_pattern` (an integer n: layer l slides when
+// l % n < n − 1, 0: all; default gemma2 2, gemma3 6; llama.cpp's per-layer array form is
+// refused), `attn_logit_softcapping` (gemma2), `final_logit_softcapping`; sliding layers'
+// RoPE: θ `rope.freq_base_swa` (default: gemma2 the global θ, gemma3 10000), gemma2
+// with the global scaling, gemma3 unscaled; the score scale is 1/sqrt(head_dim), except
+// the 27B models (gemma2 46 layers, gemma3 62) which use 1/sqrt(n_embd / n_head) — no
+// key carries query_pre_attn_scalar; embeddings × sqrtf(n_embd) in f32; the norm
 // weights were stored as 1 + w by the converter.
 Status GemmaFromGguf(const formats::ModelSource& src, const ArchEntry& a, const std::string& p, ModelConfig* c) {
   const formats::GgufFile& g = *src.gguf;
+  const bool g2 = a.family == Family::kGemma2;
   auto get_float = [&](const std::string& key, float* out) -> Status {
     if (!g.Find(p + key)) return Status::Ok();
     SPOOL_ASSIGN_OR_RETURN(double v, g.GetFloat(p + key));
@@ -294,31 +298,38 @@ Status GemmaFromGguf(const formats::ModelSource& src, const ArchEntry& a, const 
   c->sandwich_norms = true;
   c->qk_norm = a.qk_norm;
   c->embd_scale = std::sqrt(static_cast<float>(c->n_embd));
-  const bool is_27b = (a.family == Family::kGemma2 && c->n_layer == 46) || (a.family == Family::kGemma3 && c->n_layer == 62);
+  const bool is_27b = (g2 && c->n_layer == 46) || (!g2 && c->n_layer == 62);
   c->attn_scale = 1.0f / std::sqrt(static_cast<float>(is_27b && c->n_head > 0 ? c->n_embd / c->n_head : c->head_dim));
-  if (a.family == Family::kGemma2) {
-    SPOOL_TRY(get_float("attn_logit_softcapping", &c->attn_softcap));
-    SPOOL_TRY(get_float("final_logit_softcapping", &c->final_softcap));
-  } else {
-    SPOOL_TRY(get_float("final_logit_softcapping", &c->final_softcap));
+  if (g2) SPOOL_TRY(get_float("attn_logit_softcapping", &c->attn_softcap));
+  SPOOL_TRY(get_float("final_logit_softcapping", &c->final_softcap));
+  int64_t window = g2 ? 4096 : 0;
+  if (g.Find(p + "attention.sliding_window")) {
+    SPOOL_ASSIGN_OR_RETURN(window, g.GetInt(p + "attention.sliding_window"));
+    if (window < 0 || (g2 && window == 0))
+      return InvalidFile(src.root + ": " + p + "attention.sliding_window is " + std::to_string(window) +
+                         ", expected > 0");
   }
-  if (!g.Find(p + "attention.sliding_window"))
-    return InvalidFile(src.root + ": missing key '" + p + "attention.sliding_window' (required for " + c->arch + ")");
-  SPOOL_ASSIGN_OR_RETURN(int64_t window, g.GetInt(p + "attention.sliding_window"));
-  if (window <= 0)
-    return InvalidFile(src.root + ": " + p + "attention.sliding_window is " + std::to_string(window) + ", expected > 0");
-  float local_theta = 10000.0f;
+  if (window == 0) return Status::Ok();  // gemma3 without sliding layers
+  int64_t pattern = g2 ? 2 : 6;
+  if (g.Find(p + "attention.sliding_window_pattern")) {
+    auto r = g.GetInt(p + "attention.sliding_window_pattern");
+    if (!r.ok())
+      return Unsupported(src.root + ": " + p + "attention.sliding_window_pattern is not an integer (the per-layer " +
+                         "array form is not supported yet)");
+    pattern = *r;
+    if (pattern < 0)
+      return InvalidFile(src.root + ": " + p + "attention.sliding_window_pattern is " + std::to_string(pattern) +
+                         ", expected >= 0");
+  }
+  float local_theta = g2 ? c->rope_theta : 10000.0f;
   SPOOL_TRY(get_float("rope.freq_base_swa", &local_theta));
   for (int64_t l = 0; l < static_cast<int64_t>(c->layers.size()); ++l) {
-    const bool sliding = a.family == Family::kGemma2 ? l % 2 == 0 : (l + 1) % 6 != 0;
-    if (!sliding) continue;
+    if (pattern != 0 && l % pattern >= pattern - 1) continue;
     LayerSpec& s = c->layers[l];
     s.mixer = MixerKind::kSlidingAttention;
     s.window = window;
-    if (a.family == Family::kGemma3) {
-      s.rope_theta = local_theta;
-      s.rope_scaling = RopeScaling{};
-    }
+    s.rope_theta = local_theta;
+    s.rope_scaling = g2 ? c->rope_scaling : RopeScaling{};
   }
   return Status::Ok();
 }
