@@ -107,6 +107,19 @@ int RunShow(int argc, char** argv) {
               : c.rope_scaling.kind == RopeScaling::Kind::kLinear ? ", linear scaling"
               : c.rope_scaling.kind == RopeScaling::Kind::kYarn   ? ", yarn scaling"
                                                                    : "");
+  {  // Sliding-window layers and their RoPE (Gemma, Mistral with sliding_window).
+    int64_t n_sliding = 0;
+    const models::LayerSpec* first = nullptr;
+    for (const auto& spec : c.layers)
+      if (spec.mixer == models::MixerKind::kSlidingAttention && n_sliding++ == 0) first = &spec;
+    if (first)
+      std::printf("  sliding window %lld of %lld layers over %lld tokens (rope theta %g%s)\n",
+                  static_cast<long long>(n_sliding), static_cast<long long>(c.n_layer),
+                  static_cast<long long>(first->window), first->rope_theta,
+                  first->rope_scaling.kind == RopeScaling::Kind::kNone ? ", unscaled" : "");
+    if (c.attn_softcap > 0 || c.final_softcap > 0)
+      std::printf("  soft-capping   attention %g, final logits %g (0: none)\n", c.attn_softcap, c.final_softcap);
+  }
   std::printf("  embeddings     %s\n", c.tied_embeddings ? "tied" : "untied");
   std::string dt;
   for (auto& [k, v] : by_dtype) dt += (dt.empty() ? "" : ", ") + k + " " + FormatBytes(v);

@@ -1,5 +1,6 @@
 #include "kv/kv_cache.h"
 
+#include <algorithm>
 #include <cstring>
 
 namespace spool::kv {
@@ -21,9 +22,29 @@ Status CheckWritePos(int64_t layer, int64_t pos, int64_t n_tokens, int64_t writt
                        std::to_string(written) + " written tokens");
 }
 
-InRamKv::InRamKv(const KvLayout& layout) : layout_(layout), pages_(layout.n_layer), written_(layout.n_layer, 0) {
+InRamKv::InRamKv(const KvLayout& layout)
+    : layout_(layout), pages_(layout.n_layer), written_(layout.n_layer, 0), released_(layout.n_layer, 0) {
   SPOOL_CHECK(layout.dtype == DType::kF32 || layout.dtype == DType::kBF16);
   SPOOL_CHECK(layout.page_tokens > 0);
+  SPOOL_CHECK(layout.window.empty() || static_cast<int64_t>(layout.window.size()) == layout.n_layer);
+}
+
+void InRamKv::Release(int64_t l, int64_t keep_from) {
+  auto& pages = pages_[l];
+  const int64_t first_kept = std::min<int64_t>(std::max<int64_t>(keep_from, 0) / layout_.page_tokens,
+                                               static_cast<int64_t>(pages.size()));
+  for (int64_t p = released_[l]; p < first_kept; ++p) {
+    pages[p].k = AlignedBuffer();
+    pages[p].v = AlignedBuffer();
+  }
+  released_[l] = std::max(released_[l], first_kept);
+}
+
+uint64_t InRamKv::page_bytes_held() const {
+  uint64_t b = 0;
+  for (const auto& pages : pages_)
+    for (const Page& p : pages) b += p.k.size() + p.v.size();
+  return b;
 }
 
 template <typename StoreFn>
@@ -68,6 +89,10 @@ Status InRamKv::Commit(int64_t n) {
       return InternalError("KV commit of " + std::to_string(n) + " tokens but layer " + std::to_string(l) + " holds only " +
                            std::to_string(written_[l] - n_tokens_) + " new rows");
   n_tokens_ += n;
+  // The next query is at position n_tokens_: a sliding layer needs keys from
+  // n_tokens_ - window + 1 on.
+  for (int64_t l = 0; l < layout_.n_layer; ++l)
+    if (const int64_t w = layout_.layer_window(l); w > 0) Release(l, n_tokens_ - w + 1);
   return Status::Ok();
 }
 
@@ -76,13 +101,31 @@ Status InRamKv::ForEachPage(int64_t layer, int64_t end, const std::function<void
   const auto& pages = pages_[layer];
   for (int64_t first = 0, p = 0; first < end; first += layout_.page_tokens, ++p) {
     SPOOL_CHECK(p < static_cast<int64_t>(pages.size()));
-    fn(KvPageView{layout_.dtype, pages[p].k.data(), pages[p].v.data(), std::min(layout_.page_tokens, end - first), first});
+    const int64_t n = std::min(layout_.page_tokens, end - first);
+    if (p < released_[layer]) {
+      if (zeros_.size() == 0) {
+        zeros_.Reset(layout_.page_bytes());
+        std::memset(zeros_.data(), 0, zeros_.size());
+      }
+      fn(KvPageView{layout_.dtype, zeros_.data(), zeros_.data(), n, first});
+      continue;
+    }
+    fn(KvPageView{layout_.dtype, pages[p].k.data(), pages[p].v.data(), n, first});
   }
   return Status::Ok();
 }
 
 Status InRamKv::Truncate(int64_t n) {
   if (n < 0 || n > n_tokens_) return InvalidArgument("cannot truncate KV cache of " + std::to_string(n_tokens_) + " tokens to " + std::to_string(n));
+  for (int64_t l = 0; l < layout_.n_layer && n > 0; ++l)
+    if (const int64_t w = layout_.layer_window(l);
+        w > 0 && std::max<int64_t>(n - w + 1, 0) / layout_.page_tokens < released_[l])
+      return InvalidArgument("cannot truncate the KV cache of " + std::to_string(n_tokens_) + " tokens to " +
+                             std::to_string(n) + ": sliding-window layer " + std::to_string(l) + " (window " +
+                             std::to_string(w) + ") already released positions below " +
+                             std::to_string(released_[l] * layout_.page_tokens));
+  if (n == 0)
+    for (auto& r : released_) r = 0;
   n_tokens_ = n;
   for (auto& w : written_) w = n;
   int64_t keep = (n + layout_.page_tokens - 1) / layout_.page_tokens;

@@ -27,7 +27,12 @@ struct KvLayout {
   int64_t head_dim = 0;
   int64_t page_tokens = 256;
   DType dtype = DType::kBF16;  // kF32 or kBF16
+  // Sliding-window layers: window[l] > 0 means attention at position p of layer l reads
+  // only positions > p - window[l], so InRamKv frees the pages that fall out of it.
+  // Empty, or 0 for a layer: every position is kept.
+  std::vector<int64_t> window;   // [n_layer] or empty
 
+  int64_t layer_window(int64_t l) const { return l < static_cast<int64_t>(window.size()) ? window[l] : 0; }
   int64_t row_elems() const { return n_head_kv * head_dim; }
   uint64_t row_bytes() const { return static_cast<uint64_t>(row_elems()) * (dtype == DType::kF32 ? 4 : 2); }
   uint64_t page_bytes() const { return row_bytes() * static_cast<uint64_t>(page_tokens); }  // one of K or V
@@ -53,13 +58,20 @@ class SequenceKv {
   virtual Status Commit(int64_t n) = 0;
   // Calls fn for each page of `layer` covering positions [0, end), in order. Pages may
   // include rows written but not yet committed (the current step's own tokens).
+  // Rows a sliding-window layer has released (layout().window) read as zeros: no
+  // query from position n_tokens() on attends to them.
   // The views are valid only during the call.
   virtual Status ForEachPage(int64_t layer, int64_t end, const std::function<void(const KvPageView&)>& fn) = 0;
-  // Drops every token at position >= n (for prefix reuse).
+  // Drops every token at position >= n (for prefix reuse). kInvalidArgument when a
+  // sliding-window layer already released rows that position n would attend to (the
+  // caller starts over instead); n == 0 always works.
   virtual Status Truncate(int64_t n) = 0;
 };
 
-// Everything in RAM: pages allocated as the sequence grows.
+// Everything in RAM: pages allocated as the sequence grows. A sliding-window layer
+// (layout.window) frees, at each Commit, the pages wholly before the oldest position
+// the next query can see (n_tokens - window + 1), so its memory stays at most
+// ceil((window - 1 + step tokens) / page_tokens) + 1 pages however long the context.
 class InRamKv final : public SequenceKv {
  public:
   explicit InRamKv(const KvLayout& layout);
@@ -70,11 +82,15 @@ class InRamKv final : public SequenceKv {
   Status Commit(int64_t n) override;
   Status ForEachPage(int64_t layer, int64_t end, const std::function<void(const KvPageView&)>& fn) override;
   Status Truncate(int64_t n) override;
+  // Bytes of K/V pages held now (released pages excluded).
+  uint64_t page_bytes_held() const;
 
  private:
   struct Page {
     AlignedBuffer k, v;
   };
+  // Frees layer l's pages wholly before position `keep_from`.
+  void Release(int64_t l, int64_t keep_from);
   // Shared by Write and WriteRaw: store(i, k_dst, v_dst) writes row i of the batch.
   template <typename StoreFn>
   Status WriteRows(int64_t layer, int64_t pos, int64_t n, StoreFn store);
@@ -83,6 +99,8 @@ class InRamKv final : public SequenceKv {
   int64_t n_tokens_ = 0;
   std::vector<std::vector<Page>> pages_;  // [layer][page]
   std::vector<int64_t> written_;          // [layer]: end of the rows written (committed or not)
+  std::vector<int64_t> released_;         // [layer]: pages [0, released_) are freed (sliding layers)
+  AlignedBuffer zeros_;                   // one zero page: what released pages read as
 };
 
 // Checks a Write position against the contract above; InternalError otherwise.

@@ -34,6 +34,14 @@ enum class MoeLayers {
 // a file is MoE when it has `llama.expert_count`; for the MoE architectures always.
 enum class GgufMoe { kNotRead, kNoRenorm, kRenorm };
 
+// Model families whose layers differ from the plain pre-norm SwiGLU decoder beyond the
+// flags above; each has its own config reader (GemmaFromHf / GemmaFromGguf).
+enum class Family {
+  kPlain,
+  kGemma2,  // sandwich norms, (1 + w) RMSNorm, GeGLU, √n_embd embeddings, soft-capping, sliding/global alternate
+  kGemma3,  // as Gemma 2 without soft-capping, with q/k norm and 5 sliding : 1 global layers, local/global RoPE
+};
+
 struct ArchEntry {
   const char* id;         // ModelConfig::arch; general.architecture for GGUF
   const char* hf_class;   // config.json architectures[0]
@@ -47,10 +55,12 @@ struct ArchEntry {
   bool shared_expert;     // Qwen2-MoE: a shared expert behind a sigmoid gate
   const HfExpertNames* experts;
   GgufMoe gguf_moe;
+  Family family = Family::kPlain;
 };
 
 // The one table of supported architectures. Columns: id, HF class, model_type, GGUF
-// rope, qkv_bias, qk_norm, rope_freqs, qk_norm_full, / MoE layers, shared expert, expert names, GGUF MoE.
+// rope, qkv_bias, qk_norm, rope_freqs, qk_norm_full, / MoE layers, shared expert, expert
+// names, GGUF MoE, / family.
 constexpr ArchEntry kArchs[] = {
     {"llama", "LlamaForCausalLM", "llama", RopeStyle::kInterleaved, false, false, true, false,
      MoeLayers::kNone, false, nullptr, GgufMoe::kRenorm},
@@ -68,6 +78,10 @@ constexpr ArchEntry kArchs[] = {
      MoeLayers::kAll, false, &kMixtralExperts, GgufMoe::kNotRead},
     {"olmoe", "OlmoeForCausalLM", "olmoe", RopeStyle::kNeox, false, true, false, true,
      MoeLayers::kAll, false, &kQwenExperts, GgufMoe::kNoRenorm},
+    {"gemma2", "Gemma2ForCausalLM", "gemma2", RopeStyle::kNeox, false, false, false, false,
+     MoeLayers::kNone, false, nullptr, GgufMoe::kNotRead, Family::kGemma2},
+    {"gemma3", "Gemma3ForCausalLM", "gemma3_text", RopeStyle::kNeox, false, true, false, false,
+     MoeLayers::kNone, false, nullptr, GgufMoe::kNotRead, Family::kGemma3},
 };
 
 const ArchEntry* FindArch(const std::string& id) {
@@ -251,6 +265,8 @@ Status CheckNoUnusedTensors(const formats::ModelSource& src, const ModelConfig& 
       for (TensorRole r : {TensorRole::kBq, TensorRole::kBk, TensorRole::kBv}) used.insert(TensorName(src.kind, r, l));
     if (c.qk_norm)
       for (TensorRole r : {TensorRole::kQNorm, TensorRole::kKNorm}) used.insert(TensorName(src.kind, r, l));
+    if (c.sandwich_norms)
+      for (TensorRole r : {TensorRole::kPostAttnNorm, TensorRole::kPostFfnNorm}) used.insert(TensorName(src.kind, r, l));
   }
   for (const formats::TensorInfo& t : src.tensors)
     if (!used.count(t.name))
@@ -331,6 +347,67 @@ Status ReadGgufMoe(const formats::ModelSource& src, const ArchEntry& entry, cons
   return Status::Ok();
 }
 
+// Gemma 2/3 GGUF as llama.cpp reads it (src/models/gemma2.cpp, gemma3.cpp):
+// `attention.sliding_window` (gemma2: 4096 when absent; gemma3: no sliding layers when
+// absent), `attention.sliding_window_pattern` (an integer n: layer l slides when
+// l % n < n − 1, 0: all; default gemma2 2, gemma3 6; llama.cpp's per-layer array form is
+// refused), `attn_logit_softcapping` (gemma2), `final_logit_softcapping`; sliding layers'
+// RoPE: θ `rope.freq_base_swa` (default: gemma2 the global θ, gemma3 10000), gemma2
+// with the global scaling, gemma3 unscaled; the score scale is 1/sqrt(head_dim), except
+// the 27B models (gemma2 46 layers, gemma3 62) which use 1/sqrt(n_embd / n_head) — no
+// key carries query_pre_attn_scalar; embeddings × sqrtf(n_embd) in f32; the norm
+// weights were stored as 1 + w by the converter.
+Status GemmaFromGguf(const formats::ModelSource& src, const ArchEntry& a, const std::string& p, ModelConfig* c) {
+  const formats::GgufFile& g = *src.gguf;
+  const bool g2 = a.family == Family::kGemma2;
+  auto get_float = [&](const std::string& key, float* out) -> Status {
+    if (!g.Find(p + key)) return Status::Ok();
+    SPOOL_ASSIGN_OR_RETURN(double v, g.GetFloat(p + key));
+    if (!std::isfinite(v) || v < 0)
+      return InvalidFile(src.root + ": " + p + key + " is " + std::to_string(v) + ", expected a finite number >= 0");
+    *out = static_cast<float>(v);
+    return Status::Ok();
+  };
+  c->ffn_act = FfnAct::kGeluTanh;
+  c->sandwich_norms = true;
+  c->qk_norm = a.qk_norm;
+  c->embd_scale = std::sqrt(static_cast<float>(c->n_embd));
+  const bool is_27b = (g2 && c->n_layer == 46) || (!g2 && c->n_layer == 62);
+  c->attn_scale = 1.0f / std::sqrt(static_cast<float>(is_27b && c->n_head > 0 ? c->n_embd / c->n_head : c->head_dim));
+  if (g2) SPOOL_TRY(get_float("attn_logit_softcapping", &c->attn_softcap));
+  SPOOL_TRY(get_float("final_logit_softcapping", &c->final_softcap));
+  int64_t window = g2 ? 4096 : 0;
+  if (g.Find(p + "attention.sliding_window")) {
+    SPOOL_ASSIGN_OR_RETURN(window, g.GetInt(p + "attention.sliding_window"));
+    if (window < 0 || (g2 && window == 0))
+      return InvalidFile(src.root + ": " + p + "attention.sliding_window is " + std::to_string(window) +
+                         ", expected > 0");
+  }
+  if (window == 0) return Status::Ok();  // gemma3 without sliding layers
+  int64_t pattern = g2 ? 2 : 6;
+  if (g.Find(p + "attention.sliding_window_pattern")) {
+    auto r = g.GetInt(p + "attention.sliding_window_pattern");
+    if (!r.ok())
+      return Unsupported(src.root + ": " + p + "attention.sliding_window_pattern is not an integer (the per-layer " +
+                         "array form is not supported yet)");
+    pattern = *r;
+    if (pattern < 0)
+      return InvalidFile(src.root + ": " + p + "attention.sliding_window_pattern is " + std::to_string(pattern) +
+                         ", expected >= 0");
+  }
+  float local_theta = g2 ? c->rope_theta : 10000.0f;
+  SPOOL_TRY(get_float("rope.freq_base_swa", &local_theta));
+  for (int64_t l = 0; l < static_cast<int64_t>(c->layers.size()); ++l) {
+    if (pattern != 0 && l % pattern >= pattern - 1) continue;
+    LayerSpec& s = c->layers[l];
+    s.mixer = MixerKind::kSlidingAttention;
+    s.window = window;
+    s.rope_theta = local_theta;
+    s.rope_scaling = g2 ? c->rope_scaling : RopeScaling{};
+  }
+  return Status::Ok();
+}
+
 Result<ModelConfig> FromGguf(const formats::ModelSource& src) {
   const formats::GgufFile& g = *src.gguf;
   ModelConfig c;
@@ -395,6 +472,7 @@ Result<ModelConfig> FromGguf(const formats::ModelSource& src) {
   c.layers.assign(static_cast<size_t>(std::clamp<int64_t>(c.n_layer, 0, 1024)), LayerSpec{});
   if (n_expert > 0) SPOOL_TRY(ReadGgufMoe(src, *entry, p, n_expert, &c));
   c.tied_embeddings = src.FindTensor("output.weight") == nullptr;
+  if (entry->family != Family::kPlain) SPOOL_TRY(GemmaFromGguf(src, *entry, p, &c));
   SPOOL_TRY(CheckNoUnusedTensors(src, c));
   return c;
 }
@@ -519,6 +597,167 @@ Status MoeFromHf(const ArchEntry& a, const nlohmann::ordered_json& j, const std:
   return Status::Ok();
 }
 
+// One RoPE parameter dict of a Gemma 3 config (transformers 5's
+// rope_parameters.{sliding_attention,full_attention}, or the legacy top-level
+// rope_scaling): rope_type default or linear (factor); rope_theta when present.
+Status GemmaRope(const nlohmann::ordered_json& rp, const std::string& where, const std::string& field, float* theta,
+                 RopeScaling* scaling) {
+  if (!rp.is_object()) return InvalidFile(where + ": " + field + " must be an object");
+  if (rp.contains("rope_theta") && !rp["rope_theta"].is_null()) {
+    if (!rp["rope_theta"].is_number()) return InvalidFile(where + ": " + field + ".rope_theta must be a number");
+    *theta = rp["rope_theta"].get<float>();
+  }
+  std::string type = "default";
+  for (const char* k : {"rope_type", "type"})
+    if (rp.contains(k) && rp[k].is_string()) type = rp[k].get<std::string>();
+  if (type == "default") return Status::Ok();
+  if (type != "linear")
+    return Unsupported(where + ": " + field + " rope type '" + type + "' is not supported for Gemma (default, linear)");
+  if (!rp.contains("factor") || !rp["factor"].is_number())
+    return InvalidFile(where + ": " + field + " has rope type linear without a numeric 'factor'");
+  scaling->kind = RopeScaling::Kind::kLinear;
+  scaling->factor = rp["factor"].get<float>();
+  if (!(scaling->factor > 0) || !std::isfinite(scaling->factor))
+    return InvalidFile(where + ": " + field + ".factor is " + std::to_string(scaling->factor) + ", expected > 0");
+  return Status::Ok();
+}
+
+// Gemma 2 / Gemma 3 text (transformers' Gemma2Config, Gemma3TextConfig; defaults as
+// theirs): (1 + w) RMSNorms, four per layer; GeGLU (hidden_activation
+// gelu_pytorch_tanh only); score scale query_pre_attn_scalar^-0.5; embeddings ×
+// √hidden_size rounded to the embedding's dtype (transformers multiplies by
+// embed_scale.to(weight.dtype)); soft-capping (Gemma 2 by default); per-layer
+// sliding/full attention from layer_types, else Gemma 2 alternates (layer 0 sliding)
+// and Gemma 3 follows sliding_window_pattern (default 6: every 6th layer global);
+// Gemma 3's local layers use rope_local_base_freq (10000) unscaled, the global ones
+// rope_theta (1e6) with rope_scaling. A window at least as long as the context acts
+// as full attention (the mask is exact either way).
+Status GemmaFromHf(const ArchEntry& a, const formats::ModelSource& src, const std::string& where, ModelConfig* c) {
+  const auto& j = src.hf_config;
+  const bool g3 = a.family == Family::kGemma3;
+  auto present = [&](const char* k) { return j.contains(k) && !j[k].is_null(); };
+  auto number = [&](const char* k, double def, double* out) -> Status {
+    *out = def;
+    if (!present(k)) return Status::Ok();
+    if (!j[k].is_number()) return InvalidFile(where + ": field '" + std::string(k) + "' must be a number");
+    *out = j[k].get<double>();
+    if (!std::isfinite(*out) || *out <= 0)
+      return InvalidFile(where + ": field '" + std::string(k) + "' is " + std::to_string(*out) + ", expected > 0");
+    return Status::Ok();
+  };
+  c->norm_plus_one = true;
+  c->sandwich_norms = true;
+  std::string act = "gelu_pytorch_tanh";
+  for (const char* k : {"hidden_act", "hidden_activation"})
+    if (present(k)) {
+      if (!j[k].is_string()) return InvalidFile(where + ": field '" + std::string(k) + "' must be a string");
+      act = j[k].get<std::string>();
+    }
+  if (act != "gelu_pytorch_tanh")
+    return Unsupported(where + ": hidden_activation '" + act + "' is not supported for " + c->arch +
+                       " (supported: gelu_pytorch_tanh)");
+  c->ffn_act = FfnAct::kGeluTanh;
+  if (!j.contains("tie_word_embeddings")) c->tied_embeddings = true;  // transformers' default for Gemma
+  double scalar = 0;
+  SPOOL_TRY(number("query_pre_attn_scalar", 256, &scalar));
+  c->attn_scale = static_cast<float>(std::pow(scalar, -0.5));  // Python's float, then f32 in the multiply
+  double cap = 0;
+  // A missing key takes Gemma2Config's default (50, 30); null means none.
+  if (!j.contains("attn_logit_softcapping") && !g3) cap = 50;
+  else SPOOL_TRY(number("attn_logit_softcapping", 0, &cap));
+  c->attn_softcap = static_cast<float>(cap);
+  if (!j.contains("final_logit_softcapping") && !g3) cap = 30;
+  else SPOOL_TRY(number("final_logit_softcapping", 0, &cap));
+  c->final_softcap = static_cast<float>(cap);
+  if (j.contains("use_bidirectional_attention") && j["use_bidirectional_attention"].is_boolean() &&
+      j["use_bidirectional_attention"].get<bool>())
+    return Unsupported(where + ": use_bidirectional_attention (EmbeddingGemma) is not supported");
+  // Embedding scale: sqrt in Python's double, a f32 tensor, then rounded to the
+  // embedding weight's dtype.
+  float scale = static_cast<float>(std::sqrt(static_cast<double>(c->n_embd)));
+  if (const auto* t = src.FindTensor("model.embed_tokens.weight")) {
+    if (t->dtype == DType::kBF16) scale = BF16ToF32(F32ToBF16(scale));
+    else if (t->dtype == DType::kF16) scale = F16ToF32(F32ToF16(scale));
+  }
+  c->embd_scale = scale;
+
+  // Which layers slide.
+  const int64_t L = static_cast<int64_t>(c->layers.size());
+  std::vector<bool> sliding(static_cast<size_t>(L));
+  if (present("layer_types")) {
+    if (!j["layer_types"].is_array() || static_cast<int64_t>(j["layer_types"].size()) != c->n_layer)
+      return InvalidFile(where + ": layer_types must be an array of num_hidden_layers (" + std::to_string(c->n_layer) +
+                         ") strings");
+    for (int64_t l = 0; l < L; ++l) {
+      const auto& v = j["layer_types"][l];
+      const std::string t = v.is_string() ? v.get<std::string>() : "";
+      if (t != "sliding_attention" && t != "full_attention")
+        return InvalidFile(where + ": layer_types[" + std::to_string(l) + "] is " + v.dump() +
+                           ", expected \"sliding_attention\" or \"full_attention\"");
+      sliding[l] = t == "sliding_attention";
+    }
+  } else if (g3) {
+    int64_t pattern = 6;
+    if (present("sliding_window_pattern")) {
+      if (!j["sliding_window_pattern"].is_number_integer() || j["sliding_window_pattern"].get<int64_t>() <= 0)
+        return InvalidFile(where + ": sliding_window_pattern must be a positive integer");
+      pattern = j["sliding_window_pattern"].get<int64_t>();
+    }
+    for (int64_t l = 0; l < L; ++l) sliding[l] = (l + 1) % pattern != 0;
+  } else {
+    for (int64_t l = 0; l < L; ++l) sliding[l] = l % 2 == 0;
+  }
+  int64_t window = 4096;  // transformers' default
+  if (j.contains("sliding_window")) {
+    if (j["sliding_window"].is_null()) {
+      window = 0;
+    } else if (!j["sliding_window"].is_number_integer() || j["sliding_window"].get<int64_t>() <= 0) {
+      return InvalidFile(where + ": sliding_window must be a positive integer, got " + j["sliding_window"].dump());
+    } else {
+      window = j["sliding_window"].get<int64_t>();
+    }
+  }
+
+  // RoPE per layer type (Gemma 3); Gemma 2 has one RoPE (already read).
+  float local_theta = 10000.0f;
+  RopeScaling local_scaling;
+  if (g3) {
+    float global_theta = 1000000.0f;
+    RopeScaling global_scaling;
+    const nlohmann::ordered_json* rp = present("rope_parameters") ? &j["rope_parameters"] : nullptr;
+    if (rp && rp->is_object() && (rp->contains("sliding_attention") || rp->contains("full_attention"))) {
+      if (rp->contains("full_attention"))
+        SPOOL_TRY(GemmaRope((*rp)["full_attention"], where, "rope_parameters.full_attention", &global_theta, &global_scaling));
+      if (rp->contains("sliding_attention"))
+        SPOOL_TRY(GemmaRope((*rp)["sliding_attention"], where, "rope_parameters.sliding_attention", &local_theta,
+                            &local_scaling));
+    } else {  // legacy keys (hub configs)
+      double v = 0;
+      SPOOL_TRY(number("rope_theta", 1000000.0, &v));
+      global_theta = static_cast<float>(v);
+      SPOOL_TRY(number("rope_local_base_freq", 10000.0, &v));
+      local_theta = static_cast<float>(v);
+      if (present("rope_scaling")) SPOOL_TRY(GemmaRope(j["rope_scaling"], where, "rope_scaling", &global_theta, &global_scaling));
+      else if (rp) SPOOL_TRY(GemmaRope(*rp, where, "rope_parameters", &global_theta, &global_scaling));
+    }
+    c->rope_theta = global_theta;
+    c->rope_scaling = global_scaling;
+  }
+  for (int64_t l = 0; l < L; ++l) {
+    if (!sliding[l]) continue;
+    if (window == 0)
+      return InvalidFile(where + ": sliding_window is null but layer " + std::to_string(l) + " is a sliding_attention layer");
+    LayerSpec& s = c->layers[l];
+    s.mixer = MixerKind::kSlidingAttention;
+    s.window = window;
+    if (g3) {
+      s.rope_theta = local_theta;
+      s.rope_scaling = local_scaling;
+    }
+  }
+  return Status::Ok();
+}
+
 Result<ModelConfig> FromHf(const formats::ModelSource& src) {
   const auto& j = src.hf_config;
   const std::string where = src.root + "/config.json";
@@ -527,6 +766,9 @@ Result<ModelConfig> FromHf(const formats::ModelSource& src) {
   if (j.contains("architectures") && j["architectures"].is_array() && !j["architectures"].empty() &&
       j["architectures"][0].is_string())
     cls = j["architectures"][0].get<std::string>();
+  if (cls == "Gemma3ForConditionalGeneration")
+    return Unsupported(where + ": Gemma3ForConditionalGeneration (the multimodal checkpoint) is not supported yet; "
+                       "its text part is Gemma3ForCausalLM, which is");
   const ArchEntry* entry = nullptr;
   for (auto& a : kArchs)
     if (cls == a.hf_class) entry = &a;
@@ -614,6 +856,16 @@ Result<ModelConfig> FromHf(const formats::ModelSource& src) {
                           ? j["tie_word_embeddings"].get<bool>()
                           : false;
   if (!c.tied_embeddings && !src.FindTensor("lm_head.weight")) c.tied_embeddings = true;  // HF loads it tied
+  if (entry->family != Family::kPlain) SPOOL_TRY(GemmaFromHf(*entry, src, where, &c));
+  // Mistral: `sliding_window` (an integer) applies to every layer.
+  if (c.arch == "mistral" && j.contains("sliding_window") && !j["sliding_window"].is_null()) {
+    if (!j["sliding_window"].is_number_integer() || j["sliding_window"].get<int64_t>() <= 0)
+      return InvalidFile(where + ": sliding_window must be a positive integer or null, got " + j["sliding_window"].dump());
+    for (LayerSpec& s : c.layers) {
+      s.mixer = MixerKind::kSlidingAttention;
+      s.window = j["sliding_window"].get<int64_t>();
+    }
+  }
   return c;
 }
 
@@ -648,6 +900,19 @@ Status ModelConfig::Validate(const std::string& source) const {
   }
   if (static_cast<int64_t>(layers.size()) != n_layer)
     return bad("layer specs: " + std::to_string(layers.size()) + " for " + std::to_string(n_layer) + " layers");
+  for (int64_t l = 0; l < n_layer; ++l) {
+    const LayerSpec& s = layers[l];
+    const std::string at = "layer " + std::to_string(l) + ": ";
+    if (s.mixer == MixerKind::kSlidingAttention && s.window <= 0)
+      return bad(at + "sliding window " + std::to_string(s.window) + " must be positive");
+    if (s.mixer == MixerKind::kAttention && s.window != 0) return bad(at + "a window on a full-attention layer");
+    if (!(s.rope_theta > 0) || !std::isfinite(s.rope_theta)) return bad(at + "rope theta must be positive");
+    if (s.rope_scaling.kind != RopeScaling::Kind::kNone &&
+        !(s.rope_scaling.factor > 0 && std::isfinite(s.rope_scaling.factor)))
+      return bad(at + "rope scaling factor must be positive");
+  }
+  for (float v : {attn_scale, attn_softcap, final_softcap, embd_scale})
+    if (!(v >= 0) || !std::isfinite(v)) return bad("attention scale, soft-capping and embedding scale must be finite and >= 0");
   if (has_moe()) {
     if (moe.n_expert <= 0 || moe.n_expert > 4096) return bad("expert count " + std::to_string(moe.n_expert) + " is out of range [1, 4096]");
     if (moe.n_expert_used <= 0 || moe.n_expert_used > moe.n_expert)
@@ -671,9 +936,20 @@ int64_t ModelConfig::max_ff() const {
   return f;
 }
 
+int64_t ModelConfig::kv_tokens(int64_t layer, int64_t ctx) const {
+  const LayerSpec& s = layers[static_cast<size_t>(layer)];
+  return s.mixer == MixerKind::kSlidingAttention ? std::min(ctx, s.window) : ctx;
+}
+
 Result<ModelConfig> ReadModelConfig(const formats::ModelSource& src) {
   Result<ModelConfig> r = src.kind == formats::ModelSource::Kind::kGguf ? FromGguf(src) : FromHf(src);
   if (!r.ok()) return r;
+  // Layers without a RoPE of their own use the model's.
+  for (LayerSpec& s : r->layers)
+    if (s.rope_theta == 0.0f) {
+      s.rope_theta = r->rope_theta;
+      s.rope_scaling = r->rope_scaling;
+    }
   SPOOL_TRY(r->Validate(src.root));
   return r;
 }
@@ -702,6 +978,8 @@ const char* RoleName(TensorRole role) {
     case TensorRole::kShexpUp: return "ffn_up_shexp";
     case TensorRole::kShexpDown: return "ffn_down_shexp";
     case TensorRole::kShexpRouter: return "ffn_gate_inp_shexp";
+    case TensorRole::kPostAttnNorm: return "post_attention_norm";
+    case TensorRole::kPostFfnNorm: return "post_ffw_norm";
   }
   return "?";
 }
@@ -734,8 +1012,16 @@ std::string TensorName(formats::ModelSource::Kind kind, TensorRole role, int64_t
     case TensorRole::kShexpUp: return gguf ? gb + "ffn_up_shexp.weight" : hb + "mlp.shared_expert.up_proj.weight";
     case TensorRole::kShexpDown: return gguf ? gb + "ffn_down_shexp.weight" : hb + "mlp.shared_expert.down_proj.weight";
     case TensorRole::kShexpRouter: return gguf ? gb + "ffn_gate_inp_shexp.weight" : hb + "mlp.shared_expert_gate.weight";
+    case TensorRole::kPostAttnNorm: return gguf ? gb + "post_attention_norm.weight" : hb + "post_attention_layernorm.weight";
+    case TensorRole::kPostFfnNorm: return gguf ? gb + "post_ffw_norm.weight" : hb + "post_feedforward_layernorm.weight";
   }
   return "";
+}
+
+std::string TensorName(const ModelConfig& c, formats::ModelSource::Kind kind, TensorRole role, int64_t layer) {
+  if (c.sandwich_norms && kind != formats::ModelSource::Kind::kGguf && role == TensorRole::kFfnNorm)
+    return "model.layers." + std::to_string(layer) + ".pre_feedforward_layernorm.weight";
+  return TensorName(kind, role, layer);
 }
 
 }  // namespace spool::models

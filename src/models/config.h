@@ -7,6 +7,7 @@
 // (dense SwiGLU or a mixture of experts) it runs.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -17,12 +18,28 @@
 
 namespace spool::models {
 
-// The parts one decoder layer is made of: x += Mixer(norm(x)); x += Ffn(norm(x)).
-enum class MixerKind { kAttention };
+// The parts one decoder layer is made of: x += Mixer(norm(x)); x += Ffn(norm(x))
+// (with sandwich_norms: x += norm(Mixer(norm(x))); x += norm(Ffn(norm(x))), Gemma 2/3).
+//   kAttention:        causal GQA attention over every earlier position;
+//   kSlidingAttention: the same over the last `window` positions only (the query's own
+//                      included: key k is seen from position p when p - window < k <= p).
+enum class MixerKind { kAttention, kSlidingAttention };
 enum class FfnKind { kDense, kMoe };
 struct LayerSpec {
   MixerKind mixer = MixerKind::kAttention;
   FfnKind ffn = FfnKind::kDense;
+  int64_t window = 0;        // kSlidingAttention: positions seen (> 0); else 0
+  // The layer's RoPE (Gemma 3: local layers θ 10K unscaled, global layers θ 1M, linear
+  // scaling). ReadModelConfig fills every layer: the model's rope_theta/rope_scaling
+  // unless the architecture gives the layer its own.
+  float rope_theta = 0.0f;
+  RopeScaling rope_scaling;
+};
+
+// The feed-forward activation of the dense and expert MLPs: down·(act(gate·h) ⊙ up·h).
+enum class FfnAct {
+  kSilu,      // SwiGLU
+  kGeluTanh,  // GeGLU with the tanh GELU (transformers' gelu_pytorch_tanh; Gemma)
 };
 
 // Mixture-of-experts feed-forward parameters (the layers whose LayerSpec says kMoe).
@@ -38,7 +55,7 @@ struct MoeSpec {
 };
 
 struct ModelConfig {
-  std::string arch;          // "llama", "mistral", "qwen2", "qwen3", "qwen2moe", "qwen3moe", "mixtral", "olmoe"
+  std::string arch;          // "llama", "mistral", "qwen2", "qwen3", "qwen2moe", "qwen3moe", "mixtral", "olmoe", "gemma2", "gemma3"
   std::string hf_class;      // "LlamaForCausalLM", ... (informational)
   int64_t n_layer = 0;
   int64_t n_embd = 0;        // hidden size
@@ -57,6 +74,14 @@ struct ModelConfig {
   bool qk_norm = false;      // Qwen3: RMSNorm over each head's q and k before RoPE
   bool qk_norm_full = false; // with qk_norm, OLMoE: over the whole q / k projection instead
   bool tied_embeddings = false;  // lm_head shares token_embd
+  // Gemma family (0 / false: off).
+  FfnAct ffn_act = FfnAct::kSilu;
+  bool sandwich_norms = false;   // post-attention and post-feed-forward RMSNorms too
+  bool norm_plus_one = false;    // HF checkpoint stores RMSNorm weights as w, applied as (1 + w)
+  float attn_scale = 0.0f;       // score scale; 0: 1/sqrt(head_dim) (Gemma: query_pre_attn_scalar^-0.5)
+  float attn_softcap = 0.0f;     // attention logit soft-capping (Gemma 2)
+  float final_softcap = 0.0f;    // final logit soft-capping: cap · tanh(logit / cap) (Gemma 2)
+  float embd_scale = 0.0f;       // embedding rows × this (Gemma: √n_embd rounded to the weight dtype)
   // RoPE, SwiGLU and attention round exactly as llama.cpp's CPU backend
   // (ApplyRopeGgml, SwiGLUGgml, AttentionGgml), so that greedy output matches
   // llama.cpp's token for token. Off by default (spool's own kernels: one pass over the
@@ -72,6 +97,10 @@ struct ModelConfig {
   int64_t max_ff() const;    // widest feed-forward intermediate of any part (scratch sizing)
   int64_t q_dim() const { return n_head * head_dim; }
   int64_t kv_dim() const { return n_head_kv * head_dim; }
+  float attention_scale() const { return attn_scale > 0 ? attn_scale : 1.0f / std::sqrt(static_cast<float>(head_dim)); }
+  // Tokens of KV a layer's attention ever reads back at context `ctx`: its window
+  // (sliding layers) or the whole context.
+  int64_t kv_tokens(int64_t layer, int64_t ctx) const;
   // InvalidFile naming the first inconsistent field (zero sizes, heads not dividing, ...).
   Status Validate(const std::string& source) const;
 };
@@ -85,11 +114,16 @@ enum class TensorRole {
   kTokenEmbd, kOutputNorm, kOutput,
   kAttnNorm, kWq, kWk, kWv, kWo, kBq, kBk, kBv, kQNorm, kKNorm,
   kFfnNorm, kWGate, kWUp, kWDown,
+  kPostAttnNorm, kPostFfnNorm,  // sandwich norms (Gemma 2/3)
   // Mixture of experts (HF names depend on the architecture: see weights.cc).
   kFfnRouter, kShexpGate, kShexpUp, kShexpDown, kShexpRouter,
 };
 // Name of `role` for layer `layer` (ignored for whole-model roles) in the source's format.
 std::string TensorName(formats::ModelSource::Kind kind, TensorRole role, int64_t layer);
+// As above, for architectures whose HF names differ (Gemma's sandwich norms:
+// pre_feedforward_layernorm is the feed-forward norm, post_attention_layernorm the
+// post-attention one).
+std::string TensorName(const ModelConfig& c, formats::ModelSource::Kind kind, TensorRole role, int64_t layer);
 const char* RoleName(TensorRole role);
 
 // HF names of a mixture-of-experts layer's tensors, which differ per architecture

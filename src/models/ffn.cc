@@ -55,7 +55,8 @@ void FeedForward::SwiGlu(const SwiGluWeights& w, const uint8_t* g, int64_t ff, c
                          float* y) {
   MatMulRows(mm_, pool_, View(w.gate, g), h, m, gemv, gate_.data());  // [m, ff]
   MatMulRows(mm_, pool_, View(w.up, g), h, m, gemv, up_.data());      // [m, ff]
-  if (c_.ggml_numerics) SwiGLUGgml(gate_.data(), up_.data(), m, ff, gate_.data());
+  if (c_.ffn_act == FfnAct::kGeluTanh) GeGLUTanh(gate_.data(), up_.data(), m * ff, gate_.data());
+  else if (c_.ggml_numerics) SwiGLUGgml(gate_.data(), up_.data(), m, ff, gate_.data());
   else SwiGLU(gate_.data(), up_.data(), m * ff, gate_.data());
   MatMulRows(mm_, pool_, View(w.down, g), gate_.data(), m, gemv, y);   // [m, n_embd]
 }

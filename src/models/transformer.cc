@@ -13,7 +13,9 @@ namespace spool::models {
 
 Transformer::Transformer(const ModelWeights& weights, ThreadPool& pool)
     : w_(weights), c_(weights.config()), pool_(pool), ffn_(weights.config(), pool, mm_) {
-  inv_freq_ = RopeFrequencies(c_.head_dim, c_.rope_dim, c_.rope_theta, c_.rope_scaling);
+  inv_freq_.reserve(c_.layers.size());
+  for (const LayerSpec& spec : c_.layers)
+    inv_freq_.push_back(RopeFrequencies(c_.head_dim, c_.rope_dim, spec.rope_theta, spec.rope_scaling));
 }
 
 std::vector<Transformer::RowSegment> Transformer::Segments(std::span<const SeqStep> batch, bool logit_rows) {
@@ -55,10 +57,15 @@ void Transformer::EnsureScratch(int64_t n) {
 Status Transformer::Attention(const SeqStep& s, int64_t layer, int64_t row0, const float* q, float* out) {
   const int64_t n = static_cast<int64_t>(s.tokens.size());
   const int64_t pos0 = s.kv->n_tokens();
-  const AttentionShape shape{c_.n_head, c_.n_head_kv, c_.head_dim, 1.0f / std::sqrt(static_cast<float>(c_.head_dim))};
+  const LayerSpec& spec = c_.layers[layer];
+  const AttentionShape shape{c_.n_head, c_.n_head_kv, c_.head_dim, c_.attention_scale(),
+                             spec.mixer == MixerKind::kSlidingAttention ? spec.window : 0, c_.attn_softcap};
   att_state_.Reset(n, shape);
   const float* qs = q + row0 * c_.q_dim();
   const int64_t* ps = pos_.data() + row0;
+  // Sliding window: pages wholly before the first query's window are skipped (every
+  // row would see none of their keys, which leaves the softmax state unchanged).
+  const int64_t first_seen = shape.window > 0 ? pos0 - shape.window + 1 : 0;
   if (c_.ggml_numerics) {
     // llama.cpp's kernels: its batched GEMM for a prefill chunk, its dot for one token.
     const GgmlAttnKernel kernel = n > 1 ? GgmlAttnKernel::kBatch : GgmlAttnKernel::kSingle;
@@ -68,6 +75,7 @@ Status Transformer::Attention(const SeqStep& s, int64_t layer, int64_t row0, con
         out + row0 * c_.q_dim());
   }
   SPOOL_TRY(s.kv->ForEachPage(layer, pos0 + n, [&](const KvPageView& page) {
+    if (page.first_pos + page.n_tokens <= first_seen) return;
     AttentionFoldPage(pool_, shape, qs, ps, n, page, att_state_);
   }));
   AttentionFinalize(shape, att_state_, out + row0 * c_.q_dim());
@@ -122,16 +130,18 @@ Status Transformer::AttentionMixer(std::span<const SeqStep> batch, int64_t l, co
     yarn_params.beta_fast = rs.beta_fast;
     yarn_params.beta_slow = rs.beta_slow;
     const GgmlYarn* y = yarn ? &yarn_params : nullptr;
-    ApplyRopeGgml(c_.rope_style, q_.data(), n, c_.n_head, c_.head_dim, c_.rope_dim, pos_.data(), c_.rope_theta, freq_scale,
+    const float theta = c_.layers[l].rope_theta;
+    ApplyRopeGgml(c_.rope_style, q_.data(), n, c_.n_head, c_.head_dim, c_.rope_dim, pos_.data(), theta, freq_scale, ff,
+                  y);
+    ApplyRopeGgml(c_.rope_style, k_.data(), n, c_.n_head_kv, c_.head_dim, c_.rope_dim, pos_.data(), theta, freq_scale,
                   ff, y);
-    ApplyRopeGgml(c_.rope_style, k_.data(), n, c_.n_head_kv, c_.head_dim, c_.rope_dim, pos_.data(), c_.rope_theta,
-                  freq_scale, ff, y);
   } else {
     // yarn's attention factor multiplies cos and sin (1 for every other scaling).
-    const float mscale = c_.rope_scaling.kind == RopeScaling::Kind::kYarn ? c_.rope_scaling.attention_factor : 1.0f;
-    ApplyRope(c_.rope_style, q_.data(), n, c_.n_head, c_.head_dim, c_.rope_dim, pos_.data(), inv_freq_.data(), mscale);
-    ApplyRope(c_.rope_style, k_.data(), n, c_.n_head_kv, c_.head_dim, c_.rope_dim, pos_.data(), inv_freq_.data(),
-              mscale);
+    const RopeScaling& rs = c_.layers[l].rope_scaling;
+    const float mscale = rs.kind == RopeScaling::Kind::kYarn ? rs.attention_factor : 1.0f;
+    const float* inv_freq = inv_freq_[l].data();
+    ApplyRope(c_.rope_style, q_.data(), n, c_.n_head, c_.head_dim, c_.rope_dim, pos_.data(), inv_freq, mscale);
+    ApplyRope(c_.rope_style, k_.data(), n, c_.n_head_kv, c_.head_dim, c_.rope_dim, pos_.data(), inv_freq, mscale);
   }
   int64_t r = 0;
   for (auto& s : batch) {
@@ -145,6 +155,7 @@ Status Transformer::AttentionMixer(std::span<const SeqStep> batch, int64_t l, co
     r += static_cast<int64_t>(s.tokens.size());
   }
   MatMulSegments(View(L.wo, g), attn_.data(), h_.data(), segs);  // [n, n_embd]
+  if (c_.sandwich_norms) RmsNorm(h_.data(), L.post_attn_norm.data(), c_.rms_eps, n, D, h_.data());
   Add(x_.data(), h_.data(), n * D, x_.data());
   return Status::Ok();
 }
@@ -169,6 +180,7 @@ Status Transformer::FeedForwardBlock(int64_t l, const uint8_t* g, WeightProvider
                                             ffn_.last_weights()});
           break;
       }
+      if (c_.sandwich_norms) RmsNorm(ffn_out_.data(), L.post_ffn_norm.data(), c_.rms_eps, m, D, ffn_out_.data());
       Add(x_.data() + r0 * D, ffn_out_.data(), m * D, x_.data() + r0 * D);
     }
   }
@@ -214,13 +226,16 @@ Status Transformer::Forward(std::span<const SeqStep> batch, WeightProvider& prov
     ids.reserve(n);
     for (auto& s : batch) ids.insert(ids.end(), s.tokens.begin(), s.tokens.end());
     SPOOL_TRY(provider.EmbeddingRows(ids.data(), n, x_.data()));
+    if (c_.embd_scale > 0)  // Gemma: × √n_embd (as the config rounded it)
+      for (int64_t i = 0; i < n * c_.n_embd; ++i) x_[i] *= c_.embd_scale;
   }
 
   // The decoder: each layer is its token mixer, then its feed-forward block.
   for (int64_t l = 0; l < c_.n_layer; ++l) {
     SPOOL_ASSIGN_OR_RETURN(const uint8_t* g, acquire(static_cast<int>(l)));
     switch (c_.layers[l].mixer) {
-      case MixerKind::kAttention: SPOOL_TRY(AttentionMixer(batch, l, g, segs)); break;
+      case MixerKind::kAttention:
+      case MixerKind::kSlidingAttention: SPOOL_TRY(AttentionMixer(batch, l, g, segs)); break;
     }
     SPOOL_TRY(FeedForwardBlock(l, g, provider, segs));
     provider.Release(static_cast<int>(l));
@@ -246,6 +261,7 @@ Status Transformer::Forward(std::span<const SeqStep> batch, WeightProvider& prov
   SPOOL_ASSIGN_OR_RETURN(const uint8_t* head, acquire(w_.head_group()));
   MatMulSegments(View(w_.output(), head), h_.data(), logits, out_segs);
   provider.Release(w_.head_group());
+  if (c_.final_softcap > 0) SoftCap(logits, n_out * c_.n_vocab, c_.final_softcap);
 
   for (auto& s : batch) SPOOL_TRY(s.kv->Commit(static_cast<int64_t>(s.tokens.size())));
   stats_.seconds_weight_wait += waited;

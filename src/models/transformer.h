@@ -2,7 +2,10 @@
 // Qwen3, and the mixtures of experts Qwen2-MoE, Qwen3-MoE, Mixtral, OLMoE): pre-norm
 // decoder layers, each a token mixer (GQA attention) followed by a feed-forward block
 // (dense SwiGLU or a mixture of experts, models/ffn.h), as its LayerSpec says.
-// Attention variants are ModelConfig flags (QKV bias, q/k norm, rope style/scaling).
+// Attention variants are ModelConfig flags (QKV bias, q/k norm, rope style/scaling,
+// score scale and soft-capping); a layer's window and RoPE are its LayerSpec's
+// (sliding-window attention: MixerKind::kSlidingAttention). Gemma's sandwich norms
+// normalise the mixer's and the feed-forward block's outputs before the residual add.
 //
 // One call runs one *step*: a batch of sequences, each contributing a run of new
 // tokens (a prefill chunk, or one decode token). All rows go through each weight
@@ -15,7 +18,7 @@
 //     K/V appended to each sequence's cache; attention per sequence over its pages
 //     x += attn·Woᵀ
 //     h = rmsnorm(x) · ffn_norm;  x += Dense(h) or Moe(h)           (in row blocks)
-//   logits = rmsnorm(x[selected rows]) · output_norm · Woutᵀ
+//   logits = rmsnorm(x[selected rows]) · output_norm · Woutᵀ   (Gemma 2: soft-capped)
 #pragma once
 
 #include <cstdint>
@@ -103,7 +106,7 @@ class Transformer {
   ThreadPool& pool_;
   MatMulContext mm_;
   FeedForward ffn_;
-  std::vector<float> inv_freq_;  // [rope_dim / 2]
+  std::vector<std::vector<float>> inv_freq_;  // [n_layer][rope_dim / 2] (each layer's RoPE)
   AttentionState att_state_;
   ForwardStats stats_;
   RoutingObserver routing_observer_;

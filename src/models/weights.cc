@@ -150,12 +150,20 @@ Status ModelWeights::Init() {
   const ModelConfig& c = config_;
   const auto kind = source_.kind;
   const TensorFinder f{source_};
-  auto name = [&](TensorRole role, int64_t layer) { return TensorName(kind, role, layer); };
+  auto name = [&](TensorRole role, int64_t layer) { return TensorName(c, kind, role, layer); };
+  // An RMSNorm weight: (1 + w) in f32 for HF Gemma checkpoints (the GGUF converter
+  // already stored 1 + w).
+  auto norm = [&](TensorRole role, int64_t layer, int64_t n, std::vector<float>* out) -> Status {
+    SPOOL_TRY(f.Vec(name(role, layer), n, out));
+    if (c.norm_plus_one && kind != formats::ModelSource::Kind::kGguf)
+      for (float& v : *out) v = 1.0f + v;
+    return Status::Ok();
+  };
 
   SPOOL_TRY(f.Matrix(name(TensorRole::kTokenEmbd, 0), c.n_vocab, c.n_embd, &token_embd_));
   if (c.tied_embeddings) output_ = token_embd_;
   else SPOOL_TRY(f.Matrix(name(TensorRole::kOutput, 0), c.n_vocab, c.n_embd, &output_));
-  SPOOL_TRY(f.Vec(name(TensorRole::kOutputNorm, 0), c.n_embd, &output_norm_));
+  SPOOL_TRY(norm(TensorRole::kOutputNorm, 0, c.n_embd, &output_norm_));
 
   layers_.resize(c.n_layer);
   for (int64_t l = 0; l < c.n_layer; ++l) {
@@ -164,17 +172,21 @@ Status ModelWeights::Init() {
     SPOOL_TRY(f.Matrix(name(TensorRole::kWk, l), c.kv_dim(), c.n_embd, &L.wk));
     SPOOL_TRY(f.Matrix(name(TensorRole::kWv, l), c.kv_dim(), c.n_embd, &L.wv));
     SPOOL_TRY(f.Matrix(name(TensorRole::kWo, l), c.n_embd, c.q_dim(), &L.wo));
-    SPOOL_TRY(f.Vec(name(TensorRole::kAttnNorm, l), c.n_embd, &L.attn_norm));
+    SPOOL_TRY(norm(TensorRole::kAttnNorm, l, c.n_embd, &L.attn_norm));
     if (c.qk_norm) {
-      SPOOL_TRY(f.Vec(name(TensorRole::kQNorm, l), c.qk_norm_full ? c.q_dim() : c.head_dim, &L.q_norm));
-      SPOOL_TRY(f.Vec(name(TensorRole::kKNorm, l), c.qk_norm_full ? c.kv_dim() : c.head_dim, &L.k_norm));
+      SPOOL_TRY(norm(TensorRole::kQNorm, l, c.qk_norm_full ? c.q_dim() : c.head_dim, &L.q_norm));
+      SPOOL_TRY(norm(TensorRole::kKNorm, l, c.qk_norm_full ? c.kv_dim() : c.head_dim, &L.k_norm));
+    }
+    if (c.sandwich_norms) {
+      SPOOL_TRY(norm(TensorRole::kPostAttnNorm, l, c.n_embd, &L.post_attn_norm));
+      SPOOL_TRY(norm(TensorRole::kPostFfnNorm, l, c.n_embd, &L.post_ffn_norm));
     }
     if (c.qkv_bias) {
       SPOOL_TRY(f.Vec(name(TensorRole::kBq, l), c.q_dim(), &L.bq));
       SPOOL_TRY(f.Vec(name(TensorRole::kBk, l), c.kv_dim(), &L.bk));
       SPOOL_TRY(f.Vec(name(TensorRole::kBv, l), c.kv_dim(), &L.bv));
     }
-    SPOOL_TRY(f.Vec(name(TensorRole::kFfnNorm, l), c.n_embd, &L.ffn_norm));
+    SPOOL_TRY(norm(TensorRole::kFfnNorm, l, c.n_embd, &L.ffn_norm));
     switch (c.layers[l].ffn) {
       case FfnKind::kDense:
         SPOOL_TRY(f.Matrix(name(TensorRole::kWGate, l), c.n_ff, c.n_embd, &L.dense.gate));

@@ -11,7 +11,8 @@
 // and which are streamed; the forward pass only sees group base pointers.
 //
 // Small tensors (norm weights, biases) are converted to f32 once at load and kept in
-// RAM: they are a few KiB per layer.
+// RAM: they are a few KiB per layer. RMSNorm weights of HF Gemma checkpoints (stored
+// as w, applied as 1 + w) are kept as 1 + w, added in f32 as transformers does.
 #pragma once
 
 #include <cstdint>
@@ -85,7 +86,9 @@ struct LayerWeights {
   std::vector<float> q_norm, k_norm;        // [head_dim] (qk_norm), [q_dim], [kv_dim] (qk_norm_full)
   std::vector<float> bq, bk, bv;            // [q_dim], [kv_dim], [kv_dim] (qkv_bias models only)
   // Feed-forward block: `dense` or `moe` as the layer's LayerSpec says.
+  std::vector<float> post_attn_norm;        // [n_embd] (sandwich_norms only)
   std::vector<float> ffn_norm;              // [n_embd]
+  std::vector<float> post_ffn_norm;         // [n_embd] (sandwich_norms only)
   SwiGluWeights dense;                      // ff = n_ff
   MoeWeights moe;
 };

@@ -42,6 +42,11 @@ Status Engine::PrepareAndPlan(const std::string& model) {
       return InvalidArgument("--numerics ggml applies to GGUF models only");
     if (mc.rope_scaling.kind == RopeScaling::Kind::kLlama3)  // GGUF has no llama3 kind: it is rope_freqs there
       return InvalidArgument("--numerics ggml does not support this model's rope scaling (llama3); use the default numerics");
+    if (mc.sandwich_norms || mc.attn_softcap > 0 || mc.ffn_act != models::FfnAct::kSilu)
+      return InvalidArgument("--numerics ggml does not support " + mc.arch + " yet; use the default numerics");
+    for (const auto& spec : mc.layers)
+      if (spec.mixer == models::MixerKind::kSlidingAttention)
+        return InvalidArgument("--numerics ggml does not support sliding-window attention yet; use the default numerics");
     mc.ggml_numerics = true;
   }
   const auto& c = weights_->config();
@@ -110,6 +115,7 @@ Result<EnginePlan> Engine::Plan(const std::string& model, const EngineOptions& o
 std::unique_ptr<Sequence> Engine::NewSequence() {
   const auto& c = config();
   kv::KvLayout layout{c.n_layer, c.n_head_kv, c.head_dim, options_.kv_page_tokens, options_.kv_dtype};
+  layout.window = SlidingWindows(c);
   auto s = std::unique_ptr<Sequence>(new Sequence());
   if (options_.kv_window > 0 && ctx_ > options_.kv_window) {
     kv::DiskKvOptions d;

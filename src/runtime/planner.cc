@@ -68,16 +68,38 @@ uint64_t EstimateActivationBytes(const models::ModelConfig& c, int64_t rows, int
   return b;
 }
 
-uint64_t EstimateKvBytes(const models::ModelConfig& c, int64_t tokens, int64_t page_tokens, DType dtype) {
+std::vector<int64_t> SlidingWindows(const models::ModelConfig& c) {
+  std::vector<int64_t> w(static_cast<size_t>(c.n_layer), 0);
+  bool any = false;
+  for (size_t l = 0; l < c.layers.size() && l < w.size(); ++l)
+    if (c.layers[l].mixer == models::MixerKind::kSlidingAttention) {
+      w[l] = c.layers[l].window;
+      any = true;
+    }
+  if (!any) w.clear();
+  return w;
+}
+
+uint64_t EstimateKvBytes(const models::ModelConfig& c, int64_t tokens, int64_t page_tokens, DType dtype,
+                         int64_t step_tokens) {
   const uint64_t pt = U(std::max<int64_t>(page_tokens, 1));
-  const uint64_t t = AlignUp(U(tokens), pt);
+  const uint64_t pages = AlignUp(U(tokens), pt) / pt;
   const uint64_t elem = dtype == DType::kF32 ? 4 : 2;
-  return U(c.n_layer) * t * U(c.kv_dim()) * 2 * elem;
+  uint64_t total_pages = 0;
+  for (int64_t l = 0; l < c.n_layer; ++l) {
+    uint64_t p = pages;
+    if (static_cast<size_t>(l) < c.layers.size() && c.layers[l].mixer == models::MixerKind::kSlidingAttention) {
+      const uint64_t span = U(c.layers[l].window - 1 + std::max<int64_t>(step_tokens, 1));
+      p = std::min(p, AlignUp(span, pt) / pt + 1);
+    }
+    total_pages += p;
+  }
+  return total_pages * pt * U(c.kv_dim()) * 2 * elem;
 }
 
 uint64_t EstimateSequenceKvBytes(const models::ModelConfig& c, int64_t ctx, int64_t kv_window, int64_t page_tokens,
-                                 DType dtype) {
-  if (kv_window <= 0 || ctx <= kv_window) return EstimateKvBytes(c, ctx, page_tokens, dtype);
+                                 DType dtype, int64_t step_tokens) {
+  if (kv_window <= 0 || ctx <= kv_window) return EstimateKvBytes(c, ctx, page_tokens, dtype, step_tokens);
   // Engine::NewSequence creates a DiskKv with these options.
   kv::KvLayout layout{c.n_layer, c.n_head_kv, c.head_dim, std::max<int64_t>(page_tokens, 1), dtype};
   kv::DiskKvOptions d;
@@ -129,7 +151,8 @@ Result<ResidencyPlan> PlanResidency(const models::ModelWeights& w, const Planner
   p.prefill_rows = o.prefill_chunk;
   p.threads = o.threads;
   const int64_t kv_tokens = p.kv_on_disk ? o.kv_window_tokens : o.ctx;
-  p.kv_bytes = U(o.n_seq) * EstimateSequenceKvBytes(c, o.ctx, o.kv_window_tokens, o.kv_page_tokens, o.kv_dtype);
+  p.kv_bytes =
+      U(o.n_seq) * EstimateSequenceKvBytes(c, o.ctx, o.kv_window_tokens, o.kv_page_tokens, o.kv_dtype, o.prefill_chunk);
 
   const auto& embd = w.token_embd();
   p.embedding_row_bytes = embd.row_bytes();
@@ -322,8 +345,22 @@ std::string FormatPlan(const models::ModelWeights& w, const ResidencyPlan& p) {
   add("activations", FormatBytes(p.activation_bytes) + " (steps of " + std::to_string(p.prefill_rows) + " rows, " +
                          std::to_string(p.threads) + " threads)");
   const int64_t kv_tokens = p.kv_on_disk ? p.kv_window_tokens : p.ctx;
+  // Sliding-window layers keep only their window in RAM (InRamKv releases the rest).
+  std::string sliding;
+  {
+    int64_t n_sliding = 0, window = 0;
+    for (const auto& spec : w.config().layers)
+      if (spec.mixer == models::MixerKind::kSlidingAttention) {
+        ++n_sliding;
+        window = std::max(window, spec.window);
+      }
+    if (n_sliding > 0 && !p.kv_on_disk && window < p.ctx)
+      sliding = "; " + std::to_string(n_sliding) + " of " + std::to_string(w.config().n_layer) +
+                " layers slide over " + std::to_string(window) + " tokens and hold only that";
+  }
   add("KV cache", FormatBytes(p.kv_bytes) + " (" + std::to_string(p.n_seq) + " x " + std::to_string(kv_tokens) +
-                      " tokens" + (p.kv_on_disk ? " of --kv-window + read-ahead; older pages on disk" : " in RAM") + ")");
+                      " tokens" + (p.kv_on_disk ? " of --kv-window + read-ahead; older pages on disk" : " in RAM") +
+                      sliding + ")");
   add("streaming ring", p.ring_slots == 0 ? std::string("none")
                                           : std::to_string(p.ring_slots) + " x " + FormatBytes(p.ring_slot_bytes) +
                                                 " = " + FormatBytes(p.ring_bytes()));

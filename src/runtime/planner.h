@@ -114,12 +114,18 @@ struct ResidencyPlan {
 
 // Bytes of transformer scratch, matmul scratch and logits for a step of `rows` rows.
 uint64_t EstimateActivationBytes(const models::ModelConfig& c, int64_t rows, int64_t max_logit_rows, int threads);
-// In-RAM KV bytes: n_layer × (tokens rounded up to pages) × kv_dim × 2 (K, V) × dtype.
-uint64_t EstimateKvBytes(const models::ModelConfig& c, int64_t tokens, int64_t page_tokens, DType dtype);
+// In-RAM KV bytes: Σ over layers of (pages held) × page_tokens × kv_dim × 2 (K, V) ×
+// dtype; a layer holds its tokens rounded up to pages, a sliding-window layer at most
+// ceil((window - 1 + step_tokens) / page_tokens) + 1 pages (InRamKv frees the rest:
+// the window before the step's first query plus the step's own rows).
+uint64_t EstimateKvBytes(const models::ModelConfig& c, int64_t tokens, int64_t page_tokens, DType dtype,
+                         int64_t step_tokens = 1);
+// Per-layer sliding windows of a model as kv::KvLayout::window wants them (0: full).
+std::vector<int64_t> SlidingWindows(const models::ModelConfig& c);
 // One sequence's KV RAM as the engine creates it (Engine::NewSequence): InRamKv for ctx
 // tokens when kv_window is 0 or ctx <= kv_window, else DiskKv's hot window + ring.
 uint64_t EstimateSequenceKvBytes(const models::ModelConfig& c, int64_t ctx, int64_t kv_window, int64_t page_tokens,
-                                 DType dtype);
+                                 DType dtype, int64_t step_tokens = 1);
 // Device bytes read for a group: page-aligned supersets of its matrices.
 uint64_t GroupReadBytes(const models::ModelWeights& w, int g);
 // Device bytes read for routed expert e of layer l: page-aligned supersets of its extents.

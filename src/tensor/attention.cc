@@ -239,9 +239,18 @@ void FoldItem(const AttentionShape& sh, const float* q, const int64_t* pos_q, co
   thread_local Scratch sc;
   const int64_t d = sh.head_dim, group = sh.n_head / sh.n_kv_head, stride = sh.n_kv_head * d;
   auto n_valid = [&](int64_t i) { return std::clamp<int64_t>(pos_q[i] - page.first_pos + 1, 0, page.n_tokens); };
+  // First key of the page query i sees (sliding window; 0 without one). Keys in
+  // [first_valid, n_valid) take part.
+  auto first_valid = [&](int64_t i) {
+    return sh.window > 0 ? std::clamp<int64_t>(pos_q[i] - sh.window + 1 - page.first_pos, 0, page.n_tokens) : 0;
+  };
   int64_t t_eff = 0;
-  for (int64_t i = i0; i < i1; ++i) t_eff = std::max(t_eff, n_valid(i));
-  if (t_eff == 0) return;
+  bool any = false;
+  for (int64_t i = i0; i < i1; ++i) {
+    t_eff = std::max(t_eff, n_valid(i));
+    any = any || first_valid(i) < n_valid(i);
+  }
+  if (t_eff == 0 || !any) return;
   const int64_t np = RoundUp16(t_eff);
   float* kt = Scratch::Get(sc.kt, d * np);
   float* vf = Scratch::Get(sc.vf, t_eff * d);
@@ -255,7 +264,7 @@ void FoldItem(const AttentionShape& sh, const float* q, const int64_t* pos_q, co
     const int R = static_cast<int>(std::min<int64_t>(kTile, n_rows - r0));
     const float* qr[kTile];
     float* accr[kTile];
-    int64_t pair[kTile], nv[kTile];
+    int64_t pair[kTile], nv[kTile], lo[kTile];
     int64_t nt = 0;  // keys any row of the tile sees
     for (int r = 0; r < R; ++r) {
       const int64_t i = i0 + (r0 + r) / nh, h = g * group + h0 + (r0 + r) % nh;
@@ -263,6 +272,8 @@ void FoldItem(const AttentionShape& sh, const float* q, const int64_t* pos_q, co
       qr[r] = q + pair[r] * d;
       accr[r] = st.acc() + pair[r] * d;
       nv[r] = n_valid(i);
+      lo[r] = first_valid(i);
+      if (lo[r] >= nv[r]) nv[r] = lo[r] = 0;  // the window excludes the whole page
       nt = std::max(nt, nv[r]);
     }
     if (nt == 0) continue;
@@ -282,9 +293,14 @@ void FoldItem(const AttentionShape& sh, const float* q, const int64_t* pos_q, co
         std::fill(sr, sr + npt, 0.0f);
         continue;
       }
+      if (sh.softcap > 0.0f) {  // Gemma 2: cap · tanh(s / cap) on the scaled score
+        const float cap = sh.softcap;
+        for (int64_t t = 0; t < nv[r]; ++t) sr[t] = cap * std::tanh(sr[t] / cap);
+      }
       __m512 vmax = _mm512_set1_ps(neg_inf);
       for (int64_t t = 0; t < npt; t += 16) {
-        const __mmask16 vis = TailMask(std::max<int64_t>(nv[r] - t, 0));
+        __mmask16 vis = TailMask(std::max<int64_t>(nv[r] - t, 0));
+        if (lo[r] > t) vis &= static_cast<__mmask16>(~TailMask(lo[r] - t));  // below the window
         const __m512 x = _mm512_mask_mov_ps(_mm512_set1_ps(neg_inf), vis, _mm512_loadu_ps(sr + t));
         _mm512_storeu_ps(sr + t, x);
         vmax = _mm512_max_ps(vmax, x);
@@ -376,11 +392,14 @@ void AttentionRef(const AttentionShape& s, const float* q, const int64_t* pos_q,
       for (const KvPageView& pg : pages) {
         for (int64_t t = 0; t < pg.n_tokens; ++t) {
           if (pg.first_pos + t > pos_q[i]) continue;
+          if (s.window > 0 && pg.first_pos + t <= pos_q[i] - s.window) continue;
           double dot = 0;
           for (int64_t j = 0; j < s.head_dim; ++j)
             dot += static_cast<double>(q[(i * s.n_head + h) * s.head_dim + j]) *
                    elem(pg, pg.k, (t * s.n_kv_head + g) * s.head_dim + j);
-          scores.push_back(dot * s.scale);
+          double score = dot * s.scale;
+          if (s.softcap > 0.0f) score = s.softcap * std::tanh(score / s.softcap);
+          scores.push_back(score);
           keys.emplace_back(&pg, t);
         }
       }

@@ -27,6 +27,13 @@ struct AttentionShape {
   int64_t n_kv_head;  // key/value heads; n_head % n_kv_head == 0 (query head h uses kv head h / (n_head / n_kv_head))
   int64_t head_dim;
   float scale;        // score = scale · q·k, usually 1/sqrt(head_dim)
+  // Sliding window (0: none): query at position p sees keys at positions k with
+  // p - window < k <= p, i.e. the window includes the query's own token (transformers'
+  // sliding_window_overlay: kv_idx > q_idx - sliding_window).
+  int64_t window = 0;
+  // Logit soft-capping (0: none, Gemma 2): score = softcap · tanh(score / softcap),
+  // applied to the scaled score before masking, as transformers' eager attention.
+  float softcap = 0.0f;
 };
 
 // One page of cached keys and values (non-owning). Token t of the page is at absolute
@@ -57,8 +64,8 @@ class AttentionState {
   std::vector<float> max_, sum_, acc_;
 };
 
-// Folds one page into st: for query i and head h, keys with position <= pos_q[i] take
-// part (others are masked). Parallel over (kv head × query block × head block) items;
+// Folds one page into st: for query i and head h, keys with position <= pos_q[i] (and,
+// with a window, > pos_q[i] - window) take part (others are masked). Parallel over (kv head × query block × head block) items;
 // each item widens and transposes its kv head's page once (f32 scratch per thread,
 // O(page tokens × head_dim)) for all the query heads of the group and all its queries.
 // q: [n_q, n_head, head_dim]   pos_q: [n_q]

@@ -95,4 +95,18 @@ int64_t Argmax(const float* x, int64_t n) {
   return best;
 }
 
+void GeGLUTanh(const float* gate, const float* up, int64_t n, float* out) {
+  const float beta = static_cast<float>(M_SQRT2 * M_2_SQRTPI * 0.5);  // √(2/π), as torch
+  const float kappa = 0.044715f;
+  for (int64_t i = 0; i < n; ++i) {
+    const float x = gate[i];
+    const float inner = beta * (x + kappa * (x * x * x));
+    out[i] = 0.5f * x * (1.0f + std::tanh(inner)) * up[i];
+  }
+}
+
+void SoftCap(float* x, int64_t n, float cap) {
+  for (int64_t i = 0; i < n; ++i) x[i] = cap * std::tanh(x[i] / cap);
+}
+
 }  // namespace spool

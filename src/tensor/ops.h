@@ -18,6 +18,14 @@ void RmsNorm(const float* x, const float* weight, float eps, int64_t n_rows, int
 // gate, up, out: [n]
 void SwiGLU(const float* gate, const float* up, int64_t n, float* out);
 
+// out[i] = gelu_tanh(gate[i]) * up[i] (GeGLU, Gemma), gelu_tanh(v) = 0.5·v·(1 + tanh(
+// √(2/π)·(v + 0.044715·v³))) in f32, the order of torch's gelu(approximate="tanh").
+// out may equal gate or up.   gate, up, out: [n]
+void GeGLUTanh(const float* gate, const float* up, int64_t n, float* out);
+
+// x[i] = cap · tanh(x[i] / cap) (logit soft-capping, Gemma 2). cap > 0.   x: [n]
+void SoftCap(float* x, int64_t n, float cap);
+
 // llama.cpp's SIMD expf (ggml-cpu vec.h ggml_v_expf on AVX-512, from ARM's optimized
 // routines: max error 1.45 ulp + 0.5), in scalar form with the same fma sequence, so
 // that it returns exactly what ggml's vector code returns lane by lane.

@@ -57,8 +57,8 @@ runtime::GenerateRequest Greedy(std::vector<int32_t> prompt, int64_t n) {
 }
 
 // One run of 2n tokens equals n tokens, save, restore (in a fresh engine), n more.
-void CheckSplitRun(int64_t window_save, int64_t window_load) {
-  const std::string model = Fixture("llama-gqa-tied-bf16");
+void CheckSplitRun(int64_t window_save, int64_t window_load, const std::string& name = "llama-gqa-tied-bf16") {
+  const std::string model = Fixture(name);
   const std::string path = TempDir("split") + "/s.session";
   auto e1 = Open(model, 0);
   const auto prompt = Prompt(70, e1->n_vocab());
@@ -91,6 +91,11 @@ void CheckSplitRun(int64_t window_save, int64_t window_load) {
 TEST(Session, SplitRunEqualsWholeRunInRam) { CheckSplitRun(0, 0); }
 TEST(Session, SplitRunEqualsWholeRunDiskToRam) { CheckSplitRun(20, 0); }
 TEST(Session, SplitRunEqualsWholeRunRamToDisk) { CheckSplitRun(0, 20); }
+// Gemma 3 (sliding layers of window 4): saved at 82 tokens, far past the window, with
+// the sliding layers' released rows stored as zeros; restores and continues identically.
+TEST(Session, SlidingWindowSplitRunInRam) { CheckSplitRun(0, 0, "gemma3-swa-bf16"); }
+TEST(Session, SlidingWindowSplitRunDiskToRam) { CheckSplitRun(20, 0, "gemma3-swa-bf16"); }
+TEST(Session, SlidingWindowSplitRunRamToDisk) { CheckSplitRun(0, 20, "gemma3-swa-bf16"); }
 
 class Damaged : public ::testing::Test {
  protected:

@@ -110,6 +110,42 @@ TEST_P(HfParity, ChunkedPrefillAgrees) {
   EXPECT_EQ(res->ids, ref_greedy);
 }
 
+// Fixtures with `sequence_logits` (tools/gen_gemma_fixtures.py: sliding-window models):
+// transformers' logits at every position of prompt + greedy continuation (42 tokens,
+// up to 10× the window), checked on the decode path (one token per step: the window
+// slides over released pages) and in one prefill step.
+TEST_P(HfParity, SequenceLogitsMatchTransformers) {
+  const std::string dir = FixtureDir() + "/" + GetParam();
+  std::ifstream f(dir + "/reference.json");
+  auto ref = nlohmann::json::parse(f);
+  if (!ref.contains("sequence_logits")) GTEST_SKIP() << "no sequence_logits in this fixture";
+  auto ids = ref["sequence_ids"].get<std::vector<int32_t>>();
+  auto want = ref["sequence_logits"].get<std::vector<std::vector<float>>>();
+  ASSERT_EQ(ids.size(), want.size());
+  auto engine = runtime::Engine::Open(dir, Options());
+  ASSERT_TRUE(engine.ok()) << engine.status().message();
+  auto& e = **engine;
+  const int64_t V = e.n_vocab();
+  auto worst = [&](const std::vector<float>& got) {
+    double w = 0;
+    for (size_t t = 0; t < ids.size(); ++t)
+      for (int64_t v = 0; v < V; ++v)
+        w = std::max(w, std::abs(got[t * V + v] - static_cast<double>(want[t][v])) / (1 + std::abs(want[t][v])));
+    return w;
+  };
+  std::vector<float> logits(ids.size() * V);
+  auto seq = e.NewSequence();
+  for (size_t t = 0; t < ids.size(); ++t) {
+    runtime::Sequence* s = seq.get();
+    ASSERT_TRUE(e.Decode(std::span<runtime::Sequence* const>(&s, 1), std::span<const int32_t>(&ids[t], 1),
+                         logits.data() + t * V).ok());
+  }
+  EXPECT_LT(worst(logits), 2e-4) << "decode path over " << ids.size() << " positions";
+  auto seq2 = e.NewSequence();
+  ASSERT_TRUE(e.Prefill(*seq2, ids, logits.data(), /*all_logits=*/true).ok());
+  EXPECT_LT(worst(logits), ref["storage_dtype"] == "float32" ? 2e-4 : 3e-2) << "one prefill step";
+}
+
 // GGUF mixture of experts (llama.cpp's names: ffn_gate_inp, ffn_{gate,up,down}_exps 3-D,
 // ffn_*_shexp; tools/gen_moe_gguf.py converts the HF fixtures, f32): the same weights
 // read from GGUF give bit-identical logits to the safetensors folder (prefill and decode)

@@ -152,6 +152,25 @@ TEST(Planner, KvTermMatchesTheStoreTheEngineCreates) {
   // context; tests/py/test_plan_cli.py shows the window freeing budget on SmolLM2.)
 }
 
+// Sliding-window layers count as their window (InRamKv releases what falls out): the
+// Gemma 3 fixture's 5 sliding layers (window 4) hold at most ceil((4 - 1 + chunk) / page)
+// + 1 pages each, its global layer the whole context; the plan text says so.
+TEST(Planner, SlidingLayersCountAsTheirWindow) {
+  auto w = Load(std::string(SPOOL_TEST_FIXTURES) + "/models/gemma3-swa-bf16");
+  const auto& c = w->config();
+  const uint64_t page = 16ull * c.kv_dim() * 2 * 2;  // bf16 K and V of one 16-token page
+  EXPECT_EQ(EstimateKvBytes(c, 256, 16, DType::kBF16, 64), page * (16 + 5 * ((3 + 64 + 15) / 16 + 1)));
+  EXPECT_EQ(EstimateKvBytes(c, 256, 16, DType::kBF16, 1), page * (16 + 5 * 2));
+  EXPECT_EQ(EstimateKvBytes(c, 8, 16, DType::kBF16, 1), page * 6);  // context shorter than a page
+  EXPECT_EQ(SlidingWindows(c), (std::vector<int64_t>{4, 4, 4, 4, 4, 0}));
+  auto o = Opts(1ull << 30);
+  auto p = PlanResidency(*w, o);
+  ASSERT_TRUE(p.ok()) << p.status().message();
+  EXPECT_EQ(p->kv_bytes, EstimateKvBytes(c, o.ctx, o.kv_page_tokens, o.kv_dtype, o.prefill_chunk));
+  const std::string text = FormatPlan(*w, *p);
+  EXPECT_NE(text.find("5 of 6 layers slide over 4 tokens"), std::string::npos) << text;
+}
+
 // Engine options reach the planner through one function; Engine::Plan (show --plan)
 // and Engine::Open plan the same.
 TEST(Planner, EnginePlanEqualsOpenPlan) {

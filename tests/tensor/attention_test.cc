@@ -29,17 +29,21 @@ struct Case {
   int64_t pos_offset; // absolute position of cache token 0
   bool scattered = false;  // query positions drawn at random from the whole cache (pages in their future)
   float k_scale = 2.0f;    // larger: sharper softmax (big score gaps, many exp underflows)
+  int64_t window = 0;      // sliding window (0: none)
+  float softcap = 0.0f;    // logit soft-capping (0: none)
 };
 
 std::string Name(const Case& c) {
   return std::string(DTypeName(c.dtype)) + " heads " + std::to_string(c.n_head) + "/" + std::to_string(c.n_kv_head) +
          " d" + std::to_string(c.head_dim) + " prefix " + std::to_string(c.prefix) + " n_q " + std::to_string(c.n_q) +
          " P " + std::to_string(c.page_size) +
-         (c.scattered ? " scattered" : "") + " kscale " + std::to_string(c.k_scale);
+         (c.scattered ? " scattered" : "") + " kscale " + std::to_string(c.k_scale) + " window " +
+         std::to_string(c.window) + " softcap " + std::to_string(c.softcap);
 }
 
 void RunCase(const Case& c, ThreadPool& pool, std::mt19937& rng) {
-  const AttentionShape shape{c.n_head, c.n_kv_head, c.head_dim, 1.0f / std::sqrt(static_cast<float>(c.head_dim))};
+  const AttentionShape shape{c.n_head, c.n_kv_head, c.head_dim, 1.0f / std::sqrt(static_cast<float>(c.head_dim)),
+                             c.window, c.softcap};
   const int64_t total = c.prefix + c.n_q;
   const int64_t row = c.n_kv_head * c.head_dim;
   auto kf = testing::RandomFloats(rng, total * row, c.k_scale), vf = testing::RandomFloats(rng, total * row);
@@ -120,6 +124,50 @@ TEST(Attention, SharpSoftmax) {
     RunCase({dt, 4, 1, 64, 500, 4, 64, 0, false, 40.0f}, pool, rng);
     RunCase({dt, 6, 2, 48, 120, 7, 32, 0, true, 40.0f}, pool, rng);
   }
+}
+
+// Sliding window (keys p - window < k <= p: transformers' sliding_window_overlay) and
+// logit soft-capping, alone and together: windows inside one page, across page
+// boundaries, of one token, longer than the context (all keys: acts as full attention),
+// with decode and prefill queries and scattered positions.
+TEST(Attention, SlidingWindowAndSoftcapMatchReference) {
+  std::mt19937 rng(13);
+  ThreadPool pool(2);
+  for (DType dt : {DType::kF32, DType::kBF16})
+    for (int64_t window : {1, 4, 7, 16, 50, 1000})
+      for (float cap : {0.0f, 2.0f}) {
+        RunCase({dt, 4, 2, 64, 60, 1, 16, 0, false, 2.0f, window, cap}, pool, rng);   // decode
+        RunCase({dt, 6, 2, 48, 37, 9, 8, 5, false, 2.0f, window, cap}, pool, rng);    // prefill chunk after a prefix
+        RunCase({dt, 4, 1, 40, 90, 6, 33, 0, true, 2.0f, window, cap}, pool, rng);    // scattered
+      }
+  RunCase({DType::kF32, 4, 1, 64, 200, 3, 16, 0, false, 40.0f, 20, 0.0f}, pool, rng);  // sharp
+  RunCase({DType::kF32, 4, 1, 64, 200, 3, 16, 0, false, 40.0f, 20, 5.0f}, pool, rng);  // sharp, capped
+}
+
+// A window longer than the context is full attention, bit for bit.
+TEST(Attention, WindowBeyondContextIsFullAttention) {
+  std::mt19937 rng(17);
+  ThreadPool pool(2);
+  const int64_t n_q = 5, total = 40, nh = 4, nkv = 2, d = 32, row = nkv * d;
+  auto k = testing::RandomFloats(rng, total * row), v = testing::RandomFloats(rng, total * row);
+  auto q = testing::RandomFloats(rng, n_q * nh * d);
+  std::vector<int64_t> pos(n_q);
+  for (int64_t i = 0; i < n_q; ++i) pos[i] = total - n_q + i;
+  auto run = [&](int64_t window) {
+    const AttentionShape shape{nh, nkv, d, 0.2f, window, 0.0f};
+    AttentionState st;
+    st.Reset(n_q, shape);
+    for (int64_t t0 = 0; t0 < total; t0 += 16)
+      AttentionFoldPage(pool, shape, q.data(), pos.data(), n_q,
+                        KvPageView{DType::kF32, k.data() + t0 * row, v.data() + t0 * row, std::min<int64_t>(16, total - t0), t0},
+                        st);
+    std::vector<float> out(n_q * nh * d);
+    AttentionFinalize(shape, st, out.data());
+    return out;
+  };
+  auto full = run(0), wide = run(total), wider = run(1 << 20);
+  EXPECT_EQ(std::memcmp(full.data(), wide.data(), full.size() * 4), 0);
+  EXPECT_EQ(std::memcmp(full.data(), wider.data(), full.size() * 4), 0);
 }
 
 // Bit-identity: the same kernel inputs give the same output whatever the thread count,
