@@ -72,9 +72,29 @@ Result<GenerateResult> Generate(Engine& engine, Sequence& seq, const GenerateReq
     return true;
   };
 
+  // Speculation: a verification step feeds [next, drafts...] with decode numerics and
+  // leaves one logit row per fed token; rows [row, n_rows) are still to be used. After
+  // sampling from row r, the draft token fed after it (draft[r]) is accepted when it
+  // equals the sampled token, and row r + 1 is next; otherwise the K/V of the drafts
+  // after it are dropped (the sampled token stays un-fed, as in plain decoding).
+  const int64_t V = engine.n_vocab();
+  int64_t row = 0, n_rows = 1;
+  int64_t n0 = 0;  // sequence length before the last verification step
+  std::vector<int32_t> draft, context, fed;
+  auto settle = [&]() -> Status {
+    if (n_rows <= 1) return Status::Ok();
+    const int64_t keep = n0 + row + 1;
+    if (seq.n_tokens() > keep) SPOOL_TRY(engine.Truncate(seq, keep));
+    res.spec.accepted += static_cast<uint64_t>(row);
+    req.drafter->Feedback(n_rows - 1, row);
+    n_rows = 1;
+    row = 0;
+    return Status::Ok();
+  };
+
   res.finish_reason = "length";
   for (int64_t i = 0; i < req.max_tokens; ++i) {
-    int32_t next = sampler.Sample(logits);
+    int32_t next = sampler.Sample(std::span<const float>(logits.data() + row * V, static_cast<size_t>(V)));
     sampler.Accept(next);
     res.ids.push_back(next);
     bool is_eos = tok && tok->eos_ids().count(next) > 0;
@@ -88,13 +108,47 @@ Result<GenerateResult> Generate(Engine& engine, Sequence& seq, const GenerateReq
       if (!emit(false)) break;
     }
     if (i + 1 == req.max_tokens) break;  // the last token stays un-fed (see generate.h)
+    if (row + 1 < n_rows && next == draft[static_cast<size_t>(row)]) {
+      ++row;  // accepted: its K/V are in the cache and the next row's logits are ready
+      continue;
+    }
+    SPOOL_TRY(settle());
     if (seq.n_tokens() + 1 > engine.ctx()) {
       res.finish_reason = "length";
       break;
     }
-    Sequence* s = &seq;
-    SPOOL_TRY(engine.Decode(std::span<Sequence* const>(&s, 1), std::span<const int32_t>(&next, 1), logits.data()));
+    // Drafts: at most what is left to emit after next's successor (the last emitted
+    // token is never fed), and what the context holds.
+    int64_t k = 0;
+    if (req.drafter) {
+      k = std::min(req.max_tokens - i - 2, engine.ctx() - seq.n_tokens() - 1);
+      if (k > 0) {
+        context.assign(seq.tokens().begin(), seq.tokens().end());
+        context.push_back(next);
+        draft.clear();
+        SPOOL_TRY(req.drafter->Draft(context, k, &draft));
+        if (static_cast<int64_t>(draft.size()) > k) draft.resize(static_cast<size_t>(k));
+        k = static_cast<int64_t>(draft.size());
+      }
+    }
+    ++res.spec.passes;
+    if (k == 0) {
+      Sequence* s = &seq;
+      SPOOL_TRY(engine.Decode(std::span<Sequence* const>(&s, 1), std::span<const int32_t>(&next, 1), logits.data()));
+      continue;
+    }
+    fed.assign(1, next);
+    fed.insert(fed.end(), draft.begin(), draft.end());
+    logits.resize(static_cast<size_t>((k + 1) * V));
+    n0 = seq.n_tokens();
+    Engine::StepItem item{&seq, fed, /*all_logits=*/true, /*decode_rows=*/true};
+    SPOOL_TRY(engine.Step(std::span<const Engine::StepItem>(&item, 1), logits.data()));
+    n_rows = k + 1;
+    row = 0;
+    res.spec.drafted += static_cast<uint64_t>(k);
+    ++res.spec.verify_steps;
   }
+  SPOOL_TRY(settle());
   if (decoder && res.finish_reason != "cancelled" && res.finish_reason != "stop") {
     res.text += decoder->Flush();
     emit(true);

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "runtime/engine.h"
+#include "runtime/speculative.h"
 #include "sampling/sampler.h"
 
 namespace spool::runtime {
@@ -18,6 +19,9 @@ struct GenerateRequest {
   int64_t max_tokens = 128;            // new tokens at most
   bool ignore_eos = false;
   std::vector<std::string> stop;       // stop strings (not included in the text)
+  // Speculative decoding (runtime/speculative.h); nullptr: plain decoding. The output is
+  // the same token for token; only the number of passes over the weights changes.
+  Drafter* drafter = nullptr;
 };
 
 struct GenerateResult {
@@ -27,6 +31,7 @@ struct GenerateResult {
   int64_t prompt_tokens = 0;
   double prefill_seconds = 0;          // time to the first generated token's logits
   double decode_seconds = 0;
+  SpecStats spec;                      // passes over the weights while decoding, drafts
 };
 
 // Called with each new text chunk; return false to stop (finish_reason "cancelled").
