@@ -118,7 +118,7 @@ Status Engine::PlanDraft() {
   d.load_tokenizer = false;
   d.kv_window = 0;  // all in RAM: the draft's KV is part of its resident cost
   d.io_backend = options_.io_backend;
-  d.max_draft = 0;
+  d.max_draft = options_.max_draft;  // its catch-up steps (ModelDrafter) have up to max_draft + 1 rows
   // Its whole plan with every group resident: a budget nothing exceeds; a fixed
   // baseline (the process's is already the target's).
   d.mem_budget = uint64_t{1} << 60;

@@ -40,8 +40,17 @@ Status ModelDrafter::Draft(std::span<const int32_t> context, int64_t max_tokens,
       static_cast<size_t>(std::mismatch(have.begin(), have.end(), context.begin(), context.end()).first - have.begin()),
       context.size() - 1);
   if (static_cast<int64_t>(common) < seq_->n_tokens()) SPOOL_TRY(e_.Truncate(*seq_, static_cast<int64_t>(common)));
-  logits_.resize(static_cast<size_t>(e_.n_vocab()));
-  SPOOL_TRY(e_.Prefill(*seq_, context.subspan(common), logits_.data()));
+  // A short catch-up (the last verification's accepted tokens) takes decode numerics, so
+  // that a model drafting for a copy of itself agrees with it; a prompt is prefilled.
+  const std::span<const int32_t> feed = context.subspan(common);
+  const int64_t V = e_.n_vocab();
+  logits_.resize(static_cast<size_t>(V));
+  if (static_cast<int64_t>(feed.size()) <= max_draft_ + 1) {
+    const Engine::StepItem item{seq_.get(), feed, /*all_logits=*/false, /*decode_rows=*/true};
+    SPOOL_TRY(e_.Step(std::span<const Engine::StepItem>(&item, 1), logits_.data()));
+  } else {
+    SPOOL_TRY(e_.Prefill(*seq_, feed, logits_.data()));
+  }
   for (int64_t i = 0; i < k; ++i) {
     const int32_t d = static_cast<int32_t>(std::max_element(logits_.begin(), logits_.end()) - logits_.begin());
     out->push_back(d);
