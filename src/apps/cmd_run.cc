@@ -190,6 +190,7 @@ int RunRun(int argc, char** argv) {
       {"decode_weight_passes", sp_st.passes},
       {"verify_steps", sp_st.verify_steps},
       {"tokens_per_weight_pass", runtime::TokensPerPass(sp_st)},
+      {"self_draft_built", engine.self_draft_built()},
   };
   // Mixture of experts: the expert cache's counters (lookups: an expert a row block's
   // router chose; a prefill chunk looks an expert up once for all its rows).

@@ -102,6 +102,11 @@ int RunServe(int argc, char** argv) {
   so.http_threads = static_cast<int>(http_threads);
   so.log_requests = log_requests;
   so.special_in_content = special_in_content;
+  {
+    auto spec = ef.Speculative();
+    if (!spec.ok()) return Fail(spec.status().message());
+    so.speculative = *spec;
+  }
 
   // Signals go to one watcher thread (created before any other thread so that every
   // thread inherits the blocked mask); a write to a closed socket is an error, not death.

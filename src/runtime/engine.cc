@@ -4,6 +4,7 @@
 #include <cstdlib>
 
 #include "base/timer.h"
+#include "runtime/self_draft.h"
 
 namespace spool::runtime {
 
@@ -24,7 +25,7 @@ PlannerOptions PlannerOptionsFor(const EngineOptions& options, int64_t ctx, int 
   return po;
 }
 
-Status Engine::PrepareAndPlan(const std::string& model) {
+Status Engine::PrepareAndPlan(const std::string& model, formats::ModelSource* given) {
   const EngineOptions& options = options_;
   if (options.kv_dtype != DType::kF32 && options.kv_dtype != DType::kBF16)
     return InvalidArgument("KV cache type must be f32 or bf16");
@@ -34,8 +35,12 @@ Status Engine::PrepareAndPlan(const std::string& model) {
   if (options.max_sequences < 1) return InvalidArgument("max sequences must be >= 1");
   if (options.disk_bytes_per_s < 0) return InvalidArgument("disk speed must be >= 0");
   kv_quota_ = std::make_shared<kv::DiskQuota>(options.kv_max_disk);
-  SPOOL_ASSIGN_OR_RETURN(formats::ModelSource src, formats::OpenModelSource(model));
-  SPOOL_ASSIGN_OR_RETURN(weights_, models::ModelWeights::Load(std::move(src)));
+  if (given) {
+    SPOOL_ASSIGN_OR_RETURN(weights_, models::ModelWeights::Load(std::move(*given)));
+  } else {
+    SPOOL_ASSIGN_OR_RETURN(formats::ModelSource src, formats::OpenModelSource(model));
+    SPOOL_ASSIGN_OR_RETURN(weights_, models::ModelWeights::Load(std::move(src)));
+  }
   if (options.ggml_numerics) {
     models::ModelConfig& mc = weights_->mutable_config();
     if (weights_->source().kind != formats::ModelSource::Kind::kGguf)
@@ -84,15 +89,28 @@ Status Engine::PrepareAndPlan(const std::string& model) {
 Status Engine::PlanDraft() {
   const std::string& path = options_.draft_model;
   if (options_.max_draft < 1) return InvalidArgument("--draft needs a draft length >= 1 (--draft-max)");
-  SPOOL_ASSIGN_OR_RETURN(formats::ModelSource src, formats::OpenModelSource(path));
-  SPOOL_ASSIGN_OR_RETURN(auto dw, models::ModelWeights::Load(std::move(src)));
+  DType self_type;
+  std::unique_ptr<models::ModelWeights> dw;
+  if (ParseSelfDraft(path, &self_type)) {
+    // A quantised copy of this model, cached under $SPOOL_HOME/drafts (runtime/self_draft.h).
+    SPOOL_ASSIGN_OR_RETURN(std::string fp, ModelFingerprint());
+    SPOOL_ASSIGN_OR_RETURN(formats::ModelSource src,
+                           OpenSelfDraft(weights_->source(), fp, self_type, kv::SpoolHome() + "/drafts", &self_draft_built_));
+    draft_source_ = src;
+    SPOOL_ASSIGN_OR_RETURN(dw, models::ModelWeights::Load(std::move(src)));
+  } else {
+    if (path.rfind("self", 0) == 0 && path.find(':') != std::string::npos)
+      return InvalidArgument("--draft " + path + ": a self-draft is self, self:q8_0 or self:q4_0");
+    SPOOL_ASSIGN_OR_RETURN(formats::ModelSource src, formats::OpenModelSource(path));
+    SPOOL_ASSIGN_OR_RETURN(dw, models::ModelWeights::Load(std::move(src)));
+  }
   const auto& dc = dw->config();
   if (dc.n_vocab != n_vocab())
     return InvalidArgument("draft model " + path + " has a vocabulary of " + std::to_string(dc.n_vocab) +
                            " tokens but " + weights_->source().display_name + " has " + std::to_string(n_vocab()) +
                            "; a draft model must share the target's vocabulary");
   if (dc.has_moe()) return InvalidArgument("draft model " + path + ": a mixture-of-experts draft model is not supported");
-  if (tokenizer_) {
+  if (tokenizer_ && !draft_source_) {
     // Same size is not the same vocabulary: compare every token's text.
     std::unique_ptr<tokenizer::Tokenizer> dt;
     const auto& s = dw->source();
@@ -117,6 +135,7 @@ Status Engine::PlanDraft() {
   d.kv_page_tokens = options_.kv_page_tokens;
   d.load_tokenizer = false;
   d.kv_window = 0;  // all in RAM: the draft's KV is part of its resident cost
+  d.max_sequences = std::max<int64_t>(options_.max_sequences, 1);  // a draft sequence per decoding one (bound)
   d.io_backend = options_.io_backend;
   d.max_draft = options_.max_draft;  // its catch-up steps (ModelDrafter) have up to max_draft + 1 rows
   // Its whole plan with every group resident: a budget nothing exceeds; a fixed
@@ -130,10 +149,15 @@ Status Engine::PlanDraft() {
 }
 
 Result<std::unique_ptr<Engine>> Engine::Open(const std::string& model, const EngineOptions& options) {
+  return OpenImpl(model, options, nullptr);
+}
+
+Result<std::unique_ptr<Engine>> Engine::OpenImpl(const std::string& model, const EngineOptions& options,
+                                                 formats::ModelSource* given) {
   Stopwatch sw;
   std::unique_ptr<Engine> e(new Engine());
   e->options_ = options;
-  SPOOL_TRY(e->PrepareAndPlan(model));
+  SPOOL_TRY(e->PrepareAndPlan(model, given));
   StreamingOptions so;
   so.reader.backend = options.io_backend;
   so.expert_eviction = options.expert_eviction;
@@ -143,7 +167,8 @@ Result<std::unique_ptr<Engine>> Engine::Open(const std::string& model, const Eng
   e->provider_ = std::move(streaming);
   e->transformer_ = std::make_unique<models::Transformer>(*e->weights_, *e->pool_);
   if (!options.draft_model.empty()) {
-    auto d = Engine::Open(options.draft_model, e->draft_options_);
+    auto d = e->draft_source_ ? OpenImpl(options.draft_model, e->draft_options_, &*e->draft_source_)
+                              : Engine::Open(options.draft_model, e->draft_options_);
     if (!d.ok()) return Status(d.status().code(), "draft model " + options.draft_model + ": " + d.status().message());
     if (!(*d)->plan().all_resident())
       return InternalError("draft model " + options.draft_model + " was planned resident but streams");

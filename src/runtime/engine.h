@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -67,7 +68,9 @@ struct EngineOptions {
   // verification step at most (planning: steps of max_draft + 1 rows); 0: no speculation.
   int64_t max_draft = 0;
   // A draft model (--draft MODEL): same vocabulary, opened with the engine, kept
-  // resident; its whole plan is taken off mem_budget. "": none.
+  // resident; its whole plan is taken off mem_budget. "": none. "self", "self:q8_0",
+  // "self:q4_0": a quantised copy of this model (runtime/self_draft.h), built once
+  // under $SPOOL_HOME/drafts.
   std::string draft_model;
 };
 
@@ -133,6 +136,8 @@ class Engine {
   ThreadPool& pool() { return *pool_; }
   // The draft model's engine (EngineOptions::draft_model), nullptr when none.
   Engine* draft_engine() { return draft_.get(); }
+  // A self-draft (draft_model "self[:q8_0|q4_0]") was (re)built by this Open / Plan.
+  bool self_draft_built() const { return self_draft_built_; }
 
   std::unique_ptr<Sequence> NewSequence();
 
@@ -197,7 +202,10 @@ class Engine {
   Engine() = default;
   // Open's steps before any weight is read: options, model metadata, context, thread
   // pool, tokenizer (so the measured baseline includes it), plan_, the disk probe.
-  Status PrepareAndPlan(const std::string& model);
+  // given: the model's source already opened (a self-draft), else opened from `model`.
+  Status PrepareAndPlan(const std::string& model, formats::ModelSource* given = nullptr);
+  static Result<std::unique_ptr<Engine>> OpenImpl(const std::string& model, const EngineOptions& options,
+                                                  formats::ModelSource* given);
   Status CheckTokens(std::span<const int32_t> tokens) const;
   // Checks the draft model (options_.draft_model) against this one (vocabulary) and
   // sizes its resident plan: sets draft_options_ and draft_bytes_.
@@ -218,6 +226,8 @@ class Engine {
   std::unique_ptr<Engine> draft_;            // EngineOptions::draft_model
   EngineOptions draft_options_;              // how draft_ is opened (set by PlanDraft)
   uint64_t draft_bytes_ = 0;                 // its resident plan's bytes
+  std::optional<formats::ModelSource> draft_source_;  // a self-draft's source (runtime/self_draft.h)
+  bool self_draft_built_ = false;            // PlanDraft wrote the self-draft copy
 };
 
 }  // namespace spool::runtime

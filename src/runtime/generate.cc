@@ -92,9 +92,23 @@ Result<GenerateResult> Generate(Engine& engine, Sequence& seq, const GenerateReq
     return Status::Ok();
   };
 
+  // Sampled drafts (a draft model with sample_drafts) at temperature > 0 go through the
+  // rejection rule (SpeculativeSample); every other draft is checked by exact match.
+  if (req.drafter) req.drafter->SetSampling(req.sampling);
+  const bool rejection = req.drafter && req.drafter->sampled() && req.sampling.temperature > 0;
+
   res.finish_reason = "length";
   for (int64_t i = 0; i < req.max_tokens; ++i) {
-    int32_t next = sampler.Sample(std::span<const float>(logits.data() + row * V, static_cast<size_t>(V)));
+    const std::span<const float> row_logits(logits.data() + row * V, static_cast<size_t>(V));
+    int32_t next;
+    if (rejection && row + 1 < n_rows) {
+      const auto& q = req.drafter->draft_distributions();
+      SPOOL_CHECK(static_cast<int64_t>(q.size()) >= n_rows - 1);
+      next = SpeculativeSample(sampler, sampler.Distribution(row_logits), q[static_cast<size_t>(row)],
+                               draft[static_cast<size_t>(row)]);
+    } else {
+      next = sampler.Sample(row_logits);
+    }
     sampler.Accept(next);
     res.ids.push_back(next);
     bool is_eos = tok && tok->eos_ids().count(next) > 0;

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "base/check.h"
+
 namespace spool::runtime {
 
 Status PromptLookupDrafter::Draft(std::span<const int32_t> context, int64_t max_tokens, std::vector<int32_t>* out) {
@@ -22,12 +24,43 @@ Status PromptLookupDrafter::Draft(std::span<const int32_t> context, int64_t max_
   return Status::Ok();
 }
 
-ModelDrafter::ModelDrafter(Engine& draft, int64_t max_draft)
+ModelDrafter::ModelDrafter(Engine& draft, int64_t max_draft, bool sample_drafts)
     : e_(draft), seq_(draft.NewSequence()), max_draft_(std::max<int64_t>(max_draft, 1)),
-      k_(std::min<int64_t>(4, max_draft_)) {}
+      k_(std::min<int64_t>(4, max_draft_)), sample_drafts_(sample_drafts) {}
+
+void ModelDrafter::SetSampling(const sampling::SamplingParams& params) {
+  if (!sample_drafts_) return;
+  sampling::SamplingParams p = params;
+  p.repeat_penalty = 1.0f;
+  p.presence_penalty = p.frequency_penalty = 0.0f;
+  p.seed = params.seed ^ 0x9E3779B97F4A7C15ull;  // its own stream, reproducible from the request's seed
+  sampler_ = std::make_unique<sampling::Sampler>(p);
+}
+
+int32_t SpeculativeSample(sampling::Sampler& target, const sampling::TokenDistribution& p,
+                          const sampling::TokenDistribution& q, int32_t d) {
+  const double pd = p.Prob(d), qd = q.Prob(d);
+  SPOOL_CHECK(qd > 0);
+  if (target.Uniform() * qd < pd) return d;
+  // Residual over p's candidates (where p > q); q's other tokens have p = 0 there.
+  sampling::TokenDistribution r;
+  double sum = 0;
+  for (size_t i = 0; i < p.ids.size(); ++i) {
+    const double x = p.probs[i] - q.Prob(p.ids[i]);
+    if (x > 0 && p.ids[i] != d) {
+      r.ids.push_back(p.ids[i]);
+      r.probs.push_back(x);
+      sum += x;
+    }
+  }
+  if (r.ids.empty() || !(sum > 0)) return target.Draw(p);  // p == q up to rounding: cannot happen after a rejection
+  for (double& x : r.probs) x /= sum;
+  return target.Draw(r);
+}
 
 Status ModelDrafter::Draft(std::span<const int32_t> context, int64_t max_tokens, std::vector<int32_t>* out) {
   out->clear();
+  q_.clear();
   if (context.empty()) return Status::Ok();
   int64_t k = std::min(k_, max_tokens);
   // The draft sequence holds context + k - 1 tokens at the end (the last draft is not fed).
@@ -52,7 +85,13 @@ Status ModelDrafter::Draft(std::span<const int32_t> context, int64_t max_tokens,
     SPOOL_TRY(e_.Prefill(*seq_, feed, logits_.data()));
   }
   for (int64_t i = 0; i < k; ++i) {
-    const int32_t d = static_cast<int32_t>(std::max_element(logits_.begin(), logits_.end()) - logits_.begin());
+    int32_t d;
+    if (sample_drafts_ && sampler_) {
+      q_.push_back(sampler_->Distribution(logits_));
+      d = sampler_->Draw(q_.back());
+    } else {
+      d = static_cast<int32_t>(std::max_element(logits_.begin(), logits_.end()) - logits_.begin());
+    }
     out->push_back(d);
     if (i + 1 == k) break;
     Sequence* s = seq_.get();
@@ -69,6 +108,7 @@ void ModelDrafter::Feedback(int64_t drafted, int64_t accepted) {
 
 Result<std::unique_ptr<Drafter>> MakeDrafter(Engine& engine, const SpeculativeOptions& o) {
   if (!o.enabled()) return std::unique_ptr<Drafter>();
+  if (o.sample_drafts && !o.draft_model) return InvalidArgument("sampled drafts need a draft model (--draft MODEL)");
   if (o.lookup && o.draft_model) return InvalidArgument("choose one drafter: prompt lookup or a draft model, not both");
   if (o.max_draft < 1 || o.max_draft > 64)
     return InvalidArgument("draft length must be in [1, 64], got " + std::to_string(o.max_draft));
@@ -80,7 +120,7 @@ Result<std::unique_ptr<Drafter>> MakeDrafter(Engine& engine, const SpeculativeOp
   }
   Engine* draft = engine.draft_engine();
   if (draft == nullptr) return InvalidArgument("speculation with a draft model needs the model opened with --draft MODEL");
-  return std::unique_ptr<Drafter>(new ModelDrafter(*draft, o.max_draft));
+  return std::unique_ptr<Drafter>(new ModelDrafter(*draft, o.max_draft, o.sample_drafts));
 }
 
 }  // namespace spool::runtime

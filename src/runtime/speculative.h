@@ -27,6 +27,7 @@
 
 #include "base/status.h"
 #include "runtime/engine.h"
+#include "sampling/sampler.h"
 
 namespace spool::runtime {
 
@@ -55,6 +56,16 @@ class Drafter {
     (void)drafted;
     (void)accepted;
   }
+  // Sampled drafts (ModelDrafter with sample_drafts): Draft draws token i from
+  // draft_distributions()[i], and Generate applies the rejection rule with those
+  // distributions. false: deterministic drafts, checked by exact match.
+  virtual bool sampled() const { return false; }
+  virtual const std::vector<sampling::TokenDistribution>& draft_distributions() const { return no_distributions_; }
+  // The request's sampling settings (Generate calls it first; sampled drafters only).
+  virtual void SetSampling(const sampling::SamplingParams& params) { (void)params; }
+
+ private:
+  std::vector<sampling::TokenDistribution> no_distributions_;
 };
 
 // Prompt lookup: the longest n-gram (ngram_max down to ngram_min tokens) ending the
@@ -74,22 +85,37 @@ class PromptLookupDrafter final : public Drafter {
 
 // A draft model (EngineOptions::draft_model, opened by the target engine, resident):
 // keeps its own sequence in step with the context (truncating what the target
-// rejected, prefilling what it accepted) and drafts greedily. Draft length: starts at
-// min(4, max_draft); grows by 2 after a fully accepted draft, else becomes accepted + 1.
+// rejected, prefilling what it accepted) and drafts greedily, or (sample_drafts) by
+// sampling at the request's settings without penalties, seeded from the request's seed.
+// Draft length: starts at min(4, max_draft); grows by 2 after a fully accepted draft,
+// else becomes accepted + 1.
 class ModelDrafter final : public Drafter {
  public:
-  ModelDrafter(Engine& draft, int64_t max_draft);
+  ModelDrafter(Engine& draft, int64_t max_draft, bool sample_drafts = false);
   std::string name() const override { return "model"; }
   Status Draft(std::span<const int32_t> context, int64_t max_tokens, std::vector<int32_t>* out) override;
   void Feedback(int64_t drafted, int64_t accepted) override;
+  bool sampled() const override { return sample_drafts_; }
+  const std::vector<sampling::TokenDistribution>& draft_distributions() const override { return q_; }
+  void SetSampling(const sampling::SamplingParams& params) override;
   int64_t draft_length() const { return k_; }
 
  private:
   Engine& e_;
   std::unique_ptr<Sequence> seq_;
   int64_t max_draft_, k_;
+  bool sample_drafts_;
+  std::unique_ptr<sampling::Sampler> sampler_;  // sample_drafts_ after SetSampling
+  std::vector<sampling::TokenDistribution> q_;
   std::vector<float> logits_;
 };
+
+// The rejection rule of speculative sampling for one draft token d drawn from q, given
+// the target's distribution p: accept with probability min(1, p(d)/q(d)) (one draw of
+// `target`'s RNG); else draw from norm(max(0, p − q)) (a second draw). Returns the token
+// to emit: d when accepted, never d otherwise. Its distribution is exactly p.
+int32_t SpeculativeSample(sampling::Sampler& target, const sampling::TokenDistribution& p,
+                          const sampling::TokenDistribution& q, int32_t d);
 
 // What a command or a request asks for. lookup and draft_model exclude each other.
 struct SpeculativeOptions {
@@ -97,6 +123,11 @@ struct SpeculativeOptions {
   bool draft_model = false;  // the engine's draft model (EngineOptions::draft_model)
   int64_t max_draft = 8;     // draft tokens per verification at most
   int ngram_max = 3, ngram_min = 1;
+  // Draft model only: sample the drafts and apply the rejection rule (the output keeps
+  // the target's distribution but is no longer the plain run's ids for a seed; higher
+  // acceptance at high temperature). Used by Generate (run, chat); the scheduler
+  // checks drafts by exact match, which is exact for any drafter.
+  bool sample_drafts = false;
   bool enabled() const { return lookup || draft_model; }
 };
 

@@ -21,6 +21,7 @@
 
 #include "base/status.h"
 #include "runtime/engine.h"
+#include "runtime/speculative.h"
 
 namespace spool::server {
 
@@ -54,6 +55,9 @@ struct ServerOptions {
   // Special-token text inside chat message content becomes control tokens (as
   // transformers); default: it stays plain text (chat/chat_prompt.h).
   bool special_in_content = false;
+  // Speculative decoding for requests without a "speculative" field (--lookup,
+  // --draft MODEL: the draft model itself is engine.draft_model).
+  runtime::SpeculativeOptions speculative;
 };
 
 class Server {

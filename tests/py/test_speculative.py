@@ -88,3 +88,127 @@ def test_show_plan_counts_the_draft_model(spool_bin, stories):
     assert with_draft["draft_bytes"] > 0
     r = run(spool_bin, "show", stories, "--plan", "--draft", stories)
     assert "draft model" in r.stdout
+
+
+def test_session_continued_with_lookup_equals_one_plain_run(spool_bin, stories, tmp_path):
+    """A session saved after a speculative run (drafts rolled back) continues exactly."""
+    import os
+    env = dict(os.environ, SPOOL_HOME=str(tmp_path / "home"))
+
+    def gen(prompt, *extra):
+        r = run(spool_bin, "run", stories, prompt, "--temp", "0", "--json", "--ignore-eos", *extra, env=env)
+        assert r.returncode == 0, r.stderr
+        return json.loads(r.stdout)
+
+    prompt = "Once upon a time, there was a girl. Once upon a time, there was a"
+    whole = gen(prompt, "-n", "40")
+    a = gen(prompt, "-n", "20", "--session", "s", "--lookup")
+    b = gen("", "-n", "20", "--session", "s", "--lookup")
+    assert a["ids"] + b["ids"] == whole["ids"]
+    assert a["stats"]["speculative"]["drafted_tokens"] > 0
+    # The saved sequence held exactly the fed tokens: only the pending one was fed.
+    assert b["stats"]["prompt_tokens_reused"] == len(a["prompt_ids"]) + 19
+
+
+def test_serve_per_request_speculative_and_metrics(smollm2):
+    from server_util import LiveServer
+    s = LiveServer("--threads", "2", "--parallel", "2", model=smollm2)
+    try:
+        s.wait_ready()
+        body = {"messages": [{"role": "user", "content": "Repeat exactly: " + REPEAT}], "max_tokens": 40,
+                "temperature": 0}
+        st, plain = s.request("POST", "/v1/chat/completions", body)
+        assert st == 200, plain
+        st, spec = s.request("POST", "/v1/chat/completions", {**body, "speculative": {"lookup": True, "max_draft": 6}})
+        assert st == 200, spec
+        assert spec["choices"][0]["message"]["content"] == plain["choices"][0]["message"]["content"]
+        st, spec2 = s.request("POST", "/v1/chat/completions", {**body, "speculative": True})
+        assert st == 200 and spec2["choices"][0]["message"]["content"] == plain["choices"][0]["message"]["content"]
+        st, err = s.request("POST", "/v1/chat/completions", {**body, "speculative": {"draft": True}})
+        assert st == 400 and "draft model" in err["error"]["message"], err
+        st, err = s.request("POST", "/v1/chat/completions", {**body, "speculative": {"lookahead": 3}})
+        assert st == 400 and err["error"]["param"] == "speculative.lookahead", err
+        st, err = s.request("POST", "/v1/chat/completions", {**body, "speculative": "yes"})
+        assert st == 400, err
+        # Ollama: the same top-level field.
+        st, ol = s.request("POST", "/api/generate", {"prompt": "Repeat exactly: " + REPEAT, "stream": False,
+                                                       "speculative": {"lookup": True},
+                                                       "options": {"temperature": 0, "num_predict": 20}})
+        assert st == 200, ol
+        st, metrics = s.request("GET", "/metrics")
+        values = {l.split()[0]: float(l.split()[1]) for l in metrics.splitlines() if l and not l.startswith("#")}
+        assert values["spool_speculative_drafted_tokens_total"] > 0
+        assert 0 < values["spool_speculative_accepted_tokens_total"] <= values["spool_speculative_drafted_tokens_total"]
+        assert values["spool_decode_tokens_per_weight_pass"] > 1
+    finally:
+        s.stop()
+
+
+def test_serve_default_lookup_keeps_the_text(smollm2):
+    from server_util import LiveServer
+    body = {"prompt": REPEAT, "max_tokens": 30, "temperature": 0}
+    texts = []
+    for extra in [[], ["--lookup"]]:
+        s = LiveServer("--threads", "2", *extra, model=smollm2)
+        try:
+            s.wait_ready()
+            st, r = s.request("POST", "/v1/completions", body)
+            assert st == 200, r
+            texts.append(r["choices"][0]["text"])
+            st, metrics = s.request("GET", "/metrics")
+            drafted = [l for l in metrics.splitlines() if l.startswith("spool_speculative_drafted_tokens_total")]
+            assert (float(drafted[0].split()[1]) > 0) == bool(extra)
+        finally:
+            s.stop()
+    assert texts[0] == texts[1]
+
+
+def test_batch_with_lookup_equals_without(spool_bin, smollm2, tmp_path):
+    lines = []
+    for i in range(4):
+        body = {"prompt": f"{REPEAT} ({i})", "max_tokens": 24, "temperature": 0}
+        if i == 3:
+            body["speculative"] = False  # a job may opt out
+        lines.append(json.dumps({"custom_id": f"j{i}", "method": "POST", "url": "/v1/completions", "body": body}))
+    inp = tmp_path / "in.jsonl"
+    inp.write_text("\n".join(lines) + "\n")
+    outs = []
+    for name, extra in [("plain", []), ("lookup", ["--lookup"])]:
+        out = tmp_path / f"{name}.jsonl"
+        r = run(spool_bin, "batch", smollm2, "--in", str(inp), "--out", str(out), "--threads", "2", "--batch", "2",
+                *extra, timeout=300)
+        assert r.returncode == 0, r.stderr
+        if extra:
+            assert "speculative:" in r.stderr
+        recs = sorted((json.loads(l) for l in out.read_text().splitlines()), key=lambda x: x["custom_id"])
+        outs.append([x["response"]["body"]["choices"][0]["text"] for x in recs])
+    assert outs[0] == outs[1]
+
+
+def test_draft_self_keeps_the_ids_and_is_made_once(spool_bin, stories, tmp_path):
+    import os
+    env = dict(os.environ, SPOOL_HOME=str(tmp_path / "home"))
+    args = ["Once upon a time", "-n", "60", "--temp", "0", "--ignore-eos", "--json"]
+    plain = run(spool_bin, "run", stories, *args, env=env)
+    first = run(spool_bin, "run", stories, *args, "--draft", "self", env=env)
+    second = run(spool_bin, "run", stories, *args, "--draft", "self", env=env)
+    for r in (plain, first, second):
+        assert r.returncode == 0, r.stderr
+    p, a, b = (json.loads(r.stdout) for r in (plain, first, second))
+    assert a["ids"] == p["ids"] and b["ids"] == p["ids"]
+    sa, sb = a["stats"]["speculative"], b["stats"]["speculative"]
+    assert sa["self_draft_built"] and not sb["self_draft_built"]
+    assert sa["accepted_tokens"] > sa["drafted_tokens"] // 2  # a Q8_0 copy mostly agrees
+    assert len(list((tmp_path / "home" / "drafts").glob("*-q8_0.spd"))) == 1
+    r = run(spool_bin, "run", stories, *args, "--draft", "self:q3", env=env)
+    assert r.returncode != 0 and "self:q4_0" in r.stderr
+
+
+def test_draft_sample_is_reproducible(spool_bin, stories):
+    args = ["Once upon a time", "-n", "40", "--temp", "1", "--seed", "5", "--ignore-eos", "--draft", stories,
+            "--draft-sample"]
+    a, b = run_json(spool_bin, stories, *args), run_json(spool_bin, stories, *args)
+    assert a["ids"] == b["ids"]
+    assert a["stats"]["speculative"]["drafted_tokens"] > 0
+    r = run(spool_bin, "run", stories, "Hi", "--lookup", "--draft-sample")
+    assert r.returncode != 0 and "--draft-sample needs --draft" in r.stderr

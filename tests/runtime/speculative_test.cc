@@ -8,12 +8,16 @@
 // draft model.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdlib>
+#include <map>
 #include <cstring>
+#include <filesystem>
 #include <random>
 
 #include "runtime/engine.h"
 #include "runtime/generate.h"
+#include "runtime/scheduler.h"
 #include "runtime/speculative.h"
 #include "synthetic_model.h"
 
@@ -234,6 +238,88 @@ TEST_P(Spec, DraftModelEmitsExactlyThePlainIds) {
 INSTANTIATE_TEST_SUITE_P(Kv, Spec, ::testing::Values(false, true),
                          [](const ::testing::TestParamInfo<bool>& i) { return i.param ? "DiskKv" : "RamKv"; });
 
+// The scheduler: requests with and without drafts share steps; each gets the ids it
+// gets alone without speculation (greedy and seeded), and the counters add up.
+TEST(SpecScheduler, RequestsWithDraftsShareStepsAndKeepTheirIds) {
+  for (bool disk : {false, true}) {
+    SCOPED_TRACE(disk);
+    EngineOptions o = Options(disk);
+    o.draft_model = SyntheticModel("bf16", 384, 7);  // drafting for itself
+    o.max_draft = 6;
+    PlanForScheduler(&o, 4);
+    auto e = Open(SyntheticModel("bf16", 384, 7), o);
+    ASSERT_NE(e, nullptr);
+    const int64_t V = e->n_vocab();
+    std::vector<ScheduledRequest> reqs;
+    for (int i = 0; i < 6; ++i) {
+      ScheduledRequest r;
+      r.prompt = i % 2 ? RepetitivePrompt(V) : RandomIds(9 + i, V, 40 + i);
+      r.max_tokens = 30 + i;
+      r.sampling = SamplingCases()[i % 3];
+      reqs.push_back(r);
+    }
+    auto wait = [](RequestHandle& h) {
+      RequestHandle::Event ev;
+      for (;;) {
+        EXPECT_TRUE(h.Next(&ev, 60000));
+        if (ev.kind == RequestHandle::Event::Kind::kDone) return ev.completion;
+        if (ev.kind == RequestHandle::Event::Kind::kError) {
+          ADD_FAILURE() << ev.error.message();
+          return Completion{};
+        }
+      }
+    };
+    std::vector<std::vector<int32_t>> alone;
+    {
+      SchedulerOptions so;
+      so.max_active = 1;
+      so.prefix_cache_entries = 0;
+      Scheduler s(*e, so);
+      for (const auto& r : reqs) alone.push_back(wait(*s.Submit(r)).ids);
+    }
+    // Lookup for odd requests, the draft model for every third, none for the rest.
+    for (size_t i = 0; i < reqs.size(); ++i) {
+      reqs[i].speculative.lookup = i % 2 == 1;
+      reqs[i].speculative.draft_model = i % 3 == 0 && i % 2 == 0;
+      reqs[i].speculative.max_draft = 5;
+    }
+    SchedulerOptions so;
+    so.max_active = 4;
+    so.prefix_cache_entries = 2;
+    Scheduler s(*e, so);
+    auto handles = s.SubmitMany(reqs);
+    uint64_t drafted = 0, accepted = 0;
+    for (size_t i = 0; i < handles.size(); ++i) {
+      const Completion c = wait(*handles[i]);
+      EXPECT_EQ(c.ids, alone[i]) << "request " << i;
+      // (Lookup finds little to draft from random tokens sampled at temperature 1.)
+      if (reqs[i].speculative.draft_model || (reqs[i].speculative.lookup && reqs[i].sampling.temperature == 0)) {
+        EXPECT_GT(c.spec.drafted, 0u) << "request " << i;
+      } else if (!reqs[i].speculative.enabled()) {
+        EXPECT_EQ(c.spec.drafted, 0u);
+      }
+      if (reqs[i].speculative.draft_model && reqs[i].sampling.temperature == 0) {
+        EXPECT_EQ(c.spec.accepted, c.spec.drafted);
+      }
+      drafted += c.spec.drafted;
+      accepted += c.spec.accepted;
+    }
+    const SchedulerStats st = s.stats();
+    EXPECT_EQ(static_cast<uint64_t>(st.spec_drafted), drafted);
+    EXPECT_EQ(static_cast<uint64_t>(st.spec_accepted), accepted);
+    // A request asking for a draft model on an engine without one fails alone.
+    auto plain = Open(SyntheticModel("bf16", 384, 7), Options(disk));
+    Scheduler s2(*plain, SchedulerOptions{});
+    ScheduledRequest bad = reqs[0];
+    bad.speculative.draft_model = true;
+    bad.speculative.lookup = false;
+    RequestHandle::Event ev;
+    auto h = s2.Submit(bad);
+    ASSERT_TRUE(h->Next(&ev, 60000));
+    EXPECT_EQ(ev.kind, RequestHandle::Event::Kind::kError);
+  }
+}
+
 TEST(SpecStreamed, LookupOnAStreamedModelEmitsThePlainIds) {
   // Plan once with everything resident, then give a budget 3 layers short: streamed.
   const std::string path = SyntheticModel("streamed", 2048, 5, 512, 6);
@@ -291,6 +377,137 @@ TEST(SpecDraft, PlannerCountsTheDraftModel) {
   ::unsetenv("SPOOL_TEST_PLAN_BASELINE");
   ASSERT_FALSE(tight.ok());
   EXPECT_NE(tight.status().message().find("draft model"), std::string::npos) << tight.status().message();
+}
+
+// Two-sample chi-square of equal-size samples over categories with >= 10 observations
+// in all (the rest merged); true when it stays below the 0.1% critical value.
+bool SameDistribution(const std::vector<int32_t>& a, const std::vector<int32_t>& b, double* stat, int* df) {
+  std::map<int32_t, std::pair<double, double>> n;
+  for (int32_t x : a) n[x].first += 1;
+  for (int32_t x : b) n[x].second += 1;
+  double ra = 0, rb = 0, chi = 0;
+  int cats = 0;
+  for (auto& [id, c] : n) {
+    if (c.first + c.second < 10) {
+      ra += c.first, rb += c.second;
+      continue;
+    }
+    chi += (c.first - c.second) * (c.first - c.second) / (c.first + c.second);
+    ++cats;
+  }
+  if (ra + rb > 0) chi += (ra - rb) * (ra - rb) / (ra + rb), ++cats;
+  *stat = chi;
+  *df = std::max(cats - 1, 1);
+  const double k = *df, z = 3.09;  // Wilson–Hilferty, p = 0.001
+  const double crit = k * std::pow(1 - 2 / (9 * k) + z * std::sqrt(2 / (9 * k)), 3);
+  return chi < crit;
+}
+
+// The rejection rule with sampled drafts: stories260K (peaked) drafted by a random
+// model (flat), so most drafts are rejected and the residual is sampled often; the
+// tokens at positions 1..3 have plain sampling's distribution over 1,000 seeds. And a
+// seed gives the same ids twice.
+TEST(SpecSampling, RejectionRuleKeepsTheTargetsDistribution) {
+  EngineOptions o = Options(false);
+  o.draft_model = SyntheticModel("draft512", 512, 99, 64);
+  o.max_draft = 4;
+  auto e = Open(Stories(), o);
+  ASSERT_NE(e, nullptr);
+  SpeculativeOptions so;
+  so.draft_model = true;
+  so.max_draft = 4;
+  so.sample_drafts = true;
+  auto d = MakeDrafter(*e, so);
+  ASSERT_TRUE(d.ok()) << d.status().message();
+  ASSERT_TRUE((*d)->sampled());
+  const std::vector<int32_t> prompt = {1, 403, 407, 261, 378, 431, 429, 306};
+  sampling::SamplingParams sp = sampling::SamplingParams::Greedy();
+  sp.temperature = 1.0f;
+  const int kRuns = 1000, kTokens = 4;
+  std::vector<std::vector<int32_t>> plain(kTokens), spec(kTokens);
+  uint64_t drafted = 0, accepted = 0;
+  for (int seed = 0; seed < kRuns; ++seed) {
+    sp.seed = static_cast<uint64_t>(seed) * 7919 + 1;
+    const auto a = GenerateIds(*e, prompt, nullptr, sp, kTokens);
+    SpecStats st;
+    const auto b = GenerateIds(*e, prompt, d->get(), sp, kTokens, &st);
+    ASSERT_EQ(a.size(), static_cast<size_t>(kTokens));
+    ASSERT_EQ(b.size(), static_cast<size_t>(kTokens));
+    for (int t = 0; t < kTokens; ++t) plain[t].push_back(a[t]), spec[t].push_back(b[t]);
+    drafted += st.drafted;
+    accepted += st.accepted;
+    if (seed < 3) {
+      EXPECT_EQ(b, GenerateIds(*e, prompt, d->get(), sp, kTokens)) << "seed " << seed;
+    }
+  }
+  EXPECT_GT(drafted, 0u);
+  EXPECT_GT(accepted, 0u);
+  EXPECT_LT(accepted, drafted);
+  for (int t = 1; t < kTokens; ++t) {
+    double chi = 0;
+    int df = 0;
+    EXPECT_TRUE(SameDistribution(plain[t], spec[t], &chi, &df)) << "position " << t << ": chi2 " << chi << ", df " << df;
+  }
+  // The test has power: the drafts' own distribution is far from the target's.
+  std::vector<int32_t> uniform;
+  std::mt19937 rng(5);
+  for (int i = 0; i < kRuns; ++i) uniform.push_back(static_cast<int32_t>(rng() % 512));
+  double chi = 0;
+  int df = 0;
+  EXPECT_FALSE(SameDistribution(plain[1], uniform, &chi, &df));
+}
+
+// --draft self: a Q8_0 (Q4_0) copy drafts for the model; greedy ids unchanged, most
+// drafts accepted; the copy is made once, reused, and rebuilt when the model changes.
+TEST(SelfDraft, QuantisedCopyDraftsAndIsRebuiltWhenTheModelChanges) {
+  const std::string home = ::testing::TempDir() + "/speculative_test_home";
+  std::filesystem::remove_all(home);
+  ::setenv("SPOOL_HOME", home.c_str(), 1);
+  const std::string target = SyntheticModel("selfdraft", 384, 21, 128, 3);
+  for (const char* type : {"self", "self:q4_0"}) {
+    SCOPED_TRACE(type);
+    EngineOptions o = Options(false);
+    o.draft_model = type;
+    o.max_draft = 6;
+    auto e = Open(target, o);
+    ASSERT_NE(e, nullptr);
+    EXPECT_TRUE(e->self_draft_built());
+    ASSERT_NE(e->draft_engine(), nullptr);
+    const auto* wq = e->draft_engine()->source().FindTensor("model.layers.0.self_attn.q_proj.weight");
+    ASSERT_NE(wq, nullptr);
+    EXPECT_EQ(wq->dtype, std::string(type) == "self" ? DType::kQ8_0 : DType::kQ4_0);
+    EXPECT_EQ(e->draft_engine()->source().FindTensor("model.norm.weight")->dtype, DType::kBF16);  // copied
+    SpeculativeOptions so;
+    so.draft_model = true;
+    so.max_draft = 6;
+    auto d = MakeDrafter(*e, so);
+    ASSERT_TRUE(d.ok());
+    for (const auto& sp : SamplingCases()) {
+      SpecStats st;
+      EXPECT_EQ(GenerateIds(*e, RandomIds(12, 384, 3), nullptr, sp, 50),
+                GenerateIds(*e, RandomIds(12, 384, 3), d->get(), sp, 50, &st));
+      if (sp.temperature == 0) {
+        EXPECT_GT(st.accepted * 2, st.drafted) << st.accepted << " of " << st.drafted;
+      }
+    }
+    auto again = Open(target, o);
+    ASSERT_NE(again, nullptr);
+    EXPECT_FALSE(again->self_draft_built());  // reused
+  }
+  // The model changes (other weights, same path): a new copy.
+  std::filesystem::remove_all(target);
+  SyntheticModel("selfdraft", 384, 22, 128, 3);
+  EngineOptions o = Options(false);
+  o.draft_model = "self";
+  auto e = Open(target, o);
+  ASSERT_NE(e, nullptr);
+  EXPECT_TRUE(e->self_draft_built());
+  size_t copies = 0;
+  for (auto& f : std::filesystem::directory_iterator(home + "/drafts")) copies += f.path().extension() == ".spd";
+  EXPECT_EQ(copies, 3u);
+  o.draft_model = "self:q2_k";
+  EXPECT_FALSE(Engine::Open(target, o).ok());
+  ::unsetenv("SPOOL_HOME");
 }
 
 TEST(SpecLookup, ProposesWhatFollowedTheLatestLongestMatch) {
