@@ -140,7 +140,7 @@ Status WriteCopy(const formats::ModelSource& target, const std::string& fingerpr
         if (Status st = f.ReadAt(src.data(), t.offset + in_row * r0, in_row * m); !st.ok()) return fail(st.message());
         for (int64_t r = 0; r < m; ++r) {
           DequantizeRow(t.dtype, src.data() + in_row * r, row.data(), cols);
-          QuantizeRow(c.dtype, row.data(), cols, dst.data() + out_row * r);
+          QuantizeWeightRow(c.dtype, row.data(), cols, dst.data() + out_row * r);
         }
         if (std::fwrite(dst.data(), 1, dst.size(), out) != dst.size()) return fail("write failed (disk full?)");
       }

@@ -24,7 +24,7 @@ float RoundHalfAway(float v) {
 }
 }  // namespace
 
-void QuantizeRowQ8_0(const float* x, int64_t n, uint8_t* dst) {
+void QuantizeWeightRowQ8_0(const float* x, int64_t n, uint8_t* dst) {
   SPOOL_CHECK(n % kBlock == 0);
   for (int64_t b = 0; b < n / kBlock; ++b, x += kBlock, dst += 2 + kBlock) {
     float amax = 0;
@@ -39,7 +39,7 @@ void QuantizeRowQ8_0(const float* x, int64_t n, uint8_t* dst) {
   }
 }
 
-void QuantizeRowQ4_0(const float* x, int64_t n, uint8_t* dst) {
+void QuantizeWeightRowQ4_0(const float* x, int64_t n, uint8_t* dst) {
   SPOOL_CHECK(n % kBlock == 0);
   for (int64_t b = 0; b < n / kBlock; ++b, x += kBlock, dst += 2 + kBlock / 2) {
     int imax = 0;
@@ -57,11 +57,11 @@ void QuantizeRowQ4_0(const float* x, int64_t n, uint8_t* dst) {
   }
 }
 
-void QuantizeRow(DType type, const float* x, int64_t n, uint8_t* dst) {
+void QuantizeWeightRow(DType type, const float* x, int64_t n, uint8_t* dst) {
   switch (type) {
-    case DType::kQ8_0: QuantizeRowQ8_0(x, n, dst); return;
-    case DType::kQ4_0: QuantizeRowQ4_0(x, n, dst); return;
-    default: SPOOL_CHECK(false && "QuantizeRow: Q8_0 or Q4_0 only");
+    case DType::kQ8_0: QuantizeWeightRowQ8_0(x, n, dst); return;
+    case DType::kQ4_0: QuantizeWeightRowQ4_0(x, n, dst); return;
+    default: SPOOL_CHECK(false && "QuantizeWeightRow: Q8_0 or Q4_0 only");
   }
 }
 

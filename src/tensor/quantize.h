@@ -1,4 +1,4 @@
-// Weight quantisers: f32 rows → GGML blocks, bit for bit what gguf-py's
+// Weight quantisers (not the activation quantisers of quantize_act.h): f32 rows → GGML blocks, bit for bit what gguf-py's
 // `gguf.quants.quantize` writes (and so llama.cpp's reference quantize_row_*_ref), for
 // the types spool makes copies in (speculative self-drafts, issue 16).
 //
@@ -18,9 +18,9 @@
 namespace spool {
 
 // n must be a multiple of 32. dst: n / 32 blocks (34 bytes each for Q8_0, 18 for Q4_0).
-void QuantizeRowQ8_0(const float* x, int64_t n, uint8_t* dst);
-void QuantizeRowQ4_0(const float* x, int64_t n, uint8_t* dst);
+void QuantizeWeightRowQ8_0(const float* x, int64_t n, uint8_t* dst);
+void QuantizeWeightRowQ4_0(const float* x, int64_t n, uint8_t* dst);
 // type: kQ8_0 or kQ4_0 (checked).
-void QuantizeRow(DType type, const float* x, int64_t n, uint8_t* dst);
+void QuantizeWeightRow(DType type, const float* x, int64_t n, uint8_t* dst);
 
 }  // namespace spool

@@ -38,7 +38,7 @@ TEST_P(QuantizeFixture, BytesEqualGgufPy) {
   std::memcpy(x.data(), in.data(), in.size());
   ASSERT_EQ(*DTypeBytes(t, n), want.size());
   std::vector<uint8_t> got(want.size());
-  QuantizeRow(t, x.data(), n, got.data());
+  QuantizeWeightRow(t, x.data(), n, got.data());
   const size_t block = want.size() / static_cast<size_t>(n / 32);
   int bad = 0;
   for (size_t i = 0; i < got.size(); ++i)
@@ -59,7 +59,7 @@ TEST(Quantize, RoundTripWithinAboutHalfAStep) {
   for (auto& v : x) v = nd(rng);
   for (DType t : {DType::kQ8_0, DType::kQ4_0}) {
     std::vector<uint32_t> q((*DTypeBytes(t, n) + 3) / 4);
-    QuantizeRow(t, x.data(), n, reinterpret_cast<uint8_t*>(q.data()));
+    QuantizeWeightRow(t, x.data(), n, reinterpret_cast<uint8_t*>(q.data()));
     DequantizeRow(t, q.data(), y.data(), n);
     for (int64_t b = 0; b < n / 32; ++b) {
       float amax = 0;
