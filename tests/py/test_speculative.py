@@ -45,7 +45,8 @@ def test_lookup_and_draft_keep_the_ids_on_stories(spool_bin, stories, sampling):
         assert s["tokens_per_weight_pass"] > 3
 
 
-@pytest.mark.parametrize("kv", [["--kv-window", "0"], ["--ctx", "1024", "--kv-window", "256"]])
+@pytest.mark.parametrize("kv", [["--kv-window", "0"], ["--ctx", "1024", "--kv-window", "256"],
+                                ["--kv-window", "0", "--numerics", "ggml", "--kv-type", "f32"]])
 def test_lookup_keeps_the_ids_on_smollm2(spool_bin, smollm2, kv):
     # With --kv-window 256 the 400-odd prompt tokens spill pages to disk.
     prompt = " ".join([REPEAT] * 12)

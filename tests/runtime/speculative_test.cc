@@ -107,6 +107,25 @@ TEST_P(Spec, VerificationRowsAreBitIdenticalToDecodeSteps) {
   }
 }
 
+TEST_P(Spec, VerificationRowsEqualDecodeStepsWithGgmlNumerics) {
+  // --numerics ggml: verification rows take llama.cpp's single-token attention kernel.
+  EngineOptions o = Options(GetParam());
+  o.ggml_numerics = true;
+  o.kv_dtype = DType::kF32;
+  auto e = Open(Stories(), o);
+  ASSERT_NE(e, nullptr);
+  const int64_t V = e->n_vocab(), k = 10;
+  const auto prompt = RandomIds(40, V, 1), tokens = RandomIds(k, V, 2);
+  std::vector<float> scratch(V), plain(k * V), verify(k * V);
+  auto a = e->NewSequence(), b = e->NewSequence();
+  ASSERT_TRUE(e->Prefill(*a, prompt, scratch.data()).ok());
+  for (int64_t i = 0; i < k; ++i) ASSERT_TRUE(DecodeOne(*e, *a, tokens[i], plain.data() + i * V).ok());
+  ASSERT_TRUE(e->Prefill(*b, prompt, scratch.data()).ok());
+  const Engine::StepItem item{b.get(), tokens, true, true};
+  ASSERT_TRUE(e->Step(std::span<const Engine::StepItem>(&item, 1), verify.data()).ok());
+  for (int64_t i = 0; i < k; ++i) EXPECT_TRUE(SameBits(plain.data() + i * V, verify.data() + i * V, V)) << "row " << i;
+}
+
 TEST_P(Spec, RollbackGivesTheLogitsOfARunThatNeverSawTheRejectedTokens) {
   for (const std::string& path : ModelPaths()) {
     SCOPED_TRACE(path);
