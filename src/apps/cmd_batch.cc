@@ -171,6 +171,8 @@ int RunBatch(int argc, char** argv) {
   if (!shard.ok()) return Fail(shard.status().message());
   auto opts = ef.ToOptions(Workload{Workload::Kind::kBatch, batch_size, 0});
   if (!opts.ok()) return Fail(opts.status().message());
+  auto spec_default = ef.Speculative();
+  if (!spec_default.ok()) return Fail(spec_default.status().message());
   {
     char a[PATH_MAX], b[PATH_MAX];
     if (::realpath(in_path.c_str(), a) && ::realpath(out_path.c_str(), b) && std::string(a) == b)
@@ -285,6 +287,14 @@ int RunBatch(int argc, char** argv) {
           f.format = *rf;
         f.opens_reasoning = chat::PromptOpensReasoning(f.format, rendered);
         sr.keep_special_tokens = f.spec.chat && f.format == chat::ReasoningFormat::kHarmony;
+        // A job's "speculative" field over the flags (as spool serve's requests).
+        if (auto e = server::ResolveSpeculative(f.spec.speculative, *spec_default, (*engine)->draft_engine() != nullptr,
+                                                false, &sr.speculative)) {
+          if (!write(batch::ErrorRecord(*l, LineError{"invalid_request", e->message}))) return 1;
+          ++done;
+          ++failed;
+          continue;
+        }
         fresh.push_back(std::move(sr));
         flight.push_back(std::move(f));
       }
@@ -358,6 +368,15 @@ int RunBatch(int argc, char** argv) {
                  sched_stats.decode_seconds, static_cast<double>(gen_tokens) / run_s,
                  sched_stats.decode_seconds > 0 ? static_cast<double>(sched_stats.decode_batch_tokens) / sched_stats.decode_seconds : 0.0,
                  static_cast<long long>(sched_stats.decode_steps), mean_batch);
+    if (sched_stats.spec_drafted > 0)
+      std::fprintf(stderr,
+                   "spool batch: speculative: %lld draft tokens verified, %lld accepted (%.1f%%); %.2f tokens per decode "
+                   "step (pass over the weights)\n",
+                   static_cast<long long>(sched_stats.spec_drafted), static_cast<long long>(sched_stats.spec_accepted),
+                   100.0 * static_cast<double>(sched_stats.spec_accepted) / static_cast<double>(sched_stats.spec_drafted),
+                   sched_stats.decode_steps > 0 ? static_cast<double>(sched_stats.decode_batch_tokens + sched_stats.spec_accepted) /
+                                                      static_cast<double>(sched_stats.decode_steps)
+                                                : 0.0);
   }
   return 0;
 }

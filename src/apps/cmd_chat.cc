@@ -239,9 +239,14 @@ int RunChat(int argc, char** argv) {
   auto sp = sf.ToParams();
   if (!sp.ok()) return Fail(sp.status().message());
   if (n_predict < 1) return Fail("--max-tokens must be >= 1");
+  auto spec = ef.Speculative();
+  if (!spec.ok()) return Fail(spec.status().message());
   auto engine_r = runtime::Engine::Open(resolved->path, *opts);
   if (!engine_r.ok()) return Fail(engine_r.status().message());
   runtime::Engine& engine = **engine_r;
+  // One drafter for the whole conversation (a draft model keeps its own sequence in step).
+  auto drafter = runtime::MakeDrafter(engine, *spec);
+  if (!drafter.ok()) return Fail(drafter.status().message());
   const tokenizer::Tokenizer* tok = engine.tokenizer();
   if (!tok) return Fail(resolved->path + ": the model has no tokenizer");
   {
@@ -317,6 +322,7 @@ int RunChat(int argc, char** argv) {
     runtime::GenerateRequest req;
     req.prompt.assign(ids->begin() + common, ids->end());
     req.sampling = st.sampling;
+    req.drafter = drafter->get();
     req.max_tokens = std::min<int64_t>(st.max_tokens, engine.ctx() - static_cast<int64_t>(ids->size()));
     req.keep_special_tokens = *format == chat::ReasoningFormat::kHarmony;
     if (req.max_tokens < 1) {

@@ -84,9 +84,13 @@ int RunRun(int argc, char** argv) {
   opts->measure_disk = stats;  // the plan printed by --stats predicts decode speed
   auto sp = sf.ToParams();
   if (!sp.ok()) return Fail(sp.status().message());
+  auto spec = ef.Speculative();
+  if (!spec.ok()) return Fail(spec.status().message());
   auto engine_r = runtime::Engine::Open(model, *opts);
   if (!engine_r.ok()) return Fail(engine_r.status().message());
   runtime::Engine& engine = **engine_r;
+  auto drafter = runtime::MakeDrafter(engine, *spec);
+  if (!drafter.ok()) return Fail(drafter.status().message());
   std::unique_ptr<std::FILE, int (*)(std::FILE*)> trace(nullptr, std::fclose);
   if (!trace_routing.empty()) {
     if (!engine.config().has_moe()) return Fail("--trace-routing: " + model + " is not a mixture-of-experts model");
@@ -122,6 +126,7 @@ int RunRun(int argc, char** argv) {
     if (!ids.ok()) return Fail("--debug-forced-output: " + ids.status().message());
     req.forced_output = *ids;
   }
+  req.drafter = drafter->get();
   if (ids_given) {
     auto ids = ParseIdList(ids_text);
     if (!ids.ok()) return Fail(ids.status().message());
@@ -210,6 +215,19 @@ int RunRun(int argc, char** argv) {
       {"compute_s", fs.seconds_compute},
       {"plan", runtime::PlanToJson(engine.weights(), plan)},
   };
+  // Speculative decoding: drafts verified and accepted, passes over the weights while
+  // decoding (every pass emits one token plus the drafts it accepted).
+  const runtime::SpecStats& sp_st = res->spec;
+  st["speculative"] = {
+      {"drafter", *drafter ? (*drafter)->name() : std::string("none")},
+      {"drafted_tokens", sp_st.drafted},
+      {"accepted_tokens", sp_st.accepted},
+      {"acceptance_rate", sp_st.drafted > 0 ? static_cast<double>(sp_st.accepted) / sp_st.drafted : 0.0},
+      {"decode_weight_passes", sp_st.passes},
+      {"verify_steps", sp_st.verify_steps},
+      {"tokens_per_weight_pass", runtime::TokensPerPass(sp_st)},
+      {"self_draft_built", engine.self_draft_built()},
+  };
   // Mixture of experts: the expert cache's counters (lookups: an expert a row block's
   // router chose; a prefill chunk looks an expert up once for all its rows).
   const uint64_t expert_lookups = ss.expert_hits + ss.expert_misses;
@@ -251,6 +269,14 @@ int RunRun(int argc, char** argv) {
                  FormatBytes(es.decode_weight_bytes).c_str(),
                  es.decode_seconds > 0 ? es.decode_weight_bytes / es.decode_seconds / 1e9 : 0.0, fs.seconds_weight_wait,
                  fs.seconds_compute, runtime::FormatPlan(engine.weights(), plan).c_str());
+    if (*drafter)
+      std::fprintf(stderr,
+                   "speculative (%s): %llu drafted, %llu accepted (%.1f%%), %llu passes over the weights while "
+                   "decoding, %.2f tokens per pass\n",
+                   (*drafter)->name().c_str(), static_cast<unsigned long long>(sp_st.drafted),
+                   static_cast<unsigned long long>(sp_st.accepted),
+                   sp_st.drafted > 0 ? 100.0 * sp_st.accepted / sp_st.drafted : 0.0,
+                   static_cast<unsigned long long>(sp_st.passes), runtime::TokensPerPass(sp_st));
     if (engine.config().has_moe())
       std::fprintf(stderr,
                    "expert cache: %llu hits, %llu misses (%.1f%% hits), %.2f experts looked up per token; "

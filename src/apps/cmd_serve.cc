@@ -116,6 +116,11 @@ int RunServe(int argc, char** argv) {
     if (text->empty()) return Fail("--debug-forced-output: " + forced_output + " is empty");
     so.debug_forced_output = *text;
   }
+  {
+    auto spec = ef.Speculative();
+    if (!spec.ok()) return Fail(spec.status().message());
+    so.speculative = *spec;
+  }
 
   // Signals go to one watcher thread (created before any other thread so that every
   // thread inherits the blocked mask); a write to a closed socket is an error, not death.

@@ -29,7 +29,29 @@ EngineFlags AddEngineFlags(ArgParser& p) {
   f.disk_bw = &p.String("--disk-bw", "", "disk read speed for the plan's decode prediction, bytes/s (e.g. 1.5G); "
                                           "default: measured by a short O_DIRECT read when weights stream and the "
                                           "plan is shown (show --plan, run --stats)");
+  f.lookup = &p.Flag("--lookup", "speculative decoding with prompt-lookup drafts (n-grams of the prompt and output); "
+                                 "the output is unchanged, more tokens per pass over the weights");
+  f.draft = &p.String("--draft", "", "speculative decoding with a draft MODEL (same vocabulary, kept resident, "
+                                     "counted in --mem-budget), or self / self:q4_0: a Q8_0 / Q4_0 copy of the "
+                                     "model made once under $SPOOL_HOME/drafts; the output is unchanged");
+  f.draft_sample = &p.Flag("--draft-sample", "with --draft and --temp > 0: the draft model samples its drafts and "
+                                             "the standard rejection rule keeps the target's distribution (seeded, "
+                                             "reproducible, but not the ids of a plain run); default: greedy drafts, "
+                                             "the plain run's ids");
+  f.draft_max = &p.Int("--draft-max", 8, "draft tokens verified per step at most (with --lookup or --draft)");
   return f;
+}
+
+Result<runtime::SpeculativeOptions> EngineFlags::Speculative() const {
+  runtime::SpeculativeOptions o;
+  if (*lookup && !draft->empty()) return InvalidArgument("--lookup and --draft exclude each other: choose one drafter");
+  if (*draft_max < 1 || *draft_max > 64) return InvalidArgument("--draft-max must be in [1, 64], got " + std::to_string(*draft_max));
+  o.lookup = *lookup;
+  o.draft_model = !draft->empty();
+  o.max_draft = *draft_max;
+  o.sample_drafts = *draft_sample;
+  if (o.sample_drafts && draft->empty()) return InvalidArgument("--draft-sample needs --draft MODEL");
+  return o;
 }
 
 Result<Workload::Kind> ParseWorkloadKind(const std::string& name) {
@@ -82,6 +104,9 @@ Result<runtime::EngineOptions> EngineFlags::ToOptions(const Workload& workload) 
     if (*b == 0) return InvalidArgument("--disk-bw must be positive");
     o.disk_bytes_per_s = static_cast<double>(*b);
   }
+  SPOOL_ASSIGN_OR_RETURN(runtime::SpeculativeOptions spec, Speculative());
+  if (spec.enabled() || !draft->empty()) o.max_draft = spec.max_draft;
+  o.draft_model = *draft;
   switch (workload.kind) {
     case Workload::Kind::kRun:
     case Workload::Kind::kChat:

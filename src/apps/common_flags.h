@@ -6,6 +6,7 @@
 
 #include "apps/args.h"
 #include "runtime/engine.h"
+#include "runtime/speculative.h"
 #include "sampling/sampler.h"
 
 namespace spool::apps {
@@ -36,6 +37,13 @@ struct EngineFlags {
   std::string* expert_eviction;  // "lru" or "freq"
   std::string* numerics;    // "spool" or "ggml"
   std::string* disk_bw;     // --disk-bw SIZE per second ("": measure when a plan is shown)
+  // Speculative decoding (runtime/speculative.h; docs/parts/speculative.md).
+  bool* lookup;             // --lookup: prompt-lookup drafts
+  std::string* draft;       // --draft MODEL: a draft model ("": none)
+  int64_t* draft_max;       // --draft-max N: draft tokens per verification at most
+  bool* draft_sample;       // --draft-sample: sampled drafts + the rejection rule
+  // The drafter the flags select (a request may override it: serve, batch).
+  Result<runtime::SpeculativeOptions> Speculative() const;
   // Converts to EngineOptions for `workload` (perplexity: ctx 512 by default and a
   // logit row per position; serve/batch: the scheduler's steps and sequences);
   // InvalidArgument naming the flag on bad values.

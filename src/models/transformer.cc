@@ -24,7 +24,7 @@ std::vector<Transformer::RowSegment> Transformer::Segments(std::span<const SeqSt
   for (auto& s : batch) {
     const int64_t m = static_cast<int64_t>(s.tokens.size());
     const int64_t rows = logit_rows ? (s.all_logits ? m : 1) : m;
-    const bool gemv = m == 1;
+    const bool gemv = m == 1 || s.decode_rows;  // decode numerics: row-independent GEMV
     if (rows == 0) continue;
     if (gemv && !out.empty() && out.back().gemv && out.back().row0 + out.back().rows == r) out.back().rows += rows;
     else out.push_back(RowSegment{r, rows, gemv});
@@ -68,7 +68,8 @@ Status Transformer::Attention(const SeqStep& s, int64_t layer, int64_t row0, con
   const int64_t first_seen = shape.window > 0 ? pos0 - shape.window + 1 : 0;
   if (c_.ggml_numerics) {
     // llama.cpp's kernels: its batched GEMM for a prefill chunk, its dot for one token.
-    const GgmlAttnKernel kernel = n > 1 ? GgmlAttnKernel::kBatch : GgmlAttnKernel::kSingle;
+    // Verification rows (decode_rows) take the single-token kernel, row by row as decode.
+    const GgmlAttnKernel kernel = n > 1 && !s.decode_rows ? GgmlAttnKernel::kBatch : GgmlAttnKernel::kSingle;
     return AttentionGgml(
         pool_, shape, qs, ps, n, kernel,
         [&](const std::function<void(const KvPageView&)>& fn) { return s.kv->ForEachPage(layer, pos0 + n, fn); },

@@ -40,6 +40,11 @@ struct SeqStep {
   kv::SequenceKv* kv = nullptr;       // the sequence's cache; new tokens start at kv->n_tokens()
   std::span<const int32_t> tokens;    // new tokens (ids already range-checked by the caller)
   bool all_logits = false;            // logits for every token (perplexity) or only the last
+  // Every row takes the decode path (GEMV, single-query attention kernel), as if its
+  // tokens were fed one decode step at a time: row i's logits are bit-identical to
+  // decoding tokens[0..i] one by one. Speculative verification (runtime/speculative.h)
+  // sets it so that checking drafts never changes the output.
+  bool decode_rows = false;
 };
 
 // Counters of one Transformer, cumulative.

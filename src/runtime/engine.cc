@@ -4,6 +4,7 @@
 #include <cstdlib>
 
 #include "base/timer.h"
+#include "runtime/self_draft.h"
 
 namespace spool::runtime {
 
@@ -17,14 +18,14 @@ PlannerOptions PlannerOptionsFor(const EngineOptions& options, int64_t ctx, int 
   po.kv_dtype = options.kv_dtype;
   po.kv_page_tokens = options.kv_page_tokens;
   po.kv_window_tokens = options.kv_window;  // NewSequence's choice of InRamKv / DiskKv, below
-  po.prefill_chunk = std::max(options.prefill_chunk, options.max_step_rows);
+  po.prefill_chunk = std::max({options.prefill_chunk, options.max_step_rows, options.max_draft + 1});
   po.max_logit_rows = options.max_logit_rows;
   po.threads = threads;
   po.prefetch_depth = options.prefetch_depth;
   return po;
 }
 
-Status Engine::PrepareAndPlan(const std::string& model) {
+Status Engine::PrepareAndPlan(const std::string& model, formats::ModelSource* given) {
   const EngineOptions& options = options_;
   if (options.kv_dtype != DType::kF32 && options.kv_dtype != DType::kBF16)
     return InvalidArgument("KV cache type must be f32 or bf16");
@@ -34,8 +35,12 @@ Status Engine::PrepareAndPlan(const std::string& model) {
   if (options.max_sequences < 1) return InvalidArgument("max sequences must be >= 1");
   if (options.disk_bytes_per_s < 0) return InvalidArgument("disk speed must be >= 0");
   kv_quota_ = std::make_shared<kv::DiskQuota>(options.kv_max_disk);
-  SPOOL_ASSIGN_OR_RETURN(formats::ModelSource src, formats::OpenModelSource(model));
-  SPOOL_ASSIGN_OR_RETURN(weights_, models::ModelWeights::Load(std::move(src)));
+  if (given) {
+    SPOOL_ASSIGN_OR_RETURN(weights_, models::ModelWeights::Load(std::move(*given)));
+  } else {
+    SPOOL_ASSIGN_OR_RETURN(formats::ModelSource src, formats::OpenModelSource(model));
+    SPOOL_ASSIGN_OR_RETURN(weights_, models::ModelWeights::Load(std::move(src)));
+  }
   if (options.ggml_numerics) {
     models::ModelConfig& mc = weights_->mutable_config();
     if (weights_->source().kind != formats::ModelSource::Kind::kGguf)
@@ -65,7 +70,9 @@ Status Engine::PrepareAndPlan(const std::string& model) {
       SPOOL_ASSIGN_OR_RETURN(tokenizer_, tokenizer::LoadTokenizerFromJson(s.tokenizer_json_path, s.tokenizer_config_path));
     }
   }
+  if (!options.draft_model.empty()) SPOOL_TRY(PlanDraft());
   PlannerOptions po = PlannerOptionsFor(options, ctx_, pool_->num_threads());
+  po.draft_bytes = draft_bytes_;
   // Tests only: a fixed baseline, so that the plans of two processes (show --plan and
   // run) compare exactly; the measured one differs by a few pages between processes.
   if (const char* b = std::getenv("SPOOL_TEST_PLAN_BASELINE")) po.baseline_bytes = std::strtoull(b, nullptr, 10);
@@ -84,11 +91,78 @@ Status Engine::PrepareAndPlan(const std::string& model) {
   return Status::Ok();
 }
 
+Status Engine::PlanDraft() {
+  const std::string& path = options_.draft_model;
+  if (options_.max_draft < 1) return InvalidArgument("--draft needs a draft length >= 1 (--draft-max)");
+  DType self_type;
+  std::unique_ptr<models::ModelWeights> dw;
+  if (ParseSelfDraft(path, &self_type)) {
+    // A quantised copy of this model, cached under $SPOOL_HOME/drafts (runtime/self_draft.h).
+    SPOOL_ASSIGN_OR_RETURN(std::string fp, ModelFingerprint());
+    SPOOL_ASSIGN_OR_RETURN(formats::ModelSource src,
+                           OpenSelfDraft(weights_->source(), fp, self_type, kv::SpoolHome() + "/drafts", &self_draft_built_));
+    draft_source_ = src;
+    SPOOL_ASSIGN_OR_RETURN(dw, models::ModelWeights::Load(std::move(src)));
+  } else {
+    if (path.rfind("self", 0) == 0 && path.find(':') != std::string::npos)
+      return InvalidArgument("--draft " + path + ": a self-draft is self, self:q8_0 or self:q4_0");
+    SPOOL_ASSIGN_OR_RETURN(formats::ModelSource src, formats::OpenModelSource(path));
+    SPOOL_ASSIGN_OR_RETURN(dw, models::ModelWeights::Load(std::move(src)));
+  }
+  const auto& dc = dw->config();
+  if (dc.n_vocab != n_vocab())
+    return InvalidArgument("draft model " + path + " has a vocabulary of " + std::to_string(dc.n_vocab) +
+                           " tokens but " + weights_->source().display_name + " has " + std::to_string(n_vocab()) +
+                           "; a draft model must share the target's vocabulary");
+  if (dc.has_moe()) return InvalidArgument("draft model " + path + ": a mixture-of-experts draft model is not supported");
+  if (tokenizer_ && !draft_source_) {
+    // Same size is not the same vocabulary: compare every token's text.
+    std::unique_ptr<tokenizer::Tokenizer> dt;
+    const auto& s = dw->source();
+    if (s.kind == formats::ModelSource::Kind::kGguf) {
+      SPOOL_ASSIGN_OR_RETURN(dt, tokenizer::LoadTokenizerFromGguf(*s.gguf));
+    } else if (!s.tokenizer_json_path.empty()) {
+      SPOOL_ASSIGN_OR_RETURN(dt, tokenizer::LoadTokenizerFromJson(s.tokenizer_json_path, s.tokenizer_config_path));
+    }
+    if (dt && dt->n_vocab() == tokenizer_->n_vocab())
+      for (int32_t id = 0; id < dt->n_vocab(); ++id)
+        if (dt->TokenText(id) != tokenizer_->TokenText(id))
+          return InvalidArgument("draft model " + path + " has another vocabulary: token " + std::to_string(id) + " is \"" +
+                                 dt->TokenText(id) + "\" there but \"" + tokenizer_->TokenText(id) + "\" in " +
+                                 weights_->source().display_name);
+  }
+  EngineOptions& d = draft_options_;
+  d = EngineOptions();
+  d.threads = options_.threads;
+  d.ctx = std::min(ctx_, dc.n_ctx_train);
+  d.prefill_chunk = options_.prefill_chunk;
+  d.kv_dtype = options_.kv_dtype;
+  d.kv_page_tokens = options_.kv_page_tokens;
+  d.load_tokenizer = false;
+  d.kv_window = 0;  // all in RAM: the draft's KV is part of its resident cost
+  d.max_sequences = std::max<int64_t>(options_.max_sequences, 1);  // a draft sequence per decoding one (bound)
+  d.io_backend = options_.io_backend;
+  d.max_draft = options_.max_draft;  // its catch-up steps (ModelDrafter) have up to max_draft + 1 rows
+  // Its whole plan with every group resident: a budget nothing exceeds; a fixed
+  // baseline (the process's is already the target's).
+  d.mem_budget = uint64_t{1} << 60;
+  PlannerOptions po = PlannerOptionsFor(d, d.ctx, options_.threads > 0 ? options_.threads : pool_->num_threads());
+  po.baseline_bytes = 1;
+  SPOOL_ASSIGN_OR_RETURN(ResidencyPlan dp, PlanResidency(*dw, po));
+  draft_bytes_ = dp.planned_bytes() - 1;
+  return Status::Ok();
+}
+
 Result<std::unique_ptr<Engine>> Engine::Open(const std::string& model, const EngineOptions& options) {
+  return OpenImpl(model, options, nullptr);
+}
+
+Result<std::unique_ptr<Engine>> Engine::OpenImpl(const std::string& model, const EngineOptions& options,
+                                                 formats::ModelSource* given) {
   Stopwatch sw;
   std::unique_ptr<Engine> e(new Engine());
   e->options_ = options;
-  SPOOL_TRY(e->PrepareAndPlan(model));
+  SPOOL_TRY(e->PrepareAndPlan(model, given));
   StreamingOptions so;
   so.reader.backend = options.io_backend;
   so.expert_eviction = options.expert_eviction;
@@ -97,6 +171,14 @@ Result<std::unique_ptr<Engine>> Engine::Open(const std::string& model, const Eng
   e->streaming_ = streaming.get();
   e->provider_ = std::move(streaming);
   e->transformer_ = std::make_unique<models::Transformer>(*e->weights_, *e->pool_);
+  if (!options.draft_model.empty()) {
+    auto d = e->draft_source_ ? OpenImpl(options.draft_model, e->draft_options_, &*e->draft_source_)
+                              : Engine::Open(options.draft_model, e->draft_options_);
+    if (!d.ok()) return Status(d.status().code(), "draft model " + options.draft_model + ": " + d.status().message());
+    if (!(*d)->plan().all_resident())
+      return InternalError("draft model " + options.draft_model + " was planned resident but streams");
+    e->draft_ = std::move(*d);
+  }
   e->stats_.load_seconds = sw.Seconds();
   return e;
 }
@@ -196,18 +278,20 @@ Status Engine::Step(std::span<const StepItem> items, float* logits) {
                                             " tokens but the context holds " + std::to_string(ctx_) + " (raise --ctx)");
     for (const StepItem& other : items)
       if (&other != &it && other.seq == it.seq) return InvalidArgument("a sequence appears twice in one step");
-    (m == 1 ? decode_tokens : prefill_tokens) += m;
+    (m == 1 || it.decode_rows ? decode_tokens : prefill_tokens) += m;
   }
   Stopwatch sw;
   const uint64_t bytes0 = streaming_->stats().bytes_read();
   std::vector<models::SeqStep> steps(items.size());
-  for (size_t i = 0; i < items.size(); ++i) steps[i] = models::SeqStep{items[i].seq->kv_.get(), items[i].tokens, items[i].all_logits};
+  for (size_t i = 0; i < items.size(); ++i)
+    steps[i] = models::SeqStep{items[i].seq->kv_.get(), items[i].tokens, items[i].all_logits, items[i].decode_rows};
   SPOOL_TRY(transformer_->Forward(steps, *provider_, logits));
   for (const StepItem& it : items) it.seq->tokens_.insert(it.seq->tokens_.end(), it.tokens.begin(), it.tokens.end());
   // A mixed step's time and bytes are counted as decode when it decodes anything.
   const double secs = sw.Seconds();
   const uint64_t bytes = streaming_->stats().bytes_read() - bytes0;
   stats_.decode_tokens += static_cast<uint64_t>(decode_tokens);
+  if (decode_tokens > 0) ++stats_.decode_steps;
   stats_.prefill_tokens += static_cast<uint64_t>(prefill_tokens);
   (decode_tokens > 0 ? stats_.decode_seconds : stats_.prefill_seconds) += secs;
   (decode_tokens > 0 ? stats_.decode_weight_bytes : stats_.prefill_weight_bytes) += bytes;

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -63,6 +64,14 @@ struct EngineOptions {
   bool ggml_numerics = false;
   storage::IoBackend io_backend = storage::IoBackend::kAuto;  // kAuto honours SPOOL_IO=pread
   ExpertEviction expert_eviction = ExpertEviction::kFrequency;  // MoE expert cache (--expert-eviction)
+  // Speculative decoding (runtime/speculative.h). max_draft: draft tokens per
+  // verification step at most (planning: steps of max_draft + 1 rows); 0: no speculation.
+  int64_t max_draft = 0;
+  // A draft model (--draft MODEL): same vocabulary, opened with the engine, kept
+  // resident; its whole plan is taken off mem_budget. "": none. "self", "self:q8_0",
+  // "self:q4_0": a quantised copy of this model (runtime/self_draft.h), built once
+  // under $SPOOL_HOME/drafts.
+  std::string draft_model;
 };
 
 // One conversation / document: its tokens and their KV cache.
@@ -86,6 +95,9 @@ struct EngineStats {
   // Weight bytes read from disk while prefilling / decoding (streamed groups and
   // embedding rows; device bytes incl. page alignment).
   uint64_t prefill_weight_bytes = 0, decode_weight_bytes = 0;
+  // Steps (weight passes) that carried decode rows; with speculation one such step
+  // verifies several tokens, so decode_tokens / decode_steps > 1.
+  uint64_t decode_steps = 0;
 };
 
 // done/total tokens of a long prefill; return false to cancel (→ kCancelled).
@@ -122,6 +134,10 @@ class Engine {
   // nullptr when the model ships no tokenizer (or load_tokenizer was false).
   const tokenizer::Tokenizer* tokenizer() const { return tokenizer_.get(); }
   ThreadPool& pool() { return *pool_; }
+  // The draft model's engine (EngineOptions::draft_model), nullptr when none.
+  Engine* draft_engine() { return draft_.get(); }
+  // A self-draft (draft_model "self[:q8_0|q4_0]") was (re)built by this Open / Plan.
+  bool self_draft_built() const { return self_draft_built_; }
 
   std::unique_ptr<Sequence> NewSequence();
 
@@ -142,14 +158,22 @@ class Engine {
   // Prefill's path with the same m, a single token through Decode's).
   // logits: [Σ (all_logits ? tokens.size() : 1), n_vocab] in item order.
   // On failure no sequence changes.
+  // decode_rows: the item's rows take decode numerics (models::SeqStep::decode_rows):
+  // row i's logits are bit-identical to feeding tokens[0..i] by Decode, one per step.
+  // That is a speculative verification: the last accepted token plus drafts, checked
+  // in one pass over the weights; the caller then Truncates what it rejects. Counted
+  // as decode tokens. Set all_logits too to get every row's logits.
   struct StepItem {
     Sequence* seq = nullptr;
     std::span<const int32_t> tokens;  // at least one
     bool all_logits = false;
+    bool decode_rows = false;
   };
   Status Step(std::span<const StepItem> items, float* logits);
 
-  // Drops tokens at position >= n from the sequence (prefix reuse).
+  // Drops tokens at position >= n from the sequence (prefix reuse, rejected drafts):
+  // in RAM and disk-backed KV alike, the sequence is then exactly as if the dropped
+  // tokens had never been fed (later steps' logits bit-identical).
   Status Truncate(Sequence& seq, int64_t n);
 
   // Sessions (kv/session.h; defined in runtime/engine_session.cc). SaveSession writes
@@ -178,8 +202,14 @@ class Engine {
   Engine() = default;
   // Open's steps before any weight is read: options, model metadata, context, thread
   // pool, tokenizer (so the measured baseline includes it), plan_, the disk probe.
-  Status PrepareAndPlan(const std::string& model);
+  // given: the model's source already opened (a self-draft), else opened from `model`.
+  Status PrepareAndPlan(const std::string& model, formats::ModelSource* given = nullptr);
+  static Result<std::unique_ptr<Engine>> OpenImpl(const std::string& model, const EngineOptions& options,
+                                                  formats::ModelSource* given);
   Status CheckTokens(std::span<const int32_t> tokens) const;
+  // Checks the draft model (options_.draft_model) against this one (vocabulary) and
+  // sizes its resident plan: sets draft_options_ and draft_bytes_.
+  Status PlanDraft();
 
   EngineOptions options_;
   int64_t ctx_ = 0;
@@ -193,6 +223,11 @@ class Engine {
   ResidencyPlan plan_;
   std::shared_ptr<kv::DiskQuota> kv_quota_;  // --kv-max-disk, shared by all sequences
   std::string fingerprint_;                  // cached ModelFingerprint()
+  std::unique_ptr<Engine> draft_;            // EngineOptions::draft_model
+  EngineOptions draft_options_;              // how draft_ is opened (set by PlanDraft)
+  uint64_t draft_bytes_ = 0;                 // its resident plan's bytes
+  std::optional<formats::ModelSource> draft_source_;  // a self-draft's source (runtime/self_draft.h)
+  bool self_draft_built_ = false;            // PlanDraft wrote the self-draft copy
 };
 
 }  // namespace spool::runtime

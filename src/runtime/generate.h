@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "runtime/engine.h"
+#include "runtime/speculative.h"
 #include "sampling/sampler.h"
 
 namespace spool::runtime {
@@ -24,6 +25,9 @@ struct GenerateRequest {
   // Testing only (`--debug-forced-output`): these ids are "sampled" in order instead
   // of the sampler's choice, then generation ends with "stop". Empty: sample.
   std::vector<int32_t> forced_output;
+  // Speculative decoding (runtime/speculative.h); nullptr: plain decoding. The output is
+  // the same token for token; only the number of passes over the weights changes.
+  Drafter* drafter = nullptr;
 };
 
 struct GenerateResult {
@@ -33,6 +37,7 @@ struct GenerateResult {
   int64_t prompt_tokens = 0;
   double prefill_seconds = 0;          // time to the first generated token's logits
   double decode_seconds = 0;
+  SpecStats spec;                      // passes over the weights while decoding, drafts
 };
 
 // Called with each new text chunk; return false to stop (finish_reason "cancelled").

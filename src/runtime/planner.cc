@@ -143,6 +143,7 @@ Result<ResidencyPlan> PlanResidency(const models::ModelWeights& w, const Planner
   }
   p.baseline_bytes = o.baseline_bytes > 0 ? o.baseline_bytes : AlignUp(CurrentRssBytes(), kBaselineGranule);
   p.reserve_bytes = kRuntimeReserveBytes;
+  p.draft_bytes = o.draft_bytes;
   p.activation_bytes = EstimateActivationBytes(c, o.prefill_chunk, o.max_logit_rows, o.threads);
   p.ctx = o.ctx;
   p.n_seq = o.n_seq;
@@ -237,7 +238,7 @@ Result<ResidencyPlan> PlanResidency(const models::ModelWeights& w, const Planner
         FormatBytes(p.activation_bytes) + " (prefill chunk " + std::to_string(o.prefill_chunk) + ") + KV cache " +
         FormatBytes(p.kv_bytes) + " (" + std::to_string(o.n_seq) + " x " + std::to_string(kv_tokens) +
         (p.kv_on_disk ? " tokens of --kv-window" : " tokens of --ctx") + ") + embedding row scratch " +
-        FormatBytes(row_scratch) +
+        FormatBytes(row_scratch) + (p.draft_bytes > 0 ? " + draft model " + FormatBytes(p.draft_bytes) : std::string()) +
         (min_cache > 0 ? " + expert cache " + std::to_string(p.expert_min_slots) + " x " + FormatBytes(p.expert_slot_bytes) +
                              " (one token's routed experts of a layer; a smaller cache never hits)"
                        : std::string()) +
@@ -342,6 +343,7 @@ std::string FormatPlan(const models::ModelWeights& w, const ResidencyPlan& p) {
   };
   add("memory budget", FormatBytes(p.budget_bytes) + (p.budget_auto ? " (auto: 70% of MemAvailable)" : ""));
   add("process baseline", FormatBytes(p.baseline_bytes) + " + reserve " + FormatBytes(p.reserve_bytes));
+  if (p.draft_bytes > 0) add("draft model", FormatBytes(p.draft_bytes) + " (resident: weights, KV, activations)");
   add("activations", FormatBytes(p.activation_bytes) + " (steps of " + std::to_string(p.prefill_rows) + " rows, " +
                          std::to_string(p.threads) + " threads)");
   const int64_t kv_tokens = p.kv_on_disk ? p.kv_window_tokens : p.ctx;
@@ -411,6 +413,7 @@ nlohmann::ordered_json PlanToJson(const models::ModelWeights& w, const Residency
       {"reserve_bytes", p.reserve_bytes},
       {"activation_bytes", p.activation_bytes},
       {"embedding_scratch_bytes", p.embedding_scratch_bytes},
+      {"draft_bytes", p.draft_bytes},
       {"kv_bytes", p.kv_bytes},
       {"ctx", p.ctx},
       {"sequences", p.n_seq},

@@ -5,7 +5,8 @@
 //   1. fixed: the process baseline (code, libraries, model metadata, tokenizer: the
 //      RSS measured when planning) + a runtime reserve (thread stacks, oneDNN state,
 //      allocator slack) + activations for one prefill chunk (counted term by term in
-//      EstimateActivationBytes) + the embedding row scratch;
+//      EstimateActivationBytes) + the embedding row scratch + a resident draft model
+//      (speculative decoding: its own all-resident plan);
 //   2. the streaming ring: prefetch_depth slots × the largest streamed group (0 when
 //      everything is resident);
 //   3. the KV cache of every sequence as the engine will create it: the whole context
@@ -54,6 +55,9 @@ struct PlannerOptions {
   int threads = 1;
   int prefetch_depth = 2;         // ring slots (>= 2)
   uint64_t baseline_bytes = 0;    // process RSS before the engine allocates; 0: measure now
+  // A resident draft model for speculative decoding (--draft): its whole plan (weights,
+  // KV, activations, reserve), taken off the budget before anything else.
+  uint64_t draft_bytes = 0;
 };
 
 // The measured baseline is rounded up to this, so that two processes doing the same
@@ -72,6 +76,7 @@ struct ResidencyPlan {
   uint64_t reserve_bytes = 0;      // kRuntimeReserveBytes
   uint64_t activation_bytes = 0;   // EstimateActivationBytes
   uint64_t embedding_scratch_bytes = 0;
+  uint64_t draft_bytes = 0;        // resident draft model (PlannerOptions::draft_bytes)
   // Ring.
   int ring_slots = 0;
   uint64_t ring_slot_bytes = 0;
@@ -105,7 +110,9 @@ struct ResidencyPlan {
   double disk_bytes_per_s = 0;
   bool disk_measured = false;
 
-  uint64_t fixed_bytes() const { return baseline_bytes + reserve_bytes + activation_bytes + embedding_scratch_bytes; }
+  uint64_t fixed_bytes() const {
+    return baseline_bytes + reserve_bytes + activation_bytes + embedding_scratch_bytes + draft_bytes;
+  }
   uint64_t planned_bytes() const {
     return fixed_bytes() + ring_bytes() + kv_bytes + resident_bytes + expert_cache_bytes();
   }

@@ -48,6 +48,9 @@ struct Scheduler::Active {
   // chunk per step. Decoding starts when the whole prompt is in.
   bool prefilling = true;
   int64_t prefill_next = 0;
+  // Speculative decoding (nullptr: off): the drafts fed this step after next_token.
+  std::unique_ptr<Drafter> drafter;
+  std::vector<int32_t> draft, fed, context;
 };
 
 namespace {
@@ -382,7 +385,11 @@ void Scheduler::Admit(Pending p) {
       return fail(InvalidArgument("token id " + std::to_string(r.prompt[i]) + " at index " + std::to_string(i) +
                                   " is outside the vocabulary [0, " + std::to_string(engine_.n_vocab()) + ")"));
 
+  auto drafter = MakeDrafter(engine_, r.speculative);
+  if (!drafter.ok()) return fail(drafter.status());
+
   auto a = std::make_unique<Active>();
+  a->drafter = std::move(*drafter);
   a->handle = p.handle;
   a->admit_time = NowSeconds();
   a->result.prompt_tokens = static_cast<int64_t>(r.prompt.size());
@@ -439,10 +446,30 @@ void Scheduler::Step() {
   int64_t rows = 0, n_decode = 0;
   for (auto& a : active_) {
     if (a->prefilling) continue;
-    items.push_back(Engine::StepItem{a->seq.get(), std::span<const int32_t>(&a->next_token, 1), false});
+    // Drafts: at most what is left to emit after next_token's successor, what the
+    // context holds and what the step's row budget leaves.
+    a->draft.clear();
+    if (a->drafter) {
+      const int64_t k = std::min({a->req.max_tokens - static_cast<int64_t>(a->result.ids.size()) - 1,
+                                  engine_.ctx() - a->seq->n_tokens() - 1, budget - rows - 1});
+      if (k > 0) {
+        a->context.assign(a->seq->tokens().begin(), a->seq->tokens().end());
+        a->context.push_back(a->next_token);
+        if (Status st = a->drafter->Draft(a->context, k, &a->draft); !st.ok()) {
+          SPOOL_LOG_WARN("drafting failed, decoding without drafts: %s", st.message().c_str());
+          a->draft.clear();
+        }
+        if (static_cast<int64_t>(a->draft.size()) > k) a->draft.resize(static_cast<size_t>(k));
+      }
+    }
+    a->fed.assign(1, a->next_token);
+    a->fed.insert(a->fed.end(), a->draft.begin(), a->draft.end());
+    const bool verify = !a->draft.empty();
+    items.push_back(Engine::StepItem{a->seq.get(), a->fed, verify, verify});
     owners.push_back(a.get());
-    ++rows;
+    rows += static_cast<int64_t>(a->fed.size());
     ++n_decode;
+    ++a->result.spec.passes;
   }
   bool any_prefill = false;
   for (auto& a : active_) {
@@ -456,14 +483,18 @@ void Scheduler::Step() {
   }
 
   const int64_t n_vocab = engine_.n_vocab();
-  std::vector<float> logits(items.size() * static_cast<size_t>(n_vocab));  // [items, n_vocab]
+  // Logit rows: one per item, one per fed token of a verification.
+  std::vector<int64_t> row0(items.size() + 1, 0);
+  for (size_t i = 0; i < items.size(); ++i)
+    row0[i + 1] = row0[i] + (items[i].all_logits ? static_cast<int64_t>(items[i].tokens.size()) : 1);
+  std::vector<float> logits(static_cast<size_t>(row0.back()) * static_cast<size_t>(n_vocab));  // [rows, n_vocab]
   std::vector<Status> status(items.size());
   Stopwatch sw;
   Status st = engine_.Step(items, logits.data());
   if (!st.ok()) {
     // Find whose item failed: each alone (same numerics as together; see Engine::Step).
     for (size_t i = 0; i < items.size(); ++i)
-      status[i] = engine_.Step(std::span<const Engine::StepItem>(&items[i], 1), logits.data() + i * n_vocab);
+      status[i] = engine_.Step(std::span<const Engine::StepItem>(&items[i], 1), logits.data() + row0[i] * n_vocab);
   }
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -484,7 +515,7 @@ void Scheduler::Step() {
   std::vector<Active*> done;  // finished or failed this step
   for (size_t i = 0; i < items.size(); ++i) {
     Active& a = *owners[i];
-    const float* row = logits.data() + i * n_vocab;
+    const float* row = logits.data() + row0[i] * n_vocab;
     if (!status[i].ok()) {
       if (status[i].code() == ErrorCode::kCancelled) Finish(a, "cancelled");
       else FailActive(a, status[i]);
@@ -511,7 +542,39 @@ void Scheduler::Step() {
         continue;
       }
     }
-    if (!Advance(a, row)) done.push_back(&a);
+    if (a.prefilling || a.draft.empty()) {
+      if (!Advance(a, row, a.seq->n_tokens())) done.push_back(&a);
+      continue;
+    }
+    // A verification: row r's sampled token is emitted; draft[r] is accepted when it
+    // equals it (then row r + 1 follows). The rejected drafts' K/V are dropped.
+    const int64_t k = static_cast<int64_t>(a.draft.size());
+    const int64_t n0 = a.seq->n_tokens() - (k + 1);
+    // (The request's counters move before Advance may finish it, so its Completion has them.)
+    a.result.spec.drafted += static_cast<uint64_t>(k);
+    ++a.result.spec.verify_steps;
+    int64_t r = 0;
+    bool alive = true;
+    for (;; ++r) {
+      alive = Advance(a, row + r * n_vocab, n0 + r + 1);
+      if (!alive || r == k || a.next_token != a.draft[static_cast<size_t>(r)]) break;
+      ++a.result.spec.accepted;
+    }
+    a.drafter->Feedback(k, r);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stats_.spec_drafted += k;
+      stats_.spec_accepted += r;
+    }
+    if (a.seq->n_tokens() > n0 + r + 1) {
+      if (Status tst = engine_.Truncate(*a.seq, n0 + r + 1); !tst.ok()) {
+        if (alive) FailActive(a, tst);
+        a.seq.reset();
+        done.push_back(&a);
+        continue;
+      }
+    }
+    if (!alive) done.push_back(&a);
   }
   if (done.empty()) return;
   std::vector<std::unique_ptr<Active>> still;
@@ -525,7 +588,7 @@ void Scheduler::Step() {
   active_.swap(still);
 }
 
-bool Scheduler::Advance(Active& a, const float* logits) {
+bool Scheduler::Advance(Active& a, const float* logits, int64_t n_fed) {
   const tokenizer::Tokenizer* tok = engine_.tokenizer();
   int32_t next;
   if (!a.req.forced_output.empty()) {
@@ -567,7 +630,7 @@ bool Scheduler::Advance(Active& a, const float* logits) {
       a.handle->Push(std::move(e));
     }
   }
-  if (static_cast<int64_t>(a.result.ids.size()) >= a.req.max_tokens || a.seq->n_tokens() + 1 > engine_.ctx()) {
+  if (static_cast<int64_t>(a.result.ids.size()) >= a.req.max_tokens || n_fed + 1 > engine_.ctx()) {
     Finish(a, "length");
     return false;
   }

@@ -46,6 +46,7 @@
 #include <functional>
 
 #include "runtime/engine.h"
+#include "runtime/speculative.h"
 #include "sampling/sampler.h"
 
 namespace spool::runtime {
@@ -82,6 +83,10 @@ struct ScheduledRequest {
   // that the response assembly can be tested with outputs a tiny model cannot write.
   // Empty: sample normally.
   std::vector<int32_t> forced_output;
+  // Speculative decoding for this request (runtime/speculative.h): each decode step
+  // carries the next token plus drafts (decode numerics), the rejected ones truncated
+  // away; the tokens are those of plain decoding. Default: off.
+  SpeculativeOptions speculative;
 };
 
 // One named session as GET /v1/sessions shows it.
@@ -102,6 +107,7 @@ struct Completion {
   double queue_seconds = 0;          // submit → prefill start
   double prefill_seconds = 0;        // prefill (time to the first token's logits)
   double decode_seconds = 0;         // first token → finish
+  SpecStats spec;                    // drafts verified and accepted, weight passes while decoding
 };
 
 // One request's view of its progress. Events arrive in order: zero or more kText,
@@ -146,6 +152,10 @@ struct SchedulerStats {
   // hits and misses (MoE models; 0 otherwise).
   uint64_t dense_weight_bytes = 0, expert_bytes = 0;
   uint64_t expert_hits = 0, expert_misses = 0;
+  // Speculative decoding: draft tokens verified, of those accepted, and decode rows
+  // that verified drafts. Tokens per weight pass while decoding =
+  // (decode_batch_tokens + spec_accepted) / decode_steps.
+  int64_t spec_drafted = 0, spec_accepted = 0;
 };
 
 // Engine options a scheduler with `max_active` sequences plans for: steps of up to
@@ -211,7 +221,9 @@ class Scheduler {
   void FailActive(Active& a, const Status& st);
   // Samples the next token of `a` from `logits` [n_vocab] and streams its text;
   // returns false when the request finished (then the caller retires it).
-  bool Advance(Active& a, const float* logits);
+  // n_fed: tokens whose K/V the sequence keeps after this row (its length without the
+  // drafts still to check); the context check uses it.
+  bool Advance(Active& a, const float* logits, int64_t n_fed);
   void Finish(Active& a, const std::string& reason);
   void Retire(std::unique_ptr<Sequence> seq, const ScheduledRequest& r);
   std::unique_ptr<Sequence> TakeCached(const ScheduledRequest& r, int64_t* reused);

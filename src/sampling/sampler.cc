@@ -58,12 +58,23 @@ void Sampler::ApplyPenalties(std::vector<float>& logits) const {
   }
 }
 
+double TokenDistribution::Prob(int32_t id) const {
+  for (size_t i = 0; i < ids.size(); ++i)
+    if (ids[i] == id) return probs[i];
+  return 0.0;
+}
+
 int32_t Sampler::Sample(std::span<const float> logits_in) {
+  if (params_.temperature <= 0) return Distribution(logits_in).ids[0];
+  return Draw(Distribution(logits_in));
+}
+
+TokenDistribution Sampler::Distribution(std::span<const float> logits_in) const {
   SPOOL_CHECK(!logits_in.empty());
   std::vector<float> logits(logits_in.begin(), logits_in.end());
   ApplyLogitBias(logits);
   ApplyPenalties(logits);
-  if (params_.temperature <= 0) return ArgMax(logits);
+  if (params_.temperature <= 0) return TokenDistribution{{ArgMax(logits)}, {1.0}};
 
   // Candidates sorted by logit descending (stable: ties keep the lower id first).
   std::vector<int32_t> ids(logits.size());
@@ -102,15 +113,22 @@ int32_t Sampler::Sample(std::span<const float> logits_in) {
     while (keep < ids.size() && p[keep] >= params_.min_p * p[0]) ++keep;
     ids.resize(keep);
   }
-  auto p = probs_of(params_.temperature);
+  TokenDistribution d;
+  d.probs = probs_of(params_.temperature);
+  d.ids = std::move(ids);
+  return d;
+}
+
+int32_t Sampler::Draw(const TokenDistribution& d) {
+  SPOOL_CHECK(!d.ids.empty() && d.ids.size() == d.probs.size());
   // Uniform double in [0, 1) from 53 random bits: identical on every platform.
-  double u = static_cast<double>(rng_() >> 11) * 0x1.0p-53;
+  const double u = Uniform();
   double cum = 0;
-  for (size_t i = 0; i < ids.size(); ++i) {
-    cum += p[i];
-    if (u < cum) return ids[i];
+  for (size_t i = 0; i < d.ids.size(); ++i) {
+    cum += d.probs[i];
+    if (u < cum) return d.ids[i];
   }
-  return ids.back();
+  return d.ids.back();
 }
 
 }  // namespace spool::sampling

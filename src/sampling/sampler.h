@@ -48,6 +48,15 @@ struct SamplingParams {
   Status Validate() const;
 };
 
+// What Sampler::Sample draws from: candidate ids and their probabilities (summing to
+// 1) after logit bias, penalties, top-k, top-p, min-p and temperature. Greedy: the arg
+// max alone, probability 1.
+struct TokenDistribution {
+  std::vector<int32_t> ids;
+  std::vector<double> probs;
+  double Prob(int32_t id) const;  // 0 for ids outside the candidates
+};
+
 class Sampler {
  public:
   explicit Sampler(const SamplingParams& params);
@@ -58,6 +67,14 @@ class Sampler {
 
   // Chooses the next token from logits [n_vocab]. Does not call Accept.
   int32_t Sample(std::span<const float> logits);
+
+  // The pieces of Sample, for speculative sampling's rejection rule (runtime/
+  // speculative.h): Sample(l) == Draw(Distribution(l)) when temperature > 0 (one RNG
+  // draw), ArgMax without a draw when greedy.
+  TokenDistribution Distribution(std::span<const float> logits) const;
+  int32_t Draw(const TokenDistribution& d);
+  // Uniform double in [0, 1) from 53 random bits of the sampler's RNG.
+  double Uniform() { return static_cast<double>(rng_() >> 11) * 0x1.0p-53; }
 
   const SamplingParams& params() const { return params_; }
 

@@ -307,6 +307,27 @@ std::optional<ApiError> ReadTemplateFields(const Json& body, GenerationSpec* out
 
 }  // namespace
 
+static std::optional<ApiError> ReadSpeculative(const Json& body, SpeculativeRequest* out) {
+  auto it = body.find("speculative");
+  if (it == body.end() || it->is_null()) return std::nullopt;
+  out->given = true;
+  if (it->is_boolean()) {
+    out->use_default = it->get<bool>();
+    return std::nullopt;
+  }
+  if (!it->is_object()) return TypeError("speculative", "a boolean or an object", *it);
+  for (auto f = it->begin(); f != it->end(); ++f)
+    if (f.key() != "lookup" && f.key() != "draft" && f.key() != "max_draft")
+      return FieldError("speculative." + f.key(), "Unknown field 'speculative." + f.key() +
+                                                      "': expected lookup, draft or max_draft.");
+  SPOOL_API_TRY(ReadBool(*it, "speculative.", "lookup", &out->lookup));
+  SPOOL_API_TRY(ReadBool(*it, "speculative.", "draft", &out->draft));
+  SPOOL_API_TRY(ReadInt(*it, "speculative.", "max_draft", 1, 64, &out->max_draft));
+  if (out->lookup && out->draft)
+    return FieldError("speculative", "Invalid 'speculative': 'lookup' and 'draft' exclude each other.");
+  return std::nullopt;
+}
+
 std::optional<ApiError> ParseOpenAIRequest(const Json& body, ApiKind kind, GenerationSpec* out) {
   *out = GenerationSpec{};
   out->kind = kind;
@@ -355,6 +376,7 @@ std::optional<ApiError> ParseOpenAIRequest(const Json& body, ApiKind kind, Gener
   SPOOL_API_TRY(ReadString(body, "", "user", &out->session));
   SPOOL_API_TRY(ReadString(body, "", "session", &out->session));
   SPOOL_API_TRY(ReadBool(body, "", "cache_prompt", &out->cache_prompt));
+  SPOOL_API_TRY(ReadSpeculative(body, &out->speculative));
   return std::nullopt;
 }
 
@@ -419,6 +441,29 @@ std::optional<ApiError> ParseOllamaRequest(const Json& body, ApiKind kind, Gener
     if (n) out->max_tokens = *n;
   }
   SPOOL_API_TRY(ReadString(body, "", "session", &out->session));
+  SPOOL_API_TRY(ReadSpeculative(body, &out->speculative));
+  return std::nullopt;
+}
+
+std::optional<ApiError> ResolveSpeculative(const SpeculativeRequest& r, const runtime::SpeculativeOptions& server_default,
+                                           bool has_draft_model, bool ollama, runtime::SpeculativeOptions* out) {
+  (void)ollama;  // the field is top-level in both APIs
+  *out = server_default;
+  if (!r.given) return std::nullopt;
+  if (!r.use_default && !r.lookup && !r.draft) {  // false, or an object asking for neither
+    out->lookup = out->draft_model = false;
+    return std::nullopt;
+  }
+  if (r.use_default) {
+    if (!out->enabled()) out->lookup = true;
+    return std::nullopt;
+  }
+  out->lookup = r.lookup;
+  out->draft_model = r.draft;
+  if (r.max_draft) out->max_draft = *r.max_draft;
+  if (r.draft && !has_draft_model)
+    return FieldError("speculative.draft", "Invalid 'speculative.draft': this server has no draft model (start it "
+                                           "with --draft MODEL); use {\"lookup\": true} instead.");
   return std::nullopt;
 }
 

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/status.h"
+#include "runtime/speculative.h"
 #include "sampling/sampler.h"
 
 namespace spool::server {
@@ -32,6 +33,13 @@ struct ApiError {
 };
 
 enum class ApiKind { kOpenAIChat, kOpenAICompletion, kOllamaChat, kOllamaGenerate };
+
+struct SpeculativeRequest {
+  bool given = false;        // the field was present (else: the server's default)
+  bool use_default = false;  // `true`
+  bool lookup = false, draft = false;
+  std::optional<int64_t> max_draft;
+};
 
 struct GenerationSpec {
   ApiKind kind = ApiKind::kOpenAIChat;
@@ -56,11 +64,21 @@ struct GenerationSpec {
   std::string session;               // prefix-cache key: "session", else "user"
   bool cache_prompt = true;          // false: never start from a cached prefix
   bool ignore_eos = false;
+  // "speculative" (top level, both APIs): false (off), true (the server's drafter, or
+  // prompt lookup when it has none), or {"lookup": bool, "draft": bool, "max_draft": 1..64}
+  // ("draft": the server's --draft model). Absent: the server's default (its flags).
+  SpeculativeRequest speculative;
 };
 
 // Bounds of request fields (a value outside gets a 400 that states the range).
 inline constexpr int64_t kMaxTokensLimit = INT32_MAX;   // max_tokens, max_completion_tokens, options.num_predict
 inline constexpr size_t kMaxLogitBiasEntries = 1024;    // entries of logit_bias
+
+// The drafter a request gets: its "speculative" field over the server's default
+// (`spool serve --lookup | --draft MODEL`, --draft-max). A 400 naming the field when it
+// asks for a draft model the server was not started with.
+std::optional<ApiError> ResolveSpeculative(const SpeculativeRequest& request, const runtime::SpeculativeOptions& server_default,
+                                           bool has_draft_model, bool ollama, runtime::SpeculativeOptions* out);
 
 // OpenAI POST /v1/chat/completions and /v1/completions bodies.
 std::optional<ApiError> ParseOpenAIRequest(const Json& body, ApiKind kind, GenerationSpec* out);

@@ -60,6 +60,10 @@ std::string Metrics::Render(const runtime::SchedulerStats& s, bool ready, double
   Line(out, "spool_decode_batch_tokens_total", "counter", "Tokens decoded in batched steps (mean batch = this / steps).", static_cast<double>(s.decode_batch_tokens));
   Line(out, "spool_prefill_seconds_total", "counter", "Seconds spent in prefill.", s.prefill_seconds);
   Line(out, "spool_decode_seconds_total", "counter", "Seconds spent in decode steps.", s.decode_seconds);
+  Line(out, "spool_speculative_drafted_tokens_total", "counter", "Draft tokens verified (speculative decoding).", static_cast<double>(s.spec_drafted));
+  Line(out, "spool_speculative_accepted_tokens_total", "counter", "Draft tokens accepted by the model (each one a token without a pass of its own).", static_cast<double>(s.spec_accepted));
+  Line(out, "spool_decode_tokens_per_weight_pass", "gauge", "Tokens emitted per decode step (pass over the weights), all sequences: (decode batch tokens + accepted drafts) / decode steps.",
+       s.decode_steps > 0 ? static_cast<double>(s.decode_batch_tokens + s.spec_accepted) / static_cast<double>(s.decode_steps) : 0.0);
   Line(out, "spool_session_loads_total", "counter", "Sessions resumed from disk.", static_cast<double>(s.session_loads));
   Line(out, "spool_session_spills_total", "counter", "Session files written (eviction from RAM, shutdown).", static_cast<double>(s.session_spills));
   Line(out, "spool_weight_dense_bytes_read_total", "counter", "Weight bytes read from disk for dense parts (streamed groups, embedding rows).", static_cast<double>(s.dense_weight_bytes));

@@ -207,6 +207,9 @@ struct Server::Impl {
     sr.reuse_prefix = spec.cache_prompt;
     sr.tenant = TenantOf(req);
     sr.cache_key = spec.session;
+    if (auto e = ResolveSpeculative(spec.speculative, opts.speculative, engine->draft_engine() != nullptr, ollama,
+                                    &sr.speculative))
+      return SendError(res, *e, ollama);
     const double t0 = NowSeconds();
     auto handle = scheduler->Submit(std::move(sr));
     // While waiting (queue, prefill, decode), a client that went away cancels its request.

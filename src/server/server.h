@@ -22,6 +22,7 @@
 #include "base/status.h"
 #include "chat/reasoning.h"
 #include "runtime/engine.h"
+#include "runtime/speculative.h"
 
 namespace spool::server {
 
@@ -63,6 +64,9 @@ struct ServerOptions {
   // that tests see reasoning and tool calls from a model too small to write them.
   // Everything after sampling (decoding, splitting, response shaping) is the real path.
   std::string debug_forced_output;
+  // Speculative decoding for requests without a "speculative" field (--lookup,
+  // --draft MODEL: the draft model itself is engine.draft_model).
+  runtime::SpeculativeOptions speculative;
 };
 
 

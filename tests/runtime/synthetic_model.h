@@ -51,6 +51,7 @@ inline std::string WriteSyntheticLlama(const std::string& dir, const SyntheticSh
     off += n;
   }
   std::string h = header.dump();
+  h.append((8 - h.size() % 8) % 8, ' ');  // tensor data 8-byte aligned, as transformers writes it
   const uint64_t hlen = h.size();
   std::FILE* f = std::fopen((dir + "/model.safetensors").c_str(), "wb");
   if (!f) return "cannot create " + dir + "/model.safetensors";

@@ -34,6 +34,44 @@ TEST(ApiRequest, ValidChatMapsFields) {
   EXPECT_EQ(s.messages[0]["content"], "hi");
 }
 
+TEST(ApiRequest, SpeculativeFieldOverTheServerDefault) {
+  runtime::SpeculativeOptions server_default;  // off
+  runtime::SpeculativeOptions lookup_default;
+  lookup_default.lookup = true;
+  lookup_default.max_draft = 5;
+  auto resolve = [](const Json& body, const runtime::SpeculativeOptions& d, bool has_draft,
+                    runtime::SpeculativeOptions* out) -> std::optional<ApiError> {
+    GenerationSpec s;
+    if (auto e = ParseChat(Chat(body), &s)) return e;
+    return ResolveSpeculative(s.speculative, d, has_draft, false, out);
+  };
+  runtime::SpeculativeOptions o;
+  ASSERT_FALSE(resolve(Json::object(), lookup_default, false, &o));
+  EXPECT_TRUE(o.lookup);  // absent: the server's default
+  EXPECT_EQ(o.max_draft, 5);
+  ASSERT_FALSE(resolve({{"speculative", false}}, lookup_default, false, &o));
+  EXPECT_FALSE(o.enabled());
+  ASSERT_FALSE(resolve({{"speculative", true}}, server_default, false, &o));
+  EXPECT_TRUE(o.lookup);  // true on a server without a drafter: prompt lookup
+  ASSERT_FALSE(resolve({{"speculative", {{"draft", true}, {"max_draft", 3}}}}, server_default, true, &o));
+  EXPECT_TRUE(o.draft_model && !o.lookup);
+  EXPECT_EQ(o.max_draft, 3);
+  auto e = resolve({{"speculative", {{"draft", true}}}}, server_default, false, &o);
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->param, "speculative.draft");
+  e = resolve({{"speculative", {{"max_draft", 65}, {"lookup", true}}}}, server_default, false, &o);
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->param, "speculative.max_draft");
+  e = resolve({{"speculative", {{"lookup", true}, {"draft", true}}}}, server_default, true, &o);
+  ASSERT_TRUE(e);
+  e = resolve({{"speculative", "yes"}}, server_default, true, &o);
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->param, "speculative");
+  e = resolve({{"speculative", {{"tree", 4}}}}, server_default, true, &o);
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->param, "speculative.tree");
+}
+
 TEST(ApiRequest, ContentPartsAreJoined) {
   GenerationSpec s;
   Json parts = Json::array({{{"type", "text"}, {"text", "a"}}, {{"type", "text"}, {"text", "b"}}});

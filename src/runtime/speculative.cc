@@ -1,0 +1,126 @@
+#include "runtime/speculative.h"
+
+#include <algorithm>
+
+#include "base/check.h"
+
+namespace spool::runtime {
+
+Status PromptLookupDrafter::Draft(std::span<const int32_t> context, int64_t max_tokens, std::vector<int32_t>* out) {
+  out->clear();
+  const int64_t n = static_cast<int64_t>(context.size());
+  const int64_t want = std::min(max_tokens, max_draft_);
+  if (want <= 0) return Status::Ok();
+  for (int64_t g = std::min<int64_t>(ngram_max_, n - 1); g >= ngram_min_ && g >= 1; --g) {
+    const int32_t* tail = context.data() + n - g;
+    // Latest earlier occurrence: start s with s + g < n (so at least one token follows).
+    for (int64_t s = n - g - 1; s >= 0; --s) {
+      if (!std::equal(tail, tail + g, context.data() + s)) continue;
+      const int64_t from = s + g, to = std::min(n, from + want);
+      out->assign(context.begin() + from, context.begin() + to);
+      return Status::Ok();
+    }
+  }
+  return Status::Ok();
+}
+
+ModelDrafter::ModelDrafter(Engine& draft, int64_t max_draft, bool sample_drafts)
+    : e_(draft), seq_(draft.NewSequence()), max_draft_(std::max<int64_t>(max_draft, 1)),
+      k_(std::min<int64_t>(4, max_draft_)), sample_drafts_(sample_drafts) {}
+
+void ModelDrafter::SetSampling(const sampling::SamplingParams& params) {
+  if (!sample_drafts_) return;
+  sampling::SamplingParams p = params;
+  p.repeat_penalty = 1.0f;
+  p.presence_penalty = p.frequency_penalty = 0.0f;
+  p.seed = params.seed ^ 0x9E3779B97F4A7C15ull;  // its own stream, reproducible from the request's seed
+  sampler_ = std::make_unique<sampling::Sampler>(p);
+}
+
+int32_t SpeculativeSample(sampling::Sampler& target, const sampling::TokenDistribution& p,
+                          const sampling::TokenDistribution& q, int32_t d) {
+  const double pd = p.Prob(d), qd = q.Prob(d);
+  SPOOL_CHECK(qd > 0);
+  if (target.Uniform() * qd < pd) return d;
+  // Residual over p's candidates (where p > q); q's other tokens have p = 0 there.
+  sampling::TokenDistribution r;
+  double sum = 0;
+  for (size_t i = 0; i < p.ids.size(); ++i) {
+    const double x = p.probs[i] - q.Prob(p.ids[i]);
+    if (x > 0 && p.ids[i] != d) {
+      r.ids.push_back(p.ids[i]);
+      r.probs.push_back(x);
+      sum += x;
+    }
+  }
+  if (r.ids.empty() || !(sum > 0)) return target.Draw(p);  // p == q up to rounding: cannot happen after a rejection
+  for (double& x : r.probs) x /= sum;
+  return target.Draw(r);
+}
+
+Status ModelDrafter::Draft(std::span<const int32_t> context, int64_t max_tokens, std::vector<int32_t>* out) {
+  out->clear();
+  q_.clear();
+  if (context.empty()) return Status::Ok();
+  int64_t k = std::min(k_, max_tokens);
+  // The draft sequence holds context + k - 1 tokens at the end (the last draft is not fed).
+  k = std::min<int64_t>(k, e_.ctx() - static_cast<int64_t>(context.size()) + 1);
+  if (k <= 0) return Status::Ok();
+  // Keep the common prefix with what the draft model has seen; re-feed at least the
+  // last context token so that its logits come out.
+  const auto& have = seq_->tokens();
+  const size_t common = std::min<size_t>(
+      static_cast<size_t>(std::mismatch(have.begin(), have.end(), context.begin(), context.end()).first - have.begin()),
+      context.size() - 1);
+  if (static_cast<int64_t>(common) < seq_->n_tokens()) SPOOL_TRY(e_.Truncate(*seq_, static_cast<int64_t>(common)));
+  // A short catch-up (the last verification's accepted tokens) takes decode numerics, so
+  // that a model drafting for a copy of itself agrees with it; a prompt is prefilled.
+  const std::span<const int32_t> feed = context.subspan(common);
+  const int64_t V = e_.n_vocab();
+  logits_.resize(static_cast<size_t>(V));
+  if (static_cast<int64_t>(feed.size()) <= max_draft_ + 1) {
+    const Engine::StepItem item{seq_.get(), feed, /*all_logits=*/false, /*decode_rows=*/true};
+    SPOOL_TRY(e_.Step(std::span<const Engine::StepItem>(&item, 1), logits_.data()));
+  } else {
+    SPOOL_TRY(e_.Prefill(*seq_, feed, logits_.data()));
+  }
+  for (int64_t i = 0; i < k; ++i) {
+    int32_t d;
+    if (sample_drafts_ && sampler_) {
+      q_.push_back(sampler_->Distribution(logits_));
+      d = sampler_->Draw(q_.back());
+    } else {
+      d = static_cast<int32_t>(std::max_element(logits_.begin(), logits_.end()) - logits_.begin());
+    }
+    out->push_back(d);
+    if (i + 1 == k) break;
+    Sequence* s = seq_.get();
+    SPOOL_TRY(e_.Decode(std::span<Sequence* const>(&s, 1), std::span<const int32_t>(&d, 1), logits_.data()));
+  }
+  return Status::Ok();
+}
+
+void ModelDrafter::Feedback(int64_t drafted, int64_t accepted) {
+  if (drafted <= 0) return;
+  if (accepted >= drafted) k_ = std::min(max_draft_, k_ + 2);
+  else k_ = std::clamp<int64_t>(accepted + 1, 1, max_draft_);
+}
+
+Result<std::unique_ptr<Drafter>> MakeDrafter(Engine& engine, const SpeculativeOptions& o) {
+  if (!o.enabled()) return std::unique_ptr<Drafter>();
+  if (o.sample_drafts && !o.draft_model) return InvalidArgument("sampled drafts need a draft model (--draft MODEL)");
+  if (o.lookup && o.draft_model) return InvalidArgument("choose one drafter: prompt lookup or a draft model, not both");
+  if (o.max_draft < 1 || o.max_draft > 64)
+    return InvalidArgument("draft length must be in [1, 64], got " + std::to_string(o.max_draft));
+  if (o.lookup) {
+    if (o.ngram_min < 1 || o.ngram_max < o.ngram_min || o.ngram_max > 16)
+      return InvalidArgument("lookup n-gram sizes must satisfy 1 <= min <= max <= 16, got min " +
+                             std::to_string(o.ngram_min) + ", max " + std::to_string(o.ngram_max));
+    return std::unique_ptr<Drafter>(new PromptLookupDrafter(o.ngram_max, o.ngram_min, o.max_draft));
+  }
+  Engine* draft = engine.draft_engine();
+  if (draft == nullptr) return InvalidArgument("speculation with a draft model needs the model opened with --draft MODEL");
+  return std::unique_ptr<Drafter>(new ModelDrafter(*draft, o.max_draft, o.sample_drafts));
+}
+
+}  // namespace spool::runtime
