@@ -190,6 +190,7 @@ struct Server::Impl {
     sr.reuse_prefix = spec.cache_prompt;
     sr.tenant = TenantOf(req);
     sr.cache_key = spec.session;
+    sr.report_progress = spec.stream && spec.return_progress && !ollama;
     const double t0 = NowSeconds();
     auto handle = scheduler->Submit(std::move(sr));
     // While waiting (queue, prefill, decode), a client that went away cancels its request.
@@ -262,6 +263,13 @@ struct Server::Impl {
               return false;
             }
             return true;  // called again
+          }
+          if (ev.kind == Event::Kind::kProgress) {  // only OpenAI streams ask for it
+            Json chunk = OpenAIChunk(meta, chat, "", false, "", include_usage);
+            const auto& p = ev.progress;
+            chunk["prompt_progress"] = Json{{"total", p.total}, {"cache", p.cache}, {"processed", p.processed},
+                                            {"time_ms", static_cast<int64_t>(p.seconds * 1000)}};
+            return write(SseData(chunk));
           }
           if (ev.kind == Event::Kind::kText) {
             if (ollama) return write(Dump(OllamaChunk(meta.model, chat, ev.text)) + "\n");
