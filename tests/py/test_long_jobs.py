@@ -238,3 +238,53 @@ def test_long_prefill_shows_progress_with_rate_and_eta(spool_bin, smollm2, tmp_p
     total = int(lines[0][1])
     assert total >= 1024
     assert int(lines[-1][0]) == total  # the final line
+
+
+# ---- --prefill-chunk auto: the planner's choice, shown in the plan ----
+
+def plan_json(spool_bin, model, *flags):
+    env = dict(os.environ, SPOOL_TEST_PLAN_BASELINE=str(40 << 20))
+    r = run(spool_bin, "show", model, "--plan", "--json", "-t", "2", *flags, env=env)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    return out.get("plan", out)
+
+
+@pytest.mark.parametrize("budget", ["210M", "230M", "300M", "1G"])
+def test_auto_prefill_chunk_never_costs_resident_weights(spool_bin, smollm2, budget):
+    common = ["--ctx", "8192", "--mem-budget", budget]
+    auto = plan_json(spool_bin, smollm2, *common, "--prefill-chunk", "auto")
+    fixed = plan_json(spool_bin, smollm2, *common)  # the default: 512
+    assert auto["prefill_chunk_auto"] is True and fixed["prefill_chunk_auto"] is False
+    assert fixed["prefill_chunk"] == 512
+    assert auto["prefill_chunk"] in (512, 1024, 2048, 4096) and auto["prefill_rows"] == auto["prefill_chunk"]
+    assert auto["resident_groups"] == fixed["resident_groups"]
+    assert auto["planned_bytes"] <= auto["budget_bytes"]
+    if auto["prefill_chunk"] < 4096:  # the next candidate would not fit beside the same weights
+        bigger = plan_json(spool_bin, smollm2, *common, "--prefill-chunk", str(auto["prefill_chunk"] * 2))
+        assert bigger["resident_groups"] != fixed["resident_groups"] or bigger["planned_bytes"] > bigger["budget_bytes"]
+
+
+def test_auto_prefill_chunk_uses_a_roomy_budget_and_the_flag_wins(spool_bin, smollm2):
+    auto = plan_json(spool_bin, smollm2, "--ctx", "8192", "--mem-budget", "1G", "--prefill-chunk", "auto")
+    assert auto["prefill_chunk"] == 4096
+    small_ctx = plan_json(spool_bin, smollm2, "--ctx", "1024", "--mem-budget", "1G", "--prefill-chunk", "auto")
+    assert small_ctx["prefill_chunk"] == 1024  # never larger than the context
+    explicit = plan_json(spool_bin, smollm2, "--ctx", "8192", "--mem-budget", "1G", "--prefill-chunk", "256")
+    assert explicit["prefill_chunk"] == 256 and not explicit["prefill_chunk_auto"]
+    r = run(spool_bin, "show", smollm2, "--plan", "--mem-budget", "1G", "--prefill-chunk", "auto")
+    assert "prefill chunk          4096 tokens (auto:" in r.stdout
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "big", "65537"])
+def test_bad_prefill_chunk_is_refused(spool_bin, stories, value):
+    r = run(spool_bin, "run", stories, "Once", "--prefill-chunk", value)
+    assert r.returncode != 0 and "--prefill-chunk must be auto or in [1, 65536]" in r.stderr
+
+
+def test_run_with_auto_chunk_equals_the_chosen_chunk(spool_bin, stories, home):
+    auto = json.loads(run(spool_bin, *args(stories, "--prefill-chunk", "auto", "--stats"), env=home).stdout)
+    chosen = auto["stats"]["plan"]["prefill_chunk"]
+    assert auto["stats"]["plan"]["prefill_chunk_auto"] is True
+    fixed = json.loads(run(spool_bin, *args(stories, "--prefill-chunk", str(chosen)), env=home).stdout)
+    assert fixed["ids"] == auto["ids"]
