@@ -1,5 +1,8 @@
 // spool run MODEL [PROMPT]: generate text from a prompt, streaming it to stdout.
 #include <cerrno>
+#include <chrono>
+#include <cstdlib>
+#include <thread>
 #include <cstdio>
 #include <cstring>
 #include <memory>
@@ -46,6 +49,10 @@ int RunRun(int argc, char** argv) {
   ReasoningFlags rf = AddReasoningFlags(p);
   std::string& forced_output = p.String("--debug-forced-output", "", "TESTING ONLY: output the text of FILE (as the model's "
                                                                      "tokens) instead of sampling");
+  std::string& checkpoint_every = p.String(
+      "--checkpoint-every", "auto",
+      "with --session: save the session every N prompt tokens of a long prefill (at chunk ends), so that a killed "
+      "run resumes there when run again; auto: every max(8192, a quarter of the sequence) tokens; off: never");
   bool& truncate = p.Flag("--truncate", "if the prompt does not fit the context, keep its first token and its end "
                                          "(ctx - n_predict tokens in all)");
   int code;
@@ -78,6 +85,9 @@ int RunRun(int argc, char** argv) {
     return Fail("--var, --reasoning-format and --hide-reasoning need --chat");
   auto template_vars = rf.TemplateVars();
   if (!template_vars.ok()) return Fail(template_vars.status().message());
+  auto checkpoint_r = ParseCheckpointEvery(checkpoint_every);
+  if (!checkpoint_r.ok()) return Fail(checkpoint_r.status().message());
+  if (p.Given("--checkpoint-every") && session.empty()) return Fail("--checkpoint-every needs --session NAME");
 
   auto opts = ef.ToOptions();
   if (!opts.ok()) return Fail(opts.status().message());
@@ -143,15 +153,28 @@ int RunRun(int argc, char** argv) {
     req.prompt = *ids;
   }
 
-  RunSequenceOptions rso{session, reuse_prefix, !ids_given, truncate, n_predict};
+  RunSequenceOptions rso{session, reuse_prefix, !ids_given, truncate, n_predict, *checkpoint_r};
   RunSequenceState rss;
   auto seq_r = PrepareRunSequence(engine, rso, &req.prompt, &rss);
   if (!seq_r.ok()) return Fail(seq_r.status().message());
   auto seq = std::move(*seq_r);
-  ProgressLine progress("prefill", "tok", static_cast<int64_t>(req.prompt.size()));
+  // Not on a terminal (logs of long jobs): a line every SPOOL_PROGRESS_INTERVAL_S seconds (default 10).
+  const char* interval = std::getenv("SPOOL_PROGRESS_INTERVAL_S");
+  ProgressLine progress("prefill", "tok", static_cast<int64_t>(req.prompt.size()), stderr,
+                        interval && std::atof(interval) > 0 ? std::atof(interval) : 10.0);
   progress.set_enabled(!json && req.prompt.size() >= 1024);
-  auto on_progress = [&](int64_t done, int64_t) {
+  // Tests only: a pause after each prefill chunk, so that a test can kill a run mid-prefill.
+  const char* chunk_delay = std::getenv("SPOOL_TEST_PREFILL_CHUNK_DELAY_MS");
+  Status checkpoint_status;
+  auto on_progress = [&](int64_t done, int64_t total) {
     progress.Update(done);
+    bool saved = false;
+    checkpoint_status = MaybeCheckpointRunSession(engine, *seq, &rss, done, total, &saved);
+    if (!checkpoint_status.ok()) return false;
+    if (saved)
+      std::fprintf(stderr, "%scheckpoint: %lld/%lld prompt tokens saved to %s\n", progress.enabled() ? "\n" : "",
+                   static_cast<long long>(done), static_cast<long long>(total), rss.session_path.c_str());
+    if (chunk_delay) std::this_thread::sleep_for(std::chrono::milliseconds(std::atoi(chunk_delay)));
     return true;
   };
   bool first_text = true;
@@ -175,6 +198,7 @@ int RunRun(int argc, char** argv) {
     return true;
   };
   auto res = runtime::Generate(engine, *seq, req, on_text, on_progress);
+  if (!checkpoint_status.ok()) return Fail("checkpoint: " + checkpoint_status.message());
   if (!res.ok()) return Fail(res.status().message());
   if (printer && !json) printer->Finish();
   if (Status st = SaveRunSession(engine, *seq, rss, res->ids); !st.ok()) return Fail(st.message());
@@ -206,6 +230,7 @@ int RunRun(int argc, char** argv) {
       {"finish_reason", res->finish_reason},
       {"prompt_tokens_reused", rss.prompt_tokens_reused},
       {"prompt_tokens_truncated", rss.prompt_tokens_truncated},
+      {"checkpoints", rss.checkpoints},
       {"kv_disk_bytes", engine.kv_disk_bytes()},
       {"weight_bytes_read", ss.bytes_read()},
       {"prefill_weight_bytes", es.prefill_weight_bytes},

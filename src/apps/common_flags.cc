@@ -1,6 +1,8 @@
 #include "apps/common_flags.h"
 
+#include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 
 #include "base/strings.h"
 #include "runtime/scheduler.h"
@@ -11,7 +13,10 @@ EngineFlags AddEngineFlags(ArgParser& p) {
   EngineFlags f;
   f.threads = &p.Int("-t,--threads", 0, "compute threads (0: all cores)");
   f.ctx = &p.Int("-c,--ctx", 0, "context length in tokens (0: min(model maximum, 4096))");
-  f.prefill_chunk = &p.Int("--prefill-chunk", 512, "prompt tokens per prefill step");
+  f.prefill_chunk = &p.String("--prefill-chunk", "512",
+                              "prompt tokens per prefill step, or auto: the largest of 4096/2048/1024/512 whose "
+                              "activations fit the budget beside the same resident weights (run, chat, perplexity; "
+                              "serve and batch use 512)");
   f.kv_type = &p.String("--kv-type", "bf16", "KV cache element type: bf16 or f32");
   f.kv_window = &p.Int("--kv-window", 2048, "KV tokens per layer kept in RAM; older pages go to --kv-dir (0: all in RAM)");
   f.kv_dir = &p.String("--kv-dir", "", "folder for spilled KV pages (default $SPOOL_HOME/kv, else ~/.spool/kv)");
@@ -69,8 +74,17 @@ Result<runtime::EngineOptions> EngineFlags::ToOptions(const Workload& workload) 
   o.threads = static_cast<int>(*threads);
   if (*ctx < 0) return InvalidArgument("--ctx must be >= 0");
   o.ctx = *ctx;
-  if (*prefill_chunk <= 0 || *prefill_chunk > 65536) return InvalidArgument("--prefill-chunk must be in [1, 65536]");
-  o.prefill_chunk = *prefill_chunk;
+  if (*prefill_chunk == "auto") {
+    const bool scheduler = workload.kind == Workload::Kind::kServe || workload.kind == Workload::Kind::kBatch;
+    o.prefill_chunk = scheduler ? 512 : 0;  // 0: the planner chooses (runtime/planner.h)
+  } else {
+    char* end = nullptr;
+    errno = 0;
+    const long long v = std::strtoll(prefill_chunk->c_str(), &end, 10);
+    if (prefill_chunk->empty() || errno != 0 || *end != '\0' || v <= 0 || v > 65536)
+      return InvalidArgument("--prefill-chunk must be auto or in [1, 65536], got '" + *prefill_chunk + "'");
+    o.prefill_chunk = v;
+  }
   if (*kv_type == "bf16") o.kv_dtype = DType::kBF16;
   else if (*kv_type == "f32") o.kv_dtype = DType::kF32;
   else return InvalidArgument("--kv-type must be bf16 or f32, got '" + *kv_type + "'");

@@ -27,7 +27,7 @@ Result<Workload::Kind> ParseWorkloadKind(const std::string& name);
 struct EngineFlags {
   int64_t* threads;
   int64_t* ctx;
-  int64_t* prefill_chunk;
+  std::string* prefill_chunk;  // --prefill-chunk N or auto
   std::string* kv_type;
   int64_t* kv_window;         // --kv-window TOKENS (0: all KV in RAM)
   std::string* kv_dir;        // --kv-dir DIR ("": $SPOOL_HOME/kv)

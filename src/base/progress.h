@@ -20,6 +20,7 @@ class ProgressLine {
   void Finish();
   // When false (e.g. --quiet, or work too short to matter) nothing is printed.
   void set_enabled(bool e) { enabled_ = e; }
+  bool enabled() const { return enabled_; }
   // Text of the current line (for tests).
   std::string Render(int64_t done, double now) const;
 

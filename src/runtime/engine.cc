@@ -18,7 +18,12 @@ PlannerOptions PlannerOptionsFor(const EngineOptions& options, int64_t ctx, int 
   po.kv_dtype = options.kv_dtype;
   po.kv_page_tokens = options.kv_page_tokens;
   po.kv_window_tokens = options.kv_window;  // NewSequence's choice of InRamKv / DiskKv, below
-  po.prefill_chunk = std::max({options.prefill_chunk, options.max_step_rows, options.max_draft + 1});
+  // 0: auto, the planner chooses (single-sequence steps only: the scheduler's step rows
+  // are planned from a fixed chunk, common_flags resolves auto to 512 there). A
+  // speculative verification step has max_draft + 1 rows.
+  po.prefill_chunk = options.prefill_chunk == 0 && options.max_step_rows == 0
+                         ? 0
+                         : std::max({options.prefill_chunk, options.max_step_rows, options.max_draft + 1});
   po.max_logit_rows = options.max_logit_rows;
   po.threads = threads;
   po.prefetch_depth = options.prefetch_depth;
@@ -29,7 +34,9 @@ Status Engine::PrepareAndPlan(const std::string& model, formats::ModelSource* gi
   const EngineOptions& options = options_;
   if (options.kv_dtype != DType::kF32 && options.kv_dtype != DType::kBF16)
     return InvalidArgument("KV cache type must be f32 or bf16");
-  if (options.prefill_chunk <= 0) return InvalidArgument("prefill chunk must be positive");
+  if (options.prefill_chunk < 0) return InvalidArgument("prefill chunk must be positive (or 0: auto)");
+  if (options.prefill_chunk == 0 && options.max_step_rows > 0)
+    return InvalidArgument("prefill chunk auto (0) needs max_step_rows 0");
   if (options.kv_page_tokens <= 0) return InvalidArgument("KV page size must be positive");
   if (options.kv_window < 0) return InvalidArgument("KV window must be >= 0, got " + std::to_string(options.kv_window));
   if (options.max_sequences < 1) return InvalidArgument("max sequences must be >= 1");
@@ -77,6 +84,8 @@ Status Engine::PrepareAndPlan(const std::string& model, formats::ModelSource* gi
   // run) compare exactly; the measured one differs by a few pages between processes.
   if (const char* b = std::getenv("SPOOL_TEST_PLAN_BASELINE")) po.baseline_bytes = std::strtoull(b, nullptr, 10);
   SPOOL_ASSIGN_OR_RETURN(plan_, PlanResidency(*weights_, po));
+  if (options_.prefill_chunk == 0) options_.prefill_chunk = plan_.prefill_chunk;  // auto: the plan's choice
+  plan_.prefill_chunk = options_.prefill_chunk;
   plan_.disk_bytes_per_s = options.disk_bytes_per_s;
   if (options.disk_bytes_per_s == 0 && options.measure_disk && !plan_.all_resident()) {
     // Before the ring exists, in at most the ring's bytes: the probe's buffers are freed

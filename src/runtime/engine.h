@@ -32,7 +32,10 @@ namespace spool::runtime {
 struct EngineOptions {
   int threads = 0;               // <= 0: all cores
   int64_t ctx = 0;               // context length per sequence; 0: min(model maximum, 4096)
-  int64_t prefill_chunk = 512;   // tokens per prefill step (weights read once per chunk)
+  // Tokens per prefill step (weights read once per chunk); 0: auto, chosen by the planner
+  // from the budget (runtime/planner.h kAutoPrefillChunks; options() then holds the
+  // choice). Prefill logits depend on the chunk (GEMM rows), not on how it was chosen.
+  int64_t prefill_chunk = 512;
   DType kv_dtype = DType::kBF16; // kF32 or kBF16
   int64_t kv_page_tokens = 256;
   bool load_tokenizer = true;    // false: ids only (tests on tokenizer-less fixtures)
@@ -180,11 +183,13 @@ class Engine {
   // seq's tokens and KV plus `pending` (generated tokens not yet fed) to `path`,
   // atomically. LoadSession validates the file (format, checksums, this model's
   // fingerprint, KV type, context) and returns a sequence holding the saved tokens;
-  // *pending gets the saved pending tokens. Errors: NotFound, InvalidFile (corrupt,
+  // *pending gets the saved pending tokens, *settings (when not null) the saved settings
+  // object (untrusted: validate what you read from it). Errors: NotFound, InvalidFile (corrupt,
   // truncated, other model), InvalidArgument (settings mismatch), Io/ResourceExhausted.
   Status SaveSession(const std::string& path, Sequence& seq, std::span<const int32_t> pending,
                      const nlohmann::ordered_json& settings);
-  Result<std::unique_ptr<Sequence>> LoadSession(const std::string& path, std::vector<int32_t>* pending);
+  Result<std::unique_ptr<Sequence>> LoadSession(const std::string& path, std::vector<int32_t>* pending,
+                                                nlohmann::ordered_json* settings = nullptr);
   // Identity of the model's files and config (kv::ModelFingerprint), computed once.
   Result<std::string> ModelFingerprint();
   // Bytes of KV pages currently spilled to disk by all sequences.

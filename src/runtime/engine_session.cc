@@ -46,7 +46,8 @@ Status Engine::SaveSession(const std::string& path, Sequence& seq, std::span<con
   return kv::SaveSession(path, info, *seq.kv_);
 }
 
-Result<std::unique_ptr<Sequence>> Engine::LoadSession(const std::string& path, std::vector<int32_t>* pending) {
+Result<std::unique_ptr<Sequence>> Engine::LoadSession(const std::string& path, std::vector<int32_t>* pending,
+                                                      nlohmann::ordered_json* settings) {
   SPOOL_ASSIGN_OR_RETURN(kv::SessionInfo info, kv::ReadSessionInfo(path));
   SPOOL_ASSIGN_OR_RETURN(std::string fp, ModelFingerprint());
   if (info.fingerprint != fp)
@@ -61,6 +62,7 @@ Result<std::unique_ptr<Sequence>> Engine::LoadSession(const std::string& path, s
   SPOOL_TRY(kv::LoadSessionKv(path, info, *seq->kv_));
   seq->tokens_ = std::move(info.tokens);
   *pending = std::move(info.pending);
+  if (settings) *settings = std::move(info.settings);
   return seq;
 }
 

@@ -126,7 +126,43 @@ uint64_t ExpertReadBytes(const models::ModelWeights& w, int64_t l, int64_t e) {
   return b;
 }
 
-Result<ResidencyPlan> PlanResidency(const models::ModelWeights& w, const PlannerOptions& o) {
+namespace {
+Result<ResidencyPlan> PlanResidencyForChunk(const models::ModelWeights& w, const PlannerOptions& o);
+}  // namespace
+
+Result<ResidencyPlan> PlanResidency(const models::ModelWeights& w, const PlannerOptions& options) {
+  if (options.prefill_chunk != 0) {
+    SPOOL_ASSIGN_OR_RETURN(ResidencyPlan p, PlanResidencyForChunk(w, options));
+    p.prefill_chunk = options.prefill_chunk;
+    return p;
+  }
+  // Auto: the smallest candidate decides feasibility and residency; the budget and
+  // baseline it measured are reused so that every candidate sees the same figures.
+  PlannerOptions o = options;
+  o.prefill_chunk = std::end(kAutoPrefillChunks)[-1];
+  SPOOL_ASSIGN_OR_RETURN(ResidencyPlan base, PlanResidencyForChunk(w, o));
+  o.budget_bytes = base.budget_bytes;
+  o.baseline_bytes = base.baseline_bytes;
+  ResidencyPlan best = base;
+  for (int64_t chunk : kAutoPrefillChunks) {
+    if (chunk <= o.prefill_chunk || chunk > std::max<int64_t>(options.ctx, o.prefill_chunk)) continue;
+    PlannerOptions oc = o;
+    oc.prefill_chunk = chunk;
+    auto r = PlanResidencyForChunk(w, oc);
+    if (!r.ok() || r->resident != base.resident || r->embedding_resident != base.embedding_resident ||
+        r->expert_cache_slots != base.expert_cache_slots)
+      continue;
+    best = *r;
+    break;
+  }
+  best.budget_auto = base.budget_auto;
+  best.prefill_chunk = best.prefill_rows;
+  best.prefill_chunk_auto = true;
+  return best;
+}
+
+namespace {
+Result<ResidencyPlan> PlanResidencyForChunk(const models::ModelWeights& w, const PlannerOptions& o) {
   const models::ModelConfig& c = w.config();
   if (o.prefetch_depth < 2 || o.prefetch_depth > 64)
     return InvalidArgument("prefetch depth must be in [2, 64], got " + std::to_string(o.prefetch_depth));
@@ -292,6 +328,7 @@ Result<ResidencyPlan> PlanResidency(const models::ModelWeights& w, const Planner
   }
   return p;
 }
+}  // namespace
 
 uint64_t DiskProbeBatchBytes(const ResidencyPlan& p) {
   const uint64_t streaming = p.ring_bytes() + (p.experts_resident() ? 0 : p.expert_cache_bytes());
@@ -360,6 +397,11 @@ std::string FormatPlan(const models::ModelWeights& w, const ResidencyPlan& p) {
       sliding = "; " + std::to_string(n_sliding) + " of " + std::to_string(w.config().n_layer) +
                 " layers slide over " + std::to_string(window) + " tokens and hold only that";
   }
+  if (p.prefill_chunk > 0)
+    add("prefill chunk", std::to_string(p.prefill_chunk) + " tokens" +
+                             (p.prefill_chunk_auto ? " (auto: the largest of 4096/2048/1024/512 that fits beside the same "
+                                                     "resident weights)"
+                                                   : " (--prefill-chunk)"));
   add("KV cache", FormatBytes(p.kv_bytes) + " (" + std::to_string(p.n_seq) + " x " + std::to_string(kv_tokens) +
                       " tokens" + (p.kv_on_disk ? " of --kv-window + read-ahead; older pages on disk" : " in RAM") +
                       sliding + ")");
@@ -420,6 +462,8 @@ nlohmann::ordered_json PlanToJson(const models::ModelWeights& w, const Residency
       {"kv_window", p.kv_window_tokens},
       {"kv_on_disk", p.kv_on_disk},
       {"prefill_rows", p.prefill_rows},
+      {"prefill_chunk", p.prefill_chunk},
+      {"prefill_chunk_auto", p.prefill_chunk_auto},
       {"threads", p.threads},
       {"ring_slots", p.ring_slots},
       {"ring_slot_bytes", p.ring_slot_bytes},

@@ -50,7 +50,9 @@ struct PlannerOptions {
   int64_t kv_window_tokens = 0;
   DType kv_dtype = DType::kBF16;
   int64_t kv_page_tokens = 256;
-  int64_t prefill_chunk = 512;    // rows of the largest step
+  // Rows of the largest step; 0: auto, the planner chooses a prefill chunk (ChoosePrefillChunk's
+  // rule below) and plans with it.
+  int64_t prefill_chunk = 512;
   int64_t max_logit_rows = 1;     // logit rows the caller keeps per chunk (perplexity: chunk)
   int threads = 1;
   int prefetch_depth = 2;         // ring slots (>= 2)
@@ -88,6 +90,10 @@ struct ResidencyPlan {
   int64_t kv_window_tokens = 0;    // as given (0: all in RAM)
   bool kv_on_disk = false;         // ctx > window: the disk-backed store's RAM is counted
   int64_t prefill_rows = 0;        // rows of the largest step
+  // Tokens per prefill step of one sequence (the engine's resolved --prefill-chunk) and
+  // whether the planner chose it (PlannerOptions::prefill_chunk == 0).
+  int64_t prefill_chunk = 0;
+  bool prefill_chunk_auto = false;
   int threads = 1;
   // Weights.
   std::vector<bool> resident;      // [n_groups]
@@ -137,6 +143,14 @@ uint64_t EstimateSequenceKvBytes(const models::ModelConfig& c, int64_t ctx, int6
 uint64_t GroupReadBytes(const models::ModelWeights& w, int g);
 // Device bytes read for routed expert e of layer l: page-aligned supersets of its extents.
 uint64_t ExpertReadBytes(const models::ModelWeights& w, int64_t l, int64_t e);
+
+// Prefill chunk candidates for auto (PlannerOptions::prefill_chunk == 0), largest first.
+// Rule: plan with the smallest; then take the largest candidate (at most the context)
+// whose plan is feasible and keeps exactly the same resident weight groups, embedding
+// residency and expert cache slots. A bigger chunk reads the streamed weights fewer
+// times per prompt, and its activations come only from budget that would otherwise
+// stay unused, so decode speed never pays for it. Deterministic for given inputs.
+inline constexpr int64_t kAutoPrefillChunks[] = {4096, 2048, 1024, 512};
 
 // Errors: ResourceExhausted when the budget cannot hold the fixed part, the KV cache,
 // a ring for the largest group and (MoE) one token's experts of a layer (the message

@@ -2,9 +2,11 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <future>
 #include <map>
 #include <set>
+#include <thread>
 
 #include "base/log.h"
 #include "base/timer.h"
@@ -250,6 +252,13 @@ void Scheduler::Loop() {
     if (!active_.empty()) Step();
     std::lock_guard<std::mutex> lock(mu_);
     stats_.active = static_cast<int64_t>(active_.size());
+    stats_.prefilling = stats_.prefill_tokens_done = stats_.prefill_tokens_total = 0;
+    for (const auto& a : active_) {
+      if (!a->prefilling) continue;
+      ++stats_.prefilling;
+      stats_.prefill_tokens_done += a->prefill_next;
+      stats_.prefill_tokens_total += static_cast<int64_t>(a->req.prompt.size());
+    }
   }
   // Shutting down: everything still waiting or running ends with an error event.
   std::deque<Pending> rest;
@@ -482,6 +491,10 @@ void Scheduler::Step() {
     any_prefill = true;
   }
 
+  // Tests only: a pause after each step that prefills, so that a test sees a prefill running.
+  static const char* const chunk_delay = std::getenv("SPOOL_TEST_PREFILL_CHUNK_DELAY_MS");
+  if (chunk_delay && any_prefill) std::this_thread::sleep_for(std::chrono::milliseconds(std::atoi(chunk_delay)));
+
   const int64_t n_vocab = engine_.n_vocab();
   // Logit rows: one per item, one per fed token of a verification.
   std::vector<int64_t> row0(items.size() + 1, 0);
@@ -525,6 +538,13 @@ void Scheduler::Step() {
     }
     if (a.prefilling) {
       a.prefill_next += static_cast<int64_t>(items[i].tokens.size());
+      if (a.req.report_progress) {
+        RequestHandle::Event e;
+        e.kind = RequestHandle::Event::Kind::kProgress;
+        e.progress = {static_cast<int64_t>(a.req.prompt.size()), a.result.cached_prompt_tokens, a.prefill_next,
+                      NowSeconds() - a.admit_time};
+        a.handle->Push(std::move(e));
+      }
       if (a.prefill_next < static_cast<int64_t>(a.req.prompt.size())) continue;
       // The whole prompt is in: this row's logits pick the first new token.
       a.prefilling = false;

@@ -87,6 +87,9 @@ struct ScheduledRequest {
   // carries the next token plus drafts (decode numerics), the rejected ones truncated
   // away; the tokens are those of plain decoding. Default: off.
   SpeculativeOptions speculative;
+  // Push a kProgress event after each prefill chunk of this request (server:
+  // "return_progress", as llama-server's prompt_progress).
+  bool report_progress = false;
 };
 
 // One named session as GET /v1/sessions shows it.
@@ -110,13 +113,20 @@ struct Completion {
   SpecStats spec;                    // drafts verified and accepted, weight passes while decoding
 };
 
-// One request's view of its progress. Events arrive in order: zero or more kText,
-// then exactly one kDone or kError.
+// One request's view of its progress. Events arrive in order: zero or more kProgress
+// (prefill; only when asked for), zero or more kText, then exactly one kDone or kError.
 class RequestHandle {
  public:
   struct Event {
-    enum class Kind { kText, kDone, kError } kind = Kind::kText;
+    enum class Kind { kText, kDone, kError, kProgress } kind = Kind::kText;
     std::string text;       // kText
+    // kProgress (only when the request asked, ScheduledRequest::report_progress): prompt
+    // tokens in the cache now (processed, cached ones included) of total; cache: those
+    // that came from the prefix cache; seconds since admission.
+    struct Progress {
+      int64_t total = 0, cache = 0, processed = 0;
+      double seconds = 0;
+    } progress;
     Completion completion;  // kDone
     Status error;           // kError
   };
@@ -144,6 +154,9 @@ struct SchedulerStats {
   double prefill_seconds = 0;         // Σ over requests of admission → first token (overlapping)
   double decode_seconds = 0;          // steps that decoded at least one token
   double prefill_step_seconds = 0;    // steps that only prefilled
+  // Running prefills now (after the last step): requests still prefilling, prompt
+  // tokens in their caches (cached ones included) and their prompts' tokens.
+  int64_t prefilling = 0, prefill_tokens_done = 0, prefill_tokens_total = 0;
   // Disk sessions: loads (resumed from the store), spills (written to it), and files
   // that could not be used or written (each also logged).
   int64_t session_loads = 0, session_spills = 0, session_errors = 0;

@@ -355,6 +355,7 @@ std::optional<ApiError> ParseOpenAIRequest(const Json& body, ApiKind kind, Gener
     SPOOL_API_TRY(ReadInt(body, "", "best_of", 1, 1, &best_of));
   }
   SPOOL_API_TRY(ReadBool(body, "", "stream", &out->stream));
+  SPOOL_API_TRY(ReadBool(body, "", "return_progress", &out->return_progress));
   auto so = body.find("stream_options");
   if (so != body.end() && !so->is_null()) {
     if (!so->is_object()) return TypeError("stream_options", "an object", *so);

@@ -57,6 +57,7 @@ struct GenerationSpec {
   bool has_prompt_ids = false;
   bool stream = false;
   bool include_usage = false;        // stream_options.include_usage
+  bool return_progress = false;      // llama-server's return_progress: prompt_progress chunks while prefilling (stream only)
   int64_t max_tokens = -1;           // -1: not given (up to the context)
   sampling::SamplingParams sampling;
   bool seed_given = false;

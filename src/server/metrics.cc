@@ -50,6 +50,9 @@ std::string Metrics::Render(const runtime::SchedulerStats& s, bool ready, double
   Line(out, "spool_uptime_seconds", "gauge", "Seconds since the server started.", uptime_seconds);
   Line(out, "spool_requests_queued", "gauge", "Generation requests waiting for a decode slot.", static_cast<double>(s.queued));
   Line(out, "spool_requests_active", "gauge", "Sequences in the decode batch.", static_cast<double>(s.active));
+  Line(out, "spool_prefill_requests", "gauge", "Requests prefilling their prompt now.", static_cast<double>(s.prefilling));
+  Line(out, "spool_prefill_tokens_done", "gauge", "Prompt tokens in the caches of the requests prefilling now (cached ones included).", static_cast<double>(s.prefill_tokens_done));
+  Line(out, "spool_prefill_tokens_total", "gauge", "Prompt tokens of the requests prefilling now.", static_cast<double>(s.prefill_tokens_total));
   Line(out, "spool_generations_finished_total", "counter", "Generations that finished (stop or length).", static_cast<double>(s.requests_done));
   Line(out, "spool_generations_cancelled_total", "counter", "Generations cancelled (client gone).", static_cast<double>(s.requests_cancelled));
   Line(out, "spool_generations_failed_total", "counter", "Generations that failed in the engine.", static_cast<double>(s.requests_failed));

@@ -210,6 +210,7 @@ struct Server::Impl {
     if (auto e = ResolveSpeculative(spec.speculative, opts.speculative, engine->draft_engine() != nullptr, ollama,
                                     &sr.speculative))
       return SendError(res, *e, ollama);
+    sr.report_progress = spec.stream && spec.return_progress && !ollama;
     const double t0 = NowSeconds();
     auto handle = scheduler->Submit(std::move(sr));
     // While waiting (queue, prefill, decode), a client that went away cancels its request.
@@ -297,6 +298,13 @@ struct Server::Impl {
             if (ollama) return write(Dump(OllamaDeltaChunk(meta.model, d)) + "\n");
             return write(SseData(OpenAIDeltaChunk(meta, d, first_tool, include_usage)));
           };
+          if (ev.kind == Event::Kind::kProgress) {  // only OpenAI streams ask for it
+            Json chunk = OpenAIChunk(meta, chat, "", false, "", include_usage);
+            const auto& p = ev.progress;
+            chunk["prompt_progress"] = Json{{"total", p.total}, {"cache", p.cache}, {"processed", p.processed},
+                                            {"time_ms", static_cast<int64_t>(p.seconds * 1000)}};
+            return write(SseData(chunk));
+          }
           if (ev.kind == Event::Kind::kText) {
             if (st->splitter) return send_delta(st->splitter->Push(ev.text));
             if (ollama) return write(Dump(OllamaChunk(meta.model, chat, ev.text)) + "\n");

@@ -80,6 +80,50 @@ TEST(Planner, BudgetSweepNeverExceedsBudgetAndResidencyGrows) {
   }
 }
 
+// --prefill-chunk auto (issue 18 item 4): at every budget of a sweep the auto plan keeps
+// exactly the 512-row plan's residency, stays within the budget, chooses a candidate
+// no larger than the context, and no larger candidate would keep that residency.
+TEST(Planner, AutoPrefillChunkOnlyUsesBudgetLeftOver) {
+  for (const std::string& path : {kSharded, kUntied}) {
+    auto w = Load(path);
+    PlannerOptions fixed = Opts(8ull << 30);
+    fixed.ctx = 8192;
+    fixed.prefill_chunk = 512;
+    auto all = PlanResidency(*w, fixed);
+    ASSERT_TRUE(all.ok()) << all.status().message();
+    const uint64_t floor = all->fixed_bytes() + all->kv_bytes;
+    int grew = 0;
+    for (uint64_t b = floor; b <= floor + w->total_matrix_bytes() + (64ull << 20); b += 256 << 10) {
+      fixed.budget_bytes = b;
+      PlannerOptions autoo = fixed;
+      autoo.prefill_chunk = 0;
+      auto f = PlanResidency(*w, fixed);
+      auto a = PlanResidency(*w, autoo);
+      ASSERT_EQ(f.ok(), a.ok()) << b;
+      if (!f.ok()) continue;
+      EXPECT_TRUE(a->prefill_chunk_auto);
+      EXPECT_FALSE(f->prefill_chunk_auto);
+      EXPECT_EQ(f->prefill_chunk, 512);
+      EXPECT_EQ(a->prefill_chunk, a->prefill_rows);
+      EXPECT_LE(a->planned_bytes(), b);
+      EXPECT_EQ(a->resident, f->resident) << b;
+      EXPECT_EQ(a->expert_cache_slots, f->expert_cache_slots) << b;
+      if (a->prefill_chunk > 512) ++grew;
+      if (a->prefill_chunk < 4096) {
+        PlannerOptions bigger = fixed;
+        bigger.prefill_chunk = a->prefill_chunk * 2;
+        auto g = PlanResidency(*w, bigger);
+        EXPECT_TRUE(!g.ok() || g->resident != f->resident) << b << ": " << bigger.prefill_chunk << " would have fit";
+      }
+    }
+    EXPECT_GT(grew, 0) << path << ": a roomy budget should choose a larger chunk";
+    PlannerOptions small = Opts(8ull << 30);
+    small.ctx = 1024;
+    small.prefill_chunk = 0;
+    EXPECT_EQ(PlanResidency(*w, small)->prefill_chunk, 1024);
+  }
+}
+
 TEST(Planner, ResidentLayersAreSpreadAndHeadPreferred) {
   auto w = Load(kSharded);
   const int L = w->head_group();
