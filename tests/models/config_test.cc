@@ -9,24 +9,16 @@
 #include "formats/model_source.h"
 #include "models/config.h"
 #include "models/weights.h"
+#include "edited_fixture.h"
 
 namespace spool {
 namespace {
 
 namespace fs = std::filesystem;
 
-// Copies a fixture model folder and rewrites its config.json with `edit` applied.
+// Copies llama-mha-f32 and rewrites its config.json with `edit` applied.
 std::string EditedModel(const std::string& name, const std::function<void(nlohmann::ordered_json&)>& edit) {
-  fs::path src = fs::path(SPOOL_TEST_FIXTURES) / "models" / "llama-mha-f32";
-  fs::path dst = fs::temp_directory_path() / ("spool_cfg_" + name + "_" + std::to_string(getpid()));
-  fs::remove_all(dst);
-  fs::create_directories(dst);
-  for (auto& e : fs::directory_iterator(src)) fs::copy(e.path(), dst / e.path().filename());
-  std::ifstream f(dst / "config.json");
-  auto j = nlohmann::ordered_json::parse(f);
-  edit(j);
-  std::ofstream(dst / "config.json") << j.dump();
-  return dst.string();
+  return testing::EditedFixture("llama-mha-f32", "cfg_" + name, edit);
 }
 
 Status LoadStatus(const std::string& dir) {

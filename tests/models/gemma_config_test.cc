@@ -11,6 +11,7 @@
 #include "formats/model_source.h"
 #include "models/config.h"
 #include "models/weights.h"
+#include "edited_fixture.h"
 
 namespace spool {
 namespace {
@@ -21,16 +22,7 @@ using models::MixerKind;
 // Copies fixture `name` and rewrites its config.json with `edit` applied.
 std::string Edited(const std::string& name, const std::string& tag,
                    const std::function<void(nlohmann::ordered_json&)>& edit) {
-  fs::path src = fs::path(SPOOL_TEST_FIXTURES) / "models" / name;
-  fs::path dst = fs::temp_directory_path() / ("spool_gemma_" + tag + "_" + std::to_string(getpid()));
-  fs::remove_all(dst);
-  fs::create_directories(dst);
-  for (auto& e : fs::directory_iterator(src)) fs::copy(e.path(), dst / e.path().filename());
-  std::ifstream f(dst / "config.json");
-  auto j = nlohmann::ordered_json::parse(f);
-  edit(j);
-  std::ofstream(dst / "config.json") << j.dump();
-  return dst.string();
+  return testing::EditedFixture(name, "gemma_" + tag, edit);
 }
 
 Result<std::unique_ptr<models::ModelWeights>> Load(const std::string& dir) {

@@ -17,6 +17,7 @@
 #include "models/config.h"
 #include "models/weights.h"
 #include "tensor/topk.h"
+#include "edited_fixture.h"
 #include "../formats/test_writers.h"
 
 namespace spool {
@@ -106,16 +107,7 @@ TEST(RouteTopK, RenormalisedWeightsSumToOne) {
 // Copies an MoE fixture and applies `edit` to its config.json.
 std::string EditedMoe(const std::string& fixture, const std::string& name,
                       const std::function<void(nlohmann::ordered_json&)>& edit) {
-  fs::path src = fs::path(SPOOL_TEST_FIXTURES) / "models" / fixture;
-  fs::path dst = fs::temp_directory_path() / ("spool_moe_" + name + "_" + std::to_string(getpid()));
-  fs::remove_all(dst);
-  fs::create_directories(dst);
-  for (auto& e : fs::directory_iterator(src)) fs::copy(e.path(), dst / e.path().filename());
-  std::ifstream f(dst / "config.json");
-  auto j = nlohmann::ordered_json::parse(f);
-  edit(j);
-  std::ofstream(dst / "config.json") << j.dump();
-  return dst.string();
+  return testing::EditedFixture(fixture, "moe_" + name, edit);
 }
 
 // Renames a tensor inside model.safetensors' header (same length: offsets stay valid).

@@ -16,19 +16,13 @@
 namespace spool {
 namespace {
 
-std::vector<uint8_t> ReadBytes(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  EXPECT_TRUE(f.good()) << path;
-  return std::vector<uint8_t>(std::istreambuf_iterator<char>(f), {});
-}
-
 class DequantFixture : public ::testing::TestWithParam<DType> {};
 
 TEST_P(DequantFixture, BitExactWithGgufPy) {
   const DType t = GetParam();
   const std::string base = std::string(SPOOL_TEST_FIXTURES) + "/tensor/dequant_" + std::string(DTypeName(t));
-  std::vector<uint8_t> q = ReadBytes(base + ".q");
-  std::vector<uint8_t> expect_bytes = ReadBytes(base + ".f32");
+  std::vector<uint8_t> q = testing::ReadBytes(base + ".q");
+  std::vector<uint8_t> expect_bytes = testing::ReadBytes(base + ".f32");
   ASSERT_EQ(expect_bytes.size() % 4, 0u);
   const int64_t n = static_cast<int64_t>(expect_bytes.size() / 4);
   ASSERT_EQ(*DTypeBytes(t, n), q.size());

@@ -15,23 +15,18 @@
 #include <vector>
 
 #include "tensor/dequant.h"
+#include "test_util.h"
 
 namespace spool {
 namespace {
-
-std::vector<uint8_t> ReadBytes(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  EXPECT_TRUE(f.good()) << path;
-  return std::vector<uint8_t>(std::istreambuf_iterator<char>(f), {});
-}
 
 class QuantizeFixture : public ::testing::TestWithParam<DType> {};
 
 TEST_P(QuantizeFixture, BytesEqualGgufPy) {
   const DType t = GetParam();
   const std::string dir = std::string(SPOOL_TEST_FIXTURES) + "/tensor/";
-  const std::vector<uint8_t> in = ReadBytes(dir + "quant_input.f32");
-  const std::vector<uint8_t> want = ReadBytes(dir + "quant_" + std::string(DTypeName(t)) + ".q");
+  const std::vector<uint8_t> in = testing::ReadBytes(dir + "quant_input.f32");
+  const std::vector<uint8_t> want = testing::ReadBytes(dir + "quant_" + std::string(DTypeName(t)) + ".q");
   const int64_t n = static_cast<int64_t>(in.size() / 4);
   ASSERT_EQ(n % 32, 0);
   std::vector<float> x(n);

@@ -1,9 +1,14 @@
 // Helpers shared by the tensor tests: random data and weight rows of every dtype.
 #pragma once
 
+#include <gtest/gtest.h>
+
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <fstream>
+#include <iterator>
+#include <string>
 #include <random>
 #include <vector>
 
@@ -11,6 +16,13 @@
 #include "tensor/quant_blocks.h"
 
 namespace spool::testing {
+
+// A whole file's bytes (a failed open adds a test failure and returns nothing).
+inline std::vector<uint8_t> ReadBytes(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  EXPECT_TRUE(f.good()) << path;
+  return std::vector<uint8_t>(std::istreambuf_iterator<char>(f), {});
+}
 
 inline std::vector<float> RandomFloats(std::mt19937& rng, int64_t n, float scale = 1.0f) {
   std::normal_distribution<float> dist(0.0f, scale);
