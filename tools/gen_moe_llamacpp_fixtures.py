@@ -8,7 +8,7 @@ margin and every routing decision a gap), converted to f32 GGUF by convert_hf_to
 (in a temporary folder, not committed) and quantised by llama.cpp's quantiser
 (llama_cpp.llama_model_quantize, `pure`: every matrix in the one type; 1-D tensors and
 the router `ffn_gate_inp` stay f32 as llama.cpp keeps them):
-  - qwen2moe-h64-<type>.gguf, type in q4_0 q4_1 q5_0 q5_1 q8_0: Qwen2-MoE with its shared
+  - qwen2moe-h64-<type>.gguf, type in q4_0 q4_1 q5_0 q5_1 q8_0 mxfp4: Qwen2-MoE with its shared
     expert (gate, up, down and the [1, n_embd] shared gate quantised too), hidden 64,
     expert and shared intermediate 64 (multiples of the 32-element blocks), 2 layers;
   - qwen3moe-h256-<type>.gguf, type in q4_k q5_k q6_k: Qwen3-MoE, hidden 256, expert
@@ -51,11 +51,12 @@ COMMON = dict(vocab_size=320, max_position_embeddings=256, rms_norm_eps=1e-6, ti
               decoder_sparse_step=1, mlp_only_layers=[])
 QUANT_MODELS = [
     # name, class, config, llama.cpp file types (llama_ftype: 2 Q4_0, 3 Q4_1, 8 Q5_0, 9 Q5_1,
-    # 7 Q8_0, 14 Q4_K_S, 16 Q5_K_S, 18 Q6_K; with `pure` every matrix gets the base type)
+    # 7 Q8_0, 38 MXFP4_MOE, 14 Q4_K_S, 16 Q5_K_S, 18 Q6_K; with `pure` every matrix gets the
+    # base type)
     ("qwen2moe-h64", "Qwen2MoeForCausalLM",
      dict(COMMON, hidden_size=64, intermediate_size=64, moe_intermediate_size=64, shared_expert_intermediate_size=64,
           num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, norm_topk_prob=False),
-     {"q4_0": 2, "q4_1": 3, "q5_0": 8, "q5_1": 9, "q8_0": 7}),
+     {"q4_0": 2, "q4_1": 3, "q5_0": 8, "q5_1": 9, "q8_0": 7, "mxfp4": 38}),
     ("qwen3moe-h256", "Qwen3MoeForCausalLM",
      dict(COMMON, hidden_size=256, intermediate_size=256, moe_intermediate_size=256, num_hidden_layers=1,
           num_attention_heads=4, num_key_value_heads=2, head_dim=64, norm_topk_prob=True),

@@ -70,6 +70,8 @@ std::vector<MoeGgufCase> Cases() {
   const std::pair<const char*, DType> legacy[] = {
       {"q4_0", DType::kQ4_0}, {"q4_1", DType::kQ4_1}, {"q5_0", DType::kQ5_0}, {"q5_1", DType::kQ5_1}, {"q8_0", DType::kQ8_0}};
   for (auto [t, d] : legacy) c.push_back({&kQuant, std::string("qwen2moe-h64-") + t + ".gguf", "qwen2moe", d, true, false, true});
+  // MXFP4 (gpt-oss's expert format; llama.cpp's MXFP4_MOE quantiser, `pure`).
+  c.push_back({&kQuant, "qwen2moe-h64-mxfp4.gguf", "qwen2moe", DType::kMXFP4, true, false, true});
   const std::pair<const char*, DType> kquants[] = {{"q4_k", DType::kQ4_K}, {"q5_k", DType::kQ5_K}, {"q6_k", DType::kQ6_K}};
   for (auto [t, d] : kquants) c.push_back({&kQuant, std::string("qwen3moe-h256-") + t + ".gguf", "qwen3moe", d, false, true, false});
   return c;
