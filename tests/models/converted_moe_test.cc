@@ -8,12 +8,12 @@
 //    converted_gguf_test checks them against transformers as well;
 //  - tests/fixtures/moe_quant/*.gguf: two random MoE models quantised by llama.cpp's
 //    quantiser, every matrix (experts, shared expert and its gate included) in one of
-//    Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 (Qwen2-MoE, hidden 64) and Q4_K, Q5_K, Q6_K (Qwen3-MoE,
+//    Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, MXFP4 (Qwen2-MoE, hidden 64) and Q4_K, Q5_K, Q6_K (Qwen3-MoE,
 //    hidden 256: K-quant rows are 256-element super-blocks).
 // For every file: prompt ids identical to llama.cpp's; 32 greedy ids and every prompt
 // logit as close as the arithmetic allows (Bounds below): f32 files and K-quants with
 // `--numerics ggml` within 2e-4 · (1 + |logit|) and identical ids (f32 and K-quant
-// matmuls are not in llama.cpp's order); Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 with `--numerics
+// matmuls are not in llama.cpp's order); Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, MXFP4 with `--numerics
 // ggml` bit-identical (router, softmax/top-k and the expert sum in llama.cpp's
 // arithmetic); perplexity over a fixed token sequence within 0.5%, both numerics; each
 // routed expert is read alone as its rows of the 3-D ffn_*_exps tensors (expert-granular
