@@ -35,7 +35,7 @@ import transformers
 from safetensors.torch import save_file
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from gen_hf_fixtures import MIN_MARGIN, OUT, PROMPT, greedy  # noqa: E402
+from gen_hf_fixtures import reference_record, MIN_MARGIN, OUT, PROMPT, greedy  # noqa: E402
 
 MIN_DISTINCT = 10  # distinct ids in the 32-token greedy continuation
 
@@ -108,17 +108,7 @@ def main():
         save_file(state, os.path.join(d, "model.safetensors"), metadata={"format": "pt"})
         seq = sequence_logits(model, new)
         ref = {
-            "generator": "tools/gen_gemma_fixtures.py",
-            "transformers_version": transformers.__version__,
-            "torch_version": torch.__version__,
-            "architecture": cls_name,
-            "storage_dtype": str(dtype).replace("torch.", ""),
-            "compute_dtype": "float32",
-            "seed": seed,
-            "prompt_ids": PROMPT,
-            "logits": [[round(float(x), 6) for x in row] for row in logits],
-            "greedy_ids": new,
-            "min_greedy_margin": margin,
+            **reference_record("tools/gen_gemma_fixtures.py", cls_name, dtype, seed, logits, new, margin),
             "sequence_ids": PROMPT + new[:-1],
             "sequence_logits": [[round(float(x), 6) for x in row] for row in seq],
             "embed_scale": float(model.model.embed_tokens.embed_scale),

@@ -121,6 +121,23 @@ def save(model, name, dtype, shards, seed):
     return d
 
 
+
+def reference_record(generator, cls_name, dtype, seed, logits, new, margin):
+    """The reference.json fields every fixture generator writes (tests read them by name)."""
+    return {
+        "generator": generator,
+        "transformers_version": transformers.__version__,
+        "torch_version": torch.__version__,
+        "architecture": cls_name,
+        "storage_dtype": str(dtype).replace("torch.", ""),
+        "compute_dtype": "float32",
+        "seed": seed,
+        "prompt_ids": PROMPT,
+        "logits": [[round(float(x), 6) for x in row] for row in logits],
+        "greedy_ids": new,
+        "min_greedy_margin": margin,
+    }
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     index = []
@@ -131,19 +148,7 @@ def main():
             if margin >= MIN_MARGIN:
                 break
         d = save(model, name, dtype, shards, seed)
-        ref = {
-            "generator": "tools/gen_hf_fixtures.py",
-            "transformers_version": transformers.__version__,
-            "torch_version": torch.__version__,
-            "architecture": cls_name,
-            "storage_dtype": str(dtype).replace("torch.", ""),
-            "compute_dtype": "float32",
-            "seed": seed,
-            "prompt_ids": PROMPT,
-            "logits": [[round(float(x), 6) for x in row] for row in logits],
-            "greedy_ids": new,
-            "min_greedy_margin": margin,
-        }
+        ref = reference_record("tools/gen_hf_fixtures.py", cls_name, dtype, seed, logits, new, margin)
         with open(os.path.join(d, "reference.json"), "w") as f:
             json.dump(ref, f)
         index.append(name)

@@ -36,7 +36,7 @@ import transformers
 from safetensors.torch import save_file
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from gen_hf_fixtures import MIN_MARGIN, OUT, PROMPT, build, greedy  # noqa: E402
+from gen_hf_fixtures import reference_record, MIN_MARGIN, OUT, PROMPT, build, greedy  # noqa: E402
 
 MIN_ROUTE_GAP = 2e-3
 
@@ -135,17 +135,7 @@ def main():
                 break
         d = save(model, name, dtype, fused, seed)
         ref = {
-            "generator": "tools/gen_moe_fixtures.py",
-            "transformers_version": transformers.__version__,
-            "torch_version": torch.__version__,
-            "architecture": cls_name,
-            "storage_dtype": str(dtype).replace("torch.", ""),
-            "compute_dtype": "float32",
-            "seed": seed,
-            "prompt_ids": PROMPT,
-            "logits": [[round(float(x), 6) for x in row] for row in logits],
-            "greedy_ids": new,
-            "min_greedy_margin": margin,
+            **reference_record("tools/gen_moe_fixtures.py", cls_name, dtype, seed, logits, new, margin),
             "min_route_gap": gap,
             "fused_experts": fused,
         }
