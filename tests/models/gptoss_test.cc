@@ -17,6 +17,9 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
+#include <functional>
+#include <unistd.h>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -32,9 +35,17 @@ const std::string kDir = std::string(SPOOL_TEST_FIXTURES) + "/gptoss";
 const std::string kHf = kDir + "/gptoss-h64-mxfp4";
 const std::string kGguf = kDir + "/gptoss-h64-mxfp4.gguf";
 
-// Measured (2-vCPU EPYC, 2026-12-06): see docs/testing.md.
-constexpr double kHfBound = 3e-2;
-constexpr double kLlamaCppBound = 1e-2;
+// Bounds, relative |Δ| / (1 + |logit|). HF vs transformers: spool multiplies the MXFP4
+// experts with Q8_0-requantised activations (llama.cpp's integer path; transformers
+// keeps f32), which moves logits by ~0.02-0.08 on this random model and, where a
+// router's 4th and 5th expert nearly tie, flips an expert (two positions jump to ~0.3).
+// llama.cpp differs from transformers the same way (same 0.042 at position 0, where RoPE
+// plays no part; up to 0.6 elsewhere, its yarn truncating too). Measured (2-vCPU EPYC,
+// 2026-12-06): 0.328 decode and prefill; so this bound only catches gross errors, the
+// greedy ids (every margin >= 0.031) and the llama.cpp comparison below are the proof.
+// GGUF vs llama.cpp: the same integer path, f32 order only: measured 5.4e-7 / 7.9e-7.
+constexpr double kHfBound = 0.5;
+constexpr double kLlamaCppBound = 1e-4;
 
 nlohmann::json Load(const std::string& path) {
   std::ifstream f(path);
@@ -52,11 +63,18 @@ runtime::EngineOptions Options(int64_t chunk = 512) {
   return o;
 }
 
+// Largest relative difference over every position; prints each position's when asked
+// (SPOOL_TEST_VERBOSE=1), to see where a divergence starts.
 double Worst(const std::vector<float>& got, const std::vector<std::vector<float>>& want, int64_t V) {
   double w = 0;
-  for (size_t t = 0; t < want.size(); ++t)
+  const bool verbose = std::getenv("SPOOL_TEST_VERBOSE") != nullptr;
+  for (size_t t = 0; t < want.size(); ++t) {
+    double wt = 0;
     for (int64_t v = 0; v < V; ++v)
-      w = std::max(w, std::abs(got[t * V + v] - static_cast<double>(want[t][v])) / (1 + std::abs(want[t][v])));
+      wt = std::max(wt, std::abs(got[t * V + v] - static_cast<double>(want[t][v])) / (1 + std::abs(want[t][v])));
+    if (verbose) std::printf("  position %zu: %.3g\n", t, wt);
+    w = std::max(w, wt);
+  }
   return w;
 }
 
@@ -219,7 +237,8 @@ TEST(GptOssMalformed, MissingScalesIsNamed) {
 
 TEST(GptOssMalformed, UnquantisedExpertsAreRefusedClearly) {
   EditedCopy c([](nlohmann::json& h) {
-    h["model.layers.0.mlp.experts.gate_up_proj"] = h["model.layers.0.mlp.experts.gate_up_proj_bias"];
+    h["model.layers.0.mlp.experts.gate_up_proj"] = h["model.layers.0.mlp.experts.gate_up_proj_blocks"];
+    h.erase("model.layers.0.mlp.experts.gate_up_proj_blocks");
   });
   const std::string err = OpenError(c.dir);
   EXPECT_NE(err.find("stored unquantised"), std::string::npos) << err;
