@@ -39,7 +39,14 @@ over 4096; q/k/v/o biases, attention sinks, router and expert biases) as GGUF ar
 `gpt-oss` with llama.cpp's names (attn_sinks, post_attention_norm as the FFN norm,
 ffn_*_exps.bias): experts MXFP4 (GGUF blocks: random E2M1 codes, E8M0 exponent byte 120 so
 weights have std ≈ 0.023, as the released checkpoint keeps them), every other matrix bf16,
-norms/biases/sinks/router f32, Llama-3's vocabulary (the real one: 201,088 tokens).
+norms/biases/sinks/router f32. The vocabulary has the real size, 201,088 (so token_embd and
+output cost what they cost in the real file): Llama-3's 128,256 tokens followed by
+`[PAD<i>]` tokens of type UNUSED, as llama.cpp's converter pads a vocabulary shorter than
+vocab_size. --residual-scale also scales attn_output.bias and ffn_down_exps.bias (they
+write into the residual stream too); MXFP4 scales are powers of two, so the expert part of
+S is rounded to one (0.002 -> 2^-9). File ≈ 13.8 GB: 10.2 GB of MXFP4 experts, 3.6 GB
+of bf16 (what llama.cpp's converter writes from the bf16 checkpoint with its default
+--outtype auto; 2.3 GB of it token_embd and output).
 `--shape gpt-oss-tiny` is the same with 2 layers, hidden 256, 8 experts of 256, top-4.
 
 `--residual-scale S` (default 1) multiplies attn_output and ffn_down_exps, the matrices
@@ -93,12 +100,12 @@ SHAPES = {
                        rope_theta=10000.0, rms_eps=1e-5),
     "qwen3moe-tiny": dict(moe=True, n_layer=2, n_embd=256, n_head=4, n_head_kv=2, head_dim=64, n_expert=16,
                           n_expert_used=4, n_ff_exp=128, n_vocab=128256, ctx=4096, rope_theta=1000000.0, rms_eps=1e-6),
-    # openai/gpt-oss-20b config.json (vocabulary: Llama-3's, see the docstring).
+    # openai/gpt-oss-20b config.json (vocabulary: Llama-3's tokens padded to its 201,088, see the docstring).
     "gpt-oss-20b": dict(moe=True, arch="gpt-oss", dtype="mxfp4", n_layer=24, n_embd=2880, n_head=64, n_head_kv=8,
-                        head_dim=64, n_expert=32, n_expert_used=4, n_ff_exp=2880, n_ff=2880, n_vocab=128256,
+                        head_dim=64, n_expert=32, n_expert_used=4, n_ff_exp=2880, n_ff=2880, n_vocab=201088,
                         ctx=131072, rope_theta=150000.0, rms_eps=1e-5, window=128, yarn_factor=32.0, yarn_orig=4096),
     "gpt-oss-tiny": dict(moe=True, arch="gpt-oss", dtype="mxfp4", n_layer=2, n_embd=256, n_head=4, n_head_kv=2,
-                         head_dim=64, n_expert=8, n_expert_used=4, n_ff_exp=256, n_ff=256, n_vocab=128256,
+                         head_dim=64, n_expert=8, n_expert_used=4, n_ff_exp=256, n_ff=256, n_vocab=201088,
                          ctx=131072, rope_theta=150000.0, rms_eps=1e-5, window=128, yarn_factor=32.0, yarn_orig=4096),
     # Small shape for quick checks of this script.
     "tiny": dict(n_layer=2, n_embd=256, n_ff=512, n_head=4, n_head_kv=2, n_vocab=128256, tied=True, ctx=4096,
@@ -243,8 +250,10 @@ def write_gguf(cfg, out, seed):
     w.close()
 
 
-def add_vocab(w):
-    """Copies the Llama-3 tokenizer metadata (tokens, types, merges, special ids)."""
+def add_vocab(w, n_vocab=None):
+    """Copies the Llama-3 tokenizer metadata (tokens, types, merges, special ids); with
+    n_vocab larger than its 128,256 tokens, pads with [PAD<i>] UNUSED tokens as llama.cpp's
+    converter does."""
     if not os.path.exists(VOCAB):
         print(f"warning: {VOCAB} not found: GGUF written without a tokenizer", file=sys.stderr)
         return
@@ -263,9 +272,14 @@ def add_vocab(w):
     w.add_tokenizer_model(bytes(f["tokenizer.ggml.model"].parts[f["tokenizer.ggml.model"].data[0]]).decode())
     if "tokenizer.ggml.pre" in f:
         w.add_tokenizer_pre(bytes(f["tokenizer.ggml.pre"].parts[f["tokenizer.ggml.pre"].data[0]]).decode())
-    w.add_token_list(strings("tokenizer.ggml.tokens"))
+    tokens = strings("tokenizer.ggml.tokens")
     types = f["tokenizer.ggml.token_type"]
-    w.add_token_types([int(types.parts[i][0]) for i in types.data])
+    types = [int(types.parts[i][0]) for i in types.data]
+    if n_vocab is not None and n_vocab > len(tokens):
+        tokens += [f"[PAD{i}]" for i in range(len(tokens), n_vocab)]
+        types += [int(gguf.TokenType.UNUSED)] * (n_vocab - len(types))
+    w.add_token_list(tokens)
+    w.add_token_types(types)
     w.add_token_merges(strings("tokenizer.ggml.merges"))
     for key, fn in (("tokenizer.ggml.bos_token_id", w.add_bos_token_id), ("tokenizer.ggml.eos_token_id", w.add_eos_token_id)):
         if key in f:
@@ -389,13 +403,14 @@ def gptoss_tensors(cfg):
                 (p + "attn_q.weight", [Q, D], "matrix"), (p + "attn_q.bias", [Q], "bias"),
                 (p + "attn_k.weight", [KV, D], "matrix"), (p + "attn_k.bias", [KV], "bias"),
                 (p + "attn_v.weight", [KV, D], "matrix"), (p + "attn_v.bias", [KV], "bias"),
-                (p + "attn_output.weight", [D, Q], "residual"), (p + "attn_output.bias", [D], "bias"),
+                (p + "attn_output.weight", [D, Q], "residual"), (p + "attn_output.bias", [D], "bias_residual"),
                 (p + "attn_sinks.weight", [cfg["n_head"]], "bias"),
                 (p + "post_attention_norm.weight", [D], "norm"),
                 (p + "ffn_gate_inp.weight", [E, D], "router"), (p + "ffn_gate_inp.bias", [E], "bias"),
                 (p + "ffn_gate_exps.weight", [E, F, D], "expert"), (p + "ffn_gate_exps.bias", [E, F], "bias"),
                 (p + "ffn_up_exps.weight", [E, F, D], "expert"), (p + "ffn_up_exps.bias", [E, F], "bias"),
-                (p + "ffn_down_exps.weight", [E, D, F], "expert_residual"), (p + "ffn_down_exps.bias", [E, D], "bias")]
+                (p + "ffn_down_exps.weight", [E, D, F], "expert_residual"),
+                (p + "ffn_down_exps.bias", [E, D], "bias_residual")]
     out.append(("output_norm.weight", [D], "norm"))
     out.append(("output.weight", [cfg["n_vocab"], D], "matrix"))
     return out
@@ -425,10 +440,10 @@ def write_gptoss_gguf(cfg, out, seed, zipf, residual_scale):
     w.add_rope_scaling_orig_ctx_len(cfg["yarn_orig"])
     w.add_vocab_size(cfg["n_vocab"])
     w.add_file_type(gguf.LlamaFileType.MOSTLY_MXFP4_MOE)
-    add_vocab(w)
+    add_vocab(w, cfg["n_vocab"])
     tlist = gptoss_tensors(cfg)
     for name, shape, kind in tlist:
-        if kind in ("norm", "router", "bias"):
+        if kind in ("norm", "router") or kind.startswith("bias"):
             w.add_tensor_info(name, shape, np.dtype(np.float32), numel(shape) * 4)
         elif kind.startswith("expert"):
             byte_shape = shape[:-1] + [shape[-1] // MXFP4_BLOCK * 17]
@@ -445,8 +460,9 @@ def write_gptoss_gguf(cfg, out, seed, zipf, residual_scale):
     for i, (name, shape, kind) in enumerate(tlist):
         if kind == "norm":
             w.write_tensor_data(np.ones(numel(shape), dtype=np.float32))
-        elif kind == "bias":
-            w.write_tensor_data((rng.standard_normal(numel(shape), dtype=np.float32) * np.float32(0.02)))
+        elif kind.startswith("bias"):
+            std = 0.02 * (residual_scale if kind == "bias_residual" else 1.0)
+            w.write_tensor_data((rng.standard_normal(numel(shape), dtype=np.float32) * np.float32(std)))
         elif kind == "router":
             w.write_tensor_data(router_rows(rng, shape[0], shape[1], zipf).reshape(-1))
         elif kind.startswith("expert"):

@@ -6,7 +6,9 @@
 Models (made once into --out by tools/gen_synthetic_model.py; `--models` picks):
   qwen3-uniform, qwen3-zipf0.5   --shape qwen3-30b-a3b (Q4_0), --residual-scale 0.0015,
                                  router unskewed / --router-zipf 0.5;
-  olmoe-uniform, olmoe-zipf0.5   --shape olmoe-1b-7b (bf16), --residual-scale 0.003.
+  olmoe-uniform, olmoe-zipf0.5   --shape olmoe-1b-7b (bf16), --residual-scale 0.003;
+  gptoss-uniform, gptoss-zipf0.5 --shape gpt-oss-20b (MXFP4 experts, bf16 rest, 13.8 GB),
+                                 --residual-scale 0.002 (issue 14; --model-dir /work/bench-files).
 --residual-scale keeps each position's own token in the residual stream, so that every
 layer routes each token differently (without it random-weight attention makes deep layers
 route every token to the same experts: docs/benchmarks.md).
@@ -41,12 +43,16 @@ streaming = importlib.util.module_from_spec(_spec)  # machine, drop_caches, make
 _spec.loader.exec_module(streaming)
 from eviction import read_trace, replay  # noqa: E402
 
-# name: (shape, file, router zipf, residual scale, layers, experts, expert matrix bytes)
+# name: (shape, file, router zipf, residual scale, layers, experts, expert matrix bytes
+#        (fio's random block: 4 KiB-aligned for O_DIRECT), experts used per token)
 MODELS = {
-    "qwen3-uniform": ("qwen3-30b-a3b", "qwen3-30b-a3b-q4_0-res.gguf", 0.0, 0.0015, 48, 128, 864 << 10),
-    "qwen3-zipf0.5": ("qwen3-30b-a3b", "qwen3-30b-a3b-q4_0-res-zipf0.5.gguf", 0.5, 0.0015, 48, 128, 864 << 10),
-    "olmoe-uniform": ("olmoe-1b-7b", "olmoe-1b-7b-bf16-res.gguf", 0.0, 0.003, 16, 64, 4 << 20),
-    "olmoe-zipf0.5": ("olmoe-1b-7b", "olmoe-1b-7b-bf16-res-zipf0.5.gguf", 0.5, 0.003, 16, 64, 4 << 20),
+    "qwen3-uniform": ("qwen3-30b-a3b", "qwen3-30b-a3b-q4_0-res.gguf", 0.0, 0.0015, 48, 128, 864 << 10, 8),
+    "qwen3-zipf0.5": ("qwen3-30b-a3b", "qwen3-30b-a3b-q4_0-res-zipf0.5.gguf", 0.5, 0.0015, 48, 128, 864 << 10, 8),
+    "olmoe-uniform": ("olmoe-1b-7b", "olmoe-1b-7b-bf16-res.gguf", 0.0, 0.003, 16, 64, 4 << 20, 8),
+    "olmoe-zipf0.5": ("olmoe-1b-7b", "olmoe-1b-7b-bf16-res-zipf0.5.gguf", 0.5, 0.003, 16, 64, 4 << 20, 8),
+    # MXFP4 [2880, 2880]: 4,406,400 bytes, rounded up to 4 KiB for fio.
+    "gptoss-uniform": ("gpt-oss-20b", "gpt-oss-20b-mxfp4-res.gguf", 0.0, 0.002, 24, 32, 4304 << 10, 4),
+    "gptoss-zipf0.5": ("gpt-oss-20b", "gpt-oss-20b-mxfp4-res-zipf0.5.gguf", 0.5, 0.002, 24, 32, 4304 << 10, 4),
 }
 
 LLAMA_CPP = r'''
@@ -136,6 +142,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--spool", default=os.path.join(ROOT, "build", "bin", "spool"))
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "out"))
+    ap.add_argument("--model-dir", default=None, help="where the GGUFs are (default --out)")
     ap.add_argument("--budgets", default="4G,8G")
     ap.add_argument("--models", default="qwen3-uniform,qwen3-zipf0.5")
     ap.add_argument("--runs", type=int, default=3)
@@ -154,9 +161,11 @@ def main():
         return prefill_main(a)
     res = {"machine": streaming.machine(), "args": vars(a), "fio": {}, "runs": {}}
     names = a.models.split(",")
+    mdir = a.model_dir or a.out
+    os.makedirs(a.out, exist_ok=True)
     for name in names:
         shape, fname, zipf, rscale = MODELS[name][:4]
-        path = os.path.join(a.out, fname)
+        path = os.path.join(mdir, fname)
         if not os.path.exists(path):
             streaming.log(f"generating {path}")
             streaming.sh(f"{sys.executable} {ROOT}/tools/gen_synthetic_model.py --shape {shape} --router-zipf {zipf} "
@@ -167,7 +176,7 @@ def main():
         key = f"{fname}:{bs}"
         if key in res["fio"]:
             continue
-        path = os.path.join(a.out, fname)
+        path = os.path.join(mdir, fname)
         streaming.drop_caches()
         seq = fio(path, "read", "4M", a.fio_seconds)
         streaming.drop_caches()
@@ -181,10 +190,10 @@ def main():
         budget = parse_size(b)
         streaming.make_cgroup(budget)
         for name in names:
-            fname, n_layer, n_expert = MODELS[name][1], MODELS[name][4], MODELS[name][5]
-            path = os.path.join(a.out, fname)
+            fname, n_layer, n_expert, k = MODELS[name][1], MODELS[name][4], MODELS[name][5], MODELS[name][7]
+            path = os.path.join(mdir, fname)
             key = f"{name}@{b}"
-            r = res["runs"][key] = {"spool": [], "llama_cpp": []}
+            r = res["runs"][key] = {"spool": [], "llama_cpp": [], "n_layer": n_layer, "experts_used": k}
             r["plan"] = streaming.sh(f"{a.spool} show {path} --plan --mem-budget {budget} --ctx 512 -t {a.threads}")
             for i in range(a.runs):
                 streaming.drop_caches()
@@ -213,7 +222,7 @@ def prefill_main(a):
     res = {"machine": streaming.machine(), "args": vars(a), "runs": {}}
     out_json = a.results or os.path.join(a.out, "moe-prefill.json")
     for name in a.models.split(","):
-        path = os.path.join(a.out, MODELS[name][1])
+        path = os.path.join(a.model_dir or a.out, MODELS[name][1])
         for i in range(a.runs):
             for b in a.budgets.split(",") + [a.resident_budget]:
                 streaming.drop_caches()
@@ -245,8 +254,9 @@ def med(xs):
 
 def report(res):
     lines = ["| model | cap = budget | spool tok/s (runs) | expert hit rate | decode GB read/token | expert read GB/s "
-             "| fio rand GB/s | bound tok/s (fio ÷ GB/token) | spool ÷ bound | llama.cpp tok/s (runs) | spool ÷ llama.cpp |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| fio rand GB/s | bound tok/s (fio ÷ GB/token) | spool ÷ bound | routed GB/token (every routed expert read) "
+             "| read ÷ routed | llama.cpp tok/s (runs) | spool ÷ llama.cpp |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for key, r in res["runs"].items():
         name, budget = key.split("@")
         fio_r = res["fio"][name]["rand_expert"]
@@ -258,10 +268,13 @@ def report(res):
         bpt = med([s["decode_weight_gb_per_s"] * 1e9 / s["decode_tokens_per_s"] for s in sp])
         rate = med([s["decode_weight_gb_per_s"] for s in sp])
         bound = fio_r / bpt if bpt else float("inf")
+        # The routed-expert bound: every layer reads its experts_used experts (no cache hits).
+        routed = r.get("n_layer", 0) * r.get("experts_used", 0) * sp[0]["plan"]["expert_slot_bytes"]
         ok = [x["decode_tokens_per_s"] for x in r["llama_cpp"] if "decode_tokens_per_s" in x]
         lc = med(ok)
         lines.append(f"| {name} | {budget} | {tps:.2f} ({', '.join(f'{x:.2f}' for x in runs)}) | {hr:.3f} | "
                      f"{bpt / 1e9:.3f} | {rate:.2f} | {fio_r / 1e9:.2f} | {bound:.2f} | {tps / bound:.2f} | "
+                     f"{routed / 1e9:.3f} | {(bpt / routed) if routed else float('nan'):.2f} | "
                      + (f"{lc:.3f} ({', '.join(f'{x:.3f}' for x in ok)}) | {tps / lc:.1f}" if lc else "- | -") + " |")
     lines.append("")
     lines.append("| model | trace | top-¼ experts' share of routing | hit rate LRU, cache ¼ / ½ / ¾ of experts | "
