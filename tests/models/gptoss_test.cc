@@ -257,5 +257,41 @@ TEST(GptOssMalformed, UnquantisedExpertsAreRefusedClearly) {
   EXPECT_NE(err.find("stored unquantised"), std::string::npos) << err;
 }
 
+// A copy of the converted GGUF with one string of its header replaced by another of the
+// same length (a key or tensor name renamed; everything else intact).
+struct RenamedGguf {
+  std::string path;
+  RenamedGguf(const std::string& from, const std::string& to) {
+    path = (std::filesystem::temp_directory_path() / ("spool-gptoss-" + std::to_string(::getpid()) + "-" +
+                                                      std::to_string(EditedCopy::counter++) + ".gguf")).string();
+    std::ifstream in(kGguf, std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const size_t at = bytes.find(from);
+    EXPECT_NE(at, std::string::npos) << from;
+    EXPECT_EQ(from.size(), to.size());
+    if (at != std::string::npos) bytes.replace(at, from.size(), to);
+    std::ofstream(path, std::ios::binary) << bytes;
+  }
+  ~RenamedGguf() { std::filesystem::remove(path); }
+};
+
+TEST(GptOssMalformed, GgufWithoutSlidingWindowKeyIsNamed) {
+  RenamedGguf g("gpt-oss.attention.sliding_window", "gpt-oss.attention.sliding_windoX");
+  const std::string err = OpenError(g.path);
+  EXPECT_NE(err.find("gpt-oss.attention.sliding_window"), std::string::npos) << err;
+}
+
+TEST(GptOssMalformed, GgufWithoutSinksIsNamed) {
+  RenamedGguf g("blk.1.attn_sinks.weight", "blk.1.attn_sinkX.weight");
+  const std::string err = OpenError(g.path);
+  EXPECT_NE(err.find("blk.1.attn_sink"), std::string::npos) << err;
+}
+
+TEST(GptOssMalformed, GgufWithoutExpertBiasIsNamed) {
+  RenamedGguf g("blk.2.ffn_down_exps.bias", "blk.2.ffn_down_exps.biaX");
+  const std::string err = OpenError(g.path);
+  EXPECT_NE(err.find("blk.2.ffn_down_exps.bia"), std::string::npos) << err;
+}
+
 }  // namespace
 }  // namespace spool
