@@ -18,7 +18,11 @@ gpt-oss checkpoints are laid out):
   model's own expert weights are replaced by the dequantised values BEFORE transformers
   computes the references, so the reference is exact for the weights spool reads.
   reference.json: prompt logits, 32 greedy ids, and logits at every position of prompt +
-  continuation (42 positions, 7× the window), transformers 5 in f32, eager attention.
+  continuation (42 positions, 7× the window), transformers 5 in f32, eager attention; and
+  `sequence_logits_q8_0_expert_inputs`: the same with the inputs of both expert matmuls
+  rounded as spool's/llama.cpp's Q8_0 activation quantiser rounds them before its
+  integer MXFP4 dot (transformers' eager expert loop otherwise unchanged), the reference
+  that isolates spool's arithmetic from that rounding.
 Stage `gguf` converts that folder with llama.cpp's convert_hf_to_gguf.py (f32 non-expert
 weights; the converter repacks the MXFP4 experts to GGUF's layout without requantising)
 to tests/fixtures/gptoss/gptoss-h64-mxfp4.gguf, and records llama-cpp-python's logits
@@ -132,6 +136,44 @@ def count_clamps():
     m.GptOssExperts._apply_gate = apply_gate
 
 
+def q8_0(x):
+    """x rounded as spool's (and llama.cpp's) Q8_0 activation quantiser does before an
+    integer block dot: per 32 values d = amax / 127 (stored f16), q = round-half-even(x · 127 / amax)."""
+    import torch
+    b = x.reshape(-1, 32).float()
+    amax = b.abs().amax(1, keepdim=True)
+    d = amax / 127.0
+    inv = torch.where(amax != 0, 127.0 / amax, torch.zeros_like(amax))
+    return (torch.round(b * inv) * d.half().float()).reshape(x.shape)
+
+
+def q8_experts_forward(self, hidden_states, router_indices=None, routing_weights=None):
+    """transformers' eager GptOssExperts.forward with both expert matmuls' inputs rounded by
+    q8_0 (the MXFP4 kernels' activation rounding), so that only f32 summation order separates
+    it from spool's integer path."""
+    import torch
+    next_states = torch.zeros_like(hidden_states)
+    for t in range(hidden_states.shape[0]):
+        for k in range(router_indices.shape[1]):
+            e = int(router_indices[t, k])
+            gate_up = q8_0(hidden_states[t:t + 1]) @ self.gate_up_proj[e] + self.gate_up_proj_bias[e]
+            out = q8_0(self._apply_gate(gate_up)) @ self.down_proj[e] + self.down_proj_bias[e]
+            next_states[t] += (out * routing_weights[t, k])[0]
+    return next_states
+
+
+def q8_sequence_logits(model, ids):
+    import torch
+    import transformers.models.gpt_oss.modeling_gpt_oss as m
+    orig = m.GptOssExperts.forward
+    m.GptOssExperts.forward = q8_experts_forward
+    try:
+        with torch.no_grad():
+            return model(torch.tensor([ids])).logits[0].float()
+    finally:
+        m.GptOssExperts.forward = orig
+
+
 def greedy(model):
     import torch
     CLAMPED[0] = CLAMPED[1] = 0
@@ -199,6 +241,9 @@ def stage_hf(a):
         "clamped_gate_up_values": list(CLAMPED),
         "sequence_ids": PROMPT + new[:-1],
         "sequence_logits": [[round(float(x), 6) for x in row] for row in full],
+        # The same positions with the expert matmuls' inputs rounded as Q8_0 (q8_0 above).
+        "sequence_logits_q8_0_expert_inputs": [[round(float(x), 6) for x in row]
+                                               for row in q8_sequence_logits(model, PROMPT + new[:-1])],
     }
     with open(os.path.join(d, "reference.json"), "w") as f:
         json.dump(ref, f)

@@ -4,10 +4,12 @@
 // with truncate false) whose experts are MXFP4 in OpenAI's split layout, and the same
 // model converted by llama.cpp's convert_hf_to_gguf.py (MXFP4 repacked to GGUF blocks).
 //  - HF folder vs transformers (f32, eager; the reference ran on the dequantised MXFP4
-//    weights, so only the arithmetic differs): logits at all 42 positions of prompt +
+//    weights, so only the arithmetic differs): logits at all 41 positions of prompt +
 //    continuation (7× the window) on the decode path (one token per step) and in one
-//    prefill step, and the 32 greedy ids (also with prefill in chunks of 3).
-//  - GGUF vs llama.cpp (llama-cpp-python 0.3.36, f32 KV cache): the same 42 positions'
+//    prefill step, and the 32 greedy ids (also with prefill in chunks of 3); and the same
+//    41 positions against transformers whose expert matmuls' inputs were rounded as Q8_0
+//    (what spool's integer MXFP4 kernels do first): within 1e-5, f32 order only.
+//  - GGUF vs llama.cpp (llama-cpp-python 0.3.36, f32 KV cache): the same 41 positions'
 //    logits and llama.cpp's own 32 greedy ids.
 //    Both bounds are relative, |Δ| <= b · (1 + |logit|): MXFP4 experts take spool's
 //    (and llama.cpp's) integer path, activations requantised to Q8_0, which transformers
@@ -45,7 +47,10 @@ const std::string kGguf = kDir + "/gptoss-h64-mxfp4.gguf";
 // greedy ids (every margin >= 0.031) and the llama.cpp comparison below are the proof.
 // GGUF vs llama.cpp: the same integer path, f32 order only: measured 5.4e-7 / 7.9e-7.
 constexpr double kHfBound = 0.5;
-constexpr double kLlamaCppBound = 1e-4;
+// HF vs transformers with both expert matmuls' inputs rounded as Q8_0 (the generator's
+// q8_0, what spool's MXFP4 kernels do first): f32 summation order only.
+constexpr double kHfQ8Bound = 1e-5;  // measured 9.6e-7 decode, 8.0e-7 prefill
+constexpr double kLlamaCppBound = 1e-5;
 
 nlohmann::json Load(const std::string& path) {
   std::ifstream f(path);
@@ -132,6 +137,14 @@ TEST(GptOss, HfMxfp4MatchesTransformers) {
   EXPECT_LT(dec, kHfBound) << "decode path over " << ids.size() << " positions";
   EXPECT_LT(pre, kHfBound) << "one prefill step";
   EXPECT_EQ(Greedy(e, prompt, static_cast<int64_t>(greedy.size())), greedy);
+  // Against transformers with the experts' inputs rounded as spool's kernels round them.
+  const auto want_q8 = ref["sequence_logits_q8_0_expert_inputs"].get<std::vector<std::vector<float>>>();
+  const double dec_q8 = Worst(DecodeAll(e, ids), want_q8, V);
+  const double pre_q8 = Worst(PrefillAll(e, ids), want_q8, V);
+  std::printf("gpt-oss HF vs transformers with Q8_0 expert inputs: decode path %.3g, prefill %.3g (bound %.0e)\n",
+              dec_q8, pre_q8, kHfQ8Bound);
+  EXPECT_LT(dec_q8, kHfQ8Bound) << "decode path, Q8_0-rounded expert inputs";
+  EXPECT_LT(pre_q8, kHfQ8Bound) << "one prefill step, Q8_0-rounded expert inputs";
   auto chunked = runtime::Engine::Open(kHf, Options(3));
   ASSERT_TRUE(chunked.ok()) << chunked.status().message();
   EXPECT_EQ(Greedy(**chunked, prompt, static_cast<int64_t>(greedy.size())), greedy) << "prefill in chunks of 3";
@@ -242,6 +255,42 @@ TEST(GptOssMalformed, UnquantisedExpertsAreRefusedClearly) {
   });
   const std::string err = OpenError(c.dir);
   EXPECT_NE(err.find("stored unquantised"), std::string::npos) << err;
+}
+
+// A copy of the converted GGUF with one string of its header replaced by another of the
+// same length (a key or tensor name renamed; everything else intact).
+struct RenamedGguf {
+  std::string path;
+  RenamedGguf(const std::string& from, const std::string& to) {
+    path = (std::filesystem::temp_directory_path() / ("spool-gptoss-" + std::to_string(::getpid()) + "-" +
+                                                      std::to_string(EditedCopy::counter++) + ".gguf")).string();
+    std::ifstream in(kGguf, std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const size_t at = bytes.find(from);
+    EXPECT_NE(at, std::string::npos) << from;
+    EXPECT_EQ(from.size(), to.size());
+    if (at != std::string::npos) bytes.replace(at, from.size(), to);
+    std::ofstream(path, std::ios::binary) << bytes;
+  }
+  ~RenamedGguf() { std::filesystem::remove(path); }
+};
+
+TEST(GptOssMalformed, GgufWithoutSlidingWindowKeyIsNamed) {
+  RenamedGguf g("gpt-oss.attention.sliding_window", "gpt-oss.attention.sliding_windoX");
+  const std::string err = OpenError(g.path);
+  EXPECT_NE(err.find("gpt-oss.attention.sliding_window"), std::string::npos) << err;
+}
+
+TEST(GptOssMalformed, GgufWithoutSinksIsNamed) {
+  RenamedGguf g("blk.1.attn_sinks.weight", "blk.1.attn_sinkX.weight");
+  const std::string err = OpenError(g.path);
+  EXPECT_NE(err.find("blk.1.attn_sink"), std::string::npos) << err;
+}
+
+TEST(GptOssMalformed, GgufWithoutExpertBiasIsNamed) {
+  RenamedGguf g("blk.2.ffn_down_exps.bias", "blk.2.ffn_down_exps.biaX");
+  const std::string err = OpenError(g.path);
+  EXPECT_NE(err.find("blk.2.ffn_down_exps.bia"), std::string::npos) << err;
 }
 
 }  // namespace
