@@ -83,6 +83,36 @@ Status InRamKv::WriteRaw(int64_t layer, int64_t pos, int64_t n, const void* k, c
   });
 }
 
+Status CheckReleasable(const KvLayout& layout, int64_t layer) {
+  if (layout.layer_window(layer) > 0) return Status::Ok();
+  return InvalidArgument("KV layer " + std::to_string(layer) +
+                         " has no sliding window: its rows cannot be released (every position is attended to)");
+}
+
+Status InRamKv::WriteReleased(int64_t layer, int64_t pos, int64_t n) {
+  SPOOL_CHECK(layer >= 0 && layer < layout_.n_layer && n >= 0);
+  SPOOL_TRY(CheckReleasable(layout_, layer));
+  SPOOL_TRY(CheckWritePos(layer, pos, n_tokens_, written_[layer]));
+  const int64_t pt = layout_.page_tokens;
+  int64_t done = 0;
+  if (pos % pt == 0 && pos / pt == released_[layer]) {
+    // Whole pages continuing the released run: no memory at all.
+    const int64_t whole = n / pt;
+    auto& pages = pages_[layer];
+    if (static_cast<int64_t>(pages.size()) < released_[layer] + whole) pages.resize(released_[layer] + whole);
+    for (int64_t p = released_[layer]; p < released_[layer] + whole; ++p) pages[p] = Page();
+    released_[layer] += whole;
+    done = whole * pt;
+    written_[layer] = pos + done;
+  }
+  if (done == n) return Status::Ok();
+  const uint64_t rb = layout_.row_bytes();
+  return WriteRows(layer, pos + done, n - done, [&](int64_t, uint8_t* kd, uint8_t* vd) {
+    std::memset(kd, 0, rb);
+    std::memset(vd, 0, rb);
+  });
+}
+
 Status InRamKv::Commit(int64_t n) {
   for (int64_t l = 0; l < layout_.n_layer; ++l)
     if (written_[l] < n_tokens_ + n)
