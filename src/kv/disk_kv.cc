@@ -392,13 +392,7 @@ Status DiskKv::Rewind(int64_t layer, int64_t n) {
 Status DiskKv::Truncate(int64_t n) {
   if (n < 0 || n > n_tokens_)
     return InvalidArgument("cannot truncate KV cache of " + std::to_string(n_tokens_) + " tokens to " + std::to_string(n));
-  for (int64_t l = 0; l < layout_.n_layer && n > 0; ++l)
-    if (const int64_t w = layout_.layer_window(l);
-        w > 0 && std::max<int64_t>(n - w + 1, 0) / layout_.page_tokens < released_[l])
-      return InvalidArgument("cannot truncate the KV cache of " + std::to_string(n_tokens_) + " tokens to " +
-                             std::to_string(n) + ": sliding-window layer " + std::to_string(l) + " (window " +
-                             std::to_string(w) + ") already released positions below " +
-                             std::to_string(released_[l] * layout_.page_tokens));
+  SPOOL_TRY(CheckTruncateKeepsWindow(*this, n));
   if (n == 0)
     for (auto& r : released_) r = 0;
   n_tokens_ = n;

@@ -117,6 +117,11 @@ class InRamKv final : public SequenceKv {
 // Checks a Write position against the contract above; InternalError otherwise.
 Status CheckWritePos(int64_t layer, int64_t pos, int64_t n_tokens, int64_t written);
 
+// Whether Truncate(n) keeps every row that position n attends to: n == 0, or every
+// sliding layer still holds positions n - window + 1 on (live_from <= that). Else
+// Truncate(n) refuses with the message this returns (ok() when allowed).
+Status CheckTruncateKeepsWindow(const SequenceKv& kv, int64_t n);
+
 // kInvalidArgument unless `layer` has a sliding window (WriteReleased's check).
 Status CheckReleasable(const KvLayout& layout, int64_t layer);
 

@@ -295,5 +295,46 @@ TEST(SlidingKv, EngineDiskHoldsOnlyTheWindow) {
   EXPECT_LE(kv->file_allocated_bytes(), kv->disk_bytes() + 16 * 4096);  // extent metadata
 }
 
+// A reused prefix past the window gives the cold run's logits bit for bit: the Gemma 3
+// fixture (pages and chunks of 4) prefilled with 48 tokens: a cut to 44 is refused
+// (position 44 attends to 41.., the sliding layers hold 44 on), the whole prefix is
+// reused and the rest fed; in RAM and on disk.
+TEST(SlidingKv, ReusedPrefixPastTheWindowEqualsAColdRun) {
+  for (int64_t kv_window : {0, 8}) {
+    SCOPED_TRACE(kv_window);
+    runtime::EngineOptions o;
+    o.threads = 2;
+    o.load_tokenizer = false;
+    o.ctx = 256;
+    o.kv_window = kv_window;
+    o.kv_page_tokens = 4;
+    o.prefill_chunk = 4;
+    o.kv_dir = TempDir("reuse");
+    auto e = runtime::Engine::Open(std::string(SPOOL_TEST_FIXTURES) + "/models/gemma3-swa-bf16", o);
+    ASSERT_TRUE(e.ok()) << e.status().message();
+    const int64_t V = (*e)->n_vocab();
+    std::vector<int32_t> prompt(72);
+    std::mt19937 rng(5);
+    for (auto& t : prompt) t = static_cast<int32_t>(rng() % V);
+    const std::vector<int32_t> head(prompt.begin(), prompt.begin() + 48), tail(prompt.begin() + 48, prompt.end());
+    auto cold_seq = (*e)->NewSequence();
+    std::vector<float> cold(prompt.size() * V);
+    ASSERT_TRUE((*e)->Prefill(*cold_seq, prompt, cold.data(), /*all_logits=*/true).ok());
+
+    auto seq = (*e)->NewSequence();
+    std::vector<float> logits(head.size() * V);
+    ASSERT_TRUE((*e)->Prefill(*seq, head, logits.data(), /*all_logits=*/true).ok());
+    EXPECT_EQ(seq->kv().live_from(0), 44);
+    // Position 44 attends to 41..44: rows 41..43 are released.
+    Status st = (*e)->Truncate(*seq, 44);
+    EXPECT_EQ(st.code(), ErrorCode::kInvalidArgument) << st.message();
+    EXPECT_EQ(seq->n_tokens(), 48);
+    ASSERT_TRUE((*e)->Truncate(*seq, 48).ok());
+    std::vector<float> rest(tail.size() * V);
+    ASSERT_TRUE((*e)->Prefill(*seq, tail, rest.data(), /*all_logits=*/true).ok());
+    EXPECT_EQ(std::memcmp(rest.data(), cold.data() + head.size() * V, rest.size() * sizeof(float)), 0);
+  }
+}
+
 }  // namespace
 }  // namespace spool::kv
