@@ -80,6 +80,19 @@ std::vector<int64_t> SlidingWindows(const models::ModelConfig& c) {
   return w;
 }
 
+std::string SlidingWindowNote(const models::ModelConfig& c, int64_t ctx) {
+  int64_t n = 0, window = 0;
+  for (const auto& spec : c.layers)
+    if (spec.mixer == models::MixerKind::kSlidingAttention && spec.window >= ctx) {
+      ++n;
+      window = std::max(window, spec.window);
+    }
+  if (n == 0) return "";
+  return "the sliding window of " + std::to_string(n) + " layers (" + std::to_string(window) +
+         " tokens) is not shorter than the context (" + std::to_string(ctx) +
+         "): they attend to every position, as in transformers and llama.cpp";
+}
+
 uint64_t EstimateKvBytes(const models::ModelConfig& c, int64_t tokens, int64_t page_tokens, DType dtype,
                          int64_t step_tokens) {
   const uint64_t pt = U(std::max<int64_t>(page_tokens, 1));
@@ -417,6 +430,8 @@ std::string FormatPlan(const models::ModelWeights& w, const ResidencyPlan& p) {
     if (n_sliding > 0 && window < p.ctx)
       sliding = "; " + std::to_string(n_sliding) + " of " + std::to_string(w.config().n_layer) +
                 " layers slide over " + std::to_string(window) + " tokens and hold only that";
+    else if (n_sliding > 0)
+      sliding = "; " + SlidingWindowNote(w.config(), p.ctx);
   }
   if (p.prefill_chunk > 0)
     add("prefill chunk", std::to_string(p.prefill_chunk) + " tokens" +

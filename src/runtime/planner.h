@@ -134,6 +134,10 @@ uint64_t EstimateActivationBytes(const models::ModelConfig& c, int64_t rows, int
 // the window before the step's first query plus the step's own rows).
 uint64_t EstimateKvBytes(const models::ModelConfig& c, int64_t tokens, int64_t page_tokens, DType dtype,
                          int64_t step_tokens = 1);
+// "" unless a sliding layer's window is not shorter than ctx; else a sentence saying
+// that those layers attend to the whole context (accepted, as in transformers and
+// llama.cpp: the mask never cuts anything, the kernel gives full attention bit for bit).
+std::string SlidingWindowNote(const models::ModelConfig& c, int64_t ctx);
 // Per-layer sliding windows of a model as kv::KvLayout::window wants them (0: full).
 std::vector<int64_t> SlidingWindows(const models::ModelConfig& c);
 // One sequence's KV RAM as the engine creates it (Engine::NewSequence): InRamKv for ctx

@@ -216,6 +216,27 @@ TEST(Planner, SlidingLayersCountAsTheirWindow) {
   EXPECT_EQ(p->kv_disk_bytes, 0u);
 }
 
+// A window not shorter than the context is accepted as full attention (transformers and
+// llama.cpp do the same; the kernel's equality is tests/tensor/attention_test.cc): the
+// engine opens, runs, and the plan says so.
+TEST(Planner, WindowLongerThanTheContextIsFullAttentionAndSaidSo) {
+  const std::string model = std::string(SPOOL_TEST_FIXTURES) + "/models/gemma3-swa-bf16";
+  auto w = Load(model);
+  EXPECT_EQ(SlidingWindowNote(w->config(), 64), "");
+  const std::string note = SlidingWindowNote(w->config(), 4);
+  EXPECT_NE(note.find("5 layers (4 tokens) is not shorter than the context (4)"), std::string::npos) << note;
+  EngineOptions o;
+  o.load_tokenizer = false;
+  o.threads = 2;
+  o.ctx = 3;
+  auto e = Engine::Open(model, o);
+  ASSERT_TRUE(e.ok()) << e.status().message();
+  EXPECT_NE(FormatPlan((*e)->weights(), (*e)->plan()).find("attend to every position"), std::string::npos);
+  auto seq = (*e)->NewSequence();
+  std::vector<float> logits(3 * (*e)->n_vocab());
+  EXPECT_TRUE((*e)->Prefill(*seq, std::vector<int32_t>{2, 7, 9}, logits.data(), /*all_logits=*/true).ok());
+}
+
 // Disk bytes: a DiskKv at the full context spills every page before its hot window; a
 // sliding layer only the live pages that are not hot. Checked against a DiskKv fed the
 // whole context in steps of the chunk (its high-water mark).
