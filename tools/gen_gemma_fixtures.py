@@ -13,7 +13,12 @@ local/global RoPE and the page skipping are all exercised:
     transformers running the checkpoint in its dtype does (embed_scale.to(weight.dtype));
   - gemma2-softcap-f32: Gemma2ForCausalLM, 4 layers alternating sliding (layer 0) and
     global, window 6, attention soft-capping 2.0 and final soft-capping 5.0 (small, so
-    that tanh bends the random model's scores and logits), f32 storage.
+    that tanh bends the random model's scores and logits), f32 storage;
+  - gemma3-mm-text-bf16: Gemma3ForConditionalGeneration (Gemma3Config: text_config as
+    gemma3-swa-bf16's but 4 sliding : 1 global over 5 layers, window 5, untied embeddings,
+    and a one-layer SigLIP vision tower + projector), written by save_pretrained
+    (`language_model.model.*`, `language_model.lm_head.weight`, `vision_tower.*`,
+    `multi_modal_projector.*`); the reference is the text-only forward (no pixel values).
 Both run with attn_implementation="eager" (transformers' reference attention).
 
 Seeds are chosen as in gen_hf_fixtures.py (greedy margin) and so that the continuation
@@ -23,7 +28,8 @@ Besides the fixed prompt's logits, reference.json holds `sequence_ids` (prompt +
 continuation) and `sequence_logits` (transformers' logits at every position of it), so
 that the decode path is checked against transformers at positions up to 10× the window.
 
-Not run in CI (needs torch + transformers): `python3 tools/gen_gemma_fixtures.py`.
+Not run in CI (needs torch + transformers): `python3 tools/gen_gemma_fixtures.py [NAME...]`
+(only the named fixtures when names are given).
 """
 import json
 import os
@@ -48,6 +54,13 @@ MODELS = [
           rope_theta=1000000.0, rope_local_base_freq=10000.0,
           rope_scaling=dict(rope_type="linear", factor=8.0), tie_word_embeddings=True,
           hidden_activation="gelu_pytorch_tanh", pad_token_id=0), torch.bfloat16),
+    ("gemma3-mm-text-bf16", "Gemma3ForConditionalGeneration",
+     dict(hidden_size=96, intermediate_size=160, num_hidden_layers=5, num_attention_heads=4,
+          num_key_value_heads=2, head_dim=32, query_pre_attn_scalar=24, vocab_size=320,
+          max_position_embeddings=256, rms_norm_eps=1e-6, sliding_window=5, sliding_window_pattern=5,
+          rope_theta=1000000.0, rope_local_base_freq=10000.0,
+          rope_scaling=dict(rope_type="linear", factor=8.0), tie_word_embeddings=False,
+          hidden_activation="gelu_pytorch_tanh", pad_token_id=0), torch.bfloat16),
     ("gemma2-softcap-f32", "Gemma2ForCausalLM",
      dict(hidden_size=80, intermediate_size=144, num_hidden_layers=4, num_attention_heads=4,
           num_key_value_heads=2, head_dim=16, query_pre_attn_scalar=16, vocab_size=288,
@@ -59,8 +72,17 @@ MODELS = [
 
 def build(cls_name, kwargs, seed, dtype):
     torch.manual_seed(seed)
-    cfg_name = {"Gemma3ForCausalLM": "Gemma3TextConfig", "Gemma2ForCausalLM": "Gemma2Config"}[cls_name]
-    cfg = getattr(transformers, cfg_name)(bos_token_id=2, eos_token_id=1, initializer_range=0.08, **kwargs)
+    if cls_name == "Gemma3ForConditionalGeneration":
+        text = transformers.Gemma3TextConfig(bos_token_id=2, eos_token_id=1, initializer_range=0.08, **kwargs)
+        vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                      image_size=28, patch_size=14)
+        cfg = transformers.Gemma3Config(text_config=text.to_dict(), vision_config=vision, mm_tokens_per_image=4,
+                                        initializer_range=0.08,
+                                        tie_word_embeddings=kwargs["tie_word_embeddings"])
+        cfg.text_config._attn_implementation = "eager"
+    else:
+        cfg_name = {"Gemma3ForCausalLM": "Gemma3TextConfig", "Gemma2ForCausalLM": "Gemma2Config"}[cls_name]
+        cfg = getattr(transformers, cfg_name)(bos_token_id=2, eos_token_id=1, initializer_range=0.08, **kwargs)
     cfg._attn_implementation = "eager"
     model = getattr(transformers, cls_name)(cfg).eval()
     with torch.no_grad():
@@ -72,11 +94,11 @@ def build(cls_name, kwargs, seed, dtype):
         # Smaller embeddings: with √hidden scaling and tied embeddings, random rows at
         # the initializer's scale dominate the residual stream and the model just repeats
         # its input token, which would prove little about attention.
-        model.model.embed_tokens.weight.mul_(0.25)
+        emb = model.get_input_embeddings()
+        emb.weight.mul_(0.25)
         for p in model.parameters():
             p.copy_(p.to(dtype).to(torch.float32))
         # transformers in the checkpoint's dtype multiplies by embed_scale.to(dtype).
-        emb = model.model.embed_tokens
         emb.embed_scale.fill_(float(torch.tensor(kwargs["hidden_size"] ** 0.5).to(dtype).float()))
     return model
 
@@ -91,7 +113,10 @@ def main():
     index_path = os.path.join(OUT, "index.json")
     with open(index_path) as f:
         index = json.load(f)["models"]
+    only = sys.argv[1:]  # fixture names to (re)write; all when none are given
     for name, cls_name, kwargs, dtype in MODELS:
+        if only and name not in only:
+            continue
         for seed in range(1, 400):
             model = build(cls_name, kwargs, seed, dtype)
             logits, new, margin = greedy(model)
@@ -102,16 +127,21 @@ def main():
         shutil.rmtree(d, ignore_errors=True)
         os.makedirs(d)
         model.config.architectures = [cls_name]
-        model.config.save_pretrained(d)
-        state = {k: v.to(dtype).contiguous() for k, v in model.state_dict().items()}
-        state.pop("lm_head.weight", None)  # tied
-        save_file(state, os.path.join(d, "model.safetensors"), metadata={"format": "pt"})
         seq = sequence_logits(model, new)
+        embed_scale = float(model.get_input_embeddings().embed_scale)
+        if cls_name == "Gemma3ForConditionalGeneration":
+            # The names save_pretrained writes (language_model.model.*, vision_tower.*).
+            model.to(dtype).save_pretrained(d)
+        else:
+            model.config.save_pretrained(d)
+            state = {k: v.to(dtype).contiguous() for k, v in model.state_dict().items()}
+            state.pop("lm_head.weight", None)  # tied
+            save_file(state, os.path.join(d, "model.safetensors"), metadata={"format": "pt"})
         ref = {
             **reference_record("tools/gen_gemma_fixtures.py", cls_name, dtype, seed, logits, new, margin),
             "sequence_ids": PROMPT + new[:-1],
             "sequence_logits": [[round(float(x), 6) for x in row] for row in seq],
-            "embed_scale": float(model.model.embed_tokens.embed_scale),
+            "embed_scale": embed_scale,
         }
         with open(os.path.join(d, "reference.json"), "w") as f:
             json.dump(ref, f)

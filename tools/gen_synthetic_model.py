@@ -83,6 +83,16 @@ SHAPES = {
                          ctx=131072, rope_theta=500000.0, rms_eps=1e-5,
                          rope_scaling=dict(rope_type="llama3", factor=8.0, low_freq_factor=1.0, high_freq_factor=4.0,
                                            original_max_position_embeddings=8192)),
+    # Gemma-3-12B's text model (hidden 3840, 16 heads and 8 KV heads of 256, ffn 15360,
+    # vocabulary 262,208, tied, window 1024, 5 sliding : 1 global) with its first 6 of 48
+    # layers (5 sliding + 1 global); "-dense": the same with every layer global (a dense
+    # model of the same size, for the sliding-window KV benchmark).
+    "gemma-3-12b-l6": dict(gemma=True, n_layer=6, n_embd=3840, n_ff=15360, n_head=16, n_head_kv=8, head_dim=256,
+                           n_vocab=262208, tied=True, ctx=131072, rms_eps=1e-6, window=1024,
+                           sliding_window_pattern=6),
+    "gemma-3-12b-l6-dense": dict(gemma=True, dense=True, n_layer=6, n_embd=3840, n_ff=15360, n_head=16, n_head_kv=8,
+                                 head_dim=256, n_vocab=262208, tied=True, ctx=131072, rms_eps=1e-6, window=1024,
+                                 sliding_window_pattern=6),
     # Qwen/Qwen3-30B-A3B config.json (vocabulary: see the docstring).
     "qwen3-30b-a3b": dict(moe=True, n_layer=48, n_embd=2048, n_head=32, n_head_kv=4, head_dim=128, n_expert=128,
                           n_expert_used=8, n_ff_exp=768, n_vocab=128256, ctx=40960, rope_theta=1000000.0,
@@ -139,6 +149,27 @@ def tensors(cfg, hf):
     hd = D // cfg["n_head"]
     KV = hd * cfg["n_head_kv"]
     out = []
+    if cfg.get("gemma"):  # Gemma3ForCausalLM names (HF only)
+        hd, QD = cfg["head_dim"], cfg["head_dim"] * cfg["n_head"]
+        KV = hd * cfg["n_head_kv"]
+        out.append(("model.embed_tokens.weight", [cfg["n_vocab"], D], False))
+        for l in range(L):
+            p = f"model.layers.{l}."
+            out += [(p + "input_layernorm.weight", [D], True),
+                    (p + "self_attn.q_proj.weight", [QD, D], False),
+                    (p + "self_attn.k_proj.weight", [KV, D], False),
+                    (p + "self_attn.v_proj.weight", [KV, D], False),
+                    (p + "self_attn.q_norm.weight", [hd], True),
+                    (p + "self_attn.k_norm.weight", [hd], True),
+                    (p + "self_attn.o_proj.weight", [D, QD], False),
+                    (p + "post_attention_layernorm.weight", [D], True),
+                    (p + "pre_feedforward_layernorm.weight", [D], True),
+                    (p + "mlp.gate_proj.weight", [F, D], False),
+                    (p + "mlp.up_proj.weight", [F, D], False),
+                    (p + "mlp.down_proj.weight", [D, F], False),
+                    (p + "post_feedforward_layernorm.weight", [D], True)]
+        out.append(("model.norm.weight", [D], True))
+        return out
     if hf:
         out.append(("model.embed_tokens.weight", [cfg["n_vocab"], D], False))
         for l in range(L):
@@ -318,6 +349,24 @@ def write_safetensors(cfg, out, seed, shard_bytes=5 << 30):
         print(f"{fname}: {len(shard)} tensors", file=sys.stderr)
     with open(os.path.join(out, "model.safetensors.index.json"), "w") as fo:
         json.dump({"metadata": {}, "weight_map": weight_map}, fo, indent=1)
+    if cfg.get("gemma"):
+        L, pat = cfg["n_layer"], cfg["sliding_window_pattern"]
+        config = {
+            "architectures": ["Gemma3ForCausalLM"], "model_type": "gemma3_text", "hidden_size": cfg["n_embd"],
+            "intermediate_size": cfg["n_ff"], "num_hidden_layers": L, "num_attention_heads": cfg["n_head"],
+            "num_key_value_heads": cfg["n_head_kv"], "head_dim": cfg["head_dim"],
+            "query_pre_attn_scalar": cfg["head_dim"], "vocab_size": cfg["n_vocab"],
+            "max_position_embeddings": cfg["ctx"], "rms_norm_eps": cfg["rms_eps"], "sliding_window": cfg["window"],
+            "layer_types": ["full_attention" if cfg.get("dense") or (l + 1) % pat == 0 else "sliding_attention"
+                            for l in range(L)],
+            "rope_parameters": {"full_attention": {"rope_type": "linear", "factor": 8.0, "rope_theta": 1000000.0},
+                                "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0}},
+            "hidden_activation": "gelu_pytorch_tanh", "tie_word_embeddings": True,
+            "bos_token_id": 2, "eos_token_id": 1, "pad_token_id": 0, "torch_dtype": "bfloat16",
+        }
+        with open(os.path.join(out, "config.json"), "w") as fo:
+            json.dump(config, fo, indent=1)
+        return
     hd = cfg["n_embd"] // cfg["n_head"]
     config = {
         "architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": cfg["n_embd"],
@@ -580,6 +629,8 @@ def main():
                     help="MoE shapes: scale attn_output and ffn_down_exps by S (see above); 1 = unscaled")
     a = ap.parse_args()
     cfg = dict(SHAPES[a.shape], name=a.shape)
+    if cfg.get("gemma") and a.format != "safetensors":
+        sys.exit("Gemma shapes are written as safetensors (HF folders) only")
     if cfg.get("moe"):
         if a.format != "gguf":
             sys.exit("MoE shapes are written as GGUF only")

@@ -12,6 +12,7 @@
 #include "kv/disk_kv.h"
 #include "kv/session.h"
 #include "runtime/engine.h"
+#include "runtime/planner.h"
 
 using namespace spool;
 
@@ -34,7 +35,9 @@ int main(int argc, char** argv) {
   auto fp = e.ModelFingerprint();
   if (!fp.ok()) return 1;
   const auto& c = e.config();
-  kv::KvLayout layout{c.n_layer, c.n_head_kv, c.head_dim, eo.kv_page_tokens, eo.kv_dtype};
+  // Sliding-window layers (Gemma) release what falls out of their window, as in a run,
+  // so the session stores only their live rows.
+  kv::KvLayout layout{c.n_layer, c.n_head_kv, c.head_dim, eo.kv_page_tokens, eo.kv_dtype, runtime::SlidingWindows(c)};
   kv::DiskKvOptions o;
   o.window_tokens = 2048;
   o.max_tokens = n + 1;

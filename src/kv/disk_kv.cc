@@ -1,6 +1,7 @@
 #include "kv/disk_kv.h"
 
 #include <fcntl.h>
+#include <linux/falloc.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -58,7 +59,8 @@ DiskKv::DiskKv(const KvLayout& layout, const DiskKvOptions& options)
       opt_(options),
       written_(layout.n_layer, 0),
       first_hot_(layout.n_layer, 0),
-      disk_pages_(layout.n_layer, 0),
+      released_(layout.n_layer, 0),
+      on_disk_(layout.n_layer),
       ring_(layout.n_layer) {
   SPOOL_CHECK(layout.dtype == DType::kF32 || layout.dtype == DType::kBF16);
   SPOOL_CHECK(layout.page_tokens > 0 && layout.n_layer > 0);
@@ -66,7 +68,9 @@ DiskKv::DiskKv(const KvLayout& layout, const DiskKvOptions& options)
   slot_ = RoundUp(layout.page_bytes(), storage::kDirectAlign);
   hot_pages_ = std::max<int64_t>(1, CeilDiv(std::max<int64_t>(options.window_tokens, 0), layout.page_tokens));
   max_pages_ = CeilDiv(options.max_tokens, layout.page_tokens);
+  SPOOL_CHECK(layout.window.empty() || static_cast<int64_t>(layout.window.size()) == layout.n_layer);
   for (auto& r : ring_) r.resize(hot_pages_);
+  for (auto& d : on_disk_) d.assign(max_pages_, 0);
 }
 
 DiskKv::~DiskKv() {
@@ -134,12 +138,15 @@ Status DiskKv::EnsureFile() {
 }
 
 Status DiskKv::Spill(int64_t layer, int64_t page) {
+  if (page < released_[layer]) {  // a sliding layer released it while it was hot
+    stats_.pages_not_spilled += 1;
+    return Status::Ok();
+  }
   SPOOL_TRY(EnsureFile());
-  if (page >= disk_pages_[layer]) {
-    const uint64_t more = static_cast<uint64_t>(page + 1 - disk_pages_[layer]) * 2 * slot_;
-    if (opt_.quota) SPOOL_TRY(opt_.quota->Reserve(more));
-    reserved_ += more;
-    disk_pages_[layer] = page + 1;
+  if (!on_disk_[layer][page]) {
+    if (opt_.quota) SPOOL_TRY(opt_.quota->Reserve(2 * slot_));
+    reserved_ += 2 * slot_;
+    on_disk_[layer][page] = 1;
   }
   Stopwatch sw;
   const uint8_t* src = HotPage(layer, page);
@@ -209,7 +216,74 @@ Status DiskKv::Commit(int64_t n) {
       return InternalError("KV commit of " + std::to_string(n) + " tokens but layer " + std::to_string(l) + " holds only " +
                            std::to_string(written_[l] - n_tokens_) + " new rows");
   n_tokens_ += n;
+  // The next query is at position n_tokens_: a sliding layer needs keys from
+  // n_tokens_ - window + 1 on.
+  for (int64_t l = 0; l < layout_.n_layer; ++l)
+    if (const int64_t w = layout_.layer_window(l); w > 0) Release(l, n_tokens_ - w + 1);
   return Status::Ok();
+}
+
+void DiskKv::Release(int64_t l, int64_t keep_from) {
+  const int64_t first_kept = std::min<int64_t>(std::max<int64_t>(keep_from, 0) / layout_.page_tokens, max_pages_);
+  for (int64_t p = released_[l]; p < first_kept; ++p) {
+    stats_.pages_released += 1;
+    if (p >= first_hot_[l]) {
+      if (p < first_hot_[l] + hot_pages_) ring_[l][p % hot_pages_] = AlignedBuffer();
+      continue;
+    }
+    // Reads of this page still in flight (a prefetch) land in their own buffers and are
+    // discarded by ForEachPage, which no longer asks for the page.
+    Punch(l, p);
+  }
+  released_[l] = std::max(released_[l], first_kept);
+}
+
+void DiskKv::Punch(int64_t l, int64_t p) {
+  if (!on_disk_[l][p]) return;
+  const uint64_t off = Offset(l, p), len = 2 * slot_;
+  if (::fallocate(write_fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(off),
+                  static_cast<off_t>(len)) != 0) {
+    stats_.punch_failures += 1;  // the bytes stay allocated and charged
+    return;
+  }
+  on_disk_[l][p] = 0;
+  if (opt_.quota) opt_.quota->Release(len);
+  reserved_ -= len;
+  stats_.pages_punched += 1;
+}
+
+Status DiskKv::WriteReleased(int64_t layer, int64_t pos, int64_t n) {
+  SPOOL_CHECK(layer >= 0 && layer < layout_.n_layer && n >= 0);
+  SPOOL_TRY(CheckReleasable(layout_, layer));
+  SPOOL_TRY(CheckWritePos(layer, pos, n_tokens_, written_[layer]));
+  if (pos != written_[layer]) SPOOL_TRY(Rewind(layer, pos));
+  const int64_t pt = layout_.page_tokens;
+  int64_t done = 0;
+  if (pos % pt == 0 && pos / pt == released_[layer] && first_hot_[layer] <= pos / pt) {
+    // Whole pages continuing the released run: neither RAM nor disk. The layer's hot
+    // window restarts after them.
+    const int64_t whole = std::min(n / pt, max_pages_ - pos / pt);
+    for (int64_t p = pos / pt; p < pos / pt + whole && p < first_hot_[layer] + hot_pages_; ++p)
+      ring_[layer][p % hot_pages_] = AlignedBuffer();
+    released_[layer] += whole;
+    first_hot_[layer] = released_[layer];
+    done = whole * pt;
+    written_[layer] = pos + done;
+  }
+  if (done == n) return Status::Ok();
+  const uint64_t rb = layout_.row_bytes();
+  return WriteRows(layer, pos + done, n - done, [&](int64_t, uint8_t* kd, uint8_t* vd) {
+    std::memset(kd, 0, rb);
+    std::memset(vd, 0, rb);
+  });
+}
+
+uint64_t DiskKv::disk_bytes() const { return reserved_; }
+
+uint64_t DiskKv::file_allocated_bytes() const {
+  struct stat st;
+  if (write_fd_ < 0 || ::fstat(write_fd_, &st) != 0) return 0;
+  return static_cast<uint64_t>(st.st_blocks) * 512;
 }
 
 Status DiskKv::Submit(int64_t layer, int64_t page) {
@@ -239,17 +313,28 @@ Status DiskKv::ForEachPage(int64_t layer, int64_t end, const std::function<void(
   SPOOL_CHECK(end >= 0 && end <= written_[layer]);
   const int64_t pt = layout_.page_tokens;
   const int64_t n_pages = CeilDiv(end, pt);
-  const int64_t cold_end = std::min(first_hot_[layer], n_pages);
   auto view = [&](const uint8_t* kv, int64_t p) {
     return KvPageView{layout_.dtype, kv, kv + slot_, std::min(pt, end - p * pt), p * pt};
   };
-  // Reads already in flight are used only if they are this layer's pages 0, 1, ... in order.
-  if (!inflight_.empty() && (inflight_.front().layer != layer || inflight_.front().page != 0 ||
+  // Released pages (sliding layers) read as zeros: no query attends to them.
+  const int64_t first_live = std::min(released_[layer], n_pages);
+  if (first_live > 0 && zeros_.size() == 0) {
+    zeros_.Reset(2 * slot_);
+    std::memset(zeros_.data(), 0, zeros_.size());
+  }
+  for (int64_t p = 0; p < first_live; ++p) {
+    const int64_t rows = std::min(pt, end - p * pt);
+    fn(KvPageView{layout_.dtype, zeros_.data(), zeros_.data(), rows, p * pt});
+  }
+  const int64_t cold_end = std::max(first_live, std::min(first_hot_[layer], n_pages));
+  // Reads already in flight are used only if they are this layer's first live cold
+  // pages in order.
+  if (!inflight_.empty() && (inflight_.front().layer != layer || inflight_.front().page != first_live ||
                              inflight_.back().page >= cold_end))
     (void)DrainInflight();
   if (!inflight_.empty()) stats_.pages_prefetched_across_layers += inflight_.size();
-  int64_t next = inflight_.empty() ? 0 : inflight_.back().page + 1;
-  for (int64_t p = 0; p < cold_end; ++p) {
+  int64_t next = inflight_.empty() ? first_live : inflight_.back().page + 1;
+  for (int64_t p = first_live; p < cold_end; ++p) {
     while (!free_bufs_.empty() && next < cold_end) {
       Status st = Submit(layer, next++);
       if (!st.ok()) {
@@ -276,7 +361,7 @@ Status DiskKv::ForEachPage(int64_t layer, int64_t end, const std::function<void(
   // they load while this layer's hot pages fold and the rest of the layer computes.
   if (reader_ && inflight_.empty()) {
     const int64_t nl = (layer + 1) % layout_.n_layer;
-    for (int64_t p = 0; p < first_hot_[nl] && !free_bufs_.empty(); ++p) {
+    for (int64_t p = released_[nl]; p < first_hot_[nl] && !free_bufs_.empty(); ++p) {
       Status st = Submit(nl, p);
       if (!st.ok()) {
         (void)DrainInflight();
@@ -295,8 +380,8 @@ Status DiskKv::Rewind(int64_t layer, int64_t n) {
     // The new last pages are on disk: bring the window back into RAM so they can grow.
     const int64_t new_first = std::max<int64_t>(0, np - hot_pages_);
     first_hot_[layer] = new_first;
-    for (int64_t p = new_first; p < np; ++p) {
-      SPOOL_CHECK(reader_ != nullptr);
+    for (int64_t p = std::max(new_first, released_[layer]); p < np; ++p) {
+      SPOOL_CHECK(reader_ != nullptr && on_disk_[layer][p]);
       SPOOL_TRY(reader_->ReadAll(std::vector<storage::ReadRequest>{{0, Offset(layer, p), 2 * slot_, HotPage(layer, p)}}));
     }
   }
@@ -307,8 +392,14 @@ Status DiskKv::Rewind(int64_t layer, int64_t n) {
 Status DiskKv::Truncate(int64_t n) {
   if (n < 0 || n > n_tokens_)
     return InvalidArgument("cannot truncate KV cache of " + std::to_string(n_tokens_) + " tokens to " + std::to_string(n));
+  SPOOL_TRY(CheckTruncateKeepsWindow(*this, n));
+  if (n == 0)
+    for (auto& r : released_) r = 0;
   n_tokens_ = n;
   for (int64_t l = 0; l < layout_.n_layer; ++l) SPOOL_TRY(Rewind(l, n));
+  // Pages wholly past the new end are never read again: give their disk space back.
+  for (int64_t l = 0; l < layout_.n_layer; ++l)
+    for (int64_t p = CeilDiv(n, layout_.page_tokens); p < max_pages_; ++p) Punch(l, p);
   return Status::Ok();
 }
 

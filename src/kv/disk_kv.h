@@ -16,6 +16,13 @@
 // for the next step) are requested, so their reads overlap the rest of the layer's
 // compute. Cold pages never change until Truncate, so such prefetches stay valid.
 //
+// Sliding-window layers (layout.window): at each Commit the pages wholly before the
+// window of the next query (n_tokens - window + 1) are released: a hot one frees its
+// buffer, a spilled one is punched out of the file (fallocate PUNCH_HOLE) and its bytes
+// go back to the quota, and a page released before its turn to spill is never written.
+// So a sliding layer's disk use stays at most its window plus one step's pages however
+// long the context; released rows read as zeros and are never read from disk.
+//
 // Contracts are SequenceKv's (kv/kv_cache.h). Bit-identity: pages are stored and
 // read back byte for byte, so attention sees exactly what InRamKv would give it.
 // Thread-safety: none; one step at a time (the engine's rule).
@@ -62,6 +69,10 @@ struct DiskKvStats {
   uint64_t pages_spilled = 0, bytes_written = 0;
   uint64_t pages_read = 0, bytes_read = 0;
   uint64_t pages_prefetched_across_layers = 0;  // next-layer prefetches that were used
+  uint64_t pages_released = 0;      // sliding-window pages dropped (hot or on disk)
+  uint64_t pages_punched = 0;       // pages on disk punched out of the file (released, or truncated away)
+  uint64_t pages_not_spilled = 0;   // released while hot: never written
+  uint64_t punch_failures = 0;      // filesystem without PUNCH_HOLE: bytes stay allocated
   double seconds_read_wait = 0;  // blocked waiting for cold pages
   double seconds_write = 0;      // inside spill pwrites
 };
@@ -80,7 +91,13 @@ class DiskKv final : public SequenceKv {
   Status Commit(int64_t n) override;
   Status ForEachPage(int64_t layer, int64_t end, const std::function<void(const KvPageView&)>& fn) override;
   Status Truncate(int64_t n) override;
+  int64_t live_from(int64_t layer) const override { return released_[layer] * layout_.page_tokens; }
+  Status WriteReleased(int64_t layer, int64_t pos, int64_t n) override;
 
+  // Bytes of pages on disk now (what the quota is charged), and what the filesystem has
+  // allocated to the scratch file (st_blocks; 0 before the first spill).
+  uint64_t disk_bytes() const;
+  uint64_t file_allocated_bytes() const;
   int64_t hot_pages() const { return hot_pages_; }
   uint64_t slot_bytes() const { return slot_; }
   // Bytes of RAM the page buffers may reach (hot window + prefetch ring, all layers).
@@ -104,6 +121,8 @@ class DiskKv final : public SequenceKv {
   uint64_t Offset(int64_t layer, int64_t page) const;
   Status Submit(int64_t layer, int64_t page);
   Status DrainInflight();  // waits for (and discards) every read in flight
+  void Release(int64_t layer, int64_t keep_from);  // sliding layers: drop pages wholly before keep_from
+  void Punch(int64_t layer, int64_t page);  // a page on disk no longer needed: hole + quota back
 
   KvLayout layout_;
   DiskKvOptions opt_;
@@ -113,7 +132,8 @@ class DiskKv final : public SequenceKv {
   int64_t n_tokens_ = 0;
   std::vector<int64_t> written_;    // [layer] rows written (committed or not)
   std::vector<int64_t> first_hot_;  // [layer] pages [first_hot, n_pages) are in RAM; older ones on disk
-  std::vector<int64_t> disk_pages_; // [layer] high-water mark of pages on disk (quota accounting)
+  std::vector<int64_t> released_;   // [layer] pages [0, released_) are released (sliding layers)
+  std::vector<std::vector<uint8_t>> on_disk_;  // [layer][page] 1: written to the file, charged to the quota
   std::vector<std::vector<AlignedBuffer>> ring_;  // [layer][page % hot_pages]: K slot then V slot
 
   // Scratch file (lazily created).
@@ -126,6 +146,7 @@ class DiskKv final : public SequenceKv {
   std::vector<AlignedBuffer> read_bufs_;
   std::vector<int> free_bufs_;
   std::deque<Inflight> inflight_;
+  AlignedBuffer zeros_;  // one zero page: what released pages read as
   DiskKvStats stats_;
 };
 

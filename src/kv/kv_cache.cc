@@ -83,6 +83,47 @@ Status InRamKv::WriteRaw(int64_t layer, int64_t pos, int64_t n, const void* k, c
   });
 }
 
+Status CheckTruncateKeepsWindow(const SequenceKv& kv, int64_t n) {
+  const KvLayout& L = kv.layout();
+  for (int64_t l = 0; l < L.n_layer && n > 0; ++l)
+    if (const int64_t w = L.layer_window(l); w > 0 && kv.live_from(l) > std::max<int64_t>(n - w + 1, 0))
+      return InvalidArgument("cannot truncate the KV cache of " + std::to_string(kv.n_tokens()) + " tokens to " +
+                             std::to_string(n) + ": sliding-window layer " + std::to_string(l) + " (window " +
+                             std::to_string(w) + ") already released positions below " +
+                             std::to_string(kv.live_from(l)));
+  return Status::Ok();
+}
+
+Status CheckReleasable(const KvLayout& layout, int64_t layer) {
+  if (layout.layer_window(layer) > 0) return Status::Ok();
+  return InvalidArgument("KV layer " + std::to_string(layer) +
+                         " has no sliding window: its rows cannot be released (every position is attended to)");
+}
+
+Status InRamKv::WriteReleased(int64_t layer, int64_t pos, int64_t n) {
+  SPOOL_CHECK(layer >= 0 && layer < layout_.n_layer && n >= 0);
+  SPOOL_TRY(CheckReleasable(layout_, layer));
+  SPOOL_TRY(CheckWritePos(layer, pos, n_tokens_, written_[layer]));
+  const int64_t pt = layout_.page_tokens;
+  int64_t done = 0;
+  if (pos % pt == 0 && pos / pt == released_[layer]) {
+    // Whole pages continuing the released run: no memory at all.
+    const int64_t whole = n / pt;
+    auto& pages = pages_[layer];
+    if (static_cast<int64_t>(pages.size()) < released_[layer] + whole) pages.resize(released_[layer] + whole);
+    for (int64_t p = released_[layer]; p < released_[layer] + whole; ++p) pages[p] = Page();
+    released_[layer] += whole;
+    done = whole * pt;
+    written_[layer] = pos + done;
+  }
+  if (done == n) return Status::Ok();
+  const uint64_t rb = layout_.row_bytes();
+  return WriteRows(layer, pos + done, n - done, [&](int64_t, uint8_t* kd, uint8_t* vd) {
+    std::memset(kd, 0, rb);
+    std::memset(vd, 0, rb);
+  });
+}
+
 Status InRamKv::Commit(int64_t n) {
   for (int64_t l = 0; l < layout_.n_layer; ++l)
     if (written_[l] < n_tokens_ + n)
@@ -117,13 +158,7 @@ Status InRamKv::ForEachPage(int64_t layer, int64_t end, const std::function<void
 
 Status InRamKv::Truncate(int64_t n) {
   if (n < 0 || n > n_tokens_) return InvalidArgument("cannot truncate KV cache of " + std::to_string(n_tokens_) + " tokens to " + std::to_string(n));
-  for (int64_t l = 0; l < layout_.n_layer && n > 0; ++l)
-    if (const int64_t w = layout_.layer_window(l);
-        w > 0 && std::max<int64_t>(n - w + 1, 0) / layout_.page_tokens < released_[l])
-      return InvalidArgument("cannot truncate the KV cache of " + std::to_string(n_tokens_) + " tokens to " +
-                             std::to_string(n) + ": sliding-window layer " + std::to_string(l) + " (window " +
-                             std::to_string(w) + ") already released positions below " +
-                             std::to_string(released_[l] * layout_.page_tokens));
+  SPOOL_TRY(CheckTruncateKeepsWindow(*this, n));
   if (n == 0)
     for (auto& r : released_) r = 0;
   n_tokens_ = n;

@@ -66,6 +66,15 @@ class SequenceKv {
   // sliding-window layer already released rows that position n would attend to (the
   // caller starts over instead); n == 0 always works.
   virtual Status Truncate(int64_t n) = 0;
+  // First position whose rows `layer` still holds: 0, or for a sliding-window layer a
+  // multiple of page_tokens below which its pages were released (rows read as zeros).
+  virtual int64_t live_from(int64_t layer) const = 0;
+  // Appends rows [pos, pos + n) of a sliding-window layer as released, without their
+  // bytes (restoring a session that stored only the live rows): the caller guarantees
+  // that no query from the restored n_tokens() on attends to them. Whole pages from the
+  // layer's first held page on take no memory; other rows are stored as zeros. pos as
+  // for Write. kInvalidArgument for a layer without a window.
+  virtual Status WriteReleased(int64_t layer, int64_t pos, int64_t n) = 0;
 };
 
 // Everything in RAM: pages allocated as the sequence grows. A sliding-window layer
@@ -82,6 +91,8 @@ class InRamKv final : public SequenceKv {
   Status Commit(int64_t n) override;
   Status ForEachPage(int64_t layer, int64_t end, const std::function<void(const KvPageView&)>& fn) override;
   Status Truncate(int64_t n) override;
+  int64_t live_from(int64_t layer) const override { return released_[layer] * layout_.page_tokens; }
+  Status WriteReleased(int64_t layer, int64_t pos, int64_t n) override;
   // Bytes of K/V pages held now (released pages excluded).
   uint64_t page_bytes_held() const;
 
@@ -105,6 +116,14 @@ class InRamKv final : public SequenceKv {
 
 // Checks a Write position against the contract above; InternalError otherwise.
 Status CheckWritePos(int64_t layer, int64_t pos, int64_t n_tokens, int64_t written);
+
+// Whether Truncate(n) keeps every row that position n attends to: n == 0, or every
+// sliding layer still holds positions n - window + 1 on (live_from <= that). Else
+// Truncate(n) refuses with the message this returns (ok() when allowed).
+Status CheckTruncateKeepsWindow(const SequenceKv& kv, int64_t n);
+
+// kInvalidArgument unless `layer` has a sliding window (WriteReleased's check).
+Status CheckReleasable(const KvLayout& layout, int64_t layer);
 
 // Converts one row of f32 to the cache dtype (f32 copy or bf16 round-to-nearest-even).
 void StoreRow(DType dtype, const float* src, int64_t n, void* dst);

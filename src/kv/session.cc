@@ -52,17 +52,24 @@ uint32_t RecordCrc(int64_t layer, int64_t record, const void* k, const void* v, 
   return Crc32c(v, bytes, c);
 }
 
+int64_t LiveFrom(const SessionInfo& info, int64_t layer) {
+  return layer < static_cast<int64_t>(info.live_from.size()) ? info.live_from[layer] : 0;
+}
+
 // Total file size for info, or an error when the numbers overflow.
 Result<uint64_t> ExpectedFileBytes(const SessionInfo& info, uint64_t meta_len, const std::string& path) {
   const uint64_t n = info.tokens.size();
-  const uint64_t records = (n + info.record_tokens - 1) / info.record_tokens;
-  uint64_t per_layer, total;
-  if (__builtin_mul_overflow(n, 2 * info.row_bytes(), &per_layer) ||
-      __builtin_add_overflow(per_layer, records * 4, &per_layer) ||
-      __builtin_mul_overflow(per_layer, static_cast<uint64_t>(info.n_layer), &total) ||
-      __builtin_add_overflow(total, kHeaderBytes + meta_len + sizeof(kTrailer), &total))
-    return InvalidFile(path + ": session sizes overflow (" + std::to_string(n) + " tokens × " +
-                       std::to_string(info.n_layer) + " layers)");
+  uint64_t total = kHeaderBytes + meta_len + sizeof(kTrailer);
+  for (int64_t l = 0; l < info.n_layer; ++l) {
+    const uint64_t rows = n - static_cast<uint64_t>(LiveFrom(info, l));  // ReadSessionInfo checked live_from <= n
+    const uint64_t records = (rows + info.record_tokens - 1) / info.record_tokens;
+    uint64_t layer_bytes;
+    if (__builtin_mul_overflow(rows, 2 * info.row_bytes(), &layer_bytes) ||
+        __builtin_add_overflow(layer_bytes, records * 4, &layer_bytes) ||
+        __builtin_add_overflow(total, layer_bytes, &total))
+      return InvalidFile(path + ": session sizes overflow (" + std::to_string(n) + " tokens × " +
+                         std::to_string(info.n_layer) + " layers)");
+  }
   return total;
 }
 
@@ -81,6 +88,7 @@ nlohmann::ordered_json MetaJson(const SessionInfo& info) {
       {"n_tokens", info.tokens.size()},
       {"tokens", info.tokens},
       {"pending", info.pending},
+      {"live_from", info.live_from},
       {"settings", info.settings},
       {"created_unix", info.created_unix},
   };
@@ -210,6 +218,13 @@ Status SaveSession(const std::string& path, const SessionInfo& info, SequenceKv&
   SPOOL_CHECK(kv.n_tokens() == static_cast<int64_t>(info.tokens.size()));
   SPOOL_CHECK(L.n_layer == info.n_layer && L.n_head_kv == info.n_head_kv && L.head_dim == info.head_dim &&
               L.dtype == info.kv_dtype && L.page_tokens == info.record_tokens);
+  // Sliding-window layers store only the rows they still hold.
+  SessionInfo stored = info;
+  stored.live_from.assign(L.n_layer, 0);
+  for (int64_t l = 0; l < L.n_layer; ++l) {
+    stored.live_from[l] = std::min(kv.live_from(l), kv.n_tokens());
+    SPOOL_CHECK(stored.live_from[l] % L.page_tokens == 0);
+  }
   SPOOL_TRY(MakeDirs(DirName(path)));
   RemoveStaleTemporaries(path);
   const std::string tmp = path + ".tmp." + std::to_string(::getpid());
@@ -221,7 +236,7 @@ Status SaveSession(const std::string& path, const SessionInfo& info, SequenceKv&
     return st;
   };
 
-  const std::string meta = MetaJson(info).dump();
+  const std::string meta = MetaJson(stored).dump();
   uint8_t header[kHeaderBytes] = {};
   std::memcpy(header, kMagic, 8);
   PutU32(header + 8, kSessionVersion);
@@ -240,13 +255,14 @@ Status SaveSession(const std::string& path, const SessionInfo& info, SequenceKv&
       w.Flush();
       std::this_thread::sleep_for(std::chrono::seconds(std::atoi(pause)));
     }
-    int64_t record = 0;
     Status st = kv.ForEachPage(l, n, [&](const KvPageView& page) {
+      if (page.first_pos < stored.live_from[l]) return;  // released (zeros)
+      const int64_t record = page.first_pos / L.page_tokens;
       const uint64_t bytes = static_cast<uint64_t>(page.n_tokens) * rb;
       w.Put(page.k, bytes);
       w.Put(page.v, bytes);
       uint8_t crc[4];
-      PutU32(crc, RecordCrc(l, record++, page.k, page.v, bytes));
+      PutU32(crc, RecordCrc(l, record, page.k, page.v, bytes));
       w.Put(crc, 4);
     });
     if (!st.ok()) w.Fail(st.WithContext("reading the KV cache to save it"));
@@ -288,7 +304,7 @@ Result<SessionInfo> ReadSessionInfo(const std::string& path) {
   SPOOL_TRY(f.ReadAt(h, 0, kHeaderBytes));
   if (std::memcmp(h, kMagic, 8) != 0) return InvalidFile(path + ": not a spool session file (bad magic)");
   const uint32_t version = GetU32(h + 8);
-  if (version != kSessionVersion)
+  if (version != 1 && version != kSessionVersion)
     return Unsupported(path + ": session format version " + std::to_string(version) + ", this spool reads version " +
                        std::to_string(kSessionVersion));
   if (GetU32(h + 24) != Crc32c(h, 24) || GetU32(h + 28) != 0)
@@ -338,6 +354,21 @@ Result<SessionInfo> ReadSessionInfo(const std::string& path) {
                        std::to_string(info.tokens.size()));
   SPOOL_TRY(GetIds(j, "pending", 1 << 20, &info.pending, path));
   SPOOL_TRY(GetInt(j, "created_unix", 0, INT64_MAX, &info.created_unix, path));
+  info.live_from.assign(info.n_layer, 0);
+  if (version >= 2) {  // version 1 stored every row of every layer
+    auto it = j.find("live_from");
+    if (it == j.end() || !it->is_array() || static_cast<int64_t>(it->size()) != info.n_layer)
+      return InvalidFile(path + ": session metadata field 'live_from' is missing or does not list " +
+                         std::to_string(info.n_layer) + " layers");
+    for (int64_t l = 0; l < info.n_layer; ++l) {
+      const auto& e = (*it)[l];
+      if (!e.is_number_integer() || e.get<int64_t>() < 0 || e.get<int64_t>() > n_tokens ||
+          e.get<int64_t>() % info.record_tokens != 0)
+        return InvalidFile(path + ": session metadata 'live_from'[" + std::to_string(l) +
+                           "] is not a multiple of record_tokens in [0, n_tokens]");
+      info.live_from[l] = e.get<int64_t>();
+    }
+  }
   if (auto it = j.find("settings"); it != j.end() && it->is_object()) info.settings = *it;
   SPOOL_ASSIGN_OR_RETURN(uint64_t expected, ExpectedFileBytes(info, meta_len, path));
   if (size != expected)
@@ -385,8 +416,22 @@ Status ReadRecords(const std::string& path, const SessionInfo& info, SequenceKv*
   const uint64_t rb = info.row_bytes();
   AlignedBuffer buf(2 * static_cast<uint64_t>(info.record_tokens) * rb + 4);
   uint64_t off = kHeaderBytes + meta_len;
+  // Only a sliding layer whose window reaches no further back than live_from may skip
+  // rows: the next query (position n) attends to n - window + 1 on. Checked for every
+  // layer before any record is used.
+  for (int64_t l = 0; kv_or_null && l < info.n_layer; ++l) {
+    const int64_t live = LiveFrom(info, l), w = kv_or_null->layout().layer_window(l);
+    if (live > 0 && (w <= 0 || live > n - w + 1))
+      return InvalidFile(path + ": the session stores layer " + std::to_string(l) + " from position " +
+                         std::to_string(live) + " on, but this model's layer " + std::to_string(l) +
+                         (w <= 0 ? std::string(" attends to every position")
+                                 : " attends to the last " + std::to_string(w) + " positions (from " +
+                                       std::to_string(n - w + 1) + ")"));
+  }
   for (int64_t l = 0; l < info.n_layer; ++l) {
-    for (int64_t first = 0, record = 0; first < n; first += info.record_tokens, ++record) {
+    const int64_t live = LiveFrom(info, l);
+    if (kv_or_null && live > 0) SPOOL_TRY(kv_or_null->WriteReleased(l, 0, live));
+    for (int64_t first = live, record = live / info.record_tokens; first < n; first += info.record_tokens, ++record) {
       const int64_t rows = std::min(info.record_tokens, n - first);
       const uint64_t bytes = static_cast<uint64_t>(rows) * rb;
       SPOOL_TRY(f.ReadAt(buf.data(), off, 2 * bytes + 4));

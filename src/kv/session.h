@@ -2,17 +2,21 @@
 // continue it later, in one file per session (DESIGN.md, "A restored session continues
 // exactly as the uninterrupted run would have").
 //
-// File format (version 1, little-endian):
+// File format (version 2, little-endian):
 //   [0, 8)    magic "SPOOLSES"
-//   [8, 12)   u32 version = 1
+//   [8, 12)   u32 version = 2 (version 1 files, which have no live_from, still load)
 //   [12, 16)  u32 CRC-32C of the metadata bytes
 //   [16, 24)  u64 metadata length
 //   [24, 28)  u32 CRC-32C of bytes [0, 24)
 //   [28, 32)  u32 zero
 //   metadata: UTF-8 JSON (SessionInfo's fields)
-//   records, layer-major: for each layer, the tokens in runs of record_tokens (the last
-//     run shorter): K rows [rows, row_bytes], V rows [rows, row_bytes], u32 CRC-32C
-//     seeded with (layer, record index) so misplaced records are caught too
+//   records, layer-major: for each layer, the tokens from live_from[layer] on in runs of
+//     record_tokens (the last run shorter): K rows [rows, row_bytes], V rows [rows,
+//     row_bytes], u32 CRC-32C seeded with (layer, record index = first token /
+//     record_tokens) so misplaced records are caught too. live_from[layer] (a multiple
+//     of record_tokens) is 0 except for sliding-window layers, whose released rows
+//     (before the window of the next query) are not stored; a load checks that the
+//     model's window needs none of them.
 //   trailer "SPOOLEND"
 // The file size follows from the metadata; anything else is a truncated or padded file.
 //
@@ -37,7 +41,7 @@
 
 namespace spool::kv {
 
-inline constexpr uint32_t kSessionVersion = 1;
+inline constexpr uint32_t kSessionVersion = 2;
 
 struct SessionInfo {
   std::string model;        // the model as the user named it (informational)
@@ -47,6 +51,7 @@ struct SessionInfo {
   int64_t record_tokens = 0;      // tokens per KV record
   std::vector<int32_t> tokens;    // tokens whose K/V are stored, in order
   std::vector<int32_t> pending;   // generated but not yet fed (their K/V are not stored)
+  std::vector<int64_t> live_from; // [n_layer]: first stored position per layer (SaveSession fills it)
   nlohmann::ordered_json settings = nlohmann::ordered_json::object();  // informational (ctx, sampling, ...)
   int64_t created_unix = 0;
   uint64_t file_bytes = 0;        // filled in by ReadSessionInfo

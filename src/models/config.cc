@@ -894,9 +894,9 @@ Result<ModelConfig> FromHf(const formats::ModelSource& src) {
   if (j.contains("architectures") && j["architectures"].is_array() && !j["architectures"].empty() &&
       j["architectures"][0].is_string())
     cls = j["architectures"][0].get<std::string>();
-  if (cls == "Gemma3ForConditionalGeneration")
-    return Unsupported(where + ": Gemma3ForConditionalGeneration (the multimodal checkpoint) is not supported yet; "
-                       "its text part is Gemma3ForCausalLM, which is");
+  if (cls == "Gemma3ForConditionalGeneration")  // ModelWeights::Load extracts the text model first
+    return Unsupported(where + ": Gemma3ForConditionalGeneration is read through its text model "
+                       "(models::ExtractTextModel), not as a config of its own");
   const ArchEntry* entry = nullptr;
   for (auto& a : kArchs)
     if (cls == a.hf_class) entry = &a;

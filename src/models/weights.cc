@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "models/multimodal.h"
 #include "storage/file.h"
 #include "tensor/dequant.h"
 
@@ -25,6 +26,7 @@ Result<std::vector<float>> ReadTensorF32(const formats::ModelSource& src, const 
 Result<std::unique_ptr<ModelWeights>> ModelWeights::Load(formats::ModelSource source) {
   std::unique_ptr<ModelWeights> w(new ModelWeights());
   w->source_ = std::move(source);
+  SPOOL_TRY(ExtractTextModel(&w->source_));  // multimodal checkpoints: their text model
   SPOOL_ASSIGN_OR_RETURN(w->config_, ReadModelConfig(w->source_));
   SPOOL_TRY(w->Init());
   return w;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdlib>
 
+#include "base/log.h"
 #include "base/timer.h"
 #include "runtime/self_draft.h"
 
@@ -67,6 +68,7 @@ Status Engine::PrepareAndPlan(const std::string& model, formats::ModelSource* gi
     return InvalidArgument("context length " + std::to_string(options.ctx) + " exceeds the model's maximum of " +
                            std::to_string(c.n_ctx_train));
   ctx_ = options.ctx > 0 ? options.ctx : std::min<int64_t>(c.n_ctx_train, 4096);
+  if (const std::string note = SlidingWindowNote(c, ctx_); !note.empty()) SPOOL_LOG_INFO("%s", note.c_str());
   pool_ = std::make_unique<ThreadPool>(options.threads);
   // The tokenizer first, so that the planner's measured baseline RSS includes it.
   if (options.load_tokenizer) {

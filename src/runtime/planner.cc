@@ -81,6 +81,19 @@ std::vector<int64_t> SlidingWindows(const models::ModelConfig& c) {
   return w;
 }
 
+std::string SlidingWindowNote(const models::ModelConfig& c, int64_t ctx) {
+  int64_t n = 0, window = 0;
+  for (const auto& spec : c.layers)
+    if (spec.mixer == models::MixerKind::kSlidingAttention && spec.window >= ctx) {
+      ++n;
+      window = std::max(window, spec.window);
+    }
+  if (n == 0) return "";
+  return "the sliding window of " + std::to_string(n) + " layers (" + std::to_string(window) +
+         " tokens) is not shorter than the context (" + std::to_string(ctx) +
+         "): they attend to every position, as in transformers and llama.cpp";
+}
+
 uint64_t EstimateKvBytes(const models::ModelConfig& c, int64_t tokens, int64_t page_tokens, DType dtype,
                          int64_t step_tokens) {
   const uint64_t pt = U(std::max<int64_t>(page_tokens, 1));
@@ -107,6 +120,24 @@ uint64_t EstimateSequenceKvBytes(const models::ModelConfig& c, int64_t ctx, int6
   d.window_tokens = kv_window;
   d.max_tokens = ctx;
   return kv::DiskKv::EstimateRamBytes(layout, d);
+}
+
+uint64_t EstimateSequenceKvDiskBytes(const models::ModelConfig& c, int64_t ctx, int64_t kv_window, int64_t page_tokens,
+                                     DType dtype, int64_t step_tokens) {
+  if (kv_window <= 0 || ctx <= kv_window) return 0;
+  const int64_t pt = std::max<int64_t>(page_tokens, 1);
+  const uint64_t elem = dtype == DType::kF32 ? 4 : 2;
+  const uint64_t slot = AlignUp(U(pt) * U(c.kv_dim()) * elem, 4096);  // storage::kDirectAlign, as DiskKv
+  const int64_t hot = std::max<int64_t>(1, (kv_window + pt - 1) / pt);
+  const int64_t pages = (ctx + pt - 1) / pt;
+  uint64_t disk_pages = 0;
+  for (int64_t l = 0; l < c.n_layer; ++l) {
+    int64_t held = pages;
+    if (static_cast<size_t>(l) < c.layers.size() && c.layers[l].mixer == models::MixerKind::kSlidingAttention)
+      held = std::min(held, (c.layers[l].window - 1 + std::max<int64_t>(step_tokens, 1) + pt - 1) / pt + 1);
+    disk_pages += U(std::max<int64_t>(held - hot, 0));
+  }
+  return disk_pages * 2 * slot;
 }
 
 uint64_t GroupReadBytes(const models::ModelWeights& w, int g) {
@@ -191,6 +222,8 @@ Result<ResidencyPlan> PlanResidencyForChunk(const models::ModelWeights& w, const
   const int64_t kv_tokens = p.kv_on_disk ? o.kv_window_tokens : o.ctx;
   p.kv_bytes =
       U(o.n_seq) * EstimateSequenceKvBytes(c, o.ctx, o.kv_window_tokens, o.kv_page_tokens, o.kv_dtype, o.prefill_chunk);
+  p.kv_disk_bytes = U(o.n_seq) * EstimateSequenceKvDiskBytes(c, o.ctx, o.kv_window_tokens, o.kv_page_tokens, o.kv_dtype,
+                                                             o.prefill_chunk);
 
   const auto& embd = w.token_embd();
   p.embedding_row_bytes = embd.row_bytes();
@@ -385,7 +418,8 @@ std::string FormatPlan(const models::ModelWeights& w, const ResidencyPlan& p) {
   add("activations", FormatBytes(p.activation_bytes) + " (steps of " + std::to_string(p.prefill_rows) + " rows, " +
                          std::to_string(p.threads) + " threads)");
   const int64_t kv_tokens = p.kv_on_disk ? p.kv_window_tokens : p.ctx;
-  // Sliding-window layers keep only their window in RAM (InRamKv releases the rest).
+  // Sliding-window layers keep only their window in RAM and on disk (the caches release
+  // the rest).
   std::string sliding;
   {
     int64_t n_sliding = 0, window = 0;
@@ -394,9 +428,11 @@ std::string FormatPlan(const models::ModelWeights& w, const ResidencyPlan& p) {
         ++n_sliding;
         window = std::max(window, spec.window);
       }
-    if (n_sliding > 0 && !p.kv_on_disk && window < p.ctx)
+    if (n_sliding > 0 && window < p.ctx)
       sliding = "; " + std::to_string(n_sliding) + " of " + std::to_string(w.config().n_layer) +
                 " layers slide over " + std::to_string(window) + " tokens and hold only that";
+    else if (n_sliding > 0)
+      sliding = "; " + SlidingWindowNote(w.config(), p.ctx);
   }
   if (p.prefill_chunk > 0)
     add("prefill chunk", std::to_string(p.prefill_chunk) + " tokens" +
@@ -406,6 +442,9 @@ std::string FormatPlan(const models::ModelWeights& w, const ResidencyPlan& p) {
   add("KV cache", FormatBytes(p.kv_bytes) + " (" + std::to_string(p.n_seq) + " x " + std::to_string(kv_tokens) +
                       " tokens" + (p.kv_on_disk ? " of --kv-window + read-ahead; older pages on disk" : " in RAM") +
                       sliding + ")");
+  if (p.kv_on_disk)
+    add("KV on disk", FormatBytes(p.kv_disk_bytes) + " at " + std::to_string(p.ctx) + " tokens (" +
+                          std::to_string(p.n_seq) + " x scratch file under --kv-dir; --kv-max-disk caps it)");
   add("streaming ring", p.ring_slots == 0 ? std::string("none")
                                           : std::to_string(p.ring_slots) + " x " + FormatBytes(p.ring_slot_bytes) +
                                                 " = " + FormatBytes(p.ring_bytes()));
@@ -462,6 +501,7 @@ nlohmann::ordered_json PlanToJson(const models::ModelWeights& w, const Residency
       {"sequences", p.n_seq},
       {"kv_window", p.kv_window_tokens},
       {"kv_on_disk", p.kv_on_disk},
+      {"kv_disk_bytes", p.kv_disk_bytes},
       {"prefill_rows", p.prefill_rows},
       {"prefill_chunk", p.prefill_chunk},
       {"prefill_chunk_auto", p.prefill_chunk_auto},

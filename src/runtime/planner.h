@@ -85,6 +85,7 @@ struct ResidencyPlan {
   uint64_t ring_bytes() const { return static_cast<uint64_t>(ring_slots) * ring_slot_bytes; }
   // KV.
   uint64_t kv_bytes = 0;           // all sequences
+  uint64_t kv_disk_bytes = 0;      // all sequences' scratch files at the full context (0: KV in RAM)
   int64_t ctx = 0;                 // the inputs that sized the plan, for the record
   int64_t n_seq = 1;
   int64_t kv_window_tokens = 0;    // as given (0: all in RAM)
@@ -133,12 +134,23 @@ uint64_t EstimateActivationBytes(const models::ModelConfig& c, int64_t rows, int
 // the window before the step's first query plus the step's own rows).
 uint64_t EstimateKvBytes(const models::ModelConfig& c, int64_t tokens, int64_t page_tokens, DType dtype,
                          int64_t step_tokens = 1);
+// "" unless a sliding layer's window is not shorter than ctx; else a sentence saying
+// that those layers attend to the whole context (accepted, as in transformers and
+// llama.cpp: the mask never cuts anything, the kernel gives full attention bit for bit).
+std::string SlidingWindowNote(const models::ModelConfig& c, int64_t ctx);
 // Per-layer sliding windows of a model as kv::KvLayout::window wants them (0: full).
 std::vector<int64_t> SlidingWindows(const models::ModelConfig& c);
 // One sequence's KV RAM as the engine creates it (Engine::NewSequence): InRamKv for ctx
 // tokens when kv_window is 0 or ctx <= kv_window, else DiskKv's hot window + ring.
 uint64_t EstimateSequenceKvBytes(const models::ModelConfig& c, int64_t ctx, int64_t kv_window, int64_t page_tokens,
                                  DType dtype, int64_t step_tokens = 1);
+// One sequence's KV bytes on disk at the full context (0 when it stays in RAM): a
+// DiskKv spills every page before its hot window, 2 × page_bytes rounded up to 4096
+// each; a sliding-window layer keeps at most its live pages that are not hot,
+// ceil((window - 1 + step_tokens) / page_tokens) + 1 − hot pages (the rest are punched
+// out of the file or never written, kv/disk_kv.h).
+uint64_t EstimateSequenceKvDiskBytes(const models::ModelConfig& c, int64_t ctx, int64_t kv_window, int64_t page_tokens,
+                                     DType dtype, int64_t step_tokens = 1);
 // Device bytes read for a group: page-aligned supersets of its matrices.
 uint64_t GroupReadBytes(const models::ModelWeights& w, int g);
 // Device bytes read for routed expert e of layer l: page-aligned supersets of its extents.

@@ -294,6 +294,11 @@ std::unique_ptr<Sequence> Scheduler::TakeCached(const ScheduledRequest& r, int64
     // prefill would use, so a reused prefix gives bit-identical logits.
     return common - common % chunk;
   };
+  // A sliding-window layer keeps only its window: a prefix it already released part of
+  // the window of cannot be resumed (kv::CheckTruncateKeepsWindow), so it reuses nothing.
+  auto keeps_window = [&](Sequence& s, int64_t common) {
+    return common > 0 && kv::CheckTruncateKeepsWindow(s.kv(), common).ok();
+  };
   auto best = cache_.end();
   int64_t best_common = 0;
   bool best_own = false, own_in_ram = false;
@@ -303,7 +308,8 @@ std::unique_ptr<Sequence> Scheduler::TakeCached(const ScheduledRequest& r, int64
     // Another scope's entry is invisible (not even its prefix length leaks) unless
     // the server opted into a shared cache.
     if (!own && !options_.shared_prefix_cache) continue;
-    const int64_t common = reusable(it->seq->tokens());
+    int64_t common = reusable(it->seq->tokens());
+    if (!keeps_window(*it->seq, common)) common = 0;
     if (common > best_common || (common == best_common && common > 0 && own && !best_own)) {
       best = it;
       best_common = common;
@@ -325,8 +331,12 @@ std::unique_ptr<Sequence> Scheduler::TakeCached(const ScheduledRequest& r, int64
       auto loaded = store->Load(engine_, r.tenant, r.cache_key);
       if (!loaded.ok()) {
         note_error(loaded.status());
-      } else if (reusable((*loaded)->tokens()) < common || !engine_.Truncate(**loaded, common).ok()) {
+      } else if (reusable((*loaded)->tokens()) < common) {
         note_error(InvalidFile("the session file changed while it was read"));
+      } else if (!keeps_window(**loaded, common)) {
+        // Stored past the window of a sliding layer: the prefix cannot be resumed.
+      } else if (Status tst = engine_.Truncate(**loaded, common); !tst.ok()) {
+        note_error(tst);
       } else {
         std::lock_guard<std::mutex> lock(mu_);
         ++stats_.session_loads;

@@ -56,8 +56,65 @@ runtime::GenerateRequest Greedy(std::vector<int32_t> prompt, int64_t n) {
   return r;
 }
 
+std::string ReadAll(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(f), {});
+}
+
+void WriteAll(const std::string& path, const std::string& bytes) {
+  std::ofstream(path, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+// The metadata of a session file's bytes.
+nlohmann::json MetaOf(const std::string& bytes) {
+  uint64_t len;
+  std::memcpy(&len, bytes.data() + 16, 8);
+  return nlohmann::json::parse(bytes.substr(32, len));
+}
+
+// A version 2 file rewritten as version 1 wrote it: every layer stores every row, the
+// rows a sliding layer had released as zeros (with their checksums), no live_from.
+std::string AsVersion1(const std::string& v2) {
+  uint64_t meta_len;
+  std::memcpy(&meta_len, v2.data() + 16, 8);
+  nlohmann::ordered_json j = nlohmann::ordered_json::parse(v2.substr(32, meta_len));
+  const auto live = j["live_from"].get<std::vector<int64_t>>();
+  j.erase("live_from");
+  const int64_t n = j["n_tokens"], rt = j["record_tokens"];
+  const uint64_t rb = j["n_head_kv"].get<uint64_t>() * j["head_dim"].get<uint64_t>() * (j["kv_dtype"] == "f32" ? 4 : 2);
+  const std::string meta = j.dump();
+  std::string out(32, '\0');
+  std::memcpy(out.data(), "SPOOLSES", 8);
+  const uint32_t version = 1, meta_crc = kv::Crc32c(meta.data(), meta.size());
+  const uint64_t len = meta.size();
+  std::memcpy(out.data() + 8, &version, 4);
+  std::memcpy(out.data() + 12, &meta_crc, 4);
+  std::memcpy(out.data() + 16, &len, 8);
+  const uint32_t head_crc = kv::Crc32c(out.data(), 24);
+  std::memcpy(out.data() + 24, &head_crc, 4);
+  out += meta;
+  size_t off = 32 + meta_len;
+  for (size_t l = 0; l < live.size(); ++l) {
+    for (int64_t first = 0; first < live[l]; first += rt) {  // released records: zeros
+      const std::string zeros(rt * rb, '\0');
+      uint64_t where[2] = {l, static_cast<uint64_t>(first / rt)};
+      uint32_t c = kv::Crc32c(where, sizeof(where));
+      c = kv::Crc32c(zeros.data(), zeros.size(), c);
+      c = kv::Crc32c(zeros.data(), zeros.size(), c);
+      out += zeros + zeros + std::string(reinterpret_cast<const char*>(&c), 4);
+    }
+    const int64_t rows = n - live[l], records = (rows + rt - 1) / rt;
+    const size_t bytes = rows * 2 * rb + records * 4;
+    out += v2.substr(off, bytes);
+    off += bytes;
+  }
+  return out + v2.substr(off);  // the trailer
+}
+
 // One run of 2n tokens equals n tokens, save, restore (in a fresh engine), n more.
-void CheckSplitRun(int64_t window_save, int64_t window_load, const std::string& name = "llama-gqa-tied-bf16") {
+// `rewrite` may change the saved file's bytes before the restore.
+void CheckSplitRun(int64_t window_save, int64_t window_load, const std::string& name = "llama-gqa-tied-bf16",
+                   const std::function<std::string(const std::string&)>& rewrite = nullptr) {
   const std::string model = Fixture(name);
   const std::string path = TempDir("split") + "/s.session";
   auto e1 = Open(model, 0);
@@ -72,6 +129,7 @@ void CheckSplitRun(int64_t window_save, int64_t window_load, const std::string& 
   ASSERT_TRUE(first.ok());
   const std::vector<int32_t> pending{first->ids.back()};
   ASSERT_TRUE(e2->SaveSession(path, *seq, pending, {{"note", "test"}}).ok());
+  if (rewrite) WriteAll(path, rewrite(ReadAll(path)));
 
   auto e3 = Open(model, window_load);
   std::vector<int32_t> restored_pending;
@@ -96,6 +154,37 @@ TEST(Session, SplitRunEqualsWholeRunRamToDisk) { CheckSplitRun(0, 20); }
 TEST(Session, SlidingWindowSplitRunInRam) { CheckSplitRun(0, 0, "gemma3-swa-bf16"); }
 TEST(Session, SlidingWindowSplitRunDiskToRam) { CheckSplitRun(20, 0, "gemma3-swa-bf16"); }
 TEST(Session, SlidingWindowSplitRunRamToDisk) { CheckSplitRun(0, 20, "gemma3-swa-bf16"); }
+// Version 1 files (every row stored, zeros where released) still load and continue.
+TEST(Session, Version1FilesStillLoad) {
+  CheckSplitRun(0, 0, "llama-gqa-tied-bf16", AsVersion1);
+  CheckSplitRun(0, 20, "gemma3-swa-bf16", AsVersion1);
+}
+
+// A session saved past the window stores only the sliding layers' live rows: Gemma 3
+// at 82 tokens (pages of 16, window 4) keeps layers 0-4 from position 64 (the page
+// holding 79, the oldest key the next query sees) and the global layer 5 whole.
+TEST(Session, SlidingLayersStoreOnlyTheWindow) {
+  const std::string path = TempDir("live") + "/s.session";
+  for (int64_t window : {0, 20}) {  // saved from RAM KV and from disk KV
+    auto e = Open(Fixture("gemma3-swa-bf16"), window);
+    auto seq = e->NewSequence();
+    std::vector<float> logits(e->n_vocab());
+    ASSERT_TRUE(e->Prefill(*seq, Prompt(82, e->n_vocab()), logits.data()).ok());
+    ASSERT_TRUE(e->SaveSession(path, *seq, {}, {}).ok());
+    auto info = kv::ReadSessionInfo(path);
+    ASSERT_TRUE(info.ok()) << info.status().message();
+    EXPECT_EQ(info->live_from, (std::vector<int64_t>{64, 64, 64, 64, 64, 0}));
+    // 5 layers × 18 rows + 1 layer × 82 rows, K and V, one checksum per record.
+    const uint64_t rb = info->row_bytes();
+    const uint64_t records = 5 * 2 + 6;
+    const std::string bytes = ReadAll(path);
+    uint64_t meta_len;
+    std::memcpy(&meta_len, bytes.data() + 16, 8);
+    EXPECT_EQ(info->file_bytes, 32 + meta_len + (5 * 18 + 82) * 2 * rb + records * 4 + 8);
+    EXPECT_LT(info->file_bytes, AsVersion1(bytes).size());
+    EXPECT_TRUE(kv::VerifySession(path, *info).ok());
+  }
+}
 
 class Damaged : public ::testing::Test {
  protected:
@@ -207,7 +296,7 @@ TEST_F(Damaged, ForeignOrInconsistentMetadata) {
               ErrorCode::kInvalidFile, "another model");
   ExpectError(Load(Write("ntok", WithMeta(bytes_, [](auto& j) { j["n_tokens"] = 41; }))), ErrorCode::kInvalidFile,
               "n_tokens");
-  ExpectError(Load(Write("shape", WithMeta(bytes_, [](auto& j) { j["n_layer"] = 1; }))), ErrorCode::kInvalidFile,
+  ExpectError(Load(Write("shape", WithMeta(bytes_, [](auto& j) { j["n_layer"] = 1; j["live_from"] = {0}; }))), ErrorCode::kInvalidFile,
               "expected");  // the sizes no longer add up
   ExpectError(Load(Write("huge", WithMeta(bytes_, [](auto& j) { j["head_dim"] = 1 << 30; }))),
               ErrorCode::kInvalidFile, "head_dim");
@@ -217,6 +306,45 @@ TEST_F(Damaged, ForeignOrInconsistentMetadata) {
               ErrorCode::kInvalidArgument, "outside the vocabulary");
   ExpectError(Load(Write("dtype", WithMeta(bytes_, [](auto& j) { j["kv_dtype"] = "f16"; }))),
               ErrorCode::kInvalidFile, "kv_dtype");
+}
+
+// live_from is untrusted: only a sliding layer may skip rows, only rows its window no
+// longer needs, in whole records; version 2 requires it.
+TEST(SessionLiveFrom, CraftedValuesAreRefused) {
+  const std::string dir = TempDir("livefrom");
+  auto e = Open(Fixture("gemma3-swa-bf16"), 0);
+  auto seq = e->NewSequence();
+  std::vector<float> logits(e->n_vocab());
+  ASSERT_TRUE(e->Prefill(*seq, Prompt(82, e->n_vocab()), logits.data()).ok());
+  ASSERT_TRUE(e->SaveSession(dir + "/good.session", *seq, {}, {}).ok());
+  const std::string good = ReadAll(dir + "/good.session");
+  auto load = [&](const std::string& name, const std::function<void(nlohmann::json&)>& edit) {
+    const std::string p = dir + "/" + name + ".session";
+    WriteAll(p, WithMeta(good, edit));
+    std::vector<int32_t> pending;
+    auto r = e->LoadSession(p, &pending);
+    return r.ok() ? Status::Ok() : r.status();
+  };
+  ASSERT_TRUE(load("same", [](auto&) {}).ok());
+  ExpectError(load("missing", [](auto& j) { j.erase("live_from"); }), ErrorCode::kInvalidFile, "live_from");
+  ExpectError(load("short", [](auto& j) { j["live_from"] = {64, 64}; }), ErrorCode::kInvalidFile, "live_from");
+  ExpectError(load("unaligned", [](auto& j) { j["live_from"][0] = 60; }), ErrorCode::kInvalidFile,
+              "multiple of record_tokens");
+  ExpectError(load("past_end", [](auto& j) { j["live_from"][0] = 96; }), ErrorCode::kInvalidFile, "live_from");
+  ExpectError(load("negative", [](auto& j) { j["live_from"][0] = -16; }), ErrorCode::kInvalidFile, "live_from");
+  // The sizes no longer match the records; with the sizes made to match (a global layer
+  // claiming to skip 16 rows while a sliding layer stores 16 more), the window check.
+  ExpectError(load("sizes", [](auto& j) { j["live_from"][5] = 16; }), ErrorCode::kInvalidFile, "expected");
+  ExpectError(load("global", [](auto& j) {
+                j["live_from"][4] = 48;
+                j["live_from"][5] = 16;
+              }),
+              ErrorCode::kInvalidFile, "attends to every position");
+  ExpectError(load("window", [](auto& j) {
+                j["live_from"][3] = 80;
+                j["live_from"][4] = 48;
+              }),
+              ErrorCode::kInvalidFile, "attends to the last 4 positions");
 }
 
 TEST_F(Damaged, OtherModelOrSettings) {

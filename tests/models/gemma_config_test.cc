@@ -155,8 +155,23 @@ TEST(GemmaConfig, MalformedKeys) {
               ErrorCode::kInvalidFile, "rope_parameters.sliding_attention.rope_theta");
   ExpectError(Edited(g3, "bidir", [](auto& j) { j["use_bidirectional_attention"] = true; }), ErrorCode::kUnsupported,
               "use_bidirectional_attention");
+  // The multimodal class is read through its text_config and language_model tensors
+  // (models/multimodal.h): without them, a clear error.
   ExpectError(Edited(g3, "mm", [](auto& j) { j["architectures"] = {"Gemma3ForConditionalGeneration"}; }),
-              ErrorCode::kUnsupported, "Gemma3ForConditionalGeneration");
+              ErrorCode::kInvalidFile, "without a 'text_config' object");
+  ExpectError(Edited(g3, "mm_array",
+                     [](auto& j) {
+                       j["architectures"] = {"Gemma3ForConditionalGeneration"};
+                       j["text_config"] = {1, 2};
+                     }),
+              ErrorCode::kInvalidFile, "text_config");
+  ExpectError(Edited(g3, "mm_notext",
+                     [](auto& j) {
+                       auto text = j;
+                       j["architectures"] = {"Gemma3ForConditionalGeneration"};
+                       j["text_config"] = text;
+                     }),
+              ErrorCode::kInvalidFile, "without text-model tensors");
 }
 
 // Mistral's sliding_window applies to every layer; null means none.

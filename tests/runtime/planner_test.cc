@@ -213,6 +213,72 @@ TEST(Planner, SlidingLayersCountAsTheirWindow) {
   EXPECT_EQ(p->kv_bytes, EstimateKvBytes(c, o.ctx, o.kv_page_tokens, o.kv_dtype, o.prefill_chunk));
   const std::string text = FormatPlan(*w, *p);
   EXPECT_NE(text.find("5 of 6 layers slide over 4 tokens"), std::string::npos) << text;
+  EXPECT_EQ(p->kv_disk_bytes, 0u);
+}
+
+// A window not shorter than the context is accepted as full attention (transformers and
+// llama.cpp do the same; the kernel's equality is tests/tensor/attention_test.cc): the
+// engine opens, runs, and the plan says so.
+TEST(Planner, WindowLongerThanTheContextIsFullAttentionAndSaidSo) {
+  const std::string model = std::string(SPOOL_TEST_FIXTURES) + "/models/gemma3-swa-bf16";
+  auto w = Load(model);
+  EXPECT_EQ(SlidingWindowNote(w->config(), 64), "");
+  const std::string note = SlidingWindowNote(w->config(), 4);
+  EXPECT_NE(note.find("5 layers (4 tokens) is not shorter than the context (4)"), std::string::npos) << note;
+  EngineOptions o;
+  o.load_tokenizer = false;
+  o.threads = 2;
+  o.ctx = 3;
+  auto e = Engine::Open(model, o);
+  ASSERT_TRUE(e.ok()) << e.status().message();
+  EXPECT_NE(FormatPlan((*e)->weights(), (*e)->plan()).find("attend to every position"), std::string::npos);
+  auto seq = (*e)->NewSequence();
+  std::vector<float> logits(3 * (*e)->n_vocab());
+  EXPECT_TRUE((*e)->Prefill(*seq, std::vector<int32_t>{2, 7, 9}, logits.data(), /*all_logits=*/true).ok());
+}
+
+// Disk bytes: a DiskKv at the full context spills every page before its hot window; a
+// sliding layer only the live pages that are not hot. Checked against a DiskKv fed the
+// whole context in steps of the chunk (its high-water mark).
+TEST(Planner, KvDiskBytesMatchTheDiskStore) {
+  auto w = Load(std::string(SPOOL_TEST_FIXTURES) + "/models/gemma3-swa-bf16");
+  const auto& c = w->config();
+  const int64_t ctx = 256, pt = 4, chunk = 8;
+  for (int64_t window : {4, 16}) {
+    kv::KvLayout layout{c.n_layer, c.n_head_kv, c.head_dim, pt, DType::kBF16, SlidingWindows(c)};
+    kv::DiskKvOptions d;
+    d.window_tokens = window;
+    d.max_tokens = ctx;
+    d.dir = ::testing::TempDir() + "/planner-kv-disk";
+    kv::DiskKv disk(layout, d);
+    std::vector<float> rows(chunk * c.kv_dim(), 0.25f);
+    uint64_t peak = 0;
+    while (disk.n_tokens() < ctx) {
+      for (int64_t l = 0; l < c.n_layer; ++l) ASSERT_TRUE(disk.Write(l, disk.n_tokens(), chunk, rows.data(), rows.data()).ok());
+      peak = std::max(peak, disk.disk_bytes());  // before the commit releases anything
+      ASSERT_TRUE(disk.Commit(chunk).ok());
+    }
+    const uint64_t est = EstimateSequenceKvDiskBytes(c, ctx, window, pt, DType::kBF16, chunk);
+    // An upper bound, at most one page per sliding layer above what the store reached
+    // (a step's pages need not straddle the window's first page).
+    EXPECT_GE(est, peak) << window;
+    EXPECT_LE(est, peak + 5 * 2 * disk.slot_bytes()) << window;
+    // Without the sliding layers' release the file would hold every layer's context.
+    EXPECT_LT(est, static_cast<uint64_t>(c.n_layer * (ctx / pt - (window + pt - 1) / pt)) * 2 * disk.slot_bytes());
+  }
+  EXPECT_EQ(EstimateSequenceKvDiskBytes(c, ctx, 0, pt, DType::kBF16, chunk), 0u);
+  auto o = Opts(1ull << 30);
+  o.ctx = 256;
+  o.kv_window_tokens = 16;
+  o.n_seq = 2;
+  auto p = PlanResidency(*w, o);
+  ASSERT_TRUE(p.ok()) << p.status().message();
+  EXPECT_EQ(p->kv_disk_bytes,
+            2 * EstimateSequenceKvDiskBytes(c, 256, 16, o.kv_page_tokens, o.kv_dtype, o.prefill_chunk));
+  const std::string text = FormatPlan(*w, *p);
+  EXPECT_NE(text.find("KV on disk"), std::string::npos) << text;
+  EXPECT_NE(text.find("5 of 6 layers slide over 4 tokens"), std::string::npos) << text;
+  EXPECT_EQ(PlanToJson(*w, *p)["kv_disk_bytes"], p->kv_disk_bytes);
 }
 
 // Engine options reach the planner through one function; Engine::Plan (show --plan)

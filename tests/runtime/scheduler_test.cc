@@ -394,6 +394,71 @@ TEST(Scheduler, DamagedSessionFileIsIgnoredAndTheRequestRecomputes) {
   EXPECT_EQ(s.stats().session_loads, 0);
 }
 
+// Sliding-window layers (Gemma 3 fixture: layers 0-4 slide over 4 tokens; pages and
+// chunks of 4): a cached or stored conversation continues from its prefix when its
+// sliding layers still hold the window before the cut (40 cached prompt tokens: they
+// hold 36 on, the cut at 40 needs 37 on), and a prompt that branches off before the
+// released rows reuses nothing. Every reply equals the cold run's. (One generated
+// token, never fed: a reused KV row of a generated token comes from the decode path,
+// not the prefill GEMM a cold run uses, so only prompt rows are reused here.)
+TEST(Scheduler, SlidingWindowPrefixReuseKeepsTheWindow) {
+  EngineOptions o;
+  o.threads = 2;
+  o.ctx = 256;
+  o.prefill_chunk = 4;
+  o.kv_page_tokens = 4;
+  o.load_tokenizer = false;
+  o.kv_window = 0;
+  PlanForScheduler(&o, 1);
+  auto opened = Engine::Open(std::string(SPOOL_TEST_FIXTURES) + "/models/gemma3-swa-bf16", o);
+  ASSERT_TRUE(opened.ok()) << opened.status().message();
+  Engine& e = **opened;
+  const auto turn1 = RandomIds(40, e.n_vocab(), 21);
+  auto cold = [&](const std::vector<int32_t>& prompt, int64_t n) {
+    SchedulerOptions so;
+    so.prefix_cache_entries = 0;
+    Scheduler s(e, so);
+    return Wait(*s.Submit(Req(prompt, "", "", n)));
+  };
+  const Outcome first = cold(turn1, 1);  // 40 tokens in the KV cache
+  const auto turn2 = Concat(Concat(turn1, first.ids), RandomIds(10, e.n_vocab(), 22));
+  const auto branch = Concat(std::vector<int32_t>(turn1.begin(), turn1.begin() + 24), RandomIds(20, e.n_vocab(), 23));
+  const Outcome fresh2 = cold(turn2, 6), fresh_branch = cold(branch, 6);
+  {
+    SCOPED_TRACE("prefix cache in RAM");
+    SchedulerOptions so;
+    Scheduler s(e, so);
+    EXPECT_EQ(Wait(*s.Submit(Req(turn1, "t", "conv", 1))).ids, first.ids);
+    const Outcome b = Wait(*s.Submit(Req(branch, "t", "conv", 6)));
+    EXPECT_EQ(b.cached, 0);  // needs rows 21.. of the sliding layers: released
+    EXPECT_EQ(b.ids, fresh_branch.ids);
+    EXPECT_EQ(Wait(*s.Submit(Req(turn1, "t", "conv", 1))).ids, first.ids);
+    const Outcome c = Wait(*s.Submit(Req(turn2, "t", "conv", 6)));
+    EXPECT_EQ(c.cached, 40);
+    EXPECT_EQ(c.ids, fresh2.ids);
+  }
+  {
+    SCOPED_TRACE("stored session");
+    const std::string dir = FreshDir("sched_sessions_swa");
+    auto store = SessionStore::Open({dir, 0});
+    ASSERT_TRUE(store.ok()) << store.status().message();
+    SchedulerOptions so;
+    so.prefix_cache_entries = 0;  // straight to the store
+    so.session_store = store->get();
+    Scheduler s(e, so);
+    EXPECT_EQ(Wait(*s.Submit(Req(turn1, "t", "conv", 1))).ids, first.ids);
+    const Outcome b = Wait(*s.Submit(Req(branch, "t", "conv", 6)));
+    EXPECT_EQ(b.cached, 0);
+    EXPECT_EQ(b.ids, fresh_branch.ids);
+    EXPECT_EQ(s.stats().session_errors, 0);  // not reusable is no error
+    EXPECT_EQ(Wait(*s.Submit(Req(turn1, "t", "conv", 1))).ids, first.ids);
+    const Outcome c = Wait(*s.Submit(Req(turn2, "t", "conv", 6)));
+    EXPECT_EQ(c.cached, 40);
+    EXPECT_EQ(c.ids, fresh2.ids);
+    EXPECT_GE(s.stats().session_loads, 1);
+  }
+}
+
 TEST(SessionStore, OpensOnlyFilesThatAreServerSessionsOfTheirName) {
   auto e = OpenEngine(SyntheticModelDir(), /*prefill_chunk=*/16, 1);
   ASSERT_NE(e, nullptr);
