@@ -2,7 +2,9 @@
 //   GEMV (m=1): GB/s = weight bytes / time. Copies of the weights are cycled so the
 //   working set (>= 256 MiB) exceeds the last-level cache: this measures DRAM streaming.
 //   GEMM (m=512, bf16): GFLOP/s = 2·m·n_out·n_in / time.
-// Usage: bench_kernels [--threads N] [--seconds S]
+// Usage: bench_kernels [--threads N] [--seconds S] [--gemv-only 1]
+#include <sys/mman.h>
+
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -24,7 +26,10 @@ using Clock = std::chrono::steady_clock;
 // Random stored weights: random bytes, then valid small f16/bf16 scale fields.
 AlignedBuffer RandomWeights(DType t, int64_t n_out, int64_t n_in, std::mt19937& rng) {
   const size_t bytes = *DTypeBytes(t, static_cast<uint64_t>(n_out * n_in));
-  AlignedBuffer b(bytes, 64);
+  // On transparent huge pages, as the engine's resident weights (runtime/streaming_weights.cc).
+  constexpr size_t kHuge = size_t{2} << 20;
+  AlignedBuffer b(bytes, kHuge);
+  madvise(b.data(), (bytes + kHuge - 1) / kHuge * kHuge, MADV_HUGEPAGE);
   for (size_t i = 0; i < bytes; i += 4) {
     const uint32_t r = rng();
     std::memcpy(b.data() + i, &r, std::min<size_t>(4, bytes - i));
@@ -33,6 +38,13 @@ AlignedBuffer RandomWeights(DType t, int64_t n_out, int64_t n_in, std::mt19937& 
     uint16_t* p = b.as<uint16_t>();
     std::normal_distribution<float> nd(0.0f, 0.02f);
     for (int64_t i = 0; i < n_out * n_in; ++i) p[i] = F32ToBF16(nd(rng));
+  } else if (t == DType::kQ8_0 || t == DType::kQ4_K) {  // finite f16 scales (d; Q4_K: d, dmin)
+    const size_t block = t == DType::kQ8_0 ? 34 : 144;
+    for (size_t off = 0; off < bytes; off += block) {
+      const uint16_t d = F32ToF16(0.01f);
+      std::memcpy(b.data() + off, &d, 2);
+      if (t == DType::kQ4_K) std::memcpy(b.data() + off + 2, &d, 2);
+    }
   } else if (t == DType::kQ4_1) {  // d and m of each 20-byte block
     for (size_t off = 0; off < bytes; off += 20) {
       const uint16_t d = F32ToF16(0.01f), m = F32ToF16(-0.08f);
@@ -96,9 +108,11 @@ void BenchGemm(ThreadPool& pool, MatMulContext& ctx, DType t, const char* name, 
 int Main(int argc, char** argv) {
   int threads = 2;
   double seconds = 1.0;
+  bool gemv_only = false;  // stop after the m = 1 GEMVs
   for (int i = 1; i + 1 < argc; i += 2) {
     if (std::strcmp(argv[i], "--threads") == 0) threads = std::atoi(argv[i + 1]);
     else if (std::strcmp(argv[i], "--seconds") == 0) seconds = std::atof(argv[i + 1]);
+    else if (std::strcmp(argv[i], "--gemv-only") == 0) gemv_only = std::atoi(argv[i + 1]) != 0;
   }
   ThreadPool pool(threads);
   MatMulContext ctx;
@@ -108,8 +122,14 @@ int Main(int argc, char** argv) {
     int64_t n_out, n_in;
   };
   const Shape shapes[] = {{"q/o", 2048, 2048}, {"k/v", 512, 2048}, {"gate/up", 8192, 2048}, {"down", 2048, 8192}};
-  for (DType t : {DType::kBF16, DType::kQ4_1})
+  for (DType t : {DType::kBF16, DType::kQ8_0, DType::kQ4_K, DType::kQ4_1})
     for (const Shape& s : shapes) BenchGemv(pool, ctx, t, s.name, s.n_out, s.n_in, seconds);
+  // Llama-3.1-8B decode shapes (dim 4096, kv 1024, ffn 14336).
+  const Shape shapes_8b[] = {{"8b q/o", 4096, 4096}, {"8b k/v", 1024, 4096}, {"8b gate/up", 14336, 4096},
+                             {"8b down", 4096, 14336}};
+  for (DType t : {DType::kBF16, DType::kQ8_0, DType::kQ4_K})
+    for (const Shape& s : shapes_8b) BenchGemv(pool, ctx, t, s.name, s.n_out, s.n_in, seconds);
+  if (gemv_only) return 0;
   // Batched decode (one step of m sequences): the float GEMV reads each weight once.
   for (int64_t m : {4, 16, 64}) BenchGemv(pool, ctx, DType::kBF16, "gate/up", 8192, 2048, seconds, m);
   // Llama-3.1-8B shapes (dim 4096, ffn 14336): the batch benchmark's compute-bound steps.
