@@ -159,16 +159,38 @@ inline __m256i ScaledDot32(__m256i u, __m256i x, __m256i scale16) {
   return _mm256_madd_epi16(_mm256_maddubs_epi16(u, x), scale16);
 }
 
+// The eight 6-bit sub-block scales (bytes 0-7) and mins (bytes 8-15) of a Q4_K/Q5_K
+// block: UnpackScaleMinK4(i) for i = 0..7, with 32-bit word operations.
+inline void UnpackScalesMinsK4(const uint8_t* scales, uint8_t out[16]) {
+  uint32_t u[3], o[4];
+  std::memcpy(u, scales, 12);
+  o[0] = u[0] & 0x3f3f3f3fu;                                                 // sc 0-3: scales[i] & 63
+  o[1] = (u[2] & 0x0f0f0f0fu) | (((u[0] >> 6) & 0x03030303u) << 4);          // sc 4-7
+  o[2] = u[1] & 0x3f3f3f3fu;                                                 // m 0-3: scales[i+4] & 63
+  o[3] = ((u[2] >> 4) & 0x0f0f0f0fu) | (((u[1] >> 6) & 0x03030303u) << 4);  // m 4-7
+  std::memcpy(out, o, 16);
+}
+
+// Σ_k m[k]·(bsums[2k] + bsums[2k+1]) over the 8 sub-blocks, exact in int32.
+inline int MinSum(const uint8_t* m, const int16_t* bsums) {
+  const __m128i pairs = _mm_hadd_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(bsums)),
+                                       _mm_loadu_si128(reinterpret_cast<const __m128i*>(bsums + 8)));
+  const __m128i mins = _mm_cvtepu8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(m)));
+  __m128i s = _mm_madd_epi16(mins, pairs);
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+  return _mm_cvtsi128_si32(s);
+}
+
 template <typename Block, bool kHasHigh>
 float DotQ45_K(const Block* w, const BlockQ8_K* x, int64_t nb) {
   const __m256i m4 = _mm256_set1_epi8(0x0F);
   const __m256i sixteen = _mm256_set1_epi8(16);
   float min_terms = 0.0f;
   const float s = BlockLoop(nb, [&](int64_t i, __m256 acc) {
-    uint8_t sc[8], m[8];
-    for (int k = 0; k < 8; ++k) UnpackScaleMinK4(k, w[i].scales, &sc[k], &m[k]);
-    int msum = 0;
-    for (int k = 0; k < 8; ++k) msum += m[k] * (x[i].bsums[2 * k] + x[i].bsums[2 * k + 1]);
+    alignas(16) uint8_t sm[16];  // scales 0-7, mins 8-15
+    UnpackScalesMinsK4(w[i].scales, sm);
+    const int msum = MinSum(sm + 8, x[i].bsums);
     __m256i qh;
     if constexpr (kHasHigh) qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[i].qh));
     __m256i isum = _mm256_setzero_si256();
@@ -180,8 +202,8 @@ float DotQ45_K(const Block* w, const BlockQ8_K* x, int64_t nb) {
         lo = _mm256_mask_add_epi8(lo, _mm256_test_epi8_mask(qh, _mm256_set1_epi8(static_cast<char>(1 << (2 * c)))), lo, sixteen);
         hi = _mm256_mask_add_epi8(hi, _mm256_test_epi8_mask(qh, _mm256_set1_epi8(static_cast<char>(2 << (2 * c)))), hi, sixteen);
       }
-      isum = _mm256_add_epi32(isum, ScaledDot32(lo, LoadQ8(x[i].qs + 64 * c), _mm256_set1_epi16(sc[2 * c])));
-      isum = _mm256_add_epi32(isum, ScaledDot32(hi, LoadQ8(x[i].qs + 64 * c + 32), _mm256_set1_epi16(sc[2 * c + 1])));
+      isum = _mm256_add_epi32(isum, ScaledDot32(lo, LoadQ8(x[i].qs + 64 * c), _mm256_set1_epi16(sm[2 * c])));
+      isum = _mm256_add_epi32(isum, ScaledDot32(hi, LoadQ8(x[i].qs + 64 * c + 32), _mm256_set1_epi16(sm[2 * c + 1])));
     }
     const float d = F(w[i].d) * x[i].d;
     min_terms += F(w[i].dmin) * x[i].d * static_cast<float>(msum);
