@@ -72,7 +72,7 @@ def llama_run(model, gen, threads):
 
 
 def probe(threads):
-    out = subprocess.run([PROBE, "--threads", str(threads), "--huge", "1", "--mib", "1024"], capture_output=True,
+    out = subprocess.run([PROBE, "--threads", str(threads), "--huge", "1", "--mib", "1024", "--rows", "1,4,8", "--dist", "0,1024"], capture_output=True,
                          text=True, check=True).stdout
     for line in out.splitlines():
         print(line, file=sys.stderr)
