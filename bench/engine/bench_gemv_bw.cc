@@ -19,8 +19,9 @@
 // covers the stream. llama.cpp's mmap of a GGUF in the page cache gets large folios
 // (FileHugePages in /proc/meminfo), which is what spool's weights must match.
 //
-// Each cell is the median of `reps` passes over the whole buffer (the threads are
-// started once per pass, which costs microseconds against a pass of tens of ms).
+// Each cell is the median of `reps` passes over the whole buffer, the passes of all
+// cells interleaved round by round (the threads are started once per pass, which costs
+// microseconds against a pass of tens of ms).
 #include <immintrin.h>
 #include <sys/mman.h>
 
@@ -110,57 +111,69 @@ int main(int argc, char** argv) {
     return 2;
   }
   const size_t bytes = mib << 20;
-  double best = 0;
-  std::string best_cell;
-  float check = 0;
-  for (size_t huge : huge_list)
-  for (size_t row_bytes : row_bytes_list) {
-    // Slack past the end so that prefetches of the last rows stay inside the mapping.
-    const size_t map_bytes = bytes + (4u << 20);
+  for (size_t row_bytes : row_bytes_list)
+    if (row_bytes == 0 || row_bytes % 64 != 0) {
+      std::fprintf(stderr, "--row-bytes must be a positive multiple of 64\n");
+      return 2;
+    }
+  // One mapping per --huge value, 2 MiB-aligned inside it (so huge pages can back all of
+  // it), slack past the end for the prefetches of the last rows.
+  const size_t map_bytes = bytes + (4u << 20);
+  std::vector<void*> maps;
+  std::vector<uint8_t*> datas;
+  for (size_t huge : huge_list) {
     void* map = mmap(nullptr, map_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (map == MAP_FAILED) {
       std::fprintf(stderr, "mmap of %zu bytes failed\n", map_bytes);
       return 1;
     }
-    // 2 MiB-aligned start inside the mapping, so that huge pages can back all of it.
-    uint8_t* data = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(map) + (2u << 20) - 1) & ~uintptr_t{(2u << 20) - 1});
     madvise(map, map_bytes, huge ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
     std::memset(map, 1, map_bytes);
-    if (row_bytes == 0 || row_bytes % 64 != 0) {
-      std::fprintf(stderr, "--row-bytes must be a positive multiple of 64\n");
-      return 2;
-    }
-    const size_t n_rows = bytes / row_bytes;
-    for (size_t R : rows_list)
-      for (size_t dist : dist_list) {
-        std::vector<double> gbps;
-        std::vector<float> sums(threads);
-        for (int r = 0; r < reps; ++r) {
-          spool::Stopwatch sw;
-          std::vector<std::thread> ts;
-          for (int t = 0; t < threads; ++t)
-            ts.emplace_back([&, t] {
-              const size_t r0 = n_rows * t / threads, r1 = n_rows * (t + 1) / threads;
-              sums[t] = SumRowsR(static_cast<int>(R), data, row_bytes, r0, r1, dist);
-            });
-          for (auto& th : ts) th.join();
-          gbps.push_back(static_cast<double>(n_rows * row_bytes) / sw.Seconds() / 1e9);
-        }
-        std::sort(gbps.begin(), gbps.end());
-        const double med = gbps[gbps.size() / 2];
-        check += sums[0];
-        std::printf("{\"huge_pages\": %zu, \"row_bytes\": %zu, \"rows_in_flight\": %zu, \"prefetch\": %zu, "
-                    "\"read_gb_per_s\": %.2f, \"max\": %.2f}\n",
-                    huge, row_bytes, R, dist, med, gbps.back());
-        std::fflush(stdout);
-        if (med > best) {
-          best = med;
-          best_cell = "huge " + std::to_string(huge) + ", row_bytes " + std::to_string(row_bytes) + ", rows " + std::to_string(R) + ", prefetch " +
-                      std::to_string(dist);
-        }
-      }
-    munmap(map, map_bytes);
+    maps.push_back(map);
+    datas.push_back(reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(map) + (2u << 20) - 1) & ~uintptr_t{(2u << 20) - 1}));
   }
+  struct Cell {
+    size_t hi, huge, row_bytes, R, dist;
+    std::vector<double> gbps;
+  };
+  std::vector<Cell> cells;
+  for (size_t hi = 0; hi < huge_list.size(); ++hi)
+    for (size_t row_bytes : row_bytes_list)
+      for (size_t R : rows_list)
+        for (size_t dist : dist_list) cells.push_back({hi, huge_list[hi], row_bytes, R, dist, {}});
+  // Repetitions outermost: every cell is measured once per round, so a burst of other
+  // work on a shared machine lands on all cells alike; medians per cell.
+  float check = 0;
+  std::vector<float> sums(threads);
+  for (int r = 0; r < reps; ++r)
+    for (Cell& c : cells) {
+      const size_t n_rows = bytes / c.row_bytes;
+      spool::Stopwatch sw;
+      std::vector<std::thread> ts;
+      for (int t = 0; t < threads; ++t)
+        ts.emplace_back([&, t] {
+          const size_t r0 = n_rows * t / threads, r1 = n_rows * (t + 1) / threads;
+          sums[t] = SumRowsR(static_cast<int>(c.R), datas[c.hi], c.row_bytes, r0, r1, c.dist);
+        });
+      for (auto& th : ts) th.join();
+      c.gbps.push_back(static_cast<double>(n_rows * c.row_bytes) / sw.Seconds() / 1e9);
+      check += sums[0];
+    }
+  double best = 0;
+  std::string best_cell;
+  for (Cell& c : cells) {
+    std::sort(c.gbps.begin(), c.gbps.end());
+    const double med = c.gbps[c.gbps.size() / 2];
+    std::printf("{\"huge_pages\": %zu, \"row_bytes\": %zu, \"rows_in_flight\": %zu, \"prefetch\": %zu, "
+                "\"read_gb_per_s\": %.2f, \"max\": %.2f}\n",
+                c.huge, c.row_bytes, c.R, c.dist, med, c.gbps.back());
+    if (med > best) {
+      best = med;
+      best_cell = "huge " + std::to_string(c.huge) + ", row_bytes " + std::to_string(c.row_bytes) + ", rows " +
+                  std::to_string(c.R) + ", prefetch " + std::to_string(c.dist);
+    }
+  }
+  for (void* map : maps) munmap(map, map_bytes);
   std::printf("{\"best_read_gb_per_s\": %.2f, \"best\": \"%s\", \"threads\": %d, \"mib\": %zu, \"check\": %g}\n", best,
               best_cell.c_str(), threads, mib, check);
   return 0;

@@ -23,6 +23,7 @@ import os
 import statistics
 import subprocess
 import sys
+import time
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 SPOOL = os.path.join(ROOT, "build", "bin", "spool")
@@ -71,6 +72,29 @@ def llama_run(model, gen, threads):
     return json.loads(out.stdout.strip().splitlines()[-1])["decode_tokens_per_s"]
 
 
+def busy_fraction(seconds=2.0):
+    """Fraction of all CPUs' time spent non-idle over `seconds` (/proc/stat)."""
+    def read():
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        return sum(v), v[3] + v[4]  # total, idle + iowait
+    t0, i0 = read()
+    time.sleep(seconds)
+    t1, i1 = read()
+    return 1.0 - (i1 - i0) / max(1, t1 - t0)
+
+
+def wait_quiet(max_wait, threshold=0.3):
+    """On a shared machine: waits (up to max_wait s) until other work uses < threshold of
+    the CPUs, so that a repetition is not run under a burst of someone else's build.
+    Returns the busy fraction measured just before the repetition (recorded)."""
+    t0 = time.time()
+    while True:
+        b = busy_fraction()
+        if b < threshold or time.time() - t0 > max_wait:
+            return b
+
+
 def probe(threads):
     out = subprocess.run([PROBE, "--threads", str(threads), "--huge", "1", "--mib", "1024", "--rows", "1,4,8", "--dist", "0,1024"], capture_output=True,
                          text=True, check=True).stdout
@@ -94,6 +118,8 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--mem-budget", default="20G")
     ap.add_argument("--spool-base", help="a second spool binary (e.g. main before a change), run alternating too")
+    ap.add_argument("--max-wait", type=float, default=0,
+                    help="before each repetition wait up to this many seconds for the CPUs to be < 30%% busy")
     a = ap.parse_args()
 
     bw0 = probe(a.threads)
@@ -103,12 +129,14 @@ def main():
         res = {"spool": [], "llama.cpp": []}
         if a.spool_base:
             res["spool-base"] = []
+        busy = []
         for r in range(a.reps):
+            busy.append(round(wait_quiet(a.max_wait), 2) if a.max_wait > 0 else None)
             res["spool"].append(spool_run(SPOOL, model, a.gen, a.threads, a.mem_budget))
             res["llama.cpp"].append(llama_run(model, a.gen, a.threads))
             if a.spool_base:
                 res["spool-base"].append(spool_run(a.spool_base, model, a.gen, a.threads, a.mem_budget))
-            print(json.dumps({"model": model, "rep": r, **res}), file=sys.stderr)
+            print(json.dumps({"model": model, "rep": r, "busy_before": busy, **res}), file=sys.stderr)
         rows.append((model, size, {k: statistics.median(v) for k, v in res.items()}))
     bw1 = probe(a.threads)
     bw = max(bw0, bw1)
