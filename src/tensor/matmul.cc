@@ -88,13 +88,13 @@ void DotTile(const T* w, int64_t w_stride, const float* x, int64_t x_stride, int
     for (int i = 0; i < RX; ++i) out[r * RX + i] = simd::ReduceAdd(_mm512_add_ps(a0[r][i], a1[r][i]));
 }
 
-// y[i, r] for weight rows [begin, end) and all m activation rows, in tiles of RW weight
+// y[i, r] for weight rows [begin, end) and all m activation rows, in tiles of 4 weight
 // rows × 3 activation rows (edges with smaller tiles: same per-pair arithmetic).
-template <typename T, __m512 (*Widen)(const T*, __mmask16), int RW>
+template <typename T, __m512 (*Widen)(const T*, __mmask16)>
 void GemvFloatRows(const WeightView& w, const float* x, int64_t m, float* y, size_t begin, size_t end) {
   const T* wdata = static_cast<const T*>(w.data);
   const int64_t k = w.n_in, n_out = w.n_out;
-  constexpr int RX = 3;
+  constexpr int RW = 4, RX = 3;
   float tile[RW * RX];
   auto store = [&](int64_t r0, int64_t i0, int rw, int rx) {
     for (int r = 0; r < rw; ++r)
@@ -123,22 +123,6 @@ void GemvFloatRows(const WeightView& w, const float* x, int64_t m, float* y, siz
   for (; r0 < static_cast<int64_t>(end); ++r0) rows_of(r0, 1);
 }
 
-// Decode (m = 1) row tiling, measured on the 2-vCPU Zen 4 VM (docs/benchmarks.md,
-// "Decode at the bandwidth limit"): while the f32 activation row fits in L1 beside the
-// weight stream (n_in ≤ kGemvLongRow), one weight row at a time streams fastest (one
-// sequential stream per thread); a longer activation row (the down projection, 32 KiB
-// and more) is evicted by the weights and reloaded from L2 for every row, so 8 weight
-// rows share each activation chunk. Tiling never changes a dot's arithmetic (DotTile:
-// the same order as DotRow), so the choice is free of numerics.
-constexpr int64_t kGemvLongRow = 4096;
-
-template <typename T, __m512 (*Widen)(const T*, __mmask16)>
-void GemvFloatRange(const WeightView& w, const float* x, int64_t m, float* y, size_t begin, size_t end) {
-  if (m > 1) return GemvFloatRows<T, Widen, 4>(w, x, m, y, begin, end);
-  if (w.n_in > kGemvLongRow) return GemvFloatRows<T, Widen, 8>(w, x, m, y, begin, end);
-  GemvFloatRows<T, Widen, 1>(w, x, m, y, begin, end);
-}
-
 }  // namespace
 
 void MatMulGemv(MatMulContext& ctx, ThreadPool& pool, const WeightView& w, const float* x, int64_t m, float* y) {
@@ -155,14 +139,14 @@ void MatMulGemv(MatMulContext& ctx, ThreadPool& pool, const WeightView& w, const
     for (int64_t i = 0; i < m; ++i) PrepareActivationRow(fmt, x + i * w.n_in, buf + i * act_bytes, w.n_in);
     act = buf;
   }
-  if (fmt == ActFormat::kF32) {
+  if (fmt == ActFormat::kF32 && m > 1) {
     pool.ParallelFor(
         static_cast<size_t>(w.n_out),
         [&](size_t begin, size_t end, int) {
           switch (w.dtype) {
-            case DType::kF32: return GemvFloatRange<float, WidenF32>(w, x, m, y, begin, end);
-            case DType::kBF16: return GemvFloatRange<uint16_t, WidenBF16>(w, x, m, y, begin, end);
-            case DType::kF16: return GemvFloatRange<uint16_t, WidenF16>(w, x, m, y, begin, end);
+            case DType::kF32: return GemvFloatRows<float, WidenF32>(w, x, m, y, begin, end);
+            case DType::kBF16: return GemvFloatRows<uint16_t, WidenBF16>(w, x, m, y, begin, end);
+            case DType::kF16: return GemvFloatRows<uint16_t, WidenF16>(w, x, m, y, begin, end);
             default: SPOOL_CHECK_MSG(false, "float GEMV: not a float weight type");
           }
         },

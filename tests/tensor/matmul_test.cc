@@ -55,7 +55,7 @@ TEST_P(MatMulTest, GemvMatchesReference) {
   std::mt19937 rng(11);
   ThreadPool pool(2);
   MatMulContext ctx;
-  // 4352 > kGemvLongRow: decode's 8-row tiles for float weights (the down projection).
+  // 4352: a row longer than 4096 (the down projection's shape class).
   for (Case c : {Case{t, 37, 512, 1}, Case{t, 64, 768, 3}, Case{t, 5, 256, 4}, Case{t, 19, 512, 9},
                  Case{t, 21, 4352, 1}}) {
     Data d = MakeData(c, rng);
@@ -95,10 +95,9 @@ TEST_P(MatMulTest, GemvRowsAreBitIdenticalWhateverM) {
   }
 }
 
-// Decode's row tiling (one row, or 8 rows per tile when n_in > 4096, matmul.cc) never
-// changes a dot's arithmetic: every output of a one-row GEMV equals DotRow of that
-// weight row, bit for bit, for short and long rows, odd n_out (tile edges) and float
-// tails; and m = 3 (4-row tiles) gives the same bits.
+// Decode's GEMV (m = 1, rows split over the pool's threads) equals DotRow of each weight
+// row, bit for bit, for short and long rows (n_in > 4096: the down projection), odd
+// n_out and float tails; and m = 3 (float: 4-row × 3-row tiles) gives the same bits.
 TEST_P(MatMulTest, GemvDecodeTilesEqualDotRow) {
   const DType t = GetParam();
   std::mt19937 rng(29);
