@@ -238,7 +238,7 @@ float DotQ45_K(const Block* w, const BlockQ8_K* x, int64_t nb) {
     alignas(16) uint8_t sm[16];  // scales 0-7, mins 8-15
     UnpackScalesMinsK4(w[i].scales, sm);
     const int msum = MinSum(sm + 8, x[i].bsums);
-    const __m512i sc16 = _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(sm))));
+    const __m512i sc16 = _mm512_zextsi128_si512(_mm_cvtepu8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(sm))));
     __m512i qh;
     if constexpr (kHasHigh) {
       const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[i].qh));
