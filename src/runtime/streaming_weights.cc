@@ -24,6 +24,19 @@ void PrefaultPages(uint8_t* p, size_t n) {
   for (size_t i = 0; i < n; i += 4096) p[i] = 0;
 }
 
+// Allocates a weight buffer backed by transparent huge pages where the kernel gives them
+// (THP mode "madvise" or "always"): 2 MiB-aligned, MADV_HUGEPAGE before the first touch.
+// Decode reads every weight byte once per token; with 4 KiB pages the hardware
+// prefetchers stop at every page boundary and the TLB misses on every page, and the
+// float GEMV's DRAM rate drops by about a third (bench/engine/bench_gemv_bw --huge 0,1,
+// docs/benchmarks.md). llama.cpp's mmap of the GGUF gets huge page-cache folios.
+void ResetHuge(AlignedBuffer& buf, size_t bytes) {
+  constexpr size_t kHuge = size_t{2} << 20;
+  if (bytes < kHuge) return buf.Reset(bytes);
+  buf.Reset(bytes, kHuge);
+  (void)madvise(buf.data(), (bytes + kHuge - 1) / kHuge * kHuge, MADV_HUGEPAGE);  // advisory: 4 KiB pages if refused
+}
+
 }  // namespace
 
 namespace {
@@ -52,7 +65,7 @@ Result<std::unique_ptr<StreamingWeights>> StreamingWeights::Open(const models::M
   std::vector<storage::ReadRequest> reqs, one;
   for (int g = 0; g < n_groups; ++g) {
     if (!plan.resident[g]) continue;
-    s->resident_[g].Reset(w.group(g).bytes);
+    ResetHuge(s->resident_[g], w.group(g).bytes);
     s->GroupRequests(g, s->resident_[g].data(), &one);
     reqs.insert(reqs.end(), one.begin(), one.end());
     s->stats_.resident_bytes += w.group(g).bytes;
@@ -64,7 +77,7 @@ Result<std::unique_ptr<StreamingWeights>> StreamingWeights::Open(const models::M
     const auto& info = *embd.info;
     const uint64_t a = AlignDown(info.offset);
     const uint64_t end = std::min(AlignUp(info.offset + info.nbytes), s->reader_->file(info.file_index).size());
-    s->embd_table_.Reset(end - a);
+    ResetHuge(s->embd_table_, end - a);
     reqs.push_back(storage::ReadRequest{info.file_index, a, end - a, s->embd_table_.data()});
     s->embd_data_ = s->embd_table_.data() + (info.offset - a);
     s->stats_.resident_bytes += end - a;
@@ -81,7 +94,7 @@ Result<std::unique_ptr<StreamingWeights>> StreamingWeights::Open(const models::M
                              " bytes cannot hold an expert of " + std::to_string(w.max_expert_bytes()) + " bytes");
     const int64_t n_slots = std::min<int64_t>(plan.expert_cache_slots, w.n_moe_layers() * E);
     s->expert_slots_.resize(static_cast<size_t>(n_slots));
-    s->expert_arena_.Reset(static_cast<uint64_t>(n_slots) * plan.expert_slot_bytes);
+    ResetHuge(s->expert_arena_, static_cast<uint64_t>(n_slots) * plan.expert_slot_bytes);
     // Fault the whole cache in now (huge pages where the kernel gives them): its first
     // fills would otherwise fault and zero pages inside decode steps.
     PrefaultPages(s->expert_arena_.data(), s->expert_arena_.size());
@@ -108,7 +121,7 @@ Result<std::unique_ptr<StreamingWeights>> StreamingWeights::Open(const models::M
   s->slots_.resize(static_cast<size_t>(plan.ring_slots));
   s->requests_.resize(s->slots_.size());
   for (size_t i = 0; i < s->slots_.size(); ++i) {
-    s->slots_[i].buf.Reset(plan.ring_slot_bytes);
+    ResetHuge(s->slots_[i].buf, plan.ring_slot_bytes);
     s->requests_[i].reserve(8);
   }
   if (!s->streamed_.empty() && s->slots_.empty())

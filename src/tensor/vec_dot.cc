@@ -190,33 +190,86 @@ inline __m256i ScaledDot32(__m256i u, __m256i x, __m256i scale16) {
   return _mm256_madd_epi16(_mm256_maddubs_epi16(u, x), scale16);
 }
 
+// The eight 6-bit sub-block scales (bytes 0-7) and mins (bytes 8-15) of a Q4_K/Q5_K
+// block: UnpackScaleMinK4(i) for i = 0..7, with 32-bit word operations.
+inline void UnpackScalesMinsK4(const uint8_t* scales, uint8_t out[16]) {
+  uint32_t u[3], o[4];
+  std::memcpy(u, scales, 12);
+  o[0] = u[0] & 0x3f3f3f3fu;                                                 // sc 0-3: scales[i] & 63
+  o[1] = (u[2] & 0x0f0f0f0fu) | (((u[0] >> 6) & 0x03030303u) << 4);          // sc 4-7
+  o[2] = u[1] & 0x3f3f3f3fu;                                                 // m 0-3: scales[i+4] & 63
+  o[3] = ((u[2] >> 4) & 0x0f0f0f0fu) | (((u[1] >> 6) & 0x03030303u) << 4);  // m 4-7
+  std::memcpy(out, o, 16);
+}
+
+// Σ_k m[k]·(bsums[2k] + bsums[2k+1]) over the 8 sub-blocks, exact in int32.
+inline int MinSum(const uint8_t* m, const int16_t* bsums) {
+  const __m128i pairs = _mm_hadd_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(bsums)),
+                                       _mm_loadu_si128(reinterpret_cast<const __m128i*>(bsums + 8)));
+  const __m128i mins = _mm_cvtepu8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(m)));
+  __m128i s = _mm_madd_epi16(mins, pairs);
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+  return _mm_cvtsi128_si32(s);
+}
+
+// Two 32-byte activation chunks as one 512-bit vector: [p0[0..32) | p1[0..32)].
+inline __m512i LoadQ8Pair(const int8_t* p0, const int8_t* p1) {
+  return _mm512_inserti64x4(_mm512_castsi256_si512(LoadQ8(p0)), LoadQ8(p1), 1);
+}
+
+// A 64-byte chunk (qs[64h, 64h+64)) holds sub-blocks 4h (low nibbles of its first 32
+// bytes), 4h+1 (their high nibbles), 4h+2 and 4h+3 (the same in its last 32 bytes). Each
+// 512-bit step takes a pair of sub-blocks (4h, 4h+2), then (4h+1, 4h+3): 32 weights
+// each, their activations side by side, their scales in the matching 16-bit lanes
+// (vpermw of the eight scales). The integer block sum is exact, so the order of these
+// steps does not change the result: bit-identical to the 256-bit loop it replaced.
 template <typename Block, bool kHasHigh>
 float DotQ45_K(const Block* w, const BlockQ8_K* x, int64_t nb) {
-  const __m256i m4 = _mm256_set1_epi8(0x0F);
-  const __m256i sixteen = _mm256_set1_epi8(16);
+  const __m512i m4 = _mm512_set1_epi8(0x0F);
+  const __m512i sixteen = _mm512_set1_epi8(16);
+  // vpermw indices: lanes 0-15 take scale j, lanes 16-31 scale j + 2.
+  auto pair_index = [](int j) {
+    return _mm512_inserti64x4(_mm512_set1_epi16(static_cast<int16_t>(j)), _mm256_set1_epi16(static_cast<int16_t>(j + 2)), 1);
+  };
+  const __m512i idx[4] = {pair_index(0), pair_index(1), pair_index(4), pair_index(5)};
   float min_terms = 0.0f;
   const float s = BlockLoop(nb, [&](int64_t i, __m256 acc) {
-    uint8_t sc[8], m[8];
-    for (int k = 0; k < 8; ++k) UnpackScaleMinK4(k, w[i].scales, &sc[k], &m[k]);
-    int msum = 0;
-    for (int k = 0; k < 8; ++k) msum += m[k] * (x[i].bsums[2 * k] + x[i].bsums[2 * k + 1]);
-    __m256i qh;
-    if constexpr (kHasHigh) qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[i].qh));
-    __m256i isum = _mm256_setzero_si256();
-    for (int c = 0; c < 4; ++c) {
-      const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[i].qs + 32 * c));
-      __m256i lo = _mm256_and_si256(q, m4);
-      __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
-      if constexpr (kHasHigh) {
-        lo = _mm256_mask_add_epi8(lo, _mm256_test_epi8_mask(qh, _mm256_set1_epi8(static_cast<char>(1 << (2 * c)))), lo, sixteen);
-        hi = _mm256_mask_add_epi8(hi, _mm256_test_epi8_mask(qh, _mm256_set1_epi8(static_cast<char>(2 << (2 * c)))), hi, sixteen);
-      }
-      isum = _mm256_add_epi32(isum, ScaledDot32(lo, LoadQ8(x[i].qs + 64 * c), _mm256_set1_epi16(sc[2 * c])));
-      isum = _mm256_add_epi32(isum, ScaledDot32(hi, LoadQ8(x[i].qs + 64 * c + 32), _mm256_set1_epi16(sc[2 * c + 1])));
+    alignas(16) uint8_t sm[16];  // scales 0-7, mins 8-15
+    UnpackScalesMinsK4(w[i].scales, sm);
+    const int msum = MinSum(sm + 8, x[i].bsums);
+    const __m512i sc16 = _mm512_zextsi128_si512(_mm_cvtepu8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(sm))));
+    __m512i qh;
+    if constexpr (kHasHigh) {
+      const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[i].qh));
+      qh = _mm512_inserti64x4(_mm512_castsi256_si512(h), h, 1);
     }
+    __m512i isum = _mm512_setzero_si512();
+    for (int h = 0; h < 2; ++h) {
+      const __m512i q = _mm512_loadu_si512(w[i].qs + 64 * h);
+      __m512i lo = _mm512_and_si512(q, m4);
+      __m512i hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), m4);
+      if constexpr (kHasHigh) {
+        // Sub-block j's fifth bits are bit j of qh: lanes 0-31 hold sub-block 4h (+1 for
+        // hi), lanes 32-63 sub-block 4h+2 (+1).
+        const __m512i bit_lo = _mm512_inserti64x4(_mm512_set1_epi8(static_cast<char>(1 << (4 * h))),
+                                                  _mm256_set1_epi8(static_cast<char>(1 << (4 * h + 2))), 1);
+        const __m512i bit_hi = _mm512_inserti64x4(_mm512_set1_epi8(static_cast<char>(2 << (4 * h))),
+                                                  _mm256_set1_epi8(static_cast<char>(2 << (4 * h + 2))), 1);
+        lo = _mm512_mask_add_epi8(lo, _mm512_test_epi8_mask(qh, bit_lo), lo, sixteen);
+        hi = _mm512_mask_add_epi8(hi, _mm512_test_epi8_mask(qh, bit_hi), hi, sixteen);
+      }
+      const int8_t* xq = x[i].qs + 128 * h;
+      const __m512i x_lo = LoadQ8Pair(xq, xq + 64), x_hi = LoadQ8Pair(xq + 32, xq + 96);
+      isum = _mm512_add_epi32(isum, _mm512_madd_epi16(_mm512_maddubs_epi16(lo, x_lo), _mm512_permutexvar_epi16(idx[2 * h], sc16)));
+      isum = _mm512_add_epi32(isum, _mm512_madd_epi16(_mm512_maddubs_epi16(hi, x_hi), _mm512_permutexvar_epi16(idx[2 * h + 1], sc16)));
+    }
+    // Fold to the 8 lanes of the 256-bit order: lane k sums the same products as before
+    // (integer, so any grouping is exact).
+    const __m256i isum8 = _mm256_add_epi32(_mm512_castsi512_si256(isum), _mm512_extracti64x4_epi64(isum, 1));
     const float d = F(w[i].d) * x[i].d;
     min_terms += F(w[i].dmin) * x[i].d * static_cast<float>(msum);
-    return _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(isum), acc);
+    return _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(isum8), acc);
   });
   return s - min_terms;
 }
@@ -225,8 +278,10 @@ float DotQ6_K(const BlockQ6_K* w, const BlockQ8_K* x, int64_t nb) {
   const __m256i m4 = _mm256_set1_epi8(0x0F);
   return BlockLoop(nb, [&](int64_t i, __m256 acc) {
     // Stored q is unsigned 0..63 meaning q-32: Σ(q-32)x·s = Σ q·x·s - 32 Σ s·bsum.
-    int corr = 0;
-    for (int g = 0; g < 16; ++g) corr += w[i].scales[g] * x[i].bsums[g];
+    const __m256i prod = _mm256_madd_epi16(
+        _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w[i].scales))),
+        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[i].bsums)));
+    const int corr = simd::ReduceAdd(_mm512_zextsi256_si512(prod));  // Σ_g scales[g]·bsums[g], exact
     __m256i isum = _mm256_setzero_si256();
     for (int half = 0; half < 2; ++half) {
       const __m256i ql0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[i].ql + 64 * half));

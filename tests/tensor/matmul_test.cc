@@ -15,6 +15,7 @@
 
 #include "base/aligned_buffer.h"
 #include "tensor/dequant.h"
+#include "tensor/vec_dot.h"
 #include "test_util.h"
 
 namespace spool {
@@ -54,7 +55,9 @@ TEST_P(MatMulTest, GemvMatchesReference) {
   std::mt19937 rng(11);
   ThreadPool pool(2);
   MatMulContext ctx;
-  for (Case c : {Case{t, 37, 512, 1}, Case{t, 64, 768, 3}, Case{t, 5, 256, 4}, Case{t, 19, 512, 9}}) {
+  // 4352: a row longer than 4096 (the down projection's shape class).
+  for (Case c : {Case{t, 37, 512, 1}, Case{t, 64, 768, 3}, Case{t, 5, 256, 4}, Case{t, 19, 512, 9},
+                 Case{t, 21, 4352, 1}}) {
     Data d = MakeData(c, rng);
     WeightView w{t, d.w.data(), c.n_out, c.n_in};
     std::vector<float> y(c.m * c.n_out), y_ref(c.m * c.n_out);
@@ -88,6 +91,36 @@ TEST_P(MatMulTest, GemvRowsAreBitIdenticalWhateverM) {
       MatMulGemv(ctx, pool, w, d.x.data() + i * c.n_in, 1, one.data());
       ASSERT_EQ(0, std::memcmp(one.data(), y.data() + i * c.n_out, one.size() * sizeof(float)))
           << DTypeName(t) << " m=" << m << " row " << i;
+    }
+  }
+}
+
+// Decode's GEMV (m = 1, rows split over the pool's threads) equals DotRow of each weight
+// row, bit for bit, for short and long rows (n_in > 4096: the down projection), odd
+// n_out and float tails; and m = 3 (float: 4-row × 3-row tiles) gives the same bits.
+TEST_P(MatMulTest, GemvDecodeTilesEqualDotRow) {
+  const DType t = GetParam();
+  std::mt19937 rng(29);
+  ThreadPool pool(2);
+  MatMulContext ctx;
+  const int64_t block = GetDTypeInfo(t).block_elems;
+  for (int64_t n_in : {block == 1 ? int64_t{16 * 7 + 5} : block * 5, block == 1 ? int64_t{4096 + 16 * 3 + 5} : block * 17 * (256 / block)}) {
+    Case c{t, 45, n_in, 3};
+    Data d = MakeData(c, rng);
+    WeightView w{t, d.w.data(), c.n_out, c.n_in};
+    std::vector<float> y3(3 * c.n_out), one(c.n_out);
+    MatMulGemv(ctx, pool, w, d.x.data(), 3, y3.data());
+    const size_t row_bytes = *DTypeBytes(t, static_cast<uint64_t>(n_in));
+    AlignedBuffer act(ActRowBytes(ActFormatFor(t), n_in), 64);
+    for (int64_t i = 0; i < 3; ++i) {
+      MatMulGemv(ctx, pool, w, d.x.data() + i * n_in, 1, one.data());
+      ASSERT_EQ(0, std::memcmp(one.data(), y3.data() + i * c.n_out, one.size() * sizeof(float)))
+          << DTypeName(t) << " n_in=" << n_in << " row " << i;
+      PrepareActivationRow(ActFormatFor(t), d.x.data() + i * n_in, act.data(), n_in);
+      for (int64_t r = 0; r < c.n_out; ++r) {
+        const float want = DotRow(t, d.w.data() + r * row_bytes, act.data(), n_in);
+        ASSERT_EQ(0, std::memcmp(&want, &one[r], sizeof(float))) << DTypeName(t) << " n_in=" << n_in << " out " << r;
+      }
     }
   }
 }
