@@ -145,12 +145,13 @@ AlignedBuffer RandomQ(DType t, int64_t n, std::mt19937& rng) {
   const size_t bytes = *DTypeBytes(t, static_cast<uint64_t>(n));
   AlignedBuffer b(bytes, 64);
   for (size_t i = 0; i < bytes; ++i) b.data()[i] = static_cast<uint8_t>(rng());
-  // Valid small f16 scales at the start of every block (d, and m for *_1).
+  // Valid small f16 scales in every block (d, and m / dmin where the type has one).
   const size_t blk = *DTypeBytes(t, GetDTypeInfo(t).block_elems);
-  const bool has_m = t == DType::kQ4_1 || t == DType::kQ5_1;
+  const bool has_m = t == DType::kQ4_1 || t == DType::kQ5_1 || t == DType::kQ4_K;
+  const size_t d_at = t == DType::kQ6_K ? blk - 2 : 0;  // Q6_K stores d last
   for (size_t off = 0; off < bytes; off += blk) {
     const uint16_t d = F32ToF16(0.01f), m = F32ToF16(-0.08f);
-    std::memcpy(b.data() + off, &d, 2);
+    std::memcpy(b.data() + off + d_at, &d, 2);
     if (has_m) std::memcpy(b.data() + off + 2, &m, 2);
   }
   return b;
@@ -197,7 +198,7 @@ int Main(int argc, char** argv) {
   MatMulContext ctx;
   BenchPeak(pool, seconds);
   for (int64_t c : ctxs) BenchAttention(pool, seconds, c);
-  for (DType t : {DType::kQ4_1, DType::kQ4_0, DType::kQ8_0}) {
+  for (DType t : {DType::kQ4_1, DType::kQ4_0, DType::kQ8_0, DType::kQ4_K, DType::kQ6_K}) {
     BenchQuant(pool, ctx, seconds, t, "q/o", 2048, 2048);
     BenchQuant(pool, ctx, seconds, t, "gate/up", 8192, 2048);
     BenchQuant(pool, ctx, seconds, t, "down", 2048, 8192);

@@ -11,6 +11,9 @@
 // order, Q*_1's `offsets += m_w·s_x` in f32, then simd::ReduceAdd(acc) (+ offsets). So
 // the result equals DotRow (and llama.cpp's ggml_vec_dot_q*_q8_*) bit for bit, whatever
 // m, the tile a row lands in or the thread count (tests/tensor/matmul_test.cc).
+// K-quants (q4_k, q5_k, q6_k × Q8_K): 4 weight rows per pass, each super-block unpacked
+// once for every activation row of the L2 block; DotQ45_K's / DotQ6_K's exact integers
+// and f32 steps in their order, so also bit-identical to DotRow. MXFP4: not handled.
 #pragma once
 
 #include <cstddef>
