@@ -262,7 +262,7 @@ void RowsK(const WeightView& w, const uint8_t* act, size_t act_bytes, int64_t m,
   const size_t blk_bytes = *DTypeBytes(kType, kQK_K);
   const size_t row_bytes = static_cast<size_t>(nb) * blk_bytes;
   const uint8_t* wdata = static_cast<const uint8_t*>(w.data);
-  const int64_t mb = std::max<int64_t>(1, static_cast<int64_t>(kActBlockBytes / act_bytes));
+  const int64_t mb = std::clamp<int64_t>(static_cast<int64_t>(kActBlockBytes / act_bytes), 1, m);
   std::vector<__m256> acc(static_cast<size_t>(mb * kNRK));
   std::vector<float> min_terms(static_cast<size_t>(mb * kNRK));
   UnpackedK un[kNRK];
