@@ -130,8 +130,8 @@ void BenchAttention(ThreadPool& pool, double seconds, int64_t ctx) {
     });
   };
   const double f32 = run(false);
-  std::printf("attention f32  ctx %6lld  512 queries  %8.1f ms  %7.1f GFLOP/s\n", static_cast<long long>(ctx), f32 * 1e3,
-              flops / f32 / 1e9);
+  std::printf("attention f32  ctx %6lld  512 queries  %8.1f ms  %7.1f GFLOP/s\n", static_cast<long long>(ctx),
+              f32 * 1e3, flops / f32 / 1e9);
   if (AttentionBf16Supported()) {
     const double bf = run(true);
     std::printf("attention bf16 ctx %6lld  512 queries  %8.1f ms  %7.1f GFLOP/s  (%.2fx f32)\n",

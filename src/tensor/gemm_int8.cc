@@ -58,7 +58,9 @@ struct Q8_0T {
   using A = BlockQ8_0;
   static constexpr bool kOffsets = false;
   // w + 128 as an unsigned byte (flip the sign bit).
-  static __m256i Unpack(const W& b) { return _mm256_xor_si256(LoadQ8(b.qs), _mm256_set1_epi8(static_cast<char>(0x80))); }
+  static __m256i Unpack(const W& b) {
+    return _mm256_xor_si256(LoadQ8(b.qs), _mm256_set1_epi8(static_cast<char>(0x80)));
+  }
   static __m256i Bias(__m256i x) { return NegBias(x, static_cast<char>(0x80)); }
 };
 struct Q4_1T {
@@ -234,8 +236,8 @@ void UnpackQ6K(const uint8_t* blk, UnpackedK& o) {
         _mm256_or_si256(_mm256_and_si256(ql1, m4), _mm256_slli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8(0x0C)), 2));
     o.u[4 * half + 2] =
         _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4), _mm256_and_si256(qh, _mm256_set1_epi8(0x30)));
-    o.u[4 * half + 3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
-                                        _mm256_srli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8(static_cast<char>(0xC0))), 2));
+    const __m256i qh3 = _mm256_and_si256(qh, _mm256_set1_epi8(static_cast<char>(0xC0)));
+    o.u[4 * half + 3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4), _mm256_srli_epi16(qh3, 2));
     const int8_t* sc = w.scales + 8 * half;
     for (int k = 0; k < 4; ++k)
       o.scale[4 * half + k] = _mm256_set_m128i(_mm_set1_epi16(sc[2 * k + 1]), _mm_set1_epi16(sc[2 * k]));
@@ -287,7 +289,8 @@ void RowsK(const WeightView& w, const uint8_t* act, size_t act_bytes, int64_t m,
             const UnpackedK& u = un[r];
             __m256i isum = _mm256_setzero_si256();
 #pragma GCC unroll 8
-            for (int j = 0; j < 8; ++j) isum = _mm256_dpwssd_epi32(isum, _mm256_maddubs_epi16(u.u[j], xq[j]), u.scale[j]);
+            for (int j = 0; j < 8; ++j)
+              isum = _mm256_dpwssd_epi32(isum, _mm256_maddubs_epi16(u.u[j], xq[j]), u.scale[j]);
             const int corr = HSum(_mm256_madd_epi16(u.mins16, bsums));
             const size_t at = static_cast<size_t>((i - i0) * kNRK + r);
             if constexpr (kQ6) {
