@@ -33,6 +33,15 @@ tokenizer in the shared data), so the file is ≈ 0.1 GB smaller than the real o
 experts of ffn 1024, top-8) as GGUF arch `olmoe`: every matrix bf16, q/k norms over the
 whole projection ([2048]), Llama-3's vocabulary instead of OLMoE's 50,304.
 
+`--shape gpt-oss-20b` is openai/gpt-oss-20b's shape (24 layers, hidden 2880, 64 heads / 8
+KV heads of 64, 32 experts of ffn 2880, top-4; even layers slide over 128 keys; yarn ×32
+over 4096; q/k/v/o biases, attention sinks, router and expert biases) as GGUF arch
+`gpt-oss` with llama.cpp's names (attn_sinks, post_attention_norm as the FFN norm,
+ffn_*_exps.bias): experts MXFP4 (GGUF blocks: random E2M1 codes, E8M0 exponent byte 120 so
+weights have std ≈ 0.023, as the released checkpoint keeps them), every other matrix bf16,
+norms/biases/sinks/router f32, Llama-3's vocabulary (the real one: 201,088 tokens).
+`--shape gpt-oss-tiny` is the same with 2 layers, hidden 256, 8 experts of 256, top-4.
+
 `--residual-scale S` (default 1) multiplies attn_output and ffn_down_exps, the matrices
 that write into the residual stream, by S. With S = 1, random-weight attention adds a
 vector shared by all positions (it averages the values) that soon outweighs each token's
@@ -84,6 +93,13 @@ SHAPES = {
                        rope_theta=10000.0, rms_eps=1e-5),
     "qwen3moe-tiny": dict(moe=True, n_layer=2, n_embd=256, n_head=4, n_head_kv=2, head_dim=64, n_expert=16,
                           n_expert_used=4, n_ff_exp=128, n_vocab=128256, ctx=4096, rope_theta=1000000.0, rms_eps=1e-6),
+    # openai/gpt-oss-20b config.json (vocabulary: Llama-3's, see the docstring).
+    "gpt-oss-20b": dict(moe=True, arch="gpt-oss", dtype="mxfp4", n_layer=24, n_embd=2880, n_head=64, n_head_kv=8,
+                        head_dim=64, n_expert=32, n_expert_used=4, n_ff_exp=2880, n_ff=2880, n_vocab=128256,
+                        ctx=131072, rope_theta=150000.0, rms_eps=1e-5, window=128, yarn_factor=32.0, yarn_orig=4096),
+    "gpt-oss-tiny": dict(moe=True, arch="gpt-oss", dtype="mxfp4", n_layer=2, n_embd=256, n_head=4, n_head_kv=2,
+                         head_dim=64, n_expert=8, n_expert_used=4, n_ff_exp=256, n_ff=256, n_vocab=128256,
+                         ctx=131072, rope_theta=150000.0, rms_eps=1e-5, window=128, yarn_factor=32.0, yarn_orig=4096),
     # Small shape for quick checks of this script.
     "tiny": dict(n_layer=2, n_embd=256, n_ff=512, n_head=4, n_head_kv=2, n_vocab=128256, tied=True, ctx=4096,
                  rope_theta=500000.0, rms_eps=1e-5,
@@ -334,6 +350,114 @@ class RandomQ4_0:
         return blocks.reshape(-1)
 
 
+MXFP4_BLOCK = 32  # weights per block; 17 bytes: E8M0 exponent + 16 bytes of E2M1 nibbles
+
+
+class RandomMXFP4:
+    """GGUF MXFP4 blocks with random E2M1 codes and exponent byte 120: GGML's doubled E2M1
+    values (±0..12, std 5.85) × 2^(120 − 128) give weights of std ≈ 0.023. A 64 MiB pool."""
+
+    def __init__(self, seed):
+        self.rng = np.random.default_rng(seed)
+        n = (64 << 20) // 17
+        blocks = np.empty((n, 17), dtype=np.uint8)
+        blocks[:, 0] = 120
+        blocks[:, 1:] = self.rng.integers(0, 256, size=(n, 16), dtype=np.uint8)
+        self.pool = blocks
+
+    def tensor(self, n_weights, scale=1.0):
+        assert n_weights % MXFP4_BLOCK == 0
+        nb = n_weights // MXFP4_BLOCK
+        s = int(self.rng.integers(0, len(self.pool)))
+        blocks = np.resize(np.concatenate([self.pool[s:], self.pool[:s]]), (nb, 17))
+        if scale != 1.0:  # a power of two closest to `scale` (E8M0 scales only)
+            shift = int(round(np.log2(scale)))
+            blocks[:, 0] = np.clip(120 + shift, 0, 255).astype(np.uint8)
+        return blocks.reshape(-1)
+
+
+def gptoss_tensors(cfg):
+    """llama.cpp's gpt-oss layout (src/models/openai-moe.cpp): kinds as moe_tensors, plus
+    bias (f32 vectors and [E, F] bias tables) and expert (MXFP4)."""
+    D, E, F = cfg["n_embd"], cfg["n_expert"], cfg["n_ff_exp"]
+    hd = cfg["head_dim"]
+    Q, KV = hd * cfg["n_head"], hd * cfg["n_head_kv"]
+    out = [("token_embd.weight", [cfg["n_vocab"], D], "matrix")]
+    for l in range(cfg["n_layer"]):
+        p = f"blk.{l}."
+        out += [(p + "attn_norm.weight", [D], "norm"),
+                (p + "attn_q.weight", [Q, D], "matrix"), (p + "attn_q.bias", [Q], "bias"),
+                (p + "attn_k.weight", [KV, D], "matrix"), (p + "attn_k.bias", [KV], "bias"),
+                (p + "attn_v.weight", [KV, D], "matrix"), (p + "attn_v.bias", [KV], "bias"),
+                (p + "attn_output.weight", [D, Q], "residual"), (p + "attn_output.bias", [D], "bias"),
+                (p + "attn_sinks.weight", [cfg["n_head"]], "bias"),
+                (p + "post_attention_norm.weight", [D], "norm"),
+                (p + "ffn_gate_inp.weight", [E, D], "router"), (p + "ffn_gate_inp.bias", [E], "bias"),
+                (p + "ffn_gate_exps.weight", [E, F, D], "expert"), (p + "ffn_gate_exps.bias", [E, F], "bias"),
+                (p + "ffn_up_exps.weight", [E, F, D], "expert"), (p + "ffn_up_exps.bias", [E, F], "bias"),
+                (p + "ffn_down_exps.weight", [E, D, F], "expert_residual"), (p + "ffn_down_exps.bias", [E, D], "bias")]
+    out.append(("output_norm.weight", [D], "norm"))
+    out.append(("output.weight", [cfg["n_vocab"], D], "matrix"))
+    return out
+
+
+def write_gptoss_gguf(cfg, out, seed, zipf, residual_scale):
+    import gguf
+    w = gguf.GGUFWriter(out, "gpt-oss")
+    w.add_name("synthetic-" + cfg["name"] + (f"-zipf{zipf:g}" if zipf > 0 else "") +
+               (f"-res{residual_scale:g}" if residual_scale != 1.0 else ""))
+    w.add_context_length(cfg["ctx"])
+    w.add_embedding_length(cfg["n_embd"])
+    w.add_block_count(cfg["n_layer"])
+    w.add_feed_forward_length(cfg["n_ff"])
+    w.add_head_count(cfg["n_head"])
+    w.add_head_count_kv(cfg["n_head_kv"])
+    w.add_key_length(cfg["head_dim"])
+    w.add_value_length(cfg["head_dim"])
+    w.add_rope_freq_base(cfg["rope_theta"])
+    w.add_layer_norm_rms_eps(cfg["rms_eps"])
+    w.add_expert_count(cfg["n_expert"])
+    w.add_expert_used_count(cfg["n_expert_used"])
+    w.add_expert_feed_forward_length(cfg["n_ff_exp"])
+    w.add_sliding_window(cfg["window"])
+    w.add_rope_scaling_type(gguf.RopeScalingType.YARN)
+    w.add_rope_scaling_factor(cfg["yarn_factor"])
+    w.add_rope_scaling_orig_ctx_len(cfg["yarn_orig"])
+    w.add_vocab_size(cfg["n_vocab"])
+    w.add_file_type(gguf.LlamaFileType.MOSTLY_MXFP4_MOE)
+    add_vocab(w)
+    tlist = gptoss_tensors(cfg)
+    for name, shape, kind in tlist:
+        if kind in ("norm", "router", "bias"):
+            w.add_tensor_info(name, shape, np.dtype(np.float32), numel(shape) * 4)
+        elif kind.startswith("expert"):
+            byte_shape = shape[:-1] + [shape[-1] // MXFP4_BLOCK * 17]
+            w.add_tensor_info(name, byte_shape, np.dtype(np.uint8), numel(byte_shape),
+                              raw_dtype=gguf.GGMLQuantizationType.MXFP4)
+        else:
+            w.add_tensor_info(name, shape, np.dtype(np.uint16), numel(shape) * 2, raw_dtype=gguf.GGMLQuantizationType.BF16)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_ti_data_to_file()
+    gen, gen_res = RandomBF16(seed), RandomBF16(seed + 2, std=0.02 * residual_scale)
+    experts = RandomMXFP4(seed + 3)
+    rng = np.random.default_rng(seed + 1)
+    for i, (name, shape, kind) in enumerate(tlist):
+        if kind == "norm":
+            w.write_tensor_data(np.ones(numel(shape), dtype=np.float32))
+        elif kind == "bias":
+            w.write_tensor_data((rng.standard_normal(numel(shape), dtype=np.float32) * np.float32(0.02)))
+        elif kind == "router":
+            w.write_tensor_data(router_rows(rng, shape[0], shape[1], zipf).reshape(-1))
+        elif kind.startswith("expert"):
+            w.write_tensor_data(experts.tensor(numel(shape), residual_scale if kind == "expert_residual" else 1.0))
+        else:
+            w.write_tensor_data((gen_res if kind == "residual" else gen).tensor(numel(shape)))
+        print(f"\r{i + 1}/{len(tlist)} tensors", end="", file=sys.stderr, flush=True)
+    print(file=sys.stderr)
+    w.close()
+
+
 def moe_tensors(cfg):
     """(name, numpy-order shape, kind) in file order; kind: norm (f32), router (f32),
     matrix (the file's dtype), residual (a matrix that writes into the residual stream:
@@ -443,7 +567,10 @@ def main():
     if cfg.get("moe"):
         if a.format != "gguf":
             sys.exit("MoE shapes are written as GGUF only")
-        write_moe_gguf(cfg, a.out, a.seed, a.router_zipf, a.residual_scale)
+        if cfg.get("arch") == "gpt-oss":
+            write_gptoss_gguf(cfg, a.out, a.seed, a.router_zipf, a.residual_scale)
+        else:
+            write_moe_gguf(cfg, a.out, a.seed, a.router_zipf, a.residual_scale)
     elif a.format == "gguf":
         write_gguf(cfg, a.out, a.seed)
     else:

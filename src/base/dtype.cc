@@ -11,7 +11,7 @@ constexpr DTypeInfo kInfos[] = {
     {"q8_0", 32, 34, true},  {"q4_0", 32, 18, true},  {"q4_1", 32, 20, true},
     {"q5_0", 32, 22, true},  {"q5_1", 32, 24, true},  {"q4_k", 256, 144, true},
     {"q5_k", 256, 176, true}, {"q6_k", 256, 210, true}, {"i32", 1, 4, false},
-    {"mxfp4", 32, 17, true},
+    {"mxfp4", 32, 17, true}, {"u8", 1, 1, false},
 };
 }  // namespace
 

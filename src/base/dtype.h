@@ -27,6 +27,7 @@ enum class DType : uint8_t {
   kQ6_K,
   kI32,  // only for metadata-like tensors; never a weight
   kMXFP4,  // OCP microscaling FP4 (E2M1 values, E8M0 scale per 32), GGUF type 39
+  kU8,     // raw bytes (safetensors U8: the `*_blocks` / `*_scales` halves of HF MXFP4); never a weight by itself
 };
 
 struct DTypeInfo {

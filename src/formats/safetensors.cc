@@ -57,6 +57,7 @@ std::optional<DType> DTypeFromSafetensors(const std::string& s) {
   if (s == "F32") return DType::kF32;
   if (s == "F16") return DType::kF16;
   if (s == "BF16") return DType::kBF16;
+  if (s == "U8") return DType::kU8;  // HF MXFP4 blocks/scales
   return std::nullopt;
 }
 
@@ -77,7 +78,7 @@ Status ParseTensorEntry(const std::string& name, const json& entry, uint64_t dat
   std::string dtype_name = dt_it->get<std::string>();
   std::optional<DType> dt = DTypeFromSafetensors(dtype_name);
   if (!dt)
-    return Unsupported(where + ": dtype " + dtype_name + " is not supported (expected F32, F16 or BF16)");
+    return Unsupported(where + ": dtype " + dtype_name + " is not supported (expected F32, F16, BF16 or U8)");
   auto shape_it = entry.find("shape");
   if (shape_it == entry.end() || !shape_it->is_array()) return InvalidFile(where + ": missing array \"shape\"");
   if (shape_it->size() > 8)

@@ -40,6 +40,7 @@ enum class Family {
   kPlain,
   kGemma2,  // sandwich norms, (1 + w) RMSNorm, GeGLU, √n_embd embeddings, soft-capping, sliding/global alternate
   kGemma3,  // as Gemma 2 without soft-capping, with q/k norm and 5 sliding : 1 global layers, local/global RoPE
+  kGptOss,  // attention sinks, o bias, sliding (even) / full layers, router bias + top-k softmax, biased clamped-SwiGLU MXFP4 experts
 };
 
 struct ArchEntry {
@@ -82,6 +83,8 @@ constexpr ArchEntry kArchs[] = {
      MoeLayers::kNone, false, nullptr, GgufMoe::kNotRead, Family::kGemma2},
     {"gemma3", "Gemma3ForCausalLM", "gemma3_text", RopeStyle::kNeox, false, true, false, false,
      MoeLayers::kNone, false, nullptr, GgufMoe::kNotRead, Family::kGemma3},
+    {"gpt-oss", "GptOssForCausalLM", "gpt_oss", RopeStyle::kNeox, true, false, false, false,
+     MoeLayers::kAll, false, &kQwenExperts, GgufMoe::kNoRenorm, Family::kGptOss},
 };
 
 const ArchEntry* FindArch(const std::string& id) {
@@ -267,6 +270,12 @@ Status CheckNoUnusedTensors(const formats::ModelSource& src, const ModelConfig& 
       for (TensorRole r : {TensorRole::kQNorm, TensorRole::kKNorm}) used.insert(TensorName(src.kind, r, l));
     if (c.sandwich_norms)
       for (TensorRole r : {TensorRole::kPostAttnNorm, TensorRole::kPostFfnNorm}) used.insert(TensorName(src.kind, r, l));
+    if (c.arch == "gpt-oss") {  // llama.cpp's openai-moe: these, and the FFN norm named post_attention_norm
+      const std::string b = "blk." + std::to_string(l) + ".";
+      for (const char* t : {"attn_sinks.weight", "attn_output.bias", "ffn_gate_inp.bias", "ffn_gate_exps.bias",
+                            "ffn_up_exps.bias", "ffn_down_exps.bias", "post_attention_norm.weight"})
+        used.insert(b + t);
+    }
   }
   for (const formats::TensorInfo& t : src.tensors)
     if (!used.count(t.name))
@@ -317,7 +326,8 @@ Status ReadGgufMoe(const formats::ModelSource& src, const ArchEntry& entry, cons
   }
   if (g.Find(p + "expert_gating_func")) {
     SPOOL_ASSIGN_OR_RETURN(int64_t func, g.GetInt(p + "expert_gating_func"));
-    if (func != 1)  // LLAMA_EXPERT_GATING_FUNC_TYPE_SOFTMAX
+    const bool gptoss_ok = entry.family == Family::kGptOss && func == 3;  // SOFTMAX_WEIGHT: gpt-oss's own
+    if (func != 1 && !gptoss_ok)  // LLAMA_EXPERT_GATING_FUNC_TYPE_SOFTMAX
       return Unsupported(src.root + ": " + p + "expert_gating_func " + std::to_string(func) +
                          " is not supported (only 1, softmax)");
   }
@@ -408,6 +418,50 @@ Status GemmaFromGguf(const formats::ModelSource& src, const ArchEntry& a, const 
   return Status::Ok();
 }
 
+// gpt-oss GGUF as llama.cpp's openai-moe reads it (src/models/openai-moe.cpp):
+// `attention.sliding_window` (required), even layers slide (load_swa_pattern(2)),
+// sliding layers' θ `rope.freq_base_swa` (default: the global θ) with the global
+// scaling; yarn from the usual keys (ggml floors/ceils the correction range); per
+// layer attn_sinks [n_head], attn_output.bias, ffn_gate_inp.bias and the experts'
+// biases ffn_{gate,up}_exps.bias [E, F], ffn_down_exps.bias [E, D]; the FFN norm is
+// `post_attention_norm`; routing SOFTMAX_WEIGHT (softmax over the top-k logits);
+// SwiGLU-OAI with α 1.702 and limit 7 (constants in llama.cpp, no keys).
+Status GptOssFromGguf(const formats::ModelSource& src, const std::string& p, ModelConfig* c) {
+  const formats::GgufFile& g = *src.gguf;
+  c->ffn_act = FfnAct::kSwiGluOai;
+  c->attn_sinks = true;
+  c->o_bias = true;
+  c->moe.softmax_after_topk = true;
+  c->moe.router_bias = true;
+  c->moe.expert_bias = true;
+  c->moe.norm_topk_prob = false;
+  if (!c->qkv_bias)
+    return InvalidFile(src.root + ": missing tensor 'blk.0.attn_q.bias' (gpt-oss has q/k/v biases)");
+  if (!g.Find(p + "attention.sliding_window"))
+    return InvalidFile(src.root + ": missing key " + p + "attention.sliding_window (gpt-oss needs it)");
+  SPOOL_ASSIGN_OR_RETURN(int64_t window, g.GetInt(p + "attention.sliding_window"));
+  if (window <= 0)
+    return InvalidFile(src.root + ": " + p + "attention.sliding_window is " + std::to_string(window) + ", expected > 0");
+  if (g.Find(p + "attention.sliding_window_pattern"))
+    return Unsupported(src.root + ": " + p + "attention.sliding_window_pattern is not supported for gpt-oss "
+                       "(llama.cpp's converter writes none: even layers slide)");
+  float local_theta = c->rope_theta;
+  if (g.Find(p + "rope.freq_base_swa")) {
+    SPOOL_ASSIGN_OR_RETURN(double v, g.GetFloat(p + "rope.freq_base_swa"));
+    if (!std::isfinite(v) || v <= 0)
+      return InvalidFile(src.root + ": " + p + "rope.freq_base_swa is " + std::to_string(v) + ", expected > 0");
+    local_theta = static_cast<float>(v);
+  }
+  for (int64_t l = 0; l < static_cast<int64_t>(c->layers.size()); l += 2) {
+    LayerSpec& s = c->layers[l];
+    s.mixer = MixerKind::kSlidingAttention;
+    s.window = window;
+    s.rope_theta = local_theta;
+    s.rope_scaling = c->rope_scaling;
+  }
+  return Status::Ok();
+}
+
 Result<ModelConfig> FromGguf(const formats::ModelSource& src) {
   const formats::GgufFile& g = *src.gguf;
   ModelConfig c;
@@ -472,7 +526,8 @@ Result<ModelConfig> FromGguf(const formats::ModelSource& src) {
   c.layers.assign(static_cast<size_t>(std::clamp<int64_t>(c.n_layer, 0, 1024)), LayerSpec{});
   if (n_expert > 0) SPOOL_TRY(ReadGgufMoe(src, *entry, p, n_expert, &c));
   c.tied_embeddings = src.FindTensor("output.weight") == nullptr;
-  if (entry->family != Family::kPlain) SPOOL_TRY(GemmaFromGguf(src, *entry, p, &c));
+  if (entry->family == Family::kGptOss) SPOOL_TRY(GptOssFromGguf(src, p, &c));
+  else if (entry->family != Family::kPlain) SPOOL_TRY(GemmaFromGguf(src, *entry, p, &c));
   SPOOL_TRY(CheckNoUnusedTensors(src, c));
   return c;
 }
@@ -758,6 +813,79 @@ Status GemmaFromHf(const ArchEntry& a, const formats::ModelSource& src, const st
   return Status::Ok();
 }
 
+// gpt-oss (transformers' GptOssConfig; defaults as its): attention_bias (default
+// true) gives q/k/v and o biases; `sinks` per layer; every layer MoE
+// (num_local_experts, num_experts_per_tok, intermediate_size per expert) with a biased
+// router whose top-k logits are softmaxed; swiglu_alpha (1.702), swiglu_limit (7);
+// layer_types (default: even layers sliding) with sliding_window (128); RoPE θ
+// default 150000 and yarn (factor 32, truncate false, original 4096) when config.json
+// names no RoPE. Experts must be MXFP4 (`*_blocks` / `*_scales`, the released
+// checkpoints): the unquantised layout (gate_up_proj [E, D, 2F], transposed) is refused.
+Status GptOssFromHf(const formats::ModelSource& src, const std::string& where, ModelConfig* c) {
+  const auto& j = src.hf_config;
+  auto present = [&](const char* k) { return j.contains(k) && !j[k].is_null(); };
+  auto number = [&](const char* k, float* out) -> Status {
+    if (!present(k)) return Status::Ok();
+    if (!j[k].is_number()) return InvalidFile(where + ": field '" + std::string(k) + "' must be a number");
+    *out = j[k].get<float>();
+    if (!std::isfinite(*out) || *out <= 0)
+      return InvalidFile(where + ": field '" + std::string(k) + "' is " + std::to_string(*out) + ", expected > 0");
+    return Status::Ok();
+  };
+  c->ffn_act = FfnAct::kSwiGluOai;
+  c->attn_sinks = true;
+  c->qkv_bias = true;
+  if (present("attention_bias") && j["attention_bias"].is_boolean()) c->qkv_bias = j["attention_bias"].get<bool>();
+  c->o_bias = c->qkv_bias;
+  c->moe.softmax_after_topk = true;
+  c->moe.router_bias = true;
+  c->moe.expert_bias = true;
+  c->moe.norm_topk_prob = false;
+  SPOOL_TRY(number("swiglu_alpha", &c->swiglu_alpha));
+  SPOOL_TRY(number("swiglu_limit", &c->swiglu_limit));
+  if (present("hidden_act") && (!j["hidden_act"].is_string() || j["hidden_act"].get<std::string>() != "silu"))
+    return Unsupported(where + ": hidden_act " + j["hidden_act"].dump() + " is not supported for gpt-oss (silu)");
+  // RoPE defaults of GptOssConfig when config.json names none.
+  const bool has_theta = present("rope_theta") ||
+                         (present("rope_parameters") && j["rope_parameters"].is_object() &&
+                          j["rope_parameters"].contains("rope_theta"));
+  if (!has_theta) c->rope_theta = 150000.0f;
+  if (!present("rope_parameters") && !present("rope_scaling")) {
+    nlohmann::ordered_json d = {{"rope_type", "yarn"}, {"factor", 32.0}, {"beta_fast", 32.0}, {"beta_slow", 1.0},
+                                {"truncate", false}, {"original_max_position_embeddings", 4096}};
+    if (c->n_ctx_train >= 4096) SPOOL_TRY(ReadHfYarn(d, where, c));
+  }
+  // Which layers slide.
+  const int64_t L = static_cast<int64_t>(c->layers.size());
+  int64_t window = 128;
+  if (j.contains("sliding_window")) {
+    if (j["sliding_window"].is_null()) window = 0;
+    else if (!j["sliding_window"].is_number_integer() || j["sliding_window"].get<int64_t>() <= 0)
+      return InvalidFile(where + ": sliding_window must be a positive integer, got " + j["sliding_window"].dump());
+    else window = j["sliding_window"].get<int64_t>();
+  }
+  for (int64_t l = 0; l < L; ++l) {
+    bool sliding = l % 2 == 0;
+    if (present("layer_types")) {
+      if (!j["layer_types"].is_array() || static_cast<int64_t>(j["layer_types"].size()) != c->n_layer)
+        return InvalidFile(where + ": layer_types must be an array of num_hidden_layers (" + std::to_string(c->n_layer) +
+                           ") strings");
+      const auto& v = j["layer_types"][l];
+      const std::string t = v.is_string() ? v.get<std::string>() : "";
+      if (t != "sliding_attention" && t != "full_attention")
+        return InvalidFile(where + ": layer_types[" + std::to_string(l) + "] is " + v.dump() +
+                           ", expected \"sliding_attention\" or \"full_attention\"");
+      sliding = t == "sliding_attention";
+    }
+    if (!sliding) continue;
+    if (window == 0)
+      return InvalidFile(where + ": sliding_window is null but layer " + std::to_string(l) + " is a sliding_attention layer");
+    c->layers[l].mixer = MixerKind::kSlidingAttention;
+    c->layers[l].window = window;
+  }
+  return Status::Ok();
+}
+
 Result<ModelConfig> FromHf(const formats::ModelSource& src) {
   const auto& j = src.hf_config;
   const std::string where = src.root + "/config.json";
@@ -856,7 +984,8 @@ Result<ModelConfig> FromHf(const formats::ModelSource& src) {
                           ? j["tie_word_embeddings"].get<bool>()
                           : false;
   if (!c.tied_embeddings && !src.FindTensor("lm_head.weight")) c.tied_embeddings = true;  // HF loads it tied
-  if (entry->family != Family::kPlain) SPOOL_TRY(GemmaFromHf(*entry, src, where, &c));
+  if (entry->family == Family::kGptOss) SPOOL_TRY(GptOssFromHf(src, where, &c));
+  else if (entry->family != Family::kPlain) SPOOL_TRY(GemmaFromHf(*entry, src, where, &c));
   // Mistral: `sliding_window` (an integer) applies to every layer.
   if (c.arch == "mistral" && j.contains("sliding_window") && !j["sliding_window"].is_null()) {
     if (!j["sliding_window"].is_number_integer() || j["sliding_window"].get<int64_t>() <= 0)
@@ -980,6 +1109,8 @@ const char* RoleName(TensorRole role) {
     case TensorRole::kShexpRouter: return "ffn_gate_inp_shexp";
     case TensorRole::kPostAttnNorm: return "post_attention_norm";
     case TensorRole::kPostFfnNorm: return "post_ffw_norm";
+    case TensorRole::kBo: return "attn_output.bias";
+    case TensorRole::kSinks: return "attn_sinks";
   }
   return "?";
 }
@@ -1014,6 +1145,8 @@ std::string TensorName(formats::ModelSource::Kind kind, TensorRole role, int64_t
     case TensorRole::kShexpRouter: return gguf ? gb + "ffn_gate_inp_shexp.weight" : hb + "mlp.shared_expert_gate.weight";
     case TensorRole::kPostAttnNorm: return gguf ? gb + "post_attention_norm.weight" : hb + "post_attention_layernorm.weight";
     case TensorRole::kPostFfnNorm: return gguf ? gb + "post_ffw_norm.weight" : hb + "post_feedforward_layernorm.weight";
+    case TensorRole::kBo: return gguf ? gb + "attn_output.bias" : hb + "self_attn.o_proj.bias";
+    case TensorRole::kSinks: return gguf ? gb + "attn_sinks.weight" : hb + "self_attn.sinks";
   }
   return "";
 }
@@ -1021,6 +1154,8 @@ std::string TensorName(formats::ModelSource::Kind kind, TensorRole role, int64_t
 std::string TensorName(const ModelConfig& c, formats::ModelSource::Kind kind, TensorRole role, int64_t layer) {
   if (c.sandwich_norms && kind != formats::ModelSource::Kind::kGguf && role == TensorRole::kFfnNorm)
     return "model.layers." + std::to_string(layer) + ".pre_feedforward_layernorm.weight";
+  if (c.arch == "gpt-oss" && kind == formats::ModelSource::Kind::kGguf && role == TensorRole::kFfnNorm)
+    return "blk." + std::to_string(layer) + ".post_attention_norm.weight";  // llama.cpp's openai-moe
   return TensorName(kind, role, layer);
 }
 

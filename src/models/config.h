@@ -40,6 +40,7 @@ struct LayerSpec {
 enum class FfnAct {
   kSilu,      // SwiGLU
   kGeluTanh,  // GeGLU with the tanh GELU (transformers' gelu_pytorch_tanh; Gemma)
+  kSwiGluOai, // gpt-oss: (clamp(up, ±limit) + 1) · g · sigmoid(α g), g = min(gate, limit) (SwiGLUOai)
 };
 
 // Mixture-of-experts feed-forward parameters (the layers whose LayerSpec says kMoe).
@@ -52,10 +53,15 @@ struct MoeSpec {
   int64_t n_ff_expert = 0;    // each expert's intermediate size
   bool norm_topk_prob = false;
   int64_t n_ff_shared = 0;    // shared expert's intermediate size; 0: none
+  // gpt-oss: the router has a bias, the top-k are chosen on the logits and their
+  // weights are a softmax over those k (RouteTopKSoftmax); experts have biases.
+  bool softmax_after_topk = false;
+  bool router_bias = false;
+  bool expert_bias = false;
 };
 
 struct ModelConfig {
-  std::string arch;          // "llama", "mistral", "qwen2", "qwen3", "qwen2moe", "qwen3moe", "mixtral", "olmoe", "gemma2", "gemma3"
+  std::string arch;          // "llama", "mistral", "qwen2", "qwen3", "qwen2moe", "qwen3moe", "mixtral", "olmoe", "gemma2", "gemma3", "gpt-oss"
   std::string hf_class;      // "LlamaForCausalLM", ... (informational)
   int64_t n_layer = 0;
   int64_t n_embd = 0;        // hidden size
@@ -82,6 +88,13 @@ struct ModelConfig {
   float attn_softcap = 0.0f;     // attention logit soft-capping (Gemma 2)
   float final_softcap = 0.0f;    // final logit soft-capping: cap · tanh(logit / cap) (Gemma 2)
   float embd_scale = 0.0f;       // embedding rows × this (Gemma: √n_embd rounded to the weight dtype)
+  // gpt-oss (GptOssFromHf / GptOssFromGguf): a learned sink logit per head in every
+  // layer's attention softmax (AttentionShape::sinks), a bias on the output projection,
+  // and the experts' clamped SwiGLU (ffn_act kSwiGluOai) constants.
+  bool attn_sinks = false;
+  bool o_bias = false;
+  float swiglu_alpha = 1.702f;
+  float swiglu_limit = 7.0f;
   // RoPE, SwiGLU and attention round exactly as llama.cpp's CPU backend
   // (ApplyRopeGgml, SwiGLUGgml, AttentionGgml), so that greedy output matches
   // llama.cpp's token for token. Off by default (spool's own kernels: one pass over the
@@ -115,6 +128,7 @@ enum class TensorRole {
   kAttnNorm, kWq, kWk, kWv, kWo, kBq, kBk, kBv, kQNorm, kKNorm,
   kFfnNorm, kWGate, kWUp, kWDown,
   kPostAttnNorm, kPostFfnNorm,  // sandwich norms (Gemma 2/3)
+  kBo, kSinks,                  // gpt-oss: output-projection bias, attention sinks [n_head]
   // Mixture of experts (HF names depend on the architecture: see weights.cc).
   kFfnRouter, kShexpGate, kShexpUp, kShexpDown, kShexpRouter,
 };

@@ -42,6 +42,7 @@ void FeedForward::Reserve(int64_t rows) {
   // decode-sized blocks (run order free, summed by expert index).
   if (c_.ggml_numerics || rows * c_.moe.n_expert_used * c_.n_embd <= kMoeKeptOutputsMax)
     kept_.resize(rows * c_.moe.n_expert_used * c_.n_embd);
+  if (c_.ffn_act == FfnAct::kSwiGluOai) gate_up_.resize(rows * 2 * c_.moe.n_ff_expert);
 }
 
 void FeedForward::GateLogits(const MatrixRef& m, const uint8_t* g, const float* h, int64_t rows, float* out) {
@@ -71,7 +72,10 @@ Status FeedForward::Moe(const MoeWeights& w, int l, const uint8_t* g, WeightProv
   // Route: router logits on the GEMV path (f32), then softmax + top-k per row.
   const bool ggml = c_.ggml_numerics;
   GateLogits(w.router, g, h, m, router_.data());  // [m, E]
-  if (ggml) RouteTopKGgml(router_.data(), m, E, K, c_.moe.norm_topk_prob, ids_.data(), weights_.data());
+  if (c_.moe.router_bias)
+    for (int64_t r = 0; r < m; ++r) Add(router_.data() + r * E, w.router_bias.data(), E, router_.data() + r * E);
+  if (c_.moe.softmax_after_topk) RouteTopKSoftmax(router_.data(), m, E, K, ids_.data(), weights_.data());
+  else if (ggml) RouteTopKGgml(router_.data(), m, E, K, c_.moe.norm_topk_prob, ids_.data(), weights_.data());
   else RouteTopK(router_.data(), m, E, K, c_.moe.norm_topk_prob, ids_.data(), weights_.data());
 
   // The experts the block needs, ascending; their reads start as soon as they are known.
@@ -117,7 +121,8 @@ Status FeedForward::Moe(const MoeWeights& w, int l, const uint8_t* g, WeightProv
         experts.ReleaseExperts(l);
         return base.status();
       }
-      SwiGlu(w.experts[e], *base, c_.moe.n_ff_expert, xs_.data(), n, gemv, ys_.data());
+      if (c_.ffn_act == FfnAct::kSwiGluOai) OaiExpert(w, e, *base, xs_.data(), n, gemv, ys_.data());
+      else SwiGlu(w.experts[e], *base, c_.moe.n_ff_expert, xs_.data(), n, gemv, ys_.data());
       for (int64_t i = 0; i < n; ++i) {
         const float* ye = ys_.data() + i * D;
         const float p = weights_[slot_of_[i]];

@@ -33,7 +33,8 @@ namespace spool::models {
 
 // The view of matrix `m` in a group buffer at `group_base`.
 inline WeightView View(const MatrixRef& m, const uint8_t* group_base) {
-  return WeightView{m.dtype, group_base + m.group_offset, m.n_out, m.n_in};
+  return WeightView{m.dtype, group_base + m.group_offset, m.n_out, m.n_in,
+                    m.scales_info ? group_base + m.scales_offset : nullptr};
 }
 
 // y = x·Wᵀ for m rows: the GEMV path when gemv (or for quantised weights, always
@@ -69,12 +70,16 @@ class FeedForward {
   void GateLogits(const MatrixRef& m, const uint8_t* g, const float* h, int64_t rows, float* out);
   // One SwiGLU MLP of intermediate size ff on m rows; y = result.
   void SwiGlu(const SwiGluWeights& w, const uint8_t* g, int64_t ff, const float* h, int64_t m, bool gemv, float* y);
+  // gpt-oss's expert e (ffn_gptoss.cc): gate/up (one interleaved matrix for HF, two for
+  // GGUF) + biases → SwiGLUOai → down + bias, on m rows; y = result.
+  void OaiExpert(const MoeWeights& w, int64_t e, const uint8_t* g, const float* h, int64_t m, bool gemv, float* y);
 
   const ModelConfig& c_;
   ThreadPool& pool_;
   MatMulContext& mm_;
   int64_t cap_rows_ = 0;
   std::vector<float> gate_, up_;             // [rows, max_ff]
+  std::vector<float> gate_up_;               // [rows, 2 · n_ff_expert] (gpt-oss HF interleaved experts)
   // MoE scratch.
   std::vector<float> router_;                // [rows, n_expert]
   std::vector<int32_t> ids_;                 // [rows, k]

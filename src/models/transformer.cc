@@ -60,7 +60,8 @@ Status Transformer::Attention(const SeqStep& s, int64_t layer, int64_t row0, con
   const int64_t pos0 = s.kv->n_tokens();
   const LayerSpec& spec = c_.layers[layer];
   const AttentionShape shape{c_.n_head, c_.n_head_kv, c_.head_dim, c_.attention_scale(),
-                             spec.mixer == MixerKind::kSlidingAttention ? spec.window : 0, c_.attn_softcap};
+                             spec.mixer == MixerKind::kSlidingAttention ? spec.window : 0, c_.attn_softcap,
+                             c_.attn_sinks ? w_.layer(layer).sinks.data() : nullptr};
   att_state_.Reset(n, shape);
   const float* qs = q + row0 * c_.q_dim();
   const int64_t* ps = pos_.data() + row0;
@@ -162,6 +163,8 @@ Status Transformer::AttentionMixer(std::span<const SeqStep> batch, int64_t l, co
     r += static_cast<int64_t>(s.tokens.size());
   }
   MatMulSegments(View(L.wo, g), attn_.data(), h_.data(), segs);  // [n, n_embd]
+  if (c_.o_bias)
+    for (int64_t r = 0; r < n; ++r) Add(h_.data() + r * D, L.bo.data(), D, h_.data() + r * D);
   if (c_.sandwich_norms) RmsNorm(h_.data(), L.post_attn_norm.data(), c_.rms_eps, n, D, h_.data());
   Add(x_.data(), h_.data(), n * D, x_.data());
   return Status::Ok();

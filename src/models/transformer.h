@@ -1,10 +1,12 @@
 // The forward pass shared by every supported architecture (Llama, Mistral, Qwen2,
-// Qwen3, and the mixtures of experts Qwen2-MoE, Qwen3-MoE, Mixtral, OLMoE): pre-norm
+// Qwen3, Gemma 2/3, and the mixtures of experts Qwen2-MoE, Qwen3-MoE, Mixtral, OLMoE,
+// gpt-oss): pre-norm
 // decoder layers, each a token mixer (GQA attention) followed by a feed-forward block
 // (dense SwiGLU or a mixture of experts, models/ffn.h), as its LayerSpec says.
 // Attention variants are ModelConfig flags (QKV bias, q/k norm, rope style/scaling,
 // score scale and soft-capping); a layer's window and RoPE are its LayerSpec's
-// (sliding-window attention: MixerKind::kSlidingAttention). Gemma's sandwich norms
+// (sliding-window attention: MixerKind::kSlidingAttention). gpt-oss adds attention
+// sinks (AttentionShape::sinks, per head) and a bias on the output projection. Gemma's sandwich norms
 // normalise the mixer's and the feed-forward block's outputs before the residual add.
 //
 // One call runs one *step*: a batch of sequences, each contributing a run of new

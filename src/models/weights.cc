@@ -54,7 +54,8 @@ struct TensorFinder {
     if (t->shape != shape)
       return InvalidFile(src.root + ": tensor '" + t->name + "' has shape " + ShapeString(t->shape) + ", expected " +
                          ShapeString(shape));
-    if (t->dtype == DType::kI32) return Unsupported(src.root + ": tensor '" + t->name + "' has integer type i32");
+    if (t->dtype == DType::kI32 || t->dtype == DType::kU8)
+      return Unsupported(src.root + ": tensor '" + t->name + "' has integer type " + std::string(DTypeName(t->dtype)));
     out->info = t;
     out->dtype = t->dtype;
     out->n_in = static_cast<int64_t>(shape.back());
@@ -88,10 +89,24 @@ MatrixRef PlaceRows(ExpertRef& u, const MatrixRef& m, int64_t row0, int64_t n_ou
   return r;
 }
 
+// The split-layout (HF MXFP4) twin of PlaceRows: rows [row0, row0 + n_out) of the
+// blocks tensor, then the same rows of the scales tensor, as two extents.
+MatrixRef PlaceRowsSplit(ExpertRef& u, const MatrixRef& m, int64_t row0, int64_t n_out) {
+  MatrixRef r = PlaceRows(u, m, row0, n_out);
+  const uint64_t scale_row = static_cast<uint64_t>(m.n_in / 32);
+  const uint64_t offset = m.scales_info->offset + static_cast<uint64_t>(row0) * scale_row;
+  const uint64_t nbytes = static_cast<uint64_t>(n_out) * scale_row;
+  r.scales_offset = AlignUp(u.bytes, kGroupPage) + offset % kGroupPage;
+  u.bytes = AlignUp(r.scales_offset + nbytes, kGroupPage);
+  u.extents.push_back(FileExtent{m.scales_info->file_index, offset, nbytes, r.scales_offset});
+  return r;
+}
+
 }  // namespace
 
 Status ModelWeights::InitMoe(int64_t l) {
   const ModelConfig& c = config_;
+  if (c.arch == "gpt-oss") return InitGptOssMoe(l);
   const TensorFinder f{source_};
   MoeWeights& m = layers_[l].moe;
   const int64_t E = c.moe.n_expert, F = c.moe.n_ff_expert, D = c.n_embd;
@@ -181,6 +196,8 @@ Status ModelWeights::Init() {
       SPOOL_TRY(norm(TensorRole::kPostAttnNorm, l, c.n_embd, &L.post_attn_norm));
       SPOOL_TRY(norm(TensorRole::kPostFfnNorm, l, c.n_embd, &L.post_ffn_norm));
     }
+    if (c.o_bias) SPOOL_TRY(f.Vec(name(TensorRole::kBo, l), c.n_embd, &L.bo));
+    if (c.attn_sinks) SPOOL_TRY(f.Vec(name(TensorRole::kSinks, l), c.n_head, &L.sinks));
     if (c.qkv_bias) {
       SPOOL_TRY(f.Vec(name(TensorRole::kBq, l), c.q_dim(), &L.bq));
       SPOOL_TRY(f.Vec(name(TensorRole::kBk, l), c.kv_dim(), &L.bk));
@@ -228,7 +245,10 @@ Status ModelWeights::Init() {
     for (int64_t e = 0; e < c.moe.n_expert; ++e) {
       ExpertRef& u = m.expert_units[e];
       SwiGluWeights& x = m.experts[e];
-      if (m.fused_gate_up.info) {  // HF fused: per expert, gate rows then up rows
+      if (m.fused_gate_up.scales_info) {  // gpt-oss HF MXFP4: interleaved gate/up rows, blocks + scales
+        x.gate_up = PlaceRowsSplit(u, m.fused_gate_up, e * 2 * F, 2 * F);
+        x.down = PlaceRowsSplit(u, m.fused_down, e * D, D);
+      } else if (m.fused_gate_up.info) {  // HF fused: per expert, gate rows then up rows
         x.gate = PlaceRows(u, m.fused_gate_up, e * 2 * F, F);
         x.up = PlaceRows(u, m.fused_gate_up, e * 2 * F + F, F);
         x.down = PlaceRows(u, m.fused_down, e * D, D);

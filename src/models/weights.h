@@ -37,12 +37,20 @@ struct MatrixRef {
   // Byte offset of this matrix inside its group's buffer; group_offset % kGroupPage ==
   // info->offset % kGroupPage (page-aligned reads land in place, see WeightGroup).
   uint64_t group_offset = 0;
+  // MXFP4 in the HF split layout (gpt-oss `*_blocks` + `*_scales`): `info` is the
+  // blocks tensor ([.., n_in / 32, 16] bytes), `scales_info` the scales ([.., n_in / 32]
+  // E8M0 bytes), placed at scales_offset; null for every other matrix.
+  const formats::TensorInfo* scales_info = nullptr;
+  uint64_t scales_offset = 0;
   uint64_t row_bytes() const { return info ? info->nbytes / static_cast<uint64_t>(n_out) : 0; }
 };
 
 // One SwiGLU MLP: down · (silu(gate · h) ⊙ up · h).
 struct SwiGluWeights {
   MatrixRef gate, up, down;                 // [ff, n_embd] x2, [n_embd, ff]
+  // gpt-oss HF experts instead of gate/up: one matrix [2·ff, n_embd] whose even rows are
+  // the gate's and odd rows the up projection's (transformers' gate_up[..., ::2 / 1::2]).
+  MatrixRef gate_up;
 };
 
 // A byte range of the model's files and where it lands in a buffer: buf_offset ≡
@@ -77,6 +85,9 @@ struct MoeWeights {
   MatrixRef fused_gate_up;                  // HF: [n_expert · 2 · n_ff_expert, n_embd]
   MatrixRef fused_gate, fused_up;           // GGUF ffn_{gate,up}_exps: [n_expert · n_ff_expert, n_embd]
   MatrixRef fused_down;                     // [n_expert · n_embd, n_ff_expert]
+  // gpt-oss: router bias [n_expert]; expert biases [n_expert · ff] (gate, up: the HF
+  // interleaved gate_up_proj_bias split into its even / odd entries), [n_expert · n_embd] (down).
+  std::vector<float> router_bias, gate_bias, up_bias, down_bias;
 };
 
 struct LayerWeights {
@@ -85,6 +96,8 @@ struct LayerWeights {
   std::vector<float> attn_norm;             // [n_embd]
   std::vector<float> q_norm, k_norm;        // [head_dim] (qk_norm), [q_dim], [kv_dim] (qk_norm_full)
   std::vector<float> bq, bk, bv;            // [q_dim], [kv_dim], [kv_dim] (qkv_bias models only)
+  std::vector<float> bo;                    // [n_embd] (o_bias: gpt-oss)
+  std::vector<float> sinks;                 // [n_head] (attn_sinks: gpt-oss)
   // Feed-forward block: `dense` or `moe` as the layer's LayerSpec says.
   std::vector<float> post_attn_norm;        // [n_embd] (sandwich_norms only)
   std::vector<float> ffn_norm;              // [n_embd]
@@ -136,6 +149,7 @@ class ModelWeights {
   ModelWeights() = default;
   Status Init();
   Status InitMoe(int64_t l);
+  Status InitGptOssMoe(int64_t l);  // weights_gptoss.cc: biases; HF MXFP4 blocks/scales
 
   formats::ModelSource source_;
   ModelConfig config_;

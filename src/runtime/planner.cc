@@ -54,6 +54,7 @@ uint64_t EstimateActivationBytes(const models::ModelConfig& c, int64_t rows, int
     const uint64_t E = U(c.moe.n_expert), K = U(c.moe.n_expert_used);
     b += r * E * 4 + 2 * r * K * 4 + 2 * r * D * 4 + r * 20;
     if (c.ggml_numerics) b += r * K * D * 4;  // each row's weighted expert outputs by rank
+    if (c.ffn_act == models::FfnAct::kSwiGluOai) b += r * 2 * U(c.moe.n_ff_expert) * 4;  // gpt-oss interleaved gate/up
   }
   // Attention state: running max/sum per (row, head) and the accumulator [rows, q_dim].
   b += n * U(c.n_head) * 8 + n * QD * 4;

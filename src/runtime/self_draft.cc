@@ -26,7 +26,10 @@ constexpr uint64_t kMaxHeader = 64ull << 20;
 
 uint64_t AlignUp(uint64_t x) { return (x + kAlign - 1) / kAlign * kAlign; }
 
-bool Quantisable(const formats::TensorInfo& t) { return t.shape.size() >= 2 && t.cols() % 32 == 0; }
+// Float or quantised matrices; never raw bytes (U8: gpt-oss's MXFP4 blocks/scales, copied as they are).
+bool Quantisable(const formats::TensorInfo& t) {
+  return t.shape.size() >= 2 && t.cols() % 32 == 0 && t.dtype != DType::kU8 && t.dtype != DType::kI32;
+}
 
 // The copy's tensor index for `target` (offsets relative to the data start).
 std::vector<formats::TensorInfo> Layout(const formats::ModelSource& target, DType type) {

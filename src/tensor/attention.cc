@@ -371,7 +371,14 @@ void AttentionFoldPage(ThreadPool& pool, const AttentionShape& s, const float* q
 void AttentionFinalize(const AttentionShape& s, const AttentionState& st, float* out) {
   const int64_t pairs = st.n_q() * s.n_head;
   for (int64_t p = 0; p < pairs; ++p) {
-    const float inv = st.sum()[p] > 0.0f ? 1.0f / st.sum()[p] : 0.0f;
+    float inv = st.sum()[p] > 0.0f ? 1.0f / st.sum()[p] : 0.0f;
+    if (s.sinks != nullptr && st.sum()[p] > 0.0f) {
+      // The sink joins the denominator: rescale to m' = max(m, sink) as one more fold step.
+      const float m = st.max()[p], sink = s.sinks[p % s.n_head];
+      const float mx = std::max(m, sink);
+      const float c = std::exp(m - mx);
+      inv = c / (st.sum()[p] * c + std::exp(sink - mx));
+    }
     for (int64_t j = 0; j < s.head_dim; ++j) out[p * s.head_dim + j] = st.acc()[p * s.head_dim + j] * inv;
   }
 }
@@ -406,8 +413,9 @@ void AttentionRef(const AttentionShape& s, const float* q, const int64_t* pos_q,
       float* o = out + (i * s.n_head + h) * s.head_dim;
       std::fill(o, o + s.head_dim, 0.0f);
       if (scores.empty()) continue;
-      const double mx = *std::max_element(scores.begin(), scores.end());
-      double total = 0;
+      double mx = *std::max_element(scores.begin(), scores.end());
+      if (s.sinks != nullptr) mx = std::max(mx, static_cast<double>(s.sinks[h]));
+      double total = s.sinks != nullptr ? std::exp(static_cast<double>(s.sinks[h]) - mx) : 0.0;
       for (double& sc : scores) total += (sc = std::exp(sc - mx));
       for (int64_t j = 0; j < s.head_dim; ++j) {
         double a = 0;

@@ -34,6 +34,11 @@ struct AttentionShape {
   // Logit soft-capping (0: none, Gemma 2): score = softcap · tanh(score / softcap),
   // applied to the scaled score before masking, as transformers' eager attention.
   float softcap = 0.0f;
+  // Attention sinks (null: none, gpt-oss): one learned logit per query head that joins
+  // the softmax denominator and contributes no value: out = Σ e^(s_k − m) v_k /
+  // (Σ e^(s_k − m) + e^(sink − m)), m the largest of the scores and the sink. Folded in
+  // by AttentionFinalize, so pages still fold in any order. [n_head]
+  const float* sinks = nullptr;
 };
 
 // One page of cached keys and values (non-owning). Token t of the page is at absolute
@@ -72,7 +77,8 @@ class AttentionState {
 void AttentionFoldPage(ThreadPool& pool, const AttentionShape& shape, const float* q, const int64_t* pos_q,
                        int64_t n_q, const KvPageView& page, AttentionState& st);
 
-// out = acc / sum per (query, head); a pair that saw no key gets zeros.
+// out = acc / sum per (query, head) (with sinks: acc·c / (sum·c + e^(sink − m')), m' =
+// max(m, sink), c = e^(m − m')); a pair that saw no key gets zeros.
 // out: [n_q, n_head * head_dim]
 void AttentionFinalize(const AttentionShape& shape, const AttentionState& st, float* out);
 

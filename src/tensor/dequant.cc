@@ -136,7 +136,7 @@ void DequantBlocks(const void* src, float* dst, int64_t n) {
 
 void DequantizeRow(DType t, const void* src, float* dst, int64_t n) {
   const DTypeInfo& info = GetDTypeInfo(t);
-  SPOOL_CHECK(t != DType::kI32);
+  SPOOL_CHECK(t != DType::kI32 && t != DType::kU8);
   SPOOL_CHECK(n >= 0 && n % info.block_elems == 0);
   SPOOL_CHECK(reinterpret_cast<uintptr_t>(src) % (t == DType::kF32 ? 4 : 2) == 0);
   switch (t) {
@@ -165,9 +165,20 @@ void DequantizeRow(DType t, const void* src, float* dst, int64_t n) {
     case DType::kQ5_K: return DequantBlocks<BlockQ5_K, DequantQ5_K, kQK_K>(src, dst, n);
     case DType::kQ6_K: return DequantBlocks<BlockQ6_K, DequantQ6_K, kQK_K>(src, dst, n);
     case DType::kMXFP4: return DequantBlocks<BlockMXFP4, DequantMXFP4, kQK>(src, dst, n);
-    case DType::kI32: break;
+    case DType::kI32: case DType::kU8: break;
   }
   SPOOL_CHECK_MSG(false, "DequantizeRow: unhandled dtype");
+}
+
+void DequantizeMXFP4Split(const uint8_t* blocks, const uint8_t* scales, float* dst, int64_t n) {
+  SPOOL_CHECK(n >= 0 && n % kQK == 0);
+  for (int64_t i = 0; i < n / kQK; ++i) {
+    const float d = E8M0Half(scales[i]);
+    for (int j = 0; j < kQK / 2; ++j) {
+      dst[i * kQK + 2 * j] = static_cast<float>(kMxfp4Values[blocks[i * 16 + j] & 0x0F]) * d;
+      dst[i * kQK + 2 * j + 1] = static_cast<float>(kMxfp4Values[blocks[i * 16 + j] >> 4]) * d;
+    }
+  }
 }
 
 void DequantizeRowToBF16(DType t, const void* src, uint16_t* dst, int64_t n) {

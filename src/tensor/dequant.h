@@ -22,4 +22,11 @@ void DequantizeRow(DType t, const void* src, float* dst, int64_t n);
 // src: [n / block_elems blocks of t]   dst: [n] bf16 bits
 void DequantizeRowToBF16(DType t, const void* src, uint16_t* dst, int64_t n);
 
+// MXFP4 in the HF/OpenAI split layout (matmul.h's WeightView): value 2j of a block is
+// its byte j's low nibble, 2j + 1 the high one, times 2^(scale − 127); the same f32
+// operations as the GGUF layout's (E2M1 doubled × 2^(scale − 128)), so bit-exact with
+// gguf-py's dequantisation of what llama.cpp's converter repacks.
+// blocks: [n / 2 bytes]   scales: [n / 32]   dst: [n]
+void DequantizeMXFP4Split(const uint8_t* blocks, const uint8_t* scales, float* dst, int64_t n);
+
 }  // namespace spool

@@ -66,6 +66,7 @@ MatMulContext::Impl::~Impl() = default;
 
 void MatMulGemm(MatMulContext& ctx, ThreadPool& pool, const WeightView& w, const float* x, int64_t m, float* y) {
   SPOOL_CHECK(w.dtype != DType::kI32 && m >= 0);
+  SPOOL_CHECK_MSG(w.scales == nullptr, "split-layout MXFP4 takes the GEMV path (MatMulGemv)");
   SPOOL_CHECK(w.n_in % GetDTypeInfo(w.dtype).block_elems == 0);
   if (m == 0 || w.n_out == 0) return;
   MatMulContext::Impl& impl = ctx.impl();

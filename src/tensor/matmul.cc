@@ -22,10 +22,12 @@ void EnsureSize(AlignedBuffer& buf, size_t bytes) {
 namespace {
 void CheckShapes(const WeightView& w, int64_t m) {
   const DTypeInfo& info = GetDTypeInfo(w.dtype);
-  SPOOL_CHECK(w.dtype != DType::kI32);
+  SPOOL_CHECK(w.dtype != DType::kI32 && w.dtype != DType::kU8);
   SPOOL_CHECK(w.n_out >= 0 && w.n_in >= 0 && m >= 0);
   SPOOL_CHECK_MSG(w.n_in % info.block_elems == 0, "n_in must be a whole number of blocks");
-  SPOOL_CHECK(reinterpret_cast<uintptr_t>(w.data) % (w.dtype == DType::kF32 ? 4 : 2) == 0);
+  SPOOL_CHECK(w.scales == nullptr || w.dtype == DType::kMXFP4);
+  if (w.scales == nullptr)  // the split MXFP4 layout is bytes, any alignment
+    SPOOL_CHECK(reinterpret_cast<uintptr_t>(w.data) % (w.dtype == DType::kF32 ? 4 : 2) == 0);
 }
 // ---- float weights, several activation rows per weight-row read -------------------
 //
@@ -160,6 +162,19 @@ void MatMulGemv(MatMulContext& ctx, ThreadPool& pool, const WeightView& w, const
   }
   const size_t row_bytes = *DTypeBytes(w.dtype, static_cast<uint64_t>(w.n_in));
   const uint8_t* wdata = static_cast<const uint8_t*>(w.data);
+  if (w.scales != nullptr) {  // MXFP4, HF split layout: n_in / 2 nibble bytes and n_in / 32 scales per row
+    const size_t nib = static_cast<size_t>(w.n_in / 2), sc = static_cast<size_t>(w.n_in / 32);
+    pool.ParallelFor(
+        static_cast<size_t>(w.n_out),
+        [&](size_t begin, size_t end, int) {
+          for (size_t r = begin; r < end; ++r)
+            for (int64_t i = 0; i < m; ++i)
+              y[i * w.n_out + static_cast<int64_t>(r)] =
+                  DotMXFP4Split(wdata + r * nib, w.scales + r * sc, act + i * act_bytes, w.n_in);
+        },
+        /*grain=*/16);
+    return;
+  }
   pool.ParallelFor(
       static_cast<size_t>(w.n_out),
       [&](size_t begin, size_t end, int) {
@@ -188,7 +203,11 @@ void MatMulRef(const WeightView& w, const float* x, int64_t m, float* y) {
     uint8_t* a = act.data() + (64 - reinterpret_cast<uintptr_t>(act.data()) % 64) % 64;
     PrepareActivationRowRef(fmt, x + i * w.n_in, a, w.n_in);
     for (int64_t r = 0; r < w.n_out; ++r)
-      y[i * w.n_out + r] = DotRowRef(w.dtype, static_cast<const uint8_t*>(w.data) + r * row_bytes, a, w.n_in);
+      y[i * w.n_out + r] =
+          w.scales != nullptr
+              ? DotMXFP4SplitRef(static_cast<const uint8_t*>(w.data) + r * (w.n_in / 2), w.scales + r * (w.n_in / 32), a,
+                                 w.n_in)
+              : DotRowRef(w.dtype, static_cast<const uint8_t*>(w.data) + r * row_bytes, a, w.n_in);
   }
 }
 

@@ -31,11 +31,18 @@ namespace spool {
 // A weight matrix W [n_out, n_in]: n_out rows of n_in elements of `dtype`, each row
 // contiguous and rows back to back (a quantised row is n_in / block_elems blocks).
 // Non-owning. data must be aligned to 4 bytes for f32, 2 bytes otherwise.
+//
+// MXFP4 comes in two layouts: GGUF's (BlockMXFP4: scale byte + 16 nibble bytes per 32
+// elements; `scales` null) and the HF/OpenAI checkpoints' split one (`*_blocks` /
+// `*_scales` tensors: `data` holds each row's n_in / 2 nibble bytes, element 2j in the
+// low nibble of byte j, element 2j + 1 in the high one; `scales` each row's n_in / 32
+// E8M0 bytes, 2^(e − 127)). Both compute bit-identical results (DotMXFP4Split).
 struct WeightView {
   DType dtype;
   const void* data;  // [n_out, n_in] in dtype
   int64_t n_out;
   int64_t n_in;      // a multiple of dtype's block size
+  const uint8_t* scales = nullptr;  // kMXFP4 split layout only: [n_out, n_in / 32]
 };
 
 inline constexpr int64_t kGemvMaxRows = 4;            // small-m bound used by tests/benchmarks

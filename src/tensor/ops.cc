@@ -105,6 +105,15 @@ void GeGLUTanh(const float* gate, const float* up, int64_t n, float* out) {
   }
 }
 
+void SwiGLUOai(const float* gate, const float* up, int64_t n, float alpha, float limit, float* out) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float g = std::fmin(gate[i], limit);
+    const float u = std::fmax(std::fmin(up[i], limit), -limit);
+    const float glu = g * (1.0f / (1.0f + std::exp(-(g * alpha))));
+    out[i] = (u + 1.0f) * glu;
+  }
+}
+
 void SoftCap(float* x, int64_t n, float cap) {
   for (int64_t i = 0; i < n; ++i) x[i] = cap * std::tanh(x[i] / cap);
 }

@@ -23,6 +23,11 @@ void SwiGLU(const float* gate, const float* up, int64_t n, float* out);
 // out may equal gate or up.   gate, up, out: [n]
 void GeGLUTanh(const float* gate, const float* up, int64_t n, float* out);
 
+// gpt-oss's gated activation (transformers' GptOssExperts._apply_gate): g = min(gate,
+// limit), u = clamp(up, −limit, limit), out = (u + 1) · g · sigmoid(alpha · g), in f32
+// in torch's order. out may equal gate or up.   gate, up, out: [n]
+void SwiGLUOai(const float* gate, const float* up, int64_t n, float alpha, float limit, float* out);
+
 // x[i] = cap · tanh(x[i] / cap) (logit soft-capping, Gemma 2). cap > 0.   x: [n]
 void SoftCap(float* x, int64_t n, float cap);
 

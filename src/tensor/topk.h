@@ -23,4 +23,9 @@ void RouteTopK(const float* logits, int64_t n_rows, int64_t n_expert, int64_t k,
 void RouteTopKGgml(const float* logits, int64_t n_rows, int64_t n_expert, int64_t k, bool renormalize, int32_t* ids,
                    float* weights);
 
+// gpt-oss's router (transformers' GptOssTopKRouter; llama.cpp's SOFTMAX_WEIGHT
+// gating): the k largest logits (ties: lower index first), then a softmax over those
+// k only. Same shapes as RouteTopK.
+void RouteTopKSoftmax(const float* logits, int64_t n_rows, int64_t n_expert, int64_t k, int32_t* ids, float* weights);
+
 }  // namespace spool

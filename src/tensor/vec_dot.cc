@@ -152,6 +152,37 @@ float DotMXFP4(const BlockMXFP4* w, const BlockQ8_0* x, int64_t nb) {
   return sum;
 }
 
+// The same in the HF split layout: byte j of a block holds elements 2j (low nibble)
+// and 2j + 1 (high); the nibbles are put in element order in registers, after which
+// every step is DotMXFP4's (so the results are bit-identical).
+float DotMXFP4SplitImpl(const uint8_t* blocks, const uint8_t* scales, const BlockQ8_0* x, int64_t nb) {
+  const __m128i table = _mm_loadu_si128(reinterpret_cast<const __m128i*>(kMxfp4Values));
+  const __m128i m4 = _mm_set1_epi8(0x0F);
+  auto block_dot = [&](int64_t i) {
+    const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blocks + i * 16));
+    const __m128i lo = _mm_shuffle_epi8(table, _mm_and_si128(q, m4));                    // elements 0, 2, 4, ...
+    const __m128i hi = _mm_shuffle_epi8(table, _mm_and_si128(_mm_srli_epi16(q, 4), m4));  // elements 1, 3, 5, ...
+    const __m256i wv = _mm256_set_m128i(_mm_unpackhi_epi8(lo, hi), _mm_unpacklo_epi8(lo, hi));
+    return DotU8S8(_mm256_abs_epi8(wv), _mm256_sign_epi8(LoadQ8(x[i].qs), wv));
+  };
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 1 < nb; i += 2) {
+    const __m256i d0 = block_dot(i), d1 = block_dot(i + 1);
+    acc0 = _mm256_fmadd_ps(_mm256_set1_ps(F(x[i].d) * E8M0Half(scales[i])), _mm256_cvtepi32_ps(d0), acc0);
+    acc1 = _mm256_fmadd_ps(_mm256_set1_ps(F(x[i + 1].d) * E8M0Half(scales[i + 1])), _mm256_cvtepi32_ps(d1), acc1);
+  }
+  float sum = simd::ReduceAdd(_mm256_add_ps(acc0, acc1));
+  for (; i < nb; ++i) {
+    int isum = 0;
+    for (int j = 0; j < kQK / 2; ++j)
+      isum += x[i].qs[2 * j] * kMxfp4Values[blocks[i * 16 + j] & 0x0F] +
+              x[i].qs[2 * j + 1] * kMxfp4Values[blocks[i * 16 + j] >> 4];
+    sum = std::fma(F(x[i].d) * E8M0Half(scales[i]), static_cast<float>(isum), sum);
+  }
+  return sum;
+}
+
 // ---- K-quants ----------------------------------------------------------------------
 
 // Σ over 32 elements of u·x (u unsigned ≤ 63) times an int16 scale, as 8 int32 lanes.
@@ -236,7 +267,7 @@ ActFormat ActFormatFor(DType t) {
     case DType::kQ4_K:
     case DType::kQ5_K:
     case DType::kQ6_K: return ActFormat::kQ8_K;
-    case DType::kI32: break;
+    case DType::kI32: case DType::kU8: break;
   }
   SPOOL_CHECK_MSG(false, "ActFormatFor: not a weight dtype");
   return ActFormat::kF32;
@@ -279,10 +310,14 @@ float DotRow(DType t, const void* w, const void* a, int64_t n) {
       return DotQ45_K<BlockQ5_K, true>(static_cast<const BlockQ5_K*>(w), static_cast<const BlockQ8_K*>(a), nb256);
     case DType::kQ6_K: return DotQ6_K(static_cast<const BlockQ6_K*>(w), static_cast<const BlockQ8_K*>(a), nb256);
     case DType::kMXFP4: return DotMXFP4(static_cast<const BlockMXFP4*>(w), static_cast<const BlockQ8_0*>(a), nb32);
-    case DType::kI32: break;
+    case DType::kI32: case DType::kU8: break;
   }
   SPOOL_CHECK_MSG(false, "DotRow: not a weight dtype");
   return 0.0f;
+}
+
+float DotMXFP4Split(const uint8_t* blocks, const uint8_t* scales, const void* a, int64_t n) {
+  return DotMXFP4SplitImpl(blocks, scales, static_cast<const BlockQ8_0*>(a), n / kQK);
 }
 
 }  // namespace spool

@@ -34,4 +34,11 @@ void PrepareActivationRowRef(ActFormat f, const float* x, void* out, int64_t n);
 float DotRow(DType t, const void* w_row, const void* act_row, int64_t n);
 float DotRowRef(DType t, const void* w_row, const void* act_row, int64_t n);
 
+// MXFP4 in the HF/OpenAI split layout (see WeightView) · a Q8_0 activation row: the
+// same integer block sums and the same f32 order as DotRow(kMXFP4) on the GGUF layout
+// of the same values, so both layouts give bit-identical results.
+// blocks: [n / 2 bytes]   scales: [n / 32 E8M0 bytes]   act_row: [n elements of Q8_0]
+float DotMXFP4Split(const uint8_t* blocks, const uint8_t* scales, const void* act_row, int64_t n);
+float DotMXFP4SplitRef(const uint8_t* blocks, const uint8_t* scales, const void* act_row, int64_t n);
+
 }  // namespace spool

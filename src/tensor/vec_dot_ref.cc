@@ -179,10 +179,28 @@ float DotRowRef(DType t, const void* w, const void* a, int64_t n) {
       return DotQ45_K<BlockQ5_K, true>(static_cast<const BlockQ5_K*>(w), static_cast<const BlockQ8_K*>(a), nb256);
     case DType::kQ6_K: return DotQ6_K(static_cast<const BlockQ6_K*>(w), static_cast<const BlockQ8_K*>(a), nb256);
     case DType::kMXFP4: return DotMXFP4(static_cast<const BlockMXFP4*>(w), static_cast<const BlockQ8_0*>(a), nb32);
-    case DType::kI32: break;
+    case DType::kI32: case DType::kU8: break;
   }
   SPOOL_CHECK_MSG(false, "DotRowRef: not a weight dtype");
   return 0.0f;
+}
+
+}  // namespace spool
+
+namespace spool {
+
+float DotMXFP4SplitRef(const uint8_t* blocks, const uint8_t* scales, const void* a, int64_t n) {
+  const auto* x = static_cast<const quant::BlockQ8_0*>(a);
+  float sum = 0.0f;
+  for (int64_t i = 0; i < n / quant::kQK; ++i) {
+    int isum = 0;
+    for (int j = 0; j < quant::kQK; ++j) {
+      const uint8_t byte = blocks[i * 16 + j / 2];
+      isum += quant::kMxfp4Values[j % 2 == 0 ? byte & 0x0F : byte >> 4] * x[i].qs[j];
+    }
+    sum += quant::E8M0Half(scales[i]) * F16ToF32(x[i].d) * static_cast<float>(isum);
+  }
+  return sum;
 }
 
 }  // namespace spool

@@ -195,7 +195,9 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, EngineDiskVsRam,
                          ::testing::Values("llama-gqa-tied-bf16", "llama3-scaled-sharded-bf16", "qwen3-qknorm-bf16",
                                            "mixtral-bf16",
                                            // sliding layers (window 4 and 6) at 220 tokens, pages released in RAM
-                                           "gemma3-swa-bf16", "gemma2-softcap-f32"));
+                                           "gemma3-swa-bf16", "gemma2-softcap-f32",
+                                           // gpt-oss: sinks, window 6, MXFP4 experts (split layout)
+                                           "../gptoss/gptoss-h64-mxfp4"));
 
 }  // namespace
 }  // namespace spool::kv

@@ -49,6 +49,10 @@ std::vector<ModelCase> Models() {
   for (const char* f : {"qwen2moe-h64-q4_0", "qwen2moe-h64-q4_1", "qwen2moe-h64-q5_0", "qwen2moe-h64-q5_1",
                         "qwen2moe-h64-q8_0", "qwen3moe-h256-q4_k", "qwen3moe-h256-q5_k", "qwen3moe-h256-q6_k"})
     out.push_back({std::string(f) + "_gguf", fx + "/moe_quant/" + f + ".gguf"});
+  // gpt-oss: MXFP4 experts in OpenAI's split layout (4 extents per expert: blocks and
+  // scales of gate_up and down) and in GGUF blocks; sinks, biases, sliding layers.
+  out.push_back({"gptoss_hf_mxfp4", fx + "/gptoss/gptoss-h64-mxfp4"});
+  out.push_back({"gptoss_gguf_mxfp4", fx + "/gptoss/gptoss-h64-mxfp4.gguf"});
   return out;
 }
 

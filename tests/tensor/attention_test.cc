@@ -31,6 +31,7 @@ struct Case {
   float k_scale = 2.0f;    // larger: sharper softmax (big score gaps, many exp underflows)
   int64_t window = 0;      // sliding window (0: none)
   float softcap = 0.0f;    // logit soft-capping (0: none)
+  float sink_scale = 0.0f; // attention sinks ~ N(0, sink_scale) per head (0: none)
 };
 
 std::string Name(const Case& c) {
@@ -38,12 +39,13 @@ std::string Name(const Case& c) {
          " d" + std::to_string(c.head_dim) + " prefix " + std::to_string(c.prefix) + " n_q " + std::to_string(c.n_q) +
          " P " + std::to_string(c.page_size) +
          (c.scattered ? " scattered" : "") + " kscale " + std::to_string(c.k_scale) + " window " +
-         std::to_string(c.window) + " softcap " + std::to_string(c.softcap);
+         std::to_string(c.window) + " softcap " + std::to_string(c.softcap) + " sinks " + std::to_string(c.sink_scale);
 }
 
 void RunCase(const Case& c, ThreadPool& pool, std::mt19937& rng) {
+  const std::vector<float> sinks = c.sink_scale > 0 ? testing::RandomFloats(rng, c.n_head, c.sink_scale) : std::vector<float>{};
   const AttentionShape shape{c.n_head, c.n_kv_head, c.head_dim, 1.0f / std::sqrt(static_cast<float>(c.head_dim)),
-                             c.window, c.softcap};
+                             c.window, c.softcap, c.sink_scale > 0 ? sinks.data() : nullptr};
   const int64_t total = c.prefix + c.n_q;
   const int64_t row = c.n_kv_head * c.head_dim;
   auto kf = testing::RandomFloats(rng, total * row, c.k_scale), vf = testing::RandomFloats(rng, total * row);
@@ -142,6 +144,21 @@ TEST(Attention, SlidingWindowAndSoftcapMatchReference) {
       }
   RunCase({DType::kF32, 4, 1, 64, 200, 3, 16, 0, false, 40.0f, 20, 0.0f}, pool, rng);  // sharp
   RunCase({DType::kF32, 4, 1, 64, 200, 3, 16, 0, false, 40.0f, 20, 5.0f}, pool, rng);  // sharp, capped
+}
+
+// Attention sinks (gpt-oss): a per-head logit in the softmax denominator, folded in at
+// AttentionFinalize; small sinks, sinks that dominate every score (scale 40) and ones
+// far below; with sliding windows; pages in any order (RunCase).
+TEST(Attention, SinksMatchReference) {
+  std::mt19937 rng(19);
+  ThreadPool pool(2);
+  for (DType dt : {DType::kF32, DType::kBF16})
+    for (float sink : {0.5f, 3.0f, 40.0f})
+      for (int64_t window : {0, 6}) {
+        RunCase({dt, 4, 2, 64, 60, 1, 16, 0, false, 2.0f, window, 0.0f, sink}, pool, rng);  // decode
+        RunCase({dt, 6, 2, 48, 37, 9, 8, 5, false, 2.0f, window, 0.0f, sink}, pool, rng);   // prefill chunk
+        RunCase({dt, 4, 1, 40, 90, 6, 33, 0, true, 40.0f, window, 0.0f, sink}, pool, rng);  // scattered, sharp
+      }
 }
 
 // A window longer than the context is full attention, bit for bit.

@@ -65,7 +65,7 @@ inline std::vector<uint8_t> RandomWeights(std::mt19937& rng, DType t, int64_t n)
         break;
       case DType::kQ6_K: put_f16(blk + info.block_bytes - 2); break;
       case DType::kMXFP4: blk[0] = static_cast<uint8_t>(118 + byte(rng) % 9); break;  // scales 2^-10..2^-2
-      case DType::kI32: break;
+      case DType::kI32: case DType::kU8: break;
     }
     if (t == DType::kQ8_0) {  // GGML's quantiser never writes -128; our sign trick relies on x, not w
       for (int j = 2; j < 34; ++j)
