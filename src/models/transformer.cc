@@ -5,6 +5,7 @@
 
 #include "base/timer.h"
 #include "tensor/attention.h"
+#include "tensor/attention_bf16.h"
 #include "tensor/attention_ggml.h"
 #include "tensor/ops.h"
 #include "tensor/rope.h"
@@ -76,9 +77,14 @@ Status Transformer::Attention(const SeqStep& s, int64_t layer, int64_t row0, con
         [&](const std::function<void(const KvPageView&)>& fn) { return s.kv->ForEachPage(layer, pos0 + n, fn); },
         out + row0 * c_.q_dim());
   }
+  // Prefill chunks fold bf16 pages with bf16 dot products (attention_bf16.h); decode and
+  // verification rows (decode_rows) keep the f32 kernel's numerics. The choice depends
+  // only on the step's shape and the page's dtype, never on where the page lives.
+  const bool prefill = n > 1 && !s.decode_rows;
   SPOOL_TRY(s.kv->ForEachPage(layer, pos0 + n, [&](const KvPageView& page) {
     if (page.first_pos + page.n_tokens <= first_seen) return;
-    AttentionFoldPage(pool_, shape, qs, ps, n, page, att_state_);
+    if (prefill && AttentionBf16Accepts(shape, page)) AttentionFoldPageBf16(pool_, shape, qs, ps, n, page, att_state_);
+    else AttentionFoldPage(pool_, shape, qs, ps, n, page, att_state_);
   }));
   AttentionFinalize(shape, att_state_, out + row0 * c_.q_dim());
   return Status::Ok();

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "base/check.h"
+#include "tensor/gemm_int8.h"
 #include "tensor/matmul_internal.h"
 #include "tensor/vec_dot.h"
 
@@ -153,6 +154,10 @@ void MatMulGemv(MatMulContext& ctx, ThreadPool& pool, const WeightView& w, const
           }
         },
         /*grain=*/16);
+    return;
+  }
+  if (m > 1 && GemmInt8Supported(w.dtype)) {  // register tiles, DotRow's numerics bit for bit
+    GemmInt8Rows(pool, w, act, act_bytes, m, y);
     return;
   }
   const size_t row_bytes = *DTypeBytes(w.dtype, static_cast<uint64_t>(w.n_in));

@@ -8,7 +8,9 @@
 // CPU math (Q8 activations, integer block dots) for prefill and decode alike, and
 // llama.cpp parity of the default Q4_1 model needs it (bf16 GEMM of dequantised tiles
 // was faster above m ≈ 12 but diverged from llama.cpp's greedy output after a few
-// tokens). MatMulGemm still accepts quantised weights when called directly.
+// tokens). For m > 1 and q4_0/q4_1/q5_0/q5_1/q8_0/q4_k/q5_k/q6_k the GEMV runs as register tiles of
+// 4 weight rows × 4 activation rows (gemm_int8.h), bit-identical to one row at a time.
+// MatMulGemm still accepts quantised weights when called directly.
 // Callers wanting batch-size-independent results (decode) call MatMulGemv directly.
 // Both parallelise over n_out rows with the given ThreadPool.
 //

@@ -125,6 +125,37 @@ TEST_P(MatMulTest, GemvDecodeTilesEqualDotRow) {
   }
 }
 
+// Many rows (prefill chunks): quantised weights take the register-tiled integer kernel
+// (gemm_int8.h), which walks the activation rows in L2-sized blocks. Every row must stay
+// bit-identical to that row computed alone (DotRow's numerics, llama.cpp's order), across
+// activation blocks, for n_out not a multiple of the tile, and for any thread count.
+TEST_P(MatMulTest, GemvManyRowsBitIdenticalAcrossBlocksAndThreads) {
+  const DType t = GetParam();
+  std::mt19937 rng(29);
+  MatMulContext ctx;
+  const int64_t block = GetDTypeInfo(t).block_elems;
+  const int64_t n_in = block == 1 ? 16 * 7 + 5 : 8192;  // ≥ 8 KiB activation rows: several L2 blocks
+  Case c{t, 37, n_in, 71};
+  Data d = MakeData(c, rng);
+  WeightView w{t, d.w.data(), c.n_out, c.n_in};
+  std::vector<float> one(c.n_out);
+  std::vector<std::vector<float>> ys;
+  for (int threads : {1, 2, 3}) {
+    ThreadPool pool(threads);
+    ys.emplace_back(c.m * c.n_out);
+    MatMulGemv(ctx, pool, w, d.x.data(), c.m, ys.back().data());
+    if (threads == 1) {
+      for (int64_t i = 0; i < c.m; ++i) {
+        MatMulGemv(ctx, pool, w, d.x.data() + i * c.n_in, 1, one.data());
+        ASSERT_EQ(0, std::memcmp(one.data(), ys.back().data() + i * c.n_out, one.size() * sizeof(float)))
+            << DTypeName(t) << " row " << i;
+      }
+    } else {
+      ASSERT_EQ(ys.front(), ys.back()) << DTypeName(t) << " threads=" << threads;
+    }
+  }
+}
+
 TEST_P(MatMulTest, GemmMatchesDequantisedF32) {
   const DType t = GetParam();
   std::mt19937 rng(12);

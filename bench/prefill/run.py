@@ -1,0 +1,83 @@
+#!/usr/bin/env python3
+"""Prefill benchmark (issue 18): prompt tok/s of spool vs llama.cpp (llama-cpp-python,
+flash attention on) on the same GGUF, same thread count, same random prompt ids, the two
+engines alternating, medians.
+
+  python3 bench/prefill/run.py [--reps 3] [--threads 2] [--chunk 512] --lengths 512,4096 MODEL.gguf...
+
+spool: `spool run --prompt-ids ... -n 1 --prefill-chunk CHUNK --json` (its prefill_tokens_per_s,
+weights resident). llama.cpp: Llama(n_batch = n_ubatch = CHUNK, flash_attn=True,
+use_extra_bufts=False — its AMX int8 repack path crashes on some CPUs, see
+tools/gen_llamacpp_refs.py), the time of one eval() of the prompt.
+Prints one markdown row per (model, length); raw runs go to stderr.
+"""
+import argparse
+import json
+import os
+import platform
+import random
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+SPOOL = os.path.join(ROOT, "build", "bin", "spool")
+
+
+def spool_prefill(model, ids, threads, chunk):
+    cmd = [SPOOL, "run", model, "--prompt-ids", ",".join(map(str, ids)), "-n", "1", "--temp", "0", "--ignore-eos",
+           "--threads", str(threads), "--ctx", str(len(ids) + 16), "--json", "--prefill-chunk", str(chunk)]
+    out = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout)
+    return out["stats"]["prefill_tokens_per_s"]
+
+
+def llama_prefill(llm, ids):
+    llm.reset()
+    t0 = time.perf_counter()
+    llm.eval(ids)
+    return len(ids) / (time.perf_counter() - t0)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("models", nargs="+")
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--chunk", type=int, default=512)
+    ap.add_argument("--lengths", default="512,4096")
+    a = ap.parse_args()
+    lengths = [int(x) for x in a.lengths.split(",")]
+
+    import llama_cpp
+    raw = llama_cpp.llama_cpp
+    orig = raw.llama_model_default_params
+
+    def params():
+        p = orig()
+        p.use_extra_bufts = False
+        return p
+
+    raw.llama_model_default_params = params
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cpus, {a.threads} threads",
+          file=sys.stderr)
+    print("| model | prompt tokens | spool tok/s | llama.cpp (FA on) tok/s | ratio | runs |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for model in a.models:
+        for n in lengths:
+            llm = llama_cpp.Llama(model_path=model, n_ctx=n + 16, n_batch=a.chunk, n_ubatch=a.chunk,
+                                  n_threads=a.threads, n_threads_batch=a.threads, flash_attn=True, verbose=False)
+            rng = random.Random(n)
+            ids = [rng.randrange(100, llm.n_vocab() - 100) for _ in range(n)]
+            res = {"spool": [], "llama.cpp": []}
+            for r in range(a.reps):  # alternate the two engines
+                res["spool"].append(spool_prefill(model, ids, a.threads, a.chunk))
+                res["llama.cpp"].append(llama_prefill(llm, ids))
+                print(json.dumps({"model": model, "n": n, "rep": r, **res}), file=sys.stderr, flush=True)
+            sp, lp = statistics.median(res["spool"]), statistics.median(res["llama.cpp"])
+            print(f"| {os.path.basename(model)} | {n} | {sp:.1f} | {lp:.1f} | {sp / lp:.2f} | {a.reps} |", flush=True)
+            del llm
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,379 @@
+// AVX-512 BF16 prefill attention (see attention_bf16.h). The structure follows
+// attention.cc's FoldItem; only the dot products and the staged layouts differ:
+//  1. Stage: K of kv head g as 32-bit dim pairs, transposed: kt[jp][t] = (k_t[2jp], k_t[2jp+1])
+//     (the bf16 bytes as stored: a 16×16 transpose of 32-bit words, no widening);
+//     V as key pairs: vp[tp][j] = (v_{2tp}[j], v_{2tp+1}[j]) (a 16-bit interleave).
+//  2. Per tile of up to kTile (query, head) rows: q rounded to bf16 pairs; scores of 16
+//     keys per vector by vdpbf16ps(broadcast q pair, K pairs), kTile rows × 4 key vectors
+//     in registers (half the instructions of the f32 FMA kernel).
+//  3. Mask, page max, p = exp(s − max) in f32, rounded to bf16; Σ of the rounded p.
+//  4. acc = c·acc + Σ_tp vdpbf16ps(broadcast (p_2tp, p_2tp+1), V pairs), kTile rows × 4 dim
+//     vectors in registers.
+// Causally masked work is skipped at 16-key granularity per tile (a tile's key range
+// ends at its last row's last visible key), as in attention.cc.
+#include "tensor/attention_bf16.h"
+
+#include "tensor/simd_util.h"  // first: wraps <immintrin.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "base/aligned_buffer.h"
+#include "base/check.h"
+#include "tensor/simd_exp.h"
+
+namespace spool {
+
+#if defined(__AVX512BF16__)
+
+namespace {
+
+constexpr int kTile = 4;     // rows per register tile
+constexpr int kKeyVecs = 4;  // 16-key vectors per score tile
+constexpr int kDimVecs = 4;  // 16-dim vectors per accumulator tile
+
+inline __mmask16 TailMask(int64_t left) {
+  return left >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << left) - 1);
+}
+inline __mmask32 TailMask32(int64_t left) {
+  return left >= 32 ? ~__mmask32{0} : static_cast<__mmask32>((1u << left) - 1);
+}
+inline int64_t RoundUp16(int64_t n) { return (n + 15) & ~int64_t{15}; }
+inline __m512bh AsBh(__m512i x) { return reinterpret_cast<__m512bh&>(x); }
+
+// In-register 16×16 transpose of 32-bit words: r[i] lane j → r[j] lane i.
+inline void Transpose16(__m512i r[16]) {
+  __m512i t[16], u[16];
+  for (int k = 0; k < 8; ++k) {
+    t[2 * k] = _mm512_unpacklo_epi32(r[2 * k], r[2 * k + 1]);
+    t[2 * k + 1] = _mm512_unpackhi_epi32(r[2 * k], r[2 * k + 1]);
+  }
+  for (int m = 0; m < 4; ++m) {  // u[4m + c], 128-bit lane L: column 4L + c of rows 4m..4m+3
+    u[4 * m + 0] = _mm512_unpacklo_epi64(t[4 * m], t[4 * m + 2]);
+    u[4 * m + 1] = _mm512_unpackhi_epi64(t[4 * m], t[4 * m + 2]);
+    u[4 * m + 2] = _mm512_unpacklo_epi64(t[4 * m + 1], t[4 * m + 3]);
+    u[4 * m + 3] = _mm512_unpackhi_epi64(t[4 * m + 1], t[4 * m + 3]);
+  }
+  for (int c = 0; c < 4; ++c) {
+    const __m512i v0 = _mm512_shuffle_i32x4(u[c], u[4 + c], 0x44), v1 = _mm512_shuffle_i32x4(u[c], u[4 + c], 0xEE);
+    const __m512i w0 = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0x44),
+                  w1 = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0xEE);
+    r[c] = _mm512_shuffle_i32x4(v0, w0, 0x88);
+    r[4 + c] = _mm512_shuffle_i32x4(v0, w0, 0xDD);
+    r[8 + c] = _mm512_shuffle_i32x4(v1, w1, 0x88);
+    r[12 + c] = _mm512_shuffle_i32x4(v1, w1, 0xDD);
+  }
+}
+
+// kt[jp · np + t] = dims (2jp, 2jp+1) of key t as one 32-bit word, t < n; 0 for n <= t < np.
+// k: [n, stride] bf16, d even.
+void StageKPairs(const uint16_t* k, int64_t stride, int64_t d, int64_t n, int64_t np, uint32_t* kt) {
+  __m512i r[16];
+  const int64_t row_bytes = d * 2;
+  for (int64_t t0 = 0; t0 < np; t0 += 16) {
+    // Rows of one kv head are n_kv_head rows apart: fetch the next block's lines ahead.
+    for (int64_t t = t0 + 16; t < std::min(t0 + 32, n); ++t)
+      for (int64_t b = 0; b < row_bytes; b += 64)
+        _mm_prefetch(reinterpret_cast<const char*>(k + t * stride) + b, _MM_HINT_T0);
+    for (int64_t j0 = 0; j0 < d; j0 += 32) {
+      const __mmask32 m = TailMask32(d - j0);
+      for (int i = 0; i < 16; ++i)
+        r[i] = t0 + i < n ? _mm512_maskz_loadu_epi16(m, k + (t0 + i) * stride + j0) : _mm512_setzero_si512();
+      Transpose16(r);  // r[c]: the pair (j0 + 2c, j0 + 2c + 1) of the 16 keys
+      for (int64_t c = 0; c < 16 && j0 + 2 * c < d; ++c) _mm512_storeu_si512(kt + (j0 / 2 + c) * np + t0, r[c]);
+    }
+  }
+}
+
+// vp[tp · d + j] = (v_{2tp}[j], v_{2tp+1}[j]) as one 32-bit word for tp < ceil(n / 2);
+// the missing second key of an odd n is 0. v: [n, stride] bf16.
+void StageVPairs(const uint16_t* v, int64_t stride, int64_t d, int64_t n, uint32_t* vp) {
+  alignas(64) uint16_t lo_idx[32], hi_idx[32];
+  for (int l = 0; l < 32; ++l) {  // word l/2 of the result: (a[l/2], b[l/2]); 32 + i selects b[i]
+    lo_idx[l] = static_cast<uint16_t>((l & 1 ? 32 : 0) + l / 2);
+    hi_idx[l] = static_cast<uint16_t>((l & 1 ? 32 : 0) + 16 + l / 2);
+  }
+  const __m512i ilo = _mm512_load_si512(lo_idx), ihi = _mm512_load_si512(hi_idx);
+  const int64_t row_bytes = d * 2;
+  for (int64_t t = 0; t < n; t += 2) {
+    for (int64_t tn = t + 16; tn < std::min(t + 18, n); ++tn)
+      for (int64_t b = 0; b < row_bytes; b += 64)
+        _mm_prefetch(reinterpret_cast<const char*>(v + tn * stride) + b, _MM_HINT_T0);
+    const uint16_t* a = v + t * stride;
+    const bool has_b = t + 1 < n;
+    uint32_t* out = vp + (t / 2) * d;
+    for (int64_t j0 = 0; j0 < d; j0 += 32) {
+      const int64_t left = d - j0;
+      const __mmask32 m = TailMask32(left);
+      const __m512i A = _mm512_maskz_loadu_epi16(m, a + j0);
+      const __m512i B = has_b ? _mm512_maskz_loadu_epi16(m, a + stride + j0) : _mm512_setzero_si512();
+      _mm512_mask_storeu_epi32(out + j0, TailMask(left), _mm512_permutex2var_epi16(A, ilo, B));
+      if (left > 16) _mm512_mask_storeu_epi32(out + j0 + 16, TailMask(left - 16), _mm512_permutex2var_epi16(A, ihi, B));
+    }
+  }
+}
+
+// q2[jp] = (bf16(q[2jp]), bf16(q[2jp+1])) (RNE), d even.
+void QueryPairs(const float* q, int64_t d, uint32_t* q2) {
+  for (int64_t j0 = 0; j0 < d; j0 += 32) {
+    const int64_t left = d - j0;
+    const __m512 lo = _mm512_maskz_loadu_ps(TailMask(left), q + j0);
+    const __m512 hi = left > 16 ? _mm512_maskz_loadu_ps(TailMask(left - 16), q + j0 + 16) : _mm512_setzero_ps();
+    const __m512bh b = _mm512_cvtne2ps_pbh(hi, lo);  // words 0..15 from lo, 16..31 from hi
+    _mm512_mask_storeu_epi32(q2 + j0 / 2, TailMask(left / 2), reinterpret_cast<const __m512i&>(b));
+  }
+}
+
+// s[r · np + t0 + 16b + l] = scale · (q_r · k_{t0+16b+l}) on bf16 pairs, R rows × KB key vectors.
+template <int R, int KB>
+void ScoreTile(const uint32_t* const* q2, const uint32_t* kt, int64_t np, int64_t dp, float scale, int64_t t0,
+               float* s) {
+  __m512 acc[R][KB];
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 16
+    for (int b = 0; b < KB; ++b) acc[r][b] = _mm512_setzero_ps();
+  const uint32_t* kp = kt + t0;
+  for (int64_t jp = 0; jp < dp; ++jp, kp += np) {
+    __m512bh kv[KB];
+#pragma GCC unroll 16
+    for (int b = 0; b < KB; ++b) kv[b] = AsBh(_mm512_loadu_si512(kp + 16 * b));
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) {
+      const __m512bh qb = AsBh(_mm512_set1_epi32(static_cast<int>(q2[r][jp])));
+#pragma GCC unroll 16
+      for (int b = 0; b < KB; ++b) acc[r][b] = _mm512_dpbf16_ps(acc[r][b], qb, kv[b]);
+    }
+  }
+  const __m512 vs = _mm512_set1_ps(scale);
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 16
+    for (int b = 0; b < KB; ++b) _mm512_storeu_ps(s + r * np + t0 + 16 * b, _mm512_mul_ps(acc[r][b], vs));
+}
+
+template <int R>
+void Scores(const uint32_t* const* q2, const uint32_t* kt, int64_t np, int64_t npt, int64_t dp, float scale, float* s) {
+  int64_t t0 = 0;
+  for (; t0 + 16 * kKeyVecs <= npt; t0 += 16 * kKeyVecs) ScoreTile<R, kKeyVecs>(q2, kt, np, dp, scale, t0, s);
+  switch ((npt - t0) / 16) {
+    case 3: ScoreTile<R, 3>(q2, kt, np, dp, scale, t0, s); break;
+    case 2: ScoreTile<R, 2>(q2, kt, np, dp, scale, t0, s); break;
+    case 1: ScoreTile<R, 1>(q2, kt, np, dp, scale, t0, s); break;
+    default: break;
+  }
+}
+
+// acc_r[j0 .. j0 + 16·NV) = c_r · acc_r + Σ_{tp < ntp} (p_r[2tp], p_r[2tp+1]) · vp[tp][j0 ..]
+template <int R, int NV>
+void AccumulateTile(float* const* acc, const float* c, const uint32_t* const* p2, const uint32_t* vp, int64_t d,
+                    int64_t j0, int64_t ntp, __mmask16 m_last) {
+  __mmask16 m[NV];
+#pragma GCC unroll 16
+  for (int v = 0; v < NV; ++v) m[v] = v == NV - 1 ? m_last : static_cast<__mmask16>(0xFFFF);
+  __m512 a[R][NV];
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r) {
+    const __m512 vc = _mm512_set1_ps(c[r]);
+#pragma GCC unroll 16
+    for (int v = 0; v < NV; ++v) a[r][v] = _mm512_mul_ps(_mm512_maskz_loadu_ps(m[v], acc[r] + j0 + 16 * v), vc);
+  }
+  const uint32_t* vq = vp + j0;
+  for (int64_t tp = 0; tp < ntp; ++tp, vq += d) {
+    __m512bh vv[NV];
+#pragma GCC unroll 16
+    for (int v = 0; v < NV; ++v) vv[v] = AsBh(_mm512_maskz_loadu_epi32(m[v], vq + 16 * v));
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) {
+      const __m512bh pb = AsBh(_mm512_set1_epi32(static_cast<int>(p2[r][tp])));
+#pragma GCC unroll 16
+      for (int v = 0; v < NV; ++v) a[r][v] = _mm512_dpbf16_ps(a[r][v], pb, vv[v]);
+    }
+  }
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 16
+    for (int v = 0; v < NV; ++v) _mm512_mask_storeu_ps(acc[r] + j0 + 16 * v, m[v], a[r][v]);
+}
+
+template <int R>
+void Accumulate(float* const* acc, const float* c, const uint32_t* const* p2, const uint32_t* vp, int64_t d,
+                int64_t ntp) {
+  for (int64_t j0 = 0; j0 < d; j0 += 16 * kDimVecs) {
+    const int64_t left = d - j0;
+    const int nv = static_cast<int>(std::min<int64_t>(kDimVecs, (left + 15) / 16));
+    const __mmask16 ml = TailMask(left - 16 * (nv - 1));
+    switch (nv) {
+      case 4: AccumulateTile<R, 4>(acc, c, p2, vp, d, j0, ntp, ml); break;
+      case 3: AccumulateTile<R, 3>(acc, c, p2, vp, d, j0, ntp, ml); break;
+      case 2: AccumulateTile<R, 2>(acc, c, p2, vp, d, j0, ntp, ml); break;
+      default: AccumulateTile<R, 1>(acc, c, p2, vp, d, j0, ntp, ml); break;
+    }
+  }
+}
+
+struct Scratch {
+  AlignedBuffer kt, vp, s, p, q;
+  template <typename T>
+  static T* Get(AlignedBuffer& b, int64_t n) {
+    const size_t bytes = static_cast<size_t>(n) * sizeof(T);
+    if (b.size() < bytes) b.Reset(std::max(bytes, 2 * b.size()), 64);
+    return reinterpret_cast<T*>(b.data());
+  }
+};
+
+// One work item: kv head g, queries [i0, i1), the group's heads [h0, h1) (offsets in the group).
+void FoldItem(const AttentionShape& sh, const float* q, const int64_t* pos_q, const KvPageView& page, int64_t g,
+              int64_t i0, int64_t i1, int64_t h0, int64_t h1, AttentionState& st) {
+  thread_local Scratch sc;
+  const int64_t d = sh.head_dim, dp = d / 2, group = sh.n_head / sh.n_kv_head, stride = sh.n_kv_head * d;
+  auto n_valid = [&](int64_t i) { return std::clamp<int64_t>(pos_q[i] - page.first_pos + 1, 0, page.n_tokens); };
+  auto first_valid = [&](int64_t i) {
+    return sh.window > 0 ? std::clamp<int64_t>(pos_q[i] - sh.window + 1 - page.first_pos, 0, page.n_tokens) : 0;
+  };
+  int64_t t_eff = 0;
+  bool any = false;
+  for (int64_t i = i0; i < i1; ++i) {
+    t_eff = std::max(t_eff, n_valid(i));
+    any = any || first_valid(i) < n_valid(i);
+  }
+  if (t_eff == 0 || !any) return;
+  const int64_t np = RoundUp16(t_eff);
+  uint32_t* kt = Scratch::Get<uint32_t>(sc.kt, dp * np);
+  uint32_t* vp = Scratch::Get<uint32_t>(sc.vp, (t_eff + 1) / 2 * d);
+  float* s = Scratch::Get<float>(sc.s, kTile * np);
+  uint16_t* p16 = Scratch::Get<uint16_t>(sc.p, kTile * np);
+  uint32_t* q2 = Scratch::Get<uint32_t>(sc.q, kTile * dp);
+  StageKPairs(static_cast<const uint16_t*>(page.k) + g * d, stride, d, t_eff, np, kt);
+  StageVPairs(static_cast<const uint16_t*>(page.v) + g * d, stride, d, t_eff, vp);
+
+  const int64_t nh = h1 - h0, n_rows = (i1 - i0) * nh;
+  const float neg_inf = -std::numeric_limits<float>::infinity();
+  for (int64_t r0 = 0; r0 < n_rows; r0 += kTile) {
+    const int R = static_cast<int>(std::min<int64_t>(kTile, n_rows - r0));
+    const uint32_t* qr[kTile];
+    const uint32_t* pr[kTile];
+    float* accr[kTile];
+    int64_t pair[kTile], nv[kTile], lo[kTile];
+    int64_t nt = 0;  // keys any row of the tile sees
+    for (int r = 0; r < R; ++r) {
+      const int64_t i = i0 + (r0 + r) / nh, h = g * group + h0 + (r0 + r) % nh;
+      pair[r] = i * sh.n_head + h;
+      QueryPairs(q + pair[r] * d, d, q2 + r * dp);
+      qr[r] = q2 + r * dp;
+      pr[r] = reinterpret_cast<const uint32_t*>(p16 + r * np);
+      accr[r] = st.acc() + pair[r] * d;
+      nv[r] = n_valid(i);
+      lo[r] = first_valid(i);
+      if (lo[r] >= nv[r]) nv[r] = lo[r] = 0;  // the window excludes the whole page
+      nt = std::max(nt, nv[r]);
+    }
+    if (nt == 0) continue;
+    const int64_t npt = RoundUp16(nt);
+    switch (R) {
+      case 4: Scores<4>(qr, kt, np, npt, dp, sh.scale, s); break;
+      case 3: Scores<3>(qr, kt, np, npt, dp, sh.scale, s); break;
+      case 2: Scores<2>(qr, kt, np, npt, dp, sh.scale, s); break;
+      default: Scores<1>(qr, kt, np, npt, dp, sh.scale, s); break;
+    }
+    // Online softmax per row: mask, page max, p = exp(s − new max) rounded to bf16, Σ p.
+    float c[kTile];
+    for (int r = 0; r < R; ++r) {
+      float* sr = s + r * np;
+      uint16_t* pw = p16 + r * np;
+      c[r] = 1.0f;
+      if (nv[r] == 0) {  // sees nothing of this page: p = 0, state unchanged
+        std::fill(pw, pw + npt, uint16_t{0});
+        continue;
+      }
+      if (sh.softcap > 0.0f) {  // Gemma 2: cap · tanh(s / cap) on the scaled score
+        const float cap = sh.softcap;
+        for (int64_t t = 0; t < nv[r]; ++t) sr[t] = cap * std::tanh(sr[t] / cap);
+      }
+      __m512 vmax = _mm512_set1_ps(neg_inf);
+      for (int64_t t = 0; t < npt; t += 16) {
+        __mmask16 vis = TailMask(std::max<int64_t>(nv[r] - t, 0));
+        if (lo[r] > t) vis &= static_cast<__mmask16>(~TailMask(lo[r] - t));  // below the window
+        const __m512 x = _mm512_mask_mov_ps(_mm512_set1_ps(neg_inf), vis, _mm512_loadu_ps(sr + t));
+        _mm512_storeu_ps(sr + t, x);
+        vmax = _mm512_max_ps(vmax, x);
+      }
+      float& mx = st.max()[pair[r]];
+      const float new_max = std::max(mx, simd::ReduceMax(vmax));
+      const __m512 vnew = _mm512_set1_ps(new_max);
+      __m512 vsum = _mm512_setzero_ps();
+      for (int64_t t = 0; t < npt; t += 16) {
+        const __m256bh pb = _mm512_cvtneps_pbh(simd::Exp(_mm512_sub_ps(_mm512_loadu_ps(sr + t), vnew)));
+        const __m256i pi = reinterpret_cast<const __m256i&>(pb);
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(pw + t), pi);
+        // Σ of the rounded p (exact widening), so the weights on V are normalised exactly.
+        vsum = _mm512_add_ps(vsum, _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(pi), 16)));
+      }
+      // Rescale what was accumulated under the old max (exp(-inf) = 0 on the first page).
+      c[r] = _mm512_cvtss_f32(simd::Exp(_mm512_set1_ps(mx - new_max)));
+      float& sum = st.sum()[pair[r]];
+      sum = sum * c[r] + simd::ReduceAdd(vsum);
+      mx = new_max;
+    }
+    const int64_t ntp = (nt + 1) / 2;
+    switch (R) {
+      case 4: Accumulate<4>(accr, c, pr, vp, d, ntp); break;
+      case 3: Accumulate<3>(accr, c, pr, vp, d, ntp); break;
+      case 2: Accumulate<2>(accr, c, pr, vp, d, ntp); break;
+      default: Accumulate<1>(accr, c, pr, vp, d, ntp); break;
+    }
+  }
+}
+
+int64_t CeilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+}  // namespace
+
+bool AttentionBf16Supported() {
+  static const bool ok = __builtin_cpu_supports("avx512bf16");
+  return ok;
+}
+
+void AttentionFoldPageBf16(ThreadPool& pool, const AttentionShape& s, const float* q, const int64_t* pos_q,
+                           int64_t n_q, const KvPageView& page, AttentionState& st) {
+  SPOOL_CHECK(s.n_kv_head > 0 && s.n_head % s.n_kv_head == 0 && s.head_dim > 0);
+  SPOOL_CHECK_MSG(AttentionBf16Accepts(s, page), "AttentionFoldPageBf16: needs bf16 K/V, even head_dim, AVX-512 BF16");
+  SPOOL_CHECK(st.n_q() == n_q);
+  if (page.n_tokens <= 0 || n_q == 0) return;
+  const int64_t group = s.n_head / s.n_kv_head;
+  // Work items as AttentionFoldPage: kv head × query block × head block, about 4 per
+  // thread. The split changes only which thread computes a row, never its arithmetic.
+  const int64_t target = 4 * static_cast<int64_t>(pool.num_threads());
+  const int64_t n_qb = std::clamp<int64_t>(CeilDiv(target, s.n_kv_head), 1, n_q);
+  const int64_t n_hb = std::clamp<int64_t>(CeilDiv(target, s.n_kv_head * n_qb), 1, group);
+  const int64_t n_items = s.n_kv_head * n_qb * n_hb;
+  pool.ParallelFor(static_cast<size_t>(n_items), [&](size_t begin, size_t end, int) {
+    for (size_t it = begin; it < end; ++it) {
+      const int64_t item = static_cast<int64_t>(it);
+      const int64_t g = item / (n_qb * n_hb), qb = item / n_hb % n_qb, hb = item % n_hb;
+      const int64_t i0 = n_q * qb / n_qb, i1 = n_q * (qb + 1) / n_qb;
+      const int64_t h0 = group * hb / n_hb, h1 = group * (hb + 1) / n_hb;
+      if (i0 == i1 || h0 == h1) continue;
+      FoldItem(s, q, pos_q, page, g, i0, i1, h0, h1, st);
+    }
+  });
+}
+
+#else  // no AVX-512 BF16 in this build: callers use AttentionFoldPage
+
+bool AttentionBf16Supported() { return false; }
+
+void AttentionFoldPageBf16(ThreadPool&, const AttentionShape&, const float*, const int64_t*, int64_t,
+                           const KvPageView&, AttentionState&) {
+  SPOOL_CHECK_MSG(false, "AttentionFoldPageBf16: built without AVX-512 BF16");
+}
+
+#endif
+
+bool AttentionBf16Accepts(const AttentionShape& shape, const KvPageView& page) {
+  return page.dtype == DType::kBF16 && shape.head_dim % 2 == 0 && AttentionBf16Supported();
+}
+
+}  // namespace spool

@@ -1,0 +1,36 @@
+// Quantised weights × Q8 activations for many activation rows at once (prefill chunks,
+// verification rows, batched decode), with the GEMV's numerics bit for bit.
+//
+// For the 32-element block types (q4_0, q4_1, q5_0, q5_1, q8_0) MatMulGemv with m > 1
+// runs these register tiles of 4 weight rows × 4 activation rows: each weight block is
+// unpacked once per 4 activation rows, each activation block loaded once per 4 weight
+// rows, and the activation rows are taken in L2-sized blocks so that they are read from
+// L2, not from memory, once per weight tile. Every (weight row, activation row) pair
+// goes through exactly DotRow's operations in DotRow's order: the block's integer lane
+// sums (exact, however they are formed), `acc = fma(d_w·d_x, lanes, acc)` over blocks in
+// order, Q*_1's `offsets += m_w·s_x` in f32, then simd::ReduceAdd(acc) (+ offsets). So
+// the result equals DotRow (and llama.cpp's ggml_vec_dot_q*_q8_*) bit for bit, whatever
+// m, the tile a row lands in or the thread count (tests/tensor/matmul_test.cc).
+// K-quants (q4_k, q5_k, q6_k × Q8_K): 4 weight rows per pass, each super-block unpacked
+// once for every activation row of the L2 block; DotQ45_K's / DotQ6_K's exact integers
+// and f32 steps in their order, so also bit-identical to DotRow. MXFP4: not handled.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "base/dtype.h"
+#include "base/thread_pool.h"
+#include "tensor/matmul.h"
+
+namespace spool {
+
+// True for the weight types GemmInt8Rows handles.
+bool GemmInt8Supported(DType t);
+
+// y[i, r] = DotRow(w.dtype, W row r, act row i) for all m rows.
+// act: [m] prepared activation rows (ActFormatFor(w.dtype)), act_bytes apart.
+// y: [m, n_out] f32. Parallel over n_out.
+void GemmInt8Rows(ThreadPool& pool, const WeightView& w, const uint8_t* act, size_t act_bytes, int64_t m, float* y);
+
+}  // namespace spool
