@@ -16,6 +16,7 @@
 #include "models/tree_attention.h"
 #include "runtime/engine.h"
 #include "runtime/generate.h"
+#include "runtime/scheduler.h"
 #include "runtime/speculative.h"
 #include "synthetic_model.h"
 
@@ -379,6 +380,109 @@ TEST(TreeStreamed, LookupTreesOnAStreamedModelEmitThePlainIds) {
     EXPECT_GT(st.drafted, 0u);
   }
   ::unsetenv("SPOOL_TEST_PLAN_BASELINE");
+}
+
+Completion Wait(RequestHandle& h) {
+  RequestHandle::Event ev;
+  for (;;) {
+    EXPECT_TRUE(h.Next(&ev, 60000));
+    if (ev.kind == RequestHandle::Event::Kind::kDone) return ev.completion;
+    if (ev.kind == RequestHandle::Event::Kind::kError) {
+      ADD_FAILURE() << ev.error.message();
+      return Completion{};
+    }
+  }
+}
+
+// The scheduler (serve, batch): requests with lookup trees, draft-model trees and none
+// share steps; each gets the ids it gets alone without speculation.
+TEST(TreeScheduler, RequestsWithTreesShareStepsAndKeepTheirIds) {
+  for (bool disk : {false, true}) {
+    SCOPED_TRACE(disk);
+    EngineOptions o = Options(disk);
+    o.draft_model = SyntheticModel("bf16", 384, 7);  // drafting for itself
+    o.max_draft = 16;
+    PlanForScheduler(&o, 4);
+    auto e = Open(SyntheticModel("bf16", 384, 7), o);
+    ASSERT_NE(e, nullptr);
+    const int64_t V = e->n_vocab();
+    std::vector<ScheduledRequest> reqs;
+    for (int i = 0; i < 6; ++i) {
+      ScheduledRequest r;
+      r.prompt = i % 2 ? BranchyPrompt(V) : RandomIds(9 + i, V, 40 + i);
+      r.max_tokens = 30 + i;
+      r.sampling = SamplingCases()[i % 3];
+      reqs.push_back(r);
+    }
+    std::vector<std::vector<int32_t>> alone;
+    {
+      SchedulerOptions so;
+      so.max_active = 1;
+      so.prefix_cache_entries = 0;
+      Scheduler s(*e, so);
+      for (const auto& r : reqs) alone.push_back(Wait(*s.Submit(r)).ids);
+    }
+    for (size_t i = 0; i < reqs.size(); ++i) {
+      reqs[i].speculative.lookup = i % 2 == 1;
+      reqs[i].speculative.draft_model = i % 2 == 0 && i != 4;
+      reqs[i].speculative.max_draft = 4;
+      reqs[i].speculative.tree_nodes = 12;
+    }
+    SchedulerOptions so;
+    so.max_active = 4;
+    Scheduler s(*e, so);
+    auto handles = s.SubmitMany(reqs);
+    for (size_t i = 0; i < handles.size(); ++i) {
+      const Completion c = Wait(*handles[i]);
+      EXPECT_EQ(c.ids, alone[i]) << "request " << i;
+      if (reqs[i].speculative.draft_model) {
+        EXPECT_GT(c.spec.drafted, 0u) << "request " << i;
+      }
+      if (reqs[i].speculative.draft_model && reqs[i].sampling.temperature == 0) {
+        EXPECT_GT(TokensPerPass(c.spec), 3.0) << "request " << i;
+      }
+    }
+  }
+}
+
+// --draft-sample in the scheduler: the rejection rule, as Generate applies it — a
+// request alone gets Generate's ids for the same seed (which follow the target's
+// distribution: SpecSampling.RejectionRuleKeepsTheTargetsDistribution).
+TEST(TreeScheduler, SampledDraftsTakeTheRejectionRuleAsGenerate) {
+  EngineOptions o = Options(false);
+  o.draft_model = SyntheticModel("draft", 384, 99, 64);
+  o.max_draft = 6;
+  PlanForScheduler(&o, 2);
+  auto e = Open(SyntheticModel("bf16", 384, 7), o);
+  ASSERT_NE(e, nullptr);
+  SpeculativeOptions spec;
+  spec.draft_model = true;
+  spec.max_draft = 6;
+  spec.sample_drafts = true;
+  uint64_t accepted = 0, drafted = 0;
+  for (uint64_t seed = 1; seed <= 4; ++seed) {
+    sampling::SamplingParams sp;
+    sp.temperature = 1.0f;
+    sp.top_k = 0;
+    sp.top_p = 1.0f;
+    sp.seed = seed;
+    const auto prompt = RandomIds(12, e->n_vocab(), static_cast<uint32_t>(seed));
+    auto d = MakeDrafter(*e, spec);
+    ASSERT_TRUE(d.ok());
+    const auto want = GenerateIds(*e, prompt, d->get(), sp, 40);
+    ScheduledRequest r;
+    r.prompt = prompt;
+    r.max_tokens = 40;
+    r.ignore_eos = true;
+    r.sampling = sp;
+    r.speculative = spec;
+    Scheduler s(*e, SchedulerOptions{});
+    const Completion c = Wait(*s.Submit(r));
+    EXPECT_EQ(c.ids, want) << "seed " << seed;
+    accepted += c.spec.accepted, drafted += c.spec.drafted;
+  }
+  EXPECT_GT(drafted, 0u);
+  EXPECT_LT(accepted, drafted);  // the residual is sampled too
 }
 
 TEST(TreeLookup, MergesSeveralMatchesIntoATrie) {
