@@ -19,7 +19,7 @@ def test_trees_keep_the_ids_on_stories(spool_bin, stories, drafter, tmp_path, mo
     args = ["Once upon a time, there was a little girl. Once upon a time", "-n", "90", "--ignore-eos", "--temp", "0"]
     s = same_ids(spool_bin, stories, args, drafter)
     assert s["drafted_tokens"] > 0 and s["accepted_tokens"] > 0
-    assert s["tokens_per_weight_pass"] > 1.5
+    assert s["tokens_per_weight_pass"] > (2.0 if "self" in drafter[1] else 1.0)
 
 
 @pytest.mark.parametrize("kv", [["--kv-window", "0"], ["--ctx", "1024", "--kv-window", "256"],
