@@ -178,13 +178,21 @@ int Replay(int argc, char** argv) {
     for (int i = 0; i < 16; ++i) prompt.push_back(static_cast<int32_t>((1000 + 7919 * i) % e->n_vocab()));
   }
   std::fprintf(stderr, "plan: %d streamed groups\n", e->plan().n_streamed);
+  // Weight bytes read while decoding, per run (streamed groups, embedding rows, experts).
+  uint64_t bytes0 = 0;
   auto line = [&](int64_t rep, const std::string& cfg, const GenerateResult& r, bool same) {
     const double tps = r.decode_seconds > 0 ? static_cast<double>(r.ids.size() - 1) / r.decode_seconds : 0;
+    const uint64_t bytes = e->stats().decode_weight_bytes - bytes0;
+    bytes0 = e->stats().decode_weight_bytes;
     std::printf("{\"rep\": %lld, \"config\": \"%s\", \"tokens\": %zu, \"passes\": %llu, \"tokens_per_pass\": %.3f, "
-                "\"drafted\": %llu, \"accepted\": %llu, \"decode_s\": %.3f, \"decode_tok_s\": %.4f, \"same_ids\": %s}\n",
+                "\"drafted\": %llu, \"accepted\": %llu, \"decode_s\": %.3f, \"decode_tok_s\": %.4f, "
+                "\"s_per_pass\": %.3f, \"weight_mib_per_pass\": %.1f, \"same_ids\": %s}\n",
                 static_cast<long long>(rep), cfg.c_str(), r.ids.size(), static_cast<unsigned long long>(r.spec.passes),
                 TokensPerPass(r.spec), static_cast<unsigned long long>(r.spec.drafted),
-                static_cast<unsigned long long>(r.spec.accepted), r.decode_seconds, tps, same ? "true" : "false");
+                static_cast<unsigned long long>(r.spec.accepted), r.decode_seconds, tps,
+                r.spec.passes > 0 ? r.decode_seconds / static_cast<double>(r.spec.passes) : 0.0,
+                r.spec.passes > 0 ? static_cast<double>(bytes) / static_cast<double>(r.spec.passes) / 1048576.0 : 0.0,
+                same ? "true" : "false");
     std::fflush(stdout);
   };
   for (int64_t rep = 0; rep < reps; ++rep) {

@@ -188,7 +188,9 @@ Status ModelDrafter::Propose(std::span<const int32_t> context, int64_t max_depth
   // The draft sequence holds context + the tree's nodes but the last level's.
   const int64_t budget = std::min({max_nodes, tree_nodes_, e_.ctx() - base + 1});
   if (depth <= 0 || budget <= 0) return Status::Ok();
-  const int64_t width = std::max<int64_t>(1, (tree_nodes_ + max_draft_ - 1) / max_draft_);
+  // Levels of equal width: the budget over the levels allowed (fewer nodes left in the
+  // context, or fewer tokens left to emit, give a narrower or shallower tree).
+  const int64_t width = std::max<int64_t>(1, (budget + depth - 1) / depth);
   SPOOL_TRY(CatchUp(context));
   const int64_t V = e_.n_vocab();
   // Frontier: the last level's nodes (-1: the root) with their path log-probability

@@ -120,8 +120,9 @@ class PromptLookupDrafter final : public Drafter {
 // Draft length: starts at min(4, max_draft); grows by 2 after a fully accepted draft,
 // else becomes accepted + 1.
 // Tree (tree_nodes > 0, greedy drafts only): level by level, one draft-model tree step
-// per level (models/tree_attention.h) — each level keeps the W = ceil(tree_nodes /
-// max_draft) candidates of highest draft probability (product along the path) among
+// per level (models/tree_attention.h) — each level keeps the W = ceil(nodes / levels)
+// candidates (nodes: tree_nodes or what the context leaves; levels: max_draft or the
+// tokens left to emit) of highest draft probability (product along the path) among
 // the top-W children of the previous level's nodes, until tree_nodes nodes or
 // max_draft levels; the draft model's tree rows are dropped afterwards.
 class ModelDrafter final : public Drafter {
