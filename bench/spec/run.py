@@ -18,8 +18,8 @@ same_ids). MISS comes from `rank` (W = 1: the top-1 miss; W = 4, 8: the top-W mi
 
 batch: `spool batch` on SmolLM2-135M with extraction jobs over real text (sections of
 the GPL-3.0 and Apache-2.0 texts in /usr/share/common-licenses: "quote the sentence that
-..."), greedy, each job run without speculation and with prompt lookup (chain, tree 16,
-tree 32), alternating, --reps times; prints the batch summary's tok/s while decoding.
+..."), greedy, each job run without speculation and with prompt lookup (chain, tree of
+16), alternating, --reps times; prints the batch summary's tok/s while decoding.
 """
 import argparse
 import json
@@ -57,7 +57,7 @@ def replay(a):
     print(r.stdout, end="")
 
 
-SUMMARY = re.compile(r"([\d.]+) tok/s while decoding; (\d+) decode steps")
+SUMMARY = re.compile(r"([\d.]+) generated tok/s overall, ([\d.]+) tok/s while decoding; (\d+) decode steps")
 
 
 def extraction_jobs(n):
@@ -77,13 +77,14 @@ def extraction_jobs(n):
 
 def batch(a):
     jobs = extraction_jobs(a.jobs)
-    variants = [("none", False), ("lookup chain", {"lookup": True}), ("lookup tree 16", {"lookup": True, "draft_tree": 16}),
-                ("lookup tree 32", {"lookup": True, "draft_tree": 32})]
+    variants = [("none", False), ("lookup chain", {"lookup": True}), ("lookup tree 16", {"lookup": True, "draft_tree": 16})]
     texts = {}
     with tempfile.TemporaryDirectory() as d:
         for rep in range(a.reps):
             for name, spec in variants:
-                inp, out = os.path.join(d, "in.jsonl"), os.path.join(d, "out.jsonl")
+                inp, out = os.path.join(d, "in.jsonl"), os.path.join(d, f"out-{rep}-{len(texts)}.jsonl")
+                if os.path.exists(out):
+                    os.remove(out)  # spool batch resumes from an existing output file
                 with open(inp, "w") as f:
                     for j in jobs:
                         f.write(json.dumps({**j, "body": {**j["body"], "speculative": spec}}) + "\n")
@@ -100,7 +101,8 @@ def batch(a):
                 t = [x["response"]["body"]["choices"][0]["message"]["content"] for x in recs]
                 texts.setdefault(name, t)
                 print(json.dumps({"rep": rep, "variant": name, "jobs": len(jobs), "batch": a.batch,
-                                  "decode_tok_s": float(m[1]) if m else None, "decode_steps": int(m[2]) if m else None,
+                                  "overall_tok_s": float(m[1]) if m else None,
+                                  "decode_tok_s": float(m[2]) if m else None, "decode_steps": int(m[3]) if m else None,
                                   "wall_s": round(wall, 2), "same_text_as_none": t == texts["none"],
                                   "spec": spec_line[0].split("speculative:")[1].strip() if spec_line else ""}),
                       flush=True)
