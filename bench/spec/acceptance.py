@@ -9,8 +9,9 @@ Not timed as a whole; the numbers are per run on whatever machine runs it.
     python3 bench/spec/acceptance.py [--spool build/bin/spool] [--tokens 128]
 
 Models: stories260K (f32 target; its own Q8_0 and Q4_0 self-drafts, prompt lookup) and
-SmolLM2-135M-Instruct Q4_1 (prompt lookup on a summarise-and-quote prompt; self-drafts).
-The streamed-8B speed rows of the issue are not here (the lead's benchmark).
+SmolLM2-135M-Instruct Q4_1 (prompt lookup on a summarise-and-quote prompt; self-drafts),
+each drafter as a chain (--draft-max 8) and as trees of 8, 32 and 64 nodes
+(--draft-tree N; 8 levels). The streamed-8B speed rows: bench/spec/run.py replay.
 """
 import argparse
 import json
@@ -44,10 +45,12 @@ def main():
     a = ap.parse_args()
     env = dict(os.environ, SPOOL_HOME=tempfile.mkdtemp(prefix="spool-spec-bench-"))
     # stories260K's context is 128 tokens.
-    cases = [(STORIES, "Once upon a time, there was a little girl named Lily.", min(a.tokens, 100),
-              [["--lookup"], ["--draft", "self"], ["--draft", "self:q4_0"]])]
+    trees = [["--draft-tree", str(n)] for n in (8, 32, 64)]
+    drafters = [["--lookup"], ["--draft", "self"], ["--draft", "self:q4_0"]]
+    with_trees = [d + t for d in drafters for t in [[]] + trees]
+    cases = [(STORIES, "Once upon a time, there was a little girl named Lily.", min(a.tokens, 100), with_trees)]
     if SMOL.exists():
-        cases.append((SMOL, QUOTE, a.tokens, [["--lookup"], ["--draft", "self"], ["--draft", "self:q4_0"]]))
+        cases.append((SMOL, QUOTE, a.tokens, with_trees))
     for model, prompt, n, drafters in cases:
         plain = run(a.spool, model, prompt, [], n, env)
         for extra in [[]] + drafters:

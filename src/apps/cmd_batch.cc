@@ -366,7 +366,11 @@ int RunBatch(int argc, char** argv) {
                  "%.2f generated tok/s overall, %.2f tok/s while decoding; %lld decode steps, mean batch %.2f\n",
                  static_cast<long long>(prompt_tokens), sched_stats.prefill_step_seconds, static_cast<long long>(gen_tokens),
                  sched_stats.decode_seconds, static_cast<double>(gen_tokens) / run_s,
-                 sched_stats.decode_seconds > 0 ? static_cast<double>(sched_stats.decode_batch_tokens) / sched_stats.decode_seconds : 0.0,
+                 // Tokens the decode steps emitted: one per decoding sequence plus accepted drafts.
+                 sched_stats.decode_seconds > 0
+                     ? static_cast<double>(sched_stats.decode_batch_tokens + sched_stats.spec_accepted) /
+                           sched_stats.decode_seconds
+                     : 0.0,
                  static_cast<long long>(sched_stats.decode_steps), mean_batch);
     if (sched_stats.spec_drafted > 0)
       std::fprintf(stderr,

@@ -44,6 +44,8 @@ EngineFlags AddEngineFlags(ArgParser& p) {
                                              "reproducible, but not the ids of a plain run); default: greedy drafts, "
                                              "the plain run's ids");
   f.draft_max = &p.Int("--draft-max", 8, "draft tokens verified per step at most (with --lookup or --draft)");
+  f.draft_tree = &p.Int("--draft-tree", 0, "draft trees of at most N nodes per verification (several candidates per "
+                                           "position, --draft-max levels deep; at most 64); 0: a chain");
   return f;
 }
 
@@ -56,6 +58,10 @@ Result<runtime::SpeculativeOptions> EngineFlags::Speculative() const {
   o.max_draft = *draft_max;
   o.sample_drafts = *draft_sample;
   if (o.sample_drafts && draft->empty()) return InvalidArgument("--draft-sample needs --draft MODEL");
+  if (*draft_tree < 0 || *draft_tree > 64) return InvalidArgument("--draft-tree must be in [0, 64], got " + std::to_string(*draft_tree));
+  if (*draft_tree > 0 && !o.enabled()) return InvalidArgument("--draft-tree needs a drafter (--lookup or --draft)");
+  if (*draft_tree > 0 && o.sample_drafts) return InvalidArgument("--draft-sample checks chains: leave out --draft-tree");
+  o.tree_nodes = *draft_tree;
   return o;
 }
 
@@ -119,7 +125,7 @@ Result<runtime::EngineOptions> EngineFlags::ToOptions(const Workload& workload) 
     o.disk_bytes_per_s = static_cast<double>(*b);
   }
   SPOOL_ASSIGN_OR_RETURN(runtime::SpeculativeOptions spec, Speculative());
-  if (spec.enabled() || !draft->empty()) o.max_draft = spec.max_draft;
+  if (spec.enabled() || !draft->empty()) o.max_draft = spec.max_step_rows() - 1;
   o.draft_model = *draft;
   switch (workload.kind) {
     case Workload::Kind::kRun:

@@ -42,6 +42,7 @@ struct EngineFlags {
   std::string* draft;       // --draft MODEL: a draft model ("": none)
   int64_t* draft_max;       // --draft-max N: draft tokens per verification at most
   bool* draft_sample;       // --draft-sample: sampled drafts + the rejection rule
+  int64_t* draft_tree;      // --draft-tree N: draft trees of at most N nodes (0: chains)
   // The drafter the flags select (a request may override it: serve, batch).
   Result<runtime::SpeculativeOptions> Speculative() const;
   // Converts to EngineOptions for `workload` (perplexity: ctx 512 by default and a

@@ -25,7 +25,7 @@ std::vector<Transformer::RowSegment> Transformer::Segments(std::span<const SeqSt
   for (auto& s : batch) {
     const int64_t m = static_cast<int64_t>(s.tokens.size());
     const int64_t rows = logit_rows ? (s.all_logits ? m : 1) : m;
-    const bool gemv = m == 1 || s.decode_rows;  // decode numerics: row-independent GEMV
+    const bool gemv = m == 1 || s.decode_rows || s.tree();  // decode numerics: row-independent GEMV
     if (rows == 0) continue;
     if (gemv && !out.empty() && out.back().gemv && out.back().row0 + out.back().rows == r) out.back().rows += rows;
     else out.push_back(RowSegment{r, rows, gemv});
@@ -62,9 +62,12 @@ Status Transformer::Attention(const SeqStep& s, int64_t layer, int64_t row0, con
   const AttentionShape shape{c_.n_head, c_.n_head_kv, c_.head_dim, c_.attention_scale(),
                              spec.mixer == MixerKind::kSlidingAttention ? spec.window : 0, c_.attn_softcap,
                              c_.attn_sinks ? w_.layer(layer).sinks.data() : nullptr};
-  att_state_.Reset(n, shape);
   const float* qs = q + row0 * c_.q_dim();
   const int64_t* ps = pos_.data() + row0;
+  if (s.tree())
+    return tree_att_.Run(pool_, *s.kv, layer, shape, TreeSpec{s.tree_base, s.tree_parent}, ps, qs, n, c_.ggml_numerics,
+                         s.tree_rows, out + row0 * c_.q_dim());
+  att_state_.Reset(n, shape);
   // Sliding window: pages wholly before the first query's window are skipped (every
   // row would see none of their keys, which leaves the softmax state unchanged).
   const int64_t first_seen = shape.window > 0 ? pos0 - shape.window + 1 : 0;
@@ -212,11 +215,25 @@ Status Transformer::Forward(std::span<const SeqStep> batch, WeightProvider& prov
   const std::vector<RowSegment> out_segs = Segments(batch, /*logit_rows=*/true);
   const int64_t D = c_.n_embd;
 
-  // Row bookkeeping: row r is at position pos_[r] of its sequence.
+  // Row bookkeeping: row r is at position pos_[r] of its sequence (a tree node: the
+  // tree's base + its depth).
   {
     int64_t r = 0;
+    std::vector<int32_t> depth;
     for (auto& s : batch) {
-      int64_t p0 = s.kv->n_tokens();
+      const int64_t p0 = s.kv->n_tokens();
+      if (s.tree()) {
+        SPOOL_TRY(TreeDepths(s.tree_parent, &depth));
+        SPOOL_CHECK(static_cast<int64_t>(depth.size()) == p0 + static_cast<int64_t>(s.tokens.size()) - s.tree_base);
+        for (size_t i = 0; i < s.tokens.size(); ++i) pos_[r++] = s.tree_base + depth[static_cast<size_t>(p0 - s.tree_base) + i];
+        if (s.tree_rows != nullptr) {
+          const kv::KvLayout& L = s.kv->layout();
+          *s.tree_rows = TreeRows{p0, static_cast<int64_t>(s.tokens.size()), L.row_bytes(), {}, {}};
+          s.tree_rows->k.resize(static_cast<size_t>(L.n_layer));
+          s.tree_rows->v.resize(static_cast<size_t>(L.n_layer));
+        }
+        continue;
+      }
       for (size_t i = 0; i < s.tokens.size(); ++i) pos_[r++] = p0 + static_cast<int64_t>(i);
     }
   }

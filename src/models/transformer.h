@@ -31,6 +31,7 @@
 #include "base/thread_pool.h"
 #include "kv/kv_cache.h"
 #include "models/ffn.h"
+#include "models/tree_attention.h"
 #include "models/weight_provider.h"
 #include "models/weights.h"
 #include "tensor/attention.h"
@@ -47,6 +48,15 @@ struct SeqStep {
   // decoding tokens[0..i] one by one. Speculative verification (runtime/speculative.h)
   // sets it so that checking drafts never changes the output.
   bool decode_rows = false;
+  // Draft tree (models/tree_attention.h): non-empty makes the rows nodes of a tree —
+  // node i at slot tree_base + i, parent tree_parent[i] (-1: hangs off slot
+  // tree_base - 1), position tree_base + depth — each attending to the committed KV and
+  // its ancestors only, with decode numerics (implies decode_rows).
+  // [kv->n_tokens() + tokens.size() - tree_base]; checked by the caller (TreeDepths).
+  int64_t tree_base = 0;
+  std::span<const int32_t> tree_parent;
+  TreeRows* tree_rows = nullptr;  // optional: receives the step's K/V rows (KeepTreePath)
+  bool tree() const { return !tree_parent.empty(); }
 };
 
 // Counters of one Transformer, cumulative.
@@ -115,6 +125,7 @@ class Transformer {
   FeedForward ffn_;
   std::vector<std::vector<float>> inv_freq_;  // [n_layer][rope_dim / 2] (each layer's RoPE)
   AttentionState att_state_;
+  TreeAttention tree_att_;
   ForwardStats stats_;
   RoutingObserver routing_observer_;
   // Scratch, grown to the largest step seen.

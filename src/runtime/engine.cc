@@ -289,13 +289,24 @@ Status Engine::Step(std::span<const StepItem> items, float* logits) {
                                             " tokens but the context holds " + std::to_string(ctx_) + " (raise --ctx)");
     for (const StepItem& other : items)
       if (&other != &it && other.seq == it.seq) return InvalidArgument("a sequence appears twice in one step");
-    (m == 1 || it.decode_rows ? decode_tokens : prefill_tokens) += m;
+    if (!it.tree_parent.empty()) {
+      if (it.tree_base < 0 || it.tree_base > it.seq->n_tokens() ||
+          static_cast<int64_t>(it.tree_parent.size()) != it.seq->n_tokens() + m - it.tree_base)
+        return InvalidArgument("a draft tree of " + std::to_string(it.tree_parent.size()) + " nodes from slot " +
+                               std::to_string(it.tree_base) + " does not end at the step's last token (slot " +
+                               std::to_string(it.seq->n_tokens() + m - 1) + ")");
+      std::vector<int32_t> depth;
+      SPOOL_TRY(models::TreeDepths(it.tree_parent, &depth));
+    }
+    (m == 1 || it.decode_rows || !it.tree_parent.empty() ? decode_tokens : prefill_tokens) += m;
   }
   Stopwatch sw;
   const uint64_t bytes0 = streaming_->stats().bytes_read();
   std::vector<models::SeqStep> steps(items.size());
   for (size_t i = 0; i < items.size(); ++i)
-    steps[i] = models::SeqStep{items[i].seq->kv_.get(), items[i].tokens, items[i].all_logits, items[i].decode_rows};
+    steps[i] = models::SeqStep{items[i].seq->kv_.get(), items[i].tokens,    items[i].all_logits,
+                               items[i].decode_rows,     items[i].tree_base, items[i].tree_parent,
+                               items[i].tree_rows};
   SPOOL_TRY(transformer_->Forward(steps, *provider_, logits));
   for (const StepItem& it : items) it.seq->tokens_.insert(it.seq->tokens_.end(), it.tokens.begin(), it.tokens.end());
   // A mixed step's time and bytes are counted as decode when it decodes anything.
@@ -306,6 +317,21 @@ Status Engine::Step(std::span<const StepItem> items, float* logits) {
   stats_.prefill_tokens += static_cast<uint64_t>(prefill_tokens);
   (decode_tokens > 0 ? stats_.decode_seconds : stats_.prefill_seconds) += secs;
   (decode_tokens > 0 ? stats_.decode_weight_bytes : stats_.prefill_weight_bytes) += bytes;
+  return Status::Ok();
+}
+
+Status Engine::KeepTreePath(Sequence& seq, const models::TreeRows& rows, std::span<const int32_t> path) {
+  if (rows.first < 0) return InvalidArgument("KeepTreePath: the rows are not the sequence's last step");
+  SPOOL_TRY(models::CheckTreePath(rows, seq.n_tokens(), path));
+  std::vector<int32_t> kept;
+  for (const int32_t r : path) kept.push_back(seq.tokens_[static_cast<size_t>(rows.first + r)]);
+  if (Status st = models::KeepTreePath(*seq.kv_, rows, path); !st.ok()) {
+    (void)seq.kv_->Truncate(rows.first);  // at worst the step is dropped whole
+    seq.tokens_.resize(static_cast<size_t>(std::min<int64_t>(seq.kv_->n_tokens(), rows.first)));
+    return st;
+  }
+  seq.tokens_.resize(static_cast<size_t>(rows.first));
+  seq.tokens_.insert(seq.tokens_.end(), kept.begin(), kept.end());
   return Status::Ok();
 }
 

@@ -171,8 +171,25 @@ class Engine {
     std::span<const int32_t> tokens;  // at least one
     bool all_logits = false;
     bool decode_rows = false;
+    // A draft tree (models::SeqStep::tree_parent, models/tree_attention.h): node i at
+    // slot tree_base + i with parent tree_parent[i] (-1: hangs off slot tree_base - 1),
+    // position tree_base + depth, attending to the committed tokens and its ancestors
+    // only, with decode numerics. [seq.n_tokens() + tokens.size() - tree_base]; empty:
+    // no tree. tree_rows (optional) receives the step's K/V for KeepTreePath.
+    int64_t tree_base = 0;
+    std::span<const int32_t> tree_parent;
+    models::TreeRows* tree_rows = nullptr;
   };
+  // Errors: InvalidArgument for an empty item, a bad id or tree, a sequence twice;
+  // ResourceExhausted when the context would overflow; read errors.
   Status Step(std::span<const StepItem> items, float* logits);
+
+  // After a tree step (StepItem::tree_rows = rows): keeps the step's rows `path`
+  // (increasing row indices) as the tokens after the sequence's first rows.first and
+  // drops the rest; the sequence is then exactly as if the path's tokens alone had been
+  // decoded (later logits bit-identical; RAM and disk KV). Errors: a bad path
+  // (InvalidArgument), KV errors.
+  Status KeepTreePath(Sequence& seq, const models::TreeRows& rows, std::span<const int32_t> path);
 
   // Drops tokens at position >= n from the sequence (prefix reuse, rejected drafts):
   // in RAM and disk-backed KV alike, the sequence is then exactly as if the dropped

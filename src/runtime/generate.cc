@@ -72,34 +72,49 @@ Result<GenerateResult> Generate(Engine& engine, Sequence& seq, const GenerateReq
     return true;
   };
 
-  // Speculation: a verification step feeds [next, drafts...] with decode numerics and
-  // leaves one logit row per fed token; rows [row, n_rows) are still to be used. After
-  // sampling from row r, the draft token fed after it (draft[r]) is accepted when it
-  // equals the sampled token, and row r + 1 is next; otherwise the K/V of the drafts
-  // after it are dropped (the sampled token stays un-fed, as in plain decoding).
+  // Speculation: a verification step feeds [next, draft tree...] with decode numerics
+  // and leaves one logit row per fed token (row 0: next; row i + 1: tree node i). `cur`
+  // is the row whose logits come next. After sampling from row cur, a child of cur
+  // whose token equals the sampled one is accepted (its K/V are in the cache and its
+  // row's logits are ready); otherwise the rows off the accepted path are dropped —
+  // Truncate for a chain, KeepTreePath for a tree (the sampled token stays un-fed, as
+  // in plain decoding).
   const int64_t V = engine.n_vocab();
-  int64_t row = 0, n_rows = 1;
+  int64_t cur = 0, n_rows = 1;
   int64_t n0 = 0;  // sequence length before the last verification step
-  std::vector<int32_t> draft, context, fed;
+  DraftTree tree;
+  bool tree_step = false;
+  std::vector<int32_t> context, fed, parent, path;
+  models::TreeRows tree_rows;
+  auto child_of = [&](int64_t row, int32_t token) -> int64_t {
+    for (size_t i = static_cast<size_t>(row); i < tree.size(); ++i)  // node i is row i + 1; children follow parents
+      if (tree.parent[i] == row - 1 && tree.tokens[i] == token) return static_cast<int64_t>(i) + 1;
+    return -1;
+  };
   auto settle = [&]() -> Status {
     if (n_rows <= 1) return Status::Ok();
-    const int64_t keep = n0 + row + 1;
-    if (seq.n_tokens() > keep) SPOOL_TRY(engine.Truncate(seq, keep));
-    res.spec.accepted += static_cast<uint64_t>(row);
-    req.drafter->Feedback(n_rows - 1, row);
+    const int64_t accepted = static_cast<int64_t>(path.size()) - 1;
+    if (tree_step) {
+      SPOOL_TRY(engine.KeepTreePath(seq, tree_rows, path));
+    } else if (const int64_t keep = n0 + accepted + 1; seq.n_tokens() > keep) {
+      SPOOL_TRY(engine.Truncate(seq, keep));
+    }
+    res.spec.accepted += static_cast<uint64_t>(accepted);
+    req.drafter->Feedback(n_rows - 1, accepted);
     n_rows = 1;
-    row = 0;
+    cur = 0;
     return Status::Ok();
   };
 
-  // Sampled drafts (a draft model with sample_drafts) at temperature > 0 go through the
-  // rejection rule (SpeculativeSample); every other draft is checked by exact match.
+  // Sampled drafts (a draft model with sample_drafts; chains only) at temperature > 0 go
+  // through the rejection rule (SpeculativeSample); every other draft is checked by
+  // exact match.
   if (req.drafter) req.drafter->SetSampling(req.sampling);
   const bool rejection = req.drafter && req.drafter->sampled() && req.sampling.temperature > 0;
 
   res.finish_reason = "length";
   for (int64_t i = 0; i < req.max_tokens; ++i) {
-    const std::span<const float> row_logits(logits.data() + row * V, static_cast<size_t>(V));
+    const std::span<const float> row_logits(logits.data() + cur * V, static_cast<size_t>(V));
     int32_t next;
     if (!req.forced_output.empty()) {
       if (static_cast<size_t>(i) >= req.forced_output.size()) {
@@ -108,11 +123,11 @@ Result<GenerateResult> Generate(Engine& engine, Sequence& seq, const GenerateReq
       }
       next = req.forced_output[static_cast<size_t>(i)];
       if (next < 0 || next >= engine.n_vocab()) return InvalidArgument("forced output id " + std::to_string(next) + " is outside the vocabulary");
-    } else if (rejection && row + 1 < n_rows) {
+    } else if (rejection && cur + 1 < n_rows && !tree_step) {
       const auto& q = req.drafter->draft_distributions();
       SPOOL_CHECK(static_cast<int64_t>(q.size()) >= n_rows - 1);
-      next = SpeculativeSample(sampler, sampler.Distribution(row_logits), q[static_cast<size_t>(row)],
-                               draft[static_cast<size_t>(row)]);
+      next = SpeculativeSample(sampler, sampler.Distribution(row_logits), q[static_cast<size_t>(cur)],
+                               tree.tokens[static_cast<size_t>(cur)]);
     } else {
       next = sampler.Sample(row_logits);
     }
@@ -129,43 +144,55 @@ Result<GenerateResult> Generate(Engine& engine, Sequence& seq, const GenerateReq
       if (!emit(false)) break;
     }
     if (i + 1 == req.max_tokens) break;  // the last token stays un-fed (see generate.h)
-    if (row + 1 < n_rows && next == draft[static_cast<size_t>(row)]) {
-      ++row;  // accepted: its K/V are in the cache and the next row's logits are ready
-      continue;
+    if (n_rows > 1) {
+      if (const int64_t child = child_of(cur, next); child > 0) {
+        cur = child;  // accepted
+        path.push_back(static_cast<int32_t>(child));
+        continue;
+      }
     }
     SPOOL_TRY(settle());
     if (seq.n_tokens() + 1 > engine.ctx()) {
       res.finish_reason = "length";
       break;
     }
-    // Drafts: at most what is left to emit after next's successor (the last emitted
-    // token is never fed), and what the context holds.
-    int64_t k = 0;
+    // Drafts: at most what is left to emit after next's successor deep (the last
+    // emitted token is never fed), and what the context holds.
+    tree.tokens.clear();
+    tree.parent.clear();
     if (req.drafter) {
-      k = std::min(req.max_tokens - i - 2, engine.ctx() - seq.n_tokens() - 1);
-      if (k > 0) {
+      const int64_t depth = req.max_tokens - i - 2, nodes = engine.ctx() - seq.n_tokens() - 1;
+      if (depth > 0 && nodes > 0) {
         context.assign(seq.tokens().begin(), seq.tokens().end());
         context.push_back(next);
-        draft.clear();
-        SPOOL_TRY(req.drafter->Draft(context, k, &draft));
-        if (static_cast<int64_t>(draft.size()) > k) draft.resize(static_cast<size_t>(k));
-        k = static_cast<int64_t>(draft.size());
+        SPOOL_TRY(req.drafter->Propose(context, std::min(depth, nodes), nodes, &tree));
+        if (static_cast<int64_t>(tree.size()) > nodes) return InternalError("the drafter proposed too many nodes");
       }
     }
     ++res.spec.passes;
+    const int64_t k = static_cast<int64_t>(tree.size());
     if (k == 0) {
       Sequence* s = &seq;
       SPOOL_TRY(engine.Decode(std::span<Sequence* const>(&s, 1), std::span<const int32_t>(&next, 1), logits.data()));
       continue;
     }
     fed.assign(1, next);
-    fed.insert(fed.end(), draft.begin(), draft.end());
+    fed.insert(fed.end(), tree.tokens.begin(), tree.tokens.end());
     logits.resize(static_cast<size_t>((k + 1) * V));
     n0 = seq.n_tokens();
     Engine::StepItem item{&seq, fed, /*all_logits=*/true, /*decode_rows=*/true};
+    tree_step = !tree.chain();
+    if (tree_step) {  // row 0 (next) is the root; node i is row i + 1
+      parent.assign(1, -1);
+      for (const int32_t p : tree.parent) parent.push_back(p + 1);
+      item.tree_base = n0;
+      item.tree_parent = parent;
+      item.tree_rows = &tree_rows;
+    }
     SPOOL_TRY(engine.Step(std::span<const Engine::StepItem>(&item, 1), logits.data()));
     n_rows = k + 1;
-    row = 0;
+    cur = 0;
+    path.assign(1, 0);
     res.spec.drafted += static_cast<uint64_t>(k);
     ++res.spec.verify_steps;
   }

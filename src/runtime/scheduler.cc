@@ -50,9 +50,12 @@ struct Scheduler::Active {
   // chunk per step. Decoding starts when the whole prompt is in.
   bool prefilling = true;
   int64_t prefill_next = 0;
-  // Speculative decoding (nullptr: off): the drafts fed this step after next_token.
+  // Speculative decoding (nullptr: off): the draft tree fed this step after next_token
+  // (a chain, or with tree_nodes a tree: parent, tree_rows), and the rows accepted.
   std::unique_ptr<Drafter> drafter;
-  std::vector<int32_t> draft, fed, context;
+  DraftTree draft;
+  std::vector<int32_t> fed, context, parent, path;
+  models::TreeRows tree_rows;
 };
 
 namespace {
@@ -409,6 +412,7 @@ void Scheduler::Admit(Pending p) {
 
   auto a = std::make_unique<Active>();
   a->drafter = std::move(*drafter);
+  if (a->drafter) a->drafter->SetSampling(r.sampling);
   a->handle = p.handle;
   a->admit_time = NowSeconds();
   a->result.prompt_tokens = static_cast<int64_t>(r.prompt.size());
@@ -467,24 +471,35 @@ void Scheduler::Step() {
     if (a->prefilling) continue;
     // Drafts: at most what is left to emit after next_token's successor, what the
     // context holds and what the step's row budget leaves.
-    a->draft.clear();
+    a->draft.tokens.clear();
+    a->draft.parent.clear();
     if (a->drafter) {
-      const int64_t k = std::min({a->req.max_tokens - static_cast<int64_t>(a->result.ids.size()) - 1,
-                                  engine_.ctx() - a->seq->n_tokens() - 1, budget - rows - 1});
-      if (k > 0) {
+      const int64_t depth = a->req.max_tokens - static_cast<int64_t>(a->result.ids.size()) - 1;
+      const int64_t nodes = std::min(engine_.ctx() - a->seq->n_tokens() - 1, budget - rows - 1);
+      if (depth > 0 && nodes > 0) {
         a->context.assign(a->seq->tokens().begin(), a->seq->tokens().end());
         a->context.push_back(a->next_token);
-        if (Status st = a->drafter->Draft(a->context, k, &a->draft); !st.ok()) {
+        if (Status st = a->drafter->Propose(a->context, std::min(depth, nodes), nodes, &a->draft); !st.ok()) {
           SPOOL_LOG_WARN("drafting failed, decoding without drafts: %s", st.message().c_str());
-          a->draft.clear();
+          a->draft.tokens.clear();
+          a->draft.parent.clear();
         }
-        if (static_cast<int64_t>(a->draft.size()) > k) a->draft.resize(static_cast<size_t>(k));
+        if (static_cast<int64_t>(a->draft.size()) > nodes) a->draft.tokens.clear(), a->draft.parent.clear();
       }
     }
     a->fed.assign(1, a->next_token);
-    a->fed.insert(a->fed.end(), a->draft.begin(), a->draft.end());
-    const bool verify = !a->draft.empty();
-    items.push_back(Engine::StepItem{a->seq.get(), a->fed, verify, verify});
+    a->fed.insert(a->fed.end(), a->draft.tokens.begin(), a->draft.tokens.end());
+    const bool verify = a->draft.size() > 0;
+    Engine::StepItem item{a->seq.get(), a->fed, verify, verify};
+    a->parent.clear();
+    if (verify && !a->draft.chain()) {  // row 0 (next_token) is the root; node i is row i + 1
+      a->parent.assign(1, -1);
+      for (const int32_t p : a->draft.parent) a->parent.push_back(p + 1);
+      item.tree_base = a->seq->n_tokens();
+      item.tree_parent = a->parent;
+      item.tree_rows = &a->tree_rows;
+    }
+    items.push_back(item);
     owners.push_back(a.get());
     rows += static_cast<int64_t>(a->fed.size());
     ++n_decode;
@@ -572,22 +587,36 @@ void Scheduler::Step() {
         continue;
       }
     }
-    if (a.prefilling || a.draft.empty()) {
+    if (a.prefilling || a.draft.size() == 0) {
       if (!Advance(a, row, a.seq->n_tokens())) done.push_back(&a);
       continue;
     }
-    // A verification: row r's sampled token is emitted; draft[r] is accepted when it
-    // equals it (then row r + 1 follows). The rejected drafts' K/V are dropped.
+    // A verification: the sampled token of row `cur` (0: next_token's) is emitted; a
+    // child of cur in the draft tree carrying it is accepted (its row follows). The
+    // other rows' K/V are dropped (Truncate for a chain, KeepTreePath for a tree).
     const int64_t k = static_cast<int64_t>(a.draft.size());
     const int64_t n0 = a.seq->n_tokens() - (k + 1);
     // (The request's counters move before Advance may finish it, so its Completion has them.)
     a.result.spec.drafted += static_cast<uint64_t>(k);
     ++a.result.spec.verify_steps;
-    int64_t r = 0;
+    // Sampled drafts (a draft model with sample_drafts, chains) take the rejection rule.
+    const bool rejection = a.drafter->sampled() && a.req.sampling.temperature > 0 && a.parent.empty();
+    int64_t r = 0, cur = 0;
     bool alive = true;
+    a.path.assign(1, 0);
     for (;; ++r) {
-      alive = Advance(a, row + r * n_vocab, n0 + r + 1);
-      if (!alive || r == k || a.next_token != a.draft[static_cast<size_t>(r)]) break;
+      const auto& q = a.drafter->draft_distributions();
+      const bool reject_rule = rejection && cur < k && static_cast<int64_t>(q.size()) > cur;
+      alive = Advance(a, row + cur * n_vocab, n0 + r + 1, reject_rule ? &q[static_cast<size_t>(cur)] : nullptr,
+                      reject_rule ? a.draft.tokens[static_cast<size_t>(cur)] : -1);
+      if (!alive) break;
+      int64_t child = -1;
+      for (int64_t i = cur; i < k && child < 0; ++i)  // node i is row i + 1; children follow parents
+        if (a.draft.parent[static_cast<size_t>(i)] == cur - 1 && a.draft.tokens[static_cast<size_t>(i)] == a.next_token)
+          child = i + 1;
+      if (child < 0) break;
+      cur = child;
+      a.path.push_back(static_cast<int32_t>(child));
       ++a.result.spec.accepted;
     }
     a.drafter->Feedback(k, r);
@@ -596,7 +625,14 @@ void Scheduler::Step() {
       stats_.spec_drafted += k;
       stats_.spec_accepted += r;
     }
-    if (a.seq->n_tokens() > n0 + r + 1) {
+    if (!a.parent.empty()) {
+      if (Status tst = engine_.KeepTreePath(*a.seq, a.tree_rows, a.path); !tst.ok()) {
+        if (alive) FailActive(a, tst);
+        a.seq.reset();
+        done.push_back(&a);
+        continue;
+      }
+    } else if (a.seq->n_tokens() > n0 + r + 1) {
       if (Status tst = engine_.Truncate(*a.seq, n0 + r + 1); !tst.ok()) {
         if (alive) FailActive(a, tst);
         a.seq.reset();
@@ -618,7 +654,8 @@ void Scheduler::Step() {
   active_.swap(still);
 }
 
-bool Scheduler::Advance(Active& a, const float* logits, int64_t n_fed) {
+bool Scheduler::Advance(Active& a, const float* logits, int64_t n_fed, const sampling::TokenDistribution* q,
+                        int32_t d) {
   const tokenizer::Tokenizer* tok = engine_.tokenizer();
   int32_t next;
   if (!a.req.forced_output.empty()) {
@@ -628,6 +665,9 @@ bool Scheduler::Advance(Active& a, const float* logits, int64_t n_fed) {
       return false;
     }
     next = a.req.forced_output[i];
+  } else if (q != nullptr) {
+    const std::span<const float> row(logits, static_cast<size_t>(engine_.n_vocab()));
+    next = SpeculativeSample(*a.sampler, a.sampler->Distribution(row), *q, d);
   } else {
     next = a.sampler->Sample(std::span<const float>(logits, static_cast<size_t>(engine_.n_vocab())));
   }

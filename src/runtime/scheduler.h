@@ -236,7 +236,9 @@ class Scheduler {
   // returns false when the request finished (then the caller retires it).
   // n_fed: tokens whose K/V the sequence keeps after this row (its length without the
   // drafts still to check); the context check uses it.
-  bool Advance(Active& a, const float* logits, int64_t n_fed);
+  // q, d: a sampled draft token d ~ q to check by the rejection rule (SpeculativeSample).
+  bool Advance(Active& a, const float* logits, int64_t n_fed, const sampling::TokenDistribution* q = nullptr,
+               int32_t d = -1);
   void Finish(Active& a, const std::string& reason);
   void Retire(std::unique_ptr<Sequence> seq, const ScheduledRequest& r);
   std::unique_ptr<Sequence> TakeCached(const ScheduledRequest& r, int64_t* reused);

@@ -19,6 +19,7 @@
 // Thread-safety: none; a drafter serves one sequence at a time.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -43,6 +44,27 @@ struct SpecStats {
   }
 };
 
+// A draft tree: node i proposes tokens[i] after its parent — parent[i] < i, or -1: right
+// after the last sampled token (not yet fed). A chain has parent[i] = i - 1. Siblings
+// carry distinct tokens.
+struct DraftTree {
+  std::vector<int32_t> tokens, parent;
+  size_t size() const { return tokens.size(); }
+  bool chain() const {
+    for (size_t i = 0; i < parent.size(); ++i)
+      if (parent[i] != static_cast<int32_t>(i) - 1) return false;
+    return true;
+  }
+  void SetChain(std::span<const int32_t> ids) {
+    tokens.assign(ids.begin(), ids.end());
+    parent.resize(ids.size());
+    for (size_t i = 0; i < ids.size(); ++i) parent[i] = static_cast<int32_t>(i) - 1;
+  }
+  // Adds `path` below node `at` (-1: the root), sharing existing nodes; stops at
+  // max_nodes. Returns the nodes added.
+  int64_t AddPath(int32_t at, std::span<const int32_t> path, int64_t max_nodes);
+};
+
 class Drafter {
  public:
   virtual ~Drafter() = default;
@@ -51,6 +73,10 @@ class Drafter {
   // the last sampled one, not yet fed). May propose fewer or none (the caller then
   // decodes plainly). Errors: a draft model's engine errors.
   virtual Status Draft(std::span<const int32_t> context, int64_t max_tokens, std::vector<int32_t>* out) = 0;
+  // A draft tree of at most max_nodes nodes and max_depth levels (Generate verifies it
+  // in one step). Default: Draft's chain. Drafters built with a tree budget
+  // (SpeculativeOptions::tree_nodes) propose several candidates per position.
+  virtual Status Propose(std::span<const int32_t> context, int64_t max_depth, int64_t max_nodes, DraftTree* out);
   // The target accepted `accepted` of the last draft's `drafted` tokens.
   virtual void Feedback(int64_t drafted, int64_t accepted) {
     (void)drafted;
@@ -71,16 +97,20 @@ class Drafter {
 // Prompt lookup: the longest n-gram (ngram_max down to ngram_min tokens) ending the
 // context that occurred before; proposes the tokens that followed its latest earlier
 // occurrence. O(context × ngram_max) per call.
+// Tree (tree_nodes > 0): the continuations of several earlier occurrences (the longest
+// n-gram's, latest first, then shorter n-grams'), merged into a trie of at most
+// tree_nodes nodes, each up to max_draft deep. O(context × ngram_max) per call.
 class PromptLookupDrafter final : public Drafter {
  public:
-  PromptLookupDrafter(int ngram_max, int ngram_min, int64_t max_draft)
-      : ngram_max_(ngram_max), ngram_min_(ngram_min), max_draft_(max_draft) {}
+  PromptLookupDrafter(int ngram_max, int ngram_min, int64_t max_draft, int64_t tree_nodes = 0)
+      : ngram_max_(ngram_max), ngram_min_(ngram_min), max_draft_(max_draft), tree_nodes_(tree_nodes) {}
   std::string name() const override { return "lookup"; }
   Status Draft(std::span<const int32_t> context, int64_t max_tokens, std::vector<int32_t>* out) override;
+  Status Propose(std::span<const int32_t> context, int64_t max_depth, int64_t max_nodes, DraftTree* out) override;
 
  private:
   int ngram_max_, ngram_min_;
-  int64_t max_draft_;
+  int64_t max_draft_, tree_nodes_;
 };
 
 // A draft model (EngineOptions::draft_model, opened by the target engine, resident):
@@ -89,11 +119,18 @@ class PromptLookupDrafter final : public Drafter {
 // sampling at the request's settings without penalties, seeded from the request's seed.
 // Draft length: starts at min(4, max_draft); grows by 2 after a fully accepted draft,
 // else becomes accepted + 1.
+// Tree (tree_nodes > 0, greedy drafts only): level by level, one draft-model tree step
+// per level (models/tree_attention.h) — each level keeps the W = ceil(nodes / levels)
+// candidates (nodes: tree_nodes or what the context leaves; levels: max_draft or the
+// tokens left to emit) of highest draft probability (product along the path) among
+// the top-W children of the previous level's nodes, until tree_nodes nodes or
+// max_draft levels; the draft model's tree rows are dropped afterwards.
 class ModelDrafter final : public Drafter {
  public:
-  ModelDrafter(Engine& draft, int64_t max_draft, bool sample_drafts = false);
+  ModelDrafter(Engine& draft, int64_t max_draft, bool sample_drafts = false, int64_t tree_nodes = 0);
   std::string name() const override { return "model"; }
   Status Draft(std::span<const int32_t> context, int64_t max_tokens, std::vector<int32_t>* out) override;
+  Status Propose(std::span<const int32_t> context, int64_t max_depth, int64_t max_nodes, DraftTree* out) override;
   void Feedback(int64_t drafted, int64_t accepted) override;
   bool sampled() const override { return sample_drafts_; }
   const std::vector<sampling::TokenDistribution>& draft_distributions() const override { return q_; }
@@ -101,9 +138,13 @@ class ModelDrafter final : public Drafter {
   int64_t draft_length() const { return k_; }
 
  private:
+  // Brings the draft sequence to `context` (keeping the common prefix) and leaves the
+  // logits after its last token in logits_.
+  Status CatchUp(std::span<const int32_t> context);
+
   Engine& e_;
   std::unique_ptr<Sequence> seq_;
-  int64_t max_draft_, k_;
+  int64_t max_draft_, k_, tree_nodes_;
   bool sample_drafts_;
   std::unique_ptr<sampling::Sampler> sampler_;  // sample_drafts_ after SetSampling
   std::vector<sampling::TokenDistribution> q_;
@@ -128,7 +169,12 @@ struct SpeculativeOptions {
   // acceptance at high temperature). Used by Generate (run, chat); the scheduler
   // checks drafts by exact match, which is exact for any drafter.
   bool sample_drafts = false;
+  // Draft trees (--draft-tree N): at most N nodes per verification, several candidates
+  // per position (max_draft bounds the depth); 0: a chain of max_draft tokens.
+  int64_t tree_nodes = 0;
   bool enabled() const { return lookup || draft_model; }
+  // Rows of a verification step at most (planning).
+  int64_t max_step_rows() const { return std::max(max_draft, tree_nodes) + 1; }
 };
 
 // nullptr when o selects no drafter. Errors (InvalidArgument): bad numbers, both

@@ -317,12 +317,13 @@ static std::optional<ApiError> ReadSpeculative(const Json& body, SpeculativeRequ
   }
   if (!it->is_object()) return TypeError("speculative", "a boolean or an object", *it);
   for (auto f = it->begin(); f != it->end(); ++f)
-    if (f.key() != "lookup" && f.key() != "draft" && f.key() != "max_draft")
+    if (f.key() != "lookup" && f.key() != "draft" && f.key() != "max_draft" && f.key() != "draft_tree")
       return FieldError("speculative." + f.key(), "Unknown field 'speculative." + f.key() +
-                                                      "': expected lookup, draft or max_draft.");
+                                                      "': expected lookup, draft, max_draft or draft_tree.");
   SPOOL_API_TRY(ReadBool(*it, "speculative.", "lookup", &out->lookup));
   SPOOL_API_TRY(ReadBool(*it, "speculative.", "draft", &out->draft));
   SPOOL_API_TRY(ReadInt(*it, "speculative.", "max_draft", 1, 64, &out->max_draft));
+  SPOOL_API_TRY(ReadInt(*it, "speculative.", "draft_tree", 0, 64, &out->draft_tree));
   if (out->lookup && out->draft)
     return FieldError("speculative", "Invalid 'speculative': 'lookup' and 'draft' exclude each other.");
   return std::nullopt;
@@ -462,6 +463,11 @@ std::optional<ApiError> ResolveSpeculative(const SpeculativeRequest& r, const ru
   out->lookup = r.lookup;
   out->draft_model = r.draft;
   if (r.max_draft) out->max_draft = *r.max_draft;
+  if (r.draft_tree) out->tree_nodes = *r.draft_tree;
+  if (!out->draft_model) out->sample_drafts = false;  // sampled drafts are a draft model's
+  if (out->sample_drafts && out->tree_nodes > 0)
+    return FieldError("speculative.draft_tree", "Invalid 'speculative.draft_tree': the server samples its drafts "
+                                                "(--draft-sample), which checks chains only; use 0.");
   if (r.draft && !has_draft_model)
     return FieldError("speculative.draft", "Invalid 'speculative.draft': this server has no draft model (start it "
                                            "with --draft MODEL); use {\"lookup\": true} instead.");

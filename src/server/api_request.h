@@ -39,6 +39,7 @@ struct SpeculativeRequest {
   bool use_default = false;  // `true`
   bool lookup = false, draft = false;
   std::optional<int64_t> max_draft;
+  std::optional<int64_t> draft_tree;  // node budget of draft trees (0: chains)
 };
 
 struct GenerationSpec {
