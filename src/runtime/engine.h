@@ -83,10 +83,13 @@ class Sequence {
   const std::vector<int32_t>& tokens() const { return tokens_; }
   int64_t n_tokens() const { return static_cast<int64_t>(tokens_.size()); }
   kv::SequenceKv& kv() { return *kv_; }
+  // The linear-attention layers' state (models with Gated DeltaNet layers), else nullptr.
+  kv::RecurrentState* recurrent() { return state_.get(); }
 
  private:
   friend class Engine;
   std::unique_ptr<kv::SequenceKv> kv_;
+  std::unique_ptr<kv::RecurrentState> state_;
   std::vector<int32_t> tokens_;  // every token whose K/V is in the cache
 };
 

@@ -69,11 +69,12 @@ uint64_t EstimateActivationBytes(const models::ModelConfig& c, int64_t rows, int
 }
 
 std::vector<int64_t> SlidingWindows(const models::ModelConfig& c) {
-  std::vector<int64_t> w(static_cast<size_t>(c.n_layer), 0);
+  // Indexed by KV slot (ModelConfig::kv_layer): linear-attention layers have none.
+  std::vector<int64_t> w(static_cast<size_t>(c.n_kv_layers()), 0);
   bool any = false;
-  for (size_t l = 0; l < c.layers.size() && l < w.size(); ++l)
+  for (size_t l = 0; l < c.layers.size() && l < static_cast<size_t>(c.n_layer); ++l)
     if (c.layers[l].mixer == models::MixerKind::kSlidingAttention) {
-      w[l] = c.layers[l].window;
+      w[static_cast<size_t>(c.kv_layer(static_cast<int64_t>(l)))] = c.layers[l].window;
       any = true;
     }
   if (!any) w.clear();
@@ -88,6 +89,7 @@ uint64_t EstimateKvBytes(const models::ModelConfig& c, int64_t tokens, int64_t p
   uint64_t total_pages = 0;
   for (int64_t l = 0; l < c.n_layer; ++l) {
     uint64_t p = pages;
+    if (static_cast<size_t>(l) < c.layers.size() && c.layers[l].mixer == models::MixerKind::kLinearAttention) continue;
     if (static_cast<size_t>(l) < c.layers.size() && c.layers[l].mixer == models::MixerKind::kSlidingAttention) {
       const uint64_t span = U(c.layers[l].window - 1 + std::max<int64_t>(step_tokens, 1));
       p = std::min(p, AlignUp(span, pt) / pt + 1);
@@ -101,7 +103,7 @@ uint64_t EstimateSequenceKvBytes(const models::ModelConfig& c, int64_t ctx, int6
                                  DType dtype, int64_t step_tokens) {
   if (kv_window <= 0 || ctx <= kv_window) return EstimateKvBytes(c, ctx, page_tokens, dtype, step_tokens);
   // Engine::NewSequence creates a DiskKv with these options.
-  kv::KvLayout layout{c.n_layer, c.n_head_kv, c.head_dim, std::max<int64_t>(page_tokens, 1), dtype};
+  kv::KvLayout layout{c.n_kv_layers(), c.n_head_kv, c.head_dim, std::max<int64_t>(page_tokens, 1), dtype};
   kv::DiskKvOptions d;
   d.window_tokens = kv_window;
   d.max_tokens = ctx;
