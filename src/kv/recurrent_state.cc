@@ -50,6 +50,17 @@ void RecurrentState::Commit(int64_t n) {
     written_[s] = false;
   }
   n_tokens_ += n;
+  if (layout_.checkpoint_every > 0 && n > 0 && n_tokens_ % layout_.checkpoint_every == 0 && layout_.max_checkpoints > 0) {
+    if (static_cast<int>(checkpoints_.size()) >= layout_.max_checkpoints) checkpoints_.erase(checkpoints_.begin());
+    checkpoints_.push_back(Save());
+  }
+}
+
+bool RecurrentState::CanTruncate(int64_t n) const {
+  if (n == n_tokens_ || n == 0) return true;
+  for (const Snapshot& c : checkpoints_)
+    if (c.n_tokens == n) return true;
+  return false;
 }
 
 Status RecurrentState::Truncate(int64_t n) {
@@ -58,10 +69,18 @@ Status RecurrentState::Truncate(int64_t n) {
   if (n == 0) {
     std::fill(cur_.begin(), cur_.end(), 0.0f);
     n_tokens_ = 0;
+    checkpoints_.clear();
     return Status::Ok();
   }
+  for (size_t i = 0; i < checkpoints_.size(); ++i)
+    if (checkpoints_[i].n_tokens == n) {
+      cur_ = checkpoints_[i].data;
+      n_tokens_ = n;
+      checkpoints_.resize(i + 1);
+      return Status::Ok();
+    }
   return InvalidArgument("a linear-attention (recurrent) state cannot be rewound from " + std::to_string(n_tokens_) +
-                         " to " + std::to_string(n) + " tokens (only to its length or to 0)");
+                         " to " + std::to_string(n) + " tokens (only to its length, 0 or a kept checkpoint)");
 }
 
 RecurrentState::Snapshot RecurrentState::Save() const { return Snapshot{n_tokens_, cur_}; }
@@ -70,6 +89,7 @@ void RecurrentState::Restore(const Snapshot& s) {
   SPOOL_CHECK(s.data.size() == cur_.size());
   cur_ = s.data;
   n_tokens_ = s.n_tokens;
+  while (!checkpoints_.empty() && checkpoints_.back().n_tokens > n_tokens_) checkpoints_.pop_back();
   std::fill(written_.begin(), written_.end(), false);
 }
 

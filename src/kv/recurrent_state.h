@@ -7,7 +7,10 @@
 // committed state and writes a pending copy (Begin), and Commit makes every pending copy
 // current. A step that fails before Commit leaves the committed state as it was.
 // Positions cannot be rewound (a recurrence has no per-token rows to drop): Truncate
-// works only to the current length, to 0, or to a Snapshot's position (Restore).
+// works to the current length, to 0, or to a checkpoint: with checkpoint_every > 0 the
+// state keeps copies of itself at the last `max_checkpoints` commits that ended on a
+// multiple of checkpoint_every (the engine's prefill chunk, where the scheduler's
+// prefix cache cuts reuse), so a shared prefix resumes without recomputation.
 #pragma once
 
 #include <cstdint>
@@ -22,7 +25,11 @@ struct RecurrentLayout {
   std::vector<bool> linear;        // [n_layer]: which layers keep a state
   int64_t conv_elems = 0;          // per layer: (K − 1) · conv_dim
   int64_t delta_elems = 0;         // per layer: n_v_heads · dk · dv
+  int64_t checkpoint_every = 0;    // tokens between kept checkpoints (0: none)
+  int max_checkpoints = 2;         // checkpoints kept (the most recent ones)
   uint64_t bytes() const;          // of one state (all linear layers), f32
+  // RAM one sequence's state may hold: the state, its pending copy and the checkpoints.
+  uint64_t max_bytes() const { return bytes() * (2 + (checkpoint_every > 0 ? max_checkpoints : 0)); }
 };
 
 class RecurrentState {
@@ -46,9 +53,11 @@ class RecurrentState {
   void Set(int64_t l, const float* conv, const float* delta);
   // Makes every layer's pending state current; the sequence is n tokens longer.
   void Commit(int64_t n);
-  // n == n_tokens(): drops pending writes; n == 0: zeros. Otherwise InvalidArgument
-  // (a recurrent state cannot be rewound; restore a Snapshot instead).
+  // n == n_tokens(): drops pending writes; n == 0: zeros; n at a kept checkpoint: that
+  // checkpoint (later ones dropped). Otherwise InvalidArgument, state unchanged.
   Status Truncate(int64_t n);
+  bool CanTruncate(int64_t n) const;
+  int64_t n_checkpoints() const { return static_cast<int64_t>(checkpoints_.size()); }
   // Sets the token count without touching the state (session restore).
   void SetTokens(int64_t n) { n_tokens_ = n; }
 
@@ -68,6 +77,7 @@ class RecurrentState {
   std::vector<int64_t> slot_;        // [n_layer]: index of the layer's state, −1 if none
   std::vector<float> cur_, next_;    // [n_slots · per_layer_]
   std::vector<bool> written_;        // [n_slots]: next_ holds this step's state
+  std::vector<Snapshot> checkpoints_;  // ascending n_tokens, at most max_checkpoints
 };
 
 }  // namespace spool::kv

@@ -42,9 +42,6 @@ namespace spool::models {
 
 struct SeqStep {
   kv::SequenceKv* kv = nullptr;       // the sequence's cache; new tokens start at kv->n_tokens()
-  // The sequence's linear-attention state (models with kLinearAttention layers; else
-  // nullptr). Committed with the KV at the end of the step.
-  kv::RecurrentState* state = nullptr;
   std::span<const int32_t> tokens;    // new tokens (ids already range-checked by the caller)
   bool all_logits = false;            // logits for every token (perplexity) or only the last
   // Every row takes the decode path (GEMV, single-query attention kernel), as if its
@@ -52,6 +49,9 @@ struct SeqStep {
   // decoding tokens[0..i] one by one. Speculative verification (runtime/speculative.h)
   // sets it so that checking drafts never changes the output.
   bool decode_rows = false;
+  // The sequence's linear-attention state (models with kLinearAttention layers; else
+  // nullptr). Committed with the KV at the end of the step.
+  kv::RecurrentState* state = nullptr;
 };
 
 // Counters of one Transformer, cumulative.

@@ -219,7 +219,11 @@ std::unique_ptr<Sequence> Engine::NewSequence() {
   } else {
     s->kv_ = std::make_unique<kv::InRamKv>(layout);
   }
-  if (c.has_linear()) s->state_ = std::make_unique<kv::RecurrentState>(RecurrentLayoutOf(c));
+  if (c.has_linear()) {
+    kv::RecurrentLayout rl = RecurrentLayoutOf(c);
+    rl.checkpoint_every = options_.prefill_chunk;  // where the scheduler's prefix reuse cuts
+    s->state_ = std::make_unique<kv::RecurrentState>(rl);
+  }
   return s;
 }
 
@@ -247,7 +251,7 @@ Status Engine::Prefill(Sequence& seq, std::span<const int32_t> tokens, float* lo
   for (int64_t done = 0; done < n;) {
     const int64_t m = std::min(options_.prefill_chunk, n - done);
     const bool last = done + m == n;
-    models::SeqStep step{seq.kv_.get(), seq.state_.get(), tokens.subspan(done, m), all_logits};
+    models::SeqStep step{seq.kv_.get(), tokens.subspan(done, m), all_logits, false, seq.state_.get()};
     std::vector<float> discard;
     float* out = nullptr;
     if (all_logits) out = logits + done * n_vocab();
@@ -302,8 +306,8 @@ Status Engine::Step(std::span<const StepItem> items, float* logits) {
   const uint64_t bytes0 = streaming_->stats().bytes_read();
   std::vector<models::SeqStep> steps(items.size());
   for (size_t i = 0; i < items.size(); ++i)
-    steps[i] = models::SeqStep{items[i].seq->kv_.get(), items[i].seq->state_.get(), items[i].tokens,
-                               items[i].all_logits, items[i].decode_rows};
+    steps[i] = models::SeqStep{items[i].seq->kv_.get(), items[i].tokens, items[i].all_logits, items[i].decode_rows,
+                               items[i].seq->state_.get()};
   SPOOL_TRY(transformer_->Forward(steps, *provider_, logits));
   for (const StepItem& it : items) it.seq->tokens_.insert(it.seq->tokens_.end(), it.tokens.begin(), it.tokens.end());
   // A mixed step's time and bytes are counted as decode when it decodes anything.
@@ -318,11 +322,13 @@ Status Engine::Step(std::span<const StepItem> items, float* logits) {
 }
 
 Status Engine::Truncate(Sequence& seq, int64_t n) {
-  // The recurrent state rewinds only to its length or to 0: refuse before the KV moves.
-  if (seq.state_ && n != seq.n_tokens() && n != 0)
+  // The recurrent state rewinds only to its length, 0 or a kept checkpoint (a multiple
+  // of the prefill chunk): refuse before the KV moves.
+  if (seq.state_ && !seq.state_->CanTruncate(n))
     return InvalidArgument("cannot truncate a sequence of a model with linear-attention layers from " +
                            std::to_string(seq.n_tokens()) + " to " + std::to_string(n) +
-                           " tokens (its recurrent state cannot be rewound)");
+                           " tokens (its recurrent state cannot be rewound there: only to a checkpoint at a multiple "
+                           "of the prefill chunk)");
   SPOOL_TRY(seq.kv_->Truncate(n));
   if (seq.state_) SPOOL_TRY(seq.state_->Truncate(n));
   seq.tokens_.resize(n);

@@ -8,6 +8,7 @@
 #include "base/sysinfo.h"
 #include "base/timer.h"
 #include "kv/disk_kv.h"
+#include "models/linear_attention.h"
 #include "models/transformer.h"
 #include "storage/reader.h"
 
@@ -54,6 +55,17 @@ uint64_t EstimateActivationBytes(const models::ModelConfig& c, int64_t rows, int
     const uint64_t E = U(c.moe.n_expert), K = U(c.moe.n_expert_used);
     b += r * E * 4 + 2 * r * K * 4 + 2 * r * D * 4 + r * 20;
     if (c.ggml_numerics) b += r * K * D * 4;  // each row's weighted expert outputs by rank
+  }
+  // Gated attention (q projection with gates) and linear-attention layers
+  // (models/transformer.cc, models/linear_attention.cc scratch).
+  if (c.attn_output_gate) b += n * QD * 4 * 3;
+  if (c.has_linear()) {
+    const models::LinearAttnSpec& s = c.linear;
+    b += n * U(s.qkvz_dim() + s.ba_dim() + s.value_dim()) * 4;                     // projections, gated-norm output
+    b += n * U(2 * s.conv_dim() + s.value_dim() + 2 * s.n_v_heads) * 4;           // ungrouped, conv out, z, β, g
+    const uint64_t C = U(std::min<int64_t>(rows, c.delta_chunk));
+    b += U(std::max(threads, 1)) * (n * U(2 * s.k_head_dim + 2 * s.v_head_dim + 2) * 4 +
+                                    (C + C * C + C * U(2 * s.v_head_dim + s.k_head_dim)) * 4);  // per-head scratch
   }
   // Attention state: running max/sum per (row, head) and the accumulator [rows, q_dim].
   b += n * U(c.n_head) * 8 + n * QD * 4;
@@ -192,6 +204,12 @@ Result<ResidencyPlan> PlanResidencyForChunk(const models::ModelWeights& w, const
   const int64_t kv_tokens = p.kv_on_disk ? o.kv_window_tokens : o.ctx;
   p.kv_bytes =
       U(o.n_seq) * EstimateSequenceKvBytes(c, o.ctx, o.kv_window_tokens, o.kv_page_tokens, o.kv_dtype, o.prefill_chunk);
+  if (c.has_linear()) {  // Engine::NewSequence's RecurrentState: fixed size, whatever the context
+    kv::RecurrentLayout rl = models::RecurrentLayoutOf(c);
+    rl.checkpoint_every = o.prefill_chunk;
+    p.recurrent_bytes = U(o.n_seq) * rl.max_bytes();
+    p.kv_bytes += p.recurrent_bytes;
+  }
 
   const auto& embd = w.token_embd();
   p.embedding_row_bytes = embd.row_bytes();
@@ -407,6 +425,11 @@ std::string FormatPlan(const models::ModelWeights& w, const ResidencyPlan& p) {
   add("KV cache", FormatBytes(p.kv_bytes) + " (" + std::to_string(p.n_seq) + " x " + std::to_string(kv_tokens) +
                       " tokens" + (p.kv_on_disk ? " of --kv-window + read-ahead; older pages on disk" : " in RAM") +
                       sliding + ")");
+  if (p.recurrent_bytes > 0)
+    add("recurrent state", FormatBytes(p.recurrent_bytes) + " of the KV line (" + std::to_string(p.n_seq) + " x " +
+                               std::to_string(w.config().n_linear_layers()) + " of " + std::to_string(w.config().n_layer) +
+                               " layers linear attention: conv + delta-rule state, its step copy and 2 checkpoints; "
+                               "the same at any context)");
   add("streaming ring", p.ring_slots == 0 ? std::string("none")
                                           : std::to_string(p.ring_slots) + " x " + FormatBytes(p.ring_slot_bytes) +
                                                 " = " + FormatBytes(p.ring_bytes()));
@@ -459,6 +482,7 @@ nlohmann::ordered_json PlanToJson(const models::ModelWeights& w, const Residency
       {"embedding_scratch_bytes", p.embedding_scratch_bytes},
       {"draft_bytes", p.draft_bytes},
       {"kv_bytes", p.kv_bytes},
+      {"recurrent_bytes", p.recurrent_bytes},
       {"ctx", p.ctx},
       {"sequences", p.n_seq},
       {"kv_window", p.kv_window_tokens},

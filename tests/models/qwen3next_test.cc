@@ -19,6 +19,8 @@
 #include "models/linear_attention.h"
 #include "runtime/engine.h"
 #include "runtime/generate.h"
+#include "runtime/planner.h"
+#include "runtime/scheduler.h"
 
 namespace spool {
 namespace {
@@ -229,6 +231,128 @@ TEST(Qwen3Next, LinearStateSizeDoesNotGrowWithContext) {
   EXPECT_EQ(dynamic_cast<kv::InRamKv&>(seq->kv()).page_bytes_held(), 16 * kv_1k);
   EXPECT_EQ(kv_1k, 1024u * 2 * e.config().kv_dim() * 4);
   for (float x : logits) ASSERT_TRUE(std::isfinite(x));
+  std::filesystem::remove_all(dir);
+}
+
+// Prefix cache: a second request sharing a long prefix (the same conversation one turn
+// later) resumes the first one's KV and recurrent state at the last whole prefill chunk
+// (a kept checkpoint), computes only the new tokens, and gives a cold run's tokens.
+TEST(Qwen3Next, PrefixCacheResumesTheRecurrentState) {
+  auto eo = runtime::Engine::Open(Fixture(), Options(/*chunk=*/8));
+  ASSERT_TRUE(eo.ok()) << eo.status().message();
+  auto& e = **eo;
+  const auto turn1 = Ids(40, 3);
+  auto req = [](std::vector<int32_t> prompt, bool reuse) {
+    runtime::ScheduledRequest r;
+    r.prompt = std::move(prompt);
+    r.max_tokens = 6;
+    r.ignore_eos = true;
+    r.reuse_prefix = reuse;
+    r.tenant = "t";
+    r.cache_key = "chat";
+    return r;
+  };
+  auto wait = [](runtime::RequestHandle& h, int64_t* cached) {
+    std::vector<int32_t> ids;
+    runtime::RequestHandle::Event ev;
+    for (;;) {
+      EXPECT_TRUE(h.Next(&ev, 60000));
+      if (ev.kind == runtime::RequestHandle::Event::Kind::kDone) {
+        *cached = ev.completion.cached_prompt_tokens;
+        return ev.completion.ids;
+      }
+      if (ev.kind == runtime::RequestHandle::Event::Kind::kError) {
+        ADD_FAILURE() << "request failed";
+        return ids;
+      }
+    }
+  };
+  runtime::SchedulerOptions so;
+  runtime::Scheduler s(e, so);
+  int64_t cached = -1;
+  const auto answer = wait(*s.Submit(req(turn1, true)), &cached);
+  EXPECT_EQ(cached, 0);
+  ASSERT_EQ(answer.size(), 6u);
+  // Turn 2: turn 1's prompt and answer, then 11 new tokens.
+  std::vector<int32_t> turn2 = turn1;
+  turn2.insert(turn2.end(), answer.begin(), answer.end());
+  const auto more = Ids(11, 5);
+  turn2.insert(turn2.end(), more.begin(), more.end());
+  const uint64_t fed = e.stats().prefill_tokens + e.stats().decode_tokens;
+  const auto warm = wait(*s.Submit(req(turn2, true)), &cached);
+  // Turn 1's sequence holds 45 tokens (the last answer token was never fed); the reuse
+  // is cut to whole chunks of 8: 40 tokens, exactly where its prefill ended.
+  EXPECT_EQ(cached, 40);
+  // Tokens fed to the model: the prompt's uncached rest (a 1-token remainder counts as
+  // a decode token) plus the 5 generated tokens fed back (the 6th never is).
+  EXPECT_EQ(e.stats().prefill_tokens + e.stats().decode_tokens - fed, turn2.size() - 40 + 5)
+      << "only the new tokens are computed";
+  int64_t cold_cached = -1;
+  const auto cold = wait(*s.Submit(req(turn2, false)), &cold_cached);
+  EXPECT_EQ(cold_cached, 0);
+  EXPECT_EQ(warm, cold);
+}
+
+// Batched decode: sequences sharing steps keep their own recurrent state; each gets the
+// tokens it gets alone.
+TEST(Qwen3Next, BatchedSequencesKeepTheirOwnState) {
+  auto eo = runtime::Engine::Open(Fixture(), Options());
+  ASSERT_TRUE(eo.ok()) << eo.status().message();
+  auto& e = **eo;
+  const int64_t V = e.n_vocab();
+  std::vector<std::vector<int32_t>> prompts = {Ids(9, 1), Ids(17, 2), Ids(4, 3)};
+  std::vector<std::vector<int32_t>> alone;
+  for (auto& p : prompts) {
+    auto seq = e.NewSequence();
+    alone.push_back(Greedy(e, *seq, p, 8));
+  }
+  std::vector<std::unique_ptr<runtime::Sequence>> seqs;
+  std::vector<int32_t> next;
+  std::vector<float> logits(V);
+  for (auto& p : prompts) {
+    seqs.push_back(e.NewSequence());
+    ASSERT_TRUE(e.Prefill(*seqs.back(), p, logits.data()).ok());
+    next.push_back(static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin()));
+  }
+  std::vector<std::vector<int32_t>> got(3);
+  std::vector<runtime::Sequence*> ptrs = {seqs[0].get(), seqs[1].get(), seqs[2].get()};
+  std::vector<float> out(3 * V);
+  for (int step = 0; step < 8; ++step) {
+    for (int i = 0; i < 3; ++i) got[i].push_back(next[i]);
+    if (step == 7) break;
+    ASSERT_TRUE(e.Decode(ptrs, next, out.data()).ok());
+    for (int i = 0; i < 3; ++i)
+      next[i] = static_cast<int32_t>(std::max_element(out.begin() + i * V, out.begin() + (i + 1) * V) -
+                                     (out.begin() + i * V));
+  }
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(got[i], alone[i]) << "sequence " << i;
+}
+
+// The planner counts the recurrent state (state, step copy, 2 checkpoints per sequence)
+// the same at 1K and 16K of context; the KV term grows only by the attention layer's
+// pages; `spool show --plan`'s text says so.
+TEST(Qwen3Next, PlanCountsTheRecurrentStateTheSameAtAnyContext) {
+  const std::string dir = testing::EditedFixture("qwen3next-f32", "q3n_plan", [](nlohmann::ordered_json& j) {
+    j["max_position_embeddings"] = 16384;
+  });
+  uint64_t rec[2], kv[2];
+  std::string text;
+  for (int i = 0; i < 2; ++i) {
+    auto o = Options();
+    o.kv_window = 0;
+    o.ctx = i == 0 ? 1024 : 16384;
+    auto p = runtime::Engine::Plan(dir, o);
+    ASSERT_TRUE(p.ok()) << p.status().message();
+    rec[i] = p->plan.recurrent_bytes;
+    kv[i] = p->plan.kv_bytes - rec[i];
+    if (i == 1) text = runtime::FormatPlan(*p->weights, p->plan);
+    if (i == 1) EXPECT_EQ(rec[i], models::RecurrentLayoutOf(p->weights->config()).bytes() * 4);
+  }
+  EXPECT_GT(rec[0], 0u);
+  EXPECT_EQ(rec[0], rec[1]);
+  EXPECT_EQ(kv[1], 16 * kv[0]);
+  EXPECT_NE(text.find("recurrent state"), std::string::npos) << text;
+  EXPECT_NE(text.find("3 of 4 layers linear attention"), std::string::npos) << text;
   std::filesystem::remove_all(dir);
 }
 
