@@ -56,6 +56,14 @@ void RecurrentState::Commit(int64_t n) {
   }
 }
 
+int64_t RecurrentState::RewindPoint(int64_t n) const {
+  if (n >= n_tokens_) return n;
+  int64_t best = 0;
+  for (const Snapshot& c : checkpoints_)
+    if (c.n_tokens <= n) best = std::max(best, c.n_tokens);
+  return best;
+}
+
 bool RecurrentState::CanTruncate(int64_t n) const {
   if (n == n_tokens_ || n == 0) return true;
   for (const Snapshot& c : checkpoints_)

@@ -57,6 +57,8 @@ class RecurrentState {
   // checkpoint (later ones dropped). Otherwise InvalidArgument, state unchanged.
   Status Truncate(int64_t n);
   bool CanTruncate(int64_t n) const;
+  // The largest m <= n with CanTruncate(m).
+  int64_t RewindPoint(int64_t n) const;
   int64_t n_checkpoints() const { return static_cast<int64_t>(checkpoints_.size()); }
   // Sets the token count without touching the state (session restore).
   void SetTokens(int64_t n) { n_tokens_ = n; }

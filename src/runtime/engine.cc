@@ -321,6 +321,11 @@ Status Engine::Step(std::span<const StepItem> items, float* logits) {
   return Status::Ok();
 }
 
+int64_t Engine::RewindPoint(Sequence& seq, int64_t n) const {
+  if (!seq.state_) return n;
+  return seq.state_->RewindPoint(n);
+}
+
 Status Engine::Truncate(Sequence& seq, int64_t n) {
   // The recurrent state rewinds only to its length, 0 or a kept checkpoint (a multiple
   // of the prefill chunk): refuse before the KV moves.

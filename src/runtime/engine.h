@@ -181,6 +181,10 @@ class Engine {
   // in RAM and disk-backed KV alike, the sequence is then exactly as if the dropped
   // tokens had never been fed (later steps' logits bit-identical).
   Status Truncate(Sequence& seq, int64_t n);
+  // The largest m <= n that Truncate(seq, m) accepts as far as the recurrent state goes
+  // (models with linear-attention layers: the length, a kept checkpoint or 0; other
+  // models: n). Callers that want "at most n" (chat's next turn) truncate there.
+  int64_t RewindPoint(Sequence& seq, int64_t n) const;
 
   // Sessions (kv/session.h; defined in runtime/engine_session.cc). SaveSession writes
   // seq's tokens and KV plus `pending` (generated tokens not yet fed) to `path`,

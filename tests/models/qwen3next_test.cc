@@ -21,6 +21,7 @@
 #include "runtime/generate.h"
 #include "runtime/planner.h"
 #include "runtime/scheduler.h"
+#include "runtime/speculative.h"
 
 namespace spool {
 namespace {
@@ -181,6 +182,61 @@ TEST(Qwen3Next, StateCannotBeRewoundButTruncatesToItsLengthOrZero) {
   ASSERT_TRUE(e.Truncate(*seq, 0).ok());
   ASSERT_TRUE(e.Prefill(*seq, ids, again.data()).ok());
   EXPECT_EQ(std::memcmp(fresh.data(), again.data(), fresh.size() * sizeof(float)), 0);
+}
+
+// Checkpoints: kept at the last 2 commits on a multiple of the prefill chunk; Truncate
+// to one restores it exactly (later logits bit-identical to a run that stopped there);
+// RewindPoint gives the nearest one at or before a position.
+TEST(Qwen3Next, TruncateToACheckpointContinuesExactly) {
+  auto eo = runtime::Engine::Open(Fixture(), Options(/*chunk=*/8));
+  ASSERT_TRUE(eo.ok()) << eo.status().message();
+  auto& e = **eo;
+  const auto ids = Ids(30);
+  std::vector<float> a(e.n_vocab()), b(e.n_vocab());
+  auto seq = e.NewSequence();
+  ASSERT_TRUE(e.Prefill(*seq, ids, a.data()).ok());  // commits at 8, 16, 24, 30
+  EXPECT_EQ(e.RewindPoint(*seq, 23), 16);
+  EXPECT_EQ(e.RewindPoint(*seq, 29), 24);
+  EXPECT_EQ(e.RewindPoint(*seq, 30), 30);
+  EXPECT_EQ(e.RewindPoint(*seq, 12), 0);  // the checkpoint at 8 was dropped (2 kept)
+  EXPECT_FALSE(e.Truncate(*seq, 8).ok());
+  ASSERT_TRUE(e.Truncate(*seq, 16).ok());
+  ASSERT_TRUE(e.Prefill(*seq, std::span<const int32_t>(ids).subspan(16), a.data()).ok());
+  auto fresh = e.NewSequence();
+  ASSERT_TRUE(e.Prefill(*fresh, ids, b.data()).ok());
+  EXPECT_EQ(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)), 0);
+}
+
+// Disk-backed KV (the attention layer's pages spilled) = all-in-RAM KV, bit for bit.
+TEST(Qwen3Next, DiskKvEqualsRamKv) {
+  auto ram_o = Options(16);
+  ram_o.kv_window = 0;
+  auto disk_o = Options(16);
+  disk_o.kv_window = 32;
+  disk_o.ctx = 256;
+  disk_o.kv_dir = (std::filesystem::temp_directory_path() / ("spool_q3n_kv_" + std::to_string(getpid()))).string();
+  auto ram = runtime::Engine::Open(Fixture(), ram_o);
+  auto disk = runtime::Engine::Open(Fixture(), disk_o);
+  ASSERT_TRUE(ram.ok()) << ram.status().message();
+  ASSERT_TRUE(disk.ok()) << disk.status().message();
+  const auto prompt = Ids(100);
+  auto s1 = (*ram)->NewSequence();
+  auto s2 = (*disk)->NewSequence();
+  EXPECT_EQ(Greedy(**ram, *s1, prompt, 20), Greedy(**disk, *s2, prompt, 20));
+  EXPECT_GT((*disk)->kv_disk_bytes(), 0u) << "pages were spilled";
+  s2.reset();
+  std::filesystem::remove_all(disk_o.kv_dir);
+}
+
+// Speculative decoding would need the state rewound past rejected drafts: refused.
+TEST(Qwen3Next, SpeculativeDecodingIsRefused) {
+  auto eo = runtime::Engine::Open(Fixture(), Options());
+  ASSERT_TRUE(eo.ok()) << eo.status().message();
+  runtime::SpeculativeOptions so;
+  so.lookup = true;
+  auto d = runtime::MakeDrafter(**eo, so);
+  ASSERT_FALSE(d.ok());
+  EXPECT_NE(d.status().message().find("linear-attention"), std::string::npos) << d.status().message();
 }
 
 // Pending writes of a step that never commits are dropped: the next step reads the
