@@ -318,6 +318,8 @@ int RunChat(int argc, char** argv) {
     int64_t common = 0;
     const int64_t limit = std::min<int64_t>(static_cast<int64_t>(held.size()), static_cast<int64_t>(ids->size()) - 1);
     while (common < limit && held[common] == (*ids)[common]) ++common;
+    // Linear-attention models resume at the nearest kept state checkpoint at or before it.
+    common = engine.RewindPoint(*seq, common);
     if (Status s = engine.Truncate(*seq, common); !s.ok()) return Fail(s.message());
     runtime::GenerateRequest req;
     req.prompt.assign(ids->begin() + common, ids->end());

@@ -117,6 +117,20 @@ int RunShow(int argc, char** argv) {
                   static_cast<long long>(n_sliding), static_cast<long long>(c.n_layer),
                   static_cast<long long>(first->window), first->rope_theta,
                   first->rope_scaling.kind == RopeScaling::Kind::kNone ? ", unscaled" : "");
+    if (c.has_linear()) {  // Qwen3-Next: Gated DeltaNet layers and their fixed-size state
+      const models::LinearAttnSpec& ls = c.linear;
+      const uint64_t state = static_cast<uint64_t>(c.n_linear_layers()) *
+                             static_cast<uint64_t>(ls.conv_state_elems() + ls.delta_state_elems()) * 4;
+      std::printf("  linear attn    %lld of %lld layers Gated DeltaNet (key heads %lld x %lld, value heads %lld x %lld, "
+                  "conv %lld); state %s per sequence at any context\n",
+                  static_cast<long long>(c.n_linear_layers()), static_cast<long long>(c.n_layer),
+                  static_cast<long long>(ls.n_k_heads), static_cast<long long>(ls.k_head_dim),
+                  static_cast<long long>(ls.n_v_heads), static_cast<long long>(ls.v_head_dim),
+                  static_cast<long long>(ls.conv_kernel), FormatBytes(state).c_str());
+    }
+    if (c.attn_output_gate || c.rope_dim < c.head_dim)
+      std::printf("  attention      %s%s\n", c.attn_output_gate ? "output gate (sigmoid), " : "",
+                  ("rope on " + std::to_string(c.rope_dim) + " of " + std::to_string(c.head_dim) + " head dims").c_str());
     if (c.attn_softcap > 0 || c.final_softcap > 0)
       std::printf("  soft-capping   attention %g, final logits %g (0: none)\n", c.attn_softcap, c.final_softcap);
   }

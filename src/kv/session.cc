@@ -56,6 +56,12 @@ int64_t LiveFrom(const SessionInfo& info, int64_t layer) {
   return layer < static_cast<int64_t>(info.live_from.size()) ? info.live_from[layer] : 0;
 }
 
+// Checksum of the recurrent-state block.
+uint32_t StateCrc(const void* p, uint64_t bytes) {
+  uint64_t where[2] = {~uint64_t{0}, bytes};
+  return Crc32c(p, bytes, Crc32c(where, sizeof(where)));
+}
+
 // Total file size for info, or an error when the numbers overflow.
 Result<uint64_t> ExpectedFileBytes(const SessionInfo& info, uint64_t meta_len, const std::string& path) {
   const uint64_t n = info.tokens.size();
@@ -70,13 +76,15 @@ Result<uint64_t> ExpectedFileBytes(const SessionInfo& info, uint64_t meta_len, c
       return InvalidFile(path + ": session sizes overflow (" + std::to_string(n) + " tokens × " +
                          std::to_string(info.n_layer) + " layers)");
   }
+  if (__builtin_add_overflow(total, info.state_bytes > 0 ? info.state_bytes + 4 : 0, &total))
+    return InvalidFile(path + ": session sizes overflow (state block of " + std::to_string(info.state_bytes) + " bytes)");
   return total;
 }
 
 const char* DTypeText(DType d) { return d == DType::kF32 ? "f32" : "bf16"; }
 
 nlohmann::ordered_json MetaJson(const SessionInfo& info) {
-  return nlohmann::ordered_json{
+  nlohmann::ordered_json j{
       {"format", "spool-session"},
       {"model", info.model},
       {"fingerprint", info.fingerprint},
@@ -92,6 +100,8 @@ nlohmann::ordered_json MetaJson(const SessionInfo& info) {
       {"settings", info.settings},
       {"created_unix", info.created_unix},
   };
+  if (info.state_bytes > 0) j["state_bytes"] = info.state_bytes;
+  return j;
 }
 
 // Buffered writer over a file descriptor; the first error sticks.
@@ -213,8 +223,9 @@ Status ValidateSessionName(const std::string& name) {
 std::string DefaultSessionsDir() { return SpoolHome() + "/sessions"; }
 std::string SessionPath(const std::string& dir, const std::string& name) { return dir + "/" + name + ".session"; }
 
-Status SaveSession(const std::string& path, const SessionInfo& info, SequenceKv& kv) {
+Status SaveSession(const std::string& path, const SessionInfo& info, SequenceKv& kv, std::span<const uint8_t> state) {
   const KvLayout& L = kv.layout();
+  SPOOL_CHECK(state.size() == info.state_bytes);
   SPOOL_CHECK(kv.n_tokens() == static_cast<int64_t>(info.tokens.size()));
   SPOOL_CHECK(L.n_layer == info.n_layer && L.n_head_kv == info.n_head_kv && L.head_dim == info.head_dim &&
               L.dtype == info.kv_dtype && L.page_tokens == info.record_tokens);
@@ -266,6 +277,12 @@ Status SaveSession(const std::string& path, const SessionInfo& info, SequenceKv&
       w.Put(crc, 4);
     });
     if (!st.ok()) w.Fail(st.WithContext("reading the KV cache to save it"));
+  }
+  if (!state.empty()) {
+    w.Put(state.data(), state.size());
+    uint8_t crc[4];
+    PutU32(crc, StateCrc(state.data(), state.size()));
+    w.Put(crc, 4);
   }
   w.Put(kTrailer, sizeof(kTrailer));
   w.Flush();
@@ -370,6 +387,11 @@ Result<SessionInfo> ReadSessionInfo(const std::string& path) {
     }
   }
   if (auto it = j.find("settings"); it != j.end() && it->is_object()) info.settings = *it;
+  if (j.contains("state_bytes")) {
+    int64_t sb = 0;
+    SPOOL_TRY(GetInt(j, "state_bytes", 0, int64_t{1} << 40, &sb, path));
+    info.state_bytes = static_cast<uint64_t>(sb);
+  }
   SPOOL_ASSIGN_OR_RETURN(uint64_t expected, ExpectedFileBytes(info, meta_len, path));
   if (size != expected)
     return InvalidFile(path + ": session file is " + std::string(size < expected ? "truncated" : "too long") + ": expected " +
@@ -391,17 +413,21 @@ Status CheckLayout(const std::string& path, const SessionInfo& info, const KvLay
                            DTypeText(L.dtype) + " (use --kv-type " + DTypeText(info.kv_dtype) + ")");
   return Status::Ok();
 }
-Status ReadRecords(const std::string& path, const SessionInfo& info, SequenceKv* kv_or_null);
+Status ReadRecords(const std::string& path, const SessionInfo& info, SequenceKv* kv_or_null,
+                   std::vector<uint8_t>* state);
 }  // namespace
 
-Status LoadSessionKv(const std::string& path, const SessionInfo& info, SequenceKv& kv) {
-  return ReadRecords(path, info, &kv);
+Status LoadSessionKv(const std::string& path, const SessionInfo& info, SequenceKv& kv, std::vector<uint8_t>* state) {
+  return ReadRecords(path, info, &kv, state);
 }
 
-Status VerifySession(const std::string& path, const SessionInfo& info) { return ReadRecords(path, info, nullptr); }
+Status VerifySession(const std::string& path, const SessionInfo& info) {
+  return ReadRecords(path, info, nullptr, nullptr);
+}
 
 namespace {
-Status ReadRecords(const std::string& path, const SessionInfo& info, SequenceKv* kv_or_null) {
+Status ReadRecords(const std::string& path, const SessionInfo& info, SequenceKv* kv_or_null,
+                   std::vector<uint8_t>* state) {
   if (kv_or_null) SPOOL_TRY(CheckLayout(path, info, kv_or_null->layout()));
   if (kv_or_null) SPOOL_CHECK(kv_or_null->n_tokens() == 0);
   SPOOL_ASSIGN_OR_RETURN(storage::File f, storage::File::Open(path, storage::OpenMode{.direct = true}));
@@ -440,6 +466,18 @@ Status ReadRecords(const std::string& path, const SessionInfo& info, SequenceKv*
         return InvalidFile(path + ": corrupt session: checksum mismatch in layer " + std::to_string(l) + ", tokens [" +
                            std::to_string(first) + ", " + std::to_string(first + rows) + ")");
       if (kv_or_null) SPOOL_TRY(kv_or_null->WriteRaw(l, first, rows, buf.data(), buf.data() + bytes));
+    }
+  }
+  if (info.state_bytes > 0) {
+    std::vector<uint8_t> block(info.state_bytes + 4);
+    SPOOL_TRY(f.ReadAt(block.data(), off, block.size()));
+    off += block.size();
+    if (GetU32(block.data() + info.state_bytes) != StateCrc(block.data(), info.state_bytes))
+      return InvalidFile(path + ": corrupt session: checksum mismatch in the recurrent-state block (" +
+                         std::to_string(info.state_bytes) + " bytes)");
+    if (state) {
+      block.resize(info.state_bytes);
+      *state = std::move(block);
     }
   }
   char trailer[8];

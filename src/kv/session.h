@@ -17,6 +17,9 @@
 //     of record_tokens) is 0 except for sliding-window layers, whose released rows
 //     (before the window of the next query) are not stored; a load checks that the
 //     model's window needs none of them.
+//   (state_bytes > 0) the recurrent-state block: state_bytes bytes (kv::RecurrentState's
+//     f32 values, models with linear-attention layers) + u32 CRC-32C seeded with the tag
+//     (2^64 − 1, state_bytes); metadata field "state_bytes", absent in older files = 0
 //   trailer "SPOOLEND"
 // The file size follows from the metadata; anything else is a truncated or padded file.
 //
@@ -33,6 +36,7 @@
 
 #include <cstdint>
 #include <nlohmann/json.hpp>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -49,6 +53,7 @@ struct SessionInfo {
   DType kv_dtype = DType::kBF16;
   int64_t n_layer = 0, n_head_kv = 0, head_dim = 0;
   int64_t record_tokens = 0;      // tokens per KV record
+  uint64_t state_bytes = 0;       // recurrent-state block after the KV records (0: none)
   std::vector<int32_t> tokens;    // tokens whose K/V are stored, in order
   std::vector<int32_t> pending;   // generated but not yet fed (their K/V are not stored)
   std::vector<int64_t> live_from; // [n_layer]: first stored position per layer (SaveSession fills it)
@@ -70,7 +75,9 @@ std::string SessionPath(const std::string& dir, const std::string& name);  // di
 // disk fills (ENOSPC), kIo otherwise; the previous file is left untouched either way.
 // Test hook: environment SPOOL_TEST_SESSION_SAVE_PAUSE_S=N sleeps N seconds halfway
 // through the records (the kill -9 test uses it to die mid-save deterministically).
-Status SaveSession(const std::string& path, const SessionInfo& info, SequenceKv& kv);
+// `state`: the recurrent-state block, info.state_bytes bytes (empty when 0).
+Status SaveSession(const std::string& path, const SessionInfo& info, SequenceKv& kv,
+                   std::span<const uint8_t> state = {});
 
 // Reads and validates the header and metadata and the file size (not the records'
 // checksums: LoadSessionKv checks those as it reads them).
@@ -78,8 +85,10 @@ Result<SessionInfo> ReadSessionInfo(const std::string& path);
 
 // Reads every record of `path` (as described by info, from ReadSessionInfo) into the
 // empty cache `kv`, checking each checksum before its rows are used, then commits.
-// On failure kv may hold partial rows: discard it.
-Status LoadSessionKv(const std::string& path, const SessionInfo& info, SequenceKv& kv);
+// On failure kv may hold partial rows: discard it. `state` (not null) receives the
+// recurrent-state block (info.state_bytes bytes), checked against its checksum.
+Status LoadSessionKv(const std::string& path, const SessionInfo& info, SequenceKv& kv,
+                     std::vector<uint8_t>* state = nullptr);
 // Checks every record's checksum and the trailer without loading anything.
 Status VerifySession(const std::string& path, const SessionInfo& info);
 

@@ -41,6 +41,7 @@ enum class Family {
   kGemma2,  // sandwich norms, (1 + w) RMSNorm, GeGLU, √n_embd embeddings, soft-capping, sliding/global alternate
   kGemma3,  // as Gemma 2 without soft-capping, with q/k norm and 5 sliding : 1 global layers, local/global RoPE
   kGptOss,  // attention sinks, o bias, sliding (even) / full layers, router bias + top-k softmax, biased clamped-SwiGLU MXFP4 experts
+  kQwen3Next,  // Gated DeltaNet : gated attention layers (layer_types), (1 + w) RMSNorms, partial RoPE
 };
 
 struct ArchEntry {
@@ -85,6 +86,8 @@ constexpr ArchEntry kArchs[] = {
      MoeLayers::kNone, false, nullptr, GgufMoe::kNotRead, Family::kGemma3},
     {"gpt-oss", "GptOssForCausalLM", "gpt_oss", RopeStyle::kNeox, true, false, false, false,
      MoeLayers::kAll, false, &kQwenExperts, GgufMoe::kNoRenorm, Family::kGptOss},
+    {"qwen3next", "Qwen3NextForCausalLM", "qwen3_next", RopeStyle::kNeox, false, true, false, false,
+     MoeLayers::kSparseStep, true, &kQwenExperts, GgufMoe::kNotRead, Family::kQwen3Next},
 };
 
 const ArchEntry* FindArch(const std::string& id) {
@@ -472,6 +475,9 @@ Result<ModelConfig> FromGguf(const formats::ModelSource& src) {
   if (!entry)
     return Unsupported(src.root + ": architecture '" + c.arch + "' is not supported (supported: " + SupportedList() + ")");
   c.hf_class = entry->hf_class;
+  if (entry->family == Family::kQwen3Next)
+    return Unsupported(src.root + ": GGUF '" + c.arch + "' (Gated DeltaNet) is not supported yet; its HF safetensors "
+                       "checkpoint (Qwen3NextForCausalLM) is");
   const std::string p = c.arch + ".";
   auto get_int = [&](const std::string& key, int64_t* out) -> Status {
     auto r = g.GetInt(p + key);
@@ -886,6 +892,64 @@ Status GptOssFromHf(const formats::ModelSource& src, const std::string& where, M
   return Status::Ok();
 }
 
+// Qwen3-Next (transformers' Qwen3NextConfig): layer_types (or full_attention_interval,
+// default 4: every 4th layer full attention) says which layers are Gated DeltaNet;
+// linear_* sizes; partial_rotary_factor (default 0.25) of head_dim rotated; every
+// RMSNorm but the DeltaNet's gated output norm is (1 + w); the full-attention layers'
+// q projection carries an output gate.
+Status Qwen3NextFromHf(const nlohmann::ordered_json& j, const std::string& where, ModelConfig* c) {
+  auto present = [&](const char* k) { return j.contains(k) && !j[k].is_null(); };
+  auto get_int = [&](const char* key, int64_t def, int64_t* out) -> Status {
+    *out = def;
+    if (!present(key)) return Status::Ok();
+    if (!j[key].is_number_integer()) return InvalidFile(where + ": field '" + std::string(key) + "' must be an integer");
+    *out = j[key].get<int64_t>();
+    return Status::Ok();
+  };
+  c->norm_plus_one = true;
+  c->attn_output_gate = true;
+  if (c->qkv_bias) return Unsupported(where + ": attention_bias true is not supported for qwen3next");
+  if (present("hidden_act") && (!j["hidden_act"].is_string() || j["hidden_act"].get<std::string>() != "silu"))
+    return Unsupported(where + ": hidden_act " + j["hidden_act"].dump() + " is not supported for qwen3next (only silu)");
+  LinearAttnSpec& s = c->linear;
+  SPOOL_TRY(get_int("linear_num_key_heads", 16, &s.n_k_heads));
+  SPOOL_TRY(get_int("linear_num_value_heads", 32, &s.n_v_heads));
+  SPOOL_TRY(get_int("linear_key_head_dim", 128, &s.k_head_dim));
+  SPOOL_TRY(get_int("linear_value_head_dim", 128, &s.v_head_dim));
+  SPOOL_TRY(get_int("linear_conv_kernel_dim", 4, &s.conv_kernel));
+  double partial = 0.25;
+  for (const nlohmann::ordered_json* o : {&j, present("rope_parameters") ? &j["rope_parameters"] : nullptr}) {
+    if (!o || !o->is_object() || !o->contains("partial_rotary_factor") || (*o)["partial_rotary_factor"].is_null()) continue;
+    if (!(*o)["partial_rotary_factor"].is_number())
+      return InvalidFile(where + ": partial_rotary_factor must be a number");
+    partial = (*o)["partial_rotary_factor"].get<double>();
+  }
+  if (!(partial > 0 && partial <= 1))
+    return InvalidFile(where + ": partial_rotary_factor is " + std::to_string(partial) + ", expected (0, 1]");
+  c->rope_dim = static_cast<int64_t>(static_cast<double>(c->head_dim) * partial);  // int(head_dim * factor), as transformers
+  const int64_t L = static_cast<int64_t>(c->layers.size());
+  if (present("layer_types")) {
+    if (!j["layer_types"].is_array() || static_cast<int64_t>(j["layer_types"].size()) != c->n_layer)
+      return InvalidFile(where + ": layer_types must be an array of num_hidden_layers (" + std::to_string(c->n_layer) +
+                         ") strings");
+    for (int64_t l = 0; l < L; ++l) {
+      const auto& v = j["layer_types"][l];
+      const std::string t = v.is_string() ? v.get<std::string>() : "";
+      if (t != "linear_attention" && t != "full_attention")
+        return InvalidFile(where + ": layer_types[" + std::to_string(l) + "] is " + v.dump() +
+                           ", expected \"linear_attention\" or \"full_attention\"");
+      if (t == "linear_attention") c->layers[l].mixer = MixerKind::kLinearAttention;
+    }
+  } else {
+    int64_t interval = 4;
+    SPOOL_TRY(get_int("full_attention_interval", 4, &interval));
+    if (interval <= 0) return InvalidFile(where + ": full_attention_interval must be positive");
+    for (int64_t l = 0; l < L; ++l)
+      if ((l + 1) % interval != 0) c->layers[l].mixer = MixerKind::kLinearAttention;
+  }
+  return Status::Ok();
+}
+
 Result<ModelConfig> FromHf(const formats::ModelSource& src) {
   const auto& j = src.hf_config;
   const std::string where = src.root + "/config.json";
@@ -985,6 +1049,7 @@ Result<ModelConfig> FromHf(const formats::ModelSource& src) {
                           : false;
   if (!c.tied_embeddings && !src.FindTensor("lm_head.weight")) c.tied_embeddings = true;  // HF loads it tied
   if (entry->family == Family::kGptOss) SPOOL_TRY(GptOssFromHf(src, where, &c));
+  if (entry->family == Family::kQwen3Next) SPOOL_TRY(Qwen3NextFromHf(j, where, &c));
   else if (entry->family != Family::kPlain) SPOOL_TRY(GemmaFromHf(*entry, src, where, &c));
   // Mistral: `sliding_window` (an integer) applies to every layer.
   if (c.arch == "mistral" && j.contains("sliding_window") && !j["sliding_window"].is_null()) {
@@ -1034,7 +1099,7 @@ Status ModelConfig::Validate(const std::string& source) const {
     const std::string at = "layer " + std::to_string(l) + ": ";
     if (s.mixer == MixerKind::kSlidingAttention && s.window <= 0)
       return bad(at + "sliding window " + std::to_string(s.window) + " must be positive");
-    if (s.mixer == MixerKind::kAttention && s.window != 0) return bad(at + "a window on a full-attention layer");
+    if (s.mixer != MixerKind::kSlidingAttention && s.window != 0) return bad(at + "a window on a layer that does not slide");
     if (!(s.rope_theta > 0) || !std::isfinite(s.rope_theta)) return bad(at + "rope theta must be positive");
     if (s.rope_scaling.kind != RopeScaling::Kind::kNone &&
         !(s.rope_scaling.factor > 0 && std::isfinite(s.rope_scaling.factor)))
@@ -1042,6 +1107,20 @@ Status ModelConfig::Validate(const std::string& source) const {
   }
   for (float v : {attn_scale, attn_softcap, final_softcap, embd_scale})
     if (!(v >= 0) || !std::isfinite(v)) return bad("attention scale, soft-capping and embedding scale must be finite and >= 0");
+  if (has_linear()) {
+    const LinearAttnSpec& s = linear;
+    for (int64_t v : {s.n_k_heads, s.n_v_heads, s.k_head_dim, s.v_head_dim})
+      if (v <= 0 || v > 4096)
+        return bad("linear attention heads and head dimensions (" + std::to_string(s.n_k_heads) + ", " +
+                   std::to_string(s.n_v_heads) + ", " + std::to_string(s.k_head_dim) + ", " +
+                   std::to_string(s.v_head_dim) + ") must be in [1, 4096]");
+    if (s.n_v_heads % s.n_k_heads != 0)
+      return bad("linear attention value heads " + std::to_string(s.n_v_heads) + " must be a multiple of key heads " +
+                 std::to_string(s.n_k_heads));
+    if (s.conv_kernel < 2 || s.conv_kernel > 64)
+      return bad("linear attention conv kernel " + std::to_string(s.conv_kernel) + " is out of range [2, 64]");
+    if (delta_chunk < 1 || delta_chunk > 4096) return bad("delta-rule chunk " + std::to_string(delta_chunk) + " is out of range");
+  }
   if (has_moe()) {
     if (moe.n_expert <= 0 || moe.n_expert > 4096) return bad("expert count " + std::to_string(moe.n_expert) + " is out of range [1, 4096]");
     if (moe.n_expert_used <= 0 || moe.n_expert_used > moe.n_expert)
@@ -1059,6 +1138,21 @@ bool ModelConfig::has_moe() const {
   return false;
 }
 
+bool ModelConfig::has_linear() const { return n_linear_layers() > 0; }
+
+int64_t ModelConfig::n_linear_layers() const {
+  int64_t n = 0;
+  for (auto& l : layers) n += l.mixer == MixerKind::kLinearAttention;
+  return n;
+}
+
+int64_t ModelConfig::kv_layer(int64_t l) const {
+  if (layers[static_cast<size_t>(l)].mixer == MixerKind::kLinearAttention) return -1;
+  int64_t slot = 0;
+  for (int64_t i = 0; i < l; ++i) slot += layers[static_cast<size_t>(i)].mixer != MixerKind::kLinearAttention;
+  return slot;
+}
+
 int64_t ModelConfig::max_ff() const {
   int64_t f = n_ff;
   if (has_moe()) f = std::max({f, moe.n_ff_expert, moe.n_ff_shared});
@@ -1067,6 +1161,7 @@ int64_t ModelConfig::max_ff() const {
 
 int64_t ModelConfig::kv_tokens(int64_t layer, int64_t ctx) const {
   const LayerSpec& s = layers[static_cast<size_t>(layer)];
+  if (s.mixer == MixerKind::kLinearAttention) return 0;
   return s.mixer == MixerKind::kSlidingAttention ? std::min(ctx, s.window) : ctx;
 }
 
@@ -1111,6 +1206,13 @@ const char* RoleName(TensorRole role) {
     case TensorRole::kPostFfnNorm: return "post_ffw_norm";
     case TensorRole::kBo: return "attn_output.bias";
     case TensorRole::kSinks: return "attn_sinks";
+    case TensorRole::kSsmInQkvz: return "ssm_in";
+    case TensorRole::kSsmInBa: return "ssm_ba";
+    case TensorRole::kSsmConv: return "ssm_conv1d";
+    case TensorRole::kSsmDtBias: return "ssm_dt";
+    case TensorRole::kSsmALog: return "ssm_a";
+    case TensorRole::kSsmNorm: return "ssm_norm";
+    case TensorRole::kSsmOut: return "ssm_out";
   }
   return "?";
 }
@@ -1147,6 +1249,14 @@ std::string TensorName(formats::ModelSource::Kind kind, TensorRole role, int64_t
     case TensorRole::kPostFfnNorm: return gguf ? gb + "post_ffw_norm.weight" : hb + "post_feedforward_layernorm.weight";
     case TensorRole::kBo: return gguf ? gb + "attn_output.bias" : hb + "self_attn.o_proj.bias";
     case TensorRole::kSinks: return gguf ? gb + "attn_sinks.weight" : hb + "self_attn.sinks";
+    // Gated DeltaNet (HF Qwen3-Next; GGUF names as llama.cpp's qwen3next).
+    case TensorRole::kSsmInQkvz: return gguf ? gb + "ssm_in.weight" : hb + "linear_attn.in_proj_qkvz.weight";
+    case TensorRole::kSsmInBa: return gguf ? gb + "ssm_ba.weight" : hb + "linear_attn.in_proj_ba.weight";
+    case TensorRole::kSsmConv: return gguf ? gb + "ssm_conv1d.weight" : hb + "linear_attn.conv1d.weight";
+    case TensorRole::kSsmDtBias: return gguf ? gb + "ssm_dt.bias" : hb + "linear_attn.dt_bias";
+    case TensorRole::kSsmALog: return gguf ? gb + "ssm_a" : hb + "linear_attn.A_log";
+    case TensorRole::kSsmNorm: return gguf ? gb + "ssm_norm.weight" : hb + "linear_attn.norm.weight";
+    case TensorRole::kSsmOut: return gguf ? gb + "ssm_out.weight" : hb + "linear_attn.out_proj.weight";
   }
   return "";
 }

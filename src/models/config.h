@@ -23,7 +23,10 @@ namespace spool::models {
 //   kAttention:        causal GQA attention over every earlier position;
 //   kSlidingAttention: the same over the last `window` positions only (the query's own
 //                      included: key k is seen from position p when p - window < k <= p).
-enum class MixerKind { kAttention, kSlidingAttention };
+//   kLinearAttention:  Gated DeltaNet (Qwen3-Next; models/linear_attention.h): a causal
+//                      conv and a gated delta-rule recurrence; no KV, a fixed-size
+//                      recurrent state per sequence (kv/recurrent_state.h).
+enum class MixerKind { kAttention, kSlidingAttention, kLinearAttention };
 enum class FfnKind { kDense, kMoe };
 struct LayerSpec {
   MixerKind mixer = MixerKind::kAttention;
@@ -60,8 +63,26 @@ struct MoeSpec {
   bool expert_bias = false;
 };
 
+// Gated DeltaNet sizes (the layers whose LayerSpec says kLinearAttention). Key heads are
+// repeated to the value heads: value head h reads key head h / (n_v_heads / n_k_heads).
+struct LinearAttnSpec {
+  int64_t n_k_heads = 0;
+  int64_t n_v_heads = 0;
+  int64_t k_head_dim = 0;
+  int64_t v_head_dim = 0;
+  int64_t conv_kernel = 0;   // depthwise causal conv width (4)
+  int64_t key_dim() const { return n_k_heads * k_head_dim; }
+  int64_t value_dim() const { return n_v_heads * v_head_dim; }
+  int64_t conv_dim() const { return 2 * key_dim() + value_dim(); }   // q, k, v channels
+  int64_t qkvz_dim() const { return 2 * key_dim() + 2 * value_dim(); }
+  int64_t ba_dim() const { return 2 * n_v_heads; }
+  // Per sequence and layer: conv inputs [(conv_kernel - 1), conv_dim] + S [n_v_heads, k_head_dim, v_head_dim].
+  int64_t conv_state_elems() const { return (conv_kernel - 1) * conv_dim(); }
+  int64_t delta_state_elems() const { return n_v_heads * k_head_dim * v_head_dim; }
+};
+
 struct ModelConfig {
-  std::string arch;          // "llama", "mistral", "qwen2", "qwen3", "qwen2moe", "qwen3moe", "mixtral", "olmoe", "gemma2", "gemma3", "gpt-oss"
+  std::string arch;          // "llama", "mistral", "qwen2", "qwen3", "qwen2moe", "qwen3moe", "mixtral", "olmoe", "gemma2", "gemma3", "gpt-oss", "qwen3next"
   std::string hf_class;      // "LlamaForCausalLM", ... (informational)
   int64_t n_layer = 0;
   int64_t n_embd = 0;        // hidden size
@@ -80,6 +101,9 @@ struct ModelConfig {
   bool qk_norm = false;      // Qwen3: RMSNorm over each head's q and k before RoPE
   bool qk_norm_full = false; // with qk_norm, OLMoE: over the whole q / k projection instead
   bool tied_embeddings = false;  // lm_head shares token_embd
+  // Qwen3-Next gated attention: the q projection is [n_head, 2·head_dim] per row (each
+  // head's query, then its output gate); attention output ×= sigmoid(gate).
+  bool attn_output_gate = false;
   // Gemma family (0 / false: off).
   FfnAct ffn_act = FfnAct::kSilu;
   bool sandwich_norms = false;   // post-attention and post-feed-forward RMSNorms too
@@ -105,14 +129,26 @@ struct ModelConfig {
 
   std::vector<LayerSpec> layers;  // [n_layer]
   MoeSpec moe;                    // meaningful when some layer's ffn is kMoe
+  LinearAttnSpec linear;          // meaningful when some layer's mixer is kLinearAttention
+  // Tokens per chunk of the chunked delta rule in prefill steps (a parameter: any value
+  // >= 1 gives the recurrence's result within the tolerance tests state).
+  int64_t delta_chunk = 64;
 
   bool has_moe() const;
+  bool has_linear() const;   // some layer is kLinearAttention
+  int64_t n_linear_layers() const;
+  // The KV cache holds the attention layers only (linear layers keep a recurrent state):
+  // layer l's slot in it, −1 for a linear layer; and how many slots there are.
+  int64_t kv_layer(int64_t l) const;
+  int64_t n_kv_layers() const { return n_layer - n_linear_layers(); }
   int64_t max_ff() const;    // widest feed-forward intermediate of any part (scratch sizing)
   int64_t q_dim() const { return n_head * head_dim; }
+  int64_t wq_rows() const { return attn_output_gate ? 2 * q_dim() : q_dim(); }
   int64_t kv_dim() const { return n_head_kv * head_dim; }
   float attention_scale() const { return attn_scale > 0 ? attn_scale : 1.0f / std::sqrt(static_cast<float>(head_dim)); }
   // Tokens of KV a layer's attention ever reads back at context `ctx`: its window
-  // (sliding layers) or the whole context.
+  // (sliding layers), none (linear-attention layers: recurrent state instead) or the
+  // whole context.
   int64_t kv_tokens(int64_t layer, int64_t ctx) const;
   // InvalidFile naming the first inconsistent field (zero sizes, heads not dividing, ...).
   Status Validate(const std::string& source) const;
@@ -129,6 +165,8 @@ enum class TensorRole {
   kFfnNorm, kWGate, kWUp, kWDown,
   kPostAttnNorm, kPostFfnNorm,  // sandwich norms (Gemma 2/3)
   kBo, kSinks,                  // gpt-oss: output-projection bias, attention sinks [n_head]
+  // Gated DeltaNet (Qwen3-Next linear-attention layers).
+  kSsmInQkvz, kSsmInBa, kSsmConv, kSsmDtBias, kSsmALog, kSsmNorm, kSsmOut,
   // Mixture of experts (HF names depend on the architecture: see weights.cc).
   kFfnRouter, kShexpGate, kShexpUp, kShexpDown, kShexpRouter,
 };

@@ -13,8 +13,10 @@
 namespace spool::models {
 
 Transformer::Transformer(const ModelWeights& weights, ThreadPool& pool)
-    : w_(weights), c_(weights.config()), pool_(pool), ffn_(weights.config(), pool, mm_) {
+    : w_(weights), c_(weights.config()), pool_(pool), ffn_(weights.config(), pool, mm_),
+      delta_net_(weights.config(), pool) {
   inv_freq_.reserve(c_.layers.size());
+  for (int64_t l = 0; l < c_.n_layer; ++l) kv_layer_.push_back(c_.kv_layer(l));
   for (const LayerSpec& spec : c_.layers)
     inv_freq_.push_back(RopeFrequencies(c_.head_dim, c_.rope_dim, spec.rope_theta, spec.rope_scaling));
 }
@@ -51,6 +53,15 @@ void Transformer::EnsureScratch(int64_t n) {
   v_.resize(n * c_.kv_dim());
   attn_.resize(n * c_.q_dim());
   ffn_out_.resize(mlp_rows * c_.n_embd);
+  if (c_.attn_output_gate) {
+    qg_.resize(n * 2 * c_.q_dim());
+    gate_.resize(n * c_.q_dim());
+  }
+  if (c_.has_linear()) {
+    qkvz_.resize(n * c_.linear.qkvz_dim());
+    ba_.resize(n * c_.linear.ba_dim());
+    lin_y_.resize(n * c_.linear.value_dim());
+  }
   ffn_.Reserve(mlp_rows);
   pos_.resize(n);
 }
@@ -59,13 +70,14 @@ Status Transformer::Attention(const SeqStep& s, int64_t layer, int64_t row0, con
   const int64_t n = static_cast<int64_t>(s.tokens.size());
   const int64_t pos0 = s.kv->n_tokens();
   const LayerSpec& spec = c_.layers[layer];
+  const int64_t kv_layer = kv_layer_[layer];
   const AttentionShape shape{c_.n_head, c_.n_head_kv, c_.head_dim, c_.attention_scale(),
                              spec.mixer == MixerKind::kSlidingAttention ? spec.window : 0, c_.attn_softcap,
                              c_.attn_sinks ? w_.layer(layer).sinks.data() : nullptr};
   const float* qs = q + row0 * c_.q_dim();
   const int64_t* ps = pos_.data() + row0;
   if (s.tree())
-    return tree_att_.Run(pool_, *s.kv, layer, shape, TreeSpec{s.tree_base, s.tree_parent}, ps, qs, n, c_.ggml_numerics,
+    return tree_att_.Run(pool_, *s.kv, kv_layer, shape, TreeSpec{s.tree_base, s.tree_parent}, ps, qs, n, c_.ggml_numerics,
                          s.tree_rows, out + row0 * c_.q_dim());
   att_state_.Reset(n, shape);
   // Sliding window: pages wholly before the first query's window are skipped (every
@@ -77,14 +89,14 @@ Status Transformer::Attention(const SeqStep& s, int64_t layer, int64_t row0, con
     const GgmlAttnKernel kernel = n > 1 && !s.decode_rows ? GgmlAttnKernel::kBatch : GgmlAttnKernel::kSingle;
     return AttentionGgml(
         pool_, shape, qs, ps, n, kernel,
-        [&](const std::function<void(const KvPageView&)>& fn) { return s.kv->ForEachPage(layer, pos0 + n, fn); },
+        [&](const std::function<void(const KvPageView&)>& fn) { return s.kv->ForEachPage(kv_layer, pos0 + n, fn); },
         out + row0 * c_.q_dim());
   }
   // Prefill chunks fold bf16 pages with bf16 dot products (attention_bf16.h); decode and
   // verification rows (decode_rows) keep the f32 kernel's numerics. The choice depends
   // only on the step's shape and the page's dtype, never on where the page lives.
   const bool prefill = n > 1 && !s.decode_rows;
-  SPOOL_TRY(s.kv->ForEachPage(layer, pos0 + n, [&](const KvPageView& page) {
+  SPOOL_TRY(s.kv->ForEachPage(kv_layer, pos0 + n, [&](const KvPageView& page) {
     if (page.first_pos + page.n_tokens <= first_seen) return;
     if (prefill && AttentionBf16Accepts(shape, page)) AttentionFoldPageBf16(pool_, shape, qs, ps, n, page, att_state_);
     else AttentionFoldPage(pool_, shape, qs, ps, n, page, att_state_);
@@ -113,7 +125,16 @@ Status Transformer::AttentionMixer(std::span<const SeqStep> batch, int64_t l, co
   const LayerWeights& L = w_.layer(l);
   const int64_t n = n_rows_, D = c_.n_embd, QD = c_.q_dim(), KD = c_.kv_dim();
   RmsNorm(x_.data(), L.attn_norm.data(), c_.rms_eps, n, D, h_.data());
-  MatMulSegments(View(L.wq, g), h_.data(), q_.data(), segs);  // [n, q_dim]
+  if (c_.attn_output_gate) {  // Qwen3-Next: per head [query (head_dim), gate (head_dim)]
+    MatMulSegments(View(L.wq, g), h_.data(), qg_.data(), segs);  // [n, 2·q_dim]
+    const int64_t hd = c_.head_dim;
+    for (int64_t r = 0; r < n * c_.n_head; ++r) {
+      std::copy(qg_.begin() + r * 2 * hd, qg_.begin() + r * 2 * hd + hd, q_.begin() + r * hd);
+      std::copy(qg_.begin() + r * 2 * hd + hd, qg_.begin() + (r + 1) * 2 * hd, gate_.begin() + r * hd);
+    }
+  } else {
+    MatMulSegments(View(L.wq, g), h_.data(), q_.data(), segs);  // [n, q_dim]
+  }
   MatMulSegments(View(L.wk, g), h_.data(), k_.data(), segs);  // [n, kv_dim]
   MatMulSegments(View(L.wv, g), h_.data(), v_.data(), segs);  // [n, kv_dim]
   if (c_.qkv_bias) {
@@ -157,7 +178,7 @@ Status Transformer::AttentionMixer(std::span<const SeqStep> batch, int64_t l, co
   int64_t r = 0;
   for (auto& s : batch) {
     const int64_t m = static_cast<int64_t>(s.tokens.size());
-    SPOOL_TRY(s.kv->Write(l, s.kv->n_tokens(), m, k_.data() + r * KD, v_.data() + r * KD));
+    SPOOL_TRY(s.kv->Write(kv_layer_[l], s.kv->n_tokens(), m, k_.data() + r * KD, v_.data() + r * KD));
     r += m;
   }
   r = 0;
@@ -165,10 +186,34 @@ Status Transformer::AttentionMixer(std::span<const SeqStep> batch, int64_t l, co
     SPOOL_TRY(Attention(s, l, r, q_.data(), attn_.data()));
     r += static_cast<int64_t>(s.tokens.size());
   }
+  if (c_.attn_output_gate)  // attn ×= sigmoid(gate)
+    for (int64_t i = 0; i < n * QD; ++i) attn_[i] *= 1.0f / (1.0f + std::exp(-gate_[i]));
   MatMulSegments(View(L.wo, g), attn_.data(), h_.data(), segs);  // [n, n_embd]
   if (c_.o_bias)
     for (int64_t r = 0; r < n; ++r) Add(h_.data() + r * D, L.bo.data(), D, h_.data() + r * D);
   if (c_.sandwich_norms) RmsNorm(h_.data(), L.post_attn_norm.data(), c_.rms_eps, n, D, h_.data());
+  Add(x_.data(), h_.data(), n * D, x_.data());
+  return Status::Ok();
+}
+
+Status Transformer::LinearMixer(std::span<const SeqStep> batch, int64_t l, const uint8_t* g,
+                                const std::vector<RowSegment>& segs) {
+  const LinearAttnWeights& L = w_.layer(l).linear;
+  const LinearAttnSpec& ls = c_.linear;
+  const int64_t n = n_rows_, D = c_.n_embd;
+  RmsNorm(x_.data(), w_.layer(l).attn_norm.data(), c_.rms_eps, n, D, h_.data());
+  MatMulSegments(View(L.in_qkvz, g), h_.data(), qkvz_.data(), segs);  // [n, qkvz_dim]
+  MatMulSegments(View(L.in_ba, g), h_.data(), ba_.data(), segs);      // [n, ba_dim]
+  int64_t r = 0;
+  for (auto& s : batch) {
+    const int64_t m = static_cast<int64_t>(s.tokens.size());
+    if (!s.state) return InternalError("layer " + std::to_string(l) + " is linear attention but a sequence has no recurrent state");
+    const bool recurrent = m == 1 || s.decode_rows;
+    delta_net_.Run(L, qkvz_.data() + r * ls.qkvz_dim(), ba_.data() + r * ls.ba_dim(), m, recurrent, s.state->Begin(l),
+                   lin_y_.data() + r * ls.value_dim());
+    r += m;
+  }
+  MatMulSegments(View(L.out, g), lin_y_.data(), h_.data(), segs);  // [n, n_embd]
   Add(x_.data(), h_.data(), n * D, x_.data());
   return Status::Ok();
 }
@@ -263,6 +308,7 @@ Status Transformer::Forward(std::span<const SeqStep> batch, WeightProvider& prov
     switch (c_.layers[l].mixer) {
       case MixerKind::kAttention:
       case MixerKind::kSlidingAttention: SPOOL_TRY(AttentionMixer(batch, l, g, segs)); break;
+      case MixerKind::kLinearAttention: SPOOL_TRY(LinearMixer(batch, l, g, segs)); break;
     }
     SPOOL_TRY(FeedForwardBlock(l, g, provider, segs));
     provider.Release(static_cast<int>(l));
@@ -290,7 +336,10 @@ Status Transformer::Forward(std::span<const SeqStep> batch, WeightProvider& prov
   provider.Release(w_.head_group());
   if (c_.final_softcap > 0) SoftCap(logits, n_out * c_.n_vocab, c_.final_softcap);
 
-  for (auto& s : batch) SPOOL_TRY(s.kv->Commit(static_cast<int64_t>(s.tokens.size())));
+  for (auto& s : batch) {
+    SPOOL_TRY(s.kv->Commit(static_cast<int64_t>(s.tokens.size())));
+    if (s.state) s.state->Commit(static_cast<int64_t>(s.tokens.size()));
+  }
   stats_.seconds_weight_wait += waited;
   stats_.seconds_compute += total.Seconds() - waited;
   stats_.tokens += static_cast<uint64_t>(n);

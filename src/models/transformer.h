@@ -5,7 +5,9 @@
 // (dense SwiGLU or a mixture of experts, models/ffn.h), as its LayerSpec says.
 // Attention variants are ModelConfig flags (QKV bias, q/k norm, rope style/scaling,
 // score scale and soft-capping); a layer's window and RoPE are its LayerSpec's
-// (sliding-window attention: MixerKind::kSlidingAttention). gpt-oss adds attention
+// (sliding-window attention: MixerKind::kSlidingAttention; Gated DeltaNet:
+// MixerKind::kLinearAttention, models/linear_attention.h, with its per-sequence state in
+// SeqStep::state; Qwen3-Next's gated attention: attn_output_gate). gpt-oss adds attention
 // sinks (AttentionShape::sinks, per head) and a bias on the output projection. Gemma's sandwich norms
 // normalise the mixer's and the feed-forward block's outputs before the residual add.
 //
@@ -30,8 +32,10 @@
 
 #include "base/thread_pool.h"
 #include "kv/kv_cache.h"
+#include "kv/recurrent_state.h"
 #include "models/ffn.h"
 #include "models/tree_attention.h"
+#include "models/linear_attention.h"
 #include "models/weight_provider.h"
 #include "models/weights.h"
 #include "tensor/attention.h"
@@ -57,6 +61,9 @@ struct SeqStep {
   std::span<const int32_t> tree_parent;
   TreeRows* tree_rows = nullptr;  // optional: receives the step's K/V rows (KeepTreePath)
   bool tree() const { return !tree_parent.empty(); }
+  // The sequence's linear-attention state (models with kLinearAttention layers; else
+  // nullptr). Committed with the KV at the end of the step.
+  kv::RecurrentState* state = nullptr;
 };
 
 // Counters of one Transformer, cumulative.
@@ -112,6 +119,9 @@ class Transformer {
   Status AttentionMixer(std::span<const SeqStep> batch, int64_t layer, const uint8_t* g,
                         const std::vector<RowSegment>& segs);
   Status Attention(const SeqStep& s, int64_t layer, int64_t row0, const float* q, float* out);
+  // x += GatedDeltaNet(rmsnorm(x)) (kLinearAttention layers; models/linear_attention.h).
+  Status LinearMixer(std::span<const SeqStep> batch, int64_t layer, const uint8_t* g,
+                     const std::vector<RowSegment>& segs);
   // x += ffn(rmsnorm(x)), dense or MoE as the layer's spec says, in row blocks (MoE
   // experts from `provider`; errors are its read errors).
   Status FeedForwardBlock(int64_t layer, const uint8_t* g, WeightProvider& provider, const std::vector<RowSegment>& segs);
@@ -123,6 +133,8 @@ class Transformer {
   ThreadPool& pool_;
   MatMulContext mm_;
   FeedForward ffn_;
+  GatedDeltaNet delta_net_;
+  std::vector<int64_t> kv_layer_;              // [n_layer]: the layer's KV slot (ModelConfig::kv_layer)
   std::vector<std::vector<float>> inv_freq_;  // [n_layer][rope_dim / 2] (each layer's RoPE)
   AttentionState att_state_;
   TreeAttention tree_att_;
@@ -132,6 +144,8 @@ class Transformer {
   int64_t cap_rows_ = 0;
   int64_t n_rows_ = 0;  // rows of the step being run
   std::vector<float> x_, h_, q_, k_, v_, attn_;
+  std::vector<float> qg_, gate_;       // attn_output_gate: [rows, 2·q_dim] projection, [rows, q_dim] gate
+  std::vector<float> qkvz_, ba_, lin_y_;  // linear layers: [rows, qkvz_dim], [rows, ba_dim], [rows, value_dim]
   std::vector<float> ffn_out_;  // [min(rows, kMlpRowBlock), n_embd]
   std::vector<int64_t> pos_;
 };

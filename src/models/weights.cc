@@ -1,6 +1,7 @@
 #include "models/weights.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "models/multimodal.h"
 #include "storage/file.h"
@@ -163,6 +164,36 @@ Status ModelWeights::InitMoe(int64_t l) {
   return Status::Ok();
 }
 
+Status ModelWeights::InitLinear(int64_t l) {
+  const ModelConfig& c = config_;
+  const LinearAttnSpec& s = c.linear;
+  const TensorFinder f{source_};
+  LinearAttnWeights& w = layers_[l].linear;
+  auto name = [&](TensorRole role) { return TensorName(c, source_.kind, role, l); };
+  SPOOL_TRY(f.Matrix(name(TensorRole::kSsmInQkvz), s.qkvz_dim(), c.n_embd, &w.in_qkvz));
+  SPOOL_TRY(f.Matrix(name(TensorRole::kSsmInBa), s.ba_dim(), c.n_embd, &w.in_ba));
+  SPOOL_TRY(f.Matrix(name(TensorRole::kSsmOut), c.n_embd, s.value_dim(), &w.out));
+  // conv1d.weight [conv_dim, 1, kernel] (HF nn.Conv1d with groups = channels).
+  SPOOL_ASSIGN_OR_RETURN(const formats::TensorInfo* conv, f.Find(name(TensorRole::kSsmConv)));
+  const std::vector<uint64_t> conv_shape = {static_cast<uint64_t>(s.conv_dim()), 1, static_cast<uint64_t>(s.conv_kernel)};
+  if (conv->shape != conv_shape)
+    return InvalidFile(source_.root + ": tensor '" + conv->name + "' has shape " + ShapeString(conv->shape) +
+                       ", expected " + ShapeString(conv_shape));
+  SPOOL_ASSIGN_OR_RETURN(w.conv, ReadTensorF32(source_, *conv));
+  SPOOL_TRY(f.Vec(name(TensorRole::kSsmDtBias), s.n_v_heads, &w.dt_bias));
+  std::vector<float> a_log;
+  SPOOL_TRY(f.Vec(name(TensorRole::kSsmALog), s.n_v_heads, &a_log));
+  w.neg_a.resize(a_log.size());
+  for (size_t i = 0; i < a_log.size(); ++i) {
+    w.neg_a[i] = -std::exp(a_log[i]);
+    if (!std::isfinite(w.neg_a[i]))
+      return InvalidFile(source_.root + ": tensor '" + name(TensorRole::kSsmALog) + "' value " + std::to_string(i) +
+                         " is " + std::to_string(a_log[i]) + ": exp() is not finite");
+  }
+  SPOOL_TRY(f.Vec(name(TensorRole::kSsmNorm), s.v_head_dim, &w.norm));
+  return Status::Ok();
+}
+
 Status ModelWeights::Init() {
   const ModelConfig& c = config_;
   const auto kind = source_.kind;
@@ -185,12 +216,17 @@ Status ModelWeights::Init() {
   layers_.resize(c.n_layer);
   for (int64_t l = 0; l < c.n_layer; ++l) {
     LayerWeights& L = layers_[l];
-    SPOOL_TRY(f.Matrix(name(TensorRole::kWq, l), c.q_dim(), c.n_embd, &L.wq));
-    SPOOL_TRY(f.Matrix(name(TensorRole::kWk, l), c.kv_dim(), c.n_embd, &L.wk));
-    SPOOL_TRY(f.Matrix(name(TensorRole::kWv, l), c.kv_dim(), c.n_embd, &L.wv));
-    SPOOL_TRY(f.Matrix(name(TensorRole::kWo, l), c.n_embd, c.q_dim(), &L.wo));
+    const bool linear = c.layers[l].mixer == MixerKind::kLinearAttention;
+    if (linear) {
+      SPOOL_TRY(InitLinear(l));
+    } else {
+      SPOOL_TRY(f.Matrix(name(TensorRole::kWq, l), c.wq_rows(), c.n_embd, &L.wq));
+      SPOOL_TRY(f.Matrix(name(TensorRole::kWk, l), c.kv_dim(), c.n_embd, &L.wk));
+      SPOOL_TRY(f.Matrix(name(TensorRole::kWv, l), c.kv_dim(), c.n_embd, &L.wv));
+      SPOOL_TRY(f.Matrix(name(TensorRole::kWo, l), c.n_embd, c.q_dim(), &L.wo));
+    }
     SPOOL_TRY(norm(TensorRole::kAttnNorm, l, c.n_embd, &L.attn_norm));
-    if (c.qk_norm) {
+    if (c.qk_norm && !linear) {
       SPOOL_TRY(norm(TensorRole::kQNorm, l, c.qk_norm_full ? c.q_dim() : c.head_dim, &L.q_norm));
       SPOOL_TRY(norm(TensorRole::kKNorm, l, c.qk_norm_full ? c.kv_dim() : c.head_dim, &L.k_norm));
     }
@@ -232,7 +268,10 @@ Status ModelWeights::Init() {
     LayerWeights& L = layers_[l];
     WeightGroup& g = groups_[l];
     g.name = "layer " + std::to_string(l);
-    for (MatrixRef* m : {&L.wq, &L.wk, &L.wv, &L.wo}) place(g, m);
+    if (c.layers[l].mixer == MixerKind::kLinearAttention)
+      for (MatrixRef* m : {&L.linear.in_qkvz, &L.linear.in_ba, &L.linear.out}) place(g, m);
+    else
+      for (MatrixRef* m : {&L.wq, &L.wk, &L.wv, &L.wo}) place(g, m);
     if (c.layers[l].ffn == FfnKind::kDense) {
       for (MatrixRef* m : {&L.dense.gate, &L.dense.up, &L.dense.down}) place(g, m);
       continue;

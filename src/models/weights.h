@@ -90,9 +90,21 @@ struct MoeWeights {
   std::vector<float> router_bias, gate_bias, up_bias, down_bias;
 };
 
+// A Gated DeltaNet token mixer (ModelConfig::linear says the sizes; models/linear_attention.h).
+struct LinearAttnWeights {
+  MatrixRef in_qkvz;                        // [qkvz_dim, n_embd]: per key head q, k, v, z (grouped)
+  MatrixRef in_ba;                          // [ba_dim, n_embd]: per key head b, a
+  MatrixRef out;                            // [n_embd, value_dim]
+  std::vector<float> conv;                  // [conv_dim, conv_kernel] depthwise causal conv
+  std::vector<float> dt_bias;               // [n_v_heads]
+  std::vector<float> neg_a;                 // [n_v_heads]: −exp(A_log), in f32 as transformers
+  std::vector<float> norm;                  // [v_head_dim]: gated RMSNorm weight (applied as w, not 1 + w)
+};
+
 struct LayerWeights {
-  // Token mixer (attention).
+  // Token mixer (attention; with attn_output_gate wq is [2·q_dim, n_embd]: per head q, gate).
   MatrixRef wq, wk, wv, wo;                 // [q_dim, n_embd], [kv_dim, n_embd] x2, [n_embd, q_dim]
+  LinearAttnWeights linear;                 // kLinearAttention layers (wq..wo unused)
   std::vector<float> attn_norm;             // [n_embd]
   std::vector<float> q_norm, k_norm;        // [head_dim] (qk_norm), [q_dim], [kv_dim] (qk_norm_full)
   std::vector<float> bq, bk, bv;            // [q_dim], [kv_dim], [kv_dim] (qkv_bias models only)
@@ -150,6 +162,7 @@ class ModelWeights {
   Status Init();
   Status InitMoe(int64_t l);
   Status InitGptOssMoe(int64_t l);  // weights_gptoss.cc: biases; HF MXFP4 blocks/scales
+  Status InitLinear(int64_t l);
 
   formats::ModelSource source_;
   ModelConfig config_;

@@ -206,8 +206,9 @@ Result<EnginePlan> Engine::Plan(const std::string& model, const EngineOptions& o
 }
 
 std::unique_ptr<Sequence> Engine::NewSequence() {
+  using models::RecurrentLayoutOf;
   const auto& c = config();
-  kv::KvLayout layout{c.n_layer, c.n_head_kv, c.head_dim, options_.kv_page_tokens, options_.kv_dtype};
+  kv::KvLayout layout{c.n_kv_layers(), c.n_head_kv, c.head_dim, options_.kv_page_tokens, options_.kv_dtype};
   layout.window = SlidingWindows(c);
   auto s = std::unique_ptr<Sequence>(new Sequence());
   if (options_.kv_window > 0 && ctx_ > options_.kv_window) {
@@ -219,6 +220,11 @@ std::unique_ptr<Sequence> Engine::NewSequence() {
     s->kv_ = std::make_unique<kv::DiskKv>(layout, d);
   } else {
     s->kv_ = std::make_unique<kv::InRamKv>(layout);
+  }
+  if (c.has_linear()) {
+    kv::RecurrentLayout rl = RecurrentLayoutOf(c);
+    rl.checkpoint_every = options_.prefill_chunk;  // where the scheduler's prefix reuse cuts
+    s->state_ = std::make_unique<kv::RecurrentState>(rl);
   }
   return s;
 }
@@ -241,10 +247,14 @@ Status Engine::Prefill(Sequence& seq, std::span<const int32_t> tokens, float* lo
   const uint64_t bytes0 = streaming_->stats().bytes_read();
   const int64_t n = static_cast<int64_t>(tokens.size());
   const int64_t start_tokens = seq.n_tokens();
+  // A recurrent state cannot be rewound: keep a copy to restore if a chunk fails.
+  kv::RecurrentState::Snapshot start_state;
+  if (seq.state_ && n > options_.prefill_chunk) start_state = seq.state_->Save();
   for (int64_t done = 0; done < n;) {
     const int64_t m = std::min(options_.prefill_chunk, n - done);
     const bool last = done + m == n;
-    models::SeqStep step{seq.kv_.get(), tokens.subspan(done, m), all_logits};
+    models::SeqStep step{seq.kv_.get(), tokens.subspan(done, m), all_logits, false};
+    step.state = seq.state_.get();
     std::vector<float> discard;
     float* out = nullptr;
     if (all_logits) out = logits + done * n_vocab();
@@ -256,6 +266,10 @@ Status Engine::Prefill(Sequence& seq, std::span<const int32_t> tokens, float* lo
     Status st = transformer_->Forward(std::span<const models::SeqStep>(&step, 1), *provider_, out);
     if (!st.ok()) {
       (void)seq.kv_->Truncate(start_tokens);
+      if (seq.state_) {
+        if (done > 0) seq.state_->Restore(start_state);
+        else (void)seq.state_->Truncate(start_tokens);
+      }
       seq.tokens_.resize(start_tokens);
       return st;
     }
@@ -306,7 +320,7 @@ Status Engine::Step(std::span<const StepItem> items, float* logits) {
   for (size_t i = 0; i < items.size(); ++i)
     steps[i] = models::SeqStep{items[i].seq->kv_.get(), items[i].tokens,    items[i].all_logits,
                                items[i].decode_rows,     items[i].tree_base, items[i].tree_parent,
-                               items[i].tree_rows};
+                               items[i].tree_rows,       items[i].seq->state_.get()};
   SPOOL_TRY(transformer_->Forward(steps, *provider_, logits));
   for (const StepItem& it : items) it.seq->tokens_.insert(it.seq->tokens_.end(), it.tokens.begin(), it.tokens.end());
   // A mixed step's time and bytes are counted as decode when it decodes anything.
@@ -321,6 +335,7 @@ Status Engine::Step(std::span<const StepItem> items, float* logits) {
 }
 
 Status Engine::KeepTreePath(Sequence& seq, const models::TreeRows& rows, std::span<const int32_t> path) {
+  if (seq.state_) return InvalidArgument("KeepTreePath: draft trees are not supported for models with linear-attention layers");
   if (rows.first < 0) return InvalidArgument("KeepTreePath: the rows are not the sequence's last step");
   SPOOL_TRY(models::CheckTreePath(rows, seq.n_tokens(), path));
   std::vector<int32_t> kept;
@@ -335,8 +350,21 @@ Status Engine::KeepTreePath(Sequence& seq, const models::TreeRows& rows, std::sp
   return Status::Ok();
 }
 
+int64_t Engine::RewindPoint(Sequence& seq, int64_t n) const {
+  if (!seq.state_) return n;
+  return seq.state_->RewindPoint(n);
+}
+
 Status Engine::Truncate(Sequence& seq, int64_t n) {
+  // The recurrent state rewinds only to its length, 0 or a kept checkpoint (a multiple
+  // of the prefill chunk): refuse before the KV moves.
+  if (seq.state_ && !seq.state_->CanTruncate(n))
+    return InvalidArgument("cannot truncate a sequence of a model with linear-attention layers from " +
+                           std::to_string(seq.n_tokens()) + " to " + std::to_string(n) +
+                           " tokens (its recurrent state cannot be rewound there: only to a checkpoint at a multiple "
+                           "of the prefill chunk)");
   SPOOL_TRY(seq.kv_->Truncate(n));
+  if (seq.state_) SPOOL_TRY(seq.state_->Truncate(n));
   seq.tokens_.resize(n);
   return Status::Ok();
 }

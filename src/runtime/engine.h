@@ -83,10 +83,13 @@ class Sequence {
   const std::vector<int32_t>& tokens() const { return tokens_; }
   int64_t n_tokens() const { return static_cast<int64_t>(tokens_.size()); }
   kv::SequenceKv& kv() { return *kv_; }
+  // The linear-attention layers' state (models with Gated DeltaNet layers), else nullptr.
+  kv::RecurrentState* recurrent() { return state_.get(); }
 
  private:
   friend class Engine;
   std::unique_ptr<kv::SequenceKv> kv_;
+  std::unique_ptr<kv::RecurrentState> state_;
   std::vector<int32_t> tokens_;  // every token whose K/V is in the cache
 };
 
@@ -195,6 +198,10 @@ class Engine {
   // in RAM and disk-backed KV alike, the sequence is then exactly as if the dropped
   // tokens had never been fed (later steps' logits bit-identical).
   Status Truncate(Sequence& seq, int64_t n);
+  // The largest m <= n that Truncate(seq, m) accepts as far as the recurrent state goes
+  // (models with linear-attention layers: the length, a kept checkpoint or 0; other
+  // models: n). Callers that want "at most n" (chat's next turn) truncate there.
+  int64_t RewindPoint(Sequence& seq, int64_t n) const;
 
   // Sessions (kv/session.h; defined in runtime/engine_session.cc). SaveSession writes
   // seq's tokens and KV plus `pending` (generated tokens not yet fed) to `path`,

@@ -1,5 +1,6 @@
 // Engine's session methods (declared in runtime/engine.h): the glue between a Sequence
 // and the session files of kv/session.h, plus the model fingerprint they carry.
+#include <cstring>
 #include <ctime>
 #include <sstream>
 
@@ -43,7 +44,14 @@ Status Engine::SaveSession(const std::string& path, Sequence& seq, std::span<con
   info.pending.assign(pending.begin(), pending.end());
   info.settings = settings;
   info.created_unix = static_cast<int64_t>(std::time(nullptr));
-  return kv::SaveSession(path, info, *seq.kv_);
+  // Linear-attention layers: their recurrent state rides in the session's state block.
+  kv::RecurrentState::Snapshot snap;
+  if (seq.state_) {
+    snap = seq.state_->Save();
+    info.state_bytes = snap.data.size() * sizeof(float);
+  }
+  return kv::SaveSession(path, info, *seq.kv_,
+                         std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(snap.data.data()), info.state_bytes));
 }
 
 Result<std::unique_ptr<Sequence>> Engine::LoadSession(const std::string& path, std::vector<int32_t>* pending,
@@ -59,7 +67,19 @@ Result<std::unique_ptr<Sequence>> Engine::LoadSession(const std::string& path, s
                            " tokens but the context is " + std::to_string(ctx_) + " (raise --ctx)");
   for (auto* ids : {&info.tokens, &info.pending}) SPOOL_TRY(CheckTokens(*ids).WithContext(path));
   auto seq = NewSequence();
-  SPOOL_TRY(kv::LoadSessionKv(path, info, *seq->kv_));
+  const uint64_t want_state = seq->state_ ? seq->state_->bytes() : 0;
+  if (info.state_bytes != want_state)
+    return InvalidFile(path + ": the session's recurrent-state block is " + std::to_string(info.state_bytes) +
+                       " bytes, this model's linear-attention state is " + std::to_string(want_state) + " bytes");
+  std::vector<uint8_t> state;
+  SPOOL_TRY(kv::LoadSessionKv(path, info, *seq->kv_, seq->state_ ? &state : nullptr));
+  if (seq->state_) {
+    kv::RecurrentState::Snapshot snap;
+    snap.n_tokens = n;
+    snap.data.resize(state.size() / sizeof(float));
+    std::memcpy(snap.data.data(), state.data(), state.size());
+    seq->state_->Restore(snap);
+  }
   seq->tokens_ = std::move(info.tokens);
   *pending = std::move(info.pending);
   if (settings) *settings = std::move(info.settings);

@@ -8,6 +8,7 @@
 #include "base/sysinfo.h"
 #include "base/timer.h"
 #include "kv/disk_kv.h"
+#include "models/linear_attention.h"
 #include "models/transformer.h"
 #include "storage/reader.h"
 
@@ -56,6 +57,17 @@ uint64_t EstimateActivationBytes(const models::ModelConfig& c, int64_t rows, int
     if (c.ggml_numerics) b += r * K * D * 4;  // each row's weighted expert outputs by rank
     if (c.ffn_act == models::FfnAct::kSwiGluOai) b += r * 2 * U(c.moe.n_ff_expert) * 4;  // gpt-oss interleaved gate/up
   }
+  // Gated attention (q projection with gates) and linear-attention layers
+  // (models/transformer.cc, models/linear_attention.cc scratch).
+  if (c.attn_output_gate) b += n * QD * 4 * 3;
+  if (c.has_linear()) {
+    const models::LinearAttnSpec& s = c.linear;
+    b += n * U(s.qkvz_dim() + s.ba_dim() + s.value_dim()) * 4;                     // projections, gated-norm output
+    b += n * U(2 * s.conv_dim() + s.value_dim() + 2 * s.n_v_heads) * 4;           // ungrouped, conv out, z, β, g
+    const uint64_t C = U(std::min<int64_t>(rows, c.delta_chunk));
+    b += U(std::max(threads, 1)) * (n * U(2 * s.k_head_dim + 2 * s.v_head_dim + 2) * 4 +
+                                    (C + C * C + C * U(2 * s.v_head_dim + s.k_head_dim)) * 4);  // per-head scratch
+  }
   // Attention state: running max/sum per (row, head) and the accumulator [rows, q_dim].
   b += n * U(c.n_head) * 8 + n * QD * 4;
   // MatMul: prepared activations (≤ 4 bytes per input element) for the widest input.
@@ -70,11 +82,12 @@ uint64_t EstimateActivationBytes(const models::ModelConfig& c, int64_t rows, int
 }
 
 std::vector<int64_t> SlidingWindows(const models::ModelConfig& c) {
-  std::vector<int64_t> w(static_cast<size_t>(c.n_layer), 0);
+  // Indexed by KV slot (ModelConfig::kv_layer): linear-attention layers have none.
+  std::vector<int64_t> w(static_cast<size_t>(c.n_kv_layers()), 0);
   bool any = false;
-  for (size_t l = 0; l < c.layers.size() && l < w.size(); ++l)
+  for (size_t l = 0; l < c.layers.size() && l < static_cast<size_t>(c.n_layer); ++l)
     if (c.layers[l].mixer == models::MixerKind::kSlidingAttention) {
-      w[l] = c.layers[l].window;
+      w[static_cast<size_t>(c.kv_layer(static_cast<int64_t>(l)))] = c.layers[l].window;
       any = true;
     }
   if (!any) w.clear();
@@ -102,6 +115,7 @@ uint64_t EstimateKvBytes(const models::ModelConfig& c, int64_t tokens, int64_t p
   uint64_t total_pages = 0;
   for (int64_t l = 0; l < c.n_layer; ++l) {
     uint64_t p = pages;
+    if (static_cast<size_t>(l) < c.layers.size() && c.layers[l].mixer == models::MixerKind::kLinearAttention) continue;
     if (static_cast<size_t>(l) < c.layers.size() && c.layers[l].mixer == models::MixerKind::kSlidingAttention) {
       const uint64_t span = U(c.layers[l].window - 1 + std::max<int64_t>(step_tokens, 1));
       p = std::min(p, AlignUp(span, pt) / pt + 1);
@@ -115,7 +129,7 @@ uint64_t EstimateSequenceKvBytes(const models::ModelConfig& c, int64_t ctx, int6
                                  DType dtype, int64_t step_tokens) {
   if (kv_window <= 0 || ctx <= kv_window) return EstimateKvBytes(c, ctx, page_tokens, dtype, step_tokens);
   // Engine::NewSequence creates a DiskKv with these options.
-  kv::KvLayout layout{c.n_layer, c.n_head_kv, c.head_dim, std::max<int64_t>(page_tokens, 1), dtype};
+  kv::KvLayout layout{c.n_kv_layers(), c.n_head_kv, c.head_dim, std::max<int64_t>(page_tokens, 1), dtype};
   kv::DiskKvOptions d;
   d.window_tokens = kv_window;
   d.max_tokens = ctx;
@@ -133,6 +147,7 @@ uint64_t EstimateSequenceKvDiskBytes(const models::ModelConfig& c, int64_t ctx, 
   uint64_t disk_pages = 0;
   for (int64_t l = 0; l < c.n_layer; ++l) {
     int64_t held = pages;
+    if (static_cast<size_t>(l) < c.layers.size() && c.layers[l].mixer == models::MixerKind::kLinearAttention) continue;
     if (static_cast<size_t>(l) < c.layers.size() && c.layers[l].mixer == models::MixerKind::kSlidingAttention)
       held = std::min(held, (c.layers[l].window - 1 + std::max<int64_t>(step_tokens, 1) + pt - 1) / pt + 1);
     disk_pages += U(std::max<int64_t>(held - hot, 0));
@@ -224,6 +239,12 @@ Result<ResidencyPlan> PlanResidencyForChunk(const models::ModelWeights& w, const
       U(o.n_seq) * EstimateSequenceKvBytes(c, o.ctx, o.kv_window_tokens, o.kv_page_tokens, o.kv_dtype, o.prefill_chunk);
   p.kv_disk_bytes = U(o.n_seq) * EstimateSequenceKvDiskBytes(c, o.ctx, o.kv_window_tokens, o.kv_page_tokens, o.kv_dtype,
                                                              o.prefill_chunk);
+  if (c.has_linear()) {  // Engine::NewSequence's RecurrentState: fixed size, whatever the context
+    kv::RecurrentLayout rl = models::RecurrentLayoutOf(c);
+    rl.checkpoint_every = o.prefill_chunk;
+    p.recurrent_bytes = U(o.n_seq) * rl.max_bytes();
+    p.kv_bytes += p.recurrent_bytes;
+  }
 
   const auto& embd = w.token_embd();
   p.embedding_row_bytes = embd.row_bytes();
@@ -445,6 +466,11 @@ std::string FormatPlan(const models::ModelWeights& w, const ResidencyPlan& p) {
   if (p.kv_on_disk)
     add("KV on disk", FormatBytes(p.kv_disk_bytes) + " at " + std::to_string(p.ctx) + " tokens (" +
                           std::to_string(p.n_seq) + " x scratch file under --kv-dir; --kv-max-disk caps it)");
+  if (p.recurrent_bytes > 0)
+    add("recurrent state", FormatBytes(p.recurrent_bytes) + " of the KV line (" + std::to_string(p.n_seq) + " x " +
+                               std::to_string(w.config().n_linear_layers()) + " of " + std::to_string(w.config().n_layer) +
+                               " layers linear attention: conv + delta-rule state, its step copy and 2 checkpoints; "
+                               "the same at any context)");
   add("streaming ring", p.ring_slots == 0 ? std::string("none")
                                           : std::to_string(p.ring_slots) + " x " + FormatBytes(p.ring_slot_bytes) +
                                                 " = " + FormatBytes(p.ring_bytes()));
@@ -497,6 +523,7 @@ nlohmann::ordered_json PlanToJson(const models::ModelWeights& w, const Residency
       {"embedding_scratch_bytes", p.embedding_scratch_bytes},
       {"draft_bytes", p.draft_bytes},
       {"kv_bytes", p.kv_bytes},
+      {"recurrent_bytes", p.recurrent_bytes},
       {"ctx", p.ctx},
       {"sequences", p.n_seq},
       {"kv_window", p.kv_window_tokens},

@@ -84,8 +84,9 @@ struct ResidencyPlan {
   uint64_t ring_slot_bytes = 0;
   uint64_t ring_bytes() const { return static_cast<uint64_t>(ring_slots) * ring_slot_bytes; }
   // KV.
-  uint64_t kv_bytes = 0;           // all sequences
+  uint64_t kv_bytes = 0;           // all sequences (incl. recurrent_bytes)
   uint64_t kv_disk_bytes = 0;      // all sequences' scratch files at the full context (0: KV in RAM)
+  uint64_t recurrent_bytes = 0;    // of kv_bytes: linear-attention states (+ pending copy, checkpoints), all sequences
   int64_t ctx = 0;                 // the inputs that sized the plan, for the record
   int64_t n_seq = 1;
   int64_t kv_window_tokens = 0;    // as given (0: all in RAM)

@@ -247,6 +247,9 @@ void ModelDrafter::Feedback(int64_t drafted, int64_t accepted) {
 
 Result<std::unique_ptr<Drafter>> MakeDrafter(Engine& engine, const SpeculativeOptions& o) {
   if (!o.enabled()) return std::unique_ptr<Drafter>();
+  if (engine.config().has_linear())  // rejected drafts would need the recurrent state rewound per token
+    return InvalidArgument("speculative decoding is not supported for models with linear-attention layers (" +
+                           engine.config().arch + "): their recurrent state cannot be rewound past rejected drafts");
   if (o.sample_drafts && !o.draft_model) return InvalidArgument("sampled drafts need a draft model (--draft MODEL)");
   if (o.lookup && o.draft_model) return InvalidArgument("choose one drafter: prompt lookup or a draft model, not both");
   if (o.tree_nodes < 0 || o.tree_nodes > 64)

@@ -100,12 +100,15 @@ Result<std::vector<float>> RunSteps(const models::ModelWeights& w, models::Weigh
                                     int n_prompt, int chunk, int n_decode) {
   const auto& c = w.config();
   models::Transformer t(w, pool);
-  kv::InRamKv kv(kv::KvLayout{c.n_layer, c.n_head_kv, c.head_dim, 16, DType::kF32});
+  kv::InRamKv kv(kv::KvLayout{c.n_kv_layers(), c.n_head_kv, c.head_dim, 16, DType::kF32});
+  // Linear-attention layers (Qwen3-Next) keep a recurrent state beside the KV.
+  std::unique_ptr<kv::RecurrentState> state;
+  if (c.has_linear()) state = std::make_unique<kv::RecurrentState>(models::RecurrentLayoutOf(c));
   const auto prompt = Prompt(c.n_vocab, n_prompt);
   std::vector<float> all;
   for (int done = 0; done < n_prompt; done += chunk) {
     const int m = std::min(chunk, n_prompt - done);
-    models::SeqStep s{&kv, std::span<const int32_t>(prompt.data() + done, m), true};
+    models::SeqStep s{&kv, std::span<const int32_t>(prompt.data() + done, m), true, false, state.get()};
     std::vector<float> logits(static_cast<size_t>(m) * c.n_vocab);
     SPOOL_TRY(t.Forward(std::span<const models::SeqStep>(&s, 1), provider, logits.data()));
     all.insert(all.end(), logits.begin(), logits.end());
@@ -113,7 +116,7 @@ Result<std::vector<float>> RunSteps(const models::ModelWeights& w, models::Weigh
   for (int i = 0; i < n_decode; ++i) {
     const float* last = all.data() + all.size() - c.n_vocab;
     int32_t next = static_cast<int32_t>(std::max_element(last, last + c.n_vocab) - last);
-    models::SeqStep s{&kv, std::span<const int32_t>(&next, 1), false};
+    models::SeqStep s{&kv, std::span<const int32_t>(&next, 1), false, false, state.get()};
     std::vector<float> logits(c.n_vocab);
     SPOOL_TRY(t.Forward(std::span<const models::SeqStep>(&s, 1), provider, logits.data()));
     all.insert(all.end(), logits.begin(), logits.end());

@@ -1,0 +1,104 @@
+#include "kv/recurrent_state.h"
+
+#include <algorithm>
+
+#include "base/check.h"
+
+namespace spool::kv {
+
+uint64_t RecurrentLayout::bytes() const {
+  const uint64_t n = static_cast<uint64_t>(std::count(linear.begin(), linear.end(), true));
+  return n * static_cast<uint64_t>(conv_elems + delta_elems) * sizeof(float);
+}
+
+RecurrentState::RecurrentState(const RecurrentLayout& layout) : layout_(layout) {
+  per_layer_ = layout_.conv_elems + layout_.delta_elems;
+  int64_t slots = 0;
+  for (bool b : layout_.linear) slot_.push_back(b ? slots++ : -1);
+  cur_.assign(static_cast<size_t>(slots * per_layer_), 0.0f);
+  next_.assign(cur_.size(), 0.0f);
+  written_.assign(static_cast<size_t>(slots), false);
+}
+
+RecurrentState::LayerView RecurrentState::Begin(int64_t l) {
+  SPOOL_CHECK(l >= 0 && l < static_cast<int64_t>(slot_.size()) && slot_[l] >= 0);
+  const int64_t s = slot_[l];
+  float* dst = next_.data() + s * per_layer_;
+  std::copy(cur_.begin() + s * per_layer_, cur_.begin() + (s + 1) * per_layer_, dst);
+  written_[s] = true;
+  return LayerView{dst, dst + layout_.conv_elems};
+}
+
+const float* RecurrentState::conv(int64_t l) const {
+  SPOOL_CHECK(l >= 0 && l < static_cast<int64_t>(slot_.size()) && slot_[l] >= 0);
+  return cur_.data() + slot_[l] * per_layer_;
+}
+
+const float* RecurrentState::delta(int64_t l) const { return conv(l) + layout_.conv_elems; }
+
+void RecurrentState::Set(int64_t l, const float* conv, const float* delta) {
+  SPOOL_CHECK(l >= 0 && l < static_cast<int64_t>(slot_.size()) && slot_[l] >= 0);
+  float* dst = cur_.data() + slot_[l] * per_layer_;
+  std::copy(conv, conv + layout_.conv_elems, dst);
+  std::copy(delta, delta + layout_.delta_elems, dst + layout_.conv_elems);
+}
+
+void RecurrentState::Commit(int64_t n) {
+  for (size_t s = 0; s < written_.size(); ++s) {
+    if (!written_[s]) continue;
+    std::copy(next_.begin() + s * per_layer_, next_.begin() + (s + 1) * per_layer_, cur_.begin() + s * per_layer_);
+    written_[s] = false;
+  }
+  n_tokens_ += n;
+  if (layout_.checkpoint_every > 0 && n > 0 && n_tokens_ % layout_.checkpoint_every == 0 && layout_.max_checkpoints > 0) {
+    if (static_cast<int>(checkpoints_.size()) >= layout_.max_checkpoints) checkpoints_.erase(checkpoints_.begin());
+    checkpoints_.push_back(Save());
+  }
+}
+
+int64_t RecurrentState::RewindPoint(int64_t n) const {
+  if (n >= n_tokens_) return n;
+  int64_t best = 0;
+  for (const Snapshot& c : checkpoints_)
+    if (c.n_tokens <= n) best = std::max(best, c.n_tokens);
+  return best;
+}
+
+bool RecurrentState::CanTruncate(int64_t n) const {
+  if (n == n_tokens_ || n == 0) return true;
+  for (const Snapshot& c : checkpoints_)
+    if (c.n_tokens == n) return true;
+  return false;
+}
+
+Status RecurrentState::Truncate(int64_t n) {
+  std::fill(written_.begin(), written_.end(), false);
+  if (n == n_tokens_) return Status::Ok();
+  if (n == 0) {
+    std::fill(cur_.begin(), cur_.end(), 0.0f);
+    n_tokens_ = 0;
+    checkpoints_.clear();
+    return Status::Ok();
+  }
+  for (size_t i = 0; i < checkpoints_.size(); ++i)
+    if (checkpoints_[i].n_tokens == n) {
+      cur_ = checkpoints_[i].data;
+      n_tokens_ = n;
+      checkpoints_.resize(i + 1);
+      return Status::Ok();
+    }
+  return InvalidArgument("a linear-attention (recurrent) state cannot be rewound from " + std::to_string(n_tokens_) +
+                         " to " + std::to_string(n) + " tokens (only to its length, 0 or a kept checkpoint)");
+}
+
+RecurrentState::Snapshot RecurrentState::Save() const { return Snapshot{n_tokens_, cur_}; }
+
+void RecurrentState::Restore(const Snapshot& s) {
+  SPOOL_CHECK(s.data.size() == cur_.size());
+  cur_ = s.data;
+  n_tokens_ = s.n_tokens;
+  while (!checkpoints_.empty() && checkpoints_.back().n_tokens > n_tokens_) checkpoints_.pop_back();
+  std::fill(written_.begin(), written_.end(), false);
+}
+
+}  // namespace spool::kv

@@ -1,0 +1,85 @@
+// The recurrent state of one sequence's linear-attention layers (Gated DeltaNet): per
+// such layer the conv tail [(K − 1), conv_dim] and the delta-rule state
+// [n_v_heads, dk, dv], f32. The sibling of SequenceKv for layers that keep no KV: its
+// size is fixed however long the sequence (ModelConfig::linear; tested at 1K and 16K).
+//
+// Like SequenceKv, a step's writes become visible at Commit: a layer's step reads the
+// committed state and writes a pending copy (Begin), and Commit makes every pending copy
+// current. A step that fails before Commit leaves the committed state as it was.
+// Positions cannot be rewound (a recurrence has no per-token rows to drop): Truncate
+// works to the current length, to 0, or to a checkpoint: with checkpoint_every > 0 the
+// state keeps copies of itself at the last `max_checkpoints` commits that ended on a
+// multiple of checkpoint_every (the engine's prefill chunk, where the scheduler's
+// prefix cache cuts reuse), so a shared prefix resumes without recomputation.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "base/status.h"
+
+namespace spool::kv {
+
+struct RecurrentLayout {
+  std::vector<bool> linear;        // [n_layer]: which layers keep a state
+  int64_t conv_elems = 0;          // per layer: (K − 1) · conv_dim
+  int64_t delta_elems = 0;         // per layer: n_v_heads · dk · dv
+  int64_t checkpoint_every = 0;    // tokens between kept checkpoints (0: none)
+  int max_checkpoints = 2;         // checkpoints kept (the most recent ones)
+  uint64_t bytes() const;          // of one state (all linear layers), f32
+  // RAM one sequence's state may hold: the state, its pending copy and the checkpoints.
+  uint64_t max_bytes() const { return bytes() * (2 + (checkpoint_every > 0 ? max_checkpoints : 0)); }
+};
+
+class RecurrentState {
+ public:
+  explicit RecurrentState(const RecurrentLayout& layout);
+
+  const RecurrentLayout& layout() const { return layout_; }
+  int64_t n_tokens() const { return n_tokens_; }
+
+  // Layer l's pending state for this step, initialised from the committed one: conv
+  // [conv_elems], delta [delta_elems]. l must be a linear layer.
+  struct LayerView {
+    float* conv;
+    float* delta;
+  };
+  LayerView Begin(int64_t l);
+  // The committed state of layer l (read-only; sessions save it).
+  const float* conv(int64_t l) const;
+  const float* delta(int64_t l) const;
+  // Sets layer l's committed state (restoring a session). Sizes as layout().
+  void Set(int64_t l, const float* conv, const float* delta);
+  // Makes every layer's pending state current; the sequence is n tokens longer.
+  void Commit(int64_t n);
+  // n == n_tokens(): drops pending writes; n == 0: zeros; n at a kept checkpoint: that
+  // checkpoint (later ones dropped). Otherwise InvalidArgument, state unchanged.
+  Status Truncate(int64_t n);
+  bool CanTruncate(int64_t n) const;
+  // The largest m <= n with CanTruncate(m).
+  int64_t RewindPoint(int64_t n) const;
+  int64_t n_checkpoints() const { return static_cast<int64_t>(checkpoints_.size()); }
+  // Sets the token count without touching the state (session restore).
+  void SetTokens(int64_t n) { n_tokens_ = n; }
+
+  // A copy of the committed state at n_tokens() (prefix reuse, failed-prefill rollback).
+  struct Snapshot {
+    int64_t n_tokens = 0;
+    std::vector<float> data;  // every linear layer's conv then delta, in layer order
+  };
+  Snapshot Save() const;
+  void Restore(const Snapshot& s);
+  uint64_t bytes() const { return layout_.bytes(); }
+
+ private:
+  RecurrentLayout layout_;
+  int64_t n_tokens_ = 0;
+  int64_t per_layer_ = 0;
+  std::vector<int64_t> slot_;        // [n_layer]: index of the layer's state, −1 if none
+  std::vector<float> cur_, next_;    // [n_slots · per_layer_]
+  std::vector<bool> written_;        // [n_slots]: next_ holds this step's state
+  std::vector<Snapshot> checkpoints_;  // ascending n_tokens, at most max_checkpoints
+};
+
+}  // namespace spool::kv

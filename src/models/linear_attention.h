@@ -1,0 +1,58 @@
+// Gated DeltaNet, the linear-attention token mixer of Qwen3-Next (MixerKind::
+// kLinearAttention), as transformers' Qwen3NextGatedDeltaNet computes it on CPU (its
+// torch fallback path), for one sequence's rows of one layer:
+//
+//   qkvz = h·W_qkvzᵀ [m, 2·key_dim + 2·value_dim], ba = h·W_baᵀ [m, 2·n_v_heads]
+//     (both grouped per key head: q (dk), k (dk), v (r·dv), z (r·dv) | b (r), a (r),
+//      r = n_v_heads / n_k_heads)                               ← the Transformer does these
+//   x = [q | k | v] [m, conv_dim] → depthwise causal conv (kernel K, rolling state) → SiLU
+//   β = sigmoid(b); g = −exp(A_log) · softplus(a + dt_bias)     (f32)
+//   q, k l2-normalised per head (eps 1e-6 inside the rsqrt), repeated to the value heads;
+//     q × 1/√dk
+//   o = gated delta rule (tensor/delta_rule.h): the recurrence for decode rows, the
+//       chunked form (ModelConfig::delta_chunk) for prefill rows
+//   y = rmsnorm(o per value head) · w · silu(z)  [m, value_dim]    (w as stored: not 1 + w)
+//   out = y·W_outᵀ                                               ← the Transformer
+//
+// The state (conv tail + delta-rule S per value head) is the layer's slice of the
+// sequence's kv::RecurrentState.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "base/thread_pool.h"
+#include "kv/recurrent_state.h"
+#include "models/config.h"
+#include "models/weights.h"
+#include "tensor/delta_rule.h"
+
+namespace spool::models {
+
+// The recurrent state a sequence of this model keeps (one slot per kLinearAttention layer).
+kv::RecurrentLayout RecurrentLayoutOf(const ModelConfig& c);
+
+class GatedDeltaNet {
+ public:
+  GatedDeltaNet(const ModelConfig& c, ThreadPool& pool) : c_(c), s_(c.linear), pool_(pool) {}
+
+  // qkvz: [m, qkvz_dim], ba: [m, ba_dim]: this sequence's rows of the projections.
+  // st: the layer's pending state (RecurrentState::Begin), advanced by m tokens.
+  // recurrent: token-by-token recurrence (decode numerics), else the chunked form.
+  // y: [m, value_dim], the gated-normed output before the out projection.
+  void Run(const LinearAttnWeights& w, const float* qkvz, const float* ba, int64_t m, bool recurrent,
+           kv::RecurrentState::LayerView st, float* y);
+
+ private:
+  struct HeadScratch {
+    std::vector<float> q, k, v, g, beta, o;
+    DeltaRuleScratch chunk;
+  };
+  const ModelConfig& c_;
+  const LinearAttnSpec& s_;
+  ThreadPool& pool_;
+  std::vector<float> mixed_, conv_out_, z_, beta_, g_;  // [m, conv_dim], [m, conv_dim], [m, value_dim], [m, n_v] x2
+  std::vector<HeadScratch> heads_;                      // [threads]
+};
+
+}  // namespace spool::models
