@@ -1,0 +1,28 @@
+// The SPIR-V embedded in the binary (generated from src/gpu/shaders/*.comp at build
+// time), by kernel. An empty span when the build had no glslc.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string_view>
+
+namespace spool::gpu {
+
+enum class Shader : uint8_t {
+  kQuantizeQ8_0,
+  kGemvF32,
+  kGemvF16,
+  kGemvBF16,
+  kGemvQ8_0,
+  kGemvQ4_0,
+  kRmsNorm,
+  kRope,
+  kSwiGLU,
+  kGetRows,
+  kAttention,
+};
+
+std::string_view ShaderName(Shader s);
+std::span<const uint32_t> ShaderSpirv(Shader s);
+
+}  // namespace spool::gpu
