@@ -2,6 +2,8 @@
 
 #include <charconv>
 
+#include "gpu/vulkan_device.h"
+
 namespace spool::gpu {
 
 Result<DeviceSpec> ParseDeviceSpec(std::string_view text) {
@@ -39,6 +41,24 @@ std::string DeviceSpecName(const DeviceSpec& spec) {
     case DeviceSpec::Kind::kVulkan: return "vulkan:" + std::to_string(spec.index);
   }
   return "?";
+}
+
+Result<DeviceSpec> ResolveDevice(const DeviceSpec& spec, std::string* note) {
+  if (spec.kind == DeviceSpec::Kind::kCpu) return spec;
+  auto devs = ListDevices();
+  const size_t n = devs.ok() ? devs.value().size() : 0;
+  if (spec.kind == DeviceSpec::Kind::kAuto) {
+    if (n > 0) return DeviceSpec{DeviceSpec::Kind::kVulkan, 0};
+    if (note)
+      *note = "--device auto: no Vulkan device (" +
+              (devs.ok() ? std::string("the Vulkan loader lists none") : devs.status().message()) + "): using the CPU";
+    return DeviceSpec{};
+  }
+  if (!devs.ok()) return devs.status().WithContext("--device " + DeviceSpecName(spec));
+  if (static_cast<size_t>(spec.index) >= n)
+    return NotFound("--device " + DeviceSpecName(spec) + ": Vulkan device " + std::to_string(spec.index) +
+                    " does not exist (" + std::to_string(n) + " device(s); spool show --devices lists them)");
+  return spec;
 }
 
 }  // namespace spool::gpu

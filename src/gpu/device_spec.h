@@ -27,4 +27,12 @@ Result<DeviceSpec> ParseDeviceSpec(std::string_view text);
 // "cpu", "vulkan:N" or "auto".
 std::string DeviceSpecName(const DeviceSpec& spec);
 
+// Resolves a spec against the devices present (this creates a Vulkan instance, ~0.1 s):
+//   cpu       → cpu
+//   vulkan:N  → vulkan:N when device N exists; else an error (kUnsupported: no Vulkan
+//               loader/driver; kNotFound: no device N, saying how many exist)
+//   auto      → vulkan:0 when a Vulkan device exists, else cpu with *note saying why
+//               ("--device auto: no Vulkan device (...): using the CPU")
+Result<DeviceSpec> ResolveDevice(const DeviceSpec& spec, std::string* note);
+
 }  // namespace spool::gpu
