@@ -20,6 +20,7 @@ struct GemvPush { uint32_t n_out, n_in, m, xd_offset; };
 struct RmsNormPush { uint32_t n_rows, dim; float eps; };
 struct RopePush { uint32_t n_tok, n_head, head_dim, rope_dim, neox; };
 struct SwiGluPush { uint32_t n; };
+struct KvStorePush { uint32_t n, dst_elem, bf16; };
 struct GetRowsPush { uint32_t n_ids, dim, dtype; };
 struct AttentionPush {
   uint32_t n_q, n_head, n_kv_head, head_dim, n_pages, pos_offset, kv_bf16;
@@ -226,6 +227,38 @@ Status Kernels::SwiGLU(const Buffer& gate, const Buffer& up, int64_t n, const Bu
   const SwiGluPush push{static_cast<uint32_t>(n)};
   const BufferRange bufs[] = {{&gate}, {&up}, {&out}};
   const Grid g = ThreadsFor(static_cast<uint64_t>(n));
+  return dev_.Dispatch(pipe.value(), bufs, PushBytes(push), g.x, g.y);
+}
+
+Status Kernels::Add(const Buffer& a, const Buffer& b, int64_t n, const Buffer& out) {
+  if (Status s = Positive(n, "n"); !s.ok()) return s;
+  const uint64_t bytes = static_cast<uint64_t>(n) * 4;
+  if (Status s = Fits(a, bytes, "a"); !s.ok()) return s;
+  if (Status s = Fits(b, bytes, "b"); !s.ok()) return s;
+  if (Status s = Fits(out, bytes, "out"); !s.ok()) return s;
+  auto pipe = Get(dev_, Shader::kAdd, 3, sizeof(SwiGluPush));
+  if (!pipe.ok()) return pipe.status();
+  const SwiGluPush push{static_cast<uint32_t>(n)};
+  const BufferRange bufs[] = {{&a}, {&b}, {&out}};
+  const Grid g = ThreadsFor(static_cast<uint64_t>(n));
+  return dev_.Dispatch(pipe.value(), bufs, PushBytes(push), g.x, g.y);
+}
+
+Status Kernels::KvStore(const Buffer& src, int64_t n, DType dtype, const Buffer& dst, uint64_t dst_elem) {
+  if (dtype != DType::kF32 && dtype != DType::kBF16)
+    return Unsupported("GPU KvStore: KV of type " + std::string(DTypeName(dtype)) + " (supported: f32, bf16)");
+  if (Status s = Positive(n, "n"); !s.ok()) return s;
+  const bool bf16 = dtype == DType::kBF16;
+  if (bf16 && (n % 2 != 0 || dst_elem % 2 != 0))
+    return InvalidArgument("GPU KvStore: bf16 needs an even count and offset");
+  if (dst_elem + static_cast<uint64_t>(n) >= kMaxIndex) return InvalidArgument("GPU KvStore: offset beyond 2^32");
+  if (Status s = Fits(src, static_cast<uint64_t>(n) * 4, "src"); !s.ok()) return s;
+  if (Status s = Fits(dst, (dst_elem + static_cast<uint64_t>(n)) * (bf16 ? 2 : 4), "KV buffer"); !s.ok()) return s;
+  auto pipe = Get(dev_, Shader::kKvStore, 2, sizeof(KvStorePush));
+  if (!pipe.ok()) return pipe.status();
+  const KvStorePush push{static_cast<uint32_t>(n), static_cast<uint32_t>(dst_elem), bf16 ? 1u : 0u};
+  const BufferRange bufs[] = {{&src}, {&dst}};
+  const Grid g = ThreadsFor(static_cast<uint64_t>(bf16 ? n / 2 : n));
   return dev_.Dispatch(pipe.value(), bufs, PushBytes(push), g.x, g.y);
 }
 

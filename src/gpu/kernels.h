@@ -9,6 +9,8 @@
 //   RmsNorm         RmsNorm                     sum of squares in f32 (CPU: double)
 //   Rope            ApplyRope                   bit-identical (cos/sin table computed on the host)
 //   SwiGLU          SwiGLU                      GPU exp
+//   Add             Add                         bit-identical
+//   KvStore         F32ToBF16 / copy            bit-identical
 //   GetRows         (row copy / widening)       bit-identical
 //   Attention       AttentionRef / FoldPage     online softmax per 64-key chunk, GPU exp
 //
@@ -97,6 +99,15 @@ class Kernels {
 
   // out = silu(gate) · up.   gate, up, out: [n] (out may be gate or up)
   Status SwiGLU(const Buffer& gate, const Buffer& up, int64_t n, const Buffer& out);
+
+  // out = a + b (the residual add; FMA-free, bit-identical to tensor/ops.h's Add).
+  // a, b, out: [n] (out may be a or b)
+  Status Add(const Buffer& a, const Buffer& b, int64_t n, const Buffer& out);
+
+  // Writes src into a KV cache buffer at element dst_elem, as f32 or rounded to bf16
+  // (nearest even, as F32ToBF16). bf16: n and dst_elem even.
+  // src: [n] f32   dst: [>= dst_elem + n] of dtype (kF32 or kBF16)
+  Status KvStore(const Buffer& src, int64_t n, DType dtype, const Buffer& dst, uint64_t dst_elem);
 
   // out[i] = row ids[i] of table, widened to f32. Every id must be < n_table_rows.
   // table: [n_table_rows, dim] of dtype (kF32, kF16, kBF16)   out: [ids.size(), dim] f32

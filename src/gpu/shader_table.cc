@@ -17,6 +17,8 @@ std::string_view ShaderName(Shader s) {
     case Shader::kSwiGLU: return "swiglu";
     case Shader::kGetRows: return "get_rows";
     case Shader::kAttention: return "attention";
+    case Shader::kAdd: return "add";
+    case Shader::kKvStore: return "kv_store";
   }
   return "?";
 }
@@ -35,6 +37,8 @@ std::span<const uint32_t> ShaderSpirv(Shader s) {
     case Shader::kSwiGLU: return spv::k_swiglu;
     case Shader::kGetRows: return spv::k_get_rows;
     case Shader::kAttention: return spv::k_attention;
+    case Shader::kAdd: return spv::k_add;
+    case Shader::kKvStore: return spv::k_kv_store;
   }
 #endif
   (void)s;

@@ -20,6 +20,8 @@ enum class Shader : uint8_t {
   kSwiGLU,
   kGetRows,
   kAttention,
+  kAdd,
+  kKvStore,
 };
 
 std::string_view ShaderName(Shader s);

@@ -193,6 +193,65 @@ TEST(GpuKernels, SwiGluMatchesCpu) {
   }
 }
 
+// Residual add: bit-identical to Add.
+TEST(GpuKernels, AddIsBitIdentical) {
+  GPU_TEST_DEVICE(dev);
+  Kernels k(*dev);
+  std::mt19937 rng(8);
+  for (int64_t n : {1, 63, 65, 4097}) {
+    auto a = RandomFloats(rng, n), b = RandomFloats(rng, n, 1e-3f);
+    std::vector<float> ref(static_cast<size_t>(n));
+    Add(a.data(), b.data(), n, ref.data());
+    Buffer ab = Make(*dev, a), bb = Make(*dev, b);
+    ASSERT_TRUE(k.Add(ab, bb, n, ab).ok());
+    EXPECT_EQ(Read(*dev, ab, ref.size()), ref) << n;
+  }
+}
+
+// KV writes: f32 copied, bf16 rounded as F32ToBF16 (ties, NaN), at an offset; the
+// elements around the written range are untouched.
+TEST(GpuKernels, KvStoreIsBitIdentical) {
+  GPU_TEST_DEVICE(dev);
+  Kernels k(*dev);
+  std::mt19937 rng(9);
+  for (DType t : {DType::kF32, DType::kBF16}) {
+    for (int64_t n : {2, 64, 130}) {
+      auto src = RandomFloats(rng, n);
+      float tie;
+      const uint32_t tie_bits = 0x3f808000u;  // exactly halfway between two bf16 values
+      std::memcpy(&tie, &tie_bits, 4);
+      src[0] = tie;
+      src[1] = std::nanf("");
+      const uint64_t off = 6, total = off + static_cast<uint64_t>(n) + 4;
+      const size_t es = t == DType::kF32 ? 4 : 2;
+      std::vector<uint8_t> init(total * es, 0x5a);
+      Buffer sb = Make(*dev, src), db = Make(*dev, init);
+      ASSERT_TRUE(k.KvStore(sb, n, t, db, off).ok());
+      std::vector<uint8_t> got(total * es);
+      ASSERT_TRUE(dev->Download(db, 0, got.data(), got.size()).ok());
+      for (uint64_t i = 0; i < total; ++i) {
+        if (i < off || i >= off + static_cast<uint64_t>(n)) {
+          for (size_t b = 0; b < es; ++b) ASSERT_EQ(got[i * es + b], 0x5a) << i;
+          continue;
+        }
+        const float v = src[i - off];
+        if (t == DType::kF32) {
+          float g;
+          std::memcpy(&g, got.data() + i * 4, 4);
+          ASSERT_EQ(std::memcmp(&g, &v, 4), 0) << i;
+        } else {
+          uint16_t g;
+          std::memcpy(&g, got.data() + i * 2, 2);
+          ASSERT_EQ(g, F32ToBF16(v)) << i;
+        }
+      }
+    }
+  }
+  Buffer b = Make(*dev, nullptr, 64);
+  EXPECT_EQ(k.KvStore(b, 3, DType::kBF16, b, 0).code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(k.KvStore(b, 2, DType::kF32, b, 15).code(), ErrorCode::kInvalidArgument);  // past the buffer
+}
+
 // Embedding rows: exact widening of f32/f16/bf16 rows; a bad id is refused.
 TEST(GpuKernels, GetRowsIsExact) {
   GPU_TEST_DEVICE(dev);
