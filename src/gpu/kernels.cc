@@ -13,10 +13,11 @@ namespace {
 constexpr uint64_t kArenaBytes = uint64_t{4} << 20;
 constexpr uint64_t kMaxIndex = uint64_t{1} << 32;  // shaders index 32-bit words/elements
 constexpr uint32_t kMaxGroupsX = 65535;             // the minimum maxComputeWorkGroupCount[0]
+constexpr int64_t kMaxPageTokens = 1024;            // attention.glsl MAX_PAGE
 
 // Push constants, laid out as the shaders' push_constant blocks (32-bit fields).
-struct QuantizePush { uint32_t n_blocks, d_offset; };
-struct GemvPush { uint32_t n_out, n_in, m, xd_offset; };
+struct QuantizePush { uint32_t n_blocks, d_offset, s_offset; };
+struct GemvPush { uint32_t n_out, n_in, m, xd_offset, xs_offset; };
 struct RmsNormPush { uint32_t n_rows, dim; float eps; };
 struct RopePush { uint32_t n_tok, n_head, head_dim, rope_dim, neox; };
 struct SwiGluPush { uint32_t n; };
@@ -56,20 +57,22 @@ Status Positive(int64_t v, const char* what) {
   return Status::Ok();
 }
 
-Shader GemvShader(DType t) {
+Shader GemvShader(DType t, bool fma_f64) {
   switch (t) {
     case DType::kF32: return Shader::kGemvF32;
     case DType::kF16: return Shader::kGemvF16;
     case DType::kBF16: return Shader::kGemvBF16;
-    case DType::kQ8_0: return Shader::kGemvQ8_0;
-    default: return Shader::kGemvQ4_0;
+    case DType::kQ8_0: return fma_f64 ? Shader::kGemvQ8_0F64 : Shader::kGemvQ8_0;
+    case DType::kQ4_1: return fma_f64 ? Shader::kGemvQ4_1F64 : Shader::kGemvQ4_1;
+    default: return fma_f64 ? Shader::kGemvQ4_0F64 : Shader::kGemvQ4_0;
   }
 }
 
 }  // namespace
 
 bool MatVecSupports(DType t) {
-  return t == DType::kF32 || t == DType::kF16 || t == DType::kBF16 || t == DType::kQ8_0 || t == DType::kQ4_0;
+  return t == DType::kF32 || t == DType::kF16 || t == DType::kBF16 || t == DType::kQ8_0 || t == DType::kQ4_0 ||
+         t == DType::kQ4_1;
 }
 
 Result<BufferRange> Kernels::Param(const void* data, uint64_t bytes) {
@@ -105,6 +108,25 @@ Status Kernels::EnsureScratch(uint64_t bytes) {
   return Status::Ok();
 }
 
+Result<bool> Kernels::FusedFma() {
+  if (fused_fma_ >= 0) return fused_fma_ == 1;
+  auto pipe = Get(dev_, Shader::kFmaProbe, 1, 0);
+  if (!pipe.ok()) return pipe.status();
+  // (1 + 2^-12)² - 1 = 2^-11 + 2^-24 when rounded once; 2^-11 when the product is
+  // rounded first (its 2^-24 is a tie, which rounds to even).
+  const float a = 1.0f + 0x1p-12f;
+  const float in[4] = {a, a, -1.0f, 0.0f};
+  auto b = dev_.Allocate(sizeof(in), MemoryKind::kDevice, "fma probe");
+  if (!b.ok()) return b.status();
+  if (Status s = dev_.Upload(b.value(), 0, in, sizeof(in)); !s.ok()) return s;
+  const BufferRange bufs[] = {{&b.value()}};
+  if (Status s = dev_.Dispatch(pipe.value(), bufs, {}, 1); !s.ok()) return s;
+  float out[4];
+  if (Status s = dev_.Download(b.value(), 0, out, sizeof(out)); !s.ok()) return s;
+  fused_fma_ = out[3] == 0x1p-11f + 0x1p-24f ? 1 : 0;
+  return fused_fma_ == 1;
+}
+
 Status Kernels::QuantizeQ8_0(const Buffer& x, const Buffer& xq, int64_t m, int64_t n) {
   if (Status s = Positive(m, "m"); !s.ok()) return s;
   if (Status s = Positive(n, "n"); !s.ok()) return s;
@@ -115,7 +137,8 @@ Status Kernels::QuantizeQ8_0(const Buffer& x, const Buffer& xq, int64_t m, int64
   if (Status s = Fits(xq, Q8ActBytes(m, n), "xq"); !s.ok()) return s;
   auto pipe = Get(dev_, Shader::kQuantizeQ8_0, 2, sizeof(QuantizePush));
   if (!pipe.ok()) return pipe.status();
-  const QuantizePush push{static_cast<uint32_t>(elems / 32), static_cast<uint32_t>(elems / 4)};
+  const QuantizePush push{static_cast<uint32_t>(elems / 32), static_cast<uint32_t>(elems / 4),
+                          static_cast<uint32_t>(elems / 4 + elems / 32)};
   const BufferRange bufs[] = {{&x}, {&xq}};
   const Grid g = ThreadsFor(elems / 32);
   return dev_.Dispatch(pipe.value(), bufs, PushBytes(push), g.x, g.y);
@@ -124,7 +147,7 @@ Status Kernels::QuantizeQ8_0(const Buffer& x, const Buffer& xq, int64_t m, int64
 Status Kernels::MatVec(const WeightBuffer& w, const Buffer& x, const Buffer& y, int64_t m) {
   if (!MatVecSupports(w.dtype))
     return Unsupported("GPU MatVec: weights of type " + std::string(DTypeName(w.dtype)) +
-                       " (supported: f32, f16, bf16, q8_0, q4_0)");
+                       " (supported: f32, f16, bf16, q8_0, q4_0, q4_1)");
   if (Status s = Positive(m, "m"); !s.ok()) return s;
   if (Status s = Positive(w.n_out, "n_out"); !s.ok()) return s;
   if (Status s = Positive(w.n_in, "n_in"); !s.ok()) return s;
@@ -140,18 +163,27 @@ Status Kernels::MatVec(const WeightBuffer& w, const Buffer& x, const Buffer& y, 
   const uint64_t x_elems = static_cast<uint64_t>(m) * static_cast<uint64_t>(w.n_in);
   if (Status s = Fits(x, x_elems * 4, "x"); !s.ok()) return s;
   if (Status s = Fits(y, static_cast<uint64_t>(m) * static_cast<uint64_t>(w.n_out) * 4, "y"); !s.ok()) return s;
-  auto pipe = Get(dev_, GemvShader(w.dtype), 3, sizeof(GemvPush));
+  bool fma_f64 = false;
+  if (ti.quantized) {
+    auto fused = FusedFma();
+    if (!fused.ok()) return fused.status();
+    fma_f64 = !fused.value() && dev_.info().shader_float64;
+  }
+  auto pipe = Get(dev_, GemvShader(w.dtype, fma_f64), 3, sizeof(GemvPush));
   if (!pipe.ok()) return pipe.status();
-  GemvPush push{static_cast<uint32_t>(w.n_out), static_cast<uint32_t>(w.n_in), static_cast<uint32_t>(m), 0};
+  GemvPush push{static_cast<uint32_t>(w.n_out), static_cast<uint32_t>(w.n_in), static_cast<uint32_t>(m), 0, 0};
   const Buffer* act = &x;
   if (ti.quantized) {
     if (Status s = EnsureScratch(Q8ActBytes(m, w.n_in)); !s.ok()) return s;
     if (Status s = QuantizeQ8_0(x, scratch_, m, w.n_in); !s.ok()) return s;
     act = &scratch_;
     push.xd_offset = static_cast<uint32_t>(x_elems / 4);
+    push.xs_offset = static_cast<uint32_t>(x_elems / 4 + x_elems / 32);
   }
   const BufferRange bufs[] = {{w.buffer, w.offset, 0}, {act}, {&y}};
-  const Grid g = GroupsFor(static_cast<uint64_t>(w.n_out));
+  // Quantised shaders take 8 rows per workgroup (8 lanes per row, the CPU's order).
+  const uint64_t n_groups = ti.quantized ? (static_cast<uint64_t>(w.n_out) + 7) / 8 : static_cast<uint64_t>(w.n_out);
+  const Grid g = GroupsFor(n_groups);
   return dev_.Dispatch(pipe.value(), bufs, PushBytes(push), g.x, g.y, static_cast<uint32_t>(m));
 }
 
@@ -164,7 +196,7 @@ Status Kernels::RmsNorm(const Buffer& x, const Buffer& weight, float eps, int64_
   if (Status s = Fits(x, elems * 4, "x"); !s.ok()) return s;
   if (Status s = Fits(y, elems * 4, "y"); !s.ok()) return s;
   if (Status s = Fits(weight, static_cast<uint64_t>(dim) * 4, "weight"); !s.ok()) return s;
-  auto pipe = Get(dev_, Shader::kRmsNorm, 3, sizeof(RmsNormPush));
+  auto pipe = Get(dev_, dev_.info().shader_float64 ? Shader::kRmsNormF64 : Shader::kRmsNorm, 3, sizeof(RmsNormPush));
   if (!pipe.ok()) return pipe.status();
   const RmsNormPush push{static_cast<uint32_t>(n_rows), static_cast<uint32_t>(dim), eps};
   const BufferRange bufs[] = {{&x}, {&weight}, {&y}};
@@ -222,7 +254,7 @@ Status Kernels::SwiGLU(const Buffer& gate, const Buffer& up, int64_t n, const Bu
   if (Status s = Fits(gate, bytes, "gate"); !s.ok()) return s;
   if (Status s = Fits(up, bytes, "up"); !s.ok()) return s;
   if (Status s = Fits(out, bytes, "out"); !s.ok()) return s;
-  auto pipe = Get(dev_, Shader::kSwiGLU, 3, sizeof(SwiGluPush));
+  auto pipe = Get(dev_, dev_.info().shader_float64 ? Shader::kSwiGLUF64 : Shader::kSwiGLU, 3, sizeof(SwiGluPush));
   if (!pipe.ok()) return pipe.status();
   const SwiGluPush push{static_cast<uint32_t>(n)};
   const BufferRange bufs[] = {{&gate}, {&up}, {&out}};
@@ -311,6 +343,9 @@ Status Kernels::Attention(const GpuAttentionShape& shape, const Buffer& q, std::
   std::vector<uint32_t> table;
   table.reserve(pages.size() * 4);
   for (const GpuKvPage& p : pages) {
+    if (p.n_tokens > kMaxPageTokens)
+      return InvalidArgument("GPU Attention: a page of " + std::to_string(p.n_tokens) + " tokens (at most " +
+                             std::to_string(kMaxPageTokens) + ")");
     if (p.n_tokens < 0 || p.first_pos < 0 || p.first_pos > INT32_MAX - p.n_tokens)
       return InvalidArgument("GPU Attention: page with bad token count or position");
     const uint64_t n = static_cast<uint64_t>(p.n_tokens) * row;
@@ -328,7 +363,10 @@ Status Kernels::Attention(const GpuAttentionShape& shape, const Buffer& q, std::
     if (pos_q[i] < 0 || pos_q[i] > INT32_MAX) return InvalidArgument("GPU Attention: query position out of range");
     table.push_back(static_cast<uint32_t>(pos_q[i]));
   }
-  auto pipe = Get(dev_, Shader::kAttention, 5, sizeof(AttentionPush));
+  auto fused = FusedFma();
+  if (!fused.ok()) return fused.status();
+  const bool fma_f64 = !fused.value() && dev_.info().shader_float64;
+  auto pipe = Get(dev_, fma_f64 ? Shader::kAttentionF64 : Shader::kAttention, 5, sizeof(AttentionPush));
   if (!pipe.ok()) return pipe.status();
   auto params = Param(table.data(), table.size() * 4);
   if (!params.ok()) return params.status();

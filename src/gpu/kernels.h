@@ -3,16 +3,23 @@
 // random inputs of many shapes):
 //
 //   kernel          CPU twin                    numerics vs the twin (on lavapipe)
-//   QuantizeQ8_0    PrepareActivationRowRef     same blocks (d rounded to f16 by RNE, q = roundEven(x·127/amax))
+//   QuantizeQ8_0    PrepareActivationRowRef     same blocks (d rounded to f16 by RNE, q = roundEven(x·127/amax),
+//                   (Q8_0 and Q8_1)             Q8_1's s = f16(d·Σq))
 //   MatVec          MatMulRef (GEMV math)       f32/f16/bf16: f32 FMA-free products, tree-summed;
-//                                               Q8_0/Q4_0: exact integer block dots · d_w·d_x, tree-summed
-//   RmsNorm         RmsNorm                     sum of squares in f32 (CPU: double)
+//                                               Q8_0/Q4_0/Q4_1: exact integer block dots, summed
+//                                               in the CPU's order: bit-identical to MatMulGemv
+//                                               (with a fused fma, or its f64 emulation)
+//   RmsNorm         RmsNorm                     with f64: the CPU's numerics (sum of squares in f64
+//                                               in order); else an f32 tree sum
 //   Rope            ApplyRope                   bit-identical (cos/sin table computed on the host)
-//   SwiGLU          SwiGLU                      GPU exp
+//   SwiGLU          SwiGLU                      with f64: exp correctly rounded (glibc expf: within
+//                                               0.502 ulp, so nearly always equal); else GPU exp
 //   Add             Add                         bit-identical
 //   KvStore         F32ToBF16 / copy            bit-identical
 //   GetRows         (row copy / widening)       bit-identical
-//   Attention       AttentionRef / FoldPage     online softmax per 64-key chunk, GPU exp
+//   Attention       AttentionFoldPage +         the CPU's order and exp polynomial, per page: a
+//                   AttentionFinalize           decode row bit for bit (fused or f64 fma; not with
+//                                               soft-capping: GPU tanh)
 //
 // Calls record dispatches on the device (VulkanDevice::Dispatch); results are in the
 // output buffers after VulkanDevice::Sync (or a Download, which syncs first). Small
@@ -40,15 +47,16 @@ namespace spool::gpu {
 struct WeightBuffer {
   const Buffer* buffer;
   uint64_t offset = 0;
-  DType dtype;      // kF32, kF16, kBF16, kQ8_0 or kQ4_0
+  DType dtype;      // kF32, kF16, kBF16, kQ8_0, kQ4_0 or kQ4_1
   int64_t n_out;
   int64_t n_in;     // a multiple of dtype's block size
 };
 
-// Activation rows quantised to Q8_0 in the GPU's own layout: int8 q values packed four
-// to a 32-bit word ([m, n] bytes), then one f32 scale per block ([m, n/32]), the f32
-// value of the f16 that the CPU's BlockQ8_0 stores.
-inline uint64_t Q8ActBytes(int64_t m, int64_t n) { return static_cast<uint64_t>(m * n + 4 * (m * n / 32)); }
+// Activation rows quantised to Q8_0/Q8_1 in the GPU's own layout: int8 q values packed
+// four to a 32-bit word ([m, n] bytes), then one f32 scale d per block ([m, n/32]), the
+// f32 value of the f16 that the CPU's BlockQ8_0 stores, then Q8_1's s = f16(d·Σq) per
+// block ([m, n/32], as BlockQ8_1::s).
+inline uint64_t Q8ActBytes(int64_t m, int64_t n) { return static_cast<uint64_t>(m * n + 8 * (m * n / 32)); }
 
 // One KV page in device buffers (GPU twin of KvPageView): token t of kv head g at dim
 // d is element k_elem + (t·n_kv_head + g)·head_dim + d of the K buffer (same for V).
@@ -75,8 +83,14 @@ class Kernels {
  public:
   explicit Kernels(VulkanDevice& device) : dev_(device) {}
 
-  // xq = Q8_0 blocks of each row of x.   x: [m, n] f32 (n % 32 == 0)   xq: Q8ActBytes(m, n)
+  // xq = Q8_0 blocks (with Q8_1's s) of each row of x.   x: [m, n] f32 (n % 32 == 0)   xq: Q8ActBytes(m, n)
   Status QuantizeQ8_0(const Buffer& x, const Buffer& xq, int64_t m, int64_t n);
+
+  // Whether the device's fma() rounds once (a probe dispatch, run once). Quantised
+  // MatVec follows the CPU's fused-multiply-add order; where fma() is not fused
+  // (lavapipe lowers it to a multiply and an add) and the device has f64, it emulates
+  // the fused fma in f64 instead, so the result stays the CPU's bit for bit.
+  Result<bool> FusedFma();
 
   // y[m, n_out] = x[m, n_in] · Wᵀ, each row independently (the decode GEMV path).
   // Quantised weights quantise x to Q8_0 first (into a scratch buffer of this object).
@@ -114,8 +128,9 @@ class Kernels {
   Status GetRows(const Buffer& table, DType dtype, int64_t n_table_rows, int64_t dim, std::span<const int32_t> ids,
                  const Buffer& out);
 
-  // Causal attention of n_q queries over KV pages (any order), online softmax: the GPU
-  // twin of AttentionFoldPage over all pages + AttentionFinalize.
+  // Causal attention of n_q queries over KV pages (folded in the given order, as the
+  // CPU folds them), online softmax: the GPU twin of AttentionFoldPage over the pages +
+  // AttentionFinalize. Pages of at most 1024 tokens.
   // q: [n_q, n_head, head_dim] f32   pos_q: [n_q]   k, v: page storage of kv_dtype
   // (kF32 or kBF16)   out: [n_q, n_head·head_dim] f32 (zeros for a query that saw no key)
   Status Attention(const GpuAttentionShape& shape, const Buffer& q, std::span<const int64_t> pos_q,
@@ -133,6 +148,7 @@ class Kernels {
   uint64_t arena_used_ = 0;
   uint64_t arena_sync_ = 0;
   Buffer scratch_;  // Q8_0 activations of MatVec
+  int fused_fma_ = -1;  // FusedFma's answer (-1: not probed yet)
 };
 
 }  // namespace spool::gpu

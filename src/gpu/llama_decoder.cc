@@ -1,5 +1,6 @@
 #include "gpu/llama_decoder.h"
 
+#include <algorithm>
 #include <string>
 
 #include "tensor/rope.h"
@@ -9,7 +10,7 @@ namespace spool::gpu {
 Result<WeightBuffer> LlamaDecoder::UploadMatrix(const models::MatrixRef& m, const uint8_t* group, const char* what) {
   if (!MatVecSupports(m.dtype))
     return Unsupported(std::string("GPU decoder: ") + what + " is " + std::string(DTypeName(m.dtype)) +
-                       " (supported: f32, f16, bf16, q8_0, q4_0)");
+                       " (supported: f32, f16, bf16, q8_0, q4_0, q4_1)");
   const uint64_t bytes = m.info->nbytes;
   auto b = dev_.Allocate(bytes, MemoryKind::kDevice, what);
   if (!b.ok()) return b.status();
@@ -29,7 +30,7 @@ Result<Buffer> LlamaDecoder::UploadF32(const std::vector<float>& v, const char* 
 
 Result<std::unique_ptr<LlamaDecoder>> LlamaDecoder::Open(VulkanDevice& dev, const models::ModelWeights& weights,
                                                          models::WeightProvider& provider, int64_t ctx,
-                                                         DType kv_dtype) {
+                                                         DType kv_dtype, int64_t page_tokens) {
   const models::ModelConfig& c = weights.config();
   auto refuse = [](const std::string& what) {
     return Unsupported("GPU decoder: " + what + " is not supported on the GPU yet");
@@ -44,12 +45,14 @@ Result<std::unique_ptr<LlamaDecoder>> LlamaDecoder::Open(VulkanDevice& dev, cons
   if (c.head_dim > 256) return refuse("head_dim > 256");
   if (kv_dtype != DType::kF32 && kv_dtype != DType::kBF16) return refuse("KV type " + std::string(DTypeName(kv_dtype)));
   if (ctx <= 0) return InvalidArgument("GPU decoder: ctx must be > 0");
+  if (page_tokens <= 0 || page_tokens > 1024) return InvalidArgument("GPU decoder: KV page size must be in [1, 1024]");
   for (const auto& spec : c.layers)
     if (spec.ffn != models::FfnKind::kDense) return refuse("mixture of experts");
 
   std::unique_ptr<LlamaDecoder> d(new LlamaDecoder(dev, weights, provider));
   d->ctx_ = ctx;
   d->kv_dtype_ = kv_dtype;
+  d->page_tokens_ = page_tokens;
   d->matrices_.reserve(static_cast<size_t>(c.n_layer) * 7 + 1);  // WeightBuffers point into it
   d->layers_.resize(static_cast<size_t>(c.n_layer));
   provider.BeginStep();
@@ -166,8 +169,13 @@ Status LlamaDecoder::Step(int32_t token, float* logits) {
     SPOOL_TRY(k_.KvStore(vn_, KD, kv_dtype_, vcache_, row_elem));
     const int64_t window = spec.mixer == models::MixerKind::kSlidingAttention ? spec.window : 0;
     const GpuAttentionShape shape{c.n_head, c.n_head_kv, c.head_dim, c.attention_scale(), window, c.attn_softcap};
-    const GpuKvPage page{layer_elem, layer_elem, pos + 1, 0};
-    SPOOL_TRY(k_.Attention(shape, q_, positions, kv_dtype_, kcache_, vcache_, {&page, 1}, att_));
+    // Pages as the CPU's KV cache holds them, so the fold order (and result) is its own.
+    pages_.clear();
+    for (int64_t p0 = 0; p0 <= pos; p0 += page_tokens_) {
+      const uint64_t e = layer_elem + static_cast<uint64_t>(p0) * static_cast<uint64_t>(KD);
+      pages_.push_back(GpuKvPage{e, e, std::min(page_tokens_, pos + 1 - p0), p0});
+    }
+    SPOOL_TRY(k_.Attention(shape, q_, positions, kv_dtype_, kcache_, vcache_, pages_, att_));
     SPOOL_TRY(k_.MatVec(L.wo, att_, o_, 1));  // [n_embd]
     SPOOL_TRY(k_.Add(x_, o_, D, x_));
     // Feed-forward: RMSNorm → gate, up → SwiGLU → down.

@@ -12,7 +12,7 @@
 // Supported: attention (full or sliding window, optional score soft-capping) × dense
 // SwiGLU layers, RMSNorm, RoPE of either pairing with any scaling RopeFrequencies
 // computes (linear, llama3, GGUF rope_freqs, yarn's mscale), weights f32/f16/bf16/
-// Q8_0/Q4_0, spool numerics. Refused with kUnsupported, naming the feature: QKV bias,
+// Q8_0/Q4_0/Q4_1, spool numerics. Refused with kUnsupported, naming the feature: QKV bias,
 // q/k norm, sandwich norms, GeGLU, MoE, final soft-capping, embedding scale,
 // --numerics ggml, other weight types, head_dim > 256.
 #pragma once
@@ -34,9 +34,12 @@ class LlamaDecoder {
  public:
   // Uploads every weight group (read through `provider`, released after the upload)
   // and allocates the KV cache for `ctx` tokens. `weights` and `provider` must outlive
-  // the decoder (embedding rows are read through the provider each step).
+  // the decoder (embedding rows are read through the provider each step). Attention
+  // folds the KV in pages of `page_tokens` (the CPU engine's kv_page_tokens, so that
+  // both fold in the same order).
   static Result<std::unique_ptr<LlamaDecoder>> Open(VulkanDevice& dev, const models::ModelWeights& weights,
-                                                    models::WeightProvider& provider, int64_t ctx, DType kv_dtype);
+                                                    models::WeightProvider& provider, int64_t ctx, DType kv_dtype,
+                                                    int64_t page_tokens = 256);
 
   // Runs `token` at position n_tokens() and appends it to the KV cache.
   // logits: [n_vocab]. Errors: a full context (kResourceExhausted), an out-of-range
@@ -64,6 +67,8 @@ class LlamaDecoder {
   int64_t ctx_ = 0;
   DType kv_dtype_ = DType::kF32;
   int64_t n_tokens_ = 0;
+  int64_t page_tokens_ = 256;
+  std::vector<GpuKvPage> pages_;  // this step's page table (scratch)
   uint64_t device_bytes_ = 0;
   std::vector<Buffer> matrices_;  // owns every weight matrix's buffer
   std::vector<Layer> layers_;

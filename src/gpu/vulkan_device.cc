@@ -337,7 +337,14 @@ Result<std::unique_ptr<VulkanDevice>> VulkanDevice::Open(int index) {
   }
   qci[0].queueFamilyIndex = impl->compute_family;
   qci[1].queueFamilyIndex = impl->transfer_family;
+  // f64 in shaders, where the device has it: the exact-fma emulation of the quantised
+  // GEMV (kernels.h) on devices whose fma() is not fused (lavapipe).
+  VkPhysicalDeviceFeatures supported{}, enabled{};
+  vkGetPhysicalDeviceFeatures(impl->pd, &supported);
+  enabled.shaderFloat64 = supported.shaderFloat64;
+  impl->info.shader_float64 = supported.shaderFloat64 == VK_TRUE;
   VkDeviceCreateInfo dci{VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO};
+  dci.pEnabledFeatures = &enabled;
   dci.queueCreateInfoCount = impl->transfer_family == impl->compute_family ? 1 : 2;
   dci.pQueueCreateInfos = qci;
   if (Status s = impl->Check("vkCreateDevice", vkCreateDevice(impl->pd, &dci, nullptr, &impl->device)); !s.ok())

@@ -46,6 +46,7 @@ struct DeviceInfo {
   bool cooperative_matrix = false;       // VK_KHR_cooperative_matrix
   bool integer_dot_product = false;      // VK_KHR_shader_integer_dot_product
   bool shader_float16 = false;
+  bool shader_float64 = false;           // enabled at Open when present
   bool storage_8bit = false;
   bool storage_16bit = false;
 };

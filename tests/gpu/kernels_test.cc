@@ -42,7 +42,7 @@ std::vector<float> Read(VulkanDevice& dev, const Buffer& b, size_t n) {
   return out;
 }
 
-TEST(GpuKernels, QuantizeQ8_0MatchesCpuBlocks) {
+TEST(GpuKernels, QuantizeQ8MatchesCpuBlocks) {
   GPU_TEST_DEVICE(dev);
   Kernels k(*dev);
   std::mt19937 rng(1);
@@ -59,11 +59,16 @@ TEST(GpuKernels, QuantizeQ8_0MatchesCpuBlocks) {
       for (int64_t r = 0; r < m; ++r) {
         std::vector<quant::BlockQ8_0> ref(static_cast<size_t>(n / 32));
         PrepareActivationRowRef(ActFormat::kQ8_0, x.data() + r * n, ref.data(), n);
+        std::vector<quant::BlockQ8_1> ref1(static_cast<size_t>(n / 32));
+        PrepareActivationRowRef(ActFormat::kQ8_1, x.data() + r * n, ref1.data(), n);
         for (int64_t b = 0; b < n / 32; ++b) {
           const int64_t gb = r * (n / 32) + b;
           float d;
           std::memcpy(&d, got.data() + m * n + gb * 4, 4);
           ASSERT_EQ(d, F16ToF32(ref[static_cast<size_t>(b)].d)) << "n " << n << " row " << r << " block " << b;
+          float sum_s;
+          std::memcpy(&sum_s, got.data() + m * n + (m * n / 32) * 4 + gb * 4, 4);
+          ASSERT_EQ(sum_s, F16ToF32(ref1[static_cast<size_t>(b)].s)) << "n " << n << " row " << r << " block " << b;
           for (int j = 0; j < 32; ++j)
             ASSERT_EQ(static_cast<int8_t>(got[static_cast<size_t>(gb * 32 + j)]), ref[static_cast<size_t>(b)].qs[j])
                 << "n " << n << " block " << b << " j " << j;
@@ -75,11 +80,19 @@ TEST(GpuKernels, QuantizeQ8_0MatchesCpuBlocks) {
 
 // MatVec vs MatMulRef (the CPU GEMV math). Float weights: same products, summed in
 // another order; quantised: the same integer block sums. |Δ| <= 2e-5 · Σ|w·x| + 1e-6.
+// Quantised weights also equal MatMulGemv (the CPU's decode kernel) bit for bit when
+// the device's fma is fused or emulated in f64 (lavapipe: f64).
 TEST(GpuKernels, MatVecMatchesCpuReference) {
   GPU_TEST_DEVICE(dev);
   Kernels k(*dev);
   std::mt19937 rng(2);
-  for (DType t : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ4_0}) {
+  auto fused = k.FusedFma();
+  ASSERT_TRUE(fused.ok()) << fused.status().message();
+  const bool exact_order = fused.value() || dev->info().shader_float64;
+  std::printf("fused fma: %s, f64: %s\n", fused.value() ? "yes" : "no", dev->info().shader_float64 ? "yes" : "no");
+  MatMulContext mm;
+  ThreadPool pool(1);
+  for (DType t : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ4_0, DType::kQ4_1}) {
     const bool q = GetDTypeInfo(t).quantized;
     const std::vector<int64_t> n_ins = q ? std::vector<int64_t>{32, 64, 96, 2080} : std::vector<int64_t>{1, 7, 64, 65, 300};
     for (int64_t n_in : n_ins) {
@@ -94,6 +107,12 @@ TEST(GpuKernels, MatVecMatchesCpuReference) {
           Status s = k.MatVec(WeightBuffer{&wb, 0, t, n_out, n_in}, xb, yb, m);
           ASSERT_TRUE(s.ok()) << s.message();
           auto got = Read(*dev, yb, ref.size());
+          if (q && exact_order) {  // the CPU's GEMV (llama.cpp's block order), bit for bit
+            std::vector<float> cpu(ref.size());
+            MatMulGemv(mm, pool, wv, x.data(), m, cpu.data());
+            for (size_t i = 0; i < ref.size(); ++i)
+              ASSERT_EQ(got[i], cpu[i]) << DTypeName(t) << " n_in " << n_in << " n_out " << n_out << " m " << m << " i " << i;
+          }
           // Σ|w·x| per output from the dequantised weights (an upper bound on rounding).
           std::vector<float> wf(static_cast<size_t>(n_out * n_in));
           DequantizeRow(t, wbytes.data(), wf.data(), n_out * n_in);
@@ -135,7 +154,10 @@ TEST(GpuKernels, RmsNormMatchesCpu) {
       Buffer xb = Make(*dev, x), wb = Make(*dev, w), yb = Make(*dev, nullptr, x.size() * 4);
       ASSERT_TRUE(k.RmsNorm(xb, wb, 1e-5f, rows, dim, yb).ok());
       auto got = Read(*dev, yb, x.size());
-      for (size_t i = 0; i < x.size(); ++i) ASSERT_NEAR(got[i], ref[i], 1e-5 * std::fabs(ref[i]) + 1e-6) << dim << " " << i;
+      for (size_t i = 0; i < x.size(); ++i) {
+        if (dev->info().shader_float64) ASSERT_EQ(got[i], ref[i]) << dim << " " << i;  // the CPU's numerics
+        ASSERT_NEAR(got[i], ref[i], 1e-5 * std::fabs(ref[i]) + 1e-6) << dim << " " << i;
+      }
       // In place (y = x).
       ASSERT_TRUE(k.RmsNorm(xb, wb, 1e-5f, rows, dim, xb).ok());
       auto inplace = Read(*dev, xb, x.size());
@@ -177,11 +199,13 @@ TEST(GpuKernels, RopeIsBitIdenticalToCpu) {
   EXPECT_EQ(k.Rope(true, xb, 1, 1, 8, 3, xb).code(), ErrorCode::kInvalidArgument);
 }
 
-// SwiGLU: GPU exp (Vulkan: within 3 + 2|x| ulp). |Δ| <= 1e-5·|ref| + 1e-6.
+// SwiGLU: GPU exp (Vulkan: within 3 + 2|x| ulp). |Δ| <= 1e-5·|ref| + 1e-6. With f64 the
+// exp is correctly rounded and glibc's expf nearly so: at most 1 in 1000 results differ.
 TEST(GpuKernels, SwiGluMatchesCpu) {
   GPU_TEST_DEVICE(dev);
   Kernels k(*dev);
   std::mt19937 rng(5);
+  size_t mismatches = 0, total = 0;
   for (int64_t n : {1, 63, 64, 65, 1536, 8193}) {
     auto g = RandomFloats(rng, n, 4.0f), u = RandomFloats(rng, n);
     std::vector<float> ref(static_cast<size_t>(n));
@@ -189,8 +213,14 @@ TEST(GpuKernels, SwiGluMatchesCpu) {
     Buffer gb = Make(*dev, g), ub = Make(*dev, u), ob = Make(*dev, nullptr, static_cast<uint64_t>(n) * 4);
     ASSERT_TRUE(k.SwiGLU(gb, ub, n, ob).ok());
     auto got = Read(*dev, ob, ref.size());
-    for (size_t i = 0; i < ref.size(); ++i) ASSERT_NEAR(got[i], ref[i], 1e-5 * std::fabs(ref[i]) + 1e-6) << n << " " << i;
+    for (size_t i = 0; i < ref.size(); ++i) {
+      ASSERT_NEAR(got[i], ref[i], 1e-5 * std::fabs(ref[i]) + 1e-6) << n << " " << i;
+      if (dev->info().shader_float64) mismatches += got[i] != ref[i];
+    }
+    total += ref.size();
   }
+  std::printf("SwiGLU: %zu of %zu differ from the CPU\n", mismatches, total);
+  if (dev->info().shader_float64) EXPECT_LE(mismatches * 1000, total);
 }
 
 // Residual add: bit-identical to Add.
@@ -281,10 +311,14 @@ TEST(GpuKernels, GetRowsIsExact) {
 }
 
 // Attention over pages vs AttentionRef (materialised scores, double softmax):
-// |Δ| <= 1e-4 · max|v| + 1e-6 (GPU exp, chunked online softmax).
+// |Δ| <= 1e-4 · max|v| + 1e-6; and, with a fused (or f64-emulated) fma and no
+// soft-capping, bit-identical to the CPU kernel (AttentionFoldPage + AttentionFinalize).
 TEST(GpuKernels, AttentionMatchesCpuReference) {
   GPU_TEST_DEVICE(dev);
   Kernels k(*dev);
+  auto fused = k.FusedFma();
+  ASSERT_TRUE(fused.ok());
+  const bool exact = fused.value() || dev->info().shader_float64;
   std::mt19937 rng(7);
   struct Case {
     int64_t n_head, n_kv_head, head_dim;
@@ -334,6 +368,17 @@ TEST(GpuKernels, AttentionMatchesCpuReference) {
       Status s = k.Attention(gs, qb, c.pos_q, kv, kb, vb, gpages, ob);
       ASSERT_TRUE(s.ok()) << s.message();
       auto got = Read(*dev, ob, q.size());
+      if (exact && c.softcap == 0.0f) {  // the CPU kernel, bit for bit
+        ThreadPool pool(1);
+        AttentionState st;
+        st.Reset(n_q, shape);
+        for (const KvPageView& pv : views) AttentionFoldPage(pool, shape, q.data(), c.pos_q.data(), n_q, pv, st);
+        std::vector<float> cpu(q.size());
+        AttentionFinalize(shape, st, cpu.data());
+        for (size_t i = 0; i < cpu.size(); ++i)
+          ASSERT_EQ(got[i], cpu[i]) << DTypeName(kv) << " heads " << c.n_head << "/" << c.n_kv_head << " hd "
+                                    << c.head_dim << " i " << i;
+      }
       std::vector<float> vf(vall.size() / es);
       DequantizeRow(kv, vall.data(), vf.data(), static_cast<int64_t>(vf.size()));
       float vmax = 0;
@@ -355,6 +400,8 @@ TEST(GpuKernels, AttentionRefusesBadShapes) {
   EXPECT_EQ(k.Attention({3, 2, 16, 1.0f}, b, pos, DType::kF32, b, b, pages, b).code(), ErrorCode::kInvalidArgument);
   EXPECT_EQ(k.Attention({1, 1, 16, 1.0f}, b, pos, DType::kQ8_0, b, b, pages, b).code(), ErrorCode::kUnsupported);
   std::vector<GpuKvPage> outside = {{(1 << 16), 0, 4, 0}};
+  std::vector<GpuKvPage> too_long = {{0, 0, 1025, 0}};
+  EXPECT_EQ(k.Attention({1, 1, 1, 1.0f}, b, pos, DType::kF32, b, b, too_long, b).code(), ErrorCode::kInvalidArgument);
   EXPECT_EQ(k.Attention({1, 1, 16, 1.0f}, b, pos, DType::kF32, b, b, outside, b).code(), ErrorCode::kInvalidArgument);
   std::vector<int64_t> negpos = {-1};
   EXPECT_EQ(k.Attention({1, 1, 16, 1.0f}, b, negpos, DType::kF32, b, b, pages, b).code(), ErrorCode::kInvalidArgument);

@@ -37,3 +37,16 @@ float f16_round(float f) {
   }
 float op_add(float a, float b) { return a + b; }
 float op_max(float a, float b) { return max(a, b); }
+
+// a·b + c rounded once (a fused multiply-add). GLSL's fma() is fused on most GPUs but
+// not on every driver (lavapipe lowers it to a multiply and an add); shaders compiled
+// with FMA_F64 emulate it in f64: the product is exact in f64 and the sum rounds to f64
+// and then to f32 (differs from one rounding only when the f64 sum lands exactly on an
+// f32 tie).
+float ffma(float a, float b, float c) {
+#if defined(FMA_F64)
+  return float(double(a) * double(b) + double(c));
+#else
+  return fma(a, b, c);
+#endif
+}
