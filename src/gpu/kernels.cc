@@ -59,9 +59,9 @@ Status Positive(int64_t v, const char* what) {
 
 Shader GemvShader(DType t, bool fma_f64) {
   switch (t) {
-    case DType::kF32: return Shader::kGemvF32;
-    case DType::kF16: return Shader::kGemvF16;
-    case DType::kBF16: return Shader::kGemvBF16;
+    case DType::kF32: return fma_f64 ? Shader::kGemvF32F64 : Shader::kGemvF32;
+    case DType::kF16: return fma_f64 ? Shader::kGemvF16F64 : Shader::kGemvF16;
+    case DType::kBF16: return fma_f64 ? Shader::kGemvBF16F64 : Shader::kGemvBF16;
     case DType::kQ8_0: return fma_f64 ? Shader::kGemvQ8_0F64 : Shader::kGemvQ8_0;
     case DType::kQ4_1: return fma_f64 ? Shader::kGemvQ4_1F64 : Shader::kGemvQ4_1;
     default: return fma_f64 ? Shader::kGemvQ4_0F64 : Shader::kGemvQ4_0;
@@ -163,12 +163,9 @@ Status Kernels::MatVec(const WeightBuffer& w, const Buffer& x, const Buffer& y, 
   const uint64_t x_elems = static_cast<uint64_t>(m) * static_cast<uint64_t>(w.n_in);
   if (Status s = Fits(x, x_elems * 4, "x"); !s.ok()) return s;
   if (Status s = Fits(y, static_cast<uint64_t>(m) * static_cast<uint64_t>(w.n_out) * 4, "y"); !s.ok()) return s;
-  bool fma_f64 = false;
-  if (ti.quantized) {
-    auto fused = FusedFma();
-    if (!fused.ok()) return fused.status();
-    fma_f64 = !fused.value() && dev_.info().shader_float64;
-  }
+  auto fused = FusedFma();
+  if (!fused.ok()) return fused.status();
+  const bool fma_f64 = !fused.value() && dev_.info().shader_float64;
   auto pipe = Get(dev_, GemvShader(w.dtype, fma_f64), 3, sizeof(GemvPush));
   if (!pipe.ok()) return pipe.status();
   GemvPush push{static_cast<uint32_t>(w.n_out), static_cast<uint32_t>(w.n_in), static_cast<uint32_t>(m), 0, 0};
@@ -181,8 +178,10 @@ Status Kernels::MatVec(const WeightBuffer& w, const Buffer& x, const Buffer& y, 
     push.xs_offset = static_cast<uint32_t>(x_elems / 4 + x_elems / 32);
   }
   const BufferRange bufs[] = {{w.buffer, w.offset, 0}, {act}, {&y}};
-  // Quantised shaders take 8 rows per workgroup (8 lanes per row, the CPU's order).
-  const uint64_t n_groups = ti.quantized ? (static_cast<uint64_t>(w.n_out) + 7) / 8 : static_cast<uint64_t>(w.n_out);
+  // Rows per workgroup of 64: quantised 8 (8 lanes per row), float 4 (16 lanes per row),
+  // the lane counts of the CPU kernels' accumulators.
+  const uint64_t rows_per_group = ti.quantized ? 8 : 4;
+  const uint64_t n_groups = (static_cast<uint64_t>(w.n_out) + rows_per_group - 1) / rows_per_group;
   const Grid g = GroupsFor(n_groups);
   return dev_.Dispatch(pipe.value(), bufs, PushBytes(push), g.x, g.y, static_cast<uint32_t>(m));
 }

@@ -5,7 +5,7 @@
 //   kernel          CPU twin                    numerics vs the twin (on lavapipe)
 //   QuantizeQ8_0    PrepareActivationRowRef     same blocks (d rounded to f16 by RNE, q = roundEven(x·127/amax),
 //                   (Q8_0 and Q8_1)             Q8_1's s = f16(d·Σq))
-//   MatVec          MatMulRef (GEMV math)       f32/f16/bf16: f32 FMA-free products, tree-summed;
+//   MatVec          MatMulGemv                  f32/f16/bf16: DotFloat's order (2×16 fma lanes);
 //                                               Q8_0/Q4_0/Q4_1: exact integer block dots, summed
 //                                               in the CPU's order: bit-identical to MatMulGemv
 //                                               (with a fused fma, or its f64 emulation)

@@ -13,6 +13,9 @@ std::string_view ShaderName(Shader s) {
     case Shader::kGemvQ8_0: return "gemv_q8_0";
     case Shader::kGemvQ4_0: return "gemv_q4_0";
     case Shader::kGemvQ4_1: return "gemv_q4_1";
+    case Shader::kGemvF32F64: return "gemv_f32_f64";
+    case Shader::kGemvF16F64: return "gemv_f16_f64";
+    case Shader::kGemvBF16F64: return "gemv_bf16_f64";
     case Shader::kGemvQ8_0F64: return "gemv_q8_0_f64";
     case Shader::kGemvQ4_0F64: return "gemv_q4_0_f64";
     case Shader::kGemvQ4_1F64: return "gemv_q4_1_f64";
@@ -41,6 +44,9 @@ std::span<const uint32_t> ShaderSpirv(Shader s) {
     case Shader::kGemvQ8_0: return spv::k_gemv_q8_0;
     case Shader::kGemvQ4_0: return spv::k_gemv_q4_0;
     case Shader::kGemvQ4_1: return spv::k_gemv_q4_1;
+    case Shader::kGemvF32F64: return spv::k_gemv_f32_f64;
+    case Shader::kGemvF16F64: return spv::k_gemv_f16_f64;
+    case Shader::kGemvBF16F64: return spv::k_gemv_bf16_f64;
     case Shader::kGemvQ8_0F64: return spv::k_gemv_q8_0_f64;
     case Shader::kGemvQ4_0F64: return spv::k_gemv_q4_0_f64;
     case Shader::kGemvQ4_1F64: return spv::k_gemv_q4_1_f64;

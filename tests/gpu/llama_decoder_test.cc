@@ -2,11 +2,13 @@
 // (llama, f32 weights, GGUF) token by token through the decode path of both, with the
 // CPU's greedy token fed to both at every step. Greedy ids must be identical (the
 // GPU's argmax equals the CPU's at every step, so a free-running GPU greedy run gives
-// the CPU's ids) and logits within a tolerance relative to the step's max|logit|:
-//   f32 KV:  1e-5 (measured 6.9e-7 on lavapipe: GEMV sums in another order, GPU exp in
-//            SwiGLU and attention, f32 sum of squares in RMSNorm)
-//   bf16 KV: 2e-3 (measured 1.3e-4: a K/V value one f32 ulp away from the CPU's can
-//            round to the neighbouring bf16, 2^-8 relative, and attention carries it)
+// the CPU's ids) and logits within a tolerance relative to the step's max|logit|.
+// Where the device has f64 (lavapipe) every kernel follows the CPU's numerics except
+// SwiGLU's exp, which differs from glibc's expf in the last bit for ~1 in 1000 inputs:
+//   f32 KV:  2e-6 (measured 5.0e-7 on lavapipe)    elsewhere 1e-5 (measured 6.9e-7 with
+//            tree-summed GEMV, f32 RMSNorm and GPU exp)
+//   bf16 KV: 1e-5 (measured 3.2e-7)                 elsewhere 2e-3 (measured 1.6e-3: a K/V
+//            value one f32 ulp off can round to the neighbouring bf16)
 #include "gpu/llama_decoder.h"
 
 #include <gtest/gtest.h>
@@ -76,14 +78,14 @@ void CompareWithCpu(VulkanDevice& dev, const std::string& model, DType kv, int64
 TEST(GpuLlamaDecoder, Stories260KGreedyIdsEqualCpuF32Kv) {
   GPU_TEST_DEVICE(dev);
   double worst = 0;
-  CompareWithCpu(*dev, kStories, DType::kF32, 128, 100, 1e-5f, &worst);
+  CompareWithCpu(*dev, kStories, DType::kF32, 128, 100, dev->info().shader_float64 ? 2e-6f : 1e-5f, &worst);
   std::printf("stories260K f32 KV: worst |Δlogit| / max|logit| = %.3g\n", worst);
 }
 
 TEST(GpuLlamaDecoder, Stories260KGreedyIdsEqualCpuBf16Kv) {
   GPU_TEST_DEVICE(dev);
   double worst = 0;
-  CompareWithCpu(*dev, kStories, DType::kBF16, 128, 100, 2e-3f, &worst);
+  CompareWithCpu(*dev, kStories, DType::kBF16, 128, 100, dev->info().shader_float64 ? 1e-5f : 2e-3f, &worst);
   std::printf("stories260K bf16 KV: worst |Δlogit| / max|logit| = %.3g\n", worst);
 }
 

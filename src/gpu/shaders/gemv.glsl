@@ -1,6 +1,5 @@
-// y[r, row] = Σ_j W[row, j] · x[r, j]. Float W: one workgroup of 64 per (row, r), each
-// lane sums a strided slice, then a tree sum. Quantised W: the CPU's summation order
-// (below), so that the result is the CPU kernel's bit for bit where fma() is fused.
+// y[r, row] = Σ_j W[row, j] · x[r, j], in the CPU kernel's summation order (below), so
+// that the result is its bit for bit where fma() is fused (or FMA_F64 emulates it).
 // Define one of W_F32, W_F16, W_BF16, W_Q8_0, W_Q4_0, W_Q4_1 before including.
 // w: [n_out, n_in] of the type   x: [m, n_in] f32, or Q8_0 (quantize_q8_0.comp's layout)
 // y: [m, n_out] f32
@@ -14,28 +13,49 @@ layout(push_constant) uniform P { uint n_out; uint n_in; uint m; uint xd_offset;
 shared float red[WG];
 
 #if defined(W_F32) || defined(W_F16) || defined(W_BF16)
-void main() {
-  uint row = gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x;
-  if (row >= p.n_out) return;  // uniform over the workgroup
-  uint r = gl_WorkGroupID.z;
-  uint tid = gl_LocalInvocationID.x;
-  float sum = 0.0;
-  uint wbase = row * p.n_in, xbase = r * p.n_in;
-  for (uint j = tid; j < p.n_in; j += WG) {
-    uint e = wbase + j;
+float wload(uint e) {
 #if defined(W_F32)
-    float wv = uintBitsToFloat(w[e]);
+  return uintBitsToFloat(w[e]);
 #elif defined(W_F16)
-    float wv = f16_bits_to_f32((w[e >> 1] >> ((e & 1u) * 16u)) & 0xffffu);
+  return f16_bits_to_f32((w[e >> 1] >> ((e & 1u) * 16u)) & 0xffffu);
 #else
-    float wv = bf16_bits_to_f32((w[e >> 1] >> ((e & 1u) * 16u)) & 0xffffu);
+  return bf16_bits_to_f32((w[e >> 1] >> ((e & 1u) * 16u)) & 0xffffu);
 #endif
-    precise float prod = wv * uintBitsToFloat(x[xbase + j]);
-    sum += prod;
+}
+// Float weights, in the CPU's order (tensor/vec_dot.cc DotFloat): 16 lanes per row and two
+// accumulators per lane, acc0 for elements 32c + l, acc1 for 32c + 16 + l, fma in c order;
+// the tail (n mod 32) in steps of 16 into acc0; then acc0 + acc1 per lane and
+// simd::ReduceAdd's order ((l, l+8), (i, i+4), (0,2) + (1,3)). 4 rows per workgroup.
+void main() {
+  uint tid = gl_LocalInvocationID.x;
+  uint lane = tid & 15u, rloc = tid >> 4;
+  uint row = (gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x) * 4u + rloc;
+  uint r = gl_WorkGroupID.z;
+  bool row_ok = row < p.n_out;
+  float acc0 = 0.0, acc1 = 0.0;
+  if (row_ok) {
+    uint wbase = row * p.n_in, xbase = r * p.n_in;
+    uint j = 0u;
+    for (; j + 32u <= p.n_in; j += 32u) {
+      acc0 = ffma(wload(wbase + j + lane), uintBitsToFloat(x[xbase + j + lane]), acc0);
+      acc1 = ffma(wload(wbase + j + 16u + lane), uintBitsToFloat(x[xbase + j + 16u + lane]), acc1);
+    }
+    for (; j < p.n_in; j += 16u)
+      if (j + lane < p.n_in) acc0 = ffma(wload(wbase + j + lane), uintBitsToFloat(x[xbase + j + lane]), acc0);
   }
-  red[tid] = sum;
-  REDUCE(red, tid, WG, op_add)
-  if (tid == 0u) y[r * p.n_out + row] = red[0];
+  precise float v = acc0 + acc1;
+  red[tid] = v;
+  barrier();
+  if (row_ok && lane == 0u) {
+    uint o = rloc * 16u;
+    precise float u0 = red[o] + red[o + 8u], u1 = red[o + 1u] + red[o + 9u], u2 = red[o + 2u] + red[o + 10u],
+                  u3 = red[o + 3u] + red[o + 11u], u4 = red[o + 4u] + red[o + 12u], u5 = red[o + 5u] + red[o + 13u],
+                  u6 = red[o + 6u] + red[o + 14u], u7 = red[o + 7u] + red[o + 15u];
+    precise float s0 = u0 + u4, s1 = u1 + u5, s2 = u2 + u6, s3 = u3 + u7;
+    precise float t0 = s0 + s2, t1 = s1 + s3;
+    precise float total = t0 + t1;
+    y[r * p.n_out + row] = total;
+  }
 }
 #else
 // Quantised weights, in the CPU's order (tensor/vec_dot.cc BlockLoop, llama.cpp's
@@ -81,14 +101,7 @@ void main() {
 #endif
       float dx = uintBitsToFloat(x[p.xd_offset + xb]);
       precise float dd = dw * dx;
-#if defined(FMA_F64)
-      // fma(dd, isum, acc) rounded once, as a fused fma: the product is exact in f64, the
-      // sum rounds to f64 and then to f32 (a double rounding that differs from one
-      // rounding only when the f64 sum lands exactly on an f32 tie).
-      acc = float(double(dd) * double(isum) + double(acc));
-#else
-      acc = fma(dd, float(isum), acc);
-#endif
+      acc = ffma(dd, float(isum), acc);
 #if defined(W_Q4_1)
       precise float mo = f16_bits_to_f32(HALF_AT(w, base + 2u)) * uintBitsToFloat(x[p.xs_offset + xb]);
       precise float no = offsets + mo;
