@@ -5,10 +5,10 @@
 //   kernel          CPU twin                    numerics vs the twin (on lavapipe)
 //   QuantizeQ8_0    PrepareActivationRowRef     same blocks (d rounded to f16 by RNE, q = roundEven(x·127/amax),
 //                   (Q8_0 and Q8_1)             Q8_1's s = f16(d·Σq))
-//   MatVec          MatMulGemv                  f32/f16/bf16: DotFloat's order (2×16 fma lanes);
-//                                               Q8_0/Q4_0/Q4_1: exact integer block dots, summed
-//                                               in the CPU's order: bit-identical to MatMulGemv
-//                                               (with a fused fma, or its f64 emulation)
+//   MatVec          MatMulGemv                  bit-identical with a fused fma or its f64 emulation:
+//                                               f32/f16/bf16 in DotFloat's order (2×16 fma lanes);
+//                                               Q8_0/Q4_0/Q4_1: exact integer block dots summed in
+//                                               llama.cpp's block order
 //   RmsNorm         RmsNorm                     with f64: the CPU's numerics (sum of squares in f64
 //                                               in order); else an f32 tree sum
 //   Rope            ApplyRope                   bit-identical (cos/sin table computed on the host)
@@ -25,7 +25,7 @@
 // output buffers after VulkanDevice::Sync (or a Download, which syncs first). Small
 // per-call parameters (token ids, positions, page tables) go into a host-visible arena
 // that is reused after the next Sync, so a call never forces a submit, except when the
-// arena is full.
+// arena is full, RopeTable (a synchronous upload) and the first FusedFma probe.
 //
 // Shapes are checked (kInvalidArgument for out-of-range ids and sizes that do not fit
 // the buffers); a kernel missing from the binary gives kUnsupported ("built without
