@@ -12,6 +12,7 @@ APT_PACKAGES=(
   liburing-dev libpcre2-dev libutf8proc-dev libdnnl-dev
   libcpp-httplib-dev libboost1.74-dev libcurl4-openssl-dev libedit-dev libssl-dev zlib1g-dev
   fio tmux ccache
+  libvulkan-dev glslc mesa-vulkan-drivers vulkan-tools  # GPU part: headers/loader, shader compiler, lavapipe (CPU Vulkan for CI)
 )
 PIP_PACKAGES=(pytest pexpect openai)
 

@@ -1,5 +1,5 @@
 // spool show MODEL: what a model is (architecture, sizes, dtypes, context), its chat
-// template (--template), or its tensors (--tensors).
+// template (--template), or its tensors (--tensors); --devices lists the Vulkan devices.
 #include <algorithm>
 #include <cstdio>
 #include <map>
@@ -9,6 +9,7 @@
 #include "apps/common_flags.h"
 #include "chat/chat_template.h"
 #include "formats/model_source.h"
+#include "gpu/vulkan_device.h"
 #include "models/weights.h"
 #include "runtime/engine.h"
 #include "runtime/planner.h"
@@ -16,8 +17,33 @@
 namespace spool::apps {
 namespace {
 
+// spool show --devices: the devices --device can name.
+int ShowDevices() {
+  std::printf("cpu          the CPU kernels (the reference)\n");
+  auto devs = gpu::ListDevices();
+  if (!devs.ok()) {
+    std::printf("vulkan       none: %s\n", devs.status().message().c_str());
+    return 0;
+  }
+  if (devs->empty()) std::printf("vulkan       none: the Vulkan loader lists no device\n");
+  for (const gpu::DeviceInfo& d : *devs) {
+    std::printf("vulkan:%-5d %s (%s; %s)\n", d.index, d.name.c_str(), d.type.c_str(), d.driver.c_str());
+    std::printf("             device-local heap %s, host-visible heap %s, max buffer %s\n",
+                FormatBytes(d.device_local_bytes).c_str(), FormatBytes(d.host_visible_bytes).c_str(),
+                FormatBytes(d.max_buffer_bytes).c_str());
+    std::printf("             Vulkan %u.%u, subgroup %u, transfer queue %s, cooperative matrix %s, integer dot %s, "
+                "f16 %s\n",
+                d.api_version >> 22, (d.api_version >> 12) & 0x3ffu, d.subgroup_size,
+                d.separate_transfer_queue ? "separate" : "shared with compute", d.cooperative_matrix ? "yes" : "no",
+                d.integer_dot_product ? "yes" : "no", d.shader_float16 ? "yes" : "no");
+  }
+  if (!gpu::BuiltWithShaders()) std::printf("note: built without Vulkan shaders (glslc missing at build time)\n");
+  return 0;
+}
+
 int RunShow(int argc, char** argv) {
   ArgParser p("spool show", "MODEL");
+  bool& show_devices = p.Flag("--devices", "list the devices --device can name (CPU, Vulkan devices) and exit");
   bool& show_template = p.Flag("--template", "print the chat template");
   bool& show_tensors = p.Flag("--tensors", "list every tensor (name, dtype, shape, bytes)");
   bool& show_plan = p.Flag("--plan", "print the residency plan that the command --for would use with the engine "
@@ -30,6 +56,7 @@ int RunShow(int argc, char** argv) {
   EngineFlags ef = AddEngineFlags(p);
   int code;
   if (HandleParse(p, argc, argv, &code)) return code;
+  if (show_devices) return ShowDevices();
   if (p.positional().size() != 1) {
     std::fputs(p.Usage().c_str(), stderr);
     return 2;

@@ -5,6 +5,7 @@
 #include <cstdlib>
 
 #include "base/strings.h"
+#include "gpu/device_spec.h"
 #include "runtime/scheduler.h"
 
 namespace spool::apps {
@@ -34,6 +35,10 @@ EngineFlags AddEngineFlags(ArgParser& p) {
   f.disk_bw = &p.String("--disk-bw", "", "disk read speed for the plan's decode prediction, bytes/s (e.g. 1.5G); "
                                           "default: measured by a short O_DIRECT read when weights stream and the "
                                           "plan is shown (show --plan, run --stats)");
+  f.device = &p.String("--device", "cpu",
+                        "where the forward pass runs: cpu, vulkan, vulkan:N (spool show --devices) or auto (Vulkan "
+                        "device 0 when present, else the CPU with a message). The Vulkan kernels exist and are tested "
+                        "(docs/parts/gpu.md); the engine's forward pass runs on the CPU only so far");
   f.lookup = &p.Flag("--lookup", "speculative decoding with prompt-lookup drafts (n-grams of the prompt and output); "
                                  "the output is unchanged, more tokens per pass over the weights");
   f.draft = &p.String("--draft", "", "speculative decoding with a draft MODEL (same vocabulary, kept resident, "
@@ -74,8 +79,36 @@ Result<Workload::Kind> ParseWorkloadKind(const std::string& name) {
   return InvalidArgument("--for must be run, chat, perplexity, serve or batch, got '" + name + "'");
 }
 
+namespace {
+// --device: parsed, resolved against the devices present. The engine's forward pass has
+// no Vulkan backend yet (docs/parts/gpu.md), so vulkan[:N] is refused with a clear
+// message and auto falls back to the CPU saying why.
+Status CheckDevice(const std::string& flag) {
+  auto spec = gpu::ParseDeviceSpec(flag);
+  if (!spec.ok()) return spec.status();
+  if (spec->kind == gpu::DeviceSpec::Kind::kCpu) return Status::Ok();
+  std::string note;
+  auto resolved = gpu::ResolveDevice(*spec, &note);
+  if (!resolved.ok()) return resolved.status();
+  if (resolved->kind == gpu::DeviceSpec::Kind::kCpu) {
+    std::fprintf(stderr, "spool: %s\n", note.c_str());
+    return Status::Ok();
+  }
+  if (spec->kind == gpu::DeviceSpec::Kind::kAuto) {
+    std::fprintf(stderr,
+                 "spool: --device auto: Vulkan device 0 found, but the forward pass does not run on Vulkan yet: "
+                 "using the CPU\n");
+    return Status::Ok();
+  }
+  return Unsupported("--device " + gpu::DeviceSpecName(*resolved) +
+                     ": the forward pass does not run on Vulkan yet (the GPU kernels exist and are tested, "
+                     "docs/parts/gpu.md); use --device cpu or auto");
+}
+}  // namespace
+
 Result<runtime::EngineOptions> EngineFlags::ToOptions(const Workload& workload) const {
   runtime::EngineOptions o;
+  if (Status s = CheckDevice(*device); !s.ok()) return s;
   if (*threads < 0 || *threads > 1024) return InvalidArgument("--threads must be in [0, 1024]");
   o.threads = static_cast<int>(*threads);
   if (*ctx < 0) return InvalidArgument("--ctx must be >= 0");
