@@ -108,7 +108,7 @@ Result<std::vector<float>> RunSteps(const models::ModelWeights& w, models::Weigh
   std::vector<float> all;
   for (int done = 0; done < n_prompt; done += chunk) {
     const int m = std::min(chunk, n_prompt - done);
-    models::SeqStep s{&kv, std::span<const int32_t>(prompt.data() + done, m), true, false, state.get()};
+    models::SeqStep s{.kv = &kv, .tokens = std::span<const int32_t>(prompt.data() + done, m), .all_logits = true, .state = state.get()};
     std::vector<float> logits(static_cast<size_t>(m) * c.n_vocab);
     SPOOL_TRY(t.Forward(std::span<const models::SeqStep>(&s, 1), provider, logits.data()));
     all.insert(all.end(), logits.begin(), logits.end());
@@ -116,7 +116,7 @@ Result<std::vector<float>> RunSteps(const models::ModelWeights& w, models::Weigh
   for (int i = 0; i < n_decode; ++i) {
     const float* last = all.data() + all.size() - c.n_vocab;
     int32_t next = static_cast<int32_t>(std::max_element(last, last + c.n_vocab) - last);
-    models::SeqStep s{&kv, std::span<const int32_t>(&next, 1), false, false, state.get()};
+    models::SeqStep s{.kv = &kv, .tokens = std::span<const int32_t>(&next, 1), .state = state.get()};
     std::vector<float> logits(c.n_vocab);
     SPOOL_TRY(t.Forward(std::span<const models::SeqStep>(&s, 1), provider, logits.data()));
     all.insert(all.end(), logits.begin(), logits.end());
