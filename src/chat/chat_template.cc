@@ -90,6 +90,41 @@ Result<ChatTemplate> ChatTemplate::Parse(const std::string& source, const jinja:
   }
 }
 
+namespace {
+
+// transformers' `_alias_reasoning_fields` (render_jinja_template): a message's reasoning,
+// the first non-null of `reasoning_content`, `thinking`, `reasoning`, is seen by the template
+// under both `thinking` (what gpt-oss's template reads) and `reasoning_content` (Qwen3's and
+// most others'). Key order as Python's {"thinking": r, **message, "reasoning_content": r}.
+nlohmann::ordered_json AliasReasoningFields(const nlohmann::ordered_json& messages) {
+  if (!messages.is_array()) return messages;
+  nlohmann::ordered_json out = nlohmann::ordered_json::array();
+  for (const auto& m : messages) {
+    const nlohmann::ordered_json* reasoning = nullptr;
+    if (m.is_object()) {
+      for (const char* key : {"reasoning_content", "thinking", "reasoning"}) {
+        auto it = m.find(key);
+        if (it != m.end() && !it->is_null()) {
+          reasoning = &*it;
+          break;
+        }
+      }
+    }
+    if (!reasoning) {
+      out.push_back(m);
+      continue;
+    }
+    nlohmann::ordered_json aliased = nlohmann::ordered_json::object();
+    aliased["thinking"] = *reasoning;
+    for (auto it = m.begin(); it != m.end(); ++it) aliased[it.key()] = it.value();
+    aliased["reasoning_content"] = *reasoning;
+    out.push_back(std::move(aliased));
+  }
+  return out;
+}
+
+}  // namespace
+
 Result<std::string> ChatTemplate::Render(const ChatTemplateInputs& in, TemplateErrorDetail* error) const {
   if (!in.extra_vars.is_object() && !in.extra_vars.is_null())
     return InvalidArgument("chat template extra variables must be a JSON object, got " + std::string(in.extra_vars.type_name()));
@@ -104,7 +139,7 @@ Result<std::string> ChatTemplate::Render(const ChatTemplateInputs& in, TemplateE
     } cycle_breaker{interp.budget()};
     auto globals = std::make_shared<jinja::Scope>();
     jinja::AddGlobalFunctions(*globals);
-    globals->vars["messages"] = FromJson(in.messages);
+    globals->vars["messages"] = FromJson(AliasReasoningFields(in.messages));
     globals->vars["tools"] = FromJson(in.tools);
     globals->vars["documents"] = FromJson(in.documents);
     globals->vars["add_generation_prompt"] = Value::Bool(in.add_generation_prompt);

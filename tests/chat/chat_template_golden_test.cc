@@ -93,5 +93,43 @@ TEST(ChatTemplateGolden, AllTemplatesAllConversations) {
   EXPECT_EQ(passed, total);
 }
 
+// gpt-oss's template (harmony) against transformers' own render_jinja_template
+// (tools/gen_harmony_template_fixtures.py): system/developer instructions, assistant thinking,
+// tool calls and results, reasoning_effort low/high, built-in tools, and reasoning passed as
+// `reasoning_content` / `reasoning`, which transformers aliases to the `thinking` the template reads.
+TEST(ChatTemplateGolden, GptOssHarmonyAsTransformers) {
+  const std::string dir = std::string(SPOOL_TEST_FIXTURES) + "/chat";
+  json golden = json::parse(ReadFile(dir + "/harmony_transformers.json"));
+  std::string source = ReadFile(ResolveTemplatePath(golden["template"].get<std::string>()));
+  ASSERT_FALSE(source.empty());
+  ASSERT_GE(golden["cases"].size(), 10u);
+  int total = 0, passed = 0;
+  for (const auto& c : golden["cases"]) {
+    ChatTemplateInputs in;
+    in.messages = c["messages"];
+    in.tools = c["tools"];
+    in.add_generation_prompt = c["add_generation_prompt"].get<bool>();
+    in.bos_token = golden["bos_token"].get<std::string>();
+    in.eos_token = golden["eos_token"].get<std::string>();
+    in.extra_vars = c["extra_vars"];
+    in.now_unix_seconds = golden["now_unix"].get<int64_t>();
+    TemplateErrorDetail err;
+    auto out = RenderChatTemplate(source, in, &err);
+    ++total;
+    const std::string where = c["name"].get<std::string>();
+    if (c.contains("output")) {
+      ASSERT_TRUE(out.ok()) << where << ": " << out.status().message();
+      EXPECT_EQ(*out, c["output"].get<std::string>()) << where;
+      passed += *out == c["output"].get<std::string>();
+    } else {
+      ASSERT_FALSE(out.ok()) << where << ": expected " << c["error"].get<std::string>();
+      EXPECT_EQ(err.type, c["error_type"].get<std::string>()) << where;
+      EXPECT_EQ(err.message, c["error"].get<std::string>()) << where;
+      passed += err.type == c["error_type"].get<std::string>() && err.message == c["error"].get<std::string>();
+    }
+  }
+  std::printf("gpt-oss harmony cases as transformers renders them: %d/%d\n", passed, total);
+}
+
 }  // namespace
 }  // namespace spool::chat

@@ -129,3 +129,26 @@ def test_reasoning_templates_match_jinja2(tmp_path, template, var):
     r = render(tmp_path, ["--template", path], conv, 1741944413)
     assert r.returncode == 0, r.stderr.decode()
     assert r.stdout.decode() == want
+
+
+def harmony_cases():
+    with open(os.path.join(FIX, "harmony_transformers.json"), encoding="utf-8") as f:
+        return json.load(f)
+
+
+# gpt-oss's template through the CLI, variables (reasoning_effort, builtin_tools,
+# model_identity) by --var, against transformers' own render (tools/gen_harmony_template_fixtures.py),
+# including reasoning passed as reasoning_content / reasoning (aliased to thinking).
+@pytest.mark.parametrize("name", [c["name"] for c in harmony_cases()["cases"]])
+def test_gpt_oss_template_matches_transformers(tmp_path, name):
+    g = harmony_cases()
+    case = next(c for c in g["cases"] if c["name"] == name)
+    path = os.path.join(SHARED, g["template"].split(":", 1)[1])
+    args = ["--template", path, "--bos", g["bos_token"], "--eos", g["eos_token"]]
+    res = render(tmp_path, args, case, g["now_unix"])
+    if "output" in case:
+        assert res.returncode == 0, res.stderr.decode()
+        assert res.stdout.decode("utf-8") == case["output"]
+    else:
+        assert res.returncode == 1
+        assert f"{case['error_type']}: {case['error']}" in res.stderr.decode("utf-8")
