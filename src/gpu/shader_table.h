@@ -33,6 +33,23 @@ enum class Shader : uint8_t {
   kAttentionF64,
   kAdd,
   kKvStore,
+  kQuantizeQ8_K,
+  kGemvQ4_K,
+  kGemvQ6_K,
+  kGemvQ4_KF64,
+  kGemvQ6_KF64,
+  kGemmF32,
+  kGemmF16,
+  kGemmBF16,
+  kGemmQ8_0,
+  kGemmQ4_0,
+  kGemmQ4_1,
+  kGemmF32F64,
+  kGemmF16F64,
+  kGemmBF16F64,
+  kGemmQ8_0F64,
+  kGemmQ4_0F64,
+  kGemmQ4_1F64,
 };
 
 std::string_view ShaderName(Shader s);
