@@ -765,6 +765,10 @@ Result<SubmissionId> VulkanDevice::Flush() {
   return f.id;
 }
 
+void VulkanDevice::SimulateDeviceLostForTesting() {
+  (void)impl_->Check("vkQueueSubmit", VK_ERROR_DEVICE_LOST);
+}
+
 SubmissionId VulkanDevice::last_submission() const { return impl_->submitted; }
 
 Status VulkanDevice::WaitSubmission(SubmissionId id) {

@@ -199,6 +199,11 @@ class VulkanDevice {
                                  uint64_t bytes);
   Status WaitCopy(SubmissionId id);
 
+  // Tests only: from now on behave as after the driver returned VK_ERROR_DEVICE_LOST
+  // (every call fails with the lost-device error). A real loss cannot be provoked
+  // portably (lavapipe has no watchdog), so the error path is tested through this.
+  void SimulateDeviceLostForTesting();
+
   struct Impl;
 
  private:

@@ -41,5 +41,6 @@ Result<SubmissionId> VulkanDevice::CopyAsync(const Buffer&, uint64_t, const Buff
   return NoVulkan();
 }
 Status VulkanDevice::WaitCopy(SubmissionId) { return NoVulkan(); }
+void VulkanDevice::SimulateDeviceLostForTesting() {}
 
 }  // namespace spool::gpu

@@ -112,29 +112,6 @@ TEST(GpuLlamaDecoder, SmolLM2GreedyIdsEqualCpu) {
   }
 }
 
-TEST(GpuLlamaDecoder, FullContextAndBadTokensAreErrors) {
-  GPU_TEST_DEVICE(dev);
-  runtime::EngineOptions o;
-  o.threads = 1;
-  o.ctx = 8;
-  auto engine = runtime::Engine::Open(kStories, o);
-  ASSERT_TRUE(engine.ok()) << engine.status().message();
-  auto provider = runtime::ResidentWeights::Load((*engine)->weights());
-  ASSERT_TRUE(provider.ok());
-  auto dec = LlamaDecoder::Open(*dev, (*engine)->weights(), **provider, 2, DType::kF32);
-  ASSERT_TRUE(dec.ok()) << dec.status().message();
-  std::vector<float> logits(static_cast<size_t>((*engine)->n_vocab()));
-  EXPECT_EQ((*dec)->Step(-1, logits.data()).code(), ErrorCode::kInvalidArgument);
-  EXPECT_EQ((*dec)->Step(static_cast<int32_t>((*engine)->n_vocab()), logits.data()).code(), ErrorCode::kInvalidArgument);
-  ASSERT_TRUE((*dec)->Step(1, logits.data()).ok());
-  ASSERT_TRUE((*dec)->Step(2, logits.data()).ok());
-  Status full = (*dec)->Step(3, logits.data());
-  EXPECT_EQ(full.code(), ErrorCode::kResourceExhausted);
-  EXPECT_NE(full.message().find("context of 2 tokens is full"), std::string::npos) << full.message();
-  EXPECT_EQ(LlamaDecoder::Open(*dev, (*engine)->weights(), **provider, 4, DType::kQ8_0).status().code(),
-            ErrorCode::kUnsupported);
-}
-
 // ---- Prefill (tiled GEMM) -------------------------------------------------------------
 
 struct Opened {
@@ -332,56 +309,6 @@ TEST(GpuLlamaDecoder, SmolLM2StreamedEqualsResident) {
   GPU_TEST_DEVICE(dev);
   if (!std::ifstream(kSmolLM2).good()) GTEST_SKIP() << "default model not extracted (make model): " << kSmolLM2;
   StreamedEqualsResident(*dev, kSmolLM2, 3, 10);  // 30 layers: 10 resident, 20 streamed
-}
-
-// A budget that cannot hold the fixed buffers and two layer slots is refused up front,
-// with the numbers; so is a device allocation beyond the device's limits.
-TEST(GpuLlamaDecoder, TooSmallVramBudgetIsAClearError) {
-  GPU_TEST_DEVICE(dev);
-  Opened m = OpenCpu(kStories, 64, DType::kF32, 32);
-  LlamaDecoderOptions o;
-  o.ctx = 64;
-  auto full = LlamaDecoder::Plan(*dev, m.engine->weights(), o);
-  ASSERT_TRUE(full.ok());
-  o.vram_budget = full->fixed_bytes + 2 * full->largest_layer - 1;
-  auto d = LlamaDecoder::Open(*dev, m.engine->weights(), *m.provider, o);
-  ASSERT_FALSE(d.ok());
-  EXPECT_EQ(d.status().code(), ErrorCode::kResourceExhausted);
-  const std::string msg = d.status().message();
-  EXPECT_NE(msg.find("--vram-budget " + std::to_string(o.vram_budget) + " bytes is too small"), std::string::npos) << msg;
-  EXPECT_NE(msg.find("needs at least " + std::to_string(full->fixed_bytes + 2 * full->largest_layer)), std::string::npos)
-      << msg;
-  o.vram_budget = 1;
-  EXPECT_EQ(LlamaDecoder::Open(*dev, m.engine->weights(), *m.provider, o).status().code(), ErrorCode::kResourceExhausted);
-  // A context whose KV cache exceeds the device's buffer limit: the allocation error names it.
-  LlamaDecoderOptions huge;
-  huge.ctx = static_cast<int64_t>(dev->info().max_buffer_bytes / 4 / static_cast<uint64_t>(m.engine->weights().config().kv_dim())) + 1;
-  huge.ctx = huge.ctx / m.engine->weights().config().n_layer + 1;
-  auto big = LlamaDecoder::Open(*dev, m.engine->weights(), *m.provider, huge);
-  ASSERT_FALSE(big.ok());
-  EXPECT_EQ(big.status().code(), ErrorCode::kResourceExhausted);
-  EXPECT_NE(big.status().message().find("K cache"), std::string::npos) << big.status().message();
-}
-
-TEST(GpuLlamaDecoder, PrefillErrors) {
-  GPU_TEST_DEVICE(dev);
-  Opened m = OpenCpu(kStories, 16, DType::kF32, 32);
-  LlamaDecoderOptions o;
-  o.ctx = 8;
-  o.max_rows = 4;
-  auto dec = LlamaDecoder::Open(*dev, m.engine->weights(), *m.provider, o);
-  ASSERT_TRUE(dec.ok());
-  std::vector<float> logits(static_cast<size_t>(m.engine->n_vocab()));
-  const std::vector<int32_t> bad = {1, 2, -3};
-  EXPECT_EQ((*dec)->Prefill(bad, logits.data()).code(), ErrorCode::kInvalidArgument);
-  EXPECT_EQ((*dec)->Prefill({}, logits.data()).code(), ErrorCode::kInvalidArgument);
-  const std::vector<int32_t> nine(9, 1);
-  Status s = (*dec)->Prefill(nine, logits.data());
-  EXPECT_EQ(s.code(), ErrorCode::kResourceExhausted);
-  EXPECT_NE(s.message().find("does not fit the context of 8"), std::string::npos) << s.message();
-  EXPECT_EQ((*dec)->n_tokens(), 0);  // nothing ran
-  o.max_rows = 0;
-  EXPECT_EQ(LlamaDecoder::Open(*dev, m.engine->weights(), *m.provider, o).status().code(), ErrorCode::kInvalidArgument);
 }
 
 }  // namespace
