@@ -272,6 +272,7 @@ Status LlamaDecoder::Forward(const int32_t* ids, int64_t n, float* logits) {
   const models::ModelConfig& c = w_.config();
   const int64_t D = c.n_embd, KD = c.kv_dim(), pos0 = n_tokens_;
   // Embedding rows on the host (the provider's table), then to the device.
+  provider_.BeginStep();  // a disk-streaming provider starts reading the streamed layers
   SPOOL_TRY(provider_.EmbeddingRows(ids, n, host_rows_.data()));
   SPOOL_TRY(dev_.Upload(x_, 0, host_rows_.data(), static_cast<uint64_t>(n * D) * 4));
   std::vector<int64_t> positions(static_cast<size_t>(n));
