@@ -424,7 +424,9 @@ TEST_P(GpuHfParity, LogitsAndGreedyMatchTransformers) {
     std::vector<int32_t> ids;
     for (size_t i = 0; i < ref_greedy.size(); ++i) {
       ids.push_back(static_cast<int32_t>(Argmax(logits.data(), V)));
-      if (i + 1 < ref_greedy.size()) ASSERT_TRUE((*dec)->Step(ids.back(), logits.data()).ok());
+      if (i + 1 < ref_greedy.size()) {
+        ASSERT_TRUE((*dec)->Step(ids.back(), logits.data()).ok());
+      }
     }
     EXPECT_EQ(ids, ref_greedy);
     std::printf("%s prefill: worst %.3g\n", GetParam().c_str(), worst);
