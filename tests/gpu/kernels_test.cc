@@ -213,8 +213,9 @@ TEST(GpuKernels, TiledGemmEqualsGemvRowByRow) {
           for (size_t i = 0; i < ny; ++i) {
             ASSERT_EQ(std::bit_cast<uint32_t>(got[i]), std::bit_cast<uint32_t>(row_by_row[i]))
                 << DTypeName(t) << " n_in " << n_in << " n_out " << n_out << " m " << m << " i " << i;
-            if (exact_order)
+            if (exact_order) {
               ASSERT_EQ(got[i], cpu[i]) << DTypeName(t) << " n_in " << n_in << " n_out " << n_out << " m " << m;
+            }
           }
           if (!q) {
             std::vector<float> gemm(ny);
