@@ -3,8 +3,8 @@
 //
 //   GEMV: y = W·x for the layer matrices (q/k/v/o, gate/up/down) and the head, per dtype:
 //         median wall time of a batch of dispatches, weight bytes / time = GB/s
-//   GEMM: the same matrices times --rows M activation rows (prefill; tiled GEMM for
-//         f32/f16/bf16/q8_0/q4_0/q4_1, row-wise GEMV otherwise) beside the CPU's MatMul
+//   GEMM: the same matrices times --rows M activation rows (prefill: the tiled GEMM)
+//         beside the CPU's MatMul
 //   upload: host → device-local copies of 256 MiB (or the largest buffer) through the
 //           staging buffer, GB/s
 //   copy: CopyAsync from a pinned host-visible buffer to device memory on the transfer

@@ -77,6 +77,8 @@ Shader GemmShader(DType t, bool fma_f64) {
     case DType::kBF16: return fma_f64 ? Shader::kGemmBF16F64 : Shader::kGemmBF16;
     case DType::kQ8_0: return fma_f64 ? Shader::kGemmQ8_0F64 : Shader::kGemmQ8_0;
     case DType::kQ4_1: return fma_f64 ? Shader::kGemmQ4_1F64 : Shader::kGemmQ4_1;
+    case DType::kQ4_K: return fma_f64 ? Shader::kGemmQ4_KF64 : Shader::kGemmQ4_K;
+    case DType::kQ6_K: return fma_f64 ? Shader::kGemmQ6_KF64 : Shader::kGemmQ6_K;
     default: return fma_f64 ? Shader::kGemmQ4_0F64 : Shader::kGemmQ4_0;
   }
 }
@@ -87,10 +89,10 @@ bool IsKQuant(DType t) { return t == DType::kQ4_K || t == DType::kQ6_K; }
 
 bool GemmSupports(DType t) {
   return t == DType::kF32 || t == DType::kF16 || t == DType::kBF16 || t == DType::kQ8_0 || t == DType::kQ4_0 ||
-         t == DType::kQ4_1;
+         t == DType::kQ4_1 || IsKQuant(t);
 }
 
-bool MatVecSupports(DType t) { return GemmSupports(t) || IsKQuant(t); }
+bool MatVecSupports(DType t) { return GemmSupports(t); }
 
 Result<BufferRange> Kernels::Param(const void* data, uint64_t bytes) {
   const uint64_t align = dev_.info().min_offset_align;

@@ -11,7 +11,7 @@
 //                                               Q8_0/Q4_0/Q4_1: exact integer block dots summed in
 //                                               llama.cpp's block order; Q4_K/Q6_K × Q8_K in
 //                                               DotQ45_K's / DotQ6_K's order
-//   MatMul          MatMulGemv (row by row)     tiled GEMM for m > 1 (f32/f16/bf16/Q8_0/Q4_0/Q4_1),
+//   MatMul          MatMulGemv (row by row)     tiled GEMM for m > 1 (every MatVec type),
 //                                               each output in the GEMV's order: bit-identical to
 //                                               MatMulGemv; vs the CPU's float prefill GEMM
 //                                               (oneDNN, bf16) within 1e-2·Σ|w·x|
@@ -88,7 +88,7 @@ struct GpuAttentionShape {
 
 // The weight types MatVec reads.
 bool MatVecSupports(DType t);
-// The weight types the tiled GEMM reads (MatMul with m > 1; other types run as MatVec).
+// The weight types the tiled GEMM reads (MatMul with m > 1): the same as MatVec's.
 bool GemmSupports(DType t);
 
 class Kernels {
@@ -112,9 +112,8 @@ class Kernels {
   // x: [m, n_in] f32   y: [m, n_out] f32
   Status MatVec(const WeightBuffer& w, const Buffer& x, const Buffer& y, int64_t m);
 
-  // The same product for many rows (prefill): m > 1 and GemmSupports(w.dtype) run the
-  // tiled GEMM (tiles of 8 weight rows × 8 activation rows through shared memory), else
-  // MatVec. Each output is summed in MatVec's order, so the result equals MatVec's (and
+  // The same product for many rows (prefill): m > 1 runs the tiled GEMM (tiles of 8
+  // weight rows × 8 activation rows through shared memory), m == 1 MatVec. Each output is summed in MatVec's order, so the result equals MatVec's (and
   // MatMulGemv's) bit for bit whichever path runs.
   // x: [m, n_in] f32   y: [m, n_out] f32
   Status MatMul(const WeightBuffer& w, const Buffer& x, const Buffer& y, int64_t m);

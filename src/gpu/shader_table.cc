@@ -47,6 +47,10 @@ std::string_view ShaderName(Shader s) {
     case Shader::kGemmQ8_0F64: return "gemm_q8_0_f64";
     case Shader::kGemmQ4_0F64: return "gemm_q4_0_f64";
     case Shader::kGemmQ4_1F64: return "gemm_q4_1_f64";
+    case Shader::kGemmQ4_K: return "gemm_q4_k";
+    case Shader::kGemmQ6_K: return "gemm_q6_k";
+    case Shader::kGemmQ4_KF64: return "gemm_q4_k_f64";
+    case Shader::kGemmQ6_KF64: return "gemm_q6_k_f64";
   }
   return "?";
 }
@@ -95,6 +99,10 @@ std::span<const uint32_t> ShaderSpirv(Shader s) {
     case Shader::kGemmQ8_0F64: return spv::k_gemm_q8_0_f64;
     case Shader::kGemmQ4_0F64: return spv::k_gemm_q4_0_f64;
     case Shader::kGemmQ4_1F64: return spv::k_gemm_q4_1_f64;
+    case Shader::kGemmQ4_K: return spv::k_gemm_q4_k;
+    case Shader::kGemmQ6_K: return spv::k_gemm_q6_k;
+    case Shader::kGemmQ4_KF64: return spv::k_gemm_q4_k_f64;
+    case Shader::kGemmQ6_KF64: return spv::k_gemm_q6_k_f64;
   }
 #endif
   (void)s;

@@ -50,6 +50,10 @@ enum class Shader : uint8_t {
   kGemmQ8_0F64,
   kGemmQ4_0F64,
   kGemmQ4_1F64,
+  kGemmQ4_K,
+  kGemmQ6_K,
+  kGemmQ4_KF64,
+  kGemmQ6_KF64,
 };
 
 std::string_view ShaderName(Shader s);

@@ -189,9 +189,10 @@ TEST(GpuKernels, TiledGemmEqualsGemvRowByRow) {
   const bool exact_order = fused.value() || dev->info().shader_float64;
   MatMulContext mm;
   ThreadPool pool(1);
-  for (DType t : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ4_0, DType::kQ4_1, DType::kQ4_K}) {
+  for (DType t : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ4_0, DType::kQ4_1, DType::kQ4_K,
+                  DType::kQ6_K}) {
     const bool q = GetDTypeInfo(t).quantized;
-    const std::vector<int64_t> n_ins = t == DType::kQ4_K ? std::vector<int64_t>{256}
+    const std::vector<int64_t> n_ins = t == DType::kQ4_K || t == DType::kQ6_K ? std::vector<int64_t>{256, 768}
                                        : q ? std::vector<int64_t>{32, 96, 544}
                                            : std::vector<int64_t>{1, 17, 32, 45, 64, 300};
     for (int64_t n_in : n_ins) {
