@@ -3,10 +3,15 @@
 //
 //   GEMV: y = W·x for the layer matrices (q/k/v/o, gate/up/down) and the head, per dtype:
 //         median wall time of a batch of dispatches, weight bytes / time = GB/s
+//   GEMM: the same matrices times --rows M activation rows (prefill: the tiled GEMM)
+//         beside the CPU's MatMul
 //   upload: host → device-local copies of 256 MiB (or the largest buffer) through the
 //           staging buffer, GB/s
+//   copy: CopyAsync from a pinned host-visible buffer to device memory on the transfer
+//         queue (what the streamed decoder does per layer), GB/s
 //
-// Usage: bench_gpu_kernels [--device N] [--reps R] [--dtypes bf16,q8_0,q4_0] [--shapes 1b,8b]
+// Usage: bench_gpu_kernels [--device N] [--reps R] [--dtypes bf16,q8_0,q4_0,q4_k,q6_k]
+//                          [--shapes 1b,8b] [--rows M] [--json]
 // Prints one line per measurement and a JSON object per line with --json.
 // docs/benchmarks.md says "not run on a GPU" until this has run on one (lavapipe numbers
 // are not GPU numbers and are not reported).
@@ -64,7 +69,8 @@ std::vector<std::string> Split(const std::string& s) {
 
 int main(int argc, char** argv) {
   int device = 0, reps = 7;
-  std::string dtypes = "bf16,q8_0,q4_0", shapes = "1b,8b";
+  std::string dtypes = "bf16,q8_0,q4_0,q4_k,q6_k", shapes = "1b,8b";
+  int64_t rows = 64;
   bool json = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -73,9 +79,10 @@ int main(int argc, char** argv) {
     else if (a == "--reps") reps = std::max(1, std::atoi(next().c_str()));
     else if (a == "--dtypes") dtypes = next();
     else if (a == "--shapes") shapes = next();
+    else if (a == "--rows") rows = std::max(0, std::atoi(next().c_str()));
     else if (a == "--json") json = true;
     else {
-      std::fprintf(stderr, "usage: bench_gpu_kernels [--device N] [--reps R] [--dtypes ...] [--shapes 1b,8b] [--json]\n");
+      std::fprintf(stderr, "usage: bench_gpu_kernels [--device N] [--reps R] [--dtypes ...] [--shapes 1b,8b] [--rows M] [--json]\n");
       return 2;
     }
   }
@@ -108,6 +115,28 @@ int main(int argc, char** argv) {
       else std::printf("upload %.0f MiB host->device: %.3f s, %.2f GB/s\n", bytes / 1048576.0, s, bytes / s / 1e9);
     } else {
       std::printf("upload: %s\n", b.status().message().c_str());
+    }
+  }
+
+  // Asynchronous copies from pinned host memory (the streamed decoder's path).
+  {
+    const uint64_t bytes = std::min<uint64_t>(uint64_t{256} << 20, d.info().max_buffer_bytes & ~uint64_t{4095});
+    auto h = d.Allocate(bytes, gpu::MemoryKind::kHostVisible, "copy bench source");
+    auto b = d.Allocate(bytes, gpu::MemoryKind::kDevice, "copy bench destination");
+    if (h.ok() && b.ok()) {
+      std::memset(h.value().data(), 1, bytes);
+      std::vector<double> t;
+      for (int r = 0; r < reps; ++r) {
+        const auto t0 = Clock::now();
+        auto id = d.CopyAsync(h.value(), 0, b.value(), 0, bytes);
+        if (!id.ok() || !d.WaitCopy(id.value()).ok()) return 1;
+        t.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
+      }
+      const double s = Median(t);
+      if (json) std::printf("{\"what\":\"copy\",\"bytes\":%llu,\"seconds\":%.6f}\n", (unsigned long long)bytes, s);
+      else std::printf("copy %.0f MiB pinned host->device (transfer queue): %.3f s, %.2f GB/s\n", bytes / 1048576.0, s, bytes / s / 1e9);
+    } else {
+      std::printf("copy: %s\n", (h.ok() ? b.status() : h.status()).message().c_str());
     }
   }
 
@@ -158,6 +187,35 @@ int main(int argc, char** argv) {
           std::printf("%-16s %-5s %8.1f MiB  gpu %8.3f ms %7.1f GB/s   cpu %8.3f ms %7.1f GB/s   gpu/cpu %.2fx\n",
                       sh.name, dt_name.c_str(), wbytes / 1048576.0, g * 1e3, wbytes / g / 1e9, c * 1e3,
                       wbytes / c / 1e9, c / g);
+        if (rows > 1) {  // prefill: M rows at once
+          std::vector<float> xm(static_cast<size_t>(rows * sh.n_in), 0.5f), ym(static_cast<size_t>(rows * sh.n_out));
+          auto xmb = d.Allocate(xm.size() * 4, gpu::MemoryKind::kDevice, "x rows");
+          auto ymb = d.Allocate(ym.size() * 4, gpu::MemoryKind::kDevice, "y rows");
+          if (!xmb.ok() || !ymb.ok()) {
+            std::printf("%s %s gemm: %s\n", sh.name, dt_name.c_str(),
+                        (xmb.ok() ? ymb.status() : xmb.status()).message().c_str());
+            continue;
+          }
+          if (!d.Upload(xmb.value(), 0, xm.data(), xm.size() * 4).ok()) return 1;
+          std::vector<double> tgm, tcm;
+          for (int r = 0; r < reps; ++r) {
+            const auto t0 = Clock::now();
+            if (!k.MatMul(wv, xmb.value(), ymb.value(), rows).ok() || !d.Sync().ok()) return 1;
+            tgm.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
+            const auto t1 = Clock::now();
+            MatMul(mm, pool, WeightView{*dt, w.data(), sh.n_out, sh.n_in}, xm.data(), rows, ym.data());
+            tcm.push_back(std::chrono::duration<double>(Clock::now() - t1).count());
+          }
+          const double gm = Median(tgm), cm = Median(tcm);
+          const double flop = 2.0 * static_cast<double>(rows) * static_cast<double>(sh.n_out * sh.n_in);
+          if (json)
+            std::printf("{\"what\":\"gemm\",\"shape\":\"%s\",\"dtype\":\"%s\",\"rows\":%lld,\"gpu_s\":%.7f,\"cpu_s\":%.7f}\n",
+                        sh.name, dt_name.c_str(), (long long)rows, gm, cm);
+          else
+            std::printf("%-16s %-5s m=%-4lld gpu %8.3f ms %7.1f GFLOP/s   cpu %8.3f ms %7.1f GFLOP/s   gpu/cpu %.2fx\n",
+                        sh.name, dt_name.c_str(), (long long)rows, gm * 1e3, flop / gm / 1e9, cm * 1e3,
+                        flop / cm / 1e9, cm / gm);
+        }
       }
     }
   }

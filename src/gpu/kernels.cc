@@ -64,16 +64,35 @@ Shader GemvShader(DType t, bool fma_f64) {
     case DType::kBF16: return fma_f64 ? Shader::kGemvBF16F64 : Shader::kGemvBF16;
     case DType::kQ8_0: return fma_f64 ? Shader::kGemvQ8_0F64 : Shader::kGemvQ8_0;
     case DType::kQ4_1: return fma_f64 ? Shader::kGemvQ4_1F64 : Shader::kGemvQ4_1;
+    case DType::kQ4_K: return fma_f64 ? Shader::kGemvQ4_KF64 : Shader::kGemvQ4_K;
+    case DType::kQ6_K: return fma_f64 ? Shader::kGemvQ6_KF64 : Shader::kGemvQ6_K;
     default: return fma_f64 ? Shader::kGemvQ4_0F64 : Shader::kGemvQ4_0;
   }
 }
 
+Shader GemmShader(DType t, bool fma_f64) {
+  switch (t) {
+    case DType::kF32: return fma_f64 ? Shader::kGemmF32F64 : Shader::kGemmF32;
+    case DType::kF16: return fma_f64 ? Shader::kGemmF16F64 : Shader::kGemmF16;
+    case DType::kBF16: return fma_f64 ? Shader::kGemmBF16F64 : Shader::kGemmBF16;
+    case DType::kQ8_0: return fma_f64 ? Shader::kGemmQ8_0F64 : Shader::kGemmQ8_0;
+    case DType::kQ4_1: return fma_f64 ? Shader::kGemmQ4_1F64 : Shader::kGemmQ4_1;
+    case DType::kQ4_K: return fma_f64 ? Shader::kGemmQ4_KF64 : Shader::kGemmQ4_K;
+    case DType::kQ6_K: return fma_f64 ? Shader::kGemmQ6_KF64 : Shader::kGemmQ6_K;
+    default: return fma_f64 ? Shader::kGemmQ4_0F64 : Shader::kGemmQ4_0;
+  }
+}
+
+bool IsKQuant(DType t) { return t == DType::kQ4_K || t == DType::kQ6_K; }
+
 }  // namespace
 
-bool MatVecSupports(DType t) {
+bool GemmSupports(DType t) {
   return t == DType::kF32 || t == DType::kF16 || t == DType::kBF16 || t == DType::kQ8_0 || t == DType::kQ4_0 ||
-         t == DType::kQ4_1;
+         t == DType::kQ4_1 || IsKQuant(t);
 }
+
+bool MatVecSupports(DType t) { return GemmSupports(t); }
 
 Result<BufferRange> Kernels::Param(const void* data, uint64_t bytes) {
   const uint64_t align = dev_.info().min_offset_align;
@@ -144,46 +163,103 @@ Status Kernels::QuantizeQ8_0(const Buffer& x, const Buffer& xq, int64_t m, int64
   return dev_.Dispatch(pipe.value(), bufs, PushBytes(push), g.x, g.y);
 }
 
-Status Kernels::MatVec(const WeightBuffer& w, const Buffer& x, const Buffer& y, int64_t m) {
+Status Kernels::QuantizeQ8_K(const Buffer& x, const Buffer& xq, int64_t m, int64_t n) {
+  if (Status s = Positive(m, "m"); !s.ok()) return s;
+  if (Status s = Positive(n, "n"); !s.ok()) return s;
+  if (n % 256 != 0) return InvalidArgument("GPU QuantizeQ8_K: n = " + std::to_string(n) + " is not a multiple of 256");
+  const uint64_t elems = static_cast<uint64_t>(m) * static_cast<uint64_t>(n);
+  if (elems >= kMaxIndex) return InvalidArgument("GPU QuantizeQ8_K: m·n too large");
+  if (Status s = Fits(x, elems * 4, "x"); !s.ok()) return s;
+  if (Status s = Fits(xq, Q8KActBytes(m, n), "xq"); !s.ok()) return s;
+  auto pipe = Get(dev_, Shader::kQuantizeQ8_K, 2, sizeof(QuantizePush));
+  if (!pipe.ok()) return pipe.status();
+  const QuantizePush push{static_cast<uint32_t>(elems / 256), static_cast<uint32_t>(elems / 4),
+                          static_cast<uint32_t>(elems / 4 + elems / 256)};
+  const BufferRange bufs[] = {{&x}, {&xq}};
+  const Grid g = ThreadsFor(elems / 256);
+  return dev_.Dispatch(pipe.value(), bufs, PushBytes(push), g.x, g.y);
+}
+
+Status Kernels::CheckMatMul(const char* what, const WeightBuffer& w, const Buffer& x, const Buffer& y, int64_t m) {
   if (!MatVecSupports(w.dtype))
-    return Unsupported("GPU MatVec: weights of type " + std::string(DTypeName(w.dtype)) +
-                       " (supported: f32, f16, bf16, q8_0, q4_0, q4_1)");
+    return Unsupported(std::string("GPU ") + what + ": weights of type " + std::string(DTypeName(w.dtype)) +
+                       " (supported: f32, f16, bf16, q8_0, q4_0, q4_1, q4_k, q6_k)");
   if (Status s = Positive(m, "m"); !s.ok()) return s;
   if (Status s = Positive(w.n_out, "n_out"); !s.ok()) return s;
   if (Status s = Positive(w.n_in, "n_in"); !s.ok()) return s;
   const auto& ti = GetDTypeInfo(w.dtype);
   if (w.n_in % ti.block_elems != 0)
-    return InvalidArgument("GPU MatVec: n_in = " + std::to_string(w.n_in) + " is not a multiple of " +
-                           std::to_string(ti.block_elems));
+    return InvalidArgument(std::string("GPU ") + what + ": n_in = " + std::to_string(w.n_in) +
+                           " is not a multiple of " + std::to_string(ti.block_elems));
   const uint64_t w_elems = static_cast<uint64_t>(w.n_out) * static_cast<uint64_t>(w.n_in);
   const uint64_t w_bytes = w_elems / ti.block_elems * ti.block_bytes;
-  if (w_elems >= kMaxIndex || w_bytes >= kMaxIndex) return InvalidArgument("GPU MatVec: weight too large (>= 4 GiB)");
-  if (!w.buffer || w.offset > w.buffer->bytes()) return InvalidArgument("GPU MatVec: weight offset outside its buffer");
+  if (w_elems >= kMaxIndex || w_bytes >= kMaxIndex)
+    return InvalidArgument(std::string("GPU ") + what + ": weight too large (>= 4 GiB)");
+  if (!w.buffer || w.offset > w.buffer->bytes())
+    return InvalidArgument(std::string("GPU ") + what + ": weight offset outside its buffer");
   if (Status s = Fits(*w.buffer, w.offset + w_bytes, "weight"); !s.ok()) return s;
   const uint64_t x_elems = static_cast<uint64_t>(m) * static_cast<uint64_t>(w.n_in);
+  if (x_elems >= kMaxIndex) return InvalidArgument(std::string("GPU ") + what + ": m·n_in too large");
   if (Status s = Fits(x, x_elems * 4, "x"); !s.ok()) return s;
   if (Status s = Fits(y, static_cast<uint64_t>(m) * static_cast<uint64_t>(w.n_out) * 4, "y"); !s.ok()) return s;
+  return Status::Ok();
+}
+
+Status Kernels::PrepareActivations(const WeightBuffer& w, const Buffer& x, int64_t m, uint32_t* xd_offset,
+                                   uint32_t* xs_offset) {
+  const uint64_t x_elems = static_cast<uint64_t>(m) * static_cast<uint64_t>(w.n_in);
+  if (IsKQuant(w.dtype)) {
+    if (Status s = EnsureScratch(Q8KActBytes(m, w.n_in)); !s.ok()) return s;
+    if (Status s = QuantizeQ8_K(x, scratch_, m, w.n_in); !s.ok()) return s;
+    *xd_offset = static_cast<uint32_t>(x_elems / 4);
+    *xs_offset = static_cast<uint32_t>(x_elems / 4 + x_elems / 256);
+    return Status::Ok();
+  }
+  if (Status s = EnsureScratch(Q8ActBytes(m, w.n_in)); !s.ok()) return s;
+  if (Status s = QuantizeQ8_0(x, scratch_, m, w.n_in); !s.ok()) return s;
+  *xd_offset = static_cast<uint32_t>(x_elems / 4);
+  *xs_offset = static_cast<uint32_t>(x_elems / 4 + x_elems / 32);
+  return Status::Ok();
+}
+
+Status Kernels::MatVec(const WeightBuffer& w, const Buffer& x, const Buffer& y, int64_t m) {
+  if (Status s = CheckMatMul("MatVec", w, x, y, m); !s.ok()) return s;
+  if (m > kMaxGroupsX) return InvalidArgument("GPU MatVec: more than 65535 rows in one call");
   auto fused = FusedFma();
   if (!fused.ok()) return fused.status();
   const bool fma_f64 = !fused.value() && dev_.info().shader_float64;
   auto pipe = Get(dev_, GemvShader(w.dtype, fma_f64), 3, sizeof(GemvPush));
   if (!pipe.ok()) return pipe.status();
   GemvPush push{static_cast<uint32_t>(w.n_out), static_cast<uint32_t>(w.n_in), static_cast<uint32_t>(m), 0, 0};
-  const Buffer* act = &x;
-  if (ti.quantized) {
-    if (Status s = EnsureScratch(Q8ActBytes(m, w.n_in)); !s.ok()) return s;
-    if (Status s = QuantizeQ8_0(x, scratch_, m, w.n_in); !s.ok()) return s;
-    act = &scratch_;
-    push.xd_offset = static_cast<uint32_t>(x_elems / 4);
-    push.xs_offset = static_cast<uint32_t>(x_elems / 4 + x_elems / 32);
-  }
-  const BufferRange bufs[] = {{w.buffer, w.offset, 0}, {act}, {&y}};
+  const bool quantized = GetDTypeInfo(w.dtype).quantized;
+  if (quantized)
+    if (Status s = PrepareActivations(w, x, m, &push.xd_offset, &push.xs_offset); !s.ok()) return s;
+  const BufferRange bufs[] = {{w.buffer, w.offset, 0}, {quantized ? &scratch_ : &x}, {&y}};
   // Rows per workgroup of 64: quantised 8 (8 lanes per row), float 4 (16 lanes per row),
   // the lane counts of the CPU kernels' accumulators.
-  const uint64_t rows_per_group = ti.quantized ? 8 : 4;
+  const uint64_t rows_per_group = quantized ? 8 : 4;
   const uint64_t n_groups = (static_cast<uint64_t>(w.n_out) + rows_per_group - 1) / rows_per_group;
   const Grid g = GroupsFor(n_groups);
   return dev_.Dispatch(pipe.value(), bufs, PushBytes(push), g.x, g.y, static_cast<uint32_t>(m));
+}
+
+Status Kernels::MatMul(const WeightBuffer& w, const Buffer& x, const Buffer& y, int64_t m) {
+  if (m <= 1 || !GemmSupports(w.dtype)) return MatVec(w, x, y, m);
+  if (Status s = CheckMatMul("MatMul", w, x, y, m); !s.ok()) return s;
+  const uint64_t row_tiles = (static_cast<uint64_t>(m) + 7) / 8;
+  if (row_tiles > kMaxGroupsX) return InvalidArgument("GPU MatMul: more than 65535·8 rows in one call");
+  auto fused = FusedFma();
+  if (!fused.ok()) return fused.status();
+  const bool fma_f64 = !fused.value() && dev_.info().shader_float64;
+  auto pipe = Get(dev_, GemmShader(w.dtype, fma_f64), 3, sizeof(GemvPush));
+  if (!pipe.ok()) return pipe.status();
+  GemvPush push{static_cast<uint32_t>(w.n_out), static_cast<uint32_t>(w.n_in), static_cast<uint32_t>(m), 0, 0};
+  const bool quantized = GetDTypeInfo(w.dtype).quantized;
+  if (quantized)
+    if (Status s = PrepareActivations(w, x, m, &push.xd_offset, &push.xs_offset); !s.ok()) return s;
+  const BufferRange bufs[] = {{w.buffer, w.offset, 0}, {quantized ? &scratch_ : &x}, {&y}};
+  const Grid g = GroupsFor((static_cast<uint64_t>(w.n_out) + 7) / 8);
+  return dev_.Dispatch(pipe.value(), bufs, PushBytes(push), g.x, g.y, static_cast<uint32_t>(row_tiles));
 }
 
 Status Kernels::RmsNorm(const Buffer& x, const Buffer& weight, float eps, int64_t n_rows, int64_t dim,

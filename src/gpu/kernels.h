@@ -5,10 +5,16 @@
 //   kernel          CPU twin                    numerics vs the twin (on lavapipe)
 //   QuantizeQ8_0    PrepareActivationRowRef     same blocks (d rounded to f16 by RNE, q = roundEven(x·127/amax),
 //                   (Q8_0 and Q8_1)             Q8_1's s = f16(d·Σq))
+//   QuantizeQ8_K    PrepareActivationRowRef     same blocks (q, d, bsums; Q8_K for K-quant weights)
 //   MatVec          MatMulGemv                  bit-identical with a fused fma or its f64 emulation:
 //                                               f32/f16/bf16 in DotFloat's order (2×16 fma lanes);
 //                                               Q8_0/Q4_0/Q4_1: exact integer block dots summed in
-//                                               llama.cpp's block order
+//                                               llama.cpp's block order; Q4_K/Q6_K × Q8_K in
+//                                               DotQ45_K's / DotQ6_K's order
+//   MatMul          MatMulGemv (row by row)     tiled GEMM for m > 1 (every MatVec type),
+//                                               each output in the GEMV's order: bit-identical to
+//                                               MatMulGemv; vs the CPU's float prefill GEMM
+//                                               (oneDNN, bf16) within 1e-2·Σ|w·x|
 //   RmsNorm         RmsNorm                     with f64: the CPU's numerics (sum of squares in f64
 //                                               in order); else an f32 tree sum
 //   Rope            ApplyRope                   bit-identical (cos/sin table computed on the host)
@@ -57,6 +63,10 @@ struct WeightBuffer {
 // f32 value of the f16 that the CPU's BlockQ8_0 stores, then Q8_1's s = f16(d·Σq) per
 // block ([m, n/32], as BlockQ8_1::s).
 inline uint64_t Q8ActBytes(int64_t m, int64_t n) { return static_cast<uint64_t>(m * n + 8 * (m * n / 32)); }
+// Activation rows quantised to Q8_K (for Q4_K/Q6_K weights): int8 q packed four to a
+// word ([m, n] bytes), then one f32 d per 256-block ([m, n/256]), then the int32 sum of
+// each 16 q values ([m, n/16], BlockQ8_K::bsums widened).
+inline uint64_t Q8KActBytes(int64_t m, int64_t n) { return static_cast<uint64_t>(m * n + 4 * (m * n / 256) + 4 * (m * n / 16)); }
 
 // One KV page in device buffers (GPU twin of KvPageView): token t of kv head g at dim
 // d is element k_elem + (t·n_kv_head + g)·head_dim + d of the K buffer (same for V).
@@ -78,6 +88,8 @@ struct GpuAttentionShape {
 
 // The weight types MatVec reads.
 bool MatVecSupports(DType t);
+// The weight types the tiled GEMM reads (MatMul with m > 1): the same as MatVec's.
+bool GemmSupports(DType t);
 
 class Kernels {
  public:
@@ -85,6 +97,9 @@ class Kernels {
 
   // xq = Q8_0 blocks (with Q8_1's s) of each row of x.   x: [m, n] f32 (n % 32 == 0)   xq: Q8ActBytes(m, n)
   Status QuantizeQ8_0(const Buffer& x, const Buffer& xq, int64_t m, int64_t n);
+
+  // xq = Q8_K blocks of each row of x.   x: [m, n] f32 (n % 256 == 0)   xq: Q8KActBytes(m, n)
+  Status QuantizeQ8_K(const Buffer& x, const Buffer& xq, int64_t m, int64_t n);
 
   // Whether the device's fma() rounds once (a probe dispatch, run once). Quantised
   // MatVec follows the CPU's fused-multiply-add order; where fma() is not fused
@@ -96,6 +111,12 @@ class Kernels {
   // Quantised weights quantise x to Q8_0 first (into a scratch buffer of this object).
   // x: [m, n_in] f32   y: [m, n_out] f32
   Status MatVec(const WeightBuffer& w, const Buffer& x, const Buffer& y, int64_t m);
+
+  // The same product for many rows (prefill): m > 1 runs the tiled GEMM (tiles of 8
+  // weight rows × 8 activation rows through shared memory), m == 1 MatVec. Each output is summed in MatVec's order, so the result equals MatVec's (and
+  // MatMulGemv's) bit for bit whichever path runs.
+  // x: [m, n_in] f32   y: [m, n_out] f32
+  Status MatMul(const WeightBuffer& w, const Buffer& x, const Buffer& y, int64_t m);
 
   // y = x / sqrt(mean(x²) + eps) · weight per row (y may be x).
   // x, y: [n_rows, dim]   weight: [dim] f32
@@ -147,7 +168,12 @@ class Kernels {
   Buffer arena_;
   uint64_t arena_used_ = 0;
   uint64_t arena_sync_ = 0;
-  Buffer scratch_;  // Q8_0 activations of MatVec
+  Status CheckMatMul(const char* what, const WeightBuffer& w, const Buffer& x, const Buffer& y, int64_t m);
+  // Quantises x into scratch_ for w's type; returns the GEMV/GEMM push constants.
+  Status PrepareActivations(const WeightBuffer& w, const Buffer& x, int64_t m, uint32_t* xd_offset,
+                            uint32_t* xs_offset);
+
+  Buffer scratch_;  // Q8_0 / Q8_K activations of MatVec and MatMul
   int fused_fma_ = -1;  // FusedFma's answer (-1: not probed yet)
 };
 

@@ -1,23 +1,126 @@
 #include "gpu/llama_decoder.h"
 
 #include <algorithm>
+#include <cstring>
 #include <string>
+#include <tuple>
 
 #include "tensor/rope.h"
 
 namespace spool::gpu {
+namespace {
 
-Result<WeightBuffer> LlamaDecoder::UploadMatrix(const models::MatrixRef& m, const uint8_t* group, const char* what) {
-  if (!MatVecSupports(m.dtype))
-    return Unsupported(std::string("GPU decoder: ") + what + " is " + std::string(DTypeName(m.dtype)) +
-                       " (supported: f32, f16, bf16, q8_0, q4_0, q4_1)");
-  const uint64_t bytes = m.info->nbytes;
-  auto b = dev_.Allocate(bytes, MemoryKind::kDevice, what);
-  if (!b.ok()) return b.status();
-  if (Status s = dev_.Upload(b.value(), 0, group + m.group_offset, bytes); !s.ok()) return s;
-  device_bytes_ += b.value().bytes();
-  matrices_.push_back(std::move(b.value()));
-  return WeightBuffer{&matrices_.back(), 0, m.dtype, m.n_out, m.n_in};
+uint64_t AlignUp(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
+
+std::array<const models::MatrixRef*, 7> LayerMats(const models::LayerWeights& L) {
+  return {&L.wq, &L.wk, &L.wv, &L.wo, &L.dense.gate, &L.dense.up, &L.dense.down};
+}
+constexpr const char* kMatNames[7] = {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"};
+
+Status Refuse(const std::string& what) { return Unsupported("GPU decoder: " + what + " is not supported on the GPU yet"); }
+
+Status CheckModel(const models::ModelConfig& c, const LlamaDecoderOptions& o) {
+  if (c.qkv_bias) return Refuse("QKV bias");
+  if (c.qk_norm) return Refuse("q/k norm");
+  if (c.sandwich_norms) return Refuse("sandwich norms");
+  if (c.ffn_act != models::FfnAct::kSilu) return Refuse("GeGLU");
+  if (c.final_softcap > 0) return Refuse("final logit soft-capping");
+  if (c.embd_scale > 0) return Refuse("embedding scale");
+  if (c.ggml_numerics) return Refuse("--numerics ggml");
+  if (c.head_dim > 256) return Refuse("head_dim > 256");
+  if (o.kv_dtype != DType::kF32 && o.kv_dtype != DType::kBF16) return Refuse("KV type " + std::string(DTypeName(o.kv_dtype)));
+  if (o.ctx <= 0) return InvalidArgument("GPU decoder: ctx must be > 0");
+  if (o.page_tokens <= 0 || o.page_tokens > 1024) return InvalidArgument("GPU decoder: KV page size must be in [1, 1024]");
+  if (o.max_rows <= 0 || o.max_rows > 4096) return InvalidArgument("GPU decoder: max_rows must be in [1, 4096]");
+  for (const auto& spec : c.layers)
+    if (spec.ffn != models::FfnKind::kDense) return Refuse("mixture of experts");
+  return Status::Ok();
+}
+
+// The activation buffers of one chunk of max_rows tokens: (bytes, name).
+std::vector<std::pair<uint64_t, const char*>> ActivationBuffers(const models::ModelConfig& c, int64_t rows) {
+  const uint64_t R = static_cast<uint64_t>(rows), D = static_cast<uint64_t>(c.n_embd);
+  const uint64_t QD = static_cast<uint64_t>(c.q_dim()), KD = static_cast<uint64_t>(c.kv_dim());
+  const uint64_t F = static_cast<uint64_t>(c.n_ff);
+  return {{R * D * 4, "x"},           {R * D * 4, "h"},          {R * QD * 4, "q"},
+          {R * KD * 4, "k"},          {R * KD * 4, "v"},         {R * QD * 4, "attention out"},
+          {R * D * 4, "projection out"}, {R * F * 4, "ffn gate"}, {R * F * 4, "ffn up"},
+          {D * 4, "last row"},        {static_cast<uint64_t>(c.n_vocab) * 4, "logits"}};
+}
+
+uint64_t ActBytesFor(DType t, int64_t m, int64_t n_in) {
+  if (!GetDTypeInfo(t).quantized) return 0;
+  return t == DType::kQ4_K || t == DType::kQ6_K ? Q8KActBytes(m, n_in) : Q8ActBytes(m, n_in);
+}
+
+}  // namespace
+
+uint64_t VramPlan::device_bytes() const { return fixed_bytes + ring_bytes + resident_layer_bytes; }
+
+std::string VramPlan::ToString() const {
+  auto mib = [](uint64_t b) { return std::to_string((b + (1 << 19)) >> 20) + " MiB (" + std::to_string(b) + " bytes)"; };
+  std::string s = "VRAM plan: budget " + (budget ? mib(budget) : std::string("none")) + "; fixed " + mib(fixed_bytes) +
+                  " (KV cache " + mib(kv_bytes) + ", output head " + mib(head_bytes) + "); layers " +
+                  mib(layer_bytes) + ", largest " + mib(largest_layer) + "; " + std::to_string(n_resident) +
+                  " resident, " + std::to_string(n_streamed) + " streamed";
+  if (n_streamed > 0) s += " through a ring of 2 × " + mib(largest_layer);
+  return s;
+}
+
+Result<VramPlan> LlamaDecoder::Plan(const VulkanDevice& dev, const models::ModelWeights& weights,
+                                    const LlamaDecoderOptions& o) {
+  const models::ModelConfig& c = weights.config();
+  if (Status s = CheckModel(c, o); !s.ok()) return s;
+  const uint64_t align = std::max<uint64_t>(4, dev.info().min_offset_align);
+  VramPlan p;
+  p.budget = o.vram_budget;
+  p.kv_bytes = 2 * static_cast<uint64_t>(c.n_layer) * static_cast<uint64_t>(o.ctx) *
+               static_cast<uint64_t>(c.kv_dim()) * (o.kv_dtype == DType::kF32 ? 4 : 2);
+  p.head_bytes = AlignUp(weights.output().info->nbytes, 4);
+  uint64_t act = 0;
+  for (const auto& [bytes, name] : ActivationBuffers(c, o.max_rows)) act += AlignUp(bytes, 4);
+  uint64_t scratch = ActBytesFor(weights.output().dtype, 1, weights.output().n_in);
+  for (int64_t l = 0; l < c.n_layer; ++l) {
+    uint64_t lb = 0;
+    for (const models::MatrixRef* m : LayerMats(weights.layer(l))) {
+      lb += AlignUp(m->info->nbytes, align);
+      scratch = std::max(scratch, ActBytesFor(m->dtype, o.max_rows, m->n_in));
+    }
+    p.layer_bytes += lb;
+    p.largest_layer = std::max(p.largest_layer, lb);
+  }
+  scratch = std::max<uint64_t>(AlignUp(scratch, 4), uint64_t{1} << 16);  // Kernels' scratch (its minimum)
+  // Norms (two per layer + the final one) and the RoPE tables (at most one per layer).
+  const uint64_t norms = (2 * static_cast<uint64_t>(c.n_layer) + 1) * static_cast<uint64_t>(c.n_embd) * 4;
+  const uint64_t rope = static_cast<uint64_t>(o.max_rows) * static_cast<uint64_t>(c.rope_dim) * 4 *
+                        static_cast<uint64_t>(c.n_layer);
+  p.fixed_bytes = p.kv_bytes + p.head_bytes + act + scratch + norms + rope;
+  if (o.vram_budget == 0 || p.fixed_bytes + p.layer_bytes <= o.vram_budget) {
+    p.n_resident = static_cast<int>(c.n_layer);
+    p.resident_layer_bytes = p.layer_bytes;
+    return p;
+  }
+  p.ring_bytes = 2 * p.largest_layer;
+  if (p.fixed_bytes + p.ring_bytes > o.vram_budget)
+    return ResourceExhausted(
+        "--vram-budget " + std::to_string(o.vram_budget) + " bytes is too small: streaming needs at least " +
+        std::to_string(p.fixed_bytes + p.ring_bytes) + " bytes (fixed buffers " + std::to_string(p.fixed_bytes) +
+        ": KV cache " + std::to_string(p.kv_bytes) + ", output head " + std::to_string(p.head_bytes) +
+        ", activations and scratch " + std::to_string(p.fixed_bytes - p.kv_bytes - p.head_bytes) +
+        "; plus a ring of 2 × the largest layer, " + std::to_string(p.largest_layer) +
+        "); the whole model resident needs " + std::to_string(p.fixed_bytes + p.layer_bytes));
+  uint64_t left = o.vram_budget - p.fixed_bytes - p.ring_bytes;
+  const uint64_t align2 = align;
+  for (int64_t l = 0; l < c.n_layer; ++l) {
+    uint64_t lb = 0;
+    for (const models::MatrixRef* m : LayerMats(weights.layer(l))) lb += AlignUp(m->info->nbytes, align2);
+    if (lb > left) break;
+    left -= lb;
+    p.resident_layer_bytes += lb;
+    ++p.n_resident;
+  }
+  p.n_streamed = static_cast<int>(c.n_layer) - p.n_resident;
+  return p;
 }
 
 Result<Buffer> LlamaDecoder::UploadF32(const std::vector<float>& v, const char* what) {
@@ -31,53 +134,58 @@ Result<Buffer> LlamaDecoder::UploadF32(const std::vector<float>& v, const char* 
 Result<std::unique_ptr<LlamaDecoder>> LlamaDecoder::Open(VulkanDevice& dev, const models::ModelWeights& weights,
                                                          models::WeightProvider& provider, int64_t ctx,
                                                          DType kv_dtype, int64_t page_tokens) {
-  const models::ModelConfig& c = weights.config();
-  auto refuse = [](const std::string& what) {
-    return Unsupported("GPU decoder: " + what + " is not supported on the GPU yet");
-  };
-  if (c.qkv_bias) return refuse("QKV bias");
-  if (c.qk_norm) return refuse("q/k norm");
-  if (c.sandwich_norms) return refuse("sandwich norms");
-  if (c.ffn_act != models::FfnAct::kSilu) return refuse("GeGLU");
-  if (c.final_softcap > 0) return refuse("final logit soft-capping");
-  if (c.embd_scale > 0) return refuse("embedding scale");
-  if (c.ggml_numerics) return refuse("--numerics ggml");
-  if (c.head_dim > 256) return refuse("head_dim > 256");
-  if (kv_dtype != DType::kF32 && kv_dtype != DType::kBF16) return refuse("KV type " + std::string(DTypeName(kv_dtype)));
-  if (ctx <= 0) return InvalidArgument("GPU decoder: ctx must be > 0");
-  if (page_tokens <= 0 || page_tokens > 1024) return InvalidArgument("GPU decoder: KV page size must be in [1, 1024]");
-  for (const auto& spec : c.layers)
-    if (spec.ffn != models::FfnKind::kDense) return refuse("mixture of experts");
+  LlamaDecoderOptions o;
+  o.ctx = ctx;
+  o.kv_dtype = kv_dtype;
+  o.page_tokens = page_tokens;
+  return Open(dev, weights, provider, o);
+}
 
+Result<std::unique_ptr<LlamaDecoder>> LlamaDecoder::Open(VulkanDevice& dev, const models::ModelWeights& weights,
+                                                         models::WeightProvider& provider,
+                                                         const LlamaDecoderOptions& o) {
+  const models::ModelConfig& c = weights.config();
+  auto plan = Plan(dev, weights, o);
+  if (!plan.ok()) return plan.status();
   std::unique_ptr<LlamaDecoder> d(new LlamaDecoder(dev, weights, provider));
-  d->ctx_ = ctx;
-  d->kv_dtype_ = kv_dtype;
-  d->page_tokens_ = page_tokens;
-  d->matrices_.reserve(static_cast<size_t>(c.n_layer) * 7 + 1);  // WeightBuffers point into it
+  d->opts_ = o;
+  d->plan_ = plan.value();
+  const uint64_t align = std::max<uint64_t>(4, dev.info().min_offset_align);
   d->layers_.resize(static_cast<size_t>(c.n_layer));
+  d->layer_buffers_.reserve(static_cast<size_t>(c.n_layer));  // Layer::mats point into it
   provider.BeginStep();
+  std::vector<uint8_t> packed;
   for (int64_t l = 0; l < c.n_layer; ++l) {
-    auto group = provider.Acquire(static_cast<int>(l));
-    if (!group.ok()) return group.status();
     const models::LayerWeights& L = weights.layer(l);
     Layer& G = d->layers_[static_cast<size_t>(l)];
-    const uint8_t* g = group.value();
-    struct {
-      WeightBuffer* dst;
-      const models::MatrixRef* m;
-      const char* name;
-    } mats[] = {{&G.wq, &L.wq, "attn_q"},      {&G.wk, &L.wk, "attn_k"},       {&G.wv, &L.wv, "attn_v"},
-                {&G.wo, &L.wo, "attn_output"}, {&G.gate, &L.dense.gate, "ffn_gate"}, {&G.up, &L.dense.up, "ffn_up"},
-                {&G.down, &L.dense.down, "ffn_down"}};
-    for (auto& m : mats) {
-      auto wb = d->UploadMatrix(*m.m, g, m.name);
-      if (!wb.ok()) {
-        provider.Release(static_cast<int>(l));
-        return wb.status().WithContext("layer " + std::to_string(l));
-      }
-      *m.dst = wb.value();
+    const auto mats = LayerMats(L);
+    uint64_t off = 0;
+    for (int i = 0; i < kMats; ++i) {
+      const models::MatrixRef& m = *mats[static_cast<size_t>(i)];
+      if (!MatVecSupports(m.dtype))
+        return Unsupported(std::string("GPU decoder: layer ") + std::to_string(l) + " " + kMatNames[i] + " is " +
+                           std::string(DTypeName(m.dtype)) + " (supported: f32, f16, bf16, q8_0, q4_0, q4_1, q4_k, q6_k)");
+      G.mats[static_cast<size_t>(i)] = WeightBuffer{nullptr, off, m.dtype, m.n_out, m.n_in};
+      G.host_offset[static_cast<size_t>(i)] = m.group_offset;
+      off += AlignUp(m.info->nbytes, align);
     }
-    provider.Release(static_cast<int>(l));
+    G.bytes = off;
+    if (l < d->plan_.n_resident) {  // resident: packed into one buffer, uploaded once
+      auto group = provider.Acquire(static_cast<int>(l));
+      if (!group.ok()) return group.status();
+      packed.assign(G.bytes, 0);
+      for (int i = 0; i < kMats; ++i)
+        std::memcpy(packed.data() + G.mats[static_cast<size_t>(i)].offset, group.value() + G.host_offset[static_cast<size_t>(i)],
+                    mats[static_cast<size_t>(i)]->info->nbytes);
+      provider.Release(static_cast<int>(l));
+      auto b = dev.Allocate(G.bytes, MemoryKind::kDevice, "layer weights");
+      if (!b.ok()) return b.status().WithContext("GPU decoder: layer " + std::to_string(l));
+      if (Status s = dev.Upload(b.value(), 0, packed.data(), G.bytes); !s.ok()) return s;
+      d->device_bytes_ += b.value().bytes();
+      d->layer_buffers_.push_back(std::move(b.value()));
+      G.buffer = static_cast<int>(d->layer_buffers_.size() - 1);
+      for (auto& wb : G.mats) wb.buffer = &d->layer_buffers_.back();
+    }
     auto an = d->UploadF32(L.attn_norm, "attn_norm");
     if (!an.ok()) return an.status();
     G.attn_norm = std::move(an.value());
@@ -98,43 +206,149 @@ Result<std::unique_ptr<LlamaDecoder>> LlamaDecoder::Open(VulkanDevice& dev, cons
     }
   }
   {
+    const models::MatrixRef& m = weights.output();
+    if (!MatVecSupports(m.dtype))
+      return Unsupported("GPU decoder: output is " + std::string(DTypeName(m.dtype)) +
+                         " (supported: f32, f16, bf16, q8_0, q4_0, q4_1, q4_k, q6_k)");
     auto head = provider.Acquire(weights.head_group());
     if (!head.ok()) return head.status();
-    auto out = d->UploadMatrix(weights.output(), head.value(), "output");
+    auto b = dev.Allocate(m.info->nbytes, MemoryKind::kDevice, "output");
+    Status s = b.ok() ? dev.Upload(b.value(), 0, head.value() + m.group_offset, m.info->nbytes) : b.status();
     provider.Release(weights.head_group());
-    if (!out.ok()) return out.status();
-    d->output_ = out.value();
+    if (!s.ok()) return s;
+    d->device_bytes_ += b.value().bytes();
+    d->output_buffer_ = std::move(b.value());
+    d->output_ = WeightBuffer{&d->output_buffer_, 0, m.dtype, m.n_out, m.n_in};
   }
   auto on = d->UploadF32(weights.output_norm(), "output_norm");
   if (!on.ok()) return on.status();
   d->output_norm_ = std::move(on.value());
   d->rope_tables_.resize(d->inv_freqs_.size());
 
-  const uint64_t kv_elems = static_cast<uint64_t>(c.n_layer) * static_cast<uint64_t>(ctx) * c.kv_dim();
-  const uint64_t kv_bytes = kv_elems * (kv_dtype == DType::kF32 ? 4 : 2);
-  auto alloc = [&](Buffer& b, uint64_t bytes, const char* what) -> Status {
-    auto r = dev.Allocate(bytes, MemoryKind::kDevice, what);
-    if (!r.ok()) return r.status();
-    d->device_bytes_ += r.value().bytes();
+  auto alloc = [&](Buffer& b, uint64_t bytes, MemoryKind kind, const char* what) -> Status {
+    auto r = dev.Allocate(bytes, kind, what);
+    if (!r.ok()) return r.status().WithContext("GPU decoder");
+    if (kind == MemoryKind::kDevice) d->device_bytes_ += r.value().bytes();
     b = std::move(r.value());
     return Status::Ok();
   };
-  const uint64_t D = static_cast<uint64_t>(c.n_embd);
-  for (auto [buf, bytes, what] :
-       {std::tuple{&d->kcache_, kv_bytes, "K cache"}, std::tuple{&d->vcache_, kv_bytes, "V cache"},
-        std::tuple{&d->x_, D * 4, "x"}, std::tuple{&d->h_, D * 4, "h"},
-        std::tuple{&d->q_, static_cast<uint64_t>(c.q_dim()) * 4, "q"},
-        std::tuple{&d->kn_, static_cast<uint64_t>(c.kv_dim()) * 4, "k"},
-        std::tuple{&d->vn_, static_cast<uint64_t>(c.kv_dim()) * 4, "v"},
-        std::tuple{&d->att_, static_cast<uint64_t>(c.q_dim()) * 4, "attention out"},
-        std::tuple{&d->o_, D * 4, "projection out"},
-        std::tuple{&d->gate_, static_cast<uint64_t>(c.n_ff) * 4, "ffn gate"},
-        std::tuple{&d->up_, static_cast<uint64_t>(c.n_ff) * 4, "ffn up"},
-        std::tuple{&d->logits_, static_cast<uint64_t>(c.n_vocab) * 4, "logits"}}) {
-    if (Status s = alloc(*buf, bytes, what); !s.ok()) return s.WithContext("GPU decoder");
+  SPOOL_TRY(alloc(d->kcache_, d->plan_.kv_bytes / 2, MemoryKind::kDevice, "K cache"));
+  SPOOL_TRY(alloc(d->vcache_, d->plan_.kv_bytes / 2, MemoryKind::kDevice, "V cache"));
+  Buffer* acts[] = {&d->x_, &d->h_, &d->q_, &d->kn_, &d->vn_, &d->att_, &d->o_, &d->gate_, &d->up_, &d->last_, &d->logits_};
+  const auto sizes = ActivationBuffers(c, o.max_rows);
+  for (size_t i = 0; i < sizes.size(); ++i) SPOOL_TRY(alloc(*acts[i], sizes[i].first, MemoryKind::kDevice, sizes[i].second));
+  if (d->plan_.n_streamed > 0) {
+    for (int s = 0; s < 2; ++s) {
+      SPOOL_TRY(alloc(d->ring_[s], d->plan_.largest_layer, MemoryKind::kDevice, "weight ring slot"));
+      SPOOL_TRY(alloc(d->staging_[s], d->plan_.largest_layer, MemoryKind::kHostVisible, "weight staging buffer"));
+    }
   }
-  d->host_row_.resize(D);
+  d->host_rows_.resize(static_cast<size_t>(o.max_rows * c.n_embd));
   return d;
+}
+
+Status LlamaDecoder::Stage(int layer, int slot) {
+  const Layer& G = layers_[static_cast<size_t>(layer)];
+  // The ring slot and its staging buffer are free once the compute that last read the
+  // slot has finished (that compute waited for the copy out of the staging buffer).
+  SPOOL_TRY(dev_.WaitSubmission(slot_use_[slot]));
+  SPOOL_TRY(dev_.WaitCopy(slot_copy_[slot]));
+  auto group = provider_.Acquire(layer);
+  if (!group.ok()) return group.status().WithContext("GPU decoder: streaming layer " + std::to_string(layer));
+  const auto mats = LayerMats(w_.layer(layer));
+  uint8_t* dst = static_cast<uint8_t*>(staging_[slot].data());
+  for (int i = 0; i < kMats; ++i)
+    std::memcpy(dst + G.mats[static_cast<size_t>(i)].offset, group.value() + G.host_offset[static_cast<size_t>(i)],
+                mats[static_cast<size_t>(i)]->info->nbytes);
+  provider_.Release(layer);
+  auto id = dev_.CopyAsync(staging_[slot], 0, ring_[slot], 0, G.bytes);
+  if (!id.ok()) return id.status();
+  slot_copy_[slot] = id.value();
+  slot_layer_[slot] = layer;
+  return Status::Ok();
+}
+
+Status LlamaDecoder::Forward(const int32_t* ids, int64_t n, float* logits) {
+  const models::ModelConfig& c = w_.config();
+  const int64_t D = c.n_embd, KD = c.kv_dim(), pos0 = n_tokens_;
+  // Embedding rows on the host (the provider's table), then to the device.
+  provider_.BeginStep();  // a disk-streaming provider starts reading the streamed layers
+  SPOOL_TRY(provider_.EmbeddingRows(ids, n, host_rows_.data()));
+  SPOOL_TRY(dev_.Upload(x_, 0, host_rows_.data(), static_cast<uint64_t>(n * D) * 4));
+  std::vector<int64_t> positions(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) positions[static_cast<size_t>(i)] = pos0 + i;
+  for (size_t i = 0; i < inv_freqs_.size(); ++i)
+    SPOOL_TRY(k_.RopeTable(positions, inv_freqs_[i], mscales_[i], rope_tables_[i]));
+
+  const bool neox = c.rope_style == RopeStyle::kNeox;
+  const int n_layer = static_cast<int>(c.n_layer);
+  const int first_streamed = plan_.n_resident;
+  int slot = 0;  // the ring slot of the next streamed layer
+  if (first_streamed < n_layer) SPOOL_TRY(Stage(first_streamed, 0));
+  for (int l = 0; l < n_layer; ++l) {
+    const Layer& G = layers_[static_cast<size_t>(l)];
+    const models::LayerSpec& spec = c.layers[static_cast<size_t>(l)];
+    const bool streamed = l >= first_streamed;
+    std::array<WeightBuffer, kMats> m = G.mats;
+    if (streamed) {
+      // Submit what is recorded (earlier layers compute while we wait), then wait for
+      // this layer's copy; it was staged while the previous layer computed.
+      SPOOL_TRY(dev_.Flush().status());
+      SPOOL_CHECK(slot_layer_[slot] == l);
+      SPOOL_TRY(dev_.WaitCopy(slot_copy_[slot]));
+      for (auto& wb : m) wb.buffer = &ring_[slot];
+    }
+    const auto& [wq, wk, wv, wo, gate, up, down] = m;
+    const Buffer& table = rope_tables_[static_cast<size_t>(G.rope_table)];
+    // Attention: RMSNorm → Q, K, V → RoPE → KV write → attention over [0, pos] → O.
+    SPOOL_TRY(k_.RmsNorm(x_, G.attn_norm, c.rms_eps, n, D, h_));
+    SPOOL_TRY(k_.MatMul(wq, h_, q_, n));   // [n, q_dim]
+    SPOOL_TRY(k_.MatMul(wk, h_, kn_, n));  // [n, kv_dim]
+    SPOOL_TRY(k_.MatMul(wv, h_, vn_, n));  // [n, kv_dim]
+    SPOOL_TRY(k_.Rope(neox, q_, n, c.n_head, c.head_dim, c.rope_dim, table));
+    SPOOL_TRY(k_.Rope(neox, kn_, n, c.n_head_kv, c.head_dim, c.rope_dim, table));
+    const uint64_t layer_elem = static_cast<uint64_t>(l) * static_cast<uint64_t>(opts_.ctx) * static_cast<uint64_t>(KD);
+    const uint64_t row_elem = layer_elem + static_cast<uint64_t>(pos0) * static_cast<uint64_t>(KD);
+    SPOOL_TRY(k_.KvStore(kn_, n * KD, opts_.kv_dtype, kcache_, row_elem));
+    SPOOL_TRY(k_.KvStore(vn_, n * KD, opts_.kv_dtype, vcache_, row_elem));
+    const int64_t window = spec.mixer == models::MixerKind::kSlidingAttention ? spec.window : 0;
+    const GpuAttentionShape shape{c.n_head, c.n_head_kv, c.head_dim, c.attention_scale(), window, c.attn_softcap};
+    // Pages as the CPU's KV cache holds them, so the fold order (and result) is its own.
+    pages_.clear();
+    const int64_t end = pos0 + n;
+    for (int64_t p0 = 0; p0 < end; p0 += opts_.page_tokens) {
+      const uint64_t e = layer_elem + static_cast<uint64_t>(p0) * static_cast<uint64_t>(KD);
+      pages_.push_back(GpuKvPage{e, e, std::min(opts_.page_tokens, end - p0), p0});
+    }
+    SPOOL_TRY(k_.Attention(shape, q_, positions, opts_.kv_dtype, kcache_, vcache_, pages_, att_));
+    SPOOL_TRY(k_.MatMul(wo, att_, o_, n));  // [n, n_embd]
+    SPOOL_TRY(k_.Add(x_, o_, n * D, x_));
+    // Feed-forward: RMSNorm → gate, up → SwiGLU → down.
+    SPOOL_TRY(k_.RmsNorm(x_, G.ffn_norm, c.rms_eps, n, D, h_));
+    SPOOL_TRY(k_.MatMul(gate, h_, gate_, n));  // [n, n_ff]
+    SPOOL_TRY(k_.MatMul(up, h_, up_, n));      // [n, n_ff]
+    SPOOL_TRY(k_.SwiGLU(gate_, up_, n * c.n_ff, gate_));
+    SPOOL_TRY(k_.MatMul(down, gate_, o_, n));  // [n, n_embd]
+    SPOOL_TRY(k_.Add(x_, o_, n * D, x_));
+    if (streamed) {
+      // Submit this layer, then stage the next streamed layer into the other slot: its
+      // copy runs on the transfer queue while the device computes this one.
+      auto id = dev_.Flush();
+      if (!id.ok()) return id.status();
+      slot_use_[slot] = dev_.last_submission();
+      slot = 1 - slot;
+      if (l + 1 < n_layer) SPOOL_TRY(Stage(l + 1, slot));
+    }
+  }
+  if (logits) {
+    const int32_t last[1] = {static_cast<int32_t>(n - 1)};
+    SPOOL_TRY(k_.GetRows(x_, DType::kF32, n, D, last, last_));
+    SPOOL_TRY(k_.RmsNorm(last_, output_norm_, c.rms_eps, 1, D, last_));
+    SPOOL_TRY(k_.MatVec(output_, last_, logits_, 1));  // [n_vocab]
+    SPOOL_TRY(dev_.Download(logits_, 0, logits, static_cast<uint64_t>(c.n_vocab) * 4));
+  }
+  n_tokens_ += n;
+  return Status::Ok();
 }
 
 Status LlamaDecoder::Step(int32_t token, float* logits) {
@@ -142,54 +356,26 @@ Status LlamaDecoder::Step(int32_t token, float* logits) {
   if (token < 0 || token >= c.n_vocab)
     return InvalidArgument("GPU decoder: token " + std::to_string(token) + " outside the vocabulary of " +
                            std::to_string(c.n_vocab));
-  if (n_tokens_ >= ctx_) return ResourceExhausted("GPU decoder: context of " + std::to_string(ctx_) + " tokens is full");
-  const int64_t D = c.n_embd, QD = c.q_dim(), KD = c.kv_dim(), pos = n_tokens_;
-  // Embedding row on the host (the provider's table), then to the device.
-  if (Status s = provider_.EmbeddingRows(&token, 1, host_row_.data()); !s.ok()) return s;
-  if (Status s = dev_.Upload(x_, 0, host_row_.data(), static_cast<uint64_t>(D) * 4); !s.ok()) return s;
-  const int64_t positions[1] = {pos};
-  for (size_t i = 0; i < inv_freqs_.size(); ++i)
-    if (Status s = k_.RopeTable(positions, inv_freqs_[i], mscales_[i], rope_tables_[i]); !s.ok()) return s;
+  if (n_tokens_ >= opts_.ctx) return ResourceExhausted("GPU decoder: context of " + std::to_string(opts_.ctx) + " tokens is full");
+  return Forward(&token, 1, logits);
+}
 
-  const bool neox = c.rope_style == RopeStyle::kNeox;
-  for (int64_t l = 0; l < c.n_layer; ++l) {
-    const Layer& L = layers_[static_cast<size_t>(l)];
-    const models::LayerSpec& spec = c.layers[static_cast<size_t>(l)];
-    const Buffer& table = rope_tables_[static_cast<size_t>(L.rope_table)];
-    // Attention: RMSNorm → Q, K, V → RoPE → KV write → attention over [0, pos] → O.
-    SPOOL_TRY(k_.RmsNorm(x_, L.attn_norm, c.rms_eps, 1, D, h_));
-    SPOOL_TRY(k_.MatVec(L.wq, h_, q_, 1));   // [q_dim]
-    SPOOL_TRY(k_.MatVec(L.wk, h_, kn_, 1));  // [kv_dim]
-    SPOOL_TRY(k_.MatVec(L.wv, h_, vn_, 1));  // [kv_dim]
-    SPOOL_TRY(k_.Rope(neox, q_, 1, c.n_head, c.head_dim, c.rope_dim, table));
-    SPOOL_TRY(k_.Rope(neox, kn_, 1, c.n_head_kv, c.head_dim, c.rope_dim, table));
-    const uint64_t layer_elem = static_cast<uint64_t>(l) * static_cast<uint64_t>(ctx_) * static_cast<uint64_t>(KD);
-    const uint64_t row_elem = layer_elem + static_cast<uint64_t>(pos) * static_cast<uint64_t>(KD);
-    SPOOL_TRY(k_.KvStore(kn_, KD, kv_dtype_, kcache_, row_elem));
-    SPOOL_TRY(k_.KvStore(vn_, KD, kv_dtype_, vcache_, row_elem));
-    const int64_t window = spec.mixer == models::MixerKind::kSlidingAttention ? spec.window : 0;
-    const GpuAttentionShape shape{c.n_head, c.n_head_kv, c.head_dim, c.attention_scale(), window, c.attn_softcap};
-    // Pages as the CPU's KV cache holds them, so the fold order (and result) is its own.
-    pages_.clear();
-    for (int64_t p0 = 0; p0 <= pos; p0 += page_tokens_) {
-      const uint64_t e = layer_elem + static_cast<uint64_t>(p0) * static_cast<uint64_t>(KD);
-      pages_.push_back(GpuKvPage{e, e, std::min(page_tokens_, pos + 1 - p0), p0});
-    }
-    SPOOL_TRY(k_.Attention(shape, q_, positions, kv_dtype_, kcache_, vcache_, pages_, att_));
-    SPOOL_TRY(k_.MatVec(L.wo, att_, o_, 1));  // [n_embd]
-    SPOOL_TRY(k_.Add(x_, o_, D, x_));
-    // Feed-forward: RMSNorm → gate, up → SwiGLU → down.
-    SPOOL_TRY(k_.RmsNorm(x_, L.ffn_norm, c.rms_eps, 1, D, h_));
-    SPOOL_TRY(k_.MatVec(L.gate, h_, gate_, 1));  // [n_ff]
-    SPOOL_TRY(k_.MatVec(L.up, h_, up_, 1));      // [n_ff]
-    SPOOL_TRY(k_.SwiGLU(gate_, up_, c.n_ff, gate_));
-    SPOOL_TRY(k_.MatVec(L.down, gate_, o_, 1));  // [n_embd]
-    SPOOL_TRY(k_.Add(x_, o_, D, x_));
+Status LlamaDecoder::Prefill(std::span<const int32_t> tokens, float* logits) {
+  const models::ModelConfig& c = w_.config();
+  if (tokens.empty()) return InvalidArgument("GPU decoder: an empty prompt");
+  for (size_t i = 0; i < tokens.size(); ++i)
+    if (tokens[i] < 0 || tokens[i] >= c.n_vocab)
+      return InvalidArgument("GPU decoder: prompt token " + std::to_string(tokens[i]) + " at " + std::to_string(i) +
+                             " outside the vocabulary of " + std::to_string(c.n_vocab));
+  if (n_tokens_ + static_cast<int64_t>(tokens.size()) > opts_.ctx)
+    return ResourceExhausted("GPU decoder: a prompt of " + std::to_string(tokens.size()) + " tokens after " +
+                             std::to_string(n_tokens_) + " does not fit the context of " + std::to_string(opts_.ctx));
+  for (size_t i = 0; i < tokens.size();) {
+    const int64_t n = std::min<int64_t>(opts_.max_rows, static_cast<int64_t>(tokens.size() - i));
+    const bool last = i + static_cast<size_t>(n) == tokens.size();
+    SPOOL_TRY(Forward(tokens.data() + i, n, last ? logits : nullptr));
+    i += static_cast<size_t>(n);
   }
-  SPOOL_TRY(k_.RmsNorm(x_, output_norm_, c.rms_eps, 1, D, h_));
-  SPOOL_TRY(k_.MatVec(output_, h_, logits_, 1));  // [n_vocab]
-  SPOOL_TRY(dev_.Download(logits_, 0, logits, static_cast<uint64_t>(c.n_vocab) * 4));
-  ++n_tokens_;
   return Status::Ok();
 }
 

@@ -1,24 +1,38 @@
-// A first whole-model decode on a Vulkan device (issue 17, stage 1): the kernels of
-// gpu/kernels.h composed into one decode step of a dense Llama-family model, every
-// weight resident in device memory, the KV cache in device memory (f32 or bf16), one
-// sequence, one token per step, logits copied to the host for sampling.
+// A first whole-model forward pass on a Vulkan device (issue 17, stages 1-2): the
+// kernels of gpu/kernels.h composed into the steps of a dense Llama-family model, the KV
+// cache in device memory (f32 or bf16), one sequence, logits copied to the host for
+// sampling. Step() decodes one token (GEMV); Prefill() runs a multi-token prompt in
+// chunks of up to max_rows tokens through the tiled GEMM.
+//
+// Weights: with no VRAM budget every layer is resident in device memory. With a budget
+// smaller than the model (`vram_budget`, what `--vram-budget` will set), the plan
+// (VramPlan) keeps the fixed buffers (KV cache, activations, output head, norms) and a
+// double-buffered ring of two layer slots, then makes the first layers resident while
+// they fit; every other layer is streamed at each step: read through the
+// WeightProvider into one of two host-visible staging buffers, copied on the transfer
+// queue (VulkanDevice::CopyAsync) into its ring slot while the device computes the
+// previous layer (compute is flushed per streamed layer, so the copy of layer l+1
+// overlaps the compute of layer l). Streamed and resident runs use the same kernels on
+// the same bytes: logits bit-identical (tests/gpu/llama_decoder_test.cc).
 //
 // A prototype: it proves that the kernels compose into the CPU's forward pass (greedy
-// ids identical, logits within a stated tolerance: tests/gpu/llama_decoder_test.cc).
-// It is a second copy of the decoder loop, which the backend boundary of
-// docs/parts/gpu.md replaces (models::Transformer calling a Device); until then it is
-// not reachable from the engine or the CLI.
+// ids identical, logits within a stated tolerance). It is a second copy of the decoder
+// loop, which the backend boundary of docs/parts/gpu.md replaces (models::Transformer
+// calling a Device); until then it is not reachable from the engine or the CLI.
 //
 // Supported: attention (full or sliding window, optional score soft-capping) × dense
 // SwiGLU layers, RMSNorm, RoPE of either pairing with any scaling RopeFrequencies
 // computes (linear, llama3, GGUF rope_freqs, yarn's mscale), weights f32/f16/bf16/
-// Q8_0/Q4_0/Q4_1, spool numerics. Refused with kUnsupported, naming the feature: QKV bias,
-// q/k norm, sandwich norms, GeGLU, MoE, final soft-capping, embedding scale,
-// --numerics ggml, other weight types, head_dim > 256.
+// Q8_0/Q4_0/Q4_1/Q4_K/Q6_K, spool numerics. Refused with kUnsupported, naming the
+// feature: QKV bias, q/k norm, sandwich norms, GeGLU, MoE, final soft-capping, embedding
+// scale, --numerics ggml, other weight types, head_dim > 256.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <memory>
+#include <span>
+#include <string>
 #include <vector>
 
 #include "base/dtype.h"
@@ -30,47 +44,92 @@
 
 namespace spool::gpu {
 
+struct LlamaDecoderOptions {
+  int64_t ctx = 0;               // KV cache capacity in tokens
+  DType kv_dtype = DType::kF32;  // kF32 or kBF16
+  int64_t page_tokens = 256;     // the CPU engine's kv_page_tokens (same attention fold order)
+  int64_t max_rows = 1;          // the most tokens one Prefill chunk carries (buffers sized for it)
+  uint64_t vram_budget = 0;      // device bytes for weights + KV + activations; 0: all resident
+};
+
+// Where the weights live under a VRAM budget (LlamaDecoder::Plan).
+struct VramPlan {
+  uint64_t budget = 0;         // 0: no budget
+  uint64_t fixed_bytes = 0;    // KV cache + activations + Q8 scratch + RoPE tables + head + norms
+  uint64_t kv_bytes = 0;
+  uint64_t head_bytes = 0;     // output matrix
+  uint64_t layer_bytes = 0;    // every layer's matrices (each padded to the offset alignment)
+  uint64_t largest_layer = 0;
+  uint64_t ring_bytes = 0;     // 2 × largest_layer when any layer streams, else 0
+  int n_resident = 0;          // layers 0 .. n_resident-1 resident, the rest streamed
+  int n_streamed = 0;
+  uint64_t resident_layer_bytes = 0;  // the resident layers' share of layer_bytes
+  uint64_t device_bytes() const;  // fixed + ring + resident layers
+  std::string ToString() const;
+};
+
 class LlamaDecoder {
  public:
-  // Uploads every weight group (read through `provider`, released after the upload)
-  // and allocates the KV cache for `ctx` tokens. `weights` and `provider` must outlive
-  // the decoder (embedding rows are read through the provider each step). Attention
-  // folds the KV in pages of `page_tokens` (the CPU engine's kv_page_tokens, so that
-  // both fold in the same order).
+  // Plans the placement (reading only sizes) and uploads the resident weights (read
+  // through `provider`, released after the upload); allocates the KV cache, the ring
+  // and the staging buffers. `weights` and `provider` must outlive the decoder (streamed
+  // layers and embedding rows are read through the provider at each step).
+  // Errors: a VRAM budget too small for the fixed buffers and two layer slots
+  // (kResourceExhausted naming the bytes needed and given), device allocation failures
+  // (kResourceExhausted), unsupported features (kUnsupported).
+  static Result<std::unique_ptr<LlamaDecoder>> Open(VulkanDevice& dev, const models::ModelWeights& weights,
+                                                    models::WeightProvider& provider, const LlamaDecoderOptions& o);
   static Result<std::unique_ptr<LlamaDecoder>> Open(VulkanDevice& dev, const models::ModelWeights& weights,
                                                     models::WeightProvider& provider, int64_t ctx, DType kv_dtype,
                                                     int64_t page_tokens = 256);
+
+  // The placement Open would choose (no device memory is touched).
+  static Result<VramPlan> Plan(const VulkanDevice& dev, const models::ModelWeights& weights,
+                               const LlamaDecoderOptions& o);
 
   // Runs `token` at position n_tokens() and appends it to the KV cache.
   // logits: [n_vocab]. Errors: a full context (kResourceExhausted), an out-of-range
   // token (kInvalidArgument), device errors.
   Status Step(int32_t token, float* logits);
 
+  // Runs `tokens` at positions n_tokens().. in chunks of at most max_rows (tiled GEMM
+  // for m > 1), appends them to the KV cache and writes the logits of the last one.
+  // logits: [n_vocab]. Errors as Step (the whole prompt must fit the context).
+  Status Prefill(std::span<const int32_t> tokens, float* logits);
+
   int64_t n_tokens() const { return n_tokens_; }
-  uint64_t device_bytes() const { return device_bytes_; }  // weights + KV + scratch
+  uint64_t device_bytes() const { return device_bytes_; }  // weights + KV + scratch + ring
+  const VramPlan& plan() const { return plan_; }
 
  private:
+  static constexpr int kMats = 7;  // wq, wk, wv, wo, gate, up, down
   struct Layer {
-    WeightBuffer wq, wk, wv, wo, gate, up, down;
+    std::array<WeightBuffer, kMats> mats;  // buffer null for a streamed layer (set per step)
+    std::array<uint64_t, kMats> host_offset;  // each matrix's offset in the provider's group
+    uint64_t bytes = 0;                       // packed size (offsets aligned)
+    int buffer = -1;                          // index into layer_buffers_ (resident), else -1
     Buffer attn_norm, ffn_norm;
     int rope_table;  // index into rope_tables_ (layers with the same frequencies share)
   };
   LlamaDecoder(VulkanDevice& dev, const models::ModelWeights& w, models::WeightProvider& p)
       : dev_(dev), k_(dev), w_(w), provider_(p) {}
-  Result<WeightBuffer> UploadMatrix(const models::MatrixRef& m, const uint8_t* group, const char* what);
   Result<Buffer> UploadF32(const std::vector<float>& v, const char* what);
+  // Runs n tokens (ids already range-checked) at positions n_tokens_.. through every
+  // layer; logits of the last row when `logits` is not null.
+  Status Forward(const int32_t* ids, int64_t n, float* logits);
+  Status Stage(int layer, int slot);  // streamed layer → staging[slot] → ring[slot] (async)
 
   VulkanDevice& dev_;
   Kernels k_;
   const models::ModelWeights& w_;
   models::WeightProvider& provider_;
-  int64_t ctx_ = 0;
-  DType kv_dtype_ = DType::kF32;
+  LlamaDecoderOptions opts_;
+  VramPlan plan_;
   int64_t n_tokens_ = 0;
-  int64_t page_tokens_ = 256;
   std::vector<GpuKvPage> pages_;  // this step's page table (scratch)
   uint64_t device_bytes_ = 0;
-  std::vector<Buffer> matrices_;  // owns every weight matrix's buffer
+  std::vector<Buffer> layer_buffers_;  // resident layers' matrices, one buffer per layer
+  Buffer output_buffer_;
   std::vector<Layer> layers_;
   WeightBuffer output_{};
   Buffer output_norm_;
@@ -78,8 +137,13 @@ class LlamaDecoder {
   std::vector<float> mscales_;
   std::vector<Buffer> rope_tables_;
   Buffer kcache_, vcache_;  // [n_layer, ctx, kv_dim] of kv_dtype
-  Buffer x_, h_, q_, kn_, vn_, att_, o_, gate_, up_, logits_;
-  std::vector<float> host_row_;
+  Buffer x_, h_, q_, kn_, vn_, att_, o_, gate_, up_, last_, logits_;
+  std::vector<float> host_rows_;
+  // Streaming: the ring's two VRAM slots, their host-visible staging buffers, the copy
+  // into each slot and the compute submission that last read it.
+  Buffer ring_[2], staging_[2];
+  SubmissionId slot_copy_[2] = {0, 0}, slot_use_[2] = {0, 0};
+  int slot_layer_[2] = {-1, -1};
 };
 
 }  // namespace spool::gpu

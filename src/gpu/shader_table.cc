@@ -30,6 +30,27 @@ std::string_view ShaderName(Shader s) {
     case Shader::kAttentionF64: return "attention_f64";
     case Shader::kAdd: return "add";
     case Shader::kKvStore: return "kv_store";
+    case Shader::kQuantizeQ8_K: return "quantize_q8_k";
+    case Shader::kGemvQ4_K: return "gemv_q4_k";
+    case Shader::kGemvQ6_K: return "gemv_q6_k";
+    case Shader::kGemvQ4_KF64: return "gemv_q4_k_f64";
+    case Shader::kGemvQ6_KF64: return "gemv_q6_k_f64";
+    case Shader::kGemmF32: return "gemm_f32";
+    case Shader::kGemmF16: return "gemm_f16";
+    case Shader::kGemmBF16: return "gemm_bf16";
+    case Shader::kGemmQ8_0: return "gemm_q8_0";
+    case Shader::kGemmQ4_0: return "gemm_q4_0";
+    case Shader::kGemmQ4_1: return "gemm_q4_1";
+    case Shader::kGemmF32F64: return "gemm_f32_f64";
+    case Shader::kGemmF16F64: return "gemm_f16_f64";
+    case Shader::kGemmBF16F64: return "gemm_bf16_f64";
+    case Shader::kGemmQ8_0F64: return "gemm_q8_0_f64";
+    case Shader::kGemmQ4_0F64: return "gemm_q4_0_f64";
+    case Shader::kGemmQ4_1F64: return "gemm_q4_1_f64";
+    case Shader::kGemmQ4_K: return "gemm_q4_k";
+    case Shader::kGemmQ6_K: return "gemm_q6_k";
+    case Shader::kGemmQ4_KF64: return "gemm_q4_k_f64";
+    case Shader::kGemmQ6_KF64: return "gemm_q6_k_f64";
   }
   return "?";
 }
@@ -61,6 +82,27 @@ std::span<const uint32_t> ShaderSpirv(Shader s) {
     case Shader::kAttentionF64: return spv::k_attention_f64;
     case Shader::kAdd: return spv::k_add;
     case Shader::kKvStore: return spv::k_kv_store;
+    case Shader::kQuantizeQ8_K: return spv::k_quantize_q8_k;
+    case Shader::kGemvQ4_K: return spv::k_gemv_q4_k;
+    case Shader::kGemvQ6_K: return spv::k_gemv_q6_k;
+    case Shader::kGemvQ4_KF64: return spv::k_gemv_q4_k_f64;
+    case Shader::kGemvQ6_KF64: return spv::k_gemv_q6_k_f64;
+    case Shader::kGemmF32: return spv::k_gemm_f32;
+    case Shader::kGemmF16: return spv::k_gemm_f16;
+    case Shader::kGemmBF16: return spv::k_gemm_bf16;
+    case Shader::kGemmQ8_0: return spv::k_gemm_q8_0;
+    case Shader::kGemmQ4_0: return spv::k_gemm_q4_0;
+    case Shader::kGemmQ4_1: return spv::k_gemm_q4_1;
+    case Shader::kGemmF32F64: return spv::k_gemm_f32_f64;
+    case Shader::kGemmF16F64: return spv::k_gemm_f16_f64;
+    case Shader::kGemmBF16F64: return spv::k_gemm_bf16_f64;
+    case Shader::kGemmQ8_0F64: return spv::k_gemm_q8_0_f64;
+    case Shader::kGemmQ4_0F64: return spv::k_gemm_q4_0_f64;
+    case Shader::kGemmQ4_1F64: return spv::k_gemm_q4_1_f64;
+    case Shader::kGemmQ4_K: return spv::k_gemm_q4_k;
+    case Shader::kGemmQ6_K: return spv::k_gemm_q6_k;
+    case Shader::kGemmQ4_KF64: return spv::k_gemm_q4_k_f64;
+    case Shader::kGemmQ6_KF64: return spv::k_gemm_q6_k_f64;
   }
 #endif
   (void)s;

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <map>
 
@@ -200,11 +201,36 @@ struct VulkanDevice::Impl {
   uint32_t compute_family = 0, transfer_family = 0;
   VkQueue compute_queue = VK_NULL_HANDLE, transfer_queue = VK_NULL_HANDLE;
   VkCommandPool compute_pool = VK_NULL_HANDLE, transfer_pool = VK_NULL_HANDLE;
-  VkCommandBuffer compute_cmd = VK_NULL_HANDLE, transfer_cmd = VK_NULL_HANDLE;
-  VkFence compute_fence = VK_NULL_HANDLE, transfer_fence = VK_NULL_HANDLE;
-  VkDescriptorPool desc_pool = VK_NULL_HANDLE;
-  uint32_t sets_used = 0;
-  bool recording = false;
+  VkCommandBuffer transfer_cmd = VK_NULL_HANDLE;
+  VkFence transfer_fence = VK_NULL_HANDLE;
+  // Compute submissions in flight: a ring of frames, each a command buffer with its own
+  // descriptor pool (reset only once the frame's fence says the device is done with it).
+  struct Frame {
+    VkCommandBuffer cmd = VK_NULL_HANDLE;
+    VkFence fence = VK_NULL_HANDLE;
+    VkDescriptorPool pool = VK_NULL_HANDLE;
+    uint32_t sets_used = 0;
+    bool in_flight = false;
+    SubmissionId id = 0;
+  };
+  Frame frames[kComputeFrames];
+  int cur = 0;             // the frame Dispatch records into
+  bool recording = false;  // frames[cur] has begun
+  SubmissionId submitted = 0, completed = 0;
+  VkQueryPool timestamps = VK_NULL_HANDLE;  // 2 per frame: start, end
+  double timestamp_ns = 0;                  // timestampPeriod; 0: no timestamps
+  // Asynchronous copies on the transfer queue (CopyAsync).
+  struct Copy {
+    VkCommandBuffer cmd = VK_NULL_HANDLE;
+    VkFence fence = VK_NULL_HANDLE;
+    bool in_flight = false;
+    SubmissionId id = 0;
+    uint64_t bytes = 0;
+    std::chrono::steady_clock::time_point t0;
+  };
+  static constexpr int kCopies = 4;
+  Copy copies[kCopies];
+  SubmissionId copy_submitted = 0;
   Status lost;  // set once the device is lost; every later call returns it
   std::vector<PipelineEntry> pipelines;
   std::map<std::string, PipelineId, std::less<>> pipeline_ids;
@@ -219,8 +245,13 @@ struct VulkanDevice::Impl {
       if (p.set_layout) vkDestroyDescriptorSetLayout(device, p.set_layout, nullptr);
       if (p.module) vkDestroyShaderModule(device, p.module, nullptr);
     }
-    if (desc_pool) vkDestroyDescriptorPool(device, desc_pool, nullptr);
-    if (compute_fence) vkDestroyFence(device, compute_fence, nullptr);
+    for (auto& f : frames) {
+      if (f.pool) vkDestroyDescriptorPool(device, f.pool, nullptr);
+      if (f.fence) vkDestroyFence(device, f.fence, nullptr);
+    }
+    for (auto& c : copies)
+      if (c.fence) vkDestroyFence(device, c.fence, nullptr);
+    if (timestamps) vkDestroyQueryPool(device, timestamps, nullptr);
     if (transfer_fence) vkDestroyFence(device, transfer_fence, nullptr);
     if (compute_pool) vkDestroyCommandPool(device, compute_pool, nullptr);
     if (transfer_pool) vkDestroyCommandPool(device, transfer_pool, nullptr);
@@ -249,6 +280,44 @@ struct VulkanDevice::Impl {
     if (Status s = Check("vkWaitForFences", vkWaitForFences(device, 1, &fence, VK_TRUE, UINT64_MAX)); !s.ok())
       return s.WithContext(what);
     return Check("vkResetFences", vkResetFences(device, 1, &fence));
+  }
+
+  // Waits for frame f (in flight) and makes it reusable; adds its device time.
+  Status Retire(int fi, DeviceStats& stats) {
+    Frame& f = frames[fi];
+    if (!f.in_flight) return Status::Ok();
+    const auto t0 = std::chrono::steady_clock::now();
+    if (Status s = Check("vkWaitForFences", vkWaitForFences(device, 1, &f.fence, VK_TRUE, UINT64_MAX)); !s.ok())
+      return s.WithContext("GPU compute");
+    stats.sync_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    f.in_flight = false;
+    completed = std::max(completed, f.id);
+    if (timestamps) {
+      uint64_t ts[2] = {0, 0};
+      if (vkGetQueryPoolResults(device, timestamps, static_cast<uint32_t>(2 * fi), 2, sizeof(ts), ts, sizeof(uint64_t),
+                                VK_QUERY_RESULT_64_BIT) == VK_SUCCESS &&
+          ts[1] >= ts[0])
+        stats.device_seconds += static_cast<double>(ts[1] - ts[0]) * timestamp_ns * 1e-9;
+    }
+    if (Status s = Check("vkResetFences", vkResetFences(device, 1, &f.fence)); !s.ok()) return s;
+    if (Status s = Check("vkResetCommandBuffer", vkResetCommandBuffer(f.cmd, 0)); !s.ok()) return s;
+    if (Status s = Check("vkResetDescriptorPool", vkResetDescriptorPool(device, f.pool, 0)); !s.ok()) return s;
+    f.sets_used = 0;
+    return Status::Ok();
+  }
+
+  Status RetireCopy(Copy& c, DeviceStats& stats) {
+    if (!c.in_flight) return Status::Ok();
+    const auto t0 = std::chrono::steady_clock::now();
+    if (Status s = Check("vkWaitForFences", vkWaitForFences(device, 1, &c.fence, VK_TRUE, UINT64_MAX)); !s.ok())
+      return s.WithContext("GPU copy");
+    const auto t1 = std::chrono::steady_clock::now();
+    stats.copy_wait_seconds += std::chrono::duration<double>(t1 - t0).count();
+    stats.copy_seconds += std::chrono::duration<double>(t1 - c.t0).count();
+    stats.copy_bytes += c.bytes;
+    ++stats.copies;
+    c.in_flight = false;
+    return Check("vkResetFences", vkResetFences(device, 1, &c.fence));
   }
 };
 
@@ -279,8 +348,9 @@ void Buffer::Reset() {
 }
 
 void VulkanDevice::FreeBuffer(Buffer& b) {
-  // Pending dispatches may still use the buffer: finish them first.
-  if (impl_->recording) (void)Sync();
+  // Pending dispatches and copies may still use the buffer: finish them first.
+  (void)Sync();
+  for (auto& c : impl_->copies) (void)impl_->RetireCopy(c, stats_);
   if (b.mapped_) vkUnmapMemory(impl_->device, reinterpret_cast<VkDeviceMemory>(b.memory_));
   vkDestroyBuffer(impl_->device, reinterpret_cast<VkBuffer>(b.buffer_), nullptr);
   vkFreeMemory(impl_->device, reinterpret_cast<VkDeviceMemory>(b.memory_), nullptr);
@@ -290,7 +360,9 @@ void VulkanDevice::FreeBuffer(Buffer& b) {
 
 VulkanDevice::VulkanDevice(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 VulkanDevice::~VulkanDevice() {
-  if (impl_ && impl_->recording) (void)Sync();
+  if (impl_) (void)Sync();
+  if (impl_)
+    for (auto& c : impl_->copies) (void)impl_->RetireCopy(c, stats_);
   if (impl_) impl_->staging = Buffer();
 }
 const DeviceInfo& VulkanDevice::info() const { return impl_->info; }
@@ -352,14 +424,19 @@ Result<std::unique_ptr<VulkanDevice>> VulkanDevice::Open(int index) {
   vkGetDeviceQueue(impl->device, impl->compute_family, 0, &impl->compute_queue);
   vkGetDeviceQueue(impl->device, impl->transfer_family, 0, &impl->transfer_queue);
 
-  for (auto [family, pool, cmd, fence] :
-       {std::tuple{impl->compute_family, &impl->compute_pool, &impl->compute_cmd, &impl->compute_fence},
-        std::tuple{impl->transfer_family, &impl->transfer_pool, &impl->transfer_cmd, &impl->transfer_fence}}) {
-    VkCommandPoolCreateInfo pci{VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO};
-    pci.flags = VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT;
-    pci.queueFamilyIndex = family;
-    if (Status s = impl->Check("vkCreateCommandPool", vkCreateCommandPool(impl->device, &pci, nullptr, pool)); !s.ok())
-      return s;
+  std::vector<std::tuple<uint32_t, VkCommandPool*, VkCommandBuffer*, VkFence*>> cmds;
+  for (auto& f : impl->frames) cmds.emplace_back(impl->compute_family, &impl->compute_pool, &f.cmd, &f.fence);
+  cmds.emplace_back(impl->transfer_family, &impl->transfer_pool, &impl->transfer_cmd, &impl->transfer_fence);
+  for (auto& c : impl->copies) cmds.emplace_back(impl->transfer_family, &impl->transfer_pool, &c.cmd, &c.fence);
+  for (auto [family, pool, cmd, fence] : cmds) {
+    if (!*pool) {
+      VkCommandPoolCreateInfo pci{VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO};
+      pci.flags = VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT;
+      pci.queueFamilyIndex = family;
+      if (Status s = impl->Check("vkCreateCommandPool", vkCreateCommandPool(impl->device, &pci, nullptr, pool));
+          !s.ok())
+        return s;
+    }
     VkCommandBufferAllocateInfo cai{VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO};
     cai.commandPool = *pool;
     cai.level = VK_COMMAND_BUFFER_LEVEL_PRIMARY;
@@ -375,10 +452,21 @@ Result<std::unique_ptr<VulkanDevice>> VulkanDevice::Open(int index) {
   dpci.maxSets = kMaxSetsPerSubmit;
   dpci.poolSizeCount = 1;
   dpci.pPoolSizes = &ps;
-  if (Status s = impl->Check("vkCreateDescriptorPool",
-                             vkCreateDescriptorPool(impl->device, &dpci, nullptr, &impl->desc_pool));
-      !s.ok())
-    return s;
+  for (auto& f : impl->frames)
+    if (Status s = impl->Check("vkCreateDescriptorPool", vkCreateDescriptorPool(impl->device, &dpci, nullptr, &f.pool));
+        !s.ok())
+      return s;
+  // Device timestamps around each compute submission (DeviceStats::device_seconds),
+  // where the compute queue has them.
+  if (qf[impl->compute_family].timestampValidBits > 0 && props.limits.timestampPeriod > 0) {
+    VkQueryPoolCreateInfo qpci{VK_STRUCTURE_TYPE_QUERY_POOL_CREATE_INFO};
+    qpci.queryType = VK_QUERY_TYPE_TIMESTAMP;
+    qpci.queryCount = 2 * kComputeFrames;
+    if (vkCreateQueryPool(impl->device, &qpci, nullptr, &impl->timestamps) == VK_SUCCESS)
+      impl->timestamp_ns = props.limits.timestampPeriod;
+    else
+      impl->timestamps = VK_NULL_HANDLE;
+  }
 
   std::unique_ptr<VulkanDevice> dev(new VulkanDevice(std::move(impl)));
   auto staging = dev->Allocate(kStagingBytes, MemoryKind::kHostVisible, "staging buffer");
@@ -593,28 +681,38 @@ Status VulkanDevice::Dispatch(PipelineId pipeline, std::span<const BufferRange> 
   const PipelineEntry& p = d.pipelines[pipeline];
   SPOOL_CHECK_MSG(buffers.size() == p.n_buffers && push.size() == p.push_bytes, p.name.c_str());
   if (gx == 0 || gy == 0 || gz == 0) return Status::Ok();
-  if (d.sets_used == kMaxSetsPerSubmit)
-    if (Status s = Sync(); !s.ok()) return s;
+  // A full descriptor pool: submit this frame and go on in the next (not Sync: host
+  // parameters of the dispatch being recorded must stay valid, see Kernels::Param).
+  if (d.recording && d.frames[d.cur].sets_used == kMaxSetsPerSubmit)
+    if (auto f = Flush(); !f.ok()) return f.status();
   if (!d.recording) {
+    if (Status s = d.Retire(d.cur, stats_); !s.ok()) return s;  // a frame from kComputeFrames flushes ago
     VkCommandBufferBeginInfo bi{VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO};
     bi.flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT;
-    if (Status s = d.Check("vkBeginCommandBuffer", vkBeginCommandBuffer(d.compute_cmd, &bi)); !s.ok()) return s;
+    VkCommandBuffer cmd = d.frames[d.cur].cmd;
+    if (Status s = d.Check("vkBeginCommandBuffer", vkBeginCommandBuffer(cmd, &bi)); !s.ok()) return s;
+    if (d.timestamps) {
+      vkCmdResetQueryPool(cmd, d.timestamps, static_cast<uint32_t>(2 * d.cur), 2);
+      vkCmdWriteTimestamp(cmd, VK_PIPELINE_STAGE_TOP_OF_PIPE_BIT, d.timestamps, static_cast<uint32_t>(2 * d.cur));
+    }
     // Uploads (transfer queue, host writes) finished before this submit: make them visible.
     VkMemoryBarrier mb{VK_STRUCTURE_TYPE_MEMORY_BARRIER};
     mb.srcAccessMask = VK_ACCESS_TRANSFER_WRITE_BIT | VK_ACCESS_HOST_WRITE_BIT;
     mb.dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT;
-    vkCmdPipelineBarrier(d.compute_cmd, VK_PIPELINE_STAGE_TRANSFER_BIT | VK_PIPELINE_STAGE_HOST_BIT,
+    vkCmdPipelineBarrier(cmd, VK_PIPELINE_STAGE_TRANSFER_BIT | VK_PIPELINE_STAGE_HOST_BIT,
                          VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, 0, 1, &mb, 0, nullptr, 0, nullptr);
     d.recording = true;
   }
+  Impl::Frame& frame = d.frames[d.cur];
+  const VkCommandBuffer cmd = frame.cmd;
   VkDescriptorSetAllocateInfo dsai{VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO};
-  dsai.descriptorPool = d.desc_pool;
+  dsai.descriptorPool = frame.pool;
   dsai.descriptorSetCount = 1;
   dsai.pSetLayouts = &p.set_layout;
   VkDescriptorSet set = VK_NULL_HANDLE;
   if (Status s = d.Check("vkAllocateDescriptorSets", vkAllocateDescriptorSets(d.device, &dsai, &set)); !s.ok())
     return s;
-  ++d.sets_used;
+  ++frame.sets_used;
   VkDescriptorBufferInfo infos[kMaxBindings];
   VkWriteDescriptorSet writes[kMaxBindings];
   for (uint32_t i = 0; i < p.n_buffers; ++i) {
@@ -632,34 +730,105 @@ Status VulkanDevice::Dispatch(PipelineId pipeline, std::span<const BufferRange> 
     writes[i].pBufferInfo = &infos[i];
   }
   vkUpdateDescriptorSets(d.device, p.n_buffers, writes, 0, nullptr);
-  vkCmdBindPipeline(d.compute_cmd, VK_PIPELINE_BIND_POINT_COMPUTE, p.pipeline);
-  vkCmdBindDescriptorSets(d.compute_cmd, VK_PIPELINE_BIND_POINT_COMPUTE, p.layout, 0, 1, &set, 0, nullptr);
-  if (p.push_bytes) vkCmdPushConstants(d.compute_cmd, p.layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, p.push_bytes, push.data());
-  vkCmdDispatch(d.compute_cmd, gx, gy, gz);
+  vkCmdBindPipeline(cmd, VK_PIPELINE_BIND_POINT_COMPUTE, p.pipeline);
+  vkCmdBindDescriptorSets(cmd, VK_PIPELINE_BIND_POINT_COMPUTE, p.layout, 0, 1, &set, 0, nullptr);
+  if (p.push_bytes) vkCmdPushConstants(cmd, p.layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, p.push_bytes, push.data());
+  vkCmdDispatch(cmd, gx, gy, gz);
   VkMemoryBarrier mb{VK_STRUCTURE_TYPE_MEMORY_BARRIER};
   mb.srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT;
   mb.dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_READ_BIT;
-  vkCmdPipelineBarrier(d.compute_cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT,
+  vkCmdPipelineBarrier(cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT,
                        VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT, 0, 1, &mb, 0, nullptr,
                        0, nullptr);
   ++stats_.dispatches;
   return Status::Ok();
 }
 
+Result<SubmissionId> VulkanDevice::Flush() {
+  Impl& d = *impl_;
+  if (!d.lost.ok()) return d.lost;
+  if (!d.recording) return SubmissionId{0};
+  d.recording = false;
+  Impl::Frame& f = d.frames[d.cur];
+  if (d.timestamps)
+    vkCmdWriteTimestamp(f.cmd, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, d.timestamps, static_cast<uint32_t>(2 * d.cur + 1));
+  if (Status s = d.Check("vkEndCommandBuffer", vkEndCommandBuffer(f.cmd)); !s.ok()) return s;
+  VkSubmitInfo si{VK_STRUCTURE_TYPE_SUBMIT_INFO};
+  si.commandBufferCount = 1;
+  si.pCommandBuffers = &f.cmd;
+  if (Status s = d.Check("vkQueueSubmit", vkQueueSubmit(d.compute_queue, 1, &si, f.fence)); !s.ok())
+    return s.WithContext("GPU compute");
+  f.in_flight = true;
+  f.id = ++d.submitted;
+  ++stats_.flushes;
+  d.cur = (d.cur + 1) % kComputeFrames;
+  return f.id;
+}
+
+void VulkanDevice::SimulateDeviceLostForTesting() {
+  (void)impl_->Check("vkQueueSubmit", VK_ERROR_DEVICE_LOST);
+}
+
+SubmissionId VulkanDevice::last_submission() const { return impl_->submitted; }
+
+Status VulkanDevice::WaitSubmission(SubmissionId id) {
+  Impl& d = *impl_;
+  if (!d.lost.ok()) return d.lost;
+  if (id == 0 || id <= d.completed) return Status::Ok();
+  for (int i = 0; i < kComputeFrames; ++i)
+    if (d.frames[i].in_flight && d.frames[i].id <= id)
+      if (Status s = d.Retire(i, stats_); !s.ok()) return s;
+  return Status::Ok();
+}
+
 Status VulkanDevice::Sync() {
   Impl& d = *impl_;
   if (!d.lost.ok()) return d.lost;
-  if (!d.recording) return Status::Ok();
-  d.recording = false;
-  const auto t0 = std::chrono::steady_clock::now();
-  if (Status s = d.Check("vkEndCommandBuffer", vkEndCommandBuffer(d.compute_cmd)); !s.ok()) return s;
-  Status s = d.SubmitAndWait(d.compute_queue, d.compute_cmd, d.compute_fence, "GPU compute");
+  bool pending = d.recording;
+  for (const auto& f : d.frames) pending = pending || f.in_flight;
+  if (!pending) return Status::Ok();
+  auto id = Flush();
+  if (!id.ok()) return id.status();
+  if (Status s = WaitSubmission(d.submitted); !s.ok()) return s;
   ++stats_.submits;
-  stats_.sync_seconds += Seconds(t0);
-  if (!s.ok()) return s;
-  if (Status r = d.Check("vkResetCommandBuffer", vkResetCommandBuffer(d.compute_cmd, 0)); !r.ok()) return r;
-  if (Status r = d.Check("vkResetDescriptorPool", vkResetDescriptorPool(d.device, d.desc_pool, 0)); !r.ok()) return r;
-  d.sets_used = 0;
+  return Status::Ok();
+}
+
+Result<SubmissionId> VulkanDevice::CopyAsync(const Buffer& src, uint64_t src_offset, const Buffer& dst,
+                                             uint64_t dst_offset, uint64_t bytes) {
+  Impl& d = *impl_;
+  if (!d.lost.ok()) return d.lost;
+  if (src.kind() != MemoryKind::kHostVisible) return InvalidArgument("GPU copy: the source is not host-visible");
+  if (Status s = CheckRange(src, src_offset, bytes, "GPU copy source"); !s.ok()) return s;
+  if (Status s = CheckRange(dst, dst_offset, bytes, "GPU copy destination"); !s.ok()) return s;
+  if (bytes == 0) return SubmissionId{0};
+  Impl::Copy& c = d.copies[d.copy_submitted % Impl::kCopies];
+  if (Status s = d.RetireCopy(c, stats_); !s.ok()) return s;
+  VkCommandBufferBeginInfo bi{VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO};
+  bi.flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT;
+  if (Status s = d.Check("vkResetCommandBuffer", vkResetCommandBuffer(c.cmd, 0)); !s.ok()) return s;
+  if (Status s = d.Check("vkBeginCommandBuffer", vkBeginCommandBuffer(c.cmd, &bi)); !s.ok()) return s;
+  VkBufferCopy region{src_offset, dst_offset, bytes};
+  vkCmdCopyBuffer(c.cmd, reinterpret_cast<VkBuffer>(src.buffer_), reinterpret_cast<VkBuffer>(dst.buffer_), 1, &region);
+  if (Status s = d.Check("vkEndCommandBuffer", vkEndCommandBuffer(c.cmd)); !s.ok()) return s;
+  VkSubmitInfo si{VK_STRUCTURE_TYPE_SUBMIT_INFO};
+  si.commandBufferCount = 1;
+  si.pCommandBuffers = &c.cmd;
+  c.t0 = std::chrono::steady_clock::now();
+  if (Status s = d.Check("vkQueueSubmit", vkQueueSubmit(d.transfer_queue, 1, &si, c.fence)); !s.ok())
+    return s.WithContext("GPU copy");
+  c.in_flight = true;
+  c.bytes = bytes;
+  c.id = ++d.copy_submitted;
+  return c.id;
+}
+
+Status VulkanDevice::WaitCopy(SubmissionId id) {
+  Impl& d = *impl_;
+  if (!d.lost.ok()) return d.lost;
+  for (auto& c : d.copies)
+    if (c.in_flight && c.id <= id)
+      if (Status s = d.RetireCopy(c, stats_); !s.ok()) return s;
   return Status::Ok();
 }
 

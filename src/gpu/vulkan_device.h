@@ -4,9 +4,13 @@
 // without the Vulkan headers; a build without Vulkan links vulkan_stub.cc, whose calls
 // all fail with "built without Vulkan".
 //
-// Execution model: Dispatch() records into one command buffer of the compute queue,
-// with a compute→compute barrier after each dispatch (so each kernel sees the previous
-// one's writes); Sync() submits it and waits. Upload()/Download() go through a
+// Execution model: Dispatch() records into a command buffer of the compute queue, with
+// a compute→compute barrier after each dispatch (so each kernel sees the previous one's
+// writes); Sync() submits it and waits. Flush() submits without waiting (a ring of
+// kComputeFrames command buffers, each with its own descriptor pool, so the host records
+// the next batch while the device runs the last); WaitSubmission() waits for one.
+// CopyAsync() copies host-visible → device memory on the transfer queue without waiting
+// (the streamed weights of gpu/llama_decoder.h), WaitCopy() waits for it on the host. Upload()/Download() go through a
 // host-visible staging buffer and the transfer queue (its own queue family when the
 // device has one, else the compute queue) and are synchronous: they first Sync()
 // pending dispatches. Buffers are shared by both queue families (concurrent sharing).
@@ -116,13 +120,28 @@ using PipelineId = uint32_t;
 // Counters for --stats.
 struct DeviceStats {
   uint64_t dispatches = 0;
-  uint64_t submits = 0;
+  uint64_t submits = 0;         // completed Sync()s that waited for work (sync_count)
+  uint64_t flushes = 0;         // compute submissions (Sync and Flush)
   uint64_t upload_bytes = 0;
   uint64_t download_bytes = 0;
   double upload_seconds = 0;    // host wall time in Upload (staging copy + transfer)
   double download_seconds = 0;
-  double sync_seconds = 0;      // host wall time waiting in Sync
+  double sync_seconds = 0;      // host wall time waiting for compute (Sync, WaitSubmission)
+  double device_seconds = 0;    // compute time measured by the device's timestamps (0 where
+                                // the compute queue has none)
+  uint64_t copy_bytes = 0;      // CopyAsync: host-visible → device on the transfer queue
+  uint64_t copies = 0;
+  double copy_seconds = 0;      // Σ per copy: submit → its fence seen signalled (an upper bound)
+  double copy_wait_seconds = 0; // host wall time blocked in WaitCopy
 };
+
+// The counters as one JSON object (what tests and bench/gpu read): the fields above plus
+// copy_gbps = copy_bytes / copy_seconds / 1e9 and upload_gbps likewise (0 when no time).
+std::string DeviceStatsJson(const DeviceStats& s);
+
+// Identifies one Flush()ed compute submission or one CopyAsync(); 0 is "none".
+using SubmissionId = uint64_t;
+inline constexpr int kComputeFrames = 3;
 
 class VulkanDevice {
  public:
@@ -159,8 +178,31 @@ class VulkanDevice {
   Status Dispatch(PipelineId pipeline, std::span<const BufferRange> buffers, std::span<const uint8_t> push,
                   uint32_t groups_x, uint32_t groups_y = 1, uint32_t groups_z = 1);
 
-  // Submits what Dispatch recorded and waits for it (no-op when nothing is pending).
+  // Submits what Dispatch recorded and waits for it and for every earlier Flush (no-op
+  // when nothing is pending).
   Status Sync();
+
+  // Submits what Dispatch recorded without waiting; returns its id (0 when nothing was
+  // recorded: the last submission's id is then returned by last_submission()). Host
+  // parameters read by the flushed dispatches stay in use until WaitSubmission / Sync.
+  Result<SubmissionId> Flush();
+  SubmissionId last_submission() const;
+  // Waits until submission `id` (and every earlier one) has finished on the device.
+  Status WaitSubmission(SubmissionId id);
+
+  // Starts copying `bytes` from host-visible `src` at src_offset to `dst` at dst_offset
+  // on the transfer queue and returns at once. The host must not write src's range, and
+  // no dispatch may read dst's range, before WaitCopy(id) returned; dispatches recorded
+  // after WaitCopy see the data. Ranges are checked (kInvalidArgument); src must be
+  // kHostVisible.
+  Result<SubmissionId> CopyAsync(const Buffer& src, uint64_t src_offset, const Buffer& dst, uint64_t dst_offset,
+                                 uint64_t bytes);
+  Status WaitCopy(SubmissionId id);
+
+  // Tests only: from now on behave as after the driver returned VK_ERROR_DEVICE_LOST
+  // (every call fails with the lost-device error). A real loss cannot be provoked
+  // portably (lavapipe has no watchdog), so the error path is tested through this.
+  void SimulateDeviceLostForTesting();
 
   struct Impl;
 

@@ -34,5 +34,13 @@ Status VulkanDevice::Dispatch(PipelineId, std::span<const BufferRange>, std::spa
   return NoVulkan();
 }
 Status VulkanDevice::Sync() { return NoVulkan(); }
+Result<SubmissionId> VulkanDevice::Flush() { return NoVulkan(); }
+SubmissionId VulkanDevice::last_submission() const { return 0; }
+Status VulkanDevice::WaitSubmission(SubmissionId) { return NoVulkan(); }
+Result<SubmissionId> VulkanDevice::CopyAsync(const Buffer&, uint64_t, const Buffer&, uint64_t, uint64_t) {
+  return NoVulkan();
+}
+Status VulkanDevice::WaitCopy(SubmissionId) { return NoVulkan(); }
+void VulkanDevice::SimulateDeviceLostForTesting() {}
 
 }  // namespace spool::gpu

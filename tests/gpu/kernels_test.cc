@@ -5,7 +5,9 @@
 
 #include <gtest/gtest.h>
 
+#include <bit>
 #include <cmath>
+#include <cstring>
 #include <random>
 #include <vector>
 
@@ -91,9 +93,13 @@ TEST(GpuKernels, MatVecMatchesCpuReference) {
   std::printf("fused fma: %s, f64: %s\n", fused.value() ? "yes" : "no", dev->info().shader_float64 ? "yes" : "no");
   MatMulContext mm;
   ThreadPool pool(1);
-  for (DType t : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ4_0, DType::kQ4_1}) {
+  for (DType t : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ4_0, DType::kQ4_1, DType::kQ4_K,
+                  DType::kQ6_K}) {
     const bool q = GetDTypeInfo(t).quantized;
-    const std::vector<int64_t> n_ins = q ? std::vector<int64_t>{32, 64, 96, 2080} : std::vector<int64_t>{1, 7, 16, 17, 31, 32, 48, 64, 65, 300};
+    const bool kq = t == DType::kQ4_K || t == DType::kQ6_K;
+    const std::vector<int64_t> n_ins = kq  ? std::vector<int64_t>{256, 512, 2816}
+                                       : q ? std::vector<int64_t>{32, 64, 96, 2080}
+                                           : std::vector<int64_t>{1, 7, 16, 17, 31, 32, 48, 64, 65, 300};
     for (int64_t n_in : n_ins) {
       for (int64_t n_out : {1, 3, 64, 65, 257}) {
         for (int64_t m : {1, 2, 5}) {
@@ -129,11 +135,116 @@ TEST(GpuKernels, MatVecMatchesCpuReference) {
   }
 }
 
+TEST(GpuKernels, QuantizeQ8KMatchesCpuBlocks) {
+  GPU_TEST_DEVICE(dev);
+  Kernels k(*dev);
+  std::mt19937 rng(11);
+  for (int64_t n : {256, 512, 2816}) {
+    for (int64_t m : {1, 3}) {
+      auto x = RandomFloats(rng, m * n, 3.0f);
+      for (int64_t j = 0; j < 256; ++j) x[static_cast<size_t>(j)] = 0.0f;  // an all-zero block
+      if (n >= 512) {                                                      // a tie of |max|: the first wins
+        x[300] = -4.0f;
+        x[301] = 4.0f;
+      }
+      Buffer xb = Make(*dev, x);
+      Buffer qb = Make(*dev, nullptr, Q8KActBytes(m, n));
+      ASSERT_TRUE(k.QuantizeQ8_K(xb, qb, m, n).ok());
+      std::vector<uint8_t> got(Q8KActBytes(m, n));
+      ASSERT_TRUE(dev->Download(qb, 0, got.data(), got.size()).ok());
+      for (int64_t r = 0; r < m; ++r) {
+        std::vector<quant::BlockQ8_K> ref(static_cast<size_t>(n / 256));
+        PrepareActivationRowRef(ActFormat::kQ8_K, x.data() + r * n, ref.data(), n);
+        for (int64_t b = 0; b < n / 256; ++b) {
+          const int64_t gb = r * (n / 256) + b;
+          const auto& rb = ref[static_cast<size_t>(b)];
+          float d;
+          std::memcpy(&d, got.data() + m * n + gb * 4, 4);
+          ASSERT_EQ(d, rb.d) << "n " << n << " row " << r << " block " << b;
+          for (int g = 0; g < 16; ++g) {
+            int32_t bs;
+            std::memcpy(&bs, got.data() + m * n + (m * n / 256) * 4 + (gb * 16 + g) * 4, 4);
+            ASSERT_EQ(bs, rb.bsums[g]) << "n " << n << " block " << b << " group " << g;
+          }
+          for (int j = 0; j < 256; ++j)
+            ASSERT_EQ(static_cast<int8_t>(got[static_cast<size_t>(gb * 256 + j)]), rb.qs[j])
+                << "n " << n << " block " << b << " j " << j;
+        }
+      }
+    }
+  }
+}
+
+// The tiled GEMM (prefill) equals the GEMV row by row, bit for bit, on every type and
+// on tile edges (m and n_out not multiples of 8, n_in with a float tail); with a fused or
+// emulated fma that is MatMulGemv's result. Against the CPU's own prefill GEMM for float
+// weights (MatMulGemm: oneDNN, bf16 activations) the difference is within the CPU
+// GEMM's stated tolerance, 1e-2 · Σ|w·x|.
+TEST(GpuKernels, TiledGemmEqualsGemvRowByRow) {
+  GPU_TEST_DEVICE(dev);
+  Kernels k(*dev);
+  std::mt19937 rng(12);
+  auto fused = k.FusedFma();
+  ASSERT_TRUE(fused.ok());
+  const bool exact_order = fused.value() || dev->info().shader_float64;
+  MatMulContext mm;
+  ThreadPool pool(1);
+  for (DType t : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ4_0, DType::kQ4_1, DType::kQ4_K,
+                  DType::kQ6_K}) {
+    const bool q = GetDTypeInfo(t).quantized;
+    const std::vector<int64_t> n_ins = t == DType::kQ4_K || t == DType::kQ6_K ? std::vector<int64_t>{256, 768}
+                                       : q ? std::vector<int64_t>{32, 96, 544}
+                                           : std::vector<int64_t>{1, 17, 32, 45, 64, 300};
+    for (int64_t n_in : n_ins) {
+      for (int64_t n_out : {1, 8, 13, 67}) {
+        for (int64_t m : {2, 8, 9, 21}) {
+          auto wbytes = RandomWeights(rng, t, n_out * n_in);
+          auto x = RandomFloats(rng, m * n_in);
+          const WeightView wv{t, wbytes.data(), n_out, n_in};
+          const size_t ny = static_cast<size_t>(m * n_out);
+          Buffer wb = Make(*dev, wbytes), xb = Make(*dev, x);
+          Buffer y_gemm = Make(*dev, nullptr, ny * 4), y_gemv = Make(*dev, nullptr, ny * 4);
+          const WeightBuffer w{&wb, 0, t, n_out, n_in};
+          Status s = k.MatMul(w, xb, y_gemm, m);
+          ASSERT_TRUE(s.ok()) << s.message();
+          ASSERT_TRUE(k.MatVec(w, xb, y_gemv, m).ok());
+          auto got = Read(*dev, y_gemm, ny), row_by_row = Read(*dev, y_gemv, ny);
+          std::vector<float> cpu(ny);
+          MatMulGemv(mm, pool, wv, x.data(), m, cpu.data());
+          for (size_t i = 0; i < ny; ++i) {
+            ASSERT_EQ(std::bit_cast<uint32_t>(got[i]), std::bit_cast<uint32_t>(row_by_row[i]))
+                << DTypeName(t) << " n_in " << n_in << " n_out " << n_out << " m " << m << " i " << i;
+            if (exact_order) {
+              ASSERT_EQ(got[i], cpu[i]) << DTypeName(t) << " n_in " << n_in << " n_out " << n_out << " m " << m;
+            }
+          }
+          if (!q) {
+            std::vector<float> gemm(ny);
+            MatMulGemm(mm, pool, wv, x.data(), m, gemm.data());
+            std::vector<float> wf(static_cast<size_t>(n_out * n_in));
+            DequantizeRow(t, wbytes.data(), wf.data(), n_out * n_in);
+            for (int64_t r = 0; r < m; ++r)
+              for (int64_t o = 0; o < n_out; ++o) {
+                double mag = 0;
+                for (int64_t j = 0; j < n_in; ++j) mag += std::fabs(wf[o * n_in + j] * x[r * n_in + j]);
+                const size_t i = static_cast<size_t>(r * n_out + o);
+                ASSERT_NEAR(got[i], gemm[i], 1e-2 * mag + 1e-6) << DTypeName(t) << " n_in " << n_in << " m " << m;
+              }
+          }
+        }
+      }
+    }
+  }
+}
+
 TEST(GpuKernels, MatVecRefusesWhatItCannotRun) {
   GPU_TEST_DEVICE(dev);
   Kernels k(*dev);
   Buffer b = Make(*dev, nullptr, 4096);
-  EXPECT_EQ(k.MatVec(WeightBuffer{&b, 0, DType::kQ4_K, 1, 256}, b, b, 1).code(), ErrorCode::kUnsupported);
+  EXPECT_EQ(k.MatVec(WeightBuffer{&b, 0, DType::kQ5_K, 1, 256}, b, b, 1).code(), ErrorCode::kUnsupported);
+  EXPECT_EQ(k.MatVec(WeightBuffer{&b, 0, DType::kQ4_K, 1, 288}, b, b, 1).code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(k.MatMul(WeightBuffer{&b, 0, DType::kQ5_K, 1, 256}, b, b, 4).code(), ErrorCode::kUnsupported);
+  EXPECT_EQ(k.MatMul(WeightBuffer{&b, 0, DType::kF32, 64, 64}, b, b, 2).code(), ErrorCode::kInvalidArgument);
   EXPECT_EQ(k.MatVec(WeightBuffer{&b, 0, DType::kQ8_0, 1, 33}, b, b, 1).code(), ErrorCode::kInvalidArgument);
   EXPECT_EQ(k.MatVec(WeightBuffer{&b, 0, DType::kF32, 64, 64}, b, b, 1).code(), ErrorCode::kInvalidArgument);  // 16 KiB > 4 KiB
   EXPECT_EQ(k.MatVec(WeightBuffer{&b, 0, DType::kF32, 1, 1}, b, b, 0).code(), ErrorCode::kInvalidArgument);
