@@ -527,6 +527,22 @@ Status Qwen3NextFromGguf(const formats::ModelSource& src, const std::string& p, 
     for (int64_t l = 0; l < L; ++l)
       if ((l + 1) % interval != 0) c->layers[l].mixer = MixerKind::kLinearAttention;
   }
+  // A Gated DeltaNet layer's tensors, named here (as ReadGgufMoe does for experts) rather
+  // than as some other tensor being "unused".
+  for (int64_t l = 0; l < L; ++l) {
+    if (c->layers[l].mixer != MixerKind::kLinearAttention) continue;
+    const std::string b = "blk." + std::to_string(l) + ".";
+    const bool legacy = src.FindTensor(b + "ssm_in.weight") != nullptr;
+    std::vector<std::string> required = {"ssm_ba.weight", "ssm_conv1d.weight", "ssm_dt.bias", "ssm_a",
+                                         "ssm_norm.weight", "ssm_out.weight"};
+    if (!legacy) required.insert(required.begin(), {"attn_qkv.weight", "attn_gate.weight"});
+    for (const std::string& t : required)
+      if (!src.FindTensor(b + t))
+        return InvalidFile(src.root + ": missing tensor '" + b + t + "'" +
+                           (t == "attn_qkv.weight" ? " (or the legacy '" + b + "ssm_in.weight')" : std::string()) +
+                           ": layer " + std::to_string(l) + " is a Gated DeltaNet layer (" +
+                           (g.Find(rec_key) ? rec_key : p + "full_attention_interval") + ")");
+  }
   return Status::Ok();
 }
 

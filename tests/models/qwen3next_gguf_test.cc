@@ -1,0 +1,336 @@
+// Qwen3-Next from GGUF (issue 15): a tiny random Qwen3NextForCausalLM
+// (tests/fixtures/qwen3next/qwen3next-h64, tools/gen_qwen3next_gguf_fixtures.py:
+// 3 Gated DeltaNet + 1 gated attention layers, 2 key / 4 value heads, MoE top-2 of 4 +
+// shared expert in every layer) converted by llama.cpp's convert_hf_to_gguf.py
+// (llama-cpp-python 0.3.36's sdist; split attn_qkv + attn_gate projections, ssm_a =
+// −exp(A_log), squeezed conv, 1 + w norms) and run:
+//  - against llama.cpp on the same file (llama-cpp-python 0.3.36: logits at all 80
+//    positions, its 32 greedy ids, perplexity within 0.5%);
+//  - against transformers 5.25.0 on the model before conversion (logits, greedy ids);
+//  - against spool's own run of the HF folder (the GGUF reader maps every tensor and
+//    transform exactly);
+// and malformed conversions are refused naming the tensor or key.
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <functional>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "runtime/engine.h"
+#include "runtime/generate.h"
+#include "runtime/perplexity.h"
+
+namespace spool {
+namespace {
+
+const std::string kDir = std::string(SPOOL_TEST_FIXTURES) + "/qwen3next";
+const std::string kHf = kDir + "/qwen3next-h64";
+const std::string kGguf = kDir + "/qwen3next-h64.gguf";
+
+// Bounds, |Δ| / (1 + |logit|) over every position. Measured (2-vCPU EPYC, 2026-12-06)
+// in the printouts of the tests below; each bound sits above its measurement with room
+// for f32 summation order only:
+//  - GGUF vs HF folder through spool: the same kernels; only −exp(A_log) (torch's exp
+//    in the converter vs std::exp) can differ by an ulp;
+//  - vs transformers (its chunked delta rule in f32): spool's own kernels' order;
+//  - vs llama.cpp: its f32 GEMM and delta-rule orders, and its l2 norm
+//    (x / max(‖x‖, eps) instead of x · rsqrt(‖x‖² + 1e-6)).
+constexpr double kSameModelBound = 1e-5;
+constexpr double kTransformersBound = 2e-4;
+constexpr double kLlamaCppBound = 2e-4;
+
+nlohmann::json Load(const std::string& path) {
+  std::ifstream f(path);
+  EXPECT_TRUE(f.good()) << path;
+  return nlohmann::json::parse(f);
+}
+
+runtime::EngineOptions Options(int64_t chunk = 512) {
+  runtime::EngineOptions o;
+  o.threads = 2;
+  o.ctx = 256;
+  o.kv_dtype = DType::kF32;
+  o.kv_page_tokens = 16;
+  o.prefill_chunk = chunk;
+  o.load_tokenizer = false;
+  return o;
+}
+
+double Worst(const std::vector<float>& got, const std::vector<std::vector<float>>& want, int64_t V) {
+  double w = 0;
+  for (size_t t = 0; t < want.size(); ++t)
+    for (int64_t v = 0; v < V; ++v)
+      w = std::max(w, std::abs(got[t * V + v] - static_cast<double>(want[t][v])) / (1 + std::abs(want[t][v])));
+  return w;
+}
+
+double Worst(const std::vector<float>& got, const std::vector<float>& want) {
+  double w = 0;
+  for (size_t i = 0; i < want.size(); ++i) w = std::max(w, std::abs(got[i] - static_cast<double>(want[i])) / (1 + std::abs(want[i])));
+  return w;
+}
+
+// Logits at every position: one decode step per token (the recurrence) or one prefill.
+std::vector<float> DecodeAll(runtime::Engine& e, const std::vector<int32_t>& ids) {
+  const int64_t V = e.n_vocab();
+  std::vector<float> logits(ids.size() * V);
+  auto seq = e.NewSequence();
+  for (size_t t = 0; t < ids.size(); ++t) {
+    runtime::Sequence* s = seq.get();
+    EXPECT_TRUE(e.Decode(std::span<runtime::Sequence* const>(&s, 1), std::span<const int32_t>(&ids[t], 1),
+                         logits.data() + t * V).ok());
+  }
+  return logits;
+}
+
+std::vector<float> PrefillAll(runtime::Engine& e, const std::vector<int32_t>& ids) {
+  std::vector<float> logits(ids.size() * e.n_vocab());
+  auto seq = e.NewSequence();
+  Status st = e.Prefill(*seq, ids, logits.data(), /*all_logits=*/true);
+  EXPECT_TRUE(st.ok()) << st.message();
+  return logits;
+}
+
+std::vector<int32_t> Greedy(runtime::Engine& e, const std::vector<int32_t>& prompt, int64_t n) {
+  runtime::GenerateRequest req;
+  req.prompt = prompt;
+  req.sampling = sampling::SamplingParams::Greedy();
+  req.max_tokens = n;
+  req.ignore_eos = true;
+  auto seq = e.NewSequence();
+  auto res = runtime::Generate(e, *seq, req);
+  EXPECT_TRUE(res.ok()) << res.status().message();
+  return res.ok() ? res->ids : std::vector<int32_t>{};
+}
+
+std::unique_ptr<runtime::Engine> Open(const std::string& path, int64_t chunk = 512) {
+  auto e = runtime::Engine::Open(path, Options(chunk));
+  EXPECT_TRUE(e.ok()) << e.status().message();
+  return e.ok() ? std::move(*e) : nullptr;
+}
+
+TEST(Qwen3NextGguf, ConfigEqualsTheHfFolders) {
+  auto g = Open(kGguf), h = Open(kHf);
+  ASSERT_TRUE(g && h);
+  const models::ModelConfig &a = g->config(), &b = h->config();
+  EXPECT_EQ(a.arch, "qwen3next");
+  EXPECT_EQ(a.n_layer, b.n_layer);
+  EXPECT_EQ(a.n_nextn_layers, 0);
+  for (int64_t l = 0; l < a.n_layer; ++l) {
+    EXPECT_EQ(a.layers[l].mixer, b.layers[l].mixer) << "layer " << l;
+    EXPECT_EQ(a.layers[l].ffn, models::FfnKind::kMoe) << "layer " << l;
+  }
+  EXPECT_EQ(a.n_linear_layers(), 3);
+  EXPECT_EQ(a.linear.n_k_heads, b.linear.n_k_heads);
+  EXPECT_EQ(a.linear.n_v_heads, b.linear.n_v_heads);
+  EXPECT_EQ(a.linear.k_head_dim, b.linear.k_head_dim);
+  EXPECT_EQ(a.linear.v_head_dim, b.linear.v_head_dim);
+  EXPECT_EQ(a.linear.conv_kernel, b.linear.conv_kernel);
+  EXPECT_EQ(a.rope_dim, b.rope_dim);
+  EXPECT_EQ(a.rope_dim, 4);
+  EXPECT_EQ(a.head_dim, b.head_dim);
+  EXPECT_TRUE(a.attn_output_gate && a.qk_norm);
+  EXPECT_FALSE(a.norm_plus_one) << "the converter stored 1 + w already";
+  EXPECT_EQ(a.moe.n_expert, b.moe.n_expert);
+  EXPECT_EQ(a.moe.n_expert_used, b.moe.n_expert_used);
+  EXPECT_EQ(a.moe.n_ff_expert, b.moe.n_ff_expert);
+  EXPECT_EQ(a.moe.n_ff_shared, b.moe.n_ff_shared);
+  EXPECT_TRUE(a.moe.norm_topk_prob);
+  // The converter's split projection: q, k, v channels (ungrouped) and z apart.
+  const models::LinearAttnWeights& w = g->weights().layer(0).linear;
+  EXPECT_TRUE(w.split());
+  EXPECT_EQ(w.in_qkv.n_out, a.linear.conv_dim());
+  EXPECT_EQ(w.in_z.n_out, a.linear.value_dim());
+  EXPECT_FALSE(h->weights().layer(0).linear.split());
+  // −exp(A_log) as stored by the converter equals spool's own from the HF A_log.
+  const auto& ga = w.neg_a;
+  const auto& ha = h->weights().layer(0).linear.neg_a;
+  ASSERT_EQ(ga.size(), ha.size());
+  for (size_t i = 0; i < ga.size(); ++i) EXPECT_NEAR(ga[i], ha[i], 1e-6 * std::abs(ha[i])) << i;
+  auto sg = g->NewSequence(), sh = h->NewSequence();
+  EXPECT_EQ(sg->recurrent()->bytes(), sh->recurrent()->bytes());
+}
+
+TEST(Qwen3NextGguf, GgufEqualsTheHfFolderThroughSpool) {
+  const auto ref = Load(kHf + "/reference.json");
+  const auto ids = ref["sequence_ids"].get<std::vector<int32_t>>();
+  auto g = Open(kGguf), h = Open(kHf);
+  ASSERT_TRUE(g && h);
+  const double pre = Worst(PrefillAll(*g, ids), PrefillAll(*h, ids));
+  const double dec = Worst(DecodeAll(*g, ids), DecodeAll(*h, ids));
+  std::printf("qwen3next GGUF vs its HF folder (spool both): prefill %.3g, decode path %.3g (bound %.0e)\n", pre, dec,
+              kSameModelBound);
+  EXPECT_LT(pre, kSameModelBound);
+  EXPECT_LT(dec, kSameModelBound);
+}
+
+TEST(Qwen3NextGguf, MatchesTransformers) {
+  const auto ref = Load(kHf + "/reference.json");
+  const auto ids = ref["sequence_ids"].get<std::vector<int32_t>>();
+  const auto want = ref["sequence_logits"].get<std::vector<std::vector<float>>>();
+  auto e = Open(kGguf);
+  ASSERT_TRUE(e);
+  const int64_t V = e->n_vocab();
+  const double pre = Worst(PrefillAll(*e, ids), want, V);
+  const double dec = Worst(DecodeAll(*e, ids), want, V);
+  std::printf("qwen3next GGUF vs transformers over %zu positions: prefill %.3g, decode path %.3g (bound %.0e)\n",
+              ids.size(), pre, dec, kTransformersBound);
+  EXPECT_LT(pre, kTransformersBound);
+  EXPECT_LT(dec, kTransformersBound);
+  const auto prompt = ref["prompt_ids"].get<std::vector<int32_t>>();
+  const auto greedy = ref["greedy_ids"].get<std::vector<int32_t>>();
+  EXPECT_EQ(Greedy(*e, prompt, static_cast<int64_t>(greedy.size())), greedy);
+  auto chunked = Open(kGguf, 7);  // prefill in steps of 7 tokens
+  ASSERT_TRUE(chunked);
+  EXPECT_EQ(Greedy(*chunked, prompt, static_cast<int64_t>(greedy.size())), greedy) << "prefill chunks of 7";
+}
+
+TEST(Qwen3NextGguf, MatchesLlamaCpp) {
+  const auto ref = Load(kDir + "/qwen3next-h64.llamacpp.json");
+  const auto ids = ref["sequence_ids"].get<std::vector<int32_t>>();
+  const auto want = ref["sequence_logits"].get<std::vector<std::vector<float>>>();
+  auto e = Open(kGguf);
+  ASSERT_TRUE(e);
+  const int64_t V = e->n_vocab();
+  const double pre = Worst(PrefillAll(*e, ids), want, V);
+  const double dec = Worst(DecodeAll(*e, ids), want, V);
+  std::printf("qwen3next GGUF vs llama.cpp over %zu positions: prefill %.3g, decode path %.3g (bound %.0e)\n", ids.size(),
+              pre, dec, kLlamaCppBound);
+  EXPECT_LT(pre, kLlamaCppBound);
+  EXPECT_LT(dec, kLlamaCppBound);
+  const auto prompt = ref["prompt_ids"].get<std::vector<int32_t>>();
+  const auto greedy = ref["greedy_ids"].get<std::vector<int32_t>>();
+  EXPECT_EQ(Greedy(*e, prompt, static_cast<int64_t>(greedy.size())), greedy);
+}
+
+// llama-perplexity's method over the recorded ids (tools/gen_llamacpp_refs.py).
+TEST(Qwen3NextGguf, PerplexityWithinHalfAPercentOfLlamaCpp) {
+  const auto ref = Load(kDir + "/qwen3next-h64.llamacpp.json")["perplexity"];
+  const auto ids = ref["token_ids"].get<std::vector<int32_t>>();
+  auto e = Open(kGguf);
+  ASSERT_TRUE(e);
+  auto res = runtime::Perplexity(*e, ids, ref["n_ctx"].get<int64_t>(), -1);
+  ASSERT_TRUE(res.ok()) << res.status().message();
+  const double want = ref["ppl"].get<double>();
+  std::printf("qwen3next GGUF perplexity %.6f, llama.cpp %.6f (%d tokens)\n", res->ppl, want,
+              static_cast<int>(res->scored_tokens));
+  EXPECT_EQ(res->scored_tokens, ref["scored_tokens"].get<int64_t>());
+  EXPECT_LT(std::abs(res->ppl - want) / want, 0.005);
+}
+
+// --- bad input ----------------------------------------------------------------------
+
+// A copy of the converted GGUF with `edit` applied to its bytes (header strings / tensor
+// infos: name, n_dims u32, ne u64 each, type u32, offset u64).
+struct EditedGguf {
+  std::string path;
+  explicit EditedGguf(const std::function<void(std::string&)>& edit) {
+    path = (std::filesystem::temp_directory_path() /
+            ("spool-q3ngguf-" + std::to_string(::getpid()) + "-" + std::to_string(counter++) + ".gguf"))
+               .string();
+    std::ifstream in(kGguf, std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    edit(bytes);
+    std::ofstream(path, std::ios::binary) << bytes;
+  }
+  ~EditedGguf() { std::filesystem::remove(path); }
+  static inline int counter = 0;
+};
+
+// Replaces the first occurrence of `from` by `to` (same length): a key or tensor renamed.
+void Rename(std::string& b, const std::string& from, const std::string& to) {
+  ASSERT_EQ(from.size(), to.size());
+  const size_t at = b.find(from);
+  ASSERT_NE(at, std::string::npos) << from;
+  b.replace(at, from.size(), to);
+}
+
+std::string OpenError(const std::string& path) {
+  auto e = runtime::Engine::Open(path, Options());
+  return e.ok() ? std::string("(opened)") : e.status().message();
+}
+
+TEST(Qwen3NextGgufMalformed, MissingSsmTensorIsNamed) {
+  EditedGguf g([](std::string& b) { Rename(b, "blk.1.ssm_a", "blk.1.ssm_X"); });
+  const std::string err = OpenError(g.path);
+  EXPECT_NE(err.find("missing tensor 'blk.1.ssm_a': layer 1 is a Gated DeltaNet layer "
+                     "(qwen3next.attention.recurrent_layers)"),
+            std::string::npos)
+      << err;
+}
+
+TEST(Qwen3NextGgufMalformed, MissingInputProjectionIsNamed) {
+  EditedGguf g([](std::string& b) { Rename(b, "blk.2.attn_qkv.weight", "blk.2.attn_qkX.weight"); });
+  const std::string err = OpenError(g.path);
+  EXPECT_NE(err.find("missing tensor 'blk.2.attn_qkv.weight' (or the legacy 'blk.2.ssm_in.weight')"), std::string::npos)
+      << err;
+}
+
+TEST(Qwen3NextGgufMalformed, WrongConvShapeIsNamed) {
+  // blk.0.ssm_conv1d.weight: ne {4, 128} (kernel 4 × conv channels 2·32 + 64) → {8, 64},
+  // the same bytes.
+  EditedGguf g([](std::string& b) {
+    const std::string name = "blk.0.ssm_conv1d.weight";
+    const size_t at = b.find(name);
+    ASSERT_NE(at, std::string::npos);
+    uint32_t n_dims = 0;
+    std::memcpy(&n_dims, b.data() + at + name.size(), 4);
+    ASSERT_EQ(n_dims, 2u);
+    uint64_t ne[2];
+    std::memcpy(ne, b.data() + at + name.size() + 4, 16);
+    ASSERT_EQ(ne[0], 4u);
+    ASSERT_EQ(ne[1], 128u);
+    ne[0] = 8;
+    ne[1] = 64;
+    std::memcpy(b.data() + at + name.size() + 4, ne, 16);
+  });
+  const std::string err = OpenError(g.path);
+  EXPECT_NE(err.find("tensor 'blk.0.ssm_conv1d.weight' has shape [64, 8], expected [128, 4] (conv channels 128, kernel 4)"),
+            std::string::npos)
+      << err;
+}
+
+TEST(Qwen3NextGgufMalformed, MissingSsmKeyIsNamed) {
+  EditedGguf g([](std::string& b) { Rename(b, "qwen3next.ssm.state_size", "qwen3next.ssm.state_sizX"); });
+  const std::string err = OpenError(g.path);
+  EXPECT_NE(err.find("qwen3next.ssm.state_size"), std::string::npos) << err;
+  EXPECT_NE(err.find("qwen3next needs it"), std::string::npos) << err;
+}
+
+TEST(Qwen3NextGgufMalformed, InnerSizeNotAMultipleOfValueHeadsIsNamed) {
+  // qwen3next.ssm.inner_size (u32 64) → 63.
+  EditedGguf g([](std::string& b) {
+    const std::string key = "qwen3next.ssm.inner_size";
+    const size_t at = b.find(key);
+    ASSERT_NE(at, std::string::npos);
+    uint32_t type = 0, v = 0;
+    std::memcpy(&type, b.data() + at + key.size(), 4);
+    ASSERT_EQ(type, 4u);  // u32
+    std::memcpy(&v, b.data() + at + key.size() + 4, 4);
+    ASSERT_EQ(v, 64u);
+    v = 63;
+    std::memcpy(b.data() + at + key.size() + 4, &v, 4);
+  });
+  const std::string err = OpenError(g.path);
+  EXPECT_NE(err.find("qwen3next.ssm.inner_size 63 is not a positive multiple of qwen3next.ssm.time_step_rank 4"),
+            std::string::npos)
+      << err;
+}
+
+TEST(Qwen3NextGgufMalformed, UnknownTensorIsRefused) {
+  // A tensor spool would not read (here the FFN norm renamed to an unknown name) is named.
+  EditedGguf g([](std::string& b) { Rename(b, "blk.3.post_attention_norm.weight", "blk.3.post_attention_norX.weight"); });
+  const std::string err = OpenError(g.path);
+  EXPECT_NE(err.find("blk.3.post_attention_nor"), std::string::npos) << err;
+}
+
+}  // namespace
+}  // namespace spool
