@@ -57,6 +57,9 @@ Status Engine::PrepareAndPlan(const std::string& model, formats::ModelSource* gi
       return InvalidArgument("--numerics ggml does not support this model's rope scaling (llama3); use the default numerics");
     if (mc.sandwich_norms || mc.attn_softcap > 0 || mc.ffn_act != models::FfnAct::kSilu)
       return InvalidArgument("--numerics ggml does not support " + mc.arch + " yet; use the default numerics");
+    if (mc.has_linear())  // no llama.cpp-exact Gated DeltaNet (qwen3next GGUF runs with the default numerics)
+      return InvalidArgument("--numerics ggml does not support linear-attention (Gated DeltaNet) layers of " + mc.arch +
+                             " yet; use the default numerics");
     for (const auto& spec : mc.layers)
       if (spec.mixer == models::MixerKind::kSlidingAttention)
         return InvalidArgument("--numerics ggml does not support sliding-window attention yet; use the default numerics");

@@ -226,6 +226,17 @@ TEST(Qwen3NextGguf, PerplexityWithinHalfAPercentOfLlamaCpp) {
   EXPECT_LT(std::abs(res->ppl - want) / want, 0.005);
 }
 
+// Not llama.cpp-exact for the Gated DeltaNet: refused rather than half applied.
+TEST(Qwen3NextGguf, GgmlNumericsAreRefusedClearly) {
+  runtime::EngineOptions o = Options();
+  o.ggml_numerics = true;
+  auto e = runtime::Engine::Open(kGguf, o);
+  ASSERT_FALSE(e.ok());
+  EXPECT_NE(e.status().message().find("--numerics ggml does not support linear-attention (Gated DeltaNet) layers"),
+            std::string::npos)
+      << e.status().message();
+}
+
 // --- bad input ----------------------------------------------------------------------
 
 // A copy of the converted GGUF with `edit` applied to its bytes (header strings / tensor
