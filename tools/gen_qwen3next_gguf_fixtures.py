@@ -131,7 +131,7 @@ def stage_hf(a):
     for extra in ("generation_config.json",):
         if os.path.exists(os.path.join(d, extra)):
             os.remove(os.path.join(d, extra))
-    conv.write_tokenizer(d, CONFIG["vocab_size"])
+    conv.write_tokenizer(d, CONFIG["vocab_size"], "Qwen-Qwen3-0.6B")  # Qwen3-Next uses Qwen3's template
     rnd = lambda rows: [[round(float(x), 6) for x in row] for row in rows]
     ref = {
         "generator": "tools/gen_qwen3next_gguf_fixtures.py",

@@ -358,6 +358,8 @@ int64_t Engine::RewindPoint(Sequence& seq, int64_t n) const {
   return seq.state_->RewindPoint(n);
 }
 
+bool Engine::KeepCheckpoint(Sequence& seq) { return seq.state_ && seq.state_->KeepCheckpoint(); }
+
 Status Engine::Truncate(Sequence& seq, int64_t n) {
   // The recurrent state rewinds only to its length, 0 or a kept checkpoint (a multiple
   // of the prefill chunk): refuse before the KV moves.

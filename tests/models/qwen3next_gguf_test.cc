@@ -226,6 +226,31 @@ TEST(Qwen3NextGguf, PerplexityWithinHalfAPercentOfLlamaCpp) {
   EXPECT_LT(std::abs(res->ppl - want) / want, 0.005);
 }
 
+// A checkpoint kept at any length (a chat turn's prompt end): rewinding there and feeding
+// the same tokens again = a run that never went further, bit for bit.
+TEST(Qwen3NextGguf, KeptCheckpointRewindsExactly) {
+  const auto ids = Load(kHf + "/reference.json")["sequence_ids"].get<std::vector<int32_t>>();
+  auto e = Open(kGguf);
+  ASSERT_TRUE(e);
+  const int64_t V = e->n_vocab();
+  const std::span<const int32_t> head(ids.data(), 21), tail(ids.data() + 21, 14), other(ids.data() + 40, 9);
+  std::vector<float> want(V), got(V), scratch(V);
+  auto fresh = e->NewSequence();
+  ASSERT_TRUE(e->Prefill(*fresh, head, scratch.data()).ok());
+  ASSERT_TRUE(e->Prefill(*fresh, tail, want.data()).ok());
+  auto seq = e->NewSequence();
+  EXPECT_FALSE(e->KeepCheckpoint(*seq)) << "nothing to keep at length 0";
+  ASSERT_TRUE(e->Prefill(*seq, head, scratch.data()).ok());
+  EXPECT_TRUE(e->KeepCheckpoint(*seq));
+  ASSERT_TRUE(e->Prefill(*seq, other, scratch.data()).ok());  // a turn that diverges
+  EXPECT_EQ(e->RewindPoint(*seq, 25), 21);
+  EXPECT_EQ(e->RewindPoint(*seq, 20), 0);
+  EXPECT_FALSE(e->Truncate(*seq, 25).ok());
+  ASSERT_TRUE(e->Truncate(*seq, 21).ok());
+  ASSERT_TRUE(e->Prefill(*seq, tail, got.data()).ok());
+  EXPECT_EQ(std::memcmp(got.data(), want.data(), V * sizeof(float)), 0);
+}
+
 // Not llama.cpp-exact for the Gated DeltaNet: refused rather than half applied.
 TEST(Qwen3NextGguf, GgmlNumericsAreRefusedClearly) {
   runtime::EngineOptions o = Options();

@@ -103,3 +103,33 @@ def test_batch_of_hybrid_sequences_equals_one_by_one(spool_bin, tmp_path):
         r = run(spool_bin, "run", MODEL, p, "--temp", "0", "-n", "10", "--ignore-eos", "--json", "--threads", "2")
         assert r.returncode == 0, r.stderr
         assert json.loads(r.stdout)["text"] == together[f"j{i}"][0]
+
+
+def test_second_chat_turn_does_not_recompute_the_first(spool_bin, tmp_path):
+    """`spool chat --stats` on the hybrid model: the second turn's prompt (the whole
+    conversation rendered again) resumes from a state checkpoint at the first turn's
+    prompt end, so the first turn is not recomputed (llama.cpp's server reprocesses it)."""
+    pexpect = pytest.importorskip("pexpect")
+    import re
+    env = {**os.environ, "SPOOL_HOME": str(tmp_path / "home"), "TERM": "dumb"}
+    child = pexpect.spawn(spool_bin, ["chat", MODEL, "--temp", "0", "--threads", "2", "-n", "6", "--stats"], env=env,
+                          encoding="utf-8", timeout=60, dimensions=(50, 400))
+    child.expect("/bye to leave")
+    child.expect_exact(">>> ")
+    pattern = r"\[prompt: (\d+) tokens, (\d+) reused from the cache, (\d+) computed; (\d+) generated\]"
+
+    def ask(text):
+        child.sendline(text)
+        child.expect(pattern)
+        n, reused, computed, _ = map(int, child.match.groups())
+        child.expect_exact(">>> ")
+        return n, reused, computed
+
+    n1, r1, c1 = ask("Once upon a time there was a little fox who lived in a quiet forest.")
+    assert (r1, c1) == (0, n1)
+    n2, r2, c2 = ask("What did the fox do next?")
+    assert n2 > n1
+    assert r2 >= n1 - 1, (n1, n2, r2)  # the first turn's prompt (but its last token) came from the cache
+    assert c2 == n2 - r2
+    child.sendline("/bye")
+    child.expect(pexpect.EOF)
