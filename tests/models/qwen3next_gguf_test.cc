@@ -24,6 +24,8 @@
 #include <string>
 #include <vector>
 
+#include "../formats/test_writers.h"
+#include "formats/gguf.h"
 #include "runtime/engine.h"
 #include "runtime/generate.h"
 #include "runtime/perplexity.h"
@@ -260,6 +262,188 @@ TEST(Qwen3NextGguf, GgmlNumericsAreRefusedClearly) {
   EXPECT_NE(e.status().message().find("--numerics ggml does not support linear-attention (Gated DeltaNet) layers"),
             std::string::npos)
       << e.status().message();
+}
+
+// --- other layouts llama.cpp loads, written from the converted file ----------------
+
+// A GGUF value's bytes (after its type), as the spec lays them out.
+void PutValue(formats::testing::Bytes& b, const formats::GgufValue& v) {
+  using T = formats::GgufType;
+  auto u = [&] { return std::holds_alternative<uint64_t>(v.scalar) ? std::get<uint64_t>(v.scalar)
+                                                                     : static_cast<uint64_t>(std::get<int64_t>(v.scalar)); };
+  switch (v.type) {
+    case T::kU8: case T::kI8: b.Pod(static_cast<uint8_t>(u())); break;
+    case T::kU16: case T::kI16: b.Pod(static_cast<uint16_t>(u())); break;
+    case T::kU32: case T::kI32: b.Pod(static_cast<uint32_t>(u())); break;
+    case T::kU64: case T::kI64: b.Pod(u()); break;
+    case T::kF32: b.Pod(static_cast<float>(std::get<double>(v.scalar))); break;
+    case T::kF64: b.Pod(std::get<double>(v.scalar)); break;
+    case T::kBool: b.Pod(static_cast<uint8_t>(std::get<bool>(v.scalar))); break;
+    case T::kString: b.Str(std::get<std::string>(v.scalar)); break;
+    case T::kArray:
+      b.U32(static_cast<uint32_t>(v.array_type)).U64(v.array.size());
+      for (const auto& e : v.array) PutValue(b, e);
+      break;
+  }
+}
+
+struct NewTensor {
+  std::string name;
+  std::vector<uint64_t> shape;  // outermost first
+  std::vector<uint8_t> bytes;   // f32
+};
+
+// The converted GGUF rewritten: metadata through `edit_kv` (false: dropped) plus `extra_kv`
+// (raw entries), tensors without `drop` plus `add`. Returns the new file's path.
+std::string Rewrite(const std::string& tag, const std::function<bool(const std::string&, formats::GgufValue&)>& edit_kv,
+                    const std::vector<std::pair<std::string, formats::GgufValue>>& extra_kv,
+                    const std::function<bool(const std::string&)>& drop, const std::vector<NewTensor>& add) {
+  auto g = formats::ReadGguf(kGguf);
+  EXPECT_TRUE(g.ok()) << g.status().message();
+  std::ifstream in(kGguf, std::ios::binary);
+  const std::string file((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  formats::testing::Bytes kv;
+  uint64_t n_kv = 0;
+  for (const std::string& key : g->keys) {
+    formats::GgufValue v = g->metadata.at(key);
+    if (!edit_kv(key, v)) continue;
+    kv.Str(key).U32(static_cast<uint32_t>(v.type));
+    PutValue(kv, v);
+    ++n_kv;
+  }
+  for (const auto& [key, v] : extra_kv) {
+    kv.Str(key).U32(static_cast<uint32_t>(v.type));
+    PutValue(kv, v);
+    ++n_kv;
+  }
+  std::vector<NewTensor> tensors;
+  for (const formats::TensorInfo& t : g->tensors) {
+    if (drop(t.name)) continue;
+    EXPECT_EQ(t.dtype, DType::kF32) << t.name;
+    tensors.push_back({t.name, t.shape, std::vector<uint8_t>(file.begin() + t.offset, file.begin() + t.offset + t.nbytes)});
+  }
+  tensors.insert(tensors.end(), add.begin(), add.end());
+  formats::testing::Bytes b;
+  b.Raw("GGUF", 4).U32(3).U64(tensors.size()).U64(n_kv);
+  b.Raw(kv.data.data(), kv.data.size());
+  uint64_t off = 0;
+  for (const NewTensor& t : tensors) {
+    b.Str(t.name).U32(static_cast<uint32_t>(t.shape.size()));
+    for (auto it = t.shape.rbegin(); it != t.shape.rend(); ++it) b.U64(*it);
+    b.U32(0).U64(off);  // GGML_TYPE_F32
+    off = (off + t.bytes.size() + g->alignment - 1) / g->alignment * g->alignment;
+  }
+  b.PadTo(g->alignment);
+  for (const NewTensor& t : tensors) {
+    b.Raw(t.bytes.data(), t.bytes.size());
+    b.PadTo(g->alignment);
+  }
+  const std::string path = (std::filesystem::temp_directory_path() /
+                            ("spool-q3ngguf-" + tag + "-" + std::to_string(::getpid()) + ".gguf")).string();
+  std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(b.data.data()),
+                                              static_cast<std::streamsize>(b.data.size()));
+  return path;
+}
+
+formats::GgufValue U32Value(uint32_t v) {
+  formats::GgufValue x;
+  x.type = formats::GgufType::kU32;
+  x.scalar = static_cast<uint64_t>(v);
+  return x;
+}
+
+std::vector<float> SequenceLogits(const std::string& path) {
+  const auto ids = Load(kHf + "/reference.json")["sequence_ids"].get<std::vector<int32_t>>();
+  auto e = Open(path);
+  EXPECT_TRUE(e);
+  return e ? PrefillAll(*e, ids) : std::vector<float>{};
+}
+
+// An older converter's layout: one grouped `ssm_in` per Gated DeltaNet layer (per key
+// head q, k, v, z — the HF in_proj_qkvz order) instead of attn_qkv + attn_gate.
+TEST(Qwen3NextGguf, LegacyGroupedSsmInEqualsTheSplitLayout) {
+  auto e = Open(kGguf);
+  ASSERT_TRUE(e);
+  const models::ModelConfig c = e->config();
+  const int64_t nk = c.linear.n_k_heads, dk = c.linear.k_head_dim, dv = c.linear.v_head_dim;
+  const int64_t r = c.linear.n_v_heads / nk, KD = c.linear.key_dim(), D = c.n_embd;
+  auto g = formats::ReadGguf(kGguf);
+  ASSERT_TRUE(g.ok());
+  std::ifstream in(kGguf, std::ios::binary);
+  const std::string file((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::vector<NewTensor> add;
+  for (int64_t l = 0; l < c.n_layer; ++l) {
+    if (c.layers[l].mixer != models::MixerKind::kLinearAttention) continue;
+    const std::string b = "blk." + std::to_string(l) + ".";
+    const formats::TensorInfo* qkv = g->FindTensor(b + "attn_qkv.weight");
+    const formats::TensorInfo* z = g->FindTensor(b + "attn_gate.weight");
+    ASSERT_TRUE(qkv && z);
+    const size_t row = static_cast<size_t>(D) * 4;
+    auto rows = [&](const formats::TensorInfo* t, int64_t r0, int64_t n) {
+      return std::string(file.begin() + t->offset + r0 * row, file.begin() + t->offset + (r0 + n) * row);
+    };
+    std::string grouped;
+    for (int64_t hk = 0; hk < nk; ++hk)
+      grouped += rows(qkv, hk * dk, dk) + rows(qkv, KD + hk * dk, dk) + rows(qkv, 2 * KD + hk * r * dv, r * dv) +
+                 rows(z, hk * r * dv, r * dv);
+    add.push_back({b + "ssm_in.weight", {static_cast<uint64_t>(c.linear.qkvz_dim()), static_cast<uint64_t>(D)},
+                   std::vector<uint8_t>(grouped.begin(), grouped.end())});
+  }
+  const std::string path = Rewrite(
+      "legacy", [](const std::string&, formats::GgufValue&) { return true; }, {},
+      [](const std::string& n) {
+        return n.find("attn_qkv.weight") != std::string::npos || n.find("attn_gate.weight") != std::string::npos;
+      },
+      add);
+  auto legacy = Open(path);
+  ASSERT_TRUE(legacy);
+  EXPECT_FALSE(legacy->weights().layer(0).linear.split());
+  EXPECT_EQ(legacy->weights().layer(0).linear.in_qkvz.n_out, c.linear.qkvz_dim());
+  const auto want = SequenceLogits(kGguf), got = SequenceLogits(path);
+  const double d = Worst(got, want);
+  std::printf("qwen3next legacy ssm_in vs split attn_qkv + attn_gate: %.3g\n", d);
+  EXPECT_LT(d, 1e-6);
+  std::filesystem::remove(path);
+}
+
+// A multi-token-prediction block after the trunk (nextn_predict_layers 1, block_count 5,
+// recurrent_layers of 5, blk.4.* tensors) is not run: the same logits.
+TEST(Qwen3NextGguf, MtpBlockIsIgnored) {
+  auto g = formats::ReadGguf(kGguf);
+  ASSERT_TRUE(g.ok());
+  std::vector<float> zeros(64 * 128, 0.0f);
+  const auto* norm = reinterpret_cast<const uint8_t*>(zeros.data());
+  std::vector<NewTensor> add = {
+      {"blk.4.attn_norm.weight", {64}, std::vector<uint8_t>(norm, norm + 64 * 4)},
+      {"blk.4.nextn.eh_proj.weight", {64, 128}, std::vector<uint8_t>(norm, norm + zeros.size() * 4)},
+      {"blk.4.nextn.enorm.weight", {64}, std::vector<uint8_t>(norm, norm + 64 * 4)},
+  };
+  auto edit = [](const std::string& key, formats::GgufValue& v) {
+    if (key == "qwen3next.block_count") v = U32Value(5);
+    if (key == "qwen3next.attention.recurrent_layers") {
+      formats::GgufValue f = v.array.back();
+      f.scalar = false;
+      v.array.push_back(f);
+    }
+    return true;
+  };
+  const std::string path = Rewrite("mtp", edit, {{"qwen3next.nextn_predict_layers", U32Value(1)}},
+                                   [](const std::string&) { return false; }, add);
+  auto mtp = Open(path);
+  ASSERT_TRUE(mtp);
+  EXPECT_EQ(mtp->config().n_layer, 4);
+  EXPECT_EQ(mtp->config().n_nextn_layers, 1);
+  EXPECT_EQ(std::memcmp(SequenceLogits(path).data(), SequenceLogits(kGguf).data(), 80 * 256 * sizeof(float)), 0);
+  std::filesystem::remove(path);
+  // nextn_predict_layers must leave a trunk.
+  const std::string bad = Rewrite("mtpbad", edit, {{"qwen3next.nextn_predict_layers", U32Value(5)}},
+                                  [](const std::string&) { return false; }, add);
+  auto e = runtime::Engine::Open(bad, Options());
+  ASSERT_FALSE(e.ok());
+  EXPECT_NE(e.status().message().find("qwen3next.nextn_predict_layers is 5, expected 0 to block_count - 1 (4)"),
+            std::string::npos)
+      << e.status().message();
+  std::filesystem::remove(bad);
 }
 
 // --- bad input ----------------------------------------------------------------------
