@@ -14,7 +14,9 @@ partial RoPE 0.25, vocab 256, random norms (1 + 0.2·N) and A_log / dt_bias (N(0
 
 Stage `hf` writes tests/fixtures/qwen3next/qwen3next-h64/ (config.json, model.safetensors
 from save_pretrained: one tensor per expert, a 200-token byte-level BPE
-(gen_converted_fixtures.write_tokenizer), reference.json: prompt logits, 32 greedy ids
+(gen_converted_fixtures.write_tokenizer) with Qwen3's chat template
+(../shared/data/chat-templates/Qwen-Qwen3-0.6B.jinja, as Qwen3-Next uses; for the
+`spool chat` test), reference.json: prompt logits, 32 greedy ids
 with margins, and logits at every position of SEQ_LEN ids (prompt + greedy + fixed ids)
 from one forward — transformers' torch fallback: chunked delta rule, chunk 64, so two
 chunks). The seed is the first whose every greedy step wins by MIN_MARGIN and every
