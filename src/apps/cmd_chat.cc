@@ -223,6 +223,8 @@ int RunChat(int argc, char** argv) {
                                                             "tokens (as transformers); default: plain text");
   std::string& session = p.String("--session", "", "keep the conversation and its KV cache in spool's sessions/ under NAME, "
                                                    "saved after every answer; an existing NAME is resumed");
+  bool& stats = p.Flag("--stats", "after each answer, print how many prompt tokens were reused from the cache and "
+                                  "how many computed");
   ReasoningFlags rf = AddReasoningFlags(p);
   int code;
   if (HandleParse(p, argc, argv, &code)) return code;
@@ -321,6 +323,21 @@ int RunChat(int argc, char** argv) {
     // Linear-attention models resume at the nearest kept state checkpoint at or before it.
     common = engine.RewindPoint(*seq, common);
     if (Status s = engine.Truncate(*seq, common); !s.ok()) return Fail(s.message());
+    const int64_t reused = common;
+    // Linear-attention models keep their recurrent state only at checkpoints: feed all
+    // but the prompt's last token and keep one there, so that the next turn (whose
+    // rendering repeats this prompt) resumes from it instead of recomputing this turn.
+    if (seq->recurrent() && static_cast<int64_t>(ids->size()) - common > 1) {
+      std::vector<float> discard(static_cast<size_t>(engine.n_vocab()));
+      const std::span<const int32_t> head(ids->data() + common, ids->size() - 1 - static_cast<size_t>(common));
+      if (Status s = engine.Prefill(*seq, head, discard.data()); !s.ok()) {
+        std::printf("error: %s\n", s.message().c_str());
+        st.messages.erase(st.messages.size() - 1);
+        continue;
+      }
+      engine.KeepCheckpoint(*seq);
+      common = static_cast<int64_t>(ids->size()) - 1;
+    }
     runtime::GenerateRequest req;
     req.prompt.assign(ids->begin() + common, ids->end());
     req.sampling = st.sampling;
@@ -356,6 +373,10 @@ int RunChat(int argc, char** argv) {
     printer.Finish();
     if (res->finish_reason == "cancelled") std::printf("^C");
     std::printf("\n\n");
+    if (stats)
+      std::printf("[prompt: %zu tokens, %lld reused from the cache, %lld computed; %zu generated]\n\n", ids->size(),
+                  static_cast<long long>(reused), static_cast<long long>(static_cast<int64_t>(ids->size()) - reused),
+                  res->ids.size());
     // The answer without its reasoning, which templates take from a field of its own:
     // gpt-oss's from `thinking`, Qwen3's (and most) from `reasoning_content`.
     Json answer{{"role", "assistant"}, {"content", printer.splitter().content()}};

@@ -56,6 +56,14 @@ void RecurrentState::Commit(int64_t n) {
   }
 }
 
+bool RecurrentState::KeepCheckpoint() {
+  if (layout_.checkpoint_every <= 0 || layout_.max_checkpoints <= 0 || n_tokens_ == 0) return false;
+  if (!checkpoints_.empty() && checkpoints_.back().n_tokens == n_tokens_) return true;  // Commit kept it already
+  if (static_cast<int>(checkpoints_.size()) >= layout_.max_checkpoints) checkpoints_.erase(checkpoints_.begin());
+  checkpoints_.push_back(Save());
+  return true;
+}
+
 int64_t RecurrentState::RewindPoint(int64_t n) const {
   if (n >= n_tokens_) return n;
   int64_t best = 0;

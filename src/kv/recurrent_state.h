@@ -60,6 +60,11 @@ class RecurrentState {
   // The largest m <= n with CanTruncate(m).
   int64_t RewindPoint(int64_t n) const;
   int64_t n_checkpoints() const { return static_cast<int64_t>(checkpoints_.size()); }
+  // Keeps a checkpoint of the committed state at n_tokens() as well (a chat turn's prompt
+  // end, where the next turn's prompt diverges at the earliest), within the same
+  // max_checkpoints (the oldest goes). False, nothing kept, when the layout keeps none
+  // (checkpoint_every or max_checkpoints 0) or when n_tokens() is 0.
+  bool KeepCheckpoint();
   // Sets the token count without touching the state (session restore).
   void SetTokens(int64_t n) { n_tokens_ = n; }
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <unordered_set>
 
 #include "models/weights.h"  // ReadTensorF32
@@ -87,7 +88,7 @@ constexpr ArchEntry kArchs[] = {
     {"gpt-oss", "GptOssForCausalLM", "gpt_oss", RopeStyle::kNeox, true, false, false, false,
      MoeLayers::kAll, false, &kQwenExperts, GgufMoe::kNoRenorm, Family::kGptOss},
     {"qwen3next", "Qwen3NextForCausalLM", "qwen3_next", RopeStyle::kNeox, false, true, false, false,
-     MoeLayers::kSparseStep, true, &kQwenExperts, GgufMoe::kNotRead, Family::kQwen3Next},
+     MoeLayers::kSparseStep, true, &kQwenExperts, GgufMoe::kRenorm, Family::kQwen3Next},
 };
 
 const ArchEntry* FindArch(const std::string& id) {
@@ -273,6 +274,12 @@ Status CheckNoUnusedTensors(const formats::ModelSource& src, const ModelConfig& 
       for (TensorRole r : {TensorRole::kQNorm, TensorRole::kKNorm}) used.insert(TensorName(src.kind, r, l));
     if (c.sandwich_norms)
       for (TensorRole r : {TensorRole::kPostAttnNorm, TensorRole::kPostFfnNorm}) used.insert(TensorName(src.kind, r, l));
+    if (c.arch == "qwen3next") {  // llama.cpp's qwen3next (InitLinear reads these; the FFN norm is post_attention_norm)
+      const std::string b = "blk." + std::to_string(l) + ".";
+      for (const char* t : {"attn_qkv.weight", "attn_gate.weight", "ssm_in.weight", "ssm_ba.weight", "ssm_conv1d.weight",
+                            "ssm_dt.bias", "ssm_a", "ssm_norm.weight", "ssm_out.weight", "post_attention_norm.weight"})
+        used.insert(b + t);
+    }
     if (c.arch == "gpt-oss") {  // llama.cpp's openai-moe: these, and the FFN norm named post_attention_norm
       const std::string b = "blk." + std::to_string(l) + ".";
       for (const char* t : {"attn_sinks.weight", "attn_output.bias", "ffn_gate_inp.bias", "ffn_gate_exps.bias",
@@ -280,8 +287,14 @@ Status CheckNoUnusedTensors(const formats::ModelSource& src, const ModelConfig& 
         used.insert(b + t);
     }
   }
+  // Multi-token-prediction blocks (nextn_predict_layers) after the trunk: not run.
+  auto mtp_block = [&](const std::string& name) {
+    if (c.n_nextn_layers <= 0 || name.rfind("blk.", 0) != 0) return false;
+    const int64_t b = std::atoll(name.c_str() + 4);
+    return b >= c.n_layer && b < c.n_layer + c.n_nextn_layers;
+  };
   for (const formats::TensorInfo& t : src.tensors)
-    if (!used.count(t.name))
+    if (!used.count(t.name) && !mtp_block(t.name))
       return Unsupported(src.root + ": tensor '" + t.name + "' is not used by spool's " + c.arch +
                          " (an unsupported model variant: biases, experts, extra layers?)");
   return Status::Ok();
@@ -465,6 +478,74 @@ Status GptOssFromGguf(const formats::ModelSource& src, const std::string& p, Mod
   return Status::Ok();
 }
 
+// Qwen3-Next GGUF as llama.cpp reads it (src/models/qwen3next.cpp, load_arch_hparams):
+// `ssm.conv_kernel`, `ssm.state_size` (key head dim), `ssm.group_count` (key heads),
+// `ssm.time_step_rank` (value heads), `ssm.inner_size` (value heads × value head dim);
+// which layers are Gated DeltaNet: `attention.recurrent_layers` (bool per block), else
+// `full_attention_interval` (default 4: every 4th layer full attention); partial RoPE
+// as `rope.dimension_count`. The converter stored every RMSNorm but the DeltaNet's
+// output norm as 1 + w and A_log as −exp(A_log) (ModelWeights::InitLinear reads both
+// as stored). llama.cpp itself assumes the value head dim equals the key head dim (its
+// state is [dk, dk] per head); spool takes inner_size / time_step_rank.
+Status Qwen3NextFromGguf(const formats::ModelSource& src, const std::string& p, ModelConfig* c) {
+  const formats::GgufFile& g = *src.gguf;
+  c->attn_output_gate = true;
+  if (c->qkv_bias) return Unsupported(src.root + ": tensor 'blk.N.attn_q.bias': q/k/v biases are not supported for qwen3next");
+  auto get_int = [&](const char* key, int64_t* out) -> Status {
+    auto r = g.GetInt(p + key);
+    if (!r.ok()) return r.status().WithContext(src.root + " (qwen3next needs it)");
+    *out = *r;
+    return Status::Ok();
+  };
+  LinearAttnSpec& s = c->linear;
+  int64_t inner = 0;
+  SPOOL_TRY(get_int("ssm.conv_kernel", &s.conv_kernel));
+  SPOOL_TRY(get_int("ssm.state_size", &s.k_head_dim));
+  SPOOL_TRY(get_int("ssm.group_count", &s.n_k_heads));
+  SPOOL_TRY(get_int("ssm.time_step_rank", &s.n_v_heads));
+  SPOOL_TRY(get_int("ssm.inner_size", &inner));
+  if (s.n_v_heads <= 0 || inner <= 0 || inner % s.n_v_heads != 0)
+    return InvalidFile(src.root + ": " + p + "ssm.inner_size " + std::to_string(inner) + " is not a positive multiple of " +
+                       p + "ssm.time_step_rank " + std::to_string(s.n_v_heads) + " (value heads)");
+  s.v_head_dim = inner / s.n_v_heads;
+  const int64_t L = static_cast<int64_t>(c->layers.size());
+  const std::string rec_key = p + "attention.recurrent_layers";
+  if (const formats::GgufValue* v = g.Find(rec_key)) {
+    // llama.cpp: one bool per block, MTP blocks included (false).
+    if (v->type != formats::GgufType::kArray || v->array_type != formats::GgufType::kBool ||
+        static_cast<int64_t>(v->array.size()) != L + c->n_nextn_layers)
+      return InvalidFile(src.root + ": " + rec_key + " must be an array of " + std::to_string(L + c->n_nextn_layers) +
+                         " bools (one per block), got " +
+                         (v->type == formats::GgufType::kArray ? std::to_string(v->array.size()) + " values" : "a scalar"));
+    for (int64_t l = 0; l < L; ++l)
+      if (v->array[static_cast<size_t>(l)].AsBool().value_or(false)) c->layers[l].mixer = MixerKind::kLinearAttention;
+  } else {
+    int64_t interval = 4;
+    if (g.Find(p + "full_attention_interval")) SPOOL_TRY(get_int("full_attention_interval", &interval));
+    if (interval <= 0)
+      return InvalidFile(src.root + ": " + p + "full_attention_interval is " + std::to_string(interval) + ", expected > 0");
+    for (int64_t l = 0; l < L; ++l)
+      if ((l + 1) % interval != 0) c->layers[l].mixer = MixerKind::kLinearAttention;
+  }
+  // A Gated DeltaNet layer's tensors, named here (as ReadGgufMoe does for experts) rather
+  // than as some other tensor being "unused".
+  for (int64_t l = 0; l < L; ++l) {
+    if (c->layers[l].mixer != MixerKind::kLinearAttention) continue;
+    const std::string b = "blk." + std::to_string(l) + ".";
+    const bool legacy = src.FindTensor(b + "ssm_in.weight") != nullptr;
+    std::vector<std::string> required = {"ssm_ba.weight", "ssm_conv1d.weight", "ssm_dt.bias", "ssm_a",
+                                         "ssm_norm.weight", "ssm_out.weight"};
+    if (!legacy) required.insert(required.begin(), {"attn_qkv.weight", "attn_gate.weight"});
+    for (const std::string& t : required)
+      if (!src.FindTensor(b + t))
+        return InvalidFile(src.root + ": missing tensor '" + b + t + "'" +
+                           (t == "attn_qkv.weight" ? " (or the legacy '" + b + "ssm_in.weight')" : std::string()) +
+                           ": layer " + std::to_string(l) + " is a Gated DeltaNet layer (" +
+                           (g.Find(rec_key) ? rec_key : p + "full_attention_interval") + ")");
+  }
+  return Status::Ok();
+}
+
 Result<ModelConfig> FromGguf(const formats::ModelSource& src) {
   const formats::GgufFile& g = *src.gguf;
   ModelConfig c;
@@ -475,9 +556,6 @@ Result<ModelConfig> FromGguf(const formats::ModelSource& src) {
   if (!entry)
     return Unsupported(src.root + ": architecture '" + c.arch + "' is not supported (supported: " + SupportedList() + ")");
   c.hf_class = entry->hf_class;
-  if (entry->family == Family::kQwen3Next)
-    return Unsupported(src.root + ": GGUF '" + c.arch + "' (Gated DeltaNet) is not supported yet; its HF safetensors "
-                       "checkpoint (Qwen3NextForCausalLM) is");
   const std::string p = c.arch + ".";
   auto get_int = [&](const std::string& key, int64_t* out) -> Status {
     auto r = g.GetInt(p + key);
@@ -495,6 +573,18 @@ Result<ModelConfig> FromGguf(const formats::ModelSource& src) {
     return InvalidFile(src.root + ": " + p + "expert_count is " + (g.Find(p + "expert_count") ? std::to_string(n_expert) : "missing") +
                        ", expected a positive expert count for the mixture-of-experts architecture '" + c.arch + "'");
   SPOOL_TRY(get_int("block_count", &c.n_layer));
+  // Multi-token-prediction blocks (llama.cpp's converter appends them after the trunk and
+  // counts them in block_count; `nextn_predict_layers` says how many): not run by the
+  // main pass, so not layers of spool's model; their tensors are ignored.
+  if (g.Find(p + "nextn_predict_layers")) {
+    int64_t n_nextn = 0;
+    SPOOL_TRY(get_int("nextn_predict_layers", &n_nextn));
+    if (n_nextn < 0 || n_nextn >= c.n_layer)
+      return InvalidFile(src.root + ": " + p + "nextn_predict_layers is " + std::to_string(n_nextn) +
+                         ", expected 0 to block_count - 1 (" + std::to_string(c.n_layer - 1) + ")");
+    c.n_nextn_layers = n_nextn;
+    c.n_layer -= n_nextn;
+  }
   SPOOL_TRY(get_int("embedding_length", &c.n_embd));
   SPOOL_TRY(get_int("feed_forward_length", &c.n_ff));
   SPOOL_TRY(get_int("attention.head_count", &c.n_head));
@@ -535,7 +625,7 @@ Result<ModelConfig> FromGguf(const formats::ModelSource& src) {
   switch (entry->family) {
     case Family::kPlain: break;
     case Family::kGptOss: SPOOL_TRY(GptOssFromGguf(src, p, &c)); break;
-    case Family::kQwen3Next: break;  // refused above (no GGUF reader yet)
+    case Family::kQwen3Next: SPOOL_TRY(Qwen3NextFromGguf(src, p, &c)); break;
     case Family::kGemma2:
     case Family::kGemma3: SPOOL_TRY(GemmaFromGguf(src, *entry, p, &c)); break;
   }
@@ -1223,6 +1313,8 @@ const char* RoleName(TensorRole role) {
     case TensorRole::kSsmALog: return "ssm_a";
     case TensorRole::kSsmNorm: return "ssm_norm";
     case TensorRole::kSsmOut: return "ssm_out";
+    case TensorRole::kSsmInQkv: return "attn_qkv";
+    case TensorRole::kSsmInZ: return "attn_gate";
   }
   return "?";
 }
@@ -1267,6 +1359,8 @@ std::string TensorName(formats::ModelSource::Kind kind, TensorRole role, int64_t
     case TensorRole::kSsmALog: return gguf ? gb + "ssm_a" : hb + "linear_attn.A_log";
     case TensorRole::kSsmNorm: return gguf ? gb + "ssm_norm.weight" : hb + "linear_attn.norm.weight";
     case TensorRole::kSsmOut: return gguf ? gb + "ssm_out.weight" : hb + "linear_attn.out_proj.weight";
+    case TensorRole::kSsmInQkv: return gguf ? gb + "attn_qkv.weight" : hb + "linear_attn.in_proj_qkv.weight";
+    case TensorRole::kSsmInZ: return gguf ? gb + "attn_gate.weight" : hb + "linear_attn.in_proj_z.weight";
   }
   return "";
 }
@@ -1274,8 +1368,9 @@ std::string TensorName(formats::ModelSource::Kind kind, TensorRole role, int64_t
 std::string TensorName(const ModelConfig& c, formats::ModelSource::Kind kind, TensorRole role, int64_t layer) {
   if (c.sandwich_norms && kind != formats::ModelSource::Kind::kGguf && role == TensorRole::kFfnNorm)
     return "model.layers." + std::to_string(layer) + ".pre_feedforward_layernorm.weight";
-  if (c.arch == "gpt-oss" && kind == formats::ModelSource::Kind::kGguf && role == TensorRole::kFfnNorm)
-    return "blk." + std::to_string(layer) + ".post_attention_norm.weight";  // llama.cpp's openai-moe
+  if ((c.arch == "gpt-oss" || c.arch == "qwen3next") && kind == formats::ModelSource::Kind::kGguf &&
+      role == TensorRole::kFfnNorm)
+    return "blk." + std::to_string(layer) + ".post_attention_norm.weight";  // llama.cpp's openai-moe, qwen3next
   return TensorName(kind, role, layer);
 }
 

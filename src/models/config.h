@@ -128,6 +128,9 @@ struct ModelConfig {
   bool ggml_numerics = false;
 
   std::vector<LayerSpec> layers;  // [n_layer]
+  // GGUF multi-token-prediction blocks stored after the n_layer trunk blocks
+  // (`nextn_predict_layers`; block_count = n_layer + this): not run, their tensors ignored.
+  int64_t n_nextn_layers = 0;
   MoeSpec moe;                    // meaningful when some layer's ffn is kMoe
   LinearAttnSpec linear;          // meaningful when some layer's mixer is kLinearAttention
   // Tokens per chunk of the chunked delta rule in prefill steps (a parameter: any value
@@ -167,6 +170,9 @@ enum class TensorRole {
   kBo, kSinks,                  // gpt-oss: output-projection bias, attention sinks [n_head]
   // Gated DeltaNet (Qwen3-Next linear-attention layers).
   kSsmInQkvz, kSsmInBa, kSsmConv, kSsmDtBias, kSsmALog, kSsmNorm, kSsmOut,
+  // The split input projection of llama.cpp's converter (GGUF attn_qkv: q, k, v channels
+  // of all heads, ungrouped; attn_gate: z), instead of the grouped kSsmInQkvz.
+  kSsmInQkv, kSsmInZ,
   // Mixture of experts (HF names depend on the architecture: see weights.cc).
   kFfnRouter, kShexpGate, kShexpUp, kShexpDown, kShexpRouter,
 };

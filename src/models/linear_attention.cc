@@ -31,8 +31,8 @@ kv::RecurrentLayout RecurrentLayoutOf(const ModelConfig& c) {
   return r;
 }
 
-void GatedDeltaNet::Run(const LinearAttnWeights& w, const float* qkvz, const float* ba, int64_t m, bool recurrent,
-                        kv::RecurrentState::LayerView st, float* y) {
+void GatedDeltaNet::Run(const LinearAttnWeights& w, const float* proj, const float* z_in, const float* ba, int64_t m,
+                        bool recurrent, kv::RecurrentState::LayerView st, float* y) {
   const int64_t nk = s_.n_k_heads, nv = s_.n_v_heads, dk = s_.k_head_dim, dv = s_.v_head_dim;
   const int64_t r = nv / nk, KD = s_.key_dim(), VD = s_.value_dim(), CD = s_.conv_dim();
   const int64_t QKVZ = s_.qkvz_dim(), BA = s_.ba_dim();
@@ -41,17 +41,21 @@ void GatedDeltaNet::Run(const LinearAttnWeights& w, const float* qkvz, const flo
   z_.resize(m * VD);
   beta_.resize(m * nv);
   g_.resize(m * nv);
-  // Ungroup the fused projections: [q | k | v] channels for the conv, z, b, a.
+  // Ungroup the fused projections: [q | k | v] channels for the conv, z, b, a (split
+  // weights gave them ungrouped already).
+  const float* conv_in = z_in ? proj : mixed_.data();
+  const float* zs = z_in ? z_in : z_.data();
   for (int64_t t = 0; t < m; ++t) {
-    const float* row = qkvz + t * QKVZ;
     const float* bar = ba + t * BA;
-    float* x = mixed_.data() + t * CD;
     for (int64_t hk = 0; hk < nk; ++hk) {
-      const float* grp = row + hk * (2 * dk + 2 * r * dv);
-      std::copy(grp, grp + dk, x + hk * dk);                                      // q
-      std::copy(grp + dk, grp + 2 * dk, x + KD + hk * dk);                        // k
-      std::copy(grp + 2 * dk, grp + 2 * dk + r * dv, x + 2 * KD + hk * r * dv);   // v
-      std::copy(grp + 2 * dk + r * dv, grp + 2 * dk + 2 * r * dv, z_.data() + t * VD + hk * r * dv);  // z
+      if (!z_in) {
+        const float* grp = proj + t * QKVZ + hk * (2 * dk + 2 * r * dv);
+        float* x = mixed_.data() + t * CD;
+        std::copy(grp, grp + dk, x + hk * dk);                                      // q
+        std::copy(grp + dk, grp + 2 * dk, x + KD + hk * dk);                        // k
+        std::copy(grp + 2 * dk, grp + 2 * dk + r * dv, x + 2 * KD + hk * r * dv);   // v
+        std::copy(grp + 2 * dk + r * dv, grp + 2 * dk + 2 * r * dv, z_.data() + t * VD + hk * r * dv);  // z
+      }
       for (int64_t i = 0; i < r; ++i) {
         const int64_t h = hk * r + i;
         const float b = bar[hk * 2 * r + i], a = bar[hk * 2 * r + r + i];
@@ -60,7 +64,7 @@ void GatedDeltaNet::Run(const LinearAttnWeights& w, const float* qkvz, const flo
       }
     }
   }
-  CausalConv1dSilu(mixed_.data(), m, CD, w.conv.data(), s_.conv_kernel, st.conv, conv_out_.data());
+  CausalConv1dSilu(conv_in, m, CD, w.conv.data(), s_.conv_kernel, st.conv, conv_out_.data());
 
   // The delta rule, one value head per task.
   heads_.resize(static_cast<size_t>(std::max(pool_.num_threads(), 1)));
@@ -95,7 +99,7 @@ void GatedDeltaNet::Run(const LinearAttnWeights& w, const float* qkvz, const flo
       // Gated RMSNorm per (token, head): w · (o · rsqrt(mean(o²) + eps)) · silu(z).
       for (int64_t t = 0; t < m; ++t) {
         const float* o = sc.o.data() + t * dv;
-        const float* z = z_.data() + t * VD + h * dv;
+        const float* z = zs + t * VD + h * dv;
         float* out = y + t * VD + h * dv;
         float ss = 0;
         for (int64_t i = 0; i < dv; ++i) ss += o[i] * o[i];

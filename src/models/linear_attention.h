@@ -5,6 +5,7 @@
 //   qkvz = h·W_qkvzᵀ [m, 2·key_dim + 2·value_dim], ba = h·W_baᵀ [m, 2·n_v_heads]
 //     (both grouped per key head: q (dk), k (dk), v (r·dv), z (r·dv) | b (r), a (r),
 //      r = n_v_heads / n_k_heads)                               ← the Transformer does these
+//     (GGUF: qkv = h·W_qkvᵀ [m, conv_dim] already ungrouped, z = h·W_zᵀ [m, value_dim])
 //   x = [q | k | v] [m, conv_dim] → depthwise causal conv (kernel K, rolling state) → SiLU
 //   β = sigmoid(b); g = −exp(A_log) · softplus(a + dt_bias)     (f32)
 //   q, k l2-normalised per head (eps 1e-6 inside the rsqrt), repeated to the value heads;
@@ -36,11 +37,13 @@ class GatedDeltaNet {
  public:
   GatedDeltaNet(const ModelConfig& c, ThreadPool& pool) : c_(c), s_(c.linear), pool_(pool) {}
 
-  // qkvz: [m, qkvz_dim], ba: [m, ba_dim]: this sequence's rows of the projections.
+  // This sequence's rows of the projections: z == nullptr: proj is the grouped qkvz
+  // [m, qkvz_dim]; else (split weights, LinearAttnWeights::split) proj is qkv [m, conv_dim]
+  // in conv channel order and z [m, value_dim]. ba: [m, ba_dim].
   // st: the layer's pending state (RecurrentState::Begin), advanced by m tokens.
   // recurrent: token-by-token recurrence (decode numerics), else the chunked form.
   // y: [m, value_dim], the gated-normed output before the out projection.
-  void Run(const LinearAttnWeights& w, const float* qkvz, const float* ba, int64_t m, bool recurrent,
+  void Run(const LinearAttnWeights& w, const float* proj, const float* z, const float* ba, int64_t m, bool recurrent,
            kv::RecurrentState::LayerView st, float* y);
 
  private:

@@ -61,6 +61,7 @@ void Transformer::EnsureScratch(int64_t n) {
     qkvz_.resize(n * c_.linear.qkvz_dim());
     ba_.resize(n * c_.linear.ba_dim());
     lin_y_.resize(n * c_.linear.value_dim());
+    lin_z_.resize(n * c_.linear.value_dim());  // split projections (GGUF) only
   }
   ffn_.Reserve(mlp_rows);
   pos_.resize(n);
@@ -202,15 +203,22 @@ Status Transformer::LinearMixer(std::span<const SeqStep> batch, int64_t l, const
   const LinearAttnSpec& ls = c_.linear;
   const int64_t n = n_rows_, D = c_.n_embd;
   RmsNorm(x_.data(), w_.layer(l).attn_norm.data(), c_.rms_eps, n, D, h_.data());
-  MatMulSegments(View(L.in_qkvz, g), h_.data(), qkvz_.data(), segs);  // [n, qkvz_dim]
+  const bool split = L.split();
+  const int64_t proj_dim = split ? ls.conv_dim() : ls.qkvz_dim();
+  if (split) {
+    MatMulSegments(View(L.in_qkv, g), h_.data(), qkvz_.data(), segs);  // [n, conv_dim]
+    MatMulSegments(View(L.in_z, g), h_.data(), lin_z_.data(), segs);   // [n, value_dim]
+  } else {
+    MatMulSegments(View(L.in_qkvz, g), h_.data(), qkvz_.data(), segs);  // [n, qkvz_dim]
+  }
   MatMulSegments(View(L.in_ba, g), h_.data(), ba_.data(), segs);      // [n, ba_dim]
   int64_t r = 0;
   for (auto& s : batch) {
     const int64_t m = static_cast<int64_t>(s.tokens.size());
     if (!s.state) return InternalError("layer " + std::to_string(l) + " is linear attention but a sequence has no recurrent state");
     const bool recurrent = m == 1 || s.decode_rows;
-    delta_net_.Run(L, qkvz_.data() + r * ls.qkvz_dim(), ba_.data() + r * ls.ba_dim(), m, recurrent, s.state->Begin(l),
-                   lin_y_.data() + r * ls.value_dim());
+    delta_net_.Run(L, qkvz_.data() + r * proj_dim, split ? lin_z_.data() + r * ls.value_dim() : nullptr,
+                   ba_.data() + r * ls.ba_dim(), m, recurrent, s.state->Begin(l), lin_y_.data() + r * ls.value_dim());
     r += m;
   }
   MatMulSegments(View(L.out, g), lin_y_.data(), h_.data(), segs);  // [n, n_embd]

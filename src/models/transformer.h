@@ -146,6 +146,7 @@ class Transformer {
   std::vector<float> x_, h_, q_, k_, v_, attn_;
   std::vector<float> qg_, gate_;       // attn_output_gate: [rows, 2·q_dim] projection, [rows, q_dim] gate
   std::vector<float> qkvz_, ba_, lin_y_;  // linear layers: [rows, qkvz_dim], [rows, ba_dim], [rows, value_dim]
+  std::vector<float> lin_z_;              // [rows, value_dim]: z of split projections (qkvz_ then holds qkv)
   std::vector<float> ffn_out_;  // [min(rows, kMlpRowBlock), n_embd]
   std::vector<int64_t> pos_;
 };

@@ -170,25 +170,42 @@ Status ModelWeights::InitLinear(int64_t l) {
   const TensorFinder f{source_};
   LinearAttnWeights& w = layers_[l].linear;
   auto name = [&](TensorRole role) { return TensorName(c, source_.kind, role, l); };
-  SPOOL_TRY(f.Matrix(name(TensorRole::kSsmInQkvz), s.qkvz_dim(), c.n_embd, &w.in_qkvz));
+  const bool gguf = source_.kind == formats::ModelSource::Kind::kGguf;
+  // The input projection: grouped (HF in_proj_qkvz; a legacy GGUF's ssm_in) or split
+  // (llama.cpp's current converter: attn_qkv + attn_gate).
+  const bool split = gguf && !source_.FindTensor(name(TensorRole::kSsmInQkvz));
+  if (split) {
+    if (!source_.FindTensor(name(TensorRole::kSsmInQkv)))
+      return InvalidFile(source_.root + ": missing tensor '" + name(TensorRole::kSsmInQkv) + "' (or the legacy '" +
+                         name(TensorRole::kSsmInQkvz) + "'): layer " + std::to_string(l) +
+                         " is a Gated DeltaNet layer and needs its input projection");
+    SPOOL_TRY(f.Matrix(name(TensorRole::kSsmInQkv), s.conv_dim(), c.n_embd, &w.in_qkv));
+    SPOOL_TRY(f.Matrix(name(TensorRole::kSsmInZ), s.value_dim(), c.n_embd, &w.in_z));
+  } else {
+    SPOOL_TRY(f.Matrix(name(TensorRole::kSsmInQkvz), s.qkvz_dim(), c.n_embd, &w.in_qkvz));
+  }
   SPOOL_TRY(f.Matrix(name(TensorRole::kSsmInBa), s.ba_dim(), c.n_embd, &w.in_ba));
   SPOOL_TRY(f.Matrix(name(TensorRole::kSsmOut), c.n_embd, s.value_dim(), &w.out));
-  // conv1d.weight [conv_dim, 1, kernel] (HF nn.Conv1d with groups = channels).
+  // conv1d.weight [conv_dim, 1, kernel] (HF nn.Conv1d with groups = channels); the GGUF
+  // converter squeezed it to [conv_dim, kernel].
   SPOOL_ASSIGN_OR_RETURN(const formats::TensorInfo* conv, f.Find(name(TensorRole::kSsmConv)));
-  const std::vector<uint64_t> conv_shape = {static_cast<uint64_t>(s.conv_dim()), 1, static_cast<uint64_t>(s.conv_kernel)};
+  const uint64_t cd = static_cast<uint64_t>(s.conv_dim()), ck = static_cast<uint64_t>(s.conv_kernel);
+  const std::vector<uint64_t> conv_shape = gguf ? std::vector<uint64_t>{cd, ck} : std::vector<uint64_t>{cd, 1, ck};
   if (conv->shape != conv_shape)
     return InvalidFile(source_.root + ": tensor '" + conv->name + "' has shape " + ShapeString(conv->shape) +
-                       ", expected " + ShapeString(conv_shape));
+                       ", expected " + ShapeString(conv_shape) + " (conv channels " + std::to_string(cd) + ", kernel " +
+                       std::to_string(ck) + ")");
   SPOOL_ASSIGN_OR_RETURN(w.conv, ReadTensorF32(source_, *conv));
   SPOOL_TRY(f.Vec(name(TensorRole::kSsmDtBias), s.n_v_heads, &w.dt_bias));
-  std::vector<float> a_log;
-  SPOOL_TRY(f.Vec(name(TensorRole::kSsmALog), s.n_v_heads, &a_log));
-  w.neg_a.resize(a_log.size());
-  for (size_t i = 0; i < a_log.size(); ++i) {
-    w.neg_a[i] = -std::exp(a_log[i]);
+  std::vector<float> a;
+  SPOOL_TRY(f.Vec(name(TensorRole::kSsmALog), s.n_v_heads, &a));
+  w.neg_a.resize(a.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    // HF stores A_log; llama.cpp's converter stored −exp(A_log).
+    w.neg_a[i] = gguf ? a[i] : -std::exp(a[i]);
     if (!std::isfinite(w.neg_a[i]))
       return InvalidFile(source_.root + ": tensor '" + name(TensorRole::kSsmALog) + "' value " + std::to_string(i) +
-                         " is " + std::to_string(a_log[i]) + ": exp() is not finite");
+                         " is " + std::to_string(a[i]) + (gguf ? ", expected a finite number" : ": exp() is not finite"));
   }
   SPOOL_TRY(f.Vec(name(TensorRole::kSsmNorm), s.v_head_dim, &w.norm));
   return Status::Ok();
@@ -268,10 +285,12 @@ Status ModelWeights::Init() {
     LayerWeights& L = layers_[l];
     WeightGroup& g = groups_[l];
     g.name = "layer " + std::to_string(l);
-    if (c.layers[l].mixer == MixerKind::kLinearAttention)
-      for (MatrixRef* m : {&L.linear.in_qkvz, &L.linear.in_ba, &L.linear.out}) place(g, m);
-    else
+    if (c.layers[l].mixer == MixerKind::kLinearAttention) {
+      for (MatrixRef* m : {&L.linear.in_qkvz, &L.linear.in_qkv, &L.linear.in_z, &L.linear.in_ba, &L.linear.out})
+        if (m->info) place(g, m);  // grouped (in_qkvz) or split (in_qkv, in_z) input projection
+    } else {
       for (MatrixRef* m : {&L.wq, &L.wk, &L.wv, &L.wo}) place(g, m);
+    }
     if (c.layers[l].ffn == FfnKind::kDense) {
       for (MatrixRef* m : {&L.dense.gate, &L.dense.up, &L.dense.down}) place(g, m);
       continue;

@@ -93,12 +93,16 @@ struct MoeWeights {
 // A Gated DeltaNet token mixer (ModelConfig::linear says the sizes; models/linear_attention.h).
 struct LinearAttnWeights {
   MatrixRef in_qkvz;                        // [qkvz_dim, n_embd]: per key head q, k, v, z (grouped)
+  // Or split (what llama.cpp's converter writes): in_qkv [conv_dim, n_embd], the q, k, v
+  // channels of all heads in conv order (ungrouped), and in_z [value_dim, n_embd].
+  MatrixRef in_qkv, in_z;
   MatrixRef in_ba;                          // [ba_dim, n_embd]: per key head b, a
   MatrixRef out;                            // [n_embd, value_dim]
   std::vector<float> conv;                  // [conv_dim, conv_kernel] depthwise causal conv
   std::vector<float> dt_bias;               // [n_v_heads]
-  std::vector<float> neg_a;                 // [n_v_heads]: −exp(A_log), in f32 as transformers
+  std::vector<float> neg_a;                 // [n_v_heads]: −exp(A_log), in f32 as transformers (GGUF: as stored)
   std::vector<float> norm;                  // [v_head_dim]: gated RMSNorm weight (applied as w, not 1 + w)
+  bool split() const { return in_qkv.info != nullptr; }
 };
 
 struct LayerWeights {

@@ -57,6 +57,9 @@ Status Engine::PrepareAndPlan(const std::string& model, formats::ModelSource* gi
       return InvalidArgument("--numerics ggml does not support this model's rope scaling (llama3); use the default numerics");
     if (mc.sandwich_norms || mc.attn_softcap > 0 || mc.ffn_act != models::FfnAct::kSilu)
       return InvalidArgument("--numerics ggml does not support " + mc.arch + " yet; use the default numerics");
+    if (mc.has_linear())  // no llama.cpp-exact Gated DeltaNet (qwen3next GGUF runs with the default numerics)
+      return InvalidArgument("--numerics ggml does not support linear-attention (Gated DeltaNet) layers of " + mc.arch +
+                             " yet; use the default numerics");
     for (const auto& spec : mc.layers)
       if (spec.mixer == models::MixerKind::kSlidingAttention)
         return InvalidArgument("--numerics ggml does not support sliding-window attention yet; use the default numerics");
@@ -354,6 +357,8 @@ int64_t Engine::RewindPoint(Sequence& seq, int64_t n) const {
   if (!seq.state_) return n;
   return seq.state_->RewindPoint(n);
 }
+
+bool Engine::KeepCheckpoint(Sequence& seq) { return seq.state_ && seq.state_->KeepCheckpoint(); }
 
 Status Engine::Truncate(Sequence& seq, int64_t n) {
   // The recurrent state rewinds only to its length, 0 or a kept checkpoint (a multiple

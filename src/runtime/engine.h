@@ -198,6 +198,10 @@ class Engine {
   // in RAM and disk-backed KV alike, the sequence is then exactly as if the dropped
   // tokens had never been fed (later steps' logits bit-identical).
   Status Truncate(Sequence& seq, int64_t n);
+  // Models with linear-attention layers: keep a checkpoint of seq's recurrent state at
+  // its current length, so that a later Truncate / RewindPoint can return there (a chat
+  // turn's prompt end). Returns false (nothing to keep) for other models.
+  bool KeepCheckpoint(Sequence& seq);
   // The largest m <= n that Truncate(seq, m) accepts as far as the recurrent state goes
   // (models with linear-attention layers: the length, a kept checkpoint or 0; other
   // models: n). Callers that want "at most n" (chat's next turn) truncate there.

@@ -62,7 +62,7 @@ uint64_t EstimateActivationBytes(const models::ModelConfig& c, int64_t rows, int
   if (c.attn_output_gate) b += n * QD * 4 * 3;
   if (c.has_linear()) {
     const models::LinearAttnSpec& s = c.linear;
-    b += n * U(s.qkvz_dim() + s.ba_dim() + s.value_dim()) * 4;                     // projections, gated-norm output
+    b += n * U(s.qkvz_dim() + s.ba_dim() + 2 * s.value_dim()) * 4;                 // projections, split z, gated-norm output
     b += n * U(2 * s.conv_dim() + s.value_dim() + 2 * s.n_v_heads) * 4;           // ungrouped, conv out, z, β, g
     const uint64_t C = U(std::min<int64_t>(rows, c.delta_chunk));
     b += U(std::max(threads, 1)) * (n * U(2 * s.k_head_dim + 2 * s.v_head_dim + 2) * 4 +

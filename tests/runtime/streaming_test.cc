@@ -53,6 +53,8 @@ std::vector<ModelCase> Models() {
   // scales of gate_up and down) and in GGUF blocks; sinks, biases, sliding layers.
   out.push_back({"gptoss_hf_mxfp4", fx + "/gptoss/gptoss-h64-mxfp4"});
   out.push_back({"gptoss_gguf_mxfp4", fx + "/gptoss/gptoss-h64-mxfp4.gguf"});
+  // Qwen3-Next as llama.cpp's converter writes it: split attn_qkv + attn_gate projections.
+  out.push_back({"qwen3next_gguf", fx + "/qwen3next/qwen3next-h64.gguf"});
   return out;
 }
 
