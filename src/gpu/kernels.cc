@@ -146,38 +146,35 @@ Result<bool> Kernels::FusedFma() {
   return fused_fma_ == 1;
 }
 
-Status Kernels::QuantizeQ8_0(const Buffer& x, const Buffer& xq, int64_t m, int64_t n) {
+// Activation rows [m, n] f32 → blocks of `block` values (Q8_0/Q8_1: 32, Q8_K: 256) with the
+// layout `act_bytes` gives; one thread per block.
+Status Kernels::QuantizeRows(const Buffer& x, const Buffer& xq, int64_t m, int64_t n, int64_t block, Shader shader,
+                             uint64_t act_bytes, const char* what) {
   if (Status s = Positive(m, "m"); !s.ok()) return s;
   if (Status s = Positive(n, "n"); !s.ok()) return s;
-  if (n % 32 != 0) return InvalidArgument("GPU QuantizeQ8_0: n = " + std::to_string(n) + " is not a multiple of 32");
+  if (n % block != 0)
+    return InvalidArgument(std::string("GPU ") + what + ": n = " + std::to_string(n) + " is not a multiple of " +
+                           std::to_string(block));
   const uint64_t elems = static_cast<uint64_t>(m) * static_cast<uint64_t>(n);
-  if (elems >= kMaxIndex) return InvalidArgument("GPU QuantizeQ8_0: m·n too large");
+  if (elems >= kMaxIndex) return InvalidArgument(std::string("GPU ") + what + ": m·n too large");
   if (Status s = Fits(x, elems * 4, "x"); !s.ok()) return s;
-  if (Status s = Fits(xq, Q8ActBytes(m, n), "xq"); !s.ok()) return s;
-  auto pipe = Get(dev_, Shader::kQuantizeQ8_0, 2, sizeof(QuantizePush));
+  if (Status s = Fits(xq, act_bytes, "xq"); !s.ok()) return s;
+  auto pipe = Get(dev_, shader, 2, sizeof(QuantizePush));
   if (!pipe.ok()) return pipe.status();
-  const QuantizePush push{static_cast<uint32_t>(elems / 32), static_cast<uint32_t>(elems / 4),
-                          static_cast<uint32_t>(elems / 4 + elems / 32)};
+  const uint64_t blocks = elems / static_cast<uint64_t>(block);
+  const QuantizePush push{static_cast<uint32_t>(blocks), static_cast<uint32_t>(elems / 4),
+                          static_cast<uint32_t>(elems / 4 + blocks)};
   const BufferRange bufs[] = {{&x}, {&xq}};
-  const Grid g = ThreadsFor(elems / 32);
+  const Grid g = ThreadsFor(blocks);
   return dev_.Dispatch(pipe.value(), bufs, PushBytes(push), g.x, g.y);
 }
 
+Status Kernels::QuantizeQ8_0(const Buffer& x, const Buffer& xq, int64_t m, int64_t n) {
+  return QuantizeRows(x, xq, m, n, 32, Shader::kQuantizeQ8_0, n > 0 && m > 0 ? Q8ActBytes(m, n) : 0, "QuantizeQ8_0");
+}
+
 Status Kernels::QuantizeQ8_K(const Buffer& x, const Buffer& xq, int64_t m, int64_t n) {
-  if (Status s = Positive(m, "m"); !s.ok()) return s;
-  if (Status s = Positive(n, "n"); !s.ok()) return s;
-  if (n % 256 != 0) return InvalidArgument("GPU QuantizeQ8_K: n = " + std::to_string(n) + " is not a multiple of 256");
-  const uint64_t elems = static_cast<uint64_t>(m) * static_cast<uint64_t>(n);
-  if (elems >= kMaxIndex) return InvalidArgument("GPU QuantizeQ8_K: m·n too large");
-  if (Status s = Fits(x, elems * 4, "x"); !s.ok()) return s;
-  if (Status s = Fits(xq, Q8KActBytes(m, n), "xq"); !s.ok()) return s;
-  auto pipe = Get(dev_, Shader::kQuantizeQ8_K, 2, sizeof(QuantizePush));
-  if (!pipe.ok()) return pipe.status();
-  const QuantizePush push{static_cast<uint32_t>(elems / 256), static_cast<uint32_t>(elems / 4),
-                          static_cast<uint32_t>(elems / 4 + elems / 256)};
-  const BufferRange bufs[] = {{&x}, {&xq}};
-  const Grid g = ThreadsFor(elems / 256);
-  return dev_.Dispatch(pipe.value(), bufs, PushBytes(push), g.x, g.y);
+  return QuantizeRows(x, xq, m, n, 256, Shader::kQuantizeQ8_K, n > 0 && m > 0 ? Q8KActBytes(m, n) : 0, "QuantizeQ8_K");
 }
 
 Status Kernels::CheckMatMul(const char* what, const WeightBuffer& w, const Buffer& x, const Buffer& y, int64_t m) {

@@ -44,6 +44,7 @@
 
 #include "base/dtype.h"
 #include "base/status.h"
+#include "gpu/shader_table.h"
 #include "gpu/vulkan_device.h"
 
 namespace spool::gpu {
@@ -163,6 +164,10 @@ class Kernels {
   // Sync after the dispatch that reads it).
   Result<BufferRange> Param(const void* data, uint64_t bytes);
   Status EnsureScratch(uint64_t bytes);
+  // The activation quantisers' shared body: x [m, n] f32 → `block`-value blocks of
+  // `act_bytes` in all (QuantizeQ8_0: 32, QuantizeQ8_K: 256).
+  Status QuantizeRows(const Buffer& x, const Buffer& xq, int64_t m, int64_t n, int64_t block, Shader shader,
+                      uint64_t act_bytes, const char* what);
 
   VulkanDevice& dev_;
   Buffer arena_;

@@ -265,7 +265,9 @@ TEST(GpuKernels, RmsNormMatchesCpu) {
       ASSERT_TRUE(k.RmsNorm(xb, wb, 1e-5f, rows, dim, yb).ok());
       auto got = Read(*dev, yb, x.size());
       for (size_t i = 0; i < x.size(); ++i) {
-        if (dev->info().shader_float64) ASSERT_EQ(got[i], ref[i]) << dim << " " << i;  // the CPU's numerics
+        if (dev->info().shader_float64) {
+          ASSERT_EQ(got[i], ref[i]) << dim << " " << i;  // the CPU's numerics
+        }
         ASSERT_NEAR(got[i], ref[i], 1e-5 * std::fabs(ref[i]) + 1e-6) << dim << " " << i;
       }
       // In place (y = x).
@@ -330,7 +332,9 @@ TEST(GpuKernels, SwiGluMatchesCpu) {
     total += ref.size();
   }
   std::printf("SwiGLU: %zu of %zu differ from the CPU\n", mismatches, total);
-  if (dev->info().shader_float64) EXPECT_LE(mismatches * 1000, total);
+  if (dev->info().shader_float64) {
+    EXPECT_LE(mismatches * 1000, total);
+  }
 }
 
 // Residual add: bit-identical to Add.
