@@ -146,6 +146,12 @@ Result<bool> Kernels::FusedFma() {
   return fused_fma_ == 1;
 }
 
+Result<bool> Kernels::EmulateFmaInF64() {
+  auto fused = FusedFma();
+  if (!fused.ok()) return fused.status();
+  return !fused.value() && dev_.info().shader_float64;
+}
+
 // Activation rows [m, n] f32 → blocks of `block` values (Q8_0/Q8_1: 32, Q8_K: 256) with the
 // layout `act_bytes` gives; one thread per block.
 Status Kernels::QuantizeRows(const Buffer& x, const Buffer& xq, int64_t m, int64_t n, int64_t block, Shader shader,
@@ -222,9 +228,9 @@ Status Kernels::PrepareActivations(const WeightBuffer& w, const Buffer& x, int64
 Status Kernels::MatVec(const WeightBuffer& w, const Buffer& x, const Buffer& y, int64_t m) {
   if (Status s = CheckMatMul("MatVec", w, x, y, m); !s.ok()) return s;
   if (m > kMaxGroupsX) return InvalidArgument("GPU MatVec: more than 65535 rows in one call");
-  auto fused = FusedFma();
-  if (!fused.ok()) return fused.status();
-  const bool fma_f64 = !fused.value() && dev_.info().shader_float64;
+  auto emulate = EmulateFmaInF64();
+  if (!emulate.ok()) return emulate.status();
+  const bool fma_f64 = emulate.value();
   auto pipe = Get(dev_, GemvShader(w.dtype, fma_f64), 3, sizeof(GemvPush));
   if (!pipe.ok()) return pipe.status();
   GemvPush push{static_cast<uint32_t>(w.n_out), static_cast<uint32_t>(w.n_in), static_cast<uint32_t>(m), 0, 0};
@@ -245,9 +251,9 @@ Status Kernels::MatMul(const WeightBuffer& w, const Buffer& x, const Buffer& y, 
   if (Status s = CheckMatMul("MatMul", w, x, y, m); !s.ok()) return s;
   const uint64_t row_tiles = (static_cast<uint64_t>(m) + 7) / 8;
   if (row_tiles > kMaxGroupsX) return InvalidArgument("GPU MatMul: more than 65535·8 rows in one call");
-  auto fused = FusedFma();
-  if (!fused.ok()) return fused.status();
-  const bool fma_f64 = !fused.value() && dev_.info().shader_float64;
+  auto emulate = EmulateFmaInF64();
+  if (!emulate.ok()) return emulate.status();
+  const bool fma_f64 = emulate.value();
   auto pipe = Get(dev_, GemmShader(w.dtype, fma_f64), 3, sizeof(GemvPush));
   if (!pipe.ok()) return pipe.status();
   GemvPush push{static_cast<uint32_t>(w.n_out), static_cast<uint32_t>(w.n_in), static_cast<uint32_t>(m), 0, 0};
@@ -435,9 +441,9 @@ Status Kernels::Attention(const GpuAttentionShape& shape, const Buffer& q, std::
     if (pos_q[i] < 0 || pos_q[i] > INT32_MAX) return InvalidArgument("GPU Attention: query position out of range");
     table.push_back(static_cast<uint32_t>(pos_q[i]));
   }
-  auto fused = FusedFma();
-  if (!fused.ok()) return fused.status();
-  const bool fma_f64 = !fused.value() && dev_.info().shader_float64;
+  auto emulate = EmulateFmaInF64();
+  if (!emulate.ok()) return emulate.status();
+  const bool fma_f64 = emulate.value();
   auto pipe = Get(dev_, fma_f64 ? Shader::kAttentionF64 : Shader::kAttention, 5, sizeof(AttentionPush));
   if (!pipe.ok()) return pipe.status();
   auto params = Param(table.data(), table.size() * 4);

@@ -107,6 +107,8 @@ class Kernels {
   // (lavapipe lowers it to a multiply and an add) and the device has f64, it emulates
   // the fused fma in f64 instead, so the result stays the CPU's bit for bit.
   Result<bool> FusedFma();
+  // Whether kernels take their *_f64 variants: fma not fused, and the device has f64.
+  Result<bool> EmulateFmaInF64();
 
   // y[m, n_out] = x[m, n_in] · Wᵀ, each row independently (the decode GEMV path).
   // Quantised weights quantise x to Q8_0 first (into a scratch buffer of this object).
