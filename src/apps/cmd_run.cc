@@ -160,8 +160,10 @@ int RunRun(int argc, char** argv) {
   auto seq = std::move(*seq_r);
   // Not on a terminal (logs of long jobs): a line every SPOOL_PROGRESS_INTERVAL_S seconds (default 10).
   const char* interval = std::getenv("SPOOL_PROGRESS_INTERVAL_S");
+  // Quadratic ETA: attention makes each prompt token cost more than the one before.
   ProgressLine progress("prefill", "tok", static_cast<int64_t>(req.prompt.size()), stderr,
-                        interval && std::atof(interval) > 0 ? std::atof(interval) : 10.0);
+                        interval && std::atof(interval) > 0 ? std::atof(interval) : 10.0,
+                        ProgressLine::Growth::kQuadratic);
   progress.set_enabled(!json && req.prompt.size() >= 1024);
   // Tests only: a pause after each prefill chunk, so that a test can kill a run mid-prefill.
   const char* chunk_delay = std::getenv("SPOOL_TEST_PREFILL_CHUNK_DELAY_MS");

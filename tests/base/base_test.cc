@@ -109,5 +109,30 @@ TEST(ProgressLine, RendersDoneTotalRateEta) {
   std::fclose(devnull);
 }
 
+TEST(ProgressLine, QuadraticEtaFollowsAGrowingCostPerToken) {
+  // Work whose cost grows like a prefill's: T(n) = a·n + b·n² seconds for n of N done.
+  std::FILE* devnull = std::fopen("/dev/null", "w");
+  const int64_t total = 1000;
+  const double a = 0.01, b = 0.0001;  // 10 s of linear work and 100 s of quadratic work in all
+  auto cost = [&](int64_t n) { return a * n + b * static_cast<double>(n) * n; };
+  ProgressLine quad("prefill", "tok", total, devnull, 10.0, ProgressLine::Growth::kQuadratic);
+  ProgressLine lin("prefill", "tok", total, devnull, 10.0, ProgressLine::Growth::kLinear);
+  const double t0 = NowSeconds();  // both lines started within microseconds of this
+  for (int64_t n = 50; n <= 300; n += 50) {
+    quad.Observe(n, t0 + cost(n));
+    lin.Observe(n, t0 + cost(n));
+  }
+  const double truth = cost(total) - cost(300);  // 110 s - 12 s = 98 s
+  EXPECT_NEAR(quad.SecondsLeft(300, t0 + cost(300)), truth, 0.5);
+  // The linear estimate (12 s for 300 tokens, so 28 s for the other 700) is far off.
+  EXPECT_LT(lin.SecondsLeft(300, t0 + cost(300)), 0.4 * truth);
+  EXPECT_NE(quad.Render(300, t0 + cost(300)).find("ETA 1:38"), std::string::npos) << quad.Render(300, t0 + cost(300));
+  // Fewer than 3 observations: the linear estimate.
+  ProgressLine early("prefill", "tok", total, devnull, 10.0, ProgressLine::Growth::kQuadratic);
+  early.Observe(100, t0 + 10.0);
+  EXPECT_NEAR(early.SecondsLeft(100, t0 + 10.0), 90.0, 0.5);
+  std::fclose(devnull);
+}
+
 }  // namespace
 }  // namespace spool
