@@ -6,10 +6,9 @@
 
 #include <algorithm>
 #include <cstring>
-#include <type_traits>
-#include <vector>
 
 #include "base/check.h"
+#include "tensor/gemm_int8_k.h"
 #include "tensor/quant_blocks.h"
 
 namespace spool {
@@ -174,143 +173,6 @@ void Rows(const WeightView& w, const uint8_t* act, size_t act_bytes, int64_t m, 
 }
 
 
-// ---- K-quants (q4_k, q5_k, q6_k × Q8_K) --------------------------------------------
-//
-// One super-block of a weight row unpacked once for every activation row of the L2
-// block: u[j] are the unsigned codes that meet activation chunk j (elements 32j..32j+31),
-// scale[j] the int16 sub-block scales they are multiplied by (Q6_K: one per 16 elements),
-// mins16[g] the factor of bsums[g] in the block's integer correction (Q4_K/Q5_K: the
-// sub-block min m[g/2]; Q6_K: its scale, for the −32 offset). The integers are exact, so
-// they equal DotQ45_K's / DotQ6_K's; the f32 steps are theirs, in their order.
-struct UnpackedK {
-  __m256i u[8];
-  __m256i scale[8];
-  __m256i mins16;
-  float d, dmin;
-};
-
-template <bool kHasHigh>
-void UnpackQ45K(const uint8_t* blk, UnpackedK& o) {
-  using B = std::conditional_t<kHasHigh, BlockQ5_K, BlockQ4_K>;
-  const B& w = *reinterpret_cast<const B*>(blk);
-  const __m256i m4 = _mm256_set1_epi8(0x0F), sixteen = _mm256_set1_epi8(16);
-  alignas(32) int16_t mins[16];
-  for (int k = 0; k < 8; ++k) {
-    uint8_t sc, m;
-    UnpackScaleMinK4(k, w.scales, &sc, &m);
-    o.scale[k] = _mm256_set1_epi16(sc);
-    mins[2 * k] = mins[2 * k + 1] = m;
-  }
-  o.mins16 = _mm256_load_si256(reinterpret_cast<const __m256i*>(mins));
-  __m256i qh = _mm256_setzero_si256();
-  if constexpr (kHasHigh) qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.qh));
-  for (int c = 0; c < 4; ++c) {
-    const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.qs + 32 * c));
-    __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
-    if constexpr (kHasHigh) {
-      lo = _mm256_mask_add_epi8(lo, _mm256_test_epi8_mask(qh, _mm256_set1_epi8(static_cast<char>(1 << (2 * c)))), lo,
-                                sixteen);
-      hi = _mm256_mask_add_epi8(hi, _mm256_test_epi8_mask(qh, _mm256_set1_epi8(static_cast<char>(2 << (2 * c)))), hi,
-                                sixteen);
-    }
-    o.u[2 * c] = lo;
-    o.u[2 * c + 1] = hi;
-  }
-  o.d = F(w.d);
-  o.dmin = F(w.dmin);
-}
-
-void UnpackQ6K(const uint8_t* blk, UnpackedK& o) {
-  const BlockQ6_K& w = *reinterpret_cast<const BlockQ6_K*>(blk);
-  const __m256i m4 = _mm256_set1_epi8(0x0F);
-  alignas(32) int16_t mins[16];
-  for (int g = 0; g < 16; ++g) mins[g] = w.scales[g];
-  o.mins16 = _mm256_load_si256(reinterpret_cast<const __m256i*>(mins));
-  for (int half = 0; half < 2; ++half) {
-    const __m256i ql0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.ql + 64 * half));
-    const __m256i ql1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.ql + 64 * half + 32));
-    const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.qh + 32 * half));
-    o.u[4 * half + 0] =
-        _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_slli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8(0x03)), 4));
-    o.u[4 * half + 1] =
-        _mm256_or_si256(_mm256_and_si256(ql1, m4), _mm256_slli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8(0x0C)), 2));
-    o.u[4 * half + 2] =
-        _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4), _mm256_and_si256(qh, _mm256_set1_epi8(0x30)));
-    const __m256i qh3 = _mm256_and_si256(qh, _mm256_set1_epi8(static_cast<char>(0xC0)));
-    o.u[4 * half + 3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4), _mm256_srli_epi16(qh3, 2));
-    const int8_t* sc = w.scales + 8 * half;
-    for (int k = 0; k < 4; ++k)
-      o.scale[4 * half + k] = _mm256_set_m128i(_mm_set1_epi16(sc[2 * k + 1]), _mm_set1_epi16(sc[2 * k]));
-  }
-  o.d = F(w.d);
-  o.dmin = 0.0f;
-}
-
-inline int HSum(__m256i v) {
-  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
-  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
-  return _mm_cvtsi128_si32(s);
-}
-
-constexpr int kNRK = 4;
-
-// Weight rows [begin, end) of a K-quant matrix against all m Q8_K activation rows.
-template <DType kType>
-void RowsK(const WeightView& w, const uint8_t* act, size_t act_bytes, int64_t m, float* y, int64_t begin,
-           int64_t end) {
-  constexpr bool kQ6 = kType == DType::kQ6_K;
-  const int64_t nb = w.n_in / kQK_K;
-  const size_t blk_bytes = *DTypeBytes(kType, kQK_K);
-  const size_t row_bytes = static_cast<size_t>(nb) * blk_bytes;
-  const uint8_t* wdata = static_cast<const uint8_t*>(w.data);
-  const int64_t mb = std::clamp<int64_t>(static_cast<int64_t>(kActBlockBytes / act_bytes), 1, m);
-  std::vector<__m256> acc(static_cast<size_t>(mb * kNRK));
-  std::vector<float> min_terms(static_cast<size_t>(mb * kNRK));
-  UnpackedK un[kNRK];
-  for (int64_t r0 = begin; r0 < end; r0 += kNRK) {
-    const int rw = static_cast<int>(std::min<int64_t>(kNRK, end - r0));
-    for (int64_t i0 = 0; i0 < m; i0 += mb) {
-      const int64_t i1 = std::min(m, i0 + mb);
-      std::fill(acc.begin(), acc.end(), _mm256_setzero_ps());
-      std::fill(min_terms.begin(), min_terms.end(), 0.0f);
-      for (int64_t b = 0; b < nb; ++b) {
-        for (int r = 0; r < rw; ++r) {
-          const uint8_t* blk = wdata + (r0 + r) * row_bytes + b * blk_bytes;
-          if constexpr (kQ6) UnpackQ6K(blk, un[r]);
-          else UnpackQ45K<kType == DType::kQ5_K>(blk, un[r]);
-        }
-        for (int64_t i = i0; i < i1; ++i) {
-          const BlockQ8_K& x = reinterpret_cast<const BlockQ8_K*>(act + i * act_bytes)[b];
-          const __m256i bsums = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.bsums));
-          __m256i xq[8];
-          for (int j = 0; j < 8; ++j) xq[j] = LoadQ8(x.qs + 32 * j);
-          for (int r = 0; r < rw; ++r) {
-            const UnpackedK& u = un[r];
-            __m256i isum = _mm256_setzero_si256();
-#pragma GCC unroll 8
-            for (int j = 0; j < 8; ++j)
-              isum = _mm256_dpwssd_epi32(isum, _mm256_maddubs_epi16(u.u[j], xq[j]), u.scale[j]);
-            const int corr = HSum(_mm256_madd_epi16(u.mins16, bsums));
-            const size_t at = static_cast<size_t>((i - i0) * kNRK + r);
-            if constexpr (kQ6) {
-              isum = _mm256_sub_epi32(isum, _mm256_setr_epi32(32 * corr, 0, 0, 0, 0, 0, 0, 0));
-            } else {
-              min_terms[at] += u.dmin * x.d * static_cast<float>(corr);  // DotQ45_K's order
-            }
-            acc[at] = _mm256_fmadd_ps(_mm256_set1_ps(u.d * x.d), _mm256_cvtepi32_ps(isum), acc[at]);
-          }
-        }
-      }
-      for (int64_t i = i0; i < i1; ++i)
-        for (int r = 0; r < rw; ++r) {
-          const size_t at = static_cast<size_t>((i - i0) * kNRK + r);
-          const float s = simd::ReduceAdd(acc[at]);
-          y[i * w.n_out + r0 + r] = kQ6 ? s : s - min_terms[at];
-        }
-    }
-  }
-}
 }  // namespace
 
 bool GemmInt8Supported(DType t) {
@@ -339,9 +201,9 @@ void GemmInt8Rows(ThreadPool& pool, const WeightView& w, const uint8_t* act, siz
           case DType::kQ5_0: return Rows<Q5_0T>(w, act, act_bytes, m, y, b, e);
           case DType::kQ5_1: return Rows<Q5_1T>(w, act, act_bytes, m, y, b, e);
           case DType::kQ8_0: return Rows<Q8_0T>(w, act, act_bytes, m, y, b, e);
-          case DType::kQ4_K: return RowsK<DType::kQ4_K>(w, act, act_bytes, m, y, b, e);
-          case DType::kQ5_K: return RowsK<DType::kQ5_K>(w, act, act_bytes, m, y, b, e);
-          case DType::kQ6_K: return RowsK<DType::kQ6_K>(w, act, act_bytes, m, y, b, e);
+          case DType::kQ4_K:
+          case DType::kQ5_K:
+          case DType::kQ6_K: return GemmKQuantRows(w, act, act_bytes, m, y, b, e);
           default: SPOOL_CHECK_MSG(false, "GemmInt8Rows: unsupported weight type");
         }
       },

@@ -1,0 +1,255 @@
+// K-quant weights (q4_k, q5_k, q6_k) × Q8_K activation rows, register-tiled, with
+// DotQ45_K's / DotQ6_K's numerics bit for bit (see gemm_int8_k.h).
+//
+// Shape of the work. A *panel* is kNR = 4 weight rows; it is unpacked once per activation
+// block into a thread-local scratch (codes as unsigned bytes, sub-block scales as int16
+// vectors, d / dmin and the min-correction factors laid out for vector use), so the
+// unpacking is paid once per ~100 activation rows instead of once per row. The panel then
+// meets kMR = 4 activation rows at a time: for every super-block the 16 (weight, activation)
+// pairs keep 16 integer accumulators in registers, each weight vector is loaded once per 4
+// activation rows and each activation vector once per 4 weight rows.
+//
+// Numerics, per pair and super-block (what DotRow does, so the bits are DotRow's):
+//   lanes L[k] (k = 0..7) = Σ_j scale_j · Σ_{e<4} u_j[4k+e]·x_j[4k+e]  (exact int32;
+//     chunk j = elements 32j..32j+31; Q6_K: lanes 0-3 / 4-7 take the scale of the
+//     chunk's first / second 16 elements; Q6_K lane 0 also carries −32·corr)
+//   corr = Σ_g c_g · bsums[g]  (exact; Q4_K/Q5_K: c = the sub-block min of group g,
+//     Q6_K: its scale)
+//   acc = fma(F(d_w)·d_x, float(L), acc)   (f32, super-blocks in order)
+//   Q4_K/Q5_K: min_terms += F(dmin_w)·d_x·float(corr)   (f32, in that order)
+//   result = ReduceAdd(acc) (− min_terms)
+// The integers are exact however they are formed (no lane can saturate: maddubs pairs
+// are ≤ 2·63·128), so only the f32 steps must keep DotRow's order, and they do: the
+// products F(d_w)·d_x and F(dmin_w)·d_x are formed for 16 pairs at once in a vector,
+// which rounds each lane exactly as the scalar product does (-ffp-contract=off).
+#include "tensor/gemm_int8_k.h"
+
+#include "tensor/simd_util.h"  // first: wraps <immintrin.h>
+
+#include <algorithm>
+#include <cstring>
+#include <type_traits>
+
+#include "base/aligned_buffer.h"
+#include "base/check.h"
+#include "tensor/quant_blocks.h"
+
+namespace spool {
+namespace {
+
+using namespace quant;
+
+inline float F(uint16_t h) { return _cvtsh_ss(h); }
+
+constexpr int kNR = 4;  // weight rows per panel
+constexpr int kMR = 4;  // activation rows per register tile
+// Activation rows per L2 block (read once per panel while the panel is hot).
+constexpr size_t kActBlockBytes = 192 * 1024;
+
+// One super-block of a panel, unpacked. Lane (r, i) of the 16-lane vectors is r·4 + i:
+// weight row r against activation row i of a tile.
+struct alignas(64) PanelBlock {
+  __m256i u[8][kNR];      // [chunk j][row r] codes, unsigned bytes (element order 32j..32j+31)
+  __m256i scale[8][kNR];  // [chunk j][row r] int16 scale of each word (see the numerics above)
+  __m512i corr_w[8];      // [q] lane (r, i): the int16 pair (c_r[2q], c_r[2q+1])
+  __m512 d;               // lane (r, i): F(d) of row r
+  __m512 dmin;            // lane (r, i): F(dmin) of row r (Q4_K/Q5_K)
+};
+
+template <DType kType>
+void UnpackRow(const uint8_t* blk, int r, PanelBlock& pb, int16_t c[16], float* d, float* dmin) {
+  if constexpr (kType == DType::kQ6_K) {
+    const BlockQ6_K& w = *reinterpret_cast<const BlockQ6_K*>(blk);
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    for (int half = 0; half < 2; ++half) {
+      const __m256i ql0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.ql + 64 * half));
+      const __m256i ql1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.ql + 64 * half + 32));
+      const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.qh + 32 * half));
+      pb.u[4 * half + 0][r] = _mm256_or_si256(_mm256_and_si256(ql0, m4),
+                                              _mm256_slli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8(0x03)), 4));
+      pb.u[4 * half + 1][r] = _mm256_or_si256(_mm256_and_si256(ql1, m4),
+                                              _mm256_slli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8(0x0C)), 2));
+      pb.u[4 * half + 2][r] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
+                                              _mm256_and_si256(qh, _mm256_set1_epi8(0x30)));
+      const __m256i qh3 = _mm256_and_si256(qh, _mm256_set1_epi8(static_cast<char>(0xC0)));
+      pb.u[4 * half + 3][r] =
+          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4), _mm256_srli_epi16(qh3, 2));
+      const int8_t* sc = w.scales + 8 * half;
+      for (int k = 0; k < 4; ++k)
+        pb.scale[4 * half + k][r] = _mm256_set_m128i(_mm_set1_epi16(sc[2 * k + 1]), _mm_set1_epi16(sc[2 * k]));
+    }
+    for (int g = 0; g < 16; ++g) c[g] = w.scales[g];
+    *d = F(w.d);
+    *dmin = 0.0f;
+  } else {
+    constexpr bool kHasHigh = kType == DType::kQ5_K;
+    using B = std::conditional_t<kHasHigh, BlockQ5_K, BlockQ4_K>;
+    const B& w = *reinterpret_cast<const B*>(blk);
+    const __m256i m4 = _mm256_set1_epi8(0x0F), sixteen = _mm256_set1_epi8(16);
+    for (int k = 0; k < 8; ++k) {
+      uint8_t sc, m;
+      UnpackScaleMinK4(k, w.scales, &sc, &m);
+      pb.scale[k][r] = _mm256_set1_epi16(sc);
+      c[2 * k] = c[2 * k + 1] = m;  // bsums[2k] and bsums[2k+1] both meet min m[k]
+    }
+    __m256i qh = _mm256_setzero_si256();
+    if constexpr (kHasHigh) qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.qh));
+    for (int cc = 0; cc < 4; ++cc) {
+      const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.qs + 32 * cc));
+      __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+      if constexpr (kHasHigh) {
+        lo = _mm256_mask_add_epi8(lo, _mm256_test_epi8_mask(qh, _mm256_set1_epi8(static_cast<char>(1 << (2 * cc)))),
+                                  lo, sixteen);
+        hi = _mm256_mask_add_epi8(hi, _mm256_test_epi8_mask(qh, _mm256_set1_epi8(static_cast<char>(2 << (2 * cc)))),
+                                  hi, sixteen);
+      }
+      pb.u[2 * cc][r] = lo;
+      pb.u[2 * cc + 1][r] = hi;
+    }
+    *d = F(w.d);
+    *dmin = F(w.dmin);
+  }
+}
+
+// Unpacks super-blocks [0, nb) of weight rows rows[0..kNR) into panel[0..nb).
+template <DType kType>
+void UnpackPanel(const uint8_t* const rows[kNR], int64_t nb, size_t blk_bytes, PanelBlock* panel) {
+  for (int64_t b = 0; b < nb; ++b) {
+    PanelBlock& pb = panel[b];
+    alignas(64) int16_t c[kNR][16];
+    alignas(64) float d[16], dmin[16];
+    alignas(64) int32_t cw[8][16];
+    for (int r = 0; r < kNR; ++r) {
+      float dr, mr;
+      UnpackRow<kType>(rows[r] + b * blk_bytes, r, pb, c[r], &dr, &mr);
+      for (int i = 0; i < kMR; ++i) {
+        d[r * kMR + i] = dr;
+        dmin[r * kMR + i] = mr;
+      }
+    }
+    for (int q = 0; q < 8; ++q)
+      for (int r = 0; r < kNR; ++r) {
+        const uint32_t pair =
+            static_cast<uint16_t>(c[r][2 * q]) | (static_cast<uint32_t>(static_cast<uint16_t>(c[r][2 * q + 1])) << 16);
+        for (int i = 0; i < kMR; ++i) std::memcpy(&cw[q][r * kMR + i], &pair, 4);
+      }
+    for (int q = 0; q < 8; ++q) pb.corr_w[q] = _mm512_load_si512(cw[q]);
+    pb.d = _mm512_load_ps(d);
+    pb.dmin = _mm512_load_ps(dmin);
+  }
+}
+
+// out[r][i] = DotRow(panel row r, act row i) for the kNR × kMR tile.
+// act[i]: Q8_K row i (nb super-blocks).
+template <DType kType>
+void Tile(const PanelBlock* panel, int64_t nb, const BlockQ8_K* const act[kMR], float out[kNR][kMR]) {
+  constexpr bool kQ6 = kType == DType::kQ6_K;
+  __m256 acc[kNR][kMR];
+  for (int r = 0; r < kNR; ++r)
+    for (int i = 0; i < kMR; ++i) acc[r][i] = _mm256_setzero_ps();
+  __m512 min_terms = _mm512_setzero_ps();
+  // vpermt2d indices: lane (r, i) takes int32 word q of activation row i's bsums, which
+  // sit at [i·8 + q] of the pair (rows 0-1 | rows 2-3).
+  __m512i bs_idx[8];
+  for (int q = 0; q < 8; ++q) {
+    alignas(64) int32_t ix[16];
+    for (int r = 0; r < kNR; ++r)
+      for (int i = 0; i < kMR; ++i) ix[r * kMR + i] = i * 8 + q;
+    bs_idx[q] = _mm512_load_si512(ix);
+  }
+  for (int64_t b = 0; b < nb; ++b) {
+    const PanelBlock& pb = panel[b];
+    const BlockQ8_K* x[kMR];
+    for (int i = 0; i < kMR; ++i) x[i] = act[i] + b;
+    // Correction terms of the 16 pairs at once: corr(r, i) = Σ_q c_r pair q · bsums_i word q.
+    const __m512i bs01 = _mm512_inserti64x4(
+        _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[0]->bsums))),
+        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[1]->bsums)), 1);
+    const __m512i bs23 = _mm512_inserti64x4(
+        _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[2]->bsums))),
+        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[3]->bsums)), 1);
+    __m512i corr = _mm512_setzero_si512();
+#pragma GCC unroll 8
+    for (int q = 0; q < 8; ++q)
+      corr = _mm512_dpwssd_epi32(corr, pb.corr_w[q], _mm512_permutex2var_epi32(bs01, bs_idx[q], bs23));
+    const __m512 xd = _mm512_broadcast_f32x4(_mm_setr_ps(x[0]->d, x[1]->d, x[2]->d, x[3]->d));
+    alignas(64) float dprod[16];
+    _mm512_store_ps(dprod, _mm512_mul_ps(pb.d, xd));  // F(d_w)·d_x, DotRow's product
+    alignas(64) int32_t corr32[16];
+    if constexpr (kQ6) {
+      _mm512_store_si512(corr32, _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(corr, 5)));  // −32·corr
+    } else {
+      // min_terms += F(dmin)·d_x·float(corr): DotQ45_K's two products, then the sum.
+      min_terms = _mm512_add_ps(min_terms, _mm512_mul_ps(_mm512_mul_ps(pb.dmin, xd), _mm512_cvtepi32_ps(corr)));
+    }
+    __m256i lanes[kNR][kMR];
+    for (int r = 0; r < kNR; ++r)
+      for (int i = 0; i < kMR; ++i)
+        lanes[r][i] = kQ6 ? _mm256_zextsi128_si256(_mm_cvtsi32_si128(corr32[r * kMR + i])) : _mm256_setzero_si256();
+#pragma GCC unroll 8
+    for (int j = 0; j < 8; ++j) {
+      __m256i xq[kMR];
+      for (int i = 0; i < kMR; ++i) xq[i] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[i]->qs + 32 * j));
+      for (int r = 0; r < kNR; ++r) {
+        const __m256i u = pb.u[j][r], s = pb.scale[j][r];
+        for (int i = 0; i < kMR; ++i)
+          lanes[r][i] = _mm256_dpwssd_epi32(lanes[r][i], _mm256_maddubs_epi16(u, xq[i]), s);
+      }
+    }
+    for (int r = 0; r < kNR; ++r)
+      for (int i = 0; i < kMR; ++i)
+        acc[r][i] = _mm256_fmadd_ps(_mm256_set1_ps(dprod[r * kMR + i]), _mm256_cvtepi32_ps(lanes[r][i]), acc[r][i]);
+  }
+  alignas(64) float mt[16];
+  _mm512_store_ps(mt, min_terms);
+  for (int r = 0; r < kNR; ++r)
+    for (int i = 0; i < kMR; ++i) {
+      const float s = simd::ReduceAdd(acc[r][i]);
+      out[r][i] = kQ6 ? s : s - mt[r * kMR + i];
+    }
+}
+
+template <DType kType>
+void RowsKImpl(const WeightView& w, const uint8_t* act, size_t act_bytes, int64_t m, float* y, int64_t begin,
+               int64_t end) {
+  const int64_t nb = w.n_in / kQK_K;
+  const size_t blk_bytes = *DTypeBytes(kType, kQK_K);
+  const size_t row_bytes = static_cast<size_t>(nb) * blk_bytes;
+  const uint8_t* wdata = static_cast<const uint8_t*>(w.data);
+  const int64_t mb = std::max<int64_t>(kMR, static_cast<int64_t>(kActBlockBytes / act_bytes) / kMR * kMR);
+  AlignedBuffer scratch(static_cast<size_t>(nb) * sizeof(PanelBlock), 64);
+  PanelBlock* panel = reinterpret_cast<PanelBlock*>(scratch.data());
+  float out[kNR][kMR];
+  for (int64_t i0 = 0; i0 < m; i0 += mb) {
+    const int64_t i1 = std::min(m, i0 + mb);
+    for (int64_t r0 = begin; r0 < end; r0 += kNR) {
+      const int rw = static_cast<int>(std::min<int64_t>(kNR, end - r0));
+      const uint8_t* rows[kNR];
+      for (int r = 0; r < kNR; ++r) rows[r] = wdata + (r0 + std::min(r, rw - 1)) * row_bytes;  // pad: repeat
+      UnpackPanel<kType>(rows, nb, blk_bytes, panel);
+      for (int64_t i = i0; i < i1; i += kMR) {
+        const int rx = static_cast<int>(std::min<int64_t>(kMR, i1 - i));
+        const BlockQ8_K* a[kMR];
+        for (int k = 0; k < kMR; ++k)
+          a[k] = reinterpret_cast<const BlockQ8_K*>(act + (i + std::min(k, rx - 1)) * act_bytes);
+        Tile<kType>(panel, nb, a, out);
+        for (int k = 0; k < rx; ++k)
+          for (int r = 0; r < rw; ++r) y[(i + k) * w.n_out + r0 + r] = out[r][k];
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void GemmKQuantRows(const WeightView& w, const uint8_t* act, size_t act_bytes, int64_t m, float* y, int64_t begin,
+                    int64_t end) {
+  switch (w.dtype) {
+    case DType::kQ4_K: return RowsKImpl<DType::kQ4_K>(w, act, act_bytes, m, y, begin, end);
+    case DType::kQ5_K: return RowsKImpl<DType::kQ5_K>(w, act, act_bytes, m, y, begin, end);
+    case DType::kQ6_K: return RowsKImpl<DType::kQ6_K>(w, act, act_bytes, m, y, begin, end);
+    default: SPOOL_CHECK_MSG(false, "GemmKQuantRows: not a K-quant weight type");
+  }
+}
+
+}  // namespace spool
