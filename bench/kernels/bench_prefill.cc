@@ -8,7 +8,8 @@
 //   quantised: m = 512 activation rows × Llama-3.2-1B projection shapes: the tiled integer
 //              GEMM (MatMulGemv, m > 1), the same rows one at a time (the per-row GEMV
 //              prefill used before), and tiles dequantised to bf16 into oneDNN (MatMulGemm).
-// Usage: bench_prefill [--threads N] [--seconds S] [--ctx C1,C2,...]
+// Usage: bench_prefill [--threads N] [--seconds S] [--ctx C1,C2,...] [--types q4_k,q6_k,...]
+//                      [--only-tiles 1]   (quantised: the tiled kernel only, not the slow alternatives)
 #include <immintrin.h>
 
 #include <chrono>
@@ -158,7 +159,7 @@ AlignedBuffer RandomQ(DType t, int64_t n, std::mt19937& rng) {
 }
 
 void BenchQuant(ThreadPool& pool, MatMulContext& ctx, double seconds, DType t, const char* name, int64_t n_out,
-                int64_t n_in) {
+                int64_t n_in, bool only_tiles) {
   const int64_t m = 512;
   std::mt19937 rng(5);
   AlignedBuffer w = RandomQ(t, n_out * n_in, rng);
@@ -168,6 +169,11 @@ void BenchQuant(ThreadPool& pool, MatMulContext& ctx, double seconds, DType t, c
   const WeightView wv{t, w.data(), n_out, n_in};
   const double flops = 2.0 * m * n_out * n_in;
   const double tiled = SecondsPerCall(seconds, [&] { MatMulGemv(ctx, pool, wv, x.data(), m, y.data()); });
+  if (only_tiles) {
+    std::printf("%-5s %-8s [%5lld x %5lld] m=512  int8 tiles %7.1f ms %6.1f GFLOP/s\n", DTypeName(t).data(), name,
+                static_cast<long long>(n_out), static_cast<long long>(n_in), tiled * 1e3, flops / tiled / 1e9);
+    return;
+  }
   const double per_row = SecondsPerCall(seconds, [&] {
     for (int64_t i = 0; i < m; ++i) MatMulGemv(ctx, pool, wv, x.data() + i * n_in, 1, y.data() + i * n_out);
   });
@@ -182,10 +188,28 @@ int Main(int argc, char** argv) {
   int threads = 2;
   double seconds = 1.0;
   std::vector<int64_t> ctxs = {4096, 8192};
+  std::vector<DType> types = {DType::kQ4_1, DType::kQ4_0, DType::kQ8_0, DType::kQ4_K, DType::kQ6_K};
+  bool only_tiles = false;
   for (int i = 1; i + 1 < argc; i += 2) {
     if (std::strcmp(argv[i], "--threads") == 0) threads = std::atoi(argv[i + 1]);
     else if (std::strcmp(argv[i], "--seconds") == 0) seconds = std::atof(argv[i + 1]);
-    else if (std::strcmp(argv[i], "--ctx") == 0) {
+    else if (std::strcmp(argv[i], "--only-tiles") == 0) only_tiles = std::atoi(argv[i + 1]) != 0;
+    else if (std::strcmp(argv[i], "--types") == 0) {
+      types.clear();
+      std::string list = argv[i + 1];
+      for (size_t at = 0; at <= list.size();) {
+        const size_t comma = std::min(list.find(',', at), list.size());
+        const std::string name = list.substr(at, comma - at);
+        at = comma + 1;
+        if (name.empty()) continue;
+        const auto t = DTypeFromName(name);
+        if (!t) {
+          std::fprintf(stderr, "bench_prefill: --types: unknown type '%s'\n", name.c_str());
+          return 2;
+        }
+        types.push_back(*t);
+      }
+    } else if (std::strcmp(argv[i], "--ctx") == 0) {
       ctxs.clear();
       for (const char* p = argv[i + 1]; *p;) {
         char* end;
@@ -198,10 +222,10 @@ int Main(int argc, char** argv) {
   MatMulContext ctx;
   BenchPeak(pool, seconds);
   for (int64_t c : ctxs) BenchAttention(pool, seconds, c);
-  for (DType t : {DType::kQ4_1, DType::kQ4_0, DType::kQ8_0, DType::kQ4_K, DType::kQ6_K}) {
-    BenchQuant(pool, ctx, seconds, t, "q/o", 2048, 2048);
-    BenchQuant(pool, ctx, seconds, t, "gate/up", 8192, 2048);
-    BenchQuant(pool, ctx, seconds, t, "down", 2048, 8192);
+  for (DType t : types) {
+    BenchQuant(pool, ctx, seconds, t, "q/o", 2048, 2048, only_tiles);
+    BenchQuant(pool, ctx, seconds, t, "gate/up", 8192, 2048, only_tiles);
+    BenchQuant(pool, ctx, seconds, t, "down", 2048, 8192, only_tiles);
   }
   BenchPeak(pool, seconds);  // again: the peak drifts with the machine's load
   return 0;

@@ -6,7 +6,9 @@
 
 #include <algorithm>
 #include <cstring>
+#include <vector>
 
+#include "base/aligned_buffer.h"
 #include "base/check.h"
 #include "tensor/gemm_int8_k.h"
 #include "tensor/quant_blocks.h"
@@ -77,68 +79,88 @@ struct Q5_1T {
   static __m256i Bias(__m256i) { return _mm256_setzero_si256(); }
 };
 
-// out[r·MR + i] = DotRow(W row r, act row i) for NR weight rows × MR activation rows.
-// w: NR rows, w_stride bytes apart; a: MR prepared rows, a_stride bytes apart; nb blocks.
-template <class T, int NR, int MR>
-void Tile(const uint8_t* w, size_t w_stride, const uint8_t* a, size_t a_stride, int64_t nb, float* out) {
-  __m256 acc[NR][MR];
-  float off[NR][MR];
-#pragma GCC unroll 4
-  for (int r = 0; r < NR; ++r)
-#pragma GCC unroll 4
-    for (int i = 0; i < MR; ++i) {
-      acc[r][i] = _mm256_setzero_ps();
-      off[r][i] = 0.0f;
-    }
-  const typename T::W* wr[NR];
-  const typename T::A* ar[MR];
-  for (int r = 0; r < NR; ++r) wr[r] = reinterpret_cast<const typename T::W*>(w + r * w_stride);
-  for (int i = 0; i < MR; ++i) ar[i] = reinterpret_cast<const typename T::A*>(a + i * a_stride);
+constexpr int kNR = 4, kMR = 4;
+// Activation rows per L2 block: the panel is unpacked once per block.
+constexpr size_t kActBlockBytes = 192 * 1024;
+
+// One block (32 elements) of a panel of kNR weight rows, unpacked. Lane (r, i) of the
+// 16-lane vectors is r·4 + i: weight row r against activation row i of a tile.
+struct alignas(64) Panel32 {
+  __m256i u[kNR];  // unsigned codes of row r
+  __m512 d;        // lane (r, i): F(d) of row r
+  __m512 m;        // lane (r, i): F(m) of row r (Q*_1)
+};
+
+template <class T>
+void UnpackPanel32(const uint8_t* const rows[kNR], int64_t nb, Panel32* panel) {
   for (int64_t b = 0; b < nb; ++b) {
-    __m256i u[NR];
-    float dw[NR], mw[NR];
-#pragma GCC unroll 4
-    for (int r = 0; r < NR; ++r) {
-      u[r] = T::Unpack(wr[r][b]);
-      dw[r] = F(wr[r][b].d);
-      if constexpr (T::kOffsets) mw[r] = F(wr[r][b].m);
+    alignas(64) float d[16], m[16];
+    for (int r = 0; r < kNR; ++r) {
+      const typename T::W& blk = reinterpret_cast<const typename T::W*>(rows[r])[b];
+      panel[b].u[r] = T::Unpack(blk);
+      const float dr = F(blk.d);
+      float mr = 0.0f;
+      if constexpr (T::kOffsets) mr = F(blk.m);
+      for (int i = 0; i < kMR; ++i) {
+        d[r * kMR + i] = dr;
+        m[r * kMR + i] = mr;
+      }
     }
+    panel[b].d = _mm512_load_ps(d);
+    panel[b].m = _mm512_load_ps(m);
+  }
+}
+
+// F(d) (and F(s)) of activation rows [i0, i0 + n) per block, transposed to [block][row]
+// so that a tile's four rows are one 16-byte load; rows past n repeat the last.
+template <class T>
+void TransposeActScales(const uint8_t* act, size_t act_bytes, int64_t i0, int64_t n, int64_t n_pad, int64_t nb,
+                        float* dT, float* sT) {
+  for (int64_t k = 0; k < n_pad; ++k) {
+    const auto* x = reinterpret_cast<const typename T::A*>(act + (i0 + std::min(k, n - 1)) * act_bytes);
+    for (int64_t b = 0; b < nb; ++b) {
+      dT[b * n_pad + k] = F(x[b].d);
+      if constexpr (T::kOffsets) sT[b * n_pad + k] = F(x[b].s);
+    }
+  }
+}
+
+// out[r][i] = DotRow(panel row r, act row i) for the kNR × kMR tile: per block, the 16
+// pairs' d products (and Q*_1 offsets) in one 16-lane vector each, rounded as DotRow's
+// scalar products; the integer lane sums and the fma chain per pair exactly DotRow's.
+// x[i]: activation row i; dT/sT: the tile's column of the transposed scales, n_pad apart.
+template <class T>
+void Tile32(const Panel32* panel, int64_t nb, const typename T::A* const x[kMR], const float* dT, const float* sT,
+            int64_t n_pad, float out[kNR][kMR]) {
+  __m256 acc[kNR][kMR];
+  for (int r = 0; r < kNR; ++r)
+    for (int i = 0; i < kMR; ++i) acc[r][i] = _mm256_setzero_ps();
+  __m512 offsets = _mm512_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    const Panel32& pb = panel[b];
+    const __m512 xd = _mm512_broadcast_f32x4(_mm_loadu_ps(dT + b * n_pad));
+    alignas(64) float dprod[16];
+    _mm512_store_ps(dprod, _mm512_mul_ps(pb.d, xd));  // F(d_w)·F(d_x), DotRow's product
+    if constexpr (T::kOffsets)  // DotRow: offsets += F(m)·F(s)
+      offsets = _mm512_add_ps(offsets, _mm512_mul_ps(pb.m, _mm512_broadcast_f32x4(_mm_loadu_ps(sT + b * n_pad))));
 #pragma GCC unroll 4
-    for (int i = 0; i < MR; ++i) {
-      const __m256i x = LoadQ8(ar[i][b].qs);
-      const __m256i bias = T::Bias(x);
-      const float dx = F(ar[i][b].d);
-      float sx = 0.0f;
-      if constexpr (T::kOffsets) sx = F(ar[i][b].s);
+    for (int i = 0; i < kMR; ++i) {
+      const __m256i xq = LoadQ8(x[i][b].qs);
+      const __m256i bias = T::Bias(xq);
 #pragma GCC unroll 4
-      for (int r = 0; r < NR; ++r) {
-        if constexpr (T::kOffsets) off[r][i] += mw[r] * sx;  // DotRow: offsets += F(m)·F(s)
-        const __m256i dot = _mm256_dpbusd_epi32(bias, u[r], x);
-        acc[r][i] = _mm256_fmadd_ps(_mm256_set1_ps(dw[r] * dx), _mm256_cvtepi32_ps(dot), acc[r][i]);
+      for (int r = 0; r < kNR; ++r) {
+        const __m256i dot = _mm256_dpbusd_epi32(bias, pb.u[r], xq);
+        acc[r][i] = _mm256_fmadd_ps(_mm256_set1_ps(dprod[r * kMR + i]), _mm256_cvtepi32_ps(dot), acc[r][i]);
       }
     }
   }
-#pragma GCC unroll 4
-  for (int r = 0; r < NR; ++r)
-#pragma GCC unroll 4
-    for (int i = 0; i < MR; ++i) {
+  alignas(64) float off[16];
+  _mm512_store_ps(off, offsets);
+  for (int r = 0; r < kNR; ++r)
+    for (int i = 0; i < kMR; ++i) {
       const float s = simd::ReduceAdd(acc[r][i]);
-      out[r * MR + i] = T::kOffsets ? s + off[r][i] : s;
+      out[r][i] = T::kOffsets ? s + off[r * kMR + i] : s;
     }
-}
-
-constexpr int kNR = 4, kMR = 4;
-// Activation rows per L2 block: a block of prepared rows is read once per weight tile.
-constexpr size_t kActBlockBytes = 256 * 1024;
-
-template <class T, int NR>
-void TileRows(int rx, const uint8_t* w, size_t w_stride, const uint8_t* a, size_t a_stride, int64_t nb, float* out) {
-  switch (rx) {
-    case 4: return Tile<T, NR, 4>(w, w_stride, a, a_stride, nb, out);
-    case 3: return Tile<T, NR, 3>(w, w_stride, a, a_stride, nb, out);
-    case 2: return Tile<T, NR, 2>(w, w_stride, a, a_stride, nb, out);
-    default: return Tile<T, NR, 1>(w, w_stride, a, a_stride, nb, out);
-  }
 }
 
 // Weight rows [begin, end) against all m activation rows.
@@ -149,29 +171,31 @@ void Rows(const WeightView& w, const uint8_t* act, size_t act_bytes, int64_t m, 
   const size_t row_bytes = static_cast<size_t>(nb) * sizeof(typename T::W);
   const uint8_t* wdata = static_cast<const uint8_t*>(w.data);
   const int64_t mb = std::max<int64_t>(kMR, static_cast<int64_t>(kActBlockBytes / act_bytes) / kMR * kMR);
-  float tile[kNR * kMR];
+  AlignedBuffer panel_buf(static_cast<size_t>(nb) * sizeof(Panel32), 64);
+  Panel32* panel = reinterpret_cast<Panel32*>(panel_buf.data());
+  const int64_t n_pad = (std::min(mb, m) + kMR - 1) / kMR * kMR;
+  std::vector<float> dT(static_cast<size_t>(nb * n_pad)), sT(T::kOffsets ? dT.size() : 0);
+  float out[kNR][kMR];
   for (int64_t i0 = 0; i0 < m; i0 += mb) {
     const int64_t i1 = std::min(m, i0 + mb);
+    TransposeActScales<T>(act, act_bytes, i0, i1 - i0, n_pad, nb, dT.data(), sT.data());
     for (int64_t r0 = begin; r0 < end; r0 += kNR) {
       const int rw = static_cast<int>(std::min<int64_t>(kNR, end - r0));
+      const uint8_t* rows[kNR];
+      for (int r = 0; r < kNR; ++r) rows[r] = wdata + (r0 + std::min(r, rw - 1)) * row_bytes;  // pad: repeat
+      UnpackPanel32<T>(rows, nb, panel);
       for (int64_t i = i0; i < i1; i += kMR) {
         const int rx = static_cast<int>(std::min<int64_t>(kMR, i1 - i));
-        const uint8_t* a = act + static_cast<size_t>(i) * act_bytes;
-        if (rw == kNR) {
-          TileRows<T, kNR>(rx, wdata + r0 * row_bytes, row_bytes, a, act_bytes, nb, tile);
-          for (int r = 0; r < kNR; ++r)
-            for (int k = 0; k < rx; ++k) y[(i + k) * w.n_out + r0 + r] = tile[r * rx + k];
-        } else {
-          for (int r = 0; r < rw; ++r) {
-            TileRows<T, 1>(rx, wdata + (r0 + r) * row_bytes, row_bytes, a, act_bytes, nb, tile);
-            for (int k = 0; k < rx; ++k) y[(i + k) * w.n_out + r0 + r] = tile[k];
-          }
-        }
+        const typename T::A* x[kMR];
+        for (int k = 0; k < kMR; ++k)
+          x[k] = reinterpret_cast<const typename T::A*>(act + (i + std::min(k, rx - 1)) * act_bytes);
+        Tile32<T>(panel, nb, x, dT.data() + (i - i0), T::kOffsets ? sT.data() + (i - i0) : nullptr, n_pad, out);
+        for (int k = 0; k < rx; ++k)
+          for (int r = 0; r < rw; ++r) y[(i + k) * w.n_out + r0 + r] = out[r][k];
       }
     }
   }
 }
-
 
 }  // namespace
 

@@ -51,6 +51,7 @@ constexpr size_t kActBlockBytes = 192 * 1024;
 struct alignas(64) PanelBlock {
   __m256i u[8][kNR];      // [chunk j][row r] codes, unsigned bytes (element order 32j..32j+31)
   __m256i scale[8][kNR];  // [chunk j][row r] int16 scale of each word (see the numerics above)
+  __m256i scale2[4][kNR]; // [p][row r] words alternate: chunk 2p's scale, chunk 2p+1's
   __m512i corr_w[8];      // [q] lane (r, i): the int16 pair (c_r[2q], c_r[2q+1])
   __m512 d;               // lane (r, i): F(d) of row r
   __m512 dmin;            // lane (r, i): F(dmin) of row r (Q4_K/Q5_K)
@@ -134,6 +135,9 @@ void UnpackPanel(const uint8_t* const rows[kNR], int64_t nb, size_t blk_bytes, P
         for (int i = 0; i < kMR; ++i) std::memcpy(&cw[q][r * kMR + i], &pair, 4);
       }
     for (int q = 0; q < 8; ++q) pb.corr_w[q] = _mm512_load_si512(cw[q]);
+    for (int p = 0; p < 4; ++p)
+      for (int r = 0; r < kNR; ++r)
+        pb.scale2[p][r] = _mm256_mask_blend_epi16(0xAAAA, pb.scale[2 * p][r], pb.scale[2 * p + 1][r]);
     pb.d = _mm512_load_ps(d);
     pb.dmin = _mm512_load_ps(dmin);
   }
@@ -186,16 +190,56 @@ void Tile(const PanelBlock* panel, int64_t nb, const BlockQ8_K* const act[kMR], 
     for (int r = 0; r < kNR; ++r)
       for (int i = 0; i < kMR; ++i)
         lanes[r][i] = kQ6 ? _mm256_zextsi128_si256(_mm_cvtsi32_si128(corr32[r * kMR + i])) : _mm256_setzero_si256();
+#ifndef KQ_VARIANT
+#define KQ_VARIANT 1
+#endif
+#ifndef KQ_PIN
+#define KQ_PIN 1
+#endif
+#if KQ_VARIANT == 0
 #pragma GCC unroll 8
     for (int j = 0; j < 8; ++j) {
       __m256i xq[kMR];
-      for (int i = 0; i < kMR; ++i) xq[i] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[i]->qs + 32 * j));
+      for (int i = 0; i < kMR; ++i) {
+        xq[i] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[i]->qs + 32 * j));
+#if KQ_PIN
+        asm("" : "+v"(xq[i]));
+#endif
+      }
       for (int r = 0; r < kNR; ++r) {
-        const __m256i u = pb.u[j][r], s = pb.scale[j][r];
+        __m256i u = pb.u[j][r], s = pb.scale[j][r];
+#if KQ_PIN
+        asm("" : "+v"(u), "+v"(s));
+#endif
         for (int i = 0; i < kMR; ++i)
           lanes[r][i] = _mm256_dpwssd_epi32(lanes[r][i], _mm256_maddubs_epi16(u, xq[i]), s);
       }
     }
+#else
+    const __m256i zero = _mm256_setzero_si256();
+#pragma GCC unroll 4
+    for (int p = 0; p < 4; ++p) {
+      __m256i x0[kMR], x1[kMR];
+      for (int i = 0; i < kMR; ++i) {
+        x0[i] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[i]->qs + 64 * p));
+        x1[i] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[i]->qs + 64 * p + 32));
+#if KQ_PIN
+        asm("" : "+v"(x0[i]), "+v"(x1[i]));
+#endif
+      }
+      for (int r = 0; r < kNR; ++r) {
+        __m256i u0 = pb.u[2 * p][r], u1 = pb.u[2 * p + 1][r], s = pb.scale2[p][r];
+#if KQ_PIN
+        asm("" : "+v"(u0), "+v"(u1), "+v"(s));
+#endif
+        for (int i = 0; i < kMR; ++i) {
+          const __m256i t0 = _mm256_dpbusd_epi32(zero, u0, x0[i]);
+          const __m256i t1 = _mm256_dpbusd_epi32(zero, u1, x1[i]);
+          lanes[r][i] = _mm256_dpwssd_epi32(lanes[r][i], _mm256_mask_blend_epi16(0xAAAA, t0, _mm256_slli_epi32(t1, 16)), s);
+        }
+      }
+    }
+#endif
     for (int r = 0; r < kNR; ++r)
       for (int i = 0; i < kMR; ++i)
         acc[r][i] = _mm256_fmadd_ps(_mm256_set1_ps(dprod[r * kMR + i]), _mm256_cvtepi32_ps(lanes[r][i]), acc[r][i]);
