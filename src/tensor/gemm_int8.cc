@@ -37,6 +37,9 @@ inline __m256i LoadQ8(const int8_t* qs) { return _mm256_loadu_si256(reinterpret_
 inline __m256i NegBias(__m256i x, char c) {
   return _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_set1_epi8(c), x));
 }
+inline __m512i NegBias512(__m512i x, char c) {
+  return _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8(c), x));
+}
 
 // Per type: Unpack gives the block's codes as unsigned bytes u, Bias the lanes to add so
 // that bias + Σ u·x is the lane sum DotRow forms (Σ (q − 8)·x for Q4_0, Σ w·x for Q8_0).
@@ -46,6 +49,7 @@ struct Q4_0T {
   static constexpr bool kOffsets = false;
   static __m256i Unpack(const W& b) { return Nibbles32(b.qs); }
   static __m256i Bias(__m256i x) { return NegBias(x, 8); }
+  static __m512i Bias512(__m512i x) { return NegBias512(x, 8); }
 };
 struct Q5_0T {
   using W = BlockQ5_0;
@@ -53,6 +57,7 @@ struct Q5_0T {
   static constexpr bool kOffsets = false;
   static __m256i Unpack(const W& b) { return AddHighBit(Nibbles32(b.qs), b.qh); }
   static __m256i Bias(__m256i x) { return NegBias(x, 16); }
+  static __m512i Bias512(__m512i x) { return NegBias512(x, 16); }
 };
 struct Q8_0T {
   using W = BlockQ8_0;
@@ -63,6 +68,7 @@ struct Q8_0T {
     return _mm256_xor_si256(LoadQ8(b.qs), _mm256_set1_epi8(static_cast<char>(0x80)));
   }
   static __m256i Bias(__m256i x) { return NegBias(x, static_cast<char>(0x80)); }
+  static __m512i Bias512(__m512i x) { return NegBias512(x, static_cast<char>(0x80)); }
 };
 struct Q4_1T {
   using W = BlockQ4_1;
@@ -70,6 +76,7 @@ struct Q4_1T {
   static constexpr bool kOffsets = true;
   static __m256i Unpack(const W& b) { return Nibbles32(b.qs); }
   static __m256i Bias(__m256i) { return _mm256_setzero_si256(); }
+  static __m512i Bias512(__m512i) { return _mm512_setzero_si512(); }
 };
 struct Q5_1T {
   using W = BlockQ5_1;
@@ -77,6 +84,7 @@ struct Q5_1T {
   static constexpr bool kOffsets = true;
   static __m256i Unpack(const W& b) { return AddHighBit(Nibbles32(b.qs), b.qh); }
   static __m256i Bias(__m256i) { return _mm256_setzero_si256(); }
+  static __m512i Bias512(__m512i) { return _mm512_setzero_si512(); }
 };
 
 constexpr int kNR = 4, kMR = 4;
@@ -129,6 +137,50 @@ void TransposeActScales(const uint8_t* act, size_t act_bytes, int64_t i0, int64_
 // pairs' d products (and Q*_1 offsets) in one 16-lane vector each, rounded as DotRow's
 // scalar products; the integer lane sums and the fma chain per pair exactly DotRow's.
 // x[i]: activation row i; dT/sT: the tile's column of the transposed scales, n_pad apart.
+#ifndef KQ32_ZMM
+#define KQ32_ZMM 1
+#endif
+#if KQ32_ZMM
+// The same with two activation rows per 512-bit register: acc[r][h] lanes 0-7 are pair
+// (r, 2h), lanes 8-15 pair (r, 2h + 1); every lane's operations are the 256-bit ones.
+template <class T>
+void Tile32(const Panel32* panel, int64_t nb, const typename T::A* const x[kMR], const float* dT, const float* sT,
+            int64_t n_pad, float out[kNR][kMR]) {
+  __m512 acc[kNR][2];
+  __m512i idx[kNR][2];
+  for (int r = 0; r < kNR; ++r)
+    for (int h = 0; h < 2; ++h) {
+      acc[r][h] = _mm512_setzero_ps();
+      idx[r][h] = _mm512_inserti64x4(_mm512_set1_epi32(r * kMR + 2 * h), _mm256_set1_epi32(r * kMR + 2 * h + 1), 1);
+    }
+  __m512 offsets = _mm512_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    const Panel32& pb = panel[b];
+    const __m512 dprod = _mm512_mul_ps(pb.d, _mm512_broadcast_f32x4(_mm_loadu_ps(dT + b * n_pad)));
+    if constexpr (T::kOffsets)  // DotRow: offsets += F(m)·F(s)
+      offsets = _mm512_add_ps(offsets, _mm512_mul_ps(pb.m, _mm512_broadcast_f32x4(_mm_loadu_ps(sT + b * n_pad))));
+#pragma GCC unroll 2
+    for (int h = 0; h < 2; ++h) {
+      const __m512i xq = _mm512_inserti64x4(_mm512_castsi256_si512(LoadQ8(x[2 * h][b].qs)), LoadQ8(x[2 * h + 1][b].qs), 1);
+      const __m512i bias = T::Bias512(xq);
+#pragma GCC unroll 4
+      for (int r = 0; r < kNR; ++r) {
+        const __m512i dot = _mm512_dpbusd_epi32(bias, _mm512_broadcast_i64x4(pb.u[r]), xq);
+        acc[r][h] = _mm512_fmadd_ps(_mm512_permutexvar_ps(idx[r][h], dprod), _mm512_cvtepi32_ps(dot), acc[r][h]);
+      }
+    }
+  }
+  alignas(64) float off[16];
+  _mm512_store_ps(off, offsets);
+  for (int r = 0; r < kNR; ++r)
+    for (int i = 0; i < kMR; ++i) {
+      const __m512 a = acc[r][i / 2];
+      const float s = simd::ReduceAdd(i % 2 == 0 ? _mm512_castps512_ps256(a)
+                                                 : _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a), 1)));
+      out[r][i] = T::kOffsets ? s + off[r * kMR + i] : s;
+    }
+}
+#else
 template <class T>
 void Tile32(const Panel32* panel, int64_t nb, const typename T::A* const x[kMR], const float* dT, const float* sT,
             int64_t n_pad, float out[kNR][kMR]) {
@@ -141,6 +193,7 @@ void Tile32(const Panel32* panel, int64_t nb, const typename T::A* const x[kMR],
     const __m512 xd = _mm512_broadcast_f32x4(_mm_loadu_ps(dT + b * n_pad));
     alignas(64) float dprod[16];
     _mm512_store_ps(dprod, _mm512_mul_ps(pb.d, xd));  // F(d_w)·F(d_x), DotRow's product
+    asm("" : "+m"(dprod));  // read back by broadcast loads, not by lane shuffles
     if constexpr (T::kOffsets)  // DotRow: offsets += F(m)·F(s)
       offsets = _mm512_add_ps(offsets, _mm512_mul_ps(pb.m, _mm512_broadcast_f32x4(_mm_loadu_ps(sT + b * n_pad))));
 #pragma GCC unroll 4
@@ -162,6 +215,8 @@ void Tile32(const Panel32* panel, int64_t nb, const typename T::A* const x[kMR],
       out[r][i] = T::kOffsets ? s + off[r * kMR + i] : s;
     }
 }
+
+#endif
 
 // Weight rows [begin, end) against all m activation rows.
 template <class T>

@@ -179,6 +179,7 @@ void Tile(const PanelBlock* panel, int64_t nb, const BlockQ8_K* const act[kMR], 
     const __m512 xd = _mm512_broadcast_f32x4(_mm_setr_ps(x[0]->d, x[1]->d, x[2]->d, x[3]->d));
     alignas(64) float dprod[16];
     _mm512_store_ps(dprod, _mm512_mul_ps(pb.d, xd));  // F(d_w)·d_x, DotRow's product
+    asm("" : "+m"(dprod));  // read back by broadcast loads, not by lane shuffles
     alignas(64) int32_t corr32[16];
     if constexpr (kQ6) {
       _mm512_store_si512(corr32, _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(corr, 5)));  // −32·corr
@@ -191,7 +192,7 @@ void Tile(const PanelBlock* panel, int64_t nb, const BlockQ8_K* const act[kMR], 
       for (int i = 0; i < kMR; ++i)
         lanes[r][i] = kQ6 ? _mm256_zextsi128_si256(_mm_cvtsi32_si128(corr32[r * kMR + i])) : _mm256_setzero_si256();
 #ifndef KQ_VARIANT
-#define KQ_VARIANT 1
+#define KQ_VARIANT 0
 #endif
 #ifndef KQ_PIN
 #define KQ_PIN 1
@@ -253,6 +254,109 @@ void Tile(const PanelBlock* panel, int64_t nb, const BlockQ8_K* const act[kMR], 
     }
 }
 
+#ifndef KQ_ZMM
+#define KQ_ZMM 1
+#endif
+// The tile with two activation rows per 512-bit register: lanes[r][h] and acc[r][h]
+// lanes 0-7 are pair (r, 2h), lanes 8-15 pair (r, 2h + 1). Every 8-lane half goes
+// through exactly Tile's operations, so the results are the same bits.
+template <DType kType>
+void TileZ(const PanelBlock* panel, int64_t nb, const BlockQ8_K* const act[kMR], float out[kNR][kMR]) {
+  constexpr bool kQ6 = kType == DType::kQ6_K;
+  __m512 acc[kNR][2];
+  for (int r = 0; r < kNR; ++r)
+    for (int h = 0; h < 2; ++h) acc[r][h] = _mm512_setzero_ps();
+  __m512 min_terms = _mm512_setzero_ps();
+  __m512i bs_idx[8];
+  for (int q = 0; q < 8; ++q) {
+    alignas(64) int32_t ix[16];
+    for (int r = 0; r < kNR; ++r)
+      for (int i = 0; i < kMR; ++i) ix[r * kMR + i] = i * 8 + q;
+    bs_idx[q] = _mm512_load_si512(ix);
+  }
+  // Q6_K: lane 0 of each half takes −32·corr of its pair (vpermd index, zero elsewhere).
+  alignas(64) static constexpr int32_t kCorrIdx[kNR][2][16] = {
+      {{0, 0, 0, 0, 0, 0, 0, 0, 1}, {2, 0, 0, 0, 0, 0, 0, 0, 3}},
+      {{4, 0, 0, 0, 0, 0, 0, 0, 5}, {6, 0, 0, 0, 0, 0, 0, 0, 7}},
+      {{8, 0, 0, 0, 0, 0, 0, 0, 9}, {10, 0, 0, 0, 0, 0, 0, 0, 11}},
+      {{12, 0, 0, 0, 0, 0, 0, 0, 13}, {14, 0, 0, 0, 0, 0, 0, 0, 15}}};
+  for (int64_t b = 0; b < nb; ++b) {
+    const PanelBlock& pb = panel[b];
+    const BlockQ8_K* x[kMR];
+    for (int i = 0; i < kMR; ++i) x[i] = act[i] + b;
+    const __m512i bs01 = _mm512_inserti64x4(
+        _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[0]->bsums))),
+        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[1]->bsums)), 1);
+    const __m512i bs23 = _mm512_inserti64x4(
+        _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[2]->bsums))),
+        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[3]->bsums)), 1);
+    __m512i corr = _mm512_setzero_si512();
+#pragma GCC unroll 8
+    for (int q = 0; q < 8; ++q)
+      corr = _mm512_dpwssd_epi32(corr, pb.corr_w[q], _mm512_permutex2var_epi32(bs01, bs_idx[q], bs23));
+    __m512i neg32corr = _mm512_setzero_si512();
+    if constexpr (kQ6) {
+      neg32corr = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(corr, 5));
+    } else {
+      const __m512 xd = _mm512_broadcast_f32x4(_mm_setr_ps(x[0]->d, x[1]->d, x[2]->d, x[3]->d));
+      min_terms = _mm512_add_ps(min_terms, _mm512_mul_ps(_mm512_mul_ps(pb.dmin, xd), _mm512_cvtepi32_ps(corr)));
+    }
+    __m512i lanes[kNR][2];
+    for (int r = 0; r < kNR; ++r)
+      for (int h = 0; h < 2; ++h)
+        lanes[r][h] = kQ6 ? _mm512_maskz_permutexvar_epi32(0x0101, _mm512_load_si512(kCorrIdx[r][h]), neg32corr)
+                          : _mm512_setzero_si512();
+    const __m512i zero = _mm512_setzero_si512();
+    auto pair = [&](int h, int off) {
+      return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[2 * h]->qs + off))),
+                                _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[2 * h + 1]->qs + off)), 1);
+    };
+#if KQ_VARIANT == 0
+#pragma GCC unroll 8
+    for (int j = 0; j < 8; ++j) {
+      const __m512i x0 = pair(0, 32 * j), x1 = pair(1, 32 * j);
+      for (int r = 0; r < kNR; ++r) {
+        const __m512i u = _mm512_broadcast_i64x4(pb.u[j][r]), sc = _mm512_broadcast_i64x4(pb.scale[j][r]);
+        lanes[r][0] = _mm512_dpwssd_epi32(lanes[r][0], _mm512_maddubs_epi16(u, x0), sc);
+        lanes[r][1] = _mm512_dpwssd_epi32(lanes[r][1], _mm512_maddubs_epi16(u, x1), sc);
+      }
+    }
+#else
+#pragma GCC unroll 4
+    for (int p = 0; p < 4; ++p) {
+      const __m512i xa[2] = {pair(0, 64 * p), pair(1, 64 * p)};
+      const __m512i xb[2] = {pair(0, 64 * p + 32), pair(1, 64 * p + 32)};
+      for (int r = 0; r < kNR; ++r) {
+        const __m512i u0 = _mm512_broadcast_i64x4(pb.u[2 * p][r]), u1 = _mm512_broadcast_i64x4(pb.u[2 * p + 1][r]);
+        const __m512i sc = _mm512_broadcast_i64x4(pb.scale2[p][r]);
+        for (int h = 0; h < 2; ++h) {
+          const __m512i t0 = _mm512_dpbusd_epi32(zero, u0, xa[h]);
+          const __m512i t1 = _mm512_dpbusd_epi32(zero, u1, xb[h]);
+          lanes[r][h] = _mm512_dpwssd_epi32(lanes[r][h], _mm512_mask_blend_epi16(0xAAAAAAAA, t0, _mm512_slli_epi32(t1, 16)), sc);
+        }
+      }
+    }
+#endif
+    const __m512 xdp[2] = {
+        _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_set1_ps(x[0]->d)), _mm256_set1_ps(x[1]->d), 1),
+        _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_set1_ps(x[2]->d)), _mm256_set1_ps(x[3]->d), 1)};
+    const float* dw = reinterpret_cast<const float*>(&pb.d);
+    for (int r = 0; r < kNR; ++r)
+      for (int h = 0; h < 2; ++h)  // F(d_w)·d_x per lane, DotRow's product, then its fma
+        acc[r][h] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_set1_ps(dw[r * kMR]), xdp[h]), _mm512_cvtepi32_ps(lanes[r][h]),
+                                    acc[r][h]);
+  }
+  alignas(64) float mt[16];
+  _mm512_store_ps(mt, min_terms);
+  for (int r = 0; r < kNR; ++r)
+    for (int i = 0; i < kMR; ++i) {
+      const __m512 a = acc[r][i / 2];
+      const float s = simd::ReduceAdd(i % 2 == 0 ? _mm512_castps512_ps256(a)
+                                                 : _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a), 1)));
+      out[r][i] = kQ6 ? s : s - mt[r * kMR + i];
+    }
+}
+
 template <DType kType>
 void RowsKImpl(const WeightView& w, const uint8_t* act, size_t act_bytes, int64_t m, float* y, int64_t begin,
                int64_t end) {
@@ -276,7 +380,11 @@ void RowsKImpl(const WeightView& w, const uint8_t* act, size_t act_bytes, int64_
         const BlockQ8_K* a[kMR];
         for (int k = 0; k < kMR; ++k)
           a[k] = reinterpret_cast<const BlockQ8_K*>(act + (i + std::min(k, rx - 1)) * act_bytes);
+#if KQ_ZMM
+        TileZ<kType>(panel, nb, a, out);
+#else
         Tile<kType>(panel, nb, a, out);
+#endif
         for (int k = 0; k < rx; ++k)
           for (int r = 0; r < rw; ++r) y[(i + k) * w.n_out + r0 + r] = out[r][k];
       }
