@@ -1,5 +1,5 @@
-// Register-tiled integer GEMM with DotRow's numerics (see gemm_int8.h). AVX-512 VL +
-// VNNI (256-bit vpdpbusd), F16C; the build uses -march=native like vec_dot.cc.
+// Register-tiled integer GEMM with DotRow's numerics (see gemm_int8.h). AVX-512 F/BW/VL +
+// VNNI (vpdpbusd), F16C; the build uses -march=native like vec_dot.cc.
 #include "tensor/gemm_int8.h"
 
 #include "tensor/simd_util.h"  // first: wraps <immintrin.h>
@@ -34,10 +34,7 @@ inline __m256i AddHighBit(__m256i w, const uint8_t* qh) {
 inline __m256i LoadQ8(const int8_t* qs) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs)); }
 // -c · (Σ of each lane's 4 activation bytes): the integer correction that turns the dot of
 // unsigned stored codes u = q + c into the dot of q. Exact, as is every lane sum below.
-inline __m256i NegBias(__m256i x, char c) {
-  return _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_set1_epi8(c), x));
-}
-inline __m512i NegBias512(__m512i x, char c) {
+inline __m512i NegBias(__m512i x, char c) {
   return _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8(c), x));
 }
 
@@ -48,16 +45,14 @@ struct Q4_0T {
   using A = BlockQ8_0;
   static constexpr bool kOffsets = false;
   static __m256i Unpack(const W& b) { return Nibbles32(b.qs); }
-  static __m256i Bias(__m256i x) { return NegBias(x, 8); }
-  static __m512i Bias512(__m512i x) { return NegBias512(x, 8); }
+  static __m512i Bias(__m512i x) { return NegBias(x, 8); }
 };
 struct Q5_0T {
   using W = BlockQ5_0;
   using A = BlockQ8_0;
   static constexpr bool kOffsets = false;
   static __m256i Unpack(const W& b) { return AddHighBit(Nibbles32(b.qs), b.qh); }
-  static __m256i Bias(__m256i x) { return NegBias(x, 16); }
-  static __m512i Bias512(__m512i x) { return NegBias512(x, 16); }
+  static __m512i Bias(__m512i x) { return NegBias(x, 16); }
 };
 struct Q8_0T {
   using W = BlockQ8_0;
@@ -67,24 +62,21 @@ struct Q8_0T {
   static __m256i Unpack(const W& b) {
     return _mm256_xor_si256(LoadQ8(b.qs), _mm256_set1_epi8(static_cast<char>(0x80)));
   }
-  static __m256i Bias(__m256i x) { return NegBias(x, static_cast<char>(0x80)); }
-  static __m512i Bias512(__m512i x) { return NegBias512(x, static_cast<char>(0x80)); }
+  static __m512i Bias(__m512i x) { return NegBias(x, static_cast<char>(0x80)); }
 };
 struct Q4_1T {
   using W = BlockQ4_1;
   using A = BlockQ8_1;
   static constexpr bool kOffsets = true;
   static __m256i Unpack(const W& b) { return Nibbles32(b.qs); }
-  static __m256i Bias(__m256i) { return _mm256_setzero_si256(); }
-  static __m512i Bias512(__m512i) { return _mm512_setzero_si512(); }
+  static __m512i Bias(__m512i) { return _mm512_setzero_si512(); }
 };
 struct Q5_1T {
   using W = BlockQ5_1;
   using A = BlockQ8_1;
   static constexpr bool kOffsets = true;
   static __m256i Unpack(const W& b) { return AddHighBit(Nibbles32(b.qs), b.qh); }
-  static __m256i Bias(__m256i) { return _mm256_setzero_si256(); }
-  static __m512i Bias512(__m512i) { return _mm512_setzero_si512(); }
+  static __m512i Bias(__m512i) { return _mm512_setzero_si512(); }
 };
 
 constexpr int kNR = 4, kMR = 4;
@@ -137,12 +129,12 @@ void TransposeActScales(const uint8_t* act, size_t act_bytes, int64_t i0, int64_
 // pairs' d products (and Q*_1 offsets) in one 16-lane vector each, rounded as DotRow's
 // scalar products; the integer lane sums and the fma chain per pair exactly DotRow's.
 // x[i]: activation row i; dT/sT: the tile's column of the transposed scales, n_pad apart.
-#ifndef KQ32_ZMM
-#define KQ32_ZMM 1
-#endif
-#if KQ32_ZMM
-// The same with two activation rows per 512-bit register: acc[r][h] lanes 0-7 are pair
-// (r, 2h), lanes 8-15 pair (r, 2h + 1); every lane's operations are the 256-bit ones.
+// out[r][i] = DotRow(panel row r, act row i) for the kNR × kMR tile: per block, the 16
+// pairs' d products (and Q*_1 offsets) in one 16-lane vector each, rounded as DotRow's
+// scalar products; the integer lane sums and the fma chain per pair exactly DotRow's.
+// x[i]: activation row i; dT/sT: the tile's column of the transposed scales, n_pad apart.
+// Two activation rows per 512-bit register: acc[r][h] lanes 0-7 are pair (r, 2h), lanes
+// 8-15 pair (r, 2h + 1).
 template <class T>
 void Tile32(const Panel32* panel, int64_t nb, const typename T::A* const x[kMR], const float* dT, const float* sT,
             int64_t n_pad, float out[kNR][kMR]) {
@@ -162,7 +154,7 @@ void Tile32(const Panel32* panel, int64_t nb, const typename T::A* const x[kMR],
 #pragma GCC unroll 2
     for (int h = 0; h < 2; ++h) {
       const __m512i xq = _mm512_inserti64x4(_mm512_castsi256_si512(LoadQ8(x[2 * h][b].qs)), LoadQ8(x[2 * h + 1][b].qs), 1);
-      const __m512i bias = T::Bias512(xq);
+      const __m512i bias = T::Bias(xq);
 #pragma GCC unroll 4
       for (int r = 0; r < kNR; ++r) {
         const __m512i dot = _mm512_dpbusd_epi32(bias, _mm512_broadcast_i64x4(pb.u[r]), xq);
@@ -180,43 +172,6 @@ void Tile32(const Panel32* panel, int64_t nb, const typename T::A* const x[kMR],
       out[r][i] = T::kOffsets ? s + off[r * kMR + i] : s;
     }
 }
-#else
-template <class T>
-void Tile32(const Panel32* panel, int64_t nb, const typename T::A* const x[kMR], const float* dT, const float* sT,
-            int64_t n_pad, float out[kNR][kMR]) {
-  __m256 acc[kNR][kMR];
-  for (int r = 0; r < kNR; ++r)
-    for (int i = 0; i < kMR; ++i) acc[r][i] = _mm256_setzero_ps();
-  __m512 offsets = _mm512_setzero_ps();
-  for (int64_t b = 0; b < nb; ++b) {
-    const Panel32& pb = panel[b];
-    const __m512 xd = _mm512_broadcast_f32x4(_mm_loadu_ps(dT + b * n_pad));
-    alignas(64) float dprod[16];
-    _mm512_store_ps(dprod, _mm512_mul_ps(pb.d, xd));  // F(d_w)·F(d_x), DotRow's product
-    asm("" : "+m"(dprod));  // read back by broadcast loads, not by lane shuffles
-    if constexpr (T::kOffsets)  // DotRow: offsets += F(m)·F(s)
-      offsets = _mm512_add_ps(offsets, _mm512_mul_ps(pb.m, _mm512_broadcast_f32x4(_mm_loadu_ps(sT + b * n_pad))));
-#pragma GCC unroll 4
-    for (int i = 0; i < kMR; ++i) {
-      const __m256i xq = LoadQ8(x[i][b].qs);
-      const __m256i bias = T::Bias(xq);
-#pragma GCC unroll 4
-      for (int r = 0; r < kNR; ++r) {
-        const __m256i dot = _mm256_dpbusd_epi32(bias, pb.u[r], xq);
-        acc[r][i] = _mm256_fmadd_ps(_mm256_set1_ps(dprod[r * kMR + i]), _mm256_cvtepi32_ps(dot), acc[r][i]);
-      }
-    }
-  }
-  alignas(64) float off[16];
-  _mm512_store_ps(off, offsets);
-  for (int r = 0; r < kNR; ++r)
-    for (int i = 0; i < kMR; ++i) {
-      const float s = simd::ReduceAdd(acc[r][i]);
-      out[r][i] = T::kOffsets ? s + off[r * kMR + i] : s;
-    }
-}
-
-#endif
 
 // Weight rows [begin, end) against all m activation rows.
 template <class T>
