@@ -10,6 +10,7 @@
 //              prefill used before), and tiles dequantised to bf16 into oneDNN (MatMulGemm).
 // Usage: bench_prefill [--threads N] [--seconds S] [--ctx C1,C2,...] [--types q4_k,q6_k,...]
 //                      [--only-tiles 1]   (quantised: the tiled kernel only, not the slow alternatives)
+//                      [--int8-peak 1]    (also the integer dot peaks: vpdpbusd zmm/ymm, vpmaddubsw+vpdpwssd)
 #include <immintrin.h>
 
 #include <chrono>
@@ -81,6 +82,29 @@ __attribute__((noinline)) float PeakBf16(int64_t iters) {
 }
 #endif
 
+// Integer dot peaks (what the quantised tiles are built of), 12 independent chains:
+// vpdpbusd on 512- and 256-bit registers (64 / 32 int8 products each), and the pair
+// vpmaddubsw + vpdpwssd on 256-bit registers (32 products per pair). "GOP/s" counts a
+// product and its add as 2 operations, like GFLOP/s.
+template <int kKind>
+__attribute__((noinline)) int PeakInt8(int64_t iters) {
+  __m512i a[kAcc];
+  for (int i = 0; i < kAcc; ++i) a[i] = _mm512_set1_epi32(i);
+  const __m512i x = _mm512_set1_epi8(3), y = _mm512_set1_epi8(5);
+  const __m256i x2 = _mm256_set1_epi8(3), y2 = _mm256_set1_epi8(5), s2 = _mm256_set1_epi16(1);  // x2: vpdpbusd ymm
+  for (int64_t it = 0; it < iters; ++it) {
+#pragma GCC unroll 12
+    for (int i = 0; i < kAcc; ++i) {
+      if constexpr (kKind == 0) a[i] = _mm512_dpbusd_epi32(a[i], x, y);
+      else if constexpr (kKind == 1) a[i] = _mm512_castsi256_si512(_mm256_dpbusd_epi32(_mm512_castsi512_si256(a[i]), x2, y2));
+      else a[i] = _mm512_castsi256_si512(_mm256_dpwssd_epi32(_mm512_castsi512_si256(a[i]), _mm256_maddubs_epi16(_mm512_castsi512_si256(a[i]), y2), s2));
+    }
+  }
+  __m512i s = a[0];
+  for (int i = 1; i < kAcc; ++i) s = _mm512_add_epi32(s, a[i]);
+  return _mm512_reduce_add_epi32(s);
+}
+
 void BenchPeak(ThreadPool& pool, double seconds) {
   const int n = pool.num_threads();
   volatile float sink = 0;
@@ -100,6 +124,22 @@ void BenchPeak(ThreadPool& pool, double seconds) {
     std::printf("peak bf16 dot  %8.1f GFLOP/s (%d threads)\n", bf, n);
   }
 #endif
+}
+
+void BenchPeakInt8(ThreadPool& pool, double seconds) {
+  const int n = pool.num_threads();
+  volatile int sink = 0;
+  auto run = [&](int (*fn)(int64_t)) {
+    return SecondsPerCall(seconds, [&] {
+      pool.ParallelFor(static_cast<size_t>(n), [&](size_t b, size_t e, int) {
+        for (size_t i = b; i < e; ++i) sink = sink + fn(kPeakIters);
+      });
+    });
+  };
+  const double per = static_cast<double>(kPeakIters) * kAcc * n;
+  std::printf("peak int8 vpdpbusd zmm      %8.1f GOP/s (%d threads)\n", per * 128 / run(PeakInt8<0>) / 1e9, n);
+  std::printf("peak int8 vpdpbusd ymm      %8.1f GOP/s\n", per * 64 / run(PeakInt8<1>) / 1e9);
+  std::printf("peak int8 maddubs+dpwssd ymm %7.1f GOP/s\n", per * 64 / run(PeakInt8<2>) / 1e9);
 }
 
 // ---- attention -------------------------------------------------------------------------
@@ -189,11 +229,12 @@ int Main(int argc, char** argv) {
   double seconds = 1.0;
   std::vector<int64_t> ctxs = {4096, 8192};
   std::vector<DType> types = {DType::kQ4_1, DType::kQ4_0, DType::kQ8_0, DType::kQ4_K, DType::kQ6_K};
-  bool only_tiles = false;
+  bool only_tiles = false, int8_peak = false;
   for (int i = 1; i + 1 < argc; i += 2) {
     if (std::strcmp(argv[i], "--threads") == 0) threads = std::atoi(argv[i + 1]);
     else if (std::strcmp(argv[i], "--seconds") == 0) seconds = std::atof(argv[i + 1]);
     else if (std::strcmp(argv[i], "--only-tiles") == 0) only_tiles = std::atoi(argv[i + 1]) != 0;
+    else if (std::strcmp(argv[i], "--int8-peak") == 0) int8_peak = std::atoi(argv[i + 1]) != 0;
     else if (std::strcmp(argv[i], "--types") == 0) {
       types.clear();
       std::string list = argv[i + 1];
@@ -221,6 +262,7 @@ int Main(int argc, char** argv) {
   ThreadPool pool(threads);
   MatMulContext ctx;
   BenchPeak(pool, seconds);
+  if (int8_peak) BenchPeakInt8(pool, seconds);
   for (int64_t c : ctxs) BenchAttention(pool, seconds, c);
   for (DType t : types) {
     BenchQuant(pool, ctx, seconds, t, "q/o", 2048, 2048, only_tiles);
