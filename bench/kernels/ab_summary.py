@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Medians of an A/B file written by the scripts ("## round R NAME ..." (bench/prefill/kquant-2026-12-06/ab*.sh)
+"""Medians of an A/B file written by bench/prefill/kquant-2026-12-06/ab*.sh ("## round R NAME ..."
 headers, then bench_prefill's "TYPE SHAPE [N x K] m=512  int8 tiles MS ms GFLOPS GFLOP/s"
 lines): one row per (type, shape), one median GFLOP/s column per binary, and the ratio of
 the last column to the first.
