@@ -6,8 +6,9 @@
 // vectors, d / dmin and the min-correction factors laid out for vector use), so the
 // unpacking is paid once per ~100 activation rows instead of once per row. The panel then
 // meets kMR = 4 activation rows at a time: for every super-block the 16 (weight, activation)
-// pairs keep 16 integer accumulators in registers, each weight vector is loaded once per 4
-// activation rows and each activation vector once per 4 weight rows.
+// pairs keep their integer lanes in 8 512-bit registers (two pairs each), each weight
+// vector is loaded once per 4 activation rows and each activation vector once per 4
+// weight rows.
 //
 // Numerics, per pair and super-block (what DotRow does, so the bits are DotRow's):
 //   lanes L[k] (k = 0..7) = Σ_j scale_j · Σ_{e<4} u_j[4k+e]·x_j[4k+e]  (exact int32;
