@@ -8,7 +8,9 @@
 //   quantised: m = 512 activation rows × Llama-3.2-1B projection shapes: the tiled integer
 //              GEMM (MatMulGemv, m > 1), the same rows one at a time (the per-row GEMV
 //              prefill used before), and tiles dequantised to bf16 into oneDNN (MatMulGemm).
-// Usage: bench_prefill [--threads N] [--seconds S] [--ctx C1,C2,...]
+// Usage: bench_prefill [--threads N] [--seconds S] [--ctx C1,C2,...] [--types q4_k,q6_k,...]
+//                      [--only-tiles 1]   (quantised: the tiled kernel only, not the slow alternatives)
+//                      [--int8-peak 1]    (also the integer dot peaks: vpdpbusd zmm/ymm, vpmaddubsw+vpdpwssd)
 #include <immintrin.h>
 
 #include <chrono>
@@ -80,6 +82,29 @@ __attribute__((noinline)) float PeakBf16(int64_t iters) {
 }
 #endif
 
+// Integer dot peaks (what the quantised tiles are built of), 12 independent chains:
+// vpdpbusd on 512- and 256-bit registers (64 / 32 int8 products each), and the pair
+// vpmaddubsw + vpdpwssd on 256-bit registers (32 products per pair). "GOP/s" counts a
+// product and its add as 2 operations, like GFLOP/s.
+template <int kKind>
+__attribute__((noinline)) int PeakInt8(int64_t iters) {
+  __m512i a[kAcc];
+  for (int i = 0; i < kAcc; ++i) a[i] = _mm512_set1_epi32(i);
+  const __m512i x = _mm512_set1_epi8(3), y = _mm512_set1_epi8(5);
+  const __m256i x2 = _mm256_set1_epi8(3), y2 = _mm256_set1_epi8(5), s2 = _mm256_set1_epi16(1);  // x2: vpdpbusd ymm
+  for (int64_t it = 0; it < iters; ++it) {
+#pragma GCC unroll 12
+    for (int i = 0; i < kAcc; ++i) {
+      if constexpr (kKind == 0) a[i] = _mm512_dpbusd_epi32(a[i], x, y);
+      else if constexpr (kKind == 1) a[i] = _mm512_castsi256_si512(_mm256_dpbusd_epi32(_mm512_castsi512_si256(a[i]), x2, y2));
+      else a[i] = _mm512_castsi256_si512(_mm256_dpwssd_epi32(_mm512_castsi512_si256(a[i]), _mm256_maddubs_epi16(_mm512_castsi512_si256(a[i]), y2), s2));
+    }
+  }
+  __m512i s = a[0];
+  for (int i = 1; i < kAcc; ++i) s = _mm512_add_epi32(s, a[i]);
+  return _mm512_reduce_add_epi32(s);
+}
+
 void BenchPeak(ThreadPool& pool, double seconds) {
   const int n = pool.num_threads();
   volatile float sink = 0;
@@ -99,6 +124,22 @@ void BenchPeak(ThreadPool& pool, double seconds) {
     std::printf("peak bf16 dot  %8.1f GFLOP/s (%d threads)\n", bf, n);
   }
 #endif
+}
+
+void BenchPeakInt8(ThreadPool& pool, double seconds) {
+  const int n = pool.num_threads();
+  volatile int sink = 0;
+  auto run = [&](int (*fn)(int64_t)) {
+    return SecondsPerCall(seconds, [&] {
+      pool.ParallelFor(static_cast<size_t>(n), [&](size_t b, size_t e, int) {
+        for (size_t i = b; i < e; ++i) sink = sink + fn(kPeakIters);
+      });
+    });
+  };
+  const double per = static_cast<double>(kPeakIters) * kAcc * n;
+  std::printf("peak int8 vpdpbusd zmm      %8.1f GOP/s (%d threads)\n", per * 128 / run(PeakInt8<0>) / 1e9, n);
+  std::printf("peak int8 vpdpbusd ymm      %8.1f GOP/s\n", per * 64 / run(PeakInt8<1>) / 1e9);
+  std::printf("peak int8 maddubs+dpwssd ymm %7.1f GOP/s\n", per * 64 / run(PeakInt8<2>) / 1e9);
 }
 
 // ---- attention -------------------------------------------------------------------------
@@ -158,7 +199,7 @@ AlignedBuffer RandomQ(DType t, int64_t n, std::mt19937& rng) {
 }
 
 void BenchQuant(ThreadPool& pool, MatMulContext& ctx, double seconds, DType t, const char* name, int64_t n_out,
-                int64_t n_in) {
+                int64_t n_in, bool only_tiles) {
   const int64_t m = 512;
   std::mt19937 rng(5);
   AlignedBuffer w = RandomQ(t, n_out * n_in, rng);
@@ -168,6 +209,11 @@ void BenchQuant(ThreadPool& pool, MatMulContext& ctx, double seconds, DType t, c
   const WeightView wv{t, w.data(), n_out, n_in};
   const double flops = 2.0 * m * n_out * n_in;
   const double tiled = SecondsPerCall(seconds, [&] { MatMulGemv(ctx, pool, wv, x.data(), m, y.data()); });
+  if (only_tiles) {
+    std::printf("%-5s %-8s [%5lld x %5lld] m=512  int8 tiles %7.1f ms %6.1f GFLOP/s\n", DTypeName(t).data(), name,
+                static_cast<long long>(n_out), static_cast<long long>(n_in), tiled * 1e3, flops / tiled / 1e9);
+    return;
+  }
   const double per_row = SecondsPerCall(seconds, [&] {
     for (int64_t i = 0; i < m; ++i) MatMulGemv(ctx, pool, wv, x.data() + i * n_in, 1, y.data() + i * n_out);
   });
@@ -182,10 +228,29 @@ int Main(int argc, char** argv) {
   int threads = 2;
   double seconds = 1.0;
   std::vector<int64_t> ctxs = {4096, 8192};
+  std::vector<DType> types = {DType::kQ4_1, DType::kQ4_0, DType::kQ8_0, DType::kQ4_K, DType::kQ6_K};
+  bool only_tiles = false, int8_peak = false;
   for (int i = 1; i + 1 < argc; i += 2) {
     if (std::strcmp(argv[i], "--threads") == 0) threads = std::atoi(argv[i + 1]);
     else if (std::strcmp(argv[i], "--seconds") == 0) seconds = std::atof(argv[i + 1]);
-    else if (std::strcmp(argv[i], "--ctx") == 0) {
+    else if (std::strcmp(argv[i], "--only-tiles") == 0) only_tiles = std::atoi(argv[i + 1]) != 0;
+    else if (std::strcmp(argv[i], "--int8-peak") == 0) int8_peak = std::atoi(argv[i + 1]) != 0;
+    else if (std::strcmp(argv[i], "--types") == 0) {
+      types.clear();
+      std::string list = argv[i + 1];
+      for (size_t at = 0; at <= list.size();) {
+        const size_t comma = std::min(list.find(',', at), list.size());
+        const std::string name = list.substr(at, comma - at);
+        at = comma + 1;
+        if (name.empty()) continue;
+        const auto t = DTypeFromName(name);
+        if (!t) {
+          std::fprintf(stderr, "bench_prefill: --types: unknown type '%s'\n", name.c_str());
+          return 2;
+        }
+        types.push_back(*t);
+      }
+    } else if (std::strcmp(argv[i], "--ctx") == 0) {
       ctxs.clear();
       for (const char* p = argv[i + 1]; *p;) {
         char* end;
@@ -197,11 +262,12 @@ int Main(int argc, char** argv) {
   ThreadPool pool(threads);
   MatMulContext ctx;
   BenchPeak(pool, seconds);
+  if (int8_peak) BenchPeakInt8(pool, seconds);
   for (int64_t c : ctxs) BenchAttention(pool, seconds, c);
-  for (DType t : {DType::kQ4_1, DType::kQ4_0, DType::kQ8_0, DType::kQ4_K, DType::kQ6_K}) {
-    BenchQuant(pool, ctx, seconds, t, "q/o", 2048, 2048);
-    BenchQuant(pool, ctx, seconds, t, "gate/up", 8192, 2048);
-    BenchQuant(pool, ctx, seconds, t, "down", 2048, 8192);
+  for (DType t : types) {
+    BenchQuant(pool, ctx, seconds, t, "q/o", 2048, 2048, only_tiles);
+    BenchQuant(pool, ctx, seconds, t, "gate/up", 8192, 2048, only_tiles);
+    BenchQuant(pool, ctx, seconds, t, "down", 2048, 8192, only_tiles);
   }
   BenchPeak(pool, seconds);  // again: the peak drifts with the machine's load
   return 0;

@@ -3,7 +3,10 @@
 flash attention on) on the same GGUF, same thread count, same random prompt ids, the two
 engines alternating, medians.
 
-  python3 bench/prefill/run.py [--reps 3] [--threads 2] [--chunk 512] --lengths 512,4096 MODEL.gguf...
+  python3 bench/prefill/run.py [--reps 3] [--threads 2] [--chunk 512] [--spool-base BIN] --lengths 512,4096 MODEL.gguf...
+
+--spool-base BIN adds another spool binary (e.g. main's build) to the alternation, so that a
+change is measured against its baseline in the same run.
 
 spool: `spool run --prompt-ids ... -n 1 --prefill-chunk CHUNK --json` (its prefill_tokens_per_s,
 weights resident). llama.cpp: Llama(n_batch = n_ubatch = CHUNK, flash_attn=True,
@@ -25,8 +28,8 @@ ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 SPOOL = os.path.join(ROOT, "build", "bin", "spool")
 
 
-def spool_prefill(model, ids, threads, chunk):
-    cmd = [SPOOL, "run", model, "--prompt-ids", ",".join(map(str, ids)), "-n", "1", "--temp", "0", "--ignore-eos",
+def spool_prefill(model, ids, threads, chunk, spool=SPOOL):
+    cmd = [spool, "run", model, "--prompt-ids", ",".join(map(str, ids)), "-n", "1", "--temp", "0", "--ignore-eos",
            "--threads", str(threads), "--ctx", str(len(ids) + 16), "--json", "--prefill-chunk", str(chunk)]
     out = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout)
     return out["stats"]["prefill_tokens_per_s"]
@@ -46,6 +49,7 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--chunk", type=int, default=512)
     ap.add_argument("--lengths", default="512,4096")
+    ap.add_argument("--spool-base", default=None, help="a second spool binary, alternated with the others")
     a = ap.parse_args()
     lengths = [int(x) for x in a.lengths.split(",")]
 
@@ -61,8 +65,10 @@ def main():
     raw.llama_model_default_params = params
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cpus, {a.threads} threads",
           file=sys.stderr)
-    print("| model | prompt tokens | spool tok/s | llama.cpp (FA on) tok/s | ratio | runs |")
-    print("|---|---:|---:|---:|---:|---:|")
+    base = a.spool_base
+    print("| model | prompt tokens | spool tok/s | llama.cpp (FA on) tok/s | ratio | runs |"
+          + (" spool-base tok/s | spool / spool-base |" if base else ""))
+    print("|---|---:|---:|---:|---:|---:|" + ("---:|---:|" if base else ""))
     for model in a.models:
         for n in lengths:
             llm = llama_cpp.Llama(model_path=model, n_ctx=n + 16, n_batch=a.chunk, n_ubatch=a.chunk,
@@ -70,12 +76,20 @@ def main():
             rng = random.Random(n)
             ids = [rng.randrange(100, llm.n_vocab() - 100) for _ in range(n)]
             res = {"spool": [], "llama.cpp": []}
-            for r in range(a.reps):  # alternate the two engines
+            if base:
+                res["spool-base"] = []
+            for r in range(a.reps):  # alternate the engines
                 res["spool"].append(spool_prefill(model, ids, a.threads, a.chunk))
+                if base:
+                    res["spool-base"].append(spool_prefill(model, ids, a.threads, a.chunk, base))
                 res["llama.cpp"].append(llama_prefill(llm, ids))
                 print(json.dumps({"model": model, "n": n, "rep": r, **res}), file=sys.stderr, flush=True)
             sp, lp = statistics.median(res["spool"]), statistics.median(res["llama.cpp"])
-            print(f"| {os.path.basename(model)} | {n} | {sp:.1f} | {lp:.1f} | {sp / lp:.2f} | {a.reps} |", flush=True)
+            row = f"| {os.path.basename(model)} | {n} | {sp:.1f} | {lp:.1f} | {sp / lp:.2f} | {a.reps} |"
+            if base:
+                bp = statistics.median(res["spool-base"])
+                row += f" {bp:.1f} | {sp / bp:.2f} |"
+            print(row, flush=True)
             del llm
 
 

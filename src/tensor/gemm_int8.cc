@@ -1,15 +1,16 @@
-// Register-tiled integer GEMM with DotRow's numerics (see gemm_int8.h). AVX-512 VL +
-// VNNI (256-bit vpdpbusd), F16C; the build uses -march=native like vec_dot.cc.
+// Register-tiled integer GEMM with DotRow's numerics (see gemm_int8.h). AVX-512 F/BW/VL +
+// VNNI (vpdpbusd), F16C; the build uses -march=native like vec_dot.cc.
 #include "tensor/gemm_int8.h"
 
 #include "tensor/simd_util.h"  // first: wraps <immintrin.h>
 
 #include <algorithm>
 #include <cstring>
-#include <type_traits>
 #include <vector>
 
+#include "base/aligned_buffer.h"
 #include "base/check.h"
+#include "tensor/gemm_int8_k.h"
 #include "tensor/quant_blocks.h"
 
 namespace spool {
@@ -33,8 +34,8 @@ inline __m256i AddHighBit(__m256i w, const uint8_t* qh) {
 inline __m256i LoadQ8(const int8_t* qs) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs)); }
 // -c · (Σ of each lane's 4 activation bytes): the integer correction that turns the dot of
 // unsigned stored codes u = q + c into the dot of q. Exact, as is every lane sum below.
-inline __m256i NegBias(__m256i x, char c) {
-  return _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_set1_epi8(c), x));
+inline __m512i NegBias(__m512i x, char c) {
+  return _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8(c), x));
 }
 
 // Per type: Unpack gives the block's codes as unsigned bytes u, Bias the lanes to add so
@@ -44,14 +45,14 @@ struct Q4_0T {
   using A = BlockQ8_0;
   static constexpr bool kOffsets = false;
   static __m256i Unpack(const W& b) { return Nibbles32(b.qs); }
-  static __m256i Bias(__m256i x) { return NegBias(x, 8); }
+  static __m512i Bias(__m512i x) { return NegBias(x, 8); }
 };
 struct Q5_0T {
   using W = BlockQ5_0;
   using A = BlockQ8_0;
   static constexpr bool kOffsets = false;
   static __m256i Unpack(const W& b) { return AddHighBit(Nibbles32(b.qs), b.qh); }
-  static __m256i Bias(__m256i x) { return NegBias(x, 16); }
+  static __m512i Bias(__m512i x) { return NegBias(x, 16); }
 };
 struct Q8_0T {
   using W = BlockQ8_0;
@@ -61,85 +62,115 @@ struct Q8_0T {
   static __m256i Unpack(const W& b) {
     return _mm256_xor_si256(LoadQ8(b.qs), _mm256_set1_epi8(static_cast<char>(0x80)));
   }
-  static __m256i Bias(__m256i x) { return NegBias(x, static_cast<char>(0x80)); }
+  static __m512i Bias(__m512i x) { return NegBias(x, static_cast<char>(0x80)); }
 };
 struct Q4_1T {
   using W = BlockQ4_1;
   using A = BlockQ8_1;
   static constexpr bool kOffsets = true;
   static __m256i Unpack(const W& b) { return Nibbles32(b.qs); }
-  static __m256i Bias(__m256i) { return _mm256_setzero_si256(); }
+  static __m512i Bias(__m512i) { return _mm512_setzero_si512(); }
 };
 struct Q5_1T {
   using W = BlockQ5_1;
   using A = BlockQ8_1;
   static constexpr bool kOffsets = true;
   static __m256i Unpack(const W& b) { return AddHighBit(Nibbles32(b.qs), b.qh); }
-  static __m256i Bias(__m256i) { return _mm256_setzero_si256(); }
+  static __m512i Bias(__m512i) { return _mm512_setzero_si512(); }
 };
 
-// out[r·MR + i] = DotRow(W row r, act row i) for NR weight rows × MR activation rows.
-// w: NR rows, w_stride bytes apart; a: MR prepared rows, a_stride bytes apart; nb blocks.
-template <class T, int NR, int MR>
-void Tile(const uint8_t* w, size_t w_stride, const uint8_t* a, size_t a_stride, int64_t nb, float* out) {
-  __m256 acc[NR][MR];
-  float off[NR][MR];
-#pragma GCC unroll 4
-  for (int r = 0; r < NR; ++r)
-#pragma GCC unroll 4
-    for (int i = 0; i < MR; ++i) {
-      acc[r][i] = _mm256_setzero_ps();
-      off[r][i] = 0.0f;
-    }
-  const typename T::W* wr[NR];
-  const typename T::A* ar[MR];
-  for (int r = 0; r < NR; ++r) wr[r] = reinterpret_cast<const typename T::W*>(w + r * w_stride);
-  for (int i = 0; i < MR; ++i) ar[i] = reinterpret_cast<const typename T::A*>(a + i * a_stride);
+constexpr int kNR = 4, kMR = 4;
+// Activation rows per L2 block: the panel is unpacked once per block.
+constexpr size_t kActBlockBytes = 192 * 1024;
+
+// One block (32 elements) of a panel of kNR weight rows, unpacked. Lane (r, i) of the
+// 16-lane vectors is r·4 + i: weight row r against activation row i of a tile.
+struct alignas(64) Panel32 {
+  __m256i u[kNR];  // unsigned codes of row r
+  __m512 d;        // lane (r, i): F(d) of row r
+  __m512 m;        // lane (r, i): F(m) of row r (Q*_1)
+};
+
+template <class T>
+void UnpackPanel32(const uint8_t* const rows[kNR], int64_t nb, Panel32* panel) {
   for (int64_t b = 0; b < nb; ++b) {
-    __m256i u[NR];
-    float dw[NR], mw[NR];
-#pragma GCC unroll 4
-    for (int r = 0; r < NR; ++r) {
-      u[r] = T::Unpack(wr[r][b]);
-      dw[r] = F(wr[r][b].d);
-      if constexpr (T::kOffsets) mw[r] = F(wr[r][b].m);
+    alignas(64) float d[16], m[16];
+    for (int r = 0; r < kNR; ++r) {
+      const typename T::W& blk = reinterpret_cast<const typename T::W*>(rows[r])[b];
+      panel[b].u[r] = T::Unpack(blk);
+      const float dr = F(blk.d);
+      float mr = 0.0f;
+      if constexpr (T::kOffsets) mr = F(blk.m);
+      for (int i = 0; i < kMR; ++i) {
+        d[r * kMR + i] = dr;
+        m[r * kMR + i] = mr;
+      }
     }
+    panel[b].d = _mm512_load_ps(d);
+    panel[b].m = _mm512_load_ps(m);
+  }
+}
+
+// F(d) (and F(s)) of activation rows [i0, i0 + n) per block, transposed to [block][row]
+// so that a tile's four rows are one 16-byte load; rows past n repeat the last.
+template <class T>
+void TransposeActScales(const uint8_t* act, size_t act_bytes, int64_t i0, int64_t n, int64_t n_pad, int64_t nb,
+                        float* dT, float* sT) {
+  for (int64_t k = 0; k < n_pad; ++k) {
+    const auto* x = reinterpret_cast<const typename T::A*>(act + (i0 + std::min(k, n - 1)) * act_bytes);
+    for (int64_t b = 0; b < nb; ++b) {
+      dT[b * n_pad + k] = F(x[b].d);
+      if constexpr (T::kOffsets) sT[b * n_pad + k] = F(x[b].s);
+    }
+  }
+}
+
+// out[r][i] = DotRow(panel row r, act row i) for the kNR × kMR tile: per block, the 16
+// pairs' d products (and Q*_1 offsets) in one 16-lane vector each, rounded as DotRow's
+// scalar products; the integer lane sums and the fma chain per pair exactly DotRow's.
+// x[i]: activation row i; dT/sT: the tile's column of the transposed scales, n_pad apart.
+// out[r][i] = DotRow(panel row r, act row i) for the kNR × kMR tile: per block, the 16
+// pairs' d products (and Q*_1 offsets) in one 16-lane vector each, rounded as DotRow's
+// scalar products; the integer lane sums and the fma chain per pair exactly DotRow's.
+// x[i]: activation row i; dT/sT: the tile's column of the transposed scales, n_pad apart.
+// Two activation rows per 512-bit register: acc[r][h] lanes 0-7 are pair (r, 2h), lanes
+// 8-15 pair (r, 2h + 1).
+template <class T>
+void Tile32(const Panel32* panel, int64_t nb, const typename T::A* const x[kMR], const float* dT, const float* sT,
+            int64_t n_pad, float out[kNR][kMR]) {
+  __m512 acc[kNR][2];
+  __m512i idx[kNR][2];
+  for (int r = 0; r < kNR; ++r)
+    for (int h = 0; h < 2; ++h) {
+      acc[r][h] = _mm512_setzero_ps();
+      idx[r][h] = _mm512_inserti64x4(_mm512_set1_epi32(r * kMR + 2 * h), _mm256_set1_epi32(r * kMR + 2 * h + 1), 1);
+    }
+  __m512 offsets = _mm512_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    const Panel32& pb = panel[b];
+    const __m512 dprod = _mm512_mul_ps(pb.d, _mm512_broadcast_f32x4(_mm_loadu_ps(dT + b * n_pad)));
+    if constexpr (T::kOffsets)  // DotRow: offsets += F(m)·F(s)
+      offsets = _mm512_add_ps(offsets, _mm512_mul_ps(pb.m, _mm512_broadcast_f32x4(_mm_loadu_ps(sT + b * n_pad))));
+#pragma GCC unroll 2
+    for (int h = 0; h < 2; ++h) {
+      const __m512i xq = _mm512_inserti64x4(_mm512_castsi256_si512(LoadQ8(x[2 * h][b].qs)), LoadQ8(x[2 * h + 1][b].qs), 1);
+      const __m512i bias = T::Bias(xq);
 #pragma GCC unroll 4
-    for (int i = 0; i < MR; ++i) {
-      const __m256i x = LoadQ8(ar[i][b].qs);
-      const __m256i bias = T::Bias(x);
-      const float dx = F(ar[i][b].d);
-      float sx = 0.0f;
-      if constexpr (T::kOffsets) sx = F(ar[i][b].s);
-#pragma GCC unroll 4
-      for (int r = 0; r < NR; ++r) {
-        if constexpr (T::kOffsets) off[r][i] += mw[r] * sx;  // DotRow: offsets += F(m)·F(s)
-        const __m256i dot = _mm256_dpbusd_epi32(bias, u[r], x);
-        acc[r][i] = _mm256_fmadd_ps(_mm256_set1_ps(dw[r] * dx), _mm256_cvtepi32_ps(dot), acc[r][i]);
+      for (int r = 0; r < kNR; ++r) {
+        const __m512i dot = _mm512_dpbusd_epi32(bias, _mm512_broadcast_i64x4(pb.u[r]), xq);
+        acc[r][h] = _mm512_fmadd_ps(_mm512_permutexvar_ps(idx[r][h], dprod), _mm512_cvtepi32_ps(dot), acc[r][h]);
       }
     }
   }
-#pragma GCC unroll 4
-  for (int r = 0; r < NR; ++r)
-#pragma GCC unroll 4
-    for (int i = 0; i < MR; ++i) {
-      const float s = simd::ReduceAdd(acc[r][i]);
-      out[r * MR + i] = T::kOffsets ? s + off[r][i] : s;
+  alignas(64) float off[16];
+  _mm512_store_ps(off, offsets);
+  for (int r = 0; r < kNR; ++r)
+    for (int i = 0; i < kMR; ++i) {
+      const __m512 a = acc[r][i / 2];
+      const float s = simd::ReduceAdd(i % 2 == 0 ? _mm512_castps512_ps256(a)
+                                                 : _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a), 1)));
+      out[r][i] = T::kOffsets ? s + off[r * kMR + i] : s;
     }
-}
-
-constexpr int kNR = 4, kMR = 4;
-// Activation rows per L2 block: a block of prepared rows is read once per weight tile.
-constexpr size_t kActBlockBytes = 256 * 1024;
-
-template <class T, int NR>
-void TileRows(int rx, const uint8_t* w, size_t w_stride, const uint8_t* a, size_t a_stride, int64_t nb, float* out) {
-  switch (rx) {
-    case 4: return Tile<T, NR, 4>(w, w_stride, a, a_stride, nb, out);
-    case 3: return Tile<T, NR, 3>(w, w_stride, a, a_stride, nb, out);
-    case 2: return Tile<T, NR, 2>(w, w_stride, a, a_stride, nb, out);
-    default: return Tile<T, NR, 1>(w, w_stride, a, a_stride, nb, out);
-  }
 }
 
 // Weight rows [begin, end) against all m activation rows.
@@ -150,167 +181,32 @@ void Rows(const WeightView& w, const uint8_t* act, size_t act_bytes, int64_t m, 
   const size_t row_bytes = static_cast<size_t>(nb) * sizeof(typename T::W);
   const uint8_t* wdata = static_cast<const uint8_t*>(w.data);
   const int64_t mb = std::max<int64_t>(kMR, static_cast<int64_t>(kActBlockBytes / act_bytes) / kMR * kMR);
-  float tile[kNR * kMR];
+  AlignedBuffer panel_buf(static_cast<size_t>(nb) * sizeof(Panel32), 64);
+  Panel32* panel = reinterpret_cast<Panel32*>(panel_buf.data());
+  const int64_t n_pad = (std::min(mb, m) + kMR - 1) / kMR * kMR;
+  std::vector<float> dT(static_cast<size_t>(nb * n_pad)), sT(T::kOffsets ? dT.size() : 0);
+  float out[kNR][kMR];
   for (int64_t i0 = 0; i0 < m; i0 += mb) {
     const int64_t i1 = std::min(m, i0 + mb);
+    TransposeActScales<T>(act, act_bytes, i0, i1 - i0, n_pad, nb, dT.data(), sT.data());
     for (int64_t r0 = begin; r0 < end; r0 += kNR) {
       const int rw = static_cast<int>(std::min<int64_t>(kNR, end - r0));
+      const uint8_t* rows[kNR];
+      for (int r = 0; r < kNR; ++r) rows[r] = wdata + (r0 + std::min(r, rw - 1)) * row_bytes;  // pad: repeat
+      UnpackPanel32<T>(rows, nb, panel);
       for (int64_t i = i0; i < i1; i += kMR) {
         const int rx = static_cast<int>(std::min<int64_t>(kMR, i1 - i));
-        const uint8_t* a = act + static_cast<size_t>(i) * act_bytes;
-        if (rw == kNR) {
-          TileRows<T, kNR>(rx, wdata + r0 * row_bytes, row_bytes, a, act_bytes, nb, tile);
-          for (int r = 0; r < kNR; ++r)
-            for (int k = 0; k < rx; ++k) y[(i + k) * w.n_out + r0 + r] = tile[r * rx + k];
-        } else {
-          for (int r = 0; r < rw; ++r) {
-            TileRows<T, 1>(rx, wdata + (r0 + r) * row_bytes, row_bytes, a, act_bytes, nb, tile);
-            for (int k = 0; k < rx; ++k) y[(i + k) * w.n_out + r0 + r] = tile[k];
-          }
-        }
+        const typename T::A* x[kMR];
+        for (int k = 0; k < kMR; ++k)
+          x[k] = reinterpret_cast<const typename T::A*>(act + (i + std::min(k, rx - 1)) * act_bytes);
+        Tile32<T>(panel, nb, x, dT.data() + (i - i0), T::kOffsets ? sT.data() + (i - i0) : nullptr, n_pad, out);
+        for (int k = 0; k < rx; ++k)
+          for (int r = 0; r < rw; ++r) y[(i + k) * w.n_out + r0 + r] = out[r][k];
       }
     }
   }
 }
 
-
-// ---- K-quants (q4_k, q5_k, q6_k × Q8_K) --------------------------------------------
-//
-// One super-block of a weight row unpacked once for every activation row of the L2
-// block: u[j] are the unsigned codes that meet activation chunk j (elements 32j..32j+31),
-// scale[j] the int16 sub-block scales they are multiplied by (Q6_K: one per 16 elements),
-// mins16[g] the factor of bsums[g] in the block's integer correction (Q4_K/Q5_K: the
-// sub-block min m[g/2]; Q6_K: its scale, for the −32 offset). The integers are exact, so
-// they equal DotQ45_K's / DotQ6_K's; the f32 steps are theirs, in their order.
-struct UnpackedK {
-  __m256i u[8];
-  __m256i scale[8];
-  __m256i mins16;
-  float d, dmin;
-};
-
-template <bool kHasHigh>
-void UnpackQ45K(const uint8_t* blk, UnpackedK& o) {
-  using B = std::conditional_t<kHasHigh, BlockQ5_K, BlockQ4_K>;
-  const B& w = *reinterpret_cast<const B*>(blk);
-  const __m256i m4 = _mm256_set1_epi8(0x0F), sixteen = _mm256_set1_epi8(16);
-  alignas(32) int16_t mins[16];
-  for (int k = 0; k < 8; ++k) {
-    uint8_t sc, m;
-    UnpackScaleMinK4(k, w.scales, &sc, &m);
-    o.scale[k] = _mm256_set1_epi16(sc);
-    mins[2 * k] = mins[2 * k + 1] = m;
-  }
-  o.mins16 = _mm256_load_si256(reinterpret_cast<const __m256i*>(mins));
-  __m256i qh = _mm256_setzero_si256();
-  if constexpr (kHasHigh) qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.qh));
-  for (int c = 0; c < 4; ++c) {
-    const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.qs + 32 * c));
-    __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
-    if constexpr (kHasHigh) {
-      lo = _mm256_mask_add_epi8(lo, _mm256_test_epi8_mask(qh, _mm256_set1_epi8(static_cast<char>(1 << (2 * c)))), lo,
-                                sixteen);
-      hi = _mm256_mask_add_epi8(hi, _mm256_test_epi8_mask(qh, _mm256_set1_epi8(static_cast<char>(2 << (2 * c)))), hi,
-                                sixteen);
-    }
-    o.u[2 * c] = lo;
-    o.u[2 * c + 1] = hi;
-  }
-  o.d = F(w.d);
-  o.dmin = F(w.dmin);
-}
-
-void UnpackQ6K(const uint8_t* blk, UnpackedK& o) {
-  const BlockQ6_K& w = *reinterpret_cast<const BlockQ6_K*>(blk);
-  const __m256i m4 = _mm256_set1_epi8(0x0F);
-  alignas(32) int16_t mins[16];
-  for (int g = 0; g < 16; ++g) mins[g] = w.scales[g];
-  o.mins16 = _mm256_load_si256(reinterpret_cast<const __m256i*>(mins));
-  for (int half = 0; half < 2; ++half) {
-    const __m256i ql0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.ql + 64 * half));
-    const __m256i ql1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.ql + 64 * half + 32));
-    const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.qh + 32 * half));
-    o.u[4 * half + 0] =
-        _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_slli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8(0x03)), 4));
-    o.u[4 * half + 1] =
-        _mm256_or_si256(_mm256_and_si256(ql1, m4), _mm256_slli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8(0x0C)), 2));
-    o.u[4 * half + 2] =
-        _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4), _mm256_and_si256(qh, _mm256_set1_epi8(0x30)));
-    const __m256i qh3 = _mm256_and_si256(qh, _mm256_set1_epi8(static_cast<char>(0xC0)));
-    o.u[4 * half + 3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4), _mm256_srli_epi16(qh3, 2));
-    const int8_t* sc = w.scales + 8 * half;
-    for (int k = 0; k < 4; ++k)
-      o.scale[4 * half + k] = _mm256_set_m128i(_mm_set1_epi16(sc[2 * k + 1]), _mm_set1_epi16(sc[2 * k]));
-  }
-  o.d = F(w.d);
-  o.dmin = 0.0f;
-}
-
-inline int HSum(__m256i v) {
-  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
-  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
-  return _mm_cvtsi128_si32(s);
-}
-
-constexpr int kNRK = 4;
-
-// Weight rows [begin, end) of a K-quant matrix against all m Q8_K activation rows.
-template <DType kType>
-void RowsK(const WeightView& w, const uint8_t* act, size_t act_bytes, int64_t m, float* y, int64_t begin,
-           int64_t end) {
-  constexpr bool kQ6 = kType == DType::kQ6_K;
-  const int64_t nb = w.n_in / kQK_K;
-  const size_t blk_bytes = *DTypeBytes(kType, kQK_K);
-  const size_t row_bytes = static_cast<size_t>(nb) * blk_bytes;
-  const uint8_t* wdata = static_cast<const uint8_t*>(w.data);
-  const int64_t mb = std::clamp<int64_t>(static_cast<int64_t>(kActBlockBytes / act_bytes), 1, m);
-  std::vector<__m256> acc(static_cast<size_t>(mb * kNRK));
-  std::vector<float> min_terms(static_cast<size_t>(mb * kNRK));
-  UnpackedK un[kNRK];
-  for (int64_t r0 = begin; r0 < end; r0 += kNRK) {
-    const int rw = static_cast<int>(std::min<int64_t>(kNRK, end - r0));
-    for (int64_t i0 = 0; i0 < m; i0 += mb) {
-      const int64_t i1 = std::min(m, i0 + mb);
-      std::fill(acc.begin(), acc.end(), _mm256_setzero_ps());
-      std::fill(min_terms.begin(), min_terms.end(), 0.0f);
-      for (int64_t b = 0; b < nb; ++b) {
-        for (int r = 0; r < rw; ++r) {
-          const uint8_t* blk = wdata + (r0 + r) * row_bytes + b * blk_bytes;
-          if constexpr (kQ6) UnpackQ6K(blk, un[r]);
-          else UnpackQ45K<kType == DType::kQ5_K>(blk, un[r]);
-        }
-        for (int64_t i = i0; i < i1; ++i) {
-          const BlockQ8_K& x = reinterpret_cast<const BlockQ8_K*>(act + i * act_bytes)[b];
-          const __m256i bsums = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.bsums));
-          __m256i xq[8];
-          for (int j = 0; j < 8; ++j) xq[j] = LoadQ8(x.qs + 32 * j);
-          for (int r = 0; r < rw; ++r) {
-            const UnpackedK& u = un[r];
-            __m256i isum = _mm256_setzero_si256();
-#pragma GCC unroll 8
-            for (int j = 0; j < 8; ++j)
-              isum = _mm256_dpwssd_epi32(isum, _mm256_maddubs_epi16(u.u[j], xq[j]), u.scale[j]);
-            const int corr = HSum(_mm256_madd_epi16(u.mins16, bsums));
-            const size_t at = static_cast<size_t>((i - i0) * kNRK + r);
-            if constexpr (kQ6) {
-              isum = _mm256_sub_epi32(isum, _mm256_setr_epi32(32 * corr, 0, 0, 0, 0, 0, 0, 0));
-            } else {
-              min_terms[at] += u.dmin * x.d * static_cast<float>(corr);  // DotQ45_K's order
-            }
-            acc[at] = _mm256_fmadd_ps(_mm256_set1_ps(u.d * x.d), _mm256_cvtepi32_ps(isum), acc[at]);
-          }
-        }
-      }
-      for (int64_t i = i0; i < i1; ++i)
-        for (int r = 0; r < rw; ++r) {
-          const size_t at = static_cast<size_t>((i - i0) * kNRK + r);
-          const float s = simd::ReduceAdd(acc[at]);
-          y[i * w.n_out + r0 + r] = kQ6 ? s : s - min_terms[at];
-        }
-    }
-  }
-}
 }  // namespace
 
 bool GemmInt8Supported(DType t) {
@@ -339,9 +235,9 @@ void GemmInt8Rows(ThreadPool& pool, const WeightView& w, const uint8_t* act, siz
           case DType::kQ5_0: return Rows<Q5_0T>(w, act, act_bytes, m, y, b, e);
           case DType::kQ5_1: return Rows<Q5_1T>(w, act, act_bytes, m, y, b, e);
           case DType::kQ8_0: return Rows<Q8_0T>(w, act, act_bytes, m, y, b, e);
-          case DType::kQ4_K: return RowsK<DType::kQ4_K>(w, act, act_bytes, m, y, b, e);
-          case DType::kQ5_K: return RowsK<DType::kQ5_K>(w, act, act_bytes, m, y, b, e);
-          case DType::kQ6_K: return RowsK<DType::kQ6_K>(w, act, act_bytes, m, y, b, e);
+          case DType::kQ4_K:
+          case DType::kQ5_K:
+          case DType::kQ6_K: return GemmKQuantRows(w, act, act_bytes, m, y, b, e);
           default: SPOOL_CHECK_MSG(false, "GemmInt8Rows: unsupported weight type");
         }
       },

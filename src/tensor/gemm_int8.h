@@ -1,19 +1,18 @@
 // Quantised weights × Q8 activations for many activation rows at once (prefill chunks,
 // verification rows, batched decode), with the GEMV's numerics bit for bit.
 //
-// For the 32-element block types (q4_0, q4_1, q5_0, q5_1, q8_0) MatMulGemv with m > 1
-// runs these register tiles of 4 weight rows × 4 activation rows: each weight block is
-// unpacked once per 4 activation rows, each activation block loaded once per 4 weight
-// rows, and the activation rows are taken in L2-sized blocks so that they are read from
-// L2, not from memory, once per weight tile. Every (weight row, activation row) pair
+// MatMulGemv with m > 1 runs register tiles of 4 weight rows × 4 activation rows over the
+// whole reduction. Activation rows are taken in L2-sized blocks; for each block, every
+// panel of 4 weight rows is unpacked once into a thread-local scratch (unsigned codes,
+// scales as vectors laid out for the tile's 16 pairs), then met by 4 activation rows at a
+// time, two activation rows per 512-bit register. Every (weight row, activation row) pair
 // goes through exactly DotRow's operations in DotRow's order: the block's integer lane
 // sums (exact, however they are formed), `acc = fma(d_w·d_x, lanes, acc)` over blocks in
-// order, Q*_1's `offsets += m_w·s_x` in f32, then simd::ReduceAdd(acc) (+ offsets). So
-// the result equals DotRow (and llama.cpp's ggml_vec_dot_q*_q8_*) bit for bit, whatever
-// m, the tile a row lands in or the thread count (tests/tensor/matmul_test.cc).
-// K-quants (q4_k, q5_k, q6_k × Q8_K): 4 weight rows per pass, each super-block unpacked
-// once for every activation row of the L2 block; DotQ45_K's / DotQ6_K's exact integers
-// and f32 steps in their order, so also bit-identical to DotRow. MXFP4: not handled.
+// order, Q*_1's `offsets += m_w·s_x` / the K-quants' min terms in f32, then
+// simd::ReduceAdd(acc) (+ offsets). So the result equals DotRow (and llama.cpp's
+// ggml_vec_dot_*) bit for bit, whatever m, the tile a row lands in or the thread count
+// (tests/tensor/matmul_test.cc). K-quants (q4_k, q5_k, q6_k × Q8_K): gemm_int8_k.h.
+// MXFP4: not handled.
 #pragma once
 
 #include <cstddef>

@@ -139,7 +139,14 @@ void MatMulGemv(MatMulContext& ctx, ThreadPool& pool, const WeightView& w, const
   } else {
     EnsureSize(ctx.impl().act, act_bytes * static_cast<size_t>(m));
     uint8_t* buf = ctx.impl().act.data();
-    for (int64_t i = 0; i < m; ++i) PrepareActivationRow(fmt, x + i * w.n_in, buf + i * act_bytes, w.n_in);
+    // Each row is quantised on its own (the same bytes whichever thread does it); a
+    // prefill chunk's rows are split over the pool, a decode step's few rows stay here.
+    auto prepare = [&](size_t begin, size_t end, int) {
+      for (size_t i = begin; i < end; ++i)
+        PrepareActivationRow(fmt, x + static_cast<int64_t>(i) * w.n_in, buf + i * act_bytes, w.n_in);
+    };
+    if (m >= 8) pool.ParallelFor(static_cast<size_t>(m), prepare);
+    else prepare(0, static_cast<size_t>(m), 0);
     act = buf;
   }
   if (fmt == ActFormat::kF32 && m > 1) {

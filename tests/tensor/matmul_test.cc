@@ -156,6 +156,51 @@ TEST_P(MatMulTest, GemvManyRowsBitIdenticalAcrossBlocksAndThreads) {
   }
 }
 
+// The integer tiles at the edge of their integer ranges: every code at its largest value
+// (Q8_0: −128), every activation at ±127 with one sign per row (the largest lane sums the
+// K-quant kernels pack into 16-bit words: 4·63·127 for Q6_K), scales at their extremes.
+// Rows must equal DotRow bit for bit and stay near the exact dot product (no saturation).
+TEST_P(MatMulTest, GemvManyRowsAtIntegerExtremesEqualDotRow) {
+  const DType t = GetParam();
+  if (GetDTypeInfo(t).block_elems == 1 || t == DType::kMXFP4) GTEST_SKIP() << "no integer tiles for this type";
+  const int64_t n_in = 1024, n_out = 9, m = 11;
+  const size_t row_bytes = *DTypeBytes(t, n_in), blk = *DTypeBytes(t, GetDTypeInfo(t).block_elems);
+  AlignedBuffer w(row_bytes * n_out, 64);
+  std::memset(w.data(), t == DType::kQ8_0 ? 0x80 : 0xFF, row_bytes * n_out);
+  // Normal f16 d (and m / dmin) in every block; Q6_K stores d last. Scale bytes stay 0xFF
+  // (Q4_K/Q5_K: 6-bit scales and mins 63; Q6_K: int8 scales −1).
+  const size_t d_at = t == DType::kQ6_K ? blk - 2 : 0;
+  const bool has_m = t == DType::kQ4_1 || t == DType::kQ5_1 || t == DType::kQ4_K || t == DType::kQ5_K;
+  for (int64_t r = 0; r < n_out; ++r)
+    for (size_t off = 0; off < row_bytes; off += blk) {
+      const uint16_t d = F32ToF16(r % 2 ? -0.02f : 0.01f), mm = F32ToF16(0.005f);
+      std::memcpy(w.data() + r * row_bytes + off + d_at, &d, 2);
+      if (has_m) std::memcpy(w.data() + r * row_bytes + off + 2, &mm, 2);
+    }
+  std::vector<float> x(m * n_in), wf(n_out * n_in);
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n_in; ++j) x[i * n_in + j] = i % 3 == 0 ? 1.0f : i % 3 == 1 ? -2.0f : (j % 2 ? 3.0f : -3.0f);
+  DequantizeRow(t, w.data(), wf.data(), n_out * n_in);
+  ThreadPool pool(2);
+  MatMulContext ctx;
+  std::vector<float> y(m * n_out);
+  MatMulGemv(ctx, pool, WeightView{t, w.data(), n_out, n_in}, x.data(), m, y.data());
+  AlignedBuffer act(ActRowBytes(ActFormatFor(t), n_in), 64);
+  for (int64_t i = 0; i < m; ++i) {
+    PrepareActivationRow(ActFormatFor(t), x.data() + i * n_in, act.data(), n_in);
+    for (int64_t r = 0; r < n_out; ++r) {
+      const float want = DotRow(t, w.data() + r * row_bytes, act.data(), n_in);
+      ASSERT_EQ(0, std::memcmp(&want, &y[i * n_out + r], sizeof(float))) << DTypeName(t) << " row " << i << " out " << r;
+      double exact = 0, mag = 0;
+      for (int64_t j = 0; j < n_in; ++j) {
+        exact += static_cast<double>(wf[r * n_in + j]) * x[i * n_in + j];
+        mag += std::fabs(static_cast<double>(wf[r * n_in + j]) * x[i * n_in + j]);
+      }
+      ASSERT_NEAR(y[i * n_out + r], exact, 0.02 * mag + 1e-3) << DTypeName(t) << " row " << i << " out " << r;
+    }
+  }
+}
+
 TEST_P(MatMulTest, GemmMatchesDequantisedF32) {
   const DType t = GetParam();
   std::mt19937 rng(12);
