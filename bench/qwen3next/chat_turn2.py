@@ -8,9 +8,10 @@ the same GGUF, the same two OpenAI chat requests. Run under /work/bin/bench-run:
 
 Turn 1: one user message of --user-tokens tokens (deterministic English-like words, sized
 with the model's own tokenizer through llama-cpp-python's vocab-only load), max_tokens
---answer-tokens, temperature 0. Turn 2: turn 1's message, the assistant's answer from turn 1
-(each server's own reply text, as a chat client sends it back; recorded, and compared), and
-a short follow-up question. Both streamed (SSE); time to first token (TTFT) = from sending
+--answer-tokens, temperature 0. Turn 2: turn 1's message, an assistant answer and a short follow-up
+question. The answer is a fixed sentence (ANSWER), the same for both servers, so that both
+get byte-identical requests (random weights' replies differ between the engines in how they
+detokenise unused [PAD] tokens; each server's own turn-1 reply is recorded). Both streamed (SSE); time to first token (TTFT) = from sending
 the request to the first chunk with non-empty delta content.
 
 Prompt tokens recomputed in turn 2:
@@ -43,6 +44,8 @@ WORDS = ("the model reads weights from the disk while the cache keeps recent exp
          "decoding which is why a small budget can still run a very large mixture of experts at useful speed "
          "provided that the reads overlap with the arithmetic and the state of the recurrent layers survives "
          "between turns of a conversation").split()
+ANSWER = ("The text says that a large mixture of experts can run under a small memory budget when the "
+          "reads of the experts overlap with the arithmetic and the cache keeps the recent ones.")
 FOLLOW_UP = "Thank you. Now answer in one short sentence: what was the main point?"
 
 
@@ -152,7 +155,7 @@ def one_run(kind, a, text, i):
             t1 = chat(port, m1, a.answer_tokens)
             time.sleep(0.5)
             log1 = open(log_path).read()
-            m2 = m1 + [{"role": "assistant", "content": t1[2]}, {"role": "user", "content": FOLLOW_UP}]
+            m2 = m1 + [{"role": "assistant", "content": ANSWER}, {"role": "user", "content": FOLLOW_UP}]
             t2 = chat(port, m2, a.answer_tokens)
             time.sleep(0.5)
         finally:
@@ -199,7 +202,7 @@ def main():
     text, n = user_text(a.model, a.user_tokens)
     log(f"user message: {n} tokens, {len(text)} characters")
     load = open("/proc/loadavg").read().split()[:3]
-    res = dict(args=vars(a), user_tokens=n, follow_up=FOLLOW_UP, loadavg_before=load,
+    res = dict(args=vars(a), user_tokens=n, answer=ANSWER, follow_up=FOLLOW_UP, loadavg_before=load,
                date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), runs={})
     out_json = os.path.join(a.out, "chat-turn2.json")
     for i in range(a.runs):
