@@ -49,6 +49,25 @@ of bf16 (what llama.cpp's converter writes from the bf16 checkpoint with its def
 --outtype auto; 2.3 GB of it token_embd and output).
 `--shape gpt-oss-tiny` is the same with 2 layers, hidden 256, 8 experts of 256, top-4.
 
+`--shape qwen3next-80b-a3b` is Qwen3-Next-80B-A3B's shape (transformers 5.25.0's
+Qwen3NextConfig defaults, which its docstring gives as Qwen/Qwen3-Next-80B-A3B-Instruct's:
+48 layers, hidden 2048, 3 Gated DeltaNet : 1 gated full attention per 4 layers, DeltaNet
+16 key heads / 32 value heads of 128, conv kernel 4, attention 16 heads / 2 KV heads of
+256 with partial RoPE 0.25, every layer MoE with 512 experts of 512, top-10, plus a
+sigmoid-gated shared expert of 512; vocabulary 151,936) as GGUF arch `qwen3next` the way
+llama.cpp's convert_hf_to_gguf.py writes it (tensor names and keys as
+tools/gen_qwen3next_gguf_fixtures.py's converted fixture: attn_qkv + attn_gate split,
+ssm_ba, ssm_conv1d [C, K], ssm_a = -A, ssm_dt.bias, ssm_norm, attn_q carrying the output
+gate, ffn_*_exps / ffn_*_shexp / ffn_gate_inp_shexp, norms stored as 1 + w: here 1).
+Every matrix Q4_0 (as `llama-quantize Q4_0` would leave them, except that it keeps output
+in Q6_K), router, shared-expert gate, conv, A, dt_bias and norms f32. A = U(0, 16) as
+transformers initialises it, dt_bias 1. Vocabulary: Llama-3's tokens padded with [PAD<i>]
+to 151,936, with Qwen3's chat template (../shared/data/chat-templates/Qwen-Qwen3-0.6B.jinja,
+which Qwen3-Next uses) so that chat front ends render prompts. All 48 layers in Q4_0 are
+43.5 GB of experts; `--layers N` writes the first N layers (N a multiple of 4 keeps the
+3 : 1 pattern), so each layer costs what it costs in the real model.
+--residual-scale scales ssm_out, attn_output, ffn_down_exps and ffn_down_shexp.
+
 `--residual-scale S` (default 1) multiplies attn_output and ffn_down_exps, the matrices
 that write into the residual stream, by S. With S = 1, random-weight attention adds a
 vector shared by all positions (it averages the values) that soon outweighs each token's
@@ -117,6 +136,12 @@ SHAPES = {
     "gpt-oss-tiny": dict(moe=True, arch="gpt-oss", dtype="mxfp4", n_layer=2, n_embd=256, n_head=4, n_head_kv=2,
                          head_dim=64, n_expert=8, n_expert_used=4, n_ff_exp=256, n_ff=256, n_vocab=201088,
                          ctx=131072, rope_theta=150000.0, rms_eps=1e-5, window=128, yarn_factor=32.0, yarn_orig=4096),
+    # transformers 5.25.0 Qwen3NextConfig() defaults = Qwen3-Next-80B-A3B (see the docstring).
+    "qwen3next-80b-a3b": dict(moe=True, arch="qwen3next", n_layer=48, n_embd=2048, n_head=16, n_head_kv=2,
+                              head_dim=256, rope_frac=0.25, n_expert=512, n_expert_used=10, n_ff_exp=512,
+                              n_ff_shexp=512, n_ff=5632, n_vocab=151936, ctx=262144, rope_theta=10000.0,
+                              rms_eps=1e-6, full_attn_interval=4, lin_k_heads=16, lin_v_heads=32, lin_k_dim=128,
+                              lin_v_dim=128, conv_kernel=4),
     # Small shape for quick checks of this script.
     "tiny": dict(n_layer=2, n_embd=256, n_ff=512, n_head=4, n_head_kv=2, n_vocab=128256, tied=True, ctx=4096,
                  rope_theta=500000.0, rms_eps=1e-5,
@@ -617,6 +642,120 @@ def write_moe_gguf(cfg, out, seed, zipf, residual_scale):
     w.close()
 
 
+QWEN3_TEMPLATE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data",
+                              "chat-templates", "Qwen-Qwen3-0.6B.jinja")
+
+
+def qwen3next_tensors(cfg):
+    """llama.cpp's qwen3next GGUF layout (numpy-order shapes); kinds as moe_tensors, plus
+    f32 vectors ssm_a (A), ssm_dt (dt_bias), conv (f32 [C, K]) and router (f32, also the
+    shared-expert gate [1, D])."""
+    D, E, F, Fs = cfg["n_embd"], cfg["n_expert"], cfg["n_ff_exp"], cfg["n_ff_shexp"]
+    hd = cfg["head_dim"]
+    nk, nv, dk, dv = cfg["lin_k_heads"], cfg["lin_v_heads"], cfg["lin_k_dim"], cfg["lin_v_dim"]
+    conv_dim = 2 * nk * dk + nv * dv
+    out = [("token_embd.weight", [cfg["n_vocab"], D], "matrix")]
+    for l in range(cfg["n_layer"]):
+        p = f"blk.{l}."
+        out.append((p + "attn_norm.weight", [D], "norm"))
+        if (l + 1) % cfg["full_attn_interval"] != 0:  # Gated DeltaNet
+            out += [(p + "ssm_a", [nv], "ssm_a"),
+                    (p + "ssm_conv1d.weight", [conv_dim, cfg["conv_kernel"]], "conv"),
+                    (p + "ssm_dt.bias", [nv], "ssm_dt"),
+                    (p + "ssm_ba.weight", [2 * nv, D], "matrix"),
+                    (p + "attn_qkv.weight", [conv_dim, D], "matrix"),
+                    (p + "attn_gate.weight", [nv * dv, D], "matrix"),
+                    (p + "ssm_norm.weight", [dv], "norm"),
+                    (p + "ssm_out.weight", [D, nv * dv], "residual")]
+        else:  # gated full attention: attn_q = per head [query, gate]
+            out += [(p + "attn_q.weight", [2 * hd * cfg["n_head"], D], "matrix"),
+                    (p + "attn_k.weight", [hd * cfg["n_head_kv"], D], "matrix"),
+                    (p + "attn_v.weight", [hd * cfg["n_head_kv"], D], "matrix"),
+                    (p + "attn_output.weight", [D, hd * cfg["n_head"]], "residual"),
+                    (p + "attn_q_norm.weight", [hd], "norm"),
+                    (p + "attn_k_norm.weight", [hd], "norm")]
+        out += [(p + "post_attention_norm.weight", [D], "norm"),
+                (p + "ffn_gate_inp.weight", [E, D], "router"),
+                (p + "ffn_gate_exps.weight", [E, F, D], "matrix"),
+                (p + "ffn_up_exps.weight", [E, F, D], "matrix"),
+                (p + "ffn_down_exps.weight", [E, D, F], "residual"),
+                (p + "ffn_gate_inp_shexp.weight", [1, D], "shexp_gate"),
+                (p + "ffn_gate_shexp.weight", [Fs, D], "matrix"),
+                (p + "ffn_up_shexp.weight", [Fs, D], "matrix"),
+                (p + "ffn_down_shexp.weight", [D, Fs], "residual")]
+    out.append(("output_norm.weight", [D], "norm"))
+    out.append(("output.weight", [cfg["n_vocab"], D], "matrix"))
+    return out
+
+
+def write_qwen3next_gguf(cfg, out, seed, zipf, residual_scale):
+    import gguf
+    arch = "qwen3next"
+    w = gguf.GGUFWriter(out, arch)
+    w.add_name("synthetic-" + cfg["name"] + (f"-l{cfg['n_layer']}") + (f"-zipf{zipf:g}" if zipf > 0 else "") +
+               (f"-res{residual_scale:g}" if residual_scale != 1.0 else ""))
+    hd, nv, dv = cfg["head_dim"], cfg["lin_v_heads"], cfg["lin_v_dim"]
+    w.add_block_count(cfg["n_layer"])
+    w.add_context_length(cfg["ctx"])
+    w.add_embedding_length(cfg["n_embd"])
+    w.add_feed_forward_length(cfg["n_ff"])
+    w.add_head_count(cfg["n_head"])
+    w.add_head_count_kv(cfg["n_head_kv"])
+    w.add_rope_freq_base(cfg["rope_theta"])
+    w.add_layer_norm_rms_eps(cfg["rms_eps"])
+    w.add_expert_count(cfg["n_expert"])
+    w.add_expert_used_count(cfg["n_expert_used"])
+    w.add_key_length(hd)
+    w.add_value_length(hd)
+    w.add_file_type(gguf.LlamaFileType.MOSTLY_Q4_0)
+    w.add_expert_feed_forward_length(cfg["n_ff_exp"])
+    w.add_expert_shared_feed_forward_length(cfg["n_ff_shexp"])
+    w.add_ssm_conv_kernel(cfg["conv_kernel"])
+    w.add_ssm_state_size(cfg["lin_k_dim"])
+    w.add_uint32(f"{arch}.ssm.group_count", cfg["lin_k_heads"])
+    w.add_ssm_time_step_rank(nv)
+    w.add_ssm_inner_size(nv * dv)
+    w.add_array(f"{arch}.attention.recurrent_layers",
+                [(l + 1) % cfg["full_attn_interval"] != 0 for l in range(cfg["n_layer"])])
+    w.add_uint32(f"{arch}.full_attention_interval", cfg["full_attn_interval"])
+    w.add_rope_dimension_count(int(hd * cfg["rope_frac"]))
+    w.add_vocab_size(cfg["n_vocab"])
+    add_vocab(w, cfg["n_vocab"])
+    if os.path.exists(QWEN3_TEMPLATE):
+        w.add_chat_template(open(QWEN3_TEMPLATE).read())
+    tlist = qwen3next_tensors(cfg)
+    for name, shape, kind in tlist:
+        if kind == "matrix" or kind == "residual":
+            byte_shape = shape[:-1] + [shape[-1] // Q4_0_BLOCK * 18]
+            w.add_tensor_info(name, byte_shape, np.dtype(np.uint8), numel(byte_shape),
+                              raw_dtype=gguf.GGMLQuantizationType.Q4_0)
+        else:
+            w.add_tensor_info(name, shape, np.dtype(np.float32), numel(shape) * 4)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_ti_data_to_file()
+    gen = RandomQ4_0(seed)
+    rng = np.random.default_rng(seed + 1)
+    for i, (name, shape, kind) in enumerate(tlist):
+        n = numel(shape)
+        if kind == "norm" or kind == "ssm_dt":
+            data = np.ones(n, dtype=np.float32)
+        elif kind == "ssm_a":  # -A, A = U(0, 16) (transformers' init of exp(A_log))
+            data = -rng.uniform(0.0, 16.0, n).astype(np.float32)
+        elif kind == "conv":  # depthwise kernel: N(0, 1/K) so the conv keeps the scale
+            data = (rng.standard_normal(n, dtype=np.float32) * np.float32(0.5))
+        elif kind == "router":
+            data = router_rows(rng, shape[0], shape[1], zipf).reshape(-1)
+        elif kind == "shexp_gate":
+            data = rng.standard_normal(n, dtype=np.float32) * np.float32(0.02)
+        else:
+            data = gen.tensor(n, residual_scale if kind == "residual" else 1.0)
+        w.write_tensor_data(data)
+        print(f"\r{i + 1}/{len(tlist)} tensors", end="", file=sys.stderr, flush=True)
+    print(file=sys.stderr)
+    w.close()
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--shape", choices=sorted(SHAPES), required=True)
@@ -627,14 +766,22 @@ def main():
                     help="MoE shapes: scale router row e by (1 + rank(e))^-A (see above); 0 = unskewed")
     ap.add_argument("--residual-scale", type=float, default=1.0,
                     help="MoE shapes: scale attn_output and ffn_down_exps by S (see above); 1 = unscaled")
+    ap.add_argument("--layers", type=int, default=None,
+                    help="qwen3next shapes: write only the first N layers (default: all)")
     a = ap.parse_args()
     cfg = dict(SHAPES[a.shape], name=a.shape)
+    if a.layers is not None:
+        if cfg.get("arch") != "qwen3next" or not 1 <= a.layers <= cfg["n_layer"]:
+            sys.exit(f"--layers: qwen3next shapes only, 1..{cfg['n_layer']}")
+        cfg["n_layer"] = a.layers
     if cfg.get("gemma") and a.format != "safetensors":
         sys.exit("Gemma shapes are written as safetensors (HF folders) only")
     if cfg.get("moe"):
         if a.format != "gguf":
             sys.exit("MoE shapes are written as GGUF only")
-        if cfg.get("arch") == "gpt-oss":
+        if cfg.get("arch") == "qwen3next":
+            write_qwen3next_gguf(cfg, a.out, a.seed, a.router_zipf, a.residual_scale)
+        elif cfg.get("arch") == "gpt-oss":
             write_gptoss_gguf(cfg, a.out, a.seed, a.router_zipf, a.residual_scale)
         else:
             write_moe_gguf(cfg, a.out, a.seed, a.router_zipf, a.residual_scale)

@@ -8,7 +8,9 @@ Models (made once into --out by tools/gen_synthetic_model.py; `--models` picks):
                                  router unskewed / --router-zipf 0.5;
   olmoe-uniform, olmoe-zipf0.5   --shape olmoe-1b-7b (bf16), --residual-scale 0.003;
   gptoss-uniform, gptoss-zipf0.5 --shape gpt-oss-20b (MXFP4 experts, bf16 rest, 13.8 GB),
-                                 --residual-scale 0.002 (issue 14; --model-dir /work/bench-files).
+                                 --residual-scale 0.002 (issue 14; --model-dir /work/bench-files);
+  qwen3next-l24                  --shape qwen3next-80b-a3b --layers 24 (Q4_0, 22.7 GB), --residual-scale
+                                 0.002 (issue 15).
 --residual-scale keeps each position's own token in the residual stream, so that every
 layer routes each token differently (without it random-weight attention makes deep layers
 route every token to the same experts: docs/benchmarks.md).
@@ -53,6 +55,10 @@ MODELS = {
     # MXFP4 [2880, 2880]: 4,406,400 bytes, rounded up to 4 KiB for fio.
     "gptoss-uniform": ("gpt-oss-20b", "gpt-oss-20b-mxfp4-res.gguf", 0.0, 0.002, 24, 32, 4304 << 10, 4),
     "gptoss-zipf0.5": ("gpt-oss-20b", "gpt-oss-20b-mxfp4-res-zipf0.5.gguf", 0.5, 0.002, 24, 32, 4304 << 10, 4),
+    # Qwen3-Next-80B-A3B's layers (issue 15): the first 24 of its 48 (18 Gated DeltaNet, 6
+    # gated attention), 512 experts of 512 top-10 + shared expert, Q4_0 [512, 2048]: 576 KiB.
+    "qwen3next-l24": ("qwen3next-80b-a3b", "qwen3next-80b-a3b-l24-q4_0-res.gguf", 0.0, 0.002, 24, 512, 576 << 10, 10,
+                      "--layers 24"),
 }
 
 LLAMA_CPP = r'''
@@ -159,17 +165,19 @@ def main():
     a = ap.parse_args()
     if a.prefill:
         return prefill_main(a)
-    res = {"machine": streaming.machine(), "args": vars(a), "fio": {}, "runs": {}}
+    res = {"machine": streaming.machine(), "args": vars(a), "fio": {}, "runs": {},
+           "loadavg_before": open("/proc/loadavg").read().split()[:3]}
     names = a.models.split(",")
     mdir = a.model_dir or a.out
     os.makedirs(a.out, exist_ok=True)
     for name in names:
         shape, fname, zipf, rscale = MODELS[name][:4]
+        extra = MODELS[name][8] if len(MODELS[name]) > 8 else ""
         path = os.path.join(mdir, fname)
         if not os.path.exists(path):
             streaming.log(f"generating {path}")
             streaming.sh(f"{sys.executable} {ROOT}/tools/gen_synthetic_model.py --shape {shape} --router-zipf {zipf} "
-                         f"--residual-scale {rscale} --out {path}.tmp")
+                         f"--residual-scale {rscale} {extra} --out {path}.tmp")
             os.rename(path + ".tmp", path)
     for name in names:
         fname, bs = MODELS[name][1], MODELS[name][6]
@@ -214,6 +222,8 @@ def main():
                     r["llama_cpp"].append(lc)
                     streaming.log(f"{key} llama.cpp {i}: {lc.get('decode_tokens_per_s', lc.get('error'))}")
                 json.dump(res, open(out_json, "w"), indent=1)
+    res["loadavg_after"] = open("/proc/loadavg").read().split()[:3]
+    json.dump(res, open(out_json, "w"), indent=1)
     print(report(res))
 
 

@@ -39,9 +39,13 @@ void FeedForward::Reserve(int64_t rows) {
   rows_of_.resize(rows);
   slot_of_.resize(rows);
   // Per (row, slot) outputs: always with ggml numerics (summed by rank), else for
-  // decode-sized blocks (run order free, summed by expert index).
-  if (c_.ggml_numerics || rows * c_.moe.n_expert_used * c_.n_embd <= kMoeKeptOutputsMax)
-    kept_.resize(rows * c_.moe.n_expert_used * c_.n_embd);
+  // decode-sized blocks (run order free, summed by expert index): Moe keeps them for any
+  // block of m <= rows rows with m · k · n_embd <= kMoeKeptOutputsMax, so size for the
+  // largest such m — also when `rows` itself is past the limit (a 512-row prefill block
+  // reserved first must still leave room for a later 40-row block).
+  const int64_t per_row = c_.moe.n_expert_used * c_.n_embd;
+  const int64_t kept_rows = c_.ggml_numerics ? rows : std::min(rows, kMoeKeptOutputsMax / per_row);
+  kept_.resize(kept_rows * per_row);
   if (c_.ffn_act == FfnAct::kSwiGluOai) gate_up_.resize(rows * 2 * c_.moe.n_ff_expert);
 }
 

@@ -108,6 +108,65 @@ TEST(EngineStep, MixedStepRowsAreBitIdenticalToEachAlone) {
   }
 }
 
+// A mixture-of-experts block that keeps its per-(row, expert) outputs (m · top-k · hidden
+// up to FeedForward::kMoeKeptOutputsMax: 256 rows here) after a larger block that did not
+// (a 512-row prefill chunk) — a server's second turn after a long first one. Its scratch
+// must still fit: the same logits, bit for bit, as an engine that never ran the large block
+// (this crashed in memcpy before FeedForward::Reserve sized the kept outputs by the rows
+// that keep them).
+TEST(EngineStep, MoeBlockAfterALargerBlockIsBitIdenticalToAFreshEngine) {
+  const std::string dir = ::testing::TempDir() + "/scheduler_test_moe_model";
+  testing::SyntheticShape shape;
+  shape.n_layer = 1;
+  shape.n_embd = 512;
+  shape.n_head = 4;
+  shape.n_head_kv = 2;
+  shape.n_vocab = 256;
+  shape.tied = false;
+  shape.n_expert = 8;
+  shape.n_expert_used = 8;
+  shape.moe_ff = 16;
+  ASSERT_EQ(testing::WriteSyntheticLlama(dir, shape, /*seed=*/3), "");
+  auto open = [&] {
+    EngineOptions o;
+    o.threads = 2;
+    o.ctx = 1024;
+    o.prefill_chunk = 512;
+    o.load_tokenizer = false;
+    o.kv_window = 0;
+    auto e = Engine::Open(dir, o);
+    EXPECT_TRUE(e.ok()) << e.status().message();
+    return e.ok() ? std::move(*e) : nullptr;
+  };
+  const auto prompt = RandomIds(88, shape.n_vocab, 5);
+  const int32_t next = 17;
+  const int64_t V = shape.n_vocab;
+  auto run = [&](Engine& e, std::vector<float>& prefill_logits, std::vector<float>& decode_logits) {
+    prefill_logits.assign(V, 0.0f);
+    decode_logits.assign(V, 0.0f);
+    auto s = e.NewSequence();
+    ASSERT_TRUE(e.Prefill(*s, prompt, prefill_logits.data()).ok());
+    Sequence* one[] = {s.get()};
+    ASSERT_TRUE(e.Decode(one, std::span<const int32_t>(&next, 1), decode_logits.data()).ok());
+  };
+  std::vector<float> fresh_prefill, fresh_decode, after_prefill, after_decode;
+  {
+    auto e = open();
+    ASSERT_NE(e, nullptr);
+    run(*e, fresh_prefill, fresh_decode);
+  }
+  auto e = open();
+  ASSERT_NE(e, nullptr);
+  {
+    auto big = e->NewSequence();
+    std::vector<float> scratch(V);
+    ASSERT_TRUE(e->Prefill(*big, RandomIds(512, V, 6), scratch.data()).ok());  // one 512-row block
+  }
+  run(*e, after_prefill, after_decode);
+  EXPECT_TRUE(SameBits(fresh_prefill, after_prefill.data()));
+  EXPECT_TRUE(SameBits(fresh_decode, after_decode.data()));
+}
+
 TEST(EngineStep, RejectsBadItemsWithoutChangingAnySequence) {
   auto e = OpenEngine(SyntheticModelDir(), 64);
   ASSERT_NE(e, nullptr);

@@ -19,6 +19,9 @@ namespace spool::testing {
 struct SyntheticShape {
   int64_t n_layer = 2, n_embd = 64, n_ff = 128, n_head = 4, n_head_kv = 2, n_vocab = 256;
   bool tied = true;
+  // n_expert > 0: a Qwen3-MoE (Qwen3MoeForCausalLM: q/k norms, every layer's MLP n_expert
+  // experts of moe_ff, top n_expert_used, one tensor per expert and projection).
+  int64_t n_expert = 0, n_expert_used = 0, moe_ff = 0;
 };
 
 // Returns "" on success, else an error message.
@@ -35,6 +38,18 @@ inline std::string WriteSyntheticLlama(const std::string& dir, const SyntheticSh
     tensors.push_back({p + "self_attn.v_proj.weight", {kv, s.n_embd}});
     tensors.push_back({p + "self_attn.o_proj.weight", {s.n_embd, s.n_embd}});
     tensors.push_back({p + "post_attention_layernorm.weight", {s.n_embd}});
+    if (s.n_expert > 0) {
+      tensors.push_back({p + "self_attn.q_norm.weight", {hd}});
+      tensors.push_back({p + "self_attn.k_norm.weight", {hd}});
+      tensors.push_back({p + "mlp.gate.weight", {s.n_expert, s.n_embd}});
+      for (int64_t e = 0; e < s.n_expert; ++e) {
+        const std::string x = p + "mlp.experts." + std::to_string(e) + ".";
+        tensors.push_back({x + "gate_proj.weight", {s.moe_ff, s.n_embd}});
+        tensors.push_back({x + "up_proj.weight", {s.moe_ff, s.n_embd}});
+        tensors.push_back({x + "down_proj.weight", {s.n_embd, s.moe_ff}});
+      }
+      continue;
+    }
     tensors.push_back({p + "mlp.gate_proj.weight", {s.n_ff, s.n_embd}});
     tensors.push_back({p + "mlp.up_proj.weight", {s.n_ff, s.n_embd}});
     tensors.push_back({p + "mlp.down_proj.weight", {s.n_embd, s.n_ff}});
@@ -95,6 +110,18 @@ inline std::string WriteSyntheticLlama(const std::string& dir, const SyntheticSh
       {"bos_token_id", 1},
       {"eos_token_id", 2},
   };
+  if (s.n_expert > 0) {
+    config["architectures"] = {"Qwen3MoeForCausalLM"};
+    config["model_type"] = "qwen3_moe";
+    config["head_dim"] = hd;
+    config["num_experts"] = s.n_expert;
+    config["num_experts_per_tok"] = s.n_expert_used;
+    config["moe_intermediate_size"] = s.moe_ff;
+    config["norm_topk_prob"] = true;
+    config["decoder_sparse_step"] = 1;
+    config["mlp_only_layers"] = nlohmann::ordered_json::array();
+    config["hidden_act"] = "silu";
+  }
   std::FILE* c = std::fopen((dir + "/config.json").c_str(), "w");
   if (!c) return "cannot create config.json";
   std::string cj = config.dump(1);
