@@ -144,6 +144,7 @@ Result<runtime::EngineOptions> EngineFlags::ToOptions(const Workload& workload) 
   SPOOL_ASSIGN_OR_RETURN(runtime::SpeculativeOptions spec, Speculative());
   if (spec.enabled() || !draft->empty()) o.max_draft = spec.max_step_rows() - 1;
   o.draft_model = *draft;
+  o.draft_trees = spec.tree_nodes > 0;
   switch (workload.kind) {
     case Workload::Kind::kRun:
     case Workload::Kind::kChat:

@@ -232,6 +232,11 @@ Status Engine::OpenDevice() {
       return Unsupported("--device " + gpu::DeviceSpecName(options_.device) +
                          ": a draft model (--draft) does not run with the GPU yet; use --lookup or --device cpu");
     device_note_ = "--device auto: a draft model (--draft) does not run with the GPU yet: using the CPU";
+  } else if (options_.draft_trees) {
+    if (!is_auto)
+      return Unsupported("--device " + gpu::DeviceSpecName(options_.device) +
+                         ": draft trees (--draft-tree) do not run on the GPU yet; use chains or --device cpu");
+    device_note_ = "--device auto: draft trees (--draft-tree) do not run on the GPU yet: using the CPU";
   } else {
     SPOOL_ASSIGN_OR_RETURN(gpu_, GpuBackend::Open(options_.device, *weights_, *provider_, DeviceOptions(), &device_note_));
   }

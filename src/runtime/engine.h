@@ -77,6 +77,8 @@ struct EngineOptions {
   // "self:q4_0": a quantised copy of this model (runtime/self_draft.h), built once
   // under $SPOOL_HOME/drafts.
   std::string draft_model;
+  // Draft trees will be verified (--draft-tree > 0): refused on a Vulkan device (auto: CPU).
+  bool draft_trees = false;
   // Where the forward pass runs (--device; runtime/gpu_backend.h): the CPU (the
   // reference), a Vulkan device, or auto (a Vulkan GPU when one exists and runs the
   // model, else the CPU with a warning saying why). On Vulkan: dense Llama-family
