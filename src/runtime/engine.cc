@@ -385,12 +385,12 @@ Status Engine::Step(std::span<const StepItem> items, float* logits) {
       out += (items[i].all_logits ? static_cast<int64_t>(items[i].tokens.size()) : 1) * n_vocab();
     }
   } else {
-  std::vector<models::SeqStep> steps(items.size());
-  for (size_t i = 0; i < items.size(); ++i)
-    steps[i] = models::SeqStep{items[i].seq->kv_.get(), items[i].tokens,    items[i].all_logits,
-                               items[i].decode_rows,     items[i].tree_base, items[i].tree_parent,
-                               items[i].tree_rows,       items[i].seq->state_.get()};
-  SPOOL_TRY(transformer_->Forward(steps, *provider_, logits));
+    std::vector<models::SeqStep> steps(items.size());
+    for (size_t i = 0; i < items.size(); ++i)
+      steps[i] = models::SeqStep{items[i].seq->kv_.get(), items[i].tokens,    items[i].all_logits,
+                                 items[i].decode_rows,     items[i].tree_base, items[i].tree_parent,
+                                 items[i].tree_rows,       items[i].seq->state_.get()};
+    SPOOL_TRY(transformer_->Forward(steps, *provider_, logits));
   }
   for (const StepItem& it : items) it.seq->tokens_.insert(it.seq->tokens_.end(), it.tokens.begin(), it.tokens.end());
   // A mixed step's time and bytes are counted as decode when it decodes anything.
