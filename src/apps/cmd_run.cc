@@ -241,7 +241,18 @@ int RunRun(int argc, char** argv) {
       {"io_wait_s", fs.seconds_weight_wait},
       {"compute_s", fs.seconds_compute},
       {"plan", runtime::PlanToJson(engine.weights(), plan)},
+      {"device", engine.device_name()},
   };
+  // --device vulkan: the device's counters (device time, host→device bytes and GB/s;
+  // gpu::DeviceStatsJson) and where the VRAM plan put the layers.
+  if (const gpu::DeviceStats* ds = engine.device_stats()) {
+    st["gpu"] = nlohmann::ordered_json::parse(gpu::DeviceStatsJson(*ds));
+    const gpu::VramPlan& vp = *engine.vram_plan();
+    st["gpu"]["vram_budget"] = vp.budget;
+    st["gpu"]["vram_bytes"] = vp.device_bytes();
+    st["gpu"]["resident_layers"] = vp.n_resident;
+    st["gpu"]["streamed_layers"] = vp.n_streamed;
+  }
   // Speculative decoding: drafts verified and accepted, passes over the weights while
   // decoding (every pass emits one token plus the drafts it accepted).
   const runtime::SpecStats& sp_st = res->spec;
@@ -296,6 +307,16 @@ int RunRun(int argc, char** argv) {
                  FormatBytes(es.decode_weight_bytes).c_str(),
                  es.decode_seconds > 0 ? es.decode_weight_bytes / es.decode_seconds / 1e9 : 0.0, fs.seconds_weight_wait,
                  fs.seconds_compute, runtime::FormatPlan(engine.weights(), plan).c_str());
+    if (const gpu::DeviceStats* ds = engine.device_stats()) {
+      const double copy_gbps = ds->copy_seconds > 0 ? ds->copy_bytes / ds->copy_seconds / 1e9 : 0.0;
+      const double up_gbps = ds->upload_seconds > 0 ? ds->upload_bytes / ds->upload_seconds / 1e9 : 0.0;
+      std::fprintf(stderr,
+                   "device %s: device time %.3f s, %llu dispatches; host->device: streamed layers %s (%.2f GB/s), "
+                   "uploads %s (%.2f GB/s); device->host %s\n%s\n",
+                   engine.device_name().c_str(), ds->device_seconds, static_cast<unsigned long long>(ds->dispatches),
+                   FormatBytes(ds->copy_bytes).c_str(), copy_gbps, FormatBytes(ds->upload_bytes).c_str(), up_gbps,
+                   FormatBytes(ds->download_bytes).c_str(), engine.vram_plan()->ToString().c_str());
+    }
     if (*drafter)
       std::fprintf(stderr,
                    "speculative (%s): %llu drafted, %llu accepted (%.1f%%), %llu passes over the weights while "

@@ -84,13 +84,22 @@ int RunShow(int argc, char** argv) {
     auto plan = runtime::Engine::Plan(model, *opts);
     if (!plan.ok()) return Fail(plan.status().message());
     if (json) {
-      std::printf("%s\n", runtime::PlanToJson(*plan->weights, plan->plan).dump().c_str());
+      nlohmann::ordered_json j = runtime::PlanToJson(*plan->weights, plan->plan);
+      if (const auto& vp = plan->vram_plan) {
+        j["vram"] = {{"budget", vp->budget},           {"device_bytes", vp->device_bytes()},
+                     {"fixed_bytes", vp->fixed_bytes}, {"kv_bytes", vp->kv_bytes},
+                     {"head_bytes", vp->head_bytes},   {"layer_bytes", vp->layer_bytes},
+                     {"ring_bytes", vp->ring_bytes},   {"resident_layers", vp->n_resident},
+                     {"streamed_layers", vp->n_streamed}};
+      }
+      std::printf("%s\n", j.dump().c_str());
       return 0;
     }
     std::printf("  model                  %s (%s of weight groups, ctx %lld, planned for %s)\n", model.c_str(),
                 FormatBytes(plan->weights->total_matrix_bytes()).c_str(), static_cast<long long>(plan->ctx),
                 plan_for.c_str());
     std::fputs(runtime::FormatPlan(*plan->weights, plan->plan).c_str(), stdout);
+    if (plan->vram_plan) std::printf("  %s\n", plan->vram_plan->ToString().c_str());
     return 0;
   }
   auto src = formats::OpenModelSource(model);

@@ -36,9 +36,12 @@ EngineFlags AddEngineFlags(ArgParser& p) {
                                           "default: measured by a short O_DIRECT read when weights stream and the "
                                           "plan is shown (show --plan, run --stats)");
   f.device = &p.String("--device", "cpu",
-                        "where the forward pass runs: cpu, vulkan, vulkan:N (spool show --devices) or auto (Vulkan "
-                        "device 0 when present, else the CPU with a message). The Vulkan kernels exist and are tested "
-                        "(docs/parts/gpu.md); the engine's forward pass runs on the CPU only so far");
+                        "where the forward pass runs: cpu, vulkan, vulkan:N (spool show --devices) or auto (a Vulkan "
+                        "GPU when one exists and runs the model, else the CPU with a message). Vulkan runs dense "
+                        "Llama-family models (llama, mistral; docs/parts/gpu.md), each sequence's KV cache in VRAM");
+  f.vram_budget = &p.String("--vram-budget", "0",
+                            "with --device vulkan: device memory for weights, KV caches and activations (e.g. 6G); "
+                            "layers that do not fit are copied into VRAM at every step. 0: the whole model in VRAM");
   f.lookup = &p.Flag("--lookup", "speculative decoding with prompt-lookup drafts (n-grams of the prompt and output); "
                                  "the output is unchanged, more tokens per pass over the weights");
   f.draft = &p.String("--draft", "", "speculative decoding with a draft MODEL (same vocabulary, kept resident, "
@@ -79,36 +82,17 @@ Result<Workload::Kind> ParseWorkloadKind(const std::string& name) {
   return InvalidArgument("--for must be run, chat, perplexity, serve or batch, got '" + name + "'");
 }
 
-namespace {
-// --device: parsed, resolved against the devices present. The engine's forward pass has
-// no Vulkan backend yet (docs/parts/gpu.md), so vulkan[:N] is refused with a clear
-// message and auto falls back to the CPU saying why.
-Status CheckDevice(const std::string& flag) {
-  auto spec = gpu::ParseDeviceSpec(flag);
-  if (!spec.ok()) return spec.status();
-  if (spec->kind == gpu::DeviceSpec::Kind::kCpu) return Status::Ok();
-  std::string note;
-  auto resolved = gpu::ResolveDevice(*spec, &note);
-  if (!resolved.ok()) return resolved.status();
-  if (resolved->kind == gpu::DeviceSpec::Kind::kCpu) {
-    std::fprintf(stderr, "spool: %s\n", note.c_str());
-    return Status::Ok();
-  }
-  if (spec->kind == gpu::DeviceSpec::Kind::kAuto) {
-    std::fprintf(stderr,
-                 "spool: --device auto: Vulkan device 0 found, but the forward pass does not run on Vulkan yet: "
-                 "using the CPU\n");
-    return Status::Ok();
-  }
-  return Unsupported("--device " + gpu::DeviceSpecName(*resolved) +
-                     ": the forward pass does not run on Vulkan yet (the GPU kernels exist and are tested, "
-                     "docs/parts/gpu.md); use --device cpu or auto");
-}
-}  // namespace
 
 Result<runtime::EngineOptions> EngineFlags::ToOptions(const Workload& workload) const {
   runtime::EngineOptions o;
-  if (Status s = CheckDevice(*device); !s.ok()) return s;
+  SPOOL_ASSIGN_OR_RETURN(o.device, gpu::ParseDeviceSpec(*device));
+  {
+    auto b = ParseSize(*vram_budget);
+    if (!b.ok()) return InvalidArgument("--vram-budget: " + b.status().message());
+    o.vram_budget = *b;
+    if (o.vram_budget > 0 && o.device.kind == gpu::DeviceSpec::Kind::kCpu)
+      return InvalidArgument("--vram-budget needs --device vulkan[:N] or auto (the forward pass runs on the CPU)");
+  }
   if (*threads < 0 || *threads > 1024) return InvalidArgument("--threads must be in [0, 1024]");
   o.threads = static_cast<int>(*threads);
   if (*ctx < 0) return InvalidArgument("--ctx must be >= 0");
@@ -160,6 +144,7 @@ Result<runtime::EngineOptions> EngineFlags::ToOptions(const Workload& workload) 
   SPOOL_ASSIGN_OR_RETURN(runtime::SpeculativeOptions spec, Speculative());
   if (spec.enabled() || !draft->empty()) o.max_draft = spec.max_step_rows() - 1;
   o.draft_model = *draft;
+  o.draft_trees = spec.tree_nodes > 0;
   switch (workload.kind) {
     case Workload::Kind::kRun:
     case Workload::Kind::kChat:

@@ -38,6 +38,7 @@ struct EngineFlags {
   std::string* numerics;    // "spool" or "ggml"
   std::string* disk_bw;     // --disk-bw SIZE per second ("": measure when a plan is shown)
   std::string* device;      // --device cpu | vulkan[:N] | auto (gpu/device_spec.h)
+  std::string* vram_budget; // --vram-budget SIZE ("0": everything in VRAM)
   // Speculative decoding (runtime/speculative.h; docs/parts/speculative.md).
   bool* lookup;             // --lookup: prompt-lookup drafts
   std::string* draft;       // --draft MODEL: a draft model ("": none)

@@ -19,7 +19,9 @@ constexpr const char* kMatNames[7] = {"attn_q", "attn_k", "attn_v", "attn_output
 
 Status Refuse(const std::string& what) { return Unsupported("GPU decoder: " + what + " is not supported on the GPU yet"); }
 
-Status CheckModel(const models::ModelConfig& c, const LlamaDecoderOptions& o) {
+}  // namespace
+
+Status LlamaDecoder::Supports(const models::ModelConfig& c, const LlamaDecoderOptions& o) {
   if (c.qkv_bias) return Refuse("QKV bias");
   if (c.qk_norm) return Refuse("q/k norm");
   if (c.sandwich_norms) return Refuse("sandwich norms");
@@ -32,10 +34,15 @@ Status CheckModel(const models::ModelConfig& c, const LlamaDecoderOptions& o) {
   if (o.ctx <= 0) return InvalidArgument("GPU decoder: ctx must be > 0");
   if (o.page_tokens <= 0 || o.page_tokens > 1024) return InvalidArgument("GPU decoder: KV page size must be in [1, 1024]");
   if (o.max_rows <= 0 || o.max_rows > 4096) return InvalidArgument("GPU decoder: max_rows must be in [1, 4096]");
-  for (const auto& spec : c.layers)
+  if (o.n_kv < 1) return InvalidArgument("GPU decoder: n_kv must be >= 1");
+  for (const auto& spec : c.layers) {
     if (spec.ffn != models::FfnKind::kDense) return Refuse("mixture of experts");
+    if (spec.mixer == models::MixerKind::kLinearAttention) return Refuse("linear attention (Gated DeltaNet)");
+  }
   return Status::Ok();
 }
+
+namespace {
 
 // The activation buffers of one chunk of max_rows tokens: (bytes, name).
 std::vector<std::pair<uint64_t, const char*>> ActivationBuffers(const models::ModelConfig& c, int64_t rows) {
@@ -70,12 +77,13 @@ std::string VramPlan::ToString() const {
 Result<VramPlan> LlamaDecoder::Plan(const VulkanDevice& dev, const models::ModelWeights& weights,
                                     const LlamaDecoderOptions& o) {
   const models::ModelConfig& c = weights.config();
-  if (Status s = CheckModel(c, o); !s.ok()) return s;
+  if (Status s = Supports(c, o); !s.ok()) return s;
   const uint64_t align = std::max<uint64_t>(4, dev.info().min_offset_align);
   VramPlan p;
   p.budget = o.vram_budget;
-  p.kv_bytes = 2 * static_cast<uint64_t>(c.n_layer) * static_cast<uint64_t>(o.ctx) *
-               static_cast<uint64_t>(c.kv_dim()) * (o.kv_dtype == DType::kF32 ? 4 : 2);
+  p.kv_seq_bytes = 2 * static_cast<uint64_t>(c.n_layer) * static_cast<uint64_t>(o.ctx) *
+                   static_cast<uint64_t>(c.kv_dim()) * (o.kv_dtype == DType::kF32 ? 4 : 2);
+  p.kv_bytes = p.kv_seq_bytes * static_cast<uint64_t>(o.n_kv);
   p.head_bytes = AlignUp(weights.output().info->nbytes, 4);
   uint64_t act = 0;
   for (const auto& [bytes, name] : ActivationBuffers(c, o.max_rows)) act += AlignUp(bytes, 4);
@@ -232,8 +240,11 @@ Result<std::unique_ptr<LlamaDecoder>> LlamaDecoder::Open(VulkanDevice& dev, cons
     b = std::move(r.value());
     return Status::Ok();
   };
-  SPOOL_TRY(alloc(d->kcache_, d->plan_.kv_bytes / 2, MemoryKind::kDevice, "K cache"));
-  SPOOL_TRY(alloc(d->vcache_, d->plan_.kv_bytes / 2, MemoryKind::kDevice, "V cache"));
+  if (o.own_kv) {
+    auto kv = d->NewKv();
+    if (!kv.ok()) return kv.status();
+    d->own_kv_ = std::move(kv.value());
+  }
   Buffer* acts[] = {&d->x_, &d->h_, &d->q_, &d->kn_, &d->vn_, &d->att_, &d->o_, &d->gate_, &d->up_, &d->last_, &d->logits_};
   const auto sizes = ActivationBuffers(c, o.max_rows);
   for (size_t i = 0; i < sizes.size(); ++i) SPOOL_TRY(alloc(*acts[i], sizes[i].first, MemoryKind::kDevice, sizes[i].second));
@@ -268,9 +279,9 @@ Status LlamaDecoder::Stage(int layer, int slot) {
   return Status::Ok();
 }
 
-Status LlamaDecoder::Forward(const int32_t* ids, int64_t n, float* logits) {
+Status LlamaDecoder::Forward(DeviceKv& kv, const int32_t* ids, int64_t n, float* logits, bool all_logits) {
   const models::ModelConfig& c = w_.config();
-  const int64_t D = c.n_embd, KD = c.kv_dim(), pos0 = n_tokens_;
+  const int64_t D = c.n_embd, KD = c.kv_dim(), pos0 = kv.n_tokens;
   // Embedding rows on the host (the provider's table), then to the device.
   provider_.BeginStep();  // a disk-streaming provider starts reading the streamed layers
   SPOOL_TRY(provider_.EmbeddingRows(ids, n, host_rows_.data()));
@@ -309,8 +320,8 @@ Status LlamaDecoder::Forward(const int32_t* ids, int64_t n, float* logits) {
     SPOOL_TRY(k_.Rope(neox, kn_, n, c.n_head_kv, c.head_dim, c.rope_dim, table));
     const uint64_t layer_elem = static_cast<uint64_t>(l) * static_cast<uint64_t>(opts_.ctx) * static_cast<uint64_t>(KD);
     const uint64_t row_elem = layer_elem + static_cast<uint64_t>(pos0) * static_cast<uint64_t>(KD);
-    SPOOL_TRY(k_.KvStore(kn_, n * KD, opts_.kv_dtype, kcache_, row_elem));
-    SPOOL_TRY(k_.KvStore(vn_, n * KD, opts_.kv_dtype, vcache_, row_elem));
+    SPOOL_TRY(k_.KvStore(kn_, n * KD, opts_.kv_dtype, kv.k, row_elem));
+    SPOOL_TRY(k_.KvStore(vn_, n * KD, opts_.kv_dtype, kv.v, row_elem));
     const int64_t window = spec.mixer == models::MixerKind::kSlidingAttention ? spec.window : 0;
     const GpuAttentionShape shape{c.n_head, c.n_head_kv, c.head_dim, c.attention_scale(), window, c.attn_softcap};
     // Pages as the CPU's KV cache holds them, so the fold order (and result) is its own.
@@ -320,7 +331,7 @@ Status LlamaDecoder::Forward(const int32_t* ids, int64_t n, float* logits) {
       const uint64_t e = layer_elem + static_cast<uint64_t>(p0) * static_cast<uint64_t>(KD);
       pages_.push_back(GpuKvPage{e, e, std::min(opts_.page_tokens, end - p0), p0});
     }
-    SPOOL_TRY(k_.Attention(shape, q_, positions, opts_.kv_dtype, kcache_, vcache_, pages_, att_));
+    SPOOL_TRY(k_.Attention(shape, q_, positions, opts_.kv_dtype, kv.k, kv.v, pages_, att_));
     SPOOL_TRY(k_.MatMul(wo, att_, o_, n));  // [n, n_embd]
     SPOOL_TRY(k_.Add(x_, o_, n * D, x_));
     // Feed-forward: RMSNorm → gate, up → SwiGLU → down.
@@ -341,42 +352,101 @@ Status LlamaDecoder::Forward(const int32_t* ids, int64_t n, float* logits) {
     }
   }
   if (logits) {
-    const int32_t last[1] = {static_cast<int32_t>(n - 1)};
-    SPOOL_TRY(k_.GetRows(x_, DType::kF32, n, D, last, last_));
-    SPOOL_TRY(k_.RmsNorm(last_, output_norm_, c.rms_eps, 1, D, last_));
-    SPOOL_TRY(k_.MatVec(output_, last_, logits_, 1));  // [n_vocab]
-    SPOOL_TRY(dev_.Download(logits_, 0, logits, static_cast<uint64_t>(c.n_vocab) * 4));
+    // The head per row (GEMV), so every row's logits are a decode step's.
+    for (int64_t r = all_logits ? 0 : n - 1; r < n; ++r) {
+      const int32_t row[1] = {static_cast<int32_t>(r)};
+      SPOOL_TRY(k_.GetRows(x_, DType::kF32, n, D, row, last_));
+      SPOOL_TRY(k_.RmsNorm(last_, output_norm_, c.rms_eps, 1, D, last_));
+      SPOOL_TRY(k_.MatVec(output_, last_, logits_, 1));  // [n_vocab]
+      float* dst = logits + (all_logits ? r * c.n_vocab : 0);
+      SPOOL_TRY(dev_.Download(logits_, 0, dst, static_cast<uint64_t>(c.n_vocab) * 4));
+    }
   }
-  n_tokens_ += n;
+  kv.n_tokens += n;
   return Status::Ok();
 }
 
-Status LlamaDecoder::Step(int32_t token, float* logits) {
-  const models::ModelConfig& c = w_.config();
-  if (token < 0 || token >= c.n_vocab)
-    return InvalidArgument("GPU decoder: token " + std::to_string(token) + " outside the vocabulary of " +
-                           std::to_string(c.n_vocab));
-  if (n_tokens_ >= opts_.ctx) return ResourceExhausted("GPU decoder: context of " + std::to_string(opts_.ctx) + " tokens is full");
-  return Forward(&token, 1, logits);
+Result<std::unique_ptr<DeviceKv>> LlamaDecoder::NewKv() {
+  auto kv = std::make_unique<DeviceKv>();
+  for (auto [b, what] : {std::pair{&kv->k, "K cache"}, std::pair{&kv->v, "V cache"}}) {
+    auto r = dev_.Allocate(plan_.kv_seq_bytes / 2, MemoryKind::kDevice, what);
+    if (!r.ok()) return r.status().WithContext("GPU decoder");
+    *b = std::move(r.value());
+  }
+  return kv;
 }
 
-Status LlamaDecoder::Prefill(std::span<const int32_t> tokens, float* logits) {
+Status LlamaDecoder::CheckRun(const DeviceKv& kv, std::span<const int32_t> tokens) const {
   const models::ModelConfig& c = w_.config();
   if (tokens.empty()) return InvalidArgument("GPU decoder: an empty prompt");
   for (size_t i = 0; i < tokens.size(); ++i)
     if (tokens[i] < 0 || tokens[i] >= c.n_vocab)
       return InvalidArgument("GPU decoder: prompt token " + std::to_string(tokens[i]) + " at " + std::to_string(i) +
                              " outside the vocabulary of " + std::to_string(c.n_vocab));
-  if (n_tokens_ + static_cast<int64_t>(tokens.size()) > opts_.ctx)
+  if (kv.n_tokens + static_cast<int64_t>(tokens.size()) > opts_.ctx)
     return ResourceExhausted("GPU decoder: a prompt of " + std::to_string(tokens.size()) + " tokens after " +
-                             std::to_string(n_tokens_) + " does not fit the context of " + std::to_string(opts_.ctx));
+                             std::to_string(kv.n_tokens) + " does not fit the context of " + std::to_string(opts_.ctx));
+  return Status::Ok();
+}
+
+Status LlamaDecoder::Run(DeviceKv& kv, std::span<const int32_t> tokens, float* logits, bool all_logits) {
+  SPOOL_TRY(CheckRun(kv, tokens));
+  const int64_t start = kv.n_tokens, V = w_.config().n_vocab;
   for (size_t i = 0; i < tokens.size();) {
     const int64_t n = std::min<int64_t>(opts_.max_rows, static_cast<int64_t>(tokens.size() - i));
     const bool last = i + static_cast<size_t>(n) == tokens.size();
-    SPOOL_TRY(Forward(tokens.data() + i, n, last ? logits : nullptr));
+    float* out = all_logits ? logits + static_cast<int64_t>(i) * V : (last ? logits : nullptr);
+    if (Status s = Forward(kv, tokens.data() + i, n, out, all_logits); !s.ok()) {
+      kv.n_tokens = start;
+      return s;
+    }
     i += static_cast<size_t>(n);
   }
   return Status::Ok();
+}
+
+Status LlamaDecoder::ReadKv(const DeviceKv& kv, int64_t layer, int64_t n, void* k, void* v) {
+  const models::ModelConfig& c = w_.config();
+  if (layer < 0 || layer >= c.n_layer || n < 0 || n > opts_.ctx)
+    return InvalidArgument("GPU decoder: KV rows [0, " + std::to_string(n) + ") of layer " + std::to_string(layer) +
+                           " are outside the cache (" + std::to_string(c.n_layer) + " layers, context " +
+                           std::to_string(opts_.ctx) + ")");
+  const uint64_t row = static_cast<uint64_t>(c.kv_dim()) * (opts_.kv_dtype == DType::kF32 ? 4 : 2);
+  const uint64_t off = static_cast<uint64_t>(layer) * static_cast<uint64_t>(opts_.ctx) * row;
+  if (n == 0) return Status::Ok();
+  SPOOL_TRY(dev_.Sync());
+  SPOOL_TRY(dev_.Download(kv.k, off, k, static_cast<uint64_t>(n) * row));
+  return dev_.Download(kv.v, off, v, static_cast<uint64_t>(n) * row);
+}
+
+Status LlamaDecoder::WriteKv(DeviceKv& kv, int64_t layer, int64_t n, const void* k, const void* v) {
+  const models::ModelConfig& c = w_.config();
+  if (layer < 0 || layer >= c.n_layer || n < 0 || n > opts_.ctx)
+    return InvalidArgument("GPU decoder: KV rows [0, " + std::to_string(n) + ") of layer " + std::to_string(layer) +
+                           " are outside the cache (" + std::to_string(c.n_layer) + " layers, context " +
+                           std::to_string(opts_.ctx) + ")");
+  const uint64_t row = static_cast<uint64_t>(c.kv_dim()) * (opts_.kv_dtype == DType::kF32 ? 4 : 2);
+  const uint64_t off = static_cast<uint64_t>(layer) * static_cast<uint64_t>(opts_.ctx) * row;
+  if (n == 0) return Status::Ok();
+  SPOOL_TRY(dev_.Sync());
+  SPOOL_TRY(dev_.Upload(kv.k, off, k, static_cast<uint64_t>(n) * row));
+  return dev_.Upload(kv.v, off, v, static_cast<uint64_t>(n) * row);
+}
+
+Status LlamaDecoder::Step(int32_t token, float* logits) {
+  const models::ModelConfig& c = w_.config();
+  SPOOL_CHECK(own_kv_ != nullptr);
+  if (token < 0 || token >= c.n_vocab)
+    return InvalidArgument("GPU decoder: token " + std::to_string(token) + " outside the vocabulary of " +
+                           std::to_string(c.n_vocab));
+  if (own_kv_->n_tokens >= opts_.ctx)
+    return ResourceExhausted("GPU decoder: context of " + std::to_string(opts_.ctx) + " tokens is full");
+  return Forward(*own_kv_, &token, 1, logits);
+}
+
+Status LlamaDecoder::Prefill(std::span<const int32_t> tokens, float* logits) {
+  SPOOL_CHECK(own_kv_ != nullptr);
+  return Run(*own_kv_, tokens, logits, false);
 }
 
 }  // namespace spool::gpu

@@ -15,10 +15,12 @@
 // overlaps the compute of layer l). Streamed and resident runs use the same kernels on
 // the same bytes: logits bit-identical (tests/gpu/llama_decoder_test.cc).
 //
-// A prototype: it proves that the kernels compose into the CPU's forward pass (greedy
-// ids identical, logits within a stated tolerance). It is a second copy of the decoder
-// loop, which the backend boundary of docs/parts/gpu.md replaces (models::Transformer
-// calling a Device); until then it is not reachable from the engine or the CLI.
+// KV caches: Step()/Prefill() use the decoder's own cache (one sequence; tests and
+// bench/gpu). The engine (runtime/gpu_backend.h, `--device vulkan`) keeps one DeviceKv
+// per sequence (NewKv) and runs them through Run(); nothing else differs.
+//
+// It is a second copy of the decoder loop (the CPU's is models::Transformer), which the
+// backend boundary of docs/parts/gpu.md would replace (Transformer calling a Device).
 //
 // Supported: attention (full or sliding window, optional score soft-capping) × dense
 // SwiGLU layers, RMSNorm, RoPE of either pairing with any scaling RopeFrequencies
@@ -50,13 +52,27 @@ struct LlamaDecoderOptions {
   int64_t page_tokens = 256;     // the CPU engine's kv_page_tokens (same attention fold order)
   int64_t max_rows = 1;          // the most tokens one Prefill chunk carries (buffers sized for it)
   uint64_t vram_budget = 0;      // device bytes for weights + KV + activations; 0: all resident
+  // KV caches the plan counts (sequences held at once: the engine's max_sequences).
+  int64_t n_kv = 1;
+  // Open allocates the decoder's own KV cache (Step/Prefill); false: only NewKv caches.
+  bool own_kv = true;
+};
+
+// One sequence's KV cache in device memory: K and V of every layer, [n_layer, ctx,
+// kv_dim] each in the decoder's kv_dtype, and how many positions hold tokens. Rows past
+// n_tokens are scratch (Truncate is `n_tokens = n`).
+struct DeviceKv {
+  std::shared_ptr<void> keep_alive;  // held by its owner's choice (the device), freed last
+  Buffer k, v;
+  int64_t n_tokens = 0;
 };
 
 // Where the weights live under a VRAM budget (LlamaDecoder::Plan).
 struct VramPlan {
   uint64_t budget = 0;         // 0: no budget
   uint64_t fixed_bytes = 0;    // KV cache + activations + Q8 scratch + RoPE tables + head + norms
-  uint64_t kv_bytes = 0;
+  uint64_t kv_bytes = 0;        // n_kv caches
+  uint64_t kv_seq_bytes = 0;    // one sequence's K and V
   uint64_t head_bytes = 0;     // output matrix
   uint64_t layer_bytes = 0;    // every layer's matrices (each padded to the offset alignment)
   uint64_t largest_layer = 0;
@@ -97,7 +113,28 @@ class LlamaDecoder {
   // logits: [n_vocab]. Errors as Step (the whole prompt must fit the context).
   Status Prefill(std::span<const int32_t> tokens, float* logits);
 
-  int64_t n_tokens() const { return n_tokens_; }
+  // A KV cache for Run (zeroed, n_tokens 0). Errors: device allocation (kResourceExhausted
+  // naming "K cache" / "V cache").
+  Result<std::unique_ptr<DeviceKv>> NewKv();
+
+  // Runs `tokens` at positions kv.n_tokens.. (chunks of at most max_rows) and appends
+  // them to kv. logits: [n_vocab] of the last token, or [tokens.size(), n_vocab] when
+  // all_logits (each row's head is a GEMV, as a decode step's). On failure kv.n_tokens
+  // is unchanged. Errors as Prefill.
+  Status Run(DeviceKv& kv, std::span<const int32_t> tokens, float* logits, bool all_logits);
+
+  // Rows [0, n) of `layer`'s K and V of kv, in the cache dtype (session save/restore):
+  // k, v: [n, kv_dim] elements of kv_dtype. Errors: n beyond the context, device errors.
+  Status ReadKv(const DeviceKv& kv, int64_t layer, int64_t n, void* k, void* v);
+  Status WriteKv(DeviceKv& kv, int64_t layer, int64_t n, const void* k, const void* v);
+
+  int64_t n_tokens() const { return own_kv_ ? own_kv_->n_tokens : 0; }
+  const LlamaDecoderOptions& options() const { return opts_; }
+  VulkanDevice& device() { return dev_; }
+
+  // kOk when Open would accept the model and options; else the kUnsupported /
+  // kInvalidArgument Open returns, naming the feature (QKV bias, q/k norm, ...).
+  static Status Supports(const models::ModelConfig& c, const LlamaDecoderOptions& o);
   uint64_t device_bytes() const { return device_bytes_; }  // weights + KV + scratch + ring
   const VramPlan& plan() const { return plan_; }
 
@@ -114,9 +151,10 @@ class LlamaDecoder {
   LlamaDecoder(VulkanDevice& dev, const models::ModelWeights& w, models::WeightProvider& p)
       : dev_(dev), k_(dev), w_(w), provider_(p) {}
   Result<Buffer> UploadF32(const std::vector<float>& v, const char* what);
-  // Runs n tokens (ids already range-checked) at positions n_tokens_.. through every
-  // layer; logits of the last row when `logits` is not null.
-  Status Forward(const int32_t* ids, int64_t n, float* logits);
+  // Runs n tokens (ids already range-checked) at positions kv.n_tokens.. through every
+  // layer; logits of the last row (or of every row, all_logits) when `logits` is not null.
+  Status Forward(DeviceKv& kv, const int32_t* ids, int64_t n, float* logits, bool all_logits = false);
+  Status CheckRun(const DeviceKv& kv, std::span<const int32_t> tokens) const;
   Status Stage(int layer, int slot);  // streamed layer → staging[slot] → ring[slot] (async)
 
   VulkanDevice& dev_;
@@ -125,7 +163,6 @@ class LlamaDecoder {
   models::WeightProvider& provider_;
   LlamaDecoderOptions opts_;
   VramPlan plan_;
-  int64_t n_tokens_ = 0;
   std::vector<GpuKvPage> pages_;  // this step's page table (scratch)
   uint64_t device_bytes_ = 0;
   std::vector<Buffer> layer_buffers_;  // resident layers' matrices, one buffer per layer
@@ -136,7 +173,7 @@ class LlamaDecoder {
   std::vector<std::vector<float>> inv_freqs_;  // distinct RoPE frequency sets
   std::vector<float> mscales_;
   std::vector<Buffer> rope_tables_;
-  Buffer kcache_, vcache_;  // [n_layer, ctx, kv_dim] of kv_dtype
+  std::unique_ptr<DeviceKv> own_kv_;  // Step/Prefill's cache (options own_kv)
   Buffer x_, h_, q_, kn_, vn_, att_, o_, gate_, up_, last_, logits_;
   std::vector<float> host_rows_;
   // Streaming: the ring's two VRAM slots, their host-visible staging buffers, the copy

@@ -10,6 +10,7 @@
 namespace spool::runtime {
 
 Engine::~Engine() = default;
+Sequence::~Sequence() = default;
 
 PlannerOptions PlannerOptionsFor(const EngineOptions& options, int64_t ctx, int threads) {
   PlannerOptions po;
@@ -193,6 +194,7 @@ Result<std::unique_ptr<Engine>> Engine::OpenImpl(const std::string& model, const
       return InternalError("draft model " + options.draft_model + " was planned resident but streams");
     e->draft_ = std::move(*d);
   }
+  if (options.device.kind != gpu::DeviceSpec::Kind::kCpu) SPOOL_TRY(e->OpenDevice());
   e->stats_.load_seconds = sw.Seconds();
   return e;
 }
@@ -204,8 +206,50 @@ Result<EnginePlan> Engine::Plan(const std::string& model, const EngineOptions& o
   EnginePlan out;
   out.ctx = e->ctx_;
   out.plan = e->plan_;
+  if (options.device.kind == gpu::DeviceSpec::Kind::kVulkan) {
+    SPOOL_ASSIGN_OR_RETURN(out.vram_plan, GpuBackend::Plan(options.device, *e->weights_, e->DeviceOptions()));
+  }
   out.weights = std::move(e->weights_);
   return out;
+}
+
+GpuBackendOptions Engine::DeviceOptions() const {
+  GpuBackendOptions g;
+  g.ctx = ctx_;
+  g.kv_dtype = options_.kv_dtype;
+  g.page_tokens = options_.kv_page_tokens;
+  g.max_rows = std::max({options_.prefill_chunk, options_.max_step_rows, options_.max_draft + 1});
+  g.n_kv = std::max<int64_t>(options_.max_sequences, 1);
+  g.vram_budget = options_.vram_budget;
+  return g;
+}
+
+Status Engine::OpenDevice() {
+  const bool is_auto = options_.device.kind == gpu::DeviceSpec::Kind::kAuto;
+  if (!options_.draft_model.empty()) {
+    // A draft model's engine would run on the CPU beside the GPU target: not wired yet.
+    if (!is_auto)
+      return Unsupported("--device " + gpu::DeviceSpecName(options_.device) +
+                         ": a draft model (--draft) does not run with the GPU yet; use --lookup or --device cpu");
+    device_note_ = "--device auto: a draft model (--draft) does not run with the GPU yet: using the CPU";
+  } else if (options_.draft_trees) {
+    if (!is_auto)
+      return Unsupported("--device " + gpu::DeviceSpecName(options_.device) +
+                         ": draft trees (--draft-tree) do not run on the GPU yet; use chains or --device cpu");
+    device_note_ = "--device auto: draft trees (--draft-tree) do not run on the GPU yet: using the CPU";
+  } else {
+    SPOOL_ASSIGN_OR_RETURN(gpu_, GpuBackend::Open(options_.device, *weights_, *provider_, DeviceOptions(), &device_note_));
+  }
+  if (!device_note_.empty()) SPOOL_LOG_WARN("%s", device_note_.c_str());
+  if (gpu_) SPOOL_LOG_INFO("forward pass on %s", gpu_->name().c_str());
+  return Status::Ok();
+}
+
+Status Engine::RunOnDevice(Sequence& seq, std::span<const int32_t> tokens, float* logits, bool all_logits) {
+  if (!seq.dkv_) {
+    SPOOL_ASSIGN_OR_RETURN(seq.dkv_, gpu_->NewKv());
+  }
+  return gpu_->Run(*seq.dkv_, tokens, logits, all_logits);
 }
 
 std::unique_ptr<Sequence> Engine::NewSequence() {
@@ -214,7 +258,7 @@ std::unique_ptr<Sequence> Engine::NewSequence() {
   kv::KvLayout layout{c.n_kv_layers(), c.n_head_kv, c.head_dim, options_.kv_page_tokens, options_.kv_dtype};
   layout.window = SlidingWindows(c);
   auto s = std::unique_ptr<Sequence>(new Sequence());
-  if (options_.kv_window > 0 && ctx_ > options_.kv_window) {
+  if (options_.kv_window > 0 && ctx_ > options_.kv_window && !gpu_) {
     kv::DiskKvOptions d;
     d.window_tokens = options_.kv_window;
     d.max_tokens = ctx_;
@@ -266,8 +310,10 @@ Status Engine::Prefill(Sequence& seq, std::span<const int32_t> tokens, float* lo
       discard.resize(n_vocab());
       out = discard.data();
     }
-    Status st = transformer_->Forward(std::span<const models::SeqStep>(&step, 1), *provider_, out);
+    Status st = gpu_ ? RunOnDevice(seq, step.tokens, out, all_logits)
+                     : transformer_->Forward(std::span<const models::SeqStep>(&step, 1), *provider_, out);
     if (!st.ok()) {
+      if (seq.dkv_) seq.dkv_->n_tokens = start_tokens;
       (void)seq.kv_->Truncate(start_tokens);
       if (seq.state_) {
         if (done > 0) seq.state_->Restore(start_state);
@@ -319,12 +365,33 @@ Status Engine::Step(std::span<const StepItem> items, float* logits) {
   }
   Stopwatch sw;
   const uint64_t bytes0 = streaming_->stats().bytes_read();
-  std::vector<models::SeqStep> steps(items.size());
-  for (size_t i = 0; i < items.size(); ++i)
-    steps[i] = models::SeqStep{items[i].seq->kv_.get(), items[i].tokens,    items[i].all_logits,
-                               items[i].decode_rows,     items[i].tree_base, items[i].tree_parent,
-                               items[i].tree_rows,       items[i].seq->state_.get()};
-  SPOOL_TRY(transformer_->Forward(steps, *provider_, logits));
+  if (gpu_) {
+    // One device run per item (a pass over the weights each; the GPU decoder carries one
+    // sequence per pass); the logits of every row are a decode step's (GEMV heads, and
+    // the GPU's GEMM rows equal its GEMV), so decode_rows holds as asked.
+    for (const StepItem& it : items)
+      if (!it.tree_parent.empty())
+        return Unsupported("--device " + device_name() +
+                           ": draft trees (--draft-tree) do not run on the GPU yet; use chains or --device cpu");
+    std::vector<int64_t> start(items.size());
+    float* out = logits;
+    for (size_t i = 0; i < items.size(); ++i) {
+      Sequence& seq = *items[i].seq;
+      start[i] = seq.n_tokens();
+      if (Status st = RunOnDevice(seq, items[i].tokens, out, items[i].all_logits); !st.ok()) {
+        for (size_t j = 0; j < i; ++j) items[j].seq->dkv_->n_tokens = start[j];
+        return st;
+      }
+      out += (items[i].all_logits ? static_cast<int64_t>(items[i].tokens.size()) : 1) * n_vocab();
+    }
+  } else {
+    std::vector<models::SeqStep> steps(items.size());
+    for (size_t i = 0; i < items.size(); ++i)
+      steps[i] = models::SeqStep{items[i].seq->kv_.get(), items[i].tokens,    items[i].all_logits,
+                                 items[i].decode_rows,     items[i].tree_base, items[i].tree_parent,
+                                 items[i].tree_rows,       items[i].seq->state_.get()};
+    SPOOL_TRY(transformer_->Forward(steps, *provider_, logits));
+  }
   for (const StepItem& it : items) it.seq->tokens_.insert(it.seq->tokens_.end(), it.tokens.begin(), it.tokens.end());
   // A mixed step's time and bytes are counted as decode when it decodes anything.
   const double secs = sw.Seconds();
@@ -339,6 +406,7 @@ Status Engine::Step(std::span<const StepItem> items, float* logits) {
 
 Status Engine::KeepTreePath(Sequence& seq, const models::TreeRows& rows, std::span<const int32_t> path) {
   if (seq.state_) return InvalidArgument("KeepTreePath: draft trees are not supported for models with linear-attention layers");
+  if (gpu_) return Unsupported("KeepTreePath: draft trees do not run on the GPU yet");
   if (rows.first < 0) return InvalidArgument("KeepTreePath: the rows are not the sequence's last step");
   SPOOL_TRY(models::CheckTreePath(rows, seq.n_tokens(), path));
   std::vector<int32_t> kept;
@@ -368,6 +436,15 @@ Status Engine::Truncate(Sequence& seq, int64_t n) {
                            std::to_string(seq.n_tokens()) + " to " + std::to_string(n) +
                            " tokens (its recurrent state cannot be rewound there: only to a checkpoint at a multiple "
                            "of the prefill chunk)");
+  if (gpu_) {
+    // The KV cache is in VRAM: rows past n become scratch.
+    if (n < 0 || n > seq.n_tokens())
+      return InvalidArgument("cannot truncate a sequence of " + std::to_string(seq.n_tokens()) + " tokens to " +
+                             std::to_string(n));
+    if (seq.dkv_) seq.dkv_->n_tokens = n;
+    seq.tokens_.resize(n);
+    return Status::Ok();
+  }
   SPOOL_TRY(seq.kv_->Truncate(n));
   if (seq.state_) SPOOL_TRY(seq.state_->Truncate(n));
   seq.tokens_.resize(n);

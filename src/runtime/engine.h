@@ -22,6 +22,8 @@
 #include "models/config.h"
 #include "models/transformer.h"
 #include "models/weights.h"
+#include "gpu/device_spec.h"
+#include "runtime/gpu_backend.h"
 #include "runtime/planner.h"
 #include "runtime/streaming_weights.h"
 #include "storage/reader.h"
@@ -75,11 +77,22 @@ struct EngineOptions {
   // "self:q4_0": a quantised copy of this model (runtime/self_draft.h), built once
   // under $SPOOL_HOME/drafts.
   std::string draft_model;
+  // Draft trees will be verified (--draft-tree > 0): refused on a Vulkan device (auto: CPU).
+  bool draft_trees = false;
+  // Where the forward pass runs (--device; runtime/gpu_backend.h): the CPU (the
+  // reference), a Vulkan device, or auto (a Vulkan GPU when one exists and runs the
+  // model, else the CPU with a warning saying why). On Vulkan: dense Llama-family
+  // models; each sequence's KV cache lives in VRAM (kv_window/kv_dir do not apply).
+  gpu::DeviceSpec device;
+  // Device bytes for weights + KV caches (max_sequences of ctx tokens) + activations;
+  // layers that do not fit stream through a VRAM ring each step. 0: all in VRAM.
+  uint64_t vram_budget = 0;
 };
 
 // One conversation / document: its tokens and their KV cache.
 class Sequence {
  public:
+  ~Sequence();
   const std::vector<int32_t>& tokens() const { return tokens_; }
   int64_t n_tokens() const { return static_cast<int64_t>(tokens_.size()); }
   kv::SequenceKv& kv() { return *kv_; }
@@ -90,6 +103,8 @@ class Sequence {
   friend class Engine;
   std::unique_ptr<kv::SequenceKv> kv_;
   std::unique_ptr<kv::RecurrentState> state_;
+  // --device vulkan: the KV cache in VRAM (kv_ stays empty); allocated at first use.
+  std::unique_ptr<gpu::DeviceKv> dkv_;
   std::vector<int32_t> tokens_;  // every token whose K/V is in the cache
 };
 
@@ -118,6 +133,7 @@ struct EnginePlan {
   std::unique_ptr<models::ModelWeights> weights;  // metadata; no tensor data loaded
   int64_t ctx = 0;
   ResidencyPlan plan;
+  std::optional<gpu::VramPlan> vram_plan;  // options.device is vulkan[:N]
 };
 
 class Engine {
@@ -231,6 +247,14 @@ class Engine {
   const ResidencyPlan& plan() const { return plan_; }
   const StreamStats& stream_stats() const { return streaming_->stats(); }
 
+  // The device the forward pass runs on: "cpu" or "vulkan:N (name)".
+  std::string device_name() const { return gpu_ ? gpu_->name() : "cpu"; }
+  // --device auto's reason for the CPU ("" otherwise; also logged as a warning at Open).
+  const std::string& device_note() const { return device_note_; }
+  // The Vulkan device's counters (device time, transfers) and VRAM plan; nullptr on the CPU.
+  const gpu::DeviceStats* device_stats() const { return gpu_ ? &gpu_->device_stats() : nullptr; }
+  const gpu::VramPlan* vram_plan() const { return gpu_ ? &gpu_->vram_plan() : nullptr; }
+
  private:
   Engine() = default;
   // Open's steps before any weight is read: options, model metadata, context, thread
@@ -240,6 +264,11 @@ class Engine {
   static Result<std::unique_ptr<Engine>> OpenImpl(const std::string& model, const EngineOptions& options,
                                                   formats::ModelSource* given);
   Status CheckTokens(std::span<const int32_t> tokens) const;
+  // --device: opens gpu_ (or, for auto, sets device_note_) after the weights are open.
+  Status OpenDevice();
+  GpuBackendOptions DeviceOptions() const;
+  // One run of `tokens` for seq on the device (allocates its DeviceKv at first use).
+  Status RunOnDevice(Sequence& seq, std::span<const int32_t> tokens, float* logits, bool all_logits);
   // Checks the draft model (options_.draft_model) against this one (vocabulary) and
   // sizes its resident plan: sets draft_options_ and draft_bytes_.
   Status PlanDraft();
@@ -261,6 +290,8 @@ class Engine {
   uint64_t draft_bytes_ = 0;                 // its resident plan's bytes
   std::optional<formats::ModelSource> draft_source_;  // a self-draft's source (runtime/self_draft.h)
   bool self_draft_built_ = false;            // PlanDraft wrote the self-draft copy
+  std::unique_ptr<GpuBackend> gpu_;          // --device vulkan: runs every step; null: the CPU
+  std::string device_note_;
 };
 
 }  // namespace spool::runtime

@@ -50,8 +50,15 @@ Status Engine::SaveSession(const std::string& path, Sequence& seq, std::span<con
     snap = seq.state_->Save();
     info.state_bytes = snap.data.size() * sizeof(float);
   }
-  return kv::SaveSession(path, info, *seq.kv_,
-                         std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(snap.data.data()), info.state_bytes));
+  const std::span<const uint8_t> state(reinterpret_cast<const uint8_t*>(snap.data.data()), info.state_bytes);
+  if (gpu_) {
+    // The KV cache is in VRAM: download it into a CPU cache of the same layout (the same
+    // bytes: both hold the cache dtype), so the file is the CPU's and loads on either.
+    kv::InRamKv host(L);
+    if (seq.dkv_) SPOOL_TRY(gpu_->DownloadKv(*seq.dkv_, seq.n_tokens(), host));
+    return kv::SaveSession(path, info, host, state);
+  }
+  return kv::SaveSession(path, info, *seq.kv_, state);
 }
 
 Result<std::unique_ptr<Sequence>> Engine::LoadSession(const std::string& path, std::vector<int32_t>* pending,
@@ -79,6 +86,12 @@ Result<std::unique_ptr<Sequence>> Engine::LoadSession(const std::string& path, s
     snap.data.resize(state.size() / sizeof(float));
     std::memcpy(snap.data.data(), state.data(), state.size());
     seq->state_->Restore(snap);
+  }
+  if (gpu_) {
+    // Into VRAM; the CPU cache it was read into is dropped.
+    SPOOL_ASSIGN_OR_RETURN(seq->dkv_, gpu_->NewKv());
+    SPOOL_TRY(gpu_->UploadKv(*seq->kv_, *seq->dkv_));
+    seq->kv_ = std::make_unique<kv::InRamKv>(seq->kv_->layout());
   }
   seq->tokens_ = std::move(info.tokens);
   *pending = std::move(info.pending);

@@ -1,0 +1,84 @@
+// The engine's forward pass on a Vulkan device (`--device vulkan[:N]|auto`, issue 17).
+//
+// The seam: Engine owns either the CPU decoder loop (models::Transformer, the reference)
+// or a GpuBackend, chosen once at Open; Engine::Prefill/Step/Truncate/sessions branch on
+// which one runs the step and everything above the Engine (generate, the scheduler,
+// run/chat/serve/batch, sessions, prefix reuse, sampling) is unchanged. A GpuBackend is
+// a Vulkan device plus the whole-model gpu::LlamaDecoder (dense Llama-family models);
+// each Sequence holds its own gpu::DeviceKv (its KV cache in VRAM) in place of the CPU
+// cache. Host-side weights still come from the engine's WeightProvider (RAM-resident or
+// streamed from disk under --mem-budget); the decoder keeps what --vram-budget allows in
+// VRAM and streams the other layers through its VRAM ring.
+//
+// Not a parts-level Device boundary (docs/parts/gpu.md "The backend boundary"): the GPU
+// decoder is a second decoder loop, so architectures it does not run are refused.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+
+#include "base/dtype.h"
+#include "base/status.h"
+#include "gpu/device_spec.h"
+#include "gpu/llama_decoder.h"
+#include "gpu/vulkan_device.h"
+#include "kv/kv_cache.h"
+#include "models/weight_provider.h"
+#include "models/weights.h"
+
+namespace spool::runtime {
+
+struct GpuBackendOptions {
+  int64_t ctx = 0;             // tokens per sequence (the engine's context)
+  DType kv_dtype = DType::kBF16;
+  int64_t page_tokens = 256;   // the CPU's kv_page_tokens: the same attention fold order
+  int64_t max_rows = 1;        // largest chunk one device pass carries (longer runs are split)
+  int64_t n_kv = 1;            // sequences holding a KV cache at once (VRAM plan)
+  uint64_t vram_budget = 0;    // --vram-budget bytes; 0: every layer resident in VRAM
+};
+
+class GpuBackend {
+ public:
+  // Picks and opens the device for `spec` (kVulkan or kAuto) and uploads the weights
+  // VRAM holds (read through `provider`, which must outlive the backend).
+  //   vulkan:N → that device, or an error: no Vulkan driver / no device N (as
+  //     gpu::ResolveDevice), a model the GPU decoder does not run (kUnsupported naming the
+  //     architecture and the feature, and that --device cpu runs it), a --vram-budget too
+  //     small (kResourceExhausted), device memory.
+  //   auto → the first Vulkan device that is not a CPU implementation (lavapipe is far
+  //     slower than spool's CPU path; SPOOL_DEVICE_AUTO_CPU_VULKAN=1 accepts one, for
+  //     tests) when the model runs on it; otherwise nullptr and *note says why the CPU
+  //     runs (no device, only a CPU implementation, the model, or the device's error).
+  static Result<std::unique_ptr<GpuBackend>> Open(const gpu::DeviceSpec& spec, const models::ModelWeights& weights,
+                                                  models::WeightProvider& provider, const GpuBackendOptions& o,
+                                                  std::string* note);
+  // The VRAM plan Open would make on device spec.index (kVulkan only), reading only
+  // sizes (spool show --plan --device vulkan). Errors as Open's.
+  static Result<gpu::VramPlan> Plan(const gpu::DeviceSpec& spec, const models::ModelWeights& weights,
+                                    const GpuBackendOptions& o);
+  ~GpuBackend();
+
+  // A zeroed KV cache in VRAM for one sequence; it keeps the device alive.
+  Result<std::unique_ptr<gpu::DeviceKv>> NewKv();
+  // Appends `tokens` to kv (see gpu::LlamaDecoder::Run); on failure kv is unchanged.
+  Status Run(gpu::DeviceKv& kv, std::span<const int32_t> tokens, float* logits, bool all_logits);
+  // Session save: kv's first n rows of every layer into an empty CPU cache `dst`
+  // (committed). Restore: every layer of the committed CPU cache `src` into kv (rows a
+  // sliding-window layer released are zeros; attention masks them).
+  Status DownloadKv(const gpu::DeviceKv& kv, int64_t n, kv::SequenceKv& dst);
+  Status UploadKv(kv::SequenceKv& src, gpu::DeviceKv& kv);
+
+  std::string name() const;  // "vulkan:0 (llvmpipe (LLVM 15.0.6, 256 bits))"
+  const gpu::DeviceStats& device_stats() const { return device_->stats(); }
+  const gpu::VramPlan& vram_plan() const { return decoder_->plan(); }
+
+ private:
+  GpuBackend() = default;
+  int index_ = 0;
+  std::shared_ptr<gpu::VulkanDevice> device_;  // shared with every DeviceKv (freed last)
+  std::unique_ptr<gpu::LlamaDecoder> decoder_;
+};
+
+}  // namespace spool::runtime
