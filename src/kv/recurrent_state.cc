@@ -51,17 +51,52 @@ void RecurrentState::Commit(int64_t n) {
   }
   n_tokens_ += n;
   if (layout_.checkpoint_every > 0 && n > 0 && n_tokens_ % layout_.checkpoint_every == 0 && layout_.max_checkpoints > 0) {
-    if (static_cast<int>(checkpoints_.size()) >= layout_.max_checkpoints) checkpoints_.erase(checkpoints_.begin());
+    if (!checkpoints_.empty() && checkpoints_.back().n_tokens == n_tokens_) return;  // a turn end there already
     checkpoints_.push_back(Save());
+    Bound(false, layout_.max_checkpoints);
+  }
+}
+
+void RecurrentState::Bound(bool turn, int keep) {
+  int have = 0;
+  for (const Snapshot& c : checkpoints_) have += c.turn == turn;
+  for (auto it = checkpoints_.begin(); have > keep && it != checkpoints_.end();) {
+    if (it->turn == turn) {
+      it = checkpoints_.erase(it);
+      --have;
+    } else {
+      ++it;
+    }
   }
 }
 
 bool RecurrentState::KeepCheckpoint() {
-  if (layout_.checkpoint_every <= 0 || layout_.max_checkpoints <= 0 || n_tokens_ == 0) return false;
-  if (!checkpoints_.empty() && checkpoints_.back().n_tokens == n_tokens_) return true;  // Commit kept it already
-  if (static_cast<int>(checkpoints_.size()) >= layout_.max_checkpoints) checkpoints_.erase(checkpoints_.begin());
-  checkpoints_.push_back(Save());
+  if (layout_.checkpoint_every <= 0 || layout_.max_turn_checkpoints <= 0 || n_tokens_ == 0) return false;
+  if (!checkpoints_.empty() && checkpoints_.back().n_tokens == n_tokens_) {
+    checkpoints_.back().turn = true;  // Commit kept it already, as a chunk boundary
+  } else {
+    checkpoints_.push_back(Save());
+    checkpoints_.back().turn = true;
+  }
+  Bound(true, layout_.max_turn_checkpoints);
   return true;
+}
+
+Status RecurrentState::SetCheckpoints(std::vector<Snapshot> cps) {
+  for (size_t i = 0; i < cps.size(); ++i) {
+    const Snapshot& c = cps[i];
+    if (c.data.size() != cur_.size())
+      return InvalidArgument("recurrent-state checkpoint " + std::to_string(i) + " has " + std::to_string(c.data.size()) +
+                             " values, the state has " + std::to_string(cur_.size()));
+    if (c.n_tokens <= 0 || c.n_tokens > n_tokens_ || (i > 0 && c.n_tokens <= cps[i - 1].n_tokens))
+      return InvalidArgument("recurrent-state checkpoint " + std::to_string(i) + " at " + std::to_string(c.n_tokens) +
+                             " tokens is not in ascending order within (0, " + std::to_string(n_tokens_) + "]");
+  }
+  checkpoints_ = std::move(cps);
+  if (layout_.checkpoint_every <= 0) checkpoints_.clear();
+  Bound(false, layout_.max_checkpoints);
+  Bound(true, layout_.max_turn_checkpoints);
+  return Status::Ok();
 }
 
 int64_t RecurrentState::RewindPoint(int64_t n) const {
@@ -99,7 +134,7 @@ Status RecurrentState::Truncate(int64_t n) {
                          " to " + std::to_string(n) + " tokens (only to its length, 0 or a kept checkpoint)");
 }
 
-RecurrentState::Snapshot RecurrentState::Save() const { return Snapshot{n_tokens_, cur_}; }
+RecurrentState::Snapshot RecurrentState::Save() const { return Snapshot{n_tokens_, cur_, false}; }
 
 void RecurrentState::Restore(const Snapshot& s) {
   SPOOL_CHECK(s.data.size() == cur_.size());

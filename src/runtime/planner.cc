@@ -469,7 +469,7 @@ std::string FormatPlan(const models::ModelWeights& w, const ResidencyPlan& p) {
   if (p.recurrent_bytes > 0)
     add("recurrent state", FormatBytes(p.recurrent_bytes) + " of the KV line (" + std::to_string(p.n_seq) + " x " +
                                std::to_string(w.config().n_linear_layers()) + " of " + std::to_string(w.config().n_layer) +
-                               " layers linear attention: conv + delta-rule state, its step copy and 2 checkpoints; "
+                               " layers linear attention: conv + delta-rule state, its step copy, 2 chunk and 2 turn-end checkpoints; "
                                "the same at any context)");
   add("streaming ring", p.ring_slots == 0 ? std::string("none")
                                           : std::to_string(p.ring_slots) + " x " + FormatBytes(p.ring_slot_bytes) +
