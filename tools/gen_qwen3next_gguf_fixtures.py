@@ -27,6 +27,11 @@ records llama-cpp-python's outputs into qwen3next-h64.llamacpp.json (f32 KV cach
 flash attention, no extra buffer types): logits at every position of the same SEQ_LEN
 ids (exact f32), its own 32 greedy ids from the prompt with margins, and perplexity
 (tools/gen_llamacpp_refs.py's method) over those ids in windows of PPL_CTX.
+Stage `quant` quantises that GGUF with llama.cpp's quantiser (llama_cpp.llama_model_quantize,
+default rules) to Q8_0 and Q4_K_M (qwen3next-h64-{q8_0,q4_k_m}.gguf) and records the same
+llama.cpp outputs for each, with the type llama.cpp chose for every tensor, in
+qwen3next-h64-quant.llamacpp.json (needs only llama-cpp-python and gguf, not the converter:
+  python3 tools/gen_qwen3next_gguf_fixtures.py --llama-cpp UNUSED --stage quant).
 
 Pinned: transformers 5.25.0 (the script refuses others), llama-cpp-python 0.3.36 (its
 sdist's vendor/llama.cpp for the converter). Not run in CI. Needs torch, transformers,
@@ -174,20 +179,13 @@ def convert(llama_cpp_dir, src, out):
         sys.exit(f"convert_hf_to_gguf.py failed on {src}:\n{r.stderr[-3000:]}")
 
 
-def stage_gguf(a):
-    import llama_cpp
-    import gen_rope_freqs_fixture as rf
-    from gen_llamacpp_refs import perplexity
-    rf.no_extra_buffers(llama_cpp)
-    d = os.path.join(OUT, NAME)
-    out = os.path.join(OUT, NAME + ".gguf")
-    convert(a.llama_cpp, d, out)
-    with open(os.path.join(d, "reference.json")) as f:
-        ref = json.load(f)
-    llm = llama_cpp.Llama(model_path=out, n_ctx=256, n_threads=2, logits_all=True, verbose=False, flash_attn=False,
+def llamacpp_refs(llama_cpp, perplexity, path, seq):
+    """llama-cpp-python's outputs on `path` (f32 KV cache, no flash attention): logits at
+    every position of `seq` (exact f32), its 32 greedy ids from PROMPT with margins, and
+    perplexity over `seq` in windows of PPL_CTX."""
+    llm = llama_cpp.Llama(model_path=path, n_ctx=256, n_threads=2, logits_all=True, verbose=False, flash_attn=False,
                           type_k=llama_cpp.GGML_TYPE_F32, type_v=llama_cpp.GGML_TYPE_F32)
     exact = lambda row: [float(str(np.float32(x))) for x in row]
-    seq = ref["sequence_ids"]
     llm.reset()
     llm.eval(seq)
     seq_logits = [exact(llm.scores[i]) for i in range(len(seq))]
@@ -204,26 +202,82 @@ def stage_gguf(a):
         row = np.sort(np.array(llm.scores[len(PROMPT) - 1 + j], dtype=np.float64))
         margins.append(round(float(row[-1] - row[-2]), 5))
     ppl, count = perplexity(llm, seq, PPL_CTX, bos=None)
-    refs = {"generator": "tools/gen_qwen3next_gguf_fixtures.py", "llama_cpp_python": llama_cpp.__version__,
-            "kv_cache": "f32", "flash_attn": False, "prompt_ids": PROMPT, "greedy_ids": gen, "greedy_margins": margins,
+    return {"kv_cache": "f32", "flash_attn": False, "prompt_ids": PROMPT, "greedy_ids": gen, "greedy_margins": margins,
             "sequence_ids": seq, "sequence_logits": seq_logits,
             "perplexity": {"token_ids": seq, "n_ctx": PPL_CTX, "bos": None, "scored_tokens": count, "ppl": ppl}}
+
+
+# llama.cpp file types quantised by stage `quant` (llama_ftype values), with llama.cpp's
+# default tensor-type rules (not `pure`): at hidden 64 no row is a multiple of 256, so a
+# K-quant file falls back per tensor (llama_tensor_get_type's fallback: q4_K -> q5_0,
+# q5_K -> q5_1, q6_K -> q8_0); the json records what each tensor became.
+QUANT_TYPES = {"q8_0": 7, "q4_k_m": 15}
+
+
+def stage_quant(a):
+    import llama_cpp
+    import gguf
+    import gen_rope_freqs_fixture as rf
+    from gen_llamacpp_refs import perplexity
+    rf.no_extra_buffers(llama_cpp)
+    f32 = os.path.join(OUT, NAME + ".gguf")
+    with open(os.path.join(OUT, NAME, "reference.json")) as f:
+        seq = json.load(f)["sequence_ids"]
+    refs = {"generator": "tools/gen_qwen3next_gguf_fixtures.py --stage quant", "llama_cpp_python": llama_cpp.__version__,
+            "source": os.path.basename(f32), "files": {}}
+    for t, ftype in QUANT_TYPES.items():
+        out = os.path.join(OUT, f"{NAME}-{t}.gguf")
+        p = llama_cpp.llama_model_quantize_default_params()
+        p.ftype = ftype
+        p.nthread = 2
+        rc = llama_cpp.llama_model_quantize(f32.encode(), out.encode(), p)
+        assert rc == 0, f"llama_model_quantize {t}: {rc}"
+        types = {}
+        for tensor in gguf.GGUFReader(out).tensors:
+            types.setdefault(tensor.tensor_type.name, []).append(tensor.name)
+        r = llamacpp_refs(llama_cpp, perplexity, out, seq)
+        r["tensor_types"] = {k: len(v) for k, v in sorted(types.items())}
+        r["tensor_types_by_name"] = {k: sorted(v) for k, v in sorted(types.items())}
+        refs["files"][os.path.basename(out)] = r
+        print(f"{os.path.basename(out)}: {os.path.getsize(out)} bytes, types {r['tensor_types']}, "
+              f"greedy {r['greedy_ids'][:8]}..., min margin {min(r['greedy_margins'])}, "
+              f"ppl {r['perplexity']['ppl']:.4f}", file=sys.stderr)
+    with open(os.path.join(OUT, NAME + "-quant.llamacpp.json"), "w") as f:
+        json.dump(refs, f)
+
+
+def stage_gguf(a):
+    import llama_cpp
+    import gen_rope_freqs_fixture as rf
+    from gen_llamacpp_refs import perplexity
+    rf.no_extra_buffers(llama_cpp)
+    d = os.path.join(OUT, NAME)
+    out = os.path.join(OUT, NAME + ".gguf")
+    convert(a.llama_cpp, d, out)
+    with open(os.path.join(d, "reference.json")) as f:
+        ref = json.load(f)
+    ppl_refs = llamacpp_refs(llama_cpp, perplexity, out, ref["sequence_ids"])
+    refs = {"generator": "tools/gen_qwen3next_gguf_fixtures.py", "llama_cpp_python": llama_cpp.__version__,
+            **ppl_refs}
     with open(os.path.join(OUT, NAME + ".llamacpp.json"), "w") as f:
         json.dump(refs, f)
-    print(f"{NAME}.gguf: {os.path.getsize(out)} bytes, llama.cpp greedy {gen[:8]}..., min margin {min(margins)}, "
-          f"HF greedy {ref['greedy_ids'][:8]}..., ppl {ppl:.4f} over {count}", file=sys.stderr)
+    print(f"{NAME}.gguf: {os.path.getsize(out)} bytes, llama.cpp greedy {refs['greedy_ids'][:8]}..., "
+          f"min margin {min(refs['greedy_margins'])}, HF greedy {ref['greedy_ids'][:8]}..., "
+          f"ppl {refs['perplexity']['ppl']:.4f}", file=sys.stderr)
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--llama-cpp", required=True, help="llama.cpp source tree (the sdist's vendor/llama.cpp)")
-    ap.add_argument("--stage", choices=["all", "hf", "gguf"], default="all")
+    ap.add_argument("--stage", choices=["all", "hf", "gguf", "quant"], default="all")
     a = ap.parse_args()
     os.makedirs(OUT, exist_ok=True)
     if a.stage in ("all", "hf"):
         stage_hf(a)
     if a.stage in ("all", "gguf"):
         stage_gguf(a)
+    if a.stage in ("all", "quant"):
+        stage_quant(a)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ std::string TimeText(int64_t unix) {
 }
 
 nlohmann::ordered_json InfoJson(const std::string& name, const kv::SessionInfo& s) {
-  return {{"name", name},
+  nlohmann::ordered_json j = {{"name", name},
           {"model", s.model},
           {"fingerprint", s.fingerprint},
           {"tokens", s.tokens.size()},
@@ -34,6 +34,13 @@ nlohmann::ordered_json InfoJson(const std::string& name, const kv::SessionInfo& 
           {"bytes", s.file_bytes},
           {"created_unix", s.created_unix},
           {"settings", s.settings}};
+  if (s.state_bytes > 0) {  // linear-attention models: the recurrent state and its checkpoints
+    j["state_bytes"] = s.state_bytes;
+    nlohmann::ordered_json cps = nlohmann::ordered_json::array();
+    for (const auto& c : s.checkpoints) cps.push_back({{"n_tokens", c.n_tokens}, {"turn", c.turn}});
+    j["checkpoints"] = std::move(cps);
+  }
+  return j;
 }
 
 int RunSessions(int argc, char** argv) {
@@ -103,6 +110,12 @@ int RunSessions(int argc, char** argv) {
     std::printf("tokens      %zu cached + %zu pending\nkv          %s, %lld layers x %lld heads x %lld dims\n",
                 s.tokens.size(), s.pending.size(), s.kv_dtype == DType::kF32 ? "f32" : "bf16",
                 static_cast<long long>(s.n_layer), static_cast<long long>(s.n_head_kv), static_cast<long long>(s.head_dim));
+    if (s.state_bytes > 0) {
+      std::printf("state       %s recurrent state + %zu checkpoints at", FormatBytes(s.state_bytes).c_str(),
+                  s.checkpoints.size());
+      for (const auto& c : s.checkpoints) std::printf(" %lld%s", static_cast<long long>(c.n_tokens), c.turn ? " (turn)" : "");
+      std::printf("\n");
+    }
     std::printf("size        %s\nsaved       %s\nsettings    %s\nchecksums   %s\n", FormatBytes(s.file_bytes).c_str(),
                 TimeText(s.created_unix).c_str(), s.settings.dump().c_str(), verified.ok() ? "ok" : verified.message().c_str());
     if (ids) {

@@ -54,6 +54,17 @@ Result<std::optional<Checkpoint>> ReadCheckpoint(const std::string& path, const 
   return std::optional<Checkpoint>(std::move(c));
 }
 
+// Truncates seq to `keep` tokens; *feed holds the tokens to feed after them. A model
+// whose recurrent state cannot be rewound to `keep` (linear-attention layers) goes back
+// to the nearest kept checkpoint before it (Engine::RewindPoint: a turn end, a chunk
+// boundary, or 0), and the sequence's tokens in between move to the front of *feed, so
+// the same tokens are fed either way.
+Status TruncateForFeed(runtime::Engine& engine, runtime::Sequence& seq, int64_t keep, std::vector<int32_t>* feed) {
+  const int64_t at = engine.RewindPoint(seq, keep);
+  feed->insert(feed->begin(), seq.tokens().begin() + at, seq.tokens().begin() + keep);
+  return engine.Truncate(seq, at);
+}
+
 }  // namespace
 
 Result<int64_t> ParseCheckpointEvery(const std::string& text) {
@@ -97,9 +108,9 @@ Result<std::unique_ptr<runtime::Sequence>> PrepareRunSequence(runtime::Engine& e
         size_t common = 0;
         while (common < have.size() && common < prompt->size() && have[common] == (*prompt)[common]) ++common;
         if (common == prompt->size() && common > 0) --common;  // recompute the last token for its logits
-        SPOOL_TRY(engine.Truncate(*seq, static_cast<int64_t>(common)));
         prompt->erase(prompt->begin(), prompt->begin() + static_cast<int64_t>(common));
-        state->base_tokens = static_cast<int64_t>(common);
+        SPOOL_TRY(TruncateForFeed(engine, *seq, static_cast<int64_t>(common), prompt));
+        state->base_tokens = seq->n_tokens();
       } else if (cp) {
         // An interrupted prefill: rebuild the prompt that run fed after its base state
         // and keep the checkpoint's tokens that match it, in whole chunks.
@@ -115,14 +126,12 @@ Result<std::unique_ptr<runtime::Sequence>> PrepareRunSequence(runtime::Engine& e
         common = common / chunk * chunk;
         if (prompt->empty()) {
           // The interrupted run fed nothing new: back to its base state.
-          SPOOL_TRY(engine.Truncate(*seq, cp->base_tokens));
-          if (seq->n_tokens() == 0) return InvalidArgument(state->session_path + ": the session is empty and so is the prompt");
-          const int32_t last = seq->tokens().back();
-          SPOOL_TRY(engine.Truncate(*seq, seq->n_tokens() - 1));
-          prompt->push_back(last);
+          if (cp->base_tokens == 0) return InvalidArgument(state->session_path + ": the session is empty and so is the prompt");
+          prompt->push_back(seq->tokens()[static_cast<size_t>(cp->base_tokens - 1)]);  // again, for its logits
+          SPOOL_TRY(TruncateForFeed(engine, *seq, cp->base_tokens - 1, prompt));
         } else {
-          SPOOL_TRY(engine.Truncate(*seq, cp->base_tokens + static_cast<int64_t>(common)));
           prompt->erase(prompt->begin(), prompt->begin() + static_cast<int64_t>(common));
+          SPOOL_TRY(TruncateForFeed(engine, *seq, cp->base_tokens + static_cast<int64_t>(common), prompt));
         }
         state->base_tokens = cp->base_tokens;
         state->base_pending = cp->base_pending;
@@ -136,9 +145,8 @@ Result<std::unique_ptr<runtime::Sequence>> PrepareRunSequence(runtime::Engine& e
         if (prompt->empty()) {
           if (seq->n_tokens() == 0) return InvalidArgument(state->session_path + ": the session is empty and so is the prompt");
           // Nothing pending (the last run generated nothing): recompute the last token.
-          const int32_t last = seq->tokens().back();
-          SPOOL_TRY(engine.Truncate(*seq, seq->n_tokens() - 1));
-          prompt->push_back(last);
+          prompt->push_back(seq->tokens().back());
+          SPOOL_TRY(TruncateForFeed(engine, *seq, seq->n_tokens() - 1, prompt));
         }
       }
       state->prompt_tokens_reused = seq->n_tokens();
@@ -167,6 +175,10 @@ Result<std::unique_ptr<runtime::Sequence>> PrepareRunSequence(runtime::Engine& e
 Status MaybeCheckpointRunSession(runtime::Engine& engine, runtime::Sequence& seq, RunSequenceState* state,
                                  int64_t done, int64_t total, bool* saved) {
   *saved = false;
+  // The prompt's end is a turn end: a model with linear-attention layers keeps a state
+  // checkpoint there (saved with the session), so that a later --reuse-prefix run whose
+  // prompt extends this one resumes from it instead of from 0.
+  if (!state->session_path.empty() && done >= total) engine.KeepCheckpoint(seq);
   if (state->session_path.empty() || state->checkpoint_every == 0 || done >= total) return Status::Ok();
   const int64_t since = seq.n_tokens() - state->last_checkpoint_tokens;
   const int64_t every = state->checkpoint_every == kCheckpointAuto

@@ -62,6 +62,12 @@ uint32_t StateCrc(const void* p, uint64_t bytes) {
   return Crc32c(p, bytes, Crc32c(where, sizeof(where)));
 }
 
+// Checksum of checkpoint block `index` (at n_tokens), seeded with its place.
+uint32_t CheckpointCrc(const void* p, uint64_t bytes, uint64_t index, int64_t n_tokens) {
+  uint64_t where[4] = {~uint64_t{0} - 1, index, static_cast<uint64_t>(n_tokens), bytes};
+  return Crc32c(p, bytes, Crc32c(where, sizeof(where)));
+}
+
 // Total file size for info, or an error when the numbers overflow.
 Result<uint64_t> ExpectedFileBytes(const SessionInfo& info, uint64_t meta_len, const std::string& path) {
   const uint64_t n = info.tokens.size();
@@ -76,7 +82,10 @@ Result<uint64_t> ExpectedFileBytes(const SessionInfo& info, uint64_t meta_len, c
       return InvalidFile(path + ": session sizes overflow (" + std::to_string(n) + " tokens × " +
                          std::to_string(info.n_layer) + " layers)");
   }
-  if (__builtin_add_overflow(total, info.state_bytes > 0 ? info.state_bytes + 4 : 0, &total))
+  const uint64_t blocks = info.state_bytes > 0 ? 1 + info.checkpoints.size() : 0;  // ReadSessionInfo bounded the count
+  uint64_t state_total;
+  if (__builtin_mul_overflow(blocks, info.state_bytes + 4, &state_total) ||
+      __builtin_add_overflow(total, state_total, &total))
     return InvalidFile(path + ": session sizes overflow (state block of " + std::to_string(info.state_bytes) + " bytes)");
   return total;
 }
@@ -101,6 +110,11 @@ nlohmann::ordered_json MetaJson(const SessionInfo& info) {
       {"created_unix", info.created_unix},
   };
   if (info.state_bytes > 0) j["state_bytes"] = info.state_bytes;
+  if (!info.checkpoints.empty()) {
+    nlohmann::ordered_json cps = nlohmann::ordered_json::array();
+    for (const SessionCheckpoint& c : info.checkpoints) cps.push_back({{"n_tokens", c.n_tokens}, {"turn", c.turn}});
+    j["checkpoints"] = std::move(cps);
+  }
   return j;
 }
 
@@ -223,9 +237,18 @@ Status ValidateSessionName(const std::string& name) {
 std::string DefaultSessionsDir() { return SpoolHome() + "/sessions"; }
 std::string SessionPath(const std::string& dir, const std::string& name) { return dir + "/" + name + ".session"; }
 
-Status SaveSession(const std::string& path, const SessionInfo& info, SequenceKv& kv, std::span<const uint8_t> state) {
+Status SaveSession(const std::string& path, const SessionInfo& info, SequenceKv& kv, std::span<const uint8_t> state,
+                   std::span<const std::span<const uint8_t>> checkpoints) {
   const KvLayout& L = kv.layout();
   SPOOL_CHECK(state.size() == info.state_bytes);
+  SPOOL_CHECK(checkpoints.size() == info.checkpoints.size());
+  SPOOL_CHECK(checkpoints.empty() || info.state_bytes > 0);
+  SPOOL_CHECK(static_cast<int64_t>(checkpoints.size()) <= kMaxSessionCheckpoints);
+  for (size_t i = 0; i < checkpoints.size(); ++i) {
+    SPOOL_CHECK(checkpoints[i].size() == info.state_bytes);
+    SPOOL_CHECK(info.checkpoints[i].n_tokens > (i > 0 ? info.checkpoints[i - 1].n_tokens : 0) &&
+                info.checkpoints[i].n_tokens <= static_cast<int64_t>(info.tokens.size()));
+  }
   SPOOL_CHECK(kv.n_tokens() == static_cast<int64_t>(info.tokens.size()));
   SPOOL_CHECK(L.n_layer == info.n_layer && L.n_head_kv == info.n_head_kv && L.head_dim == info.head_dim &&
               L.dtype == info.kv_dtype && L.page_tokens == info.record_tokens);
@@ -284,6 +307,12 @@ Status SaveSession(const std::string& path, const SessionInfo& info, SequenceKv&
     PutU32(crc, StateCrc(state.data(), state.size()));
     w.Put(crc, 4);
   }
+  for (size_t i = 0; i < checkpoints.size(); ++i) {
+    w.Put(checkpoints[i].data(), checkpoints[i].size());
+    uint8_t crc[4];
+    PutU32(crc, CheckpointCrc(checkpoints[i].data(), checkpoints[i].size(), i, info.checkpoints[i].n_tokens));
+    w.Put(crc, 4);
+  }
   w.Put(kTrailer, sizeof(kTrailer));
   w.Flush();
   if (!w.status().ok()) return fail(w.status());
@@ -321,8 +350,8 @@ Result<SessionInfo> ReadSessionInfo(const std::string& path) {
   SPOOL_TRY(f.ReadAt(h, 0, kHeaderBytes));
   if (std::memcmp(h, kMagic, 8) != 0) return InvalidFile(path + ": not a spool session file (bad magic)");
   const uint32_t version = GetU32(h + 8);
-  if (version != 1 && version != kSessionVersion)
-    return Unsupported(path + ": session format version " + std::to_string(version) + ", this spool reads version " +
+  if (version < 1 || version > kSessionVersion)
+    return Unsupported(path + ": session format version " + std::to_string(version) + ", this spool reads versions 1 to " +
                        std::to_string(kSessionVersion));
   if (GetU32(h + 24) != Crc32c(h, 24) || GetU32(h + 28) != 0)
     return InvalidFile(path + ": corrupt session header (checksum mismatch)");
@@ -392,6 +421,29 @@ Result<SessionInfo> ReadSessionInfo(const std::string& path) {
     SPOOL_TRY(GetInt(j, "state_bytes", 0, int64_t{1} << 40, &sb, path));
     info.state_bytes = static_cast<uint64_t>(sb);
   }
+  if (auto it = j.find("checkpoints"); it != j.end()) {
+    if (version < 3) return InvalidFile(path + ": session metadata field 'checkpoints' in a version " + std::to_string(version) +
+                                        " file (checkpoints came with version 3)");
+    if (!it->is_array() || static_cast<int64_t>(it->size()) > kMaxSessionCheckpoints)
+      return InvalidFile(path + ": session metadata field 'checkpoints' is not an array of at most " +
+                         std::to_string(kMaxSessionCheckpoints) + " entries");
+    if (!it->empty() && info.state_bytes == 0)
+      return InvalidFile(path + ": session metadata lists " + std::to_string(it->size()) +
+                         " state checkpoints but no recurrent state (state_bytes 0)");
+    for (size_t i = 0; i < it->size(); ++i) {
+      const auto& e = (*it)[i];
+      const std::string where = path + ": session metadata 'checkpoints'[" + std::to_string(i) + "]";
+      if (!e.is_object() || !e.contains("n_tokens") || !e["n_tokens"].is_number_integer() || !e.contains("turn") ||
+          !e["turn"].is_boolean())
+        return InvalidFile(where + " is not {\"n_tokens\": integer, \"turn\": boolean}");
+      const int64_t at = e["n_tokens"].get<int64_t>();
+      const int64_t prev = info.checkpoints.empty() ? 0 : info.checkpoints.back().n_tokens;
+      if (at <= prev || at > n_tokens)
+        return InvalidFile(where + " n_tokens = " + std::to_string(at) + ", expected in [" + std::to_string(prev + 1) +
+                           ", " + std::to_string(n_tokens) + "] (ascending, within the session's tokens)");
+      info.checkpoints.push_back(SessionCheckpoint{at, e["turn"].get<bool>()});
+    }
+  }
   SPOOL_ASSIGN_OR_RETURN(uint64_t expected, ExpectedFileBytes(info, meta_len, path));
   if (size != expected)
     return InvalidFile(path + ": session file is " + std::string(size < expected ? "truncated" : "too long") + ": expected " +
@@ -414,20 +466,21 @@ Status CheckLayout(const std::string& path, const SessionInfo& info, const KvLay
   return Status::Ok();
 }
 Status ReadRecords(const std::string& path, const SessionInfo& info, SequenceKv* kv_or_null,
-                   std::vector<uint8_t>* state);
+                   std::vector<uint8_t>* state, std::vector<std::vector<uint8_t>>* checkpoints);
 }  // namespace
 
-Status LoadSessionKv(const std::string& path, const SessionInfo& info, SequenceKv& kv, std::vector<uint8_t>* state) {
-  return ReadRecords(path, info, &kv, state);
+Status LoadSessionKv(const std::string& path, const SessionInfo& info, SequenceKv& kv, std::vector<uint8_t>* state,
+                     std::vector<std::vector<uint8_t>>* checkpoints) {
+  return ReadRecords(path, info, &kv, state, checkpoints);
 }
 
 Status VerifySession(const std::string& path, const SessionInfo& info) {
-  return ReadRecords(path, info, nullptr, nullptr);
+  return ReadRecords(path, info, nullptr, nullptr, nullptr);
 }
 
 namespace {
 Status ReadRecords(const std::string& path, const SessionInfo& info, SequenceKv* kv_or_null,
-                   std::vector<uint8_t>* state) {
+                   std::vector<uint8_t>* state, std::vector<std::vector<uint8_t>>* checkpoints) {
   if (kv_or_null) SPOOL_TRY(CheckLayout(path, info, kv_or_null->layout()));
   if (kv_or_null) SPOOL_CHECK(kv_or_null->n_tokens() == 0);
   SPOOL_ASSIGN_OR_RETURN(storage::File f, storage::File::Open(path, storage::OpenMode{.direct = true}));
@@ -478,6 +531,21 @@ Status ReadRecords(const std::string& path, const SessionInfo& info, SequenceKv*
     if (state) {
       block.resize(info.state_bytes);
       *state = std::move(block);
+    }
+  }
+  if (checkpoints) checkpoints->clear();
+  for (size_t i = 0; i < info.checkpoints.size(); ++i) {
+    std::vector<uint8_t> block(info.state_bytes + 4);
+    SPOOL_TRY(f.ReadAt(block.data(), off, block.size()));
+    off += block.size();
+    if (GetU32(block.data() + info.state_bytes) !=
+        CheckpointCrc(block.data(), info.state_bytes, i, info.checkpoints[i].n_tokens))
+      return InvalidFile(path + ": corrupt session: checksum mismatch in recurrent-state checkpoint " + std::to_string(i) +
+                         " (at " + std::to_string(info.checkpoints[i].n_tokens) + " tokens, " +
+                         std::to_string(info.state_bytes) + " bytes)");
+    if (checkpoints) {
+      block.resize(info.state_bytes);
+      checkpoints->push_back(std::move(block));
     }
   }
   char trailer[8];

@@ -2,9 +2,10 @@
 // continue it later, in one file per session (DESIGN.md, "A restored session continues
 // exactly as the uninterrupted run would have").
 //
-// File format (version 2, little-endian):
+// File format (version 3, little-endian):
 //   [0, 8)    magic "SPOOLSES"
-//   [8, 12)   u32 version = 2 (version 1 files, which have no live_from, still load)
+//   [8, 12)   u32 version = 3 (version 1 files, which have no live_from, and version 2
+//             files, which have no state checkpoints, still load)
 //   [12, 16)  u32 CRC-32C of the metadata bytes
 //   [16, 24)  u64 metadata length
 //   [24, 28)  u32 CRC-32C of bytes [0, 24)
@@ -20,6 +21,12 @@
 //   (state_bytes > 0) the recurrent-state block: state_bytes bytes (kv::RecurrentState's
 //     f32 values, models with linear-attention layers) + u32 CRC-32C seeded with the tag
 //     (2^64 − 1, state_bytes); metadata field "state_bytes", absent in older files = 0
+//   (version 3, state_bytes > 0) the state's checkpoints (kv::RecurrentState: the
+//     latest chunk boundaries and turn ends, at most kMaxSessionCheckpoints), listed in
+//     the metadata field "checkpoints" as [{"n_tokens": N, "turn": bool}, ...] (N
+//     strictly ascending in [1, n_tokens]; absent = none): one block each in that
+//     order, state_bytes bytes + u32 CRC-32C seeded with (2^64 − 2, index, N,
+//     state_bytes), so a block moved or swapped is caught too
 //   trailer "SPOOLEND"
 // The file size follows from the metadata; anything else is a truncated or padded file.
 //
@@ -45,7 +52,15 @@
 
 namespace spool::kv {
 
-inline constexpr uint32_t kSessionVersion = 2;
+inline constexpr uint32_t kSessionVersion = 3;
+// State checkpoints a session may list (RecurrentLayout keeps 2 + 2 by default).
+inline constexpr int64_t kMaxSessionCheckpoints = 16;
+
+// A recurrent-state checkpoint listed in a session (its block follows the state block).
+struct SessionCheckpoint {
+  int64_t n_tokens = 0;
+  bool turn = false;  // a turn end (RecurrentState::KeepCheckpoint), else a chunk boundary
+};
 
 struct SessionInfo {
   std::string model;        // the model as the user named it (informational)
@@ -54,6 +69,7 @@ struct SessionInfo {
   int64_t n_layer = 0, n_head_kv = 0, head_dim = 0;
   int64_t record_tokens = 0;      // tokens per KV record
   uint64_t state_bytes = 0;       // recurrent-state block after the KV records (0: none)
+  std::vector<SessionCheckpoint> checkpoints;  // state checkpoints, a block of state_bytes each
   std::vector<int32_t> tokens;    // tokens whose K/V are stored, in order
   std::vector<int32_t> pending;   // generated but not yet fed (their K/V are not stored)
   std::vector<int64_t> live_from; // [n_layer]: first stored position per layer (SaveSession fills it)
@@ -75,9 +91,11 @@ std::string SessionPath(const std::string& dir, const std::string& name);  // di
 // disk fills (ENOSPC), kIo otherwise; the previous file is left untouched either way.
 // Test hook: environment SPOOL_TEST_SESSION_SAVE_PAUSE_S=N sleeps N seconds halfway
 // through the records (the kill -9 test uses it to die mid-save deterministically).
-// `state`: the recurrent-state block, info.state_bytes bytes (empty when 0).
+// `state`: the recurrent-state block, info.state_bytes bytes (empty when 0);
+// `checkpoints`: one block of info.state_bytes bytes per info.checkpoints entry.
 Status SaveSession(const std::string& path, const SessionInfo& info, SequenceKv& kv,
-                   std::span<const uint8_t> state = {});
+                   std::span<const uint8_t> state = {},
+                   std::span<const std::span<const uint8_t>> checkpoints = {});
 
 // Reads and validates the header and metadata and the file size (not the records'
 // checksums: LoadSessionKv checks those as it reads them).
@@ -86,9 +104,11 @@ Result<SessionInfo> ReadSessionInfo(const std::string& path);
 // Reads every record of `path` (as described by info, from ReadSessionInfo) into the
 // empty cache `kv`, checking each checksum before its rows are used, then commits.
 // On failure kv may hold partial rows: discard it. `state` (not null) receives the
-// recurrent-state block (info.state_bytes bytes), checked against its checksum.
+// recurrent-state block (info.state_bytes bytes), checked against its checksum;
+// `checkpoints` (not null) one block per info.checkpoints entry, each checked.
 Status LoadSessionKv(const std::string& path, const SessionInfo& info, SequenceKv& kv,
-                     std::vector<uint8_t>* state = nullptr);
+                     std::vector<uint8_t>* state = nullptr,
+                     std::vector<std::vector<uint8_t>>* checkpoints = nullptr);
 // Checks every record's checksum and the trailer without loading anything.
 Status VerifySession(const std::string& path, const SessionInfo& info);
 

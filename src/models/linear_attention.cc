@@ -32,7 +32,10 @@ kv::RecurrentLayout RecurrentLayoutOf(const ModelConfig& c) {
 }
 
 void GatedDeltaNet::Run(const LinearAttnWeights& w, const float* proj, const float* z_in, const float* ba, int64_t m,
-                        bool recurrent, kv::RecurrentState::LayerView st, float* y) {
+                        bool recurrent, kv::RecurrentState::LayerView st, float* y, float* row_states,
+                        int64_t row_stride) {
+  if (!recurrent) row_states = nullptr;
+  const int64_t conv_elems = (s_.conv_kernel - 1) * s_.conv_dim();
   const int64_t nk = s_.n_k_heads, nv = s_.n_v_heads, dk = s_.k_head_dim, dv = s_.v_head_dim;
   const int64_t r = nv / nk, KD = s_.key_dim(), VD = s_.value_dim(), CD = s_.conv_dim();
   const int64_t QKVZ = s_.qkvz_dim(), BA = s_.ba_dim();
@@ -64,7 +67,14 @@ void GatedDeltaNet::Run(const LinearAttnWeights& w, const float* proj, const flo
       }
     }
   }
-  CausalConv1dSilu(conv_in, m, CD, w.conv.data(), s_.conv_kernel, st.conv, conv_out_.data());
+  if (row_states) {  // row by row, keeping the conv tail after each
+    for (int64_t t = 0; t < m; ++t) {
+      CausalConv1dSilu(conv_in + t * CD, 1, CD, w.conv.data(), s_.conv_kernel, st.conv, conv_out_.data() + t * CD);
+      std::copy(st.conv, st.conv + conv_elems, row_states + t * row_stride);
+    }
+  } else {
+    CausalConv1dSilu(conv_in, m, CD, w.conv.data(), s_.conv_kernel, st.conv, conv_out_.data());
+  }
 
   // The delta rule, one value head per task.
   heads_.resize(static_cast<size_t>(std::max(pool_.num_threads(), 1)));
@@ -94,8 +104,18 @@ void GatedDeltaNet::Run(const LinearAttnWeights& w, const float* proj, const flo
       }
       const DeltaRuleInputs in{m, dk, dv, sc.q.data(), sc.k.data(), sc.v.data(), sc.g.data(), sc.beta.data()};
       float* S = st.delta + h * dk * dv;
-      if (recurrent) GatedDeltaRuleRecurrent(in, S, sc.o.data());
-      else GatedDeltaRuleChunked(in, c_.delta_chunk, S, sc.o.data(), sc.chunk);
+      if (row_states) {  // one row at a time, keeping S after each
+        for (int64_t t = 0; t < m; ++t) {
+          const DeltaRuleInputs row{1,  dk, dv, sc.q.data() + t * dk, sc.k.data() + t * dk, sc.v.data() + t * dv,
+                                    sc.g.data() + t, sc.beta.data() + t};
+          GatedDeltaRuleRecurrent(row, S, sc.o.data() + t * dv);
+          std::copy(S, S + dk * dv, row_states + t * row_stride + conv_elems + h * dk * dv);
+        }
+      } else if (recurrent) {
+        GatedDeltaRuleRecurrent(in, S, sc.o.data());
+      } else {
+        GatedDeltaRuleChunked(in, c_.delta_chunk, S, sc.o.data(), sc.chunk);
+      }
       // Gated RMSNorm per (token, head): w · (o · rsqrt(mean(o²) + eps)) · silu(z).
       for (int64_t t = 0; t < m; ++t) {
         const float* o = sc.o.data() + t * dv;

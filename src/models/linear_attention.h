@@ -43,8 +43,11 @@ class GatedDeltaNet {
   // st: the layer's pending state (RecurrentState::Begin), advanced by m tokens.
   // recurrent: token-by-token recurrence (decode numerics), else the chunked form.
   // y: [m, value_dim], the gated-normed output before the out projection.
+  // row_states (recurrent only; may be null): the state after each row t is also written
+  // to row_states + t · row_stride (conv then delta: RecurrentState::RowStates), the
+  // rows then run one at a time (the same arithmetic: the recurrence is per row).
   void Run(const LinearAttnWeights& w, const float* proj, const float* z, const float* ba, int64_t m, bool recurrent,
-           kv::RecurrentState::LayerView st, float* y);
+           kv::RecurrentState::LayerView st, float* y, float* row_states = nullptr, int64_t row_stride = 0);
 
  private:
   struct HeadScratch {

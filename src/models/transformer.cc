@@ -216,9 +216,13 @@ Status Transformer::LinearMixer(std::span<const SeqStep> batch, int64_t l, const
   for (auto& s : batch) {
     const int64_t m = static_cast<int64_t>(s.tokens.size());
     if (!s.state) return InternalError("layer " + std::to_string(l) + " is linear attention but a sequence has no recurrent state");
+    if (s.tree()) return InternalError("a draft tree over linear-attention layers (refused by the engine)");
     const bool recurrent = m == 1 || s.decode_rows;
+    // Speculative rollback: a verification step's rows each leave their state behind.
+    float* rows = s.state->RowStates(l, recurrent ? m : 0);
     delta_net_.Run(L, qkvz_.data() + r * proj_dim, split ? lin_z_.data() + r * ls.value_dim() : nullptr,
-                   ba_.data() + r * ls.ba_dim(), m, recurrent, s.state->Begin(l), lin_y_.data() + r * ls.value_dim());
+                   ba_.data() + r * ls.ba_dim(), m, recurrent, s.state->Begin(l), lin_y_.data() + r * ls.value_dim(),
+                   rows, s.state->row_stride());
     r += m;
   }
   MatMulSegments(View(L.out, g), lin_y_.data(), h_.data(), segs);  // [n, n_embd]

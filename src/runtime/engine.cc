@@ -27,6 +27,7 @@ PlannerOptions PlannerOptionsFor(const EngineOptions& options, int64_t ctx, int 
                          ? 0
                          : std::max({options.prefill_chunk, options.max_step_rows, options.max_draft + 1});
   po.max_logit_rows = options.max_logit_rows;
+  po.recurrent_keep_recent = RecurrentKeepRecent(options);
   po.threads = threads;
   po.prefetch_depth = options.prefetch_depth;
   return po;
@@ -271,6 +272,7 @@ std::unique_ptr<Sequence> Engine::NewSequence() {
   if (c.has_linear()) {
     kv::RecurrentLayout rl = RecurrentLayoutOf(c);
     rl.checkpoint_every = options_.prefill_chunk;  // where the scheduler's prefix reuse cuts
+    rl.keep_recent = RecurrentKeepRecent(options_);  // speculative rollback past rejected drafts
     s->state_ = std::make_unique<kv::RecurrentState>(rl);
   }
   return s;
@@ -352,6 +354,9 @@ Status Engine::Step(std::span<const StepItem> items, float* logits) {
                                             " tokens but the context holds " + std::to_string(ctx_) + " (raise --ctx)");
     for (const StepItem& other : items)
       if (&other != &it && other.seq == it.seq) return InvalidArgument("a sequence appears twice in one step");
+    if (!it.tree_parent.empty() && it.seq->state_)
+      return InvalidArgument("draft trees are not supported for models with linear-attention layers (" + config().arch +
+                             "): a node's recurrent state depends on its path, not on the rows before it");
     if (!it.tree_parent.empty()) {
       if (it.tree_base < 0 || it.tree_base > it.seq->n_tokens() ||
           static_cast<int64_t>(it.tree_parent.size()) != it.seq->n_tokens() + m - it.tree_base)

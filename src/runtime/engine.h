@@ -124,6 +124,10 @@ struct EngineStats {
 // done/total tokens of a long prefill; return false to cancel (→ kCancelled).
 using ProgressFn = std::function<bool(int64_t done, int64_t total)>;
 
+// States a linear-attention sequence keeps for speculative rollback (kv::RecurrentLayout::
+// keep_recent): max_draft + 1 (a verification step's rows) when speculating, else 0.
+inline int64_t RecurrentKeepRecent(const EngineOptions& o) { return o.max_draft > 0 ? o.max_draft + 1 : 0; }
+
 // The one mapping from engine options to planner options (context default, threads,
 // step rows, KV window, sequences). `ctx` is the resolved context, `threads` the pool's.
 PlannerOptions PlannerOptionsFor(const EngineOptions& options, int64_t ctx, int threads);

@@ -44,11 +44,19 @@ Status Engine::SaveSession(const std::string& path, Sequence& seq, std::span<con
   info.pending.assign(pending.begin(), pending.end());
   info.settings = settings;
   info.created_unix = static_cast<int64_t>(std::time(nullptr));
-  // Linear-attention layers: their recurrent state rides in the session's state block.
+  // Linear-attention layers: their recurrent state rides in the session's state block,
+  // followed by its checkpoints (chunk boundaries and turn ends, bounded by the
+  // RecurrentLayout), so that a restarted process can still rewind to them.
   kv::RecurrentState::Snapshot snap;
+  std::vector<std::span<const uint8_t>> blocks;
   if (seq.state_) {
     snap = seq.state_->Save();
     info.state_bytes = snap.data.size() * sizeof(float);
+    for (const auto& c : seq.state_->checkpoints()) {
+      if (static_cast<int64_t>(blocks.size()) == kv::kMaxSessionCheckpoints) break;
+      info.checkpoints.push_back(kv::SessionCheckpoint{c.n_tokens, c.turn});
+      blocks.emplace_back(reinterpret_cast<const uint8_t*>(c.data.data()), info.state_bytes);
+    }
   }
   const std::span<const uint8_t> state(reinterpret_cast<const uint8_t*>(snap.data.data()), info.state_bytes);
   if (gpu_) {
@@ -56,9 +64,9 @@ Status Engine::SaveSession(const std::string& path, Sequence& seq, std::span<con
     // bytes: both hold the cache dtype), so the file is the CPU's and loads on either.
     kv::InRamKv host(L);
     if (seq.dkv_) SPOOL_TRY(gpu_->DownloadKv(*seq.dkv_, seq.n_tokens(), host));
-    return kv::SaveSession(path, info, host, state);
+    return kv::SaveSession(path, info, host, state, blocks);
   }
-  return kv::SaveSession(path, info, *seq.kv_, state);
+  return kv::SaveSession(path, info, *seq.kv_, state, blocks);
 }
 
 Result<std::unique_ptr<Sequence>> Engine::LoadSession(const std::string& path, std::vector<int32_t>* pending,
@@ -79,13 +87,23 @@ Result<std::unique_ptr<Sequence>> Engine::LoadSession(const std::string& path, s
     return InvalidFile(path + ": the session's recurrent-state block is " + std::to_string(info.state_bytes) +
                        " bytes, this model's linear-attention state is " + std::to_string(want_state) + " bytes");
   std::vector<uint8_t> state;
-  SPOOL_TRY(kv::LoadSessionKv(path, info, *seq->kv_, seq->state_ ? &state : nullptr));
+  std::vector<std::vector<uint8_t>> blocks;
+  SPOOL_TRY(kv::LoadSessionKv(path, info, *seq->kv_, seq->state_ ? &state : nullptr, seq->state_ ? &blocks : nullptr));
   if (seq->state_) {
-    kv::RecurrentState::Snapshot snap;
-    snap.n_tokens = n;
-    snap.data.resize(state.size() / sizeof(float));
-    std::memcpy(snap.data.data(), state.data(), state.size());
-    seq->state_->Restore(snap);
+    auto to_snapshot = [](const std::vector<uint8_t>& bytes, int64_t at, bool turn) {
+      kv::RecurrentState::Snapshot snap;
+      snap.n_tokens = at;
+      snap.turn = turn;
+      snap.data.resize(bytes.size() / sizeof(float));
+      std::memcpy(snap.data.data(), bytes.data(), bytes.size());
+      return snap;
+    };
+    seq->state_->Restore(to_snapshot(state, n, false));
+    std::vector<kv::RecurrentState::Snapshot> cps;
+    for (size_t i = 0; i < blocks.size(); ++i)
+      cps.push_back(to_snapshot(blocks[i], info.checkpoints[i].n_tokens, info.checkpoints[i].turn));
+    // ReadSessionInfo checked the order and range; the sizes follow from state_bytes.
+    SPOOL_TRY(seq->state_->SetCheckpoints(std::move(cps)).WithContext(path));
   }
   if (gpu_) {
     // Into VRAM; the CPU cache it was read into is dropped.

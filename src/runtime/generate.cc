@@ -34,9 +34,6 @@ Result<GenerateResult> Generate(Engine& engine, Sequence& seq, const GenerateReq
   SPOOL_TRY(req.sampling.Validate());
   if (req.prompt.empty()) return InvalidArgument("nothing to generate from: the prompt is empty");
   if (req.max_tokens < 0) return InvalidArgument("max_tokens must be >= 0");
-  if (req.drafter && seq.recurrent())
-    return InvalidArgument("speculative decoding is not supported for models with linear-attention layers: their "
-                           "recurrent state cannot be rewound past rejected drafts");
   const tokenizer::Tokenizer* tok = engine.tokenizer();
   GenerateResult res;
   res.prompt_tokens = static_cast<int64_t>(req.prompt.size());

@@ -242,6 +242,8 @@ Result<ResidencyPlan> PlanResidencyForChunk(const models::ModelWeights& w, const
   if (c.has_linear()) {  // Engine::NewSequence's RecurrentState: fixed size, whatever the context
     kv::RecurrentLayout rl = models::RecurrentLayoutOf(c);
     rl.checkpoint_every = o.prefill_chunk;
+    rl.keep_recent = o.recurrent_keep_recent;
+    p.recurrent_keep_recent = o.recurrent_keep_recent;
     p.recurrent_bytes = U(o.n_seq) * rl.max_bytes();
     p.kv_bytes += p.recurrent_bytes;
   }
@@ -469,8 +471,11 @@ std::string FormatPlan(const models::ModelWeights& w, const ResidencyPlan& p) {
   if (p.recurrent_bytes > 0)
     add("recurrent state", FormatBytes(p.recurrent_bytes) + " of the KV line (" + std::to_string(p.n_seq) + " x " +
                                std::to_string(w.config().n_linear_layers()) + " of " + std::to_string(w.config().n_layer) +
-                               " layers linear attention: conv + delta-rule state, its step copy and 2 checkpoints; "
-                               "the same at any context)");
+                               " layers linear attention: conv + delta-rule state, its step copy, 2 chunk and 2 turn-end checkpoints" +
+                               (p.recurrent_keep_recent > 0
+                                    ? ", 2 x " + std::to_string(p.recurrent_keep_recent) + " states for speculative rollback"
+                                    : std::string()) +
+                               "; the same at any context)");
   add("streaming ring", p.ring_slots == 0 ? std::string("none")
                                           : std::to_string(p.ring_slots) + " x " + FormatBytes(p.ring_slot_bytes) +
                                                 " = " + FormatBytes(p.ring_bytes()));

@@ -54,6 +54,7 @@ struct PlannerOptions {
   // rule below) and plans with it.
   int64_t prefill_chunk = 512;
   int64_t max_logit_rows = 1;     // logit rows the caller keeps per chunk (perplexity: chunk)
+  int64_t recurrent_keep_recent = 0;  // linear-attention models: recent states kept (kv::RecurrentLayout)
   int threads = 1;
   int prefetch_depth = 2;         // ring slots (>= 2)
   uint64_t baseline_bytes = 0;    // process RSS before the engine allocates; 0: measure now
@@ -85,6 +86,7 @@ struct ResidencyPlan {
   uint64_t ring_bytes() const { return static_cast<uint64_t>(ring_slots) * ring_slot_bytes; }
   // KV.
   uint64_t kv_bytes = 0;           // all sequences (incl. recurrent_bytes)
+  int64_t recurrent_keep_recent = 0;  // of those, states kept per sequence for speculative rollback
   uint64_t kv_disk_bytes = 0;      // all sequences' scratch files at the full context (0: KV in RAM)
   uint64_t recurrent_bytes = 0;    // of kv_bytes: linear-attention states (+ pending copy, checkpoints), all sequences
   int64_t ctx = 0;                 // the inputs that sized the plan, for the record

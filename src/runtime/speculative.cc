@@ -247,9 +247,21 @@ void ModelDrafter::Feedback(int64_t drafted, int64_t accepted) {
 
 Result<std::unique_ptr<Drafter>> MakeDrafter(Engine& engine, const SpeculativeOptions& o) {
   if (!o.enabled()) return std::unique_ptr<Drafter>();
-  if (engine.config().has_linear())  // rejected drafts would need the recurrent state rewound per token
-    return InvalidArgument("speculative decoding is not supported for models with linear-attention layers (" +
-                           engine.config().arch + "): their recurrent state cannot be rewound past rejected drafts");
+  // Linear-attention models roll their recurrent state back past rejected drafts
+  // through the states kept per verified row (kv::RecurrentLayout::keep_recent); a tree
+  // node's state would depend on its path, which no step computes.
+  const Engine* draft_engine = o.draft_model ? engine.draft_engine() : nullptr;
+  for (const Engine* e : {static_cast<const Engine*>(&engine), draft_engine}) {
+    if (e == nullptr || !e->config().has_linear()) continue;
+    if (o.tree_nodes > 0)
+      return InvalidArgument(std::string("draft trees (--draft-tree) are not supported for models with linear-attention "
+                                         "layers (") + (e == &engine ? "target " : "draft ") + e->config().arch +
+                             "): use a chain (leave out --draft-tree)");
+    if (RecurrentKeepRecent(e->options()) < o.max_step_rows())
+      return InvalidArgument("speculative decoding on a model with linear-attention layers (" + e->config().arch +
+                             ") needs the engine opened with max_draft >= " + std::to_string(o.max_step_rows() - 1) +
+                             " (it keeps a recurrent state per verified row)");
+  }
   if (o.sample_drafts && !o.draft_model) return InvalidArgument("sampled drafts need a draft model (--draft MODEL)");
   if (o.lookup && o.draft_model) return InvalidArgument("choose one drafter: prompt lookup or a draft model, not both");
   if (o.tree_nodes < 0 || o.tree_nodes > 64)

@@ -14,11 +14,13 @@
 
 #include <unistd.h>
 
+#include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -227,6 +229,79 @@ TEST(Qwen3NextGguf, PerplexityWithinHalfAPercentOfLlamaCpp) {
   EXPECT_EQ(res->scored_tokens, ref["scored_tokens"].get<int64_t>());
   EXPECT_LT(std::abs(res->ppl - want) / want, 0.005);
 }
+
+// The same GGUF quantised by llama.cpp's quantiser (tools/gen_qwen3next_gguf_fixtures.py
+// --stage quant: llama_model_quantize with its default rules) to Q8_0 and Q4_K_M, against
+// llama.cpp on each file. At hidden 64 no row is a multiple of 256, so llama.cpp's
+// Q4_K_M falls back for every K-quant tensor (q4_K -> q5_0, q6_K -> q8_0, the 16-column
+// ffn_down_exps -> f16): the file holds Q5_0, Q8_0, F16 and F32 tensors and no K-quant
+// (recorded per tensor in the json and checked here). Bounds as converted_moe_test's for
+// quantised weights with spool's default numerics (llama.cpp requantises activations to
+// Q8 against a one-ulp-different input, so a rounding flips): |Δ| / (1 + |logit|) < 1e-2
+// at every position; greedy ids identical but where llama.cpp's best-vs-second margin is
+// below 1e-2 (its ids before such a step must agree); perplexity within 0.5%.
+//
+// DISABLED (open bug, 2026-12-06): spool disagrees with llama.cpp on these files far
+// beyond quantisation noise — measured worst |Δ| / (1 + |logit|) 0.44 (Q8_0) and 0.82
+// (Q4_K_M) over the 80 positions, perplexity 1.3% / 0.58% off, Q8_0 greedy ids equal for
+// 17 of 32 (Q4_K_M: 32 of 32), while the f32 file is within 3.7e-5. Not yet found which
+// quantised tensor spool reads or computes differently (candidates: the split attn_qkv /
+// attn_gate / ssm_ba / ssm_out projections in Q8_0/Q5_0, the F16 ffn_down_exps). Run
+// with --gtest_also_run_disabled_tests to see the numbers.
+constexpr double kQuantBound = 1e-2;
+
+class Qwen3NextQuantGguf : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(Qwen3NextQuantGguf, DISABLED_MatchesLlamaCpp) {
+  const std::string file = GetParam();
+  const auto ref = Load(kDir + "/qwen3next-h64-quant.llamacpp.json")["files"][file];
+  ASSERT_TRUE(ref.is_object()) << file;
+  auto e = Open(kDir + "/" + file);
+  ASSERT_TRUE(e);
+  // The tensor types spool reads are the ones llama.cpp's quantiser wrote.
+  std::map<std::string, int> types;
+  for (const auto& t : e->source().tensors) {
+    std::string name(DTypeName(t.dtype));
+    for (char& c : name) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    ++types[name];
+  }
+  const auto want_types = ref["tensor_types"].get<std::map<std::string, int>>();
+  EXPECT_EQ(types, want_types) << file;
+  const auto ids = ref["sequence_ids"].get<std::vector<int32_t>>();
+  const auto want = ref["sequence_logits"].get<std::vector<std::vector<float>>>();
+  const int64_t V = e->n_vocab();
+  const double pre = Worst(PrefillAll(*e, ids), want, V);
+  const double dec = Worst(DecodeAll(*e, ids), want, V);
+  std::printf("%s vs llama.cpp over %zu positions: prefill %.3g, decode path %.3g (bound %.0e)\n", file.c_str(),
+              ids.size(), pre, dec, kQuantBound);
+  EXPECT_LT(pre, kQuantBound);
+  EXPECT_LT(dec, kQuantBound);
+  const auto prompt = ref["prompt_ids"].get<std::vector<int32_t>>();
+  const auto greedy = ref["greedy_ids"].get<std::vector<int32_t>>();
+  const auto margins = ref["greedy_margins"].get<std::vector<double>>();
+  const auto got = Greedy(*e, prompt, static_cast<int64_t>(greedy.size()));
+  ASSERT_EQ(got.size(), greedy.size());
+  size_t same = 0;
+  while (same < got.size() && got[same] == greedy[same]) ++same;
+  if (same < got.size()) {
+    EXPECT_LT(margins.at(same), kQuantBound) << "greedy ids differ at step " << same << " where llama.cpp's margin is "
+                                             << margins.at(same);
+  }
+  std::printf("%s: %zu of %zu greedy ids equal llama.cpp's\n", file.c_str(), same, greedy.size());
+  const auto& pr = ref["perplexity"];
+  auto res = runtime::Perplexity(*e, pr["token_ids"].get<std::vector<int32_t>>(), pr["n_ctx"].get<int64_t>(), -1);
+  ASSERT_TRUE(res.ok()) << res.status().message();
+  const double want_ppl = pr["ppl"].get<double>();
+  std::printf("%s perplexity %.6f, llama.cpp %.6f\n", file.c_str(), res->ppl, want_ppl);
+  EXPECT_EQ(res->scored_tokens, pr["scored_tokens"].get<int64_t>());
+  EXPECT_LT(std::abs(res->ppl - want_ppl) / want_ppl, 0.005);
+}
+
+INSTANTIATE_TEST_SUITE_P(Files, Qwen3NextQuantGguf,
+                         ::testing::Values("qwen3next-h64-q8_0.gguf", "qwen3next-h64-q4_k_m.gguf"),
+                         [](const ::testing::TestParamInfo<std::string>& i) {
+                           return i.param.find("q8_0") != std::string::npos ? std::string("Q8_0") : std::string("Q4_K_M");
+                         });
 
 // A checkpoint kept at any length (a chat turn's prompt end): rewinding there and feeding
 // the same tokens again = a run that never went further, bit for bit.

@@ -133,3 +133,60 @@ def test_second_chat_turn_does_not_recompute_the_first(spool_bin, tmp_path):
     assert c2 == n2 - r2
     child.sendline("/bye")
     child.expect(pexpect.EOF)
+
+
+def test_run_session_restart_with_reuse_prefix_resumes_at_the_prompt_end(spool_bin, home):
+    """Sessions store the recurrent state's checkpoints (format v3): `spool run --session
+    --reuse-prefix` in a new process whose prompt extends the last one resumes at the last
+    prompt's end (a turn checkpoint kept there), computes only the new tokens and gives
+    the ids of a cold run of the whole prompt."""
+    first = gen(spool_bin, home, "Once upon a time", "-n", "6", "--session", "r")
+    info = json.loads(run(spool_bin, "sessions", "show", "r", "--json", env=home).stdout)
+    assert any(c["turn"] and c["n_tokens"] == len(first["prompt_ids"]) for c in info.get("checkpoints", [])), info
+    prompt = "Once upon a time there was a little fox"
+    cold = gen(spool_bin, home, prompt, "-n", "10")
+    again = gen(spool_bin, home, prompt, "-n", "10", "--session", "r", "--reuse-prefix")
+    n_first = len(first["prompt_ids"])
+    assert cold["prompt_ids"][:n_first] == first["prompt_ids"]
+    assert again["stats"]["prompt_tokens_reused"] == n_first
+    assert again["stats"]["prompt_tokens"] == len(cold["prompt_ids"]) - n_first
+    assert again["ids"] == cold["ids"]
+    # Without the stored checkpoints (a v2-style session holding only the current state)
+    # nothing before the current length could be resumed: 0 tokens would be reused.
+
+
+def test_chat_session_restart_does_not_recompute_the_first_turn(spool_bin, tmp_path):
+    """A `spool chat --session` restarted after its first turn resumes the second turn
+    from the first turn's prompt-end checkpoint stored in the session (not from 0), and
+    answers as the uninterrupted conversation does."""
+    pexpect = pytest.importorskip("pexpect")
+    pattern = r"\[prompt: (\d+) tokens, (\d+) reused from the cache, (\d+) computed; (\d+) generated\]"
+
+    def chat(env, questions, *extra):
+        child = pexpect.spawn(spool_bin, ["chat", MODEL, "--temp", "0", "--threads", "2", "-n", "6", "--stats", *extra],
+                              env=env, encoding="utf-8", timeout=60, dimensions=(50, 400))
+        child.expect("/bye to leave")
+        child.expect_exact(">>> ")
+        out = []
+        for q in questions:
+            child.sendline(q)
+            child.expect(pattern)
+            answer = child.before
+            n, reused, computed, _ = map(int, child.match.groups())
+            child.expect_exact(">>> ")
+            out.append((answer.split(q, 1)[-1].strip(), n, reused, computed))
+        child.sendline("/bye")
+        child.expect(pexpect.EOF)
+        return out
+
+    q1 = "Once upon a time there was a little fox who lived in a quiet forest."
+    q2 = "What did the fox do next?"
+    env1 = {**os.environ, "SPOOL_HOME": str(tmp_path / "one"), "TERM": "dumb"}
+    whole = chat(env1, [q1, q2])
+    env2 = {**os.environ, "SPOOL_HOME": str(tmp_path / "two"), "TERM": "dumb"}
+    (a1, n1, r1, c1), = chat(env2, [q1], "--session", "c")
+    assert (r1, c1) == (0, n1)
+    (a2, n2, r2, c2), = chat(env2, [q2], "--session", "c")
+    assert a1 == whole[0][0]
+    assert (a2, n2, r2, c2) == whole[1], (whole, (a2, n2, r2, c2))
+    assert r2 >= n1 - 1 and c2 == n2 - r2
