@@ -9,14 +9,16 @@ torch_recurrent_gated_delta_rule for cached decode), torch on CPU in float32.
 
 Models (appended to tests/fixtures/models/index.json, so tests/models/hf_parity_test.cc
 runs them; each has `sequence_logits`: transformers' logits over SEQ_LEN ids — prompt +
-greedy + fixed ids — from one forward, its chunked delta rule over two chunks):
+greedy + fixed ids — from one forward, its chunked delta rule over two chunks; for MoE
+the seed is the first whose every routing decision over those SEQ_LEN tokens wins by
+MIN_ROUTE_GAP):
   - qwen35-f32: Qwen3_5ForCausalLM (dense SwiGLU MLP in every layer), hidden 64,
     4 layers (0-2 Gated DeltaNet, 3 gated full attention), 2 key / 4 value heads (dk 16,
     dv 8: grouped value heads), conv kernel 4, 4 attention heads / 2 KV heads of 16,
     partial_rotary_factor 0.5 (8 rotated dims), mrope_section [2, 1, 1] interleaved;
   - qwen35moe-f32: Qwen3_5MoeForCausalLM (every layer MoE: 4 experts top-2, renormalised,
-    + a sigmoid-gated shared expert; experts in transformers 5's fused 3-D layout
-    mlp.experts.gate_up_proj / down_proj, as save_pretrained writes them), dk = dv = 16
+    + a sigmoid-gated shared expert; save_pretrained writes the experts one tensor per
+    expert and projection, mlp.experts.{e}.{gate,up,down}_proj), dk = dv = 16
     (so that llama.cpp, which assumes dv = dk, can load its GGUF conversion);
   - qwen35-mm-f32: Qwen3_5ForConditionalGeneration (text_config as qwen35-f32, tied
     embeddings, a one-block vision tower) written by save_pretrained
@@ -39,7 +41,7 @@ import transformers
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from gen_hf_fixtures import reference_record, MIN_MARGIN, OUT, PROMPT, greedy  # noqa: E402
-from gen_moe_fixtures import MIN_ROUTE_GAP, route_gap  # noqa: E402
+from gen_moe_fixtures import MIN_ROUTE_GAP  # noqa: E402
 
 TRANSFORMERS_VERSION = "5.25.0"
 SEQ_LEN = 80  # > 64: the chunked delta rule runs two chunks
@@ -94,6 +96,24 @@ def build(cls_name, kwargs, seed):
     return model
 
 
+def sequence_forward(model, ids):
+    """Logits over `ids` from one forward, and the smallest gap between the k-th and
+    (k+1)-th router probability of every token in every MoE layer (None without MoE)."""
+    gaps, hooks = [], []
+    for mod in model.modules():
+        if type(mod).__name__.endswith("TopKRouter"):
+            def hook(m, args, out):
+                probs = torch.softmax(out[0].float(), dim=-1)
+                top = torch.topk(probs, m.top_k + 1, dim=-1).values
+                gaps.append(float((top[:, -2] - top[:, -1]).min()))
+            hooks.append(mod.register_forward_hook(hook))
+    with torch.no_grad():
+        logits = model(torch.tensor([ids])).logits[0].float()
+    for h in hooks:
+        h.remove()
+    return logits, (min(gaps) if gaps else None)
+
+
 def sequence(new):
     ids = PROMPT + new
     x = 12345
@@ -125,25 +145,24 @@ def main():
     for name, cls_name, kwargs in MODELS:
         if only and name not in only:
             continue
-        moe = "num_experts" in kwargs
         for seed in range(1, 400):
             model = build(cls_name, kwargs, seed)
             logits, new, margin = greedy(model)
             if margin < MIN_MARGIN:
                 continue
-            gap = route_gap(model) if moe else None
+            ids = sequence(new)
+            seq_logits, gap = sequence_forward(model, ids)
             if gap is None or gap >= MIN_ROUTE_GAP:
                 break
-        ids = sequence(new)
-        with torch.no_grad():
-            seq_logits = model(torch.tensor([ids])).logits[0].float()
+        else:
+            sys.exit(f"{name}: no seed below 400 has greedy margins >= {MIN_MARGIN} and route gaps >= {MIN_ROUTE_GAP}")
         d = save(model, name)
         ref = {
             **reference_record("tools/gen_qwen35_fixtures.py", cls_name, torch.float32, seed, logits, new, margin),
             "sequence_ids": ids,
             "sequence_logits": [[round(float(x), 6) for x in row] for row in seq_logits],
         }
-        if moe:
+        if gap is not None:
             ref["min_route_gap"] = gap
         with open(os.path.join(d, "reference.json"), "w") as f:
             json.dump(ref, f)

@@ -199,8 +199,8 @@ TEST(Qwen35Malformed, MissingOrMisshapedTensorsAreNamed) {
        "tensor 'model.layers.2.linear_attn.in_proj_a.weight' has shape [2, 128], expected [4, 64]"},
       {"z_shape", "qwen35-f32", [](auto& h) { h["model.layers.0.linear_attn.in_proj_z.weight"]["shape"] = {64, 32}; },
        "tensor 'model.layers.0.linear_attn.in_proj_z.weight' has shape [64, 32], expected [32, 64]"},
-      {"no_experts", "qwen35moe-f32", [](auto& h) { h.erase("model.layers.3.mlp.experts.down_proj"); },
-       "model.layers.3.mlp.experts"},
+      {"no_expert", "qwen35moe-f32", [](auto& h) { h.erase("model.layers.3.mlp.experts.1.down_proj.weight"); },
+       "missing tensor 'model.layers.3.mlp.experts.1.down_proj.weight'"},
       {"mm_text", "qwen35-mm-f32",
        [](auto& h) {
          for (auto it = h.begin(); it != h.end();)
