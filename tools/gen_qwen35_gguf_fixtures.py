@@ -23,7 +23,7 @@ added to a copy of each folder for the converter; the pre-tokenizer is forced to
 Pinned: llama-cpp-python 0.3.36 (its sdist's vendor/llama.cpp for the converter; the
 script refuses other versions). Not run in CI:
   PYTHONPATH=<sdist>/vendor/llama.cpp/gguf-py \\
-    python3 tools/gen_qwen35_gguf_fixtures.py --llama-cpp <sdist>/vendor/llama.cpp
+    python3 tools/gen_qwen35_gguf_fixtures.py --llama-cpp <sdist>/vendor/llama.cpp [NAME ...]
 """
 import argparse
 import json
@@ -49,6 +49,7 @@ MODELS = [("qwen35moe-f32", True), ("qwen35-f32", False)]
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--llama-cpp", required=True, help="llama.cpp source tree (the sdist's vendor/llama.cpp)")
+    ap.add_argument("names", nargs="*", help="only these fixtures (default: all)")
     a = ap.parse_args()
     import llama_cpp
     if llama_cpp.__version__ != LLAMA_CPP_PYTHON_VERSION:
@@ -60,6 +61,8 @@ def main():
     rf.no_extra_buffers(llama_cpp)
     os.makedirs(OUT, exist_ok=True)
     for name, run_llama in MODELS:
+        if a.names and name not in a.names:
+            continue
         src = os.path.join(HF, name)
         out = os.path.join(OUT, name + ".gguf")
         with open(os.path.join(src, "reference.json")) as f:
