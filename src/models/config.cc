@@ -5,7 +5,8 @@
 #include <cstdlib>
 #include <unordered_set>
 
-#include "models/weights.h"  // ReadTensorF32
+#include "models/multimodal.h"  // IsMultimodalClass
+#include "models/weights.h"     // ReadTensorF32
 
 namespace spool::models {
 
@@ -43,6 +44,7 @@ enum class Family {
   kGemma3,  // as Gemma 2 without soft-capping, with q/k norm and 5 sliding : 1 global layers, local/global RoPE
   kGptOss,  // attention sinks, o bias, sliding (even) / full layers, router bias + top-k softmax, biased clamped-SwiGLU MXFP4 experts
   kQwen3Next,  // Gated DeltaNet : gated attention layers (layer_types), (1 + w) RMSNorms, partial RoPE
+  kQwen35,     // Qwen3-Next's layers with Qwen3.5's checkpoint layout: ungrouped DeltaNet projections, M-RoPE sections
 };
 
 struct ArchEntry {
@@ -89,6 +91,13 @@ constexpr ArchEntry kArchs[] = {
      MoeLayers::kAll, false, &kQwenExperts, GgufMoe::kNoRenorm, Family::kGptOss},
     {"qwen3next", "Qwen3NextForCausalLM", "qwen3_next", RopeStyle::kNeox, false, true, false, false,
      MoeLayers::kSparseStep, true, &kQwenExperts, GgufMoe::kRenorm, Family::kQwen3Next},
+    // Qwen3.5 (dense SwiGLU MLP in every layer) and Qwen3.5-MoE (every layer MoE + shared
+    // expert, always renormalised); their multimodal checkpoints through models/multimodal.h.
+    // GGUF rope: llama.cpp's IMROPE, which for text positions pairs dims as NeoX does.
+    {"qwen35", "Qwen3_5ForCausalLM", "qwen3_5_text", RopeStyle::kNeox, false, true, false, false,
+     MoeLayers::kNone, false, nullptr, GgufMoe::kNotRead, Family::kQwen35},
+    {"qwen35moe", "Qwen3_5MoeForCausalLM", "qwen3_5_moe_text", RopeStyle::kNeox, false, true, false, false,
+     MoeLayers::kAll, true, &kQwenExperts, GgufMoe::kRenorm, Family::kQwen35},
 };
 
 const ArchEntry* FindArch(const std::string& id) {
@@ -278,6 +287,13 @@ Status CheckNoUnusedTensors(const formats::ModelSource& src, const ModelConfig& 
       const std::string b = "blk." + std::to_string(l) + ".";
       for (const char* t : {"attn_qkv.weight", "attn_gate.weight", "ssm_in.weight", "ssm_ba.weight", "ssm_conv1d.weight",
                             "ssm_dt.bias", "ssm_a", "ssm_norm.weight", "ssm_out.weight", "post_attention_norm.weight"})
+        used.insert(b + t);
+    }
+    if (c.arch == "qwen35" || c.arch == "qwen35moe") {  // llama.cpp's qwen35*: separate ssm_beta / ssm_alpha
+      const std::string b = "blk." + std::to_string(l) + ".";
+      for (const char* t : {"attn_qkv.weight", "attn_gate.weight", "ssm_beta.weight", "ssm_alpha.weight",
+                            "ssm_conv1d.weight", "ssm_dt.bias", "ssm_a", "ssm_norm.weight", "ssm_out.weight",
+                            "post_attention_norm.weight"})
         used.insert(b + t);
     }
     if (c.arch == "gpt-oss") {  // llama.cpp's openai-moe: these, and the FFN norm named post_attention_norm
@@ -490,10 +506,11 @@ Status GptOssFromGguf(const formats::ModelSource& src, const std::string& p, Mod
 Status Qwen3NextFromGguf(const formats::ModelSource& src, const std::string& p, ModelConfig* c) {
   const formats::GgufFile& g = *src.gguf;
   c->attn_output_gate = true;
-  if (c->qkv_bias) return Unsupported(src.root + ": tensor 'blk.N.attn_q.bias': q/k/v biases are not supported for qwen3next");
+  if (c->qkv_bias)
+    return Unsupported(src.root + ": tensor 'blk.N.attn_q.bias': q/k/v biases are not supported for " + c->arch);
   auto get_int = [&](const char* key, int64_t* out) -> Status {
     auto r = g.GetInt(p + key);
-    if (!r.ok()) return r.status().WithContext(src.root + " (qwen3next needs it)");
+    if (!r.ok()) return r.status().WithContext(src.root + " (" + c->arch + " needs it)");
     *out = *r;
     return Status::Ok();
   };
@@ -532,17 +549,65 @@ Status Qwen3NextFromGguf(const formats::ModelSource& src, const std::string& p, 
   for (int64_t l = 0; l < L; ++l) {
     if (c->layers[l].mixer != MixerKind::kLinearAttention) continue;
     const std::string b = "blk." + std::to_string(l) + ".";
-    const bool legacy = src.FindTensor(b + "ssm_in.weight") != nullptr;
-    std::vector<std::string> required = {"ssm_ba.weight", "ssm_conv1d.weight", "ssm_dt.bias", "ssm_a",
-                                         "ssm_norm.weight", "ssm_out.weight"};
+    const bool legacy = !s.ungrouped && src.FindTensor(b + "ssm_in.weight") != nullptr;
+    std::vector<std::string> required = {"ssm_conv1d.weight", "ssm_dt.bias", "ssm_a", "ssm_norm.weight", "ssm_out.weight"};
+    if (s.ungrouped) required.insert(required.begin(), {"ssm_beta.weight", "ssm_alpha.weight"});  // qwen35*
+    else required.insert(required.begin(), "ssm_ba.weight");
     if (!legacy) required.insert(required.begin(), {"attn_qkv.weight", "attn_gate.weight"});
     for (const std::string& t : required)
       if (!src.FindTensor(b + t))
         return InvalidFile(src.root + ": missing tensor '" + b + t + "'" +
-                           (t == "attn_qkv.weight" ? " (or the legacy '" + b + "ssm_in.weight')" : std::string()) +
+                           (t == "attn_qkv.weight" && !s.ungrouped ? " (or the legacy '" + b + "ssm_in.weight')" : std::string()) +
                            ": layer " + std::to_string(l) + " is a Gated DeltaNet layer (" +
                            (g.Find(rec_key) ? rec_key : p + "full_attention_interval") + ")");
   }
+  return Status::Ok();
+}
+
+// llama.cpp's interleaved M-RoPE (ggml_mrope_cache_init, is_imrope) for a text token,
+// whose positions are (p, p, p, 0): rotated pair i (of rope_dim / 2) takes sector
+// i % Σsections; sectors 3j, 3j+1, 3j+2 below 3·sections[0/1/2] take t/h/w (= p), any
+// other takes the 4th position (0: not rotated). spool's text-only RoPE is the plain
+// partial RoPE, which equals that only when no rotated pair falls to the 4th position
+// (Qwen3.5's [11, 11, 10, 0] over 32 pairs). Returns the first pair that does, or -1.
+int64_t FirstUnrotatedMropePair(const int64_t sections[4], int64_t n_pairs) {
+  const int64_t sum = sections[0] + sections[1] + sections[2] + sections[3];
+  for (int64_t i = 0; i < n_pairs; ++i) {
+    const int64_t sector = i % sum;
+    if (sector >= 3 * sections[sector % 3]) return i;
+  }
+  return -1;
+}
+
+// Qwen3.5 / Qwen3.5-MoE GGUF (llama.cpp's qwen35, qwen35moe: src/models/qwen35*.cpp) is
+// Qwen3-Next's GGUF with: separate ssm_beta / ssm_alpha, value heads in tiled order (the
+// converter's _reorder_v_heads), and `rope.dimension_sections` (4 ints, required).
+Status Qwen35FromGguf(const formats::ModelSource& src, const std::string& p, ModelConfig* c) {
+  c->linear.ungrouped = true;
+  c->linear.v_heads_tiled = true;
+  SPOOL_TRY(Qwen3NextFromGguf(src, p, c));
+  const std::string key = p + "rope.dimension_sections";
+  const formats::GgufValue* v = src.gguf->Find(key);
+  if (!v) return InvalidFile(src.root + ": missing key '" + key + "' (" + c->arch + " needs its M-RoPE sections)");
+  if (v->type != formats::GgufType::kArray || v->array.size() != 4)
+    return InvalidFile(src.root + ": " + key + " must be an array of 4 integers, got " +
+                       (v->type == formats::GgufType::kArray ? std::to_string(v->array.size()) + " values" : "a scalar"));
+  int64_t sec[4] = {0, 0, 0, 0};
+  for (size_t i = 0; i < 4; ++i) {
+    auto x = v->array[i].AsInt();
+    if (!x || *x < 0 || *x > 4096)
+      return InvalidFile(src.root + ": " + key + "[" + std::to_string(i) + "] must be an integer in [0, 4096]");
+    sec[i] = *x;
+  }
+  const int64_t pairs = c->rope_dim / 2, sum = sec[0] + sec[1] + sec[2] + sec[3];
+  if (sum <= 0 || sum > pairs)
+    return InvalidFile(src.root + ": " + key + " [" + std::to_string(sec[0]) + ", " + std::to_string(sec[1]) + ", " +
+                       std::to_string(sec[2]) + ", " + std::to_string(sec[3]) + "] sums to " + std::to_string(sum) +
+                       ", expected 1 to rope.dimension_count / 2 (" + std::to_string(pairs) + ")");
+  if (const int64_t i = FirstUnrotatedMropePair(sec, pairs); i >= 0)
+    return Unsupported(src.root + ": " + key + " [" + std::to_string(sec[0]) + ", " + std::to_string(sec[1]) + ", " +
+                       std::to_string(sec[2]) + ", " + std::to_string(sec[3]) + "]: rotated pair " + std::to_string(i) +
+                       " takes llama.cpp's 4th M-RoPE position, which spool's text-only RoPE does not model");
   return Status::Ok();
 }
 
@@ -626,6 +691,7 @@ Result<ModelConfig> FromGguf(const formats::ModelSource& src) {
     case Family::kPlain: break;
     case Family::kGptOss: SPOOL_TRY(GptOssFromGguf(src, p, &c)); break;
     case Family::kQwen3Next: SPOOL_TRY(Qwen3NextFromGguf(src, p, &c)); break;
+    case Family::kQwen35: SPOOL_TRY(Qwen35FromGguf(src, p, &c)); break;
     case Family::kGemma2:
     case Family::kGemma3: SPOOL_TRY(GemmaFromGguf(src, *entry, p, &c)); break;
   }
@@ -1003,9 +1069,9 @@ Status Qwen3NextFromHf(const nlohmann::ordered_json& j, const std::string& where
   };
   c->norm_plus_one = true;
   c->attn_output_gate = true;
-  if (c->qkv_bias) return Unsupported(where + ": attention_bias true is not supported for qwen3next");
+  if (c->qkv_bias) return Unsupported(where + ": attention_bias true is not supported for " + c->arch);
   if (present("hidden_act") && (!j["hidden_act"].is_string() || j["hidden_act"].get<std::string>() != "silu"))
-    return Unsupported(where + ": hidden_act " + j["hidden_act"].dump() + " is not supported for qwen3next (only silu)");
+    return Unsupported(where + ": hidden_act " + j["hidden_act"].dump() + " is not supported for " + c->arch + " (only silu)");
   LinearAttnSpec& s = c->linear;
   SPOOL_TRY(get_int("linear_num_key_heads", 16, &s.n_k_heads));
   SPOOL_TRY(get_int("linear_num_value_heads", 32, &s.n_v_heads));
@@ -1045,6 +1111,52 @@ Status Qwen3NextFromHf(const nlohmann::ordered_json& j, const std::string& where
   return Status::Ok();
 }
 
+// Qwen3.5 / Qwen3.5-MoE text (transformers' Qwen3_5TextConfig, Qwen3_5MoeTextConfig):
+// Qwen3-Next's fields, plus
+//  - the DeltaNet projections ungrouped (in_proj_qkv, in_proj_z, in_proj_b, in_proj_a);
+//  - RoPE `rope_parameters.mrope_section` (default [11, 11, 10]) / `mrope_interleaved`:
+//    Qwen3_5TextRotaryEmbedding builds per-section frequencies for (t, h, w) positions,
+//    but a text token's three positions are equal (Qwen3_5TextModel expands one position
+//    id to all of them), so every section rotates by the same angle and the result is
+//    the plain partial RoPE, bit for bit. The sections must be 3 non-negative integers
+//    summing to rope_dim / 2 (both released configs: [11, 11, 10] over 64 rotated dims);
+//  - Qwen3.5-MoE: every layer MoE (no decoder_sparse_step / mlp_only_layers), top-k
+//    always renormalised (Qwen3_5MoeTopKRouter divides by the sum; no norm_topk_prob
+//    field), no intermediate_size (no dense layer: n_ff defaults to moe_intermediate_size,
+//    only scratch sizing reads it).
+Status Qwen35FromHf(const nlohmann::ordered_json& j, const std::string& where, ModelConfig* c) {
+  SPOOL_TRY(Qwen3NextFromHf(j, where, c));
+  c->linear.ungrouped = true;
+  if (c->arch == "qwen35moe") {
+    c->moe.norm_topk_prob = true;
+    if (c->n_ff == 0) c->n_ff = c->moe.n_ff_expert;
+  }
+  const nlohmann::ordered_json* rp = j.contains("rope_parameters") && j["rope_parameters"].is_object()
+                                         ? &j["rope_parameters"]
+                                         : (j.contains("rope_scaling") && j["rope_scaling"].is_object() ? &j["rope_scaling"] : nullptr);
+  std::vector<int64_t> sections = {11, 11, 10};  // Qwen3_5TextRotaryEmbedding's default
+  if (rp && rp->contains("mrope_section") && !(*rp)["mrope_section"].is_null()) {
+    const auto& ms = (*rp)["mrope_section"];
+    if (!ms.is_array() || ms.size() != 3)
+      return InvalidFile(where + ": rope_parameters.mrope_section must be an array of 3 integers (t, h, w), got " + ms.dump());
+    sections.clear();
+    for (const auto& v : ms) {
+      if (!v.is_number_integer() || v.get<int64_t>() < 0)
+        return InvalidFile(where + ": rope_parameters.mrope_section " + ms.dump() + " must hold non-negative integers");
+      sections.push_back(v.get<int64_t>());
+    }
+  }
+  if (rp && rp->contains("mrope_interleaved") && !(*rp)["mrope_interleaved"].is_boolean())
+    return InvalidFile(where + ": rope_parameters.mrope_interleaved must be a boolean, got " + (*rp)["mrope_interleaved"].dump());
+  const int64_t sum = sections[0] + sections[1] + sections[2];
+  if (sum != c->rope_dim / 2)
+    return InvalidFile(where + ": rope_parameters.mrope_section [" + std::to_string(sections[0]) + ", " +
+                       std::to_string(sections[1]) + ", " + std::to_string(sections[2]) + "] sums to " +
+                       std::to_string(sum) + ", expected rotated dims / 2 = " + std::to_string(c->rope_dim / 2) +
+                       " (head_dim " + std::to_string(c->head_dim) + " × partial_rotary_factor)");
+  return Status::Ok();
+}
+
 Result<ModelConfig> FromHf(const formats::ModelSource& src) {
   const auto& j = src.hf_config;
   const std::string where = src.root + "/config.json";
@@ -1053,8 +1165,8 @@ Result<ModelConfig> FromHf(const formats::ModelSource& src) {
   if (j.contains("architectures") && j["architectures"].is_array() && !j["architectures"].empty() &&
       j["architectures"][0].is_string())
     cls = j["architectures"][0].get<std::string>();
-  if (cls == "Gemma3ForConditionalGeneration")  // ModelWeights::Load extracts the text model first
-    return Unsupported(where + ": Gemma3ForConditionalGeneration is read through its text model "
+  if (IsMultimodalClass(cls))  // ModelWeights::Load extracts the text model first
+    return Unsupported(where + ": " + cls + " is read through its text model "
                        "(models::ExtractTextModel), not as a config of its own");
   const ArchEntry* entry = nullptr;
   for (auto& a : kArchs)
@@ -1087,7 +1199,8 @@ Result<ModelConfig> FromHf(const formats::ModelSource& src) {
   };
   SPOOL_TRY(get_int("num_hidden_layers", &c.n_layer, true));
   SPOOL_TRY(get_int("hidden_size", &c.n_embd, true));
-  SPOOL_TRY(get_int("intermediate_size", &c.n_ff, true));
+  // Qwen3.5-MoE has no dense MLP and no intermediate_size (Qwen35FromHf fills n_ff).
+  SPOOL_TRY(get_int("intermediate_size", &c.n_ff, std::string(entry->id) != "qwen35moe"));
   SPOOL_TRY(get_int("num_attention_heads", &c.n_head, true));
   c.n_head_kv = c.n_head;
   SPOOL_TRY(get_int("num_key_value_heads", &c.n_head_kv, false));
@@ -1148,6 +1261,7 @@ Result<ModelConfig> FromHf(const formats::ModelSource& src) {
     case Family::kPlain: break;
     case Family::kGptOss: SPOOL_TRY(GptOssFromHf(src, where, &c)); break;
     case Family::kQwen3Next: SPOOL_TRY(Qwen3NextFromHf(j, where, &c)); break;
+    case Family::kQwen35: SPOOL_TRY(Qwen35FromHf(j, where, &c)); break;
     case Family::kGemma2:
     case Family::kGemma3: SPOOL_TRY(GemmaFromHf(*entry, src, where, &c)); break;
   }
@@ -1315,6 +1429,8 @@ const char* RoleName(TensorRole role) {
     case TensorRole::kSsmOut: return "ssm_out";
     case TensorRole::kSsmInQkv: return "attn_qkv";
     case TensorRole::kSsmInZ: return "attn_gate";
+    case TensorRole::kSsmInB: return "ssm_beta";
+    case TensorRole::kSsmInA: return "ssm_alpha";
   }
   return "?";
 }
@@ -1361,6 +1477,8 @@ std::string TensorName(formats::ModelSource::Kind kind, TensorRole role, int64_t
     case TensorRole::kSsmOut: return gguf ? gb + "ssm_out.weight" : hb + "linear_attn.out_proj.weight";
     case TensorRole::kSsmInQkv: return gguf ? gb + "attn_qkv.weight" : hb + "linear_attn.in_proj_qkv.weight";
     case TensorRole::kSsmInZ: return gguf ? gb + "attn_gate.weight" : hb + "linear_attn.in_proj_z.weight";
+    case TensorRole::kSsmInB: return gguf ? gb + "ssm_beta.weight" : hb + "linear_attn.in_proj_b.weight";
+    case TensorRole::kSsmInA: return gguf ? gb + "ssm_alpha.weight" : hb + "linear_attn.in_proj_a.weight";
   }
   return "";
 }
@@ -1368,9 +1486,9 @@ std::string TensorName(formats::ModelSource::Kind kind, TensorRole role, int64_t
 std::string TensorName(const ModelConfig& c, formats::ModelSource::Kind kind, TensorRole role, int64_t layer) {
   if (c.sandwich_norms && kind != formats::ModelSource::Kind::kGguf && role == TensorRole::kFfnNorm)
     return "model.layers." + std::to_string(layer) + ".pre_feedforward_layernorm.weight";
-  if ((c.arch == "gpt-oss" || c.arch == "qwen3next") && kind == formats::ModelSource::Kind::kGguf &&
-      role == TensorRole::kFfnNorm)
-    return "blk." + std::to_string(layer) + ".post_attention_norm.weight";  // llama.cpp's openai-moe, qwen3next
+  if ((c.arch == "gpt-oss" || c.arch == "qwen3next" || c.arch == "qwen35" || c.arch == "qwen35moe") &&
+      kind == formats::ModelSource::Kind::kGguf && role == TensorRole::kFfnNorm)
+    return "blk." + std::to_string(layer) + ".post_attention_norm.weight";  // llama.cpp's openai-moe, qwen3next, qwen35*
   return TensorName(kind, role, layer);
 }
 

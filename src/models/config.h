@@ -64,13 +64,22 @@ struct MoeSpec {
 };
 
 // Gated DeltaNet sizes (the layers whose LayerSpec says kLinearAttention). Key heads are
-// repeated to the value heads: value head h reads key head h / (n_v_heads / n_k_heads).
+// repeated to the value heads: value head h reads key head h / (n_v_heads / n_k_heads)
+// (transformers' repeat_interleave), or h % n_k_heads when `v_heads_tiled`.
 struct LinearAttnSpec {
   int64_t n_k_heads = 0;
   int64_t n_v_heads = 0;
   int64_t k_head_dim = 0;
   int64_t v_head_dim = 0;
   int64_t conv_kernel = 0;   // depthwise causal conv width (4)
+  // Qwen3.5 checkpoints: the input projections are four ungrouped matrices (in_proj_qkv
+  // [conv_dim] in conv channel order, in_proj_z [value_dim], in_proj_b and in_proj_a
+  // [n_v_heads] each) instead of Qwen3-Next's grouped in_proj_qkvz / in_proj_ba.
+  bool ungrouped = false;
+  // GGUF qwen35/qwen35moe: llama.cpp's converter reordered every value-head tensor from
+  // grouped to tiled order (_reorder_v_heads), so value head h reads key head h % n_k_heads.
+  bool v_heads_tiled = false;
+  int64_t key_head_of(int64_t h) const { return v_heads_tiled ? h % n_k_heads : h / (n_v_heads / n_k_heads); }
   int64_t key_dim() const { return n_k_heads * k_head_dim; }
   int64_t value_dim() const { return n_v_heads * v_head_dim; }
   int64_t conv_dim() const { return 2 * key_dim() + value_dim(); }   // q, k, v channels
@@ -82,7 +91,7 @@ struct LinearAttnSpec {
 };
 
 struct ModelConfig {
-  std::string arch;          // "llama", "mistral", "qwen2", "qwen3", "qwen2moe", "qwen3moe", "mixtral", "olmoe", "gemma2", "gemma3", "gpt-oss", "qwen3next"
+  std::string arch;          // "llama", "mistral", "qwen2", "qwen3", "qwen2moe", "qwen3moe", "mixtral", "olmoe", "gemma2", "gemma3", "gpt-oss", "qwen3next", "qwen35", "qwen35moe"
   std::string hf_class;      // "LlamaForCausalLM", ... (informational)
   int64_t n_layer = 0;
   int64_t n_embd = 0;        // hidden size
@@ -173,6 +182,8 @@ enum class TensorRole {
   // The split input projection of llama.cpp's converter (GGUF attn_qkv: q, k, v channels
   // of all heads, ungrouped; attn_gate: z), instead of the grouped kSsmInQkvz.
   kSsmInQkv, kSsmInZ,
+  // Qwen3.5's b and a projections, [n_v_heads, n_embd] each, instead of the grouped kSsmInBa.
+  kSsmInB, kSsmInA,
   // Mixture of experts (HF names depend on the architecture: see weights.cc).
   kFfnRouter, kShexpGate, kShexpUp, kShexpDown, kShexpRouter,
 };

@@ -31,9 +31,9 @@ kv::RecurrentLayout RecurrentLayoutOf(const ModelConfig& c) {
   return r;
 }
 
-void GatedDeltaNet::Run(const LinearAttnWeights& w, const float* proj, const float* z_in, const float* ba, int64_t m,
-                        bool recurrent, kv::RecurrentState::LayerView st, float* y, float* row_states,
-                        int64_t row_stride) {
+void GatedDeltaNet::Run(const LinearAttnWeights& w, const float* proj, const float* z_in, const float* ba,
+                        const float* a_in, int64_t m, bool recurrent, kv::RecurrentState::LayerView st, float* y,
+                        float* row_states, int64_t row_stride) {
   if (!recurrent) row_states = nullptr;
   const int64_t conv_elems = (s_.conv_kernel - 1) * s_.conv_dim();
   const int64_t nk = s_.n_k_heads, nv = s_.n_v_heads, dk = s_.k_head_dim, dv = s_.v_head_dim;
@@ -49,7 +49,14 @@ void GatedDeltaNet::Run(const LinearAttnWeights& w, const float* proj, const flo
   const float* conv_in = z_in ? proj : mixed_.data();
   const float* zs = z_in ? z_in : z_.data();
   for (int64_t t = 0; t < m; ++t) {
-    const float* bar = ba + t * BA;
+    const float* bar = ba + t * (a_in ? nv : BA);
+    if (a_in) {  // ungrouped b, a (Qwen3.5): head h's are b[h], a[h]
+      const float* ar = a_in + t * nv;
+      for (int64_t h = 0; h < nv; ++h) {
+        beta_[t * nv + h] = Sigmoid(bar[h]);
+        g_[t * nv + h] = w.neg_a[h] * Softplus(ar[h] + w.dt_bias[h]);
+      }
+    }
     for (int64_t hk = 0; hk < nk; ++hk) {
       if (!z_in) {
         const float* grp = proj + t * QKVZ + hk * (2 * dk + 2 * r * dv);
@@ -59,7 +66,7 @@ void GatedDeltaNet::Run(const LinearAttnWeights& w, const float* proj, const flo
         std::copy(grp + 2 * dk, grp + 2 * dk + r * dv, x + 2 * KD + hk * r * dv);   // v
         std::copy(grp + 2 * dk + r * dv, grp + 2 * dk + 2 * r * dv, z_.data() + t * VD + hk * r * dv);  // z
       }
-      for (int64_t i = 0; i < r; ++i) {
+      for (int64_t i = 0; i < r && !a_in; ++i) {
         const int64_t h = hk * r + i;
         const float b = bar[hk * 2 * r + i], a = bar[hk * 2 * r + r + i];
         beta_[t * nv + h] = Sigmoid(b);
@@ -88,7 +95,7 @@ void GatedDeltaNet::Run(const LinearAttnWeights& w, const float* proj, const flo
     sc.beta.resize(m);
     sc.o.resize(m * dv);
     for (int64_t h = static_cast<int64_t>(h0); h < static_cast<int64_t>(h1); ++h) {
-      const int64_t hk = h / r;  // repeat_interleave of the key heads
+      const int64_t hk = s_.key_head_of(h);  // repeat_interleave of the key heads (or tiled: GGUF qwen35)
       for (int64_t t = 0; t < m; ++t) {
         const float* x = conv_out_.data() + t * CD;
         float* q = sc.q.data() + t * dk;

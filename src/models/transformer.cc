@@ -61,7 +61,7 @@ void Transformer::EnsureScratch(int64_t n) {
     qkvz_.resize(n * c_.linear.qkvz_dim());
     ba_.resize(n * c_.linear.ba_dim());
     lin_y_.resize(n * c_.linear.value_dim());
-    lin_z_.resize(n * c_.linear.value_dim());  // split projections (GGUF) only
+    lin_z_.resize(n * c_.linear.value_dim());  // split projections (GGUF, Qwen3.5) only
   }
   ffn_.Reserve(mlp_rows);
   pos_.resize(n);
@@ -211,7 +211,15 @@ Status Transformer::LinearMixer(std::span<const SeqStep> batch, int64_t l, const
   } else {
     MatMulSegments(View(L.in_qkvz, g), h_.data(), qkvz_.data(), segs);  // [n, qkvz_dim]
   }
-  MatMulSegments(View(L.in_ba, g), h_.data(), ba_.data(), segs);      // [n, ba_dim]
+  // b, a: grouped [n, ba_dim], or (Qwen3.5) b [n, n_v_heads] then a [n, n_v_heads] in ba_.
+  const bool ungrouped_ba = L.in_b.info != nullptr;
+  float* a_rows = ba_.data() + n * ls.n_v_heads;
+  if (ungrouped_ba) {
+    MatMulSegments(View(L.in_b, g), h_.data(), ba_.data(), segs);  // [n, n_v_heads]
+    MatMulSegments(View(L.in_a, g), h_.data(), a_rows, segs);      // [n, n_v_heads]
+  } else {
+    MatMulSegments(View(L.in_ba, g), h_.data(), ba_.data(), segs);  // [n, ba_dim]
+  }
   int64_t r = 0;
   for (auto& s : batch) {
     const int64_t m = static_cast<int64_t>(s.tokens.size());
@@ -221,8 +229,9 @@ Status Transformer::LinearMixer(std::span<const SeqStep> batch, int64_t l, const
     // Speculative rollback: a verification step's rows each leave their state behind.
     float* rows = s.state->RowStates(l, recurrent ? m : 0);
     delta_net_.Run(L, qkvz_.data() + r * proj_dim, split ? lin_z_.data() + r * ls.value_dim() : nullptr,
-                   ba_.data() + r * ls.ba_dim(), m, recurrent, s.state->Begin(l), lin_y_.data() + r * ls.value_dim(),
-                   rows, s.state->row_stride());
+                   ungrouped_ba ? ba_.data() + r * ls.n_v_heads : ba_.data() + r * ls.ba_dim(),
+                   ungrouped_ba ? a_rows + r * ls.n_v_heads : nullptr, m, recurrent, s.state->Begin(l),
+                   lin_y_.data() + r * ls.value_dim(), rows, s.state->row_stride());
     r += m;
   }
   MatMulSegments(View(L.out, g), lin_y_.data(), h_.data(), segs);  // [n, n_embd]

@@ -172,9 +172,12 @@ Status ModelWeights::InitLinear(int64_t l) {
   auto name = [&](TensorRole role) { return TensorName(c, source_.kind, role, l); };
   const bool gguf = source_.kind == formats::ModelSource::Kind::kGguf;
   // The input projection: grouped (HF in_proj_qkvz; a legacy GGUF's ssm_in) or split
-  // (llama.cpp's current converter: attn_qkv + attn_gate).
-  const bool split = gguf && !source_.FindTensor(name(TensorRole::kSsmInQkvz));
-  if (split) {
+  // (llama.cpp's current converter: attn_qkv + attn_gate; Qwen3.5's in_proj_qkv + in_proj_z).
+  const bool split = s.ungrouped || (gguf && !source_.FindTensor(name(TensorRole::kSsmInQkvz)));
+  if (s.ungrouped) {
+    SPOOL_TRY(f.Matrix(name(TensorRole::kSsmInQkv), s.conv_dim(), c.n_embd, &w.in_qkv));
+    SPOOL_TRY(f.Matrix(name(TensorRole::kSsmInZ), s.value_dim(), c.n_embd, &w.in_z));
+  } else if (split) {
     if (!source_.FindTensor(name(TensorRole::kSsmInQkv)))
       return InvalidFile(source_.root + ": missing tensor '" + name(TensorRole::kSsmInQkv) + "' (or the legacy '" +
                          name(TensorRole::kSsmInQkvz) + "'): layer " + std::to_string(l) +
@@ -184,7 +187,12 @@ Status ModelWeights::InitLinear(int64_t l) {
   } else {
     SPOOL_TRY(f.Matrix(name(TensorRole::kSsmInQkvz), s.qkvz_dim(), c.n_embd, &w.in_qkvz));
   }
-  SPOOL_TRY(f.Matrix(name(TensorRole::kSsmInBa), s.ba_dim(), c.n_embd, &w.in_ba));
+  if (s.ungrouped) {  // Qwen3.5: b and a as two matrices
+    SPOOL_TRY(f.Matrix(name(TensorRole::kSsmInB), s.n_v_heads, c.n_embd, &w.in_b));
+    SPOOL_TRY(f.Matrix(name(TensorRole::kSsmInA), s.n_v_heads, c.n_embd, &w.in_a));
+  } else {
+    SPOOL_TRY(f.Matrix(name(TensorRole::kSsmInBa), s.ba_dim(), c.n_embd, &w.in_ba));
+  }
   SPOOL_TRY(f.Matrix(name(TensorRole::kSsmOut), c.n_embd, s.value_dim(), &w.out));
   // conv1d.weight [conv_dim, 1, kernel] (HF nn.Conv1d with groups = channels); the GGUF
   // converter squeezed it to [conv_dim, kernel].
@@ -286,8 +294,9 @@ Status ModelWeights::Init() {
     WeightGroup& g = groups_[l];
     g.name = "layer " + std::to_string(l);
     if (c.layers[l].mixer == MixerKind::kLinearAttention) {
-      for (MatrixRef* m : {&L.linear.in_qkvz, &L.linear.in_qkv, &L.linear.in_z, &L.linear.in_ba, &L.linear.out})
-        if (m->info) place(g, m);  // grouped (in_qkvz) or split (in_qkv, in_z) input projection
+      for (MatrixRef* m : {&L.linear.in_qkvz, &L.linear.in_qkv, &L.linear.in_z, &L.linear.in_ba, &L.linear.in_b,
+                           &L.linear.in_a, &L.linear.out})
+        if (m->info) place(g, m);  // grouped (in_qkvz, in_ba) or split (in_qkv, in_z; in_b, in_a) input projections
     } else {
       for (MatrixRef* m : {&L.wq, &L.wk, &L.wv, &L.wo}) place(g, m);
     }

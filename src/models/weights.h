@@ -97,6 +97,8 @@ struct LinearAttnWeights {
   // channels of all heads in conv order (ungrouped), and in_z [value_dim, n_embd].
   MatrixRef in_qkv, in_z;
   MatrixRef in_ba;                          // [ba_dim, n_embd]: per key head b, a
+  // Or (Qwen3.5, LinearAttnSpec::ungrouped) two matrices [n_v_heads, n_embd]: b and a.
+  MatrixRef in_b, in_a;
   MatrixRef out;                            // [n_embd, value_dim]
   std::vector<float> conv;                  // [conv_dim, conv_kernel] depthwise causal conv
   std::vector<float> dt_bias;               // [n_v_heads]
