@@ -28,6 +28,7 @@
 
 #include "../formats/test_writers.h"
 #include "gguf_rewrite.h"
+#include "logits_helpers.h"
 #include "formats/gguf.h"
 #include "runtime/engine.h"
 #include "runtime/generate.h"
@@ -69,52 +70,10 @@ runtime::EngineOptions Options(int64_t chunk = 512) {
   return o;
 }
 
-double Worst(const std::vector<float>& got, const std::vector<std::vector<float>>& want, int64_t V) {
-  double w = 0;
-  for (size_t t = 0; t < want.size(); ++t)
-    for (int64_t v = 0; v < V; ++v)
-      w = std::max(w, std::abs(got[t * V + v] - static_cast<double>(want[t][v])) / (1 + std::abs(want[t][v])));
-  return w;
-}
-
-double Worst(const std::vector<float>& got, const std::vector<float>& want) {
-  double w = 0;
-  for (size_t i = 0; i < want.size(); ++i) w = std::max(w, std::abs(got[i] - static_cast<double>(want[i])) / (1 + std::abs(want[i])));
-  return w;
-}
-
-// Logits at every position: one decode step per token (the recurrence) or one prefill.
-std::vector<float> DecodeAll(runtime::Engine& e, const std::vector<int32_t>& ids) {
-  const int64_t V = e.n_vocab();
-  std::vector<float> logits(ids.size() * V);
-  auto seq = e.NewSequence();
-  for (size_t t = 0; t < ids.size(); ++t) {
-    runtime::Sequence* s = seq.get();
-    EXPECT_TRUE(e.Decode(std::span<runtime::Sequence* const>(&s, 1), std::span<const int32_t>(&ids[t], 1),
-                         logits.data() + t * V).ok());
-  }
-  return logits;
-}
-
-std::vector<float> PrefillAll(runtime::Engine& e, const std::vector<int32_t>& ids) {
-  std::vector<float> logits(ids.size() * e.n_vocab());
-  auto seq = e.NewSequence();
-  Status st = e.Prefill(*seq, ids, logits.data(), /*all_logits=*/true);
-  EXPECT_TRUE(st.ok()) << st.message();
-  return logits;
-}
-
-std::vector<int32_t> Greedy(runtime::Engine& e, const std::vector<int32_t>& prompt, int64_t n) {
-  runtime::GenerateRequest req;
-  req.prompt = prompt;
-  req.sampling = sampling::SamplingParams::Greedy();
-  req.max_tokens = n;
-  req.ignore_eos = true;
-  auto seq = e.NewSequence();
-  auto res = runtime::Generate(e, *seq, req);
-  EXPECT_TRUE(res.ok()) << res.status().message();
-  return res.ok() ? res->ids : std::vector<int32_t>{};
-}
+using testing_logits::DecodeAll;
+using testing_logits::Greedy;
+using testing_logits::PrefillAll;
+using testing_logits::Worst;
 
 std::unique_ptr<runtime::Engine> Open(const std::string& path, int64_t chunk = 512) {
   auto e = runtime::Engine::Open(path, Options(chunk));
