@@ -52,23 +52,24 @@ def test_stories_vulkan_equals_cpu(spool_bin, stories, vulkan, kv):
     assert "gpu" not in cpu["stats"] and cpu["stats"]["device"] == "cpu"
 
 
-@pytest.mark.skip(reason="failed once (2026-12-06 17:14, cause not yet looked at; the same comparisons by hand at "
-                         "15:59 gave equal ids with f32 KV resident and under --vram-budget 60M): to investigate")
 def test_smollm2_vulkan_equals_cpu_resident_and_streamed(spool_bin, smollm2, vulkan):
     common = ["The capital of France is", "-n", "20", "--ctx", "256"]
     cpu = ids(spool_bin, smollm2, *common, "--kv-type", "f32")
     gpu = ids(spool_bin, smollm2, *common, "--kv-type", "f32", "--device", "vulkan")
     assert gpu["ids"] == cpu["ids"]
-    # The model is ≈ 95 MiB on the device: 60M keeps the fixed buffers and the ring and
-    # streams most layers through it at every step. Same kernels, same bytes: same ids.
-    streamed = ids(spool_bin, smollm2, *common, "--kv-type", "f32", "--device", "vulkan", "--vram-budget", "60M")
+    # The model is ≈ 121 MiB on the device with an f32 KV cache of 256 tokens; the minimum
+    # for streaming is 61.5 MiB (fixed buffers 57.3 MiB — KV 11.3, output head 28.7,
+    # activations 17.4 — plus a ring of 2 layers). 64M streams 29 of 30 layers through the
+    # ring at every step. Same kernels, same bytes: same ids. (60M, below the minimum, was
+    # this test's first budget: refused, which is why it failed once.)
+    streamed = ids(spool_bin, smollm2, *common, "--kv-type", "f32", "--device", "vulkan", "--vram-budget", "64M")
     assert streamed["ids"] == cpu["ids"]
     g = streamed["stats"]["gpu"]
     assert g["streamed_layers"] > 0 and g["resident_layers"] + g["streamed_layers"] == 30
-    assert g["copy_bytes"] > 0 and g["vram_bytes"] <= 60 << 20
+    assert g["copy_bytes"] > 0 and g["vram_bytes"] <= 64 << 20
     # bf16 KV: the GPU equals the CPU's decode numerics.
     cpu_dec = ids(spool_bin, smollm2, *common, "--prefill-chunk", "1")
-    gpu_bf16 = ids(spool_bin, smollm2, *common, "--device", "vulkan", "--vram-budget", "60M")
+    gpu_bf16 = ids(spool_bin, smollm2, *common, "--device", "vulkan", "--vram-budget", "64M")
     assert gpu_bf16["ids"] == cpu_dec["ids"]
 
 
