@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "logits_helpers.h"
 #include "runtime/engine.h"
 #include "runtime/generate.h"
 
@@ -60,27 +61,12 @@ inline double WorstDiff(const std::vector<float>& got, const std::vector<std::ve
   return worst;
 }
 
-// Logits of every prompt position: [prompt.size(), n_vocab].
+// Logits of every prompt position ([prompt.size(), n_vocab]) and n greedy tokens (EOS does
+// not stop them: neither reference stops at EOS): the shared helpers of logits_helpers.h.
 inline std::vector<float> PromptLogits(runtime::Engine& e, const std::vector<int32_t>& prompt) {
-  auto seq = e.NewSequence();
-  std::vector<float> logits(prompt.size() * e.n_vocab());
-  Status st = e.Prefill(*seq, prompt, logits.data(), /*all_logits=*/true);
-  EXPECT_TRUE(st.ok()) << st.message();
-  return logits;
+  return testing_logits::PrefillAll(e, prompt);
 }
-
-// n greedy tokens; EOS does not stop them (neither reference stops at EOS).
-inline std::vector<int32_t> Greedy(runtime::Engine& e, const std::vector<int32_t>& prompt, int64_t n) {
-  runtime::GenerateRequest req;
-  req.prompt = prompt;
-  req.sampling = sampling::SamplingParams::Greedy();
-  req.max_tokens = n;
-  req.ignore_eos = true;
-  auto seq = e.NewSequence();
-  auto res = runtime::Generate(e, *seq, req);
-  EXPECT_TRUE(res.ok()) << res.status().message();
-  return res.ok() ? res->ids : std::vector<int32_t>{};
-}
+using testing_logits::Greedy;
 
 // How close spool must come to llama.cpp. rel_tol bounds |Δlogit| / (1 + |logit|);
 // tie_margin > 0 lets the greedy path branch at a step where llama.cpp's best-vs-second
