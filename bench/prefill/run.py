@@ -50,6 +50,9 @@ def main():
     ap.add_argument("--chunk", type=int, default=512)
     ap.add_argument("--lengths", default="512,4096")
     ap.add_argument("--spool-base", default=None, help="a second spool binary, alternated with the others")
+    ap.add_argument("--only", choices=["spool", "llama.cpp"], default=None,
+                    help="run one engine only (long prompts: each engine in its own bench-run call, so that a "
+                         "shared benchmark lock is not held for the pair); the other's columns print '-'")
     a = ap.parse_args()
     lengths = [int(x) for x in a.lengths.split(",")]
 
@@ -71,24 +74,31 @@ def main():
     print("|---|---:|---:|---:|---:|---:|" + ("---:|---:|" if base else ""))
     for model in a.models:
         for n in lengths:
+            run_spool, run_llama = a.only in (None, "spool"), a.only in (None, "llama.cpp")
             llm = llama_cpp.Llama(model_path=model, n_ctx=n + 16, n_batch=a.chunk, n_ubatch=a.chunk,
-                                  n_threads=a.threads, n_threads_batch=a.threads, flash_attn=True, verbose=False)
-            rng = random.Random(n)
+                                  n_threads=a.threads, n_threads_batch=a.threads, flash_attn=True, verbose=False,
+                                  vocab_only=not run_llama)
+            rng = random.Random(n)  # the same ids whichever engines run
             ids = [rng.randrange(100, llm.n_vocab() - 100) for _ in range(n)]
             res = {"spool": [], "llama.cpp": []}
             if base:
                 res["spool-base"] = []
             for r in range(a.reps):  # alternate the engines
-                res["spool"].append(spool_prefill(model, ids, a.threads, a.chunk))
+                if run_spool:
+                    res["spool"].append(spool_prefill(model, ids, a.threads, a.chunk))
                 if base:
                     res["spool-base"].append(spool_prefill(model, ids, a.threads, a.chunk, base))
-                res["llama.cpp"].append(llama_prefill(llm, ids))
+                if run_llama:
+                    res["llama.cpp"].append(llama_prefill(llm, ids))
                 print(json.dumps({"model": model, "n": n, "rep": r, **res}), file=sys.stderr, flush=True)
-            sp, lp = statistics.median(res["spool"]), statistics.median(res["llama.cpp"])
-            row = f"| {os.path.basename(model)} | {n} | {sp:.1f} | {lp:.1f} | {sp / lp:.2f} | {a.reps} |"
+            med = lambda xs: statistics.median(xs) if xs else None
+            fmt = lambda x: f"{x:.1f}" if x is not None else "-"
+            sp, lp = med(res["spool"]), med(res["llama.cpp"])
+            ratio = f"{sp / lp:.2f}" if sp and lp else "-"
+            row = f"| {os.path.basename(model)} | {n} | {fmt(sp)} | {fmt(lp)} | {ratio} | {a.reps} |"
             if base:
                 bp = statistics.median(res["spool-base"])
-                row += f" {bp:.1f} | {sp / bp:.2f} |"
+                row += f" {bp:.1f} | {sp / bp:.2f} |" if sp else f" {bp:.1f} | - |"
             print(row, flush=True)
             del llm
 
