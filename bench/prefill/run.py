@@ -22,6 +22,7 @@ import random
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
@@ -29,9 +30,12 @@ SPOOL = os.path.join(ROOT, "build", "bin", "spool")
 
 
 def spool_prefill(model, ids, threads, chunk, spool=SPOOL):
-    cmd = [spool, "run", model, "--prompt-ids", ",".join(map(str, ids)), "-n", "1", "--temp", "0", "--ignore-eos",
-           "--threads", str(threads), "--ctx", str(len(ids) + 16), "--json", "--prefill-chunk", str(chunk)]
-    out = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout)
+    with tempfile.NamedTemporaryFile("w", suffix=".ids") as f:  # 32K ids exceed one argument's 128 KiB
+        f.write(",".join(map(str, ids)))
+        f.flush()
+        cmd = [spool, "run", model, "--prompt-ids", "@" + f.name, "-n", "1", "--temp", "0", "--ignore-eos",
+               "--threads", str(threads), "--ctx", str(len(ids) + 16), "--json", "--prefill-chunk", str(chunk)]
+        out = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout)
     return out["stats"]["prefill_tokens_per_s"]
 
 

@@ -39,7 +39,7 @@ int RunRun(int argc, char** argv) {
   bool& no_special = p.Flag("--no-parse-special", "treat special-token text in the prompt as plain text");
   bool& special_in_content = p.Flag("--special-in-content", "with --chat: special-token text in the message becomes "
                                                             "control tokens (as transformers); default: plain text");
-  std::string& ids_text = p.String("--prompt-ids", "", "comma-separated token ids instead of a text prompt");
+  std::string& ids_text = p.String("--prompt-ids", "", "comma-separated token ids instead of a text prompt; @FILE reads them from FILE (separated by commas or whitespace)");
   std::string& session = p.String("--session", "", "continue the saved session NAME (created if absent) and save it "
                                                    "afterwards; see spool sessions");
   bool& reuse_prefix = p.Flag("--reuse-prefix", "with --session: the prompt is the whole text again; reuse the "
@@ -138,7 +138,7 @@ int RunRun(int argc, char** argv) {
   }
   req.drafter = drafter->get();
   if (ids_given) {
-    auto ids = ParseIdList(ids_text);
+    auto ids = ReadIdListArgument(ids_text);
     if (!ids.ok()) return Fail(ids.status().message());
     req.prompt = *ids;
   } else {

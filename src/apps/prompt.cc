@@ -23,6 +23,18 @@ Result<std::vector<int32_t>> ParseIdList(const std::string& text) {
   return ids;
 }
 
+Result<std::vector<int32_t>> ReadIdListArgument(const std::string& arg) {
+  if (arg.empty() || arg[0] != '@') return ParseIdList(arg);
+  const std::string path = arg.substr(1);
+  auto text = ReadFileToString(path);
+  if (!text.ok()) return InvalidArgument("--prompt-ids @" + path + ": " + text.status().message());
+  for (char& c : *text)
+    if (c == ' ' || c == '\n' || c == '\r' || c == '\t') c = ',';
+  auto ids = ParseIdList(*text);
+  if (!ids.ok()) return InvalidArgument("--prompt-ids @" + path + ": " + ids.status().message());
+  return ids;
+}
+
 namespace {
 
 Result<chat::ChatTemplateInputs> ConversationInputs(const runtime::Engine& engine, const nlohmann::ordered_json& messages,

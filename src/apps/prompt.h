@@ -43,4 +43,9 @@ Result<std::vector<int32_t>> EncodeConversation(const runtime::Engine& engine, c
 // "1,2,3" → ids. Errors name the bad element.
 Result<std::vector<int32_t>> ParseIdList(const std::string& text);
 
+// The argument of --prompt-ids: "1,2,3", or "@FILE" for ids in a file separated by commas
+// and/or whitespace (a long prompt's ids exceed the kernel's limit on one argument, 128 KiB).
+// Errors name the file or the bad element.
+Result<std::vector<int32_t>> ReadIdListArgument(const std::string& arg);
+
 }  // namespace spool::apps

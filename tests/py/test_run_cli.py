@@ -113,6 +113,27 @@ def test_token_id_out_of_range(spool_bin, stories):
     assert_clean_failure(run(spool_bin, "run", stories, "--prompt-ids", "1,99999"), "99999")
 
 
+def test_prompt_ids_from_a_file_equal_the_same_ids_inline(spool_bin, stories, tmp_path):
+    ids = [1, 403, 407, 261, 378, 109, 276, 260]
+    ids_file = tmp_path / "ids.txt"
+    ids_file.write_text(" ".join(map(str, ids[:3])) + "\n" + ",".join(map(str, ids[3:])) + ",\n")
+    common = ["-n", "8", "--temp", "0", "--ctx", "64", "--json"]
+    inline = run(spool_bin, "run", stories, "--prompt-ids", ",".join(map(str, ids)), *common)
+    from_file = run(spool_bin, "run", stories, "--prompt-ids", "@" + str(ids_file), *common)
+    assert inline.returncode == 0 and from_file.returncode == 0, from_file.stderr
+    assert json.loads(from_file.stdout)["prompt_ids"] == ids
+    assert json.loads(from_file.stdout)["ids"] == json.loads(inline.stdout)["ids"]
+
+
+def test_prompt_ids_file_missing_or_malformed(spool_bin, stories, tmp_path):
+    assert_clean_failure(run(spool_bin, "run", stories, "--prompt-ids", "@" + str(tmp_path / "nope.txt")), "nope.txt")
+    bad = tmp_path / "bad.txt"
+    bad.write_text("1 2 x3\n")
+    r = run(spool_bin, "run", stories, "--prompt-ids", "@" + str(bad))
+    assert_clean_failure(r, "x3")
+    assert "bad.txt" in r.stderr
+
+
 def test_bad_flags(spool_bin, stories):
     assert run(spool_bin, "run", stories, "hi", "--bogus").returncode == 2
     assert run(spool_bin, "run", stories, "hi", "-n", "abc").returncode == 2
