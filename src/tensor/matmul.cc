@@ -3,6 +3,7 @@
 #include "tensor/simd_util.h"  // first: wraps <immintrin.h>
 
 #include <algorithm>
+#include <atomic>
 #include <vector>
 
 #include "base/check.h"
@@ -126,6 +127,42 @@ void GemvFloatRows(const WeightView& w, const float* x, int64_t m, float* y, siz
   for (; r0 < static_cast<int64_t>(end); ++r0) rows_of(r0, 1);
 }
 
+// m = 1 with float weights: rows longer than this many elements (an f32 activation row
+// past 16 KiB: the down projection's 32 KiB fills L1 and is re-read from L2 for every
+// weight row) take GemvFloatRows' 4-row tiles, which load each activation chunk once per
+// 4 weight rows; shorter rows take DotRow one at a time. Both are DotRow's arithmetic
+// (DotTile with one activation row), so the choice changes no bits.
+inline constexpr int64_t kFloatTileMinIn = 4096;
+
+// Rows [0, n) of a GEMV over the pool's threads, handed out in guided chunks (each claim
+// takes 1/(2·threads) of the rows still left, at least kGuidedMinChunkBytes of work) from
+// one atomic counter instead of one fixed block per thread. Decode GEMVs are memory-bound
+// and short (a 2 MiB k/v projection is ~60 µs), so a thread that starts late (woken from
+// its spin) or runs slow (a busy sibling on the VM) would leave the other idle at the end
+// of a fixed split; with claims the faster thread takes more rows. Which thread computes a
+// row changes nothing in its result (each row is one DotRow call), so the numerics stay
+// row-independent. `row_work_bytes`: bytes read per row (the chunk floor is counted in it).
+inline constexpr size_t kGuidedMinChunkBytes = 16 << 10;
+template <typename Fn>
+void ParallelRowsGuided(ThreadPool& pool, size_t n, size_t row_work_bytes, const Fn& fn) {
+  const size_t threads = static_cast<size_t>(pool.num_threads());
+  const size_t min_rows = std::max<size_t>(1, kGuidedMinChunkBytes / std::max<size_t>(1, row_work_bytes));
+  if (threads <= 1 || n < 2 * min_rows) return fn(0, n);
+  std::atomic<size_t> next{0};
+  pool.ParallelFor(threads, [&](size_t, size_t, int) {
+    size_t cur = next.load(std::memory_order_relaxed);
+    for (;;) {
+      size_t take;
+      do {
+        if (cur >= n) return;
+        take = std::min(n - cur, std::max(min_rows, (n - cur) / (2 * threads)));
+      } while (!next.compare_exchange_weak(cur, cur + take, std::memory_order_relaxed));
+      fn(cur, cur + take);
+      cur = next.load(std::memory_order_relaxed);
+    }
+  });
+}
+
 }  // namespace
 
 void MatMulGemv(MatMulContext& ctx, ThreadPool& pool, const WeightView& w, const float* x, int64_t m, float* y) {
@@ -169,6 +206,17 @@ void MatMulGemv(MatMulContext& ctx, ThreadPool& pool, const WeightView& w, const
   }
   const size_t row_bytes = *DTypeBytes(w.dtype, static_cast<uint64_t>(w.n_in));
   const uint8_t* wdata = static_cast<const uint8_t*>(w.data);
+  if (fmt == ActFormat::kF32 && w.n_in > kFloatTileMinIn) {  // m == 1, long float rows
+    ParallelRowsGuided(pool, static_cast<size_t>(w.n_out), row_bytes, [&](size_t begin, size_t end) {
+      switch (w.dtype) {
+        case DType::kF32: return GemvFloatRows<float, WidenF32>(w, x, 1, y, begin, end);
+        case DType::kBF16: return GemvFloatRows<uint16_t, WidenBF16>(w, x, 1, y, begin, end);
+        case DType::kF16: return GemvFloatRows<uint16_t, WidenF16>(w, x, 1, y, begin, end);
+        default: SPOOL_CHECK_MSG(false, "float GEMV: not a float weight type");
+      }
+    });
+    return;
+  }
   if (w.scales != nullptr) {  // MXFP4, HF split layout: n_in / 2 nibble bytes and n_in / 32 scales per row
     const size_t nib = static_cast<size_t>(w.n_in / 2), sc = static_cast<size_t>(w.n_in / 32);
     pool.ParallelFor(
@@ -182,16 +230,13 @@ void MatMulGemv(MatMulContext& ctx, ThreadPool& pool, const WeightView& w, const
         /*grain=*/16);
     return;
   }
-  pool.ParallelFor(
-      static_cast<size_t>(w.n_out),
-      [&](size_t begin, size_t end, int) {
-        for (size_t r = begin; r < end; ++r) {
-          const void* wrow = wdata + r * row_bytes;
-          for (int64_t i = 0; i < m; ++i)
-            y[i * w.n_out + static_cast<int64_t>(r)] = DotRow(w.dtype, wrow, act + i * act_bytes, w.n_in);
-        }
-      },
-      /*grain=*/16);
+  ParallelRowsGuided(pool, static_cast<size_t>(w.n_out), row_bytes * static_cast<size_t>(m), [&](size_t begin, size_t end) {
+    for (size_t r = begin; r < end; ++r) {
+      const void* wrow = wdata + r * row_bytes;
+      for (int64_t i = 0; i < m; ++i)
+        y[i * w.n_out + static_cast<int64_t>(r)] = DotRow(w.dtype, wrow, act + i * act_bytes, w.n_in);
+    }
+  });
 }
 
 void MatMul(MatMulContext& ctx, ThreadPool& pool, const WeightView& w, const float* x, int64_t m, float* y) {

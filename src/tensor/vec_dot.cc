@@ -274,35 +274,50 @@ float DotQ45_K(const Block* w, const BlockQ8_K* x, int64_t nb) {
   return s - min_terms;
 }
 
+// Q6_K in 512-bit steps: a step takes two 32-element chunks side by side (chunks 0 and 1
+// of a half: the low nibbles of its 64 ql bytes; chunks 2 and 3: the high nibbles), their
+// activations one contiguous 64-byte load, the 2-bit high parts shifted into place per
+// 256-bit lane (vpsllvw / vpsrlvw), and the four 16-element scales of the step spread one
+// per 128-bit lane (vpermw). Lane k of the folded 8-lane sum then holds the same products
+// as the 256-bit loop it replaced (the integer sums are exact, so grouping changes
+// nothing): bit-identical to it, and to llama.cpp's order of the f32 steps.
 float DotQ6_K(const BlockQ6_K* w, const BlockQ8_K* x, int64_t nb) {
-  const __m256i m4 = _mm256_set1_epi8(0x0F);
+  const __m512i m4 = _mm512_set1_epi8(0x0F);
+  auto halves8 = [](char lo, char hi) { return _mm512_inserti64x4(_mm512_set1_epi8(lo), _mm256_set1_epi8(hi), 1); };
+  auto halves16 = [](int16_t lo, int16_t hi) { return _mm512_inserti64x4(_mm512_set1_epi16(lo), _mm256_set1_epi16(hi), 1); };
+  // Chunks 0 | 1: qh bits 0-1 (<< 4) | bits 2-3 (<< 2); chunks 2 | 3: bits 4-5 | bits 6-7 (>> 2).
+  const __m512i hmask01 = halves8(0x03, 0x0C), hshl01 = halves16(4, 2);
+  const __m512i hmask23 = halves8(0x30, static_cast<char>(0xC0)), hshr23 = halves16(0, 2);
+  // vpermw indices: 128-bit lane L of step p takes scale 4p + L of the half's eight.
+  const __m512i sidx0 = _mm512_set_epi64(0x0003000300030003, 0x0003000300030003, 0x0002000200020002, 0x0002000200020002,
+                                         0x0001000100010001, 0x0001000100010001, 0, 0);
+  const __m512i sidx1 = _mm512_add_epi16(sidx0, _mm512_set1_epi16(4));
   return BlockLoop(nb, [&](int64_t i, __m256 acc) {
     // Stored q is unsigned 0..63 meaning q-32: Σ(q-32)x·s = Σ q·x·s - 32 Σ s·bsum.
     const __m256i prod = _mm256_madd_epi16(
         _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w[i].scales))),
         _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[i].bsums)));
     const int corr = simd::ReduceAdd(_mm512_zextsi256_si512(prod));  // Σ_g scales[g]·bsums[g], exact
-    __m256i isum = _mm256_setzero_si256();
+    __m512i isum = _mm512_setzero_si512();
     for (int half = 0; half < 2; ++half) {
-      const __m256i ql0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[i].ql + 64 * half));
-      const __m256i ql1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[i].ql + 64 * half + 32));
-      const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[i].qh + 32 * half));
-      const __m256i q[4] = {
-          _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_slli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8(0x03)), 4)),
-          _mm256_or_si256(_mm256_and_si256(ql1, m4), _mm256_slli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8(0x0C)), 2)),
-          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4), _mm256_and_si256(qh, _mm256_set1_epi8(0x30))),
-          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
-                          _mm256_srli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8(static_cast<char>(0xC0))), 2)),
-      };
-      const int8_t* sc = w[i].scales + 8 * half;
-      for (int k = 0; k < 4; ++k) {
-        const __m256i scale = _mm256_set_m128i(_mm_set1_epi16(sc[2 * k + 1]), _mm_set1_epi16(sc[2 * k]));
-        isum = _mm256_add_epi32(isum, ScaledDot32(q[k], LoadQ8(x[i].qs + 128 * half + 32 * k), scale));
-      }
+      const __m512i ql = _mm512_loadu_si512(w[i].ql + 64 * half);
+      const __m256i qh256 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[i].qh + 32 * half));
+      const __m512i qh = _mm512_inserti64x4(_mm512_castsi256_si512(qh256), qh256, 1);
+      const __m512i q01 = _mm512_or_si512(_mm512_and_si512(ql, m4), _mm512_sllv_epi16(_mm512_and_si512(qh, hmask01), hshl01));
+      const __m512i q23 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), m4),
+                                          _mm512_srlv_epi16(_mm512_and_si512(qh, hmask23), hshr23));
+      const __m512i sc = _mm512_castsi128_si512(
+          _mm_cvtepi8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(w[i].scales + 8 * half))));
+      const int8_t* xq = x[i].qs + 128 * half;
+      isum = _mm512_add_epi32(isum, _mm512_madd_epi16(_mm512_maddubs_epi16(q01, _mm512_loadu_si512(xq)),
+                                                      _mm512_permutexvar_epi16(sidx0, sc)));
+      isum = _mm512_add_epi32(isum, _mm512_madd_epi16(_mm512_maddubs_epi16(q23, _mm512_loadu_si512(xq + 64)),
+                                                      _mm512_permutexvar_epi16(sidx1, sc)));
     }
+    __m256i isum8 = _mm256_add_epi32(_mm512_castsi512_si256(isum), _mm512_extracti64x4_epi64(isum, 1));
     const float d = F(w[i].d) * x[i].d;
-    isum = _mm256_sub_epi32(isum, _mm256_setr_epi32(32 * corr, 0, 0, 0, 0, 0, 0, 0));
-    return _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(isum), acc);
+    isum8 = _mm256_sub_epi32(isum8, _mm256_setr_epi32(32 * corr, 0, 0, 0, 0, 0, 0, 0));
+    return _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(isum8), acc);
   });
 }
 

@@ -125,6 +125,37 @@ TEST_P(MatMulTest, GemvDecodeTilesEqualDotRow) {
   }
 }
 
+// Decode's GEMV hands rows to threads in guided chunks claimed at run time (matmul.cc
+// ParallelRowsGuided), and long float rows go through 4-row tiles: whichever thread takes
+// a row and however the chunk boundaries fall (any thread count, n_out not a multiple of
+// the tile, rows short enough for many small chunks), each output equals DotRow bit for bit.
+TEST_P(MatMulTest, GemvDecodeGuidedChunksEqualDotRowAnyThreads) {
+  const DType t = GetParam();
+  std::mt19937 rng(31);
+  MatMulContext ctx;
+  const int64_t block = GetDTypeInfo(t).block_elems;
+  for (int64_t n_in : {block == 1 ? int64_t{64 + 5} : block, block == 1 ? int64_t{4096 + 16 * 2 + 7} : block * 33}) {
+    Case c{t, 301, n_in, 1};
+    Data d = MakeData(c, rng);
+    WeightView w{t, d.w.data(), c.n_out, c.n_in};
+    const size_t row_bytes = *DTypeBytes(t, static_cast<uint64_t>(n_in));
+    AlignedBuffer act(ActRowBytes(ActFormatFor(t), n_in), 64);
+    PrepareActivationRow(ActFormatFor(t), d.x.data(), act.data(), n_in);
+    for (int threads : {1, 2, 3, 5}) {
+      ThreadPool pool(threads);
+      for (int rep = 0; rep < 3; ++rep) {  // claims race differently each call
+        std::vector<float> y(c.n_out, NAN);
+        MatMulGemv(ctx, pool, w, d.x.data(), 1, y.data());
+        for (int64_t r = 0; r < c.n_out; ++r) {
+          const float want = DotRow(t, d.w.data() + r * row_bytes, act.data(), n_in);
+          ASSERT_EQ(0, std::memcmp(&want, &y[r], sizeof(float)))
+              << DTypeName(t) << " n_in=" << n_in << " threads=" << threads << " out " << r;
+        }
+      }
+    }
+  }
+}
+
 // Many rows (prefill chunks): quantised weights take the register-tiled integer kernel
 // (gemm_int8.h), which walks the activation rows in L2-sized blocks. Every row must stay
 // bit-identical to that row computed alone (DotRow's numerics, llama.cpp's order), across
