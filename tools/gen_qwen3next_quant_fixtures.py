@@ -3,7 +3,7 @@
 on files llama.cpp's own quantiser wrote (tests/models/qwen3next_gguf_test.cc,
 `Qwen3NextQuantGguf`).
 
-Why not the h64 fixture (tools/gen_qwen3next_gguf_fixtures.py --stage quant): that tiny
+Why not the h64 fixture of tools/gen_qwen3next_gguf_fixtures.py (its quantised files were removed): that tiny
 random model amplifies any perturbation by orders of magnitude — llama.cpp's own logits
 on its Q8_0 file and on an f32 file holding exactly the dequantised Q8_0 weights differ by
 up to 1.6 (|Δ| / (1 + |logit|)), which is llama.cpp's activation quantisation (Q8
