@@ -14,6 +14,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cmath>
 #include <cstdio>
@@ -190,31 +191,38 @@ TEST(Qwen3NextGguf, PerplexityWithinHalfAPercentOfLlamaCpp) {
   EXPECT_LT(std::abs(res->ppl - want) / want, 0.005);
 }
 
-// The same GGUF quantised by llama.cpp's quantiser (tools/gen_qwen3next_gguf_fixtures.py
-// --stage quant: llama_model_quantize with its default rules) to Q8_0 and Q4_K_M, against
-// llama.cpp on each file. At hidden 64 no row is a multiple of 256, so llama.cpp's
-// Q4_K_M falls back for every K-quant tensor (q4_K -> q5_0, q6_K -> q8_0, the 16-column
-// ffn_down_exps -> f16): the file holds Q5_0, Q8_0, F16 and F32 tensors and no K-quant
-// (recorded per tensor in the json and checked here). Bounds as converted_moe_test's for
-// quantised weights with spool's default numerics (llama.cpp requantises activations to
-// Q8 against a one-ulp-different input, so a rounding flips): |Δ| / (1 + |logit|) < 1e-2
-// at every position; greedy ids identical but where llama.cpp's best-vs-second margin is
-// below 1e-2 (its ids before such a step must agree); perplexity within 0.5%.
+// Quantised GGUFs written by llama.cpp's own quantiser (llama_model_quantize, default
+// rules), against llama.cpp on each file: tools/gen_qwen3next_quant_fixtures.py's
+// qwen3next-h256 (hidden 256, head dims 64, one Gated DeltaNet and one gated attention
+// layer, MoE top-2 of 4 + shared expert in both) as Q8_0 and Q4_K_M —
+// at hidden 256 the Q4_K_M file holds real Q4_K and Q6_K blocks beside the Q5_0 / Q8_0
+// fallbacks of the 64-column down projections (the tensor types are checked against the
+// json). llama.cpp's own logits on each file differ from its f32 run of the unquantised
+// model by `llamacpp_self_gap` (json; 0.318 for Q8_0, 1.7 for Q4_K_M: weight rounding,
+// activation re-quantisation and near-tie routing decisions move logits that much). spool
+// must agree with llama.cpp on the same file within kSelfGapFraction of that gap at every
+// position (|Δ| / (1 + |logit|)). A misread tensor (wrong type, block layout, row order of
+// the split attn_qkv / attn_gate, ssm_ba, ssm_out or an expert's rows) changes weights by
+// at least as much as quantisation does and fails that bound; what passes is the two
+// engines' different f32 rounding upstream of each requantised activation (measured
+// 2026-12-06, 2-vCPU EPYC: 0.0099 for Q8_0, 0.026 for Q4_K_M — 32x and 64x below
+// llama.cpp's own gap). Greedy ids identical but where llama.cpp's best-vs-second margin
+// is below kNearTie (its ids before such a step must agree; measured 32 of 32 on both);
+// perplexity within 0.5% (measured 0.007% and 3e-8).
 //
-// DISABLED (open bug, 2026-12-06): spool disagrees with llama.cpp on these files far
-// beyond quantisation noise — measured worst |Δ| / (1 + |logit|) 0.44 (Q8_0) and 0.82
-// (Q4_K_M) over the 80 positions, perplexity 1.3% / 0.58% off, Q8_0 greedy ids equal for
-// 17 of 32 (Q4_K_M: 32 of 32), while the f32 file is within 3.7e-5. Not yet found which
-// quantised tensor spool reads or computes differently (candidates: the split attn_qkv /
-// attn_gate / ssm_ba / ssm_out projections in Q8_0/Q5_0, the F16 ffn_down_exps). Run
-// with --gtest_also_run_disabled_tests to see the numbers.
-constexpr double kQuantBound = 1e-2;
+// The earlier h64 quantised fixture (hidden 64, weights N(0, 0.08²)) could not settle this:
+// that tiny random model amplifies any perturbation — llama.cpp's own logits on its Q8_0
+// file and on an f32 file holding exactly the dequantised Q8_0 weights differ by 1.6, from
+// activation quantisation alone; spool on that dequantised file agrees with llama.cpp within
+// 7.5e-5, and at position 0 of the Q4_K_M file bit for bit (docs/parts/qwen3next.md).
+constexpr double kSelfGapFraction = 0.05;
+constexpr double kNearTie = 1e-2;
 
 class Qwen3NextQuantGguf : public ::testing::TestWithParam<std::string> {};
 
-TEST_P(Qwen3NextQuantGguf, DISABLED_MatchesLlamaCpp) {
+TEST_P(Qwen3NextQuantGguf, MatchesLlamaCpp) {
   const std::string file = GetParam();
-  const auto ref = Load(kDir + "/qwen3next-h64-quant.llamacpp.json")["files"][file];
+  const auto ref = Load(kDir + "/qwen3next-h256-quant.llamacpp.json")["files"][file];
   ASSERT_TRUE(ref.is_object()) << file;
   auto e = Open(kDir + "/" + file);
   ASSERT_TRUE(e);
@@ -227,15 +235,18 @@ TEST_P(Qwen3NextQuantGguf, DISABLED_MatchesLlamaCpp) {
   }
   const auto want_types = ref["tensor_types"].get<std::map<std::string, int>>();
   EXPECT_EQ(types, want_types) << file;
+  const double self_gap = ref["llamacpp_self_gap"].get<double>();
+  const double bound = kSelfGapFraction * self_gap;
   const auto ids = ref["sequence_ids"].get<std::vector<int32_t>>();
   const auto want = ref["sequence_logits"].get<std::vector<std::vector<float>>>();
   const int64_t V = e->n_vocab();
   const double pre = Worst(PrefillAll(*e, ids), want, V);
   const double dec = Worst(DecodeAll(*e, ids), want, V);
-  std::printf("%s vs llama.cpp over %zu positions: prefill %.3g, decode path %.3g (bound %.0e)\n", file.c_str(),
-              ids.size(), pre, dec, kQuantBound);
-  EXPECT_LT(pre, kQuantBound);
-  EXPECT_LT(dec, kQuantBound);
+  std::printf("%s vs llama.cpp over %zu positions: prefill %.3g, decode path %.3g (bound %.3g; llama.cpp's own gap "
+              "to f32 %.3g)\n",
+              file.c_str(), ids.size(), pre, dec, bound, self_gap);
+  EXPECT_LT(pre, bound);
+  EXPECT_LT(dec, bound);
   const auto prompt = ref["prompt_ids"].get<std::vector<int32_t>>();
   const auto greedy = ref["greedy_ids"].get<std::vector<int32_t>>();
   const auto margins = ref["greedy_margins"].get<std::vector<double>>();
@@ -244,7 +255,7 @@ TEST_P(Qwen3NextQuantGguf, DISABLED_MatchesLlamaCpp) {
   size_t same = 0;
   while (same < got.size() && got[same] == greedy[same]) ++same;
   if (same < got.size()) {
-    EXPECT_LT(margins.at(same), kQuantBound) << "greedy ids differ at step " << same << " where llama.cpp's margin is "
+    EXPECT_LT(margins.at(same), kNearTie) << "greedy ids differ at step " << same << " where llama.cpp's margin is "
                                              << margins.at(same);
   }
   std::printf("%s: %zu of %zu greedy ids equal llama.cpp's\n", file.c_str(), same, greedy.size());
@@ -258,7 +269,7 @@ TEST_P(Qwen3NextQuantGguf, DISABLED_MatchesLlamaCpp) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Files, Qwen3NextQuantGguf,
-                         ::testing::Values("qwen3next-h64-q8_0.gguf", "qwen3next-h64-q4_k_m.gguf"),
+                         ::testing::Values("qwen3next-h256-q8_0.gguf", "qwen3next-h256-q4_k_m.gguf"),
                          [](const ::testing::TestParamInfo<std::string>& i) {
                            return i.param.find("q8_0") != std::string::npos ? std::string("Q8_0") : std::string("Q4_K_M");
                          });
@@ -513,3 +524,4 @@ TEST(Qwen3NextGgufMalformed, UnknownTensorIsRefused) {
 
 }  // namespace
 }  // namespace spool
+
