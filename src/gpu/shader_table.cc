@@ -51,6 +51,18 @@ std::string_view ShaderName(Shader s) {
     case Shader::kGemmQ6_K: return "gemm_q6_k";
     case Shader::kGemmQ4_KF64: return "gemm_q4_k_f64";
     case Shader::kGemmQ6_KF64: return "gemm_q6_k_f64";
+    case Shader::kGemvQ5_0: return "gemv_q5_0";
+    case Shader::kGemvQ5_1: return "gemv_q5_1";
+    case Shader::kGemvQ5_K: return "gemv_q5_k";
+    case Shader::kGemvQ5_0F64: return "gemv_q5_0_f64";
+    case Shader::kGemvQ5_1F64: return "gemv_q5_1_f64";
+    case Shader::kGemvQ5_KF64: return "gemv_q5_k_f64";
+    case Shader::kGemmQ5_0: return "gemm_q5_0";
+    case Shader::kGemmQ5_1: return "gemm_q5_1";
+    case Shader::kGemmQ5_K: return "gemm_q5_k";
+    case Shader::kGemmQ5_0F64: return "gemm_q5_0_f64";
+    case Shader::kGemmQ5_1F64: return "gemm_q5_1_f64";
+    case Shader::kGemmQ5_KF64: return "gemm_q5_k_f64";
   }
   return "?";
 }
@@ -103,6 +115,18 @@ std::span<const uint32_t> ShaderSpirv(Shader s) {
     case Shader::kGemmQ6_K: return spv::k_gemm_q6_k;
     case Shader::kGemmQ4_KF64: return spv::k_gemm_q4_k_f64;
     case Shader::kGemmQ6_KF64: return spv::k_gemm_q6_k_f64;
+    case Shader::kGemvQ5_0: return spv::k_gemv_q5_0;
+    case Shader::kGemvQ5_1: return spv::k_gemv_q5_1;
+    case Shader::kGemvQ5_K: return spv::k_gemv_q5_k;
+    case Shader::kGemvQ5_0F64: return spv::k_gemv_q5_0_f64;
+    case Shader::kGemvQ5_1F64: return spv::k_gemv_q5_1_f64;
+    case Shader::kGemvQ5_KF64: return spv::k_gemv_q5_k_f64;
+    case Shader::kGemmQ5_0: return spv::k_gemm_q5_0;
+    case Shader::kGemmQ5_1: return spv::k_gemm_q5_1;
+    case Shader::kGemmQ5_K: return spv::k_gemm_q5_k;
+    case Shader::kGemmQ5_0F64: return spv::k_gemm_q5_0_f64;
+    case Shader::kGemmQ5_1F64: return spv::k_gemm_q5_1_f64;
+    case Shader::kGemmQ5_KF64: return spv::k_gemm_q5_k_f64;
   }
 #endif
   (void)s;

@@ -54,6 +54,18 @@ enum class Shader : uint8_t {
   kGemmQ6_K,
   kGemmQ4_KF64,
   kGemmQ6_KF64,
+  kGemvQ5_0,
+  kGemvQ5_1,
+  kGemvQ5_K,
+  kGemvQ5_0F64,
+  kGemvQ5_1F64,
+  kGemvQ5_KF64,
+  kGemmQ5_0,
+  kGemmQ5_1,
+  kGemmQ5_K,
+  kGemmQ5_0F64,
+  kGemmQ5_1F64,
+  kGemmQ5_KF64,
 };
 
 std::string_view ShaderName(Shader s);

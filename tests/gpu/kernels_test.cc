@@ -93,10 +93,10 @@ TEST(GpuKernels, MatVecMatchesCpuReference) {
   std::printf("fused fma: %s, f64: %s\n", fused.value() ? "yes" : "no", dev->info().shader_float64 ? "yes" : "no");
   MatMulContext mm;
   ThreadPool pool(1);
-  for (DType t : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ4_0, DType::kQ4_1, DType::kQ4_K,
-                  DType::kQ6_K}) {
+  for (DType t : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ4_0, DType::kQ4_1, DType::kQ5_0,
+                  DType::kQ5_1, DType::kQ4_K, DType::kQ5_K, DType::kQ6_K}) {
     const bool q = GetDTypeInfo(t).quantized;
-    const bool kq = t == DType::kQ4_K || t == DType::kQ6_K;
+    const bool kq = MatVecUsesQ8K(t);
     const std::vector<int64_t> n_ins = kq  ? std::vector<int64_t>{256, 512, 2816}
                                        : q ? std::vector<int64_t>{32, 64, 96, 2080}
                                            : std::vector<int64_t>{1, 7, 16, 17, 31, 32, 48, 64, 65, 300};
@@ -189,10 +189,10 @@ TEST(GpuKernels, TiledGemmEqualsGemvRowByRow) {
   const bool exact_order = fused.value() || dev->info().shader_float64;
   MatMulContext mm;
   ThreadPool pool(1);
-  for (DType t : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ4_0, DType::kQ4_1, DType::kQ4_K,
-                  DType::kQ6_K}) {
+  for (DType t : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ4_0, DType::kQ4_1, DType::kQ5_0,
+                  DType::kQ5_1, DType::kQ4_K, DType::kQ5_K, DType::kQ6_K}) {
     const bool q = GetDTypeInfo(t).quantized;
-    const std::vector<int64_t> n_ins = t == DType::kQ4_K || t == DType::kQ6_K ? std::vector<int64_t>{256, 768}
+    const std::vector<int64_t> n_ins = MatVecUsesQ8K(t) ? std::vector<int64_t>{256, 768}
                                        : q ? std::vector<int64_t>{32, 96, 544}
                                            : std::vector<int64_t>{1, 17, 32, 45, 64, 300};
     for (int64_t n_in : n_ins) {
@@ -241,9 +241,14 @@ TEST(GpuKernels, MatVecRefusesWhatItCannotRun) {
   GPU_TEST_DEVICE(dev);
   Kernels k(*dev);
   Buffer b = Make(*dev, nullptr, 4096);
-  EXPECT_EQ(k.MatVec(WeightBuffer{&b, 0, DType::kQ5_K, 1, 256}, b, b, 1).code(), ErrorCode::kUnsupported);
+  Status mx = k.MatVec(WeightBuffer{&b, 0, DType::kMXFP4, 1, 256}, b, b, 1);
+  EXPECT_EQ(mx.code(), ErrorCode::kUnsupported);
+  EXPECT_NE(mx.message().find("mxfp4"), std::string::npos) << mx.message();  // names the type
   EXPECT_EQ(k.MatVec(WeightBuffer{&b, 0, DType::kQ4_K, 1, 288}, b, b, 1).code(), ErrorCode::kInvalidArgument);
-  EXPECT_EQ(k.MatMul(WeightBuffer{&b, 0, DType::kQ5_K, 1, 256}, b, b, 4).code(), ErrorCode::kUnsupported);
+  EXPECT_EQ(k.MatVec(WeightBuffer{&b, 0, DType::kQ5_K, 1, 288}, b, b, 1).code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(k.MatVec(WeightBuffer{&b, 0, DType::kQ5_0, 1, 48}, b, b, 1).code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(k.MatMul(WeightBuffer{&b, 0, DType::kMXFP4, 1, 256}, b, b, 4).code(), ErrorCode::kUnsupported);
+  EXPECT_EQ(k.MatMul(WeightBuffer{&b, 0, DType::kQ5_1, 64, 256}, b, b, 4).code(), ErrorCode::kInvalidArgument);  // 12 KiB > 4 KiB
   EXPECT_EQ(k.MatMul(WeightBuffer{&b, 0, DType::kF32, 64, 64}, b, b, 2).code(), ErrorCode::kInvalidArgument);
   EXPECT_EQ(k.MatVec(WeightBuffer{&b, 0, DType::kQ8_0, 1, 33}, b, b, 1).code(), ErrorCode::kInvalidArgument);
   EXPECT_EQ(k.MatVec(WeightBuffer{&b, 0, DType::kF32, 64, 64}, b, b, 1).code(), ErrorCode::kInvalidArgument);  // 16 KiB > 4 KiB
