@@ -73,6 +73,20 @@ Shader GemvShader(DType t, bool fma_f64) {
   }
 }
 
+// The integer-dot-product variant of a quantised GEMV.
+Shader GemvIntDotShader(DType t, bool fma_f64) {
+  switch (t) {
+    case DType::kQ8_0: return fma_f64 ? Shader::kGemvQ8_0IDotF64 : Shader::kGemvQ8_0IDot;
+    case DType::kQ4_1: return fma_f64 ? Shader::kGemvQ4_1IDotF64 : Shader::kGemvQ4_1IDot;
+    case DType::kQ5_0: return fma_f64 ? Shader::kGemvQ5_0IDotF64 : Shader::kGemvQ5_0IDot;
+    case DType::kQ5_1: return fma_f64 ? Shader::kGemvQ5_1IDotF64 : Shader::kGemvQ5_1IDot;
+    case DType::kQ4_K: return fma_f64 ? Shader::kGemvQ4_KIDotF64 : Shader::kGemvQ4_KIDot;
+    case DType::kQ5_K: return fma_f64 ? Shader::kGemvQ5_KIDotF64 : Shader::kGemvQ5_KIDot;
+    case DType::kQ6_K: return fma_f64 ? Shader::kGemvQ6_KIDotF64 : Shader::kGemvQ6_KIDot;
+    default: return fma_f64 ? Shader::kGemvQ4_0IDotF64 : Shader::kGemvQ4_0IDot;
+  }
+}
+
 Shader GemmShader(DType t, bool fma_f64) {
   switch (t) {
     case DType::kF32: return fma_f64 ? Shader::kGemmF32F64 : Shader::kGemmF32;
@@ -99,6 +113,22 @@ uint64_t MatVecActBytes(DType t, int64_t m, int64_t n_in) {
 }
 
 std::string_view MatVecTypeNames() { return "f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k, q6_k"; }
+
+bool SelectIntDot(const DeviceInfo& info, IntDotPath path) {
+  switch (path) {
+    case IntDotPath::kOff: return false;
+    case IntDotPath::kOn: return info.integer_dot_enabled;
+    case IntDotPath::kAuto: return info.integer_dot_enabled && info.integer_dot_accelerated;
+  }
+  return false;
+}
+
+Result<bool> Kernels::UsesIntDot() const {
+  if (int_dot_path_ == IntDotPath::kOn && !dev_.info().integer_dot_enabled)
+    return Unsupported("GPU MatVec: the integer dot product path was asked for, but device " + dev_.info().name +
+                       " has not enabled shaderIntegerDotProduct (VK_KHR_shader_integer_dot_product)");
+  return SelectIntDot(dev_.info(), int_dot_path_);
+}
 
 bool GemmSupports(DType t) {
   return t == DType::kF32 || t == DType::kF16 || t == DType::kBF16 || t == DType::kQ8_0 || t == DType::kQ4_0 ||
@@ -244,10 +274,17 @@ Status Kernels::MatVec(const WeightBuffer& w, const Buffer& x, const Buffer& y, 
   auto emulate = EmulateFmaInF64();
   if (!emulate.ok()) return emulate.status();
   const bool fma_f64 = emulate.value();
-  auto pipe = Get(dev_, GemvShader(w.dtype, fma_f64), 3, sizeof(GemvPush));
+  const bool quantized = GetDTypeInfo(w.dtype).quantized;
+  bool int_dot = false;
+  if (quantized) {
+    auto use = UsesIntDot();
+    if (!use.ok()) return use.status();
+    int_dot = use.value();
+  }
+  auto pipe = Get(dev_, int_dot ? GemvIntDotShader(w.dtype, fma_f64) : GemvShader(w.dtype, fma_f64), 3,
+                  sizeof(GemvPush));
   if (!pipe.ok()) return pipe.status();
   GemvPush push{static_cast<uint32_t>(w.n_out), static_cast<uint32_t>(w.n_in), static_cast<uint32_t>(m), 0, 0};
-  const bool quantized = GetDTypeInfo(w.dtype).quantized;
   if (quantized)
     if (Status s = PrepareActivations(w, x, m, &push.xd_offset, &push.xs_offset); !s.ok()) return s;
   const BufferRange bufs[] = {{w.buffer, w.offset, 0}, {quantized ? &scratch_ : &x}, {&y}};

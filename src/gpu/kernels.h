@@ -99,6 +99,20 @@ bool MatVecUsesQ8K(DType t);
 // Bytes of the quantised activations MatVec/MatMul prepare for m rows of n_in (0 for
 // float weights): Q8KActBytes or Q8ActBytes.
 uint64_t MatVecActBytes(DType t, int64_t m, int64_t n_in);
+// Which GEMV shaders quantised weights take. The integer-dot-product variants
+// (SPV_KHR_integer_dot_product: each lane's four int8 products of a block by one OpSDot)
+// compute the same integers as the plain ones, so their results are identical bit for bit.
+enum class IntDotPath : uint8_t {
+  kAuto,  // integer dot where the device enabled shaderIntegerDotProduct and reports
+          // 4×8-bit packed signed dot products as accelerated; else plain
+  kOff,   // always the plain shaders (every Vulkan 1.1 device)
+  kOn,    // integer dot wherever the feature is enabled, accelerated or not (tests:
+          // lavapipe has it, not accelerated); MatVec fails (kUnsupported) where it is not
+};
+// Whether quantised MatVec takes the integer-dot variants on a device described by
+// `info` under `path`.
+bool SelectIntDot(const DeviceInfo& info, IntDotPath path);
+
 // The weight types the tiled GEMM reads (MatMul with m > 1): the same as MatVec's.
 bool GemmSupports(DType t);
 
@@ -119,6 +133,12 @@ class Kernels {
   Result<bool> FusedFma();
   // Whether kernels take their *_f64 variants: fma not fused, and the device has f64.
   Result<bool> EmulateFmaInF64();
+
+  // The GEMV shaders quantised weights take (default kAuto; SelectIntDot).
+  void set_int_dot_path(IntDotPath path) { int_dot_path_ = path; }
+  // Whether quantised MatVec runs the integer-dot variants now; kUnsupported for kOn on a
+  // device without the feature.
+  Result<bool> UsesIntDot() const;
 
   // y[m, n_out] = x[m, n_in] · Wᵀ, each row independently (the decode GEMV path).
   // Quantised weights quantise x to Q8_0 first (into a scratch buffer of this object).
@@ -192,6 +212,7 @@ class Kernels {
 
   Buffer scratch_;  // Q8_0 / Q8_K activations of MatVec and MatMul
   int fused_fma_ = -1;  // FusedFma's answer (-1: not probed yet)
+  IntDotPath int_dot_path_ = IntDotPath::kAuto;
 };
 
 }  // namespace spool::gpu

@@ -63,6 +63,22 @@ std::string_view ShaderName(Shader s) {
     case Shader::kGemmQ5_0F64: return "gemm_q5_0_f64";
     case Shader::kGemmQ5_1F64: return "gemm_q5_1_f64";
     case Shader::kGemmQ5_KF64: return "gemm_q5_k_f64";
+    case Shader::kGemvQ8_0IDot: return "gemv_q8_0_idot";
+    case Shader::kGemvQ8_0IDotF64: return "gemv_q8_0_idot_f64";
+    case Shader::kGemvQ4_0IDot: return "gemv_q4_0_idot";
+    case Shader::kGemvQ4_0IDotF64: return "gemv_q4_0_idot_f64";
+    case Shader::kGemvQ4_1IDot: return "gemv_q4_1_idot";
+    case Shader::kGemvQ4_1IDotF64: return "gemv_q4_1_idot_f64";
+    case Shader::kGemvQ5_0IDot: return "gemv_q5_0_idot";
+    case Shader::kGemvQ5_0IDotF64: return "gemv_q5_0_idot_f64";
+    case Shader::kGemvQ5_1IDot: return "gemv_q5_1_idot";
+    case Shader::kGemvQ5_1IDotF64: return "gemv_q5_1_idot_f64";
+    case Shader::kGemvQ4_KIDot: return "gemv_q4_k_idot";
+    case Shader::kGemvQ4_KIDotF64: return "gemv_q4_k_idot_f64";
+    case Shader::kGemvQ5_KIDot: return "gemv_q5_k_idot";
+    case Shader::kGemvQ5_KIDotF64: return "gemv_q5_k_idot_f64";
+    case Shader::kGemvQ6_KIDot: return "gemv_q6_k_idot";
+    case Shader::kGemvQ6_KIDotF64: return "gemv_q6_k_idot_f64";
   }
   return "?";
 }
@@ -127,6 +143,22 @@ std::span<const uint32_t> ShaderSpirv(Shader s) {
     case Shader::kGemmQ5_0F64: return spv::k_gemm_q5_0_f64;
     case Shader::kGemmQ5_1F64: return spv::k_gemm_q5_1_f64;
     case Shader::kGemmQ5_KF64: return spv::k_gemm_q5_k_f64;
+    case Shader::kGemvQ8_0IDot: return spv::k_gemv_q8_0_idot;
+    case Shader::kGemvQ8_0IDotF64: return spv::k_gemv_q8_0_idot_f64;
+    case Shader::kGemvQ4_0IDot: return spv::k_gemv_q4_0_idot;
+    case Shader::kGemvQ4_0IDotF64: return spv::k_gemv_q4_0_idot_f64;
+    case Shader::kGemvQ4_1IDot: return spv::k_gemv_q4_1_idot;
+    case Shader::kGemvQ4_1IDotF64: return spv::k_gemv_q4_1_idot_f64;
+    case Shader::kGemvQ5_0IDot: return spv::k_gemv_q5_0_idot;
+    case Shader::kGemvQ5_0IDotF64: return spv::k_gemv_q5_0_idot_f64;
+    case Shader::kGemvQ5_1IDot: return spv::k_gemv_q5_1_idot;
+    case Shader::kGemvQ5_1IDotF64: return spv::k_gemv_q5_1_idot_f64;
+    case Shader::kGemvQ4_KIDot: return spv::k_gemv_q4_k_idot;
+    case Shader::kGemvQ4_KIDotF64: return spv::k_gemv_q4_k_idot_f64;
+    case Shader::kGemvQ5_KIDot: return spv::k_gemv_q5_k_idot;
+    case Shader::kGemvQ5_KIDotF64: return spv::k_gemv_q5_k_idot_f64;
+    case Shader::kGemvQ6_KIDot: return spv::k_gemv_q6_k_idot;
+    case Shader::kGemvQ6_KIDotF64: return spv::k_gemv_q6_k_idot_f64;
   }
 #endif
   (void)s;

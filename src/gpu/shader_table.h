@@ -66,6 +66,23 @@ enum class Shader : uint8_t {
   kGemmQ5_0F64,
   kGemmQ5_1F64,
   kGemmQ5_KF64,
+  // Integer-dot-product GEMV variants (SPV_KHR_integer_dot_product; kernels.h IntDotPath).
+  kGemvQ8_0IDot,
+  kGemvQ8_0IDotF64,
+  kGemvQ4_0IDot,
+  kGemvQ4_0IDotF64,
+  kGemvQ4_1IDot,
+  kGemvQ4_1IDotF64,
+  kGemvQ5_0IDot,
+  kGemvQ5_0IDotF64,
+  kGemvQ5_1IDot,
+  kGemvQ5_1IDotF64,
+  kGemvQ4_KIDot,
+  kGemvQ4_KIDotF64,
+  kGemvQ5_KIDot,
+  kGemvQ5_KIDotF64,
+  kGemvQ6_KIDot,
+  kGemvQ6_KIDotF64,
 };
 
 std::string_view ShaderName(Shader s);
