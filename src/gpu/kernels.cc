@@ -66,7 +66,24 @@ Shader GemvShader(DType t, bool fma_f64) {
     case DType::kQ4_1: return fma_f64 ? Shader::kGemvQ4_1F64 : Shader::kGemvQ4_1;
     case DType::kQ4_K: return fma_f64 ? Shader::kGemvQ4_KF64 : Shader::kGemvQ4_K;
     case DType::kQ6_K: return fma_f64 ? Shader::kGemvQ6_KF64 : Shader::kGemvQ6_K;
+    case DType::kQ5_0: return fma_f64 ? Shader::kGemvQ5_0F64 : Shader::kGemvQ5_0;
+    case DType::kQ5_1: return fma_f64 ? Shader::kGemvQ5_1F64 : Shader::kGemvQ5_1;
+    case DType::kQ5_K: return fma_f64 ? Shader::kGemvQ5_KF64 : Shader::kGemvQ5_K;
     default: return fma_f64 ? Shader::kGemvQ4_0F64 : Shader::kGemvQ4_0;
+  }
+}
+
+// The integer-dot-product variant of a quantised GEMV.
+Shader GemvIntDotShader(DType t, bool fma_f64) {
+  switch (t) {
+    case DType::kQ8_0: return fma_f64 ? Shader::kGemvQ8_0IDotF64 : Shader::kGemvQ8_0IDot;
+    case DType::kQ4_1: return fma_f64 ? Shader::kGemvQ4_1IDotF64 : Shader::kGemvQ4_1IDot;
+    case DType::kQ5_0: return fma_f64 ? Shader::kGemvQ5_0IDotF64 : Shader::kGemvQ5_0IDot;
+    case DType::kQ5_1: return fma_f64 ? Shader::kGemvQ5_1IDotF64 : Shader::kGemvQ5_1IDot;
+    case DType::kQ4_K: return fma_f64 ? Shader::kGemvQ4_KIDotF64 : Shader::kGemvQ4_KIDot;
+    case DType::kQ5_K: return fma_f64 ? Shader::kGemvQ5_KIDotF64 : Shader::kGemvQ5_KIDot;
+    case DType::kQ6_K: return fma_f64 ? Shader::kGemvQ6_KIDotF64 : Shader::kGemvQ6_KIDot;
+    default: return fma_f64 ? Shader::kGemvQ4_0IDotF64 : Shader::kGemvQ4_0IDot;
   }
 }
 
@@ -79,17 +96,43 @@ Shader GemmShader(DType t, bool fma_f64) {
     case DType::kQ4_1: return fma_f64 ? Shader::kGemmQ4_1F64 : Shader::kGemmQ4_1;
     case DType::kQ4_K: return fma_f64 ? Shader::kGemmQ4_KF64 : Shader::kGemmQ4_K;
     case DType::kQ6_K: return fma_f64 ? Shader::kGemmQ6_KF64 : Shader::kGemmQ6_K;
+    case DType::kQ5_0: return fma_f64 ? Shader::kGemmQ5_0F64 : Shader::kGemmQ5_0;
+    case DType::kQ5_1: return fma_f64 ? Shader::kGemmQ5_1F64 : Shader::kGemmQ5_1;
+    case DType::kQ5_K: return fma_f64 ? Shader::kGemmQ5_KF64 : Shader::kGemmQ5_K;
     default: return fma_f64 ? Shader::kGemmQ4_0F64 : Shader::kGemmQ4_0;
   }
 }
 
-bool IsKQuant(DType t) { return t == DType::kQ4_K || t == DType::kQ6_K; }
-
 }  // namespace
+
+bool MatVecUsesQ8K(DType t) { return t == DType::kQ4_K || t == DType::kQ5_K || t == DType::kQ6_K; }
+
+uint64_t MatVecActBytes(DType t, int64_t m, int64_t n_in) {
+  if (!GetDTypeInfo(t).quantized) return 0;
+  return MatVecUsesQ8K(t) ? Q8KActBytes(m, n_in) : Q8ActBytes(m, n_in);
+}
+
+std::string_view MatVecTypeNames() { return "f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k, q6_k"; }
+
+bool SelectIntDot(const DeviceInfo& info, IntDotPath path) {
+  switch (path) {
+    case IntDotPath::kOff: return false;
+    case IntDotPath::kOn: return info.integer_dot_enabled;
+    case IntDotPath::kAuto: return info.integer_dot_enabled && info.integer_dot_accelerated;
+  }
+  return false;
+}
+
+Result<bool> Kernels::UsesIntDot() const {
+  if (int_dot_path_ == IntDotPath::kOn && !dev_.info().integer_dot_enabled)
+    return Unsupported("GPU MatVec: the integer dot product path was asked for, but device " + dev_.info().name +
+                       " has not enabled shaderIntegerDotProduct (VK_KHR_shader_integer_dot_product)");
+  return SelectIntDot(dev_.info(), int_dot_path_);
+}
 
 bool GemmSupports(DType t) {
   return t == DType::kF32 || t == DType::kF16 || t == DType::kBF16 || t == DType::kQ8_0 || t == DType::kQ4_0 ||
-         t == DType::kQ4_1 || IsKQuant(t);
+         t == DType::kQ4_1 || t == DType::kQ5_0 || t == DType::kQ5_1 || MatVecUsesQ8K(t);
 }
 
 bool MatVecSupports(DType t) { return GemmSupports(t); }
@@ -186,7 +229,7 @@ Status Kernels::QuantizeQ8_K(const Buffer& x, const Buffer& xq, int64_t m, int64
 Status Kernels::CheckMatMul(const char* what, const WeightBuffer& w, const Buffer& x, const Buffer& y, int64_t m) {
   if (!MatVecSupports(w.dtype))
     return Unsupported(std::string("GPU ") + what + ": weights of type " + std::string(DTypeName(w.dtype)) +
-                       " (supported: f32, f16, bf16, q8_0, q4_0, q4_1, q4_k, q6_k)");
+                       " (supported: " + std::string(MatVecTypeNames()) + ")");
   if (Status s = Positive(m, "m"); !s.ok()) return s;
   if (Status s = Positive(w.n_out, "n_out"); !s.ok()) return s;
   if (Status s = Positive(w.n_in, "n_in"); !s.ok()) return s;
@@ -211,7 +254,7 @@ Status Kernels::CheckMatMul(const char* what, const WeightBuffer& w, const Buffe
 Status Kernels::PrepareActivations(const WeightBuffer& w, const Buffer& x, int64_t m, uint32_t* xd_offset,
                                    uint32_t* xs_offset) {
   const uint64_t x_elems = static_cast<uint64_t>(m) * static_cast<uint64_t>(w.n_in);
-  if (IsKQuant(w.dtype)) {
+  if (MatVecUsesQ8K(w.dtype)) {
     if (Status s = EnsureScratch(Q8KActBytes(m, w.n_in)); !s.ok()) return s;
     if (Status s = QuantizeQ8_K(x, scratch_, m, w.n_in); !s.ok()) return s;
     *xd_offset = static_cast<uint32_t>(x_elems / 4);
@@ -231,10 +274,17 @@ Status Kernels::MatVec(const WeightBuffer& w, const Buffer& x, const Buffer& y, 
   auto emulate = EmulateFmaInF64();
   if (!emulate.ok()) return emulate.status();
   const bool fma_f64 = emulate.value();
-  auto pipe = Get(dev_, GemvShader(w.dtype, fma_f64), 3, sizeof(GemvPush));
+  const bool quantized = GetDTypeInfo(w.dtype).quantized;
+  bool int_dot = false;
+  if (quantized) {
+    auto use = UsesIntDot();
+    if (!use.ok()) return use.status();
+    int_dot = use.value();
+  }
+  auto pipe = Get(dev_, int_dot ? GemvIntDotShader(w.dtype, fma_f64) : GemvShader(w.dtype, fma_f64), 3,
+                  sizeof(GemvPush));
   if (!pipe.ok()) return pipe.status();
   GemvPush push{static_cast<uint32_t>(w.n_out), static_cast<uint32_t>(w.n_in), static_cast<uint32_t>(m), 0, 0};
-  const bool quantized = GetDTypeInfo(w.dtype).quantized;
   if (quantized)
     if (Status s = PrepareActivations(w, x, m, &push.xd_offset, &push.xs_offset); !s.ok()) return s;
   const BufferRange bufs[] = {{w.buffer, w.offset, 0}, {quantized ? &scratch_ : &x}, {&y}};

@@ -9,7 +9,8 @@
 //   MatVec          MatMulGemv                  bit-identical with a fused fma or its f64 emulation:
 //                                               f32/f16/bf16 in DotFloat's order (2×16 fma lanes);
 //                                               Q8_0/Q4_0/Q4_1: exact integer block dots summed in
-//                                               llama.cpp's block order; Q4_K/Q6_K × Q8_K in
+//                                               llama.cpp's block order (Q5_0/Q5_1 the same
+//                                               with the fifth bit); Q4_K/Q5_K/Q6_K × Q8_K in
 //                                               DotQ45_K's / DotQ6_K's order
 //   MatMul          MatMulGemv (row by row)     tiled GEMM for m > 1 (every MatVec type),
 //                                               each output in the GEMV's order: bit-identical to
@@ -40,6 +41,7 @@
 
 #include <cstdint>
 #include <span>
+#include <string_view>
 #include <vector>
 
 #include "base/dtype.h"
@@ -54,7 +56,7 @@ namespace spool::gpu {
 struct WeightBuffer {
   const Buffer* buffer;
   uint64_t offset = 0;
-  DType dtype;      // kF32, kF16, kBF16, kQ8_0, kQ4_0 or kQ4_1
+  DType dtype;      // one MatVecSupports accepts
   int64_t n_out;
   int64_t n_in;     // a multiple of dtype's block size
 };
@@ -64,7 +66,7 @@ struct WeightBuffer {
 // f32 value of the f16 that the CPU's BlockQ8_0 stores, then Q8_1's s = f16(d·Σq) per
 // block ([m, n/32], as BlockQ8_1::s).
 inline uint64_t Q8ActBytes(int64_t m, int64_t n) { return static_cast<uint64_t>(m * n + 8 * (m * n / 32)); }
-// Activation rows quantised to Q8_K (for Q4_K/Q6_K weights): int8 q packed four to a
+// Activation rows quantised to Q8_K (for Q4_K/Q5_K/Q6_K weights): int8 q packed four to a
 // word ([m, n] bytes), then one f32 d per 256-block ([m, n/256]), then the int32 sum of
 // each 16 q values ([m, n/16], BlockQ8_K::bsums widened).
 inline uint64_t Q8KActBytes(int64_t m, int64_t n) { return static_cast<uint64_t>(m * n + 4 * (m * n / 256) + 4 * (m * n / 16)); }
@@ -87,8 +89,30 @@ struct GpuAttentionShape {
   float softcap = 0.0f;   // as AttentionShape::softcap
 };
 
-// The weight types MatVec reads.
+// The weight types MatVec reads: f32, f16, bf16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 (× Q8_0/Q8_1
+// activations) and Q4_K, Q5_K, Q6_K (× Q8_K activations).
 bool MatVecSupports(DType t);
+// Their names, for error messages ("f32, f16, ...").
+std::string_view MatVecTypeNames();
+// Whether weights of type t take Q8_K activations (the K-quants) rather than Q8_0/Q8_1.
+bool MatVecUsesQ8K(DType t);
+// Bytes of the quantised activations MatVec/MatMul prepare for m rows of n_in (0 for
+// float weights): Q8KActBytes or Q8ActBytes.
+uint64_t MatVecActBytes(DType t, int64_t m, int64_t n_in);
+// Which GEMV shaders quantised weights take. The integer-dot-product variants
+// (SPV_KHR_integer_dot_product: each lane's four int8 products of a block by one OpSDot)
+// compute the same integers as the plain ones, so their results are identical bit for bit.
+enum class IntDotPath : uint8_t {
+  kAuto,  // integer dot where the device enabled shaderIntegerDotProduct and reports
+          // 4×8-bit packed signed dot products as accelerated; else plain
+  kOff,   // always the plain shaders (every Vulkan 1.1 device)
+  kOn,    // integer dot wherever the feature is enabled, accelerated or not (tests:
+          // lavapipe has it, not accelerated); MatVec fails (kUnsupported) where it is not
+};
+// Whether quantised MatVec takes the integer-dot variants on a device described by
+// `info` under `path`.
+bool SelectIntDot(const DeviceInfo& info, IntDotPath path);
+
 // The weight types the tiled GEMM reads (MatMul with m > 1): the same as MatVec's.
 bool GemmSupports(DType t);
 
@@ -109,6 +133,12 @@ class Kernels {
   Result<bool> FusedFma();
   // Whether kernels take their *_f64 variants: fma not fused, and the device has f64.
   Result<bool> EmulateFmaInF64();
+
+  // The GEMV shaders quantised weights take (default kAuto; SelectIntDot).
+  void set_int_dot_path(IntDotPath path) { int_dot_path_ = path; }
+  // Whether quantised MatVec runs the integer-dot variants now; kUnsupported for kOn on a
+  // device without the feature.
+  Result<bool> UsesIntDot() const;
 
   // y[m, n_out] = x[m, n_in] · Wᵀ, each row independently (the decode GEMV path).
   // Quantised weights quantise x to Q8_0 first (into a scratch buffer of this object).
@@ -182,6 +212,7 @@ class Kernels {
 
   Buffer scratch_;  // Q8_0 / Q8_K activations of MatVec and MatMul
   int fused_fma_ = -1;  // FusedFma's answer (-1: not probed yet)
+  IntDotPath int_dot_path_ = IntDotPath::kAuto;
 };
 
 }  // namespace spool::gpu

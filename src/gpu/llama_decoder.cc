@@ -55,10 +55,7 @@ std::vector<std::pair<uint64_t, const char*>> ActivationBuffers(const models::Mo
           {D * 4, "last row"},        {static_cast<uint64_t>(c.n_vocab) * 4, "logits"}};
 }
 
-uint64_t ActBytesFor(DType t, int64_t m, int64_t n_in) {
-  if (!GetDTypeInfo(t).quantized) return 0;
-  return t == DType::kQ4_K || t == DType::kQ6_K ? Q8KActBytes(m, n_in) : Q8ActBytes(m, n_in);
-}
+uint64_t ActBytesFor(DType t, int64_t m, int64_t n_in) { return MatVecActBytes(t, m, n_in); }
 
 }  // namespace
 
@@ -172,7 +169,7 @@ Result<std::unique_ptr<LlamaDecoder>> LlamaDecoder::Open(VulkanDevice& dev, cons
       const models::MatrixRef& m = *mats[static_cast<size_t>(i)];
       if (!MatVecSupports(m.dtype))
         return Unsupported(std::string("GPU decoder: layer ") + std::to_string(l) + " " + kMatNames[i] + " is " +
-                           std::string(DTypeName(m.dtype)) + " (supported: f32, f16, bf16, q8_0, q4_0, q4_1, q4_k, q6_k)");
+                           std::string(DTypeName(m.dtype)) + " (supported: " + std::string(MatVecTypeNames()) + ")");
       G.mats[static_cast<size_t>(i)] = WeightBuffer{nullptr, off, m.dtype, m.n_out, m.n_in};
       G.host_offset[static_cast<size_t>(i)] = m.group_offset;
       off += AlignUp(m.info->nbytes, align);
@@ -217,7 +214,7 @@ Result<std::unique_ptr<LlamaDecoder>> LlamaDecoder::Open(VulkanDevice& dev, cons
     const models::MatrixRef& m = weights.output();
     if (!MatVecSupports(m.dtype))
       return Unsupported("GPU decoder: output is " + std::string(DTypeName(m.dtype)) +
-                         " (supported: f32, f16, bf16, q8_0, q4_0, q4_1, q4_k, q6_k)");
+                         " (supported: " + std::string(MatVecTypeNames()) + ")");
     auto head = provider.Acquire(weights.head_group());
     if (!head.ok()) return head.status();
     auto b = dev.Allocate(m.info->nbytes, MemoryKind::kDevice, "output");

@@ -25,7 +25,7 @@
 // Supported: attention (full or sliding window, optional score soft-capping) × dense
 // SwiGLU layers, RMSNorm, RoPE of either pairing with any scaling RopeFrequencies
 // computes (linear, llama3, GGUF rope_freqs, yarn's mscale), weights f32/f16/bf16/
-// Q8_0/Q4_0/Q4_1/Q4_K/Q6_K, spool numerics. Refused with kUnsupported, naming the
+// Q8_0/Q4_0/Q4_1/Q5_0/Q5_1/Q4_K/Q5_K/Q6_K, spool numerics. Refused with kUnsupported, naming the
 // feature: QKV bias, q/k norm, sandwich norms, GeGLU, MoE, final soft-capping, embedding
 // scale, --numerics ggml, other weight types, head_dim > 256.
 #pragma once

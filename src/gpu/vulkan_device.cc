@@ -146,6 +146,14 @@ DeviceInfo Describe(VkPhysicalDevice pd, int index) {
 
   info.cooperative_matrix = HasExtension(pd, "VK_KHR_cooperative_matrix");
   info.integer_dot_product = HasExtension(pd, "VK_KHR_shader_integer_dot_product") || p.apiVersion >= VK_API_VERSION_1_3;
+  if (info.integer_dot_product) {
+    VkPhysicalDeviceShaderIntegerDotProductPropertiesKHR idot{
+        VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_INTEGER_DOT_PRODUCT_PROPERTIES_KHR};
+    VkPhysicalDeviceProperties2 p2{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2};
+    p2.pNext = &idot;
+    vkGetPhysicalDeviceProperties2(pd, &p2);
+    info.integer_dot_accelerated = idot.integerDotProduct4x8BitPackedSignedAccelerated == VK_TRUE;
+  }
   VkPhysicalDevice16BitStorageFeatures s16{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_16BIT_STORAGE_FEATURES};
   VkPhysicalDeviceFeatures2 f2{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2};
   f2.pNext = &s16;
@@ -417,6 +425,24 @@ Result<std::unique_ptr<VulkanDevice>> VulkanDevice::Open(int index) {
   impl->info.shader_float64 = supported.shaderFloat64 == VK_TRUE;
   VkDeviceCreateInfo dci{VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO};
   dci.pEnabledFeatures = &enabled;
+  // Integer dot products, where the device has the feature: the *_idot GEMV variants
+  // (kernels.h IntDotPath). The extension is enabled by name where the device lists it
+  // (Vulkan 1.3 devices have it in core and list it too, as lavapipe does).
+  VkPhysicalDeviceShaderIntegerDotProductFeaturesKHR idot{
+      VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_INTEGER_DOT_PRODUCT_FEATURES_KHR};
+  const char* idot_ext = "VK_KHR_shader_integer_dot_product";
+  if (HasExtension(impl->pd, idot_ext)) {
+    VkPhysicalDeviceFeatures2 f2{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2};
+    f2.pNext = &idot;
+    vkGetPhysicalDeviceFeatures2(impl->pd, &f2);
+    if (idot.shaderIntegerDotProduct == VK_TRUE) {
+      idot.pNext = nullptr;
+      dci.pNext = &idot;
+      dci.enabledExtensionCount = 1;
+      dci.ppEnabledExtensionNames = &idot_ext;
+      impl->info.integer_dot_enabled = true;
+    }
+  }
   dci.queueCreateInfoCount = impl->transfer_family == impl->compute_family ? 1 : 2;
   dci.pQueueCreateInfos = qci;
   if (Status s = impl->Check("vkCreateDevice", vkCreateDevice(impl->pd, &dci, nullptr, &impl->device)); !s.ok())

@@ -49,6 +49,8 @@ struct DeviceInfo {
   bool separate_transfer_queue = false;  // a transfer-only queue family exists
   bool cooperative_matrix = false;       // VK_KHR_cooperative_matrix
   bool integer_dot_product = false;      // VK_KHR_shader_integer_dot_product
+  bool integer_dot_accelerated = false;  // integerDotProduct4x8BitPackedSignedAccelerated
+  bool integer_dot_enabled = false;      // shaderIntegerDotProduct enabled at Open (the *_idot GEMVs)
   bool shader_float16 = false;
   bool shader_float64 = false;           // enabled at Open when present
   bool storage_8bit = false;

@@ -93,10 +93,10 @@ TEST(GpuKernels, MatVecMatchesCpuReference) {
   std::printf("fused fma: %s, f64: %s\n", fused.value() ? "yes" : "no", dev->info().shader_float64 ? "yes" : "no");
   MatMulContext mm;
   ThreadPool pool(1);
-  for (DType t : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ4_0, DType::kQ4_1, DType::kQ4_K,
-                  DType::kQ6_K}) {
+  for (DType t : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ4_0, DType::kQ4_1, DType::kQ5_0,
+                  DType::kQ5_1, DType::kQ4_K, DType::kQ5_K, DType::kQ6_K}) {
     const bool q = GetDTypeInfo(t).quantized;
-    const bool kq = t == DType::kQ4_K || t == DType::kQ6_K;
+    const bool kq = MatVecUsesQ8K(t);
     const std::vector<int64_t> n_ins = kq  ? std::vector<int64_t>{256, 512, 2816}
                                        : q ? std::vector<int64_t>{32, 64, 96, 2080}
                                            : std::vector<int64_t>{1, 7, 16, 17, 31, 32, 48, 64, 65, 300};
@@ -133,6 +133,75 @@ TEST(GpuKernels, MatVecMatchesCpuReference) {
       }
     }
   }
+}
+
+// The integer-dot-product GEMV variants (IntDotPath::kOn) equal the plain ones bit for bit
+// (the same integers), and MatMulGemv where the fma order is exact, on every quantised
+// type and edge shapes. lavapipe enables shaderIntegerDotProduct (not accelerated, so
+// kAuto does not pick it there); a device without it must refuse kOn.
+TEST(GpuKernels, IntegerDotGemvEqualsPlainPath) {
+  GPU_TEST_DEVICE(dev);
+  Kernels k(*dev);
+  if (!dev->info().integer_dot_enabled) {
+    Buffer b = Make(*dev, nullptr, 4096);
+    k.set_int_dot_path(IntDotPath::kOn);
+    EXPECT_EQ(k.MatVec(WeightBuffer{&b, 0, DType::kQ8_0, 1, 32}, b, b, 1).code(), ErrorCode::kUnsupported);
+    GTEST_SKIP() << "device " << dev->info().name << " has no shaderIntegerDotProduct: only the refusal was tested";
+  }
+  std::printf("integer dot: enabled, accelerated: %s\n", dev->info().integer_dot_accelerated ? "yes" : "no");
+  std::mt19937 rng(21);
+  auto fused = k.FusedFma();
+  ASSERT_TRUE(fused.ok());
+  const bool exact_order = fused.value() || dev->info().shader_float64;
+  MatMulContext mm;
+  ThreadPool pool(1);
+  for (DType t : {DType::kQ8_0, DType::kQ4_0, DType::kQ4_1, DType::kQ5_0, DType::kQ5_1, DType::kQ4_K, DType::kQ5_K,
+                  DType::kQ6_K}) {
+    const std::vector<int64_t> n_ins = MatVecUsesQ8K(t) ? std::vector<int64_t>{256, 768} : std::vector<int64_t>{32, 96, 544};
+    for (int64_t n_in : n_ins) {
+      for (int64_t n_out : {1, 7, 65}) {
+        for (int64_t m : {1, 3}) {
+          auto wbytes = RandomWeights(rng, t, n_out * n_in);
+          auto x = RandomFloats(rng, m * n_in);
+          const size_t ny = static_cast<size_t>(m * n_out);
+          Buffer wb = Make(*dev, wbytes), xb = Make(*dev, x);
+          Buffer y_dot = Make(*dev, nullptr, ny * 4), y_plain = Make(*dev, nullptr, ny * 4);
+          const WeightBuffer w{&wb, 0, t, n_out, n_in};
+          k.set_int_dot_path(IntDotPath::kOn);
+          Status s = k.MatVec(w, xb, y_dot, m);
+          ASSERT_TRUE(s.ok()) << s.message();
+          k.set_int_dot_path(IntDotPath::kOff);
+          ASSERT_TRUE(k.MatVec(w, xb, y_plain, m).ok());
+          auto got = Read(*dev, y_dot, ny), plain = Read(*dev, y_plain, ny);
+          std::vector<float> cpu(ny);
+          MatMulGemv(mm, pool, WeightView{t, wbytes.data(), n_out, n_in}, x.data(), m, cpu.data());
+          for (size_t i = 0; i < ny; ++i) {
+            ASSERT_EQ(std::bit_cast<uint32_t>(got[i]), std::bit_cast<uint32_t>(plain[i]))
+                << DTypeName(t) << " n_in " << n_in << " n_out " << n_out << " m " << m << " i " << i;
+            if (exact_order) ASSERT_EQ(got[i], cpu[i]) << DTypeName(t) << " n_in " << n_in << " i " << i;
+          }
+        }
+      }
+    }
+  }
+}
+
+// The selection: kAuto takes integer dot only where the feature is enabled and the
+// device says it is accelerated; kOn wherever it is enabled; kOff never.
+TEST(GpuKernels, IntDotPathSelection) {
+  DeviceInfo none, slow, fast;
+  slow.integer_dot_product = slow.integer_dot_enabled = true;
+  fast = slow;
+  fast.integer_dot_accelerated = true;
+  EXPECT_FALSE(SelectIntDot(none, IntDotPath::kAuto));
+  EXPECT_FALSE(SelectIntDot(none, IntDotPath::kOn));
+  EXPECT_FALSE(SelectIntDot(slow, IntDotPath::kAuto));  // lavapipe
+  EXPECT_TRUE(SelectIntDot(slow, IntDotPath::kOn));
+  EXPECT_TRUE(SelectIntDot(fast, IntDotPath::kAuto));
+  EXPECT_FALSE(SelectIntDot(fast, IntDotPath::kOff));
+  DeviceInfo listed_not_enabled = fast;  // the extension listed, the feature not enabled at Open
+  listed_not_enabled.integer_dot_enabled = false;
+  EXPECT_FALSE(SelectIntDot(listed_not_enabled, IntDotPath::kAuto));
 }
 
 TEST(GpuKernels, QuantizeQ8KMatchesCpuBlocks) {
@@ -189,10 +258,10 @@ TEST(GpuKernels, TiledGemmEqualsGemvRowByRow) {
   const bool exact_order = fused.value() || dev->info().shader_float64;
   MatMulContext mm;
   ThreadPool pool(1);
-  for (DType t : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ4_0, DType::kQ4_1, DType::kQ4_K,
-                  DType::kQ6_K}) {
+  for (DType t : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ4_0, DType::kQ4_1, DType::kQ5_0,
+                  DType::kQ5_1, DType::kQ4_K, DType::kQ5_K, DType::kQ6_K}) {
     const bool q = GetDTypeInfo(t).quantized;
-    const std::vector<int64_t> n_ins = t == DType::kQ4_K || t == DType::kQ6_K ? std::vector<int64_t>{256, 768}
+    const std::vector<int64_t> n_ins = MatVecUsesQ8K(t) ? std::vector<int64_t>{256, 768}
                                        : q ? std::vector<int64_t>{32, 96, 544}
                                            : std::vector<int64_t>{1, 17, 32, 45, 64, 300};
     for (int64_t n_in : n_ins) {
@@ -241,9 +310,14 @@ TEST(GpuKernels, MatVecRefusesWhatItCannotRun) {
   GPU_TEST_DEVICE(dev);
   Kernels k(*dev);
   Buffer b = Make(*dev, nullptr, 4096);
-  EXPECT_EQ(k.MatVec(WeightBuffer{&b, 0, DType::kQ5_K, 1, 256}, b, b, 1).code(), ErrorCode::kUnsupported);
+  Status mx = k.MatVec(WeightBuffer{&b, 0, DType::kMXFP4, 1, 256}, b, b, 1);
+  EXPECT_EQ(mx.code(), ErrorCode::kUnsupported);
+  EXPECT_NE(mx.message().find("mxfp4"), std::string::npos) << mx.message();  // names the type
   EXPECT_EQ(k.MatVec(WeightBuffer{&b, 0, DType::kQ4_K, 1, 288}, b, b, 1).code(), ErrorCode::kInvalidArgument);
-  EXPECT_EQ(k.MatMul(WeightBuffer{&b, 0, DType::kQ5_K, 1, 256}, b, b, 4).code(), ErrorCode::kUnsupported);
+  EXPECT_EQ(k.MatVec(WeightBuffer{&b, 0, DType::kQ5_K, 1, 288}, b, b, 1).code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(k.MatVec(WeightBuffer{&b, 0, DType::kQ5_0, 1, 48}, b, b, 1).code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(k.MatMul(WeightBuffer{&b, 0, DType::kMXFP4, 1, 256}, b, b, 4).code(), ErrorCode::kUnsupported);
+  EXPECT_EQ(k.MatMul(WeightBuffer{&b, 0, DType::kQ5_1, 64, 256}, b, b, 4).code(), ErrorCode::kInvalidArgument);  // 12 KiB > 4 KiB
   EXPECT_EQ(k.MatMul(WeightBuffer{&b, 0, DType::kF32, 64, 64}, b, b, 2).code(), ErrorCode::kInvalidArgument);
   EXPECT_EQ(k.MatVec(WeightBuffer{&b, 0, DType::kQ8_0, 1, 33}, b, b, 1).code(), ErrorCode::kInvalidArgument);
   EXPECT_EQ(k.MatVec(WeightBuffer{&b, 0, DType::kF32, 64, 64}, b, b, 1).code(), ErrorCode::kInvalidArgument);  // 16 KiB > 4 KiB

@@ -1,11 +1,15 @@
-// A whole K-quant model on the GPU against the CPU engine: a small random Llama written
-// here as GGUF (llama.cpp's Q4_K_M layout: attention and gate/up Q4_K, ffn_down and the
-// output head Q6_K, f32 embeddings and norms; 4 layers of 256, ff 512, 4 heads / 2 KV
-// heads of 64). No fixture file: the bytes are random blocks with scales chosen so that
-// activations stay in a sane range, generated with a fixed seed at test time.
+// Whole quantised models on the GPU against the CPU engine: a small random Llama written
+// here as GGUF in one of three layouts (4 layers of 256, ff 512, 4 heads / 2 KV heads of
+// 64; f32 embeddings and norms):
+//   Q4_K_M: attention and gate/up Q4_K, ffn_down and the output head Q6_K (llama.cpp's);
+//   Q5_K_M: the same with Q5_K (llama.cpp's Q5_K_M);
+//   Q5_0_Q5_1: attention and gate/up Q5_0, ffn_down Q5_1, the head Q8_0 (both
+//     32-element Q5 types in one model; not a llama.cpp preset).
+// No fixture file: the bytes are random blocks with scales chosen so that activations stay
+// in a sane range, generated with a fixed seed at test time. Per layout:
 //  - token by token: logits bit-identical to Engine::Decode where the device has a fused
 //    or f64 fma (lavapipe: f64), else within 5e-2 of max|logit|; greedy ids identical;
-//  - prefill (tiled K-quant GEMM) then greedy: the same against Engine::Prefill (the CPU
+//  - prefill (tiled GEMM) then greedy: the same against Engine::Prefill (the CPU
 //    prefills quantised weights with its integer GEMV, row by row);
 //  - streamed through a VRAM budget of the ring + one resident layer (3 of 4 layers
 //    streamed) = resident, bit for bit.
@@ -15,6 +19,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <random>
 #include <string>
 #include <vector>
@@ -98,30 +103,58 @@ std::vector<uint8_t> F32Bytes(const std::vector<float>& v) {
   return b;
 }
 
-// Random Q4_K / Q6_K blocks: random quants and scale bytes, block scales small enough
+// Random quantised blocks: random quants (and scale bytes), block scales small enough
 // that weights have |w| ≲ 0.1.
-std::vector<uint8_t> RandomKQuant(std::mt19937& rng, DType t, int64_t n) {
+std::vector<uint8_t> RandomQuant(std::mt19937& rng, DType t, int64_t n) {
   const auto& ti = GetDTypeInfo(t);
   std::vector<uint8_t> b(static_cast<size_t>(n / ti.block_elems * ti.block_bytes));
   std::uniform_int_distribution<int> byte(0, 255);
   std::uniform_real_distribution<float> u(0.5f, 1.5f);
   for (auto& x : b) x = static_cast<uint8_t>(byte(rng));
+  auto put = [&](size_t at, float v) {
+    const uint16_t h = F32ToF16(v);
+    std::memcpy(&b[at], &h, 2);
+  };
   for (size_t i = 0; i < b.size(); i += ti.block_bytes) {
-    if (t == DType::kQ4_K) {
-      const uint16_t d = F32ToF16(1e-4f * u(rng)), dmin = F32ToF16(1e-4f * u(rng));
-      std::memcpy(&b[i], &d, 2);
-      std::memcpy(&b[i + 2], &dmin, 2);
-    } else {
-      const uint16_t d = F32ToF16(2e-5f * u(rng));
-      std::memcpy(&b[i + 208], &d, 2);
+    switch (t) {
+      case DType::kQ4_K: put(i, 1e-4f * u(rng)), put(i + 2, 1e-4f * u(rng)); break;   // d·sc·q, sc ≤ 63, q ≤ 15
+      case DType::kQ5_K: put(i, 5e-5f * u(rng)), put(i + 2, 1e-4f * u(rng)); break;   // q ≤ 31
+      case DType::kQ6_K: put(i + 208, 2e-5f * u(rng)); break;
+      case DType::kQ5_0: put(i, 5e-3f * u(rng)); break;                                // d·(q − 16)
+      case DType::kQ5_1: put(i, 3e-3f * u(rng)), put(i + 2, -0.05f * u(rng)); break;  // d·q + m
+      case DType::kQ8_0: put(i, 8e-4f * u(rng)); break;                                // d·q, |q| ≤ 127
+      default: SPOOL_CHECK_MSG(false, "RandomQuant: no scales for this type");
     }
   }
   return b;
 }
 
-std::string WriteModel() {
+// A model layout: the weight type of each kind of matrix.
+struct Layout {
+  const char* name;
+  DType attn, gate_up, down, head;
+};
+const Layout kLayouts[] = {
+    {"Q4_K_M", DType::kQ4_K, DType::kQ4_K, DType::kQ6_K, DType::kQ6_K},
+    {"Q5_K_M", DType::kQ5_K, DType::kQ5_K, DType::kQ6_K, DType::kQ6_K},
+    {"Q5_0_Q5_1", DType::kQ5_0, DType::kQ5_0, DType::kQ5_1, DType::kQ8_0},
+};
+
+uint32_t GgmlType(DType t) {
+  switch (t) {
+    case DType::kQ5_0: return 6;
+    case DType::kQ5_1: return 7;
+    case DType::kQ8_0: return 8;
+    case DType::kQ4_K: return 12;
+    case DType::kQ5_K: return 13;
+    case DType::kQ6_K: return 14;
+    default: SPOOL_CHECK_MSG(false, "GgmlType: not used here"); return 0;
+  }
+}
+
+std::string WriteModel(const Layout& layout) {
   const std::string path = (std::filesystem::temp_directory_path() /
-                            ("spool_gpu_kquant_" + std::to_string(::getpid()) + ".gguf")).string();
+                            ("spool_gpu_" + std::string(layout.name) + "_" + std::to_string(::getpid()) + ".gguf")).string();
   std::mt19937 rng(17);
   std::normal_distribution<float> normal(0.0f, 1.0f);
   Gguf g;
@@ -133,36 +166,44 @@ std::string WriteModel() {
   g.Kv("llama.attention.head_count_kv", static_cast<uint32_t>(kKvHeads));
   g.Kv("llama.context_length", static_cast<uint32_t>(256));
   g.Kv("llama.attention.layer_norm_rms_epsilon", 1e-5f);
-  constexpr uint32_t kF32 = 0, kQ4K = 12, kQ6K = 14;
+  constexpr uint32_t kF32 = 0;
   std::vector<float> emb(static_cast<size_t>(kVocab * kEmbd));
   for (float& x : emb) x = normal(rng);
   g.Tensor("token_embd.weight", {kEmbd, kVocab}, kF32, F32Bytes(emb));
   const std::vector<float> ones(kEmbd, 1.0f);
-  const int64_t kv = kEmbd / kHeads * kKvHeads;
+  const uint64_t kv = kEmbd / kHeads * kKvHeads;
+  auto mat = [&](const std::string& name, uint64_t n_in, uint64_t n_out, DType t) {
+    g.Tensor(name, {n_in, n_out}, GgmlType(t), RandomQuant(rng, t, static_cast<int64_t>(n_in * n_out)));
+  };
   for (int l = 0; l < kLayers; ++l) {
     const std::string p = "blk." + std::to_string(l) + ".";
     g.Tensor(p + "attn_norm.weight", {kEmbd}, kF32, F32Bytes(ones));
-    g.Tensor(p + "attn_q.weight", {kEmbd, kEmbd}, kQ4K, RandomKQuant(rng, DType::kQ4_K, kEmbd * kEmbd));
-    g.Tensor(p + "attn_k.weight", {kEmbd, static_cast<uint64_t>(kv)}, kQ4K, RandomKQuant(rng, DType::kQ4_K, kEmbd * kv));
-    g.Tensor(p + "attn_v.weight", {kEmbd, static_cast<uint64_t>(kv)}, kQ4K, RandomKQuant(rng, DType::kQ4_K, kEmbd * kv));
-    g.Tensor(p + "attn_output.weight", {kEmbd, kEmbd}, kQ4K, RandomKQuant(rng, DType::kQ4_K, kEmbd * kEmbd));
+    mat(p + "attn_q.weight", kEmbd, kEmbd, layout.attn);
+    mat(p + "attn_k.weight", kEmbd, kv, layout.attn);
+    mat(p + "attn_v.weight", kEmbd, kv, layout.attn);
+    mat(p + "attn_output.weight", kEmbd, kEmbd, layout.attn);
     g.Tensor(p + "ffn_norm.weight", {kEmbd}, kF32, F32Bytes(ones));
-    g.Tensor(p + "ffn_gate.weight", {kEmbd, kFf}, kQ4K, RandomKQuant(rng, DType::kQ4_K, kEmbd * kFf));
-    g.Tensor(p + "ffn_up.weight", {kEmbd, kFf}, kQ4K, RandomKQuant(rng, DType::kQ4_K, kEmbd * kFf));
-    g.Tensor(p + "ffn_down.weight", {kFf, kEmbd}, kQ6K, RandomKQuant(rng, DType::kQ6_K, kFf * kEmbd));
+    mat(p + "ffn_gate.weight", kEmbd, kFf, layout.gate_up);
+    mat(p + "ffn_up.weight", kEmbd, kFf, layout.gate_up);
+    mat(p + "ffn_down.weight", kFf, kEmbd, layout.down);
   }
   g.Tensor("output_norm.weight", {kEmbd}, kF32, F32Bytes(ones));
-  g.Tensor("output.weight", {kEmbd, kVocab}, kQ6K, RandomKQuant(rng, DType::kQ6_K, kEmbd * kVocab));
+  mat("output.weight", kEmbd, kVocab, layout.head);
   g.Write(path);
   return path;
 }
 
-class KQuantModel : public ::testing::Test {
+class KQuantModel : public ::testing::TestWithParam<Layout> {
  protected:
-  static void SetUpTestSuite() { path_ = new std::string(WriteModel()); }
   static void TearDownTestSuite() {
-    std::filesystem::remove(*path_);
-    delete path_;
+    for (const auto& [name, path] : paths_) std::filesystem::remove(path);
+    paths_.clear();
+  }
+  // The model of this test's layout, written once per suite.
+  const std::string& Path() {
+    auto it = paths_.find(GetParam().name);
+    if (it == paths_.end()) it = paths_.emplace(GetParam().name, WriteModel(GetParam())).first;
+    return it->second;
   }
   void OpenCpu(int64_t ctx) {
     runtime::EngineOptions o;
@@ -171,18 +212,18 @@ class KQuantModel : public ::testing::Test {
     o.load_tokenizer = false;
     o.kv_page_tokens = 16;
     o.kv_dtype = DType::kF32;  // the decoder's default below
-    auto e = runtime::Engine::Open(*path_, o);
+    auto e = runtime::Engine::Open(Path(), o);
     ASSERT_TRUE(e.ok()) << e.status().message();
     engine_ = std::move(e.value());
     auto p = runtime::ResidentWeights::Load(engine_->weights());
     ASSERT_TRUE(p.ok());
     provider_ = std::move(p.value());
   }
-  static std::string* path_;
+  static std::map<std::string, std::string> paths_;
   std::unique_ptr<runtime::Engine> engine_;
   std::unique_ptr<models::WeightProvider> provider_;
 };
-std::string* KQuantModel::path_ = nullptr;
+std::map<std::string, std::string> KQuantModel::paths_;
 
 const std::vector<int32_t> kPrompt = {1, 17, 42, 99, 7, 250, 3, 64, 128, 11, 300, 5, 77};
 
@@ -201,15 +242,16 @@ double RelDiff(const std::vector<float>& a, const std::vector<float>& b) {
   return dmax / std::max(lmax, 1e-30f);
 }
 
-TEST_F(KQuantModel, WeightsAreKQuants) {
+TEST_P(KQuantModel, WeightsHaveTheLayoutsTypes) {
   OpenCpu(64);
   const auto& w = engine_->weights();
-  EXPECT_EQ(w.layer(0).wq.dtype, DType::kQ4_K);
-  EXPECT_EQ(w.layer(1).dense.down.dtype, DType::kQ6_K);
-  EXPECT_EQ(w.output().dtype, DType::kQ6_K);
+  EXPECT_EQ(w.layer(0).wq.dtype, GetParam().attn);
+  EXPECT_EQ(w.layer(2).dense.gate.dtype, GetParam().gate_up);
+  EXPECT_EQ(w.layer(1).dense.down.dtype, GetParam().down);
+  EXPECT_EQ(w.output().dtype, GetParam().head);
 }
 
-TEST_F(KQuantModel, TokenByTokenEqualsCpu) {
+TEST_P(KQuantModel, TokenByTokenEqualsCpu) {
   GPU_TEST_DEVICE(dev);
   OpenCpu(64);
   const float tol = Tolerance(*dev);
@@ -233,10 +275,10 @@ TEST_F(KQuantModel, TokenByTokenEqualsCpu) {
     ASSERT_EQ(c, static_cast<int32_t>(Argmax(gpu.data(), static_cast<int64_t>(V)))) << "step " << i;
     token = i + 1 < kPrompt.size() ? kPrompt[i + 1] : c;
   }
-  std::printf("K-quant model token by token: worst |Δlogit| / max|logit| = %.3g\n", worst);
+  std::printf("%s model token by token: worst |Δlogit| / max|logit| = %.3g\n", GetParam().name, worst);
 }
 
-TEST_F(KQuantModel, PrefillThenGreedyEqualsCpu) {
+TEST_P(KQuantModel, PrefillThenGreedyEqualsCpu) {
   GPU_TEST_DEVICE(dev);
   OpenCpu(64);
   const float tol = Tolerance(*dev);
@@ -261,7 +303,7 @@ TEST_F(KQuantModel, PrefillThenGreedyEqualsCpu) {
   }
 }
 
-TEST_F(KQuantModel, StreamedEqualsResident) {
+TEST_P(KQuantModel, StreamedEqualsResident) {
   GPU_TEST_DEVICE(dev);
   OpenCpu(64);
   LlamaDecoderOptions o;
@@ -288,6 +330,9 @@ TEST_F(KQuantModel, StreamedEqualsResident) {
   ASSERT_EQ(streamed.size(), resident.size());
   EXPECT_EQ(0, std::memcmp(streamed.data(), resident.data(), resident.size() * 4));
 }
+
+INSTANTIATE_TEST_SUITE_P(Layouts, KQuantModel, ::testing::ValuesIn(kLayouts),
+                         [](const ::testing::TestParamInfo<Layout>& i) { return std::string(i.param.name); });
 
 }  // namespace
 }  // namespace spool::gpu

@@ -7,6 +7,17 @@
 // 16-bit half-word at even byte offset `off`.
 #define HALF_AT(arr, off) ((arr[(off) >> 2] >> (((off) & 2u) * 8u)) & 0xffffu)
 
+#if defined(INT_DOT)
+// OpSDot on two 32-bit words of four packed int8 each (SPV_KHR_integer_dot_product,
+// PackedVectorFormat4x8Bit = 0): exact, so it equals the plain Σ of the four products.
+// Shaders compiled with INT_DOT enable GL_EXT_spirv_intrinsics before including this
+// (glslang of shaderc 2023 has no GL_EXT_integer_dot_product) and run only where the
+// device enabled shaderIntegerDotProduct (Kernels picks them; kernels.h).
+spirv_instruction(extensions = ["SPV_KHR_integer_dot_product"], capabilities = [6019, 6018], id = 4450)
+int sdot4x8(uint a, uint b, spirv_literal int packed_format);
+#define DOT4x8(a, b) sdot4x8((a), (b), 0)
+#endif
+
 int sext8(uint b) { return int(b << 24) >> 24; }
 float f16_bits_to_f32(uint h) { return unpackHalf2x16(h).x; }
 float bf16_bits_to_f32(uint h) { return uintBitsToFloat(h << 16); }

@@ -8,11 +8,14 @@
 // llama.cpp's 8 lanes of 4 elements per block; only the lanes live in one invocation's
 // registers instead of in 16 (8) invocations. So the tile result is MatMulGemv's, row by
 // row, bit for bit (with a fused fma or FMA_F64).
-// Define one of W_F32, W_F16, W_BF16, W_Q8_0, W_Q4_0, W_Q4_1 before including.
+// Define one of W_F32, W_F16, W_BF16, W_Q8_0, W_Q4_0, W_Q4_1, W_Q5_0, W_Q5_1 before including.
 // w: [n_out, n_in] of the type   x: [m, n_in] f32, or Q8_0/Q8_1 (quantize_q8_0.comp)
 // y: [m, n_out] f32
 #extension GL_EXT_control_flow_attributes : enable
 #include "common.glsl"
+#if defined(W_Q4_1) || defined(W_Q5_1)
+#define W_OFFSETS  // value = d·q + m: the m_w·s_x terms are summed apart
+#endif
 layout(local_size_x = 64) in;
 layout(std430, binding = 0) readonly buffer W { uint w[]; };
 layout(std430, binding = 1) readonly buffer X { uint x[]; };
@@ -73,7 +76,7 @@ void main() {
   y[r * p.n_out + row] = total;
 }
 #else
-// Quantised: per 32-element block, the 8 weight rows' integer values (q − 8 for Q4_0,
+// Quantised: per 32-element block, the 8 weight rows' integer values (q − 8 for Q4_0, q − 16 for Q5_0,
 // q for Q4_1 and Q8_0) and scales, and the 8 activation rows' q and d (and Q8_1's s).
 shared int wq[8][33];
 shared float wd[8];
@@ -107,6 +110,14 @@ void main() {
     uint base = wb * 20u;
     const uint qs0 = 4u;
     const int zero = 0;
+#elif defined(W_Q5_0)
+    uint base = wb * 22u;
+    const uint qs0 = 6u, qh0 = 2u;
+    const int zero = 16;
+#elif defined(W_Q5_1)
+    uint base = wb * 24u;
+    const uint qs0 = 8u, qh0 = 4u;
+    const int zero = 0;
 #else
     uint base = wb * 18u;
     const uint qs0 = 2u;
@@ -115,12 +126,17 @@ void main() {
     for (uint i = 0u; i < 4u; ++i) {
       uint e = c0 + i;
       uint q = 0u;
-      if (w_ok) q = e < 16u ? (BYTE_AT(w, base + qs0 + e) & 15u) : (BYTE_AT(w, base + qs0 + e - 16u) >> 4);
+      if (w_ok) {
+        q = e < 16u ? (BYTE_AT(w, base + qs0 + e) & 15u) : (BYTE_AT(w, base + qs0 + e - 16u) >> 4);
+#if defined(W_Q5_0) || defined(W_Q5_1)
+        q |= ((BYTE_AT(w, base + qh0 + (e >> 3u)) >> (e & 7u)) & 1u) << 4;  // Q5: bit e of qh
+#endif
+      }
       wq[tr][e] = w_ok ? int(q) - zero : 0;
     }
     if ((tid & 7u) == 0u) {
       wd[tr] = w_ok ? f16_bits_to_f32(HALF_AT(w, base)) : 0.0;
-#if defined(W_Q4_1)
+#if defined(W_OFFSETS)
       wm[tr] = w_ok ? f16_bits_to_f32(HALF_AT(w, base + 2u)) : 0.0;
 #endif
     }
@@ -132,7 +148,7 @@ void main() {
     for (uint i = 0u; i < 4u; ++i) xq[tr][c0 + i] = sext8((xw >> (8u * i)) & 0xffu);
     if ((tid & 7u) == 0u) {
       xd[tr] = x_ok ? uintBitsToFloat(x[p.xd_offset + xb]) : 0.0;
-#if defined(W_Q4_1)
+#if defined(W_OFFSETS)
       xsum[tr] = x_ok ? uintBitsToFloat(x[p.xs_offset + xb]) : 0.0;
 #endif
     }
@@ -143,7 +159,7 @@ void main() {
       [[unroll]] for (uint i = 0u; i < 4u; ++i) isum += wq[rloc][4u * k + i] * xq[mloc][4u * k + i];
       acc[k] = ffma(dd, float(isum), acc[k]);
     }
-#if defined(W_Q4_1)
+#if defined(W_OFFSETS)
     precise float mo = wm[rloc] * xsum[mloc];
     precise float no = offsets + mo;
     offsets = no;
@@ -157,7 +173,7 @@ void main() {
   precise float t0 = s0 + s2;
   precise float t1 = s1 + s3;
   precise float total = t0 + t1;
-#if defined(W_Q4_1)
+#if defined(W_OFFSETS)
   precise float with_offsets = total + offsets;
   total = with_offsets;
 #endif

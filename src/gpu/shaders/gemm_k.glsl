@@ -1,13 +1,16 @@
-// Tiled y[m, n_out] = x[m, n_in] · Wᵀ for K-quant weights (Q4_K, Q6_K) times Q8_K
+// Tiled y[m, n_out] = x[m, n_in] · Wᵀ for K-quant weights (Q4_K, Q5_K, Q6_K) times Q8_K
 // activations (prefill): tiles of 8 weight rows × 8 activation rows as gemm.glsl, staged
 // one 32-element sub-block at a time (each row's unpacked q values and the activation
 // rows' q values in shared memory), the per-super-block scales, mins and bsums beside.
 // Each invocation computes one output with the 8 int32 lane sums and 8 f32 lane
 // accumulators of gemv_k.glsl, in the same order, so the result is the GEMV's (and
-// MatMulGemv's) bit for bit. Define W_Q4_K or W_Q6_K before including.
+// MatMulGemv's) bit for bit. Define W_Q4_K, W_Q5_K or W_Q6_K before including.
 // w: [n_out, n_in] of the type   x: Q8_K (quantize_q8_k.comp)   y: [m, n_out] f32
 #extension GL_EXT_control_flow_attributes : enable
 #include "common.glsl"
+#if defined(W_Q4_K) || defined(W_Q5_K)
+#define W_Q45_K  // Q4_K and Q5_K share scales, mins and nibbles; Q5_K adds a fifth bit
+#endif
 layout(local_size_x = 64) in;
 layout(std430, binding = 0) readonly buffer W { uint w[]; };
 layout(std430, binding = 1) readonly buffer X { uint x[]; };
@@ -16,7 +19,7 @@ layout(push_constant) uniform P { uint n_out; uint n_in; uint m; uint xd_offset;
 
 shared int wq[8][33];    // this sub-block's q values of the 8 weight rows
 shared int xq[8][33];    // this sub-block's q values of the 8 activation rows
-shared int wsc[8][16];   // Q4_K: scales [0..8) and mins [8..16) per sub-block; Q6_K: the 16 scales
+shared int wsc[8][16];   // Q4_K/Q5_K: scales [0..8) and mins [8..16) per sub-block; Q6_K: the 16 scales
 shared float wd[8], wdmin[8];
 shared int xbs[8][16];   // activation bsums per 16
 shared float xd[8];
@@ -39,8 +42,14 @@ void main() {
     uint wb = wrow * nb + b, xb = xrow * nb + b;
     barrier();
     // Per super-block: scales (and mins), d, dmin of the weight rows; d, bsums of x.
-#if defined(W_Q4_K)
-    uint base = wb * 144u;
+#if defined(W_Q45_K)
+#if defined(W_Q5_K)
+    uint base = wb * 176u;  // d, dmin, scales[12], qh[32], qs[128]
+    const uint qs0 = 48u;
+#else
+    uint base = wb * 144u;  // d, dmin, scales[12], qs[128]
+    const uint qs0 = 16u;
+#endif
     {
       uint s = part;  // UnpackScaleMinK4(s)
       uint sc = 0u, mn = 0u;
@@ -79,9 +88,13 @@ void main() {
       for (uint i = 0u; i < 4u; ++i) {
         uint e = part * 4u + i;
         xq[tr][e] = sext8((xw >> (8u * i)) & 0xffu);
-#if defined(W_Q4_K)
-        uint byte = w_ok ? BYTE_AT(w, base + 16u + 32u * (s >> 1) + e) : 0u;
-        wq[tr][e] = int((s & 1u) != 0u ? (byte >> 4) : (byte & 15u));
+#if defined(W_Q45_K)
+        uint byte = w_ok ? BYTE_AT(w, base + qs0 + 32u * (s >> 1) + e) : 0u;
+        uint q = (s & 1u) != 0u ? (byte >> 4) : (byte & 15u);
+#if defined(W_Q5_K)
+        if (w_ok) q |= ((BYTE_AT(w, base + 16u + e) >> s) & 1u) << 4;  // bit s of qh[e]
+#endif
+        wq[tr][e] = int(q);
 #else
         uint half_ = s >> 2, k = s & 3u;
         uint q = 0u;
@@ -98,14 +111,14 @@ void main() {
       [[unroll]] for (uint k = 0u; k < 8u; ++k) {
         int sub = 0;
         [[unroll]] for (uint i = 0u; i < 4u; ++i) sub += wq[rloc][4u * k + i] * xq[mloc][4u * k + i];
-#if defined(W_Q4_K)
+#if defined(W_Q45_K)
         isum[k] += wsc[rloc][s] * sub;
 #else
         isum[k] += wsc[rloc][2u * s + (k >= 4u ? 1u : 0u)] * sub;
 #endif
       }
     }
-#if defined(W_Q4_K)
+#if defined(W_Q45_K)
     int msum = 0;
     for (uint s = 0u; s < 8u; ++s) msum += wsc[rloc][8u + s] * (xbs[mloc][2u * s] + xbs[mloc][2u * s + 1u]);
     precise float dm = wdmin[rloc] * xd[mloc];
@@ -128,7 +141,7 @@ void main() {
   precise float t0 = s0 + s2;
   precise float t1 = s1 + s3;
   precise float total = t0 + t1;
-#if defined(W_Q4_K)
+#if defined(W_Q45_K)
   precise float with_mins = total - mins;
   total = with_mins;
 #endif

@@ -1,9 +1,17 @@
 // y[r, row] = Σ_j W[row, j] · x[r, j], in the CPU kernel's summation order (below), so
 // that the result is its bit for bit where fma() is fused (or FMA_F64 emulates it).
-// Define one of W_F32, W_F16, W_BF16, W_Q8_0, W_Q4_0, W_Q4_1 before including.
+// Define one of W_F32, W_F16, W_BF16, W_Q8_0, W_Q4_0, W_Q4_1, W_Q5_0, W_Q5_1 before including
+// (quantised: and INT_DOT for the integer-dot-product variant, each lane's 4 products of a
+// block by one OpSDot: the same integers, so the same result bit for bit).
 // w: [n_out, n_in] of the type   x: [m, n_in] f32, or Q8_0 (quantize_q8_0.comp's layout)
 // y: [m, n_out] f32
+#if defined(INT_DOT)
+#extension GL_EXT_spirv_intrinsics : require
+#endif
 #include "common.glsl"
+#if defined(W_Q4_1) || defined(W_Q5_1)
+#define W_OFFSETS  // value = d·q + m: the m_w·s_x terms are summed apart
+#endif
 #define WG 64u
 layout(local_size_x = 64) in;
 layout(std430, binding = 0) readonly buffer W { uint w[]; };
@@ -61,7 +69,7 @@ void main() {
 // Quantised weights, in the CPU's order (tensor/vec_dot.cc BlockLoop, llama.cpp's
 // AVX2 order): 8 lanes per row, lane k holding elements 4k..4k+3 of every block; each
 // lane folds the blocks in order, acc = fma(d_w·d_x, isum_k, acc); the 8 lanes are
-// summed as simd::ReduceAdd does ((k, k+4) pairs, then (0,2)+(1,3)); Q4_1's m_w·s_x
+// summed as simd::ReduceAdd does ((k, k+4) pairs, then (0,2)+(1,3)); Q4_1's/Q5_1's m_w·s_x
 // terms are summed apart, block by block, and added last. 8 rows per workgroup.
 void main() {
   uint tid = gl_LocalInvocationID.x;
@@ -80,12 +88,26 @@ void main() {
 #if defined(W_Q8_0)
       uint base = wb * 34u;
       float dw = f16_bits_to_f32(HALF_AT(w, base));
+#if defined(INT_DOT)
+      uint off = base + 2u + lane * 4u;  // even: the 4 bytes are one word or two half words
+      uint wp = (off & 2u) == 0u ? w[off >> 2] : ((w[off >> 2] >> 16) | (w[(off >> 2) + 1u] << 16));
+      isum = DOT4x8(wp, xw);
+#else
       for (uint i = 0u; i < 4u; ++i)
         isum += sext8(BYTE_AT(w, base + 2u + lane * 4u + i)) * sext8((xw >> (8u * i)) & 0xffu);
+#endif
 #else
 #if defined(W_Q4_1)
       uint base = wb * 20u;  // d, m, qs[16]; value = d·q + m
       const uint qs0 = 4u;
+      const int zero = 0;
+#elif defined(W_Q5_0)
+      uint base = wb * 22u;  // d, qh[4], qs[16]; value = d·(q - 16)
+      const uint qs0 = 6u, qh0 = 2u;
+      const int zero = 16;
+#elif defined(W_Q5_1)
+      uint base = wb * 24u;  // d, m, qh[4], qs[16]; value = d·q + m
+      const uint qs0 = 8u, qh0 = 4u;
       const int zero = 0;
 #else
       uint base = wb * 18u;  // d, qs[16]; value = d·(q - 8)
@@ -93,16 +115,27 @@ void main() {
       const int zero = 8;
 #endif
       float dw = f16_bits_to_f32(HALF_AT(w, base));
+      uint wp = 0u;  // INT_DOT: the four values q - zero as packed int8
       for (uint i = 0u; i < 4u; ++i) {
         uint e = lane * 4u + i;  // element j < 16: low nibble of qs[j]; j >= 16: high nibble of qs[j-16]
         uint q = e < 16u ? (BYTE_AT(w, base + qs0 + e) & 15u) : (BYTE_AT(w, base + qs0 + e - 16u) >> 4);
+#if defined(W_Q5_0) || defined(W_Q5_1)
+        q |= ((BYTE_AT(w, base + qh0 + (e >> 3u)) >> (e & 7u)) & 1u) << 4;  // Q5: bit e of qh
+#endif
+#if defined(INT_DOT)
+        wp |= (uint(int(q) - zero) & 0xffu) << (8u * i);
+#else
         isum += (int(q) - zero) * sext8((xw >> (8u * i)) & 0xffu);
+#endif
       }
+#if defined(INT_DOT)
+      isum = DOT4x8(wp, xw);
+#endif
 #endif
       float dx = uintBitsToFloat(x[p.xd_offset + xb]);
       precise float dd = dw * dx;
       acc = ffma(dd, float(isum), acc);
-#if defined(W_Q4_1)
+#if defined(W_OFFSETS)
       precise float mo = f16_bits_to_f32(HALF_AT(w, base + 2u)) * uintBitsToFloat(x[p.xs_offset + xb]);
       precise float no = offsets + mo;
       offsets = no;
@@ -120,7 +153,7 @@ void main() {
     precise float t0 = s0 + s2;
     precise float t1 = s1 + s3;
     precise float total = t0 + t1;
-#if defined(W_Q4_1)
+#if defined(W_OFFSETS)
     precise float with_offsets = total + offsets;
     total = with_offsets;
 #endif

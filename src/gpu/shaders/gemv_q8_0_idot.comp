@@ -1,0 +1,5 @@
+#version 450
+// GEMV with q8_0 weights (gemv.glsl), integer dot product (SPV_KHR_integer_dot_product).
+#define W_Q8_0
+#define INT_DOT
+#include "gemv.glsl"
