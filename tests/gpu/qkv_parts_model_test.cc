@@ -113,7 +113,9 @@ TEST_P(GpuQkvPartsModel, LogitsAndGreedyMatchTransformers) {
   std::vector<int32_t> ids;
   for (size_t i = 0; i < f.greedy.size(); ++i) {
     ids.push_back(static_cast<int32_t>(Argmax(logits.data(), V)));
-    if (i + 1 < f.greedy.size()) ASSERT_TRUE((*p)->Step(ids.back(), logits.data()).ok());
+    if (i + 1 < f.greedy.size()) {
+      ASSERT_TRUE((*p)->Step(ids.back(), logits.data()).ok());
+    }
   }
   EXPECT_EQ(ids, f.greedy);
 }
