@@ -138,14 +138,20 @@ def test_qwen_layer_parts_on_the_gpu_equal_cpu_resident_and_streamed(spool_bin, 
     # qwen3's bf16 weights) sums in another order than the GPU, whose prefill rows equal
     # its decode steps bit for bit; random tiny models have near-ties.
     common = ["--prompt-ids", "1,17,42,5,99,23,7", "-n", "24", "--ctx", "64", "--kv-type", "f32"]
-    cpu = ids(spool_bin, model, *common, "--prefill-chunk", "1")
-    gpu = ids(spool_bin, model, *common, "--device", "vulkan")
+
+    def ids_of(*extra):
+        r = run(spool_bin, "run", model, *common, "--temp", "0", "--ignore-eos", "--json", "-t", "2", *extra)
+        assert r.returncode == 0, r.stderr
+        return json.loads(r.stdout)
+
+    cpu = ids_of("--prefill-chunk", "1")
+    gpu = ids_of("--device", "vulkan")
     assert gpu["ids"] == cpu["ids"]
     assert gpu["stats"]["gpu"]["streamed_layers"] == 0
     r = run(spool_bin, "run", model, *common, "--temp", "0", "--device", "vulkan", "--vram-budget", "1K")
     assert r.returncode != 0 and "streaming needs at least" in r.stderr, r.stderr
     minimum = int(r.stderr.split("streaming needs at least ")[1].split(" ")[0])
-    streamed = ids(spool_bin, model, *common, "--device", "vulkan", "--vram-budget", str(minimum))
+    streamed = ids_of("--device", "vulkan", "--vram-budget", str(minimum))
     assert streamed["ids"] == cpu["ids"]
     g = streamed["stats"]["gpu"]
     assert g["streamed_layers"] > 0 and g["resident_layers"] == 0 and g["copy_bytes"] > 0, g
