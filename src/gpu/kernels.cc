@@ -21,6 +21,7 @@ struct GemvPush { uint32_t n_out, n_in, m, xd_offset, xs_offset; };
 struct RmsNormPush { uint32_t n_rows, dim; float eps; };
 struct RopePush { uint32_t n_tok, n_head, head_dim, rope_dim, neox; };
 struct SwiGluPush { uint32_t n; };
+struct AddPush { uint32_t n, b_n; };
 struct KvStorePush { uint32_t n, dst_elem, bf16; };
 struct GetRowsPush { uint32_t n_ids, dim, dtype; };
 struct AttentionPush {
@@ -392,13 +393,29 @@ Status Kernels::SwiGLU(const Buffer& gate, const Buffer& up, int64_t n, const Bu
 
 Status Kernels::Add(const Buffer& a, const Buffer& b, int64_t n, const Buffer& out) {
   if (Status s = Positive(n, "n"); !s.ok()) return s;
+  if (static_cast<uint64_t>(n) >= kMaxIndex) return InvalidArgument("GPU Add: too many elements");
   const uint64_t bytes = static_cast<uint64_t>(n) * 4;
   if (Status s = Fits(a, bytes, "a"); !s.ok()) return s;
   if (Status s = Fits(b, bytes, "b"); !s.ok()) return s;
   if (Status s = Fits(out, bytes, "out"); !s.ok()) return s;
-  auto pipe = Get(dev_, Shader::kAdd, 3, sizeof(SwiGluPush));
+  return DispatchAdd(a, b, n, n, out);
+}
+
+Status Kernels::AddBias(const Buffer& x, const Buffer& bias, int64_t n_rows, int64_t dim, const Buffer& out) {
+  if (Status s = Positive(n_rows, "n_rows"); !s.ok()) return s;
+  if (Status s = Positive(dim, "dim"); !s.ok()) return s;
+  const uint64_t elems = static_cast<uint64_t>(n_rows) * static_cast<uint64_t>(dim);
+  if (elems >= kMaxIndex) return InvalidArgument("GPU AddBias: too many elements");
+  if (Status s = Fits(x, elems * 4, "x"); !s.ok()) return s;
+  if (Status s = Fits(bias, static_cast<uint64_t>(dim) * 4, "bias"); !s.ok()) return s;
+  if (Status s = Fits(out, elems * 4, "out"); !s.ok()) return s;
+  return DispatchAdd(x, bias, static_cast<int64_t>(elems), dim, out);
+}
+
+Status Kernels::DispatchAdd(const Buffer& a, const Buffer& b, int64_t n, int64_t b_n, const Buffer& out) {
+  auto pipe = Get(dev_, Shader::kAdd, 3, sizeof(AddPush));
   if (!pipe.ok()) return pipe.status();
-  const SwiGluPush push{static_cast<uint32_t>(n)};
+  const AddPush push{static_cast<uint32_t>(n), static_cast<uint32_t>(b_n)};
   const BufferRange bufs[] = {{&a}, {&b}, {&out}};
   const Grid g = ThreadsFor(static_cast<uint64_t>(n));
   return dev_.Dispatch(pipe.value(), bufs, PushBytes(push), g.x, g.y);

@@ -21,7 +21,7 @@
 //   Rope            ApplyRope                   bit-identical (cos/sin table computed on the host)
 //   SwiGLU          SwiGLU                      with f64: exp correctly rounded (glibc expf: within
 //                                               0.502 ulp, so nearly always equal); else GPU exp
-//   Add             Add                         bit-identical
+//   Add, AddBias    Add (row by row for a bias) bit-identical
 //   KvStore         F32ToBF16 / copy            bit-identical
 //   GetRows         (row copy / widening)       bit-identical
 //   Attention       AttentionFoldPage +         the CPU's order and exp polynomial, per page: a
@@ -172,6 +172,11 @@ class Kernels {
   // a, b, out: [n] (out may be a or b)
   Status Add(const Buffer& a, const Buffer& b, int64_t n, const Buffer& out);
 
+  // out[r] = x[r] + bias for every row r (QKV bias; FMA-free, bit-identical to tensor/ops.h's
+  // Add row by row, as models::Transformer adds it).
+  // x, out: [n_rows, dim] (out may be x)   bias: [dim]
+  Status AddBias(const Buffer& x, const Buffer& bias, int64_t n_rows, int64_t dim, const Buffer& out);
+
   // Writes src into a KV cache buffer at element dst_elem, as f32 or rounded to bf16
   // (nearest even, as F32ToBF16). bf16: n and dst_elem even.
   // src: [n] f32   dst: [>= dst_elem + n] of dtype (kF32 or kBF16)
@@ -196,6 +201,8 @@ class Kernels {
   // Sync after the dispatch that reads it).
   Result<BufferRange> Param(const void* data, uint64_t bytes);
   Status EnsureScratch(uint64_t bytes);
+  // Add's and AddBias's dispatch: out[i] = a[i] + b[i % b_n], i < n (checked by the callers).
+  Status DispatchAdd(const Buffer& a, const Buffer& b, int64_t n, int64_t b_n, const Buffer& out);
   // The activation quantisers' shared body: x [m, n] f32 → `block`-value blocks of
   // `act_bytes` in all (QuantizeQ8_0: 32, QuantizeQ8_K: 256).
   Status QuantizeRows(const Buffer& x, const Buffer& xq, int64_t m, int64_t n, int64_t block, Shader shader,

@@ -22,8 +22,7 @@ Status Refuse(const std::string& what) { return Unsupported("GPU decoder: " + wh
 }  // namespace
 
 Status LlamaDecoder::Supports(const models::ModelConfig& c, const LlamaDecoderOptions& o) {
-  if (c.qkv_bias) return Refuse("QKV bias");
-  if (c.qk_norm) return Refuse("q/k norm");
+  SPOOL_TRY(QkvPartsSupport(c));  // QKV bias and per-head q/k norm are layer parts (layer_parts.h)
   if (c.sandwich_norms) return Refuse("sandwich norms");
   if (c.ffn_act != models::FfnAct::kSilu) return Refuse("GeGLU");
   if (c.final_softcap > 0) return Refuse("final logit soft-capping");
@@ -96,7 +95,9 @@ Result<VramPlan> LlamaDecoder::Plan(const VulkanDevice& dev, const models::Model
   }
   scratch = std::max<uint64_t>(AlignUp(scratch, 4), uint64_t{1} << 16);  // Kernels' scratch (its minimum)
   // Norms (two per layer + the final one) and the RoPE tables (at most one per layer).
-  const uint64_t norms = (2 * static_cast<uint64_t>(c.n_layer) + 1) * static_cast<uint64_t>(c.n_embd) * 4;
+  // Plus each layer's QKV parts' vectors (biases, q/k norms).
+  const uint64_t norms = (2 * static_cast<uint64_t>(c.n_layer) + 1) * static_cast<uint64_t>(c.n_embd) * 4 +
+                         static_cast<uint64_t>(c.n_layer) * QkvPartsBytes(c);
   const uint64_t rope = static_cast<uint64_t>(o.max_rows) * static_cast<uint64_t>(c.rope_dim) * 4 *
                         static_cast<uint64_t>(c.n_layer);
   p.fixed_bytes = p.kv_bytes + p.head_bytes + act + scratch + norms + rope;
@@ -197,6 +198,10 @@ Result<std::unique_ptr<LlamaDecoder>> LlamaDecoder::Open(VulkanDevice& dev, cons
     auto fn = d->UploadF32(L.ffn_norm, "ffn_norm");
     if (!fn.ok()) return fn.status();
     G.ffn_norm = std::move(fn.value());
+    auto parts = MakeQkvParts(dev, c, L, l);
+    if (!parts.ok()) return parts.status();
+    G.qkv_parts = std::move(parts.value());
+    d->device_bytes_ += QkvPartsBytes(c);
     // RoPE: the layer's frequencies (shared between layers with equal ones).
     const models::LayerSpec& spec = c.layers[static_cast<size_t>(l)];
     auto inv = RopeFrequencies(c.head_dim, c.rope_dim, spec.rope_theta, spec.rope_scaling);
@@ -313,6 +318,8 @@ Status LlamaDecoder::Forward(DeviceKv& kv, const int32_t* ids, int64_t n, float*
     SPOOL_TRY(k_.MatMul(wq, h_, q_, n));   // [n, q_dim]
     SPOOL_TRY(k_.MatMul(wk, h_, kn_, n));  // [n, kv_dim]
     SPOOL_TRY(k_.MatMul(wv, h_, vn_, n));  // [n, kv_dim]
+    // The architecture's steps before RoPE (bias, q/k norm), chosen at Open.
+    for (const auto& part : G.qkv_parts) SPOOL_TRY(part->Record(k_, QkvRows{q_, kn_, vn_, n}));
     SPOOL_TRY(k_.Rope(neox, q_, n, c.n_head, c.head_dim, c.rope_dim, table));
     SPOOL_TRY(k_.Rope(neox, kn_, n, c.n_head_kv, c.head_dim, c.rope_dim, table));
     const uint64_t layer_elem = static_cast<uint64_t>(l) * static_cast<uint64_t>(opts_.ctx) * static_cast<uint64_t>(KD);

@@ -25,9 +25,11 @@
 // Supported: attention (full or sliding window, optional score soft-capping) × dense
 // SwiGLU layers, RMSNorm, RoPE of either pairing with any scaling RopeFrequencies
 // computes (linear, llama3, GGUF rope_freqs, yarn's mscale), weights f32/f16/bf16/
-// Q8_0/Q4_0/Q4_1/Q5_0/Q5_1/Q4_K/Q5_K/Q6_K, spool numerics. Refused with kUnsupported, naming the
-// feature: QKV bias, q/k norm, sandwich norms, GeGLU, MoE, final soft-capping, embedding
-// scale, --numerics ggml, other weight types, head_dim > 256.
+// Q8_0/Q4_0/Q4_1/Q5_0/Q5_1/Q4_K/Q5_K/Q6_K, spool numerics; per layer, the QKV parts of
+// layer_parts.h (QKV bias: Qwen2; per-head q/k RMSNorm: Qwen3). Refused with kUnsupported,
+// naming the feature: q/k norm over the whole projection, the attention output gate, output
+// bias, sandwich norms, GeGLU, MoE, final soft-capping, embedding scale, --numerics ggml,
+// other weight types, head_dim > 256.
 #pragma once
 
 #include <array>
@@ -40,6 +42,7 @@
 #include "base/dtype.h"
 #include "base/status.h"
 #include "gpu/kernels.h"
+#include "gpu/layer_parts.h"
 #include "gpu/vulkan_device.h"
 #include "models/weight_provider.h"
 #include "models/weights.h"
@@ -147,6 +150,8 @@ class LlamaDecoder {
     int buffer = -1;                          // index into layer_buffers_ (resident), else -1
     Buffer attn_norm, ffn_norm;
     int rope_table;  // index into rope_tables_ (layers with the same frequencies share)
+    // The architecture's steps between the Q/K/V projections and RoPE (layer_parts.h).
+    std::vector<std::unique_ptr<QkvPart>> qkv_parts;
   };
   LlamaDecoder(VulkanDevice& dev, const models::ModelWeights& w, models::WeightProvider& p)
       : dev_(dev), k_(dev), w_(w), provider_(p) {}

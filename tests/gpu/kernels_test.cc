@@ -426,6 +426,58 @@ TEST(GpuKernels, AddIsBitIdentical) {
   }
 }
 
+// A bias added to every row (Qwen2's QKV bias): bit-identical to the CPU's Add row by
+// row, as models::Transformer applies it; odd row lengths, one past a workgroup, in place
+// and into another buffer.
+TEST(GpuKernels, AddBiasIsBitIdenticalToAddPerRow) {
+  GPU_TEST_DEVICE(dev);
+  Kernels k(*dev);
+  std::mt19937 rng(18);
+  for (int64_t dim : {1, 16, 63, 65, 896}) {
+    for (int64_t rows : {1, 3, 70}) {
+      auto x = RandomFloats(rng, rows * dim, 4.0f), bias = RandomFloats(rng, dim, 0.5f);
+      std::vector<float> ref(x.size());
+      for (int64_t r = 0; r < rows; ++r) Add(x.data() + r * dim, bias.data(), dim, ref.data() + r * dim);
+      Buffer xb = Make(*dev, x), bb = Make(*dev, bias), ob = Make(*dev, nullptr, x.size() * 4);
+      ASSERT_TRUE(k.AddBias(xb, bb, rows, dim, ob).ok());
+      EXPECT_EQ(Read(*dev, ob, ref.size()), ref) << rows << "x" << dim;
+      ASSERT_TRUE(k.AddBias(xb, bb, rows, dim, xb).ok());  // in place
+      EXPECT_EQ(Read(*dev, xb, ref.size()), ref) << rows << "x" << dim << " in place";
+    }
+  }
+  // A bias shorter than a row, or rows beyond the buffer: refused before any dispatch.
+  std::vector<float> v(64, 1.0f);
+  Buffer xb = Make(*dev, v), bb = Make(*dev, std::vector<float>(8, 1.0f));
+  EXPECT_EQ(k.AddBias(xb, bb, 4, 16, xb).code(), ErrorCode::kInvalidArgument);  // bias [8] < dim 16
+  EXPECT_EQ(k.AddBias(xb, bb, 9, 8, xb).code(), ErrorCode::kInvalidArgument);   // 72 > 64 elements
+  EXPECT_EQ(k.AddBias(xb, bb, 0, 8, xb).code(), ErrorCode::kInvalidArgument);
+}
+
+// Qwen3's q/k norm: RmsNorm over each head (rows = tokens × heads, dim = head_dim), as
+// models::Transformer calls it; with f64 bit-identical, else within 1e-5 relative.
+TEST(GpuKernels, PerHeadRmsNormMatchesCpu) {
+  GPU_TEST_DEVICE(dev);
+  Kernels k(*dev);
+  std::mt19937 rng(19);
+  for (int64_t head_dim : {16, 32, 64, 128}) {
+    for (int64_t heads : {1, 2, 14}) {
+      for (int64_t n : {1, 5}) {
+        const int64_t rows = n * heads;
+        auto x = RandomFloats(rng, rows * head_dim, 6.0f), w = RandomFloats(rng, head_dim);
+        std::vector<float> ref(x.size());
+        RmsNorm(x.data(), w.data(), 1e-6f, rows, head_dim, ref.data());
+        Buffer xb = Make(*dev, x), wb = Make(*dev, w);
+        ASSERT_TRUE(k.RmsNorm(xb, wb, 1e-6f, rows, head_dim, xb).ok());
+        auto got = Read(*dev, xb, x.size());
+        for (size_t i = 0; i < x.size(); ++i) {
+          if (dev->info().shader_float64) ASSERT_EQ(got[i], ref[i]) << head_dim << " " << heads << " " << i;
+          ASSERT_NEAR(got[i], ref[i], 1e-5 * std::fabs(ref[i]) + 1e-6) << head_dim << " " << i;
+        }
+      }
+    }
+  }
+}
+
 // KV writes: f32 copied, bf16 rounded as F32ToBF16 (ties, NaN), at an offset; the
 // elements around the written range are untouched.
 TEST(GpuKernels, KvStoreIsBitIdentical) {

@@ -19,7 +19,11 @@ import pytest
 from conftest import ROOT, run
 
 NO_DRIVER = dict(os.environ, VK_ICD_FILENAMES="/nonexistent/spool-no-icd.json", VK_DRIVER_FILES="/nonexistent/spool-no-icd.json")
-QWEN2 = str(ROOT / "tests" / "fixtures" / "models" / "qwen2-bias-tied-f32")
+FIXTURES = ROOT / "tests" / "fixtures" / "models"
+QWEN2 = str(FIXTURES / "qwen2-bias-tied-f32")
+QWEN3 = str(FIXTURES / "qwen3-qknorm-bf16")
+# Gemma 2 (sandwich norms, GeGLU, soft-capping): an architecture the GPU decoder lacks.
+GEMMA2 = str(FIXTURES / "gemma2-softcap-f32")
 
 
 def has_vulkan_device(spool_bin):
@@ -125,18 +129,48 @@ def test_serve_on_the_gpu_answers_a_chat_completion(spool_bin, smollm2, vulkan):
     assert text == json.loads(ref.stdout)["text"]
 
 
+@pytest.mark.parametrize("model", [QWEN2, QWEN3], ids=["qwen2-bias", "qwen3-qknorm"])
+def test_qwen_layer_parts_on_the_gpu_equal_cpu_resident_and_streamed(spool_bin, vulkan, model):
+    # Qwen2's QKV bias and Qwen3's per-head q/k norm run as GPU layer parts: the CPU's
+    # greedy ids, with every layer resident and with every layer streamed under the
+    # smallest --vram-budget the engine accepts (read from its own error message). The CPU
+    # runs with its decode numerics (--prefill-chunk 1): its prefill GEMM (oneDNN; bf16 for
+    # qwen3's bf16 weights) sums in another order than the GPU, whose prefill rows equal
+    # its decode steps bit for bit; random tiny models have near-ties.
+    common = ["--prompt-ids", "1,17,42,5,99,23,7", "-n", "24", "--ctx", "64", "--kv-type", "f32"]
+
+    def ids_of(*extra):
+        r = run(spool_bin, "run", model, *common, "--temp", "0", "--ignore-eos", "--json", "-t", "2", *extra)
+        assert r.returncode == 0, r.stderr
+        return json.loads(r.stdout)
+
+    cpu = ids_of("--prefill-chunk", "1")
+    gpu = ids_of("--device", "vulkan")
+    assert gpu["ids"] == cpu["ids"]
+    assert gpu["stats"]["gpu"]["streamed_layers"] == 0
+    r = run(spool_bin, "run", model, *common, "--temp", "0", "--device", "vulkan", "--vram-budget", "1K")
+    assert r.returncode != 0 and "streaming needs at least" in r.stderr, r.stderr
+    minimum = int(r.stderr.split("streaming needs at least ")[1].split(" ")[0])
+    streamed = ids_of("--device", "vulkan", "--vram-budget", str(minimum))
+    assert streamed["ids"] == cpu["ids"]
+    g = streamed["stats"]["gpu"]
+    assert g["streamed_layers"] > 0 and g["resident_layers"] == 0 and g["copy_bytes"] > 0, g
+    assert g["vram_bytes"] <= minimum, g
+
+
 def test_unsupported_architecture_is_a_clear_error(spool_bin, vulkan):
-    r = run(spool_bin, "run", QWEN2, "--prompt-ids", "1,2,3", "-n", "2", "--ctx", "32", "--temp", "0",
+    r = run(spool_bin, "run", GEMMA2, "--prompt-ids", "1,2,3", "-n", "2", "--ctx", "32", "--temp", "0",
             "--device", "vulkan")
     assert r.returncode != 0
-    assert "architecture qwen2" in r.stderr and "QKV bias" in r.stderr and "--device cpu runs it" in r.stderr, r.stderr
+    assert "architecture gemma2" in r.stderr and "sandwich norms" in r.stderr and "--device cpu runs it" in r.stderr, \
+        r.stderr
     assert "Aborted" not in r.stderr
     env = dict(os.environ, SPOOL_DEVICE_AUTO_CPU_VULKAN="1")
-    cpu = run(spool_bin, "run", QWEN2, "--prompt-ids", "1,2,3", "-n", "2", "--ctx", "32", "--temp", "0", "--json")
-    auto = run(spool_bin, "run", QWEN2, "--prompt-ids", "1,2,3", "-n", "2", "--ctx", "32", "--temp", "0", "--json",
+    cpu = run(spool_bin, "run", GEMMA2, "--prompt-ids", "1,2,3", "-n", "2", "--ctx", "32", "--temp", "0", "--json")
+    auto = run(spool_bin, "run", GEMMA2, "--prompt-ids", "1,2,3", "-n", "2", "--ctx", "32", "--temp", "0", "--json",
                "--device", "auto", env=env)
     assert auto.returncode == 0, auto.stderr
-    assert "--device auto:" in auto.stderr and "architecture qwen2" in auto.stderr and "using the CPU" in auto.stderr
+    assert "--device auto:" in auto.stderr and "architecture gemma2" in auto.stderr and "using the CPU" in auto.stderr
     assert json.loads(auto.stdout)["ids"] == json.loads(cpu.stdout)["ids"]
 
 
