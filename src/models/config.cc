@@ -1128,6 +1128,9 @@ Status Qwen35FromHf(const nlohmann::ordered_json& j, const std::string& where, M
   SPOOL_TRY(Qwen3NextFromHf(j, where, c));
   c->linear.ungrouped = true;
   if (c->arch == "qwen35moe") {
+    // No intermediate_size to fall back on (MoeFromHf's default): the experts' size is required.
+    if (!j.contains("moe_intermediate_size") || !j["moe_intermediate_size"].is_number_integer())
+      return InvalidFile(where + ": missing field 'moe_intermediate_size' (an integer: each expert's intermediate size)");
     c->moe.norm_topk_prob = true;
     if (c->n_ff == 0) c->n_ff = c->moe.n_ff_expert;
   }
