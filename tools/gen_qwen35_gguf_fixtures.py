@@ -3,7 +3,7 @@
 HF fixtures (tools/gen_qwen35_fixtures.py) and llama.cpp's outputs on them
 (tests/models/qwen35_gguf_test.cc).
 
-  - qwen35moe-f32 (Qwen3_5MoeForCausalLM, 2 key / 4 value heads of 16, 8 experts top-2 +
+  - qwen35moe-f32 (Qwen3_5MoeForCausalLM, 2 key / 4 value heads of 16, 4 experts top-2 +
     shared expert in every layer) → tests/fixtures/qwen35/qwen35moe-f32.gguf (llama.cpp
     arch `qwen35moe`) and qwen35moe-f32.llamacpp.json: llama-cpp-python's logits at every
     position of the HF fixture's `sequence_ids` (exact f32), its own 32 greedy ids from the
