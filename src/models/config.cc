@@ -651,7 +651,13 @@ Result<ModelConfig> FromGguf(const formats::ModelSource& src) {
     c.n_layer -= n_nextn;
   }
   SPOOL_TRY(get_int("embedding_length", &c.n_embd));
-  SPOOL_TRY(get_int("feed_forward_length", &c.n_ff));
+  if (c.arch == "qwen35moe" && !g.Find(p + "feed_forward_length")) {
+    // llama.cpp's converter writes none for Qwen3.5-MoE (no dense layer, no
+    // intermediate_size); as from HF, n_ff is the experts' size (only scratch sizing reads it).
+    SPOOL_TRY(get_int("expert_feed_forward_length", &c.n_ff));
+  } else {
+    SPOOL_TRY(get_int("feed_forward_length", &c.n_ff));
+  }
   SPOOL_TRY(get_int("attention.head_count", &c.n_head));
   c.n_head_kv = c.n_head;
   if (g.Find(p + "attention.head_count_kv")) SPOOL_TRY(get_int("attention.head_count_kv", &c.n_head_kv));
@@ -1128,6 +1134,9 @@ Status Qwen35FromHf(const nlohmann::ordered_json& j, const std::string& where, M
   SPOOL_TRY(Qwen3NextFromHf(j, where, c));
   c->linear.ungrouped = true;
   if (c->arch == "qwen35moe") {
+    // No intermediate_size to fall back on (MoeFromHf's default): the experts' size is required.
+    if (!j.contains("moe_intermediate_size") || !j["moe_intermediate_size"].is_number_integer())
+      return InvalidFile(where + ": missing field 'moe_intermediate_size' (an integer: each expert's intermediate size)");
     c->moe.norm_topk_prob = true;
     if (c->n_ff == 0) c->n_ff = c->moe.n_ff_expert;
   }
