@@ -181,3 +181,30 @@ def test_vulkan_without_a_driver_names_the_device(spool_bin, stories):
     r = run(spool_bin, "run", stories, "Once", "-n", "2", "--device", "vulkan", env=NO_DRIVER)
     assert r.returncode != 0
     assert "--device vulkan:0" in r.stderr and "Vulkan" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("cold", ["ram", "disk"])
+def test_kv_window_beyond_the_vram_budget_keeps_the_cpu_ids(spool_bin, stories, vulkan, tmp_path, cold):
+    """A --vram-budget too small for the whole KV cache beside the weight ring: the plan keeps a
+    window of the KV pages in VRAM and the older ones in the sequence's CPU cache (RAM, or with
+    --kv-window the disk KV); 700 greedy tokens over 4 pages of 256 = the CPU's ids."""
+    common = ["--ctx", "1024", "--prefill-chunk", "16", "--kv-type", "f32"]
+    r = run(spool_bin, "show", stories, "--plan", "--json", "--device", "vulkan", *common)
+    assert r.returncode == 0, r.stderr
+    vp = json.loads(r.stdout)["vram"]
+    assert vp["kv_hot_pages"] == vp["kv_pages"] == 4, vp
+    # Streaming with the whole cache needs fixed + a ring of two layers (stories260K's 5 layers
+    # are of one size); a third of the cache less than that forces a window.
+    budget = vp["fixed_bytes"] + 2 * vp["layer_bytes"] // 5 - vp["kv_bytes"] // 3
+    r = run(spool_bin, "show", stories, "--plan", "--json", "--device", "vulkan", *common, "--vram-budget", str(budget))
+    assert r.returncode == 0, r.stderr
+    vw = json.loads(r.stdout)["vram"]
+    assert vw["kv_hot_pages"] < vw["kv_pages"] and vw["device_bytes"] <= budget, vw
+    extra = ["--kv-window", "256", "--kv-dir", str(tmp_path)] if cold == "disk" else []
+    gen = ["-n", "700", *common, *extra]
+    cpu = ids(spool_bin, stories, "Once upon a time", *gen)
+    gpu = ids(spool_bin, stories, "Once upon a time", *gen, "--device", "vulkan", "--vram-budget", str(budget))
+    assert len(cpu["ids"]) == 700
+    assert gpu["ids"] == cpu["ids"]
+    g = gpu["stats"]["gpu"]
+    assert g["kv_hot_pages"] == vw["kv_hot_pages"] < g["kv_pages"], g
