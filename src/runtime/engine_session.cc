@@ -109,7 +109,7 @@ Result<std::unique_ptr<Sequence>> Engine::LoadSession(const std::string& path, s
     // Into VRAM (beyond the VRAM KV window: into a new CPU cache of the sequence's
     // kind); the CPU cache it was read into is dropped.
     std::unique_ptr<kv::SequenceKv> loaded = std::move(seq->kv_);
-    seq->kv_ = NewSequence()->kv_;
+    seq->kv_ = std::move(NewSequence()->kv_);
     SPOOL_ASSIGN_OR_RETURN(seq->dkv_, gpu_->NewKv(seq->kv_.get()));
     SPOOL_TRY(gpu_->UploadKv(*loaded, *seq->dkv_));
   }
