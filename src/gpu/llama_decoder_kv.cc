@@ -80,7 +80,7 @@ Status LlamaDecoder::SpillKv(DeviceKv& kv, int64_t to) {
     }
     SPOOL_TRY(kv.cold->WriteRaw(l, from, to - from, k.data(), v.data()));
   }
-  return kv.cold->Commit(to);
+  return kv.cold->Commit(to - from);  // Commit takes the count of new tokens
 }
 
 Status LlamaDecoder::PrepareKvWindow(DeviceKv& kv, int64_t n) {
@@ -163,6 +163,7 @@ Status LlamaDecoder::Attend(DeviceKv& kv, int layer, int64_t n, std::span<const 
   // (so the last one writes att_).
   enum class Run { kNone, kHot, kCold };
   Run pending = Run::kNone;
+  pages_.clear();  // pages_ holds the pages of the run being gathered
   int n_dispatched = 0;
   int64_t n_cold = 0;  // pages in the pending cold group
   const uint64_t row = KvRowBytes();
