@@ -184,27 +184,29 @@ def test_vulkan_without_a_driver_names_the_device(spool_bin, stories):
 
 
 @pytest.mark.parametrize("cold", ["ram", "disk"])
-def test_kv_window_beyond_the_vram_budget_keeps_the_cpu_ids(spool_bin, stories, vulkan, tmp_path, cold):
+def test_kv_window_beyond_the_vram_budget_keeps_the_cpu_ids(spool_bin, smollm2, vulkan, tmp_path, cold):
     """A --vram-budget too small for the whole KV cache beside the weight ring: the plan keeps a
     window of the KV pages in VRAM and the older ones in the sequence's CPU cache (RAM, or with
-    --kv-window the disk KV); 700 greedy tokens over 4 pages of 256 = the CPU's ids."""
+    --kv-window the disk KV). SmolLM2 (stories260K's context is 128, below one page of 256): a
+    prompt of > 512 tokens and 24 greedy tokens over 4 pages of 256 = the CPU's ids (f32 KV)."""
     common = ["--ctx", "1024", "--prefill-chunk", "16", "--kv-type", "f32"]
-    r = run(spool_bin, "show", stories, "--plan", "--json", "--device", "vulkan", *common)
+    r = run(spool_bin, "show", smollm2, "--plan", "--json", "--device", "vulkan", *common)
     assert r.returncode == 0, r.stderr
     vp = json.loads(r.stdout)["vram"]
     assert vp["kv_hot_pages"] == vp["kv_pages"] == 4, vp
-    # Streaming with the whole cache needs fixed + a ring of two layers (stories260K's 5 layers
+    # Streaming with the whole cache needs fixed + a ring of two layers (SmolLM2's 30 layers
     # are of one size); a third of the cache less than that forces a window.
-    budget = vp["fixed_bytes"] + 2 * vp["layer_bytes"] // 5 - vp["kv_bytes"] // 3
-    r = run(spool_bin, "show", stories, "--plan", "--json", "--device", "vulkan", *common, "--vram-budget", str(budget))
+    budget = vp["fixed_bytes"] + 2 * vp["layer_bytes"] // 30 - vp["kv_bytes"] // 3
+    r = run(spool_bin, "show", smollm2, "--plan", "--json", "--device", "vulkan", *common, "--vram-budget", str(budget))
     assert r.returncode == 0, r.stderr
     vw = json.loads(r.stdout)["vram"]
     assert vw["kv_hot_pages"] < vw["kv_pages"] and vw["device_bytes"] <= budget, vw
     extra = ["--kv-window", "256", "--kv-dir", str(tmp_path)] if cold == "disk" else []
-    gen = ["-n", "700", *common, *extra]
-    cpu = ids(spool_bin, stories, "Once upon a time", *gen)
-    gpu = ids(spool_bin, stories, "Once upon a time", *gen, "--device", "vulkan", "--vram-budget", str(budget))
-    assert len(cpu["ids"]) == 700
+    prompt = " ".join(f"Item {i} is a {['red', 'blue', 'green'][i % 3]} box." for i in range(70))
+    gen = ["-n", "24", *common, *extra]
+    cpu = ids(spool_bin, smollm2, prompt, *gen)
+    gpu = ids(spool_bin, smollm2, prompt, *gen, "--device", "vulkan", "--vram-budget", str(budget))
+    assert cpu["stats"]["prompt_tokens"] > 512, cpu["stats"]
     assert gpu["ids"] == cpu["ids"]
     g = gpu["stats"]["gpu"]
     assert g["kv_hot_pages"] == vw["kv_hot_pages"] < g["kv_pages"], g
