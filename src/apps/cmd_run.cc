@@ -252,6 +252,8 @@ int RunRun(int argc, char** argv) {
     st["gpu"]["vram_bytes"] = vp.device_bytes();
     st["gpu"]["resident_layers"] = vp.n_resident;
     st["gpu"]["streamed_layers"] = vp.n_streamed;
+    st["gpu"]["kv_hot_pages"] = vp.kv_hot_pages;
+    st["gpu"]["kv_pages"] = vp.kv_pages;
   }
   // Speculative decoding: drafts verified and accepted, passes over the weights while
   // decoding (every pass emits one token plus the drafts it accepted).

@@ -91,6 +91,9 @@ int RunShow(int argc, char** argv) {
                      {"head_bytes", vp->head_bytes},   {"layer_bytes", vp->layer_bytes},
                      {"ring_bytes", vp->ring_bytes},   {"resident_layers", vp->n_resident},
                      {"streamed_layers", vp->n_streamed}};
+        j["vram"]["kv_pages"] = vp->kv_pages;          // one sequence's context, in KV pages
+        j["vram"]["kv_hot_pages"] = vp->kv_hot_pages;  // of them in VRAM (older ones in host memory)
+        j["vram"]["kv_cold_bytes"] = vp->kv_cold_bytes;
       }
       std::printf("%s\n", j.dump().c_str());
       return 0;

@@ -22,13 +22,14 @@ struct RmsNormPush { uint32_t n_rows, dim; float eps; };
 struct RopePush { uint32_t n_tok, n_head, head_dim, rope_dim, neox; };
 struct SwiGluPush { uint32_t n; };
 struct AddPush { uint32_t n, b_n; };
-struct KvStorePush { uint32_t n, dst_elem, bf16; };
+struct KvStorePush { uint32_t n, dst_elem, bf16, src_elem; };
 struct GetRowsPush { uint32_t n_ids, dim, dtype; };
 struct AttentionPush {
   uint32_t n_q, n_head, n_kv_head, head_dim, n_pages, pos_offset, kv_bf16;
   float scale;
   int32_t window;
   float softcap;
+  uint32_t state_mode;
 };
 
 struct Grid { uint32_t x, y; };
@@ -421,7 +422,8 @@ Status Kernels::DispatchAdd(const Buffer& a, const Buffer& b, int64_t n, int64_t
   return dev_.Dispatch(pipe.value(), bufs, PushBytes(push), g.x, g.y);
 }
 
-Status Kernels::KvStore(const Buffer& src, int64_t n, DType dtype, const Buffer& dst, uint64_t dst_elem) {
+Status Kernels::KvStore(const Buffer& src, int64_t n, DType dtype, const Buffer& dst, uint64_t dst_elem,
+                        uint64_t src_elem) {
   if (dtype != DType::kF32 && dtype != DType::kBF16)
     return Unsupported("GPU KvStore: KV of type " + std::string(DTypeName(dtype)) + " (supported: f32, bf16)");
   if (Status s = Positive(n, "n"); !s.ok()) return s;
@@ -429,11 +431,13 @@ Status Kernels::KvStore(const Buffer& src, int64_t n, DType dtype, const Buffer&
   if (bf16 && (n % 2 != 0 || dst_elem % 2 != 0))
     return InvalidArgument("GPU KvStore: bf16 needs an even count and offset");
   if (dst_elem + static_cast<uint64_t>(n) >= kMaxIndex) return InvalidArgument("GPU KvStore: offset beyond 2^32");
-  if (Status s = Fits(src, static_cast<uint64_t>(n) * 4, "src"); !s.ok()) return s;
+  if (src_elem + static_cast<uint64_t>(n) >= kMaxIndex) return InvalidArgument("GPU KvStore: source beyond 2^32");
+  if (Status s = Fits(src, (src_elem + static_cast<uint64_t>(n)) * 4, "src"); !s.ok()) return s;
   if (Status s = Fits(dst, (dst_elem + static_cast<uint64_t>(n)) * (bf16 ? 2 : 4), "KV buffer"); !s.ok()) return s;
   auto pipe = Get(dev_, Shader::kKvStore, 2, sizeof(KvStorePush));
   if (!pipe.ok()) return pipe.status();
-  const KvStorePush push{static_cast<uint32_t>(n), static_cast<uint32_t>(dst_elem), bf16 ? 1u : 0u};
+  const KvStorePush push{static_cast<uint32_t>(n), static_cast<uint32_t>(dst_elem), bf16 ? 1u : 0u,
+                         static_cast<uint32_t>(src_elem)};
   const BufferRange bufs[] = {{&src}, {&dst}};
   const Grid g = ThreadsFor(static_cast<uint64_t>(bf16 ? n / 2 : n));
   return dev_.Dispatch(pipe.value(), bufs, PushBytes(push), g.x, g.y);
@@ -468,7 +472,7 @@ Status Kernels::GetRows(const Buffer& table, DType dtype, int64_t n_table_rows, 
 
 Status Kernels::Attention(const GpuAttentionShape& shape, const Buffer& q, std::span<const int64_t> pos_q,
                           DType kv_dtype, const Buffer& k, const Buffer& v, std::span<const GpuKvPage> pages,
-                          const Buffer& out) {
+                          const Buffer& out, const GpuAttentionState& state) {
   if (kv_dtype != DType::kF32 && kv_dtype != DType::kBF16)
     return Unsupported("GPU Attention: KV of type " + std::string(DTypeName(kv_dtype)) + " (supported: f32, bf16)");
   if (Status s = Positive(shape.n_head, "n_head"); !s.ok()) return s;
@@ -483,6 +487,13 @@ Status Kernels::Attention(const GpuAttentionShape& shape, const Buffer& q, std::
   if (q_elems >= kMaxIndex) return InvalidArgument("GPU Attention: too many queries");
   if (Status s = Fits(q, q_elems * 4, "q"); !s.ok()) return s;
   if (Status s = Fits(out, q_elems * 4, "out"); !s.ok()) return s;
+  if (state.load || state.store) {
+    if (state.buffer == nullptr) return InvalidArgument("GPU Attention: a state to load or store needs a buffer");
+    if (Status s = Fits(*state.buffer, AttentionStateBytes(static_cast<int64_t>(n_q), shape.n_head, shape.head_dim),
+                        "attention state");
+        !s.ok())
+      return s;
+  }
   const uint64_t esize = kv_dtype == DType::kF32 ? 4 : 2;
   const uint64_t row = static_cast<uint64_t>(shape.n_kv_head * shape.head_dim);
   std::vector<uint32_t> table;
@@ -511,7 +522,7 @@ Status Kernels::Attention(const GpuAttentionShape& shape, const Buffer& q, std::
   auto emulate = EmulateFmaInF64();
   if (!emulate.ok()) return emulate.status();
   const bool fma_f64 = emulate.value();
-  auto pipe = Get(dev_, fma_f64 ? Shader::kAttentionF64 : Shader::kAttention, 5, sizeof(AttentionPush));
+  auto pipe = Get(dev_, fma_f64 ? Shader::kAttentionF64 : Shader::kAttention, 6, sizeof(AttentionPush));
   if (!pipe.ok()) return pipe.status();
   auto params = Param(table.data(), table.size() * 4);
   if (!params.ok()) return params.status();
@@ -525,8 +536,11 @@ Status Kernels::Attention(const GpuAttentionShape& shape, const Buffer& q, std::
                            kv_dtype == DType::kBF16 ? 1u : 0u,
                            shape.scale,
                            static_cast<int32_t>(shape.window),
-                           shape.softcap};
-  const BufferRange bufs[] = {{&q}, {&k}, {&v}, params.value(), {&out}};
+                           shape.softcap,
+                           (state.load ? 1u : 0u) | (state.store ? 2u : 0u)};
+  // Without a state the output buffer is bound in its place (the shader does not touch it).
+  const Buffer* st = state.load || state.store ? state.buffer : &out;
+  const BufferRange bufs[] = {{&q}, {&k}, {&v}, params.value(), {&out}, {st}};
   return dev_.Dispatch(pipe.value(), bufs, PushBytes(push), static_cast<uint32_t>(shape.n_head),
                        static_cast<uint32_t>(n_q));
 }

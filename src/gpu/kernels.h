@@ -89,6 +89,19 @@ struct GpuAttentionShape {
   float softcap = 0.0f;   // as AttentionShape::softcap
 };
 
+// The online softmax's running state between Attention calls over the pages of the same
+// queries (pages folded in groups, e.g. cold KV pages staged from host RAM): `buffer`
+// holds [n_q, n_head, head_dim + 2] f32 (max, sum, acc). `load`: start from it (else from
+// nothing seen); `store`: write it instead of the output (the last call leaves it false).
+struct GpuAttentionState {
+  const Buffer* buffer = nullptr;
+  bool load = false;
+  bool store = false;
+};
+inline uint64_t AttentionStateBytes(int64_t n_q, int64_t n_head, int64_t head_dim) {
+  return static_cast<uint64_t>(n_q) * static_cast<uint64_t>(n_head) * static_cast<uint64_t>(head_dim + 2) * 4;
+}
+
 // The weight types MatVec reads: f32, f16, bf16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 (× Q8_0/Q8_1
 // activations) and Q4_K, Q5_K, Q6_K (× Q8_K activations).
 bool MatVecSupports(DType t);
@@ -180,7 +193,8 @@ class Kernels {
   // Writes src into a KV cache buffer at element dst_elem, as f32 or rounded to bf16
   // (nearest even, as F32ToBF16). bf16: n and dst_elem even.
   // src: [n] f32   dst: [>= dst_elem + n] of dtype (kF32 or kBF16)
-  Status KvStore(const Buffer& src, int64_t n, DType dtype, const Buffer& dst, uint64_t dst_elem);
+  Status KvStore(const Buffer& src, int64_t n, DType dtype, const Buffer& dst, uint64_t dst_elem,
+                 uint64_t src_elem = 0);
 
   // out[i] = row ids[i] of table, widened to f32. Every id must be < n_table_rows.
   // table: [n_table_rows, dim] of dtype (kF32, kF16, kBF16)   out: [ids.size(), dim] f32
@@ -194,7 +208,7 @@ class Kernels {
   // (kF32 or kBF16)   out: [n_q, n_head·head_dim] f32 (zeros for a query that saw no key)
   Status Attention(const GpuAttentionShape& shape, const Buffer& q, std::span<const int64_t> pos_q,
                    DType kv_dtype, const Buffer& k, const Buffer& v, std::span<const GpuKvPage> pages,
-                   const Buffer& out);
+                   const Buffer& out, const GpuAttentionState& state = {});
 
  private:
   // Copies bytes into the host-visible arena; returns its range (valid until the next

@@ -58,6 +58,53 @@ uint64_t ActBytesFor(DType t, int64_t m, int64_t n_in) { return MatVecActBytes(t
 
 }  // namespace
 
+// The KV part of the plan: one sequence's bytes for a window of `hot` pages, and the
+// window. The whole context stays in VRAM unless one K buffer would exceed the device's
+// maxStorageBufferRange, options ask for a window (kv_hot_tokens), or the budget cannot
+// hold the whole cache beside the other fixed buffers and a ring of two layer slots; then
+// the largest window that fits, at least the pages one chunk of max_rows touches.
+static Status PlanKvWindow(const VulkanDevice& dev, const models::ModelConfig& c, const LlamaDecoderOptions& o,
+                    uint64_t other_fixed, VramPlan& p) {
+  const uint64_t row = static_cast<uint64_t>(c.kv_dim()) * (o.kv_dtype == DType::kF32 ? 4 : 2);
+  const int64_t P = o.page_tokens;
+  const uint64_t L = static_cast<uint64_t>(c.n_layer), n_kv = static_cast<uint64_t>(o.n_kv);
+  p.kv_pages = (o.ctx + P - 1) / P;
+  const int64_t min_hot = std::min(p.kv_pages, (P + o.max_rows - 2) / P + 1);
+  auto rows = [&](int64_t hot) { return hot >= p.kv_pages ? static_cast<uint64_t>(o.ctx) : static_cast<uint64_t>(hot * P); };
+  auto cold = [&](int64_t hot) -> uint64_t {
+    if (hot >= p.kv_pages) return 0;
+    const uint64_t group = static_cast<uint64_t>(std::min(hot, p.kv_pages - hot)) * static_cast<uint64_t>(P) * row;
+    return 2 * AlignUp(group, 4) + AttentionStateBytes(o.max_rows, c.n_head, c.head_dim);
+  };
+  auto fixed = [&](int64_t hot) { return n_kv * 2 * L * rows(hot) * row + cold(hot) + other_fixed; };
+  int64_t hot = p.kv_pages;
+  if (o.kv_hot_tokens > 0) hot = std::clamp((o.kv_hot_tokens + P - 1) / P, min_hot, p.kv_pages);
+  const uint64_t range = dev.info().max_buffer_bytes;
+  if (range > 0 && L * rows(hot) * row > range) {
+    const int64_t fit = static_cast<int64_t>(range / (L * static_cast<uint64_t>(P) * row));
+    if (fit < min_hot)
+      return ResourceExhausted("GPU decoder: a KV window of " + std::to_string(min_hot) + " pages of " +
+                               std::to_string(P) + " tokens (what one chunk of " + std::to_string(o.max_rows) +
+                               " tokens touches) needs a K cache buffer of " +
+                               std::to_string(L * static_cast<uint64_t>(min_hot * P) * row) +
+                               " bytes, beyond the device's maxStorageBufferRange of " + std::to_string(range) +
+                               " (fewer layers' KV per buffer is not supported; use smaller --kv-page-tokens or "
+                               "--prefill-chunk)");
+    hot = std::min(hot, fit);
+  }
+  if (o.vram_budget > 0 && o.kv_hot_tokens == 0) {
+    // Room for the smallest streaming setup: a ring of two slots of the largest layer.
+    const uint64_t ring = 2 * p.largest_layer;
+    if (fixed(hot) + p.layer_bytes > o.vram_budget)
+      while (hot > min_hot && fixed(hot) + ring > o.vram_budget) --hot;
+  }
+  p.kv_hot_pages = hot;
+  p.kv_seq_bytes = 2 * L * rows(hot) * row;
+  p.kv_bytes = p.kv_seq_bytes * n_kv;
+  p.kv_cold_bytes = cold(hot);
+  return Status::Ok();
+}
+
 uint64_t VramPlan::device_bytes() const { return fixed_bytes + ring_bytes + resident_layer_bytes; }
 
 std::string VramPlan::ToString() const {
@@ -67,6 +114,9 @@ std::string VramPlan::ToString() const {
                   mib(layer_bytes) + ", largest " + mib(largest_layer) + "; " + std::to_string(n_resident) +
                   " resident, " + std::to_string(n_streamed) + " streamed";
   if (n_streamed > 0) s += " through a ring of 2 × " + mib(largest_layer);
+  if (kv_windowed())
+    s += "; KV window: " + std::to_string(kv_hot_pages) + " of " + std::to_string(kv_pages) +
+         " pages per sequence in VRAM, older pages in host memory (cold-page buffers " + mib(kv_cold_bytes) + ")";
   return s;
 }
 
@@ -77,9 +127,6 @@ Result<VramPlan> LlamaDecoder::Plan(const VulkanDevice& dev, const models::Model
   const uint64_t align = std::max<uint64_t>(4, dev.info().min_offset_align);
   VramPlan p;
   p.budget = o.vram_budget;
-  p.kv_seq_bytes = 2 * static_cast<uint64_t>(c.n_layer) * static_cast<uint64_t>(o.ctx) *
-                   static_cast<uint64_t>(c.kv_dim()) * (o.kv_dtype == DType::kF32 ? 4 : 2);
-  p.kv_bytes = p.kv_seq_bytes * static_cast<uint64_t>(o.n_kv);
   p.head_bytes = AlignUp(weights.output().info->nbytes, 4);
   uint64_t act = 0;
   for (const auto& [bytes, name] : ActivationBuffers(c, o.max_rows)) act += AlignUp(bytes, 4);
@@ -100,7 +147,9 @@ Result<VramPlan> LlamaDecoder::Plan(const VulkanDevice& dev, const models::Model
                          static_cast<uint64_t>(c.n_layer) * QkvPartsBytes(c);
   const uint64_t rope = static_cast<uint64_t>(o.max_rows) * static_cast<uint64_t>(c.rope_dim) * 4 *
                         static_cast<uint64_t>(c.n_layer);
-  p.fixed_bytes = p.kv_bytes + p.head_bytes + act + scratch + norms + rope;
+  const uint64_t other_fixed = p.head_bytes + act + scratch + norms + rope;
+  SPOOL_TRY(PlanKvWindow(dev, c, o, other_fixed, p));
+  p.fixed_bytes = p.kv_bytes + p.kv_cold_bytes + other_fixed;
   if (o.vram_budget == 0 || p.fixed_bytes + p.layer_bytes <= o.vram_budget) {
     p.n_resident = static_cast<int>(c.n_layer);
     p.resident_layer_bytes = p.layer_bytes;
@@ -114,7 +163,11 @@ Result<VramPlan> LlamaDecoder::Plan(const VulkanDevice& dev, const models::Model
         ": KV cache " + std::to_string(p.kv_bytes) + ", output head " + std::to_string(p.head_bytes) +
         ", activations and scratch " + std::to_string(p.fixed_bytes - p.kv_bytes - p.head_bytes) +
         "; plus a ring of 2 × the largest layer, " + std::to_string(p.largest_layer) +
-        "); the whole model resident needs " + std::to_string(p.fixed_bytes + p.layer_bytes));
+        "); the whole model resident needs " + std::to_string(p.fixed_bytes + p.layer_bytes) +
+        (p.kv_windowed() ? "; the KV cache is already a window of " + std::to_string(p.kv_hot_pages) + " of " +
+                               std::to_string(p.kv_pages) + " pages (the least one chunk of " +
+                               std::to_string(o.max_rows) + " tokens needs)"
+                         : std::string()));
   uint64_t left = o.vram_budget - p.fixed_bytes - p.ring_bytes;
   const uint64_t align2 = align;
   for (int64_t l = 0; l < c.n_layer; ++l) {
@@ -256,6 +309,17 @@ Result<std::unique_ptr<LlamaDecoder>> LlamaDecoder::Open(VulkanDevice& dev, cons
       SPOOL_TRY(alloc(d->staging_[s], d->plan_.largest_layer, MemoryKind::kHostVisible, "weight staging buffer"));
     }
   }
+  if (d->plan_.kv_windowed()) {
+    const VramPlan& p = d->plan_;
+    d->cold_group_pages_ = std::min(p.kv_hot_pages, p.kv_pages - p.kv_hot_pages);
+    const uint64_t group = static_cast<uint64_t>(d->cold_group_pages_ * o.page_tokens) * d->KvRowBytes();
+    SPOOL_TRY(alloc(d->cold_k_, AlignUp(group, 4), MemoryKind::kDevice, "cold K pages"));
+    SPOOL_TRY(alloc(d->cold_v_, AlignUp(group, 4), MemoryKind::kDevice, "cold V pages"));
+    SPOOL_TRY(alloc(d->att_state_, AttentionStateBytes(o.max_rows, c.n_head, c.head_dim), MemoryKind::kDevice,
+                    "attention state"));
+    d->cold_host_k_.resize(group);
+    d->cold_host_v_.resize(group);
+  }
   d->host_rows_.resize(static_cast<size_t>(o.max_rows * c.n_embd));
   return d;
 }
@@ -283,7 +347,8 @@ Status LlamaDecoder::Stage(int layer, int slot) {
 
 Status LlamaDecoder::Forward(DeviceKv& kv, const int32_t* ids, int64_t n, float* logits, bool all_logits) {
   const models::ModelConfig& c = w_.config();
-  const int64_t D = c.n_embd, KD = c.kv_dim(), pos0 = kv.n_tokens;
+  const int64_t D = c.n_embd, pos0 = kv.n_tokens;
+  SPOOL_TRY(PrepareKvWindow(kv, n));
   // Embedding rows on the host (the provider's table), then to the device.
   provider_.BeginStep();  // a disk-streaming provider starts reading the streamed layers
   SPOOL_TRY(provider_.EmbeddingRows(ids, n, host_rows_.data()));
@@ -322,20 +387,9 @@ Status LlamaDecoder::Forward(DeviceKv& kv, const int32_t* ids, int64_t n, float*
     for (const auto& part : G.qkv_parts) SPOOL_TRY(part->Record(k_, QkvRows{q_, kn_, vn_, n}));
     SPOOL_TRY(k_.Rope(neox, q_, n, c.n_head, c.head_dim, c.rope_dim, table));
     SPOOL_TRY(k_.Rope(neox, kn_, n, c.n_head_kv, c.head_dim, c.rope_dim, table));
-    const uint64_t layer_elem = static_cast<uint64_t>(l) * static_cast<uint64_t>(opts_.ctx) * static_cast<uint64_t>(KD);
-    const uint64_t row_elem = layer_elem + static_cast<uint64_t>(pos0) * static_cast<uint64_t>(KD);
-    SPOOL_TRY(k_.KvStore(kn_, n * KD, opts_.kv_dtype, kv.k, row_elem));
-    SPOOL_TRY(k_.KvStore(vn_, n * KD, opts_.kv_dtype, kv.v, row_elem));
     const int64_t window = spec.mixer == models::MixerKind::kSlidingAttention ? spec.window : 0;
     const GpuAttentionShape shape{c.n_head, c.n_head_kv, c.head_dim, c.attention_scale(), window, c.attn_softcap};
-    // Pages as the CPU's KV cache holds them, so the fold order (and result) is its own.
-    pages_.clear();
-    const int64_t end = pos0 + n;
-    for (int64_t p0 = 0; p0 < end; p0 += opts_.page_tokens) {
-      const uint64_t e = layer_elem + static_cast<uint64_t>(p0) * static_cast<uint64_t>(KD);
-      pages_.push_back(GpuKvPage{e, e, std::min(opts_.page_tokens, end - p0), p0});
-    }
-    SPOOL_TRY(k_.Attention(shape, q_, positions, opts_.kv_dtype, kv.k, kv.v, pages_, att_));
+    SPOOL_TRY(Attend(kv, l, n, positions, shape));  // K/V rows into the cache, attention into att_
     SPOOL_TRY(k_.MatMul(wo, att_, o_, n));  // [n, n_embd]
     SPOOL_TRY(k_.Add(x_, o_, n * D, x_));
     // Feed-forward: RMSNorm → gate, up → SwiGLU → down.
@@ -370,16 +424,6 @@ Status LlamaDecoder::Forward(DeviceKv& kv, const int32_t* ids, int64_t n, float*
   return Status::Ok();
 }
 
-Result<std::unique_ptr<DeviceKv>> LlamaDecoder::NewKv() {
-  auto kv = std::make_unique<DeviceKv>();
-  for (auto [b, what] : {std::pair{&kv->k, "K cache"}, std::pair{&kv->v, "V cache"}}) {
-    auto r = dev_.Allocate(plan_.kv_seq_bytes / 2, MemoryKind::kDevice, what);
-    if (!r.ok()) return r.status().WithContext("GPU decoder");
-    *b = std::move(r.value());
-  }
-  return kv;
-}
-
 Status LlamaDecoder::CheckRun(const DeviceKv& kv, std::span<const int32_t> tokens) const {
   const models::ModelConfig& c = w_.config();
   if (tokens.empty()) return InvalidArgument("GPU decoder: an empty prompt");
@@ -401,40 +445,15 @@ Status LlamaDecoder::Run(DeviceKv& kv, std::span<const int32_t> tokens, float* l
     const bool last = i + static_cast<size_t>(n) == tokens.size();
     float* out = all_logits ? logits + static_cast<int64_t>(i) * V : (last ? logits : nullptr);
     if (Status s = Forward(kv, tokens.data() + i, n, out, all_logits); !s.ok()) {
-      kv.n_tokens = start;
+      // Rows the host cache took from this run (evicted pages) go too; its own error
+      // (a disk cache) is secondary to the first one.
+      Status dropped = Truncate(kv, start);
+      (void)dropped;  // the first error is the one to report
       return s;
     }
     i += static_cast<size_t>(n);
   }
   return Status::Ok();
-}
-
-Status LlamaDecoder::ReadKv(const DeviceKv& kv, int64_t layer, int64_t n, void* k, void* v) {
-  const models::ModelConfig& c = w_.config();
-  if (layer < 0 || layer >= c.n_layer || n < 0 || n > opts_.ctx)
-    return InvalidArgument("GPU decoder: KV rows [0, " + std::to_string(n) + ") of layer " + std::to_string(layer) +
-                           " are outside the cache (" + std::to_string(c.n_layer) + " layers, context " +
-                           std::to_string(opts_.ctx) + ")");
-  const uint64_t row = static_cast<uint64_t>(c.kv_dim()) * (opts_.kv_dtype == DType::kF32 ? 4 : 2);
-  const uint64_t off = static_cast<uint64_t>(layer) * static_cast<uint64_t>(opts_.ctx) * row;
-  if (n == 0) return Status::Ok();
-  SPOOL_TRY(dev_.Sync());
-  SPOOL_TRY(dev_.Download(kv.k, off, k, static_cast<uint64_t>(n) * row));
-  return dev_.Download(kv.v, off, v, static_cast<uint64_t>(n) * row);
-}
-
-Status LlamaDecoder::WriteKv(DeviceKv& kv, int64_t layer, int64_t n, const void* k, const void* v) {
-  const models::ModelConfig& c = w_.config();
-  if (layer < 0 || layer >= c.n_layer || n < 0 || n > opts_.ctx)
-    return InvalidArgument("GPU decoder: KV rows [0, " + std::to_string(n) + ") of layer " + std::to_string(layer) +
-                           " are outside the cache (" + std::to_string(c.n_layer) + " layers, context " +
-                           std::to_string(opts_.ctx) + ")");
-  const uint64_t row = static_cast<uint64_t>(c.kv_dim()) * (opts_.kv_dtype == DType::kF32 ? 4 : 2);
-  const uint64_t off = static_cast<uint64_t>(layer) * static_cast<uint64_t>(opts_.ctx) * row;
-  if (n == 0) return Status::Ok();
-  SPOOL_TRY(dev_.Sync());
-  SPOOL_TRY(dev_.Upload(kv.k, off, k, static_cast<uint64_t>(n) * row));
-  return dev_.Upload(kv.v, off, v, static_cast<uint64_t>(n) * row);
 }
 
 Status LlamaDecoder::Step(int32_t token, float* logits) {

@@ -15,6 +15,15 @@
 // overlaps the compute of layer l). Streamed and resident runs use the same kernels on
 // the same bytes: logits bit-identical (tests/gpu/llama_decoder_test.cc).
 //
+// KV beyond VRAM: when a sequence's whole KV cache does not fit (the VRAM budget, or
+// one K or V buffer beyond maxStorageBufferRange), VRAM holds a hot window of the most
+// recent pages of every layer (a ring of kv_hot_pages page slots) and the pages that
+// leave it are appended to a host cache (a kv::SequenceKv: RAM, or the engine's disk KV)
+// before their slot is reused. Attention folds the pages in order: hot ones where they
+// are, cold ones staged per layer from the host cache into a VRAM group buffer, the
+// online softmax's state carried between the dispatches (Kernels::Attention's state):
+// bit-identical to the whole cache in VRAM.
+//
 // KV caches: Step()/Prefill() use the decoder's own cache (one sequence; tests and
 // bench/gpu). The engine (runtime/gpu_backend.h, `--device vulkan`) keeps one DeviceKv
 // per sequence (NewKv) and runs them through Run(); nothing else differs.
@@ -44,6 +53,7 @@
 #include "gpu/kernels.h"
 #include "gpu/layer_parts.h"
 #include "gpu/vulkan_device.h"
+#include "kv/kv_cache.h"
 #include "models/weight_provider.h"
 #include "models/weights.h"
 
@@ -59,15 +69,27 @@ struct LlamaDecoderOptions {
   int64_t n_kv = 1;
   // Open allocates the decoder's own KV cache (Step/Prefill); false: only NewKv caches.
   bool own_kv = true;
+  // Tokens of each sequence's KV kept in VRAM (rounded up to whole pages, at least the
+  // pages one chunk of max_rows touches); older pages live in the host cache. 0: the
+  // planner decides (the whole context when it fits the budget and maxStorageBufferRange,
+  // else the largest window that does).
+  int64_t kv_hot_tokens = 0;
 };
 
-// One sequence's KV cache in device memory: K and V of every layer, [n_layer, ctx,
-// kv_dim] each in the decoder's kv_dtype, and how many positions hold tokens. Rows past
-// n_tokens are scratch (Truncate is `n_tokens = n`).
+// One sequence's KV cache: K and V of every layer in device memory, [n_layer, hot_rows,
+// kv_dim] each in the decoder's kv_dtype (hot_rows = ctx when the whole context fits,
+// else kv_hot_pages × page_tokens: a ring, page q in slot q % kv_hot_pages), and how many
+// positions hold tokens. Rows past n_tokens are scratch. With a window, `cold` holds rows
+// [0, cold->n_tokens()) of the pages that left VRAM (LlamaDecoder::Truncate keeps both).
 struct DeviceKv {
   std::shared_ptr<void> keep_alive;  // held by its owner's choice (the device), freed last
   Buffer k, v;
   int64_t n_tokens = 0;
+  // The KV window (empty when the whole context is in VRAM): the page each ring slot
+  // holds (-1: none). Invariant: a slot's rows [page start, n_tokens) are that page's.
+  std::vector<int64_t> slot_page;
+  kv::SequenceKv* cold = nullptr;         // the host cache: the caller's, or own_cold
+  std::unique_ptr<kv::SequenceKv> own_cold;
 };
 
 // Where the weights live under a VRAM budget (LlamaDecoder::Plan).
@@ -80,6 +102,10 @@ struct VramPlan {
   uint64_t layer_bytes = 0;    // every layer's matrices (each padded to the offset alignment)
   uint64_t largest_layer = 0;
   uint64_t ring_bytes = 0;     // 2 × largest_layer when any layer streams, else 0
+  int64_t kv_pages = 0;        // pages of one sequence's context (ceil(ctx / page_tokens))
+  int64_t kv_hot_pages = 0;    // of them in VRAM (= kv_pages: no window)
+  uint64_t kv_cold_bytes = 0;  // with a window: the cold-page group buffers + softmax state
+  bool kv_windowed() const { return kv_hot_pages < kv_pages; }
   int n_resident = 0;          // layers 0 .. n_resident-1 resident, the rest streamed
   int n_streamed = 0;
   uint64_t resident_layer_bytes = 0;  // the resident layers' share of layer_bytes
@@ -116,9 +142,15 @@ class LlamaDecoder {
   // logits: [n_vocab]. Errors as Step (the whole prompt must fit the context).
   Status Prefill(std::span<const int32_t> tokens, float* logits);
 
-  // A KV cache for Run (zeroed, n_tokens 0). Errors: device allocation (kResourceExhausted
-  // naming "K cache" / "V cache").
-  Result<std::unique_ptr<DeviceKv>> NewKv();
+  // A KV cache for Run (zeroed, n_tokens 0). With a KV window, pages leaving VRAM go to
+  // `cold` (an empty cache of the decoder's layout, which must outlive the DeviceKv; the
+  // engine passes the sequence's own RAM or disk cache), or when null to a new InRamKv.
+  // Errors: device allocation (kResourceExhausted naming "K cache" / "V cache"); a
+  // `cold` cache of another layout or not empty (kInvalidArgument).
+  Result<std::unique_ptr<DeviceKv>> NewKv(kv::SequenceKv* cold = nullptr);
+  // Drops the tokens at positions >= n (prefix reuse, rejected drafts), in VRAM and in
+  // the host cache. Errors: n outside [0, n_tokens]; the host cache's Truncate errors.
+  Status Truncate(DeviceKv& kv, int64_t n);
 
   // Runs `tokens` at positions kv.n_tokens.. (chunks of at most max_rows) and appends
   // them to kv. logits: [n_vocab] of the last token, or [tokens.size(), n_vocab] when
@@ -128,6 +160,9 @@ class LlamaDecoder {
 
   // Rows [0, n) of `layer`'s K and V of kv, in the cache dtype (session save/restore):
   // k, v: [n, kv_dim] elements of kv_dtype. Errors: n beyond the context, device errors.
+  // WriteKv fills a new kv (n_tokens 0) layer by layer, 0 .. n_layer-1 in order (with a
+  // window the rows go to the host cache, committed at the last layer, and the last
+  // pages to VRAM); the caller then sets kv.n_tokens = n.
   Status ReadKv(const DeviceKv& kv, int64_t layer, int64_t n, void* k, void* v);
   Status WriteKv(DeviceKv& kv, int64_t layer, int64_t n, const void* k, const void* v);
 
@@ -161,6 +196,17 @@ class LlamaDecoder {
   Status Forward(DeviceKv& kv, const int32_t* ids, int64_t n, float* logits, bool all_logits = false);
   Status CheckRun(const DeviceKv& kv, std::span<const int32_t> tokens) const;
   Status Stage(int layer, int slot);  // streamed layer → staging[slot] → ring[slot] (async)
+  // KV window (llama_decoder_kv.cc). Before a pass writing rows [kv.n_tokens, + n): the
+  // pages it touches get their ring slots (evicted pages appended to the host cache
+  // first; a partly written page that is only in the host cache loaded back).
+  Status PrepareKvWindow(DeviceKv& kv, int64_t n);
+  Status SpillKv(DeviceKv& kv, int64_t to);  // host cache rows up to `to`, from the ring
+  // The chunk's K/V rows (kn_, vn_) into the cache, then the attention of its n queries
+  // over every page they see: into att_.
+  Status Attend(DeviceKv& kv, int layer, int64_t n, std::span<const int64_t> positions,
+                const GpuAttentionShape& shape);
+  uint64_t KvRowBytes() const;
+  int64_t KvHotRows() const;  // rows per layer of a DeviceKv's K (or V) buffer
 
   VulkanDevice& dev_;
   Kernels k_;
@@ -184,6 +230,11 @@ class LlamaDecoder {
   // Streaming: the ring's two VRAM slots, their host-visible staging buffers, the copy
   // into each slot and the compute submission that last read it.
   Buffer ring_[2], staging_[2];
+  // KV window: cold pages of one layer staged for attention ([kv_cold_group pages,
+  // kv_dim] each), their host copy, and the online softmax's state between dispatches.
+  Buffer cold_k_, cold_v_, att_state_;
+  int64_t cold_group_pages_ = 0;
+  std::vector<uint8_t> cold_host_k_, cold_host_v_;
   SubmissionId slot_copy_[2] = {0, 0}, slot_use_[2] = {0, 0};
   int slot_layer_[2] = {-1, -1};
 };

@@ -248,7 +248,8 @@ Status Engine::OpenDevice() {
 
 Status Engine::RunOnDevice(Sequence& seq, std::span<const int32_t> tokens, float* logits, bool all_logits) {
   if (!seq.dkv_) {
-    SPOOL_ASSIGN_OR_RETURN(seq.dkv_, gpu_->NewKv());
+    // The sequence's own (empty) CPU cache holds the pages that leave the VRAM KV window.
+    SPOOL_ASSIGN_OR_RETURN(seq.dkv_, gpu_->NewKv(seq.kv_.get()));
   }
   return gpu_->Run(*seq.dkv_, tokens, logits, all_logits);
 }
@@ -259,7 +260,8 @@ std::unique_ptr<Sequence> Engine::NewSequence() {
   kv::KvLayout layout{c.n_kv_layers(), c.n_head_kv, c.head_dim, options_.kv_page_tokens, options_.kv_dtype};
   layout.window = SlidingWindows(c);
   auto s = std::unique_ptr<Sequence>(new Sequence());
-  if (options_.kv_window > 0 && ctx_ > options_.kv_window && !gpu_) {
+  // On the GPU the CPU cache holds the pages older than the VRAM KV window (if any).
+  if (options_.kv_window > 0 && ctx_ > options_.kv_window && (!gpu_ || gpu_->vram_plan().kv_windowed())) {
     kv::DiskKvOptions d;
     d.window_tokens = options_.kv_window;
     d.max_tokens = ctx_;
@@ -384,7 +386,7 @@ Status Engine::Step(std::span<const StepItem> items, float* logits) {
       Sequence& seq = *items[i].seq;
       start[i] = seq.n_tokens();
       if (Status st = RunOnDevice(seq, items[i].tokens, out, items[i].all_logits); !st.ok()) {
-        for (size_t j = 0; j < i; ++j) items[j].seq->dkv_->n_tokens = start[j];
+        for (size_t j = 0; j < i; ++j) (void)gpu_->Truncate(*items[j].seq->dkv_, start[j]);
         return st;
       }
       out += (items[i].all_logits ? static_cast<int64_t>(items[i].tokens.size()) : 1) * n_vocab();
@@ -442,11 +444,12 @@ Status Engine::Truncate(Sequence& seq, int64_t n) {
                            " tokens (its recurrent state cannot be rewound there: only to a checkpoint at a multiple "
                            "of the prefill chunk)");
   if (gpu_) {
-    // The KV cache is in VRAM: rows past n become scratch.
+    // The KV cache is in VRAM (rows past n become scratch) and, beyond the VRAM KV
+    // window, in the sequence's CPU cache.
     if (n < 0 || n > seq.n_tokens())
       return InvalidArgument("cannot truncate a sequence of " + std::to_string(seq.n_tokens()) + " tokens to " +
                              std::to_string(n));
-    if (seq.dkv_) seq.dkv_->n_tokens = n;
+    if (seq.dkv_) SPOOL_TRY(gpu_->Truncate(*seq.dkv_, n));
     seq.tokens_.resize(n);
     return Status::Ok();
   }

@@ -106,10 +106,12 @@ Result<std::unique_ptr<Sequence>> Engine::LoadSession(const std::string& path, s
     SPOOL_TRY(seq->state_->SetCheckpoints(std::move(cps)).WithContext(path));
   }
   if (gpu_) {
-    // Into VRAM; the CPU cache it was read into is dropped.
-    SPOOL_ASSIGN_OR_RETURN(seq->dkv_, gpu_->NewKv());
-    SPOOL_TRY(gpu_->UploadKv(*seq->kv_, *seq->dkv_));
-    seq->kv_ = std::make_unique<kv::InRamKv>(seq->kv_->layout());
+    // Into VRAM (beyond the VRAM KV window: into a new CPU cache of the sequence's
+    // kind); the CPU cache it was read into is dropped.
+    std::unique_ptr<kv::SequenceKv> loaded = std::move(seq->kv_);
+    seq->kv_ = std::move(NewSequence()->kv_);
+    SPOOL_ASSIGN_OR_RETURN(seq->dkv_, gpu_->NewKv(seq->kv_.get()));
+    SPOOL_TRY(gpu_->UploadKv(*loaded, *seq->dkv_));
   }
   seq->tokens_ = std::move(info.tokens);
   *pending = std::move(info.pending);

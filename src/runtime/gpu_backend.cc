@@ -93,8 +93,8 @@ Result<gpu::VramPlan> GpuBackend::Plan(const gpu::DeviceSpec& spec, const models
   return p;
 }
 
-Result<std::unique_ptr<gpu::DeviceKv>> GpuBackend::NewKv() {
-  auto kv = decoder_->NewKv();
+Result<std::unique_ptr<gpu::DeviceKv>> GpuBackend::NewKv(kv::SequenceKv* cold) {
+  auto kv = decoder_->NewKv(cold);
   if (!kv.ok()) return kv.status();
   kv.value()->keep_alive = device_;
   return kv;

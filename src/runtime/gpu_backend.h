@@ -60,13 +60,19 @@ class GpuBackend {
                                     const GpuBackendOptions& o);
   ~GpuBackend();
 
-  // A zeroed KV cache in VRAM for one sequence; it keeps the device alive.
-  Result<std::unique_ptr<gpu::DeviceKv>> NewKv();
+  // A zeroed KV cache in VRAM for one sequence; it keeps the device alive. When the VRAM
+  // plan keeps a window of the KV (vram_plan().kv_windowed()), the older pages go to
+  // `cold` (the sequence's empty CPU cache, RAM or disk, outliving the DeviceKv; null: a
+  // RAM cache of its own). Errors as gpu::LlamaDecoder::NewKv.
+  Result<std::unique_ptr<gpu::DeviceKv>> NewKv(kv::SequenceKv* cold = nullptr);
+  // Drops kv's tokens at positions >= n, in VRAM and in its CPU cache.
+  Status Truncate(gpu::DeviceKv& kv, int64_t n) { return decoder_->Truncate(kv, n); }
   // Appends `tokens` to kv (see gpu::LlamaDecoder::Run); on failure kv is unchanged.
   Status Run(gpu::DeviceKv& kv, std::span<const int32_t> tokens, float* logits, bool all_logits);
   // Session save: kv's first n rows of every layer into an empty CPU cache `dst`
-  // (committed). Restore: every layer of the committed CPU cache `src` into kv (rows a
-  // sliding-window layer released are zeros; attention masks them).
+  // (committed). Restore: every layer of the committed CPU cache `src` into a new kv
+  // (rows a sliding-window layer released are zeros; attention masks them); with a KV
+  // window the rows also go to kv's CPU cache, which must not be `src`.
   Status DownloadKv(const gpu::DeviceKv& kv, int64_t n, kv::SequenceKv& dst);
   Status UploadKv(kv::SequenceKv& src, gpu::DeviceKv& kv);
 

@@ -499,6 +499,25 @@ TEST(GpuKernels, KvStoreIsBitIdentical) {
       ASSERT_TRUE(k.KvStore(sb, n, t, db, off).ok());
       std::vector<uint8_t> got(total * es);
       ASSERT_TRUE(dev->Download(db, 0, got.data(), got.size()).ok());
+      if (n > 2) {
+        // From an offset in the source (a chunk's rows split where the KV ring wraps).
+        const uint64_t src_off = 2;
+        Buffer db2 = Make(*dev, init);
+        ASSERT_TRUE(k.KvStore(sb, n - 2, t, db2, off, src_off).ok());
+        std::vector<uint8_t> got2(total * es);
+        ASSERT_TRUE(dev->Download(db2, 0, got2.data(), got2.size()).ok());
+        for (uint64_t i = off; i < off + static_cast<uint64_t>(n - 2); ++i) {
+          const float v = src[i - off + src_off];
+          if (t == DType::kF32)
+            ASSERT_EQ(std::memcmp(got2.data() + i * 4, &v, 4), 0) << i;
+          else {
+            uint16_t g;
+            std::memcpy(&g, got2.data() + i * 2, 2);
+            ASSERT_EQ(g, F32ToBF16(v)) << i;
+          }
+        }
+        for (size_t b = 0; b < es; ++b) ASSERT_EQ(got2[(off + static_cast<uint64_t>(n) - 2) * es + b], 0x5a);
+      }
       for (uint64_t i = 0; i < total; ++i) {
         if (i < off || i >= off + static_cast<uint64_t>(n)) {
           for (size_t b = 0; b < es; ++b) ASSERT_EQ(got[i * es + b], 0x5a) << i;
@@ -520,6 +539,7 @@ TEST(GpuKernels, KvStoreIsBitIdentical) {
   Buffer b = Make(*dev, nullptr, 64);
   EXPECT_EQ(k.KvStore(b, 3, DType::kBF16, b, 0).code(), ErrorCode::kInvalidArgument);
   EXPECT_EQ(k.KvStore(b, 2, DType::kF32, b, 15).code(), ErrorCode::kInvalidArgument);  // past the buffer
+  EXPECT_EQ(k.KvStore(b, 2, DType::kF32, b, 0, 15).code(), ErrorCode::kInvalidArgument);  // source past its buffer
 }
 
 // Embedding rows: exact widening of f32/f16/bf16 rows; a bad id is refused.
@@ -608,6 +628,27 @@ TEST(GpuKernels, AttentionMatchesCpuReference) {
       Status s = k.Attention(gs, qb, c.pos_q, kv, kb, vb, gpages, ob);
       ASSERT_TRUE(s.ok()) << s.message();
       auto got = Read(*dev, ob, q.size());
+      {
+        // The same pages folded one call per page, each page in a buffer of its own (as
+        // cold KV pages staged from host RAM), the online softmax's state carried between
+        // the calls through the state buffer: bit-identical to the single call.
+        Buffer sb = Make(*dev, nullptr, AttentionStateBytes(n_q, c.n_head, c.head_dim));
+        Buffer ob2 = Make(*dev, nullptr, q.size() * 4);
+        std::vector<Buffer> kbs, vbs;
+        for (size_t i = 0; i < kp.size(); ++i) {
+          kbs.push_back(Make(*dev, kp[i]));
+          vbs.push_back(Make(*dev, vp[i]));
+          const GpuKvPage one[] = {{0, 0, c.page_tokens[i], gpages[i].first_pos}};
+          const GpuAttentionState st{&sb, i > 0, i + 1 < kp.size()};
+          Status s2 = k.Attention(gs, qb, c.pos_q, kv, kbs.back(), vbs.back(), one, ob2, st);
+          ASSERT_TRUE(s2.ok()) << s2.message();
+        }
+        auto grouped = Read(*dev, ob2, q.size());
+        for (size_t i = 0; i < got.size(); ++i)
+          ASSERT_EQ(std::bit_cast<uint32_t>(grouped[i]), std::bit_cast<uint32_t>(got[i]))
+              << "page by page " << DTypeName(kv) << " heads " << c.n_head << "/" << c.n_kv_head << " hd "
+              << c.head_dim << " i " << i;
+      }
       if (exact && c.softcap == 0.0f) {  // the CPU kernel, bit for bit
         ThreadPool pool(1);
         AttentionState st;
@@ -643,6 +684,12 @@ TEST(GpuKernels, AttentionRefusesBadShapes) {
   std::vector<GpuKvPage> too_long = {{0, 0, 1025, 0}};
   EXPECT_EQ(k.Attention({1, 1, 1, 1.0f}, b, pos, DType::kF32, b, b, too_long, b).code(), ErrorCode::kInvalidArgument);
   EXPECT_EQ(k.Attention({1, 1, 16, 1.0f}, b, pos, DType::kF32, b, b, outside, b).code(), ErrorCode::kInvalidArgument);
+  // A state to load or store needs a buffer of [n_q, n_head, head_dim + 2] floats.
+  EXPECT_EQ(k.Attention({1, 1, 16, 1.0f}, b, pos, DType::kF32, b, b, pages, b, {nullptr, true, false}).code(),
+            ErrorCode::kInvalidArgument);
+  Buffer small = Make(*dev, nullptr, AttentionStateBytes(1, 1, 16) - 4);
+  EXPECT_EQ(k.Attention({1, 1, 16, 1.0f}, b, pos, DType::kF32, b, b, pages, b, {&small, false, true}).code(),
+            ErrorCode::kInvalidArgument);
   std::vector<int64_t> negpos = {-1};
   EXPECT_EQ(k.Attention({1, 1, 16, 1.0f}, b, negpos, DType::kF32, b, b, pages, b).code(), ErrorCode::kInvalidArgument);
 }

@@ -1,6 +1,6 @@
 // The GPU decoder's error paths (label malformed): a full context, tokens outside the
 // vocabulary, a prompt that does not fit, a VRAM budget too small for the fixed buffers
-// and the ring, a KV cache beyond the device's buffer limit, a lost device.
+// and the ring, a lost device, a host KV cache of the wrong layout for the KV window.
 #include <gtest/gtest.h>
 
 #include <string>
@@ -75,14 +75,15 @@ TEST(GpuLlamaDecoder, TooSmallVramBudgetIsAClearError) {
       << msg;
   o.vram_budget = 1;
   EXPECT_EQ(LlamaDecoder::Open(*dev, m.engine->weights(), *m.provider, o).status().code(), ErrorCode::kResourceExhausted);
-  // A context whose KV cache exceeds the device's buffer limit: the allocation error names it.
+  // A context whose KV cache exceeds the device's buffer limit is no longer refused: the
+  // plan keeps a window of it in VRAM (tests/gpu/kv_window_test.cc runs such a cache).
   LlamaDecoderOptions huge;
   huge.ctx = static_cast<int64_t>(dev->info().max_buffer_bytes / 4 / static_cast<uint64_t>(m.engine->weights().config().kv_dim())) + 1;
   huge.ctx = huge.ctx / m.engine->weights().config().n_layer + 1;
-  auto big = LlamaDecoder::Open(*dev, m.engine->weights(), *m.provider, huge);
-  ASSERT_FALSE(big.ok());
-  EXPECT_EQ(big.status().code(), ErrorCode::kResourceExhausted);
-  EXPECT_NE(big.status().message().find("K cache"), std::string::npos) << big.status().message();
+  auto big = LlamaDecoder::Plan(*dev, m.engine->weights(), huge);
+  ASSERT_TRUE(big.ok()) << big.status().message();
+  EXPECT_TRUE(big->kv_windowed()) << big->ToString();
+  EXPECT_LE(big->kv_seq_bytes / 2, dev->info().max_buffer_bytes) << big->ToString();
 }
 
 TEST(GpuLlamaDecoder, PrefillErrors) {
@@ -130,6 +131,41 @@ TEST(GpuLlamaDecoder, LostDeviceIsAClearError) {
   EXPECT_EQ((*dec)->n_tokens(), 1);
   EXPECT_FALSE(dev->Allocate(64, MemoryKind::kDevice, "after loss").ok());
   EXPECT_FALSE(dev->Flush().ok());
+}
+
+// The KV window's host cache must have the decoder's layout and be empty: otherwise a
+// clear error naming both layouts, nothing allocated for the sequence.
+TEST(GpuLlamaDecoder, KvWindowHostCacheErrors) {
+  GPU_TEST_DEVICE(dev);
+  Opened m = OpenCpu(kStories, 64, DType::kF32, 8);
+  const models::ModelConfig& c = m.engine->weights().config();
+  LlamaDecoderOptions o;
+  o.ctx = 64;
+  o.page_tokens = 8;
+  o.kv_hot_tokens = 16;
+  o.own_kv = false;
+  auto dec = LlamaDecoder::Open(*dev, m.engine->weights(), *m.provider, o);
+  ASSERT_TRUE(dec.ok()) << dec.status().message();
+  ASSERT_TRUE((*dec)->plan().kv_windowed());
+  kv::InRamKv wrong_pages(kv::KvLayout{c.n_layer, c.n_head_kv, c.head_dim, 16, DType::kF32, {}});
+  auto a = (*dec)->NewKv(&wrong_pages);
+  ASSERT_FALSE(a.ok());
+  EXPECT_EQ(a.status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(a.status().message().find("in pages of 16; expected"), std::string::npos) << a.status().message();
+  kv::InRamKv wrong_type(kv::KvLayout{c.n_layer, c.n_head_kv, c.head_dim, 8, DType::kBF16, {}});
+  EXPECT_EQ((*dec)->NewKv(&wrong_type).status().code(), ErrorCode::kInvalidArgument);
+  kv::InRamKv used(kv::KvLayout{c.n_layer, c.n_head_kv, c.head_dim, 8, DType::kF32, {}});
+  std::vector<float> row(static_cast<size_t>(c.kv_dim()), 1.0f);
+  for (int64_t l = 0; l < c.n_layer; ++l) ASSERT_TRUE(used.Write(l, 0, 1, row.data(), row.data()).ok());
+  ASSERT_TRUE(used.Commit(1).ok());
+  auto b = (*dec)->NewKv(&used);
+  ASSERT_FALSE(b.ok());
+  EXPECT_NE(b.status().message().find("holds 1 tokens (expected an empty one)"), std::string::npos)
+      << b.status().message();
+  // Truncating beyond the cache's length is refused.
+  auto ok = (*dec)->NewKv();
+  ASSERT_TRUE(ok.ok());
+  EXPECT_EQ((*dec)->Truncate(**ok, 1).code(), ErrorCode::kInvalidArgument);
 }
 
 }  // namespace

@@ -8,6 +8,11 @@
 // score soft-capping (GPU tanh).
 // q: [n_q, n_head, head_dim]   pages: [n_pages] × (k_elem, v_elem, n_tokens, first_pos),
 // then pos_q [n_q] at pos_offset   k, v: f32 or bf16 elements   out: [n_q, n_head·head_dim]
+// state: [n_q, n_head, head_dim + 2] (max, sum, acc[head_dim]) of the online softmax, so
+// that one query's pages can be folded in several dispatches (pages in host RAM staged in
+// groups): state_mode bit 0 starts from the stored state instead of (-inf, 0, 0), bit 1
+// stores the state instead of writing out. The state passes through f32 memory unchanged,
+// so folding in groups is bit-identical to one dispatch over all pages.
 #include "common.glsl"
 #define WG 64u
 #define MAX_PAGE 1024u
@@ -17,9 +22,10 @@ layout(std430, binding = 1) readonly buffer K { uint kbuf[]; };
 layout(std430, binding = 2) readonly buffer V { uint vbuf[]; };
 layout(std430, binding = 3) readonly buffer Pg { uint pages[]; };
 layout(std430, binding = 4) writeonly buffer O { float o[]; };
+layout(std430, binding = 5) buffer St { float st[]; };
 layout(push_constant) uniform P {
   uint n_q; uint n_head; uint n_kv_head; uint head_dim; uint n_pages; uint pos_offset; uint kv_bf16;
-  float scale; int window; float softcap;
+  float scale; int window; float softcap; uint state_mode;
 } p;
 shared float qv[256];
 shared float pr[MAX_PAGE];
@@ -62,6 +68,13 @@ void main() {
   int pq = int(pages[p.pos_offset + qi]);
   float mx = NEG_INF, sum = 0.0;
   float acc[4] = float[4](0.0, 0.0, 0.0, 0.0);
+  uint sb = (qi * p.n_head + h) * (hd + 2u);
+  if ((p.state_mode & 1u) != 0u) {
+    mx = st[sb];
+    sum = st[sb + 1u];
+    for (uint k = 0u; k < 4u; ++k)
+      if (tid + k * WG < hd) acc[k] = st[sb + 2u + tid + k * WG];
+  }
   barrier();
   for (uint pg = 0u; pg < p.n_pages; ++pg) {
     uint koff = pages[pg * 4u], voff = pages[pg * 4u + 1u], nt = pages[pg * 4u + 2u];
@@ -117,6 +130,16 @@ void main() {
       acc[k] = av;
     }
     barrier();  // pr, red and lanes are rewritten by the next page
+  }
+  if ((p.state_mode & 2u) != 0u) {
+    barrier();  // every invocation has read the stored state (uniform: a push constant)
+    if (tid == 0u) {
+      st[sb] = mx;
+      st[sb + 1u] = sum;
+    }
+    for (uint k = 0u; k < 4u; ++k)
+      if (tid + k * WG < hd) st[sb + 2u + tid + k * WG] = acc[k];
+    return;
   }
   float inv = sum > 0.0 ? 1.0 / sum : 0.0;
   for (uint k = 0u; k < 4u; ++k) {
