@@ -38,7 +38,7 @@ EngineFlags AddEngineFlags(ArgParser& p) {
   f.device = &p.String("--device", "cpu",
                         "where the forward pass runs: cpu, vulkan, vulkan:N (spool show --devices) or auto (a Vulkan "
                         "GPU when one exists and runs the model, else the CPU with a message). Vulkan runs dense "
-                        "Llama-family models (llama, mistral; docs/parts/gpu.md), each sequence's KV cache in VRAM");
+                        "Llama-family models (llama, mistral, qwen2, qwen3; docs/parts/gpu.md), a window of each sequence's KV cache in VRAM");
   f.vram_budget = &p.String("--vram-budget", "0",
                             "with --device vulkan: device memory for weights, KV caches and activations (e.g. 6G); "
                             "layers that do not fit are copied into VRAM at every step. 0: the whole model in VRAM");
