@@ -276,27 +276,35 @@ TEST(Qwen35Gguf, GgufEqualsTheHfFolderThroughSpool) {
   }
 }
 
+// The GGUF `name` against a reference json (sequence_logits over sequence_ids, greedy_ids
+// after prompt_ids): logits on the prefill and the decode path within `bound`, the greedy
+// ids with one prefill and with prefill steps of `chunk` tokens.
+void ExpectGgufMatchesReference(const std::string& name, const std::string& ref_path, const char* reference,
+                                double bound, int64_t chunk) {
+  const auto ref = Load(ref_path);
+  const auto ids = ref["sequence_ids"].get<std::vector<int32_t>>();
+  const auto want = ref["sequence_logits"].get<std::vector<std::vector<float>>>();
+  auto e = Open(kGgufDir + "/" + name + ".gguf");
+  ASSERT_TRUE(e);
+  const int64_t V = e->n_vocab();
+  const double pre = Worst(PrefillAll(*e, ids), want, V);
+  const double dec = Worst(DecodeAll(*e, ids), want, V);
+  std::printf("%s GGUF vs %s over %zu positions: prefill %.3g, decode path %.3g (bound %.0e)\n", name.c_str(),
+              reference, ids.size(), pre, dec, bound);
+  EXPECT_LT(pre, bound);
+  EXPECT_LT(dec, bound);
+  const auto prompt = ref["prompt_ids"].get<std::vector<int32_t>>();
+  const auto greedy = ref["greedy_ids"].get<std::vector<int32_t>>();
+  EXPECT_EQ(Greedy(*e, prompt, static_cast<int64_t>(greedy.size())), greedy);
+  auto chunked = Open(kGgufDir + "/" + name + ".gguf", chunk);
+  ASSERT_TRUE(chunked);
+  EXPECT_EQ(Greedy(*chunked, prompt, static_cast<int64_t>(greedy.size())), greedy) << "prefill chunks of " << chunk;
+}
+
 TEST(Qwen35Gguf, MatchesTransformers) {
   for (const char* name : kGgufNames) {
     SCOPED_TRACE(name);
-    const auto ref = Load(kModels + "/" + name + "/reference.json");
-    const auto ids = ref["sequence_ids"].get<std::vector<int32_t>>();
-    const auto want = ref["sequence_logits"].get<std::vector<std::vector<float>>>();
-    auto e = Open(kGgufDir + "/" + name + ".gguf");
-    ASSERT_TRUE(e);
-    const int64_t V = e->n_vocab();
-    const double pre = Worst(PrefillAll(*e, ids), want, V);
-    const double dec = Worst(DecodeAll(*e, ids), want, V);
-    std::printf("%s GGUF vs transformers over %zu positions: prefill %.3g, decode path %.3g (bound %.0e)\n", name,
-                ids.size(), pre, dec, kTransformersBound);
-    EXPECT_LT(pre, kTransformersBound);
-    EXPECT_LT(dec, kTransformersBound);
-    const auto prompt = ref["prompt_ids"].get<std::vector<int32_t>>();
-    const auto greedy = ref["greedy_ids"].get<std::vector<int32_t>>();
-    EXPECT_EQ(Greedy(*e, prompt, static_cast<int64_t>(greedy.size())), greedy);
-    auto chunked = Open(kGgufDir + "/" + name + ".gguf", 7);  // prefill in steps of 7 tokens
-    ASSERT_TRUE(chunked);
-    EXPECT_EQ(Greedy(*chunked, prompt, static_cast<int64_t>(greedy.size())), greedy) << "prefill chunks of 7";
+    ExpectGgufMatchesReference(name, kModels + "/" + name + "/reference.json", "transformers", kTransformersBound, 7);
   }
 }
 
@@ -306,24 +314,7 @@ TEST(Qwen35Gguf, MatchesTransformers) {
 TEST(Qwen35Gguf, MatchesLlamaCpp) {
   for (const char* name : kLlamaCppNames) {
     SCOPED_TRACE(name);
-    const auto ref = Load(kGgufDir + "/" + name + ".llamacpp.json");
-    const auto ids = ref["sequence_ids"].get<std::vector<int32_t>>();
-    const auto want = ref["sequence_logits"].get<std::vector<std::vector<float>>>();
-    auto e = Open(kGgufDir + "/" + name + ".gguf");
-    ASSERT_TRUE(e);
-    const int64_t V = e->n_vocab();
-    const double pre = Worst(PrefillAll(*e, ids), want, V);
-    const double dec = Worst(DecodeAll(*e, ids), want, V);
-    std::printf("%s GGUF vs llama.cpp over %zu positions: prefill %.3g, decode path %.3g (bound %.0e)\n", name,
-                ids.size(), pre, dec, kLlamaCppBound);
-    EXPECT_LT(pre, kLlamaCppBound);
-    EXPECT_LT(dec, kLlamaCppBound);
-    const auto prompt = ref["prompt_ids"].get<std::vector<int32_t>>();
-    const auto greedy = ref["greedy_ids"].get<std::vector<int32_t>>();
-    EXPECT_EQ(Greedy(*e, prompt, static_cast<int64_t>(greedy.size())), greedy);
-    auto chunked = Open(kGgufDir + "/" + name + ".gguf", 5);  // prefill in steps of 5 tokens
-    ASSERT_TRUE(chunked);
-    EXPECT_EQ(Greedy(*chunked, prompt, static_cast<int64_t>(greedy.size())), greedy) << "prefill chunks of 5";
+    ExpectGgufMatchesReference(name, kGgufDir + "/" + name + ".llamacpp.json", "llama.cpp", kLlamaCppBound, 5);
   }
 }
 
