@@ -8,6 +8,18 @@
 #include "gpu/llama_decoder.h"
 
 namespace spool::gpu {
+namespace {
+
+// ReadKv / WriteKv's arguments: rows [0, n) of `layer` must lie in a cache of n_layer × ctx.
+Status CheckKvRows(int64_t n_layer, int64_t ctx, int64_t layer, int64_t n) {
+  if (layer < 0 || layer >= n_layer || n < 0 || n > ctx)
+    return InvalidArgument("GPU decoder: KV rows [0, " + std::to_string(n) + ") of layer " + std::to_string(layer) +
+                           " are outside the cache (" + std::to_string(n_layer) + " layers, context " +
+                           std::to_string(ctx) + ")");
+  return Status::Ok();
+}
+
+}  // namespace
 
 uint64_t LlamaDecoder::KvRowBytes() const {
   return static_cast<uint64_t>(w_.config().kv_dim()) * (opts_.kv_dtype == DType::kF32 ? 4 : 2);
@@ -243,11 +255,7 @@ Status LlamaDecoder::Attend(DeviceKv& kv, int layer, int64_t n, std::span<const 
 }
 
 Status LlamaDecoder::ReadKv(const DeviceKv& kv, int64_t layer, int64_t n, void* k, void* v) {
-  const models::ModelConfig& c = w_.config();
-  if (layer < 0 || layer >= c.n_layer || n < 0 || n > opts_.ctx)
-    return InvalidArgument("GPU decoder: KV rows [0, " + std::to_string(n) + ") of layer " + std::to_string(layer) +
-                           " are outside the cache (" + std::to_string(c.n_layer) + " layers, context " +
-                           std::to_string(opts_.ctx) + ")");
+  SPOOL_TRY(CheckKvRows(w_.config().n_layer, opts_.ctx, layer, n));
   const uint64_t row = KvRowBytes();
   const uint64_t off = static_cast<uint64_t>(layer) * static_cast<uint64_t>(KvHotRows()) * row;
   if (n == 0) return Status::Ok();
@@ -286,11 +294,7 @@ Status LlamaDecoder::ReadKv(const DeviceKv& kv, int64_t layer, int64_t n, void* 
 }
 
 Status LlamaDecoder::WriteKv(DeviceKv& kv, int64_t layer, int64_t n, const void* k, const void* v) {
-  const models::ModelConfig& c = w_.config();
-  if (layer < 0 || layer >= c.n_layer || n < 0 || n > opts_.ctx)
-    return InvalidArgument("GPU decoder: KV rows [0, " + std::to_string(n) + ") of layer " + std::to_string(layer) +
-                           " are outside the cache (" + std::to_string(c.n_layer) + " layers, context " +
-                           std::to_string(opts_.ctx) + ")");
+  SPOOL_TRY(CheckKvRows(w_.config().n_layer, opts_.ctx, layer, n));
   const uint64_t row = KvRowBytes();
   const uint64_t off = static_cast<uint64_t>(layer) * static_cast<uint64_t>(KvHotRows()) * row;
   if (n == 0) return Status::Ok();
@@ -302,7 +306,7 @@ Status LlamaDecoder::WriteKv(DeviceKv& kv, int64_t layer, int64_t n, const void*
   // Every row to the host cache (committed with the last layer), the last pages to VRAM.
   if (kv.n_tokens != 0) return InvalidArgument("GPU decoder: WriteKv fills a new KV cache only");
   SPOOL_TRY(kv.cold->WriteRaw(layer, 0, n, k, v));
-  if (layer == c.n_layer - 1) SPOOL_TRY(kv.cold->Commit(n));
+  if (layer == w_.config().n_layer - 1) SPOOL_TRY(kv.cold->Commit(n));
   const int64_t P = opts_.page_tokens, H = plan_.kv_hot_pages;
   const int64_t last = (n - 1) / P;
   for (int64_t q = std::max<int64_t>(0, last - H + 1); q <= last; ++q) {
