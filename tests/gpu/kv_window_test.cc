@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "gpu/llama_decoder.h"
+#include "cpu_reference.h"
 #include "gpu_test_util.h"
 #include "runtime/engine.h"
 #include "runtime/resident_weights.h"
@@ -26,22 +27,7 @@ namespace {
 
 const std::string kStories = std::string(SPOOL_SHARED_DATA) + "/models/stories260K.gguf";
 
-struct Opened {
-  std::unique_ptr<runtime::Engine> engine;
-  std::unique_ptr<models::WeightProvider> provider;
-};
-Opened OpenCpu(int64_t ctx, DType kv, int64_t page_tokens) {
-  runtime::EngineOptions o;
-  o.threads = 2;
-  o.ctx = ctx;
-  o.kv_dtype = kv;
-  o.kv_page_tokens = page_tokens;
-  auto engine = runtime::Engine::Open(kStories, o);
-  SPOOL_CHECK_MSG(engine.ok(), engine.status().message().c_str());
-  auto provider = runtime::ResidentWeights::Load((*engine)->weights());
-  SPOOL_CHECK(provider.ok());
-  return {std::move(engine.value()), std::move(provider.value())};
-}
+Opened OpenCpu(int64_t ctx, DType kv, int64_t page_tokens) { return gpu::OpenCpu(kStories, ctx, kv, page_tokens); }
 
 // One script of runs on a KV cache: a prompt in chunks (all rows' logits), greedy
 // decode, truncation into the middle of an early page, more tokens, truncation again,

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "gpu/llama_decoder.h"
+#include "cpu_reference.h"
 #include "gpu_test_util.h"
 #include "runtime/engine.h"
 #include "runtime/resident_weights.h"
@@ -16,22 +17,6 @@ namespace {
 
 const std::string kStories = std::string(SPOOL_SHARED_DATA) + "/models/stories260K.gguf";
 
-struct Opened {
-  std::unique_ptr<runtime::Engine> engine;
-  std::unique_ptr<models::WeightProvider> provider;
-};
-Opened OpenCpu(const std::string& model, int64_t ctx, DType kv, int64_t page_tokens) {
-  runtime::EngineOptions o;
-  o.threads = 1;
-  o.ctx = ctx;
-  o.kv_dtype = kv;
-  o.kv_page_tokens = page_tokens;
-  auto engine = runtime::Engine::Open(model, o);
-  SPOOL_CHECK_MSG(engine.ok(), engine.status().message().c_str());
-  auto provider = runtime::ResidentWeights::Load((*engine)->weights());
-  SPOOL_CHECK(provider.ok());
-  return {std::move(engine.value()), std::move(provider.value())};
-}
 
 TEST(GpuLlamaDecoder, FullContextAndBadTokensAreErrors) {
   GPU_TEST_DEVICE(dev);
@@ -60,7 +45,7 @@ TEST(GpuLlamaDecoder, FullContextAndBadTokensAreErrors) {
 // with the numbers; so is a device allocation beyond the device's limits.
 TEST(GpuLlamaDecoder, TooSmallVramBudgetIsAClearError) {
   GPU_TEST_DEVICE(dev);
-  Opened m = OpenCpu(kStories, 64, DType::kF32, 32);
+  Opened m = OpenCpu(kStories, 64, DType::kF32, 32, /*threads=*/1);
   LlamaDecoderOptions o;
   o.ctx = 64;
   auto full = LlamaDecoder::Plan(*dev, m.engine->weights(), o);
@@ -88,7 +73,7 @@ TEST(GpuLlamaDecoder, TooSmallVramBudgetIsAClearError) {
 
 TEST(GpuLlamaDecoder, PrefillErrors) {
   GPU_TEST_DEVICE(dev);
-  Opened m = OpenCpu(kStories, 16, DType::kF32, 32);
+  Opened m = OpenCpu(kStories, 16, DType::kF32, 32, /*threads=*/1);
   LlamaDecoderOptions o;
   o.ctx = 8;
   o.max_rows = 4;
@@ -112,7 +97,7 @@ TEST(GpuLlamaDecoder, PrefillErrors) {
 // later call — no crash, no partial logits reported as a result.
 TEST(GpuLlamaDecoder, LostDeviceIsAClearError) {
   GPU_TEST_DEVICE(dev);
-  Opened m = OpenCpu(kStories, 16, DType::kF32, 32);
+  Opened m = OpenCpu(kStories, 16, DType::kF32, 32, /*threads=*/1);
   LlamaDecoderOptions o;
   o.ctx = 16;
   auto full = LlamaDecoder::Plan(*dev, m.engine->weights(), o);
@@ -137,7 +122,7 @@ TEST(GpuLlamaDecoder, LostDeviceIsAClearError) {
 // clear error naming both layouts, nothing allocated for the sequence.
 TEST(GpuLlamaDecoder, KvWindowHostCacheErrors) {
   GPU_TEST_DEVICE(dev);
-  Opened m = OpenCpu(kStories, 64, DType::kF32, 8);
+  Opened m = OpenCpu(kStories, 64, DType::kF32, 8, /*threads=*/1);
   const models::ModelConfig& c = m.engine->weights().config();
   LlamaDecoderOptions o;
   o.ctx = 64;

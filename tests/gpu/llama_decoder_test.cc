@@ -19,6 +19,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "cpu_reference.h"
 #include "gpu_test_util.h"
 #include "runtime/engine.h"
 #include "runtime/planner.h"
@@ -117,22 +118,6 @@ TEST(GpuLlamaDecoder, SmolLM2GreedyIdsEqualCpu) {
 
 // ---- Prefill (tiled GEMM) -------------------------------------------------------------
 
-struct Opened {
-  std::unique_ptr<runtime::Engine> engine;
-  std::unique_ptr<models::WeightProvider> provider;
-};
-Opened OpenCpu(const std::string& model, int64_t ctx, DType kv, int64_t page_tokens) {
-  runtime::EngineOptions o;
-  o.threads = 2;
-  o.ctx = ctx;
-  o.kv_dtype = kv;
-  o.kv_page_tokens = page_tokens;
-  auto engine = runtime::Engine::Open(model, o);
-  SPOOL_CHECK_MSG(engine.ok(), engine.status().message().c_str());
-  auto provider = runtime::ResidentWeights::Load((*engine)->weights());
-  SPOOL_CHECK(provider.ok());
-  return {std::move(engine.value()), std::move(provider.value())};
-}
 
 std::vector<int32_t> Prompt(runtime::Engine& e, const char* text) {
   auto p = e.tokenizer()->Encode(text, true, false);
