@@ -27,6 +27,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "logits_helpers.h"
 #include "runtime/engine.h"
 #include "runtime/generate.h"
 
@@ -83,24 +84,8 @@ double Worst(const std::vector<float>& got, const std::vector<std::vector<float>
   return w;
 }
 
-std::vector<float> DecodeAll(runtime::Engine& e, const std::vector<int32_t>& ids) {
-  const int64_t V = e.n_vocab();
-  std::vector<float> logits(ids.size() * V);
-  auto seq = e.NewSequence();
-  for (size_t t = 0; t < ids.size(); ++t) {
-    runtime::Sequence* s = seq.get();
-    EXPECT_TRUE(e.Decode(std::span<runtime::Sequence* const>(&s, 1), std::span<const int32_t>(&ids[t], 1),
-                         logits.data() + t * V).ok());
-  }
-  return logits;
-}
-
-std::vector<float> PrefillAll(runtime::Engine& e, const std::vector<int32_t>& ids) {
-  std::vector<float> logits(ids.size() * e.n_vocab());
-  auto seq = e.NewSequence();
-  EXPECT_TRUE(e.Prefill(*seq, ids, logits.data(), /*all_logits=*/true).ok());
-  return logits;
-}
+using testing_logits::DecodeAll;
+using testing_logits::PrefillAll;
 
 std::vector<int32_t> Greedy(runtime::Engine& e, const std::vector<int32_t>& prompt, int64_t n) {
   runtime::GenerateRequest req;
