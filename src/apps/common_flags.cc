@@ -14,6 +14,10 @@ EngineFlags AddEngineFlags(ArgParser& p) {
   EngineFlags f;
   f.threads = &p.Int("-t,--threads", 0, "compute threads (0: all cores)");
   f.ctx = &p.Int("-c,--ctx", 0, "context length in tokens (0: min(model maximum, 4096))");
+  f.ctx_beyond_training = &p.Flag("--ctx-beyond-training",
+                                  "allow --ctx above the model's trained context (as llama.cpp does, with a "
+                                  "warning); the positions past it are out of the model's training, so quality "
+                                  "is not promised there");
   f.prefill_chunk = &p.String("--prefill-chunk", "512",
                               "prompt tokens per prefill step, or auto: the largest of 4096/2048/1024/512 whose "
                               "activations fit the budget beside the same resident weights (run, chat, perplexity; "
@@ -97,6 +101,7 @@ Result<runtime::EngineOptions> EngineFlags::ToOptions(const Workload& workload) 
   o.threads = static_cast<int>(*threads);
   if (*ctx < 0) return InvalidArgument("--ctx must be >= 0");
   o.ctx = *ctx;
+  o.ctx_beyond_training = *ctx_beyond_training;
   if (*prefill_chunk == "auto") {
     const bool scheduler = workload.kind == Workload::Kind::kServe || workload.kind == Workload::Kind::kBatch;
     o.prefill_chunk = scheduler ? 512 : 0;  // 0: the planner chooses (runtime/planner.h)

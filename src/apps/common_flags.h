@@ -27,6 +27,7 @@ Result<Workload::Kind> ParseWorkloadKind(const std::string& name);
 struct EngineFlags {
   int64_t* threads;
   int64_t* ctx;
+  bool* ctx_beyond_training;  // --ctx-beyond-training: --ctx may exceed the trained context
   std::string* prefill_chunk;  // --prefill-chunk N or auto
   std::string* kv_type;
   int64_t* kv_window;         // --kv-window TOKENS (0: all KV in RAM)

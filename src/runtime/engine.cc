@@ -69,9 +69,13 @@ Status Engine::PrepareAndPlan(const std::string& model, formats::ModelSource* gi
   }
   const auto& c = weights_->config();
   if (options.ctx < 0) return InvalidArgument("context length must be positive, got " + std::to_string(options.ctx));
-  if (options.ctx > c.n_ctx_train)
-    return InvalidArgument("context length " + std::to_string(options.ctx) + " exceeds the model's maximum of " +
-                           std::to_string(c.n_ctx_train));
+  if (options.ctx > c.n_ctx_train) {
+    if (!options.ctx_beyond_training)
+      return InvalidArgument("context length " + std::to_string(options.ctx) + " exceeds the model's maximum of " +
+                             std::to_string(c.n_ctx_train) + " (--ctx-beyond-training allows it)");
+    SPOOL_LOG_WARN("context length %lld exceeds the model's trained context of %lld: positions past it are untrained",
+                   static_cast<long long>(options.ctx), static_cast<long long>(c.n_ctx_train));
+  }
   ctx_ = options.ctx > 0 ? options.ctx : std::min<int64_t>(c.n_ctx_train, 4096);
   if (const std::string note = SlidingWindowNote(c, ctx_); !note.empty()) SPOOL_LOG_INFO("%s", note.c_str());
   pool_ = std::make_unique<ThreadPool>(options.threads);

@@ -34,6 +34,9 @@ namespace spool::runtime {
 struct EngineOptions {
   int threads = 0;               // <= 0: all cores
   int64_t ctx = 0;               // context length per sequence; 0: min(model maximum, 4096)
+  // false: a ctx above the model's trained context is refused; true: allowed with a
+  // warning (llama.cpp's behaviour; positions past it are untrained, e.g. long-prompt timing).
+  bool ctx_beyond_training = false;
   // Tokens per prefill step (weights read once per chunk); 0: auto, chosen by the planner
   // from the budget (runtime/planner.h kAutoPrefillChunks; options() then holds the
   // choice). Prefill logits depend on the chunk (GEMM rows), not on how it was chosen.

@@ -171,7 +171,12 @@ def test_prompt_longer_than_context(spool_bin, stories, home):
     assert len(out["prompt_ids"]) == 60 and out["stats"]["prompt_tokens_truncated"] > 0
     assert len(out["ids"]) == 4
     r = run(spool_bin, "run", stories, "Once", "--ctx", "100000", env=home)
-    assert_clean_failure(r, "exceeds the model's maximum")
+    assert_clean_failure(r, "exceeds the model's maximum", "--ctx-beyond-training")
+    # Opted in (llama.cpp's behaviour): a warning, and a prompt longer than the trained
+    # context (stories260K: 128 positions) runs to the end.
+    r = run(spool_bin, "run", stories, long_prompt * 3, "--ctx", "1024", "--ctx-beyond-training", "-n", "2",
+            "--temp", "0", env=home)
+    assert r.returncode == 0 and "untrained" in r.stderr, r.stderr
 
 
 def test_kv_flags_are_validated(spool_bin, stories, home):
