@@ -13,6 +13,7 @@
 #endif
 layout(local_size_x = 64) in;
 layout(std430, binding = 0) readonly buffer W { uint w[]; };
+#include "kquant.glsl"
 layout(std430, binding = 1) readonly buffer X { uint x[]; };
 layout(std430, binding = 2) writeonly buffer Y { float y[]; };
 layout(push_constant) uniform P { uint n_out; uint n_in; uint m; uint xd_offset; uint xs_offset; } p;
@@ -51,19 +52,10 @@ void main() {
     const uint qs0 = 16u;
 #endif
     {
-      uint s = part;  // UnpackScaleMinK4(s)
-      uint sc = 0u, mn = 0u;
-      if (w_ok) {
-        if (s < 4u) {
-          sc = BYTE_AT(w, base + 4u + s) & 63u;
-          mn = BYTE_AT(w, base + 8u + s) & 63u;
-        } else {
-          sc = (BYTE_AT(w, base + 8u + s) & 15u) | ((BYTE_AT(w, base + s) >> 6) << 4);
-          mn = (BYTE_AT(w, base + 8u + s) >> 4) | ((BYTE_AT(w, base + 4u + s) >> 6) << 4);
-        }
-      }
-      wsc[tr][s] = int(sc);
-      wsc[tr][8u + s] = int(mn);
+      const uint s = part;
+      const uvec2 scale_min = w_ok ? unpack_scale_min_k4(base, s) : uvec2(0u);
+      wsc[tr][s] = int(scale_min.x);
+      wsc[tr][8u + s] = int(scale_min.y);
     }
     if (part == 0u) {
       wd[tr] = w_ok ? f16_bits_to_f32(HALF_AT(w, base)) : 0.0;

@@ -22,6 +22,7 @@
 #define WG 64u
 layout(local_size_x = 64) in;
 layout(std430, binding = 0) readonly buffer W { uint w[]; };
+#include "kquant.glsl"
 layout(std430, binding = 1) readonly buffer X { uint x[]; };
 layout(std430, binding = 2) writeonly buffer Y { float y[]; };
 layout(push_constant) uniform P { uint n_out; uint n_in; uint m; uint xd_offset; uint xs_offset; } p;
@@ -54,15 +55,8 @@ void main() {
       float dmin = f16_bits_to_f32(HALF_AT(w, base + 2u));
       int msum = 0;
       for (uint s = 0u; s < 8u; ++s) {
-        // UnpackScaleMinK4(s)
-        uint sc, mn;
-        if (s < 4u) {
-          sc = BYTE_AT(w, base + 4u + s) & 63u;
-          mn = BYTE_AT(w, base + 8u + s) & 63u;
-        } else {
-          sc = (BYTE_AT(w, base + 8u + s) & 15u) | ((BYTE_AT(w, base + s) >> 6) << 4);
-          mn = (BYTE_AT(w, base + 8u + s) >> 4) | ((BYTE_AT(w, base + 4u + s) >> 6) << 4);
-        }
+        const uvec2 scale_min = unpack_scale_min_k4(base, s);
+        const uint sc = scale_min.x, mn = scale_min.y;
         // Sub-block s: qs bytes 32·(s/2) .. +31, low nibbles for even s, high for odd.
         uint xw = x[xb * 64u + s * 8u + lane];
         int sub = 0;
