@@ -33,6 +33,7 @@ namespace {
 constexpr int kTile = 4;     // rows per register tile
 constexpr int kKeyVecs = 4;  // 16-key vectors per score tile
 constexpr int kDimVecs = 4;  // 16-dim vectors per accumulator tile
+constexpr int64_t kKeyBlock = 16 * kKeyVecs;  // keys per staged K block (one score tile)
 
 inline __mmask16 TailMask(int64_t left) {
   return left >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << left) - 1);
@@ -67,22 +68,27 @@ inline void Transpose16(__m512i r[16]) {
   }
 }
 
-// kt[jp · np + t] = dims (2jp, 2jp+1) of key t as one 32-bit word, t < n; 0 for n <= t < np.
-// k: [n, stride] bf16, d even.
+// K of one kv head as 32-bit dim pairs, in blocks of kKeyBlock keys, each block
+// transposed: kt[(t / kKeyBlock) · dp · kKeyBlock + jp · kKeyBlock + t % kKeyBlock] = dims
+// (2jp, 2jp+1) of key t as one 32-bit word for t < n; 0 for n <= t < np (np a multiple of
+// 16). A score tile then reads one contiguous block (dp · 256 bytes) instead of 16 rows
+// np words apart (which mapped onto a few L1 sets). k: [n, stride] bf16, d even.
 void StageKPairs(const uint16_t* k, int64_t stride, int64_t d, int64_t n, int64_t np, uint32_t* kt) {
   __m512i r[16];
-  const int64_t row_bytes = d * 2;
+  const int64_t row_bytes = d * 2, dp = d / 2;
   for (int64_t t0 = 0; t0 < np; t0 += 16) {
     // Rows of one kv head are n_kv_head rows apart: fetch the next block's lines ahead.
     for (int64_t t = t0 + 16; t < std::min(t0 + 32, n); ++t)
       for (int64_t b = 0; b < row_bytes; b += 64)
         _mm_prefetch(reinterpret_cast<const char*>(k + t * stride) + b, _MM_HINT_T0);
+    uint32_t* blk = kt + t0 / kKeyBlock * dp * kKeyBlock + t0 % kKeyBlock;
     for (int64_t j0 = 0; j0 < d; j0 += 32) {
       const __mmask32 m = TailMask32(d - j0);
       for (int i = 0; i < 16; ++i)
         r[i] = t0 + i < n ? _mm512_maskz_loadu_epi16(m, k + (t0 + i) * stride + j0) : _mm512_setzero_si512();
       Transpose16(r);  // r[c]: the pair (j0 + 2c, j0 + 2c + 1) of the 16 keys
-      for (int64_t c = 0; c < 16 && j0 + 2 * c < d; ++c) _mm512_storeu_si512(kt + (j0 / 2 + c) * np + t0, r[c]);
+      for (int64_t c = 0; c < 16 && j0 + 2 * c < d; ++c)
+        _mm512_storeu_si512(blk + (j0 / 2 + c) * kKeyBlock, r[c]);
     }
   }
 }
@@ -126,17 +132,18 @@ void QueryPairs(const float* q, int64_t d, uint32_t* q2) {
   }
 }
 
-// s[r · np + t0 + 16b + l] = scale · (q_r · k_{t0+16b+l}) on bf16 pairs, R rows × KB key vectors.
+// s[r · np + t0 + 16b + l] = q_r · k_{t0+16b+l} (unscaled) on bf16 pairs, R rows × KB key
+// vectors; t0 a multiple of kKeyBlock (kt's block layout, StageKPairs).
+// noinline: inlined into FoldItem, GCC spilled accumulators in the inner loops.
 template <int R, int KB>
-void ScoreTile(const uint32_t* const* q2, const uint32_t* kt, int64_t np, int64_t dp, float scale, int64_t t0,
-               float* s) {
+__attribute__((noinline)) void ScoreTile(const uint32_t* const* q2, const uint32_t* kt, int64_t np, int64_t dp, int64_t t0, float* s) {
   __m512 acc[R][KB];
 #pragma GCC unroll 16
   for (int r = 0; r < R; ++r)
 #pragma GCC unroll 16
     for (int b = 0; b < KB; ++b) acc[r][b] = _mm512_setzero_ps();
-  const uint32_t* kp = kt + t0;
-  for (int64_t jp = 0; jp < dp; ++jp, kp += np) {
+  const uint32_t* kp = kt + t0 * dp;  // block t0 / kKeyBlock
+  for (int64_t jp = 0; jp < dp; ++jp, kp += kKeyBlock) {
     __m512bh kv[KB];
 #pragma GCC unroll 16
     for (int b = 0; b < KB; ++b) kv[b] = AsBh(_mm512_loadu_si512(kp + 16 * b));
@@ -147,28 +154,45 @@ void ScoreTile(const uint32_t* const* q2, const uint32_t* kt, int64_t np, int64_
       for (int b = 0; b < KB; ++b) acc[r][b] = _mm512_dpbf16_ps(acc[r][b], qb, kv[b]);
     }
   }
-  const __m512 vs = _mm512_set1_ps(scale);
 #pragma GCC unroll 16
   for (int r = 0; r < R; ++r)
 #pragma GCC unroll 16
-    for (int b = 0; b < KB; ++b) _mm512_storeu_ps(s + r * np + t0 + 16 * b, _mm512_mul_ps(acc[r][b], vs));
+    for (int b = 0; b < KB; ++b) _mm512_storeu_ps(s + r * np + t0 + 16 * b, acc[r][b]);
 }
 
 template <int R>
-void Scores(const uint32_t* const* q2, const uint32_t* kt, int64_t np, int64_t npt, int64_t dp, float scale, float* s) {
+void Scores(const uint32_t* const* q2, const uint32_t* kt, int64_t np, int64_t npt, int64_t dp, float* s) {
   int64_t t0 = 0;
-  for (; t0 + 16 * kKeyVecs <= npt; t0 += 16 * kKeyVecs) ScoreTile<R, kKeyVecs>(q2, kt, np, dp, scale, t0, s);
+  for (; t0 + kKeyBlock <= npt; t0 += kKeyBlock) ScoreTile<R, kKeyVecs>(q2, kt, np, dp, t0, s);
   switch ((npt - t0) / 16) {
-    case 3: ScoreTile<R, 3>(q2, kt, np, dp, scale, t0, s); break;
-    case 2: ScoreTile<R, 2>(q2, kt, np, dp, scale, t0, s); break;
-    case 1: ScoreTile<R, 1>(q2, kt, np, dp, scale, t0, s); break;
+    case 3: ScoreTile<R, 3>(q2, kt, np, dp, t0, s); break;
+    case 2: ScoreTile<R, 2>(q2, kt, np, dp, t0, s); break;
+    case 1: ScoreTile<R, 1>(q2, kt, np, dp, t0, s); break;
     default: break;
   }
 }
 
+// 2^x for x <= 0 (or NaN), 16 lanes, relative error < 3e-6 (then rounded to bf16 by the
+// caller, 2^-9): n = round(x), f = x − n in [−1/2, 1/2], 2^f by its degree-5 Taylor
+// polynomial (truncation (ln2/2)^6 / 720 < 2.5e-6), 2^n by vscalefps. x is clamped to
+// −150 first, so −inf → 0 (2^-150 rounds to 0); the clamp keeps NaN (vmaxps returns its
+// second operand when either is NaN).
+inline __m512 Exp2NonPositive(__m512 x) {
+  x = _mm512_max_ps(_mm512_set1_ps(-150.0f), x);
+  const __m512 n = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const __m512 f = _mm512_sub_ps(x, n);
+  __m512 p = _mm512_set1_ps(1.3333558146e-3f);                  // ln2^5 / 120
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(9.6181291076e-3f));  // ln2^4 / 24
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(5.5504108665e-2f));  // ln2^3 / 6
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(2.4022650696e-1f));  // ln2^2 / 2
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(6.9314718056e-1f));  // ln2
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
+  return _mm512_scalef_ps(p, n);
+}
+
 // acc_r[j0 .. j0 + 16·NV) = c_r · acc_r + Σ_{tp < ntp} (p_r[2tp], p_r[2tp+1]) · vp[tp][j0 ..]
 template <int R, int NV>
-void AccumulateTile(float* const* acc, const float* c, const uint32_t* const* p2, const uint32_t* vp, int64_t d,
+__attribute__((noinline)) void AccumulateTile(float* const* acc, const float* c, const uint32_t* const* p2, const uint32_t* vp, int64_t d,
                     int64_t j0, int64_t ntp, __mmask16 m_last) {
   __mmask16 m[NV];
 #pragma GCC unroll 16
@@ -241,7 +265,7 @@ void FoldItem(const AttentionShape& sh, const float* q, const int64_t* pos_q, co
   }
   if (t_eff == 0 || !any) return;
   const int64_t np = RoundUp16(t_eff);
-  uint32_t* kt = Scratch::Get<uint32_t>(sc.kt, dp * np);
+  uint32_t* kt = Scratch::Get<uint32_t>(sc.kt, dp * ((np + kKeyBlock - 1) / kKeyBlock * kKeyBlock));
   uint32_t* vp = Scratch::Get<uint32_t>(sc.vp, (t_eff + 1) / 2 * d);
   float* s = Scratch::Get<float>(sc.s, kTile * np);
   uint16_t* p16 = Scratch::Get<uint16_t>(sc.p, kTile * np);
@@ -258,6 +282,15 @@ void FoldItem(const AttentionShape& sh, const float* q, const int64_t* pos_q, co
     float* accr[kTile];
     int64_t pair[kTile], nv[kTile], lo[kTile];
     int64_t nt = 0;  // keys any row of the tile sees
+    // q and the accumulators are far (q: n_q·n_head·head_dim floats, read again for
+    // every page): fetch the next tile's rows while this one computes.
+    for (int64_t rn = r0 + kTile; rn < std::min(r0 + 2 * kTile, n_rows); ++rn) {
+      const int64_t pn = (i0 + rn / nh) * sh.n_head + g * group + h0 + rn % nh;
+      for (int64_t b = 0; b < d * 4; b += 64) {
+        _mm_prefetch(reinterpret_cast<const char*>(q + pn * d) + b, _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(st.acc() + pn * d) + b, _MM_HINT_T0);
+      }
+    }
     for (int r = 0; r < R; ++r) {
       const int64_t i = i0 + (r0 + r) / nh, h = g * group + h0 + (r0 + r) % nh;
       pair[r] = i * sh.n_head + h;
@@ -273,12 +306,12 @@ void FoldItem(const AttentionShape& sh, const float* q, const int64_t* pos_q, co
     if (nt == 0) continue;
     const int64_t npt = RoundUp16(nt);
     switch (R) {
-      case 4: Scores<4>(qr, kt, np, npt, dp, sh.scale, s); break;
-      case 3: Scores<3>(qr, kt, np, npt, dp, sh.scale, s); break;
-      case 2: Scores<2>(qr, kt, np, npt, dp, sh.scale, s); break;
-      default: Scores<1>(qr, kt, np, npt, dp, sh.scale, s); break;
+      case 4: Scores<4>(qr, kt, np, npt, dp, s); break;
+      case 3: Scores<3>(qr, kt, np, npt, dp, s); break;
+      case 2: Scores<2>(qr, kt, np, npt, dp, s); break;
+      default: Scores<1>(qr, kt, np, npt, dp, s); break;
     }
-    // Online softmax per row: mask, page max, p = exp(s − new max) rounded to bf16, Σ p.
+    // Online softmax per row: mask, page max, p = exp(scale·s − new max) rounded to bf16, Σ p.
     float c[kTile];
     for (int r = 0; r < R; ++r) {
       float* sr = s + r * np;
@@ -288,28 +321,49 @@ void FoldItem(const AttentionShape& sh, const float* q, const int64_t* pos_q, co
         std::fill(pw, pw + npt, uint16_t{0});
         continue;
       }
+      float mul = sh.scale;  // what multiplies sr[t] to give the score
       if (sh.softcap > 0.0f) {  // Gemma 2: cap · tanh(s / cap) on the scaled score
         const float cap = sh.softcap;
-        for (int64_t t = 0; t < nv[r]; ++t) sr[t] = cap * std::tanh(sr[t] / cap);
+        for (int64_t t = 0; t < nv[r]; ++t) sr[t] = cap * std::tanh(sh.scale * sr[t] / cap);
+        mul = 1.0f;
       }
+      // The page max of the unscaled scores; mul > 0, so mul · max = the max of the
+      // scores (rounding is monotonic). Keys the row cannot see (past nv, before lo, or
+      // the zero padding up to npt) become −inf, in a masked pass that only rows on the
+      // diagonal or at a window's edge take.
       __m512 vmax = _mm512_set1_ps(neg_inf);
-      for (int64_t t = 0; t < npt; t += 16) {
-        __mmask16 vis = TailMask(std::max<int64_t>(nv[r] - t, 0));
-        if (lo[r] > t) vis &= static_cast<__mmask16>(~TailMask(lo[r] - t));  // below the window
-        const __m512 x = _mm512_mask_mov_ps(_mm512_set1_ps(neg_inf), vis, _mm512_loadu_ps(sr + t));
-        _mm512_storeu_ps(sr + t, x);
-        vmax = _mm512_max_ps(vmax, x);
+      if (nv[r] < npt || lo[r] > 0) {
+        for (int64_t t = 0; t < npt; t += 16) {
+          __mmask16 vis = TailMask(std::max<int64_t>(nv[r] - t, 0));
+          if (lo[r] > t) vis &= static_cast<__mmask16>(~TailMask(lo[r] - t));  // below the window
+          const __m512 x = _mm512_mask_mov_ps(_mm512_set1_ps(neg_inf), vis, _mm512_loadu_ps(sr + t));
+          _mm512_storeu_ps(sr + t, x);
+          vmax = _mm512_max_ps(vmax, x);
+        }
+      } else {
+        for (int64_t t = 0; t < npt; t += 16) vmax = _mm512_max_ps(vmax, _mm512_loadu_ps(sr + t));
       }
       float& mx = st.max()[pair[r]];
-      const float new_max = std::max(mx, simd::ReduceMax(vmax));
-      const __m512 vnew = _mm512_set1_ps(new_max);
+      const float new_max = std::max(mx, mul * simd::ReduceMax(vmax));
+      // p = 2^(sr · mul·log2e − new_max·log2e); the sum Σ p of the rounded p by a bf16 dot
+      // with ones (the p that P·V multiplies; DAZ flushes the same denormals in both).
+      constexpr float kLog2e = 1.44269504088896341f;
+      const __m512 va = _mm512_set1_ps(mul * kLog2e), vb = _mm512_set1_ps(new_max * kLog2e);
+      const __m512bh ones = _mm512_cvtne2ps_pbh(_mm512_set1_ps(1.0f), _mm512_set1_ps(1.0f));
       __m512 vsum = _mm512_setzero_ps();
-      for (int64_t t = 0; t < npt; t += 16) {
-        const __m256bh pb = _mm512_cvtneps_pbh(simd::Exp(_mm512_sub_ps(_mm512_loadu_ps(sr + t), vnew)));
+      int64_t t = 0;
+      for (; t + 32 <= npt; t += 32) {
+        const __m512 p0 = Exp2NonPositive(_mm512_fmsub_ps(_mm512_loadu_ps(sr + t), va, vb));
+        const __m512 p1 = Exp2NonPositive(_mm512_fmsub_ps(_mm512_loadu_ps(sr + t + 16), va, vb));
+        const __m512bh pb = _mm512_cvtne2ps_pbh(p1, p0);  // p0 → words 0..15, p1 → 16..31
+        _mm512_storeu_si512(pw + t, reinterpret_cast<const __m512i&>(pb));
+        vsum = _mm512_dpbf16_ps(vsum, pb, ones);
+      }
+      if (t < npt) {  // a last 16 keys
+        const __m256bh pb = _mm512_cvtneps_pbh(Exp2NonPositive(_mm512_fmsub_ps(_mm512_loadu_ps(sr + t), va, vb)));
         const __m256i pi = reinterpret_cast<const __m256i&>(pb);
         _mm256_storeu_si256(reinterpret_cast<__m256i*>(pw + t), pi);
-        // Σ of the rounded p (exact widening), so the weights on V are normalised exactly.
-        vsum = _mm512_add_ps(vsum, _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(pi), 16)));
+        vsum = _mm512_dpbf16_ps(vsum, AsBh(_mm512_zextsi256_si512(pi)), ones);
       }
       // Rescale what was accumulated under the old max (exp(-inf) = 0 on the first page).
       c[r] = _mm512_cvtss_f32(simd::Exp(_mm512_set1_ps(mx - new_max)));
