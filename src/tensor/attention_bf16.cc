@@ -269,11 +269,16 @@ void FoldItem(const AttentionShape& sh, const float* q, const int64_t* pos_q, co
   uint32_t* vp = Scratch::Get<uint32_t>(sc.vp, (t_eff + 1) / 2 * d);
   float* s = Scratch::Get<float>(sc.s, kTile * np);
   uint16_t* p16 = Scratch::Get<uint16_t>(sc.p, kTile * np);
-  uint32_t* q2 = Scratch::Get<uint32_t>(sc.q, kTile * dp);
+  const int64_t nh = h1 - h0, n_rows = (i1 - i0) * nh;
+  // The item's queries as bf16 pairs, once per page: one streaming pass over q (rows of
+  // n_q·n_head·head_dim floats, far from the caches) instead of a miss per tile.
+  uint32_t* q2 = Scratch::Get<uint32_t>(sc.q, n_rows * dp);
+  for (int64_t i = i0; i < i1; ++i)
+    for (int64_t hr = 0; hr < nh; ++hr)
+      QueryPairs(q + (i * sh.n_head + g * group + h0 + hr) * d, d, q2 + ((i - i0) * nh + hr) * dp);
   StageKPairs(static_cast<const uint16_t*>(page.k) + g * d, stride, d, t_eff, np, kt);
   StageVPairs(static_cast<const uint16_t*>(page.v) + g * d, stride, d, t_eff, vp);
 
-  const int64_t nh = h1 - h0, n_rows = (i1 - i0) * nh;
   const float neg_inf = -std::numeric_limits<float>::infinity();
   for (int64_t r0 = 0; r0 < n_rows; r0 += kTile) {
     const int R = static_cast<int>(std::min<int64_t>(kTile, n_rows - r0));
@@ -282,20 +287,10 @@ void FoldItem(const AttentionShape& sh, const float* q, const int64_t* pos_q, co
     float* accr[kTile];
     int64_t pair[kTile], nv[kTile], lo[kTile];
     int64_t nt = 0;  // keys any row of the tile sees
-    // q and the accumulators are far (q: n_q·n_head·head_dim floats, read again for
-    // every page): fetch the next tile's rows while this one computes.
-    for (int64_t rn = r0 + kTile; rn < std::min(r0 + 2 * kTile, n_rows); ++rn) {
-      const int64_t pn = (i0 + rn / nh) * sh.n_head + g * group + h0 + rn % nh;
-      for (int64_t b = 0; b < d * 4; b += 64) {
-        _mm_prefetch(reinterpret_cast<const char*>(q + pn * d) + b, _MM_HINT_T0);
-        _mm_prefetch(reinterpret_cast<const char*>(st.acc() + pn * d) + b, _MM_HINT_T0);
-      }
-    }
     for (int r = 0; r < R; ++r) {
       const int64_t i = i0 + (r0 + r) / nh, h = g * group + h0 + (r0 + r) % nh;
       pair[r] = i * sh.n_head + h;
-      QueryPairs(q + pair[r] * d, d, q2 + r * dp);
-      qr[r] = q2 + r * dp;
+      qr[r] = q2 + (r0 + r) * dp;
       pr[r] = reinterpret_cast<const uint32_t*>(p16 + r * np);
       accr[r] = st.acc() + pair[r] * d;
       nv[r] = n_valid(i);
@@ -305,6 +300,9 @@ void FoldItem(const AttentionShape& sh, const float* q, const int64_t* pos_q, co
     }
     if (nt == 0) continue;
     const int64_t npt = RoundUp16(nt);
+    // The accumulators (far, like q) are needed after the scores and the softmax.
+    for (int r = 0; r < R; ++r)
+      for (int64_t b = 0; b < d * 4; b += 64) _mm_prefetch(reinterpret_cast<const char*>(accr[r]) + b, _MM_HINT_T0);
     switch (R) {
       case 4: Scores<4>(qr, kt, np, npt, dp, s); break;
       case 3: Scores<3>(qr, kt, np, npt, dp, s); break;
