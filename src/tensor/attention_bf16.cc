@@ -16,6 +16,7 @@
 #include "tensor/simd_util.h"  // first: wraps <immintrin.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -239,7 +240,7 @@ void Accumulate(float* const* acc, const float* c, const uint32_t* const* p2, co
 }
 
 struct Scratch {
-  AlignedBuffer kt, vp, s, p, q;
+  AlignedBuffer kt, vp, s, p, q;  // kt, vp: the staged page (the calling thread's); s, p, q: a work item's
   template <typename T>
   static T* Get(AlignedBuffer& b, int64_t n) {
     const size_t bytes = static_cast<size_t>(n) * sizeof(T);
@@ -248,15 +249,25 @@ struct Scratch {
   }
 };
 
-// One work item: kv head g, queries [i0, i1), the group's heads [h0, h1) (offsets in the group).
-void FoldItem(const AttentionShape& sh, const float* q, const int64_t* pos_q, const KvPageView& page, int64_t g,
-              int64_t i0, int64_t i1, int64_t h0, int64_t h1, AttentionState& st) {
-  thread_local Scratch sc;
-  const int64_t d = sh.head_dim, dp = d / 2, group = sh.n_head / sh.n_kv_head, stride = sh.n_kv_head * d;
-  auto n_valid = [&](int64_t i) { return std::clamp<int64_t>(pos_q[i] - page.first_pos + 1, 0, page.n_tokens); };
-  auto first_valid = [&](int64_t i) {
+// Visible keys of query i in the page: [first_valid, n_valid) (first_valid only with a window).
+struct PageRange {
+  const AttentionShape& sh;
+  const int64_t* pos_q;
+  const KvPageView& page;
+  int64_t n_valid(int64_t i) const { return std::clamp<int64_t>(pos_q[i] - page.first_pos + 1, 0, page.n_tokens); }
+  int64_t first_valid(int64_t i) const {
     return sh.window > 0 ? std::clamp<int64_t>(pos_q[i] - sh.window + 1 - page.first_pos, 0, page.n_tokens) : 0;
-  };
+  }
+};
+
+// One work item: kv head g, queries [i0, i1), the group's heads [h0, h1) (offsets in the
+// group), over the page's K and V of head g as StageKPairs / StageVPairs left them (kt, vp).
+void FoldItem(const AttentionShape& sh, const float* q, const PageRange& pr, const uint32_t* kt, const uint32_t* vp,
+              int64_t g, int64_t i0, int64_t i1, int64_t h0, int64_t h1, AttentionState& st) {
+  thread_local Scratch sc;
+  const int64_t d = sh.head_dim, dp = d / 2, group = sh.n_head / sh.n_kv_head;
+  auto n_valid = [&](int64_t i) { return pr.n_valid(i); };
+  auto first_valid = [&](int64_t i) { return pr.first_valid(i); };
   int64_t t_eff = 0;
   bool any = false;
   for (int64_t i = i0; i < i1; ++i) {
@@ -265,19 +276,21 @@ void FoldItem(const AttentionShape& sh, const float* q, const int64_t* pos_q, co
   }
   if (t_eff == 0 || !any) return;
   const int64_t np = RoundUp16(t_eff);
-  uint32_t* kt = Scratch::Get<uint32_t>(sc.kt, dp * ((np + kKeyBlock - 1) / kKeyBlock * kKeyBlock));
-  uint32_t* vp = Scratch::Get<uint32_t>(sc.vp, (t_eff + 1) / 2 * d);
   float* s = Scratch::Get<float>(sc.s, kTile * np);
   uint16_t* p16 = Scratch::Get<uint16_t>(sc.p, kTile * np);
   const int64_t nh = h1 - h0, n_rows = (i1 - i0) * nh;
   // The item's queries as bf16 pairs, once per page: one streaming pass over q (rows of
   // n_q·n_head·head_dim floats, far from the caches) instead of a miss per tile.
   uint32_t* q2 = Scratch::Get<uint32_t>(sc.q, n_rows * dp);
-  for (int64_t i = i0; i < i1; ++i)
+  constexpr int64_t kAhead = 4;  // queries fetched ahead (the hardware prefetcher misses the 8 KB strides)
+  for (int64_t i = i0; i < i1; ++i) {
+    if (i + kAhead < i1)
+      for (int64_t b = 0; b < nh * d * 4; b += 64)
+        _mm_prefetch(reinterpret_cast<const char*>(q + ((i + kAhead) * sh.n_head + g * group + h0) * d) + b,
+                     _MM_HINT_T0);
     for (int64_t hr = 0; hr < nh; ++hr)
       QueryPairs(q + (i * sh.n_head + g * group + h0 + hr) * d, d, q2 + ((i - i0) * nh + hr) * dp);
-  StageKPairs(static_cast<const uint16_t*>(page.k) + g * d, stride, d, t_eff, np, kt);
-  StageVPairs(static_cast<const uint16_t*>(page.v) + g * d, stride, d, t_eff, vp);
+  }
 
   const float neg_inf = -std::numeric_limits<float>::infinity();
   for (int64_t r0 = 0; r0 < n_rows; r0 += kTile) {
@@ -394,21 +407,48 @@ void AttentionFoldPageBf16(ThreadPool& pool, const AttentionShape& s, const floa
   SPOOL_CHECK_MSG(AttentionBf16Accepts(s, page), "AttentionFoldPageBf16: needs bf16 K/V, even head_dim, AVX-512 BF16");
   SPOOL_CHECK(st.n_q() == n_q);
   if (page.n_tokens <= 0 || n_q == 0) return;
-  const int64_t group = s.n_head / s.n_kv_head;
-  // Work items as AttentionFoldPage: kv head × query block × head block, about 4 per
-  // thread. The split changes only which thread computes a row, never its arithmetic.
-  const int64_t target = 4 * static_cast<int64_t>(pool.num_threads());
-  const int64_t n_qb = std::clamp<int64_t>(CeilDiv(target, s.n_kv_head), 1, n_q);
-  const int64_t n_hb = std::clamp<int64_t>(CeilDiv(target, s.n_kv_head * n_qb), 1, group);
+  const int64_t group = s.n_head / s.n_kv_head, d = s.head_dim, dp = d / 2, stride = s.n_kv_head * d;
+  const PageRange pr{s, pos_q, page};
+  int64_t t_eff = 0;  // keys any query sees
+  bool any = false;
+  for (int64_t i = 0; i < n_q; ++i) {
+    t_eff = std::max(t_eff, pr.n_valid(i));
+    any = any || pr.first_valid(i) < pr.n_valid(i);
+  }
+  if (t_eff == 0 || !any) return;
+  // Stage K and V of every kv head once, shared by all threads (the caller's buffers; it
+  // waits in ParallelFor while the workers read them). The two vCPUs of the development
+  // VM share one core's caches: one copy of a head's page serves both.
+  thread_local Scratch staged;
+  const int64_t np = RoundUp16(t_eff);
+  const int64_t kt_size = dp * ((np + kKeyBlock - 1) / kKeyBlock * kKeyBlock), vp_size = (t_eff + 1) / 2 * d;
+  uint32_t* kt = Scratch::Get<uint32_t>(staged.kt, s.n_kv_head * kt_size);
+  uint32_t* vp = Scratch::Get<uint32_t>(staged.vp, s.n_kv_head * vp_size);
+  pool.ParallelFor(static_cast<size_t>(s.n_kv_head), [&](size_t begin, size_t end, int) {
+    for (size_t gi = begin; gi < end; ++gi) {
+      const int64_t g = static_cast<int64_t>(gi);
+      StageKPairs(static_cast<const uint16_t*>(page.k) + g * d, stride, d, t_eff, np, kt + g * kt_size);
+      StageVPairs(static_cast<const uint16_t*>(page.v) + g * d, stride, d, t_eff, vp + g * vp_size);
+    }
+  });
+  // Work items: kv head × query block (about kItemRows rows) × head block (only when
+  // that leaves fewer items than threads), ordered head-major and taken from a shared
+  // counter, so that the threads work on the same staged head at the same time and a
+  // thread that was held up (the VM's other tenants) does not hold the page's barrier.
+  // The split and the order change only which thread computes a row, never its arithmetic.
+  constexpr int64_t kItemRows = 64;
+  const int64_t parts = pool.num_threads();
+  const int64_t n_qb = std::clamp<int64_t>(CeilDiv(n_q * group, kItemRows), 1, n_q);
+  const int64_t n_hb = std::clamp<int64_t>(CeilDiv(parts, s.n_kv_head * n_qb), 1, group);
   const int64_t n_items = s.n_kv_head * n_qb * n_hb;
-  pool.ParallelFor(static_cast<size_t>(n_items), [&](size_t begin, size_t end, int) {
-    for (size_t it = begin; it < end; ++it) {
-      const int64_t item = static_cast<int64_t>(it);
+  std::atomic<int64_t> next{0};
+  pool.ParallelFor(static_cast<size_t>(std::min(parts, n_items)), [&](size_t, size_t, int) {
+    for (int64_t item; (item = next.fetch_add(1, std::memory_order_relaxed)) < n_items;) {
       const int64_t g = item / (n_qb * n_hb), qb = item / n_hb % n_qb, hb = item % n_hb;
       const int64_t i0 = n_q * qb / n_qb, i1 = n_q * (qb + 1) / n_qb;
       const int64_t h0 = group * hb / n_hb, h1 = group * (hb + 1) / n_hb;
       if (i0 == i1 || h0 == h1) continue;
-      FoldItem(s, q, pos_q, page, g, i0, i1, h0, h1, st);
+      FoldItem(s, q, pr, kt + g * kt_size, vp + g * vp_size, g, i0, i1, h0, h1, st);
     }
   });
 }
