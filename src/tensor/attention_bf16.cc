@@ -31,7 +31,7 @@ namespace spool {
 
 namespace {
 
-constexpr int kTile = 4;     // rows per register tile
+constexpr int kTile = 6;     // rows per register tile (6 × 4 accumulators + 4 operands + 1 broadcast: 29 of 32 zmm)
 constexpr int kKeyVecs = 4;  // 16-key vectors per score tile
 constexpr int kDimVecs = 4;  // 16-dim vectors per accumulator tile
 constexpr int64_t kKeyBlock = 16 * kKeyVecs;  // keys per staged K block (one score tile)
@@ -317,6 +317,8 @@ void FoldItem(const AttentionShape& sh, const float* q, const PageRange& pr, con
     for (int r = 0; r < R; ++r)
       for (int64_t b = 0; b < d * 4; b += 64) _mm_prefetch(reinterpret_cast<const char*>(accr[r]) + b, _MM_HINT_T0);
     switch (R) {
+      case 6: Scores<6>(qr, kt, np, npt, dp, s); break;
+      case 5: Scores<5>(qr, kt, np, npt, dp, s); break;
       case 4: Scores<4>(qr, kt, np, npt, dp, s); break;
       case 3: Scores<3>(qr, kt, np, npt, dp, s); break;
       case 2: Scores<2>(qr, kt, np, npt, dp, s); break;
@@ -384,6 +386,8 @@ void FoldItem(const AttentionShape& sh, const float* q, const PageRange& pr, con
     }
     const int64_t ntp = (nt + 1) / 2;
     switch (R) {
+      case 6: Accumulate<6>(accr, c, pr, vp, d, ntp); break;
+      case 5: Accumulate<5>(accr, c, pr, vp, d, ntp); break;
       case 4: Accumulate<4>(accr, c, pr, vp, d, ntp); break;
       case 3: Accumulate<3>(accr, c, pr, vp, d, ntp); break;
       case 2: Accumulate<2>(accr, c, pr, vp, d, ntp); break;
