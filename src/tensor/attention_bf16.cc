@@ -1,16 +1,26 @@
 // AVX-512 BF16 prefill attention (see attention_bf16.h). The structure follows
 // attention.cc's FoldItem; only the dot products and the staged layouts differ:
-//  1. Stage: K of kv head g as 32-bit dim pairs, transposed: kt[jp][t] = (k_t[2jp], k_t[2jp+1])
-//     (the bf16 bytes as stored: a 16×16 transpose of 32-bit words, no widening);
-//     V as key pairs: vp[tp][j] = (v_{2tp}[j], v_{2tp+1}[j]) (a 16-bit interleave).
-//  2. Per tile of up to kTile (query, head) rows: q rounded to bf16 pairs; scores of 16
-//     keys per vector by vdpbf16ps(broadcast q pair, K pairs), kTile rows × 4 key vectors
-//     in registers (half the instructions of the f32 FMA kernel).
-//  3. Mask, page max, p = exp(s − max) in f32, rounded to bf16; Σ of the rounded p.
-//  4. acc = c·acc + Σ_tp vdpbf16ps(broadcast (p_2tp, p_2tp+1), V pairs), kTile rows × 4 dim
+//  1. Stage, once per page for all threads (one ParallelFor over kv heads): K of kv head g
+//     as 32-bit dim pairs, transposed in blocks of 64 keys:
+//     kt[t/64][jp][t%64] = (k_t[2jp], k_t[2jp+1]) (the bf16 bytes as stored: 16×16
+//     transposes of 32-bit words, no widening); V as key pairs:
+//     vp[tp][j] = (v_{2tp}[j], v_{2tp+1}[j]) (a 16-bit interleave).
+//  2. Work items (kv head × ~64 (query, head) rows) from a shared counter, head-major, so
+//     the threads share the staged head in the caches. An item converts its q rows to bf16
+//     pairs in one pass; per tile of up to kTile = 6 rows: scores of 16 keys per vector by
+//     vdpbf16ps(broadcast q pair, K pairs), 6 rows × 4 key vectors in registers, one
+//     contiguous 64-key K block per register tile.
+//  3. Softmax per row, f32: the page max (a masking pass only for rows that do not see
+//     every key of the tile's range: the diagonal, a window's edge); p = 2^(x·scale·log2e
+//     − max·log2e) by a degree-5 polynomial (Exp2NonPositive), rounded to bf16; Σ p of the
+//     rounded p by a bf16 dot with ones.
+//  4. acc = c·acc + Σ_tp vdpbf16ps(broadcast (p_2tp, p_2tp+1), V pairs), 6 rows × 4 dim
 //     vectors in registers.
 // Causally masked work is skipped at 16-key granularity per tile (a tile's key range
 // ends at its last row's last visible key), as in attention.cc.
+// Measured (docs/benchmarks.md, "Prefill attention kernel at the peak"): what is left
+// beyond the dot products is mostly memory latency: q (converted again for every page,
+// the API folds one page per call) and the f32 accumulators (read and written per page).
 #include "tensor/attention_bf16.h"
 
 #include "tensor/simd_util.h"  // first: wraps <immintrin.h>
@@ -173,9 +183,9 @@ void Scores(const uint32_t* const* q2, const uint32_t* kt, int64_t np, int64_t n
   }
 }
 
-// 2^x for x <= 0 (or NaN), 16 lanes, relative error < 3e-6 (then rounded to bf16 by the
+// 2^x for x <= 0 (or NaN), 16 lanes, relative error < 4e-6 (then rounded to bf16 by the
 // caller, 2^-9): n = round(x), f = x − n in [−1/2, 1/2], 2^f by its degree-5 Taylor
-// polynomial (truncation (ln2/2)^6 / 720 < 2.5e-6), 2^n by vscalefps. x is clamped to
+// polynomial (truncation (ln2/2)^6 / 720 < 2.5e-6, plus f32 rounding: measured 3.06e-6), 2^n by vscalefps. x is clamped to
 // −150 first, so −inf → 0 (2^-150 rounds to 0); the clamp keeps NaN (vmaxps returns its
 // second operand when either is NaN).
 inline __m512 Exp2NonPositive(__m512 x) {
@@ -400,6 +410,13 @@ int64_t CeilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 }  // namespace
 
+void AttentionBf16Exp2ForTest(const float* x, int64_t n, float* out) {
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = TailMask(n - i);
+    _mm512_mask_storeu_ps(out + i, m, Exp2NonPositive(_mm512_maskz_loadu_ps(m, x + i)));
+  }
+}
+
 bool AttentionBf16Supported() {
   static const bool ok = __builtin_cpu_supports("avx512bf16");
   return ok;
@@ -464,6 +481,10 @@ bool AttentionBf16Supported() { return false; }
 void AttentionFoldPageBf16(ThreadPool&, const AttentionShape&, const float*, const int64_t*, int64_t,
                            const KvPageView&, AttentionState&) {
   SPOOL_CHECK_MSG(false, "AttentionFoldPageBf16: built without AVX-512 BF16");
+}
+
+void AttentionBf16Exp2ForTest(const float*, int64_t, float*) {
+  SPOOL_CHECK_MSG(false, "AttentionBf16Exp2ForTest: built without AVX-512 BF16");
 }
 
 #endif
