@@ -438,8 +438,8 @@ void AttentionFoldPageBf16(ThreadPool& pool, const AttentionShape& s, const floa
   }
   if (t_eff == 0 || !any) return;
   // Stage K and V of every kv head once, shared by all threads (the caller's buffers; it
-  // waits in ParallelFor while the workers read them). The two vCPUs of the development
-  // VM share one core's caches: one copy of a head's page serves both.
+  // waits in ParallelFor while the workers read them): one copy per page instead of one
+  // per work item, and the threads, working on the same head at once, share its lines.
   thread_local Scratch staged;
   const int64_t np = RoundUp16(t_eff);
   const int64_t kt_size = dp * ((np + kKeyBlock - 1) / kKeyBlock * kKeyBlock), vp_size = (t_eff + 1) / 2 * d;
