@@ -1,21 +1,32 @@
 // AVX-512 BF16 prefill attention (see attention_bf16.h). The structure follows
 // attention.cc's FoldItem; only the dot products and the staged layouts differ:
-//  1. Stage: K of kv head g as 32-bit dim pairs, transposed: kt[jp][t] = (k_t[2jp], k_t[2jp+1])
-//     (the bf16 bytes as stored: a 16×16 transpose of 32-bit words, no widening);
-//     V as key pairs: vp[tp][j] = (v_{2tp}[j], v_{2tp+1}[j]) (a 16-bit interleave).
-//  2. Per tile of up to kTile (query, head) rows: q rounded to bf16 pairs; scores of 16
-//     keys per vector by vdpbf16ps(broadcast q pair, K pairs), kTile rows × 4 key vectors
-//     in registers (half the instructions of the f32 FMA kernel).
-//  3. Mask, page max, p = exp(s − max) in f32, rounded to bf16; Σ of the rounded p.
-//  4. acc = c·acc + Σ_tp vdpbf16ps(broadcast (p_2tp, p_2tp+1), V pairs), kTile rows × 4 dim
+//  1. Stage, once per page for all threads (one ParallelFor over kv heads): K of kv head g
+//     as 32-bit dim pairs, transposed in blocks of 64 keys:
+//     kt[t/64][jp][t%64] = (k_t[2jp], k_t[2jp+1]) (the bf16 bytes as stored: 16×16
+//     transposes of 32-bit words, no widening); V as key pairs:
+//     vp[tp][j] = (v_{2tp}[j], v_{2tp+1}[j]) (a 16-bit interleave).
+//  2. Work items (kv head × ~64 (query, head) rows) from a shared counter, head-major, so
+//     the threads share the staged head in the caches. An item converts its q rows to bf16
+//     pairs in one pass; per tile of up to kTile = 6 rows: scores of 16 keys per vector by
+//     vdpbf16ps(broadcast q pair, K pairs), 6 rows × 4 key vectors in registers, one
+//     contiguous 64-key K block per register tile.
+//  3. Softmax per row, f32: the page max (a masking pass only for rows that do not see
+//     every key of the tile's range: the diagonal, a window's edge); p = 2^(x·scale·log2e
+//     − max·log2e) by a degree-5 polynomial (Exp2NonPositive), rounded to bf16; Σ p of the
+//     rounded p by a bf16 dot with ones.
+//  4. acc = c·acc + Σ_tp vdpbf16ps(broadcast (p_2tp, p_2tp+1), V pairs), 6 rows × 4 dim
 //     vectors in registers.
 // Causally masked work is skipped at 16-key granularity per tile (a tile's key range
 // ends at its last row's last visible key), as in attention.cc.
+// Measured (docs/benchmarks.md, "Prefill attention kernel at the peak"): what is left
+// beyond the dot products is mostly memory latency: q (converted again for every page,
+// the API folds one page per call) and the f32 accumulators (read and written per page).
 #include "tensor/attention_bf16.h"
 
 #include "tensor/simd_util.h"  // first: wraps <immintrin.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -30,9 +41,10 @@ namespace spool {
 
 namespace {
 
-constexpr int kTile = 4;     // rows per register tile
+constexpr int kTile = 6;     // rows per register tile (6 × 4 accumulators + 4 operands + 1 broadcast: 29 of 32 zmm)
 constexpr int kKeyVecs = 4;  // 16-key vectors per score tile
 constexpr int kDimVecs = 4;  // 16-dim vectors per accumulator tile
+constexpr int64_t kKeyBlock = 16 * kKeyVecs;  // keys per staged K block (one score tile)
 
 inline __mmask16 TailMask(int64_t left) {
   return left >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << left) - 1);
@@ -67,22 +79,27 @@ inline void Transpose16(__m512i r[16]) {
   }
 }
 
-// kt[jp · np + t] = dims (2jp, 2jp+1) of key t as one 32-bit word, t < n; 0 for n <= t < np.
-// k: [n, stride] bf16, d even.
+// K of one kv head as 32-bit dim pairs, in blocks of kKeyBlock keys, each block
+// transposed: kt[(t / kKeyBlock) · dp · kKeyBlock + jp · kKeyBlock + t % kKeyBlock] = dims
+// (2jp, 2jp+1) of key t as one 32-bit word for t < n; 0 for n <= t < np (np a multiple of
+// 16). A score tile then reads one contiguous block (dp · 256 bytes) instead of 16 rows
+// np words apart (which mapped onto a few L1 sets). k: [n, stride] bf16, d even.
 void StageKPairs(const uint16_t* k, int64_t stride, int64_t d, int64_t n, int64_t np, uint32_t* kt) {
   __m512i r[16];
-  const int64_t row_bytes = d * 2;
+  const int64_t row_bytes = d * 2, dp = d / 2;
   for (int64_t t0 = 0; t0 < np; t0 += 16) {
     // Rows of one kv head are n_kv_head rows apart: fetch the next block's lines ahead.
     for (int64_t t = t0 + 16; t < std::min(t0 + 32, n); ++t)
       for (int64_t b = 0; b < row_bytes; b += 64)
         _mm_prefetch(reinterpret_cast<const char*>(k + t * stride) + b, _MM_HINT_T0);
+    uint32_t* blk = kt + t0 / kKeyBlock * dp * kKeyBlock + t0 % kKeyBlock;
     for (int64_t j0 = 0; j0 < d; j0 += 32) {
       const __mmask32 m = TailMask32(d - j0);
       for (int i = 0; i < 16; ++i)
         r[i] = t0 + i < n ? _mm512_maskz_loadu_epi16(m, k + (t0 + i) * stride + j0) : _mm512_setzero_si512();
       Transpose16(r);  // r[c]: the pair (j0 + 2c, j0 + 2c + 1) of the 16 keys
-      for (int64_t c = 0; c < 16 && j0 + 2 * c < d; ++c) _mm512_storeu_si512(kt + (j0 / 2 + c) * np + t0, r[c]);
+      for (int64_t c = 0; c < 16 && j0 + 2 * c < d; ++c)
+        _mm512_storeu_si512(blk + (j0 / 2 + c) * kKeyBlock, r[c]);
     }
   }
 }
@@ -126,17 +143,18 @@ void QueryPairs(const float* q, int64_t d, uint32_t* q2) {
   }
 }
 
-// s[r · np + t0 + 16b + l] = scale · (q_r · k_{t0+16b+l}) on bf16 pairs, R rows × KB key vectors.
+// s[r · np + t0 + 16b + l] = q_r · k_{t0+16b+l} (unscaled) on bf16 pairs, R rows × KB key
+// vectors; t0 a multiple of kKeyBlock (kt's block layout, StageKPairs).
+// noinline: inlined into FoldItem, GCC spilled accumulators in the inner loops.
 template <int R, int KB>
-void ScoreTile(const uint32_t* const* q2, const uint32_t* kt, int64_t np, int64_t dp, float scale, int64_t t0,
-               float* s) {
+__attribute__((noinline)) void ScoreTile(const uint32_t* const* q2, const uint32_t* kt, int64_t np, int64_t dp, int64_t t0, float* s) {
   __m512 acc[R][KB];
 #pragma GCC unroll 16
   for (int r = 0; r < R; ++r)
 #pragma GCC unroll 16
     for (int b = 0; b < KB; ++b) acc[r][b] = _mm512_setzero_ps();
-  const uint32_t* kp = kt + t0;
-  for (int64_t jp = 0; jp < dp; ++jp, kp += np) {
+  const uint32_t* kp = kt + t0 * dp;  // block t0 / kKeyBlock
+  for (int64_t jp = 0; jp < dp; ++jp, kp += kKeyBlock) {
     __m512bh kv[KB];
 #pragma GCC unroll 16
     for (int b = 0; b < KB; ++b) kv[b] = AsBh(_mm512_loadu_si512(kp + 16 * b));
@@ -147,28 +165,45 @@ void ScoreTile(const uint32_t* const* q2, const uint32_t* kt, int64_t np, int64_
       for (int b = 0; b < KB; ++b) acc[r][b] = _mm512_dpbf16_ps(acc[r][b], qb, kv[b]);
     }
   }
-  const __m512 vs = _mm512_set1_ps(scale);
 #pragma GCC unroll 16
   for (int r = 0; r < R; ++r)
 #pragma GCC unroll 16
-    for (int b = 0; b < KB; ++b) _mm512_storeu_ps(s + r * np + t0 + 16 * b, _mm512_mul_ps(acc[r][b], vs));
+    for (int b = 0; b < KB; ++b) _mm512_storeu_ps(s + r * np + t0 + 16 * b, acc[r][b]);
 }
 
 template <int R>
-void Scores(const uint32_t* const* q2, const uint32_t* kt, int64_t np, int64_t npt, int64_t dp, float scale, float* s) {
+void Scores(const uint32_t* const* q2, const uint32_t* kt, int64_t np, int64_t npt, int64_t dp, float* s) {
   int64_t t0 = 0;
-  for (; t0 + 16 * kKeyVecs <= npt; t0 += 16 * kKeyVecs) ScoreTile<R, kKeyVecs>(q2, kt, np, dp, scale, t0, s);
+  for (; t0 + kKeyBlock <= npt; t0 += kKeyBlock) ScoreTile<R, kKeyVecs>(q2, kt, np, dp, t0, s);
   switch ((npt - t0) / 16) {
-    case 3: ScoreTile<R, 3>(q2, kt, np, dp, scale, t0, s); break;
-    case 2: ScoreTile<R, 2>(q2, kt, np, dp, scale, t0, s); break;
-    case 1: ScoreTile<R, 1>(q2, kt, np, dp, scale, t0, s); break;
+    case 3: ScoreTile<R, 3>(q2, kt, np, dp, t0, s); break;
+    case 2: ScoreTile<R, 2>(q2, kt, np, dp, t0, s); break;
+    case 1: ScoreTile<R, 1>(q2, kt, np, dp, t0, s); break;
     default: break;
   }
 }
 
+// 2^x for x <= 0 (or NaN), 16 lanes, relative error < 4e-6 (then rounded to bf16 by the
+// caller, 2^-9): n = round(x), f = x − n in [−1/2, 1/2], 2^f by its degree-5 Taylor
+// polynomial (truncation (ln2/2)^6 / 720 < 2.5e-6, plus f32 rounding: measured 3.06e-6), 2^n by vscalefps. x is clamped to
+// −150 first, so −inf → 0 (2^-150 rounds to 0); the clamp keeps NaN (vmaxps returns its
+// second operand when either is NaN).
+inline __m512 Exp2NonPositive(__m512 x) {
+  x = _mm512_max_ps(_mm512_set1_ps(-150.0f), x);
+  const __m512 n = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const __m512 f = _mm512_sub_ps(x, n);
+  __m512 p = _mm512_set1_ps(1.3333558146e-3f);                  // ln2^5 / 120
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(9.6181291076e-3f));  // ln2^4 / 24
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(5.5504108665e-2f));  // ln2^3 / 6
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(2.4022650696e-1f));  // ln2^2 / 2
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(6.9314718056e-1f));  // ln2
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
+  return _mm512_scalef_ps(p, n);
+}
+
 // acc_r[j0 .. j0 + 16·NV) = c_r · acc_r + Σ_{tp < ntp} (p_r[2tp], p_r[2tp+1]) · vp[tp][j0 ..]
 template <int R, int NV>
-void AccumulateTile(float* const* acc, const float* c, const uint32_t* const* p2, const uint32_t* vp, int64_t d,
+__attribute__((noinline)) void AccumulateTile(float* const* acc, const float* c, const uint32_t* const* p2, const uint32_t* vp, int64_t d,
                     int64_t j0, int64_t ntp, __mmask16 m_last) {
   __mmask16 m[NV];
 #pragma GCC unroll 16
@@ -215,7 +250,7 @@ void Accumulate(float* const* acc, const float* c, const uint32_t* const* p2, co
 }
 
 struct Scratch {
-  AlignedBuffer kt, vp, s, p, q;
+  AlignedBuffer kt, vp, s, p, q;  // kt, vp: the staged page (the calling thread's); s, p, q: a work item's
   template <typename T>
   static T* Get(AlignedBuffer& b, int64_t n) {
     const size_t bytes = static_cast<size_t>(n) * sizeof(T);
@@ -224,15 +259,25 @@ struct Scratch {
   }
 };
 
-// One work item: kv head g, queries [i0, i1), the group's heads [h0, h1) (offsets in the group).
-void FoldItem(const AttentionShape& sh, const float* q, const int64_t* pos_q, const KvPageView& page, int64_t g,
-              int64_t i0, int64_t i1, int64_t h0, int64_t h1, AttentionState& st) {
-  thread_local Scratch sc;
-  const int64_t d = sh.head_dim, dp = d / 2, group = sh.n_head / sh.n_kv_head, stride = sh.n_kv_head * d;
-  auto n_valid = [&](int64_t i) { return std::clamp<int64_t>(pos_q[i] - page.first_pos + 1, 0, page.n_tokens); };
-  auto first_valid = [&](int64_t i) {
+// Visible keys of query i in the page: [first_valid, n_valid) (first_valid only with a window).
+struct PageRange {
+  const AttentionShape& sh;
+  const int64_t* pos_q;
+  const KvPageView& page;
+  int64_t n_valid(int64_t i) const { return std::clamp<int64_t>(pos_q[i] - page.first_pos + 1, 0, page.n_tokens); }
+  int64_t first_valid(int64_t i) const {
     return sh.window > 0 ? std::clamp<int64_t>(pos_q[i] - sh.window + 1 - page.first_pos, 0, page.n_tokens) : 0;
-  };
+  }
+};
+
+// One work item: kv head g, queries [i0, i1), the group's heads [h0, h1) (offsets in the
+// group), over the page's K and V of head g as StageKPairs / StageVPairs left them (kt, vp).
+void FoldItem(const AttentionShape& sh, const float* q, const PageRange& pr, const uint32_t* kt, const uint32_t* vp,
+              int64_t g, int64_t i0, int64_t i1, int64_t h0, int64_t h1, AttentionState& st) {
+  thread_local Scratch sc;
+  const int64_t d = sh.head_dim, dp = d / 2, group = sh.n_head / sh.n_kv_head;
+  auto n_valid = [&](int64_t i) { return pr.n_valid(i); };
+  auto first_valid = [&](int64_t i) { return pr.first_valid(i); };
   int64_t t_eff = 0;
   bool any = false;
   for (int64_t i = i0; i < i1; ++i) {
@@ -241,15 +286,22 @@ void FoldItem(const AttentionShape& sh, const float* q, const int64_t* pos_q, co
   }
   if (t_eff == 0 || !any) return;
   const int64_t np = RoundUp16(t_eff);
-  uint32_t* kt = Scratch::Get<uint32_t>(sc.kt, dp * np);
-  uint32_t* vp = Scratch::Get<uint32_t>(sc.vp, (t_eff + 1) / 2 * d);
   float* s = Scratch::Get<float>(sc.s, kTile * np);
   uint16_t* p16 = Scratch::Get<uint16_t>(sc.p, kTile * np);
-  uint32_t* q2 = Scratch::Get<uint32_t>(sc.q, kTile * dp);
-  StageKPairs(static_cast<const uint16_t*>(page.k) + g * d, stride, d, t_eff, np, kt);
-  StageVPairs(static_cast<const uint16_t*>(page.v) + g * d, stride, d, t_eff, vp);
-
   const int64_t nh = h1 - h0, n_rows = (i1 - i0) * nh;
+  // The item's queries as bf16 pairs, once per page: one streaming pass over q (rows of
+  // n_q·n_head·head_dim floats, far from the caches) instead of a miss per tile.
+  uint32_t* q2 = Scratch::Get<uint32_t>(sc.q, n_rows * dp);
+  constexpr int64_t kAhead = 4;  // queries fetched ahead (the hardware prefetcher misses the 8 KB strides)
+  for (int64_t i = i0; i < i1; ++i) {
+    if (i + kAhead < i1)
+      for (int64_t b = 0; b < nh * d * 4; b += 64)
+        _mm_prefetch(reinterpret_cast<const char*>(q + ((i + kAhead) * sh.n_head + g * group + h0) * d) + b,
+                     _MM_HINT_T0);
+    for (int64_t hr = 0; hr < nh; ++hr)
+      QueryPairs(q + (i * sh.n_head + g * group + h0 + hr) * d, d, q2 + ((i - i0) * nh + hr) * dp);
+  }
+
   const float neg_inf = -std::numeric_limits<float>::infinity();
   for (int64_t r0 = 0; r0 < n_rows; r0 += kTile) {
     const int R = static_cast<int>(std::min<int64_t>(kTile, n_rows - r0));
@@ -261,8 +313,7 @@ void FoldItem(const AttentionShape& sh, const float* q, const int64_t* pos_q, co
     for (int r = 0; r < R; ++r) {
       const int64_t i = i0 + (r0 + r) / nh, h = g * group + h0 + (r0 + r) % nh;
       pair[r] = i * sh.n_head + h;
-      QueryPairs(q + pair[r] * d, d, q2 + r * dp);
-      qr[r] = q2 + r * dp;
+      qr[r] = q2 + (r0 + r) * dp;
       pr[r] = reinterpret_cast<const uint32_t*>(p16 + r * np);
       accr[r] = st.acc() + pair[r] * d;
       nv[r] = n_valid(i);
@@ -272,13 +323,18 @@ void FoldItem(const AttentionShape& sh, const float* q, const int64_t* pos_q, co
     }
     if (nt == 0) continue;
     const int64_t npt = RoundUp16(nt);
+    // The accumulators (far, like q) are needed after the scores and the softmax.
+    for (int r = 0; r < R; ++r)
+      for (int64_t b = 0; b < d * 4; b += 64) _mm_prefetch(reinterpret_cast<const char*>(accr[r]) + b, _MM_HINT_T0);
     switch (R) {
-      case 4: Scores<4>(qr, kt, np, npt, dp, sh.scale, s); break;
-      case 3: Scores<3>(qr, kt, np, npt, dp, sh.scale, s); break;
-      case 2: Scores<2>(qr, kt, np, npt, dp, sh.scale, s); break;
-      default: Scores<1>(qr, kt, np, npt, dp, sh.scale, s); break;
+      case 6: Scores<6>(qr, kt, np, npt, dp, s); break;
+      case 5: Scores<5>(qr, kt, np, npt, dp, s); break;
+      case 4: Scores<4>(qr, kt, np, npt, dp, s); break;
+      case 3: Scores<3>(qr, kt, np, npt, dp, s); break;
+      case 2: Scores<2>(qr, kt, np, npt, dp, s); break;
+      default: Scores<1>(qr, kt, np, npt, dp, s); break;
     }
-    // Online softmax per row: mask, page max, p = exp(s − new max) rounded to bf16, Σ p.
+    // Online softmax per row: mask, page max, p = exp(scale·s − new max) rounded to bf16, Σ p.
     float c[kTile];
     for (int r = 0; r < R; ++r) {
       float* sr = s + r * np;
@@ -288,28 +344,49 @@ void FoldItem(const AttentionShape& sh, const float* q, const int64_t* pos_q, co
         std::fill(pw, pw + npt, uint16_t{0});
         continue;
       }
+      float mul = sh.scale;  // what multiplies sr[t] to give the score
       if (sh.softcap > 0.0f) {  // Gemma 2: cap · tanh(s / cap) on the scaled score
         const float cap = sh.softcap;
-        for (int64_t t = 0; t < nv[r]; ++t) sr[t] = cap * std::tanh(sr[t] / cap);
+        for (int64_t t = 0; t < nv[r]; ++t) sr[t] = cap * std::tanh(sh.scale * sr[t] / cap);
+        mul = 1.0f;
       }
+      // The page max of the unscaled scores; mul > 0, so mul · max = the max of the
+      // scores (rounding is monotonic). Keys the row cannot see (past nv, before lo, or
+      // the zero padding up to npt) become −inf, in a masked pass that only rows on the
+      // diagonal or at a window's edge take.
       __m512 vmax = _mm512_set1_ps(neg_inf);
-      for (int64_t t = 0; t < npt; t += 16) {
-        __mmask16 vis = TailMask(std::max<int64_t>(nv[r] - t, 0));
-        if (lo[r] > t) vis &= static_cast<__mmask16>(~TailMask(lo[r] - t));  // below the window
-        const __m512 x = _mm512_mask_mov_ps(_mm512_set1_ps(neg_inf), vis, _mm512_loadu_ps(sr + t));
-        _mm512_storeu_ps(sr + t, x);
-        vmax = _mm512_max_ps(vmax, x);
+      if (nv[r] < npt || lo[r] > 0) {
+        for (int64_t t = 0; t < npt; t += 16) {
+          __mmask16 vis = TailMask(std::max<int64_t>(nv[r] - t, 0));
+          if (lo[r] > t) vis &= static_cast<__mmask16>(~TailMask(lo[r] - t));  // below the window
+          const __m512 x = _mm512_mask_mov_ps(_mm512_set1_ps(neg_inf), vis, _mm512_loadu_ps(sr + t));
+          _mm512_storeu_ps(sr + t, x);
+          vmax = _mm512_max_ps(vmax, x);
+        }
+      } else {
+        for (int64_t t = 0; t < npt; t += 16) vmax = _mm512_max_ps(vmax, _mm512_loadu_ps(sr + t));
       }
       float& mx = st.max()[pair[r]];
-      const float new_max = std::max(mx, simd::ReduceMax(vmax));
-      const __m512 vnew = _mm512_set1_ps(new_max);
+      const float new_max = std::max(mx, mul * simd::ReduceMax(vmax));
+      // p = 2^(sr · mul·log2e − new_max·log2e); the sum Σ p of the rounded p by a bf16 dot
+      // with ones (the p that P·V multiplies; DAZ flushes the same denormals in both).
+      constexpr float kLog2e = 1.44269504088896341f;
+      const __m512 va = _mm512_set1_ps(mul * kLog2e), vb = _mm512_set1_ps(new_max * kLog2e);
+      const __m512bh ones = _mm512_cvtne2ps_pbh(_mm512_set1_ps(1.0f), _mm512_set1_ps(1.0f));
       __m512 vsum = _mm512_setzero_ps();
-      for (int64_t t = 0; t < npt; t += 16) {
-        const __m256bh pb = _mm512_cvtneps_pbh(simd::Exp(_mm512_sub_ps(_mm512_loadu_ps(sr + t), vnew)));
+      int64_t t = 0;
+      for (; t + 32 <= npt; t += 32) {
+        const __m512 p0 = Exp2NonPositive(_mm512_fmsub_ps(_mm512_loadu_ps(sr + t), va, vb));
+        const __m512 p1 = Exp2NonPositive(_mm512_fmsub_ps(_mm512_loadu_ps(sr + t + 16), va, vb));
+        const __m512bh pb = _mm512_cvtne2ps_pbh(p1, p0);  // p0 → words 0..15, p1 → 16..31
+        _mm512_storeu_si512(pw + t, reinterpret_cast<const __m512i&>(pb));
+        vsum = _mm512_dpbf16_ps(vsum, pb, ones);
+      }
+      if (t < npt) {  // a last 16 keys
+        const __m256bh pb = _mm512_cvtneps_pbh(Exp2NonPositive(_mm512_fmsub_ps(_mm512_loadu_ps(sr + t), va, vb)));
         const __m256i pi = reinterpret_cast<const __m256i&>(pb);
         _mm256_storeu_si256(reinterpret_cast<__m256i*>(pw + t), pi);
-        // Σ of the rounded p (exact widening), so the weights on V are normalised exactly.
-        vsum = _mm512_add_ps(vsum, _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(pi), 16)));
+        vsum = _mm512_dpbf16_ps(vsum, AsBh(_mm512_zextsi256_si512(pi)), ones);
       }
       // Rescale what was accumulated under the old max (exp(-inf) = 0 on the first page).
       c[r] = _mm512_cvtss_f32(simd::Exp(_mm512_set1_ps(mx - new_max)));
@@ -319,6 +396,8 @@ void FoldItem(const AttentionShape& sh, const float* q, const int64_t* pos_q, co
     }
     const int64_t ntp = (nt + 1) / 2;
     switch (R) {
+      case 6: Accumulate<6>(accr, c, pr, vp, d, ntp); break;
+      case 5: Accumulate<5>(accr, c, pr, vp, d, ntp); break;
       case 4: Accumulate<4>(accr, c, pr, vp, d, ntp); break;
       case 3: Accumulate<3>(accr, c, pr, vp, d, ntp); break;
       case 2: Accumulate<2>(accr, c, pr, vp, d, ntp); break;
@@ -331,6 +410,13 @@ int64_t CeilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 }  // namespace
 
+void AttentionBf16Exp2ForTest(const float* x, int64_t n, float* out) {
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = TailMask(n - i);
+    _mm512_mask_storeu_ps(out + i, m, Exp2NonPositive(_mm512_maskz_loadu_ps(m, x + i)));
+  }
+}
+
 bool AttentionBf16Supported() {
   static const bool ok = __builtin_cpu_supports("avx512bf16");
   return ok;
@@ -342,21 +428,48 @@ void AttentionFoldPageBf16(ThreadPool& pool, const AttentionShape& s, const floa
   SPOOL_CHECK_MSG(AttentionBf16Accepts(s, page), "AttentionFoldPageBf16: needs bf16 K/V, even head_dim, AVX-512 BF16");
   SPOOL_CHECK(st.n_q() == n_q);
   if (page.n_tokens <= 0 || n_q == 0) return;
-  const int64_t group = s.n_head / s.n_kv_head;
-  // Work items as AttentionFoldPage: kv head × query block × head block, about 4 per
-  // thread. The split changes only which thread computes a row, never its arithmetic.
-  const int64_t target = 4 * static_cast<int64_t>(pool.num_threads());
-  const int64_t n_qb = std::clamp<int64_t>(CeilDiv(target, s.n_kv_head), 1, n_q);
-  const int64_t n_hb = std::clamp<int64_t>(CeilDiv(target, s.n_kv_head * n_qb), 1, group);
+  const int64_t group = s.n_head / s.n_kv_head, d = s.head_dim, dp = d / 2, stride = s.n_kv_head * d;
+  const PageRange pr{s, pos_q, page};
+  int64_t t_eff = 0;  // keys any query sees
+  bool any = false;
+  for (int64_t i = 0; i < n_q; ++i) {
+    t_eff = std::max(t_eff, pr.n_valid(i));
+    any = any || pr.first_valid(i) < pr.n_valid(i);
+  }
+  if (t_eff == 0 || !any) return;
+  // Stage K and V of every kv head once, shared by all threads (the caller's buffers; it
+  // waits in ParallelFor while the workers read them): one copy per page instead of one
+  // per work item, and the threads, working on the same head at once, share its lines.
+  thread_local Scratch staged;
+  const int64_t np = RoundUp16(t_eff);
+  const int64_t kt_size = dp * ((np + kKeyBlock - 1) / kKeyBlock * kKeyBlock), vp_size = (t_eff + 1) / 2 * d;
+  uint32_t* kt = Scratch::Get<uint32_t>(staged.kt, s.n_kv_head * kt_size);
+  uint32_t* vp = Scratch::Get<uint32_t>(staged.vp, s.n_kv_head * vp_size);
+  pool.ParallelFor(static_cast<size_t>(s.n_kv_head), [&](size_t begin, size_t end, int) {
+    for (size_t gi = begin; gi < end; ++gi) {
+      const int64_t g = static_cast<int64_t>(gi);
+      StageKPairs(static_cast<const uint16_t*>(page.k) + g * d, stride, d, t_eff, np, kt + g * kt_size);
+      StageVPairs(static_cast<const uint16_t*>(page.v) + g * d, stride, d, t_eff, vp + g * vp_size);
+    }
+  });
+  // Work items: kv head × query block (about kItemRows rows) × head block (only when
+  // that leaves fewer items than threads), ordered head-major and taken from a shared
+  // counter, so that the threads work on the same staged head at the same time and a
+  // thread that was held up (the VM's other tenants) does not hold the page's barrier.
+  // The split and the order change only which thread computes a row, never its arithmetic.
+  constexpr int64_t kItemRows = 64;
+  const int64_t parts = pool.num_threads();
+  const int64_t n_qb = std::clamp<int64_t>(CeilDiv(n_q * group, kItemRows), 1, n_q);
+  const int64_t n_hb = std::clamp<int64_t>(CeilDiv(parts, s.n_kv_head * n_qb), 1, group);
   const int64_t n_items = s.n_kv_head * n_qb * n_hb;
-  pool.ParallelFor(static_cast<size_t>(n_items), [&](size_t begin, size_t end, int) {
-    for (size_t it = begin; it < end; ++it) {
-      const int64_t item = static_cast<int64_t>(it);
+  std::atomic<int64_t> next{0};
+  pool.ParallelFor(static_cast<size_t>(std::min(parts, n_items)), [&](size_t, size_t, int) {
+    for (int64_t item; (item = next.fetch_add(1, std::memory_order_relaxed)) < n_items;) {
       const int64_t g = item / (n_qb * n_hb), qb = item / n_hb % n_qb, hb = item % n_hb;
       const int64_t i0 = n_q * qb / n_qb, i1 = n_q * (qb + 1) / n_qb;
       const int64_t h0 = group * hb / n_hb, h1 = group * (hb + 1) / n_hb;
       if (i0 == i1 || h0 == h1) continue;
-      FoldItem(s, q, pos_q, page, g, i0, i1, h0, h1, st);
+      FoldItem(s, q, pr, kt + g * kt_size, vp + g * vp_size, g, i0, i1, h0, h1, st);
     }
   });
 }
@@ -368,6 +481,10 @@ bool AttentionBf16Supported() { return false; }
 void AttentionFoldPageBf16(ThreadPool&, const AttentionShape&, const float*, const int64_t*, int64_t,
                            const KvPageView&, AttentionState&) {
   SPOOL_CHECK_MSG(false, "AttentionFoldPageBf16: built without AVX-512 BF16");
+}
+
+void AttentionBf16Exp2ForTest(const float*, int64_t, float*) {
+  SPOOL_CHECK_MSG(false, "AttentionBf16Exp2ForTest: built without AVX-512 BF16");
 }
 
 #endif

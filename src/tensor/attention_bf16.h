@@ -5,9 +5,11 @@
 //
 // Numerics: K and V pages are bf16 already (taken exactly); q is rounded to bf16 (RNE)
 // before Q·Kᵀ, and p = exp(s − max) is rounded to bf16 before P·V; the running max, the
-// scale, exp (simd::Exp), the rescaling and the sum Σp (of the rounded p, so the weights
-// that multiply V are exactly normalised) stay in f32. vdpbf16ps accumulates in f32 with
-// round-to-nearest-even and flushes denormals (DAZ/FTZ).
+// scale, exp, the rescaling and the sum Σp stay in f32. exp of the scores is
+// 2^(q·k·scale·log2e − max·log2e) by a degree-5 polynomial on [−1/2, 1/2] and vscalefps
+// (relative error < 4e-6 before the rounding of p to bf16, 2^-9); Σp sums the rounded p
+// (the weights that multiply V) with a bf16 dot against ones. vdpbf16ps accumulates in
+// f32 with round-to-nearest-even and flushes denormals (DAZ/FTZ), in P·V and Σp alike.
 // Versus AttentionRef (double): with δ = 2^-8 · scale · max over visible keys of Σ_j |q_j·k_j|,
 //   |Δ| <= max|v| · (exp(2·(δ + 2^-8)) − 1) + 1e-5 · max|v| + 1e-6      (tested)
 // (2^-9 relative rounding of each q_j moves a score by at most δ/2; of each p by 2^-9.)
@@ -40,5 +42,10 @@ bool AttentionBf16Accepts(const AttentionShape& shape, const KvPageView& page);
 // q: [n_q, n_head, head_dim]   pos_q: [n_q]
 void AttentionFoldPageBf16(ThreadPool& pool, const AttentionShape& shape, const float* q, const int64_t* pos_q,
                            int64_t n_q, const KvPageView& page, AttentionState& st);
+
+// The kernel's 2^x for x <= 0 (−inf → 0, NaN → NaN), exposed for its test: out[i] =
+// 2^x[i] within 4e-6 relative (f32 subnormals and 0 below 2^-126 as vscalefps rounds
+// them). Precondition: AttentionBf16Supported(). x, out: [n]
+void AttentionBf16Exp2ForTest(const float* x, int64_t n, float* out);
 
 }  // namespace spool

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <random>
 #include <string>
 #include <tuple>
@@ -102,6 +103,34 @@ TEST(AttentionBf16, Accepts) {
   EXPECT_TRUE(AttentionBf16Accepts({2, 1, 64, 0.125f}, {DType::kBF16, kv, kv, 1, 0}));
   EXPECT_FALSE(AttentionBf16Accepts({2, 1, 64, 0.125f}, {DType::kF32, kvf, kvf, 1, 0}));  // f32 KV
   EXPECT_FALSE(AttentionBf16Accepts({2, 1, 63, 0.125f}, {DType::kBF16, kv, kv, 1, 0}));   // odd head_dim
+}
+
+// The softmax's 2^x (x <= 0): within 4e-6 relative of the exact value where the result
+// is a normal float, −inf → 0, NaN stays NaN, 0 → 1, and the deep tail flushes to 0.
+TEST(AttentionBf16, Exp2NonPositive) {
+  if (!AttentionBf16Supported()) GTEST_SKIP();
+  std::vector<float> x;
+  for (int i = 0; i <= 200000; ++i) x.push_back(-126.0f * static_cast<float>(i) / 200000.0f);  // dense in [−126, 0]
+  for (float v : {-0.5f, -0.49999997f, -0.50000006f, -1.5f, -125.5f, -1e-30f, -0.0f}) x.push_back(v);
+  const size_t n_checked = x.size();
+  x.push_back(-std::numeric_limits<float>::infinity());
+  x.push_back(std::numeric_limits<float>::quiet_NaN());
+  x.push_back(-160.0f);
+  x.push_back(-1000.0f);
+  std::vector<float> y(x.size());
+  AttentionBf16Exp2ForTest(x.data(), static_cast<int64_t>(x.size()), y.data());
+  double worst = 0;
+  for (size_t i = 0; i < n_checked; ++i) {
+    const double exact = std::exp2(static_cast<double>(x[i]));
+    const double rel = std::fabs(y[i] - exact) / exact;
+    worst = std::max(worst, rel);
+    ASSERT_LE(rel, 4e-6) << "x = " << x[i] << " got " << y[i] << " exact " << exact;
+  }
+  EXPECT_GT(worst, 0.0);  // the polynomial is an approximation: a zero error means the test saw nothing
+  EXPECT_EQ(y[n_checked], 0.0f);
+  EXPECT_TRUE(std::isnan(y[n_checked + 1]));
+  EXPECT_EQ(y[n_checked + 2], 0.0f);
+  EXPECT_EQ(y[n_checked + 3], 0.0f);
 }
 
 // GQA 1/3/4/9, head_dim 40/48/64/80/128 (tails of the 32-dim steps), decode-sized and
