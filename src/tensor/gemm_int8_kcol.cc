@@ -5,6 +5,7 @@
 #include "tensor/simd_util.h"  // first: wraps <immintrin.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 
@@ -21,6 +22,7 @@ inline float F(uint16_t h) { return _cvtsh_ss(h); }
 
 constexpr int kNR = 8;     // weight rows per panel (one micro-tile's rows)
 constexpr int kBand = 16;  // activation rows per band (the 16 lanes)
+constexpr int kTiles = 4;  // panels per weight-row group (see Run)
 constexpr int kGroups = kQK_K / 4;  // 4-byte groups per super-block
 
 // One super-block of a weight row's scales, decoded: sub-block scales (Q6_K: 16 signed scales of 16 elements; Q4_K/Q5_K: 8 of 32) and mins.
@@ -221,26 +223,39 @@ void Run(ThreadPool& pool, const WeightView& w, const uint8_t* act, size_t act_b
       PackBand<kType>(act, act_bytes, i0, static_cast<int>(std::min<int64_t>(kBand, m - i0)), nb, bands + i * nb);
     }
   });
+  // Weight rows go in groups of kTiles panels (32 rows): each band, once loaded, meets all
+  // of them, so the activations stream from L2/L3 once per 32 weight rows. Groups are
+  // claimed from a counter (the two SMT threads of a core rarely run at the same speed).
   const uint8_t* wdata = static_cast<const uint8_t*>(w.data);
-  const int64_t n_panels = (w.n_out + kNR - 1) / kNR;
-  pool.ParallelFor(static_cast<size_t>(n_panels), [&](size_t begin, size_t end, int) {
-    AlignedBuffer panel_buf(static_cast<size_t>(nb) * sizeof(PanelSB), 64);
-    PanelSB* panel = reinterpret_cast<PanelSB*>(panel_buf.data());
+  const int64_t group_rows = kNR * kTiles;
+  const int64_t n_groups = (w.n_out + group_rows - 1) / group_rows;
+  std::atomic<int64_t> next{0};
+  pool.ParallelFor(static_cast<size_t>(pool.num_threads()), [&](size_t, size_t, int) {
+    AlignedBuffer panel_buf(static_cast<size_t>(kTiles * nb) * sizeof(PanelSB), 64);
+    PanelSB* panels = reinterpret_cast<PanelSB*>(panel_buf.data());
     alignas(64) float out[kNR][kBand];
-    for (size_t p = begin; p < end; ++p) {
-      const int64_t r0 = static_cast<int64_t>(p) * kNR;
-      const int rw = static_cast<int>(std::min<int64_t>(kNR, w.n_out - r0));
-      const uint8_t* rows[kNR];
-      for (int t = 0; t < kNR; ++t) rows[t] = wdata + (r0 + std::min(t, rw - 1)) * row_bytes;  // pad: repeat
-      PackPanel<kType>(rows, nb, blk_bytes, panel);
+    for (int64_t grp = next.fetch_add(1); grp < n_groups; grp = next.fetch_add(1)) {
+      int rw[kTiles];
+      int tiles = 0;
+      for (; tiles < kTiles; ++tiles) {
+        const int64_t r0 = grp * group_rows + tiles * kNR;
+        if (r0 >= w.n_out) break;
+        rw[tiles] = static_cast<int>(std::min<int64_t>(kNR, w.n_out - r0));
+        const uint8_t* rows[kNR];
+        for (int t = 0; t < kNR; ++t) rows[t] = wdata + (r0 + std::min(t, rw[tiles] - 1)) * row_bytes;  // pad: repeat
+        PackPanel<kType>(rows, nb, blk_bytes, panels + tiles * nb);
+      }
       for (int64_t band = 0; band < n_bands; ++band) {
-        __m512 o[kNR];
-        MicroTile<kType>(panel, bands + band * nb, nb, o);
-        for (int t = 0; t < kNR; ++t) _mm512_store_ps(out[t], o[t]);
         const int64_t i0 = band * kBand;
         const int rx = static_cast<int>(std::min<int64_t>(kBand, m - i0));
-        for (int j = 0; j < rx; ++j)
-          for (int t = 0; t < rw; ++t) y[(i0 + j) * w.n_out + r0 + t] = out[t][j];
+        for (int tile = 0; tile < tiles; ++tile) {
+          __m512 o[kNR];
+          MicroTile<kType>(panels + tile * nb, bands + band * nb, nb, o);
+          for (int t = 0; t < kNR; ++t) _mm512_store_ps(out[t], o[t]);
+          const int64_t r0 = grp * group_rows + tile * kNR;
+          for (int j = 0; j < rx; ++j)
+            for (int t = 0; t < rw[tile]; ++t) y[(i0 + j) * w.n_out + r0 + t] = out[t][j];
+        }
       }
     }
   });
