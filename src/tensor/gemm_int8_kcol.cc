@@ -231,7 +231,8 @@ void Run(ThreadPool& pool, const WeightView& w, const uint8_t* act, size_t act_b
   const int64_t n_groups = (w.n_out + group_rows - 1) / group_rows;
   std::atomic<int64_t> next{0};
   pool.ParallelFor(static_cast<size_t>(pool.num_threads()), [&](size_t, size_t, int) {
-    AlignedBuffer panel_buf(static_cast<size_t>(kTiles * nb) * sizeof(PanelSB), 64);
+    thread_local AlignedBuffer panel_buf;  // kept across calls: no allocation per matmul
+    EnsureSize(panel_buf, static_cast<size_t>(kTiles * nb) * sizeof(PanelSB));
     PanelSB* panels = reinterpret_cast<PanelSB*>(panel_buf.data());
     alignas(64) float out[kNR][kBand];
     for (int64_t grp = next.fetch_add(1); grp < n_groups; grp = next.fetch_add(1)) {
