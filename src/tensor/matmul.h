@@ -19,6 +19,8 @@
 //
 // Tolerances (tests/tensor/matmul_test.cc):
 //   GEMV vs MatMulRef (same math, scalar): |Δ| <= 1e-5 · Σ|w·x| per output.
+//   K-quant prefill GEMM: bit-identical to llama.cpp's tiled matmul and to DotKColRef;
+//   vs the GEMV (DotRow) |Δ| <= 1e-5 · Σ|w·x| (same integers, other f32 rounding).
 //   GEMM vs f32 dot of dequantised weights: bf16 rounding of activations (and of
 //   weights other than bf16/f32): |Δ| <= 1e-2 · Σ|w·x| per output.
 #pragma once
