@@ -7,7 +7,8 @@
 //              4·head_dim·n_head·Σ visible keys / time (Q·Kᵀ and P·V, causal).
 //   quantised: m = 512 activation rows × Llama-3.2-1B projection shapes: the tiled integer
 //              GEMM (MatMulGemv, m > 1), the same rows one at a time (the per-row GEMV
-//              prefill used before), and tiles dequantised to bf16 into oneDNN (MatMulGemm).
+//              prefill used before), and tiles dequantised to bf16 into oneDNN (MatMulGemm);
+//              K-quants also the K-quant prefill GEMM (MatMulKQuantPrefill, gemm_int8_kcol.h).
 // Usage: bench_prefill [--threads N] [--seconds S] [--ctx C1,C2,...] [--types q4_k,q6_k,...]
 //                      [--only-tiles 1]   (quantised: the tiled kernel only, not the slow alternatives)
 //                      [--int8-peak 1]    (also the integer dot peaks: vpdpbusd zmm/ymm, vpmaddubsw+vpdpwssd)
@@ -188,7 +189,7 @@ AlignedBuffer RandomQ(DType t, int64_t n, std::mt19937& rng) {
   for (size_t i = 0; i < bytes; ++i) b.data()[i] = static_cast<uint8_t>(rng());
   // Valid small f16 scales in every block (d, and m / dmin where the type has one).
   const size_t blk = *DTypeBytes(t, GetDTypeInfo(t).block_elems);
-  const bool has_m = t == DType::kQ4_1 || t == DType::kQ5_1 || t == DType::kQ4_K;
+  const bool has_m = t == DType::kQ4_1 || t == DType::kQ5_1 || t == DType::kQ4_K || t == DType::kQ5_K;
   const size_t d_at = t == DType::kQ6_K ? blk - 2 : 0;  // Q6_K stores d last
   for (size_t off = 0; off < bytes; off += blk) {
     const uint16_t d = F32ToF16(0.01f), m = F32ToF16(-0.08f);
@@ -209,6 +210,14 @@ void BenchQuant(ThreadPool& pool, MatMulContext& ctx, double seconds, DType t, c
   const WeightView wv{t, w.data(), n_out, n_in};
   const double flops = 2.0 * m * n_out * n_in;
   const double tiled = SecondsPerCall(seconds, [&] { MatMulGemv(ctx, pool, wv, x.data(), m, y.data()); });
+  // K-quants: also the prefill GEMM MatMul takes for them (llama.cpp's prefill numerics).
+  const bool kq = GemvMaxRows(t) == kGemvMaxRowsKQuant;
+  const double kcol =
+      kq ? SecondsPerCall(seconds, [&] { MatMulKQuantPrefill(ctx, pool, wv, x.data(), m, y.data()); }) : 0.0;
+  if (kq)
+    std::printf("%-5s %-8s [%5lld x %5lld] m=512  k-quant prefill GEMM %7.1f ms %6.1f GFLOP/s  (%.2fx int8 tiles)\n",
+                DTypeName(t).data(), name, static_cast<long long>(n_out), static_cast<long long>(n_in), kcol * 1e3,
+                flops / kcol / 1e9, tiled / kcol);
   if (only_tiles) {
     std::printf("%-5s %-8s [%5lld x %5lld] m=512  int8 tiles %7.1f ms %6.1f GFLOP/s\n", DTypeName(t).data(), name,
                 static_cast<long long>(n_out), static_cast<long long>(n_in), tiled * 1e3, flops / tiled / 1e9);

@@ -8,6 +8,7 @@
 
 #include "base/check.h"
 #include "tensor/gemm_int8.h"
+#include "tensor/gemm_int8_kcol.h"
 #include "tensor/matmul_internal.h"
 #include "tensor/vec_dot.h"
 
@@ -163,29 +164,43 @@ void ParallelRowsGuided(ThreadPool& pool, size_t n, size_t row_work_bytes, const
   });
 }
 
+// The m activation rows in the format the integer kernels read (ctx's act buffer), or x
+// itself for float weights. Each row is quantised on its own (the same bytes whichever
+// thread does it); a prefill chunk's rows are split over the pool, a decode step's few
+// rows stay on the caller's thread.
+const uint8_t* PrepareRows(MatMulContext& ctx, ThreadPool& pool, const WeightView& w, const float* x, int64_t m,
+                           ActFormat fmt, size_t act_bytes) {
+  if (fmt == ActFormat::kF32) return reinterpret_cast<const uint8_t*>(x);
+  EnsureSize(ctx.impl().act, act_bytes * static_cast<size_t>(m));
+  uint8_t* buf = ctx.impl().act.data();
+  auto prepare = [&](size_t begin, size_t end, int) {
+    for (size_t i = begin; i < end; ++i)
+      PrepareActivationRow(fmt, x + static_cast<int64_t>(i) * w.n_in, buf + i * act_bytes, w.n_in);
+  };
+  if (m >= 8) pool.ParallelFor(static_cast<size_t>(m), prepare);
+  else prepare(0, static_cast<size_t>(m), 0);
+  return buf;
+}
+
 }  // namespace
+
+void MatMulKQuantPrefill(MatMulContext& ctx, ThreadPool& pool, const WeightView& w, const float* x, int64_t m,
+                         float* y) {
+  CheckShapes(w, m);
+  SPOOL_CHECK(GemmKColSupported(w.dtype));
+  if (m == 0 || w.n_out == 0) return;
+  const ActFormat fmt = ActFormatFor(w.dtype);
+  const size_t act_bytes = ActRowBytes(fmt, w.n_in);
+  const uint8_t* act = PrepareRows(ctx, pool, w, x, m, fmt, act_bytes);
+  GemmKCol(pool, w, act, act_bytes, m, y, ctx.impl().kcol);
+}
 
 void MatMulGemv(MatMulContext& ctx, ThreadPool& pool, const WeightView& w, const float* x, int64_t m, float* y) {
   CheckShapes(w, m);
   if (m == 0 || w.n_out == 0) return;
   const ActFormat fmt = ActFormatFor(w.dtype);
   const size_t act_bytes = ActRowBytes(fmt, w.n_in);
-  const uint8_t* act;
-  if (fmt == ActFormat::kF32) {
-    act = reinterpret_cast<const uint8_t*>(x);
-  } else {
-    EnsureSize(ctx.impl().act, act_bytes * static_cast<size_t>(m));
-    uint8_t* buf = ctx.impl().act.data();
-    // Each row is quantised on its own (the same bytes whichever thread does it); a
-    // prefill chunk's rows are split over the pool, a decode step's few rows stay here.
-    auto prepare = [&](size_t begin, size_t end, int) {
-      for (size_t i = begin; i < end; ++i)
-        PrepareActivationRow(fmt, x + static_cast<int64_t>(i) * w.n_in, buf + i * act_bytes, w.n_in);
-    };
-    if (m >= 8) pool.ParallelFor(static_cast<size_t>(m), prepare);
-    else prepare(0, static_cast<size_t>(m), 0);
-    act = buf;
-  }
+  const uint8_t* act = PrepareRows(ctx, pool, w, x, m, fmt, act_bytes);
   if (fmt == ActFormat::kF32 && m > 1) {
     pool.ParallelFor(
         static_cast<size_t>(w.n_out),
@@ -241,6 +256,7 @@ void MatMulGemv(MatMulContext& ctx, ThreadPool& pool, const WeightView& w, const
 
 void MatMul(MatMulContext& ctx, ThreadPool& pool, const WeightView& w, const float* x, int64_t m, float* y) {
   if (m <= GemvMaxRows(w.dtype)) return MatMulGemv(ctx, pool, w, x, m, y);
+  if (GemmKColSupported(w.dtype) && m >= kGemmKColMinRows) return MatMulKQuantPrefill(ctx, pool, w, x, m, y);
   MatMulGemm(ctx, pool, w, x, m, y);
 }
 

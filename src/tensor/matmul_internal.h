@@ -14,6 +14,7 @@ namespace spool {
 
 struct MatMulContext::Impl {
   AlignedBuffer act;                    // prepared activation rows (GEMV) / bf16 x (GEMM)
+  AlignedBuffer kcol;                   // repacked activation bands (K-quant prefill GEMM)
   std::vector<AlignedBuffer> tiles;     // per-thread dequantised weight tiles (GEMM)
   struct GemmState;
   std::unique_ptr<GemmState> gemm;      // oneDNN engine, stream, primitive cache

@@ -15,6 +15,7 @@
 
 #include "base/aligned_buffer.h"
 #include "tensor/dequant.h"
+#include "tensor/gemm_int8_kcol.h"
 #include "tensor/vec_dot.h"
 #include "test_util.h"
 
@@ -269,8 +270,136 @@ TEST_P(MatMulTest, DispatchPicksGemvThenGemm) {
     std::vector<float> y(m * c.n_out), want(m * c.n_out);
     MatMul(ctx, pool, w, d.x.data(), m, y.data());
     if (m <= limit) MatMulGemv(ctx, pool, w, d.x.data(), m, want.data());
+    else if (GemmKColSupported(t)) MatMulKQuantPrefill(ctx, pool, w, d.x.data(), m, want.data());
     else MatMulGemm(ctx, pool, w, d.x.data(), m, want.data());
     EXPECT_EQ(y, want) << DTypeName(t) << " m=" << m;
+  }
+}
+
+// ---- K-quant prefill GEMM (gemm_int8_kcol.h): llama.cpp's prefill numerics -------------
+
+const DType kKQuants[] = {DType::kQ4_K, DType::kQ5_K, DType::kQ6_K};
+
+// y[i, r] == DotKColRef(W row r, act row i) bit for bit.
+void ExpectEqualsKColRef(const WeightView& w, const float* x, int64_t m, const float* y, const std::string& what) {
+  const size_t row_bytes = *DTypeBytes(w.dtype, static_cast<uint64_t>(w.n_in));
+  AlignedBuffer act(ActRowBytes(ActFormat::kQ8_K, w.n_in), 64);
+  for (int64_t i = 0; i < m; ++i) {
+    PrepareActivationRow(ActFormat::kQ8_K, x + i * w.n_in, act.data(), w.n_in);
+    for (int64_t r = 0; r < w.n_out; ++r) {
+      const float want = DotKColRef(w.dtype, static_cast<const uint8_t*>(w.data) + r * row_bytes, act.data(), w.n_in);
+      ASSERT_EQ(0, std::memcmp(&want, &y[i * w.n_out + r], sizeof(float)))
+          << what << " " << DTypeName(w.dtype) << " act row " << i << " out " << r << ": " << y[i * w.n_out + r]
+          << " vs " << want;
+    }
+  }
+}
+
+// Bit for bit the reference's per-pair numerics, for m below, at and past a 16-row band
+// (padding lanes), n_out not a multiple of the 8-row panel, 1-3 threads; and within
+// f32 rounding of DotRow (the decode GEMV: the same exact integers, other f32 steps).
+TEST(KQuantPrefill, EqualsReferenceBitForBitAndDotRowWithinRounding) {
+  std::mt19937 rng(41);
+  for (DType t : kKQuants)
+    for (Case c : {Case{t, 37, 512, 8}, Case{t, 16, 256, 16}, Case{t, 29, 1024, 33}, Case{t, 8, 768, 1},
+                   Case{t, 3, 256, 17}}) {
+      Data d = MakeData(c, rng);
+      WeightView w{t, d.w.data(), c.n_out, c.n_in};
+      for (int threads : {1, 3}) {
+        ThreadPool pool(threads);
+        MatMulContext ctx;
+        std::vector<float> y(c.m * c.n_out), gemv(c.m * c.n_out);
+        MatMulKQuantPrefill(ctx, pool, w, d.x.data(), c.m, y.data());
+        ExpectEqualsKColRef(w, d.x.data(), c.m, y.data(), "threads " + std::to_string(threads));
+        MatMulGemv(ctx, pool, w, d.x.data(), c.m, gemv.data());
+        for (int64_t i = 0; i < c.m; ++i)
+          for (int64_t r = 0; r < c.n_out; ++r)
+            ASSERT_NEAR(y[i * c.n_out + r], gemv[i * c.n_out + r], 1e-5 * Magnitude(d, c, i, r) + 1e-6)
+                << DTypeName(t) << " row " << r << " m " << i;
+      }
+    }
+}
+
+// A row's result does not depend on the other rows of the call (m, band) or the thread count.
+TEST(KQuantPrefill, RowsIndependentOfMAndThreads) {
+  std::mt19937 rng(43);
+  for (DType t : kKQuants) {
+    Case c{t, 27, 768, 40};
+    Data d = MakeData(c, rng);
+    WeightView w{t, d.w.data(), c.n_out, c.n_in};
+    ThreadPool pool1(1), pool3(3);
+    MatMulContext ctx;
+    std::vector<float> all(c.m * c.n_out), part(c.m * c.n_out);
+    MatMulKQuantPrefill(ctx, pool3, w, d.x.data(), c.m, all.data());
+    for (int64_t first : {int64_t{0}, int64_t{5}, int64_t{19}})
+      for (int64_t m : {int64_t{1}, int64_t{9}, int64_t{21}}) {
+        MatMulKQuantPrefill(ctx, pool1, w, d.x.data() + first * c.n_in, m, part.data());
+        ASSERT_EQ(0, std::memcmp(part.data(), all.data() + first * c.n_out, m * c.n_out * sizeof(float)))
+            << DTypeName(t) << " rows " << first << "+" << m;
+      }
+  }
+}
+
+// Every code at its largest value, the largest scales/mins, activations at ±127 (−128 in
+// Q8_K where a row's extreme is negative): the integer sums at their extremes stay exact.
+TEST(KQuantPrefill, IntegerExtremesEqualReference) {
+  for (DType t : kKQuants) {
+    const int64_t n_in = 1024, n_out = 9, m = 11;
+    const size_t row_bytes = *DTypeBytes(t, n_in), blk = *DTypeBytes(t, 256);
+    AlignedBuffer w(row_bytes * n_out, 64);
+    std::memset(w.data(), 0xFF, row_bytes * n_out);
+    const size_t d_at = t == DType::kQ6_K ? blk - 2 : 0;
+    for (int64_t r = 0; r < n_out; ++r)
+      for (size_t off = 0; off < row_bytes; off += blk) {
+        const uint16_t dd = F32ToF16(r % 2 ? -0.02f : 0.01f), mm = F32ToF16(0.005f);
+        std::memcpy(w.data() + r * row_bytes + off + d_at, &dd, 2);
+        if (t != DType::kQ6_K) std::memcpy(w.data() + r * row_bytes + off + 2, &mm, 2);
+      }
+    std::vector<float> x(m * n_in), wf(n_out * n_in);
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t j = 0; j < n_in; ++j) x[i * n_in + j] = i % 3 == 0 ? 1.0f : i % 3 == 1 ? -2.0f : (j % 2 ? 3.0f : -3.0f);
+    DequantizeRow(t, w.data(), wf.data(), n_out * n_in);
+    ThreadPool pool(2);
+    MatMulContext ctx;
+    WeightView wv{t, w.data(), n_out, n_in};
+    std::vector<float> y(m * n_out);
+    MatMulKQuantPrefill(ctx, pool, wv, x.data(), m, y.data());
+    ExpectEqualsKColRef(wv, x.data(), m, y.data(), "extremes");
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t r = 0; r < n_out; ++r) {
+        double exact = 0, mag = 0;
+        for (int64_t j = 0; j < n_in; ++j) {
+          exact += static_cast<double>(wf[r * n_in + j]) * x[i * n_in + j];
+          mag += std::fabs(static_cast<double>(wf[r * n_in + j]) * x[i * n_in + j]);
+        }
+        ASSERT_NEAR(y[i * n_out + r], exact, 0.02 * mag + 1e-3) << DTypeName(t) << " row " << i << " out " << r;
+      }
+  }
+}
+
+// Bit for bit llama.cpp's own prefill: fixtures written by bench/prefill/ggml_mulmat.cc
+// (--dump) with the libggml of llama-cpp-python 0.3.36 (ggml's tiled K-quant matmul,
+// AVX-512 VNNI kernel): W [12, 512] quantised by ggml, x [9, 512] by a formula, y = ggml's.
+TEST(KQuantPrefill, EqualsLlamaCppTiledMatmul) {
+  const int64_t n_out = 12, n_in = 512, m = 9;
+  for (const char* name : {"q4_K", "q5_K", "q6_K"}) {
+    const DType t = std::string(name) == "q4_K" ? DType::kQ4_K : std::string(name) == "q5_K" ? DType::kQ5_K : DType::kQ6_K;
+    const std::string base = std::string(SPOOL_TEST_FIXTURES) + "/tensor/ggml_mulmat_" + name + "_12x512_m9";
+    const std::vector<uint8_t> wb = testing::ReadBytes(base + ".w"), yb = testing::ReadBytes(base + ".y");
+    ASSERT_EQ(wb.size(), *DTypeBytes(t, n_in) * n_out) << base;
+    ASSERT_EQ(yb.size(), sizeof(float) * n_out * m) << base;
+    AlignedBuffer w(wb.size(), 64);
+    std::memcpy(w.data(), wb.data(), wb.size());
+    std::vector<float> x(m * n_in), want(m * n_out), y(m * n_out);
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t j = 0; j < n_in; ++j) x[i * n_in + j] = static_cast<float>((i * 131 + j * 71) % 255 - 127) / 37.0f;
+    std::memcpy(want.data(), yb.data(), yb.size());
+    ThreadPool pool(2);
+    MatMulContext ctx;
+    MatMul(ctx, pool, WeightView{t, w.data(), n_out, n_in}, x.data(), m, y.data());
+    for (int64_t k = 0; k < m * n_out; ++k)
+      ASSERT_EQ(0, std::memcmp(&want[k], &y[k], sizeof(float))) << name << " act row " << k / n_out << " out "
+                                                                 << k % n_out << ": " << y[k] << " vs ggml " << want[k];
   }
 }
 
