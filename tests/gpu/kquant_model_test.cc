@@ -281,7 +281,12 @@ TEST_P(KQuantModel, TokenByTokenEqualsCpu) {
 TEST_P(KQuantModel, PrefillThenGreedyEqualsCpu) {
   GPU_TEST_DEVICE(dev);
   OpenCpu(64);
-  const float tol = Tolerance(*dev);
+  // A prefill of >= 8 rows of K-quant weights takes llama.cpp's tiled rounding on the CPU
+  // (tensor/gemm_int8_kcol.h) but the GEMV's block-dot order on the GPU (gemm_k.glsl), so
+  // the K-quant layouts agree within rounding there (measured 6.9e-7 of max|logit|), the
+  // others bit for bit where the device rounds as the CPU does.
+  const bool k_quant = std::string(GetParam().name).find("_K") != std::string::npos;
+  const float tol = k_quant ? std::max(Tolerance(*dev), 1e-5f) : Tolerance(*dev);
   LlamaDecoderOptions o;
   o.ctx = 64;
   o.page_tokens = 16;
