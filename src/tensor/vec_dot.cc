@@ -297,7 +297,17 @@ inline __m128i ScalesMinsK4(const uint8_t* scales) {
 // 8-lane sum holds Σ_s sc_s·Σ_{e=4k..4k+3} q·x over the 8 sub-blocks, as DotQ45_K's (and
 // llama.cpp's AVX2) lane k does: integer sums are exact, so the f32 steps that follow see
 // the same values and the result is bit-identical to DotQ45_K<BlockQ4_K, false>.
-[[gnu::always_inline]] inline float DotQ4_K(const BlockQ4_K* w, const BlockQ8_K* x, int64_t nb) {
+// bsums[2k] + bsums[2k+1], k = 0..7: the activation sums of a Q8_K block's eight
+// 32-element sub-blocks (what a Q4_K/Q5_K min multiplies), as int16.
+inline __m128i SubBlockSums(const BlockQ8_K& x) {
+  return _mm_hadd_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x.bsums)),
+                        _mm_loadu_si128(reinterpret_cast<const __m128i*>(x.bsums + 8)));
+}
+
+// `sub_sums(i)`: SubBlockSums(x[i]) (computed, or loaded from a table made once per
+// activation row).
+template <typename SubSums>
+[[gnu::always_inline]] inline float DotQ4_K(const BlockQ4_K* w, const BlockQ8_K* x, int64_t nb, SubSums sub_sums) {
   const __m512i m4 = _mm512_set1_epi8(0x0F);
   const __m512i shift = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(4), 1);
   // pshufb indices per 128-bit lane: step p takes scale 2p in the low half, 2p+1 in the
@@ -308,14 +318,12 @@ inline __m128i ScalesMinsK4(const uint8_t* scales) {
     return _mm512_inserti64x4(_mm512_zextsi256_si512(lo), hi, 1);
   };
   const __m512i sidx[4] = {scale_index(0), scale_index(1), scale_index(2), scale_index(3)};
-  // Mins m_k duplicated per int16 pair, against bsums[2k], bsums[2k + 1].
-  const __m128i midx = _mm_setr_epi8(8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15);
+  // The mins (bytes 8-15) as int16.
+  const __m128i midx = _mm_setr_epi8(8, -1, 9, -1, 10, -1, 11, -1, 12, -1, 13, -1, 14, -1, 15, -1);
   float min_terms = 0.0f;
   const float s = BlockLoop(nb, [&](int64_t i, __m256 acc) {
     const __m128i sm = ScalesMinsK4(w[i].scales);
-    const __m256i mp = _mm256_madd_epi16(_mm256_cvtepu8_epi16(_mm_shuffle_epi8(sm, midx)),
-                                         _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[i].bsums)));
-    __m128i m4s = _mm_add_epi32(_mm256_castsi256_si128(mp), _mm256_extracti128_si256(mp, 1));
+    __m128i m4s = _mm_madd_epi16(_mm_shuffle_epi8(sm, midx), sub_sums(i));  // Σ m·sums, exact
     m4s = _mm_add_epi32(m4s, _mm_shuffle_epi32(m4s, 0x4E));
     m4s = _mm_add_epi32(m4s, _mm_shuffle_epi32(m4s, 0xB1));
     const int msum = _mm_cvtsi128_si32(m4s);
@@ -333,11 +341,17 @@ inline __m128i ScalesMinsK4(const uint8_t* scales) {
     isum1 = step(3, isum1);
     const __m512i isum = _mm512_add_epi32(isum0, isum1);
     const __m256i isum8 = _mm256_add_epi32(_mm512_castsi512_si256(isum), _mm512_extracti64x4_epi64(isum, 1));
-    const float d = F(w[i].d) * x[i].d;
-    min_terms += F(w[i].dmin) * x[i].d * static_cast<float>(msum);
-    return _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(isum8), acc);
+    // [d, dmin] (adjacent f16) in one conversion, both × x.d: the same two f32 products.
+    uint32_t d_dmin;
+    std::memcpy(&d_dmin, &w[i].d, 4);
+    const __m128 dd = _mm_mul_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(d_dmin))), _mm_set1_ps(x[i].d));
+    min_terms += _mm_cvtss_f32(_mm_movehdup_ps(dd)) * static_cast<float>(msum);
+    return _mm256_fmadd_ps(_mm256_broadcastss_ps(dd), _mm256_cvtepi32_ps(isum8), acc);
   });
   return s - min_terms;
+}
+float DotQ4_K(const BlockQ4_K* w, const BlockQ8_K* x, int64_t nb) {
+  return DotQ4_K(w, x, nb, [&](int64_t i) { return SubBlockSums(x[i]); });
 }
 
 // Q6_K in 512-bit steps: a step takes two 32-element chunks side by side (chunks 0 and 1
@@ -465,14 +479,21 @@ void DotRows(DType t, const void* w, size_t w_stride, const void* a, int64_t n, 
   switch (t) {
     case DType::kQ4_K: {
       const auto* x = static_cast<const BlockQ8_K*>(a);
-      return RowLoop(w, w_stride, n_rows, y, [&](const uint8_t* row) { return DotQ4_K(reinterpret_cast<const BlockQ4_K*>(row), x, nb256); });
+      constexpr int64_t kMaxTable = 64;  // rows up to 16384 elements: a 1 KiB table on the stack
+      if (nb256 > kMaxTable) break;
+      __m128i sums[kMaxTable];
+      for (int64_t i = 0; i < nb256; ++i) sums[i] = SubBlockSums(x[i]);
+      return RowLoop(w, w_stride, n_rows, y, [&](const uint8_t* row) {
+        return DotQ4_K(reinterpret_cast<const BlockQ4_K*>(row), x, nb256, [&](int64_t i) { return sums[i]; });
+      });
     }
     case DType::kQ6_K: {
       const auto* x = static_cast<const BlockQ8_K*>(a);
       return RowLoop(w, w_stride, n_rows, y, [&](const uint8_t* row) { return DotQ6_K(reinterpret_cast<const BlockQ6_K*>(row), x, nb256); });
     }
-    default: return RowLoop(w, w_stride, n_rows, y, [&](const uint8_t* row) { return DotRow(t, row, a, n); });
+    default: break;
   }
+  RowLoop(w, w_stride, n_rows, y, [&](const uint8_t* row) { return DotRow(t, row, a, n); });
 }
 
 float DotMXFP4Split(const uint8_t* blocks, const uint8_t* scales, const void* a, int64_t n) {
