@@ -38,6 +38,9 @@ using Clock = std::chrono::steady_clock;
 
 using bench_before::DotBefore;
 
+// The library's DotRow behind a call the compiler cannot inline (as MatMulGemv called it).
+[[gnu::noinline]] float DotRowCall(DType t, const void* w, const void* a, int64_t n) { return DotRow(t, w, a, n); }
+
 double Median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v[v.size() / 2];
@@ -55,11 +58,14 @@ int Main(int argc, char** argv) {
     else if (std::strcmp(argv[i], "--reps") == 0) reps = std::atoi(argv[i + 1]);
     else if (std::strcmp(argv[i], "--threads") == 0) threads = std::atoi(argv[i + 1]);
   }
-  if ((type != "q4_k" && type != "q6_k") || n <= 0 || n % 256 != 0 || rows <= 0) {
-    std::fprintf(stderr, "expected --type q4_k|q6_k, --n a positive multiple of 256, --rows > 0\n");
+  if ((type != "q4_k" && type != "q6_k" && type != "q8_0" && type != "q4_1") || n <= 0 || n % 256 != 0 || rows <= 0) {
+    std::fprintf(stderr, "expected --type q4_k|q6_k|q8_0|q4_1, --n a positive multiple of 256, --rows > 0\n");
     return 2;
   }
-  const DType t = type == "q4_k" ? DType::kQ4_K : DType::kQ6_K;
+  const DType t = type == "q4_k" ? DType::kQ4_K : type == "q6_k" ? DType::kQ6_K : type == "q8_0" ? DType::kQ8_0 : DType::kQ4_1;
+  // q8_0 / q4_1: their kernels did not change; "before" is the library's DotRow called per
+  // row (main's m = 1 loop), "lib" DotRows — the A/B of the row loop alone.
+  const bool kquant = t == DType::kQ4_K || t == DType::kQ6_K;
   const size_t row_bytes = *DTypeBytes(t, static_cast<uint64_t>(n)), bytes = row_bytes * static_cast<size_t>(rows);
   AlignedBuffer w(bytes, 64);
   std::mt19937 rng(11);
@@ -68,9 +74,12 @@ int Main(int argc, char** argv) {
     std::memcpy(w.data() + i, &r, std::min<size_t>(4, bytes - i));
   }
   const uint16_t d = F32ToF16(0.01f);
-  const size_t blk = t == DType::kQ4_K ? 144 : 210;
+  const size_t blk = t == DType::kQ4_K ? 144 : t == DType::kQ6_K ? 210 : t == DType::kQ8_0 ? 34 : 20;
   for (size_t off = 0; off < bytes; off += blk) {
-    if (t == DType::kQ4_K) {
+    if (t == DType::kQ8_0 || t == DType::kQ4_1) {
+      std::memcpy(w.data() + off, &d, 2);
+      if (t == DType::kQ4_1) std::memcpy(w.data() + off + 2, &d, 2);
+    } else if (t == DType::kQ4_K) {
       std::memcpy(w.data() + off, &d, 2);
       std::memcpy(w.data() + off + 2, &d, 2);
     } else {
@@ -80,15 +89,17 @@ int Main(int argc, char** argv) {
   std::vector<float> x(static_cast<size_t>(n));
   std::normal_distribution<float> nd;
   for (float& v : x) v = nd(rng);
-  AlignedBuffer act(ActRowBytes(ActFormat::kQ8_K, n), 64);
-  QuantizeRowQ8_K(x.data(), act.as<BlockQ8_K>(), n);
+  const ActFormat fmt = ActFormatFor(t);
+  AlignedBuffer act(ActRowBytes(fmt, n), 64);
+  PrepareActivationRow(fmt, x.data(), act.data(), n);
 
   std::vector<float> y_before(static_cast<size_t>(rows)), y_lib(static_cast<size_t>(rows));
   ThreadPool pool(threads);
   auto run = [&](bool lib, float* y) {
     pool.ParallelFor(static_cast<size_t>(rows), [&](size_t b, size_t e, int) {
       if (lib) return DotRows(t, w.data() + b * row_bytes, row_bytes, act.data(), n, static_cast<int64_t>(e - b), y + b);
-      for (size_t r = b; r < e; ++r) y[r] = DotBefore(t, w.data() + r * row_bytes, act.data(), n);
+      for (size_t r = b; r < e; ++r)
+        y[r] = kquant ? DotBefore(t, w.data() + r * row_bytes, act.data(), n) : DotRowCall(t, w.data() + r * row_bytes, act.data(), n);
     });
   };
   run(false, y_before.data());
