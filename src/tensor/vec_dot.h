@@ -31,6 +31,7 @@ void PrepareActivationRowRef(ActFormat f, const float* x, void* out, int64_t n);
 // Returns Σ_j w[j] * a[j] for a weight row stored as t and an activation row prepared
 // with ActFormatFor(t). n: elements, a multiple of t's block size.
 // w_row: [n elements of t]   act_row: [n elements of ActFormatFor(t)]
+// Q4_K prepares its activation layout per call: for many rows, DotRows is the fast path.
 float DotRow(DType t, const void* w_row, const void* act_row, int64_t n);
 float DotRowRef(DType t, const void* w_row, const void* act_row, int64_t n);
 
