@@ -6,9 +6,12 @@
 //   static — main's m = 1 path before issue 18's second pass, rebuilt here: one fixed
 //            block of rows per thread (ThreadPool::ParallelFor, grain 16), DotRow per row;
 //   spool  — MatMulGemv as the library has it now;
+//   before — (q4_k_m only) main's MatMulGemv at ade2bff, rebuilt here: the same guided
+//            claims, DotRow per row with the Q4_K/Q6_K kernels of that commit
+//            (kquant_before.h) — the A/B of the Q4_K_M decode pass's kernels;
 //   read   — a plain 512-bit read of the same bytes, fixed blocks (the GEMV's speed of light).
 // Prints medians of the per-step times, GB/s (weight bytes / step time) and the ratios.
-// The output of `static` and `spool` is compared bit for bit after the first step.
+// The output of `static`, `before` and `spool` is compared bit for bit after the first step.
 //
 //   bench_decode_gemv [--type bf16|q4_k_m] [--layers 6] [--head 1] [--steps 30] [--threads 2]
 //
@@ -20,6 +23,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -33,6 +37,7 @@
 #include "base/thread_pool.h"
 #include "tensor/matmul.h"
 #include "tensor/vec_dot.h"
+#include "kquant_before.h"
 
 namespace spool {
 namespace {
@@ -96,6 +101,35 @@ void StaticGemv(ThreadPool& pool, AlignedBuffer& act, const Matrix& m, const flo
       /*grain=*/16);
 }
 
+// main's m = 1 quantised GEMV at ade2bff: guided claims (as ParallelRowsGuided: each claim
+// 1/(2·threads) of the rows left, at least 16 KiB), DotRow per row, the old K-quant kernels.
+void BeforeGemv(ThreadPool& pool, AlignedBuffer& act, const Matrix& m, const float* x, float* y) {
+  const ActFormat fmt = ActFormatFor(m.t);
+  const size_t act_bytes = ActRowBytes(fmt, m.n_in);
+  if (act.size() < act_bytes) act.Reset(act_bytes, 64);
+  PrepareActivationRow(fmt, x, act.data(), m.n_in);
+  const size_t row_bytes = m.bytes / static_cast<size_t>(m.n_out), n = static_cast<size_t>(m.n_out);
+  const size_t threads = static_cast<size_t>(pool.num_threads());
+  const size_t min_rows = std::max<size_t>(1, (size_t{16} << 10) / row_bytes);
+  auto rows = [&](size_t b, size_t e) {
+    for (size_t r = b; r < e; ++r) y[r] = bench_before::DotBefore(m.t, m.w.data() + r * row_bytes, act.data(), m.n_in);
+  };
+  if (threads <= 1 || n < 2 * min_rows) return rows(0, n);
+  std::atomic<size_t> next{0};
+  pool.ParallelFor(threads, [&](size_t, size_t, int) {
+    size_t cur = next.load(std::memory_order_relaxed);
+    for (;;) {
+      size_t take;
+      do {
+        if (cur >= n) return;
+        take = std::min(n - cur, std::max(min_rows, (n - cur) / (2 * threads)));
+      } while (!next.compare_exchange_weak(cur, cur + take, std::memory_order_relaxed));
+      rows(cur, cur + take);
+      cur = next.load(std::memory_order_relaxed);
+    }
+  });
+}
+
 double Median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v[v.size() / 2];
@@ -133,14 +167,14 @@ int Main(int argc, char** argv) {
   if (head) ms.push_back(MakeMatrix(kq ? DType::kQ6_K : DType::kBF16, V, D, rng));
   size_t total = 0;
   for (const Matrix& m : ms) total += m.bytes;
-  std::vector<float> x(FF), y_static(V), y_spool(V);
+  std::vector<float> x(FF), y_static(V), y_spool(V), y_before(V);
   std::normal_distribution<float> nd;
   for (float& v : x) v = nd(rng);
   ThreadPool pool(threads);
   MatMulContext ctx;
   AlignedBuffer act;
   std::vector<float> sums(threads);
-  std::vector<double> t_static, t_spool, t_read;
+  std::vector<double> t_static, t_spool, t_read, t_before;
   bool same = true;
   for (int s = 0; s <= steps; ++s) {  // step 0 warms up (page faults) and checks the bits
     auto t0 = Clock::now();
@@ -151,6 +185,10 @@ int Main(int argc, char** argv) {
       if (s == 0) {
         StaticGemv(pool, act, m, x.data(), y_static.data());
         same = same && std::memcmp(y_static.data(), y_spool.data(), m.n_out * sizeof(float)) == 0;
+        if (kq) {
+          BeforeGemv(pool, act, m, x.data(), y_before.data());
+          same = same && std::memcmp(y_before.data(), y_spool.data(), m.n_out * sizeof(float)) == 0;
+        }
       }
     }
     auto t2 = Clock::now();
@@ -161,18 +199,24 @@ int Main(int argc, char** argv) {
           /*grain=*/16);
     }
     auto t3 = Clock::now();
+    if (kq)
+      for (const Matrix& m : ms) BeforeGemv(pool, act, m, x.data(), y_before.data());
+    auto t4 = Clock::now();
     if (s == 0) continue;
+    if (kq) t_before.push_back(std::chrono::duration<double>(t4 - t3).count());
     t_static.push_back(std::chrono::duration<double>(t1 - t0).count());
     t_spool.push_back(std::chrono::duration<double>(t2 - t1).count());
     t_read.push_back(std::chrono::duration<double>(t3 - t2).count());
   }
   const double a = Median(t_static), b = Median(t_spool), r = Median(t_read);
+  const double bf = kq ? Median(t_before) : 0.0;
   std::printf("{\"type\": \"%s\", \"layers\": %d, \"head\": %d, \"threads\": %d, \"steps\": %d, \"weight_gb\": %.3f, "
               "\"static_ms\": %.2f, \"spool_ms\": %.2f, \"read_ms\": %.2f, \"static_gb_s\": %.1f, \"spool_gb_s\": %.1f, "
               "\"read_gb_s\": %.1f, \"spool_over_static\": %.3f, \"spool_of_read\": %.3f, \"static_of_read\": %.3f, "
-              "\"bit_identical\": %s, \"check\": %g}\n",
+              "\"before_ms\": %.2f, \"spool_over_before\": %.3f, \"bit_identical\": %s, \"check\": %g}\n",
               type.c_str(), layers, head ? 1 : 0, threads, steps, total / 1e9, a * 1e3, b * 1e3, r * 1e3, total / a / 1e9,
-              total / b / 1e9, total / r / 1e9, a / b, r / b, r / a, same ? "true" : "false", static_cast<double>(sums[0]));
+              total / b / 1e9, total / r / 1e9, a / b, r / b, r / a, bf * 1e3, kq ? bf / b : 0.0, same ? "true" : "false",
+              static_cast<double>(sums[0]));
   return same ? 0 : 1;
 }
 

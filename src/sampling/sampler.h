@@ -80,6 +80,7 @@ class Sampler {
 
  private:
   void ApplyLogitBias(std::vector<float>& logits) const;
+  bool PenaltiesApply() const;  // a penalty is set and there is history to penalise
   void ApplyPenalties(std::vector<float>& logits) const;
 
   SamplingParams params_;

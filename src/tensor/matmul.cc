@@ -246,6 +246,8 @@ void MatMulGemv(MatMulContext& ctx, ThreadPool& pool, const WeightView& w, const
     return;
   }
   ParallelRowsGuided(pool, static_cast<size_t>(w.n_out), row_bytes * static_cast<size_t>(m), [&](size_t begin, size_t end) {
+    if (m == 1)  // DotRow per row, with the kernel's constants set up once per chunk
+      return DotRows(w.dtype, wdata + begin * row_bytes, row_bytes, act, w.n_in, static_cast<int64_t>(end - begin), y + begin);
     for (size_t r = begin; r < end; ++r) {
       const void* wrow = wdata + r * row_bytes;
       for (int64_t i = 0; i < m; ++i)

@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <vector>
 
 #include "base/check.h"
 #include "tensor/quant_blocks.h"
@@ -71,7 +72,7 @@ inline __m256i DotU8S8(__m256i w, __m256i x) { return _mm256_dpbusd_epi32(_mm256
 // quants.c), so these dots are bit-identical to llama.cpp's (tests/models/
 // smollm2_parity_test.cc checks the whole forward pass against its intermediates).
 template <typename BlockFn>
-float BlockLoop(int64_t nb, BlockFn block) {
+[[gnu::always_inline]] inline float BlockLoop(int64_t nb, BlockFn block) {
   __m256 acc = _mm256_setzero_ps();
   for (int64_t i = 0; i < nb; ++i) acc = block(i, acc);
   return simd::ReduceAdd(acc);
@@ -183,6 +184,14 @@ float DotMXFP4SplitImpl(const uint8_t* blocks, const uint8_t* scales, const Bloc
   return sum;
 }
 
+// The row loop of DotRows: `dot` is an inlined kernel, so the compiler hoists its
+// constants out of the loop.
+template <typename Dot>
+inline void RowLoop(const void* w, size_t stride, int64_t rows, float* y, Dot dot) {
+  const uint8_t* p = static_cast<const uint8_t*>(w);
+  for (int64_t r = 0; r < rows; ++r) y[r] = dot(p + static_cast<size_t>(r) * stride);
+}
+
 // ---- K-quants ----------------------------------------------------------------------
 
 // Σ over 32 elements of u·x (u unsigned ≤ 63) times an int16 scale, as 8 int32 lanes.
@@ -274,6 +283,108 @@ float DotQ45_K(const Block* w, const BlockQ8_K* x, int64_t nb) {
   return s - min_terms;
 }
 
+// The scales (bytes 0-7) and mins (bytes 8-15) of a Q4_K/Q5_K block in a register:
+// UnpackScalesMinsK4's four 32-bit words, computed lane by lane. Reads 16 bytes from
+// `scales` (the 12 scale bytes and the first 4 of qs: inside the block).
+inline __m128i ScalesMinsK4(const uint8_t* scales) {
+  const __m128i u = _mm_loadu_si128(reinterpret_cast<const __m128i*>(scales));  // [u0, u1, u2, -]
+  const __m128i a = _mm_shuffle_epi32(u, _MM_SHUFFLE(2, 1, 2, 0));                // [u0, u2, u1, u2]
+  const __m128i b = _mm_shuffle_epi32(u, _MM_SHUFFLE(1, 1, 0, 0));                // [u0, u0, u1, u1]
+  // Lanes 0, 2: u0 & 63…, u1 & 63…; lanes 1, 3: the low (u2) / high (u2 >> 4) nibbles,
+  // bits 4-5 from the top two bits of u0 / u1 ((u >> 6) & 3) << 4 == (u >> 2) & 0x30 per byte).
+  const __m128i lo = _mm_and_si128(_mm_srlv_epi32(a, _mm_setr_epi32(0, 0, 0, 4)),
+                                   _mm_setr_epi32(0x3f3f3f3f, 0x0f0f0f0f, 0x3f3f3f3f, 0x0f0f0f0f));
+  const __m128i hi = _mm_and_si128(_mm_srli_epi32(b, 2), _mm_setr_epi32(0, 0x30303030, 0, 0x30303030));
+  return _mm_or_si128(lo, hi);
+}
+
+// A Q8_K activation block prepared for Q4_K rows (once per activation row, shared by
+// every weight row of a GEMV): qs with its 32-element sub-blocks in the order the
+// weight nibbles come out of one 64-byte load — [0, 2, 1, 3, 4, 6, 5, 7] (a load of
+// qs[64h, 64h+64) gives sub-blocks 4h and 4h+2 in its low nibbles, 4h+1 and 4h+3 in its
+// high ones) — the sub-block sums bsums[2k] + bsums[2k+1] as int16, and d.
+struct alignas(64) Q4KAct {
+  int8_t qs[kQK_K];
+  int16_t sub_sums[8];
+  float d;
+};
+
+void PrepareQ4KAct(const BlockQ8_K* x, int64_t nb, Q4KAct* out) {
+  static constexpr int kOrder[8] = {0, 2, 1, 3, 4, 6, 5, 7};
+  for (int64_t i = 0; i < nb; ++i) {
+    for (int j = 0; j < 8; ++j) std::memcpy(out[i].qs + 32 * j, x[i].qs + 32 * kOrder[j], 32);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out[i].sub_sums),
+                     _mm_hadd_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x[i].bsums)),
+                                    _mm_loadu_si128(reinterpret_cast<const __m128i*>(x[i].bsums + 8))));
+    out[i].d = x[i].d;
+  }
+}
+
+// Q4_K · Q8_K in 512-bit steps: each 64-byte load of nibbles gives two steps (low
+// nibbles: sub-blocks 4h | 4h+2, high: 4h+1 | 4h+3, one per 256-bit half) whose
+// activations are one contiguous 64-byte load of the prepared row; the scales of a step
+// are one in-lane byte shuffle of the broadcast scales (zero-extended to int16), and
+// vpdpwssd applies them and accumulates in one instruction. Lane k of the folded 8-lane
+// sum holds Σ_s sc_s·Σ_{e=4k..4k+3} q·x over the 8 sub-blocks, as the 256-bit loop's
+// (and llama.cpp's AVX2) lane k does: integer sums are exact, so the f32 steps that
+// follow (same operations, same order) give a bit-identical result.
+[[gnu::always_inline]] inline float DotQ4_K(const BlockQ4_K* w, const Q4KAct* x, int64_t nb) {
+  const __m512i m4 = _mm512_set1_epi8(0x0F);
+  // pshufb indices per 128-bit lane: scale a in the low half, b in the high half, as
+  // (byte, zero) pairs.
+  auto scale_index = [](int a, int b) {
+    const __m256i lo = _mm256_set1_epi16(static_cast<int16_t>(0x8000 | a));
+    const __m256i hi = _mm256_set1_epi16(static_cast<int16_t>(0x8000 | b));
+    return _mm512_inserti64x4(_mm512_zextsi256_si512(lo), hi, 1);
+  };
+  const __m512i sidx[4] = {scale_index(0, 2), scale_index(1, 3), scale_index(4, 6), scale_index(5, 7)};
+  // The mins (bytes 8-15) as int16.
+  const __m128i midx = _mm_setr_epi8(8, -1, 9, -1, 10, -1, 11, -1, 12, -1, 13, -1, 14, -1, 15, -1);
+  float min_terms = 0.0f;
+  const float s = BlockLoop(nb, [&](int64_t i, __m256 acc) {
+    const __m128i sm = ScalesMinsK4(w[i].scales);
+    __m128i m4s = _mm_madd_epi16(_mm_shuffle_epi8(sm, midx),
+                                 _mm_load_si128(reinterpret_cast<const __m128i*>(x[i].sub_sums)));  // Σ m·sums, exact
+    m4s = _mm_add_epi32(m4s, _mm_shuffle_epi32(m4s, 0x4E));
+    m4s = _mm_add_epi32(m4s, _mm_shuffle_epi32(m4s, 0xB1));
+    const int msum = _mm_cvtsi128_si32(m4s);
+    const __m512i sc = _mm512_broadcast_i32x4(sm);
+    __m512i isum0 = _mm512_setzero_si512(), isum1 = _mm512_setzero_si512();
+    for (int h = 0; h < 2; ++h) {
+      const __m512i q = _mm512_loadu_si512(w[i].qs + 64 * h);
+      const __m512i lo = _mm512_and_si512(q, m4), hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), m4);
+      const int8_t* xq = x[i].qs + 128 * h;
+      isum0 = _mm512_dpwssd_epi32(isum0, _mm512_maddubs_epi16(lo, _mm512_load_si512(xq)), _mm512_shuffle_epi8(sc, sidx[2 * h]));
+      isum1 = _mm512_dpwssd_epi32(isum1, _mm512_maddubs_epi16(hi, _mm512_load_si512(xq + 64)),
+                                  _mm512_shuffle_epi8(sc, sidx[2 * h + 1]));
+    }
+    const __m512i isum = _mm512_add_epi32(isum0, isum1);
+    const __m256i isum8 = _mm256_add_epi32(_mm512_castsi512_si256(isum), _mm512_extracti64x4_epi64(isum, 1));
+    // [d, dmin] (adjacent f16) in one conversion, both × x.d: the same two f32 products.
+    uint32_t d_dmin;
+    std::memcpy(&d_dmin, &w[i].d, 4);
+    const __m128 dd = _mm_mul_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(d_dmin))), _mm_set1_ps(x[i].d));
+    min_terms += _mm_cvtss_f32(_mm_movehdup_ps(dd)) * static_cast<float>(msum);
+    return _mm256_fmadd_ps(_mm256_broadcastss_ps(dd), _mm256_cvtepi32_ps(isum8), acc);
+  });
+  return s - min_terms;
+}
+
+// Q4_K rows · one Q8_K activation row: the activation prepared once (on the stack up to
+// kMaxStackBlocks blocks, else on the heap), then every row.
+void DotRowsQ4_K(const void* w, size_t stride, const BlockQ8_K* x, int64_t nb, int64_t rows, float* y) {
+  constexpr int64_t kMaxStackBlocks = 64;  // rows up to 16384 elements: 20 KiB
+  Q4KAct stack[kMaxStackBlocks];
+  std::vector<Q4KAct> heap;
+  Q4KAct* prepared = stack;
+  if (nb > kMaxStackBlocks) {
+    heap.resize(static_cast<size_t>(nb));
+    prepared = heap.data();
+  }
+  PrepareQ4KAct(x, nb, prepared);
+  RowLoop(w, stride, rows, y, [&](const uint8_t* row) { return DotQ4_K(reinterpret_cast<const BlockQ4_K*>(row), prepared, nb); });
+}
+
 // Q6_K in 512-bit steps: a step takes two 32-element chunks side by side (chunks 0 and 1
 // of a half: the low nibbles of its 64 ql bytes; chunks 2 and 3: the high nibbles), their
 // activations one contiguous 64-byte load, the 2-bit high parts shifted into place per
@@ -281,7 +392,7 @@ float DotQ45_K(const Block* w, const BlockQ8_K* x, int64_t nb) {
 // per 128-bit lane (vpermw). Lane k of the folded 8-lane sum then holds the same products
 // as the 256-bit loop it replaced (the integer sums are exact, so grouping changes
 // nothing): bit-identical to it, and to llama.cpp's order of the f32 steps.
-float DotQ6_K(const BlockQ6_K* w, const BlockQ8_K* x, int64_t nb) {
+[[gnu::always_inline]] inline float DotQ6_K(const BlockQ6_K* w, const BlockQ8_K* x, int64_t nb) {
   const __m512i m4 = _mm512_set1_epi8(0x0F);
   auto halves8 = [](char lo, char hi) { return _mm512_inserti64x4(_mm512_set1_epi8(lo), _mm256_set1_epi8(hi), 1); };
   auto halves16 = [](int16_t lo, int16_t hi) { return _mm512_inserti64x4(_mm512_set1_epi16(lo), _mm256_set1_epi16(hi), 1); };
@@ -309,10 +420,9 @@ float DotQ6_K(const BlockQ6_K* w, const BlockQ8_K* x, int64_t nb) {
       const __m512i sc = _mm512_castsi128_si512(
           _mm_cvtepi8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(w[i].scales + 8 * half))));
       const int8_t* xq = x[i].qs + 128 * half;
-      isum = _mm512_add_epi32(isum, _mm512_madd_epi16(_mm512_maddubs_epi16(q01, _mm512_loadu_si512(xq)),
-                                                      _mm512_permutexvar_epi16(sidx0, sc)));
-      isum = _mm512_add_epi32(isum, _mm512_madd_epi16(_mm512_maddubs_epi16(q23, _mm512_loadu_si512(xq + 64)),
-                                                      _mm512_permutexvar_epi16(sidx1, sc)));
+      // vpdpwssd: the scale multiply-add and the accumulation in one instruction.
+      isum = _mm512_dpwssd_epi32(isum, _mm512_maddubs_epi16(q01, _mm512_loadu_si512(xq)), _mm512_permutexvar_epi16(sidx0, sc));
+      isum = _mm512_dpwssd_epi32(isum, _mm512_maddubs_epi16(q23, _mm512_loadu_si512(xq + 64)), _mm512_permutexvar_epi16(sidx1, sc));
     }
     __m256i isum8 = _mm256_add_epi32(_mm512_castsi512_si256(isum), _mm512_extracti64x4_epi64(isum, 1));
     const float d = F(w[i].d) * x[i].d;
@@ -374,8 +484,11 @@ float DotRow(DType t, const void* w, const void* a, int64_t n) {
     case DType::kQ5_0: return DotQ5_0(static_cast<const BlockQ5_0*>(w), static_cast<const BlockQ8_0*>(a), nb32);
     case DType::kQ5_1: return DotQ5_1(static_cast<const BlockQ5_1*>(w), static_cast<const BlockQ8_1*>(a), nb32);
     case DType::kQ8_0: return DotQ8_0(static_cast<const BlockQ8_0*>(w), static_cast<const BlockQ8_0*>(a), nb32);
-    case DType::kQ4_K:
-      return DotQ45_K<BlockQ4_K, false>(static_cast<const BlockQ4_K*>(w), static_cast<const BlockQ8_K*>(a), nb256);
+    case DType::kQ4_K: {  // one row: the activation is prepared for this call alone
+      float y;
+      DotRowsQ4_K(w, 0, static_cast<const BlockQ8_K*>(a), nb256, 1, &y);
+      return y;
+    }
     case DType::kQ5_K:
       return DotQ45_K<BlockQ5_K, true>(static_cast<const BlockQ5_K*>(w), static_cast<const BlockQ8_K*>(a), nb256);
     case DType::kQ6_K: return DotQ6_K(static_cast<const BlockQ6_K*>(w), static_cast<const BlockQ8_K*>(a), nb256);
@@ -384,6 +497,19 @@ float DotRow(DType t, const void* w, const void* a, int64_t n) {
   }
   SPOOL_CHECK_MSG(false, "DotRow: not a weight dtype");
   return 0.0f;
+}
+
+void DotRows(DType t, const void* w, size_t w_stride, const void* a, int64_t n, int64_t n_rows, float* y) {
+  const int64_t nb256 = n / kQK_K;
+  switch (t) {
+    case DType::kQ4_K: return DotRowsQ4_K(w, w_stride, static_cast<const BlockQ8_K*>(a), nb256, n_rows, y);
+    case DType::kQ6_K: {
+      const auto* x = static_cast<const BlockQ8_K*>(a);
+      return RowLoop(w, w_stride, n_rows, y, [&](const uint8_t* row) { return DotQ6_K(reinterpret_cast<const BlockQ6_K*>(row), x, nb256); });
+    }
+    default: break;
+  }
+  RowLoop(w, w_stride, n_rows, y, [&](const uint8_t* row) { return DotRow(t, row, a, n); });
 }
 
 float DotMXFP4Split(const uint8_t* blocks, const uint8_t* scales, const void* a, int64_t n) {

@@ -31,8 +31,16 @@ void PrepareActivationRowRef(ActFormat f, const float* x, void* out, int64_t n);
 // Returns Σ_j w[j] * a[j] for a weight row stored as t and an activation row prepared
 // with ActFormatFor(t). n: elements, a multiple of t's block size.
 // w_row: [n elements of t]   act_row: [n elements of ActFormatFor(t)]
+// Q4_K prepares its activation layout per call: for many rows, DotRows is the fast path.
 float DotRow(DType t, const void* w_row, const void* act_row, int64_t n);
 float DotRowRef(DType t, const void* w_row, const void* act_row, int64_t n);
+
+// y[r] = DotRow(t, w + r·w_stride bytes, act_row, n) for r in [0, n_rows), bit for bit,
+// with the kernel's constants set up once for all rows instead of once per call (a
+// decode GEMV's row of 2048 Q4_K elements is only 8 blocks, so per-call setup is a
+// tenth of its instructions).
+// w: [n_rows rows of n elements of t, w_stride bytes apart]   act_row: as DotRow   y: [n_rows]
+void DotRows(DType t, const void* w, size_t w_stride, const void* act_row, int64_t n, int64_t n_rows, float* y);
 
 // MXFP4 in the HF/OpenAI split layout (see WeightView) · a Q8_0 activation row: the
 // same integer block sums and the same f32 order as DotRow(kMXFP4) on the GGUF layout

@@ -14,6 +14,24 @@ TEST(Sampler, GreedyPicksMaxLowestIdOnTies) {
   EXPECT_EQ(s.Sample(logits), 1);
 }
 
+// Greedy takes the arg max of the logits in place (no copy) unless a bias or a penalty
+// has something to change: each case against the general path's answer.
+TEST(Sampler, GreedyArgMaxInPlaceOnlyWhenNothingApplies) {
+  const std::vector<float> logits = {1.0f, 5.0f, 4.5f, 5.0f};
+  SamplingParams p = SamplingParams::Greedy();
+  p.repeat_penalty = 2.0f;
+  Sampler s(p);
+  EXPECT_EQ(s.Sample(logits), 1);  // penalty set, no history yet: plain arg max
+  s.Accept(1);
+  EXPECT_EQ(s.Sample(logits), 3);  // 5 → 2.5 for token 1: the tie's other token wins
+  p.repeat_penalty = 1.0f;
+  p.penalty_last_n = 0;
+  p.frequency_penalty = 1.0f;
+  Sampler off(p);
+  off.Accept(1);
+  EXPECT_EQ(off.Sample(logits), 1);  // penalty window 0: nothing applies
+}
+
 TEST(Sampler, RepeatPenaltyFollowsLlamaCppSemantics) {
   SamplingParams p = SamplingParams::Greedy();
   p.repeat_penalty = 2.0f;

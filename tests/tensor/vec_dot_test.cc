@@ -1,5 +1,9 @@
 // Activation quantisers and row dot products.
 //   Quantisers: AVX-512 version bit-identical to the reference.
+//   DotRows (the m = 1 GEMV's row loop) equals DotRow bit for bit, every type, rows
+//   shorter and longer than its 64-block sub-sum table, padded row strides.
+//   Q4_K/Q6_K at their integer extremes (all-ones nibbles, largest scales/mins, x = ±127):
+//   DotRow equals DotRowRef (the integer sums are exact and must not wrap or saturate).
 //   DotRow vs DotRowRef: |Δ| <= 1e-5 · Σ|w·a| (same integer block sums, f32 order differs).
 //   DotRowRef vs Σ dequant(w)·dequant(act) in double: |Δ| <= 1e-5 · Σ|w·a| + 1e-6.
 //   DotRowRef vs Σ dequant(w)·x (unquantised x): within the activation quantisation
@@ -149,6 +153,78 @@ TEST_P(DotTest, OptimisedMatchesReferenceAndDequantisedDot) {
       // The Q*_1 offset uses f16 s = d·Σq: allow its rounding (2^-11 relative per block).
       EXPECT_NEAR(ref, exact, 1e-5 * mag + 1e-3 * quant_bound + 1e-6) << where;
       EXPECT_NEAR(ref, exact_x, quant_bound * 1.01 + 1e-3 * mag + 1e-6) << where;
+    }
+  }
+}
+
+TEST_P(DotTest, DotRowsEqualsDotRowBitForBit) {
+  const DType t = GetParam();
+  std::mt19937 rng(17 + static_cast<int>(t));
+  const int64_t blk = GetDTypeInfo(t).block_elems;
+  // K-quants: 8 blocks (a decode row), 64 (the sub-sum table's limit), 65 (past it).
+  const std::vector<int64_t> sizes = blk == 256 ? std::vector<int64_t>{2048, 64 * 256, 65 * 256}
+                                                : std::vector<int64_t>{std::max<int64_t>(blk, 32) * 4, 2048};
+  for (int64_t n : sizes) {
+    const int64_t rows = 7;
+    const size_t row_bytes = *DTypeBytes(t, static_cast<uint64_t>(n));
+    for (size_t pad : {size_t{0}, size_t{64}}) {
+      const size_t stride = row_bytes + pad;
+      AlignedBuffer w(stride * rows, 64);
+      for (int64_t r = 0; r < rows; ++r) {
+        auto wb = testing::RandomWeights(rng, t, n);
+        std::memcpy(w.data() + r * stride, wb.data(), wb.size());
+      }
+      auto x = TestActivations(rng, n);
+      const ActFormat f = ActFormatFor(t);
+      AlignedBuffer act(ActRowBytes(f, n) + 1, 64);
+      PrepareActivationRow(f, x.data(), act.data(), n);
+      std::vector<float> y(rows, -1.0f);
+      DotRows(t, w.data(), stride, act.data(), n, rows, y.data());
+      for (int64_t r = 0; r < rows; ++r) {
+        const float want = DotRow(t, w.data() + r * stride, act.data(), n);
+        ASSERT_EQ(0, std::memcmp(&want, &y[r], sizeof(float))) << DTypeName(t) << " n=" << n << " pad=" << pad << " row " << r;
+      }
+    }
+  }
+}
+
+TEST(DotKQuant, IntegerExtremesMatchReference) {
+  // Largest magnitudes of every integer field: nibbles/6-bit values all ones, scales and
+  // mins 63 (Q4_K) or ±127/-128 (Q6_K), activations all +127 or alternating ±127.
+  for (DType t : {DType::kQ4_K, DType::kQ6_K}) {
+    for (int pattern = 0; pattern < 3; ++pattern) {
+      const int64_t n = 2048, nb = n / 256;
+      const size_t bytes = *DTypeBytes(t, static_cast<uint64_t>(n));
+      AlignedBuffer w(bytes, 64);
+      std::memset(w.data(), 0xFF, bytes);
+      const uint16_t d = F32ToF16(0.5f);
+      for (int64_t b = 0; b < nb; ++b) {
+        if (t == DType::kQ4_K) {
+          auto& blk = w.as<BlockQ4_K>()[b];
+          blk.d = blk.dmin = d;
+        } else {
+          auto& blk = w.as<BlockQ6_K>()[b];
+          for (int g = 0; g < 16; ++g) blk.scales[g] = static_cast<int8_t>(pattern == 2 ? -128 : 127);
+          if (pattern == 1) std::memset(blk.ql, 0, sizeof(blk.ql)), std::memset(blk.qh, 0, sizeof(blk.qh));  // q - 32 = -32
+          blk.d = d;
+        }
+      }
+      AlignedBuffer act(ActRowBytes(ActFormat::kQ8_K, n), 64);
+      for (int64_t b = 0; b < nb; ++b) {
+        auto& xb = act.as<BlockQ8_K>()[b];
+        xb.d = 0.25f;
+        for (int j = 0; j < 256; ++j) xb.qs[j] = static_cast<int8_t>(pattern == 0 || j % 2 == 0 ? 127 : -127);
+        for (int g = 0; g < 16; ++g) {
+          int sum = 0;
+          for (int j = 0; j < 16; ++j) sum += xb.qs[16 * g + j];
+          xb.bsums[g] = static_cast<int16_t>(sum);
+        }
+      }
+      const float got = DotRow(t, w.data(), act.data(), n), ref = DotRowRef(t, w.data(), act.data(), n);
+      std::vector<float> rows(1);
+      DotRows(t, w.data(), bytes, act.data(), n, 1, rows.data());
+      EXPECT_NEAR(got, ref, 1e-5 * std::fabs(ref) + 1e-3) << DTypeName(t) << " pattern " << pattern;
+      EXPECT_EQ(got, rows[0]) << DTypeName(t) << " pattern " << pattern;
     }
   }
 }
