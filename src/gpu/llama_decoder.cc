@@ -75,7 +75,7 @@ static Status PlanKvWindow(const VulkanDevice& dev, const models::ModelConfig& c
   auto cold = [&](int64_t hot) -> uint64_t {
     if (hot >= p.kv_pages) return 0;
     const uint64_t group = static_cast<uint64_t>(std::min(hot, p.kv_pages - hot)) * static_cast<uint64_t>(P) * row;
-    return 2 * AlignUp(group, 4) + AttentionStateBytes(o.max_rows, c.n_head, c.head_dim);
+    return 2 * 2 * AlignUp(group, 4) + AttentionStateBytes(o.max_rows, c.n_head, c.head_dim);  // 2 × (K + V)
   };
   auto fixed = [&](int64_t hot) { return n_kv * 2 * L * rows(hot) * row + cold(hot) + other_fixed; };
   int64_t hot = p.kv_pages;
@@ -357,12 +357,13 @@ Result<std::unique_ptr<LlamaDecoder>> LlamaDecoder::Open(VulkanDevice& dev, cons
     const VramPlan& p = d->plan_;
     d->cold_group_pages_ = std::min(p.kv_hot_pages, p.kv_pages - p.kv_hot_pages);
     const uint64_t group = static_cast<uint64_t>(d->cold_group_pages_ * o.page_tokens) * d->KvRowBytes();
-    SPOOL_TRY(alloc(d->cold_k_, AlignUp(group, 4), MemoryKind::kDevice, "cold K pages"));
-    SPOOL_TRY(alloc(d->cold_v_, AlignUp(group, 4), MemoryKind::kDevice, "cold V pages"));
+    d->cold_group_bytes_ = AlignUp(group, 4);
+    for (int b = 0; b < 2; ++b) {
+      SPOOL_TRY(alloc(d->cold_[b], 2 * d->cold_group_bytes_, MemoryKind::kDevice, "cold KV pages"));
+      SPOOL_TRY(alloc(d->cold_stage_[b], 2 * d->cold_group_bytes_, MemoryKind::kHostVisible, "cold KV staging"));
+    }
     SPOOL_TRY(alloc(d->att_state_, AttentionStateBytes(o.max_rows, c.n_head, c.head_dim), MemoryKind::kDevice,
                     "attention state"));
-    d->cold_host_k_.resize(group);
-    d->cold_host_v_.resize(group);
   }
   d->host_rows_.resize(static_cast<size_t>(o.max_rows * c.n_embd));
   return d;

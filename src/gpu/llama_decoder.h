@@ -262,11 +262,16 @@ class LlamaDecoder {
   // Streaming: the ring's two VRAM slots, their host-visible staging buffers, the copy
   // into each slot and the compute submission that last read it.
   Buffer ring_[2], staging_[2];
-  // KV window: cold pages of one layer staged for attention ([kv_cold_group pages,
-  // kv_dim] each), their host copy, and the online softmax's state between dispatches.
-  Buffer cold_k_, cold_v_, att_state_;
+  // KV window: cold pages of one layer staged for attention, double-buffered: group b
+  // is gathered into host-visible cold_stage_[b] (K: [cold_group_pages_ pages, kv_dim],
+  // then V at cold_group_bytes_), copied on the transfer queue into cold_[b] (same
+  // layout) while the previous group's attention computes; cold_copy_[b] / cold_use_[b]:
+  // its last copy and the last submission that read it. And the online softmax's state
+  // between dispatches.
+  Buffer cold_[2], cold_stage_[2], att_state_;
   int64_t cold_group_pages_ = 0;
-  std::vector<uint8_t> cold_host_k_, cold_host_v_;
+  uint64_t cold_group_bytes_ = 0;
+  SubmissionId cold_copy_[2] = {0, 0}, cold_use_[2] = {0, 0};
   SubmissionId slot_copy_[2] = {0, 0}, slot_use_[2] = {0, 0};
   int slot_layer_[2] = {-1, -1};
 };

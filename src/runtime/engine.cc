@@ -221,7 +221,9 @@ Result<EnginePlan> Engine::Plan(const std::string& model, const EngineOptions& o
   EnginePlan out;
   out.ctx = e->ctx_;
   out.plan = e->plan_;
-  if (e->gpu_) SPOOL_ASSIGN_OR_RETURN(out.vram_plan, e->gpu_->TierPlan(e->HostLayers()));
+  if (e->gpu_) {
+    SPOOL_ASSIGN_OR_RETURN(out.vram_plan, e->gpu_->TierPlan(e->HostLayers()));
+  }
   out.weights = std::move(e->weights_);
   return out;
 }
