@@ -34,7 +34,7 @@ TEST(GpuEngineKvWindow, HostCacheInRamAndOnDiskEqualsCpu) {
     SCOPED_TRACE(disk ? "host cache on disk" : "host cache in RAM");
     runtime::EngineOptions o;
     o.threads = 2;
-    o.ctx = 256;
+    o.ctx = 128;  // the trained context
     o.kv_dtype = DType::kF32;
     o.kv_page_tokens = 16;
     o.prefill_chunk = 8;
@@ -51,7 +51,7 @@ TEST(GpuEngineKvWindow, HostCacheInRamAndOnDiskEqualsCpu) {
     const VramPlan& vp = *(*gpu)->vram_plan();
     EXPECT_TRUE(vp.kv_windowed()) << vp.ToString();
     EXPECT_EQ(vp.kv_hot_pages, 2);
-    EXPECT_EQ(vp.kv_pages, 16);
+    EXPECT_EQ(vp.kv_pages, 8);
     EXPECT_EQ((*gpu)->plan().kv_on_disk, disk);
 
     auto prompt = (*cpu)->tokenizer()->Encode("Once upon a time, there was a little girl named Lily", true, false);
