@@ -35,7 +35,7 @@ std::vector<int32_t> Prompt(runtime::Engine& e) {
   return *p;
 }
 
-struct Run {
+struct TierRun {
   std::vector<float> logits;  // every pass's logits, concatenated
   WeightTierStats tiers;
   VramPlan plan;
@@ -45,13 +45,13 @@ struct Run {
 };
 
 // Prefill in chunks of max_rows, then n_decode greedy steps.
-Run RunWith(VulkanDevice& dev, const models::ModelWeights& w, models::WeightProvider& p, const LlamaDecoderOptions& o,
+TierRun RunWith(VulkanDevice& dev, const models::ModelWeights& w, models::WeightProvider& p, const LlamaDecoderOptions& o,
             std::span<const int32_t> prompt, int n_decode) {
   const DeviceStats before = dev.stats();
   auto dec = LlamaDecoder::Open(dev, w, p, o);
   SPOOL_CHECK_MSG(dec.ok(), dec.status().message().c_str());
   const size_t V = static_cast<size_t>(w.config().n_vocab);
-  Run r;
+  TierRun r;
   std::vector<float> logits(V);
   SPOOL_CHECK((*dec)->Prefill(prompt, logits.data()).ok());
   r.logits.insert(r.logits.end(), logits.begin(), logits.end());
@@ -87,7 +87,7 @@ TEST_F(GpuWeightTiers, EveryMixEqualsAllInVramBitForBit) {
   const auto& w = m_.engine->weights();
   const int L = static_cast<int>(w.config().n_layer);  // 5
   const auto prompt = Prompt(*m_.engine);
-  const Run vram = RunWith(*dev, w, *m_.provider, o_, prompt, 6);
+  const TierRun vram = RunWith(*dev, w, *m_.provider, o_, prompt, 6);
   ASSERT_EQ(vram.plan.n_resident, L);
   EXPECT_EQ(vram.tiers.host_copy_bytes + vram.tiers.disk_read_bytes, 0u);
   auto full = LlamaDecoder::Plan(*dev, w, o_);
@@ -112,7 +112,7 @@ TEST_F(GpuWeightTiers, EveryMixEqualsAllInVramBitForBit) {
     LlamaDecoderOptions o = o_;
     o.vram_budget = full->fixed_bytes + 2 * full->largest_layer + static_cast<uint64_t>(mix.vram) * full->largest_layer;
     o.host_layers = mix.host;
-    const Run r = RunWith(*dev, w, *m_.provider, o, prompt, 6);
+    const TierRun r = RunWith(*dev, w, *m_.provider, o, prompt, 6);
     std::printf("%s: %s; read path: %s\n", mix.name, r.plan.ToString().c_str(), r.tiers.read_path.c_str());
     EXPECT_EQ(r.plan.n_resident, mix.vram);
     EXPECT_EQ(r.plan.n_host, mix.want_host);
@@ -155,9 +155,9 @@ TEST_F(GpuWeightTiers, BufferedReadsEqualDirectReads) {
   ASSERT_TRUE(full.ok());
   LlamaDecoderOptions o = o_;
   o.vram_budget = full->fixed_bytes + 2 * full->largest_layer;  // every layer from disk
-  const Run direct = RunWith(*dev, w, *m_.provider, o, prompt, 3);
+  const TierRun direct = RunWith(*dev, w, *m_.provider, o, prompt, 3);
   o.reader.direct = false;
-  const Run buffered = RunWith(*dev, w, *m_.provider, o, prompt, 3);
+  const TierRun buffered = RunWith(*dev, w, *m_.provider, o, prompt, 3);
   EXPECT_TRUE(SameBits(direct.logits, buffered.logits));
   EXPECT_NE(buffered.tiers.read_path.find("buffered"), std::string::npos) << buffered.tiers.read_path;
   std::printf("direct: %s\nbuffered: %s\n", direct.tiers.read_path.c_str(), buffered.tiers.read_path.c_str());
