@@ -6,9 +6,11 @@
 // run/chat/serve/batch, sessions, prefix reuse, sampling) is unchanged. A GpuBackend is
 // a Vulkan device plus the whole-model gpu::LlamaDecoder (dense Llama-family models);
 // each Sequence holds its own gpu::DeviceKv (its KV cache in VRAM) in place of the CPU
-// cache. Host-side weights still come from the engine's WeightProvider (RAM-resident or
-// streamed from disk under --mem-budget); the decoder keeps what --vram-budget allows in
-// VRAM and streams the other layers through its VRAM ring.
+// cache. Weights live in three tiers (gpu/weight_tiers.h): the decoder keeps what
+// --vram-budget allows in VRAM, the engine's host plan puts what --mem-budget allows of
+// the rest in host-visible RAM (Prepare → host plan → Load), and the other layers are
+// read from the model's files each pass; all go through the decoder's VRAM ring. The
+// engine's WeightProvider supplies only embedding rows.
 //
 // Not a parts-level Device boundary (docs/parts/gpu.md "The backend boundary"): the GPU
 // decoder is a second decoder loop, so architectures it does not run are refused.
