@@ -254,6 +254,31 @@ int RunRun(int argc, char** argv) {
     st["gpu"]["streamed_layers"] = vp.n_streamed;
     st["gpu"]["kv_hot_pages"] = vp.kv_hot_pages;
     st["gpu"]["kv_pages"] = vp.kv_pages;
+    // The three weight tiers: the plan's layers and per-pass bytes, and what moved.
+    const gpu::WeightTierStats& ts = *engine.tier_stats();
+    auto gbps = [](double bytes, double s) { return s > 0 ? bytes / s / 1e9 : 0.0; };
+    st["gpu"]["tiers"] = {
+        {"vram_layers", vp.n_resident},
+        {"host_layers", vp.n_host},
+        {"disk_layers", vp.n_disk},
+        {"host_bytes", vp.host_bytes},
+        {"staging_bytes", vp.staging_bytes},
+        {"plan_host_copy_bytes_per_pass", vp.host_copy_bytes_per_pass},
+        {"plan_disk_bytes_per_pass", vp.disk_bytes_per_pass},
+        {"passes", ts.passes},
+        {"load_bytes", ts.load_bytes},
+        {"load_seconds", ts.load_seconds},
+        {"host_copy_bytes", ts.host_copy_bytes},
+        {"host_copy_gbps", gbps(static_cast<double>(ds->tag_copy_bytes[1]), ds->tag_copy_seconds[1])},
+        {"disk_read_bytes", ts.disk_read_bytes},
+        {"disk_device_bytes", ts.disk_device_bytes},
+        {"disk_bounced_bytes", ts.disk_bounced_bytes},
+        {"disk_read_seconds", ts.disk_read_seconds},
+        {"disk_read_gbps", gbps(static_cast<double>(ts.disk_device_bytes), ts.disk_read_seconds)},
+        {"disk_copy_bytes", ts.disk_copy_bytes},
+        {"disk_copy_gbps", gbps(static_cast<double>(ds->tag_copy_bytes[2]), ds->tag_copy_seconds[2])},
+        {"read_path", ts.read_path},
+    };
   }
   // Speculative decoding: drafts verified and accepted, passes over the weights while
   // decoding (every pass emits one token plus the drafts it accepted).
@@ -318,6 +343,16 @@ int RunRun(int argc, char** argv) {
                    engine.device_name().c_str(), ds->device_seconds, static_cast<unsigned long long>(ds->dispatches),
                    FormatBytes(ds->copy_bytes).c_str(), copy_gbps, FormatBytes(ds->upload_bytes).c_str(), up_gbps,
                    FormatBytes(ds->download_bytes).c_str(), engine.vram_plan()->ToString().c_str());
+      const gpu::WeightTierStats& ts = *engine.tier_stats();
+      std::fprintf(stderr,
+                   "weight tiers over %llu passes: host RAM -> VRAM %s (%.2f GB/s); disk -> staging %s "
+                   "(%.2f GB/s, %s) -> VRAM %s (%.2f GB/s)\n",
+                   static_cast<unsigned long long>(ts.passes), FormatBytes(ts.host_copy_bytes).c_str(),
+                   ds->tag_copy_seconds[1] > 0 ? ds->tag_copy_bytes[1] / ds->tag_copy_seconds[1] / 1e9 : 0.0,
+                   FormatBytes(ts.disk_device_bytes).c_str(),
+                   ts.disk_read_seconds > 0 ? ts.disk_device_bytes / ts.disk_read_seconds / 1e9 : 0.0,
+                   ts.read_path.c_str(), FormatBytes(ts.disk_copy_bytes).c_str(),
+                   ds->tag_copy_seconds[2] > 0 ? ds->tag_copy_bytes[2] / ds->tag_copy_seconds[2] / 1e9 : 0.0);
     }
     if (*drafter)
       std::fprintf(stderr,

@@ -94,6 +94,18 @@ int RunShow(int argc, char** argv) {
         j["vram"]["kv_pages"] = vp->kv_pages;          // one sequence's context, in KV pages
         j["vram"]["kv_hot_pages"] = vp->kv_hot_pages;  // of them in VRAM (older ones in host memory)
         j["vram"]["kv_cold_bytes"] = vp->kv_cold_bytes;
+        // The three weight tiers (layers; host bytes; per forward pass).
+        j["vram"]["largest_layer"] = vp->largest_layer;
+        j["vram"]["vram_layers"] = vp->n_resident;
+        j["vram"]["host_layers"] = vp->n_host;
+        j["vram"]["disk_layers"] = vp->n_disk;
+        j["vram"]["host_bytes"] = vp->host_bytes;
+        j["vram"]["staging_bytes"] = vp->staging_bytes;
+        j["vram"]["host_copy_bytes_per_pass"] = vp->host_copy_bytes_per_pass;
+        j["vram"]["disk_bytes_per_pass"] = vp->disk_bytes_per_pass;
+        nlohmann::ordered_json tiers = nlohmann::ordered_json::array();
+        for (gpu::WeightTier t : vp->tiers) tiers.push_back(gpu::WeightTierName(t));
+        j["vram"]["layer_tiers"] = tiers;
       }
       std::printf("%s\n", j.dump().c_str());
       return 0;

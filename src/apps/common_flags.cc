@@ -46,6 +46,12 @@ EngineFlags AddEngineFlags(ArgParser& p) {
   f.vram_budget = &p.String("--vram-budget", "0",
                             "with --device vulkan: device memory for weights, KV caches and activations (e.g. 6G); "
                             "layers that do not fit are copied into VRAM at every step. 0: the whole model in VRAM");
+  f.vram_kv_window = &p.Int("--vram-kv-window", 0,
+                            "with --device vulkan: tokens of each sequence's KV cache kept in VRAM (whole pages, at "
+                            "least what one prefill chunk touches); older pages live in the host cache (RAM, or "
+                            "--kv-dir beyond --kv-window). 0: the whole context unless --vram-budget needs the room");
+  f.kv_page_tokens = &p.Int("--kv-page-tokens", 256, "KV cache page size in tokens (the unit of --kv-window, the GPU's "
+                                                     "KV window and the attention's fold order)");
   f.lookup = &p.Flag("--lookup", "speculative decoding with prompt-lookup drafts (n-grams of the prompt and output); "
                                  "the output is unchanged, more tokens per pass over the weights");
   f.draft = &p.String("--draft", "", "speculative decoding with a draft MODEL (same vocabulary, kept resident, "
@@ -116,6 +122,13 @@ Result<runtime::EngineOptions> EngineFlags::ToOptions(const Workload& workload) 
   if (*kv_type == "bf16") o.kv_dtype = DType::kBF16;
   else if (*kv_type == "f32") o.kv_dtype = DType::kF32;
   else return InvalidArgument("--kv-type must be bf16 or f32, got '" + *kv_type + "'");
+  if (*vram_kv_window < 0) return InvalidArgument("--vram-kv-window must be >= 0, got " + std::to_string(*vram_kv_window));
+  if (*vram_kv_window > 0 && o.device.kind == gpu::DeviceSpec::Kind::kCpu)
+    return InvalidArgument("--vram-kv-window needs --device vulkan[:N] or auto (the forward pass runs on the CPU)");
+  o.vram_kv_window = *vram_kv_window;
+  if (*kv_page_tokens < 1 || *kv_page_tokens > 1024)
+    return InvalidArgument("--kv-page-tokens must be in [1, 1024], got " + std::to_string(*kv_page_tokens));
+  o.kv_page_tokens = *kv_page_tokens;
   if (*kv_window < 0) return InvalidArgument("--kv-window must be >= 0, got " + std::to_string(*kv_window));
   o.kv_window = *kv_window;
   o.kv_dir = *kv_dir;

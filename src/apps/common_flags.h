@@ -40,6 +40,8 @@ struct EngineFlags {
   std::string* disk_bw;     // --disk-bw SIZE per second ("": measure when a plan is shown)
   std::string* device;      // --device cpu | vulkan[:N] | auto (gpu/device_spec.h)
   std::string* vram_budget; // --vram-budget SIZE ("0": everything in VRAM)
+  int64_t* vram_kv_window;  // --vram-kv-window TOKENS (0: the VRAM plan decides)
+  int64_t* kv_page_tokens;  // --kv-page-tokens N
   // Speculative decoding (runtime/speculative.h; docs/parts/speculative.md).
   bool* lookup;             // --lookup: prompt-lookup drafts
   std::string* draft;       // --draft MODEL: a draft model ("": none)

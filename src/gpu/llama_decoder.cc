@@ -5,6 +5,7 @@
 #include <string>
 #include <tuple>
 
+#include "base/timer.h"
 #include "tensor/rope.h"
 
 namespace spool::gpu {
@@ -74,7 +75,7 @@ static Status PlanKvWindow(const VulkanDevice& dev, const models::ModelConfig& c
   auto cold = [&](int64_t hot) -> uint64_t {
     if (hot >= p.kv_pages) return 0;
     const uint64_t group = static_cast<uint64_t>(std::min(hot, p.kv_pages - hot)) * static_cast<uint64_t>(P) * row;
-    return 2 * AlignUp(group, 4) + AttentionStateBytes(o.max_rows, c.n_head, c.head_dim);
+    return 2 * 2 * AlignUp(group, 4) + AttentionStateBytes(o.max_rows, c.n_head, c.head_dim);  // 2 × (K + V)
   };
   auto fixed = [&](int64_t hot) { return n_kv * 2 * L * rows(hot) * row + cold(hot) + other_fixed; };
   int64_t hot = p.kv_pages;
@@ -113,7 +114,11 @@ std::string VramPlan::ToString() const {
                   " (KV cache " + mib(kv_bytes) + ", output head " + mib(head_bytes) + "); layers " +
                   mib(layer_bytes) + ", largest " + mib(largest_layer) + "; " + std::to_string(n_resident) +
                   " resident, " + std::to_string(n_streamed) + " streamed";
-  if (n_streamed > 0) s += " through a ring of 2 × " + mib(largest_layer);
+  if (n_streamed > 0)
+    s += " through a ring of 2 × " + mib(largest_layer) + " (weight tiers: VRAM " + std::to_string(n_resident) +
+         " layers " + mib(resident_layer_bytes) + ", host RAM " + std::to_string(n_host) + " layers " +
+         mib(host_bytes) + ", disk " + std::to_string(n_disk) + " layers, " + mib(disk_bytes_per_pass) +
+         " read per pass through staging " + mib(staging_bytes) + ")";
   if (kv_windowed())
     s += "; KV window: " + std::to_string(kv_hot_pages) + " of " + std::to_string(kv_pages) +
          " pages per sequence in VRAM, older pages in host memory (cold-page buffers " + mib(kv_cold_bytes) + ")";
@@ -150,9 +155,13 @@ Result<VramPlan> LlamaDecoder::Plan(const VulkanDevice& dev, const models::Model
   const uint64_t other_fixed = p.head_bytes + act + scratch + norms + rope;
   SPOOL_TRY(PlanKvWindow(dev, c, o, other_fixed, p));
   p.fixed_bytes = p.kv_bytes + p.kv_cold_bytes + other_fixed;
+  if (!o.host_layers.empty() && static_cast<int64_t>(o.host_layers.size()) != c.n_layer)
+    return InvalidArgument("GPU decoder: host_layers has " + std::to_string(o.host_layers.size()) +
+                           " entries, the model " + std::to_string(c.n_layer) + " layers");
   if (o.vram_budget == 0 || p.fixed_bytes + p.layer_bytes <= o.vram_budget) {
     p.n_resident = static_cast<int>(c.n_layer);
     p.resident_layer_bytes = p.layer_bytes;
+    p.tiers.assign(static_cast<size_t>(c.n_layer), WeightTier::kVram);
     return p;
   }
   p.ring_bytes = 2 * p.largest_layer;
@@ -179,6 +188,29 @@ Result<VramPlan> LlamaDecoder::Plan(const VulkanDevice& dev, const models::Model
     ++p.n_resident;
   }
   p.n_streamed = static_cast<int>(c.n_layer) - p.n_resident;
+  // The streamed layers' tiers: host memory where host_layers says so, else the disk.
+  p.tiers.assign(static_cast<size_t>(c.n_layer), WeightTier::kVram);
+  uint64_t largest_disk = 0;
+  for (int64_t l = p.n_resident; l < c.n_layer; ++l) {
+    const auto mats = LayerMats(weights.layer(l));
+    const uint64_t payload = WeightFileReader::PayloadBytes(mats);
+    const uint64_t group = weights.group(static_cast<int>(l)).bytes;
+    if (!o.host_layers.empty() && o.host_layers[static_cast<size_t>(l)]) {
+      p.tiers[static_cast<size_t>(l)] = WeightTier::kHost;
+      ++p.n_host;
+      p.host_bytes += group;
+      p.host_copy_bytes_per_pass += payload;
+    } else {
+      p.tiers[static_cast<size_t>(l)] = WeightTier::kDisk;
+      ++p.n_disk;
+      largest_disk = std::max(largest_disk, group);
+      p.disk_bytes_per_pass += payload;
+      for (const models::MatrixRef* m : mats)
+        p.disk_read_bytes_upper += AlignUp(m->info->offset + m->info->nbytes, models::kGroupPage) -
+                                   m->info->offset / models::kGroupPage * models::kGroupPage;
+    }
+  }
+  p.staging_bytes = 2 * largest_disk;
   return p;
 }
 
@@ -212,12 +244,16 @@ Result<std::unique_ptr<LlamaDecoder>> LlamaDecoder::Open(VulkanDevice& dev, cons
   const uint64_t align = std::max<uint64_t>(4, dev.info().min_offset_align);
   d->layers_.resize(static_cast<size_t>(c.n_layer));
   d->layer_buffers_.reserve(static_cast<size_t>(c.n_layer));  // Layer::mats point into it
-  provider.BeginStep();
+  SPOOL_ASSIGN_OR_RETURN(d->files_, WeightFileReader::Open(weights, o.reader));
+  d->tier_stats_.read_path = d->files_->read_path();
+  Stopwatch load_clock;
+  AlignedBuffer group_buf;  // a VRAM-tier layer (or the head) on its way to the device
   std::vector<uint8_t> packed;
   for (int64_t l = 0; l < c.n_layer; ++l) {
     const models::LayerWeights& L = weights.layer(l);
     Layer& G = d->layers_[static_cast<size_t>(l)];
     const auto mats = LayerMats(L);
+    const uint64_t group_bytes = weights.group(static_cast<int>(l)).bytes;
     uint64_t off = 0;
     for (int i = 0; i < kMats; ++i) {
       const models::MatrixRef& m = *mats[static_cast<size_t>(i)];
@@ -226,17 +262,16 @@ Result<std::unique_ptr<LlamaDecoder>> LlamaDecoder::Open(VulkanDevice& dev, cons
                            std::string(DTypeName(m.dtype)) + " (supported: " + std::string(MatVecTypeNames()) + ")");
       G.mats[static_cast<size_t>(i)] = WeightBuffer{nullptr, off, m.dtype, m.n_out, m.n_in};
       G.host_offset[static_cast<size_t>(i)] = m.group_offset;
+      G.regions.push_back(CopyRegion{m.group_offset, off, m.info->nbytes});
       off += AlignUp(m.info->nbytes, align);
     }
     G.bytes = off;
-    if (l < d->plan_.n_resident) {  // resident: packed into one buffer, uploaded once
-      auto group = provider.Acquire(static_cast<int>(l));
-      if (!group.ok()) return group.status();
+    G.tier = d->plan_.tiers[static_cast<size_t>(l)];
+    if (G.tier == WeightTier::kVram) {  // resident: packed into one buffer, uploaded once
+      if (group_buf.size() < group_bytes) group_buf.Reset(group_bytes);
+      SPOOL_TRY(d->ReadLayer(l, group_buf.data(), group_bytes, "loading"));
       packed.assign(G.bytes, 0);
-      for (int i = 0; i < kMats; ++i)
-        std::memcpy(packed.data() + G.mats[static_cast<size_t>(i)].offset, group.value() + G.host_offset[static_cast<size_t>(i)],
-                    mats[static_cast<size_t>(i)]->info->nbytes);
-      provider.Release(static_cast<int>(l));
+      for (const CopyRegion& r : G.regions) std::memcpy(packed.data() + r.dst_offset, group_buf.data() + r.src_offset, r.bytes);
       auto b = dev.Allocate(G.bytes, MemoryKind::kDevice, "layer weights");
       if (!b.ok()) return b.status().WithContext("GPU decoder: layer " + std::to_string(l));
       if (Status s = dev.Upload(b.value(), 0, packed.data(), G.bytes); !s.ok()) return s;
@@ -244,6 +279,11 @@ Result<std::unique_ptr<LlamaDecoder>> LlamaDecoder::Open(VulkanDevice& dev, cons
       d->layer_buffers_.push_back(std::move(b.value()));
       G.buffer = static_cast<int>(d->layer_buffers_.size() - 1);
       for (auto& wb : G.mats) wb.buffer = &d->layer_buffers_.back();
+    } else if (G.tier == WeightTier::kHost) {  // host tier: read once into host-visible memory
+      auto b = dev.Allocate(group_bytes, MemoryKind::kHostVisible, "host-tier layer weights");
+      if (!b.ok()) return b.status().WithContext("GPU decoder: layer " + std::to_string(l));
+      G.host = std::move(b.value());
+      SPOOL_TRY(d->ReadLayer(l, static_cast<uint8_t*>(G.host.data()), group_bytes, "loading"));
     }
     auto an = d->UploadF32(L.attn_norm, "attn_norm");
     if (!an.ok()) return an.status();
@@ -273,12 +313,14 @@ Result<std::unique_ptr<LlamaDecoder>> LlamaDecoder::Open(VulkanDevice& dev, cons
     if (!MatVecSupports(m.dtype))
       return Unsupported("GPU decoder: output is " + std::string(DTypeName(m.dtype)) +
                          " (supported: " + std::string(MatVecTypeNames()) + ")");
-    auto head = provider.Acquire(weights.head_group());
-    if (!head.ok()) return head.status();
+    const models::MatrixRef* head[1] = {&m};
+    const uint64_t head_bytes = weights.group(weights.head_group()).bytes;
+    if (group_buf.size() < head_bytes) group_buf.Reset(head_bytes);
+    SPOOL_TRY(d->files_->Read(head, group_buf.data(), head_bytes, "GPU decoder: loading the output head"));
+    d->tier_stats_.load_bytes += m.info->nbytes;
     auto b = dev.Allocate(m.info->nbytes, MemoryKind::kDevice, "output");
-    Status s = b.ok() ? dev.Upload(b.value(), 0, head.value() + m.group_offset, m.info->nbytes) : b.status();
-    provider.Release(weights.head_group());
-    if (!s.ok()) return s;
+    if (!b.ok()) return b.status();
+    SPOOL_TRY(dev.Upload(b.value(), 0, group_buf.data() + m.group_offset, m.info->nbytes));
     d->device_bytes_ += b.value().bytes();
     d->output_buffer_ = std::move(b.value());
     d->output_ = WeightBuffer{&d->output_buffer_, 0, m.dtype, m.n_out, m.n_in};
@@ -287,6 +329,7 @@ Result<std::unique_ptr<LlamaDecoder>> LlamaDecoder::Open(VulkanDevice& dev, cons
   if (!on.ok()) return on.status();
   d->output_norm_ = std::move(on.value());
   d->rope_tables_.resize(d->inv_freqs_.size());
+  d->tier_stats_.load_seconds = load_clock.Seconds();
 
   auto alloc = [&](Buffer& b, uint64_t bytes, MemoryKind kind, const char* what) -> Status {
     auto r = dev.Allocate(bytes, kind, what);
@@ -306,40 +349,61 @@ Result<std::unique_ptr<LlamaDecoder>> LlamaDecoder::Open(VulkanDevice& dev, cons
   if (d->plan_.n_streamed > 0) {
     for (int s = 0; s < 2; ++s) {
       SPOOL_TRY(alloc(d->ring_[s], d->plan_.largest_layer, MemoryKind::kDevice, "weight ring slot"));
-      SPOOL_TRY(alloc(d->staging_[s], d->plan_.largest_layer, MemoryKind::kHostVisible, "weight staging buffer"));
+      if (d->plan_.n_disk > 0)
+        SPOOL_TRY(alloc(d->staging_[s], d->plan_.staging_bytes / 2, MemoryKind::kHostVisible, "weight staging buffer"));
     }
   }
   if (d->plan_.kv_windowed()) {
     const VramPlan& p = d->plan_;
     d->cold_group_pages_ = std::min(p.kv_hot_pages, p.kv_pages - p.kv_hot_pages);
     const uint64_t group = static_cast<uint64_t>(d->cold_group_pages_ * o.page_tokens) * d->KvRowBytes();
-    SPOOL_TRY(alloc(d->cold_k_, AlignUp(group, 4), MemoryKind::kDevice, "cold K pages"));
-    SPOOL_TRY(alloc(d->cold_v_, AlignUp(group, 4), MemoryKind::kDevice, "cold V pages"));
+    d->cold_group_bytes_ = AlignUp(group, 4);
+    for (int b = 0; b < 2; ++b) {
+      SPOOL_TRY(alloc(d->cold_[b], 2 * d->cold_group_bytes_, MemoryKind::kDevice, "cold KV pages"));
+      SPOOL_TRY(alloc(d->cold_stage_[b], 2 * d->cold_group_bytes_, MemoryKind::kHostVisible, "cold KV staging"));
+    }
     SPOOL_TRY(alloc(d->att_state_, AttentionStateBytes(o.max_rows, c.n_head, c.head_dim), MemoryKind::kDevice,
                     "attention state"));
-    d->cold_host_k_.resize(group);
-    d->cold_host_v_.resize(group);
   }
   d->host_rows_.resize(static_cast<size_t>(o.max_rows * c.n_embd));
   return d;
 }
 
+Status LlamaDecoder::ReadLayer(int64_t l, uint8_t* base, uint64_t bytes, const char* why) {
+  const auto mats = LayerMats(w_.layer(l));
+  SPOOL_TRY(files_->Read(mats, base, bytes, std::string("GPU decoder: ") + why + " layer " + std::to_string(l)));
+  if (std::string_view(why) == "loading") tier_stats_.load_bytes += WeightFileReader::PayloadBytes(mats);
+  return Status::Ok();
+}
+
 Status LlamaDecoder::Stage(int layer, int slot) {
   const Layer& G = layers_[static_cast<size_t>(layer)];
-  // The ring slot and its staging buffer are free once the compute that last read the
-  // slot has finished (that compute waited for the copy out of the staging buffer).
-  SPOOL_TRY(dev_.WaitSubmission(slot_use_[slot]));
+  // The staging buffer is free once the copy out of it has finished; the ring slot once
+  // the compute that last read it has (that compute waited for the slot's copy).
   SPOOL_TRY(dev_.WaitCopy(slot_copy_[slot]));
-  auto group = provider_.Acquire(layer);
-  if (!group.ok()) return group.status().WithContext("GPU decoder: streaming layer " + std::to_string(layer));
-  const auto mats = LayerMats(w_.layer(layer));
-  uint8_t* dst = static_cast<uint8_t*>(staging_[slot].data());
-  for (int i = 0; i < kMats; ++i)
-    std::memcpy(dst + G.mats[static_cast<size_t>(i)].offset, group.value() + G.host_offset[static_cast<size_t>(i)],
-                mats[static_cast<size_t>(i)]->info->nbytes);
-  provider_.Release(layer);
-  auto id = dev_.CopyAsync(staging_[slot], 0, ring_[slot], 0, G.bytes);
+  const Buffer* src = &G.host;
+  int tag = 1;
+  if (G.tier == WeightTier::kDisk) {
+    // Read while the device computes the layers flushed before this call.
+    const storage::ReaderStats before = files_->reader().stats();
+    Stopwatch sw;
+    SPOOL_TRY(ReadLayer(layer, static_cast<uint8_t*>(staging_[slot].data()), staging_[slot].bytes(), "streaming"));
+    tier_stats_.disk_read_seconds += sw.Seconds();
+    tier_stats_.disk_read_bytes += WeightFileReader::PayloadBytes(LayerMats(w_.layer(layer)));
+    const storage::ReaderStats after = files_->reader().stats();
+    tier_stats_.disk_device_bytes += after.device_bytes - before.device_bytes;
+    tier_stats_.disk_bounced_bytes += after.bounced_bytes - before.bounced_bytes;
+    tier_stats_.read_path = files_->read_path();
+    src = &staging_[slot];
+    tag = 2;
+  }
+  SPOOL_CHECK(G.tier != WeightTier::kVram);
+  SPOOL_TRY(dev_.WaitSubmission(slot_use_[slot]));
+  auto id = dev_.CopyAsync(*src, ring_[slot], G.regions, tag);
   if (!id.ok()) return id.status();
+  uint64_t bytes = 0;
+  for (const CopyRegion& r : G.regions) bytes += r.bytes;
+  (G.tier == WeightTier::kDisk ? tier_stats_.disk_copy_bytes : tier_stats_.host_copy_bytes) += bytes;
   slot_copy_[slot] = id.value();
   slot_layer_[slot] = layer;
   return Status::Ok();
@@ -350,7 +414,7 @@ Status LlamaDecoder::Forward(DeviceKv& kv, const int32_t* ids, int64_t n, float*
   const int64_t D = c.n_embd, pos0 = kv.n_tokens;
   SPOOL_TRY(PrepareKvWindow(kv, n));
   // Embedding rows on the host (the provider's table), then to the device.
-  provider_.BeginStep();  // a disk-streaming provider starts reading the streamed layers
+  provider_.BeginStep();  // the provider supplies only embedding rows; its step begins
   SPOOL_TRY(provider_.EmbeddingRows(ids, n, host_rows_.data()));
   SPOOL_TRY(dev_.Upload(x_, 0, host_rows_.data(), static_cast<uint64_t>(n * D) * 4));
   std::vector<int64_t> positions(static_cast<size_t>(n));
@@ -421,6 +485,7 @@ Status LlamaDecoder::Forward(DeviceKv& kv, const int32_t* ids, int64_t n, float*
     }
   }
   kv.n_tokens += n;
+  ++tier_stats_.passes;
   return Status::Ok();
 }
 

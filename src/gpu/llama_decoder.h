@@ -5,15 +5,19 @@
 // chunks of up to max_rows tokens through the tiled GEMM.
 //
 // Weights: with no VRAM budget every layer is resident in device memory. With a budget
-// smaller than the model (`vram_budget`, what `--vram-budget` will set), the plan
-// (VramPlan) keeps the fixed buffers (KV cache, activations, output head, norms) and a
+// smaller than the model (`vram_budget`, what `--vram-budget` sets), the plan (VramPlan)
+// keeps the fixed buffers (KV cache, activations, output head, norms) and a
 // double-buffered ring of two layer slots, then makes the first layers resident while
-// they fit; every other layer is streamed at each step: read through the
-// WeightProvider into one of two host-visible staging buffers, copied on the transfer
-// queue (VulkanDevice::CopyAsync) into its ring slot while the device computes the
-// previous layer (compute is flushed per streamed layer, so the copy of layer l+1
-// overlaps the compute of layer l). Streamed and resident runs use the same kernels on
-// the same bytes: logits bit-identical (tests/gpu/llama_decoder_test.cc).
+// they fit; every other layer is streamed at each step from one of two tiers
+// (gpu/weight_tiers.h): held in host-visible memory (host_layers: the engine's RAM
+// tier) or read from the model's files into one of two host-visible staging buffers
+// (O_DIRECT); either way copied on the transfer queue (VulkanDevice::CopyAsync) into its
+// ring slot while the device computes the previous layer (compute is flushed per
+// streamed layer, so the read and copy of layer l+1 overlap the compute of layer l).
+// Every weight matrix is read from the model's files by the decoder itself (the
+// WeightProvider supplies only embedding rows), so no tier is also held elsewhere.
+// Streamed and resident runs use the same kernels on the same bytes: logits
+// bit-identical (tests/gpu/llama_decoder_test.cc, tests/gpu/weight_tiers_test.cc).
 //
 // KV beyond VRAM: when a sequence's whole KV cache does not fit (the VRAM budget, or
 // one K or V buffer beyond maxStorageBufferRange), VRAM holds a hot window of the most
@@ -53,6 +57,7 @@
 #include "gpu/kernels.h"
 #include "gpu/layer_parts.h"
 #include "gpu/vulkan_device.h"
+#include "gpu/weight_tiers.h"
 #include "kv/kv_cache.h"
 #include "models/weight_provider.h"
 #include "models/weights.h"
@@ -74,6 +79,11 @@ struct LlamaDecoderOptions {
   // planner decides (the whole context when it fits the budget and maxStorageBufferRange,
   // else the largest window that does).
   int64_t kv_hot_tokens = 0;
+  // Three weight tiers (gpu/weight_tiers.h): the layers the VRAM plan does not keep are
+  // held in host memory when host_layers[l] (the engine's --mem-budget plan decides;
+  // [n_layer], or empty: none) and otherwise read from the model's files every pass.
+  std::vector<bool> host_layers;
+  storage::ReaderOptions reader;  // how the decoder reads the model files (O_DIRECT by default)
 };
 
 // One sequence's KV cache: K and V of every layer in device memory, [n_layer, hot_rows,
@@ -107,21 +117,33 @@ struct VramPlan {
   uint64_t kv_cold_bytes = 0;  // with a window: the cold-page group buffers + softmax state
   bool kv_windowed() const { return kv_hot_pages < kv_pages; }
   int n_resident = 0;          // layers 0 .. n_resident-1 resident, the rest streamed
-  int n_streamed = 0;
+  int n_streamed = 0;          // n_host + n_disk
   uint64_t resident_layer_bytes = 0;  // the resident layers' share of layer_bytes
+  // Where each layer's weights live: kVram for 0 .. n_resident-1, then kHost or kDisk.
+  std::vector<WeightTier> tiers;
+  int n_host = 0, n_disk = 0;
+  uint64_t host_bytes = 0;     // host tier: host-visible memory (group layout)
+  uint64_t staging_bytes = 0;  // disk tier: 2 host-visible staging buffers (group layout)
+  // Matrix bytes each forward pass moves: host tier → VRAM ring; disk tier files →
+  // staging (the page-aligned reads are at most disk_read_bytes_upper) → VRAM ring.
+  uint64_t host_copy_bytes_per_pass = 0;
+  uint64_t disk_bytes_per_pass = 0;
+  uint64_t disk_read_bytes_upper = 0;
   uint64_t device_bytes() const;  // fixed + ring + resident layers
   std::string ToString() const;
 };
 
 class LlamaDecoder {
  public:
-  // Plans the placement (reading only sizes) and uploads the resident weights (read
-  // through `provider`, released after the upload); allocates the KV cache, the ring
-  // and the staging buffers. `weights` and `provider` must outlive the decoder (streamed
-  // layers and embedding rows are read through the provider at each step).
+  // Plans the placement (reading only sizes), reads the VRAM tier and the output head
+  // from the model's files and uploads them, reads the host tier into host-visible
+  // buffers; allocates the KV cache, the ring and the staging buffers. `weights` and
+  // `provider` must outlive the decoder (embedding rows are read through the provider
+  // at each step; the disk tier from the files).
   // Errors: a VRAM budget too small for the fixed buffers and two layer slots
   // (kResourceExhausted naming the bytes needed and given), device allocation failures
-  // (kResourceExhausted), unsupported features (kUnsupported).
+  // (kResourceExhausted), host_layers of another length (kInvalidArgument), read errors
+  // naming the layer, file and offset, unsupported features (kUnsupported).
   static Result<std::unique_ptr<LlamaDecoder>> Open(VulkanDevice& dev, const models::ModelWeights& weights,
                                                     models::WeightProvider& provider, const LlamaDecoderOptions& o);
   static Result<std::unique_ptr<LlamaDecoder>> Open(VulkanDevice& dev, const models::ModelWeights& weights,
@@ -175,14 +197,18 @@ class LlamaDecoder {
   static Status Supports(const models::ModelConfig& c, const LlamaDecoderOptions& o);
   uint64_t device_bytes() const { return device_bytes_; }  // weights + KV + scratch + ring
   const VramPlan& plan() const { return plan_; }
+  const WeightTierStats& tier_stats() const { return tier_stats_; }
 
  private:
   static constexpr int kMats = 7;  // wq, wk, wv, wo, gate, up, down
   struct Layer {
     std::array<WeightBuffer, kMats> mats;  // buffer null for a streamed layer (set per step)
-    std::array<uint64_t, kMats> host_offset;  // each matrix's offset in the provider's group
+    std::array<uint64_t, kMats> host_offset;  // each matrix's offset in the group layout
     uint64_t bytes = 0;                       // packed size (offsets aligned)
     int buffer = -1;                          // index into layer_buffers_ (resident), else -1
+    WeightTier tier = WeightTier::kVram;
+    Buffer host;                              // kHost: the group layout in host-visible memory
+    std::vector<CopyRegion> regions;          // group layout → packed layout, one per matrix
     Buffer attn_norm, ffn_norm;
     int rope_table;  // index into rope_tables_ (layers with the same frequencies share)
     // The architecture's steps between the Q/K/V projections and RoPE (layer_parts.h).
@@ -195,7 +221,11 @@ class LlamaDecoder {
   // layer; logits of the last row (or of every row, all_logits) when `logits` is not null.
   Status Forward(DeviceKv& kv, const int32_t* ids, int64_t n, float* logits, bool all_logits = false);
   Status CheckRun(const DeviceKv& kv, std::span<const int32_t> tokens) const;
-  Status Stage(int layer, int slot);  // streamed layer → staging[slot] → ring[slot] (async)
+  // A streamed layer into ring[slot] (async): kHost from its host buffer, kDisk read
+  // into staging[slot] first.
+  Status Stage(int layer, int slot);
+  // Reads layer l's matrices from the files into base (group layout, bytes of the group).
+  Status ReadLayer(int64_t l, uint8_t* base, uint64_t bytes, const char* why);
   // KV window (llama_decoder_kv.cc). Before a pass writing rows [kv.n_tokens, + n): the
   // pages it touches get their ring slots (evicted pages appended to the host cache
   // first; a partly written page that is only in the host cache loaded back).
@@ -211,7 +241,9 @@ class LlamaDecoder {
   VulkanDevice& dev_;
   Kernels k_;
   const models::ModelWeights& w_;
-  models::WeightProvider& provider_;
+  models::WeightProvider& provider_;  // embedding rows
+  std::unique_ptr<WeightFileReader> files_;  // every weight matrix (the three tiers)
+  WeightTierStats tier_stats_;
   LlamaDecoderOptions opts_;
   VramPlan plan_;
   std::vector<GpuKvPage> pages_;  // this step's page table (scratch)
@@ -230,11 +262,16 @@ class LlamaDecoder {
   // Streaming: the ring's two VRAM slots, their host-visible staging buffers, the copy
   // into each slot and the compute submission that last read it.
   Buffer ring_[2], staging_[2];
-  // KV window: cold pages of one layer staged for attention ([kv_cold_group pages,
-  // kv_dim] each), their host copy, and the online softmax's state between dispatches.
-  Buffer cold_k_, cold_v_, att_state_;
+  // KV window: cold pages of one layer staged for attention, double-buffered: group b
+  // is gathered into host-visible cold_stage_[b] (K: [cold_group_pages_ pages, kv_dim],
+  // then V at cold_group_bytes_), copied on the transfer queue into cold_[b] (same
+  // layout) while the previous group's attention computes; cold_copy_[b] / cold_use_[b]:
+  // its last copy and the last submission that read it. And the online softmax's state
+  // between dispatches.
+  Buffer cold_[2], cold_stage_[2], att_state_;
   int64_t cold_group_pages_ = 0;
-  std::vector<uint8_t> cold_host_k_, cold_host_v_;
+  uint64_t cold_group_bytes_ = 0;
+  SubmissionId cold_copy_[2] = {0, 0}, cold_use_[2] = {0, 0};
   SubmissionId slot_copy_[2] = {0, 0}, slot_use_[2] = {0, 0};
   int slot_layer_[2] = {-1, -1};
 };

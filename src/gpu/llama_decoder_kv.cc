@@ -170,27 +170,44 @@ Status LlamaDecoder::Attend(DeviceKv& kv, int layer, int64_t n, std::span<const 
     return k_.Attention(shape, q_, positions, opts_.kv_dtype, kv.k, kv.v, pages_, att_);
   }
   // Hot and cold pages: runs of hot pages read in place, cold pages staged from the host
-  // cache into cold_k_/cold_v_ in groups; one dispatch per run or group, the online
-  // softmax's state carried between them. A run is dispatched when the next one starts
-  // (so the last one writes att_).
+  // cache in groups, double-buffered (cold_stage_[b] → cold_[b] on the transfer queue;
+  // the gathering and copy of group g+1 overlap group g's attention, which is flushed);
+  // one dispatch per run or group, the online softmax's state carried between them. A
+  // run is dispatched when the next one starts (so the last one writes att_).
   enum class Run { kNone, kHot, kCold };
   Run pending = Run::kNone;
   pages_.clear();  // pages_ holds the pages of the run being gathered
   int n_dispatched = 0;
   int64_t n_cold = 0;  // pages in the pending cold group
   const uint64_t row = KvRowBytes();
+  int b = 0;  // the cold buffer pair of the group being gathered
+  const uint64_t v_elem = cold_group_bytes_ / (opts_.kv_dtype == DType::kF32 ? 4 : 2);  // V's first element
   auto dispatch = [&](bool final_run) -> Status {
     const bool cold = pending == Run::kCold;
     if (cold) {
-      // The previous group's attention must have read cold_k_/cold_v_ before they change.
-      SPOOL_TRY(dev_.Sync());
+      // Submit what is recorded (it computes while we copy), so that the attention below
+      // starts a new frame, whose transfer→compute barrier follows the copy. cold_[b] is
+      // free once the attention that last read it has finished (two groups ago); copy
+      // the gathered group in and wait for it: meanwhile the device computes the
+      // previous group's attention.
+      SPOOL_TRY(dev_.Flush().status());
+      SPOOL_TRY(dev_.WaitSubmission(cold_use_[b]));
       const uint64_t bytes = static_cast<uint64_t>(n_cold * P) * row;
-      SPOOL_TRY(dev_.Upload(cold_k_, 0, cold_host_k_.data(), bytes));
-      SPOOL_TRY(dev_.Upload(cold_v_, 0, cold_host_v_.data(), bytes));
+      const CopyRegion regions[2] = {{0, 0, bytes}, {cold_group_bytes_, cold_group_bytes_, bytes}};
+      auto id = dev_.CopyAsync(cold_stage_[b], cold_[b], regions, 3);
+      if (!id.ok()) return id.status();
+      cold_copy_[b] = id.value();
+      SPOOL_TRY(dev_.WaitCopy(cold_copy_[b]));
     }
     const GpuAttentionState st{&att_state_, n_dispatched > 0, !final_run};
-    SPOOL_TRY(k_.Attention(shape, q_, positions, opts_.kv_dtype, cold ? cold_k_ : kv.k, cold ? cold_v_ : kv.v,
+    SPOOL_TRY(k_.Attention(shape, q_, positions, opts_.kv_dtype, cold ? cold_[b] : kv.k, cold ? cold_[b] : kv.v,
                            pages_, att_, st));
+    if (cold) {
+      auto sub = dev_.Flush();  // the next group is gathered while this one computes
+      if (!sub.ok()) return sub.status();
+      cold_use_[b] = dev_.last_submission();
+      b = 1 - b;
+    }
     ++n_dispatched;
     pages_.clear();
     n_cold = 0;
@@ -239,11 +256,13 @@ Status LlamaDecoder::Attend(DeviceKv& kv, int layer, int64_t n, std::span<const 
                            std::to_string(pv.n_tokens) + " rows, attention needs " + std::to_string(nt));
         return;
       }
+      // cold_stage_[b]'s last copy was waited for when it was dispatched: free.
       const uint64_t off = static_cast<uint64_t>(n_cold * P) * row, bytes = static_cast<uint64_t>(nt) * row;
-      std::memcpy(cold_host_k_.data() + off, pv.k, bytes);
-      std::memcpy(cold_host_v_.data() + off, pv.v, bytes);
+      auto* stage = static_cast<uint8_t*>(cold_stage_[b].data());
+      std::memcpy(stage + off, pv.k, bytes);
+      std::memcpy(stage + cold_group_bytes_ + off, pv.v, bytes);
       const uint64_t e = static_cast<uint64_t>(n_cold * P * KD);
-      pages_.push_back(GpuKvPage{e, e, nt, q * P});
+      pages_.push_back(GpuKvPage{e, e + v_elem, nt, q * P});
       ++n_cold;
       pending = Run::kCold;
       next = q + 1;

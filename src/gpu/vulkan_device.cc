@@ -234,6 +234,7 @@ struct VulkanDevice::Impl {
     bool in_flight = false;
     SubmissionId id = 0;
     uint64_t bytes = 0;
+    int tag = 0;
     std::chrono::steady_clock::time_point t0;
   };
   static constexpr int kCopies = 4;
@@ -321,8 +322,11 @@ struct VulkanDevice::Impl {
       return s.WithContext("GPU copy");
     const auto t1 = std::chrono::steady_clock::now();
     stats.copy_wait_seconds += std::chrono::duration<double>(t1 - t0).count();
-    stats.copy_seconds += std::chrono::duration<double>(t1 - c.t0).count();
+    const double secs = std::chrono::duration<double>(t1 - c.t0).count();
+    stats.copy_seconds += secs;
     stats.copy_bytes += c.bytes;
+    stats.tag_copy_seconds[c.tag] += secs;
+    stats.tag_copy_bytes[c.tag] += c.bytes;
     ++stats.copies;
     c.in_flight = false;
     return Check("vkResetFences", vkResetFences(device, 1, &c.fence));
@@ -822,11 +826,26 @@ Status VulkanDevice::Sync() {
 
 Result<SubmissionId> VulkanDevice::CopyAsync(const Buffer& src, uint64_t src_offset, const Buffer& dst,
                                              uint64_t dst_offset, uint64_t bytes) {
+  const CopyRegion region{src_offset, dst_offset, bytes};
+  return CopyAsync(src, dst, std::span<const CopyRegion>(&region, 1), 0);
+}
+
+Result<SubmissionId> VulkanDevice::CopyAsync(const Buffer& src, const Buffer& dst, std::span<const CopyRegion> regions,
+                                             int tag) {
   Impl& d = *impl_;
   if (!d.lost.ok()) return d.lost;
   if (src.kind() != MemoryKind::kHostVisible) return InvalidArgument("GPU copy: the source is not host-visible");
-  if (Status s = CheckRange(src, src_offset, bytes, "GPU copy source"); !s.ok()) return s;
-  if (Status s = CheckRange(dst, dst_offset, bytes, "GPU copy destination"); !s.ok()) return s;
+  if (tag < 0 || tag >= DeviceStats::kCopyTags) return InvalidArgument("GPU copy: tag " + std::to_string(tag) + " out of range");
+  uint64_t bytes = 0;
+  std::vector<VkBufferCopy> vk;
+  vk.reserve(regions.size());
+  for (const CopyRegion& r : regions) {
+    if (Status s = CheckRange(src, r.src_offset, r.bytes, "GPU copy source"); !s.ok()) return s;
+    if (Status s = CheckRange(dst, r.dst_offset, r.bytes, "GPU copy destination"); !s.ok()) return s;
+    if (r.bytes == 0) continue;
+    vk.push_back(VkBufferCopy{r.src_offset, r.dst_offset, r.bytes});
+    bytes += r.bytes;
+  }
   if (bytes == 0) return SubmissionId{0};
   Impl::Copy& c = d.copies[d.copy_submitted % Impl::kCopies];
   if (Status s = d.RetireCopy(c, stats_); !s.ok()) return s;
@@ -834,8 +853,8 @@ Result<SubmissionId> VulkanDevice::CopyAsync(const Buffer& src, uint64_t src_off
   bi.flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT;
   if (Status s = d.Check("vkResetCommandBuffer", vkResetCommandBuffer(c.cmd, 0)); !s.ok()) return s;
   if (Status s = d.Check("vkBeginCommandBuffer", vkBeginCommandBuffer(c.cmd, &bi)); !s.ok()) return s;
-  VkBufferCopy region{src_offset, dst_offset, bytes};
-  vkCmdCopyBuffer(c.cmd, reinterpret_cast<VkBuffer>(src.buffer_), reinterpret_cast<VkBuffer>(dst.buffer_), 1, &region);
+  vkCmdCopyBuffer(c.cmd, reinterpret_cast<VkBuffer>(src.buffer_), reinterpret_cast<VkBuffer>(dst.buffer_),
+                  static_cast<uint32_t>(vk.size()), vk.data());
   if (Status s = d.Check("vkEndCommandBuffer", vkEndCommandBuffer(c.cmd)); !s.ok()) return s;
   VkSubmitInfo si{VK_STRUCTURE_TYPE_SUBMIT_INFO};
   si.commandBufferCount = 1;
@@ -845,6 +864,7 @@ Result<SubmissionId> VulkanDevice::CopyAsync(const Buffer& src, uint64_t src_off
     return s.WithContext("GPU copy");
   c.in_flight = true;
   c.bytes = bytes;
+  c.tag = tag;
   c.id = ++d.copy_submitted;
   return c.id;
 }

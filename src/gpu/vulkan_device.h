@@ -135,6 +135,16 @@ struct DeviceStats {
   uint64_t copies = 0;
   double copy_seconds = 0;      // Σ per copy: submit → its fence seen signalled (an upper bound)
   double copy_wait_seconds = 0; // host wall time blocked in WaitCopy
+  // The same per copy tag (CopyAsync's `tag`; the decoder's weight tiers use 1 and 2):
+  // bytes and submit → fence seconds of the copies carrying each tag.
+  static constexpr int kCopyTags = 4;
+  uint64_t tag_copy_bytes[kCopyTags] = {};
+  double tag_copy_seconds[kCopyTags] = {};
+};
+
+// One region of a multi-region CopyAsync.
+struct CopyRegion {
+  uint64_t src_offset = 0, dst_offset = 0, bytes = 0;
 };
 
 // The counters as one JSON object (what tests and bench/gpu read): the fields above plus
@@ -199,6 +209,10 @@ class VulkanDevice {
   // kHostVisible.
   Result<SubmissionId> CopyAsync(const Buffer& src, uint64_t src_offset, const Buffer& dst, uint64_t dst_offset,
                                  uint64_t bytes);
+  // The same for several regions of src into dst in one submission (one copy in the
+  // stats, its bytes the regions' sum); `tag` in [0, DeviceStats::kCopyTags) also counts
+  // them in DeviceStats::tag_copy_*. Every region is checked before anything is recorded.
+  Result<SubmissionId> CopyAsync(const Buffer& src, const Buffer& dst, std::span<const CopyRegion> regions, int tag = 0);
   Status WaitCopy(SubmissionId id);
 
   // Tests only: from now on behave as after the driver returned VK_ERROR_DEVICE_LOST

@@ -37,6 +37,9 @@ Status VulkanDevice::Sync() { return NoVulkan(); }
 Result<SubmissionId> VulkanDevice::Flush() { return NoVulkan(); }
 SubmissionId VulkanDevice::last_submission() const { return 0; }
 Status VulkanDevice::WaitSubmission(SubmissionId) { return NoVulkan(); }
+Result<SubmissionId> VulkanDevice::CopyAsync(const Buffer&, const Buffer&, std::span<const CopyRegion>, int) {
+  return NoVulkan();
+}
 Result<SubmissionId> VulkanDevice::CopyAsync(const Buffer&, uint64_t, const Buffer&, uint64_t, uint64_t) {
   return NoVulkan();
 }

@@ -89,8 +89,18 @@ Status Engine::PrepareAndPlan(const std::string& model, formats::ModelSource* gi
     }
   }
   if (!options.draft_model.empty()) SPOOL_TRY(PlanDraft());
+  // --device: the device and its VRAM plan first; the host plan places what VRAM does not
+  // hold (the three weight tiers: VRAM, host RAM, disk).
+  if (options.device.kind != gpu::DeviceSpec::Kind::kCpu) SPOOL_TRY(PrepareDevice());
   PlannerOptions po = PlannerOptionsFor(options, ctx_, pool_->num_threads());
   po.draft_bytes = draft_bytes_;
+  if (gpu_) {
+    const gpu::VramPlan& vp = gpu_->vram_plan();
+    po.device_groups.assign(static_cast<size_t>(weights_->n_groups()), false);
+    for (int l = 0; l < vp.n_resident; ++l) po.device_groups[static_cast<size_t>(l)] = true;
+    po.device_groups[static_cast<size_t>(weights_->head_group())] = true;
+    po.device_kv_in_vram = !vp.kv_windowed();
+  }
   // Tests only: a fixed baseline, so that the plans of two processes (show --plan and
   // run) compare exactly; the measured one differs by a few pages between processes.
   if (const char* b = std::getenv("SPOOL_TEST_PLAN_BASELINE")) po.baseline_bytes = std::strtoull(b, nullptr, 10);
@@ -199,7 +209,7 @@ Result<std::unique_ptr<Engine>> Engine::OpenImpl(const std::string& model, const
       return InternalError("draft model " + options.draft_model + " was planned resident but streams");
     e->draft_ = std::move(*d);
   }
-  if (options.device.kind != gpu::DeviceSpec::Kind::kCpu) SPOOL_TRY(e->OpenDevice());
+  if (e->gpu_) SPOOL_TRY(e->LoadDevice());
   e->stats_.load_seconds = sw.Seconds();
   return e;
 }
@@ -211,8 +221,8 @@ Result<EnginePlan> Engine::Plan(const std::string& model, const EngineOptions& o
   EnginePlan out;
   out.ctx = e->ctx_;
   out.plan = e->plan_;
-  if (options.device.kind == gpu::DeviceSpec::Kind::kVulkan) {
-    SPOOL_ASSIGN_OR_RETURN(out.vram_plan, GpuBackend::Plan(options.device, *e->weights_, e->DeviceOptions()));
+  if (e->gpu_) {
+    SPOOL_ASSIGN_OR_RETURN(out.vram_plan, e->gpu_->TierPlan(e->HostLayers()));
   }
   out.weights = std::move(e->weights_);
   return out;
@@ -226,10 +236,11 @@ GpuBackendOptions Engine::DeviceOptions() const {
   g.max_rows = std::max({options_.prefill_chunk, options_.max_step_rows, options_.max_draft + 1});
   g.n_kv = std::max<int64_t>(options_.max_sequences, 1);
   g.vram_budget = options_.vram_budget;
+  g.kv_hot_tokens = options_.vram_kv_window;
   return g;
 }
 
-Status Engine::OpenDevice() {
+Status Engine::PrepareDevice() {
   const bool is_auto = options_.device.kind == gpu::DeviceSpec::Kind::kAuto;
   if (!options_.draft_model.empty()) {
     // A draft model's engine would run on the CPU beside the GPU target: not wired yet.
@@ -243,10 +254,24 @@ Status Engine::OpenDevice() {
                          ": draft trees (--draft-tree) do not run on the GPU yet; use chains or --device cpu");
     device_note_ = "--device auto: draft trees (--draft-tree) do not run on the GPU yet: using the CPU";
   } else {
-    SPOOL_ASSIGN_OR_RETURN(gpu_, GpuBackend::Open(options_.device, *weights_, *provider_, DeviceOptions(), &device_note_));
+    // The VRAM plan needs the chunk size before the host plan could choose one: on the
+    // GPU, auto is the smallest candidate.
+    if (options_.prefill_chunk == 0) options_.prefill_chunk = std::end(kAutoPrefillChunks)[-1];
+    SPOOL_ASSIGN_OR_RETURN(gpu_, GpuBackend::Prepare(options_.device, *weights_, DeviceOptions(), &device_note_));
   }
   if (!device_note_.empty()) SPOOL_LOG_WARN("%s", device_note_.c_str());
-  if (gpu_) SPOOL_LOG_INFO("forward pass on %s", gpu_->name().c_str());
+  return Status::Ok();
+}
+
+std::vector<bool> Engine::HostLayers() const {
+  // The host plan's resident layer groups are the device's host tier.
+  return std::vector<bool>(plan_.resident.begin(), plan_.resident.begin() + weights_->head_group());
+}
+
+Status Engine::LoadDevice() {
+  SPOOL_TRY(gpu_->Load(*provider_, HostLayers()));
+  stats_.resident_bytes += gpu_->vram_plan().host_bytes;
+  SPOOL_LOG_INFO("forward pass on %s", gpu_->name().c_str());
   return Status::Ok();
 }
 

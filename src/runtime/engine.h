@@ -90,6 +90,10 @@ struct EngineOptions {
   // Device bytes for weights + KV caches (max_sequences of ctx tokens) + activations;
   // layers that do not fit stream through a VRAM ring each step. 0: all in VRAM.
   uint64_t vram_budget = 0;
+  // Tokens of each sequence's KV cache kept in VRAM (gpu::LlamaDecoderOptions::
+  // kv_hot_tokens: whole pages, at least one chunk's); older pages live in its CPU cache
+  // (RAM, or DiskKv beyond kv_window). 0: the VRAM plan decides.
+  int64_t vram_kv_window = 0;
 };
 
 // One conversation / document: its tokens and their KV cache.
@@ -261,6 +265,8 @@ class Engine {
   // The Vulkan device's counters (device time, transfers) and VRAM plan; nullptr on the CPU.
   const gpu::DeviceStats* device_stats() const { return gpu_ ? &gpu_->device_stats() : nullptr; }
   const gpu::VramPlan* vram_plan() const { return gpu_ ? &gpu_->vram_plan() : nullptr; }
+  // Bytes moved per weight tier (host RAM and disk → VRAM); nullptr on the CPU.
+  const gpu::WeightTierStats* tier_stats() const { return gpu_ ? &gpu_->tier_stats() : nullptr; }
 
  private:
   Engine() = default;
@@ -271,8 +277,11 @@ class Engine {
   static Result<std::unique_ptr<Engine>> OpenImpl(const std::string& model, const EngineOptions& options,
                                                   formats::ModelSource* given);
   Status CheckTokens(std::span<const int32_t> tokens) const;
-  // --device: opens gpu_ (or, for auto, sets device_note_) after the weights are open.
-  Status OpenDevice();
+  // --device: opens the device and plans VRAM (gpu_; for auto, or sets device_note_)
+  // before the host plan; LoadDevice reads the weights into their tiers after it.
+  Status PrepareDevice();
+  Status LoadDevice();
+  std::vector<bool> HostLayers() const;  // [n_layer]: the host plan's RAM tier
   GpuBackendOptions DeviceOptions() const;
   // One run of `tokens` for seq on the device (allocates its DeviceKv at first use).
   Status RunOnDevice(Sequence& seq, std::span<const int32_t> tokens, float* logits, bool all_logits);

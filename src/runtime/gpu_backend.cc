@@ -16,6 +16,7 @@ gpu::LlamaDecoderOptions DecoderOptions(const GpuBackendOptions& o) {
   d.max_rows = std::clamp<int64_t>(o.max_rows, 1, 4096);
   d.vram_budget = o.vram_budget;
   d.n_kv = std::max<int64_t>(o.n_kv, 1);
+  d.kv_hot_tokens = std::max<int64_t>(o.kv_hot_tokens, 0);
   d.own_kv = false;
   return d;
 }
@@ -41,6 +42,14 @@ GpuBackend::~GpuBackend() = default;
 Result<std::unique_ptr<GpuBackend>> GpuBackend::Open(const gpu::DeviceSpec& spec, const models::ModelWeights& weights,
                                                      models::WeightProvider& provider, const GpuBackendOptions& o,
                                                      std::string* note) {
+  SPOOL_ASSIGN_OR_RETURN(std::unique_ptr<GpuBackend> b, Prepare(spec, weights, o, note));
+  if (b) SPOOL_TRY(b->Load(provider, {}));
+  return b;
+}
+
+Result<std::unique_ptr<GpuBackend>> GpuBackend::Prepare(const gpu::DeviceSpec& spec,
+                                                        const models::ModelWeights& weights,
+                                                        const GpuBackendOptions& o, std::string* note) {
   const gpu::LlamaDecoderOptions d = DecoderOptions(o);
   int index = spec.index;
   if (spec.kind == gpu::DeviceSpec::Kind::kAuto) {
@@ -60,7 +69,7 @@ Result<std::unique_ptr<GpuBackend>> GpuBackend::Open(const gpu::DeviceSpec& spec
     }
     const std::string name = "vulkan:" + std::to_string(index);
     if (Status s = CheckModel(name, weights, d); !s.ok()) return fallback(s.message());
-    auto b = Open(gpu::DeviceSpec{gpu::DeviceSpec::Kind::kVulkan, index}, weights, provider, o, note);
+    auto b = Prepare(gpu::DeviceSpec{gpu::DeviceSpec::Kind::kVulkan, index}, weights, o, note);
     if (!b.ok()) return fallback(b.status().message());
     return b;
   }
@@ -72,25 +81,31 @@ Result<std::unique_ptr<GpuBackend>> GpuBackend::Open(const gpu::DeviceSpec& spec
   if (!dev.ok()) return dev.status().WithContext("--device " + name);
   std::unique_ptr<GpuBackend> b(new GpuBackend());
   b->index_ = index;
+  b->weights_ = &weights;
+  b->options_ = d;
   b->device_ = std::shared_ptr<gpu::VulkanDevice>(std::move(dev.value()));
-  auto dec = gpu::LlamaDecoder::Open(*b->device_, weights, provider, d);
-  if (!dec.ok()) return dec.status().WithContext("--device " + name);
-  b->decoder_ = std::move(dec.value());
+  auto plan = gpu::LlamaDecoder::Plan(*b->device_, weights, d);
+  if (!plan.ok()) return plan.status().WithContext("--device " + name);
+  b->prepared_plan_ = std::move(plan.value());
   return b;
 }
 
-Result<gpu::VramPlan> GpuBackend::Plan(const gpu::DeviceSpec& spec, const models::ModelWeights& weights,
-                                       const GpuBackendOptions& o) {
-  SPOOL_CHECK(spec.kind == gpu::DeviceSpec::Kind::kVulkan);
-  const std::string name = gpu::DeviceSpecName(spec);
-  const gpu::LlamaDecoderOptions d = DecoderOptions(o);
-  SPOOL_TRY(CheckModel(name, weights, d));
-  SPOOL_TRY(gpu::ResolveDevice(spec, nullptr).status());
-  auto dev = gpu::VulkanDevice::Open(spec.index);
-  if (!dev.ok()) return dev.status().WithContext("--device " + name);
-  auto p = gpu::LlamaDecoder::Plan(*dev.value(), weights, d);
-  if (!p.ok()) return p.status().WithContext("--device " + name);
+Result<gpu::VramPlan> GpuBackend::TierPlan(const std::vector<bool>& host_layers) const {
+  gpu::LlamaDecoderOptions d = options_;
+  d.host_layers = host_layers;
+  auto p = gpu::LlamaDecoder::Plan(*device_, *weights_, d);
+  if (!p.ok()) return p.status().WithContext("--device vulkan:" + std::to_string(index_));
   return p;
+}
+
+Status GpuBackend::Load(models::WeightProvider& provider, const std::vector<bool>& host_layers) {
+  SPOOL_CHECK(decoder_ == nullptr);
+  gpu::LlamaDecoderOptions d = options_;
+  d.host_layers = host_layers;
+  auto dec = gpu::LlamaDecoder::Open(*device_, *weights_, provider, d);
+  if (!dec.ok()) return dec.status().WithContext("--device vulkan:" + std::to_string(index_));
+  decoder_ = std::move(dec.value());
+  return Status::Ok();
 }
 
 Result<std::unique_ptr<gpu::DeviceKv>> GpuBackend::NewKv(kv::SequenceKv* cold) {

@@ -6,9 +6,11 @@
 // run/chat/serve/batch, sessions, prefix reuse, sampling) is unchanged. A GpuBackend is
 // a Vulkan device plus the whole-model gpu::LlamaDecoder (dense Llama-family models);
 // each Sequence holds its own gpu::DeviceKv (its KV cache in VRAM) in place of the CPU
-// cache. Host-side weights still come from the engine's WeightProvider (RAM-resident or
-// streamed from disk under --mem-budget); the decoder keeps what --vram-budget allows in
-// VRAM and streams the other layers through its VRAM ring.
+// cache. Weights live in three tiers (gpu/weight_tiers.h): the decoder keeps what
+// --vram-budget allows in VRAM, the engine's host plan puts what --mem-budget allows of
+// the rest in host-visible RAM (Prepare → host plan → Load), and the other layers are
+// read from the model's files each pass; all go through the decoder's VRAM ring. The
+// engine's WeightProvider supplies only embedding rows.
 //
 // Not a parts-level Device boundary (docs/parts/gpu.md "The backend boundary"): the GPU
 // decoder is a second decoder loop, so architectures it does not run are refused.
@@ -18,6 +20,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "base/dtype.h"
 #include "base/status.h"
@@ -37,6 +40,7 @@ struct GpuBackendOptions {
   int64_t max_rows = 1;        // largest chunk one device pass carries (longer runs are split)
   int64_t n_kv = 1;            // sequences holding a KV cache at once (VRAM plan)
   uint64_t vram_budget = 0;    // --vram-budget bytes; 0: every layer resident in VRAM
+  int64_t kv_hot_tokens = 0;   // --vram-kv-window (gpu::LlamaDecoderOptions::kv_hot_tokens)
 };
 
 class GpuBackend {
@@ -54,10 +58,18 @@ class GpuBackend {
   static Result<std::unique_ptr<GpuBackend>> Open(const gpu::DeviceSpec& spec, const models::ModelWeights& weights,
                                                   models::WeightProvider& provider, const GpuBackendOptions& o,
                                                   std::string* note);
-  // The VRAM plan Open would make on device spec.index (kVulkan only), reading only
-  // sizes (spool show --plan --device vulkan). Errors as Open's.
-  static Result<gpu::VramPlan> Plan(const gpu::DeviceSpec& spec, const models::ModelWeights& weights,
-                                    const GpuBackendOptions& o);
+  // Open in two steps, so that the host plan can be made between them (the three weight
+  // tiers, issue 17 item 3): Prepare picks and opens the device as Open does and plans
+  // VRAM (vram_plan(): which layers VRAM holds) without reading weights; Load reads the
+  // weights into their tiers — VRAM, host memory for the layers host_layers marks
+  // ([n_layer] or empty: none; the engine's --mem-budget plan), the files for the rest —
+  // and opens the decoder. Errors as Open's (Load: the decoder's).
+  static Result<std::unique_ptr<GpuBackend>> Prepare(const gpu::DeviceSpec& spec, const models::ModelWeights& weights,
+                                                     const GpuBackendOptions& o, std::string* note);
+  Status Load(models::WeightProvider& provider, const std::vector<bool>& host_layers);
+  // The VRAM plan with the streamed layers split into the host tier (host_layers) and the
+  // disk tier, reading only sizes (spool show --plan --device vulkan).
+  Result<gpu::VramPlan> TierPlan(const std::vector<bool>& host_layers) const;
   ~GpuBackend();
 
   // A zeroed KV cache in VRAM for one sequence; it keeps the device alive. When the VRAM
@@ -78,11 +90,18 @@ class GpuBackend {
 
   std::string name() const;  // "vulkan:0 (llvmpipe (LLVM 15.0.6, 256 bits))"
   const gpu::DeviceStats& device_stats() const { return device_->stats(); }
-  const gpu::VramPlan& vram_plan() const { return decoder_->plan(); }
+  // Before Load: Prepare's plan (every streamed layer on the disk tier); then the decoder's.
+  const gpu::VramPlan& vram_plan() const { return decoder_ ? decoder_->plan() : prepared_plan_; }
+  // Bytes moved per weight tier (zeros before Load).
+  const gpu::WeightTierStats& tier_stats() const { return decoder_ ? decoder_->tier_stats() : no_tier_stats_; }
 
  private:
   GpuBackend() = default;
   int index_ = 0;
+  const models::ModelWeights* weights_ = nullptr;
+  gpu::LlamaDecoderOptions options_;
+  gpu::VramPlan prepared_plan_;
+  gpu::WeightTierStats no_tier_stats_;
   std::shared_ptr<gpu::VulkanDevice> device_;  // shared with every DeviceKv (freed last)
   std::unique_ptr<gpu::LlamaDecoder> decoder_;
 };

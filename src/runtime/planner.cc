@@ -209,6 +209,107 @@ Result<ResidencyPlan> PlanResidency(const models::ModelWeights& w, const Planner
 }
 
 namespace {
+// --device vulkan: VRAM holds o.device_groups; the other layers go to the device's host
+// tier (resident here: host-visible memory, read once) while they fit, spread evenly
+// over the depth as on the CPU (host-tier copies interleave with disk reads), and the
+// rest to its disk tier, read every pass into two staging buffers (the ring).
+Result<ResidencyPlan> PlanDeviceTiers(const models::ModelWeights& w, const PlannerOptions& o, ResidencyPlan p,
+                                      uint64_t embd_bytes, uint64_t row_scratch) {
+  const int n_groups = w.n_groups(), head = w.head_group();
+  if (static_cast<int>(o.device_groups.size()) != n_groups)
+    return InvalidArgument("planner: device_groups has " + std::to_string(o.device_groups.size()) + " entries, the model " +
+                           std::to_string(n_groups) + " groups");
+  if (!o.device_groups[head]) return InvalidArgument("planner: the device holds the output head in VRAM");
+  if (w.config().has_moe()) return InvalidArgument("planner: device weight tiers for a mixture-of-experts model");
+  p.on_device = o.device_groups;
+  if (o.device_kv_in_vram) {
+    p.kv_bytes = 0;
+    p.kv_disk_bytes = 0;
+    p.kv_on_disk = false;
+  }
+  p.resident.assign(n_groups, false);
+  std::vector<int> layers;  // the groups this plan places
+  uint64_t all = 0, largest = 0;
+  for (int l = 0; l < head; ++l)
+    if (!o.device_groups[l]) {
+      layers.push_back(l);
+      all += w.group(l).bytes;
+      largest = std::max(largest, w.group(l).bytes);
+    }
+  const uint64_t table = AlignUp(embd_bytes + models::kGroupPage, models::kGroupPage);
+  const uint64_t base = p.fixed_bytes() + p.kv_bytes;
+  p.device_min_bytes = base + row_scratch;
+  p.device_largest_bytes = largest;
+  auto finish = [&]() {
+    p.resident_bytes = p.embedding_resident ? table : 0;
+    p.n_streamed = 0;
+    p.ring_slot_bytes = 0;
+    p.streamed_bytes_per_step = 0;
+    for (int l : layers) {
+      if (p.resident[l]) {
+        p.resident_bytes += w.group(l).bytes;
+      } else {
+        ++p.n_streamed;
+        p.ring_slot_bytes = std::max(p.ring_slot_bytes, w.group(l).bytes);
+        p.streamed_bytes_per_step += GroupReadBytes(w, l);
+      }
+    }
+    p.ring_slots = p.n_streamed > 0 ? 2 : 0;
+    if (!p.embedding_resident) p.streamed_bytes_per_step += AlignUp(p.embedding_row_bytes, models::kGroupPage);
+  };
+  if (base + all + table <= p.budget_bytes) {  // every placed layer and the embedding table in RAM
+    for (int l : layers) p.resident[l] = true;
+    p.embedding_resident = true;
+    finish();
+    return p;
+  }
+  p.embedding_scratch_bytes = row_scratch;
+  const bool all_fit = base + row_scratch + all <= p.budget_bytes;
+  if (all_fit) {  // every placed layer in RAM, embedding rows read per token
+    for (int l : layers) p.resident[l] = true;
+    finish();
+    return p;
+  }
+  const uint64_t need = base + row_scratch + 2 * largest;
+  if (need > p.budget_bytes) {
+    int n_vram = 0;
+    for (int l = 0; l < head; ++l) n_vram += o.device_groups[l] ? 1 : 0;
+    return ResourceExhausted(
+        "--mem-budget " + FormatBytes(p.budget_bytes) + " is too small for " + w.source().display_name +
+        " on the GPU: it needs at least " + FormatBytes(need) + " = process baseline " + FormatBytes(p.baseline_bytes) +
+        " + reserve " + FormatBytes(p.reserve_bytes) + " + activations " + FormatBytes(p.activation_bytes) +
+        " + host KV cache " + FormatBytes(p.kv_bytes) + " + embedding row scratch " + FormatBytes(row_scratch) +
+        (p.draft_bytes > 0 ? " + draft model " + FormatBytes(p.draft_bytes) : std::string()) +
+        " + 2 staging buffers of the largest layer read from disk (" + FormatBytes(largest) + " each); " +
+        std::to_string(n_vram) + " of " + std::to_string(head) +
+        " layers are in VRAM (--vram-budget); raise --mem-budget or --vram-budget, or lower --ctx / --prefill-chunk");
+  }
+  // Host-tier layers while they fit beside the staging buffers, spread over the depth.
+  uint64_t left = p.budget_bytes - need;
+  std::vector<uint64_t> sizes;
+  for (int l : layers) sizes.push_back(w.group(l).bytes);
+  std::sort(sizes.begin(), sizes.end());
+  int64_t k = 0;
+  for (uint64_t b : sizes) {
+    if (b > left) break;
+    left -= b;
+    ++k;
+  }
+  const int64_t M = static_cast<int64_t>(layers.size());
+  for (int64_t i = 0; i < M; ++i) p.resident[layers[static_cast<size_t>(i)]] = (i + 1) * k / M > i * k / M;
+  finish();
+  // Uneven sizes spread differently than counted: drop host-tier layers until it fits.
+  for (int64_t i = M - 1; i >= 0 && p.planned_bytes() > p.budget_bytes; --i) {
+    if (!p.resident[layers[static_cast<size_t>(i)]]) continue;
+    p.resident[layers[static_cast<size_t>(i)]] = false;
+    finish();
+  }
+  if (p.planned_bytes() > p.budget_bytes)
+    return ResourceExhausted("--mem-budget " + FormatBytes(p.budget_bytes) + " is too small for " +
+                             w.source().display_name + " on the GPU (planned " + FormatBytes(p.planned_bytes()) + ")");
+  return p;
+}
+
 Result<ResidencyPlan> PlanResidencyForChunk(const models::ModelWeights& w, const PlannerOptions& o) {
   const models::ModelConfig& c = w.config();
   if (o.prefetch_depth < 2 || o.prefetch_depth > 64)
@@ -257,6 +358,7 @@ Result<ResidencyPlan> PlanResidencyForChunk(const models::ModelWeights& w, const
   // Row scratch: one row's page-aligned superset (rows are read one at a time).
   const uint64_t row_scratch = AlignUp(p.embedding_row_bytes, models::kGroupPage) + models::kGroupPage;
 
+  if (!o.device_groups.empty()) return PlanDeviceTiers(w, o, std::move(p), embd.info->nbytes, row_scratch);
   const uint64_t base = p.fixed_bytes() + p.kv_bytes;  // without the embedding scratch
   uint64_t all = 0;
   for (uint64_t b : gbytes) all += b;
@@ -476,13 +578,34 @@ std::string FormatPlan(const models::ModelWeights& w, const ResidencyPlan& p) {
                                     ? ", 2 x " + std::to_string(p.recurrent_keep_recent) + " states for speculative rollback"
                                     : std::string()) +
                                "; the same at any context)");
-  add("streaming ring", p.ring_slots == 0 ? std::string("none")
-                                          : std::to_string(p.ring_slots) + " x " + FormatBytes(p.ring_slot_bytes) +
-                                                " = " + FormatBytes(p.ring_bytes()));
   const int n = w.n_groups();
-  add("resident groups", std::to_string(n - p.n_streamed) + "/" + std::to_string(n) + ": " +
-                             GroupRanges(w, p.resident, true) + " (" + FormatBytes(p.resident_bytes) + ")");
-  add("streamed groups", std::to_string(p.n_streamed) + "/" + std::to_string(n) + ": " + GroupRanges(w, p.resident, false));
+  if (p.device_tiers()) {
+    // --device vulkan: VRAM holds on_device; the rest are the device's host and disk tiers.
+    std::vector<bool> disk(static_cast<size_t>(n));
+    int n_vram = 0, n_host = 0;
+    for (int g = 0; g < n; ++g) {
+      disk[g] = !p.on_device[g] && !p.resident[g];
+      n_vram += p.on_device[g] ? 1 : 0;
+      n_host += p.resident[g] && !p.on_device[g] ? 1 : 0;
+    }
+    add("GPU staging", p.ring_slots == 0 ? std::string("none (nothing read from disk per pass)")
+                                         : std::to_string(p.ring_slots) + " x " + FormatBytes(p.ring_slot_bytes) +
+                                               " = " + FormatBytes(p.ring_bytes()) + " (host-visible, disk tier)");
+    add("weights in VRAM", std::to_string(n_vram) + "/" + std::to_string(n) + ": " + GroupRanges(w, p.on_device, true) +
+                               " (read once at open; not held in RAM)");
+    add("weights in host RAM", std::to_string(n_host) + "/" + std::to_string(n) + ": " +
+                                   GroupRanges(w, p.resident, true) + " (" + FormatBytes(p.resident_bytes) +
+                                   ", host-visible, copied to VRAM each pass)");
+    add("weights on disk", std::to_string(p.n_streamed) + "/" + std::to_string(n) + ": " + GroupRanges(w, disk, true) +
+                               " (O_DIRECT into the staging buffers each pass)");
+  } else {
+    add("streaming ring", p.ring_slots == 0 ? std::string("none")
+                                            : std::to_string(p.ring_slots) + " x " + FormatBytes(p.ring_slot_bytes) +
+                                                  " = " + FormatBytes(p.ring_bytes()));
+    add("resident groups", std::to_string(n - p.n_streamed) + "/" + std::to_string(n) + ": " +
+                               GroupRanges(w, p.resident, true) + " (" + FormatBytes(p.resident_bytes) + ")");
+    add("streamed groups", std::to_string(p.n_streamed) + "/" + std::to_string(n) + ": " + GroupRanges(w, p.resident, false));
+  }
   if (p.n_experts_total > 0) {
     const std::string slots = std::to_string(p.expert_cache_slots) + " x " + FormatBytes(p.expert_slot_bytes) + " = " +
                               FormatBytes(p.expert_cache_bytes());
@@ -492,7 +615,8 @@ std::string FormatPlan(const models::ModelWeights& w, const ResidencyPlan& p) {
                                   std::to_string(p.n_experts_total) + " routed experts; " +
                                   std::to_string(p.expert_min_slots) + " per token and layer)");
   }
-  add("embedding table", w.config().tied_embeddings ? (p.resident[w.head_group()] ? "tied, in the resident head"
+  add("embedding table", p.device_tiers() && p.embedding_resident ? "resident (the host's copy; VRAM holds the head)"
+                         : w.config().tied_embeddings ? (p.resident[w.head_group()] ? "tied, in the resident head"
                                                                                    : "tied, rows read per token")
                          : p.embedding_resident ? "resident"
                                                 : "rows read per token (" + FormatBytes(p.embedding_row_bytes) + "/row)");
@@ -518,7 +642,9 @@ std::string FormatPlan(const models::ModelWeights& w, const ResidencyPlan& p) {
 nlohmann::ordered_json PlanToJson(const models::ModelWeights& w, const ResidencyPlan& p) {
   const double bw = p.disk_bytes_per_s;
   nlohmann::ordered_json resident = nlohmann::ordered_json::array(), streamed = nlohmann::ordered_json::array();
-  for (int g = 0; g < w.n_groups(); ++g) (p.resident[g] ? resident : streamed).push_back(w.group(g).name);
+  nlohmann::ordered_json vram = nlohmann::ordered_json::array();
+  for (int g = 0; g < w.n_groups(); ++g)
+    (p.device_tiers() && p.on_device[g] ? vram : p.resident[g] ? resident : streamed).push_back(w.group(g).name);
   nlohmann::ordered_json j = {
       {"budget_bytes", p.budget_bytes},
       {"budget_auto", p.budget_auto},
@@ -547,6 +673,12 @@ nlohmann::ordered_json PlanToJson(const models::ModelWeights& w, const Residency
       {"embedding_resident", p.embedding_resident},
       {"streamed_bytes_per_step", p.streamed_bytes_per_step},
   };
+  if (p.device_tiers()) {
+    // --device vulkan: the three weight tiers (resident/streamed above: host RAM/disk).
+    j["device_tiers"] = {{"vram_groups", vram}, {"host_groups", resident}, {"disk_groups", streamed},
+                         {"host_bytes", p.resident_bytes}, {"staging_bytes", p.ring_bytes()},
+                         {"min_bytes", p.device_min_bytes}, {"largest_group_bytes", p.device_largest_bytes}};
+  }
   if (p.n_experts_total > 0) {
     j["expert_cache_slots"] = p.expert_cache_slots;
     j["expert_slot_bytes"] = p.expert_slot_bytes;

@@ -61,6 +61,16 @@ struct PlannerOptions {
   // A resident draft model for speculative decoding (--draft): its whole plan (weights,
   // KV, activations, reserve), taken off the budget before anything else.
   uint64_t draft_bytes = 0;
+  // --device vulkan (runtime/gpu_backend.h, the three weight tiers): the device reads
+  // every weight group from the model's files itself. device_groups[g]: held in VRAM
+  // (the VRAM plan's resident layers and the head; no host memory). The other layer
+  // groups are this plan's to place: resident = the device's host tier (host-visible
+  // memory, read once at open), streamed = its disk tier (read every pass into two
+  // staging buffers of the largest such group: this plan's ring). Empty: the CPU.
+  std::vector<bool> device_groups;
+  // --device vulkan with every sequence's whole KV cache in VRAM: no host KV cache
+  // (false: the host holds the pages older than the VRAM window, in RAM or on disk).
+  bool device_kv_in_vram = false;
 };
 
 // The measured baseline is rounded up to this, so that two processes doing the same
@@ -119,6 +129,14 @@ struct ResidencyPlan {
   // --disk-bw or a probe that runs inside the ring's share of the budget.
   double disk_bytes_per_s = 0;
   bool disk_measured = false;
+  // --device vulkan (PlannerOptions::device_groups): the groups VRAM holds. Then the
+  // device reads every group itself: `resident` marks its host tier, the other
+  // non-device groups its disk tier, the ring its staging buffers; StreamingWeights
+  // holds no group (only the embedding table, when embedding_resident).
+  std::vector<bool> on_device;
+  bool device_tiers() const { return !on_device.empty(); }
+  uint64_t device_min_bytes = 0;       // the host bytes before any layer (fixed, host KV, row scratch)
+  uint64_t device_largest_bytes = 0;   // the largest layer group not in VRAM (a staging buffer's size)
 
   uint64_t fixed_bytes() const {
     return baseline_bytes + reserve_bytes + activation_bytes + embedding_scratch_bytes + draft_bytes;

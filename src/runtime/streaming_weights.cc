@@ -54,8 +54,11 @@ Result<std::unique_ptr<StreamingWeights>> StreamingWeights::Open(const models::M
   std::unique_ptr<StreamingWeights> s(new StreamingWeights(w, plan, options.expert_eviction));
   SPOOL_ASSIGN_OR_RETURN(s->reader_, storage::Reader::Open(w.source().files, options.reader));
   s->stream_index_.assign(n_groups, -1);
+  // --device vulkan: the device reads every group itself (its three tiers); this provider
+  // holds none and streams none, only the embedding table or rows.
+  const bool device = plan.device_tiers();
   for (int g = 0; g < n_groups; ++g) {
-    if (plan.resident[g]) continue;
+    if (plan.resident[g] || device) continue;
     s->stream_index_[g] = static_cast<int>(s->streamed_.size());
     s->streamed_.push_back(g);
   }
@@ -64,14 +67,14 @@ Result<std::unique_ptr<StreamingWeights>> StreamingWeights::Open(const models::M
   s->resident_.resize(n_groups);
   std::vector<storage::ReadRequest> reqs, one;
   for (int g = 0; g < n_groups; ++g) {
-    if (!plan.resident[g]) continue;
+    if (!plan.resident[g] || device) continue;
     ResetHuge(s->resident_[g], w.group(g).bytes);
     s->GroupRequests(g, s->resident_[g].data(), &one);
     reqs.insert(reqs.end(), one.begin(), one.end());
     s->stats_.resident_bytes += w.group(g).bytes;
   }
   const auto& embd = w.token_embd();
-  if (w.config().tied_embeddings) {
+  if (w.config().tied_embeddings && !device) {
     if (plan.resident[w.head_group()]) s->embd_data_ = s->resident_[w.head_group()].data() + w.output().group_offset;
   } else if (plan.embedding_resident) {
     const auto& info = *embd.info;
@@ -118,7 +121,7 @@ Result<std::unique_ptr<StreamingWeights>> StreamingWeights::Open(const models::M
   if (!reqs.empty()) SPOOL_TRY(s->reader_->ReadAll(reqs));
   s->stats_.load_seconds = sw.Seconds();
   // The ring, allocated once.
-  s->slots_.resize(static_cast<size_t>(plan.ring_slots));
+  s->slots_.resize(device ? 0 : static_cast<size_t>(plan.ring_slots));  // device: the ring is its staging
   s->requests_.resize(s->slots_.size());
   for (size_t i = 0; i < s->slots_.size(); ++i) {
     ResetHuge(s->slots_[i].buf, plan.ring_slot_bytes);

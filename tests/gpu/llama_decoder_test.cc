@@ -280,7 +280,8 @@ void StreamedEqualsResident(VulkanDevice& dev, const std::string& model, int n_d
   EXPECT_LE(dec->device_bytes(), so.vram_budget);
   // Every streamed layer crossed once per forward pass (prefill chunks + decode steps).
   const int64_t passes = (static_cast<int64_t>(prompt.size()) + o.max_rows - 1) / o.max_rows + n_decode;
-  const uint64_t per_pass = plan->layer_bytes - plan->resident_layer_bytes;
+  const uint64_t per_pass = plan->disk_bytes_per_pass;  // no host_layers: every streamed layer from disk
+  EXPECT_EQ(plan->n_disk, plan->n_streamed);
   const DeviceStats& after = dev.stats();
   EXPECT_EQ(after.copy_bytes - before.copy_bytes, per_pass * static_cast<uint64_t>(passes));
   EXPECT_EQ(after.copies - before.copies, static_cast<uint64_t>(plan->n_streamed * passes));
@@ -299,44 +300,7 @@ TEST(GpuLlamaDecoder, SmolLM2StreamedEqualsResident) {
   StreamedEqualsResident(*dev, kSmolLM2, 3, 10);  // 30 layers: 10 resident, 20 streamed
 }
 
-// Three tiers: the layers the GPU streams are not in RAM either — a StreamingWeights
-// provider reads them from the GGUF at each step (its own ring of 2, O_DIRECT or the pread
-// fallback), the decoder copies them through staging into its VRAM ring. Disk → RAM →
-// VRAM gives the same logits as everything resident, bit for bit.
-TEST(GpuLlamaDecoder, DiskToVramStreamingEqualsResident) {
-  GPU_TEST_DEVICE(dev);
-  Opened m = OpenCpu(kStories, 64, DType::kF32, 32);
-  const auto& w = m.engine->weights();
-  const auto prompt = Prompt(*m.engine, "Once upon a time, there was a little");
-  LlamaDecoderOptions o;
-  o.ctx = 64;
-  o.page_tokens = 32;
-  o.max_rows = 8;
-  const std::vector<float> resident = RunLogits(*dev, w, *m.provider, o, prompt, 6);
-  auto full = LlamaDecoder::Plan(*dev, w, o);
-  ASSERT_TRUE(full.ok());
-  o.vram_budget = full->fixed_bytes + 3 * full->largest_layer;  // 1 layer in VRAM, 4 streamed
-  auto plan = LlamaDecoder::Plan(*dev, w, o);
-  ASSERT_TRUE(plan.ok());
-  ASSERT_EQ(plan->n_resident, 1);
-  // RAM: resident exactly what the GPU keeps (its resident layers, the head); the
-  // GPU-streamed layers stream from disk.
-  runtime::ResidencyPlan rp;
-  rp.resident.assign(static_cast<size_t>(w.n_groups()), true);
-  for (int l = plan->n_resident; l < w.config().n_layer; ++l) {
-    rp.resident[static_cast<size_t>(l)] = false;
-    ++rp.n_streamed;
-    rp.ring_slot_bytes = std::max(rp.ring_slot_bytes, w.group(l).bytes);
-    rp.streamed_bytes_per_step += runtime::GroupReadBytes(w, l);
-  }
-  rp.ring_slots = 2;
-  auto disk = runtime::StreamingWeights::Open(w, rp);
-  ASSERT_TRUE(disk.ok()) << disk.status().message();
-  const std::vector<float> streamed = RunLogits(*dev, w, **disk, o, prompt, 6);
-  EXPECT_TRUE(SameBits(streamed, resident)) << "disk → RAM → VRAM logits differ from resident ones";
-  const int64_t passes = (static_cast<int64_t>(prompt.size()) + o.max_rows - 1) / o.max_rows + 6;
-  EXPECT_EQ((*disk)->stats().groups_streamed, static_cast<uint64_t>(plan->n_streamed * passes));
-}
+// Every mix of the three weight tiers (VRAM, host memory, disk): tests/gpu/weight_tiers_test.cc.
 
 // ---- Transformers parity fixtures ------------------------------------------------------
 
