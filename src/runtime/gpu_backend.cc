@@ -17,6 +17,7 @@ gpu::LlamaDecoderOptions DecoderOptions(const GpuBackendOptions& o) {
   d.vram_budget = o.vram_budget;
   d.n_kv = std::max<int64_t>(o.n_kv, 1);
   d.own_kv = false;
+  d.trees = o.trees;
   return d;
 }
 
