@@ -52,7 +52,6 @@ TEST(GpuSupports, FixturesOfEveryArchitecture) {
       {"models/gemma2-softcap-f32",
        {"sandwich_norms", "ffn_act: tanh GELU", "final_softcap", "embd_scale"}},
       {"models/gemma3-swa-bf16", {"sandwich_norms", "ffn_act: tanh GELU", "embd_scale"}},
-      {"models/gemma3-mm-text-bf16", {"sandwich_norms", "ffn_act: tanh GELU", "embd_scale"}},
       {"converted/gemma2-softcap-f32.gguf", {"sandwich_norms", "final_softcap", "embd_scale"}},
       {"models/mixtral-bf16", {"mixture of experts (2 of 2 layers' ffn is moe)"}},
       {"models/qwen2-moe-shared-f32", {"mixture of experts"}},
