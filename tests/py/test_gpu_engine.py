@@ -195,6 +195,33 @@ def test_vram_budget_needs_a_device(spool_bin, stories):
     assert r.returncode != 0 and "--vram-budget:" in r.stderr, r.stderr
 
 
+def test_batch_on_the_gpu_is_batch_size_independent(spool_bin, stories, vulkan, tmp_path):
+    """`spool batch --device vulkan`: the decode rows of every active job go through one
+    pass over the weights per step (LlamaDecoder::Run with several RunItems); the texts
+    equal one job at a time on the GPU and the CPU's (f32 KV, greedy)."""
+    lines = []
+    for i in range(5):
+        body = {"model": "stories", "prompt": ["Once upon a time", "The little dog", "One day, a girl named Lily",
+                                               "Tom and Sue", "The sun"][i], "max_tokens": 12 + i, "temperature": 0}
+        lines.append(json.dumps({"custom_id": f"job-{i}", "method": "POST", "url": "/v1/completions", "body": body}))
+    inp = tmp_path / "jobs.jsonl"
+    inp.write_text("\n".join(lines) + "\n")
+
+    def texts(*extra):
+        out = tmp_path / ("out%d.jsonl" % len(list(tmp_path.glob("out*.jsonl"))))
+        r = run(spool_bin, "batch", stories, "--in", str(inp), "--out", str(out), "--threads", "2", "--ctx", "128",
+                "--kv-type", "f32", *extra, timeout=600)
+        assert r.returncode == 0, r.stderr
+        recs = [json.loads(l) for l in out.read_text().splitlines() if l.strip()]
+        assert len(recs) == 5 and all(rec["error"] is None for rec in recs), recs
+        return {rec["custom_id"]: rec["response"]["body"]["choices"][0]["text"] for rec in recs}
+
+    together = texts("--batch", "5", "--device", "vulkan")
+    assert texts("--batch", "1", "--device", "vulkan") == together
+    assert texts("--batch", "5") == together
+    assert any(together.values())
+
+
 SPEC_PROMPT = "Once upon a time, there was a little girl. Once upon a time"
 
 
