@@ -26,7 +26,10 @@
 //
 // KV caches: Step()/Prefill() use the decoder's own cache (one sequence; tests and
 // bench/gpu). The engine (runtime/gpu_backend.h, `--device vulkan`) keeps one DeviceKv
-// per sequence (NewKv) and runs them through Run(); nothing else differs.
+// per sequence (NewKv) and runs them through Run(); nothing else differs. Run() with
+// several RunItems carries the rows of several sequences in one pass over the weights
+// (attention per sequence), and RunItem::tree_parent a draft tree (per-row tree
+// attention, llama_decoder_tree.cc; KeepTreePath).
 //
 // It is a second copy of the decoder loop (the CPU's is models::Transformer), which the
 // backend boundary of docs/parts/gpu.md would replace (Transformer calling a Device).
@@ -35,10 +38,11 @@
 // SwiGLU layers, RMSNorm, RoPE of either pairing with any scaling RopeFrequencies
 // computes (linear, llama3, GGUF rope_freqs, yarn's mscale), weights f32/f16/bf16/
 // Q8_0/Q4_0/Q4_1/Q5_0/Q5_1/Q4_K/Q5_K/Q6_K, spool numerics; per layer, the QKV parts of
-// layer_parts.h (QKV bias: Qwen2; per-head q/k RMSNorm: Qwen3). Refused with kUnsupported,
-// naming the feature: q/k norm over the whole projection, the attention output gate, output
-// bias, sandwich norms, GeGLU, MoE, final soft-capping, embedding scale, --numerics ggml,
-// other weight types, head_dim > 256.
+// layer_parts.h (QKV bias: Qwen2; per-head q/k RMSNorm: Qwen3). Refused with kUnsupported
+// by Supports, every feature named with its config field at once: q/k norm over the whole
+// projection, the attention output gate, output bias, sandwich norms, GeGLU and gpt-oss's
+// SwiGLU, final soft-capping, embedding scale, attention sinks, --numerics ggml, MoE and
+// linear-attention layers, head_dim > 256; other weight types by Open.
 #pragma once
 
 #include <array>
