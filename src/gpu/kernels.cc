@@ -23,6 +23,7 @@ struct RopePush { uint32_t n_tok, n_head, head_dim, rope_dim, neox; };
 struct SwiGluPush { uint32_t n; };
 struct AddPush { uint32_t n, b_n; };
 struct KvStorePush { uint32_t n, dst_elem, bf16, src_elem; };
+struct CopyWordsPush { uint32_t n, src_word, dst_word; };
 struct GetRowsPush { uint32_t n_ids, dim, dtype; };
 struct AttentionPush {
   uint32_t n_q, n_head, n_kv_head, head_dim, n_pages, pos_offset, kv_bf16;
@@ -440,6 +441,22 @@ Status Kernels::KvStore(const Buffer& src, int64_t n, DType dtype, const Buffer&
                          static_cast<uint32_t>(src_elem)};
   const BufferRange bufs[] = {{&src}, {&dst}};
   const Grid g = ThreadsFor(static_cast<uint64_t>(bf16 ? n / 2 : n));
+  return dev_.Dispatch(pipe.value(), bufs, PushBytes(push), g.x, g.y);
+}
+
+Status Kernels::CopyWords(const Buffer& src, uint64_t src_word, const Buffer& dst, uint64_t dst_word, int64_t n) {
+  if (Status s = Positive(n, "n"); !s.ok()) return s;
+  if (src_word + static_cast<uint64_t>(n) >= kMaxIndex || dst_word + static_cast<uint64_t>(n) >= kMaxIndex)
+    return InvalidArgument("GPU CopyWords: offset beyond 2^32 words");
+  if (&src == &dst && src_word < dst_word + static_cast<uint64_t>(n) && dst_word < src_word + static_cast<uint64_t>(n))
+    return InvalidArgument("GPU CopyWords: overlapping ranges in one buffer");
+  if (Status s = Fits(src, (src_word + static_cast<uint64_t>(n)) * 4, "src"); !s.ok()) return s;
+  if (Status s = Fits(dst, (dst_word + static_cast<uint64_t>(n)) * 4, "dst"); !s.ok()) return s;
+  auto pipe = Get(dev_, Shader::kCopyWords, 2, sizeof(CopyWordsPush));
+  if (!pipe.ok()) return pipe.status();
+  const CopyWordsPush push{static_cast<uint32_t>(n), static_cast<uint32_t>(src_word), static_cast<uint32_t>(dst_word)};
+  const BufferRange bufs[] = {{&src}, {&dst}};
+  const Grid g = ThreadsFor(static_cast<uint64_t>(n));
   return dev_.Dispatch(pipe.value(), bufs, PushBytes(push), g.x, g.y);
 }
 

@@ -196,6 +196,10 @@ class Kernels {
   Status KvStore(const Buffer& src, int64_t n, DType dtype, const Buffer& dst, uint64_t dst_elem,
                  uint64_t src_elem = 0);
 
+  // dst[dst_word + i] = src[src_word + i] for n 32-bit words, unchanged (KV rows of any
+  // dtype, f32 rows). src and dst may be one buffer when the ranges do not overlap.
+  Status CopyWords(const Buffer& src, uint64_t src_word, const Buffer& dst, uint64_t dst_word, int64_t n);
+
   // out[i] = row ids[i] of table, widened to f32. Every id must be < n_table_rows.
   // table: [n_table_rows, dim] of dtype (kF32, kF16, kBF16)   out: [ids.size(), dim] f32
   Status GetRows(const Buffer& table, DType dtype, int64_t n_table_rows, int64_t dim, std::span<const int32_t> ids,

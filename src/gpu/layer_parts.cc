@@ -56,11 +56,17 @@ class QkHeadNorm final : public QkvPart {
 
 }  // namespace
 
+std::vector<std::string> QkvPartsMissing(const models::ModelConfig& c) {
+  std::vector<std::string> no;
+  if (c.qk_norm && c.qk_norm_full) no.push_back("q/k norm over the whole projection (qk_norm_full)");
+  if (c.attn_output_gate) no.push_back("the attention output gate (attn_output_gate)");
+  if (c.o_bias) no.push_back("output projection bias (o_bias)");
+  return no;
+}
+
 Status QkvPartsSupport(const models::ModelConfig& c) {
-  if (c.qk_norm && c.qk_norm_full) return Refuse("q/k norm over the whole projection (qk_norm_full)");
-  if (c.attn_output_gate) return Refuse("the attention output gate");
-  if (c.o_bias) return Refuse("output projection bias");
-  return Status::Ok();
+  const std::vector<std::string> no = QkvPartsMissing(c);
+  return no.empty() ? Status::Ok() : Refuse(no[0]);
 }
 
 uint64_t QkvPartsBytes(const models::ModelConfig& c) {

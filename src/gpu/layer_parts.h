@@ -19,6 +19,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "base/status.h"
@@ -50,6 +51,9 @@ class QkvPart {
 // kOk when every QKV step config `c` asks for has a part; else kUnsupported naming it
 // ("GPU decoder: q/k norm over the whole projection is not supported on the GPU yet").
 Status QkvPartsSupport(const models::ModelConfig& c);
+// The QKV features of `c` that have no part, each named with its config field (empty:
+// every one has a part); LlamaDecoder::Supports lists them beside the other refusals.
+std::vector<std::string> QkvPartsMissing(const models::ModelConfig& c);
 
 // Device bytes the parts of one layer hold (the VRAM plan counts them as fixed).
 uint64_t QkvPartsBytes(const models::ModelConfig& c);

@@ -6,6 +6,7 @@
 #include <tuple>
 
 #include "base/timer.h"
+#include "models/tree_attention.h"
 #include "tensor/rope.h"
 
 namespace spool::gpu {
@@ -23,22 +24,45 @@ Status Refuse(const std::string& what) { return Unsupported("GPU decoder: " + wh
 }  // namespace
 
 Status LlamaDecoder::Supports(const models::ModelConfig& c, const LlamaDecoderOptions& o) {
-  SPOOL_TRY(QkvPartsSupport(c));  // QKV bias and per-head q/k norm are layer parts (layer_parts.h)
-  if (c.sandwich_norms) return Refuse("sandwich norms");
-  if (c.ffn_act != models::FfnAct::kSilu) return Refuse("GeGLU");
-  if (c.final_softcap > 0) return Refuse("final logit soft-capping");
-  if (c.embd_scale > 0) return Refuse("embedding scale");
-  if (c.ggml_numerics) return Refuse("--numerics ggml");
-  if (c.head_dim > 256) return Refuse("head_dim > 256");
+  // Every ModelConfig feature the decoder's skeleton (norm → Q/K/V → QKV parts → RoPE →
+  // attention → O → norm → SwiGLU) does not compute is named here, with its field, so
+  // that no model runs on the GPU with a part silently left out. All of them are listed
+  // at once. Implemented, so not refused: full and sliding-window attention (the layer's
+  // window), attention score soft-capping (attn_softcap), attn_scale, per-layer RoPE θ and
+  // scaling, partial RoPE (rope_dim), either RoPE pairing, tied embeddings, QKV bias and
+  // per-head q/k norm (layer_parts.h), and norm_plus_one (HF Gemma's 1 + w: ModelWeights
+  // adds the 1 to every RMSNorm weight at load, models/weights.cc, so the decoder reads
+  // ready weights). The layer loop below covers what differs per layer.
+  std::vector<std::string> no = QkvPartsMissing(c);  // layer_parts.h
+  if (c.sandwich_norms) no.push_back("sandwich norms (sandwich_norms: post-attention and post-feed-forward RMSNorms)");
+  if (c.ffn_act == models::FfnAct::kGeluTanh) no.push_back("GeGLU (ffn_act: tanh GELU)");
+  if (c.ffn_act == models::FfnAct::kSwiGluOai) no.push_back("gpt-oss's clamped SwiGLU (ffn_act: swiglu_oai)");
+  if (c.final_softcap > 0) no.push_back("final logit soft-capping (final_softcap " + std::to_string(c.final_softcap) + ")");
+  if (c.embd_scale > 0) no.push_back("embedding scale (embd_scale " + std::to_string(c.embd_scale) + ")");
+  if (c.attn_sinks) no.push_back("attention sinks (attn_sinks)");
+  if (c.ggml_numerics) no.push_back("--numerics ggml (ggml_numerics)");
+  if (c.head_dim > 256) no.push_back("head_dim " + std::to_string(c.head_dim) + " > 256");
+  int64_t moe = 0, linear = 0;
+  for (const auto& spec : c.layers) {
+    moe += spec.ffn == models::FfnKind::kMoe;
+    linear += spec.mixer == models::MixerKind::kLinearAttention;
+  }
+  if (moe > 0)
+    no.push_back("mixture of experts (" + std::to_string(moe) + " of " + std::to_string(c.n_layer) +
+                 " layers' ffn is moe)");
+  if (linear > 0)
+    no.push_back("linear attention (Gated DeltaNet: " + std::to_string(linear) + " of " + std::to_string(c.n_layer) +
+                 " layers' mixer is linear_attention)");
+  if (!no.empty()) {
+    std::string what = no[0];
+    for (size_t i = 1; i < no.size(); ++i) what += (i + 1 == no.size() ? " and " : ", ") + no[i];
+    return Unsupported("GPU decoder: " + what + (no.size() == 1 ? " is" : " are") + " not supported on the GPU yet");
+  }
   if (o.kv_dtype != DType::kF32 && o.kv_dtype != DType::kBF16) return Refuse("KV type " + std::string(DTypeName(o.kv_dtype)));
   if (o.ctx <= 0) return InvalidArgument("GPU decoder: ctx must be > 0");
   if (o.page_tokens <= 0 || o.page_tokens > 1024) return InvalidArgument("GPU decoder: KV page size must be in [1, 1024]");
   if (o.max_rows <= 0 || o.max_rows > 4096) return InvalidArgument("GPU decoder: max_rows must be in [1, 4096]");
   if (o.n_kv < 1) return InvalidArgument("GPU decoder: n_kv must be >= 1");
-  for (const auto& spec : c.layers) {
-    if (spec.ffn != models::FfnKind::kDense) return Refuse("mixture of experts");
-    if (spec.mixer == models::MixerKind::kLinearAttention) return Refuse("linear attention (Gated DeltaNet)");
-  }
   return Status::Ok();
 }
 
@@ -56,6 +80,36 @@ std::vector<std::pair<uint64_t, const char*>> ActivationBuffers(const models::Mo
 }
 
 uint64_t ActBytesFor(DType t, int64_t m, int64_t n_in) { return MatVecActBytes(t, m, n_in); }
+
+// A segment's attention scratch when the FFN's buffers are too narrow (n_ff < q_dim),
+// and the draft-tree scratch (options trees): each (bytes, name); LlamaDecoder::Open
+// allocates them in this order.
+std::vector<std::pair<uint64_t, const char*>> ScratchBuffers(const models::ModelConfig& c, const LlamaDecoderOptions& o) {
+  std::vector<std::pair<uint64_t, const char*>> b;
+  const uint64_t R = static_cast<uint64_t>(o.max_rows), QD = static_cast<uint64_t>(c.q_dim());
+  if (o.max_rows > 1 && c.n_ff < c.q_dim()) {
+    b.push_back({R * QD * 4, "attention q scratch"});
+    b.push_back({R * QD * 4, "attention out scratch"});
+  }
+  if (o.trees) {
+    const uint64_t row = static_cast<uint64_t>(c.kv_dim()) * (o.kv_dtype == DType::kF32 ? 4 : 2);
+    const uint64_t region = static_cast<uint64_t>(o.page_tokens + o.max_rows) * row;
+    b.push_back({region, "tree K region"});
+    b.push_back({region, "tree V region"});
+    b.push_back({QD * 4, "tree query"});
+    b.push_back({QD * 4, "tree output"});
+    b.push_back({AttentionStateBytes(1, c.n_head, c.head_dim), "tree attention state"});
+  }
+  return b;
+}
+
+uint64_t BatchAndTreeScratchBytes(const models::ModelConfig& c, const LlamaDecoderOptions& o) {
+  uint64_t sum = 0;
+  for (const auto& [bytes, name] : ScratchBuffers(c, o)) sum += AlignUp(bytes, 4);
+  // The all-rows attention state a tree's first dispatch stores (a KV window has its own).
+  if (o.trees) sum += AttentionStateBytes(o.max_rows, c.n_head, c.head_dim);
+  return sum;
+}
 
 }  // namespace
 
@@ -152,7 +206,7 @@ Result<VramPlan> LlamaDecoder::Plan(const VulkanDevice& dev, const models::Model
                          static_cast<uint64_t>(c.n_layer) * QkvPartsBytes(c);
   const uint64_t rope = static_cast<uint64_t>(o.max_rows) * static_cast<uint64_t>(c.rope_dim) * 4 *
                         static_cast<uint64_t>(c.n_layer);
-  const uint64_t other_fixed = p.head_bytes + act + scratch + norms + rope;
+  const uint64_t other_fixed = p.head_bytes + act + scratch + norms + rope + BatchAndTreeScratchBytes(c, o);
   SPOOL_TRY(PlanKvWindow(dev, c, o, other_fixed, p));
   p.fixed_bytes = p.kv_bytes + p.kv_cold_bytes + other_fixed;
   if (!o.host_layers.empty() && static_cast<int64_t>(o.host_layers.size()) != c.n_layer)
@@ -365,6 +419,27 @@ Result<std::unique_ptr<LlamaDecoder>> LlamaDecoder::Open(VulkanDevice& dev, cons
     SPOOL_TRY(alloc(d->att_state_, AttentionStateBytes(o.max_rows, c.n_head, c.head_dim), MemoryKind::kDevice,
                     "attention state"));
   }
+  {
+    Buffer* scratch[] = {&d->qs_, &d->atts_};
+    Buffer* tree[] = {&d->tree_k_, &d->tree_v_, &d->tree_q_, &d->tree_out_, &d->tree_state_};
+    const auto bufs = ScratchBuffers(c, o);
+    size_t i = 0;
+    if (o.max_rows > 1 && c.n_ff < c.q_dim())
+      for (Buffer* b : scratch) {
+        SPOOL_TRY(alloc(*b, bufs[i].first, MemoryKind::kDevice, bufs[i].second));
+        ++i;
+      }
+    if (o.trees) {
+      for (Buffer* b : tree) {
+        SPOOL_TRY(alloc(*b, bufs[i].first, MemoryKind::kDevice, bufs[i].second));
+        ++i;
+      }
+      d->tree_rows_cap_ = o.page_tokens + o.max_rows;
+      if (!d->plan_.kv_windowed())
+        SPOOL_TRY(alloc(d->att_state_, AttentionStateBytes(o.max_rows, c.n_head, c.head_dim), MemoryKind::kDevice,
+                        "attention state"));
+    }
+  }
   d->host_rows_.resize(static_cast<size_t>(o.max_rows * c.n_embd));
   return d;
 }
@@ -409,16 +484,36 @@ Status LlamaDecoder::Stage(int layer, int slot) {
   return Status::Ok();
 }
 
-Status LlamaDecoder::Forward(DeviceKv& kv, const int32_t* ids, int64_t n, float* logits, bool all_logits) {
+Status LlamaDecoder::Forward(std::span<const Segment> segs) {
   const models::ModelConfig& c = w_.config();
-  const int64_t D = c.n_embd, pos0 = kv.n_tokens;
-  SPOOL_TRY(PrepareKvWindow(kv, n));
+  const int64_t D = c.n_embd;
+  int64_t n = 0;  // rows of the pass, every segment's
+  for (const Segment& sg : segs) {
+    SPOOL_CHECK(sg.row0 == n);
+    n += sg.n;
+  }
+  SPOOL_CHECK(n >= 1 && n <= opts_.max_rows);
+  for (const Segment& sg : segs) SPOOL_TRY(PrepareKvWindow(*sg.kv, sg.n));
+  // Row r's position: its sequence's next slot, or for a tree node base + depth.
+  std::vector<int64_t> positions(static_cast<size_t>(n));
+  std::vector<std::vector<int32_t>> depths(segs.size());
+  std::vector<int32_t> ids(static_cast<size_t>(n));
+  for (size_t j = 0; j < segs.size(); ++j) {
+    const Segment& sg = segs[j];
+    const int64_t p0 = sg.kv->n_tokens;
+    std::copy(sg.ids, sg.ids + sg.n, ids.begin() + sg.row0);
+    if (sg.tree_parent.empty()) {
+      for (int64_t i = 0; i < sg.n; ++i) positions[static_cast<size_t>(sg.row0 + i)] = p0 + i;
+      continue;
+    }
+    SPOOL_TRY(models::TreeDepths(sg.tree_parent, &depths[j]));
+    for (int64_t i = 0; i < sg.n; ++i)
+      positions[static_cast<size_t>(sg.row0 + i)] = sg.tree_base + depths[j][static_cast<size_t>(p0 - sg.tree_base + i)];
+  }
   // Embedding rows on the host (the provider's table), then to the device.
   provider_.BeginStep();  // the provider supplies only embedding rows; its step begins
-  SPOOL_TRY(provider_.EmbeddingRows(ids, n, host_rows_.data()));
+  SPOOL_TRY(provider_.EmbeddingRows(ids.data(), n, host_rows_.data()));
   SPOOL_TRY(dev_.Upload(x_, 0, host_rows_.data(), static_cast<uint64_t>(n * D) * 4));
-  std::vector<int64_t> positions(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) positions[static_cast<size_t>(i)] = pos0 + i;
   for (size_t i = 0; i < inv_freqs_.size(); ++i)
     SPOOL_TRY(k_.RopeTable(positions, inv_freqs_[i], mscales_[i], rope_tables_[i]));
 
@@ -443,6 +538,7 @@ Status LlamaDecoder::Forward(DeviceKv& kv, const int32_t* ids, int64_t n, float*
     const auto& [wq, wk, wv, wo, gate, up, down] = m;
     const Buffer& table = rope_tables_[static_cast<size_t>(G.rope_table)];
     // Attention: RMSNorm → Q, K, V → RoPE → KV write → attention over [0, pos] → O.
+    // Every matmul carries the rows of all segments (one pass over the weights).
     SPOOL_TRY(k_.RmsNorm(x_, G.attn_norm, c.rms_eps, n, D, h_));
     SPOOL_TRY(k_.MatMul(wq, h_, q_, n));   // [n, q_dim]
     SPOOL_TRY(k_.MatMul(wk, h_, kn_, n));  // [n, kv_dim]
@@ -453,7 +549,13 @@ Status LlamaDecoder::Forward(DeviceKv& kv, const int32_t* ids, int64_t n, float*
     SPOOL_TRY(k_.Rope(neox, kn_, n, c.n_head_kv, c.head_dim, c.rope_dim, table));
     const int64_t window = spec.mixer == models::MixerKind::kSlidingAttention ? spec.window : 0;
     const GpuAttentionShape shape{c.n_head, c.n_head_kv, c.head_dim, c.attention_scale(), window, c.attn_softcap};
-    SPOOL_TRY(Attend(kv, l, n, positions, shape));  // K/V rows into the cache, attention into att_
+    // Attention per sequence, over its own cache: K/V rows into it, output into att_.
+    for (size_t j = 0; j < segs.size(); ++j) {
+      const Segment& sg = segs[j];
+      const std::span<const int64_t> pos(positions.data() + sg.row0, static_cast<size_t>(sg.n));
+      if (sg.tree_parent.empty()) SPOOL_TRY(Attend(*sg.kv, l, sg.row0, sg.n, pos, shape));
+      else SPOOL_TRY(AttendTree(sg, l, pos, depths[j], shape));
+    }
     SPOOL_TRY(k_.MatMul(wo, att_, o_, n));  // [n, n_embd]
     SPOOL_TRY(k_.Add(x_, o_, n * D, x_));
     // Feed-forward: RMSNorm → gate, up → SwiGLU → down.
@@ -473,18 +575,19 @@ Status LlamaDecoder::Forward(DeviceKv& kv, const int32_t* ids, int64_t n, float*
       if (l + 1 < n_layer) SPOOL_TRY(Stage(l + 1, slot));
     }
   }
-  if (logits) {
-    // The head per row (GEMV), so every row's logits are a decode step's.
-    for (int64_t r = all_logits ? 0 : n - 1; r < n; ++r) {
-      const int32_t row[1] = {static_cast<int32_t>(r)};
+  // The head per row (GEMV), so every row's logits are a decode step's.
+  for (const Segment& sg : segs) {
+    if (!sg.logits) continue;
+    for (int64_t r = sg.all_logits ? 0 : sg.n - 1; r < sg.n; ++r) {
+      const int32_t row[1] = {static_cast<int32_t>(sg.row0 + r)};
       SPOOL_TRY(k_.GetRows(x_, DType::kF32, n, D, row, last_));
       SPOOL_TRY(k_.RmsNorm(last_, output_norm_, c.rms_eps, 1, D, last_));
       SPOOL_TRY(k_.MatVec(output_, last_, logits_, 1));  // [n_vocab]
-      float* dst = logits + (all_logits ? r * c.n_vocab : 0);
+      float* dst = sg.logits + (sg.all_logits ? r * c.n_vocab : 0);
       SPOOL_TRY(dev_.Download(logits_, 0, dst, static_cast<uint64_t>(c.n_vocab) * 4));
     }
   }
-  kv.n_tokens += n;
+  for (const Segment& sg : segs) sg.kv->n_tokens += sg.n;
   ++tier_stats_.passes;
   return Status::Ok();
 }
@@ -503,20 +606,67 @@ Status LlamaDecoder::CheckRun(const DeviceKv& kv, std::span<const int32_t> token
 }
 
 Status LlamaDecoder::Run(DeviceKv& kv, std::span<const int32_t> tokens, float* logits, bool all_logits) {
-  SPOOL_TRY(CheckRun(kv, tokens));
-  const int64_t start = kv.n_tokens, V = w_.config().n_vocab;
-  for (size_t i = 0; i < tokens.size();) {
-    const int64_t n = std::min<int64_t>(opts_.max_rows, static_cast<int64_t>(tokens.size() - i));
-    const bool last = i + static_cast<size_t>(n) == tokens.size();
-    float* out = all_logits ? logits + static_cast<int64_t>(i) * V : (last ? logits : nullptr);
-    if (Status s = Forward(kv, tokens.data() + i, n, out, all_logits); !s.ok()) {
-      // Rows the host cache took from this run (evicted pages) go too; its own error
-      // (a disk cache) is secondary to the first one.
-      Status dropped = Truncate(kv, start);
-      (void)dropped;  // the first error is the one to report
-      return s;
+  RunItem it;
+  it.kv = &kv;
+  it.tokens = tokens;
+  it.logits = logits;
+  it.all_logits = all_logits;
+  return Run(std::span<const RunItem>(&it, 1));
+}
+
+Status LlamaDecoder::Run(std::span<const RunItem> items) {
+  const int64_t V = w_.config().n_vocab;
+  for (size_t i = 0; i < items.size(); ++i) {
+    SPOOL_CHECK(items[i].kv != nullptr);
+    SPOOL_TRY(CheckRun(*items[i].kv, items[i].tokens));
+    for (size_t j = 0; j < i; ++j)
+      if (items[j].kv == items[i].kv) return InvalidArgument("GPU decoder: a sequence appears twice in one run");
+    if (!items[i].tree_parent.empty()) SPOOL_TRY(CheckTree(items[i]));
+  }
+  std::vector<int64_t> start(items.size());
+  for (size_t i = 0; i < items.size(); ++i) start[i] = items[i].kv->n_tokens;
+  // Passes of at most max_rows rows: items in order, a chain item split where a pass is
+  // full (its later rows attend to the earlier ones' KV, written by the previous pass),
+  // a tree item whole in one pass.
+  std::vector<Segment> pass;
+  int64_t rows = 0;
+  auto flush = [&]() -> Status {
+    if (pass.empty()) return Status::Ok();
+    Status s = Forward(pass);
+    pass.clear();
+    rows = 0;
+    return s;
+  };
+  Status st = Status::Ok();
+  for (size_t i = 0; i < items.size() && st.ok(); ++i) {
+    const RunItem& it = items[i];
+    const int64_t m = static_cast<int64_t>(it.tokens.size());
+    const bool tree = !it.tree_parent.empty();
+    if (tree && rows + m > opts_.max_rows) st = flush();
+    for (int64_t done = 0; done < m && st.ok();) {
+      if (rows == opts_.max_rows) {
+        st = flush();
+        if (!st.ok()) break;
+      }
+      const int64_t k = tree ? m : std::min(m - done, opts_.max_rows - rows);
+      const bool last = done + k == m;
+      float* out = it.logits == nullptr ? nullptr : it.all_logits ? it.logits + done * V : (last ? it.logits : nullptr);
+      // A segment's rows start where the cache will be when its pass runs: segments of
+      // the same item are in different passes, so kv->n_tokens is current then.
+      pass.push_back(Segment{it.kv, it.tokens.data() + done, k, rows, out, it.all_logits, it.tree_base, it.tree_parent});
+      rows += k;
+      done += k;
     }
-    i += static_cast<size_t>(n);
+  }
+  if (st.ok()) st = flush();
+  if (!st.ok()) {
+    // Rows the host caches took from this run (evicted pages) go too; their own errors
+    // (a disk cache) are secondary to the first one.
+    for (size_t i = 0; i < items.size(); ++i) {
+      Status dropped = Truncate(*items[i].kv, std::min(start[i], items[i].kv->n_tokens));
+      (void)dropped;  // the first error is the one to report
+    }
+    return st;
   }
   return Status::Ok();
 }
@@ -529,7 +679,7 @@ Status LlamaDecoder::Step(int32_t token, float* logits) {
                            std::to_string(c.n_vocab));
   if (own_kv_->n_tokens >= opts_.ctx)
     return ResourceExhausted("GPU decoder: context of " + std::to_string(opts_.ctx) + " tokens is full");
-  return Forward(*own_kv_, &token, 1, logits);
+  return Run(*own_kv_, std::span<const int32_t>(&token, 1), logits, false);
 }
 
 Status LlamaDecoder::Prefill(std::span<const int32_t> tokens, float* logits) {

@@ -30,7 +30,10 @@
 //
 // KV caches: Step()/Prefill() use the decoder's own cache (one sequence; tests and
 // bench/gpu). The engine (runtime/gpu_backend.h, `--device vulkan`) keeps one DeviceKv
-// per sequence (NewKv) and runs them through Run(); nothing else differs.
+// per sequence (NewKv) and runs them through Run(); nothing else differs. Run() with
+// several RunItems carries the rows of several sequences in one pass over the weights
+// (attention per sequence), and RunItem::tree_parent a draft tree (per-row tree
+// attention, llama_decoder_tree.cc; KeepTreePath).
 //
 // It is a second copy of the decoder loop (the CPU's is models::Transformer), which the
 // backend boundary of docs/parts/gpu.md would replace (Transformer calling a Device).
@@ -39,10 +42,11 @@
 // SwiGLU layers, RMSNorm, RoPE of either pairing with any scaling RopeFrequencies
 // computes (linear, llama3, GGUF rope_freqs, yarn's mscale), weights f32/f16/bf16/
 // Q8_0/Q4_0/Q4_1/Q5_0/Q5_1/Q4_K/Q5_K/Q6_K, spool numerics; per layer, the QKV parts of
-// layer_parts.h (QKV bias: Qwen2; per-head q/k RMSNorm: Qwen3). Refused with kUnsupported,
-// naming the feature: q/k norm over the whole projection, the attention output gate, output
-// bias, sandwich norms, GeGLU, MoE, final soft-capping, embedding scale, --numerics ggml,
-// other weight types, head_dim > 256.
+// layer_parts.h (QKV bias: Qwen2; per-head q/k RMSNorm: Qwen3). Refused with kUnsupported
+// by Supports, every feature named with its config field at once: q/k norm over the whole
+// projection, the attention output gate, output bias, sandwich norms, GeGLU and gpt-oss's
+// SwiGLU, final soft-capping, embedding scale, attention sinks, --numerics ggml, MoE and
+// linear-attention layers, head_dim > 256; other weight types by Open.
 #pragma once
 
 #include <array>
@@ -84,6 +88,29 @@ struct LlamaDecoderOptions {
   // [n_layer], or empty: none) and otherwise read from the model's files every pass.
   std::vector<bool> host_layers;
   storage::ReaderOptions reader;  // how the decoder reads the model files (O_DIRECT by default)
+  // Draft-tree steps (RunItem::tree_parent) will run: allocates their scratch (a KV
+  // region of page_tokens + max_rows rows per K and V, one query's state and rows).
+  // Trees need the whole KV cache in VRAM (no KV window) and no sliding-window layer.
+  bool trees = false;
+};
+
+struct DeviceKv;
+
+// One sequence's tokens in a Run of several (LlamaDecoder::Run): a prefill chunk, a
+// decode token, verification rows, or a draft tree's nodes.
+struct RunItem {
+  DeviceKv* kv = nullptr;
+  std::span<const int32_t> tokens;  // appended at positions kv->n_tokens..
+  // [n_vocab] of the last token, or [tokens.size(), n_vocab] when all_logits; null: none.
+  float* logits = nullptr;
+  bool all_logits = false;
+  // A draft tree (models/tree_attention.h's layout): node i at slot tree_base + i,
+  // tree_parent[i] -1 or a node < i, [kv->n_tokens + tokens.size() - tree_base] entries;
+  // the tokens are its nodes from kv->n_tokens on. Row i sits at position tree_base +
+  // depth and attends to the committed rows and its ancestors only, bit for bit as a
+  // chain decode of its path. Empty: a chain (positions kv->n_tokens + i).
+  int64_t tree_base = 0;
+  std::span<const int32_t> tree_parent;
 };
 
 // One sequence's KV cache: K and V of every layer in device memory, [n_layer, hot_rows,
@@ -179,6 +206,19 @@ class LlamaDecoder {
   // all_logits (each row's head is a GEMV, as a decode step's). On failure kv.n_tokens
   // is unchanged. Errors as Prefill.
   Status Run(DeviceKv& kv, std::span<const int32_t> tokens, float* logits, bool all_logits);
+  // Several sequences in one step: their rows share each pass over the weights (passes
+  // of at most max_rows rows; an item longer than what a pass has left continues in the
+  // next, a tree item is never split), attention runs per sequence over its own cache.
+  // Every row has decode numerics (GEMM rows = GEMV, attention per row), so each item's
+  // logits are bit-identical to running it alone. On failure every kv's n_tokens is as
+  // before. Errors as Prefill; a sequence twice, a bad tree (kInvalidArgument), a tree
+  // without LlamaDecoderOptions::trees, with a KV window or sliding layers (kUnsupported).
+  Status Run(std::span<const RunItem> items);
+  // After a tree step whose first row was at slot `first` (kv.n_tokens = first + the
+  // step's rows): keeps rows `path` of the step (increasing, path[j] >= j) at slots
+  // first, first + 1, ... and drops the rest, so the cache is that of a chain decode of
+  // the path. Device copies; errors: a bad path (kInvalidArgument).
+  Status KeepTreePath(DeviceKv& kv, int64_t first, std::span<const int32_t> path);
 
   // Rows [0, n) of `layer`'s K and V of kv, in the cache dtype (session save/restore):
   // k, v: [n, kv_dim] elements of kv_dtype. Errors: n beyond the context, device errors.
@@ -217,9 +257,20 @@ class LlamaDecoder {
   LlamaDecoder(VulkanDevice& dev, const models::ModelWeights& w, models::WeightProvider& p)
       : dev_(dev), k_(dev), w_(w), provider_(p) {}
   Result<Buffer> UploadF32(const std::vector<float>& v, const char* what);
-  // Runs n tokens (ids already range-checked) at positions kv.n_tokens.. through every
-  // layer; logits of the last row (or of every row, all_logits) when `logits` is not null.
-  Status Forward(DeviceKv& kv, const int32_t* ids, int64_t n, float* logits, bool all_logits = false);
+  // One sequence's rows in a pass: rows [row0, row0 + n) of the activation buffers.
+  struct Segment {
+    DeviceKv* kv;
+    const int32_t* ids;
+    int64_t n;
+    int64_t row0;
+    float* logits;    // last row's, or every row's (all_logits); null: none
+    bool all_logits;
+    int64_t tree_base;                 // tree_parent empty: a chain
+    std::span<const int32_t> tree_parent;
+  };
+  // Runs the segments (ids range-checked, rows in total <= max_rows) through every layer
+  // in one pass over the weights and appends each segment's rows to its kv.
+  Status Forward(std::span<const Segment> segs);
   Status CheckRun(const DeviceKv& kv, std::span<const int32_t> tokens) const;
   // A streamed layer into ring[slot] (async): kHost from its host buffer, kDisk read
   // into staging[slot] first.
@@ -233,8 +284,23 @@ class LlamaDecoder {
   Status SpillKv(DeviceKv& kv, int64_t to);  // host cache rows up to `to`, from the ring
   // The chunk's K/V rows (kn_, vn_) into the cache, then the attention of its n queries
   // over every page they see: into att_.
-  Status Attend(DeviceKv& kv, int layer, int64_t n, std::span<const int64_t> positions,
+  // Rows [row0, row0 + n) of kn_/vn_/q_; the output into att_'s same rows.
+  Status Attend(DeviceKv& kv, int layer, int64_t row0, int64_t n, std::span<const int64_t> positions,
                 const GpuAttentionShape& shape);
+  // Attend's body: queries from `q` (rows from 0), output into `out`.
+  Status AttendRows(DeviceKv& kv, int layer, int64_t row0, int64_t n, std::span<const int64_t> positions,
+                    const GpuAttentionShape& shape, const Buffer& q, const Buffer& out);
+  // A tree segment's attention (llama_decoder_tree.cc): the pages before the one holding
+  // slot tree_base folded once for all rows (state stored), then per row its chain-layout
+  // region (committed rows of that page, then its ancestors) folded from that state.
+  Status AttendTree(const Segment& seg, int layer, std::span<const int64_t> positions, std::span<const int32_t> depth,
+                    const GpuAttentionShape& shape);
+  Status CheckTree(const RunItem& it) const;
+  // Scratch of one segment's attention queries and output when it does not start at
+  // row 0 ([max_rows, q_dim] f32): the FFN's gate_/up_ buffers (idle during attention)
+  // when n_ff >= q_dim, else buffers of their own.
+  const Buffer& QScratch() const { return qs_.bytes() ? qs_ : gate_; }
+  const Buffer& OutScratch() const { return atts_.bytes() ? atts_ : up_; }
   uint64_t KvRowBytes() const;
   int64_t KvHotRows() const;  // rows per layer of a DeviceKv's K (or V) buffer
 
@@ -258,6 +324,11 @@ class LlamaDecoder {
   std::vector<Buffer> rope_tables_;
   std::unique_ptr<DeviceKv> own_kv_;  // Step/Prefill's cache (options own_kv)
   Buffer x_, h_, q_, kn_, vn_, att_, o_, gate_, up_, last_, logits_;
+  Buffer qs_, atts_;  // QScratch/OutScratch when n_ff < q_dim
+  // Draft trees (options trees): one row's chain-layout KV region, its query, output and
+  // online-softmax state.
+  Buffer tree_k_, tree_v_, tree_q_, tree_out_, tree_state_;
+  int64_t tree_rows_cap_ = 0;
   std::vector<float> host_rows_;
   // Streaming: the ring's two VRAM slots, their host-visible staging buffers, the copy
   // into each slot and the compute submission that last read it.

@@ -137,8 +137,23 @@ Status LlamaDecoder::PrepareKvWindow(DeviceKv& kv, int64_t n) {
   return Status::Ok();
 }
 
-Status LlamaDecoder::Attend(DeviceKv& kv, int layer, int64_t n, std::span<const int64_t> positions,
+Status LlamaDecoder::Attend(DeviceKv& kv, int layer, int64_t row0, int64_t n, std::span<const int64_t> positions,
                             const GpuAttentionShape& shape) {
+  const int64_t QD = w_.config().q_dim();
+  if (row0 > 0) {
+    // A later sequence of a batched pass: its queries to row 0 of a scratch buffer, the
+    // attention there, its output back to its rows of att_ (exact copies).
+    const Buffer& qs = QScratch();
+    const Buffer& os = OutScratch();
+    SPOOL_TRY(k_.CopyWords(q_, static_cast<uint64_t>(row0 * QD), qs, 0, n * QD));
+    SPOOL_TRY(AttendRows(kv, layer, row0, n, positions, shape, qs, os));
+    return k_.CopyWords(os, 0, att_, static_cast<uint64_t>(row0 * QD), n * QD);
+  }
+  return AttendRows(kv, layer, 0, n, positions, shape, q_, att_);
+}
+
+Status LlamaDecoder::AttendRows(DeviceKv& kv, int layer, int64_t row0, int64_t n, std::span<const int64_t> positions,
+                                const GpuAttentionShape& shape, const Buffer& q, const Buffer& out) {
   const int64_t KD = w_.config().kv_dim(), P = opts_.page_tokens, pos0 = kv.n_tokens, end = pos0 + n;
   const int64_t rows = KvHotRows();
   const bool windowed = plan_.kv_windowed();
@@ -148,7 +163,7 @@ Status LlamaDecoder::Attend(DeviceKv& kv, int layer, int64_t n, std::span<const 
   // The chunk's K/V rows: one store, or two where the ring wraps.
   for (int64_t i = 0; i < n;) {
     const int64_t r = slot_row(pos0 + i), cnt = std::min(n - i, rows - r);
-    const uint64_t dst = layer_elem + static_cast<uint64_t>(r * KD), src = static_cast<uint64_t>(i * KD);
+    const uint64_t dst = layer_elem + static_cast<uint64_t>(r * KD), src = static_cast<uint64_t>((row0 + i) * KD);
     SPOOL_TRY(k_.KvStore(kn_, cnt * KD, opts_.kv_dtype, kv.k, dst, src));
     SPOOL_TRY(k_.KvStore(vn_, cnt * KD, opts_.kv_dtype, kv.v, dst, src));
     i += cnt;
@@ -167,7 +182,7 @@ Status LlamaDecoder::Attend(DeviceKv& kv, int layer, int64_t n, std::span<const 
       const uint64_t e = layer_elem + static_cast<uint64_t>(slot_row(q * P) * KD);
       pages_.push_back(GpuKvPage{e, e, page_tokens(q), q * P});
     }
-    return k_.Attention(shape, q_, positions, opts_.kv_dtype, kv.k, kv.v, pages_, att_);
+    return k_.Attention(shape, q, positions, opts_.kv_dtype, kv.k, kv.v, pages_, out);
   }
   // Hot and cold pages: runs of hot pages read in place, cold pages staged from the host
   // cache in groups, double-buffered (cold_stage_[b] → cold_[b] on the transfer queue;
@@ -200,8 +215,8 @@ Status LlamaDecoder::Attend(DeviceKv& kv, int layer, int64_t n, std::span<const 
       SPOOL_TRY(dev_.WaitCopy(cold_copy_[b]));
     }
     const GpuAttentionState st{&att_state_, n_dispatched > 0, !final_run};
-    SPOOL_TRY(k_.Attention(shape, q_, positions, opts_.kv_dtype, cold ? cold_[b] : kv.k, cold ? cold_[b] : kv.v,
-                           pages_, att_, st));
+    SPOOL_TRY(k_.Attention(shape, q, positions, opts_.kv_dtype, cold ? cold_[b] : kv.k, cold ? cold_[b] : kv.v,
+                           pages_, out, st));
     if (cold) {
       auto sub = dev_.Flush();  // the next group is gathered while this one computes
       if (!sub.ok()) return sub.status();

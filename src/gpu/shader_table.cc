@@ -30,6 +30,7 @@ std::string_view ShaderName(Shader s) {
     case Shader::kAttentionF64: return "attention_f64";
     case Shader::kAdd: return "add";
     case Shader::kKvStore: return "kv_store";
+    case Shader::kCopyWords: return "copy_words";
     case Shader::kQuantizeQ8_K: return "quantize_q8_k";
     case Shader::kGemvQ4_K: return "gemv_q4_k";
     case Shader::kGemvQ6_K: return "gemv_q6_k";
@@ -110,6 +111,7 @@ std::span<const uint32_t> ShaderSpirv(Shader s) {
     case Shader::kAttentionF64: return spv::k_attention_f64;
     case Shader::kAdd: return spv::k_add;
     case Shader::kKvStore: return spv::k_kv_store;
+    case Shader::kCopyWords: return spv::k_copy_words;
     case Shader::kQuantizeQ8_K: return spv::k_quantize_q8_k;
     case Shader::kGemvQ4_K: return spv::k_gemv_q4_k;
     case Shader::kGemvQ6_K: return spv::k_gemv_q6_k;

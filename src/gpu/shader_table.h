@@ -33,6 +33,7 @@ enum class Shader : uint8_t {
   kAttentionF64,
   kAdd,
   kKvStore,
+  kCopyWords,
   kQuantizeQ8_K,
   kGemvQ4_K,
   kGemvQ6_K,

@@ -237,27 +237,39 @@ GpuBackendOptions Engine::DeviceOptions() const {
   g.n_kv = std::max<int64_t>(options_.max_sequences, 1);
   g.vram_budget = options_.vram_budget;
   g.kv_hot_tokens = options_.vram_kv_window;
+  // Tree steps come from --draft-tree, or from a request's speculative field whenever
+  // speculation is configured (serve/batch): their scratch is small (a KV region of a
+  // page + a step, one step's attention state).
+  g.trees = options_.draft_trees || options_.max_draft > 0;
   return g;
 }
 
 Status Engine::PrepareDevice() {
-  const bool is_auto = options_.device.kind == gpu::DeviceSpec::Kind::kAuto;
-  if (!options_.draft_model.empty()) {
-    // A draft model's engine would run on the CPU beside the GPU target: not wired yet.
-    if (!is_auto)
-      return Unsupported("--device " + gpu::DeviceSpecName(options_.device) +
-                         ": a draft model (--draft) does not run with the GPU yet; use --lookup or --device cpu");
-    device_note_ = "--device auto: a draft model (--draft) does not run with the GPU yet: using the CPU";
-  } else if (options_.draft_trees) {
-    if (!is_auto)
-      return Unsupported("--device " + gpu::DeviceSpecName(options_.device) +
-                         ": draft trees (--draft-tree) do not run on the GPU yet; use chains or --device cpu");
-    device_note_ = "--device auto: draft trees (--draft-tree) do not run on the GPU yet: using the CPU";
-  } else {
-    // The VRAM plan needs the chunk size before the host plan could choose one: on the
-    // GPU, auto is the smallest candidate.
-    if (options_.prefill_chunk == 0) options_.prefill_chunk = std::end(kAutoPrefillChunks)[-1];
-    SPOOL_ASSIGN_OR_RETURN(gpu_, GpuBackend::Prepare(options_.device, *weights_, DeviceOptions(), &device_note_));
+  // The VRAM plan needs the chunk size before the host plan could choose one: on the
+  // GPU, auto is the smallest candidate.
+  if (options_.prefill_chunk == 0) options_.prefill_chunk = std::end(kAutoPrefillChunks)[-1];
+  // A draft model (--draft) runs on the CPU beside a GPU target: its own Engine, every
+  // group resident in RAM (PlanDraft), as with a CPU target (docs/parts/gpu.md, "Draft
+  // models and trees on the GPU": why not in VRAM). Only the target's verification steps
+  // run on the device.
+  SPOOL_ASSIGN_OR_RETURN(gpu_, GpuBackend::Prepare(options_.device, *weights_, DeviceOptions(), &device_note_));
+  if (gpu_ && options_.draft_trees) {
+    // Draft trees need the whole KV cache in VRAM and no sliding-window layer
+    // (gpu::LlamaDecoder::CheckTree); say so at open rather than at the first tree step.
+    std::string why;
+    if (gpu_->vram_plan().kv_windowed())
+      why = "the VRAM plan keeps a window of " + std::to_string(gpu_->vram_plan().kv_hot_pages) + " of " +
+            std::to_string(gpu_->vram_plan().kv_pages) + " KV pages, and draft trees need the whole KV cache in VRAM";
+    for (const auto& spec : config().layers)
+      if (why.empty() && spec.mixer == models::MixerKind::kSlidingAttention)
+        why = "draft trees with sliding-window attention layers do not run on the GPU";
+    if (!why.empty()) {
+      if (options_.device.kind != gpu::DeviceSpec::Kind::kAuto)
+        return Unsupported("--device " + gpu::DeviceSpecName(options_.device) + " with --draft-tree: " + why +
+                           "; use chains (no --draft-tree) or --device cpu");
+      gpu_.reset();
+      device_note_ = "--device auto: " + why + ": using the CPU";
+    }
   }
   if (!device_note_.empty()) SPOOL_LOG_WARN("%s", device_note_.c_str());
   return Status::Ok();
@@ -402,24 +414,32 @@ Status Engine::Step(std::span<const StepItem> items, float* logits) {
   Stopwatch sw;
   const uint64_t bytes0 = streaming_->stats().bytes_read();
   if (gpu_) {
-    // One device run per item (a pass over the weights each; the GPU decoder carries one
-    // sequence per pass); the logits of every row are a decode step's (GEMV heads, and
-    // the GPU's GEMM rows equal its GEMV), so decode_rows holds as asked.
-    for (const StepItem& it : items)
-      if (!it.tree_parent.empty())
-        return Unsupported("--device " + device_name() +
-                           ": draft trees (--draft-tree) do not run on the GPU yet; use chains or --device cpu");
-    std::vector<int64_t> start(items.size());
+    // Every item's rows in one device run: one pass over the weights for all sequences
+    // (more only when the rows exceed a pass), attention per sequence; every row has
+    // decode numerics (GEMV heads, the GPU's GEMM rows equal its GEMV), so decode_rows
+    // holds as asked and each sequence's logits are those of running it alone.
+    std::vector<gpu::RunItem> run(items.size());
     float* out = logits;
     for (size_t i = 0; i < items.size(); ++i) {
       Sequence& seq = *items[i].seq;
-      start[i] = seq.n_tokens();
-      if (Status st = RunOnDevice(seq, items[i].tokens, out, items[i].all_logits); !st.ok()) {
-        for (size_t j = 0; j < i; ++j) (void)gpu_->Truncate(*items[j].seq->dkv_, start[j]);
-        return st;
+      if (!seq.dkv_) {
+        SPOOL_ASSIGN_OR_RETURN(seq.dkv_, gpu_->NewKv(seq.kv_.get()));
       }
+      gpu::RunItem& r = run[i];
+      r.kv = seq.dkv_.get();
+      r.tokens = items[i].tokens;
+      r.logits = out;
+      r.all_logits = items[i].all_logits;
+      r.tree_base = items[i].tree_base;
+      r.tree_parent = items[i].tree_parent;
       out += (items[i].all_logits ? static_cast<int64_t>(items[i].tokens.size()) : 1) * n_vocab();
     }
+    SPOOL_TRY(gpu_->Run(run));
+    // KeepTreePath moves the kept rows on the device: the TreeRows say where the step
+    // was, its K/V stay in VRAM (not captured).
+    for (const StepItem& it : items)
+      if (!it.tree_parent.empty() && it.tree_rows != nullptr)
+        *it.tree_rows = models::TreeRows{it.seq->n_tokens(), static_cast<int64_t>(it.tokens.size()), 0, {}, {}};
   } else {
     std::vector<models::SeqStep> steps(items.size());
     for (size_t i = 0; i < items.size(); ++i)
@@ -442,11 +462,21 @@ Status Engine::Step(std::span<const StepItem> items, float* logits) {
 
 Status Engine::KeepTreePath(Sequence& seq, const models::TreeRows& rows, std::span<const int32_t> path) {
   if (seq.state_) return InvalidArgument("KeepTreePath: draft trees are not supported for models with linear-attention layers");
-  if (gpu_) return Unsupported("KeepTreePath: draft trees do not run on the GPU yet");
   if (rows.first < 0) return InvalidArgument("KeepTreePath: the rows are not the sequence's last step");
   SPOOL_TRY(models::CheckTreePath(rows, seq.n_tokens(), path));
   std::vector<int32_t> kept;
   for (const int32_t r : path) kept.push_back(seq.tokens_[static_cast<size_t>(rows.first + r)]);
+  if (gpu_) {
+    SPOOL_CHECK(seq.dkv_ != nullptr);
+    if (Status st = gpu_->KeepTreePath(*seq.dkv_, rows.first, path); !st.ok()) {
+      (void)gpu_->Truncate(*seq.dkv_, rows.first);  // at worst the step is dropped whole
+      seq.tokens_.resize(static_cast<size_t>(rows.first));
+      return st;
+    }
+    seq.tokens_.resize(static_cast<size_t>(rows.first));
+    seq.tokens_.insert(seq.tokens_.end(), kept.begin(), kept.end());
+    return Status::Ok();
+  }
   if (Status st = models::KeepTreePath(*seq.kv_, rows, path); !st.ok()) {
     (void)seq.kv_->Truncate(rows.first);  // at worst the step is dropped whole
     seq.tokens_.resize(static_cast<size_t>(std::min<int64_t>(seq.kv_->n_tokens(), rows.first)));

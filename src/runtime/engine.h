@@ -80,7 +80,8 @@ struct EngineOptions {
   // "self:q4_0": a quantised copy of this model (runtime/self_draft.h), built once
   // under $SPOOL_HOME/drafts.
   std::string draft_model;
-  // Draft trees will be verified (--draft-tree > 0): refused on a Vulkan device (auto: CPU).
+  // Draft trees will be verified (--draft-tree > 0). On a Vulkan device they need the
+  // whole KV cache in VRAM and no sliding-window layer (refused at open; auto: CPU).
   bool draft_trees = false;
   // Where the forward pass runs (--device; runtime/gpu_backend.h): the CPU (the
   // reference), a Vulkan device, or auto (a Vulkan GPU when one exists and runs the

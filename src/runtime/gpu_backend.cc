@@ -18,6 +18,7 @@ gpu::LlamaDecoderOptions DecoderOptions(const GpuBackendOptions& o) {
   d.n_kv = std::max<int64_t>(o.n_kv, 1);
   d.kv_hot_tokens = std::max<int64_t>(o.kv_hot_tokens, 0);
   d.own_kv = false;
+  d.trees = o.trees;
   return d;
 }
 

@@ -41,6 +41,7 @@ struct GpuBackendOptions {
   int64_t n_kv = 1;            // sequences holding a KV cache at once (VRAM plan)
   uint64_t vram_budget = 0;    // --vram-budget bytes; 0: every layer resident in VRAM
   int64_t kv_hot_tokens = 0;   // --vram-kv-window (gpu::LlamaDecoderOptions::kv_hot_tokens)
+  bool trees = false;          // draft-tree steps may run (gpu::LlamaDecoderOptions::trees)
 };
 
 class GpuBackend {
@@ -81,6 +82,15 @@ class GpuBackend {
   Status Truncate(gpu::DeviceKv& kv, int64_t n) { return decoder_->Truncate(kv, n); }
   // Appends `tokens` to kv (see gpu::LlamaDecoder::Run); on failure kv is unchanged.
   Status Run(gpu::DeviceKv& kv, std::span<const int32_t> tokens, float* logits, bool all_logits);
+  // Several sequences in one step, one pass over the weights for all of their rows (as
+  // many passes as max_rows requires); see gpu::LlamaDecoder::Run. On failure every kv
+  // is unchanged.
+  Status Run(std::span<const gpu::RunItem> items) { return decoder_->Run(items); }
+  // After a draft-tree step from slot `first`: keeps the step's rows `path` (see
+  // gpu::LlamaDecoder::KeepTreePath).
+  Status KeepTreePath(gpu::DeviceKv& kv, int64_t first, std::span<const int32_t> path) {
+    return decoder_->KeepTreePath(kv, first, path);
+  }
   // Session save: kv's first n rows of every layer into an empty CPU cache `dst`
   // (committed). Restore: every layer of the committed CPU cache `src` into a new kv
   // (rows a sliding-window layer released are zeros; attention masks them); with a KV

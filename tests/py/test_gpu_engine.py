@@ -195,12 +195,86 @@ def test_vram_budget_needs_a_device(spool_bin, stories):
     assert r.returncode != 0 and "--vram-budget:" in r.stderr, r.stderr
 
 
-def test_draft_model_and_trees_are_refused_on_the_gpu(spool_bin, stories, vulkan):
-    r = run(spool_bin, "run", stories, "Once", "-n", "4", "--ctx", "64", "--device", "vulkan", "--draft", stories)
-    assert r.returncode != 0 and "draft model (--draft) does not run with the GPU yet" in r.stderr, r.stderr
-    r = run(spool_bin, "run", stories, "Once", "-n", "4", "--ctx", "64", "--device", "vulkan", "--lookup",
-            "--draft-tree", "4")
-    assert r.returncode != 0 and "draft trees" in r.stderr and "do not run on the GPU yet" in r.stderr, r.stderr
+def test_batch_on_the_gpu_is_batch_size_independent(spool_bin, stories, vulkan, tmp_path):
+    """`spool batch --device vulkan`: the decode rows of every active job go through one
+    pass over the weights per step (LlamaDecoder::Run with several RunItems); the texts
+    equal one job at a time on the GPU and the CPU's (f32 KV, greedy)."""
+    lines = []
+    for i in range(5):
+        body = {"model": "stories", "prompt": ["Once upon a time", "The little dog", "One day, a girl named Lily",
+                                               "Tom and Sue", "The sun"][i], "max_tokens": 12 + i, "temperature": 0}
+        lines.append(json.dumps({"custom_id": f"job-{i}", "method": "POST", "url": "/v1/completions", "body": body}))
+    inp = tmp_path / "jobs.jsonl"
+    inp.write_text("\n".join(lines) + "\n")
+
+    def texts(*extra):
+        out = tmp_path / ("out%d.jsonl" % len(list(tmp_path.glob("out*.jsonl"))))
+        r = run(spool_bin, "batch", stories, "--in", str(inp), "--out", str(out), "--threads", "2", "--ctx", "128",
+                "--kv-type", "f32", *extra, timeout=600)
+        assert r.returncode == 0, r.stderr
+        recs = [json.loads(l) for l in out.read_text().splitlines() if l.strip()]
+        assert len(recs) == 5 and all(rec["error"] is None for rec in recs), recs
+        return {rec["custom_id"]: rec["response"]["body"]["choices"][0]["text"] for rec in recs}
+
+    together = texts("--batch", "5", "--device", "vulkan")
+    assert texts("--batch", "1", "--device", "vulkan") == together
+    assert texts("--batch", "5") == together
+    assert any(together.values())
+
+
+SPEC_PROMPT = "Once upon a time, there was a little girl. Once upon a time"
+
+
+@pytest.mark.parametrize("drafter", [["--draft", "STORIES", "--draft-max", "6"], ["--draft", "self"],
+                                     ["--draft", "STORIES", "--draft-tree", "8"], ["--lookup", "--draft-tree", "8"],
+                                     ["--draft", "self", "--draft-tree", "12", "--draft-max", "4"]],
+                         ids=["draft-chain", "self-chain", "draft-tree", "lookup-tree", "self-tree"])
+def test_speculation_on_the_gpu_keeps_the_plain_ids(spool_bin, stories, vulkan, tmp_path, drafter):
+    """A GPU target verifies a draft model's (its engine on the CPU) and draft trees: the
+    greedy ids of the plain GPU run; trees are checked in one tree step each (tree
+    attention on the device) and KeepTreePath moves the kept rows in VRAM."""
+    env = dict(os.environ, SPOOL_HOME=str(tmp_path / "home"))
+    common = [SPEC_PROMPT, "-n", "60", "--ctx", "128", "--kv-type", "f32", "--device", "vulkan"]
+    plain = ids(spool_bin, stories, *common, env=env)
+    spec = ids(spool_bin, stories, *common, *[stories if a == "STORIES" else a for a in drafter], env=env)
+    assert spec["ids"] == plain["ids"]
+    s = spec["stats"]["speculative"]
+    assert s["drafted_tokens"] > 0 and s["accepted_tokens"] > 0, s
+    assert s["tokens_per_weight_pass"] > 1.0, s
+    assert spec["stats"]["device"].startswith("vulkan:0")
+
+
+def test_seeded_sampling_with_drafts_on_the_gpu_is_the_cpus(spool_bin, stories, vulkan):
+    """Seeded sampling: the exact-match rule gives the plain GPU run's ids; --draft-sample
+    (the rejection rule, the draft on the CPU either way) gives the CPU target's ids for
+    the same seed (the GPU's logits are within 5e-7 of max|logit| of the CPU's: no
+    draw lands that close to a threshold here)."""
+    common = [SPEC_PROMPT, "-n", "40", "--ctx", "128", "--kv-type", "f32", "--temp", "0.9", "--seed", "7"]
+    plain = ids(spool_bin, stories, *common, "--device", "vulkan")
+    exact = ids(spool_bin, stories, *common, "--device", "vulkan", "--draft", stories)
+    assert exact["ids"] == plain["ids"]
+    sample = ["--temp", "1", "--seed", "5", "--draft", stories, "--draft-sample"]
+    cpu = ids(spool_bin, stories, *common, *sample)
+    gpu = ids(spool_bin, stories, *common, *sample, "--device", "vulkan")
+    gpu2 = ids(spool_bin, stories, *common, *sample, "--device", "vulkan")
+    assert gpu["ids"] == cpu["ids"] == gpu2["ids"]
+    assert gpu["stats"]["speculative"]["drafted_tokens"] > 0
+
+
+def test_draft_trees_under_a_kv_window_are_a_clear_error(spool_bin, smollm2, vulkan):
+    """Draft trees need the whole KV cache in VRAM: a --vram-budget that leaves a KV window
+    refuses --draft-tree at open (auto: the CPU, saying why); chains run."""
+    common = ["--ctx", "1024", "--prefill-chunk", "16", "--kv-type", "f32"]
+    r = run(spool_bin, "show", smollm2, "--plan", "--json", "--device", "vulkan", *common)
+    assert r.returncode == 0, r.stderr
+    vp = json.loads(r.stdout)["vram"]
+    budget = vp["fixed_bytes"] + 2 * vp["layer_bytes"] // 30 - vp["kv_bytes"] // 3
+    args = ["run", smollm2, "Hi", "-n", "2", *common, "--vram-budget", str(budget), "--lookup", "--draft-tree", "4"]
+    r = run(spool_bin, *args, "--device", "vulkan")
+    assert r.returncode != 0 and "--draft-tree" in r.stderr and "whole KV cache in VRAM" in r.stderr, r.stderr
+    env = dict(os.environ, SPOOL_DEVICE_AUTO_CPU_VULKAN="1")
+    r = run(spool_bin, *args, "--device", "auto", env=env)
+    assert r.returncode == 0 and "whole KV cache in VRAM: using the CPU" in r.stderr, r.stderr
 
 
 def test_show_plan_prints_the_vram_plan(spool_bin, stories, vulkan):
