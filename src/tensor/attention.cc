@@ -259,7 +259,6 @@ void FoldItem(const AttentionShape& sh, const float* q, const int64_t* pos_q, co
   StageV(static_cast<const T*>(page.v) + g * d, stride, d, t_eff, vf);
 
   const int64_t nh = h1 - h0, n_rows = (i1 - i0) * nh;
-  const float neg_inf = -std::numeric_limits<float>::infinity();
   for (int64_t r0 = 0; r0 < n_rows; r0 += kTile) {
     const int R = static_cast<int>(std::min<int64_t>(kTile, n_rows - r0));
     const float* qr[kTile];
@@ -297,14 +296,7 @@ void FoldItem(const AttentionShape& sh, const float* q, const int64_t* pos_q, co
         const float cap = sh.softcap;
         for (int64_t t = 0; t < nv[r]; ++t) sr[t] = cap * std::tanh(sr[t] / cap);
       }
-      __m512 vmax = _mm512_set1_ps(neg_inf);
-      for (int64_t t = 0; t < npt; t += 16) {
-        __mmask16 vis = TailMask(std::max<int64_t>(nv[r] - t, 0));
-        if (lo[r] > t) vis &= static_cast<__mmask16>(~TailMask(lo[r] - t));  // below the window
-        const __m512 x = _mm512_mask_mov_ps(_mm512_set1_ps(neg_inf), vis, _mm512_loadu_ps(sr + t));
-        _mm512_storeu_ps(sr + t, x);
-        vmax = _mm512_max_ps(vmax, x);
-      }
+      const __m512 vmax = simd::MaskScoresAndMax(sr, npt, nv[r], lo[r]);
       float& mx = st.max()[pair[r]];
       const float new_max = std::max(mx, simd::ReduceMax(vmax));
       const __m512 vnew = _mm512_set1_ps(new_max);

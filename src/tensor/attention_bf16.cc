@@ -356,13 +356,7 @@ void FoldItem(const AttentionShape& sh, const float* q, const PageRange& pr, con
       // diagonal or at a window's edge take.
       __m512 vmax = _mm512_set1_ps(neg_inf);
       if (nv[r] < npt || lo[r] > 0) {
-        for (int64_t t = 0; t < npt; t += 16) {
-          __mmask16 vis = TailMask(std::max<int64_t>(nv[r] - t, 0));
-          if (lo[r] > t) vis &= static_cast<__mmask16>(~TailMask(lo[r] - t));  // below the window
-          const __m512 x = _mm512_mask_mov_ps(_mm512_set1_ps(neg_inf), vis, _mm512_loadu_ps(sr + t));
-          _mm512_storeu_ps(sr + t, x);
-          vmax = _mm512_max_ps(vmax, x);
-        }
+        vmax = simd::MaskScoresAndMax(sr, npt, nv[r], lo[r]);
       } else {
         for (int64_t t = 0; t < npt; t += 16) vmax = _mm512_max_ps(vmax, _mm512_loadu_ps(sr + t));
       }
