@@ -3,7 +3,8 @@
 //              thread, 12 independent accumulators per thread (latency hidden).
 //   attention: the last 512-query chunk of a C-token prefill at Llama-3.2-1B shapes
 //              (32 heads, 8 kv heads, head_dim 64, bf16 KV in 256-token pages), f32 FMA
-//              kernel (AttentionFoldPage) vs bf16 (AttentionFoldPageBf16). GFLOP/s =
+//              kernel (AttentionFoldPage) vs bf16, a page per call (AttentionFoldPageBf16)
+//              and in spans of pages as the engine folds them (AttentionBf16Span). GFLOP/s =
 //              4·head_dim·n_head·Σ visible keys / time (Q·Kᵀ and P·V, causal).
 //   quantised: m = 512 activation rows × Llama-3.2-1B projection shapes: the tiled integer
 //              GEMM (MatMulGemv, m > 1), the same rows one at a time (the per-row GEMV
@@ -160,24 +161,40 @@ void BenchAttention(ThreadPool& pool, double seconds, int64_t ctx) {
   for (int64_t i = 0; i < n_q; ++i) keys += static_cast<double>((pos[i] = ctx - n_q + i) + 1);
   const double flops = 4.0 * d * nh * keys;
   AttentionState st;
-  auto run = [&](bool bf16) {
+  AttentionBf16Span span;
+  enum class Kernel { kF32, kBf16Page, kBf16Span };
+  auto run = [&](Kernel kernel) {
     return SecondsPerCall(seconds, [&] {
       st.Reset(n_q, shape);
+      if (kernel == Kernel::kBf16Span) span.Begin(shape, pos.data(), n_q);
       for (int64_t t0 = 0; t0 < ctx; t0 += page) {
         const KvPageView pv{DType::kBF16, k.data() + t0 * row, v.data() + t0 * row, std::min(page, ctx - t0), t0};
-        if (bf16) AttentionFoldPageBf16(pool, shape, q.data(), pos.data(), n_q, pv, st);
-        else AttentionFoldPage(pool, shape, q.data(), pos.data(), n_q, pv, st);
+        if (kernel == Kernel::kBf16Span) {  // as the engine's prefill (transformer.cc)
+          if (!span.Add(pool, pv)) {
+            span.Fold(pool, q.data(), st);
+            span.Add(pool, pv);
+          }
+        } else if (kernel == Kernel::kBf16Page) {
+          AttentionFoldPageBf16(pool, shape, q.data(), pos.data(), n_q, pv, st);
+        } else {
+          AttentionFoldPage(pool, shape, q.data(), pos.data(), n_q, pv, st);
+        }
       }
+      if (kernel == Kernel::kBf16Span) span.Fold(pool, q.data(), st);
       AttentionFinalize(shape, st, out.data());
     });
   };
-  const double f32 = run(false);
+  const double f32 = run(Kernel::kF32);
   std::printf("attention f32  ctx %6lld  512 queries  %8.1f ms  %7.1f GFLOP/s\n", static_cast<long long>(ctx),
               f32 * 1e3, flops / f32 / 1e9);
   if (AttentionBf16Supported()) {
-    const double bf = run(true);
-    std::printf("attention bf16 ctx %6lld  512 queries  %8.1f ms  %7.1f GFLOP/s  (%.2fx f32)\n",
+    const double bf = run(Kernel::kBf16Page);
+    std::printf("attention bf16 ctx %6lld  512 queries  %8.1f ms  %7.1f GFLOP/s  (%.2fx f32; a page per call)\n",
                 static_cast<long long>(ctx), bf * 1e3, flops / bf / 1e9, f32 / bf);
+    const double sp = run(Kernel::kBf16Span);
+    std::printf("attention bf16 ctx %6lld  512 queries  %8.1f ms  %7.1f GFLOP/s  (%.2fx f32; spans of %lld keys)\n",
+                static_cast<long long>(ctx), sp * 1e3, flops / sp / 1e9, f32 / sp,
+                static_cast<long long>(AttentionBf16Span::kDefaultMaxKeys));
   }
 }
 

@@ -96,12 +96,26 @@ Status Transformer::Attention(const SeqStep& s, int64_t layer, int64_t row0, con
   // Prefill chunks fold bf16 pages with bf16 dot products (attention_bf16.h); decode and
   // verification rows (decode_rows) keep the f32 kernel's numerics. The choice depends
   // only on the step's shape and the page's dtype, never on where the page lives.
+  // Bf16 pages are staged into a span of up to AttentionBf16Span::kDefaultMaxKeys keys and
+  // folded together (= page by page, bit for bit; the span only saves memory traffic).
   const bool prefill = n > 1 && !s.decode_rows;
+  if (prefill) bf16_span_.Begin(shape, ps, n);
+  auto fold_span = [&] {
+    if (prefill && !bf16_span_.empty()) bf16_span_.Fold(pool_, qs, att_state_);
+  };
   SPOOL_TRY(s.kv->ForEachPage(kv_layer, pos0 + n, [&](const KvPageView& page) {
     if (page.first_pos + page.n_tokens <= first_seen) return;
-    if (prefill && AttentionBf16Accepts(shape, page)) AttentionFoldPageBf16(pool_, shape, qs, ps, n, page, att_state_);
-    else AttentionFoldPage(pool_, shape, qs, ps, n, page, att_state_);
+    if (prefill && AttentionBf16Accepts(shape, page)) {
+      if (!bf16_span_.Add(pool_, page)) {
+        fold_span();
+        bf16_span_.Add(pool_, page);  // an empty span takes any page
+      }
+      return;
+    }
+    fold_span();  // keep the pages' order
+    AttentionFoldPage(pool_, shape, qs, ps, n, page, att_state_);
   }));
+  fold_span();
   AttentionFinalize(shape, att_state_, out + row0 * c_.q_dim());
   return Status::Ok();
 }

@@ -39,6 +39,7 @@
 #include "models/weight_provider.h"
 #include "models/weights.h"
 #include "tensor/attention.h"
+#include "tensor/attention_bf16.h"
 #include "tensor/matmul.h"
 
 namespace spool::models {
@@ -137,6 +138,7 @@ class Transformer {
   std::vector<int64_t> kv_layer_;              // [n_layer]: the layer's KV slot (ModelConfig::kv_layer)
   std::vector<std::vector<float>> inv_freq_;  // [n_layer][rope_dim / 2] (each layer's RoPE)
   AttentionState att_state_;
+  AttentionBf16Span bf16_span_;  // prefill: bf16 KV pages folded a span at a time
   TreeAttention tree_att_;
   ForwardStats stats_;
   RoutingObserver routing_observer_;

@@ -1,13 +1,16 @@
 // AVX-512 BF16 prefill attention (see attention_bf16.h). The structure follows
-// attention.cc's FoldItem; only the dot products and the staged layouts differ:
-//  1. Stage, once per page for all threads (one ParallelFor over kv heads): K of kv head g
+// attention.cc's FoldItem; only the dot products, the staged layouts and the loop over a
+// span of pages differ:
+//  1. Stage, once per page for all threads (AttentionBf16Span::Add, one ParallelFor over
+//     kv heads), into the span's buffers after the pages already staged: K of kv head g
 //     as 32-bit dim pairs, transposed in blocks of 64 keys:
 //     kt[t/64][jp][t%64] = (k_t[2jp], k_t[2jp+1]) (the bf16 bytes as stored: 16×16
 //     transposes of 32-bit words, no widening); V as key pairs:
 //     vp[tp][j] = (v_{2tp}[j], v_{2tp+1}[j]) (a 16-bit interleave).
-//  2. Work items (kv head × ~64 (query, head) rows) from a shared counter, head-major, so
-//     the threads share the staged head in the caches. An item converts its q rows to bf16
-//     pairs in one pass; per tile of up to kTile = 6 rows: scores of 16 keys per vector by
+//  2. Fold: work items (kv head × ~64 (query, head) rows) from a shared counter,
+//     head-major, so the threads share the staged head in the caches. An item converts its
+//     q rows to bf16 pairs in one pass; per tile of up to kTile = 6 rows, and within the
+//     tile per staged page in order (steps 2-4): scores of 16 keys per vector by
 //     vdpbf16ps(broadcast q pair, K pairs), 6 rows × 4 key vectors in registers, one
 //     contiguous 64-key K block per register tile.
 //  3. Softmax per row, f32: the page max (a masking pass only for rows that do not see
@@ -18,9 +21,10 @@
 //     vectors in registers.
 // Causally masked work is skipped at 16-key granularity per tile (a tile's key range
 // ends at its last row's last visible key), as in attention.cc.
-// Measured (docs/benchmarks.md, "Prefill attention kernel at the peak"): what is left
-// beyond the dot products is mostly memory latency: q (converted again for every page,
-// the API folds one page per call) and the f32 accumulators (read and written per page).
+// Measured (docs/benchmarks.md, "Prefill attention kernel at the peak"): with one page per
+// call, what was left beyond the dot products was mostly memory latency: q (converted
+// again for every page) and the f32 accumulators (read and written per page); the span
+// (several pages per call, tile-outer) pays those once per span.
 #include "tensor/attention_bf16.h"
 
 #include "tensor/simd_util.h"  // first: wraps <immintrin.h>
@@ -250,7 +254,7 @@ void Accumulate(float* const* acc, const float* c, const uint32_t* const* p2, co
 }
 
 struct Scratch {
-  AlignedBuffer kt, vp, s, p, q;  // kt, vp: the staged page (the calling thread's); s, p, q: a work item's
+  AlignedBuffer s, p, q;  // a work item's scores, bf16 p and bf16 query pairs
   template <typename T>
   static T* Get(AlignedBuffer& b, int64_t n) {
     const size_t bytes = static_cast<size_t>(n) * sizeof(T);
@@ -259,37 +263,53 @@ struct Scratch {
   }
 };
 
-// Visible keys of query i in the page: [first_valid, n_valid) (first_valid only with a window).
+// Visible keys of query i in a page: [first_valid, n_valid) (first_valid only with a window).
 struct PageRange {
   const AttentionShape& sh;
   const int64_t* pos_q;
-  const KvPageView& page;
-  int64_t n_valid(int64_t i) const { return std::clamp<int64_t>(pos_q[i] - page.first_pos + 1, 0, page.n_tokens); }
+  int64_t first_pos, n_tokens;
+  int64_t n_valid(int64_t i) const { return std::clamp<int64_t>(pos_q[i] - first_pos + 1, 0, n_tokens); }
   int64_t first_valid(int64_t i) const {
-    return sh.window > 0 ? std::clamp<int64_t>(pos_q[i] - sh.window + 1 - page.first_pos, 0, page.n_tokens) : 0;
+    return sh.window > 0 ? std::clamp<int64_t>(pos_q[i] - sh.window + 1 - first_pos, 0, n_tokens) : 0;
   }
 };
 
+// One staged page as a work item of kv head g reads it.
+struct PageOfHead {
+  int64_t first_pos, n_tokens;
+  const uint32_t* kt;  // StageKPairs' layout
+  const uint32_t* vp;  // StageVPairs' layout
+};
+
 // One work item: kv head g, queries [i0, i1), the group's heads [h0, h1) (offsets in the
-// group), over the page's K and V of head g as StageKPairs / StageVPairs left them (kt, vp).
-void FoldItem(const AttentionShape& sh, const float* q, const PageRange& pr, const uint32_t* kt, const uint32_t* vp,
-              int64_t g, int64_t i0, int64_t i1, int64_t h0, int64_t h1, AttentionState& st) {
+// group), over the span's pages of head g (pages[0 .. n_pages), folded in that order).
+// Tile-outer: a register tile of rows takes every page before the next tile, so its q
+// pairs and accumulators stay in L1 across the pages; per row the arithmetic is one
+// page's fold after another, exactly as page-by-page calls would do it.
+void FoldItem(const AttentionShape& sh, const float* q, const int64_t* pos_q, const PageOfHead* pages,
+              int64_t n_pages, int64_t g, int64_t i0, int64_t i1, int64_t h0, int64_t h1, AttentionState& st) {
   thread_local Scratch sc;
+  thread_local std::vector<int64_t> np_of;  // per page: RoundUp16(keys the item sees), 0: the item sees none
   const int64_t d = sh.head_dim, dp = d / 2, group = sh.n_head / sh.n_kv_head;
-  auto n_valid = [&](int64_t i) { return pr.n_valid(i); };
-  auto first_valid = [&](int64_t i) { return pr.first_valid(i); };
-  int64_t t_eff = 0;
-  bool any = false;
-  for (int64_t i = i0; i < i1; ++i) {
-    t_eff = std::max(t_eff, n_valid(i));
-    any = any || first_valid(i) < n_valid(i);
+  np_of.assign(static_cast<size_t>(n_pages), 0);
+  int64_t np_max = 0;
+  for (int64_t p = 0; p < n_pages; ++p) {
+    const PageRange pr{sh, pos_q, pages[p].first_pos, pages[p].n_tokens};
+    int64_t t_eff = 0;
+    bool any = false;
+    for (int64_t i = i0; i < i1; ++i) {
+      t_eff = std::max(t_eff, pr.n_valid(i));
+      any = any || pr.first_valid(i) < pr.n_valid(i);
+    }
+    if (t_eff == 0 || !any) continue;
+    np_of[p] = RoundUp16(t_eff);
+    np_max = std::max(np_max, np_of[p]);
   }
-  if (t_eff == 0 || !any) return;
-  const int64_t np = RoundUp16(t_eff);
-  float* s = Scratch::Get<float>(sc.s, kTile * np);
-  uint16_t* p16 = Scratch::Get<uint16_t>(sc.p, kTile * np);
+  if (np_max == 0) return;
+  float* s = Scratch::Get<float>(sc.s, kTile * np_max);
+  uint16_t* p16 = Scratch::Get<uint16_t>(sc.p, kTile * np_max);
   const int64_t nh = h1 - h0, n_rows = (i1 - i0) * nh;
-  // The item's queries as bf16 pairs, once per page: one streaming pass over q (rows of
+  // The item's queries as bf16 pairs, once per span: one streaming pass over q (rows of
   // n_q·n_head·head_dim floats, far from the caches) instead of a miss per tile.
   uint32_t* q2 = Scratch::Get<uint32_t>(sc.q, n_rows * dp);
   constexpr int64_t kAhead = 4;  // queries fetched ahead (the hardware prefetcher misses the 8 KB strides)
@@ -306,96 +326,108 @@ void FoldItem(const AttentionShape& sh, const float* q, const PageRange& pr, con
   for (int64_t r0 = 0; r0 < n_rows; r0 += kTile) {
     const int R = static_cast<int>(std::min<int64_t>(kTile, n_rows - r0));
     const uint32_t* qr[kTile];
-    const uint32_t* pr[kTile];
     float* accr[kTile];
-    int64_t pair[kTile], nv[kTile], lo[kTile];
-    int64_t nt = 0;  // keys any row of the tile sees
+    int64_t pair[kTile], row_i[kTile];
     for (int r = 0; r < R; ++r) {
       const int64_t i = i0 + (r0 + r) / nh, h = g * group + h0 + (r0 + r) % nh;
+      row_i[r] = i;
       pair[r] = i * sh.n_head + h;
       qr[r] = q2 + (r0 + r) * dp;
-      pr[r] = reinterpret_cast<const uint32_t*>(p16 + r * np);
       accr[r] = st.acc() + pair[r] * d;
-      nv[r] = n_valid(i);
-      lo[r] = first_valid(i);
-      if (lo[r] >= nv[r]) nv[r] = lo[r] = 0;  // the window excludes the whole page
-      nt = std::max(nt, nv[r]);
     }
-    if (nt == 0) continue;
-    const int64_t npt = RoundUp16(nt);
-    // The accumulators (far, like q) are needed after the scores and the softmax.
+    // The accumulators (far, like q) are needed after the first page's scores and
+    // softmax; later pages find them in L1.
     for (int r = 0; r < R; ++r)
       for (int64_t b = 0; b < d * 4; b += 64) _mm_prefetch(reinterpret_cast<const char*>(accr[r]) + b, _MM_HINT_T0);
-    switch (R) {
-      case 6: Scores<6>(qr, kt, np, npt, dp, s); break;
-      case 5: Scores<5>(qr, kt, np, npt, dp, s); break;
-      case 4: Scores<4>(qr, kt, np, npt, dp, s); break;
-      case 3: Scores<3>(qr, kt, np, npt, dp, s); break;
-      case 2: Scores<2>(qr, kt, np, npt, dp, s); break;
-      default: Scores<1>(qr, kt, np, npt, dp, s); break;
-    }
-    // Online softmax per row: mask, page max, p = exp(scale·s − new max) rounded to bf16, Σ p.
-    float c[kTile];
-    for (int r = 0; r < R; ++r) {
-      float* sr = s + r * np;
-      uint16_t* pw = p16 + r * np;
-      c[r] = 1.0f;
-      if (nv[r] == 0) {  // sees nothing of this page: p = 0, state unchanged
-        std::fill(pw, pw + npt, uint16_t{0});
-        continue;
+    for (int64_t p = 0; p < n_pages; ++p) {
+      const int64_t np = np_of[p];
+      if (np == 0) continue;
+      const PageRange range{sh, pos_q, pages[p].first_pos, pages[p].n_tokens};
+      const uint32_t* kt = pages[p].kt;
+      const uint32_t* vp = pages[p].vp;
+      const uint32_t* pr[kTile];
+      int64_t nv[kTile], lo[kTile];
+      int64_t nt = 0;  // keys any row of the tile sees
+      for (int r = 0; r < R; ++r) {
+        pr[r] = reinterpret_cast<const uint32_t*>(p16 + r * np);
+        nv[r] = range.n_valid(row_i[r]);
+        lo[r] = range.first_valid(row_i[r]);
+        if (lo[r] >= nv[r]) nv[r] = lo[r] = 0;  // the window excludes the whole page
+        nt = std::max(nt, nv[r]);
       }
-      float mul = sh.scale;  // what multiplies sr[t] to give the score
-      if (sh.softcap > 0.0f) {  // Gemma 2: cap · tanh(s / cap) on the scaled score
-        const float cap = sh.softcap;
-        for (int64_t t = 0; t < nv[r]; ++t) sr[t] = cap * std::tanh(sh.scale * sr[t] / cap);
-        mul = 1.0f;
+      if (nt == 0) continue;
+      const int64_t npt = RoundUp16(nt);
+      switch (R) {
+        case 6: Scores<6>(qr, kt, np, npt, dp, s); break;
+        case 5: Scores<5>(qr, kt, np, npt, dp, s); break;
+        case 4: Scores<4>(qr, kt, np, npt, dp, s); break;
+        case 3: Scores<3>(qr, kt, np, npt, dp, s); break;
+        case 2: Scores<2>(qr, kt, np, npt, dp, s); break;
+        default: Scores<1>(qr, kt, np, npt, dp, s); break;
       }
-      // The page max of the unscaled scores; mul > 0, so mul · max = the max of the
-      // scores (rounding is monotonic). Keys the row cannot see (past nv, before lo, or
-      // the zero padding up to npt) become −inf, in a masked pass that only rows on the
-      // diagonal or at a window's edge take.
-      __m512 vmax = _mm512_set1_ps(neg_inf);
-      if (nv[r] < npt || lo[r] > 0) {
-        vmax = simd::MaskScoresAndMax(sr, npt, nv[r], lo[r]);
-      } else {
-        for (int64_t t = 0; t < npt; t += 16) vmax = _mm512_max_ps(vmax, _mm512_loadu_ps(sr + t));
+      // Online softmax per row: mask, page max, p = exp(scale·s − new max) rounded to bf16, Σ p.
+      float c[kTile];
+      for (int r = 0; r < R; ++r) {
+        float* sr = s + r * np;
+        uint16_t* pw = p16 + r * np;
+        c[r] = 1.0f;
+        if (nv[r] == 0) {  // sees nothing of this page: p = 0, state unchanged
+          std::fill(pw, pw + npt, uint16_t{0});
+          continue;
+        }
+        float mul = sh.scale;  // what multiplies sr[t] to give the score
+        if (sh.softcap > 0.0f) {  // Gemma 2: cap · tanh(s / cap) on the scaled score
+          const float cap = sh.softcap;
+          for (int64_t t = 0; t < nv[r]; ++t) sr[t] = cap * std::tanh(sh.scale * sr[t] / cap);
+          mul = 1.0f;
+        }
+        // The page max of the unscaled scores; mul > 0, so mul · max = the max of the
+        // scores (rounding is monotonic). Keys the row cannot see (past nv, before lo, or
+        // the zero padding up to npt) become −inf, in a masked pass that only rows on the
+        // diagonal or at a window's edge take.
+        __m512 vmax = _mm512_set1_ps(neg_inf);
+        if (nv[r] < npt || lo[r] > 0) {
+          vmax = simd::MaskScoresAndMax(sr, npt, nv[r], lo[r]);
+        } else {
+          for (int64_t t = 0; t < npt; t += 16) vmax = _mm512_max_ps(vmax, _mm512_loadu_ps(sr + t));
+        }
+        float& mx = st.max()[pair[r]];
+        const float new_max = std::max(mx, mul * simd::ReduceMax(vmax));
+        // p = 2^(sr · mul·log2e − new_max·log2e); the sum Σ p of the rounded p by a bf16 dot
+        // with ones (the p that P·V multiplies; DAZ flushes the same denormals in both).
+        constexpr float kLog2e = 1.44269504088896341f;
+        const __m512 va = _mm512_set1_ps(mul * kLog2e), vb = _mm512_set1_ps(new_max * kLog2e);
+        const __m512bh ones = _mm512_cvtne2ps_pbh(_mm512_set1_ps(1.0f), _mm512_set1_ps(1.0f));
+        __m512 vsum = _mm512_setzero_ps();
+        int64_t t = 0;
+        for (; t + 32 <= npt; t += 32) {
+          const __m512 p0 = Exp2NonPositive(_mm512_fmsub_ps(_mm512_loadu_ps(sr + t), va, vb));
+          const __m512 p1 = Exp2NonPositive(_mm512_fmsub_ps(_mm512_loadu_ps(sr + t + 16), va, vb));
+          const __m512bh pb = _mm512_cvtne2ps_pbh(p1, p0);  // p0 → words 0..15, p1 → 16..31
+          _mm512_storeu_si512(pw + t, reinterpret_cast<const __m512i&>(pb));
+          vsum = _mm512_dpbf16_ps(vsum, pb, ones);
+        }
+        if (t < npt) {  // a last 16 keys
+          const __m256bh pb = _mm512_cvtneps_pbh(Exp2NonPositive(_mm512_fmsub_ps(_mm512_loadu_ps(sr + t), va, vb)));
+          const __m256i pi = reinterpret_cast<const __m256i&>(pb);
+          _mm256_storeu_si256(reinterpret_cast<__m256i*>(pw + t), pi);
+          vsum = _mm512_dpbf16_ps(vsum, AsBh(_mm512_zextsi256_si512(pi)), ones);
+        }
+        // Rescale what was accumulated under the old max (exp(-inf) = 0 on the first page).
+        c[r] = _mm512_cvtss_f32(simd::Exp(_mm512_set1_ps(mx - new_max)));
+        float& sum = st.sum()[pair[r]];
+        sum = sum * c[r] + simd::ReduceAdd(vsum);
+        mx = new_max;
       }
-      float& mx = st.max()[pair[r]];
-      const float new_max = std::max(mx, mul * simd::ReduceMax(vmax));
-      // p = 2^(sr · mul·log2e − new_max·log2e); the sum Σ p of the rounded p by a bf16 dot
-      // with ones (the p that P·V multiplies; DAZ flushes the same denormals in both).
-      constexpr float kLog2e = 1.44269504088896341f;
-      const __m512 va = _mm512_set1_ps(mul * kLog2e), vb = _mm512_set1_ps(new_max * kLog2e);
-      const __m512bh ones = _mm512_cvtne2ps_pbh(_mm512_set1_ps(1.0f), _mm512_set1_ps(1.0f));
-      __m512 vsum = _mm512_setzero_ps();
-      int64_t t = 0;
-      for (; t + 32 <= npt; t += 32) {
-        const __m512 p0 = Exp2NonPositive(_mm512_fmsub_ps(_mm512_loadu_ps(sr + t), va, vb));
-        const __m512 p1 = Exp2NonPositive(_mm512_fmsub_ps(_mm512_loadu_ps(sr + t + 16), va, vb));
-        const __m512bh pb = _mm512_cvtne2ps_pbh(p1, p0);  // p0 → words 0..15, p1 → 16..31
-        _mm512_storeu_si512(pw + t, reinterpret_cast<const __m512i&>(pb));
-        vsum = _mm512_dpbf16_ps(vsum, pb, ones);
+      const int64_t ntp = (nt + 1) / 2;
+      switch (R) {
+        case 6: Accumulate<6>(accr, c, pr, vp, d, ntp); break;
+        case 5: Accumulate<5>(accr, c, pr, vp, d, ntp); break;
+        case 4: Accumulate<4>(accr, c, pr, vp, d, ntp); break;
+        case 3: Accumulate<3>(accr, c, pr, vp, d, ntp); break;
+        case 2: Accumulate<2>(accr, c, pr, vp, d, ntp); break;
+        default: Accumulate<1>(accr, c, pr, vp, d, ntp); break;
       }
-      if (t < npt) {  // a last 16 keys
-        const __m256bh pb = _mm512_cvtneps_pbh(Exp2NonPositive(_mm512_fmsub_ps(_mm512_loadu_ps(sr + t), va, vb)));
-        const __m256i pi = reinterpret_cast<const __m256i&>(pb);
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(pw + t), pi);
-        vsum = _mm512_dpbf16_ps(vsum, AsBh(_mm512_zextsi256_si512(pi)), ones);
-      }
-      // Rescale what was accumulated under the old max (exp(-inf) = 0 on the first page).
-      c[r] = _mm512_cvtss_f32(simd::Exp(_mm512_set1_ps(mx - new_max)));
-      float& sum = st.sum()[pair[r]];
-      sum = sum * c[r] + simd::ReduceAdd(vsum);
-      mx = new_max;
-    }
-    const int64_t ntp = (nt + 1) / 2;
-    switch (R) {
-      case 6: Accumulate<6>(accr, c, pr, vp, d, ntp); break;
-      case 5: Accumulate<5>(accr, c, pr, vp, d, ntp); break;
-      case 4: Accumulate<4>(accr, c, pr, vp, d, ntp); break;
-      case 3: Accumulate<3>(accr, c, pr, vp, d, ntp); break;
-      case 2: Accumulate<2>(accr, c, pr, vp, d, ntp); break;
-      default: Accumulate<1>(accr, c, pr, vp, d, ntp); break;
     }
   }
 }
@@ -416,56 +448,110 @@ bool AttentionBf16Supported() {
   return ok;
 }
 
+void AttentionBf16Span::Begin(const AttentionShape& shape, const int64_t* pos_q, int64_t n_q) {
+  SPOOL_CHECK(shape.n_kv_head > 0 && shape.n_head % shape.n_kv_head == 0 && shape.head_dim > 0 &&
+              shape.head_dim % 2 == 0);
+  shape_ = shape;
+  pos_q_ = pos_q;
+  n_q_ = n_q;
+  pages_.clear();
+  keys_ = kt_used_ = vp_used_ = 0;
+  if (shape.n_kv_head != staged_heads_ || shape.head_dim != staged_dim_) kt_stride_ = vp_stride_ = 0;
+}
+
+bool AttentionBf16Span::Add(ThreadPool& pool, const KvPageView& page) {
+  SPOOL_CHECK_MSG(AttentionBf16Accepts(shape_, page), "AttentionBf16Span: needs bf16 K/V, even head_dim, AVX-512 BF16");
+  if (page.n_tokens <= 0 || n_q_ == 0) return true;
+  const PageRange pr{shape_, pos_q_, page.first_pos, page.n_tokens};
+  int64_t t_eff = 0;  // keys any query sees
+  bool any = false;
+  for (int64_t i = 0; i < n_q_; ++i) {
+    t_eff = std::max(t_eff, pr.n_valid(i));
+    any = any || pr.first_valid(i) < pr.n_valid(i);
+  }
+  if (t_eff == 0 || !any) return true;  // folding it would change nothing
+  if (!pages_.empty() && keys_ + t_eff > max_keys_) return false;
+  const int64_t d = shape_.head_dim, dp = d / 2, n_kv = shape_.n_kv_head, stride = n_kv * d;
+  const int64_t np = RoundUp16(t_eff);
+  const int64_t kt_need = dp * ((np + kKeyBlock - 1) / kKeyBlock * kKeyBlock), vp_need = (t_eff + 1) / 2 * d;
+  if (kt_used_ + kt_need > kt_stride_ || vp_used_ + vp_need > vp_stride_) {
+    if (!pages_.empty()) return false;
+    // Empty: size each kv head's region for max_keys (or this page, if larger).
+    const int64_t cap = std::max(max_keys_, t_eff);
+    kt_stride_ = std::max(kt_need, dp * ((RoundUp16(cap) + kKeyBlock - 1) / kKeyBlock * kKeyBlock));
+    vp_stride_ = std::max(vp_need, (cap + 1) / 2 * d);
+    staged_heads_ = n_kv, staged_dim_ = d;
+    const size_t kt_bytes = static_cast<size_t>(n_kv * kt_stride_) * 4, vp_bytes = static_cast<size_t>(n_kv * vp_stride_) * 4;
+    if (kt_.size() < kt_bytes) kt_.Reset(kt_bytes, 64);
+    if (vp_.size() < vp_bytes) vp_.Reset(vp_bytes, 64);
+  }
+  // Stage K and V of every kv head (one ParallelFor over the heads): shared by all threads
+  // in Fold, one copy per page instead of one per work item.
+  uint32_t* kt = kt_.as<uint32_t>() + kt_used_;
+  uint32_t* vp = vp_.as<uint32_t>() + vp_used_;
+  const int64_t kts = kt_stride_, vps = vp_stride_;
+  pool.ParallelFor(static_cast<size_t>(n_kv), [&](size_t begin, size_t end, int) {
+    for (size_t gi = begin; gi < end; ++gi) {
+      const int64_t g = static_cast<int64_t>(gi);
+      StageKPairs(static_cast<const uint16_t*>(page.k) + g * d, stride, d, t_eff, np, kt + g * kts);
+      StageVPairs(static_cast<const uint16_t*>(page.v) + g * d, stride, d, t_eff, vp + g * vps);
+    }
+  });
+  pages_.push_back({page.first_pos, page.n_tokens, t_eff, kt_used_, vp_used_});
+  keys_ += t_eff;
+  kt_used_ += kt_need;
+  vp_used_ += vp_need;
+  return true;
+}
+
+void AttentionBf16Span::Fold(ThreadPool& pool, const float* q, AttentionState& st) {
+  SPOOL_CHECK(st.n_q() == n_q_);
+  if (pages_.empty()) return;
+  const AttentionShape& s = shape_;
+  const int64_t group = s.n_head / s.n_kv_head, n_pages = static_cast<int64_t>(pages_.size());
+  // Work items: kv head × query block (about kItemRows rows) × head block (only when
+  // that leaves fewer items than threads), ordered head-major and taken from a shared
+  // counter, so that the threads work on the same staged head at the same time and a
+  // thread that was held up (the VM's other tenants) does not hold the span's barrier.
+  // The split and the order change only which thread computes a row, never its arithmetic.
+  constexpr int64_t kItemRows = 64;
+  const int64_t parts = pool.num_threads();
+  const int64_t n_qb = std::clamp<int64_t>(CeilDiv(n_q_ * group, kItemRows), 1, n_q_);
+  const int64_t n_hb = std::clamp<int64_t>(CeilDiv(parts, s.n_kv_head * n_qb), 1, group);
+  const int64_t n_items = s.n_kv_head * n_qb * n_hb;
+  std::atomic<int64_t> next{0};
+  pool.ParallelFor(static_cast<size_t>(std::min(parts, n_items)), [&](size_t, size_t, int) {
+    thread_local std::vector<PageOfHead> heads_pages;
+    int64_t g_ready = -1;
+    for (int64_t item; (item = next.fetch_add(1, std::memory_order_relaxed)) < n_items;) {
+      const int64_t g = item / (n_qb * n_hb), qb = item / n_hb % n_qb, hb = item % n_hb;
+      const int64_t i0 = n_q_ * qb / n_qb, i1 = n_q_ * (qb + 1) / n_qb;
+      const int64_t h0 = group * hb / n_hb, h1 = group * (hb + 1) / n_hb;
+      if (i0 == i1 || h0 == h1) continue;
+      if (g != g_ready) {
+        heads_pages.resize(static_cast<size_t>(n_pages));
+        for (int64_t p = 0; p < n_pages; ++p)
+          heads_pages[p] = {pages_[p].first_pos, pages_[p].n_tokens,
+                            kt_.as<uint32_t>() + g * kt_stride_ + pages_[p].kt_off,
+                            vp_.as<uint32_t>() + g * vp_stride_ + pages_[p].vp_off};
+        g_ready = g;
+      }
+      FoldItem(s, q, pos_q_, heads_pages.data(), n_pages, g, i0, i1, h0, h1, st);
+    }
+  });
+  pages_.clear();
+  keys_ = kt_used_ = vp_used_ = 0;
+}
+
 void AttentionFoldPageBf16(ThreadPool& pool, const AttentionShape& s, const float* q, const int64_t* pos_q,
                            int64_t n_q, const KvPageView& page, AttentionState& st) {
   SPOOL_CHECK(s.n_kv_head > 0 && s.n_head % s.n_kv_head == 0 && s.head_dim > 0);
   SPOOL_CHECK_MSG(AttentionBf16Accepts(s, page), "AttentionFoldPageBf16: needs bf16 K/V, even head_dim, AVX-512 BF16");
   SPOOL_CHECK(st.n_q() == n_q);
-  if (page.n_tokens <= 0 || n_q == 0) return;
-  const int64_t group = s.n_head / s.n_kv_head, d = s.head_dim, dp = d / 2, stride = s.n_kv_head * d;
-  const PageRange pr{s, pos_q, page};
-  int64_t t_eff = 0;  // keys any query sees
-  bool any = false;
-  for (int64_t i = 0; i < n_q; ++i) {
-    t_eff = std::max(t_eff, pr.n_valid(i));
-    any = any || pr.first_valid(i) < pr.n_valid(i);
-  }
-  if (t_eff == 0 || !any) return;
-  // Stage K and V of every kv head once, shared by all threads (the caller's buffers; it
-  // waits in ParallelFor while the workers read them): one copy per page instead of one
-  // per work item, and the threads, working on the same head at once, share its lines.
-  thread_local Scratch staged;
-  const int64_t np = RoundUp16(t_eff);
-  const int64_t kt_size = dp * ((np + kKeyBlock - 1) / kKeyBlock * kKeyBlock), vp_size = (t_eff + 1) / 2 * d;
-  uint32_t* kt = Scratch::Get<uint32_t>(staged.kt, s.n_kv_head * kt_size);
-  uint32_t* vp = Scratch::Get<uint32_t>(staged.vp, s.n_kv_head * vp_size);
-  pool.ParallelFor(static_cast<size_t>(s.n_kv_head), [&](size_t begin, size_t end, int) {
-    for (size_t gi = begin; gi < end; ++gi) {
-      const int64_t g = static_cast<int64_t>(gi);
-      StageKPairs(static_cast<const uint16_t*>(page.k) + g * d, stride, d, t_eff, np, kt + g * kt_size);
-      StageVPairs(static_cast<const uint16_t*>(page.v) + g * d, stride, d, t_eff, vp + g * vp_size);
-    }
-  });
-  // Work items: kv head × query block (about kItemRows rows) × head block (only when
-  // that leaves fewer items than threads), ordered head-major and taken from a shared
-  // counter, so that the threads work on the same staged head at the same time and a
-  // thread that was held up (the VM's other tenants) does not hold the page's barrier.
-  // The split and the order change only which thread computes a row, never its arithmetic.
-  constexpr int64_t kItemRows = 64;
-  const int64_t parts = pool.num_threads();
-  const int64_t n_qb = std::clamp<int64_t>(CeilDiv(n_q * group, kItemRows), 1, n_q);
-  const int64_t n_hb = std::clamp<int64_t>(CeilDiv(parts, s.n_kv_head * n_qb), 1, group);
-  const int64_t n_items = s.n_kv_head * n_qb * n_hb;
-  std::atomic<int64_t> next{0};
-  pool.ParallelFor(static_cast<size_t>(std::min(parts, n_items)), [&](size_t, size_t, int) {
-    for (int64_t item; (item = next.fetch_add(1, std::memory_order_relaxed)) < n_items;) {
-      const int64_t g = item / (n_qb * n_hb), qb = item / n_hb % n_qb, hb = item % n_hb;
-      const int64_t i0 = n_q * qb / n_qb, i1 = n_q * (qb + 1) / n_qb;
-      const int64_t h0 = group * hb / n_hb, h1 = group * (hb + 1) / n_hb;
-      if (i0 == i1 || h0 == h1) continue;
-      FoldItem(s, q, pr, kt + g * kt_size, vp + g * vp_size, g, i0, i1, h0, h1, st);
-    }
-  });
+  thread_local AttentionBf16Span span;
+  span.Begin(s, pos_q, n_q);
+  span.Add(pool, page);  // an empty span takes any page
+  span.Fold(pool, q, st);
 }
 
 #else  // no AVX-512 BF16 in this build: callers use AttentionFoldPage
@@ -479,6 +565,17 @@ void AttentionFoldPageBf16(ThreadPool&, const AttentionShape&, const float*, con
 
 void AttentionBf16Exp2ForTest(const float*, int64_t, float*) {
   SPOOL_CHECK_MSG(false, "AttentionBf16Exp2ForTest: built without AVX-512 BF16");
+}
+
+void AttentionBf16Span::Begin(const AttentionShape&, const int64_t*, int64_t) {
+  SPOOL_CHECK_MSG(false, "AttentionBf16Span: built without AVX-512 BF16");
+}
+bool AttentionBf16Span::Add(ThreadPool&, const KvPageView&) {
+  SPOOL_CHECK_MSG(false, "AttentionBf16Span: built without AVX-512 BF16");
+  return false;
+}
+void AttentionBf16Span::Fold(ThreadPool&, const float*, AttentionState&) {
+  SPOOL_CHECK_MSG(false, "AttentionBf16Span: built without AVX-512 BF16");
 }
 
 #endif

@@ -24,7 +24,9 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
+#include "base/aligned_buffer.h"
 #include "base/thread_pool.h"
 #include "tensor/attention.h"
 
@@ -38,10 +40,60 @@ bool AttentionBf16Supported();
 bool AttentionBf16Accepts(const AttentionShape& shape, const KvPageView& page);
 
 // As AttentionFoldPage (same contract, masks, window, softcap, state), on bf16 dot
-// products. Precondition: AttentionBf16Accepts(shape, page).
+// products. Precondition: AttentionBf16Accepts(shape, page). (A span of one page.)
 // q: [n_q, n_head, head_dim]   pos_q: [n_q]
 void AttentionFoldPageBf16(ThreadPool& pool, const AttentionShape& shape, const float* q, const int64_t* pos_q,
                            int64_t n_q, const KvPageView& page, AttentionState& st);
+
+// A run of KV pages staged for the bf16 kernel and folded in one pass. Folding a span
+// equals folding its pages one by one with AttentionFoldPageBf16, in the order added,
+// bit for bit: each (query, head) row still takes one online-softmax step per page. Only
+// the loop order differs: a register tile of rows runs over every page of the span before
+// the next tile, so its q rows are converted to bf16 and its f32 accumulators fetched once
+// per span instead of once per page (at a 512-query chunk those are 4 MB and 8 MB of
+// traffic per page), and the threads meet at one barrier per span instead of one per page.
+//
+// Use: Begin(shape, pos_q, n_q) for one set of queries (pos_q is held until the last
+// Fold); Add pages in the order they are to be folded; Add copies the page's K/V into the
+// span's staged layout (the view need not outlive the call) and returns false, staging
+// nothing, when the span holds pages already and this one would take it past max_keys
+// staged keys or past its buffers: Fold, then Add the page again (an empty span takes any
+// page). Fold(q, st) folds what is staged into st and empties the span (Begin's queries
+// stay). Pages no query sees are skipped by Add, as AttentionFoldPageBf16 skips them.
+// Memory: about 4 · head_dim · n_kv_head bytes per staged key (K and V pairs).
+class AttentionBf16Span {
+ public:
+  static constexpr int64_t kDefaultMaxKeys = 1024;  // K+V of one kv head: 256 KB at head_dim 64 (L2)
+
+  explicit AttentionBf16Span(int64_t max_keys = kDefaultMaxKeys) : max_keys_(max_keys) {}
+
+  // Precondition: shape.n_head % shape.n_kv_head == 0, even head_dim.
+  void Begin(const AttentionShape& shape, const int64_t* pos_q, int64_t n_q);
+  // Precondition: Begin called; AttentionBf16Accepts(shape, page).
+  bool Add(ThreadPool& pool, const KvPageView& page);
+  // Precondition: st.n_q() == n_q of Begin. q: [n_q, n_head, head_dim]
+  void Fold(ThreadPool& pool, const float* q, AttentionState& st);
+
+  bool empty() const { return pages_.empty(); }
+  int64_t staged_keys() const { return keys_; }
+
+  // One staged page: its positions, the keys any query sees (t_eff), and where its K pairs
+  // (kt_off) and V pairs (vp_off) start in each kv head's region of the staged buffers.
+  struct StagedPage {
+    int64_t first_pos, n_tokens, t_eff, kt_off, vp_off;
+  };
+
+ private:
+  int64_t max_keys_;
+  AttentionShape shape_{};
+  const int64_t* pos_q_ = nullptr;
+  int64_t n_q_ = 0;
+  std::vector<StagedPage> pages_;
+  int64_t keys_ = 0, kt_used_ = 0, vp_used_ = 0;      // staged keys; words used per kv head
+  int64_t kt_stride_ = 0, vp_stride_ = 0;             // words per kv head region (0: unallocated)
+  int64_t staged_heads_ = 0, staged_dim_ = 0;         // the shape the strides were sized for
+  AlignedBuffer kt_, vp_;                              // [n_kv_head, stride] 32-bit words
+};
 
 // The kernel's 2^x for x <= 0 (−inf → 0, NaN → NaN), exposed for its test: out[i] =
 // 2^x[i] within 4e-6 relative (f32 subnormals and 0 below 2^-126 as vscalefps rounds

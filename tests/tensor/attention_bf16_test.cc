@@ -211,5 +211,63 @@ TEST(AttentionBf16, DeterministicAcrossThreadsSplitsAndAddresses) {
   }
 }
 
+// A span of pages folds bit for bit as its pages one by one (the engine's prefill path,
+// transformer.cc): whatever the span size (one page, several, a page larger than the span),
+// the page sizes (odd, short), windows, soft-capping, pages no query sees, and spans
+// refilled after a Fold.
+TEST(AttentionBf16, SpanEqualsPageByPageBitForBit) {
+  if (!AttentionBf16Supported()) GTEST_SKIP();
+  std::mt19937 rng(17);
+  ThreadPool pool(3);
+  struct SpanCase {
+    int64_t nh, nkv, d, total, n_q, page, max_keys, window;
+    float softcap;
+  };
+  for (const SpanCase& c : {SpanCase{32, 8, 64, 1300, 96, 256, 1024, 0, 0.0f}, {8, 2, 48, 700, 40, 100, 250, 0, 0.0f},
+                            {9, 1, 80, 333, 17, 7, 64, 0, 0.0f}, {6, 3, 64, 900, 30, 64, 100, 50, 0.0f},
+                            {4, 2, 40, 520, 25, 33, 2048, 16, 2.0f}, {8, 2, 64, 600, 50, 256, 100, 0, 0.0f}}) {
+    const AttentionShape shape{c.nh, c.nkv, c.d, 1.0f / std::sqrt(static_cast<float>(c.d)), c.window, c.softcap};
+    const int64_t row = c.nkv * c.d;
+    auto kf = testing::RandomFloats(rng, c.total * row, 3.0f), vf = testing::RandomFloats(rng, c.total * row);
+    std::vector<uint16_t> kb(kf.size()), vb(vf.size());
+    for (size_t i = 0; i < kf.size(); ++i) kb[i] = F32ToBF16(kf[i]), vb[i] = F32ToBF16(vf[i]);
+    auto q = testing::RandomFloats(rng, c.n_q * c.nh * c.d);
+    std::vector<int64_t> pos(c.n_q);  // a chunk at the end, and a few scattered rows (pages no row sees at the end)
+    for (int64_t i = 0; i < c.n_q; ++i) pos[i] = c.total - c.n_q + i;
+    for (int64_t i = 0; i < c.n_q; i += 5) pos[i] = std::uniform_int_distribution<int64_t>(0, c.total - 1)(rng);
+    std::vector<KvPageView> pages;
+    for (int64_t t0 = 0; t0 < c.total; t0 += c.page)
+      pages.push_back({DType::kBF16, kb.data() + t0 * row, vb.data() + t0 * row, std::min(c.page, c.total - t0), t0});
+    AttentionState by_page, by_span;
+    by_page.Reset(c.n_q, shape);
+    for (const KvPageView& p : pages) AttentionFoldPageBf16(pool, shape, q.data(), pos.data(), c.n_q, p, by_page);
+    by_span.Reset(c.n_q, shape);
+    AttentionBf16Span span(c.max_keys);
+    span.Begin(shape, pos.data(), c.n_q);
+    int64_t folds = 0;
+    for (const KvPageView& p : pages) {
+      if (!span.Add(pool, p)) {
+        ASSERT_FALSE(span.empty());
+        span.Fold(pool, q.data(), by_span);
+        ++folds;
+        ASSERT_TRUE(span.empty());
+        ASSERT_TRUE(span.Add(pool, p));
+      }
+      ASSERT_LE(span.staged_keys(), std::max(c.max_keys, c.page));
+    }
+    span.Fold(pool, q.data(), by_span);
+    EXPECT_GE(folds, c.max_keys < c.total - c.page ? 1 : 0) << "the span never filled";
+    std::vector<float> a(c.n_q * c.nh * c.d), b(a.size());
+    AttentionFinalize(shape, by_page, a.data());
+    AttentionFinalize(shape, by_span, b.data());
+    const std::string name = "heads " + std::to_string(c.nh) + "/" + std::to_string(c.nkv) + " d" +
+                             std::to_string(c.d) + " page " + std::to_string(c.page) + " max_keys " +
+                             std::to_string(c.max_keys) + " window " + std::to_string(c.window);
+    ASSERT_EQ(0, std::memcmp(a.data(), b.data(), a.size() * sizeof(float))) << name;
+    ASSERT_EQ(0, std::memcmp(by_page.max(), by_span.max(), c.n_q * c.nh * sizeof(float))) << name;
+    ASSERT_EQ(0, std::memcmp(by_page.sum(), by_span.sum(), c.n_q * c.nh * sizeof(float))) << name;
+  }
+}
+
 }  // namespace
 }  // namespace spool
