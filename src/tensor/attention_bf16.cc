@@ -274,6 +274,18 @@ struct PageRange {
   }
 };
 
+// Keys of the page that queries [i0, i1) can see: the largest n_valid, or 0 when none of
+// them sees any key (a window can exclude the whole page even when n_valid > 0).
+int64_t KeysSeen(const PageRange& pr, int64_t i0, int64_t i1) {
+  int64_t t_eff = 0;
+  bool any = false;
+  for (int64_t i = i0; i < i1; ++i) {
+    t_eff = std::max(t_eff, pr.n_valid(i));
+    any = any || pr.first_valid(i) < pr.n_valid(i);
+  }
+  return any ? t_eff : 0;
+}
+
 // One staged page as a work item of kv head g reads it.
 struct PageOfHead {
   int64_t first_pos, n_tokens;
@@ -294,14 +306,8 @@ void FoldItem(const AttentionShape& sh, const float* q, const int64_t* pos_q, co
   np_of.assign(static_cast<size_t>(n_pages), 0);
   int64_t np_max = 0;
   for (int64_t p = 0; p < n_pages; ++p) {
-    const PageRange pr{sh, pos_q, pages[p].first_pos, pages[p].n_tokens};
-    int64_t t_eff = 0;
-    bool any = false;
-    for (int64_t i = i0; i < i1; ++i) {
-      t_eff = std::max(t_eff, pr.n_valid(i));
-      any = any || pr.first_valid(i) < pr.n_valid(i);
-    }
-    if (t_eff == 0 || !any) continue;
+    const int64_t t_eff = KeysSeen({sh, pos_q, pages[p].first_pos, pages[p].n_tokens}, i0, i1);
+    if (t_eff == 0) continue;
     np_of[p] = RoundUp16(t_eff);
     np_max = std::max(np_max, np_of[p]);
   }
@@ -462,14 +468,8 @@ void AttentionBf16Span::Begin(const AttentionShape& shape, const int64_t* pos_q,
 bool AttentionBf16Span::Add(ThreadPool& pool, const KvPageView& page) {
   SPOOL_CHECK_MSG(AttentionBf16Accepts(shape_, page), "AttentionBf16Span: needs bf16 K/V, even head_dim, AVX-512 BF16");
   if (page.n_tokens <= 0 || n_q_ == 0) return true;
-  const PageRange pr{shape_, pos_q_, page.first_pos, page.n_tokens};
-  int64_t t_eff = 0;  // keys any query sees
-  bool any = false;
-  for (int64_t i = 0; i < n_q_; ++i) {
-    t_eff = std::max(t_eff, pr.n_valid(i));
-    any = any || pr.first_valid(i) < pr.n_valid(i);
-  }
-  if (t_eff == 0 || !any) return true;  // folding it would change nothing
+  const int64_t t_eff = KeysSeen({shape_, pos_q_, page.first_pos, page.n_tokens}, 0, n_q_);
+  if (t_eff == 0) return true;  // no query sees a key: folding it would change nothing
   if (!pages_.empty() && keys_ + t_eff > max_keys_) return false;
   const int64_t d = shape_.head_dim, dp = d / 2, n_kv = shape_.n_kv_head, stride = n_kv * d;
   const int64_t np = RoundUp16(t_eff);
@@ -545,10 +545,7 @@ void AttentionBf16Span::Fold(ThreadPool& pool, const float* q, AttentionState& s
 
 void AttentionFoldPageBf16(ThreadPool& pool, const AttentionShape& s, const float* q, const int64_t* pos_q,
                            int64_t n_q, const KvPageView& page, AttentionState& st) {
-  SPOOL_CHECK(s.n_kv_head > 0 && s.n_head % s.n_kv_head == 0 && s.head_dim > 0);
-  SPOOL_CHECK_MSG(AttentionBf16Accepts(s, page), "AttentionFoldPageBf16: needs bf16 K/V, even head_dim, AVX-512 BF16");
-  SPOOL_CHECK(st.n_q() == n_q);
-  thread_local AttentionBf16Span span;
+  thread_local AttentionBf16Span span;  // Begin, Add and Fold check the shape, the page and st
   span.Begin(s, pos_q, n_q);
   span.Add(pool, page);  // an empty span takes any page
   span.Fold(pool, q, st);
